@@ -1,0 +1,1 @@
+"""The hot path (placeholder until the core lands)."""
