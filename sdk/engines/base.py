@@ -1,0 +1,107 @@
+"""What every sans-I/O engine shares: message handler tables, timers, the action outbox.
+
+An engine is a pure state machine. Runtimes (and the simulator) feed it decoded
+messages with `handle(sender, body, now)` and the passage of time with `tick(now)`,
+then collect what it wants done with `take_actions()`. Engines never touch sockets,
+processes, files or the clock.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Hashable
+
+from google.protobuf.message import Message
+
+from corral import _core
+from corral.protocol import MessageType, message_type
+
+Handler = Callable[[Any, str, Any, float], None]
+
+
+def on(msg_type: MessageType) -> Callable[[Handler], Handler]:
+    """Mark an engine method as the handler of one message type."""
+
+    def mark(fn: Handler) -> Handler:
+        fn.__corral_handles__ = msg_type  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+@dataclass(slots=True)
+class Send:
+    """Send `body` to the transport address `to` (at-most-once)."""
+
+    to: str
+    body: Message
+
+    @property
+    def type(self) -> MessageType:
+        return message_type(self.body)
+
+
+class Engine:
+    """Base of the master, agent, scheduler and executor engines."""
+
+    _handlers: dict[MessageType, Handler]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        table: dict[MessageType, Handler] = {}
+        for klass in reversed(cls.__mro__):
+            for value in vars(klass).values():
+                handles = getattr(value, "__corral_handles__", None)
+                if handles is not None:
+                    table[handles] = value
+        cls._handlers = table
+
+    def __init__(self) -> None:
+        self._actions: list[Any] = []
+        self._timers = _core.TimerQueue()
+        self._timer_handles: dict[Hashable, int] = {}
+
+    # -- feeding the engine -------------------------------------------------
+    @classmethod
+    def handled_types(cls) -> list[MessageType]:
+        return list(cls._handlers)
+
+    def handle(self, sender: str, body: Message, now: float) -> None:
+        """Process one decoded message from `sender`."""
+        self._handlers[message_type(body)](self, sender, body, now)
+
+    def tick(self, now: float) -> None:
+        """Fire every timer that is due."""
+        for key in self._timers.pop_due(now):
+            self._timer_handles.pop(key, None)
+            self.on_timer(key, now)
+
+    def next_deadline(self) -> float | None:
+        return self._timers.next_deadline()
+
+    def take_actions(self) -> list[Any]:
+        actions, self._actions = self._actions, []
+        return actions
+
+    # -- helpers for subclasses -----------------------------------------------
+    def send(self, to: str | None, body: Message) -> None:
+        if to:
+            self._actions.append(Send(to, body))
+
+    def emit(self, action: Any) -> None:
+        self._actions.append(action)
+
+    def set_timer(self, key: Hashable, deadline: float) -> None:
+        """(Re)arm the timer `key`; one timer per key."""
+        self.cancel_timer(key)
+        self._timer_handles[key] = self._timers.schedule(deadline, key)
+
+    def cancel_timer(self, key: Hashable) -> None:
+        handle = self._timer_handles.pop(key, None)
+        if handle is not None:
+            self._timers.cancel(handle)
+
+    def has_timer(self, key: Hashable) -> bool:
+        return key in self._timer_handles
+
+    def on_timer(self, key: Hashable, now: float) -> None:
+        raise NotImplementedError(f"{type(self).__name__} set a timer it does not handle: {key!r}")

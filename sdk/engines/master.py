@@ -1,0 +1,838 @@
+"""The master engine: agent and framework registries, offers, the task table, the
+status-update relay, reconciliation answers and agent liveness, as a sans-I/O state
+machine.
+
+Invariants:
+- a resource of an agent is in exactly one place: available, offered (one offer), or
+  used by a task whose latest state is not terminal;
+- a task is forgotten only once its terminal update has been acknowledged;
+- messages from a framework are honoured only from its current transport (a failed-over
+  scheduler replaces the old one, which is told so).
+"""
+from __future__ import annotations
+
+import enum
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from corral.engines.base import Engine, on
+from corral.engines.common import for_framework, is_terminal, new_status, new_update, partition_aware
+from corral.protocol import MessageType as T
+from corral.protos import corral_pb2 as pb
+from corral.resources import ResourceError, Resources
+
+Reason = pb.TaskStatus.Reason
+SOURCE_MASTER = pb.TaskStatus.SOURCE_MASTER
+
+
+@dataclass
+class MasterConfig:
+    allocation_interval: float = 1.0
+    ping_interval: float = 15.0
+    max_missed_pongs: int = 5
+    min_allocatable_cpus: float = 0.01
+    min_allocatable_mem: float = 32.0
+    #: seconds an offer may stay outstanding before it is rescinded (None: forever)
+    offer_timeout: float | None = None
+    #: completed tasks kept per framework for the state endpoint and UI
+    max_completed_tasks: int = 1000
+
+
+class AgentState(enum.Enum):
+    REGISTERED = "registered"
+    UNREACHABLE = "unreachable"
+
+
+@dataclass
+class Task:
+    info: pb.TaskInfo
+    framework_id: str
+    agent_id: str
+    resources: Resources
+    #: the newest state known (frees resources when terminal)
+    state: int = pb.TASK_STAGING
+    #: the state of the update at the head of the agent's stream (what reconciliation answers)
+    status_update_state: int = pb.TASK_STAGING
+    status_update_uuid: bytes = b""
+    last_status: pb.TaskStatus | None = None
+
+    @property
+    def id(self) -> str:
+        return self.info.task_id.value
+
+
+@dataclass
+class Agent:
+    id: str
+    info: pb.AgentInfo
+    transport: str
+    total: Resources
+    state: AgentState = AgentState.REGISTERED
+    used: Resources = field(default_factory=Resources)
+    offered: Resources = field(default_factory=Resources)
+    missed_pongs: int = 0
+    registered_at: float = 0.0
+    tasks: dict[tuple[str, str], Task] = field(default_factory=dict)
+
+    def available(self) -> Resources:
+        return self.total - self.used - self.offered
+
+
+@dataclass
+class Offer:
+    id: str
+    framework_id: str
+    agent_id: str
+    resources: Resources
+    created: float
+
+
+@dataclass
+class Framework:
+    id: str
+    info: pb.FrameworkInfo
+    transport: str
+    connected: bool = True
+    suppressed: bool = False
+    registered_at: float = 0.0
+    tasks: dict[str, Task] = field(default_factory=dict)
+    completed: list[Task] = field(default_factory=list)
+    offers: set[str] = field(default_factory=set)
+    #: agent id -> (expiry, resources refused)
+    filters: dict[str, tuple[float, Resources]] = field(default_factory=dict)
+    allocated: Resources = field(default_factory=Resources)
+
+    @property
+    def role(self) -> str:
+        if self.info.roles:
+            return self.info.roles[0]
+        return self.info.role or "*"
+
+
+class MasterEngine(Engine):
+    def __init__(self, master_info: pb.MasterInfo, config: MasterConfig | None = None, now: float = 0.0) -> None:
+        super().__init__()
+        self.info = master_info
+        self.config = config or MasterConfig()
+        self.id = master_info.id
+        self.agents: dict[str, Agent] = {}
+        self.agents_by_transport: dict[str, str] = {}
+        self.frameworks: dict[str, Framework] = {}
+        self.offers: dict[str, Offer] = {}
+        self._ids = itertools.count(1)
+        self.counters: dict[str, int] = {
+            "status_updates": 0,
+            "invalid_status_updates": 0,
+            "acknowledgements": 0,
+            "invalid_acknowledgements": 0,
+            "tasks_launched": 0,
+            "invalid_tasks": 0,
+            "offers_sent": 0,
+            "offers_declined": 0,
+            "offers_rescinded": 0,
+            "messages_from_unknown": 0,
+            "reconcile_calls": 0,
+        }
+        self.set_timer(("allocate",), now + self.config.allocation_interval)
+        self.set_timer(("ping",), now + self.config.ping_interval)
+
+    # ------------------------------------------------------------------ ids
+    def _new_id(self, kind: str) -> str:
+        return f"{self.id}-{kind}{next(self._ids):04d}"
+
+    def _allocate_soon(self, now: float) -> None:
+        self.set_timer(("allocate",), now)
+
+    # ------------------------------------------------------------ frameworks
+    def _framework_from(self, sender: str, framework_id: str) -> Framework | None:
+        """The framework, if `sender` is its current connection."""
+        fw = self.frameworks.get(framework_id)
+        if fw is None or fw.transport != sender:
+            self.counters["messages_from_unknown"] += 1
+            if fw is None:
+                self.send(sender, pb.Error(message=f"unknown framework {framework_id!r}"))
+            else:
+                self.send(sender, pb.Error(message=f"framework {framework_id!r} is served from another connection", fatal=True))
+            return None
+        return fw
+
+    @on(T.SUBSCRIBE)
+    def _subscribe(self, sender: str, msg: pb.Subscribe, now: float) -> None:
+        info = pb.FrameworkInfo()
+        info.CopyFrom(msg.framework_info)
+        transport = msg.transport
+        if info.HasField("id") and info.id.value:
+            fid = info.id.value
+            fw = self.frameworks.get(fid)
+            if fw is None:
+                # A framework we do not know (e.g. after a master failover): adopt it.
+                fw = Framework(fid, info, transport, registered_at=now)
+                self.frameworks[fid] = fw
+                self._adopt_agent_tasks(fw)
+            else:
+                if fw.transport != transport:
+                    self.send(fw.transport, pb.Error(message="framework failed over: another scheduler subscribed with this id", fatal=True))
+                    self._rescind_offers_of(fw, now)
+                fw.info = info
+                fw.transport = transport
+            fw.connected = True
+            self.cancel_timer(("failover", fid))
+            reregistered = True
+        else:
+            # a retried subscribe from the same, still unanswered, connection gets the same id
+            existing = next((f for f in self.frameworks.values() if f.transport == transport), None)
+            if existing is not None:
+                fw = existing
+                reregistered = False
+            else:
+                fid = self._new_id("")
+                info.id.value = fid
+                fw = Framework(fid, info, transport, registered_at=now)
+                self.frameworks[fid] = fw
+                reregistered = False
+        fw.info.id.value = fw.id
+        self.send(
+            transport,
+            pb.Subscribed(
+                framework_id=pb.FrameworkID(value=fw.id),
+                master_info=self.info,
+                reregistered=reregistered,
+            ),
+        )
+        self._allocate_soon(now)
+
+    def _adopt_agent_tasks(self, fw: Framework) -> None:
+        for agent in self.agents.values():
+            for (fid, _), task in agent.tasks.items():
+                if fid == fw.id:
+                    fw.tasks[task.id] = task
+
+    @on(T.TEARDOWN)
+    def _teardown(self, sender: str, msg: pb.Teardown, now: float) -> None:
+        fw = self._framework_from(sender, msg.framework_id.value)
+        if fw is not None:
+            self._remove_framework(fw, now)
+
+    @on(T.DEACTIVATE)
+    def _deactivate(self, sender: str, msg: pb.Deactivate, now: float) -> None:
+        """The scheduler stopped with failover: keep its tasks for failover_timeout."""
+        fw = self._framework_from(sender, msg.framework_id.value)
+        if fw is not None:
+            self._disconnect_framework(fw, now)
+
+    def _disconnect_framework(self, fw: Framework, now: float) -> None:
+        fw.connected = False
+        self._rescind_offers_of(fw, now)
+        self.set_timer(("failover", fw.id), now + fw.info.failover_timeout)
+
+    def _remove_framework(self, fw: Framework, now: float) -> None:
+        self._rescind_offers_of(fw, now)
+        self.cancel_timer(("failover", fw.id))
+        for task in list(fw.tasks.values()):
+            agent = self.agents.get(task.agent_id)
+            if agent is not None:
+                agent.tasks.pop((fw.id, task.id), None)
+                if not is_terminal(task.state):
+                    agent.used = agent.used - task.resources
+        for agent in self.agents.values():
+            if agent.state is AgentState.REGISTERED:
+                self.send(agent.transport, pb.ShutdownFramework(framework_id=pb.FrameworkID(value=fw.id)))
+        del self.frameworks[fw.id]
+        self._allocate_soon(now)
+
+    def on_timer(self, key: Any, now: float) -> None:
+        kind = key[0]
+        if kind == "allocate":
+            self._allocate(now)
+            self.set_timer(("allocate",), now + self.config.allocation_interval)
+        elif kind == "ping":
+            self._ping_agents(now)
+            self.set_timer(("ping",), now + self.config.ping_interval)
+        elif kind == "failover":
+            fw = self.frameworks.get(key[1])
+            if fw is not None and not fw.connected:
+                self._remove_framework(fw, now)
+        elif kind == "offer_timeout":
+            offer = self.offers.get(key[1])
+            if offer is not None:
+                self._rescind(offer, now)
+        else:
+            super().on_timer(key, now)
+
+    # ---------------------------------------------------------------- agents
+    @on(T.REGISTER_AGENT)
+    def _register_agent(self, sender: str, msg: pb.RegisterAgent, now: float) -> None:
+        existing = self.agents_by_transport.get(sender)
+        if existing is not None and existing in self.agents:
+            agent = self.agents[existing]  # our reply was lost: answer again
+        else:
+            try:
+                total = Resources.from_protos(msg.agent.resources)
+            except ResourceError as exc:
+                self.send(sender, pb.Error(message=f"agent resources rejected: {exc}", fatal=True))
+                return
+            agent_id = self._new_id("S")
+            info = pb.AgentInfo()
+            info.CopyFrom(msg.agent)
+            info.id.value = agent_id
+            agent = Agent(agent_id, info, sender, total, registered_at=now)
+            self.agents[agent_id] = agent
+            self.agents_by_transport[sender] = agent_id
+            self._allocate_soon(now)
+        self.send(
+            sender,
+            pb.AgentRegistered(
+                agent_id=pb.AgentID(value=agent.id),
+                master_info=self.info,
+                ping_interval_seconds=self.config.ping_interval,
+            ),
+        )
+
+    @on(T.REREGISTER_AGENT)
+    def _reregister_agent(self, sender: str, msg: pb.ReregisterAgent, now: float) -> None:
+        agent_id = msg.agent.id.value
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            try:
+                total = Resources.from_protos(msg.agent.resources)
+            except ResourceError as exc:
+                self.send(sender, pb.Error(message=f"agent resources rejected: {exc}", fatal=True))
+                return
+            info = pb.AgentInfo()
+            info.CopyFrom(msg.agent)
+            agent = Agent(agent_id, info, sender, total, registered_at=now)
+            self.agents[agent_id] = agent
+        else:
+            self.agents_by_transport.pop(agent.transport, None)
+            agent.transport = sender
+            agent.state = AgentState.REGISTERED
+        self.agents_by_transport[sender] = agent_id
+        agent.missed_pongs = 0
+        self._reconcile_agent(agent, msg, now)
+        self.send(
+            sender,
+            pb.AgentReregistered(
+                agent_id=pb.AgentID(value=agent_id),
+                master_info=self.info,
+                ping_interval_seconds=self.config.ping_interval,
+            ),
+        )
+        self._allocate_soon(now)
+
+    def _reconcile_agent(self, agent: Agent, msg: pb.ReregisterAgent, now: float) -> None:
+        """Merge the agent's report with our view: learn tasks we did not know, report
+        tasks the agent no longer has."""
+        reported: set[tuple[str, str]] = set()
+        for report in msg.tasks:
+            fid = report.framework_id.value
+            tid = report.task.task_id.value
+            reported.add((fid, tid))
+            task = agent.tasks.get((fid, tid))
+            if task is None:
+                try:
+                    resources = Resources.from_protos(report.task.resources)
+                except ResourceError:
+                    resources = Resources()
+                task = Task(report.task, fid, agent.id, resources, state=report.state)
+                task.status_update_state = report.unacknowledged[0].status.state if report.unacknowledged else report.state
+                agent.tasks[(fid, tid)] = task
+                if not is_terminal(task.state):
+                    agent.used = agent.used + resources
+                fw = self.frameworks.get(fid)
+                if fw is not None:
+                    fw.tasks[tid] = task
+            else:
+                self._set_latest_state(task, agent, report.state)
+        for key, task in list(agent.tasks.items()):
+            if key not in reported and not is_terminal(task.state):
+                self._master_update(task, pb.TASK_DROPPED, Reason.REASON_RECONCILIATION,
+                                    "task not reported by its agent on reregistration", now, forget=True)
+
+    def _set_latest_state(self, task: Task, agent: Agent, state: int) -> None:
+        if not is_terminal(task.state) and is_terminal(state):
+            agent.used = agent.used - task.resources
+            fw = self.frameworks.get(task.framework_id)
+            if fw is not None:
+                fw.allocated = fw.allocated - task.resources
+        task.state = state
+
+    @on(T.UNREGISTER_AGENT)
+    def _unregister_agent(self, sender: str, msg: pb.UnregisterAgent, now: float) -> None:
+        agent = self.agents.get(msg.agent_id.value)
+        if agent is None or agent.transport != sender:
+            self.counters["messages_from_unknown"] += 1
+            return
+        self._remove_agent(agent, pb.TASK_LOST, Reason.REASON_AGENT_REMOVED, "agent shut down", now)
+
+    def _remove_agent(self, agent: Agent, state: int, reason: int, message: str, now: float) -> None:
+        self._rescind_offers_on(agent, now)
+        for task in list(agent.tasks.values()):
+            if not is_terminal(task.state):
+                self._master_update(task, state, reason, message, now, forget=True)
+        del self.agents[agent.id]
+        self.agents_by_transport.pop(agent.transport, None)
+        for fw in self.frameworks.values():
+            fw.filters.pop(agent.id, None)
+            if fw.connected:
+                self.send(fw.transport, pb.Failure(agent_id=pb.AgentID(value=agent.id)))
+
+    def _ping_agents(self, now: float) -> None:
+        for agent in list(self.agents.values()):
+            if agent.state is not AgentState.REGISTERED:
+                continue
+            if agent.missed_pongs >= self.config.max_missed_pongs:
+                self._mark_unreachable(agent, now)
+                continue
+            agent.missed_pongs += 1
+            self.send(agent.transport, pb.Ping(connected=True, master_id=self.id))
+
+    def _mark_unreachable(self, agent: Agent, now: float) -> None:
+        agent.state = AgentState.UNREACHABLE
+        self._rescind_offers_on(agent, now)
+        for task in list(agent.tasks.values()):
+            if not is_terminal(task.state):
+                self._master_update(task, pb.TASK_UNREACHABLE, Reason.REASON_AGENT_DISCONNECTED,
+                                    f"agent {agent.id} is unreachable", now, forget=False)
+
+    @on(T.PONG)
+    def _pong(self, sender: str, msg: pb.Pong, now: float) -> None:
+        agent = self.agents.get(msg.agent_id.value)
+        if agent is not None and agent.transport == sender:
+            agent.missed_pongs = 0
+
+    # ---------------------------------------------------------------- offers
+    def _allocate(self, now: float) -> None:
+        """One allocation cycle: each agent's available resources go, as one offer, to the
+        eligible framework with the lowest dominant share (simple DRF)."""
+        frameworks = [f for f in self.frameworks.values() if f.connected and not f.suppressed]
+        if not frameworks or not self.agents:
+            return
+        totals = Resources()
+        for agent in self.agents.values():
+            if agent.state is AgentState.REGISTERED:
+                totals = totals + agent.total
+        total_cpus = totals.cpus or 1.0
+        total_mem = totals.mem or 1.0
+
+        def share(fw: Framework) -> float:
+            return max(fw.allocated.cpus / total_cpus, fw.allocated.mem / total_mem)
+
+        batches: dict[str, list[pb.Offer]] = {}
+        for agent in sorted(self.agents.values(), key=lambda a: a.id):
+            if agent.state is not AgentState.REGISTERED:
+                continue
+            available = agent.available()
+            if not self._allocatable(available):
+                continue
+            candidates = []
+            for fw in frameworks:
+                usable = available.filter_role(fw.role)
+                if not self._allocatable(usable):
+                    continue
+                refused = fw.filters.get(agent.id)
+                if refused is not None:
+                    expiry, resources = refused
+                    if now < expiry and resources.contains(usable):
+                        continue
+                    if now >= expiry:
+                        del fw.filters[agent.id]
+                candidates.append((share(fw), fw.registered_at, fw.id, fw, usable))
+            if not candidates:
+                continue
+            _, _, _, fw, usable = min(candidates, key=lambda c: c[:3])
+            offer = Offer(self._new_id("O"), fw.id, agent.id, usable, now)
+            self.offers[offer.id] = offer
+            fw.offers.add(offer.id)
+            agent.offered = agent.offered + usable
+            fw.allocated = fw.allocated + usable
+            if self.config.offer_timeout is not None:
+                self.set_timer(("offer_timeout", offer.id), now + self.config.offer_timeout)
+            batches.setdefault(fw.id, []).append(self._offer_proto(offer, agent, fw))
+        for fid, offers in batches.items():
+            self.counters["offers_sent"] += len(offers)
+            self.send(self.frameworks[fid].transport, pb.Offers(offers=offers))
+
+    def _allocatable(self, resources: Resources) -> bool:
+        return (
+            resources.cpus >= self.config.min_allocatable_cpus
+            or resources.mem >= self.config.min_allocatable_mem
+        )
+
+    def _offer_proto(self, offer: Offer, agent: Agent, fw: Framework) -> pb.Offer:
+        proto = pb.Offer(
+            id=pb.OfferID(value=offer.id),
+            framework_id=pb.FrameworkID(value=fw.id),
+            agent_id=pb.AgentID(value=agent.id),
+            hostname=agent.info.hostname,
+            resources=offer.resources.to_protos(),
+            attributes=agent.info.attributes,
+            allocation_role=fw.role,
+        )
+        return proto
+
+    def _release_offer(self, offer: Offer) -> None:
+        """Return an offer's resources to its agent (the offer is gone)."""
+        self.offers.pop(offer.id, None)
+        self.cancel_timer(("offer_timeout", offer.id))
+        fw = self.frameworks.get(offer.framework_id)
+        if fw is not None:
+            fw.offers.discard(offer.id)
+            fw.allocated = fw.allocated - offer.resources
+        agent = self.agents.get(offer.agent_id)
+        if agent is not None:
+            agent.offered = agent.offered - offer.resources
+
+    def _rescind(self, offer: Offer, now: float) -> None:
+        self._release_offer(offer)
+        self.counters["offers_rescinded"] += 1
+        fw = self.frameworks.get(offer.framework_id)
+        if fw is not None and fw.connected:
+            self.send(fw.transport, pb.Rescind(offer_id=pb.OfferID(value=offer.id)))
+        self._allocate_soon(now)
+
+    def _rescind_offers_of(self, fw: Framework, now: float) -> None:
+        for offer_id in list(fw.offers):
+            self._rescind(self.offers[offer_id], now)
+
+    def _rescind_offers_on(self, agent: Agent, now: float) -> None:
+        for offer in [o for o in self.offers.values() if o.agent_id == agent.id]:
+            self._rescind(offer, now)
+
+    def _add_filter(self, fw: Framework, agent_id: str, resources: Resources, filters: pb.Filters, now: float) -> None:
+        seconds = filters.refuse_seconds
+        if seconds > 0 and resources:
+            fw.filters[agent_id] = (now + seconds, resources)
+
+    @on(T.DECLINE)
+    def _decline(self, sender: str, msg: pb.Decline, now: float) -> None:
+        fw = self._framework_from(sender, msg.framework_id.value)
+        if fw is None:
+            return
+        for offer_id in msg.offer_ids:
+            offer = self.offers.get(offer_id.value)
+            if offer is None or offer.framework_id != fw.id:
+                continue
+            self._release_offer(offer)
+            self.counters["offers_declined"] += 1
+            self._add_filter(fw, offer.agent_id, offer.resources, msg.filters, now)
+
+    @on(T.REVIVE)
+    def _revive(self, sender: str, msg: pb.Revive, now: float) -> None:
+        fw = self._framework_from(sender, msg.framework_id.value)
+        if fw is not None:
+            fw.filters.clear()
+            fw.suppressed = False
+            self._allocate_soon(now)
+
+    @on(T.SUPPRESS)
+    def _suppress(self, sender: str, msg: pb.Suppress, now: float) -> None:
+        fw = self._framework_from(sender, msg.framework_id.value)
+        if fw is not None:
+            fw.suppressed = True
+
+    # ----------------------------------------------------------------- launch
+    @on(T.ACCEPT)
+    def _accept(self, sender: str, msg: pb.Accept, now: float) -> None:
+        fw = self._framework_from(sender, msg.framework_id.value)
+        if fw is None:
+            return
+        launches = [t for op in msg.operations if op.type == pb.Offer.Operation.LAUNCH for t in op.launch.task_infos]
+        offers, error = self._take_offers(fw, msg.offer_ids)
+        if error:
+            for task in launches:
+                self._reply_status(fw, task.task_id.value, pb.TASK_DROPPED, Reason.REASON_INVALID_OFFERS, error, now,
+                                   agent_id=task.agent_id.value)
+            return
+        agent = self.agents[offers[0].agent_id]
+        remaining = Resources()
+        for offer in offers:
+            remaining = remaining + offer.resources
+        seen: set[str] = set()
+        for op in msg.operations:
+            if op.type != pb.Offer.Operation.LAUNCH:
+                self.send(fw.transport, pb.Error(message=f"operation {pb.Offer.Operation.Type.Name(op.type)} is not supported yet"))
+                continue
+            for task_info in op.launch.task_infos:
+                problem, resources = self._validate_task(fw, agent, task_info, remaining, seen)
+                tid = task_info.task_id.value
+                seen.add(tid)
+                if problem:
+                    self.counters["invalid_tasks"] += 1
+                    self._reply_status(fw, tid, pb.TASK_ERROR, Reason.REASON_TASK_INVALID, problem, now,
+                                       agent_id=agent.id)
+                    continue
+                remaining = remaining - resources
+                self._launch(fw, agent, task_info, resources, now)
+        if remaining:
+            self._add_filter(fw, agent.id, remaining, msg.filters, now)
+        self._allocate_soon(now)
+
+    def _take_offers(self, fw: Framework, offer_ids: Any) -> tuple[list[Offer], str]:
+        """Validate and consume the offers of an accept; their resources return to the
+        agent's available pool, to be used by the launches that follow."""
+        ids = [o.value for o in offer_ids]
+        if not ids:
+            return [], "no offers named"
+        if len(set(ids)) != len(ids):
+            return [], f"offer ids used more than once: {ids}"
+        offers = []
+        for oid in ids:
+            offer = self.offers.get(oid)
+            if offer is None:
+                return [], f"offer {oid} is no longer valid"
+            if offer.framework_id != fw.id:
+                return [], f"offer {oid} belongs to another framework"
+            offers.append(offer)
+        if len({o.agent_id for o in offers}) != 1:
+            return [], "offers from more than one agent"
+        for offer in offers:
+            self._release_offer(offer)
+        return offers, ""
+
+    def _validate_task(self, fw: Framework, agent: Agent, info: pb.TaskInfo, remaining: Resources,
+                       seen: set[str]) -> tuple[str, Resources]:
+        tid = info.task_id.value
+        if not tid:
+            return "task id is empty", Resources()
+        if tid in seen:
+            return f"task id {tid!r} is used twice in one launch", Resources()
+        existing = fw.tasks.get(tid)
+        if existing is not None and not is_terminal(existing.state):
+            return f"task id {tid!r} is already in use by a live task", Resources()
+        if info.agent_id.value != agent.id:
+            return f"task {tid!r} names agent {info.agent_id.value!r} but its offers are on {agent.id!r}", Resources()
+        if info.HasField("executor") == info.HasField("command"):
+            return f"task {tid!r} needs exactly one of 'command' and 'executor'", Resources()
+        try:
+            resources = Resources.from_protos(info.resources)
+            if info.HasField("executor"):
+                resources = resources + Resources.from_protos(info.executor.resources)
+        except ResourceError as exc:
+            return f"task {tid!r}: {exc}", Resources()
+        if not resources:
+            return f"task {tid!r} uses no resources", Resources()
+        if not remaining.contains(resources):
+            return f"task {tid!r} needs {resources} but the offers have only {remaining}", Resources()
+        return "", resources
+
+    def _launch(self, fw: Framework, agent: Agent, info: pb.TaskInfo, resources: Resources, now: float) -> None:
+        task = Task(info, fw.id, agent.id, resources)
+        fw.tasks[task.id] = task
+        agent.tasks[(fw.id, task.id)] = task
+        agent.used = agent.used + resources
+        fw.allocated = fw.allocated + resources
+        self.counters["tasks_launched"] += 1
+        self.send(agent.transport, pb.RunTask(framework=fw.info, task=info, framework_transport=fw.transport))
+
+    # ------------------------------------------------------------------ kill
+    @on(T.KILL)
+    def _kill(self, sender: str, msg: pb.Kill, now: float) -> None:
+        fw = self._framework_from(sender, msg.framework_id.value)
+        if fw is None:
+            return
+        tid = msg.task_id.value
+        task = fw.tasks.get(tid)
+        if task is None:
+            self._reply_status(fw, tid, pb.TASK_LOST, Reason.REASON_RECONCILIATION,
+                               "attempted to kill an unknown task", now, agent_id=msg.agent_id.value or None)
+            return
+        agent = self.agents.get(task.agent_id)
+        if agent is None or agent.state is not AgentState.REGISTERED:
+            return  # best effort: the framework retries; reconciliation tells the truth
+        kill = pb.KillTask(framework_id=pb.FrameworkID(value=fw.id), task_id=msg.task_id)
+        if msg.HasField("kill_policy"):
+            kill.kill_policy.CopyFrom(msg.kill_policy)
+        self.send(agent.transport, kill)
+
+    # -------------------------------------------------------- status updates
+    @on(T.STATUS_UPDATE)
+    def _status_update(self, sender: str, msg: pb.StatusUpdateMessage, now: float) -> None:
+        update = msg.update
+        agent = self.agents.get(update.agent_id.value)
+        fid = update.framework_id.value
+        tid = update.status.task_id.value
+        if agent is None or agent.transport != sender:
+            self.counters["invalid_status_updates"] += 1
+            return
+        task = agent.tasks.get((fid, tid))
+        if task is None:
+            self.counters["invalid_status_updates"] += 1
+            return
+        self.counters["status_updates"] += 1
+        latest = update.latest_state if update.HasField("latest_state") else update.status.state
+        self._set_latest_state(task, agent, latest)
+        task.status_update_state = update.status.state
+        task.status_update_uuid = update.uuid
+        task.last_status = update.status
+        fw = self.frameworks.get(fid)
+        if fw is not None and fw.connected:
+            self.send(fw.transport, pb.Update(update=update))
+
+    @on(T.ACKNOWLEDGE)
+    def _acknowledge(self, sender: str, msg: pb.Acknowledge, now: float) -> None:
+        fw = self._framework_from(sender, msg.framework_id.value)
+        if fw is None:
+            return
+        task = fw.tasks.get(msg.task_id.value)
+        agent = self.agents.get(msg.agent_id.value)
+        if task is None or agent is None or task.agent_id != agent.id:
+            self.counters["invalid_acknowledgements"] += 1
+            return
+        self.counters["acknowledgements"] += 1
+        if agent.state is AgentState.REGISTERED:
+            self.send(
+                agent.transport,
+                pb.StatusUpdateAck(agent_id=msg.agent_id, framework_id=msg.framework_id, task_id=msg.task_id, uuid=msg.uuid),
+            )
+        if msg.uuid == task.status_update_uuid and is_terminal(task.status_update_state):
+            self._forget_task(task)
+
+    def _forget_task(self, task: Task) -> None:
+        agent = self.agents.get(task.agent_id)
+        if agent is not None:
+            agent.tasks.pop((task.framework_id, task.id), None)
+        fw = self.frameworks.get(task.framework_id)
+        if fw is not None and fw.tasks.get(task.id) is task:
+            del fw.tasks[task.id]
+            fw.completed.append(task)
+            del fw.completed[: -self.config.max_completed_tasks]
+
+    def _master_update(self, task: Task, state: int, reason: int, message: str, now: float, *, forget: bool) -> None:
+        """A master-generated (unacknowledged, at-most-once) update about a known task."""
+        agent = self.agents.get(task.agent_id)
+        if agent is not None:
+            self._set_latest_state(task, agent, state)
+        else:
+            task.state = state
+        fw = self.frameworks.get(task.framework_id)
+        if fw is not None:
+            self._reply_status(fw, task.id, for_framework(fw.info, state), reason, message, now, agent_id=task.agent_id)
+        if forget:
+            self._forget_task(task)
+
+    def _reply_status(self, fw: Framework, task_id: str, state: int, reason: int, message: str, now: float,
+                      *, agent_id: str | None = None) -> None:
+        status = new_status(task_id, for_framework(fw.info, state), SOURCE_MASTER, now,
+                            reason=reason, message=message, agent_id=agent_id)
+        if fw.connected:
+            self.send(fw.transport, pb.Update(update=new_update(fw.id, status, now, agent_id=agent_id)))
+
+    # --------------------------------------------------------- reconciliation
+    @on(T.RECONCILE)
+    def _reconcile(self, sender: str, msg: pb.Reconcile, now: float) -> None:
+        fw = self._framework_from(sender, msg.framework_id.value)
+        if fw is None:
+            return
+        self.counters["reconcile_calls"] += 1
+        if not msg.tasks:
+            for task in fw.tasks.values():
+                self._answer_known(fw, task, now)
+            return
+        for entry in msg.tasks:
+            tid = entry.task_id.value
+            task = fw.tasks.get(tid)
+            if task is not None:
+                self._answer_known(fw, task, now)
+                continue
+            agent_id = entry.agent_id.value if entry.HasField("agent_id") else None
+            agent = self.agents.get(agent_id) if agent_id else None
+            if agent is None:
+                state = pb.TASK_UNKNOWN
+            elif agent.state is AgentState.UNREACHABLE:
+                state = pb.TASK_UNREACHABLE
+            else:
+                state = pb.TASK_GONE
+            self._reply_status(fw, tid, state, Reason.REASON_RECONCILIATION,
+                               "reconciliation: task unknown to the master", now, agent_id=agent_id)
+
+    def _answer_known(self, fw: Framework, task: Task, now: float) -> None:
+        agent = self.agents.get(task.agent_id)
+        state = task.status_update_state
+        if agent is not None and agent.state is AgentState.UNREACHABLE:
+            state = pb.TASK_UNREACHABLE
+        status = new_status(task.id, for_framework(fw.info, state), SOURCE_MASTER, now,
+                            reason=Reason.REASON_RECONCILIATION, message="reconciliation", agent_id=task.agent_id)
+        if task.last_status is not None and task.last_status.HasField("healthy"):
+            status.healthy = task.last_status.healthy
+        if fw.connected:
+            self.send(fw.transport, pb.Update(update=new_update(fw.id, status, now, agent_id=task.agent_id)))
+
+    # ------------------------------------------------------ framework messages
+    @on(T.FRAMEWORK_TO_EXECUTOR)
+    def _framework_to_executor(self, sender: str, msg: pb.FrameworkToExecutor, now: float) -> None:
+        fw = self._framework_from(sender, msg.framework_id.value)
+        agent = self.agents.get(msg.agent_id.value)
+        if fw is None or agent is None or agent.state is not AgentState.REGISTERED:
+            return  # best effort
+        self.send(agent.transport, msg)
+
+    @on(T.EXECUTOR_TO_FRAMEWORK)
+    def _executor_to_framework(self, sender: str, msg: pb.ExecutorToFramework, now: float) -> None:
+        fw = self.frameworks.get(msg.framework_id.value)
+        if fw is not None and fw.connected and self.agents_by_transport.get(sender) == msg.agent_id.value:
+            self.send(fw.transport, msg)
+
+    @on(T.EXITED_EXECUTOR)
+    def _exited_executor(self, sender: str, msg: pb.ExitedExecutor, now: float) -> None:
+        fw = self.frameworks.get(msg.framework_id.value)
+        if fw is not None and fw.connected and self.agents_by_transport.get(sender) == msg.agent_id.value:
+            self.send(fw.transport, pb.Failure(agent_id=msg.agent_id, executor_id=msg.executor_id, status=msg.status))
+
+    # ------------------------------------------------------------------ views
+    def snapshot(self) -> dict[str, Any]:
+        """A JSON-able view of the whole master (the /state endpoint)."""
+
+        def task_view(task: Task) -> dict[str, Any]:
+            return {
+                "id": task.id,
+                "name": task.info.name,
+                "framework_id": task.framework_id,
+                "agent_id": task.agent_id,
+                "state": pb.TaskState.Name(task.state),
+                "status_update_state": pb.TaskState.Name(task.status_update_state),
+                "resources": task.resources.to_dict(),
+                "healthy": task.last_status.healthy if task.last_status is not None and task.last_status.HasField("healthy") else None,
+            }
+
+        return {
+            "id": self.id,
+            "hostname": self.info.hostname,
+            "port": self.info.port,
+            "transport": self.info.transport,
+            "version": self.info.version,
+            "start_time": self.info.start_time,
+            "agents": [
+                {
+                    "id": a.id,
+                    "hostname": a.info.hostname,
+                    "transport": a.transport,
+                    "state": a.state.value,
+                    "resources": a.total.to_dict(),
+                    "used_resources": a.used.to_dict(),
+                    "offered_resources": a.offered.to_dict(),
+                    "registered_time": a.registered_at,
+                    "task_count": len(a.tasks),
+                }
+                for a in self.agents.values()
+            ],
+            "frameworks": [
+                {
+                    "id": f.id,
+                    "name": f.info.name,
+                    "user": f.info.user,
+                    "role": f.role,
+                    "connected": f.connected,
+                    "active": f.connected and not f.suppressed,
+                    "checkpoint": f.info.checkpoint,
+                    "failover_timeout": f.info.failover_timeout,
+                    "registered_time": f.registered_at,
+                    "offers": len(f.offers),
+                    "used_resources": f.allocated.to_dict(),
+                    "tasks": [task_view(t) for t in f.tasks.values()],
+                    "completed_tasks": [task_view(t) for t in f.completed],
+                }
+                for f in self.frameworks.values()
+            ],
+            "counters": dict(self.counters),
+        }

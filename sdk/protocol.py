@@ -1,0 +1,76 @@
+"""The message catalogue: which protobuf class travels under which MessageType.
+
+Owns the one table that maps an envelope's type number to its body class, so the
+transport and runtimes can decode bodies without knowing any protocol rule.
+"""
+from __future__ import annotations
+
+from enum import IntEnum
+
+from google.protobuf.message import Message
+
+from corral.protos import corral_pb2 as pb
+
+MessageType = IntEnum(  # type: ignore[misc]
+    "MessageType",
+    {name: number for name, number in pb.MessageType.items() if number != 0},
+)
+MessageType.__doc__ = "Envelope type numbers, generated from corral.proto's MessageType."
+
+_BODY_NAMES: dict[str, str] = {
+    "SUBSCRIBE": "Subscribe",
+    "TEARDOWN": "Teardown",
+    "ACCEPT": "Accept",
+    "DECLINE": "Decline",
+    "REVIVE": "Revive",
+    "SUPPRESS": "Suppress",
+    "KILL": "Kill",
+    "ACKNOWLEDGE": "Acknowledge",
+    "RECONCILE": "Reconcile",
+    "FRAMEWORK_TO_EXECUTOR": "FrameworkToExecutor",
+    "DEACTIVATE": "Deactivate",
+    "SUBSCRIBED": "Subscribed",
+    "OFFERS": "Offers",
+    "RESCIND": "Rescind",
+    "UPDATE": "Update",
+    "EXECUTOR_TO_FRAMEWORK": "ExecutorToFramework",
+    "FAILURE": "Failure",
+    "ERROR": "Error",
+    "REGISTER_AGENT": "RegisterAgent",
+    "REREGISTER_AGENT": "ReregisterAgent",
+    "AGENT_REGISTERED": "AgentRegistered",
+    "AGENT_REREGISTERED": "AgentReregistered",
+    "RUN_TASK": "RunTask",
+    "KILL_TASK": "KillTask",
+    "STATUS_UPDATE": "StatusUpdateMessage",
+    "STATUS_UPDATE_ACK": "StatusUpdateAck",
+    "PING": "Ping",
+    "PONG": "Pong",
+    "SHUTDOWN_FRAMEWORK": "ShutdownFramework",
+    "EXITED_EXECUTOR": "ExitedExecutor",
+    "UNREGISTER_AGENT": "UnregisterAgent",
+    "REGISTER_EXECUTOR": "RegisterExecutor",
+    "REREGISTER_EXECUTOR": "ReregisterExecutor",
+    "EXECUTOR_REGISTERED": "ExecutorRegistered",
+    "EXECUTOR_REREGISTERED": "ExecutorReregistered",
+    "RUN_EXECUTOR_TASK": "RunExecutorTask",
+    "KILL_EXECUTOR_TASK": "KillExecutorTask",
+    "EXECUTOR_STATUS_UPDATE": "ExecutorStatusUpdate",
+    "EXECUTOR_STATUS_UPDATE_ACK": "ExecutorStatusUpdateAck",
+    "SHUTDOWN_EXECUTOR": "ShutdownExecutor",
+    "AGENT_TO_EXECUTOR_MESSAGE": "AgentToExecutorMessage",
+    "EXECUTOR_TO_AGENT_MESSAGE": "ExecutorToAgentMessage",
+    "AGENT_RECONNECT": "AgentReconnect",
+}
+
+BODY_CLASS: dict[int, type[Message]] = {
+    MessageType[name]: getattr(pb, cls) for name, cls in _BODY_NAMES.items()
+}
+TYPE_OF: dict[type[Message], MessageType] = {cls: MessageType(t) for t, cls in BODY_CLASS.items()}
+
+assert set(BODY_CLASS) == set(MessageType), "every MessageType needs a body class"
+
+
+def message_type(body: Message) -> MessageType:
+    """The envelope type under which `body` travels."""
+    return TYPE_OF[type(body)]

@@ -1,0 +1,145 @@
+"""Runs one engine for real: feeds it from a ZeroMQ transport and the clock, performs
+its actions.
+
+One I/O thread per process runs `Runtime.run()`. Other threads talk to the engine only
+through `call_soon` (queued, then run on the I/O thread) or read it under `lock`
+(HTTP snapshots). Frames whose body does not decode are counted and logged; a handler
+that raises is counted and logged with its traceback; neither stops the loop.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from typing import Any, Callable
+
+from google.protobuf.message import DecodeError
+
+from corral import _core
+from corral.engines.base import Engine, Send
+from corral.protocol import BODY_CLASS
+from corral.transport import MAX_FRAME_SIZE, Transport
+
+log = logging.getLogger(__name__)
+
+Performer = Callable[[Any], None]
+
+#: longest the loop sleeps without looking at its command queue (a safety net only:
+#: commands wake the loop)
+MAX_WAIT = 1.0
+
+
+class Runtime:
+    def __init__(
+        self,
+        engine: Engine,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        performers: dict[type, Performer] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.lock = threading.RLock()
+        self.undecodable = 0
+        self._performers: dict[type, Performer] = {Send: self._send, **(performers or {})}
+        self._commands: collections.deque[tuple[Callable[..., Any], tuple[Any, ...]]] = collections.deque()
+        self._stopping = threading.Event()
+        self.stopped = threading.Event()
+        self.dispatcher = _core.Dispatcher(max_frame_size=MAX_FRAME_SIZE, on_error=self._dispatch_error)
+        for msg_type in engine.handled_types():
+            self.dispatcher.register(int(msg_type), self._make_handler(BODY_CLASS[msg_type]))
+        self.transport = Transport(host, port, self.dispatcher)
+        self.address = self.transport.address
+        self._thread: threading.Thread | None = None
+
+    # -- inbound ------------------------------------------------------------------
+    def _make_handler(self, cls: type) -> Callable[[Any], None]:
+        engine = self.engine
+        parse = cls.FromString
+        clock = self.clock
+
+        def handler(env: Any) -> None:
+            try:
+                body = parse(env.body)
+            except DecodeError as exc:
+                self.undecodable += 1
+                log.warning("undecodable %s body from %s: %s", cls.__name__, env.sender, exc)
+                return
+            engine.handle(env.sender.decode(), body, clock())
+
+        return handler
+
+    def _dispatch_error(self, kind: Any, detail: str, exc: BaseException | None) -> None:
+        if exc is not None:
+            log.error("handler failed (%s): %s", kind.name, detail, exc_info=exc)
+        else:
+            log.warning("dropped frame (%s): %s", kind.name, detail)
+
+    # -- outbound -----------------------------------------------------------------
+    def _send(self, action: Send) -> None:
+        self.transport.send(action.to, int(action.type), action.body.SerializeToString())
+
+    def _perform(self) -> None:
+        for action in self.engine.take_actions():
+            try:
+                self._performers[type(action)](action)
+            except Exception:
+                log.exception("performing %s failed", type(action).__name__)
+
+    # -- other threads ------------------------------------------------------------
+    def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Thread-safe: run fn(*args) on the I/O thread, then perform the engine's actions."""
+        self._commands.append((fn, args))
+        self.transport.wake()
+
+    def _run_commands(self) -> None:
+        while self._commands:
+            fn, args = self._commands.popleft()
+            try:
+                fn(*args)
+            except Exception:
+                log.exception("command %s failed", getattr(fn, "__name__", fn))
+
+    # -- the loop -------------------------------------------------------------------
+    def run(self) -> None:
+        """Run the loop on this thread until `stop()`."""
+        try:
+            with self.lock:
+                self._perform()
+            while not self._stopping.is_set():
+                deadline = self.engine.next_deadline()
+                now = self.clock()
+                timeout = MAX_WAIT if deadline is None else min(MAX_WAIT, max(0.0, deadline - now))
+                if self._commands:
+                    timeout = 0.0
+                readable = self.transport.wait(timeout)
+                with self.lock:
+                    if readable:
+                        self.transport.drain()
+                    self._run_commands()
+                    self.engine.tick(self.clock())
+                    self._perform()
+        finally:
+            self.transport.close()
+            self.stopped.set()
+
+    def start(self, name: str = "corral-io") -> None:
+        """Run the loop on a new daemon thread."""
+        self._thread = threading.Thread(target=self.run, name=name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.transport.wake()
+
+    def join(self, timeout: float | None = None) -> bool:
+        return self.stopped.wait(timeout)
+
+    def metrics(self) -> dict[str, int]:
+        counters = dict(self.dispatcher.counters())
+        counters["undecodable"] = self.undecodable
+        counters["sent"] = self.transport.counters.sent
+        counters["send_dropped"] = self.transport.counters.dropped
+        return counters

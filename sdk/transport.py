@@ -1,0 +1,141 @@
+"""ZeroMQ transport: the only module that imports zmq.
+
+One PULL socket per process receives every frame addressed to it; one PUSH socket per
+peer sends. Delivery is at-most-once: a frame that cannot be queued (peer's queue full,
+transport closed) is dropped and counted, never retried here; reliability is the
+engines' job (acks, retries, reconciliation). One poller loop per process drains the
+PULL socket in batches through the `_core` dispatcher; there is no per-message future.
+
+A second, inproc socket lets other threads wake the loop (`wake()`), so driver calls
+made from user threads reach the I/O thread without polling.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+import zmq
+
+from corral import _core
+
+log = logging.getLogger(__name__)
+
+#: frames drained per poll before the loop looks at timers and commands again
+DRAIN_BATCH = 4096
+#: frames queued towards one peer before new ones are dropped (at-most-once)
+SEND_HWM = 100_000
+#: frames above this size are rejected (counted) by the dispatcher
+MAX_FRAME_SIZE = 16 * 1024 * 1024
+#: frames above this size make ZeroMQ drop the sender's connection before we see them
+HARD_FRAME_LIMIT = 4 * MAX_FRAME_SIZE
+
+
+@dataclass
+class TransportCounters:
+    sent: int = 0
+    dropped: int = 0
+
+
+class Transport:
+    """Receives frames on `address` and sends frames to peers' addresses."""
+
+    def __init__(self, host: str, port: int, dispatcher: "_core.Dispatcher") -> None:
+        self._ctx = zmq.Context.instance()
+        self._dispatcher = dispatcher
+        self._pull = self._ctx.socket(zmq.PULL)
+        self._pull.setsockopt(zmq.RCVHWM, 0)
+        self._pull.setsockopt(zmq.LINGER, 0)
+        self._pull.setsockopt(zmq.MAXMSGSIZE, HARD_FRAME_LIMIT)
+        if port:
+            self._pull.bind(f"tcp://{host}:{port}")
+        else:
+            port = self._pull.bind_to_random_port(f"tcp://{host}")
+        self.address = f"tcp://{host}:{port}"
+        self._sender = self.address.encode()
+        self._pushes: dict[str, zmq.Socket] = {}
+        self._seq = 0
+        self.counters = TransportCounters()
+        wake_name = f"inproc://corral-wake-{id(self)}"
+        self._wake_rx = self._ctx.socket(zmq.PULL)
+        self._wake_rx.bind(wake_name)
+        self._wake_tx = self._ctx.socket(zmq.PUSH)
+        self._wake_tx.connect(wake_name)
+        self._wake_lock = threading.Lock()
+        self._poller = zmq.Poller()
+        self._poller.register(self._pull, zmq.POLLIN)
+        self._poller.register(self._wake_rx, zmq.POLLIN)
+        self._closed = False
+
+    def _push_to(self, to: str) -> zmq.Socket:
+        sock = self._pushes.get(to)
+        if sock is None:
+            sock = self._ctx.socket(zmq.PUSH)
+            sock.setsockopt(zmq.SNDHWM, SEND_HWM)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.RECONNECT_IVL, 100)
+            sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+            sock.connect(to)
+            self._pushes[to] = sock
+        return sock
+
+    def send(self, to: str, msg_type: int, body: bytes) -> bool:
+        """Queue one frame for `to`; False (and counted) when it had to be dropped."""
+        self._seq = (self._seq + 1) & 0xFFFFFFFF
+        return self.send_frame(to, _core.encode(msg_type, self._seq, self._sender, body))
+
+    def send_frame(self, to: str, frame: bytes) -> bool:
+        if self._closed:
+            self.counters.dropped += 1
+            return False
+        try:
+            self._push_to(to).send(frame, zmq.NOBLOCK, copy=len(frame) < 65536)
+        except zmq.Again:
+            self.counters.dropped += 1
+            return False
+        except zmq.ZMQError as exc:  # e.g. an address that does not parse
+            self.counters.dropped += 1
+            log.warning("cannot send to %r: %s", to, exc)
+            return False
+        self.counters.sent += 1
+        return True
+
+    def forget_peer(self, to: str) -> None:
+        """Close the socket towards `to`, dropping what is still queued for it."""
+        sock = self._pushes.pop(to, None)
+        if sock is not None:
+            sock.close(linger=0)
+
+    def wait(self, timeout: float | None) -> bool:
+        """Block up to `timeout` seconds for frames or a wake-up; True if frames are waiting."""
+        ms = None if timeout is None else max(0, int(timeout * 1000 + 0.999))
+        events = dict(self._poller.poll(ms))
+        if self._wake_rx in events:
+            while True:
+                try:
+                    self._wake_rx.recv(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+        return self._pull in events
+
+    def drain(self, limit: int = DRAIN_BATCH) -> int:
+        """Dispatch up to `limit` waiting frames; the number handled."""
+        return self._dispatcher.drain(self._pull, limit)
+
+    def wake(self) -> None:
+        """Thread-safe: make a blocked `poll` return."""
+        with self._wake_lock:
+            if not self._closed:
+                try:
+                    self._wake_tx.send(b"", zmq.NOBLOCK)
+                except zmq.Again:
+                    pass
+
+    def close(self) -> None:
+        with self._wake_lock:
+            self._closed = True
+        for sock in self._pushes.values():
+            sock.close(linger=0)
+        self._pushes.clear()
+        for sock in (self._pull, self._wake_rx, self._wake_tx):
+            sock.close(linger=0)
