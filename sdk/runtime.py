@@ -33,13 +33,12 @@ MAX_WAIT = 1.0
 class Runtime:
     def __init__(
         self,
-        engine: Engine,
+        engine_factory: Callable[[str], Engine],
         host: str = "127.0.0.1",
         port: int = 0,
         performers: dict[type, Performer] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.engine = engine
         self.clock = clock
         self.lock = threading.RLock()
         self.undecodable = 0
@@ -48,10 +47,12 @@ class Runtime:
         self._stopping = threading.Event()
         self.stopped = threading.Event()
         self.dispatcher = _core.Dispatcher(max_frame_size=MAX_FRAME_SIZE, on_error=self._dispatch_error)
-        for msg_type in engine.handled_types():
-            self.dispatcher.register(int(msg_type), self._make_handler(BODY_CLASS[msg_type]))
         self.transport = Transport(host, port, self.dispatcher)
         self.address = self.transport.address
+        #: the engine, built for this runtime's transport address
+        self.engine = engine_factory(self.address)
+        for msg_type in self.engine.handled_types():
+            self.dispatcher.register(int(msg_type), self._make_handler(BODY_CLASS[msg_type]))
         self._thread: threading.Thread | None = None
 
     # -- inbound ------------------------------------------------------------------
@@ -89,6 +90,9 @@ class Runtime:
                 log.exception("performing %s failed", type(action).__name__)
 
     # -- other threads ------------------------------------------------------------
+    def add_performer(self, action_type: type, performer: Performer) -> None:
+        self._performers[action_type] = performer
+
     def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
         """Thread-safe: run fn(*args) on the I/O thread, then perform the engine's actions."""
         self._commands.append((fn, args))
@@ -129,6 +133,9 @@ class Runtime:
         """Run the loop on a new daemon thread."""
         self._thread = threading.Thread(target=self.run, name=name, daemon=True)
         self._thread.start()
+
+    def on_io_thread(self) -> bool:
+        return self._thread is threading.current_thread()
 
     def stop(self) -> None:
         self._stopping.set()

@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 DRAIN_BATCH = 4096
 #: frames queued towards one peer before new ones are dropped (at-most-once)
 SEND_HWM = 100_000
+#: on close, ZeroMQ keeps trying to deliver queued frames this long (in the background)
+CLOSE_LINGER_MS = 2000
 #: frames above this size are rejected (counted) by the dispatcher
 MAX_FRAME_SIZE = 16 * 1024 * 1024
 #: frames above this size make ZeroMQ drop the sender's connection before we see them
@@ -135,7 +137,7 @@ class Transport:
         with self._wake_lock:
             self._closed = True
         for sock in self._pushes.values():
-            sock.close(linger=0)
+            sock.close(linger=CLOSE_LINGER_MS)  # flush what is queued (the context is never terminated)
         self._pushes.clear()
         for sock in (self._pull, self._wake_rx, self._wake_tx):
             sock.close(linger=0)

@@ -40,6 +40,20 @@ class Send:
         return message_type(self.body)
 
 
+class Callback:
+    """Run the user's callback `event` (an enum whose value is the method name) with
+    `args`, off the I/O thread."""
+
+    __slots__ = ("event", "args")
+
+    def __init__(self, event: Any, *args: Any) -> None:
+        self.event = event
+        self.args = args
+
+    def __repr__(self) -> str:
+        return f"Callback({self.event.name}, {len(self.args)} args)"
+
+
 class Engine:
     """Base of the master, agent, scheduler and executor engines."""
 

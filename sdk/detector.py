@@ -1,0 +1,76 @@
+"""Finding the leading master: agents and drivers name the master's one HTTP address
+(`HOST:PORT`) and learn from its `/info` endpoint where its message transport listens.
+
+`MasterDetector` keeps asking, with capped backoff, until a master answers, then hands
+the transport address to a callback. It runs on its own thread, never on the I/O loop.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import urllib.error
+import urllib.request
+from typing import Callable
+
+log = logging.getLogger(__name__)
+
+
+class MasterAddressError(ValueError):
+    """The master address does not have the form HOST:PORT."""
+
+
+def parse_master(address: str) -> tuple[str, int]:
+    """Split "HOST:PORT" (an http:// prefix is tolerated) into host and port."""
+    text = address.strip()
+    if text.startswith("http://"):
+        text = text[len("http://"):]
+    text = text.rstrip("/")
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise MasterAddressError(f"invalid master address {address!r}: expected HOST:PORT, e.g. 127.0.0.1:5050")
+    return host, int(port)
+
+
+def fetch_info(address: str, timeout: float = 2.0) -> dict:
+    """The master's /info document."""
+    host, port = parse_master(address)
+    with urllib.request.urlopen(f"http://{host}:{port}/info", timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+class MasterDetector:
+    def __init__(self, address: str, on_master: Callable[[str], None],
+                 initial_backoff: float = 0.05, max_backoff: float = 2.0) -> None:
+        parse_master(address)  # fail fast on a malformed address
+        self.address = address
+        self._on_master = on_master
+        self._initial = initial_backoff
+        self._max = max_backoff
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def detect(self) -> None:
+        """Start (or restart) looking for the master in the background."""
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._thread = threading.Thread(target=self._run, name="master-detector", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        backoff = self._initial
+        while not self._stop.is_set():
+            try:
+                info = fetch_info(self.address)
+            except (OSError, urllib.error.URLError, ValueError) as exc:
+                log.debug("master %s not reachable yet: %s", self.address, exc)
+            else:
+                self._on_master(info["transport"])
+                return
+            self._stop.wait(backoff)
+            backoff = min(backoff * 2, self._max)
+
+    def stop(self) -> None:
+        self._stop.set()

@@ -1,0 +1,129 @@
+"""What the scheduler and executor drivers share: the I/O runtime, the callback
+thread, and the driver's lifecycle (`DriverStatus`).
+
+User callbacks run on one callback thread, in order, never on the I/O thread: a
+callback that blocks, raises, or calls back into the driver cannot stall message flow.
+An exception in a callback is logged and reported to the user's `error` callback; the
+driver keeps running.
+"""
+from __future__ import annotations
+
+import enum
+import logging
+import queue
+import threading
+from typing import Any, Callable
+
+from corral.engines.base import Callback, Engine
+from corral.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+class DriverStatus(enum.Enum):
+    NOT_STARTED = "DRIVER_NOT_STARTED"
+    RUNNING = "DRIVER_RUNNING"
+    ABORTED = "DRIVER_ABORTED"
+    STOPPED = "DRIVER_STOPPED"
+
+
+_SENTINEL = object()
+
+
+class DriverBase:
+    """Runs an engine in a `Runtime` and the user's callbacks on their own thread."""
+
+    def __init__(self, user: Any, host: str = "127.0.0.1") -> None:
+        self._user = user
+        self._host = host
+        self.status = DriverStatus.NOT_STARTED
+        self._runtime: Runtime | None = None
+        self._callbacks: queue.Queue[Any] = queue.Queue()
+        self._callback_thread: threading.Thread | None = None
+        self._done = threading.Event()
+        self._status_lock = threading.Lock()
+
+    # -- to be provided by subclasses -------------------------------------------
+    def _make_engine(self, address: str) -> Engine:
+        raise NotImplementedError
+
+    def _on_started(self, runtime: Runtime) -> None:
+        raise NotImplementedError
+
+    def _after_callback(self, callback: Callback, failed: bool) -> None:
+        """Hook run on the callback thread after each user callback."""
+
+    # -- lifecycle ----------------------------------------------------------------
+    def start(self) -> DriverStatus:
+        with self._status_lock:
+            if self.status is not DriverStatus.NOT_STARTED:
+                return self.status
+            self._runtime = Runtime(self._make_engine, host=self._host)
+            self._runtime.add_performer(Callback, self._callbacks.put)
+            self._callback_thread = threading.Thread(target=self._callback_loop, name="corral-callbacks", daemon=True)
+            self._callback_thread.start()
+            self.status = DriverStatus.RUNNING
+            self._runtime.start(name=f"corral-{type(self).__name__}")
+            self._on_started(self._runtime)
+            return self.status
+
+    def _finish(self, status: DriverStatus) -> DriverStatus:
+        with self._status_lock:
+            if self.status is not DriverStatus.RUNNING:
+                return self.status
+            self.status = status
+        if self._runtime is not None:
+            self._runtime.stop()
+            if not self._runtime.on_io_thread():
+                self._runtime.join(5.0)
+        self._callbacks.put(_SENTINEL)
+        self._done.set()
+        return status
+
+    def abort(self) -> DriverStatus:
+        return self._finish(DriverStatus.ABORTED)
+
+    def join(self, timeout: float | None = None) -> DriverStatus:
+        """Block until the driver is stopped or aborted."""
+        self._done.wait(timeout)
+        return self.status
+
+    def run(self) -> DriverStatus:
+        self.start()
+        return self.join()
+
+    # -- helpers --------------------------------------------------------------------
+    def _call(self, fn: Callable[..., Any], *args: Any) -> DriverStatus:
+        """Run an engine call on the I/O thread."""
+        if self.status is not DriverStatus.RUNNING or self._runtime is None:
+            return self.status
+        self._runtime.call_soon(fn, *args)
+        return self.status
+
+    @property
+    def engine(self) -> Engine:
+        assert self._runtime is not None, "driver not started"
+        return self._runtime.engine
+
+    def _now(self) -> float:
+        assert self._runtime is not None
+        return self._runtime.clock()
+
+    def _callback_loop(self) -> None:
+        while True:
+            item = self._callbacks.get()
+            if item is _SENTINEL:
+                return
+            callback: Callback = item
+            failed = False
+            try:
+                getattr(self._user, callback.event.value)(self, *callback.args)
+            except Exception as exc:
+                failed = True
+                log.exception("%s.%s raised", type(self._user).__name__, callback.event.value)
+                if callback.event.value != "error":
+                    try:
+                        self._user.error(self, f"{callback.event.value} callback raised {type(exc).__name__}: {exc}")
+                    except Exception:
+                        log.exception("error callback raised too")
+            self._after_callback(callback, failed)

@@ -1,0 +1,533 @@
+"""The agent engine: registration with the master, executors and their tasks, and the
+status-update manager, as a sans-I/O state machine.
+
+The status-update manager keeps one stream per (framework, task) on the `_core` ack
+tracker: only the head of a stream is forwarded to the master; the next update goes
+when the head is acknowledged; duplicates are dropped; heads are retried with truncated
+exponential backoff and resent at once when the agent (re)registers. An executor's
+update is acknowledged to the executor as soon as it is queued here.
+
+Processes are not started here: the engine emits `LaunchExecutor` / `KillContainer`
+actions and learns about exits through `executor_exited`.
+"""
+from __future__ import annotations
+
+import enum
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from corral import _core
+from corral.engines.base import Engine, on
+from corral.engines.common import is_terminal, new_status, new_update
+from corral.protocol import MessageType as T
+from corral.protos import corral_pb2 as pb
+
+Reason = pb.TaskStatus.Reason
+SOURCE_AGENT = pb.TaskStatus.SOURCE_AGENT
+
+
+@dataclass
+class AgentConfig:
+    #: registration backoff: first try after random [0, b], then [0, b * 2^n], capped
+    registration_backoff: float = 1.0
+    registration_backoff_max: float = 60.0
+    #: seconds without a ping from the master before the agent considers it lost
+    ping_timeout: float = 75.0
+    status_update_backoff: float = 10.0
+    status_update_backoff_max: float = 600.0
+    executor_registration_timeout: float = 60.0
+    #: grace period between SIGTERM and SIGKILL when the agent itself kills a container
+    shutdown_grace_period: float = 3.0
+    #: argv of the built-in command executor
+    command_executor: tuple[str, ...] = ("python3", "-m", "corral.executors.command")
+
+
+class Connection(enum.Enum):
+    DISCONNECTED = "disconnected"
+    REGISTERING = "registering"
+    REGISTERED = "registered"
+
+
+class ExecutorPhase(enum.Enum):
+    LAUNCHING = "launching"
+    REGISTERED = "registered"
+    TERMINATING = "terminating"
+
+
+@dataclass(slots=True)
+class LaunchExecutor:
+    """Start an executor process for `executor` in a fresh sandbox."""
+
+    container_id: str
+    framework_id: str
+    executor: pb.ExecutorInfo
+    environment: dict[str, str]
+
+
+@dataclass(slots=True)
+class KillContainer:
+    """SIGTERM the container's process group, SIGKILL after `grace` seconds."""
+
+    container_id: str
+    grace: float
+
+
+@dataclass(slots=True)
+class MasterLost:
+    """The master stopped pinging: find the (possibly new) leader and `connect` again."""
+
+
+@dataclass
+class Executor:
+    info: pb.ExecutorInfo
+    framework_id: str
+    container_id: str
+    command_executor: bool
+    phase: ExecutorPhase = ExecutorPhase.LAUNCHING
+    transport: str = ""
+    queued: list[pb.TaskInfo] = field(default_factory=list)
+    task_ids: set[str] = field(default_factory=set)
+
+    @property
+    def id(self) -> str:
+        return self.info.executor_id.value
+
+
+@dataclass
+class Task:
+    info: pb.TaskInfo
+    framework_id: str
+    executor_id: str
+    state: int = pb.TASK_STAGING
+
+
+class AgentEngine(Engine):
+    def __init__(self, info: pb.AgentInfo, transport: str, config: AgentConfig | None = None,
+                 rng: random.Random | None = None) -> None:
+        super().__init__()
+        self.info = info
+        self.transport = transport
+        self.config = config or AgentConfig()
+        self.rng = rng or random.Random()
+        self.connection = Connection.DISCONNECTED
+        self.master: str | None = None
+        self.agent_id: str | None = info.id.value if info.HasField("id") else None
+        self.frameworks: dict[str, pb.FrameworkInfo] = {}
+        self.executors: dict[tuple[str, str], Executor] = {}
+        self.containers: dict[str, tuple[str, str]] = {}
+        self.tasks: dict[tuple[str, str], Task] = {}
+        self.updates = _core.AckTracker(self.config.status_update_backoff, self.config.status_update_backoff_max)
+        self.updates.pause()
+        self._registration_backoff = self.config.registration_backoff
+        self._container_ids = 0
+        self.counters: dict[str, int] = {
+            "status_updates_received": 0,
+            "duplicate_status_updates": 0,
+            "status_updates_forwarded": 0,
+            "acks_received": 0,
+            "stale_acks": 0,
+            "messages_from_unknown": 0,
+            "tasks_launched": 0,
+        }
+
+    # -------------------------------------------------------------- timers
+    def next_deadline(self) -> float | None:
+        a = super().next_deadline()
+        b = self.updates.next_deadline()
+        if a is None:
+            return b
+        return a if b is None else min(a, b)
+
+    def tick(self, now: float) -> None:
+        super().tick(now)
+        if self.connection is Connection.REGISTERED:
+            for _key, _uuid, update in self.updates.due(now):
+                self._forward(update)
+
+    def on_timer(self, key: Any, now: float) -> None:
+        kind = key[0]
+        if kind == "register":
+            if self.connection is Connection.REGISTERING:
+                self._send_registration()
+                self._registration_backoff = min(self._registration_backoff * 2, self.config.registration_backoff_max)
+                self.set_timer(("register",), now + self.rng.uniform(0, self._registration_backoff))
+        elif kind == "ping_timeout":
+            self._master_lost(now)
+        elif kind == "executor_registration":
+            executor = self.executors.get(key[1])
+            if executor is not None and executor.phase is ExecutorPhase.LAUNCHING:
+                self._fail_tasks(executor, Reason.REASON_EXECUTOR_REGISTRATION_TIMEOUT,
+                                 f"executor did not register within {self.config.executor_registration_timeout:g}s", now)
+                executor.phase = ExecutorPhase.TERMINATING
+                self.emit(KillContainer(executor.container_id, 0.0))
+        else:
+            super().on_timer(key, now)
+
+    # -------------------------------------------------------- registration
+    def connect(self, master: str, now: float) -> None:
+        """Register (or reregister) with the master at transport address `master`."""
+        if self.master and self.master != master:
+            self.counters.setdefault("master_changes", 0)
+            self.counters["master_changes"] += 1
+        self.master = master
+        self.connection = Connection.REGISTERING
+        self.updates.pause()
+        self._registration_backoff = self.config.registration_backoff
+        self.set_timer(("register",), now + self.rng.uniform(0, self._registration_backoff))
+
+    def _send_registration(self) -> None:
+        info = pb.AgentInfo()
+        info.CopyFrom(self.info)
+        info.transport = self.transport
+        if self.agent_id is None:
+            self.send(self.master, pb.RegisterAgent(agent=info, version=_version()))
+            return
+        info.id.value = self.agent_id
+        msg = pb.ReregisterAgent(agent=info, version=_version())
+        for (fid, tid), task in self.tasks.items():
+            report = msg.tasks.add(task=task.info, state=task.state)
+            report.framework_id.value = fid
+            report.unacknowledged.extend(u for _, u in self.updates.pending((fid, tid)))
+        for executor in self.executors.values():
+            state = msg.executors.add(executor_info=executor.info)
+            state.framework_id.value = executor.framework_id
+        msg.frameworks.extend(self.frameworks.values())
+        self.send(self.master, msg)
+
+    def _from_master(self, sender: str) -> bool:
+        if sender != self.master:
+            self.counters["messages_from_unknown"] += 1
+            return False
+        return True
+
+    @on(T.AGENT_REGISTERED)
+    def _registered(self, sender: str, msg: pb.AgentRegistered, now: float) -> None:
+        if self._from_master(sender):
+            self._become_registered(msg.agent_id.value, msg.ping_interval_seconds, now)
+
+    @on(T.AGENT_REREGISTERED)
+    def _reregistered(self, sender: str, msg: pb.AgentReregistered, now: float) -> None:
+        if self._from_master(sender):
+            self._become_registered(msg.agent_id.value, msg.ping_interval_seconds, now)
+
+    def _become_registered(self, agent_id: str, ping_interval: float, now: float) -> None:
+        if self.connection is Connection.REGISTERED:
+            return  # a duplicate reply
+        self.agent_id = agent_id
+        self.info.id.value = agent_id
+        self.connection = Connection.REGISTERED
+        self.cancel_timer(("register",))
+        self.set_timer(("ping_timeout",), now + self.config.ping_timeout)
+        for _key, _uuid, update in self.updates.resume(now):
+            self._forward(update)
+
+    def _master_lost(self, now: float) -> None:
+        self.connection = Connection.DISCONNECTED
+        self.updates.pause()
+        self.emit(MasterLost())
+
+    @on(T.PING)
+    def _ping(self, sender: str, msg: pb.Ping, now: float) -> None:
+        if not self._from_master(sender) or self.agent_id is None:
+            return
+        if self.connection is Connection.REGISTERED:
+            self.set_timer(("ping_timeout",), now + self.config.ping_timeout)
+            self.send(sender, pb.Pong(agent_id=pb.AgentID(value=self.agent_id)))
+
+    # ------------------------------------------------------------ launching
+    @on(T.RUN_TASK)
+    def _run_task(self, sender: str, msg: pb.RunTask, now: float) -> None:
+        if not self._from_master(sender) or self.connection is not Connection.REGISTERED:
+            return
+        fid = msg.framework.id.value
+        task = msg.task
+        tid = task.task_id.value
+        self.frameworks[fid] = msg.framework
+        if (fid, tid) in self.tasks and not is_terminal(self.tasks[(fid, tid)].state):
+            return  # a duplicate launch
+        self.counters["tasks_launched"] += 1
+        if task.HasField("command"):
+            info = pb.ExecutorInfo(name=f"command executor for {tid}")
+            info.executor_id.value = tid
+            info.framework_id.value = fid
+            info.command.shell = False
+            info.command.value = self.config.command_executor[0]
+            info.command.arguments.extend(self.config.command_executor)
+            command_executor = True
+        else:
+            info = pb.ExecutorInfo()
+            info.CopyFrom(task.executor)
+            info.framework_id.value = fid
+            command_executor = False
+        eid = info.executor_id.value
+        executor = self.executors.get((fid, eid))
+        if executor is None or executor.phase is ExecutorPhase.TERMINATING:
+            self._container_ids += 1
+            container_id = f"{eid}.{self._container_ids}.{self.rng.getrandbits(32):08x}"
+            executor = Executor(info, fid, container_id, command_executor)
+            self.executors[(fid, eid)] = executor
+            self.containers[container_id] = (fid, eid)
+            self.emit(LaunchExecutor(container_id, fid, info, self._executor_environment(msg.framework, info, container_id)))
+            self.set_timer(("executor_registration", (fid, eid)), now + self.config.executor_registration_timeout)
+        self.tasks[(fid, tid)] = Task(task, fid, eid)
+        executor.task_ids.add(tid)
+        if executor.phase is ExecutorPhase.REGISTERED:
+            self.send(executor.transport, pb.RunExecutorTask(framework=msg.framework, task=task))
+        else:
+            executor.queued.append(task)
+
+    def _executor_environment(self, framework: pb.FrameworkInfo, info: pb.ExecutorInfo, container_id: str) -> dict[str, str]:
+        return {
+            "CORRAL_FRAMEWORK_ID": framework.id.value,
+            "CORRAL_EXECUTOR_ID": info.executor_id.value,
+            "CORRAL_CONTAINER_ID": container_id,
+            "CORRAL_AGENT_ID": self.agent_id or "",
+            "CORRAL_AGENT_ENDPOINT": self.transport,
+            "CORRAL_CHECKPOINT": "1" if framework.checkpoint else "0",
+            "CORRAL_RECOVERY_TIMEOUT": "900",
+            "CORRAL_STATUS_UPDATE_BACKOFF": str(self.config.status_update_backoff),
+        }
+
+    @on(T.REGISTER_EXECUTOR)
+    def _register_executor(self, sender: str, msg: pb.RegisterExecutor, now: float) -> None:
+        key = (msg.framework_id.value, msg.executor_id.value)
+        executor = self.executors.get(key)
+        if executor is None or executor.phase is ExecutorPhase.TERMINATING:
+            self.send(msg.transport, pb.ShutdownExecutor(framework_id=msg.framework_id, executor_id=msg.executor_id))
+            return
+        # (a second registration from the same executor means our reply was lost: answer again)
+        executor.phase = ExecutorPhase.REGISTERED
+        executor.transport = msg.transport
+        self.cancel_timer(("executor_registration", key))
+        self.send(
+            msg.transport,
+            pb.ExecutorRegistered(
+                executor_info=executor.info,
+                framework_id=msg.framework_id,
+                framework_info=self.frameworks[executor.framework_id],
+                agent_id=pb.AgentID(value=self.agent_id or ""),
+                agent_info=self.info,
+            ),
+        )
+        framework = self.frameworks[executor.framework_id]
+        for task in executor.queued:
+            self.send(executor.transport, pb.RunExecutorTask(framework=framework, task=task))
+        executor.queued.clear()
+
+    # -------------------------------------------------------------- killing
+    @on(T.KILL_TASK)
+    def _kill_task(self, sender: str, msg: pb.KillTask, now: float) -> None:
+        if not self._from_master(sender):
+            return
+        fid, tid = msg.framework_id.value, msg.task_id.value
+        task = self.tasks.get((fid, tid))
+        if task is None:
+            self._agent_update(fid, tid, "", pb.TASK_LOST, Reason.REASON_RECONCILIATION,
+                               "cannot kill an unknown task", now, known=False)
+            return
+        if is_terminal(task.state):
+            return
+        executor = self.executors.get((fid, task.executor_id))
+        if executor is None:
+            return
+        queued = [t for t in executor.queued if t.task_id.value == tid]
+        if queued or executor.phase is not ExecutorPhase.REGISTERED:
+            executor.queued = [t for t in executor.queued if t.task_id.value != tid]
+            self._agent_update(fid, tid, executor.id, pb.TASK_KILLED, Reason.REASON_TASK_KILLED_DURING_LAUNCH,
+                               "killed before the executor received it", now)
+            if not self._live_tasks(executor):
+                executor.phase = ExecutorPhase.TERMINATING
+                self.emit(KillContainer(executor.container_id, 0.0))
+            return
+        kill = pb.KillExecutorTask(framework_id=msg.framework_id, task_id=msg.task_id)
+        if msg.HasField("kill_policy"):
+            kill.kill_policy.CopyFrom(msg.kill_policy)
+        self.send(executor.transport, kill)
+
+    def _live_tasks(self, executor: Executor) -> list[Task]:
+        return [
+            t for tid in executor.task_ids
+            if (t := self.tasks.get((executor.framework_id, tid))) is not None and not is_terminal(t.state)
+        ]
+
+    @on(T.SHUTDOWN_FRAMEWORK)
+    def _shutdown_framework(self, sender: str, msg: pb.ShutdownFramework, now: float) -> None:
+        if not self._from_master(sender):
+            return
+        fid = msg.framework_id.value
+        for (efid, _), executor in list(self.executors.items()):
+            if efid == fid and executor.phase is not ExecutorPhase.TERMINATING:
+                if executor.transport:
+                    self.send(executor.transport, pb.ShutdownExecutor(framework_id=msg.framework_id,
+                                                                      executor_id=executor.info.executor_id))
+                executor.phase = ExecutorPhase.TERMINATING
+                self.emit(KillContainer(executor.container_id, self.config.shutdown_grace_period))
+        for key in [k for k in self.tasks if k[0] == fid]:
+            del self.tasks[key]
+            self.updates.remove(key)
+        self.frameworks.pop(fid, None)
+
+    # ------------------------------------------------------- executor exits
+    def executor_exited(self, container_id: str, status: int, message: str, now: float) -> None:
+        """The container's process has ended (exit status, or -signal)."""
+        key = self.containers.pop(container_id, None)
+        if key is None:
+            return
+        executor = self.executors.get(key)
+        if executor is None or executor.container_id != container_id:
+            return
+        self.cancel_timer(("executor_registration", key))
+        self._fail_tasks(executor, Reason.REASON_EXECUTOR_TERMINATED, message or f"executor exited with status {status}", now)
+        del self.executors[key]
+        if self.connection is Connection.REGISTERED and self.agent_id:
+            self.send(self.master, pb.ExitedExecutor(
+                agent_id=pb.AgentID(value=self.agent_id), framework_id=pb.FrameworkID(value=key[0]),
+                executor_id=pb.ExecutorID(value=key[1]), status=status))
+
+    def executor_launch_failed(self, container_id: str, message: str, now: float) -> None:
+        key = self.containers.pop(container_id, None)
+        executor = self.executors.pop(key, None) if key else None
+        if executor is not None:
+            self.cancel_timer(("executor_registration", key))
+            self._fail_tasks(executor, Reason.REASON_CONTAINER_LAUNCH_FAILED, message, now)
+
+    def _fail_tasks(self, executor: Executor, reason: int, message: str, now: float) -> None:
+        for task in self._live_tasks(executor):
+            self._agent_update(executor.framework_id, task.info.task_id.value, executor.id,
+                               pb.TASK_FAILED, reason, message, now)
+        executor.queued.clear()
+
+    # -------------------------------------------------------- status updates
+    def _agent_update(self, fid: str, tid: str, eid: str, state: int, reason: int, message: str, now: float,
+                      *, known: bool = True) -> None:
+        """An agent-generated, reliable update (it carries a uuid and waits for an ack)."""
+        status = new_status(tid, state, SOURCE_AGENT, now, reason=reason, message=message,
+                            agent_id=self.agent_id, executor_id=eid or None, uuid=self.rng.randbytes(16))
+        update = new_update(fid, status, now, agent_id=self.agent_id, executor_id=eid or None)
+        if not known:
+            # no task record: forward once, best effort
+            if self.connection is Connection.REGISTERED:
+                self.send(self.master, pb.StatusUpdateMessage(update=update, agent_transport=self.transport))
+            return
+        self._enqueue(update, now)
+
+    @on(T.EXECUTOR_STATUS_UPDATE)
+    def _executor_status_update(self, sender: str, msg: pb.ExecutorStatusUpdate, now: float) -> None:
+        update = msg.update
+        fid = update.framework_id.value
+        executor = self.executors.get((fid, update.executor_id.value))
+        if executor is None or executor.transport != sender or not update.uuid:
+            self.counters["messages_from_unknown"] += 1
+            return
+        self.counters["status_updates_received"] += 1
+        update.agent_id.value = self.agent_id or ""
+        update.status.agent_id.value = self.agent_id or ""
+        if (fid, update.status.task_id.value) in self.tasks:
+            self._enqueue(update, now)
+        self.send(sender, pb.ExecutorStatusUpdateAck(
+            agent_id=pb.AgentID(value=self.agent_id or ""), framework_id=update.framework_id,
+            task_id=update.status.task_id, uuid=update.uuid))
+
+    def _enqueue(self, update: pb.StatusUpdate, now: float) -> None:
+        key = (update.framework_id.value, update.status.task_id.value)
+        result = self.updates.add(key, update.uuid, update, now)
+        if result == _core.AddResult.DUPLICATE:
+            self.counters["duplicate_status_updates"] += 1
+            return
+        task = self.tasks[key]
+        task.state = update.status.state
+        if result == _core.AddResult.FORWARD and self.connection is Connection.REGISTERED:
+            self._forward(update)
+
+    def _forward(self, update: pb.StatusUpdate) -> None:
+        task = self.tasks.get((update.framework_id.value, update.status.task_id.value))
+        if task is not None:
+            update.latest_state = task.state
+        self.counters["status_updates_forwarded"] += 1
+        self.send(self.master, pb.StatusUpdateMessage(update=update, agent_transport=self.transport))
+
+    @on(T.STATUS_UPDATE_ACK)
+    def _status_update_ack(self, sender: str, msg: pb.StatusUpdateAck, now: float) -> None:
+        if not self._from_master(sender):
+            return
+        key = (msg.framework_id.value, msg.task_id.value)
+        head = self.updates.head(key)
+        result = self.updates.ack(key, msg.uuid, now)
+        if result != _core.AckResult.ACKED:
+            self.counters["stale_acks"] += 1
+            return
+        self.counters["acks_received"] += 1
+        nxt = self.updates.head(key)
+        if nxt is not None:
+            if self.connection is Connection.REGISTERED:
+                self._forward(nxt[1])
+            return
+        acked_update = head[1] if head is not None else None
+        if acked_update is not None and is_terminal(acked_update.status.state):
+            self.updates.remove(key)
+            task = self.tasks.pop(key, None)
+            if task is not None:
+                executor = self.executors.get((key[0], task.executor_id))
+                if executor is not None:
+                    executor.task_ids.discard(key[1])
+
+    # ---------------------------------------------------- framework messages
+    @on(T.FRAMEWORK_TO_EXECUTOR)
+    def _framework_to_executor(self, sender: str, msg: pb.FrameworkToExecutor, now: float) -> None:
+        if not self._from_master(sender):
+            return
+        executor = self.executors.get((msg.framework_id.value, msg.executor_id.value))
+        if executor is not None and executor.phase is ExecutorPhase.REGISTERED:
+            self.send(executor.transport, pb.AgentToExecutorMessage(
+                framework_id=msg.framework_id, executor_id=msg.executor_id, data=msg.data))
+
+    @on(T.EXECUTOR_TO_AGENT_MESSAGE)
+    def _executor_to_agent(self, sender: str, msg: pb.ExecutorToAgentMessage, now: float) -> None:
+        executor = self.executors.get((msg.framework_id.value, msg.executor_id.value))
+        if executor is None or executor.transport != sender or self.connection is not Connection.REGISTERED:
+            return
+        self.send(self.master, pb.ExecutorToFramework(
+            framework_id=msg.framework_id, agent_id=pb.AgentID(value=self.agent_id or ""),
+            executor_id=msg.executor_id, data=msg.data))
+
+    # ------------------------------------------------------------------ views
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "id": self.agent_id,
+            "hostname": self.info.hostname,
+            "transport": self.transport,
+            "master": self.master,
+            "connection": self.connection.value,
+            "frameworks": [
+                {"id": fid, "name": info.name, "checkpoint": info.checkpoint}
+                for fid, info in self.frameworks.items()
+            ],
+            "executors": [
+                {
+                    "id": e.id,
+                    "framework_id": e.framework_id,
+                    "container_id": e.container_id,
+                    "phase": e.phase.value,
+                    "tasks": sorted(e.task_ids),
+                }
+                for e in self.executors.values()
+            ],
+            "tasks": [
+                {
+                    "id": tid,
+                    "framework_id": fid,
+                    "executor_id": t.executor_id,
+                    "state": pb.TaskState.Name(t.state),
+                }
+                for (fid, tid), t in self.tasks.items()
+            ],
+            "pending_status_updates": len(self.updates),
+            "counters": dict(self.counters),
+        }
+
+
+def _version() -> str:
+    from corral import __version__
+
+    return __version__

@@ -1,0 +1,158 @@
+"""The executor-driver engine: registration with the agent, task callbacks, and
+reliable status updates (retried to the agent until acknowledged), sans I/O."""
+from __future__ import annotations
+
+import enum
+import random
+from typing import Any
+
+from corral import _core
+from corral.engines.base import Callback, Engine, on
+from corral.engines.common import new_update
+from corral.protocol import MessageType as T
+from corral.protos import corral_pb2 as pb
+
+
+class ExecutorEvent(enum.Enum):
+    """Callbacks of `corral.Executor`; the value is the method name."""
+
+    REGISTERED = "registered"
+    REREGISTERED = "reregistered"
+    DISCONNECTED = "disconnected"
+    LAUNCH_TASK = "launch_task"
+    KILL_TASK = "kill_task"
+    FRAMEWORK_MESSAGE = "framework_message"
+    SHUTDOWN = "shutdown"
+    ERROR = "error"
+
+
+class Stop:
+    """The driver must stop (the agent asked the executor to shut down)."""
+
+
+class AllAcknowledged:
+    """Every status update sent so far has been acknowledged by the agent."""
+
+
+class ExecutorEngine(Engine):
+    REGISTRATION_RETRY = 1.0
+
+    def __init__(self, framework_id: str, executor_id: str, agent: str, transport: str,
+                 status_update_backoff: float = 10.0, rng: random.Random | None = None) -> None:
+        super().__init__()
+        self.framework_id = framework_id
+        self.executor_id = executor_id
+        self.agent = agent
+        self.transport = transport
+        self.rng = rng or random.Random()
+        self.registered = False
+        self.agent_id = ""
+        self.updates = _core.AckTracker(status_update_backoff, 600.0)
+        self.tasks: dict[str, pb.TaskInfo] = {}
+
+    def start(self, now: float) -> None:
+        self._register()
+        self.set_timer(("register",), now + self.REGISTRATION_RETRY)
+
+    def _register(self) -> None:
+        self.send(self.agent, pb.RegisterExecutor(
+            framework_id=pb.FrameworkID(value=self.framework_id),
+            executor_id=pb.ExecutorID(value=self.executor_id),
+            transport=self.transport))
+
+    def next_deadline(self) -> float | None:
+        a, b = super().next_deadline(), self.updates.next_deadline()
+        if a is None:
+            return b
+        return a if b is None else min(a, b)
+
+    def tick(self, now: float) -> None:
+        super().tick(now)
+        for _key, _uuid, update in self.updates.due(now):
+            self.send(self.agent, pb.ExecutorStatusUpdate(update=update))
+
+    def on_timer(self, key: Any, now: float) -> None:
+        if key == ("register",):
+            if not self.registered:
+                self._register()
+                self.set_timer(("register",), now + self.REGISTRATION_RETRY)
+        else:
+            super().on_timer(key, now)
+
+    def _from_agent(self, sender: str) -> bool:
+        return sender == self.agent
+
+    @on(T.EXECUTOR_REGISTERED)
+    def _registered(self, sender: str, msg: pb.ExecutorRegistered, now: float) -> None:
+        if not self._from_agent(sender) or self.registered:
+            return
+        self.registered = True
+        self.agent_id = msg.agent_id.value
+        self.cancel_timer(("register",))
+        self.emit(Callback(ExecutorEvent.REGISTERED, msg.executor_info, msg.framework_info, msg.agent_info))
+
+    @on(T.RUN_EXECUTOR_TASK)
+    def _run_task(self, sender: str, msg: pb.RunExecutorTask, now: float) -> None:
+        if not self._from_agent(sender) or msg.task.task_id.value in self.tasks:
+            return
+        self.tasks[msg.task.task_id.value] = msg.task
+        self.emit(Callback(ExecutorEvent.LAUNCH_TASK, msg.task))
+
+    @on(T.KILL_EXECUTOR_TASK)
+    def _kill_task(self, sender: str, msg: pb.KillExecutorTask, now: float) -> None:
+        if self._from_agent(sender):
+            self.emit(Callback(ExecutorEvent.KILL_TASK, msg.task_id))
+
+    @on(T.AGENT_TO_EXECUTOR_MESSAGE)
+    def _message(self, sender: str, msg: pb.AgentToExecutorMessage, now: float) -> None:
+        if self._from_agent(sender):
+            self.emit(Callback(ExecutorEvent.FRAMEWORK_MESSAGE, msg.data))
+
+    @on(T.SHUTDOWN_EXECUTOR)
+    def _shutdown(self, sender: str, msg: pb.ShutdownExecutor, now: float) -> None:
+        if self._from_agent(sender):
+            self.emit(Callback(ExecutorEvent.SHUTDOWN))
+            self.emit(Stop())
+
+    @on(T.EXECUTOR_STATUS_UPDATE_ACK)
+    def _ack(self, sender: str, msg: pb.ExecutorStatusUpdateAck, now: float) -> None:
+        if not self._from_agent(sender):
+            return
+        key = msg.task_id.value
+        if self.updates.ack(key, msg.uuid, now) == _core.AckResult.ACKED:
+            head = self.updates.head(key)
+            if head is not None:
+                self.send(self.agent, pb.ExecutorStatusUpdate(update=head[1]))
+            else:
+                self.updates.remove(key)
+                if not len(self.updates):
+                    self.emit(AllAcknowledged())
+
+    # -- calls from the user's Executor ---------------------------------------
+    def send_status_update(self, status: pb.TaskStatus, now: float) -> None:
+        status = _copy(status)
+        status.uuid = self.rng.randbytes(16)
+        status.timestamp = now
+        status.source = pb.TaskStatus.SOURCE_EXECUTOR
+        status.executor_id.value = self.executor_id
+        if self.agent_id:
+            status.agent_id.value = self.agent_id
+        update = new_update(self.framework_id, status, now, agent_id=self.agent_id or None,
+                            executor_id=self.executor_id)
+        key = status.task_id.value
+        if self.updates.add(key, status.uuid, update, now) == _core.AddResult.FORWARD:
+            self.send(self.agent, pb.ExecutorStatusUpdate(update=update))
+
+    def send_framework_message(self, data: bytes) -> None:
+        self.send(self.agent, pb.ExecutorToAgentMessage(
+            framework_id=pb.FrameworkID(value=self.framework_id),
+            executor_id=pb.ExecutorID(value=self.executor_id), data=data))
+
+    def unacknowledged(self) -> int:
+        return len(self.updates)
+
+
+def _copy(status: pb.TaskStatus) -> pb.TaskStatus:
+    out = pb.TaskStatus()
+    out.CopyFrom(status)
+    return out

@@ -1,0 +1,260 @@
+"""The scheduler-driver engine: subscription (with failover), offers, status updates
+with de-duplication and acknowledgements, and the framework's calls, sans I/O.
+
+Every update with a uuid reaches the user's `status_update` once per uuid; a duplicate
+(the agent retried because an ack was lost) is counted and acknowledged again but not
+delivered. With implicit acknowledgements the runtime calls `acknowledge` after the
+callback returns; with explicit ones the framework calls it.
+"""
+from __future__ import annotations
+
+import enum
+import random
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from corral.engines.base import Callback, Engine, on
+from corral.engines.common import is_terminal
+from corral.protocol import MessageType as T
+from corral.protos import corral_pb2 as pb
+
+
+class SchedulerEvent(enum.Enum):
+    """Callbacks of `corral.Scheduler`; the value is the method name."""
+
+    REGISTERED = "registered"
+    REREGISTERED = "reregistered"
+    DISCONNECTED = "disconnected"
+    RESOURCE_OFFERS = "resource_offers"
+    OFFER_RESCINDED = "offer_rescinded"
+    STATUS_UPDATE = "status_update"
+    FRAMEWORK_MESSAGE = "framework_message"
+    AGENT_LOST = "agent_lost"
+    EXECUTOR_LOST = "executor_lost"
+    ERROR = "error"
+
+
+class Subscription(enum.Enum):
+    DISCONNECTED = "disconnected"
+    SUBSCRIBING = "subscribing"
+    SUBSCRIBED = "subscribed"
+    FAILED = "failed"
+
+
+class Abort:
+    """The driver must abort (the master refused this scheduler for good)."""
+
+
+@dataclass
+class SchedulerConfig:
+    implicit_acknowledgements: bool = True
+    #: subscription backoff: random [0, b], b doubling up to the cap
+    registration_backoff: float = 2.0
+    registration_backoff_max: float = 60.0
+
+
+@dataclass
+class TaskView:
+    """What the driver knows of one task the framework launched."""
+
+    task_id: str
+    agent_id: str
+    state: int = pb.TASK_STAGING
+    seen_uuids: set[bytes] = field(default_factory=set)
+    acked_uuids: set[bytes] = field(default_factory=set)
+
+
+class SchedulerEngine(Engine):
+    def __init__(self, framework_info: pb.FrameworkInfo, transport: str,
+                 config: SchedulerConfig | None = None, rng: random.Random | None = None) -> None:
+        super().__init__()
+        self.info = pb.FrameworkInfo()
+        self.info.CopyFrom(framework_info)
+        self.transport = transport
+        self.config = config or SchedulerConfig()
+        self.rng = rng or random.Random()
+        self.subscription = Subscription.DISCONNECTED
+        self.master: str | None = None
+        self.master_info: pb.MasterInfo | None = None
+        self.tasks: dict[str, TaskView] = {}
+        self._backoff = self.config.registration_backoff
+        self.counters: dict[str, int] = {"duplicate_updates": 0, "updates": 0, "acks_sent": 0}
+
+    @property
+    def framework_id(self) -> str | None:
+        return self.info.id.value if self.info.HasField("id") else None
+
+    # ---------------------------------------------------------- subscription
+    def connect(self, master: str, now: float) -> None:
+        """Subscribe (again) through the master at transport address `master`."""
+        self.master = master
+        self.subscription = Subscription.SUBSCRIBING
+        self._backoff = self.config.registration_backoff
+        self._subscribe()
+        self.set_timer(("subscribe",), now + self.rng.uniform(0, self._backoff))
+
+    def _subscribe(self) -> None:
+        self.send(self.master, pb.Subscribe(framework_info=self.info, transport=self.transport,
+                                            force=self.framework_id is not None))
+
+    def on_timer(self, key: Any, now: float) -> None:
+        if key == ("subscribe",):
+            if self.subscription is Subscription.SUBSCRIBING:
+                self._subscribe()
+                self._backoff = min(self._backoff * 2, self.config.registration_backoff_max)
+                self.set_timer(("subscribe",), now + self.rng.uniform(0, self._backoff))
+        else:
+            super().on_timer(key, now)
+
+    def _from_master(self, sender: str) -> bool:
+        return sender == self.master and self.subscription is not Subscription.FAILED
+
+    @on(T.SUBSCRIBED)
+    def _subscribed(self, sender: str, msg: pb.Subscribed, now: float) -> None:
+        if not self._from_master(sender) or self.subscription is Subscription.SUBSCRIBED:
+            return
+        first = self.framework_id is None
+        self.info.id.CopyFrom(msg.framework_id)
+        self.master_info = msg.master_info
+        self.subscription = Subscription.SUBSCRIBED
+        self.cancel_timer(("subscribe",))
+        if first:
+            self.emit(Callback(SchedulerEvent.REGISTERED, msg.framework_id, msg.master_info))
+        else:
+            self.emit(Callback(SchedulerEvent.REREGISTERED, msg.master_info))
+
+    @on(T.ERROR)
+    def _error(self, sender: str, msg: pb.Error, now: float) -> None:
+        if sender != self.master:
+            return
+        self.emit(Callback(SchedulerEvent.ERROR, msg.message))
+        if msg.fatal:
+            self.subscription = Subscription.FAILED
+            self.cancel_timer(("subscribe",))
+            self.emit(Abort())
+
+    # ------------------------------------------------------------------ events
+    @on(T.OFFERS)
+    def _offers(self, sender: str, msg: pb.Offers, now: float) -> None:
+        if self._from_master(sender) and msg.offers:
+            self.emit(Callback(SchedulerEvent.RESOURCE_OFFERS, list(msg.offers)))
+
+    @on(T.RESCIND)
+    def _rescind(self, sender: str, msg: pb.Rescind, now: float) -> None:
+        if self._from_master(sender):
+            self.emit(Callback(SchedulerEvent.OFFER_RESCINDED, msg.offer_id))
+
+    @on(T.UPDATE)
+    def _update(self, sender: str, msg: pb.Update, now: float) -> None:
+        if not self._from_master(sender):
+            return
+        status = msg.update.status
+        tid = status.task_id.value
+        view = self.tasks.get(tid)
+        if view is None:
+            view = self.tasks[tid] = TaskView(tid, status.agent_id.value)
+        if status.HasField("uuid"):
+            if status.uuid in view.seen_uuids:
+                self.counters["duplicate_updates"] += 1
+                if status.uuid in view.acked_uuids:
+                    self._send_ack(status)  # our earlier ack was lost
+                return
+            view.seen_uuids.add(status.uuid)
+        self.counters["updates"] += 1
+        view.state = status.state
+        if status.agent_id.value:
+            view.agent_id = status.agent_id.value
+        self.emit(Callback(SchedulerEvent.STATUS_UPDATE, status))
+
+    @on(T.EXECUTOR_TO_FRAMEWORK)
+    def _framework_message(self, sender: str, msg: pb.ExecutorToFramework, now: float) -> None:
+        if self._from_master(sender):
+            self.emit(Callback(SchedulerEvent.FRAMEWORK_MESSAGE, msg.executor_id, msg.agent_id, msg.data))
+
+    @on(T.FAILURE)
+    def _failure(self, sender: str, msg: pb.Failure, now: float) -> None:
+        if not self._from_master(sender):
+            return
+        if msg.HasField("executor_id"):
+            self.emit(Callback(SchedulerEvent.EXECUTOR_LOST, msg.executor_id, msg.agent_id, msg.status))
+        else:
+            self.emit(Callback(SchedulerEvent.AGENT_LOST, msg.agent_id))
+
+    # ------------------------------------------------------- framework calls
+    def acknowledge(self, status: pb.TaskStatus) -> None:
+        """Acknowledge one update (after the callback returned, or explicitly)."""
+        if not status.HasField("uuid"):
+            return  # master-generated updates are never acknowledged
+        view = self.tasks.get(status.task_id.value)
+        if view is not None:
+            view.acked_uuids.add(status.uuid)
+        self._send_ack(status)
+
+    def _send_ack(self, status: pb.TaskStatus) -> None:
+        if self.subscription is not Subscription.SUBSCRIBED:
+            return
+        self.counters["acks_sent"] += 1
+        self.send(self.master, pb.Acknowledge(
+            framework_id=self.info.id, agent_id=status.agent_id, task_id=status.task_id, uuid=status.uuid))
+
+    def accept(self, offer_ids: Iterable[pb.OfferID], operations: Iterable[pb.Offer.Operation],
+               filters: pb.Filters | None) -> None:
+        msg = pb.Accept(framework_id=self.info.id, offer_ids=list(offer_ids), operations=list(operations))
+        if filters is not None:
+            msg.filters.CopyFrom(filters)
+        for op in msg.operations:
+            for task in op.launch.task_infos:
+                view = self.tasks.get(task.task_id.value)
+                if view is None or is_terminal(view.state):
+                    self.tasks[task.task_id.value] = TaskView(task.task_id.value, task.agent_id.value)
+        self._call(msg)
+
+    def decline(self, offer_ids: Iterable[pb.OfferID], filters: pb.Filters | None) -> None:
+        msg = pb.Decline(framework_id=self.info.id, offer_ids=list(offer_ids))
+        if filters is not None:
+            msg.filters.CopyFrom(filters)
+        self._call(msg)
+
+    def revive(self, roles: Iterable[str] = ()) -> None:
+        self._call(pb.Revive(framework_id=self.info.id, roles=list(roles)))
+
+    def suppress(self, roles: Iterable[str] = ()) -> None:
+        self._call(pb.Suppress(framework_id=self.info.id, roles=list(roles)))
+
+    def kill(self, task_id: pb.TaskID, agent_id: pb.AgentID | None = None) -> None:
+        msg = pb.Kill(framework_id=self.info.id, task_id=task_id)
+        view = self.tasks.get(task_id.value)
+        if agent_id is not None:
+            msg.agent_id.CopyFrom(agent_id)
+        elif view is not None and view.agent_id:
+            msg.agent_id.value = view.agent_id
+        self._call(msg)
+
+    def reconcile(self, statuses: Iterable[pb.TaskStatus]) -> None:
+        msg = pb.Reconcile(framework_id=self.info.id)
+        for status in statuses:
+            entry = msg.tasks.add(task_id=status.task_id)
+            if status.HasField("agent_id"):
+                entry.agent_id.CopyFrom(status.agent_id)
+        self._call(msg)
+
+    def send_framework_message(self, executor_id: pb.ExecutorID, agent_id: pb.AgentID, data: bytes) -> None:
+        self._call(pb.FrameworkToExecutor(framework_id=self.info.id, agent_id=agent_id,
+                                          executor_id=executor_id, data=data))
+
+    def stop(self, failover: bool) -> None:
+        """Leave: tear the framework down, or (failover=True) keep its tasks running
+        for failover_timeout so a new scheduler can take over."""
+        if self.subscription is Subscription.SUBSCRIBED:
+            if failover:
+                self._call(pb.Deactivate(framework_id=self.info.id))
+            else:
+                self._call(pb.Teardown(framework_id=self.info.id))
+        self.subscription = Subscription.DISCONNECTED
+        self.cancel_timer(("subscribe",))
+
+    def _call(self, msg: Any) -> None:
+        if self.subscription is Subscription.SUBSCRIBED:
+            self.send(self.master, msg)
+        else:
+            self.emit(Callback(SchedulerEvent.ERROR, f"{type(msg).__name__} dropped: the driver is not subscribed"))

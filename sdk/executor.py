@@ -1,0 +1,101 @@
+"""`Executor`, the base class of custom executors, and `ExecutorDriver`, which
+registers it with the agent that launched the process and carries its status updates
+reliably (retried until the agent acknowledges them)."""
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+
+from corral.driver import DriverBase, DriverStatus
+from corral.engines.executor import AllAcknowledged, ExecutorEngine, Stop
+from corral.protos import corral_pb2 as pb
+from corral.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+#: how long `stop()` waits for the agent to acknowledge what was sent
+FLUSH_TIMEOUT = 10.0
+
+
+class ExecutorEnvironmentError(RuntimeError):
+    """The process was not started by a corral agent (identity variables missing)."""
+
+
+class Executor:
+    """Subclass and override what you need; every callback gets the driver first."""
+
+    def registered(self, driver: "ExecutorDriver", executor_info: pb.ExecutorInfo,
+                   framework_info: pb.FrameworkInfo, agent_info: pb.AgentInfo) -> None:
+        """The agent accepted this executor."""
+
+    def reregistered(self, driver: "ExecutorDriver", agent_info: pb.AgentInfo) -> None:
+        """A restarted agent took this executor back."""
+
+    def disconnected(self, driver: "ExecutorDriver") -> None:
+        """The agent is gone (it may come back)."""
+
+    def launch_task(self, driver: "ExecutorDriver", task: pb.TaskInfo) -> None:
+        """Run `task`; report its progress with `driver.send_status_update`."""
+
+    def kill_task(self, driver: "ExecutorDriver", task_id: pb.TaskID) -> None:
+        """Stop the task and send a terminal update (TASK_KILLED)."""
+
+    def framework_message(self, driver: "ExecutorDriver", data: bytes) -> None:
+        """The scheduler sent a message (best effort)."""
+
+    def shutdown(self, driver: "ExecutorDriver") -> None:
+        """Kill every task: the executor is being shut down."""
+
+    def error(self, driver: "ExecutorDriver", message: str) -> None:
+        log.error("executor error: %s", message)
+
+
+class ExecutorDriver(DriverBase):
+    """Connects an `Executor` to its agent, found from the CORRAL_* environment."""
+
+    def __init__(self, executor: Executor, environ: dict[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        missing = [k for k in ("CORRAL_AGENT_ENDPOINT", "CORRAL_FRAMEWORK_ID", "CORRAL_EXECUTOR_ID") if not env.get(k)]
+        if missing:
+            raise ExecutorEnvironmentError(
+                f"not started by a corral agent: missing environment variable(s) {', '.join(missing)}")
+        host = env["CORRAL_AGENT_ENDPOINT"].removeprefix("tcp://").rpartition(":")[0] or "127.0.0.1"
+        super().__init__(executor, host)
+        self._agent = env["CORRAL_AGENT_ENDPOINT"]
+        self.framework_id = env["CORRAL_FRAMEWORK_ID"]
+        self.executor_id = env["CORRAL_EXECUTOR_ID"]
+        self.sandbox = env.get("CORRAL_SANDBOX", os.getcwd())
+        self._backoff = float(env.get("CORRAL_STATUS_UPDATE_BACKOFF", "10"))
+        self._all_acked = threading.Event()
+
+    def _make_engine(self, address: str) -> ExecutorEngine:
+        return ExecutorEngine(self.framework_id, self.executor_id, self._agent, address,
+                              status_update_backoff=self._backoff, rng=random.Random())
+
+    def _on_started(self, runtime: Runtime) -> None:
+        runtime.add_performer(Stop, lambda _a: threading.Thread(target=self.stop, daemon=True).start())
+        runtime.add_performer(AllAcknowledged, lambda _a: self._check_flushed())
+        runtime.call_soon(lambda: self.engine.start(self._now()))
+
+    def send_status_update(self, status: pb.TaskStatus) -> DriverStatus:
+        """Send `status` reliably: it is retried until the agent acknowledges it."""
+        return self._call(lambda: self.engine.send_status_update(status, self._now()))
+
+    def _check_flushed(self) -> None:
+        """On the I/O thread: wake `stop` once nothing is waiting for an ack."""
+        if self.engine.unacknowledged() == 0:
+            self._all_acked.set()
+
+    def send_framework_message(self, data: bytes) -> DriverStatus:
+        return self._call(self.engine.send_framework_message, data)
+
+    def stop(self) -> DriverStatus:
+        """Stop after the agent has acknowledged every update (at most FLUSH_TIMEOUT)."""
+        if self.status is DriverStatus.RUNNING and self._runtime is not None:
+            self._all_acked.clear()
+            self._runtime.call_soon(self._check_flushed)
+            if not self._all_acked.wait(FLUSH_TIMEOUT):
+                log.warning("stopping with unacknowledged status updates")
+        return self._finish(DriverStatus.STOPPED)

@@ -1,0 +1,143 @@
+"""`Scheduler`, the base class a framework subclasses, and `SchedulerDriver`, which
+connects it to the leading master (the Mesos driver API, in Python naming)."""
+from __future__ import annotations
+
+import logging
+import os
+import pwd
+import random
+from typing import Iterable, Sequence
+
+from corral.detector import MasterDetector
+from corral.driver import DriverBase, DriverStatus
+from corral.engines.base import Callback
+from corral.engines.scheduler import Abort, SchedulerConfig, SchedulerEngine, SchedulerEvent
+from corral.protos import corral_pb2 as pb
+from corral.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+class Scheduler:
+    """Subclass and override what you need; every callback gets the driver first."""
+
+    def registered(self, driver: "SchedulerDriver", framework_id: pb.FrameworkID, master_info: pb.MasterInfo) -> None:
+        """The master accepted the framework and gave it `framework_id`."""
+
+    def reregistered(self, driver: "SchedulerDriver", master_info: pb.MasterInfo) -> None:
+        """The framework is subscribed again (after a failover or lost connection)."""
+
+    def disconnected(self, driver: "SchedulerDriver") -> None:
+        """The master is unreachable; the driver is looking for it."""
+
+    def resource_offers(self, driver: "SchedulerDriver", offers: list[pb.Offer]) -> None:
+        """New offers: launch tasks on them, or decline them."""
+
+    def offer_rescinded(self, driver: "SchedulerDriver", offer_id: pb.OfferID) -> None:
+        """An offer is no longer valid."""
+
+    def status_update(self, driver: "SchedulerDriver", status: pb.TaskStatus) -> None:
+        """A task changed state. Called once per update (duplicates are filtered)."""
+
+    def framework_message(self, driver: "SchedulerDriver", executor_id: pb.ExecutorID, agent_id: pb.AgentID,
+                          data: bytes) -> None:
+        """An executor sent a message (best effort)."""
+
+    def agent_lost(self, driver: "SchedulerDriver", agent_id: pb.AgentID) -> None:
+        """An agent was removed."""
+
+    def executor_lost(self, driver: "SchedulerDriver", executor_id: pb.ExecutorID, agent_id: pb.AgentID,
+                      status: int) -> None:
+        """An executor exited with `status`."""
+
+    def error(self, driver: "SchedulerDriver", message: str) -> None:
+        """Something went wrong; `message` says what. Logged by default."""
+        log.error("scheduler error: %s", message)
+
+
+def _default_user() -> str:
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return "root"
+
+
+class SchedulerDriver(DriverBase):
+    """Connects a `Scheduler` to the master at `master` ("HOST:PORT")."""
+
+    def __init__(self, scheduler: Scheduler, framework_info: pb.FrameworkInfo, master: str,
+                 implicit_acknowledgements: bool = True, host: str = "127.0.0.1") -> None:
+        super().__init__(scheduler, host)
+        info = pb.FrameworkInfo()
+        info.CopyFrom(framework_info)
+        if not info.user:
+            info.user = _default_user()
+        self._framework_info = info
+        self._config = SchedulerConfig(implicit_acknowledgements=implicit_acknowledgements)
+        self._detector = MasterDetector(master, self._master_found)
+
+    def _make_engine(self, address: str) -> SchedulerEngine:
+        return SchedulerEngine(self._framework_info, address, self._config, random.Random())
+
+    def _on_started(self, runtime: Runtime) -> None:
+        runtime.add_performer(Abort, lambda _action: self.abort())
+        self._detector.detect()
+
+    def _master_found(self, transport: str) -> None:
+        self._call(lambda: self.engine.connect(transport, self._now()))
+
+    def _after_callback(self, callback: Callback, failed: bool) -> None:
+        if callback.event is SchedulerEvent.STATUS_UPDATE and self._config.implicit_acknowledgements and not failed:
+            self.acknowledge_status_update(callback.args[0])
+
+    @property
+    def framework_id(self) -> str | None:
+        return self.engine.framework_id if self._runtime else None
+
+    # -- lifecycle --------------------------------------------------------------------
+    def stop(self, failover: bool = False) -> DriverStatus:
+        """Stop the driver; without failover the framework is torn down (its tasks
+        killed), with failover its tasks keep running for failover_timeout."""
+        if self.status is DriverStatus.RUNNING and self._runtime is not None:
+            self._runtime.call_soon(self.engine.stop, failover)
+            self._runtime.call_soon(self._runtime.stop)
+            self._runtime.join(5.0)
+        self._detector.stop()
+        return self._finish(DriverStatus.STOPPED)
+
+    def abort(self) -> DriverStatus:
+        self._detector.stop()
+        return super().abort()
+
+    # -- calls ----------------------------------------------------------------------------
+    def launch_tasks(self, offer_ids: pb.OfferID | Sequence[pb.OfferID], tasks: Iterable[pb.TaskInfo],
+                     filters: pb.Filters | None = None) -> DriverStatus:
+        ids = [offer_ids] if isinstance(offer_ids, pb.OfferID) else list(offer_ids)
+        op = pb.Offer.Operation(type=pb.Offer.Operation.LAUNCH)
+        op.launch.task_infos.extend(tasks)
+        return self._call(self.engine.accept, ids, [op], filters)
+
+    def accept_offers(self, offer_ids: Sequence[pb.OfferID], operations: Iterable[pb.Offer.Operation],
+                      filters: pb.Filters | None = None) -> DriverStatus:
+        return self._call(self.engine.accept, list(offer_ids), list(operations), filters)
+
+    def decline_offer(self, offer_id: pb.OfferID, filters: pb.Filters | None = None) -> DriverStatus:
+        return self._call(self.engine.decline, [offer_id], filters)
+
+    def revive_offers(self, roles: Iterable[str] = ()) -> DriverStatus:
+        return self._call(self.engine.revive, list(roles))
+
+    def suppress_offers(self, roles: Iterable[str] = ()) -> DriverStatus:
+        return self._call(self.engine.suppress, list(roles))
+
+    def kill_task(self, task_id: pb.TaskID) -> DriverStatus:
+        return self._call(self.engine.kill, task_id)
+
+    def acknowledge_status_update(self, status: pb.TaskStatus) -> DriverStatus:
+        return self._call(self.engine.acknowledge, status)
+
+    def reconcile_tasks(self, statuses: Iterable[pb.TaskStatus]) -> DriverStatus:
+        return self._call(self.engine.reconcile, list(statuses))
+
+    def send_framework_message(self, executor_id: pb.ExecutorID, agent_id: pb.AgentID, data: bytes) -> DriverStatus:
+        return self._call(self.engine.send_framework_message, executor_id, agent_id, data)
