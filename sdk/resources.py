@@ -25,6 +25,7 @@ where Mesos would silently clamp), and resources with different keys never mix: 
 does not contain `cpus:1`. A persistent volume is indivisible: it is added or subtracted
 whole. Anything malformed raises `ResourceError` naming the bad part.
 """
+
 from __future__ import annotations
 
 import enum
@@ -220,9 +221,9 @@ def _items_text(items: Iterable[str]) -> str:
 
 
 def _value_text(value: _Value) -> str:
-    if type(value) is int:
+    if isinstance(value, int):
         return _milli_text(value)
-    if type(value) is tuple:
+    if isinstance(value, tuple):
         return _spans_text(value)
     return _items_text(sorted(value))
 
@@ -280,11 +281,6 @@ def _spans_subtract(mine: _Spans, theirs: _Spans) -> _Spans:
         if begin <= end:
             result.append((begin, end))
     return tuple(result)
-
-
-def _spans_missing(mine: _Spans, theirs: _Spans) -> _Spans:
-    """The parts of `theirs` that `mine` lacks (for error messages)."""
-    return _spans_subtract(theirs, mine)
 
 
 def _is_persistent(key: ResourceKey) -> bool:
@@ -613,7 +609,9 @@ def _items_from_protos(resources: Iterable[corral_pb2.Resource]) -> _Items:
         try:
             key, value = _entry_from_proto(resource)
         except _Invalid as invalid:
-            raise ResourceError(f"invalid resource {_describe(resource)}: {invalid.detail()}") from None
+            raise ResourceError(
+                f"invalid resource {_describe(resource)}: {invalid.detail()}"
+            ) from None
         if value:
             _merge(items, key, value)
     return items
@@ -662,7 +660,9 @@ class Resources:
         try:
             _check_role(default_role)
         except _Invalid as invalid:
-            raise ResourceError(f"invalid default role {default_role!r}: {invalid.reason}") from None
+            raise ResourceError(
+                f"invalid default role {default_role!r}: {invalid.reason}"
+            ) from None
         stripped = text.strip()
         if stripped.startswith("["):
             return cls._parse_json(stripped, default_role)
@@ -675,7 +675,9 @@ class Resources:
                 key, value = _parse_entry(token, default_role)
             except _Invalid as invalid:
                 if invalid.label:
-                    raise _error(invalid.label, invalid.part, (token, text), invalid.reason) from None
+                    raise _error(
+                        invalid.label, invalid.part, (token, text), invalid.reason
+                    ) from None
                 raise _error("invalid resource", token, (text,), invalid.reason) from None
             if value:
                 _merge(items, key, value)
@@ -753,7 +755,7 @@ class Resources:
         if not self._items:
             return other
         items = self._items.copy()
-        for key, value in other._items.items():
+        for key, value in other._items.items():  # `_merge`, inlined: the allocator's hot path
             mine = items.get(key)
             if mine is None:
                 items[key] = value
@@ -811,11 +813,11 @@ class Resources:
                 elif mine != value and _is_persistent(key):
                     missing.append(f"{where}: a persistent volume is only subtracted whole")
             elif type(value) is tuple:
-                lacking = _spans_missing(mine, value)  # type: ignore[arg-type]
+                lacking = _spans_subtract(value, mine)  # type: ignore[arg-type]
                 if lacking:
                     missing.append(f"{where}: lacks {_spans_text(lacking)}")
             else:
-                lacking_items = value - mine  # type: ignore[operator]
+                lacking_items: frozenset[str] = value - mine  # type: ignore[operator,assignment]
                 if lacking_items:
                     missing.append(f"{where}: lacks {_items_text(sorted(lacking_items))}")
         return ResourceError(
@@ -862,19 +864,15 @@ class Resources:
     # -- role views
 
     def flatten(self, role: str = UNRESERVED) -> Resources:
-        """The same quantities with reservations dropped, all under `role` (disk info kept)."""
+        """The same quantities, all under `role` (static if not `*`): reservations and
+        disk info (volumes) are dropped, so volumes count as plain disk."""
         try:
             _check_role(role)
         except _Invalid as invalid:
             raise ResourceError(f"cannot flatten to role {role!r}: {invalid.reason}") from None
         items: _Items = {}
         for key, value in self._items.items():
-            if key.disk is None:
-                flat = _simple_key(key.name, key.kind, role)
-            else:
-                reservations = () if role == UNRESERVED else (Reservation(ReservationType.STATIC, role),)
-                flat = ResourceKey(key.name, key.kind, role, reservations, key.disk)
-            _merge(items, flat, value)
+            _merge(items, _simple_key(key.name, key.kind, role), value)
         return Resources._wrap(items)
 
     def reserved(self, role: str | None = None) -> Resources:
@@ -934,8 +932,19 @@ class Resources:
         spans: list[_Span] = []
         for key, value in self._items.items():
             if key.name == "ports" and type(value) is tuple:
-                spans.extend(value)  # type: ignore[arg-type]
+                spans.extend(value)
         return list(_coalesce(spans))
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON view Mesos' `/state` gives, summed over roles: scalars as numbers, ranges
+        and sets in their text form, e.g. `{"cpus": 4.0, "ports": "[31000-32000]"}`."""
+        merged: _Items = {}
+        for key, value in self._items.items():
+            _merge(merged, _simple_key(key.name, key.kind, UNRESERVED), value)
+        return {
+            key.name: value / _MILLI if isinstance(value, int) else _value_text(value)
+            for key, value in sorted(merged.items(), key=lambda entry: _sort_key(entry[0]))
+        }
 
     def names(self) -> frozenset[str]:
         """The names of the resources held."""
@@ -963,13 +972,17 @@ def scalar(name: str, value: float, role: str | None = None) -> corral_pb2.Resou
     return _built(resource)
 
 
-def ranges(name: str, spans: Iterable[tuple[int, int]], role: str | None = None) -> corral_pb2.Resource:
+def ranges(
+    name: str, spans: Iterable[tuple[int, int]], role: str | None = None
+) -> corral_pb2.Resource:
     """A ranges `corral.Resource`, e.g. `ranges("ports", [(31000, 32000)])` (merged)."""
     resource = corral_pb2.Resource(name=name, type=corral_pb2.Value.RANGES)
     resource.ranges.SetInParent()
     for begin, end in spans:
         if begin < 0 or end < 0 or begin > _UINT64_MAX or end > _UINT64_MAX:
-            raise ResourceError(f"invalid resource {name!r}: range {begin}-{end} is not within 0..2^64-1")
+            raise ResourceError(
+                f"invalid resource {name!r}: range {begin}-{end} is not within 0..2^64-1"
+            )
         resource.ranges.range.add(begin=begin, end=end)
     if role is not None:
         resource.role = role
@@ -1061,7 +1074,9 @@ def attributes_to_dict(attributes: Iterable[corral_pb2.Attribute]) -> dict[str, 
         if kind is ValueKind.SCALAR:
             view[attribute.name] = attribute.scalar.value
         elif kind is ValueKind.RANGES:
-            view[attribute.name] = _spans_text((span.begin, span.end) for span in attribute.ranges.range)
+            view[attribute.name] = _spans_text(
+                (span.begin, span.end) for span in attribute.ranges.range
+            )
         elif kind is ValueKind.SET:
             view[attribute.name] = _items_text(attribute.set.item)
         else:
@@ -1115,7 +1130,9 @@ def detect_resources(work_dir: str) -> Resources:
     try:
         free_mb = shutil.disk_usage(work_dir).free // _MIB
     except OSError as err:
-        raise ResourceError(f"cannot measure free disk under work dir {work_dir!r}: {err.strerror}") from None
+        raise ResourceError(
+            f"cannot measure free disk under work dir {work_dir!r}: {err.strerror}"
+        ) from None
     items: _Items = {}
     quantities = (
         ("cpus", (os.cpu_count() or 1) * _MILLI),
