@@ -1,1 +1,1 @@
-"""corral.executors."""
+"""Executors that ship with corral (run by agents as separate processes)."""

@@ -1,0 +1,6 @@
+"""`python -m corral` is the `corral` command."""
+import sys
+
+from corral.cli import main
+
+sys.exit(main())

@@ -1,0 +1,302 @@
+"""The `corral` command: `master`, `agent`, `local`, `execute`, `version`.
+
+Every user-facing error (a bad flag, a resource string that does not parse, an address
+that is not HOST:PORT) exits with status 2 and a message that names the bad value.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Sequence
+
+from corral import __version__, _core
+from corral.detector import MasterAddressError, parse_master
+from corral.resources import ResourceError, Resources, detect_resources, parse_attributes
+
+log = logging.getLogger("corral")
+
+DEFAULT_TASK_RESOURCES = "cpus:0.1;mem:32"
+
+
+class UsageError(Exception):
+    """A flag value that cannot be used; the message names it."""
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}: not a whole number") from None
+    if not 0 <= value < 65536:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}: must be between 0 and 65535")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}: not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}: must be at least 1")
+    return value
+
+
+def _master_address(text: str) -> str:
+    try:
+        parse_master(text)
+    except MasterAddressError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _resources(text: str) -> Resources:
+    try:
+        return Resources.parse(text)
+    except ResourceError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="corral", description="A Mesos-style cluster manager.")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    master = sub.add_parser("master", help="run a master")
+    master.add_argument("--ip", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    master.add_argument("--port", type=_port, default=5050, help="HTTP port, the address users name (default 5050)")
+    master.add_argument("--transport-port", type=_port, default=None,
+                        help="message transport port (default: --port + 10000; any free port if --port is 0)")
+    master.add_argument("--work-dir", type=Path, default=None, help="registry and state (default: a temporary dir)")
+    master.add_argument("--allocation-interval", type=float, default=1.0, help="seconds between allocation cycles")
+
+    agent = sub.add_parser("agent", help="run an agent")
+    agent.add_argument("--master", type=_master_address, required=True, help="the master's HOST:PORT")
+    agent.add_argument("--ip", default="127.0.0.1")
+    agent.add_argument("--port", type=_port, default=5051, help="HTTP port (default 5051)")
+    agent.add_argument("--transport-port", type=_port, default=None,
+                       help="message transport port (default: --port + 10000; any free port if --port is 0)")
+    agent.add_argument("--work-dir", type=Path, default=None)
+    agent.add_argument("--resources", type=_resources, default=None,
+                       help='e.g. "cpus:2;mem:1024;disk:4096;ports:[31000-32000]" (default: detected)')
+    agent.add_argument("--attributes", default="", help='e.g. "rack:r1;zone:z2"')
+
+    local = sub.add_parser("local", help="run a master and N agents on this machine")
+    local.add_argument("--agents", type=_positive_int, default=1)
+    local.add_argument("--ip", default="127.0.0.1")
+    local.add_argument("--port", type=_port, default=5050, help="master HTTP port; agents use the next ones")
+    local.add_argument("--work-dir", type=Path, default=None)
+    local.add_argument("--resources", type=_resources, default=None, help="each agent's resources")
+    local.add_argument("--run", default=None, metavar="CMD",
+                       help="run CMD (with CORRAL_MASTER set) once the cluster is up, then stop; exit with its status")
+
+    execute = sub.add_parser("execute", help="run one shell command as a task")
+    execute.add_argument("--master", type=_master_address, required=True)
+    execute.add_argument("--name", default="corral-execute")
+    execute.add_argument("--command", required=True)
+    execute.add_argument("--resources", type=_resources, default=Resources.parse(DEFAULT_TASK_RESOURCES))
+    execute.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
+
+    sub.add_parser("version", help="print the version and the core in use")
+    return parser
+
+
+# ------------------------------------------------------------------ daemons
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+
+
+def _work_dir(given: Path | None, name: str) -> Path:
+    if given is not None:
+        return given
+    return Path(tempfile.mkdtemp(prefix=f"corral-{name}-"))
+
+
+def _transport_port(given: int | None, port: int) -> int:
+    from corral.master.daemon import default_transport_port
+
+    return given if given is not None else default_transport_port(port)
+
+
+def run_master(args: argparse.Namespace) -> int:
+    from corral.engines.master import MasterConfig
+    from corral.master.daemon import MasterDaemon, MasterFlags
+
+    flags = MasterFlags(work_dir=_work_dir(args.work_dir, "master"), host=args.ip, port=args.port,
+                        transport_port=args.transport_port)
+    daemon = MasterDaemon(flags, MasterConfig(allocation_interval=args.allocation_interval))
+    daemon.start()
+    print(f"corral master {daemon.master_id} listening on {daemon.address} (transport {daemon.runtime.address})",
+          flush=True)
+    _wait_for_signal()
+    daemon.stop()
+    return 0
+
+
+def run_agent(args: argparse.Namespace) -> int:
+    from corral.agent.daemon import AgentDaemon, AgentFlags
+
+    try:
+        attributes = parse_attributes(args.attributes) if args.attributes else []
+    except ResourceError as exc:
+        raise UsageError(f"--attributes: {exc}") from None
+    work_dir = _work_dir(args.work_dir, "agent")
+    resources = args.resources if args.resources is not None else detect_resources(str(work_dir))
+    flags = AgentFlags(master=args.master, work_dir=work_dir, resources=resources, attributes=attributes,
+                       host=args.ip, port=args.port, transport_port=_transport_port(args.transport_port, args.port))
+    daemon = AgentDaemon(flags)
+    daemon.start()
+    print(f"corral agent listening on {daemon.address} (transport {daemon.runtime.address}), "
+          f"master {args.master}, resources {resources}", flush=True)
+    _wait_for_signal()
+    daemon.stop()
+    return 0
+
+
+def _wait_http(address: str, path: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    delay = 0.02
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://{address}{path}", timeout=1.0) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
+    return False
+
+
+def _agents_registered(master: str) -> int:
+    import json
+
+    with urllib.request.urlopen(f"http://{master}/state", timeout=2.0) as response:
+        state = json.loads(response.read())
+    return sum(1 for a in state["agents"] if a["state"] == "registered")
+
+
+def run_local(args: argparse.Namespace) -> int:
+    from corral.master.daemon import MasterDaemon, MasterFlags
+
+    root = _work_dir(args.work_dir, "local")
+    master = MasterDaemon(MasterFlags(work_dir=root / "master", host=args.ip, port=args.port))
+    master.start()
+    print(f"corral local: master at {master.address}", flush=True)
+    agents: list[subprocess.Popen[bytes]] = []
+    try:
+        for i in range(args.agents):
+            port = args.port + 1 + i if args.port else 0
+            cmd = [sys.executable, "-m", "corral", "--log-level", args.log_level, "agent",
+                   "--master", master.address, "--ip", args.ip, "--port", str(port),
+                   "--work-dir", str(root / f"agent-{i + 1}")]
+            if args.resources is not None:
+                cmd += ["--resources", str(args.resources)]
+            agents.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _agents_registered(master.address) < args.agents:
+            if any(a.poll() is not None for a in agents):
+                print("corral local: an agent exited during start-up", file=sys.stderr)
+                return 1
+            time.sleep(0.05)
+        registered = _agents_registered(master.address)
+        print(f"corral local: {registered} agent(s) registered; web UI and state at http://{master.address}/",
+              flush=True)
+        if args.run:
+            env = dict(os.environ, CORRAL_MASTER=master.address)
+            return subprocess.call(shlex.split(args.run), env=env)
+        _wait_for_signal()
+        return 0
+    finally:
+        for agent in agents:
+            if agent.poll() is None:
+                agent.send_signal(signal.SIGTERM)
+        for agent in agents:
+            try:
+                agent.wait(15)
+            except subprocess.TimeoutExpired:
+                agent.kill()
+        master.stop()
+
+
+def run_execute(args: argparse.Namespace) -> int:
+    from corral.tasks import command_task
+    from corral.scheduler import Scheduler, SchedulerDriver
+    from corral.protos import corral_pb2 as pb
+    from corral.engines.common import is_terminal, state_name
+
+    class Execute(Scheduler):
+        def __init__(self) -> None:
+            self.launched = False
+            self.final: int | None = None
+            self.done = threading.Event()
+
+        def resource_offers(self, driver, offers):  # type: ignore[no-untyped-def]
+            for offer in offers:
+                available = Resources.from_protos(offer.resources)
+                if self.launched or not available.contains(args.resources):
+                    driver.decline_offer(offer.id, pb.Filters(refuse_seconds=1.0 if not self.launched else 3600))
+                    continue
+                self.launched = True
+                task = command_task(args.name, args.command, offer.agent_id, args.resources)
+                driver.launch_tasks(offer.id, [task])
+                print(f"launched task {task.task_id.value} on agent {offer.agent_id.value}", flush=True)
+
+        def status_update(self, driver, status):  # type: ignore[no-untyped-def]
+            line = f"{status.task_id.value}: {state_name(status.state)}"
+            if status.message:
+                line += f" ({status.message})"
+            print(line, flush=True)
+            if is_terminal(status.state):
+                self.final = status.state
+                self.done.set()
+
+        def error(self, driver, message):  # type: ignore[no-untyped-def]
+            print(f"error: {message}", file=sys.stderr, flush=True)
+
+    scheduler = Execute()
+    framework = pb.FrameworkInfo(name=args.name, user="")
+    driver = SchedulerDriver(scheduler, framework, args.master)
+    driver.start()
+    finished = scheduler.done.wait(args.timeout)
+    driver.stop()
+    if not finished:
+        print(f"timed out after {args.timeout:g}s", file=sys.stderr)
+        return 124
+    return 0 if scheduler.final == pb.TASK_FINISHED else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=getattr(logging, args.log_level),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    if args.command == "version":
+        print(f"corral {__version__}")
+        print(f"core: {_core.CORE}")
+        return 0
+    runners = {"master": run_master, "agent": run_agent, "local": run_local, "execute": run_execute}
+    try:
+        return runners[args.command](args)
+    except UsageError as exc:
+        parser.exit(2, f"corral {args.command}: error: {exc}\n")
+    except OSError as exc:  # e.g. a port already in use
+        parser.exit(1, f"corral {args.command}: error: {exc}\n")
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

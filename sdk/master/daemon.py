@@ -1,0 +1,111 @@
+"""The master daemon: runs the master engine on a transport and serves HTTP on the
+master's one address: `/health`, `/info` (where the transport listens), `/state`,
+`/state.json`, `/frameworks`, `/slaves`, `/tasks`, `/flags`, `/metrics/snapshot`."""
+from __future__ import annotations
+
+import logging
+import socket
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from corral import __version__
+from corral.engines.master import MasterConfig, MasterEngine
+from corral.http import HttpServer, Reply
+from corral.protos import corral_pb2 as pb
+from corral.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+#: the transport listens on the HTTP port plus this, unless --transport-port says otherwise
+TRANSPORT_PORT_OFFSET = 10000
+
+
+def default_transport_port(http_port: int) -> int:
+    """The documented default: HTTP port + 10000 (any free port when HTTP's is 0)."""
+    return http_port + TRANSPORT_PORT_OFFSET if http_port else 0
+
+
+@dataclass
+class MasterFlags:
+    work_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 5050
+    transport_port: int | None = None
+    hostname: str = field(default_factory=socket.gethostname)
+
+
+class MasterDaemon:
+    def __init__(self, flags: MasterFlags, config: MasterConfig | None = None) -> None:
+        self.flags = flags
+        self.config = config or MasterConfig()
+        flags.work_dir.mkdir(parents=True, exist_ok=True)
+        self.http = HttpServer(flags.host, flags.port, {})
+        transport_port = flags.transport_port
+        if transport_port is None:
+            transport_port = default_transport_port(self.http.port if flags.port else 0)
+        self.master_id = str(uuid.uuid4())
+        self.start_time = time.time()
+
+        def make_engine(address: str) -> MasterEngine:
+            info = pb.MasterInfo(id=self.master_id, hostname=flags.hostname, port=self.http.port,
+                                 transport=address, version=__version__, start_time=self.start_time)
+            return MasterEngine(info, self.config, now=time.time())
+
+        self.runtime = Runtime(make_engine, host=flags.host, port=transport_port)
+        self.engine: MasterEngine = self.runtime.engine  # type: ignore[assignment]
+        self.http.routes.update({
+            "/health": lambda q, b: Reply(body=b"", content_type="text/plain"),
+            "/info": lambda q, b: Reply.json(self.info()),
+            "/state": lambda q, b: Reply.json(self.state()),
+            "/state.json": lambda q, b: Reply.json(self.state()),
+            "/frameworks": lambda q, b: Reply.json({"frameworks": self.state()["frameworks"]}),
+            "/slaves": lambda q, b: Reply.json({"slaves": self.state()["agents"]}),
+            "/agents": lambda q, b: Reply.json({"agents": self.state()["agents"]}),
+            "/tasks": lambda q, b: Reply.json({"tasks": [t for f in self.state()["frameworks"] for t in f["tasks"]]}),
+            "/flags": lambda q, b: Reply.json(self.flags_view()),
+            "/metrics/snapshot": lambda q, b: Reply.json(self.metrics()),
+        })
+        self.address = self.http.address
+
+    def info(self) -> dict[str, Any]:
+        return {"id": self.master_id, "transport": self.runtime.address, "version": __version__,
+                "hostname": self.flags.hostname, "port": self.http.port, "leader": True}
+
+    def state(self) -> dict[str, Any]:
+        with self.runtime.lock:
+            view = self.engine.snapshot()
+        view["address"] = self.address
+        return view
+
+    def flags_view(self) -> dict[str, Any]:
+        flags = asdict(self.flags)
+        flags["work_dir"] = str(self.flags.work_dir)
+        flags.update({f"config.{k}": v for k, v in asdict(self.config).items()})
+        return flags
+
+    def metrics(self) -> dict[str, Any]:
+        with self.runtime.lock:
+            engine = self.engine
+            counters: dict[str, Any] = {f"master/{k}": v for k, v in engine.counters.items()}
+            counters["master/agents_registered"] = sum(1 for a in engine.agents.values() if a.state.value == "registered")
+            counters["master/agents_unreachable"] = sum(1 for a in engine.agents.values() if a.state.value == "unreachable")
+            counters["master/frameworks_connected"] = sum(1 for f in engine.frameworks.values() if f.connected)
+            counters["master/frameworks_disconnected"] = sum(1 for f in engine.frameworks.values() if not f.connected)
+            counters["master/tasks_active"] = sum(len(f.tasks) for f in engine.frameworks.values())
+            counters["master/outstanding_offers"] = len(engine.offers)
+            counters["master/uptime_secs"] = time.time() - self.start_time
+        counters.update({f"transport/{k}": v for k, v in self.runtime.metrics().items()})
+        return counters
+
+    def start(self) -> None:
+        self.http.start()
+        self.runtime.start(name="master-io")
+        log.info("master %s listening on %s (transport %s)", self.master_id, self.address, self.runtime.address)
+
+    def stop(self) -> None:
+        self.runtime.stop()
+        self.runtime.join(5.0)
+        self.http.close()
