@@ -70,7 +70,7 @@ def _resources(text: str) -> Resources:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="corral", description="A Mesos-style cluster manager.")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="subcommand", required=True, metavar="COMMAND")
 
     master = sub.add_parser("master", help="run a master")
     master.add_argument("--ip", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -284,17 +284,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=getattr(logging, args.log_level),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
-    if args.command == "version":
+    if args.subcommand == "version":
         print(f"corral {__version__}")
         print(f"core: {_core.CORE}")
         return 0
     runners = {"master": run_master, "agent": run_agent, "local": run_local, "execute": run_execute}
     try:
-        return runners[args.command](args)
+        return runners[args.subcommand](args)
     except UsageError as exc:
-        parser.exit(2, f"corral {args.command}: error: {exc}\n")
+        parser.exit(2, f"corral {args.subcommand}: error: {exc}\n")
     except OSError as exc:  # e.g. a port already in use
-        parser.exit(1, f"corral {args.command}: error: {exc}\n")
+        parser.exit(1, f"corral {args.subcommand}: error: {exc}\n")
     return 1
 
 
