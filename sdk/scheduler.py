@@ -87,8 +87,13 @@ class SchedulerDriver(DriverBase):
         self._call(lambda: self.engine.connect(transport, self._now()))
 
     def _after_callback(self, callback: Callback, failed: bool) -> None:
-        if callback.event is SchedulerEvent.STATUS_UPDATE and self._config.implicit_acknowledgements and not failed:
-            self.acknowledge_status_update(callback.args[0])
+        if callback.event is not SchedulerEvent.STATUS_UPDATE:
+            return
+        status = callback.args[0]
+        if failed:
+            self._call(self.engine.redeliver, status)
+        elif self._config.implicit_acknowledgements:
+            self.acknowledge_status_update(status)
 
     @property
     def framework_id(self) -> str | None:

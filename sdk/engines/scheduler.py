@@ -190,6 +190,13 @@ class SchedulerEngine(Engine):
             view.acked_uuids.add(status.uuid)
         self._send_ack(status)
 
+    def redeliver(self, status: pb.TaskStatus) -> None:
+        """The user's callback failed on `status`: deliver it again when the agent retries
+        (it is not acknowledged, so the agent will)."""
+        view = self.tasks.get(status.task_id.value)
+        if view is not None and status.HasField("uuid"):
+            view.seen_uuids.discard(status.uuid)
+
     def _send_ack(self, status: pb.TaskStatus) -> None:
         if self.subscription is not Subscription.SUBSCRIBED:
             return
