@@ -1,1 +1,116 @@
-"""The hot path (placeholder until the core lands)."""
+"""corral's hot path: envelope codec and dispatch table, ack tracker, timers.
+
+Selects the implementation at import. The compiled modules (`corral._core.envelope`,
+`.acks`, `.timers`, built by Cython from the `.py` + `.pxd` pairs in this package) are
+used unless ``CORRAL_NO_EXTENSIONS=1`` or any of them is not compiled; otherwise the same
+`.py` sources are loaded as plain Python under `corral._core._py.*` (see ``load_pure``).
+``CORE`` says which one is in use: ``"cython"`` or ``"python"``. Callers import the
+public names from `corral._core`, never from the submodules.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.machinery
+import importlib.util
+import os
+import sys
+import types
+
+MODULES = ("envelope", "acks", "timers")
+_PURE_PACKAGE = __name__ + "._py"
+
+
+def load_pure() -> types.SimpleNamespace:
+    """The pure-Python twin: this package's `.py` sources run as plain Python, each loaded
+    once as `corral._core._py.NAME`. Returns a namespace with one attribute per module."""
+    package = sys.modules.get(_PURE_PACKAGE)
+    if package is None:
+        package = types.ModuleType(_PURE_PACKAGE, "pure-Python twin of corral._core")
+        package.__path__ = []  # a namespace for the twins; nothing is found through it
+        sys.modules[_PURE_PACKAGE] = package
+    here = os.path.dirname(os.path.abspath(__file__))
+    modules = {}
+    for name in MODULES:
+        qualified = f"{_PURE_PACKAGE}.{name}"
+        module = sys.modules.get(qualified)
+        if module is None:
+            spec = importlib.util.spec_from_file_location(
+                qualified, os.path.join(here, name + ".py")
+            )
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[qualified] = module
+            spec.loader.exec_module(module)
+            setattr(package, name, module)
+        modules[name] = module
+    return types.SimpleNamespace(**modules)
+
+
+def _load_compiled() -> types.SimpleNamespace | None:
+    """The compiled modules, or None when any of them is missing or not compiled."""
+    modules = {}
+    for name in MODULES:
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+        except ImportError:
+            return None
+        if not module.__file__.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)):
+            return None  # the import found the .py: this module was not compiled
+        modules[name] = module
+    return types.SimpleNamespace(**modules)
+
+
+_impl = None if os.environ.get("CORRAL_NO_EXTENSIONS") == "1" else _load_compiled()
+CORE = "python" if _impl is None else "cython"
+if _impl is None:
+    _impl = load_pure()
+    for _name in MODULES:  # so `corral._core.NAME` is the twin too, never a second copy
+        sys.modules[f"{__name__}.{_name}"] = getattr(_impl, _name)
+    del _name
+
+BATCH_TYPE = _impl.envelope.BATCH_TYPE
+HEADER_SIZE = _impl.envelope.HEADER_SIZE
+DEFAULT_MAX_FRAME_SIZE = _impl.envelope.DEFAULT_MAX_FRAME_SIZE
+EnvelopeError = _impl.envelope.EnvelopeError
+Envelope = _impl.envelope.Envelope
+DispatchError = _impl.envelope.DispatchError
+DrainPath = _impl.envelope.DrainPath
+Dispatcher = _impl.envelope.Dispatcher
+encode = _impl.envelope.encode
+encode_batch = _impl.envelope.encode_batch
+decode = _impl.envelope.decode
+select_drain_path = _impl.envelope.select_drain_path
+AckTracker = _impl.acks.AckTracker
+AddResult = _impl.acks.AddResult
+AckResult = _impl.acks.AckResult
+TimerQueue = _impl.timers.TimerQueue
+
+#: The implementation modules in use (`envelope.DRAIN_PATH` tells how drain receives).
+envelope = _impl.envelope
+acks = _impl.acks
+timers = _impl.timers
+del _impl
+
+__all__ = [
+    "CORE",
+    "MODULES",
+    "BATCH_TYPE",
+    "HEADER_SIZE",
+    "DEFAULT_MAX_FRAME_SIZE",
+    "EnvelopeError",
+    "Envelope",
+    "DispatchError",
+    "DrainPath",
+    "Dispatcher",
+    "encode",
+    "encode_batch",
+    "decode",
+    "select_drain_path",
+    "AckTracker",
+    "AddResult",
+    "AckResult",
+    "TimerQueue",
+    "load_pure",
+    "envelope",
+    "acks",
+    "timers",
+]

@@ -1,0 +1,496 @@
+"""Envelope codec and dispatch table: the first thing every received frame goes through.
+
+Owns the wire framing of every corral message (a 12-byte little-endian header, the
+sender's transport address, then the protobuf body), batches of envelopes packed into
+one ZeroMQ frame, and `Dispatcher`, which turns frames into handler calls: it reads a
+pyzmq socket until it is empty, checks and decodes each frame, looks its type up in a
+table and calls the handler. Bad input never raises; it is counted and reported.
+
+One source for both builds: run as plain Python this is the pure-Python twin; Cython
+compiles it with the declarations in envelope.pxd. The few compiled-only branches
+(guarded by ``_COMPILED``) allocate frames in C and receive straight from libzmq,
+bypassing pyzmq's per-message Python call (see ``select_drain_path``).
+"""
+from __future__ import annotations
+
+import enum
+import logging
+import struct
+import sys
+
+try:
+    import cython
+
+    _COMPILED = cython.compiled
+except ImportError:  # plain Python without Cython installed: the pure-Python twin
+    _COMPILED = False
+
+MAGIC = 0xC7
+VERSION = 1
+HEADER_SIZE = 12
+BATCH_TYPE = 0xFFFF
+DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024
+
+# C-typed copies of the constants above (module-level C globals in the compiled build).
+_MAGIC = MAGIC
+_VERSION = VERSION
+_HDR = HEADER_SIZE
+_BATCH = BATCH_TYPE
+
+_HEADER = struct.Struct("<BBHIHH")
+_U32 = struct.Struct("<I")
+_LOG = logging.getLogger("corral._core")
+
+
+class EnvelopeError(ValueError):
+    """A frame that is not a well-formed envelope (or arguments that cannot make one)."""
+
+
+class DispatchError(enum.IntEnum):
+    """Why a frame or envelope was not handled, as passed to ``on_error``."""
+
+    MALFORMED = 1
+    UNKNOWN_TYPE = 2
+    OVERSIZED = 3
+    HANDLER_FAILED = 4
+
+
+class DrainPath(enum.Enum):
+    """How ``Dispatcher.drain`` receives frames (see ``select_drain_path``)."""
+
+    UNRESOLVED = "unresolved"  # no drain yet: chosen on first use, when zmq is loaded
+    LIBZMQ = "libzmq"  # compiled build: zmq_msg_recv called directly on socket.underlying
+    PYZMQ = "pyzmq"  # socket.recv(zmq.NOBLOCK) for every frame
+
+
+#: Which receive path ``Dispatcher.drain`` uses in this process.
+DRAIN_PATH = DrainPath.UNRESOLVED
+#: Why the compiled build is not using LIBZMQ ("" when it is, or in the pure build).
+DRAIN_FALLBACK_REASON = ""
+
+# Header check results, shared by decode() and the Dispatcher (index into _HEADER_ERRORS).
+_OK = 0
+_SHORT = 1
+_BAD_MAGIC = 2
+_BAD_VERSION = 3
+_SENDER_PAST_END = 4
+_HEADER_ERRORS = (
+    "",
+    "frame shorter than the 12-byte header",
+    "bad magic byte",
+    "unsupported version",
+    "sender_len runs past the end of the frame",
+)
+
+
+def _check_header(p, start, end):
+    """Validate the header of the envelope in p[start:end]; return a _HEADER_ERRORS index."""
+    if end - start < _HDR:
+        return _SHORT
+    if p[start] != _MAGIC:
+        return _BAD_MAGIC
+    if p[start + 1] != _VERSION:
+        return _BAD_VERSION
+    if start + _HDR + (p[start + 8] | (p[start + 9] << 8)) > end:
+        return _SENDER_PAST_END
+    return _OK
+
+
+class Envelope:
+    """One decoded message. Fields are read lazily from the frame it came in."""
+
+    def __repr__(self):
+        return (
+            f"Envelope(type={self._type}, seq={self.seq}, sender={self.sender!r}, "
+            f"body=<{self._end - self._start - _HDR - self._sender_len} bytes>)"
+        )
+
+    @property
+    def type(self):
+        """Message type (u16)."""
+        return self._type
+
+    @property
+    def seq(self):
+        """Sender's sequence number (u32)."""
+        p = self._frame
+        i = self._start + 4
+        seq = p[i + 3]
+        seq = (seq << 8) | p[i + 2]
+        seq = (seq << 8) | p[i + 1]
+        return (seq << 8) | p[i]
+
+    @property
+    def sender(self):
+        """The sender's transport address (bytes)."""
+        begin = self._start + _HDR
+        return self._frame[begin : begin + self._sender_len]
+
+    @property
+    def body(self):
+        """The message body (bytes)."""
+        return self._frame[self._start + _HDR + self._sender_len : self._end]
+
+
+def _envelope(frame, start, end):
+    """The Envelope for a header-checked p[start:end] of ``frame``."""
+    p = frame
+    env = Envelope.__new__(Envelope)
+    env._frame = frame
+    env._start = start
+    env._end = end
+    env._type = p[start + 2] | (p[start + 3] << 8)
+    env._sender_len = p[start + 8] | (p[start + 9] << 8)
+    return env
+
+
+def decode(frame):
+    """Decode one frame into an Envelope; raise EnvelopeError if it is malformed.
+
+    A batch frame decodes to an envelope of type BATCH_TYPE (``Dispatcher`` unpacks them).
+    """
+    if not isinstance(frame, bytes):
+        raise TypeError(f"frame must be bytes, not {type(frame).__name__}")
+    err = _check_header(frame, 0, len(frame))
+    if err != _OK:
+        raise EnvelopeError(_HEADER_ERRORS[err])
+    return _envelope(frame, 0, len(frame))
+
+
+def _check_fields(msg_type, seq, sender, body):
+    if not isinstance(sender, bytes) or not isinstance(body, bytes):
+        raise TypeError("sender and body must be bytes")
+    if not 0 <= msg_type < _BATCH:
+        raise EnvelopeError(f"message type {msg_type} outside 0..0xFFFE")
+    if not 0 <= seq <= 0xFFFFFFFF:
+        raise EnvelopeError(f"seq {seq} outside 0..2**32-1")
+    if len(sender) > 0xFFFF:
+        raise EnvelopeError(f"sender of {len(sender)} bytes is longer than 65535")
+
+
+def _put_header(w, msg_type, seq, sender_len):
+    """Write a header at w[0:12] (compiled build only: w is a C pointer)."""
+    w[0] = _MAGIC
+    w[1] = _VERSION
+    w[2] = msg_type & 0xFF
+    w[3] = msg_type >> 8
+    w[4] = seq & 0xFF
+    w[5] = (seq >> 8) & 0xFF
+    w[6] = (seq >> 16) & 0xFF
+    w[7] = seq >> 24
+    w[8] = sender_len & 0xFF
+    w[9] = sender_len >> 8
+    w[10] = 0
+    w[11] = 0
+
+
+def encode(msg_type, seq, sender, body):
+    """One frame: header (flags 0), then ``sender``, then ``body``."""
+    _check_fields(msg_type, seq, sender, body)
+    if _COMPILED:
+        sender_len = len(sender)
+        out = PyBytes_FromStringAndSize(cython.NULL, _HDR + sender_len + len(body))
+        w = cython.cast(wbuf, PyBytes_AS_STRING(out))
+        _put_header(w, msg_type, seq, sender_len)
+        memcpy(w + _HDR, PyBytes_AS_STRING(sender), sender_len)
+        memcpy(w + _HDR + sender_len, PyBytes_AS_STRING(body), len(body))
+        return out
+    return _HEADER.pack(_MAGIC, _VERSION, msg_type, seq, len(sender), 0) + sender + body
+
+
+def encode_batch(frames):
+    """One frame of type BATCH_TYPE carrying ``frames`` (each ``u32 length | frame``)."""
+    if not isinstance(frames, list):
+        frames = list(frames)
+    for frame in frames:
+        if not isinstance(frame, bytes):
+            raise TypeError(f"batch members must be bytes, not {type(frame).__name__}")
+    if _COMPILED:
+        size = _HDR
+        for frame in frames:
+            size += 4 + len(frame)
+        out = PyBytes_FromStringAndSize(cython.NULL, size)
+        w = cython.cast(wbuf, PyBytes_AS_STRING(out))
+        _put_header(w, _BATCH, 0, 0)
+        pos = _HDR
+        for frame in frames:
+            n = len(frame)
+            w[pos] = n & 0xFF
+            w[pos + 1] = (n >> 8) & 0xFF
+            w[pos + 2] = (n >> 16) & 0xFF
+            w[pos + 3] = n >> 24
+            memcpy(w + pos + 4, PyBytes_AS_STRING(frame), n)
+            pos += 4 + n
+        return out
+    parts = [_HEADER.pack(_MAGIC, _VERSION, _BATCH, 0, 0, 0)]
+    for frame in frames:
+        parts.append(_U32.pack(len(frame)))
+        parts.append(frame)
+    return b"".join(parts)
+
+
+class Dispatcher:
+    """Routes frames to the handler registered for their message type.
+
+    Counters (see ``counters()``): ``received`` wire frames given to ``dispatch`` or read
+    by ``drain``; ``dispatched`` envelopes (batch members included) whose handler
+    returned; ``malformed`` frames or batch members that failed to parse (a truncated
+    batch counts once, after its intact members were dispatched); ``unknown_type``
+    envelopes with no handler; ``oversized`` wire frames longer than max_frame_size
+    (dropped unread); ``handler_failed`` envelopes whose handler raised.
+    """
+
+    def __init__(self, max_frame_size=DEFAULT_MAX_FRAME_SIZE, on_error=None):
+        if max_frame_size < _HDR:
+            raise ValueError(f"max_frame_size {max_frame_size} is below the header size")
+        self._max_frame_size = max_frame_size
+        self._on_error = on_error
+        self._handlers = []
+        self._received = 0
+        self._dispatched = 0
+        self._malformed = 0
+        self._unknown_type = 0
+        self._oversized = 0
+        self._handler_failed = 0
+
+    @property
+    def max_frame_size(self):
+        return self._max_frame_size
+
+    def register(self, msg_type, handler):
+        """Call ``handler(envelope)`` for every envelope of ``msg_type`` (replaces any)."""
+        if not 0 <= msg_type < _BATCH:
+            raise ValueError(f"message type {msg_type} outside 0..0xFFFE")
+        if not callable(handler):
+            raise TypeError("handler must be callable")
+        missing = msg_type + 1 - len(self._handlers)
+        if missing > 0:
+            self._handlers.extend([None] * missing)
+        self._handlers[msg_type] = handler
+
+    def counters(self):
+        return {
+            "received": self._received,
+            "dispatched": self._dispatched,
+            "malformed": self._malformed,
+            "unknown_type": self._unknown_type,
+            "oversized": self._oversized,
+            "handler_failed": self._handler_failed,
+        }
+
+    def dispatch(self, frame):
+        """Handle one wire frame; return how many envelopes were handled (handler returned)."""
+        if not isinstance(frame, bytes):
+            raise TypeError(f"frame must be bytes, not {type(frame).__name__}")
+        return self._receive(frame)
+
+    def drain(self, socket, limit):
+        """Receive and dispatch frames from a pyzmq socket without blocking until it is
+        empty or ``limit`` frames were read; return the number of frames read."""
+        if DRAIN_PATH is DrainPath.UNRESOLVED:
+            select_drain_path()
+        if _COMPILED and DRAIN_PATH is DrainPath.LIBZMQ:
+            handle = getattr(socket, "underlying", None)
+            if handle is not None and not socket.closed:
+                n = self._drain_libzmq(handle, limit)
+                if n < 0:  # an error other than EAGAIN: let pyzmq raise it
+                    n = -n - 1
+                    return n + self._drain_pyzmq(socket, limit - n)
+                return n
+        return self._drain_pyzmq(socket, limit)
+
+    def _drain_pyzmq(self, socket, limit):
+        import zmq  # the socket is pyzmq's, so this is a dict lookup
+
+        noblock = zmq.NOBLOCK
+        again = zmq.Again
+        recv = socket.recv
+        n = 0
+        while n < limit:
+            try:
+                frame = recv(noblock)
+            except again:
+                break
+            n += 1
+            self._receive(frame)
+        return n
+
+    def _drain_libzmq(self, handle, limit):
+        """Compiled build only: receive with libzmq directly. Returns the frames read, or
+        -(frames read) - 1 when zmq_msg_recv failed with an error other than EAGAIN."""
+        sock = cython.cast(cython.p_void, handle)
+        n = 0
+        while n < limit:
+            _zmq_msg_init(cython.address(msg))
+            size = _zmq_msg_recv(cython.address(msg), sock, _ZMQ_DONTWAIT)
+            if size < 0:
+                _zmq_msg_close(cython.address(msg))
+                if _zmq_errno() == EAGAIN:
+                    return n
+                return -n - 1
+            n += 1
+            if size > self._max_frame_size:
+                _zmq_msg_close(cython.address(msg))
+                self._received += 1
+                self._oversize(size)
+                continue
+            data = cython.cast(cython.p_char, _zmq_msg_data(cython.address(msg)))
+            frame = data[:size]
+            _zmq_msg_close(cython.address(msg))
+            self._receive(frame)
+        return n
+
+    def _receive(self, frame):
+        self._received += 1
+        end = len(frame)
+        if end > self._max_frame_size:
+            self._oversize(end)
+            return 0
+        return self._dispatch_at(frame, 0, end, True)
+
+    def _dispatch_at(self, frame, start, end, outer):
+        """Dispatch the envelope in frame[start:end] (a batch only when ``outer``)."""
+        p = frame
+        err = _check_header(p, start, end)
+        if err != _OK:
+            self._malformed += 1
+            self._report(DispatchError.MALFORMED, _HEADER_ERRORS[err], None)
+            return 0
+        msg_type = p[start + 2] | (p[start + 3] << 8)
+        if msg_type == _BATCH:
+            if outer and p[start + 8] == 0 and p[start + 9] == 0:
+                return self._dispatch_batch(frame, start + _HDR, end)
+            self._malformed += 1
+            self._report(
+                DispatchError.MALFORMED, "batch nested in a batch or with a sender", None
+            )
+            return 0
+        handlers = self._handlers
+        handler = handlers[msg_type] if msg_type < len(handlers) else None
+        if handler is None:
+            self._unknown_type += 1
+            self._report(DispatchError.UNKNOWN_TYPE, f"no handler for type {msg_type}", None)
+            return 0
+        try:
+            handler(_envelope(frame, start, end))
+        except Exception as exc:
+            self._handler_failed += 1
+            self._report(
+                DispatchError.HANDLER_FAILED, f"handler for type {msg_type} raised {exc!r}", exc
+            )
+            return 0
+        self._dispatched += 1
+        return 1
+
+    def _dispatch_batch(self, frame, pos, end):
+        p = frame
+        handled = 0
+        while pos < end:
+            if end - pos < 4:
+                self._malformed += 1
+                self._report(DispatchError.MALFORMED, "truncated batch length prefix", None)
+                break
+            size = p[pos + 3]
+            size = (size << 8) | p[pos + 2]
+            size = (size << 8) | p[pos + 1]
+            size = (size << 8) | p[pos]
+            pos += 4
+            if size > end - pos:
+                self._malformed += 1
+                self._report(DispatchError.MALFORMED, "batch member runs past the end", None)
+                break
+            handled += self._dispatch_at(frame, pos, pos + size, False)
+            pos += size
+        return handled
+
+    def _oversize(self, size):
+        self._oversized += 1
+        self._report(
+            DispatchError.OVERSIZED,
+            f"frame of {size} bytes exceeds max_frame_size {self._max_frame_size}",
+            None,
+        )
+
+    def _report(self, kind, detail, exc):
+        if self._on_error is not None:
+            try:
+                self._on_error(kind, detail, exc)
+            except Exception:
+                _LOG.exception("Dispatcher on_error callback raised")
+
+
+def select_drain_path(prefer_libzmq=True):
+    """Choose (and return) how ``Dispatcher.drain`` receives; sets ``DRAIN_PATH``.
+
+    The compiled build looks up libzmq's zmq_msg_* functions in the libzmq that pyzmq has
+    loaded (zmq must be imported by then) and uses them directly; when that fails, or in
+    the pure build, or with ``prefer_libzmq=False``, every frame goes through
+    ``socket.recv(zmq.NOBLOCK)`` and ``DRAIN_FALLBACK_REASON`` says why.
+    """
+    global DRAIN_PATH, DRAIN_FALLBACK_REASON
+    reason = ""
+    if not _COMPILED:
+        reason = "pure-Python build"
+    elif not prefer_libzmq:
+        reason = "libzmq path disabled by select_drain_path(prefer_libzmq=False)"
+    else:
+        reason = _load_libzmq()
+    if reason and _COMPILED and prefer_libzmq:
+        _LOG.warning("corral._core: Dispatcher.drain falls back to pyzmq recv: %s", reason)
+    DRAIN_PATH = DrainPath.PYZMQ if reason else DrainPath.LIBZMQ
+    DRAIN_FALLBACK_REASON = reason
+    return DRAIN_PATH
+
+
+def _libzmq_candidates():
+    """Shared objects to ask for zmq_msg_recv: pyzmq's backend extension first (dlsym
+    searches its dependencies, i.e. the very libzmq pyzmq's sockets belong to), then any
+    libzmq mapped into this process."""
+    paths = []
+    backend = sys.modules.get("zmq.backend.cython._zmq")
+    if backend is not None and getattr(backend, "__file__", None):
+        paths.append(backend.__file__)
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                path = line.rstrip("\n").rpartition(" ")[2]
+                if "libzmq" in path.rpartition("/")[2] and path not in paths:
+                    paths.append(path)
+    except OSError:
+        pass
+    return paths
+
+
+def _load_libzmq():
+    """Compiled build only: fill the zmq_* function pointers. Returns "" or why not."""
+    global _zmq_msg_init, _zmq_msg_recv, _zmq_msg_data, _zmq_msg_close, _zmq_errno
+    zmq = sys.modules.get("zmq")
+    if zmq is None:
+        return "zmq is not imported"
+    for path in _libzmq_candidates():
+        encoded = path.encode()
+        lib = dlopen(encoded, RTLD_NOW | RTLD_NOLOAD)
+        if lib == cython.NULL:
+            continue
+        version = cython.cast(_zmq_version_fn, dlsym(lib, b"zmq_version"))
+        init = dlsym(lib, b"zmq_msg_init")
+        recv = dlsym(lib, b"zmq_msg_recv")
+        data = dlsym(lib, b"zmq_msg_data")
+        close = dlsym(lib, b"zmq_msg_close")
+        errno_ = dlsym(lib, b"zmq_errno")
+        dlclose(lib)  # pyzmq keeps it loaded; RTLD_NOLOAD only took a reference
+        if (
+            version == cython.NULL or init == cython.NULL or recv == cython.NULL
+            or data == cython.NULL or close == cython.NULL or errno_ == cython.NULL
+        ):
+            continue
+        version(cython.address(major), cython.address(minor), cython.address(patch))
+        if (major, minor, patch) != tuple(zmq.zmq_version_info()):
+            continue  # a different libzmq than the one pyzmq's sockets live in
+        _zmq_msg_init = cython.cast(_zmq_msg_init_fn, init)
+        _zmq_msg_recv = cython.cast(_zmq_msg_recv_fn, recv)
+        _zmq_msg_data = cython.cast(_zmq_msg_data_fn, data)
+        _zmq_msg_close = cython.cast(_zmq_msg_close_fn, close)
+        _zmq_errno = cython.cast(_zmq_errno_fn, errno_)
+        return ""
+    return "no loaded libzmq matching pyzmq's version was found"

@@ -1,0 +1,195 @@
+"""AckTracker: stream ordering, duplicates, stale/unknown acks, backoff, pause/resume."""
+import pytest
+
+from corral._core import AckResult, AckTracker, AddResult
+
+K = ("framework-1", "task-1")
+K2 = ("framework-1", "task-2")
+
+
+@pytest.fixture
+def t():
+    return AckTracker(initial_backoff=10.0, max_backoff=100.0)
+
+
+def test_defaults():
+    t = AckTracker()  # 10 s initial, 600 s cap
+    assert t.add(K, b"u1", "p", 0.0) is AddResult.FORWARD
+    assert t.next_deadline() == 10.0
+    for expected in (20.0, 40.0, 80.0, 160.0, 320.0, 600.0, 600.0):
+        now = t.next_deadline()
+        assert t.due(now) == [(K, b"u1", "p")]
+        assert t.next_deadline() - now == expected
+
+
+def test_invalid_backoffs():
+    with pytest.raises(ValueError):
+        AckTracker(initial_backoff=0.0)
+    with pytest.raises(ValueError):
+        AckTracker(initial_backoff=10.0, max_backoff=5.0)
+
+
+def test_first_update_forwarded_rest_queued_in_order(t):
+    assert t.add(K, b"u1", "p1", 0.0) is AddResult.FORWARD
+    assert t.add(K, b"u2", "p2", 1.0) is AddResult.QUEUED
+    assert t.add(K, b"u3", "p3", 2.0) is AddResult.QUEUED
+    assert t.head(K) == (b"u1", "p1")
+    assert t.pending(K) == [(b"u1", "p1"), (b"u2", "p2"), (b"u3", "p3")]
+    assert len(t) == 3 and t.stream_count() == 1 and K in t and K2 not in t
+    assert t.next_deadline() == 10.0  # only the head is in flight
+
+
+def test_ack_pops_head_and_releases_next(t):
+    for i in range(3):
+        t.add(K, b"u%d" % i, i, 0.0)
+    assert t.ack(K, b"u0", 5.0) is AckResult.ACKED
+    assert t.head(K) == (b"u1", 1)
+    assert t.next_deadline() == 15.0  # next head: deadline now + initial
+    assert t.ack(K, b"u1", 6.0) is AckResult.ACKED
+    assert t.ack(K, b"u2", 7.0) is AckResult.ACKED
+    assert t.head(K) is None and t.pending(K) == [] and len(t) == 0
+    assert K in t and t.stream_count() == 1  # the stream (its acked uuids) is kept
+    assert t.next_deadline() is None and t.due(1e9) == []
+
+
+def test_stale_and_unknown_acks(t):
+    t.add(K, b"u1", "p1", 0.0)
+    t.add(K, b"u2", "p2", 0.0)
+    assert t.ack(K, b"u2", 1.0) is AckResult.STALE  # not the head
+    assert t.ack(K, b"nope", 1.0) is AckResult.STALE
+    assert t.ack(K2, b"u1", 1.0) is AckResult.UNKNOWN
+    assert t.pending(K) == [(b"u1", "p1"), (b"u2", "p2")]
+    assert t.ack(K, b"u1", 1.0) is AckResult.ACKED
+    assert t.ack(K, b"u1", 2.0) is AckResult.STALE  # duplicate ack
+    assert t.head(K) == (b"u2", "p2")
+    assert t.ack(K, b"u2", 2.0) is AckResult.ACKED
+    assert t.ack(K, b"u2", 3.0) is AckResult.STALE  # empty stream
+    assert len(t) == 0
+
+
+def test_duplicates_of_pending_and_acked_dropped(t):
+    assert t.add(K, b"u1", "p1", 0.0) is AddResult.FORWARD
+    assert t.add(K, b"u1", "again", 0.0) is AddResult.DUPLICATE  # pending head
+    assert t.add(K, b"u2", "p2", 0.0) is AddResult.QUEUED
+    assert t.add(K, b"u2", "again", 0.0) is AddResult.DUPLICATE  # pending, queued
+    assert t.add(K, b"u1", "again", 0.0) is AddResult.DUPLICATE
+    t.ack(K, b"u1", 1.0)
+    assert t.add(K, b"u1", "again", 1.0) is AddResult.DUPLICATE  # already acked
+    t.ack(K, b"u2", 1.0)
+    assert t.add(K, b"u2", "again", 1.0) is AddResult.DUPLICATE
+    assert t.add(K, b"u3", "p3", 2.0) is AddResult.FORWARD  # empty stream: new head
+    assert t.pending(K) == [(b"u3", "p3")] and len(t) == 1
+    assert t.add(K2, b"u1", "other", 2.0) is AddResult.FORWARD  # per stream
+
+
+def test_single_acked_update_remembered(t):
+    t.add(K, b"u1", "p1", 0.0)
+    assert t.ack(K, b"u1", 1.0) is AckResult.ACKED
+    assert t.add(K, b"u1", "p1", 2.0) is AddResult.DUPLICATE
+    assert len(t) == 0
+
+
+def test_due_backoff_doubles_and_caps(t):
+    t.add(K, b"u1", "p", 0.0)
+    assert t.due(9.999) == []
+    deadlines = []
+    now = 10.0
+    for _ in range(7):
+        assert t.due(now) == [(K, b"u1", "p")]
+        assert t.due(now) == []  # rescheduled into the future
+        now = t.next_deadline()
+        deadlines.append(now)
+    assert deadlines == [30.0, 70.0, 150.0, 250.0, 350.0, 450.0, 550.0]
+
+
+def test_due_uses_now_and_orders_by_deadline(t):
+    t.add(K, b"a", 1, 0.0)
+    t.add(K2, b"b", 2, 3.0)
+    t.add(("f", "t3"), b"c", 3, 1.0)
+    assert t.due(12.0) == [(K, b"a", 1), (("f", "t3"), b"c", 3)]
+    due = t.due(50.0)  # b (13.0) first, then a and c (both 32.0)
+    assert due[0] == (K2, b"b", 2)
+    assert sorted(due[1:]) == sorted([(K, b"a", 1), (("f", "t3"), b"c", 3)])
+    # late tick: next retries are counted from now, with doubled backoff
+    assert t.next_deadline() == 50.0 + 20.0
+
+
+def test_ack_resets_backoff_for_next_head(t):
+    t.add(K, b"u1", 1, 0.0)
+    t.add(K, b"u2", 2, 0.0)
+    t.due(10.0)
+    t.due(30.0)
+    t.ack(K, b"u1", 31.0)
+    assert t.next_deadline() == 41.0
+    assert t.due(41.0) == [(K, b"u2", 2)]
+    assert t.next_deadline() == 61.0
+
+
+def test_queued_update_not_due_until_head(t):
+    t.add(K, b"u1", 1, 0.0)
+    t.add(K, b"u2", 2, 0.0)
+    assert [u for _, u, _ in t.due(1000.0)] == [b"u1"]
+
+
+def test_pause_and_resume(t):
+    t.add(K, b"u1", 1, 0.0)
+    t.add(K, b"u2", 2, 0.0)
+    t.add(K2, b"v1", 3, 5.0)
+    t.due(10.0)
+    t.pause()
+    assert t.due(1000.0) == [] and t.next_deadline() is None
+    assert t.add(("f", "t3"), b"w1", 4, 500.0) is AddResult.FORWARD  # still tracked
+    assert t.ack(K2, b"v1", 600.0) is AckResult.ACKED
+    resent = t.resume(1000.0)
+    assert sorted(resent) == sorted([(K, b"u1", 1), (("f", "t3"), b"w1", 4)])
+    assert t.next_deadline() == 1010.0  # backoff restarted at initial
+    assert sorted(t.due(1010.0)) == sorted(resent)
+    assert t.next_deadline() == 1030.0
+
+
+def test_remove_forgets_stream(t):
+    t.add(K, b"u1", 1, 0.0)
+    t.add(K, b"u2", 2, 0.0)
+    t.add(K2, b"v1", 3, 5.0)
+    t.ack(K, b"u1", 1.0)
+    t.remove(K)
+    assert K not in t and len(t) == 1 and t.stream_count() == 1
+    assert t.ack(K, b"u2", 2.0) is AckResult.UNKNOWN
+    assert t.head(K) is None and t.pending(K) == []
+    assert t.due(100.0) == [(K2, b"v1", 3)]
+    assert t.add(K, b"u1", 1, 200.0) is AddResult.FORWARD  # acked memory forgotten
+    t.remove(("never", "seen"))  # no-op
+
+
+def test_heap_stays_consistent_under_churn(t):
+    # many streams, removals and acks at different times; due() must stay in order
+    import random
+
+    rng = random.Random(7)
+    expected = {}
+    for i in range(300):
+        key = ("f", str(i))
+        now = rng.uniform(0, 100)
+        t.add(key, b"u", i, now)
+        expected[key] = now + 10.0
+    for i in range(0, 300, 3):
+        t.remove(("f", str(i)))
+        del expected[("f", str(i))]
+    for i in range(1, 300, 5):
+        key = ("f", str(i))
+        if key in expected:
+            t.add(key, b"u2", i, 0.0)
+            t.ack(key, b"u", 50.0)
+            expected[key] = 60.0
+    order = sorted(expected, key=lambda k: expected[k])
+    assert t.next_deadline() == expected[order[0]]
+    got = t.due(1e6)
+    assert [k for k, _, _ in got] == sorted((k for k, _, _ in got), key=lambda k: expected[k])
+    assert {k for k, _, _ in got} == set(expected)
+
+
+def test_any_hashable_key_and_payload(t):
+    assert t.add(17, b"u", None, 0.0) is AddResult.FORWARD
+    assert t.head(17) == (b"u", None)
+    with pytest.raises(TypeError):
+        t.add(["unhashable"], b"u", None, 0.0)
