@@ -14,8 +14,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
-import urllib.request
 from pathlib import Path
 from typing import Sequence
 
@@ -166,70 +164,28 @@ def run_agent(args: argparse.Namespace) -> int:
     return 0
 
 
-def _wait_http(address: str, path: str, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    delay = 0.02
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://{address}{path}", timeout=1.0) as response:
-                if response.status == 200:
-                    return True
-        except OSError:
-            pass
-        time.sleep(delay)
-        delay = min(delay * 2, 0.5)
-    return False
-
-
-def _agents_registered(master: str) -> int:
-    import json
-
-    with urllib.request.urlopen(f"http://{master}/state", timeout=2.0) as response:
-        state = json.loads(response.read())
-    return sum(1 for a in state["agents"] if a["state"] == "registered")
-
-
 def run_local(args: argparse.Namespace) -> int:
-    from corral.master.daemon import MasterDaemon, MasterFlags
+    from corral.testing.cluster import ClusterError, LocalCluster
 
     root = _work_dir(args.work_dir, "local")
-    master = MasterDaemon(MasterFlags(work_dir=root / "master", host=args.ip, port=args.port))
-    master.start()
-    print(f"corral local: master at {master.address}", flush=True)
-    agents: list[subprocess.Popen[bytes]] = []
+    resources = str(args.resources) if args.resources is not None else None
+    cluster = LocalCluster(root, args.agents, port=args.port, ip=args.ip, log_level=args.log_level,
+                           **({"resources": resources} if resources else {}))
     try:
-        for i in range(args.agents):
-            port = args.port + 1 + i if args.port else 0
-            cmd = [sys.executable, "-m", "corral", "--log-level", args.log_level, "agent",
-                   "--master", master.address, "--ip", args.ip, "--port", str(port),
-                   "--work-dir", str(root / f"agent-{i + 1}")]
-            if args.resources is not None:
-                cmd += ["--resources", str(args.resources)]
-            agents.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL))
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and _agents_registered(master.address) < args.agents:
-            if any(a.poll() is not None for a in agents):
-                print("corral local: an agent exited during start-up", file=sys.stderr)
-                return 1
-            time.sleep(0.05)
-        registered = _agents_registered(master.address)
-        print(f"corral local: {registered} agent(s) registered; web UI and state at http://{master.address}/",
-              flush=True)
+        cluster.start()
+    except ClusterError as exc:
+        cluster.stop()
+        raise UsageError(f"{exc} (work dir {root})") from None
+    try:
+        print(f"corral local: master at {cluster.master_address} with {len(cluster.agents)} agent(s); "
+              f"state at http://{cluster.master_address}/state; logs in {root}", flush=True)
         if args.run:
-            env = dict(os.environ, CORRAL_MASTER=master.address)
+            env = dict(os.environ, CORRAL_MASTER=cluster.master_address)
             return subprocess.call(shlex.split(args.run), env=env)
         _wait_for_signal()
         return 0
     finally:
-        for agent in agents:
-            if agent.poll() is None:
-                agent.send_signal(signal.SIGTERM)
-        for agent in agents:
-            try:
-                agent.wait(15)
-            except subprocess.TimeoutExpired:
-                agent.kill()
-        master.stop()
+        cluster.stop()
 
 
 def run_execute(args: argparse.Namespace) -> int:

@@ -1,0 +1,177 @@
+"""`LocalCluster`: a real master and real agents as separate processes on this machine.
+
+It is what `corral local` runs and what integration tests use: every daemon is a
+`python -m corral ...` process listening on loopback, so killing one (SIGKILL, SIGTERM)
+and restarting it on the same work dir exercises the real failure paths.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+_LISTENING = re.compile(r"listening on (\S+:\d+) \(transport (\S+)\)")
+
+
+class ClusterError(RuntimeError):
+    """A daemon did not start, or a condition was not reached in time."""
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.02) -> Any:
+    """Poll `predicate` until it returns something truthy; ClusterError after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise ClusterError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(interval)
+        interval = min(interval * 1.5, 0.25)
+
+
+def get_json(address: str, path: str, timeout: float = 5.0) -> Any:
+    with urllib.request.urlopen(f"http://{address}{path}", timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+@dataclass
+class Daemon:
+    """One `corral master|agent` process; restartable on the same work dir."""
+
+    name: str
+    argv: list[str]
+    work_dir: Path
+    env: dict[str, str]
+    process: subprocess.Popen[str] | None = None
+    address: str = ""
+    transport: str = ""
+    _lines: list[str] = field(default_factory=list)
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.work_dir / f"{self.name}.log", "ab")
+        self.process = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
+                                        text=True, env=self.env)
+        log.close()
+        ready = threading.Event()
+
+        def read() -> None:
+            assert self.process is not None and self.process.stdout is not None
+            for line in self.process.stdout:
+                self._lines.append(line)
+                match = _LISTENING.search(line)
+                if match and not ready.is_set():
+                    self.address, self.transport = match.group(1), match.group(2)
+                    ready.set()
+            ready.set()
+
+        threading.Thread(target=read, daemon=True, name=f"{self.name}-stdout").start()
+        if not ready.wait(timeout) or not self.address:
+            self.kill()
+            raise ClusterError(f"{self.name} did not start; see {self.work_dir / (self.name + '.log')}")
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def signal(self, sig: int) -> None:
+        if self.alive():
+            assert self.process is not None
+            self.process.send_signal(sig)
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up at all, as when a machine's process dies."""
+        self.signal(signal.SIGKILL)
+        self.wait(10)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM, then SIGKILL if it does not exit in time."""
+        self.signal(signal.SIGTERM)
+        if not self.wait(timeout):
+            self.kill()
+
+    def wait(self, timeout: float) -> bool:
+        if self.process is None:
+            return True
+        try:
+            self.process.wait(timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+
+
+class LocalCluster:
+    """A master and `agents` agents, each a separate process, on loopback."""
+
+    def __init__(self, work_dir: Path, agents: int = 1, *, resources: str = "cpus:2;mem:1024;disk:1024;ports:[31000-31100]",
+                 port: int = 0, ip: str = "127.0.0.1", log_level: str = "INFO", extra_env: dict[str, str] | None = None,
+                 master_flags: list[str] | None = None) -> None:
+        self.work_dir = Path(work_dir)
+        self.ip = ip
+        self.port = port
+        self.resources = resources
+        self.env = dict(os.environ, **(extra_env or {}))
+        self.env.setdefault("PYTHONUNBUFFERED", "1")
+        self._base = [sys.executable, "-m", "corral", "--log-level", log_level]
+        self.master = Daemon("master", [*self._base, "master", "--ip", ip, "--port", str(port),
+                                        "--work-dir", str(self.work_dir / "master"), *(master_flags or [])],
+                             self.work_dir / "master", self.env)
+        self.agents: list[Daemon] = []
+        self._agent_count = agents
+
+    @property
+    def master_address(self) -> str:
+        return self.master.address
+
+    def add_agent(self, resources: str | None = None, attributes: str = "") -> Daemon:
+        index = len(self.agents) + 1
+        port = self.port + index if self.port else 0
+        argv = [*self._base, "agent", "--master", self.master.address, "--ip", self.ip, "--port", str(port),
+                "--work-dir", str(self.work_dir / f"agent-{index}"), "--resources", resources or self.resources]
+        if attributes:
+            argv += ["--attributes", attributes]
+        agent = Daemon(f"agent-{index}", argv, self.work_dir / f"agent-{index}", self.env)
+        agent.start()
+        self.agents.append(agent)
+        return agent
+
+    def start(self, timeout: float = 30.0) -> "LocalCluster":
+        self.master.start(timeout)
+        for _ in range(self._agent_count):
+            self.add_agent()
+        self.wait_agents(len(self.agents), timeout)
+        return self
+
+    def state(self) -> dict[str, Any]:
+        return get_json(self.master.address, "/state")
+
+    def registered_agents(self) -> int:
+        return sum(1 for a in self.state()["agents"] if a["state"] == "registered")
+
+    def wait_agents(self, count: int, timeout: float = 30.0) -> None:
+        wait_for(lambda: self.registered_agents() >= count, timeout, f"{count} registered agent(s)")
+
+    def stop(self) -> None:
+        for agent in self.agents:
+            agent.stop()
+        self.master.stop()
+
+    def __enter__(self) -> "LocalCluster":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

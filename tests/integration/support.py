@@ -1,0 +1,77 @@
+"""Test helpers for real-cluster tests: a scheduler that records what it sees."""
+from __future__ import annotations
+
+import threading
+
+import corral
+from corral.testing.cluster import LocalCluster
+
+
+class RecordingScheduler(corral.Scheduler):
+    """Launches the tasks it is given on the first offers that fit; records everything."""
+
+    def __init__(self, tasks: list[tuple[str, str]] | None = None, resources: str = "cpus:0.1;mem:32") -> None:
+        self.pending = list(tasks or [])  # (task id, shell command)
+        self.resources = corral.Resources.parse(resources)
+        self.updates: list[corral.TaskStatus] = []
+        self.errors: list[str] = []
+        self.messages: list[bytes] = []
+        self.framework_id: str | None = None
+        self.registered_event = threading.Event()
+        self.cond = threading.Condition()
+        self.offers_seen = 0
+
+    def registered(self, driver, framework_id, master_info):
+        self.framework_id = framework_id.value
+        self.registered_event.set()
+
+    def resource_offers(self, driver, offers):
+        self.offers_seen += len(offers)
+        for offer in offers:
+            available = corral.Resources.from_protos(offer.resources)
+            tasks = []
+            while self.pending and available.contains(self.resources):
+                task_id, command = self.pending.pop(0)
+                tasks.append(self.make_task(task_id, command, offer))
+                available = available - self.resources
+            if tasks:
+                driver.launch_tasks(offer.id, tasks)
+            else:
+                driver.decline_offer(offer.id, corral.Filters(refuse_seconds=1))
+
+    def make_task(self, task_id: str, command: str, offer: corral.Offer) -> corral.TaskInfo:
+        return corral.command_task(task_id, command, offer.agent_id, self.resources, task_id=task_id)
+
+    def status_update(self, driver, status):
+        with self.cond:
+            self.updates.append(status)
+            self.cond.notify_all()
+
+    def framework_message(self, driver, executor_id, agent_id, data):
+        with self.cond:
+            self.messages.append(data)
+            self.cond.notify_all()
+
+    def error(self, driver, message):
+        with self.cond:
+            self.errors.append(message)
+            self.cond.notify_all()
+
+    # -- helpers for tests -------------------------------------------------------
+    def states(self, task_id: str) -> list[str]:
+        return [corral.state_name(u.state) for u in self.updates if u.task_id.value == task_id]
+
+    def wait(self, predicate, timeout: float = 30.0) -> bool:
+        with self.cond:
+            return self.cond.wait_for(predicate, timeout)
+
+    def wait_terminal(self, task_ids: list[str], timeout: float = 30.0) -> bool:
+        return self.wait(lambda: all(any(corral.is_terminal(u.state) for u in self.updates
+                                         if u.task_id.value == t) for t in task_ids), timeout)
+
+
+def start_driver(scheduler: corral.Scheduler, cluster: LocalCluster, name: str, **kwargs) -> corral.SchedulerDriver:
+    info = corral.FrameworkInfo(name=name, user="")
+    driver = corral.SchedulerDriver(scheduler, info, cluster.master_address, **kwargs)
+    driver.start()
+    return driver
