@@ -1,0 +1,57 @@
+"""The `corral` command: bad input exits 2 with a message naming the bad value."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from corral import _core
+
+
+def corral(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "corral", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_version_names_the_core_in_use() -> None:
+    result = corral("version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("corral ")
+    expected = "python" if os.environ.get("CORRAL_NO_EXTENSIONS") == "1" else "cython"
+    assert f"core: {expected}" in result.stdout
+    assert _core.CORE == expected
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["agent", "--master", "127.0.0.1:5050", "--resources", "cpus:abc;mem:1024"], "abc"),
+        (["agent", "--master", "127.0.0.1:5050", "--resources", "ports:[5-3]"], "[5-3]"),
+        (["agent", "--master", "127.0.0.1:5050", "--resources", "cpus:2;mem:1024", "--attributes", "rack"], "rack"),
+        (["agent", "--master", "localhost", "--resources", "cpus:1"], "localhost"),
+        (["master", "--port", "99999"], "99999"),
+        (["master", "--port", "http"], "http"),
+        (["local", "--agents", "0"], "0"),
+        (["execute", "--master", "127.0.0.1:5050", "--command", "true", "--resources", "mem:-5"], "-5"),
+        (["frobnicate"], "frobnicate"),
+    ],
+)
+def test_bad_input_exits_2_naming_the_value(args: list[str], named: str) -> None:
+    result = corral(*args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert named in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_port_in_use_is_a_clear_error(tmp_path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = corral("master", "--port", str(port), "--work-dir", str(tmp_path))
+    assert result.returncode == 1
+    assert "Address already in use" in result.stderr
+    assert "Traceback" not in result.stderr
