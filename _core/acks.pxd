@@ -2,6 +2,7 @@
 cimport cython
 
 cdef object _FORWARD, _QUEUED, _DUPLICATE, _ACKED, _STALE, _UNKNOWN
+cdef Py_ssize_t _SCAN_LIMIT
 
 
 @cython.final
@@ -9,14 +10,25 @@ cdef class _Stream:
     cdef object key
     cdef object head_uuid
     cdef object head_payload
-    cdef object rest_uuids
-    cdef object rest_payloads
+    cdef list rest
+    cdef Py_ssize_t rest_pos
     cdef set seen
     cdef double deadline
     cdef double backoff
     cdef Py_ssize_t heap_index
 
-    cdef Py_ssize_t size(self)
+    cdef Py_ssize_t size(self) except -1
+
+    @cython.locals(rest=list, i=Py_ssize_t)
+    cdef bint knows(self, uuid) except -1
+
+    cdef set pending_uuids(self)
+
+    @cython.locals(rest=list)
+    cdef int push(self, uuid, payload) except -1
+
+    @cython.locals(rest=list, pos=Py_ssize_t)
+    cdef bint pop(self) except -1
 
 
 @cython.final
@@ -46,7 +58,7 @@ cdef class AckTracker:
     @cython.locals(stream=_Stream, out=list, deadline=double)
     cpdef list resume(self, double now)
 
-    @cython.locals(stream=_Stream)
+    @cython.locals(stream=_Stream, rest=list)
     cpdef list pending(self, key)
 
     @cython.locals(stream=_Stream)

@@ -7,15 +7,14 @@ duplicate adds and stale acks are ignored; a head that is not acked in time is d
 retransmission, with truncated exponential backoff. Time is always passed in.
 
 Sized for a million pending updates: a stream with one pending update and nothing acked
-yet is one small object (no containers); the uuid set and the queue behind the head are
-created only when a stream needs them. Deadlines live in an indexed binary heap of the
+yet is one small object (no containers); the queue behind the head (one flat list) and
+the set of uuids seen are created only when a stream needs them. Deadlines live in an indexed binary heap of the
 streams themselves, so rescheduling a head is O(log n) and leaves no garbage.
 
 One source for both builds: plain Python as is; compiled by Cython with acks.pxd.
 """
 from __future__ import annotations
 
-import collections
 import enum
 
 
@@ -39,22 +38,27 @@ _STALE = AckResult.STALE
 _UNKNOWN = AckResult.UNKNOWN
 
 
+_SCAN_LIMIT = 8  # queued updates checked for duplicates by a scan; beyond this, a set
+
+
 class _Stream:
-    """One key's updates. ``head_uuid`` is None when nothing is pending. ``seen`` holds
-    every uuid added to the stream (pending or acked) once the stream has had more than
-    one; until then it is None and the head is the only uuid the stream has seen."""
+    """One key's updates. ``head_uuid`` is None when nothing is pending. The updates
+    behind the head are ``rest[rest_pos:]`` as uuid, payload, uuid, payload, ...
+    ``seen`` holds every uuid the stream has had (pending or acked); it is None until
+    the first ack or until more than _SCAN_LIMIT updates queue up, and while it is None
+    the pending updates are the only uuids the stream has had."""
 
     __slots__ = (
-        "key", "head_uuid", "head_payload", "rest_uuids", "rest_payloads", "seen",
-        "deadline", "backoff", "heap_index",
+        "key", "head_uuid", "head_payload", "rest", "rest_pos", "seen", "deadline",
+        "backoff", "heap_index",
     )
 
     def __init__(self, key):
         self.key = key
         self.head_uuid = None
         self.head_payload = None
-        self.rest_uuids = None
-        self.rest_payloads = None
+        self.rest = None
+        self.rest_pos = 0
         self.seen = None
         self.deadline = 0.0
         self.backoff = 0.0
@@ -63,7 +67,59 @@ class _Stream:
     def size(self):
         if self.head_uuid is None:
             return 0
-        return 1 if self.rest_uuids is None else 1 + len(self.rest_uuids)
+        return 1 if self.rest is None else 1 + (len(self.rest) - self.rest_pos) // 2
+
+    def knows(self, uuid):
+        """Whether ``uuid`` is pending or was acked on this stream."""
+        if self.seen is not None:
+            return uuid in self.seen
+        if self.head_uuid == uuid:
+            return True
+        rest = self.rest
+        if rest is not None:
+            for i in range(self.rest_pos, len(rest), 2):
+                if rest[i] == uuid:
+                    return True
+        return False
+
+    def pending_uuids(self):
+        uuids = {self.head_uuid}
+        if self.rest is not None:
+            uuids.update(self.rest[self.rest_pos :: 2])
+        return uuids
+
+    def push(self, uuid, payload):
+        """Queue an update behind the head."""
+        rest = self.rest
+        if rest is None:
+            self.rest = [uuid, payload]
+        else:
+            rest.append(uuid)
+            rest.append(payload)
+            if self.seen is None and len(rest) - self.rest_pos > 2 * _SCAN_LIMIT:
+                self.seen = self.pending_uuids()
+
+    def pop(self):
+        """Drop the head; the next queued update (if any) becomes head. True if one did."""
+        rest = self.rest
+        if rest is None:
+            self.head_uuid = None
+            self.head_payload = None
+            return False
+        pos = self.rest_pos
+        self.head_uuid = rest[pos]
+        self.head_payload = rest[pos + 1]
+        rest[pos] = None
+        rest[pos + 1] = None
+        pos += 2
+        if pos == len(rest):
+            self.rest = None
+            pos = 0
+        elif pos >= 64 and 2 * pos >= len(rest):  # reclaim the popped prefix, amortised
+            del rest[:pos]
+            pos = 0
+        self.rest_pos = pos
+        return True
 
 
 class AckTracker:
@@ -96,13 +152,9 @@ class AckTracker:
         if stream is None:
             stream = _Stream(key)
             self._streams[key] = stream
-        elif stream.seen is None:
-            if stream.head_uuid == uuid:
-                return _DUPLICATE
-            stream.seen = {uuid, stream.head_uuid}
-        elif uuid in stream.seen:
+        elif stream.knows(uuid):
             return _DUPLICATE
-        else:
+        elif stream.seen is not None:
             stream.seen.add(uuid)
         self._pending += 1
         if stream.head_uuid is None:
@@ -110,11 +162,7 @@ class AckTracker:
             stream.head_payload = payload
             self._restart(stream, now)
             return _FORWARD
-        if stream.rest_uuids is None:
-            stream.rest_uuids = collections.deque()
-            stream.rest_payloads = collections.deque()
-        stream.rest_uuids.append(uuid)
-        stream.rest_payloads.append(payload)
+        stream.push(uuid, payload)
         return _QUEUED
 
     def ack(self, key, uuid, now):
@@ -125,17 +173,11 @@ class AckTracker:
         if stream.head_uuid is None or stream.head_uuid != uuid:
             return _STALE
         if stream.seen is None:
-            stream.seen = {uuid}
+            stream.seen = stream.pending_uuids()
         self._pending -= 1
-        if stream.rest_uuids:
-            stream.head_uuid = stream.rest_uuids.popleft()
-            stream.head_payload = stream.rest_payloads.popleft()
+        if stream.pop():
             self._restart(stream, now)
         else:
-            stream.head_uuid = None
-            stream.head_payload = None
-            stream.rest_uuids = None
-            stream.rest_payloads = None
             self._unschedule(stream)
         return _ACKED
 
@@ -150,8 +192,9 @@ class AckTracker:
         if stream is None or stream.head_uuid is None:
             return []
         out = [(stream.head_uuid, stream.head_payload)]
-        if stream.rest_uuids is not None:
-            out.extend(zip(stream.rest_uuids, stream.rest_payloads))
+        rest = stream.rest
+        if rest is not None:
+            out.extend(zip(rest[stream.rest_pos :: 2], rest[stream.rest_pos + 1 :: 2]))
         return out
 
     def remove(self, key):

@@ -193,3 +193,37 @@ def test_any_hashable_key_and_payload(t):
     assert t.head(17) == (b"u", None)
     with pytest.raises(TypeError):
         t.add(["unhashable"], b"u", None, 0.0)
+
+
+@pytest.mark.parametrize("n", [3, 9, 200])  # short streams scan, long ones keep a set
+def test_long_stream_order_and_duplicates(t, n):
+    for i in range(n):
+        assert t.add(K, b"u%d" % i, i, 0.0) is (AddResult.FORWARD if i == 0
+                                                 else AddResult.QUEUED)
+    for i in range(n):
+        assert t.add(K, b"u%d" % i, "dup", 0.0) is AddResult.DUPLICATE
+    assert t.pending(K) == [(b"u%d" % i, i) for i in range(n)]
+    for i in range(n):
+        assert t.head(K) == (b"u%d" % i, i)
+        assert t.ack(K, b"u%d" % (i + 1), 1.0) is AckResult.STALE
+        assert t.ack(K, b"u%d" % i, 1.0) is AckResult.ACKED
+        assert len(t) == n - i - 1
+        assert t.pending(K) == [(b"u%d" % j, j) for j in range(i + 1, n)]
+        if i % 7 == 0:  # interleave adds while popping
+            assert t.add(K, b"u%d" % i, "dup", 1.0) is AddResult.DUPLICATE
+    assert t.head(K) is None and len(t) == 0
+    assert t.add(K, b"u%d" % (n - 1), "dup", 2.0) is AddResult.DUPLICATE
+
+
+def test_queue_refills_after_partial_drain(t):
+    for i in range(100):
+        t.add(K, b"a%d" % i, i, 0.0)
+    for i in range(80):
+        t.ack(K, b"a%d" % i, 1.0)
+    for i in range(100):
+        assert t.add(K, b"b%d" % i, i, 2.0) is AddResult.QUEUED
+    expected = [(b"a%d" % i, i) for i in range(80, 100)] + [(b"b%d" % i, i) for i in range(100)]
+    assert t.pending(K) == expected and len(t) == 120
+    for uuid, _ in expected:
+        assert t.ack(K, uuid, 3.0) is AckResult.ACKED
+    assert len(t) == 0

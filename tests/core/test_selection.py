@@ -12,6 +12,10 @@ def test_compiled_core_unless_disabled():
         assert core.CORE == "cython"
         for module in (core.envelope, core.acks, core.timers):
             assert not module.__file__.endswith(".py"), module.__file__
+        # compiled *with* the .pxd: extension types, no instance __dict__
+        for obj in (core.Dispatcher(), core.AckTracker(), core.TimerQueue(),
+                    core.decode(core.encode(1, 0, b"", b""))):
+            assert not hasattr(obj, "__dict__"), type(obj)
 
 
 def test_pure_twin_used_when_env_var_set():
