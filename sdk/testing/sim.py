@@ -1,0 +1,787 @@
+"""A deterministic in-memory simulator that runs the real engines together.
+
+Owns the simulated world a test runs in: a `FakeClock`, a `SimNetwork` that carries
+every `Send` between engines registered under their transport addresses (serialised
+and re-parsed on delivery, so nothing passes that would not survive the wire), a
+`FaultPlan` the network consults for each message (drop, duplicate, delay) and for
+partitions, and a `SimCluster`: one `MasterEngine`, N `AgentEngine`s, schedulers run by
+`SimSchedulerDriver` around a user's `corral.Scheduler`, and executors run by
+`SimExecutorDriver` around a `corral.Executor` (by default `SimCommandExecutor`, which
+plays out a task's shell command in simulated time).
+
+Invariants:
+- nothing sleeps and nothing reads the wall clock: time moves only when `run_until`,
+  `run_for` or `step` jump the clock to the next event (a message delivery, an engine
+  deadline, a scheduled process event);
+- one seed gives one history: every random choice (engines' backoffs and uuids, fault
+  decisions) comes from `random.Random` instances derived from the cluster's seed, and
+  simultaneous events are taken in a fixed order (messages in send order, then engines
+  in creation order, then process events in scheduling order);
+- user callbacks run synchronously, like the real drivers' callback thread would run
+  them, and calls they make into their driver take effect before the next event.
+"""
+from __future__ import annotations
+
+import dataclasses
+import enum
+import heapq
+import itertools
+import math
+import random
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+from google.protobuf.message import Message
+
+from corral.driver import DriverStatus
+from corral.engines.agent import AgentConfig, AgentEngine, KillContainer, LaunchExecutor, MasterLost
+from corral.engines.base import Callback, Engine, Send
+from corral.engines.common import has_capability
+from corral.engines.executor import AllAcknowledged, ExecutorEngine, Stop
+from corral.engines.master import MasterConfig, MasterEngine
+from corral.engines.scheduler import Abort, SchedulerConfig, SchedulerEngine, SchedulerEvent
+from corral.executor import Executor
+from corral.protocol import BODY_CLASS, MessageType, message_type
+from corral.protos import corral_pb2 as pb
+from corral.resources import Resources
+from corral.scheduler import Scheduler
+
+MASTER_ADDRESS = "sim://master"
+
+#: Messages whose loss the protocol repairs by retrying (registration, subscription,
+#: liveness, and the at-least-once status-update path). Everything else is at-most-once
+#: by design (offers, accepts, launches, kills, framework messages): a fault plan that
+#: drops those tests the framework's own recovery, not corral's.
+RETRIED_TYPES: frozenset[MessageType] = frozenset({
+    MessageType.SUBSCRIBE, MessageType.SUBSCRIBED,
+    MessageType.REGISTER_AGENT, MessageType.REREGISTER_AGENT,
+    MessageType.AGENT_REGISTERED, MessageType.AGENT_REREGISTERED,
+    MessageType.PING, MessageType.PONG,
+    MessageType.REGISTER_EXECUTOR, MessageType.EXECUTOR_REGISTERED,
+    MessageType.EXECUTOR_STATUS_UPDATE, MessageType.EXECUTOR_STATUS_UPDATE_ACK,
+    MessageType.STATUS_UPDATE, MessageType.STATUS_UPDATE_ACK,
+    MessageType.UPDATE, MessageType.ACKNOWLEDGE,
+})
+
+
+# ------------------------------------------------------------------------- clock
+class FakeClock:
+    """Simulated seconds; moves only when told to."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+
+    def advance(self, seconds: float) -> float:
+        if seconds < 0:
+            raise ValueError(f"cannot move the clock backwards by {seconds}s")
+        self.now += seconds
+        return self.now
+
+    def advance_to(self, when: float) -> float:
+        """Move to `when` (never backwards)."""
+        self.now = max(self.now, when)
+        return self.now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# ------------------------------------------------------------------------ faults
+class Fault(enum.Enum):
+    DROP = "drop"
+    DUPLICATE = "duplicate"
+    DELAY = "delay"
+
+
+def _matches(address: str, names: frozenset[str]) -> bool:
+    """An address matches a name when it is that name or lives under it (an executor
+    at "sim://agent-1/<container>" is under "sim://agent-1")."""
+    return address in names or any(address.startswith(name + "/") for name in names)
+
+
+@dataclass(frozen=True)
+class FaultRule:
+    """With `probability`, apply `fault` to a matching message. Empty filters match
+    everything; `delay` is the extra latency of a DELAY; the rule is active in
+    [start, end) of simulated time."""
+
+    fault: Fault
+    probability: float = 1.0
+    delay: float = 0.0
+    types: frozenset[MessageType] = frozenset()
+    senders: frozenset[str] = frozenset()
+    receivers: frozenset[str] = frozenset()
+    start: float = 0.0
+    end: float = math.inf
+
+    def applies(self, sender: str, to: str, msg_type: MessageType, now: float) -> bool:
+        return (
+            self.start <= now < self.end
+            and (not self.types or msg_type in self.types)
+            and (not self.senders or _matches(sender, self.senders))
+            and (not self.receivers or _matches(to, self.receivers))
+        )
+
+
+@dataclass(frozen=True)
+class Partition:
+    """During [start, end) no message crosses between `addresses` (and what lives under
+    them) and the rest of the network."""
+
+    addresses: frozenset[str]
+    start: float = 0.0
+    end: float = math.inf
+
+    def separates(self, a: str, b: str, now: float) -> bool:
+        return self.start <= now < self.end and _matches(a, self.addresses) != _matches(b, self.addresses)
+
+
+@dataclass
+class FaultPlan:
+    """What goes wrong on the network: rules applied to each message as it is sent
+    (in order; a DROP ends the evaluation), partitions checked as it is delivered."""
+
+    rules: list[FaultRule] = field(default_factory=list)
+    partitions: list[Partition] = field(default_factory=list)
+
+    @classmethod
+    def lossy(cls, drop: float = 0.0, duplicate: float = 0.0, *,
+              types: Iterable[MessageType] = ()) -> FaultPlan:
+        """Drop a fraction `drop` and duplicate a fraction `duplicate` of the messages
+        (of `types`, or all)."""
+        kinds = frozenset(types)
+        rules = []
+        if drop:
+            rules.append(FaultRule(Fault.DROP, drop, types=kinds))
+        if duplicate:
+            rules.append(FaultRule(Fault.DUPLICATE, duplicate, types=kinds))
+        return cls(rules)
+
+    def copies(self, rng: random.Random, sender: str, to: str, msg_type: MessageType,
+               now: float) -> list[float]:
+        """The extra delays of the copies of one message to deliver ([] = dropped)."""
+        copies = [0.0]
+        for rule in self.rules:
+            if not rule.applies(sender, to, msg_type, now) or rng.random() >= rule.probability:
+                continue
+            if rule.fault is Fault.DROP:
+                return []
+            if rule.fault is Fault.DUPLICATE:
+                copies.append(copies[-1])
+            else:
+                copies = [c + rule.delay for c in copies]
+        return copies
+
+    def partitioned(self, a: str, b: str, now: float) -> bool:
+        return any(p.separates(a, b, now) for p in self.partitions)
+
+
+# ----------------------------------------------------------------------- network
+class NetEvent(enum.Enum):
+    SENT = "sent"
+    DELIVERED = "delivered"
+    DROPPED = "dropped"
+    DUPLICATED = "duplicated"
+    DELAYED = "delayed"
+    PARTITIONED = "partitioned"
+    #: nobody listens at the address (e.g. an executor that has exited)
+    UNDELIVERABLE = "undeliverable"
+    #: the receiver has no handler for the type (the real dispatcher counts these too)
+    UNHANDLED = "unhandled"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message as it was delivered (recorded when the network's `record` is on)."""
+
+    at: float
+    sender: str
+    to: str
+    body: Message
+
+    @property
+    def type(self) -> MessageType:
+        return message_type(self.body)
+
+
+@dataclass(order=True)
+class _InFlight:
+    at: float
+    seq: int
+    sender: str = field(compare=False)
+    to: str = field(compare=False)
+    msg_type: MessageType = field(compare=False)
+    data: bytes = field(compare=False)
+
+
+Receiver = Callable[[str, Message], None]
+
+
+class SimNetwork:
+    """Carries messages between addresses, in send order (plus `latency` and any
+    delay a fault adds), applying a `FaultPlan`. Bodies travel as bytes."""
+
+    def __init__(self, rng: random.Random, plan: FaultPlan | None = None, latency: float = 0.001,
+                 record: bool = False) -> None:
+        self.rng = rng
+        self.plan = plan or FaultPlan()
+        self.latency = latency
+        self.record = record
+        self.deliveries: list[Delivery] = []
+        self.stats: Counter[NetEvent] = Counter()
+        self._receivers: dict[str, Receiver] = {}
+        self._in_flight: list[_InFlight] = []
+        self._seq = itertools.count()
+
+    def attach(self, address: str, receiver: Receiver) -> None:
+        self._receivers[address] = receiver
+
+    def detach(self, address: str) -> None:
+        self._receivers.pop(address, None)
+
+    def partition(self, addresses: Iterable[str], now: float) -> Partition:
+        """Cut `addresses` off from the rest of the network from `now` until `heal`."""
+        part = Partition(frozenset(addresses), start=now)
+        self.plan.partitions.append(part)
+        return part
+
+    def heal(self, part: Partition, now: float) -> None:
+        self.plan.partitions.remove(part)
+        self.plan.partitions.append(dataclasses.replace(part, end=now))
+
+    def send(self, sender: str, to: str, body: Message, now: float) -> None:
+        msg_type = message_type(body)
+        data = body.SerializeToString()  # raises if a required field is missing
+        self.stats[NetEvent.SENT] += 1
+        copies = self.plan.copies(self.rng, sender, to, msg_type, now)
+        if not copies:
+            self.stats[NetEvent.DROPPED] += 1
+            return
+        self.stats[NetEvent.DUPLICATED] += len(copies) - 1
+        for extra in copies:
+            if extra:
+                self.stats[NetEvent.DELAYED] += 1
+            heapq.heappush(self._in_flight, _InFlight(now + self.latency + extra, next(self._seq),
+                                                      sender, to, msg_type, data))
+
+    def next_delivery(self) -> float | None:
+        return self._in_flight[0].at if self._in_flight else None
+
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    def deliver_next(self, now: float) -> bool:
+        """Deliver the earliest message due at `now`; False when none is due."""
+        if not self._in_flight or self._in_flight[0].at > now:
+            return False
+        msg = heapq.heappop(self._in_flight)
+        if self.plan.partitioned(msg.sender, msg.to, now):
+            self.stats[NetEvent.PARTITIONED] += 1
+            return True
+        receiver = self._receivers.get(msg.to)
+        if receiver is None:
+            self.stats[NetEvent.UNDELIVERABLE] += 1
+            return True
+        body = BODY_CLASS[msg.msg_type].FromString(msg.data)
+        self.stats[NetEvent.DELIVERED] += 1
+        if self.record:
+            self.deliveries.append(Delivery(now, msg.sender, msg.to, body))
+        receiver(msg.sender, body)
+        return True
+
+
+# ------------------------------------------------------------ scheduler driver
+class CallbackErrors(enum.Enum):
+    """What the simulator does when a user callback raises."""
+
+    #: let the exception out of `run_until` (the default: a test should see it)
+    RAISE = "raise"
+    #: do what the real driver does: report it to the user's `error` callback, no ack
+    REPORT = "report"
+
+
+class SimSchedulerDriver:
+    """The calls of `corral.SchedulerDriver`, mapped onto a `SchedulerEngine` run by a
+    `SimCluster`. Status updates are acknowledged when `status_update` returns, unless
+    the driver was made with explicit acknowledgements."""
+
+    def __init__(self, cluster: SimCluster, scheduler: Scheduler, engine: SchedulerEngine) -> None:
+        self.cluster = cluster
+        self.scheduler = scheduler
+        self.engine = engine
+        self.status = DriverStatus.RUNNING
+        self.callback_errors: list[BaseException] = []
+
+    @property
+    def address(self) -> str:
+        return self.engine.transport
+
+    @property
+    def framework_id(self) -> str | None:
+        return self.engine.framework_id
+
+    def _call(self, fn: Callable[..., Any], *args: Any) -> DriverStatus:
+        if self.status is DriverStatus.RUNNING:
+            fn(*args)
+        return self.status
+
+    def launch_tasks(self, offer_ids: pb.OfferID | Sequence[pb.OfferID], tasks: Iterable[pb.TaskInfo],
+                     filters: pb.Filters | None = None) -> DriverStatus:
+        ids = [offer_ids] if isinstance(offer_ids, pb.OfferID) else list(offer_ids)
+        op = pb.Offer.Operation(type=pb.Offer.Operation.LAUNCH)
+        op.launch.task_infos.extend(tasks)
+        return self._call(self.engine.accept, ids, [op], filters)
+
+    def accept_offers(self, offer_ids: Sequence[pb.OfferID], operations: Iterable[pb.Offer.Operation],
+                      filters: pb.Filters | None = None) -> DriverStatus:
+        return self._call(self.engine.accept, list(offer_ids), list(operations), filters)
+
+    def decline_offer(self, offer_id: pb.OfferID, filters: pb.Filters | None = None) -> DriverStatus:
+        return self._call(self.engine.decline, [offer_id], filters)
+
+    def revive_offers(self, roles: Iterable[str] = ()) -> DriverStatus:
+        return self._call(self.engine.revive, list(roles))
+
+    def suppress_offers(self, roles: Iterable[str] = ()) -> DriverStatus:
+        return self._call(self.engine.suppress, list(roles))
+
+    def kill_task(self, task_id: pb.TaskID) -> DriverStatus:
+        return self._call(self.engine.kill, task_id)
+
+    def acknowledge_status_update(self, status: pb.TaskStatus) -> DriverStatus:
+        return self._call(self.engine.acknowledge, status)
+
+    def reconcile_tasks(self, statuses: Iterable[pb.TaskStatus]) -> DriverStatus:
+        return self._call(self.engine.reconcile, list(statuses))
+
+    def send_framework_message(self, executor_id: pb.ExecutorID, agent_id: pb.AgentID, data: bytes) -> DriverStatus:
+        return self._call(self.engine.send_framework_message, executor_id, agent_id, data)
+
+    def stop(self, failover: bool = False) -> DriverStatus:
+        """Tear the framework down, or (failover=True) leave its tasks running for a
+        successor; the driver stops receiving either way."""
+        if self.status is DriverStatus.RUNNING:
+            self.engine.stop(failover)
+            self.cluster._finish_scheduler(self, DriverStatus.STOPPED)
+        return self.status
+
+    def abort(self) -> DriverStatus:
+        if self.status is DriverStatus.RUNNING:
+            self.cluster._finish_scheduler(self, DriverStatus.ABORTED)
+        return self.status
+
+    def _perform(self, action: Any) -> None:
+        if isinstance(action, Callback):
+            self._deliver(action)
+        elif isinstance(action, Abort):
+            self.abort()
+        else:
+            raise TypeError(f"scheduler engine emitted an unknown action {action!r}")
+
+    def _deliver(self, callback: Callback) -> None:
+        failed = _run_callback(self.scheduler, self, callback, self.cluster.callback_errors, self.callback_errors)
+        if (callback.event is SchedulerEvent.STATUS_UPDATE and self.engine.config.implicit_acknowledgements
+                and not failed):
+            self.acknowledge_status_update(callback.args[0])
+
+
+def _run_callback(user: Any, driver: Any, callback: Callback, policy: CallbackErrors,
+                  errors: list[BaseException]) -> bool:
+    """Run one user callback; True when it raised (and `policy` is REPORT)."""
+    try:
+        getattr(user, callback.event.value)(driver, *callback.args)
+        return False
+    except Exception as exc:
+        if policy is CallbackErrors.RAISE:
+            raise
+        errors.append(exc)
+        if callback.event.value != "error":
+            user.error(driver, f"{callback.event.value} callback raised {type(exc).__name__}: {exc}")
+        return True
+
+
+# ------------------------------------------------------------- executor driver
+class SimExecutorDriver:
+    """The calls of `corral.ExecutorDriver`, mapped onto an `ExecutorEngine` run by a
+    `SimCluster`, plus `call_later` so a simulated executor can let time pass.
+    `stop()` ends the executor process once the agent has acknowledged every update."""
+
+    def __init__(self, cluster: SimCluster, executor: Executor, engine: ExecutorEngine, agent: AgentEngine,
+                 container_id: str) -> None:
+        self.cluster = cluster
+        self.executor = executor
+        self.engine = engine
+        self.agent = agent
+        self.container_id = container_id
+        self.status = DriverStatus.RUNNING
+        self.stopping = False
+        self.callback_errors: list[BaseException] = []
+
+    @property
+    def address(self) -> str:
+        return self.engine.transport
+
+    @property
+    def framework_id(self) -> str:
+        return self.engine.framework_id
+
+    @property
+    def executor_id(self) -> str:
+        return self.engine.executor_id
+
+    def send_status_update(self, status: pb.TaskStatus) -> DriverStatus:
+        if self.status is DriverStatus.RUNNING:
+            self.engine.send_status_update(status, self.cluster.clock.now)
+        return self.status
+
+    def send_framework_message(self, data: bytes) -> DriverStatus:
+        if self.status is DriverStatus.RUNNING:
+            self.engine.send_framework_message(data)
+        return self.status
+
+    def stop(self) -> DriverStatus:
+        if self.status is DriverStatus.RUNNING:
+            self.stopping = True
+            self._exit_if_flushed()
+        return self.status
+
+    def call_later(self, delay: float, fn: Callable[[], None]) -> None:
+        """Run `fn` after `delay` simulated seconds, while the process is alive."""
+
+        def fire() -> None:
+            if self.status is DriverStatus.RUNNING:
+                fn()
+                self.cluster._pump(self.cluster._node_of(self.engine))
+
+        self.cluster.schedule(delay, fire)
+
+    def _exit_if_flushed(self) -> None:
+        if self.stopping and self.engine.unacknowledged() == 0:
+            self.cluster._exit_executor(self, 0, "executor stopped")
+
+    def _perform(self, action: Any) -> None:
+        if isinstance(action, Callback):
+            _run_callback(self.executor, self, action, self.cluster.callback_errors, self.callback_errors)
+        elif isinstance(action, Stop):
+            self.stop()
+        elif isinstance(action, AllAcknowledged):
+            self._exit_if_flushed()
+        else:
+            raise TypeError(f"executor engine emitted an unknown action {action!r}")
+
+
+class SimCommandExecutor(Executor):
+    """The built-in command executor, simulated: TASK_STARTING, TASK_RUNNING, then the
+    command plays out in simulated time and ends in TASK_FINISHED (status 0) or
+    TASK_FAILED. Understood commands, joined with ';': `exit N`, `true`, `false`,
+    `sleep SECONDS` and `sleep infinity` (runs until killed); anything else fails with
+    status 127, as /bin/sh would. A kill ends the task with TASK_KILLED (after
+    TASK_KILLING for frameworks that declare TASK_KILLING_STATE)."""
+
+    _STEP = re.compile(r"^(?:exit\s+(?P<exit>\d+)|sleep\s+(?P<sleep>\S+)|(?P<word>true|false))$")
+
+    def __init__(self) -> None:
+        self.framework: pb.FrameworkInfo | None = None
+        self.task: pb.TaskInfo | None = None
+        self.done = False
+
+    def registered(self, driver: Any, executor_info: pb.ExecutorInfo, framework_info: pb.FrameworkInfo,
+                   agent_info: pb.AgentInfo) -> None:
+        self.framework = framework_info
+
+    def launch_task(self, driver: Any, task: pb.TaskInfo) -> None:
+        if self.task is not None:
+            driver.send_status_update(pb.TaskStatus(task_id=task.task_id, state=pb.TASK_ERROR,
+                                                    reason=pb.TaskStatus.REASON_TASK_INVALID,
+                                                    message="the command executor runs one task only"))
+            return
+        self.task = task
+        self._status(driver, pb.TASK_STARTING)
+        self._status(driver, pb.TASK_RUNNING)
+        self._run([s.strip() for s in task.command.value.split(";") if s.strip()], 0, driver)
+
+    def _run(self, steps: list[str], status: int, driver: Any) -> None:
+        """Play `steps` from the first; `status` is the last step's exit status."""
+        if self.done:
+            return
+        for i, step in enumerate(steps):
+            match = self._STEP.match(step)
+            if match is None:
+                status = 127
+            elif match["exit"] is not None:
+                self._end(driver, int(match["exit"]))
+                return
+            elif match["word"] is not None:
+                status = 0 if match["word"] == "true" else 1
+            elif match["sleep"] == "infinity":
+                return
+            else:
+                rest = steps[i + 1:]
+                driver.call_later(float(match["sleep"]), lambda: self._run(rest, 0, driver))
+                return
+        self._end(driver, status)
+
+    def _end(self, driver: Any, status: int) -> None:
+        self.done = True
+        if status == 0:
+            self._status(driver, pb.TASK_FINISHED, "Command exited with status 0")
+        else:
+            self._status(driver, pb.TASK_FAILED, f"Command exited with status {status}")
+        driver.stop()
+
+    def kill_task(self, driver: Any, task_id: pb.TaskID) -> None:
+        if self.task is None or self.done or task_id.value != self.task.task_id.value:
+            return
+        self.done = True
+        if self.framework is not None and has_capability(self.framework, pb.FrameworkInfo.Capability.TASK_KILLING_STATE):
+            self._status(driver, pb.TASK_KILLING)
+        self._status(driver, pb.TASK_KILLED, "Command terminated with signal SIGTERM")
+        driver.stop()
+
+    def shutdown(self, driver: Any) -> None:
+        if self.task is not None:
+            self.kill_task(driver, self.task.task_id)
+
+    def _status(self, driver: Any, state: int, message: str = "") -> None:
+        assert self.task is not None
+        status = pb.TaskStatus(task_id=self.task.task_id, state=state)
+        if message:
+            status.message = message
+        driver.send_status_update(status)
+
+
+#: makes the `corral.Executor` that plays a custom executor the agent launches
+ExecutorFactory = Callable[[LaunchExecutor], Executor]
+
+
+# ---------------------------------------------------------------------- cluster
+@dataclass(order=True)
+class _Event:
+    at: float
+    seq: int
+    fn: Callable[[], None] = field(compare=False)
+
+
+@dataclass(eq=False)
+class _Node:
+    """One engine on the network: its address and what performs its local actions."""
+
+    engine: Engine
+    address: str
+    perform: Callable[[Any], None]
+
+
+class SimCluster:
+    """A whole cluster in memory: the real master, agent, scheduler and executor
+    engines, a simulated network and clock. Add schedulers with `add_scheduler`, then
+    drive time with `run_until` / `run_for`. Command tasks run in `SimCommandExecutor`;
+    custom executors come from `executor_factory`."""
+
+    def __init__(
+        self,
+        agents: int = 1,
+        *,
+        agent_resources: str = "cpus:4;mem:4096;disk:10000",
+        seed: int = 0,
+        faults: FaultPlan | None = None,
+        latency: float = 0.001,
+        master_config: MasterConfig | None = None,
+        agent_config: AgentConfig | None = None,
+        executor_factory: ExecutorFactory | None = None,
+        callback_errors: CallbackErrors = CallbackErrors.RAISE,
+        record: bool = False,
+    ) -> None:
+        self.clock = FakeClock()
+        self.seed = seed
+        self._rng = random.Random(seed)
+        self.network = SimNetwork(self._child_rng(), faults, latency, record)
+        self.callback_errors = callback_errors
+        self.executor_factory = executor_factory
+        self._events: list[_Event] = []
+        self._event_seq = itertools.count()
+        self._nodes: list[_Node] = []
+
+        master_info = pb.MasterInfo(id=f"sim{seed}", hostname="master", port=5050, transport=MASTER_ADDRESS,
+                                    version="sim", start_time=0.0)
+        self.master = MasterEngine(master_info, master_config, now=self.clock.now)
+        self._add_node(self.master, MASTER_ADDRESS, self._master_performer)
+
+        resources = Resources.parse(agent_resources).to_protos()
+        self.agents: list[AgentEngine] = []
+        for i in range(1, agents + 1):
+            info = pb.AgentInfo(hostname=f"agent-{i}", resources=resources)
+            agent = AgentEngine(info, f"sim://agent-{i}", agent_config or AgentConfig(), self._child_rng())
+            self.agents.append(agent)
+            node = self._add_node(agent, agent.transport, self._agent_performer(agent))
+            agent.connect(MASTER_ADDRESS, self.clock.now)
+            self._pump(node)
+
+        self.schedulers: list[SimSchedulerDriver] = []
+        #: every executor ever started, by address (exited ones have status != RUNNING)
+        self.executors: dict[str, SimExecutorDriver] = {}
+
+    # ------------------------------------------------------------------ set-up
+    def _child_rng(self) -> random.Random:
+        return random.Random(self._rng.getrandbits(64))
+
+    def _add_node(self, engine: Engine, address: str, perform: Callable[[Any], None]) -> _Node:
+        node = _Node(engine, address, perform)
+        self._nodes.append(node)
+        handled = set(engine.handled_types())
+
+        def receive(sender: str, body: Message) -> None:
+            if message_type(body) not in handled:
+                self.network.stats[NetEvent.UNHANDLED] += 1
+                return
+            engine.handle(sender, body, self.clock.now)
+            self._pump(node)
+
+        self.network.attach(address, receive)
+        return node
+
+    def _node_of(self, engine: Engine) -> _Node:
+        return next(n for n in self._nodes if n.engine is engine)
+
+    def _remove_node(self, engine: Engine) -> None:
+        node = self._node_of(engine)
+        self._pump(node)  # what it sent before it went still goes out
+        self.network.detach(node.address)
+        self._nodes.remove(node)
+
+    def add_scheduler(self, scheduler: Scheduler, framework_info: pb.FrameworkInfo | None = None, *,
+                      implicit_acknowledgements: bool = True,
+                      config: SchedulerConfig | None = None) -> SimSchedulerDriver:
+        """Start a scheduler driver for `scheduler`; it subscribes at once. Pass a
+        `framework_info` with an id to fail over an existing framework."""
+        info = framework_info or pb.FrameworkInfo(user="sim", name=type(scheduler).__name__)
+        config = config or SchedulerConfig(implicit_acknowledgements=implicit_acknowledgements)
+        engine = SchedulerEngine(info, f"sim://scheduler-{len(self.schedulers) + 1}", config, self._child_rng())
+        driver = SimSchedulerDriver(self, scheduler, engine)
+        self.schedulers.append(driver)
+        node = self._add_node(engine, engine.transport, driver._perform)
+        engine.connect(MASTER_ADDRESS, self.clock.now)
+        self._pump(node)
+        return driver
+
+    def _finish_scheduler(self, driver: SimSchedulerDriver, status: DriverStatus) -> None:
+        driver.status = status
+        self._remove_node(driver.engine)
+
+    # ---------------------------------------------------------------- actions
+    def _pump(self, node: _Node) -> None:
+        """Perform everything `node`'s engine asked for, including what the callbacks
+        it triggers ask for in turn."""
+        while actions := node.engine.take_actions():
+            for action in actions:
+                if isinstance(action, Send):
+                    self.network.send(node.address, action.to, action.body, self.clock.now)
+                else:
+                    node.perform(action)
+
+    @staticmethod
+    def _master_performer(action: Any) -> None:
+        raise TypeError(f"the master engine emitted an unknown action {action!r}")
+
+    def _agent_performer(self, agent: AgentEngine) -> Callable[[Any], None]:
+        def perform(action: Any) -> None:
+            if isinstance(action, LaunchExecutor):
+                self._launch_executor(agent, action)
+            elif isinstance(action, KillContainer):
+                driver = self.executors.get(f"{agent.transport}/{action.container_id}")
+                if driver is not None:
+                    self._exit_executor(driver, -9 if action.grace == 0 else -15, "killed by the agent")
+            elif isinstance(action, MasterLost):
+                agent.connect(MASTER_ADDRESS, self.clock.now)
+            else:
+                raise TypeError(f"agent engine emitted an unknown action {action!r}")
+
+        return perform
+
+    def _launch_executor(self, agent: AgentEngine, launch: LaunchExecutor) -> None:
+        if list(launch.executor.command.arguments) == list(agent.config.command_executor):
+            executor: Executor = SimCommandExecutor()
+        elif self.executor_factory is not None:
+            executor = self.executor_factory(launch)
+        else:
+            raise ValueError(f"no simulated executor for custom executor {launch.executor.executor_id.value!r}: "
+                             "pass SimCluster(executor_factory=...)")
+        address = f"{agent.transport}/{launch.container_id}"
+        engine = ExecutorEngine(launch.framework_id, launch.executor.executor_id.value, agent.transport, address,
+                                status_update_backoff=float(launch.environment["CORRAL_STATUS_UPDATE_BACKOFF"]),
+                                rng=self._child_rng())
+        driver = SimExecutorDriver(self, executor, engine, agent, launch.container_id)
+        self.executors[address] = driver
+        node = self._add_node(engine, address, driver._perform)
+        engine.start(self.clock.now)
+        self._pump(node)
+
+    def _exit_executor(self, driver: SimExecutorDriver, status: int, message: str) -> None:
+        """The executor's process ends now; its agent learns it as the next event."""
+        if driver.status is not DriverStatus.RUNNING:
+            return
+        driver.status = DriverStatus.STOPPED if status == 0 else DriverStatus.ABORTED
+        self._remove_node(driver.engine)
+        agent_node = self._node_of(driver.agent)
+
+        def exited() -> None:
+            driver.agent.executor_exited(driver.container_id, status, message, self.clock.now)
+            self._pump(agent_node)
+
+        self.schedule(0.0, exited)
+
+    def schedule(self, delay: float, fn: Callable[[], None]) -> None:
+        """Run `fn` `delay` simulated seconds from now, as an event of its own."""
+        heapq.heappush(self._events, _Event(self.clock.now + delay, next(self._event_seq), fn))
+
+    # ----------------------------------------------------------------- running
+    def next_event_time(self) -> float | None:
+        times = [t for t in (self.network.next_delivery(), *(n.engine.next_deadline() for n in self._nodes))
+                 if t is not None]
+        if self._events:
+            times.append(self._events[0].at)
+        return min(times) if times else None
+
+    def step(self) -> bool:
+        """Jump to the next event and process it (one message, one engine's due
+        timers, or one process event). False when nothing is left to happen."""
+        when = self.next_event_time()
+        if when is None:
+            return False
+        now = self.clock.advance_to(when)
+        if self.network.deliver_next(now):
+            return True
+        for node in list(self._nodes):
+            deadline = node.engine.next_deadline()
+            if deadline is not None and deadline <= now:
+                node.engine.tick(now)
+                self._pump(node)
+                return True
+        if self._events and self._events[0].at <= now:
+            heapq.heappop(self._events).fn()
+            return True
+        raise RuntimeError(f"no event was due at {now} although one was announced")
+
+    def run_until(self, predicate: Callable[[], bool], max_time: float = 600.0) -> bool:
+        """Process events until `predicate()` holds (True) or `max_time` simulated
+        seconds have passed (False; the clock then stands at the limit)."""
+        limit = self.clock.now + max_time
+        while not predicate():
+            when = self.next_event_time()
+            if when is None or when > limit:
+                self.clock.advance_to(limit)
+                return predicate()
+            self.step()
+        return True
+
+    def run_for(self, seconds: float) -> None:
+        """Process every event of the next `seconds` simulated seconds."""
+        self.run_until(lambda: False, seconds)
+
+    # ------------------------------------------------------------------ views
+    def agent_by_id(self, agent_id: str) -> AgentEngine:
+        return next(a for a in self.agents if a.agent_id == agent_id)
+
+    def live_executors(self) -> list[SimExecutorDriver]:
+        return [d for d in self.executors.values() if d.status is DriverStatus.RUNNING]
