@@ -173,7 +173,6 @@ class MasterEngine(Engine):
             else:
                 if fw.transport != transport:
                     self.send(fw.transport, pb.Error(message="framework failed over: another scheduler subscribed with this id", fatal=True))
-                    self._rescind_offers_of(fw, now)
                 fw.info = info
                 fw.transport = transport
             fw.connected = True
@@ -192,6 +191,9 @@ class MasterEngine(Engine):
                 self.frameworks[fid] = fw
                 reregistered = False
         fw.info.id.value = fw.id
+        # A resubscribing scheduler may not have seen the offers made since our last
+        # Subscribed (it ignores offers until subscribed): take them back.
+        self._rescind_offers_of(fw, now)
         self.send(
             transport,
             pb.Subscribed(

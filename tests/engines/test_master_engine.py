@@ -1,0 +1,345 @@
+"""MasterEngine: registries, allocation, accept validation, the status-update relay,
+reconciliation answers and liveness, fed by hand with a fake clock."""
+from __future__ import annotations
+
+import pytest
+
+from corral.engines.master import AgentState
+from corral.protos import corral_pb2 as pb
+
+from engine_helpers import (
+    accept, bodies, command_task, feed, new_master, offers, register_agent, resources, sent,
+    status_update, subscribe,
+)
+
+S1, S2, A1, A2 = "tcp://sched1", "tcp://sched2", "tcp://agent1", "tcp://agent2"
+R = pb.TaskStatus
+
+
+def updates_to(master, address):
+    return [m.update for m in bodies(master, pb.Update, to=address)]
+
+
+@pytest.fixture
+def cluster():
+    """A master with one agent and one subscribed framework that holds one offer."""
+    m = new_master()
+    aid = register_agent(m, A1)
+    fid = subscribe(m, S1)
+    (offer,) = offers(m, 1.0, to=S1)
+    return m, aid, fid, offer
+
+
+def launch(m, fid, offer, *tasks, now=2.0):
+    feed(m, S1, accept(fid, [offer.id.value], list(tasks)), now)
+
+
+# ---------------------------------------------------------------- registration
+def test_agent_registration_assigns_an_id_and_a_retry_gets_the_same_one():
+    m = new_master()
+    first = register_agent(m, A1)
+    again = register_agent(m, A1, now=1.0)
+    other = register_agent(m, A2)
+    assert first == again != other
+    assert set(m.agents) == {first, other}
+
+
+def test_framework_subscribe_and_retried_subscribe_get_the_same_id():
+    m = new_master()
+    fid = subscribe(m, S1)
+    assert subscribe(m, S1, now=1.0) == fid
+    assert len(m.frameworks) == 1
+
+
+def test_failover_with_the_same_id_replaces_the_old_connection_with_a_fatal_error():
+    m = new_master()
+    fid = subscribe(m, S1, failover_timeout=60.0)
+    feed(m, S2, pb.Subscribe(framework_info=pb.FrameworkInfo(user="u", name="fw", id=pb.FrameworkID(value=fid)),
+                             transport=S2, force=True), 1.0)
+    out = sent(m)
+    (error,) = [b for to, b in out if to == S1 and isinstance(b, pb.Error)]
+    assert error.fatal
+    (reply,) = [b for to, b in out if to == S2 and isinstance(b, pb.Subscribed)]
+    assert reply.framework_id.value == fid and reply.reregistered
+    # the old connection is no longer served
+    feed(m, S1, pb.Revive(framework_id=pb.FrameworkID(value=fid)), 2.0)
+    (error,) = bodies(m, pb.Error, to=S1)
+    assert error.fatal
+
+
+def test_resubscribe_rescinds_offers_the_scheduler_may_not_have_seen():
+    m = new_master()
+    register_agent(m, A1)
+    fid = subscribe(m, S1)
+    (offer,) = offers(m, 1.0, to=S1)
+    assert subscribe(m, S1, now=2.0) == fid  # e.g. our Subscribed was lost
+    assert m.offers == {}
+    (again,) = offers(m, 2.0, to=S1)
+    assert again.id != offer.id
+
+
+# ------------------------------------------------------------------- allocation
+def test_offers_go_to_the_framework_with_the_lowest_share():
+    m = new_master()
+    a1 = register_agent(m, A1)
+    f1 = subscribe(m, S1)
+    (offer,) = offers(m, 1.0)
+    assert offer.framework_id.value == f1
+    launch(m, f1, offer, command_task("t1", a1, "cpus:2;mem:2048"))
+    sent(m)
+    register_agent(m, A2)
+    f2 = subscribe(m, S2)
+    got = offers(m, 3.0)
+    # f1 holds 50% of agent1; f2 nothing: agent1's rest and all of agent2 are handed out
+    # one agent at a time, each to the framework with the lower share at that point
+    assert [o.framework_id.value for o in got] == [f2, f1]
+
+
+def test_decline_filter_holds_until_refuse_seconds_expire():
+    m = new_master()
+    register_agent(m, A1)
+    fid = subscribe(m, S1)
+    (offer,) = offers(m, 1.0)
+    feed(m, S1, pb.Decline(framework_id=pb.FrameworkID(value=fid), offer_ids=[offer.id],
+                           filters=pb.Filters(refuse_seconds=10.0)), 1.5)
+    assert offers(m, 2.0) == []
+    assert offers(m, 11.0) == []  # expires at 11.5
+    assert len(offers(m, 12.0)) == 1
+
+
+def test_revive_clears_filters():
+    m = new_master()
+    register_agent(m, A1)
+    fid = subscribe(m, S1)
+    (offer,) = offers(m, 1.0)
+    feed(m, S1, pb.Decline(framework_id=pb.FrameworkID(value=fid), offer_ids=[offer.id],
+                           filters=pb.Filters(refuse_seconds=1000.0)), 1.5)
+    assert offers(m, 2.0) == []
+    feed(m, S1, pb.Revive(framework_id=pb.FrameworkID(value=fid)), 2.5)
+    assert len(offers(m, 2.5)) == 1
+
+
+def test_suppress_stops_offers_until_revive():
+    m = new_master()
+    register_agent(m, A1)
+    fid = subscribe(m, S1)
+    (offer,) = offers(m, 1.0)
+    feed(m, S1, pb.Suppress(framework_id=pb.FrameworkID(value=fid)), 1.2)
+    feed(m, S1, pb.Decline(framework_id=pb.FrameworkID(value=fid), offer_ids=[offer.id],
+                           filters=pb.Filters(refuse_seconds=0.0)), 1.5)
+    assert offers(m, 2.0) == [] and offers(m, 30.0) == []
+    feed(m, S1, pb.Revive(framework_id=pb.FrameworkID(value=fid)), 31.0)
+    assert len(offers(m, 31.0)) == 1
+
+
+# ---------------------------------------------------------------------- accept
+@pytest.mark.parametrize("aware, expected", [(False, pb.TASK_LOST), (True, pb.TASK_DROPPED)])
+def test_accept_of_an_unknown_offer(aware, expected):
+    m = new_master()
+    aid = register_agent(m, A1)
+    fid = subscribe(m, S1, partition_aware=aware)
+    feed(m, S1, accept(fid, ["no-such-offer"], [command_task("t1", aid)]), 1.0)
+    (update,) = updates_to(m, S1)
+    assert update.status.state == expected
+    assert update.status.reason == R.REASON_INVALID_OFFERS
+    assert update.status.source == R.SOURCE_MASTER and not update.status.HasField("uuid")
+    assert not bodies(m, pb.RunTask)
+
+
+def test_duplicate_task_ids_in_one_launch(cluster):
+    m, aid, fid, offer = cluster
+    launch(m, fid, offer, command_task("t1", aid), command_task("t1", aid))
+    out = sent(m)
+    runs = [b for _, b in out if isinstance(b, pb.RunTask)]
+    errors = [b.update.status for _, b in out if isinstance(b, pb.Update)]
+    assert len(runs) == 1
+    (status,) = errors
+    assert status.task_id.value == "t1" and status.state == pb.TASK_ERROR
+    assert status.reason == R.REASON_TASK_INVALID
+
+
+def test_task_beyond_the_offer_is_an_error_and_unused_resources_are_returned(cluster):
+    m, aid, fid, offer = cluster
+    launch(m, fid, offer, command_task("big", aid, "cpus:5;mem:128"), command_task("ok", aid, "cpus:1;mem:128"),
+           now=2.0)
+    out = sent(m)
+    (status,) = [b.update.status for _, b in out if isinstance(b, pb.Update)]
+    assert status.task_id.value == "big" and status.state == pb.TASK_ERROR
+    assert status.reason == R.REASON_TASK_INVALID
+    assert [b.task.task_id.value for _, b in out if isinstance(b, pb.RunTask)] == ["ok"]
+    agent = m.agents[aid]
+    assert agent.used.cpus == 1 and agent.offered.cpus == 0
+    # the unused 3 cpus are filtered for the default 5 s, then offered again
+    assert offers(m, 3.0) == []
+    (again,) = offers(m, 7.5)
+    assert again.framework_id.value == fid and pytest.approx(3.0) == sum(
+        r.scalar.value for r in again.resources if r.name == "cpus")
+
+
+# -------------------------------------------------------------- status updates
+def test_status_update_is_relayed_with_head_and_latest_state(cluster):
+    m, aid, fid, offer = cluster
+    launch(m, fid, offer, command_task("t1", aid))
+    sent(m)
+    feed(m, A1, status_update(fid, aid, "t1", pb.TASK_RUNNING, b"u1", latest=pb.TASK_FINISHED), 3.0)
+    (update,) = updates_to(m, S1)
+    assert update.status.state == pb.TASK_RUNNING and update.uuid == b"u1"
+    task = m.frameworks[fid].tasks["t1"]
+    assert task.status_update_state == pb.TASK_RUNNING
+    assert task.state == pb.TASK_FINISHED
+    # latest is terminal: resources are free, though the task is remembered
+    assert not m.agents[aid].used and not m.frameworks[fid].allocated
+
+
+def test_task_is_forgotten_only_when_its_terminal_update_is_acked(cluster):
+    m, aid, fid, offer = cluster
+    launch(m, fid, offer, command_task("t1", aid))
+    sent(m)
+    feed(m, A1, status_update(fid, aid, "t1", pb.TASK_RUNNING, b"u1", latest=pb.TASK_FINISHED), 3.0)
+    ack = pb.Acknowledge(framework_id=pb.FrameworkID(value=fid), agent_id=pb.AgentID(value=aid),
+                         task_id=pb.TaskID(value="t1"), uuid=b"u1")
+    feed(m, S1, ack, 3.1)
+    (forward,) = bodies(m, pb.StatusUpdateAck, to=A1)
+    assert forward.uuid == b"u1"
+    assert "t1" in m.frameworks[fid].tasks  # head (RUNNING) acked, FINISHED not yet
+    feed(m, A1, status_update(fid, aid, "t1", pb.TASK_FINISHED, b"u2", latest=pb.TASK_FINISHED), 3.2)
+    sent(m)
+    assert "t1" in m.frameworks[fid].tasks
+    ack.uuid = b"u2"
+    feed(m, S1, ack, 3.3)
+    assert "t1" not in m.frameworks[fid].tasks
+    assert [t.id for t in m.frameworks[fid].completed] == ["t1"]
+
+
+def test_kill_of_an_unknown_task_is_answered_lost():
+    m = new_master()
+    fid = subscribe(m, S1)
+    feed(m, S1, pb.Kill(framework_id=pb.FrameworkID(value=fid), task_id=pb.TaskID(value="ghost")), 1.0)
+    (update,) = updates_to(m, S1)
+    assert update.status.state == pb.TASK_LOST and update.status.task_id.value == "ghost"
+    assert not update.status.HasField("uuid")
+
+
+def test_kill_of_a_known_task_goes_to_its_agent(cluster):
+    m, aid, fid, offer = cluster
+    launch(m, fid, offer, command_task("t1", aid))
+    sent(m)
+    feed(m, S1, pb.Kill(framework_id=pb.FrameworkID(value=fid), task_id=pb.TaskID(value="t1")), 3.0)
+    (kill,) = bodies(m, pb.KillTask, to=A1)
+    assert kill.task_id.value == "t1"
+
+
+# -------------------------------------------------------------- reconciliation
+def reconcile(m, fid, *entries, now=5.0):
+    msg = pb.Reconcile(framework_id=pb.FrameworkID(value=fid))
+    for tid, agent_id in entries:
+        entry = msg.tasks.add(task_id=pb.TaskID(value=tid))
+        if agent_id:
+            entry.agent_id.value = agent_id
+    feed(m, S1, msg, now)
+    return {u.status.task_id.value: u.status for u in updates_to(m, S1)}
+
+
+@pytest.mark.parametrize("aware", [False, True])
+def test_reconciliation_answers(cluster, aware):
+    m, aid, _, offer = cluster
+    fid = m.frameworks[offer.framework_id.value].id
+    if aware:
+        m.frameworks[fid].info.capabilities.add(type=pb.FrameworkInfo.Capability.PARTITION_AWARE)
+    launch(m, fid, offer, command_task("known", aid))
+    feed(m, A1, status_update(fid, aid, "known", pb.TASK_RUNNING, b"u1"), 3.0)
+    sent(m)
+    a2 = register_agent(m, A2, now=3.0)
+    m.agents[a2].state = AgentState.UNREACHABLE
+    answers = reconcile(m, fid, ("known", aid), ("gone", aid), ("behind-partition", a2), ("nowhere", "no-agent"),
+                        ("no-agent-named", None))
+    expect = {
+        "known": pb.TASK_RUNNING,
+        "gone": pb.TASK_GONE if aware else pb.TASK_LOST,
+        "behind-partition": pb.TASK_UNREACHABLE if aware else pb.TASK_LOST,
+        "nowhere": pb.TASK_UNKNOWN if aware else pb.TASK_LOST,
+        "no-agent-named": pb.TASK_UNKNOWN if aware else pb.TASK_LOST,
+    }
+    assert {k: s.state for k, s in answers.items()} == expect
+    for status in answers.values():
+        assert status.reason == R.REASON_RECONCILIATION and status.source == R.SOURCE_MASTER
+        assert not status.HasField("uuid")
+
+
+def test_reconciliation_answers_the_head_state_not_the_latest(cluster):
+    m, aid, fid, offer = cluster
+    launch(m, fid, offer, command_task("t1", aid))
+    feed(m, A1, status_update(fid, aid, "t1", pb.TASK_RUNNING, b"u1", latest=pb.TASK_FAILED), 3.0)
+    sent(m)
+    assert reconcile(m, fid, ("t1", aid))["t1"].state == pb.TASK_RUNNING
+
+
+def test_implicit_reconciliation_answers_every_known_task(cluster):
+    m, aid, fid, offer = cluster
+    launch(m, fid, offer, command_task("t1", aid), command_task("t2", aid))
+    sent(m)
+    answers = reconcile(m, fid)
+    assert {k: s.state for k, s in answers.items()} == {"t1": pb.TASK_STAGING, "t2": pb.TASK_STAGING}
+
+
+# -------------------------------------------------------------------- liveness
+def test_agent_unreachable_after_max_missed_pongs(cluster):
+    m, aid, fid, offer = cluster
+    launch(m, fid, offer, command_task("t1", aid, "cpus:1;mem:128"))
+    sent(m)
+    (offer2,) = offers(m, 8.0)  # the rest of the agent, offered again after the filter
+    pings = 0
+    now = 0.0
+    while m.agents[aid].state is AgentState.REGISTERED:
+        now += m.config.ping_interval
+        m.tick(now)
+        out = sent(m)
+        pings += sum(isinstance(b, pb.Ping) for _, b in out)
+        assert now <= 10 * m.config.ping_interval
+    assert pings == m.config.max_missed_pongs
+    rescinds = [b for to, b in out if isinstance(b, pb.Rescind)]
+    assert [r.offer_id.value for r in rescinds] == [offer2.id.value]
+    (update,) = [b.update.status for to, b in out if isinstance(b, pb.Update)]
+    assert update.task_id.value == "t1" and update.state == pb.TASK_LOST
+    assert update.reason == R.REASON_AGENT_DISCONNECTED
+    assert m.offers == {}
+
+
+def test_pongs_keep_an_agent_registered():
+    m = new_master()
+    aid = register_agent(m, A1)
+    for i in range(1, 20):
+        m.tick(i * m.config.ping_interval)
+        sent(m)
+        feed(m, A1, pb.Pong(agent_id=pb.AgentID(value=aid)), i * m.config.ping_interval + 0.1)
+    assert m.agents[aid].state is AgentState.REGISTERED
+
+
+def test_framework_removed_after_failover_timeout_and_its_tasks_killed(cluster):
+    m, aid, fid, offer = cluster
+    m.frameworks[fid].info.failover_timeout = 30.0
+    launch(m, fid, offer, command_task("t1", aid))
+    sent(m)
+    feed(m, S1, pb.Deactivate(framework_id=pb.FrameworkID(value=fid)), 3.0)
+    sent(m)
+    m.tick(32.9)
+    assert fid in m.frameworks
+    assert not bodies(m, pb.ShutdownFramework)
+    m.tick(33.0)
+    (shutdown,) = bodies(m, pb.ShutdownFramework, to=A1)
+    assert shutdown.framework_id.value == fid
+    assert fid not in m.frameworks
+    assert not m.agents[aid].used and not m.agents[aid].tasks
+
+
+def test_failover_within_the_timeout_keeps_the_framework(cluster):
+    m, aid, fid, offer = cluster
+    m.frameworks[fid].info.failover_timeout = 30.0
+    launch(m, fid, offer, command_task("t1", aid))
+    feed(m, S1, pb.Deactivate(framework_id=pb.FrameworkID(value=fid)), 3.0)
+    feed(m, S2, pb.Subscribe(framework_info=pb.FrameworkInfo(user="u", name="fw", id=pb.FrameworkID(value=fid),
+                                                              failover_timeout=30.0), transport=S2), 10.0)
+    sent(m)
+    m.tick(100.0)
+    assert not bodies(m, pb.ShutdownFramework)
+    assert "t1" in m.frameworks[fid].tasks
