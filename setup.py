@@ -41,6 +41,30 @@ def generate_protos() -> None:
             sys.exit(f"protoc failed on {proto}")
 
 
+def stage_core_sources() -> list[tuple[str, str]]:
+    """Mirror _core/ as build/cython/corral/_core/ (symlinks), so that Cython sees each
+    module under its real name, corral._core.NAME, and finds the augmenting NAME.pxd
+    beside NAME.py. Returns (module name, staged .py path) for every module to compile."""
+    stage = os.path.join("build", "cython", "corral", "_core")
+    os.makedirs(stage, exist_ok=True)
+    for pkg_init in (os.path.join("build", "cython", "corral", "__init__.py"), os.path.join(stage, "__init__.py")):
+        if not os.path.exists(pkg_init):
+            open(pkg_init, "w").close()
+    modules = []
+    for pxd in sorted(glob.glob(os.path.join(HERE, "_core", "*.pxd"))):
+        name = os.path.splitext(os.path.basename(pxd))[0]
+        source = os.path.join(HERE, "_core", name + ".py")
+        if not os.path.exists(source):
+            continue
+        for original in (source, pxd):
+            link = os.path.join(stage, os.path.basename(original))
+            if os.path.lexists(link):
+                os.remove(link)
+            os.symlink(original, link)
+        modules.append((f"corral._core.{name}", os.path.join(stage, name + ".py")))
+    return modules
+
+
 def core_extensions() -> list:
     if os.environ.get("CORRAL_NO_EXTENSIONS") == "1":
         return []
@@ -48,20 +72,15 @@ def core_extensions() -> list:
     from setuptools import Extension
 
     debug = os.environ.get("CORRAL_DEBUG_BUILD") == "1"
-    modules = []
-    for pxd in sorted(glob.glob(os.path.join(HERE, "_core", "*.pxd"))):
-        name = os.path.splitext(os.path.basename(pxd))[0]
-        source = os.path.join("_core", name + ".py")
-        if not os.path.exists(os.path.join(HERE, source)):
-            continue
-        modules.append(
-            Extension(
-                f"corral._core.{name}",
-                [source],
-                extra_compile_args=["-O0", "-g"] if debug else ["-O3"],
-                define_macros=[] if debug else [("CYTHON_WITHOUT_ASSERTIONS", "1")],
-            )
+    modules = [
+        Extension(
+            name,
+            [source],
+            extra_compile_args=["-O0", "-g"] if debug else ["-O3"],
+            define_macros=[] if debug else [("CYTHON_WITHOUT_ASSERTIONS", "1")],
         )
+        for name, source in stage_core_sources()
+    ]
     directives = {
         "language_level": 3,
         "boundscheck": debug,
@@ -70,7 +89,8 @@ def core_extensions() -> list:
         "cdivision": not debug,
         "embedsignature": True,
     }
-    return cythonize(modules, compiler_directives=directives, quiet=True)
+    return cythonize(modules, compiler_directives=directives, quiet=True,
+                     build_dir=os.path.join("build", "cython-c"))
 
 
 class BuildPyWithProtos(build_py):
