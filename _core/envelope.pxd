@@ -97,8 +97,8 @@ cdef class Dispatcher:
     cdef Py_ssize_t _drain_pyzmq(self, socket, Py_ssize_t limit) except -1
 
     @cython.locals(sock="void*", n=Py_ssize_t, size=int, msg=zmq_msg_t, data="char*",
-                   frame=bytes)
-    cdef Py_ssize_t _drain_libzmq(self, size_t handle, Py_ssize_t limit) except? -1
+                   frame=bytes, closed_attr=str)
+    cdef Py_ssize_t _drain_libzmq(self, socket, size_t handle, Py_ssize_t limit) except? -1
 
     @cython.locals(end=Py_ssize_t)
     cdef Py_ssize_t _receive(self, bytes frame) except -1

@@ -292,7 +292,7 @@ class Dispatcher:
         if _COMPILED and DRAIN_PATH is DrainPath.LIBZMQ:
             handle = getattr(socket, "underlying", None)
             if handle is not None and not socket.closed:
-                n = self._drain_libzmq(handle, limit)
+                n = self._drain_libzmq(socket, handle, limit)
                 if n < 0:  # an error other than EAGAIN: let pyzmq raise it
                     n = -n - 1
                     return n + self._drain_pyzmq(socket, limit - n)
@@ -315,12 +315,17 @@ class Dispatcher:
             self._receive(frame)
         return n
 
-    def _drain_libzmq(self, handle, limit):
+    def _drain_libzmq(self, socket, handle, limit):
         """Compiled build only: receive with libzmq directly. Returns the frames read, or
         -(frames read) - 1 when zmq_msg_recv failed with an error other than EAGAIN."""
         sock = cython.cast(cython.p_void, handle)
+        # pyzmq's Socket._closed (declared public in its .pxd) is a plain field read;
+        # Socket.closed asks libzmq every time.
+        closed_attr = "_closed" if hasattr(socket, "_closed") else "closed"
         n = 0
         while n < limit:
+            if n and getattr(socket, closed_attr):  # a handler closed it: handle freed
+                return -n - 1
             _zmq_msg_init(cython.address(msg))
             size = _zmq_msg_recv(cython.address(msg), sock, _ZMQ_DONTWAIT)
             if size < 0:

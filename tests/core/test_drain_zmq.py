@@ -167,3 +167,20 @@ def test_drain_accepts_socket_like_objects_without_underlying(path):
     assert d.drain(sock, 10) == 2
     assert [e.seq for e in got] == [1, 2]
     assert set(sock.flags) == {zmq.NOBLOCK}
+
+
+def test_handler_closing_the_socket_stops_the_drain(path, pair):
+    push, pull = pair
+    got = []
+    d = Dispatcher()
+
+    def close_on_second(env):
+        got.append(env.seq)
+        if env.seq == 1:
+            pull.close()
+
+    d.register(1, close_on_second)
+    fill(push, pull, [encode(1, i, SENDER, b"") for i in range(5)])
+    with pytest.raises(zmq.ZMQError):  # the next receive reports the closed socket
+        d.drain(pull, 100)
+    assert got == [0, 1]
