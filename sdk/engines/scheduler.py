@@ -107,11 +107,13 @@ class SchedulerEngine(Engine):
             super().on_timer(key, now)
 
     def _from_master(self, sender: str) -> bool:
-        return sender == self.master and self.subscription is not Subscription.FAILED
+        """Events count only from the master we are subscribed with (offers or updates
+        that overtake our Subscribed are dropped, as Mesos drivers do)."""
+        return sender == self.master and self.subscription is Subscription.SUBSCRIBED
 
     @on(T.SUBSCRIBED)
     def _subscribed(self, sender: str, msg: pb.Subscribed, now: float) -> None:
-        if not self._from_master(sender) or self.subscription is Subscription.SUBSCRIBED:
+        if sender != self.master or self.subscription is not Subscription.SUBSCRIBING:
             return
         first = self.framework_id is None
         self.info.id.CopyFrom(msg.framework_id)

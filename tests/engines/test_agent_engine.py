@@ -1,0 +1,260 @@
+"""AgentEngine: registration backoff, the status-update manager (ordering, duplicates,
+stale acks, retries, pause and resend), launch/kill races and executor failures."""
+from __future__ import annotations
+
+import random
+
+from corral.engines.agent import AgentConfig, AgentEngine, Connection, KillContainer, LaunchExecutor, MasterLost
+from corral.protos import corral_pb2 as pb
+
+from engine_helpers import MASTER, advance, bodies, command_task, feed, framework_info, others, resources, sent
+
+EXEC = "tcp://executor"
+FID, AID = "fw1", "agent-1"
+R = pb.TaskStatus
+
+
+def new_agent(**config) -> AgentEngine:
+    info = pb.AgentInfo(hostname="h1", resources=resources("cpus:4;mem:4096"))
+    return AgentEngine(info, "tcp://agent1", AgentConfig(**config), random.Random(7))
+
+
+def registered_agent(**config) -> AgentEngine:
+    agent = new_agent(**config)
+    agent.connect(MASTER, 0.0)
+    advance(agent, 1.0)
+    assert bodies(agent, pb.RegisterAgent, to=MASTER)
+    feed(agent, MASTER, pb.AgentRegistered(agent_id=pb.AgentID(value=AID), master_info=pb.MasterInfo(
+        id="m1", hostname="m", port=5050, transport=MASTER)), 1.0)
+    assert agent.connection is Connection.REGISTERED
+    return agent
+
+
+def run_task(agent: AgentEngine, tid: str = "t1", now: float = 1.0) -> LaunchExecutor | None:
+    info = framework_info(framework_id=FID)
+    feed(agent, MASTER, pb.RunTask(framework=info, task=command_task(tid, AID)), now)
+    launches = others(agent.take_actions(), LaunchExecutor)
+    return launches[0] if launches else None
+
+
+def running_agent(**config) -> AgentEngine:
+    """A registered agent running task t1 in a registered command executor."""
+    agent = registered_agent(**config)
+    run_task(agent)
+    feed(agent, EXEC, pb.RegisterExecutor(framework_id=pb.FrameworkID(value=FID),
+                                          executor_id=pb.ExecutorID(value="t1"), transport=EXEC), 1.0)
+    assert bodies(agent, pb.RunExecutorTask, to=EXEC)
+    return agent
+
+
+def executor_update(state: int, uuid: bytes, tid: str = "t1", now: float = 2.0) -> pb.ExecutorStatusUpdate:
+    update = pb.StatusUpdate(timestamp=now, uuid=uuid)
+    update.framework_id.value = FID
+    update.executor_id.value = tid
+    update.status.task_id.value = tid
+    update.status.state = state
+    update.status.uuid = uuid
+    update.status.source = R.SOURCE_EXECUTOR
+    return pb.ExecutorStatusUpdate(update=update)
+
+
+def ack(uuid: bytes, tid: str = "t1") -> pb.StatusUpdateAck:
+    return pb.StatusUpdateAck(agent_id=pb.AgentID(value=AID), framework_id=pb.FrameworkID(value=FID),
+                              task_id=pb.TaskID(value=tid), uuid=uuid)
+
+
+def forwarded(agent: AgentEngine) -> list[pb.StatusUpdate]:
+    return [m.update for m in bodies(agent, pb.StatusUpdateMessage, to=MASTER)]
+
+
+# ---------------------------------------------------------------- registration
+def test_registration_backoff_doubles_within_bounds_and_is_capped():
+    agent = new_agent(registration_backoff=1.0, registration_backoff_max=60.0)
+    agent.connect(MASTER, 0.0)
+    times = []
+    now = 0.0
+    while len(times) < 16:
+        now = agent.next_deadline()
+        agent.tick(now)
+        if bodies(agent, pb.RegisterAgent, to=MASTER):
+            times.append(now)
+    gaps = [times[0]] + [b - a for a, b in zip(times, times[1:])]
+    for n, gap in enumerate(gaps):
+        assert 0.0 <= gap <= min(1.0 * 2 ** n, 60.0), (n, gap)
+    assert max(gaps[8:]) > 8.0  # the bound really grows (a fixed [0, 1] would not get here)
+
+
+def test_registration_stops_once_registered():
+    agent = registered_agent()
+    advance(agent, 500.0)
+    assert not bodies(agent, pb.RegisterAgent)
+
+
+# -------------------------------------------------------------- update streams
+def test_only_the_head_is_forwarded_and_the_next_after_its_ack():
+    agent = running_agent()
+    feed(agent, EXEC, executor_update(pb.TASK_RUNNING, b"u1"), 2.0)
+    feed(agent, EXEC, executor_update(pb.TASK_FINISHED, b"u2"), 2.1)
+    out = sent(agent)
+    assert [b.uuid for to, b in out if isinstance(b, pb.ExecutorStatusUpdateAck)] == [b"u1", b"u2"]
+    (head,) = [b.update for to, b in out if isinstance(b, pb.StatusUpdateMessage)]
+    assert head.uuid == b"u1" and head.status.state == pb.TASK_RUNNING
+    feed(agent, MASTER, ack(b"u1"), 3.0)
+    (nxt,) = forwarded(agent)
+    assert nxt.uuid == b"u2" and nxt.status.state == pb.TASK_FINISHED
+
+
+def test_forwarded_head_carries_the_latest_state():
+    agent = running_agent()
+    feed(agent, EXEC, executor_update(pb.TASK_RUNNING, b"u1"), 2.0)
+    sent(agent)
+    feed(agent, EXEC, executor_update(pb.TASK_FINISHED, b"u2"), 2.1)
+    sent(agent)
+    advance(agent, 12.5)  # the head is retried
+    (retry,) = forwarded(agent)
+    assert retry.uuid == b"u1" and retry.latest_state == pb.TASK_FINISHED
+
+
+def test_duplicate_updates_are_dropped_but_acked():
+    agent = running_agent()
+    feed(agent, EXEC, executor_update(pb.TASK_RUNNING, b"u1"), 2.0)
+    sent(agent)
+    feed(agent, EXEC, executor_update(pb.TASK_RUNNING, b"u1"), 2.5)
+    out = sent(agent)
+    assert [b.uuid for _, b in out if isinstance(b, pb.ExecutorStatusUpdateAck)] == [b"u1"]
+    assert not [b for _, b in out if isinstance(b, pb.StatusUpdateMessage)]
+    assert agent.counters["duplicate_status_updates"] == 1
+    # acked already: a late duplicate is still not forwarded again
+    feed(agent, MASTER, ack(b"u1"), 3.0)
+    feed(agent, EXEC, executor_update(pb.TASK_RUNNING, b"u1"), 3.5)
+    assert not forwarded(agent)
+
+
+def test_stale_ack_is_ignored():
+    agent = running_agent()
+    feed(agent, EXEC, executor_update(pb.TASK_RUNNING, b"u1"), 2.0)
+    feed(agent, EXEC, executor_update(pb.TASK_FINISHED, b"u2"), 2.1)
+    sent(agent)
+    feed(agent, MASTER, ack(b"u2"), 3.0)  # not the head
+    assert not forwarded(agent)
+    assert agent.counters["stale_acks"] == 1
+    assert agent.updates.head((FID, "t1"))[0] == b"u1"
+
+
+def test_head_is_retried_with_doubling_backoff():
+    agent = running_agent(status_update_backoff=10.0, status_update_backoff_max=600.0, ping_timeout=10_000.0)
+    feed(agent, EXEC, executor_update(pb.TASK_RUNNING, b"u1"), 2.0)
+    sent(agent)
+    times = []
+    while len(times) < 8:
+        now = agent.next_deadline()
+        agent.tick(now)
+        if forwarded(agent):
+            times.append(now)
+    gaps = [round(b - a, 6) for a, b in zip([2.0] + times, times)]
+    assert gaps == [10.0, 20.0, 40.0, 80.0, 160.0, 320.0, 600.0, 600.0]
+
+
+def test_terminal_ack_forgets_the_task():
+    agent = running_agent()
+    feed(agent, EXEC, executor_update(pb.TASK_FINISHED, b"u1"), 2.0)
+    sent(agent)
+    feed(agent, MASTER, ack(b"u1"), 3.0)
+    assert (FID, "t1") not in agent.tasks and len(agent.updates) == 0
+
+
+def test_sending_pauses_while_disconnected_and_heads_are_resent_on_reregistration():
+    agent = running_agent(ping_timeout=75.0)
+    feed(agent, EXEC, executor_update(pb.TASK_RUNNING, b"u1"), 2.0)
+    feed(agent, EXEC, executor_update(pb.TASK_FINISHED, b"u2"), 2.1)
+    sent(agent)
+    advance(agent, 76.0)  # no pings: the master is lost at 76
+    actions = agent.take_actions()
+    assert others(actions, MasterLost)
+    assert agent.connection is Connection.DISCONNECTED
+    advance(agent, 2000.0)
+    assert not forwarded(agent)  # paused
+    agent.connect(MASTER, 2000.0)
+    advance(agent, 2001.0)
+    (rereg,) = bodies(agent, pb.ReregisterAgent, to=MASTER)
+    assert rereg.agent.id.value == AID
+    (report,) = rereg.tasks
+    assert report.task.task_id.value == "t1" and report.state == pb.TASK_FINISHED
+    assert [u.uuid for u in report.unacknowledged] == [b"u1", b"u2"]
+    assert [e.executor_info.executor_id.value for e in rereg.executors] == ["t1"]
+    assert [f.id.value for f in rereg.frameworks] == [FID]
+    feed(agent, MASTER, pb.AgentReregistered(agent_id=pb.AgentID(value=AID), master_info=pb.MasterInfo(
+        id="m1", hostname="m", port=5050, transport=MASTER)), 2001.0)
+    (head,) = forwarded(agent)
+    assert head.uuid == b"u1"
+
+
+# ------------------------------------------------------------ launch and kill
+def kill(tid: str = "t1") -> pb.KillTask:
+    return pb.KillTask(framework_id=pb.FrameworkID(value=FID), task_id=pb.TaskID(value=tid))
+
+
+def test_kill_before_the_executor_registers_is_killed_during_launch():
+    agent = registered_agent()
+    launch = run_task(agent)
+    feed(agent, MASTER, kill(), 1.5)
+    actions = agent.take_actions()
+    (container,) = others(actions, KillContainer)
+    assert container.container_id == launch.container_id
+    (update,) = [a.body.update for a in actions if hasattr(a, "body") and isinstance(a.body, pb.StatusUpdateMessage)]
+    assert update.status.state == pb.TASK_KILLED
+    assert update.status.reason == R.REASON_TASK_KILLED_DURING_LAUNCH
+    assert update.status.source == R.SOURCE_AGENT and update.uuid
+
+
+def test_kill_of_a_running_task_goes_to_its_executor():
+    agent = running_agent()
+    feed(agent, MASTER, kill(), 2.0)
+    (msg,) = bodies(agent, pb.KillExecutorTask, to=EXEC)
+    assert msg.task_id.value == "t1"
+
+
+def test_executor_exit_fails_its_live_tasks():
+    agent = running_agent()
+    feed(agent, EXEC, executor_update(pb.TASK_RUNNING, b"u1"), 2.0)
+    feed(agent, MASTER, ack(b"u1"), 2.5)
+    sent(agent)
+    container = next(iter(agent.containers))
+    agent.executor_exited(container, -9, "", 3.0)
+    out = sent(agent)
+    (update,) = [b.update for _, b in out if isinstance(b, pb.StatusUpdateMessage)]
+    assert update.status.state == pb.TASK_FAILED
+    assert update.status.reason == R.REASON_EXECUTOR_TERMINATED
+    assert update.status.source == R.SOURCE_AGENT
+    (exited,) = [b for _, b in out if isinstance(b, pb.ExitedExecutor)]
+    assert exited.status == -9
+
+
+def test_executor_exit_after_a_terminal_update_fails_nothing():
+    agent = running_agent()
+    feed(agent, EXEC, executor_update(pb.TASK_FINISHED, b"u1"), 2.0)
+    sent(agent)
+    agent.executor_exited(next(iter(agent.containers)), 0, "", 3.0)
+    assert not forwarded(agent)
+    feed(agent, MASTER, ack(b"u1"), 3.5)
+    assert len(agent.updates) == 0
+
+
+def test_executor_registration_timeout_fails_its_tasks():
+    agent = registered_agent(executor_registration_timeout=60.0, ping_timeout=10_000.0)
+    launch = run_task(agent, now=1.0)
+    advance(agent, 60.9)
+    assert not forwarded(agent)
+    advance(agent, 61.0)
+    actions = agent.take_actions()
+    (update,) = [a.body.update for a in actions if hasattr(a, "body") and isinstance(a.body, pb.StatusUpdateMessage)]
+    assert update.status.state == pb.TASK_FAILED
+    assert update.status.reason == R.REASON_EXECUTOR_REGISTRATION_TIMEOUT
+    assert [k.container_id for k in others(actions, KillContainer)] == [launch.container_id]
+
+
+def test_a_duplicate_run_task_launches_once():
+    agent = registered_agent()
+    assert run_task(agent) is not None
+    assert run_task(agent) is None
+    assert agent.counters["tasks_launched"] == 1

@@ -1,0 +1,129 @@
+"""SchedulerEngine: subscription with backoff, de-duplication by uuid, implicit and
+explicit acknowledgements, master-generated updates, fatal errors."""
+from __future__ import annotations
+
+import random
+
+from corral.engines.base import Callback
+from corral.engines.scheduler import Abort, SchedulerConfig, SchedulerEngine, SchedulerEvent, Subscription
+from corral.protos import corral_pb2 as pb
+
+from engine_helpers import MASTER, bodies, feed, framework_info, others, sent, status_update
+
+ME = "tcp://sched"
+FID, AID = "fw1", "agent-1"
+
+
+def new_scheduler(**config) -> SchedulerEngine:
+    return SchedulerEngine(framework_info(), ME, SchedulerConfig(**config), random.Random(3))
+
+
+def subscribed(**config) -> SchedulerEngine:
+    s = new_scheduler(**config)
+    s.connect(MASTER, 0.0)
+    sent(s)
+    feed(s, MASTER, pb.Subscribed(framework_id=pb.FrameworkID(value=FID), master_info=pb.MasterInfo(
+        id="m1", hostname="m", port=5050, transport=MASTER)), 0.5)
+    (cb,) = others(s.take_actions(), Callback)
+    assert cb.event is SchedulerEvent.REGISTERED
+    return s
+
+
+def update(state: int, uuid: bytes | None, tid: str = "t1") -> pb.Update:
+    msg = status_update(FID, AID, tid, state, uuid or b"")
+    if uuid is None:
+        msg.update.ClearField("uuid")
+        msg.update.status.ClearField("uuid")
+        msg.update.status.source = pb.TaskStatus.SOURCE_MASTER
+    return pb.Update(update=msg.update)
+
+
+def status_callbacks(actions) -> list[pb.TaskStatus]:
+    return [c.args[0] for c in others(actions, Callback) if c.event is SchedulerEvent.STATUS_UPDATE]
+
+
+def test_subscribe_is_retried_with_growing_randomised_backoff_until_subscribed():
+    s = new_scheduler(registration_backoff=2.0, registration_backoff_max=60.0)
+    s.connect(MASTER, 0.0)
+    times = [0.0] if bodies(s, pb.Subscribe, to=MASTER) else []
+    while len(times) < 12:
+        now = s.next_deadline()
+        s.tick(now)
+        if bodies(s, pb.Subscribe, to=MASTER):
+            times.append(now)
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    for n, gap in enumerate(gaps):
+        assert 0.0 <= gap <= min(2.0 * 2 ** n, 60.0), (n, gap)
+    assert max(gaps[6:]) > 8.0
+    feed(s, MASTER, pb.Subscribed(framework_id=pb.FrameworkID(value=FID), master_info=pb.MasterInfo(
+        id="m1", hostname="m", port=5050, transport=MASTER)), times[-1] + 0.1)
+    assert s.subscription is Subscription.SUBSCRIBED
+    assert s.next_deadline() is None
+
+
+def test_events_before_subscribed_are_ignored():
+    s = new_scheduler()
+    s.connect(MASTER, 0.0)
+    sent(s)
+    offer = pb.Offer(id=pb.OfferID(value="o1"), framework_id=pb.FrameworkID(value="x"),
+                     agent_id=pb.AgentID(value=AID), hostname="h")
+    feed(s, MASTER, pb.Offers(offers=[offer]), 0.1)
+    feed(s, MASTER, update(pb.TASK_RUNNING, b"u1"), 0.2)
+    assert not others(s.take_actions(), Callback)
+
+
+def test_each_uuid_is_delivered_once_and_a_duplicate_is_acked_again():
+    s = subscribed()
+    feed(s, MASTER, update(pb.TASK_RUNNING, b"u1"), 1.0)
+    (status,) = status_callbacks(s.take_actions())
+    s.acknowledge(status)
+    (ack,) = bodies(s, pb.Acknowledge, to=MASTER)
+    assert ack.uuid == b"u1" and ack.task_id.value == "t1" and ack.agent_id.value == AID
+    feed(s, MASTER, update(pb.TASK_RUNNING, b"u1"), 11.0)  # our ack was lost: the agent retried
+    actions = s.take_actions()
+    assert status_callbacks(actions) == []
+    assert [a.body.uuid for a in actions if hasattr(a, "body") and isinstance(a.body, pb.Acknowledge)] == [b"u1"]
+    assert s.counters["duplicate_updates"] == 1
+
+
+def test_duplicate_of_an_unacknowledged_update_is_neither_delivered_nor_acked():
+    """Explicit acks: the framework has not acknowledged yet; the driver must not do it."""
+    s = subscribed(implicit_acknowledgements=False)
+    feed(s, MASTER, update(pb.TASK_RUNNING, b"u1"), 1.0)
+    (status,) = status_callbacks(s.take_actions())
+    feed(s, MASTER, update(pb.TASK_RUNNING, b"u1"), 11.0)
+    assert s.take_actions() == []
+    s.acknowledge(status)  # explicit, when the framework is ready
+    (ack,) = bodies(s, pb.Acknowledge, to=MASTER)
+    assert ack.uuid == b"u1"
+
+
+def test_master_generated_updates_are_never_acked():
+    s = subscribed()
+    feed(s, MASTER, update(pb.TASK_LOST, None), 1.0)
+    (status,) = status_callbacks(s.take_actions())
+    assert status.state == pb.TASK_LOST
+    s.acknowledge(status)
+    assert not bodies(s, pb.Acknowledge)
+    # each master answer is delivered (no uuid to de-duplicate on)
+    feed(s, MASTER, update(pb.TASK_LOST, None), 2.0)
+    assert len(status_callbacks(s.take_actions())) == 1
+
+
+def test_fatal_error_aborts_and_stops_everything():
+    s = subscribed()
+    feed(s, MASTER, pb.Error(message="framework failed over", fatal=True), 1.0)
+    actions = s.take_actions()
+    assert [c.event for c in others(actions, Callback)] == [SchedulerEvent.ERROR]
+    assert others(actions, Abort)
+    assert s.subscription is Subscription.FAILED
+    feed(s, MASTER, update(pb.TASK_RUNNING, b"u1"), 2.0)
+    assert s.take_actions() == []
+
+
+def test_non_fatal_error_does_not_abort():
+    s = subscribed()
+    feed(s, MASTER, pb.Error(message="operation not supported"), 1.0)
+    actions = s.take_actions()
+    assert not others(actions, Abort)
+    assert s.subscription is Subscription.SUBSCRIBED
