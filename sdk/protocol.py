@@ -1,11 +1,12 @@
-"""The message catalogue: which protobuf class travels under which MessageType.
+"""The message catalogue: which protobuf class travels under which MessageType, and
+the connection events the transport reports about peers.
 
 Owns the one table that maps an envelope's type number to its body class, so the
 transport and runtimes can decode bodies without knowing any protocol rule.
 """
 from __future__ import annotations
 
-from enum import IntEnum
+from enum import Enum, IntEnum
 
 from google.protobuf.message import Message
 
@@ -74,3 +75,12 @@ assert set(BODY_CLASS) == set(MessageType), "every MessageType needs a body clas
 def message_type(body: Message) -> MessageType:
     """The envelope type under which `body` travels."""
     return TYPE_OF[type(body)]
+
+
+class PeerEvent(Enum):
+    """What the transport learns about the connection towards a peer (as libprocess'
+    `exited`): the peer's process died, or the network between us failed, or it is
+    reachable again."""
+
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"

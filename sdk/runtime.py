@@ -18,7 +18,7 @@ from google.protobuf.message import DecodeError
 
 from corral import _core
 from corral.engines.base import Engine, Send
-from corral.protocol import BODY_CLASS
+from corral.protocol import BODY_CLASS, PeerEvent
 from corral.transport import MAX_FRAME_SIZE, Transport
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class Runtime:
         self._stopping = threading.Event()
         self.stopped = threading.Event()
         self.dispatcher = _core.Dispatcher(max_frame_size=MAX_FRAME_SIZE, on_error=self._dispatch_error)
-        self.transport = Transport(host, port, self.dispatcher)
+        self.transport = Transport(host, port, self.dispatcher, on_peer=self._peer_event)
         self.address = self.transport.address
         #: the engine, built for this runtime's transport address
         self.engine = engine_factory(self.address)
@@ -71,6 +71,11 @@ class Runtime:
             engine.handle(env.sender.decode(), body, clock())
 
         return handler
+
+    def _peer_event(self, address: str, event: PeerEvent) -> None:
+        """Called on the I/O thread (inside `wait`): hand the event to the engine."""
+        with self.lock:
+            self.engine.peer_event(address, event, self.clock())
 
     def _dispatch_error(self, kind: Any, detail: str, exc: BaseException | None) -> None:
         if exc is not None:

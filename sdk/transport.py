@@ -14,10 +14,13 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from typing import Callable
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from corral import _core
+from corral.protocol import PeerEvent
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,15 @@ MAX_FRAME_SIZE = 16 * 1024 * 1024
 HARD_FRAME_LIMIT = 4 * MAX_FRAME_SIZE
 
 
+#: ZMTP heartbeats on every peer connection: a peer that stops answering for
+#: HEARTBEAT_TIMEOUT_MS is treated as gone, even when no TCP reset ever arrives
+HEARTBEAT_IVL_MS = 1000
+HEARTBEAT_TIMEOUT_MS = 5000
+
+
+PeerCallback = Callable[[str, PeerEvent], None]
+
+
 @dataclass
 class TransportCounters:
     sent: int = 0
@@ -42,7 +54,8 @@ class TransportCounters:
 class Transport:
     """Receives frames on `address` and sends frames to peers' addresses."""
 
-    def __init__(self, host: str, port: int, dispatcher: "_core.Dispatcher") -> None:
+    def __init__(self, host: str, port: int, dispatcher: "_core.Dispatcher",
+                 on_peer: PeerCallback | None = None) -> None:
         self._ctx = zmq.Context.instance()
         self._dispatcher = dispatcher
         self._pull = self._ctx.socket(zmq.PULL)
@@ -56,6 +69,8 @@ class Transport:
         self.address = f"tcp://{host}:{port}"
         self._sender = self.address.encode()
         self._pushes: dict[str, zmq.Socket] = {}
+        self._monitors: dict[zmq.Socket, str] = {}
+        self._on_peer = on_peer
         self._seq = 0
         self.counters = TransportCounters()
         wake_name = f"inproc://corral-wake-{id(self)}"
@@ -77,6 +92,12 @@ class Transport:
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.RECONNECT_IVL, 100)
             sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+            sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
+            sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
+            if self._on_peer is not None:
+                monitor = sock.get_monitor_socket(zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)
+                self._monitors[monitor] = to
+                self._poller.register(monitor, zmq.POLLIN)
             sock.connect(to)
             self._pushes[to] = sock
         return sock
@@ -106,12 +127,37 @@ class Transport:
         """Close the socket towards `to`, dropping what is still queued for it."""
         sock = self._pushes.pop(to, None)
         if sock is not None:
+            self._close_monitor_of(to)
             sock.close(linger=0)
+
+    def _close_monitor_of(self, to: str) -> None:
+        for monitor, peer in list(self._monitors.items()):
+            if peer == to:
+                self._poller.unregister(monitor)
+                del self._monitors[monitor]
+                monitor.close(linger=0)
+
+    def _read_monitors(self, events: dict) -> None:
+        for monitor, peer in list(self._monitors.items()):
+            if monitor not in events:
+                continue
+            while True:
+                try:
+                    event = recv_monitor_message(monitor, zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                kind = event["event"]
+                if kind == zmq.EVENT_CONNECTED:
+                    self._on_peer(peer, PeerEvent.CONNECTED)  # type: ignore[misc]
+                elif kind == zmq.EVENT_DISCONNECTED:
+                    self._on_peer(peer, PeerEvent.DISCONNECTED)  # type: ignore[misc]
 
     def wait(self, timeout: float | None) -> bool:
         """Block up to `timeout` seconds for frames or a wake-up; True if frames are waiting."""
         ms = None if timeout is None else max(0, int(timeout * 1000 + 0.999))
         events = dict(self._poller.poll(ms))
+        if self._monitors:
+            self._read_monitors(events)
         if self._wake_rx in events:
             while True:
                 try:
@@ -136,6 +182,9 @@ class Transport:
     def close(self) -> None:
         with self._wake_lock:
             self._closed = True
+        for monitor in self._monitors:
+            monitor.close(linger=0)
+        self._monitors.clear()
         for sock in self._pushes.values():
             sock.close(linger=CLOSE_LINGER_MS)  # flush what is queued (the context is never terminated)
         self._pushes.clear()

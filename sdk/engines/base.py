@@ -13,7 +13,7 @@ from typing import Any, Callable, Hashable
 from google.protobuf.message import Message
 
 from corral import _core
-from corral.protocol import MessageType, message_type
+from corral.protocol import MessageType, PeerEvent, message_type
 
 Handler = Callable[[Any, str, Any, float], None]
 
@@ -88,6 +88,9 @@ class Engine:
         for key in self._timers.pop_due(now):
             self._timer_handles.pop(key, None)
             self.on_timer(key, now)
+
+    def peer_event(self, address: str, event: PeerEvent, now: float) -> None:
+        """The connection towards `address` dropped or came back (default: ignored)."""
 
     def next_deadline(self) -> float | None:
         return self._timers.next_deadline()
