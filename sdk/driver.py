@@ -50,6 +50,9 @@ class DriverBase:
     def _on_started(self, runtime: Runtime) -> None:
         raise NotImplementedError
 
+    def _before_callback(self, callback: Callback) -> None:
+        """Hook run on the callback thread before each user callback."""
+
     def _after_callback(self, callback: Callback, failed: bool) -> None:
         """Hook run on the callback thread after each user callback."""
 
@@ -117,6 +120,7 @@ class DriverBase:
             callback: Callback = item
             failed = False
             try:
+                self._before_callback(callback)
                 getattr(self._user, callback.event.value)(self, *callback.args)
             except Exception as exc:
                 failed = True

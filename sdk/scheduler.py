@@ -55,6 +55,38 @@ class Scheduler:
         log.error("scheduler error: %s", message)
 
 
+class FrameworkIdStore:
+    """The framework id in a file, written atomically (temporary file, fsync, rename)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+
+    def load(self) -> str | None:
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                value = f.read().strip()
+        except FileNotFoundError:
+            return None
+        return value or None
+
+    def save(self, framework_id: str) -> None:
+        directory = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(directory, exist_ok=True)
+        tmp = f"{self.path}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(framework_id + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+    def clear(self) -> None:
+        """Forget the id (after the framework was torn down for good)."""
+        try:
+            os.remove(self.path)
+        except FileNotFoundError:
+            pass
+
+
 def _default_user() -> str:
     try:
         return pwd.getpwuid(os.getuid()).pw_name
@@ -66,12 +98,21 @@ class SchedulerDriver(DriverBase):
     """Connects a `Scheduler` to the master at `master` ("HOST:PORT")."""
 
     def __init__(self, scheduler: Scheduler, framework_info: pb.FrameworkInfo, master: str,
-                 implicit_acknowledgements: bool = True, host: str = "127.0.0.1") -> None:
+                 implicit_acknowledgements: bool = True, host: str = "127.0.0.1",
+                 framework_id_file: str | os.PathLike[str] | None = None) -> None:
+        """`framework_id_file`: where the framework id is kept across restarts. When the
+        file exists, the driver subscribes with that id (failing over the previous
+        scheduler of the framework); once registered it writes the id there."""
         super().__init__(scheduler, host)
         info = pb.FrameworkInfo()
         info.CopyFrom(framework_info)
         if not info.user:
             info.user = _default_user()
+        self._id_store = FrameworkIdStore(framework_id_file) if framework_id_file is not None else None
+        if self._id_store is not None and not info.HasField("id"):
+            saved = self._id_store.load()
+            if saved:
+                info.id.value = saved
         self._framework_info = info
         self._config = SchedulerConfig(implicit_acknowledgements=implicit_acknowledgements)
         self._detector = MasterDetector(master, self._master_found)
@@ -85,6 +126,10 @@ class SchedulerDriver(DriverBase):
 
     def _master_found(self, transport: str) -> None:
         self._call(lambda: self.engine.connect(transport, self._now()))
+
+    def _before_callback(self, callback: Callback) -> None:
+        if callback.event is SchedulerEvent.REGISTERED and self._id_store is not None:
+            self._id_store.save(callback.args[0].value)
 
     def _after_callback(self, callback: Callback, failed: bool) -> None:
         if callback.event is not SchedulerEvent.STATUS_UPDATE:
@@ -108,6 +153,8 @@ class SchedulerDriver(DriverBase):
             self._runtime.call_soon(self._runtime.stop)
             self._runtime.join(5.0)
         self._detector.stop()
+        if not failover and self._id_store is not None:
+            self._id_store.clear()  # torn down: a new run is a new framework
         return self._finish(DriverStatus.STOPPED)
 
     def abort(self) -> DriverStatus:
