@@ -950,6 +950,32 @@ class Resources:
         """The names of the resources held."""
         return frozenset(key.name for key in self._items)
 
+    # -- limits (the allocator's quota)
+
+    def cap_scalars(self, limits: dict[str, float]) -> Resources:
+        """These resources with the total of each scalar named in `limits` cut to at most
+        that amount (a negative limit counts as 0). Unreserved entries are cut before
+        reserved ones; a persistent volume is indivisible, so it is dropped whole (cut
+        last). Resources not named in `limits`, ranges and sets are kept as they are."""
+        items = self._items.copy()
+        for name, limit in limits.items():
+            keys = [key for key in items if key.name == name and key.kind is ValueKind.SCALAR]
+            excess = sum(items[key] for key in keys) - _to_milli(max(limit, 0.0))  # type: ignore[misc]
+            if excess <= 0:
+                continue
+            keys.sort(key=lambda key: (_is_persistent(key), key.role != UNRESERVED, _sort_key(key)))
+            for key in keys:
+                value: int = items[key]  # type: ignore[assignment]
+                if value <= excess or _is_persistent(key):
+                    del items[key]
+                    excess -= value
+                else:
+                    items[key] = value - excess
+                    excess = 0
+                if excess <= 0:
+                    break
+        return Resources._wrap(items)
+
 
 # ------------------------------------------------------------------ builders
 
