@@ -50,9 +50,14 @@ class Containerizer:
         self._on_exit = on_exit
         self._lock = threading.Lock()
         self.containers: dict[str, Container] = {}
+        self.sandboxes_root.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def sandboxes_root(self) -> Path:
+        return self.work_dir / "sandboxes"
 
     def sandbox_path(self, framework_id: str, executor_id: str, container_id: str) -> Path:
-        return self.work_dir / "sandboxes" / framework_id / executor_id / container_id
+        return self.sandboxes_root / framework_id / executor_id / container_id
 
     def launch(self, container_id: str, framework_id: str, executor: pb.ExecutorInfo, environment: dict[str, str]) -> Path:
         sandbox = self.sandbox_path(framework_id, executor.executor_id.value, container_id)

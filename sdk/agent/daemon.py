@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from http import HTTPStatus
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 
 from corral import __version__
 from corral.agent.containerizer import Containerizer, LaunchError
+from corral.agent.files import MAX_READ, FileAccessError, SandboxFiles, int_param
 from corral.detector import MasterDetector
 from corral.engines.agent import AgentConfig, AgentEngine, KillContainer, LaunchExecutor, MasterLost
 from corral.http import HttpServer, Reply
@@ -56,7 +58,10 @@ class AgentDaemon:
                                               "version": __version__}),
             "/flags": lambda q, b: Reply.json(self.flags_view()),
             "/metrics/snapshot": lambda q, b: Reply.json(self.metrics()),
+            "/files/browse": self._browse,
+            "/files/read": self._read,
         })
+        self.files = SandboxFiles(self.containerizer.sandboxes_root)
         self.address = self.http.address
 
     # -- actions ------------------------------------------------------------------
@@ -72,6 +77,20 @@ class AgentDaemon:
 
     def _master_found(self, transport: str) -> None:
         self.runtime.call_soon(lambda: self.engine.connect(transport, self.runtime.clock()))
+
+    # -- sandbox files ------------------------------------------------------------------
+    def _browse(self, query: dict[str, str], body: bytes) -> Reply:
+        try:
+            return Reply.json(self.files.browse(query.get("path", "")))
+        except FileAccessError as exc:
+            return Reply.error(HTTPStatus(exc.status), str(exc))
+
+    def _read(self, query: dict[str, str], body: bytes) -> Reply:
+        try:
+            return Reply.json(self.files.read(query.get("path", ""), int_param(query, "offset", -1),
+                                              int_param(query, "length", MAX_READ)))
+        except FileAccessError as exc:
+            return Reply.error(HTTPStatus(exc.status), str(exc))
 
     # -- views ----------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
