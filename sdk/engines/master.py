@@ -268,7 +268,9 @@ class MasterEngine(Engine):
         existing = self.agents_by_transport.get(sender)
         if existing is not None and existing in self.agents:
             agent = self.agents[existing]  # our reply was lost: answer again
+            resend = [t for t in agent.tasks.values() if t.last_status is None and t.framework_id in self.frameworks]
         else:
+            resend = []
             try:
                 total = Resources.from_protos(msg.agent.resources)
             except ResourceError as exc:
@@ -290,6 +292,10 @@ class MasterEngine(Engine):
                 ping_interval_seconds=self.config.ping_interval,
             ),
         )
+        # an unregistered agent ignores launches: resend those it has not reported on
+        for task in resend:
+            fw = self.frameworks[task.framework_id]
+            self.send(sender, pb.RunTask(framework=fw.info, task=task.info, framework_transport=fw.transport))
 
     @on(T.REREGISTER_AGENT)
     def _reregister_agent(self, sender: str, msg: pb.ReregisterAgent, now: float) -> None:
@@ -658,8 +664,13 @@ class MasterEngine(Engine):
             self.counters["invalid_status_updates"] += 1
             return
         task = agent.tasks.get((fid, tid))
+        fw = self.frameworks.get(fid)
         if task is None:
+            # e.g. a retry of a terminal update whose ack to the agent was lost after we
+            # forgot the task: relay it so the scheduler acks it again
             self.counters["invalid_status_updates"] += 1
+            if fw is not None and fw.connected and update.uuid:
+                self.send(fw.transport, pb.Update(update=update))
             return
         self.counters["status_updates"] += 1
         latest = update.latest_state if update.HasField("latest_state") else update.status.state
@@ -667,7 +678,6 @@ class MasterEngine(Engine):
         task.status_update_state = update.status.state
         task.status_update_uuid = update.uuid
         task.last_status = update.status
-        fw = self.frameworks.get(fid)
         if fw is not None and fw.connected:
             self.send(fw.transport, pb.Update(update=update))
 
@@ -678,16 +688,17 @@ class MasterEngine(Engine):
             return
         task = fw.tasks.get(msg.task_id.value)
         agent = self.agents.get(msg.agent_id.value)
-        if task is None or agent is None or task.agent_id != agent.id:
+        if agent is None or (task is not None and task.agent_id != agent.id):
             self.counters["invalid_acknowledgements"] += 1
             return
+        # (a task we already forgot still has an agent waiting for this ack: forward it)
         self.counters["acknowledgements"] += 1
         if agent.state is AgentState.REGISTERED:
             self.send(
                 agent.transport,
                 pb.StatusUpdateAck(agent_id=msg.agent_id, framework_id=msg.framework_id, task_id=msg.task_id, uuid=msg.uuid),
             )
-        if msg.uuid == task.status_update_uuid and is_terminal(task.status_update_state):
+        if task is not None and msg.uuid == task.status_update_uuid and is_terminal(task.status_update_state):
             self._forget_task(task)
 
     def _forget_task(self, task: Task) -> None:

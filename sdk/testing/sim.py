@@ -50,15 +50,15 @@ from corral.scheduler import Scheduler
 
 MASTER_ADDRESS = "sim://master"
 
-#: Messages whose loss the protocol repairs by retrying (registration, subscription,
-#: liveness, and the at-least-once status-update path). Everything else is at-most-once
-#: by design (offers, accepts, launches, kills, framework messages): a fault plan that
-#: drops those tests the framework's own recovery, not corral's.
+#: Messages whose loss the protocol repairs by retrying (registration, subscription and
+#: the at-least-once status-update path). Everything else is at-most-once by design
+#: (offers, accepts, launches, kills, framework messages: a fault plan that drops those
+#: tests the framework's own recovery), or, for pings and pongs, a loss is the very
+#: signal the master uses to declare an agent unreachable.
 RETRIED_TYPES: frozenset[MessageType] = frozenset({
     MessageType.SUBSCRIBE, MessageType.SUBSCRIBED,
     MessageType.REGISTER_AGENT, MessageType.REREGISTER_AGENT,
     MessageType.AGENT_REGISTERED, MessageType.AGENT_REREGISTERED,
-    MessageType.PING, MessageType.PONG,
     MessageType.REGISTER_EXECUTOR, MessageType.EXECUTOR_REGISTERED,
     MessageType.EXECUTOR_STATUS_UPDATE, MessageType.EXECUTOR_STATUS_UPDATE_ACK,
     MessageType.STATUS_UPDATE, MessageType.STATUS_UPDATE_ACK,

@@ -343,3 +343,40 @@ def test_failover_within_the_timeout_keeps_the_framework(cluster):
     m.tick(100.0)
     assert not bodies(m, pb.ShutdownFramework)
     assert "t1" in m.frameworks[fid].tasks
+
+
+def test_retry_of_a_forgotten_tasks_terminal_update_is_relayed_and_its_ack_forwarded(cluster):
+    """The master forgot the task when the scheduler acked FINISHED; the ack to the agent
+    was lost, so the agent retries: the retry must still reach the scheduler and the
+    scheduler's re-ack must still reach the agent, or the agent retries forever."""
+    m, aid, fid, offer = cluster
+    launch(m, fid, offer, command_task("t1", aid))
+    feed(m, A1, status_update(fid, aid, "t1", pb.TASK_FINISHED, b"u1"), 3.0)
+    ack = pb.Acknowledge(framework_id=pb.FrameworkID(value=fid), agent_id=pb.AgentID(value=aid),
+                         task_id=pb.TaskID(value="t1"), uuid=b"u1")
+    feed(m, S1, ack, 3.1)
+    sent(m)
+    assert "t1" not in m.frameworks[fid].tasks
+    feed(m, A1, status_update(fid, aid, "t1", pb.TASK_FINISHED, b"u1"), 13.0)
+    (retry,) = updates_to(m, S1)
+    assert retry.uuid == b"u1" and retry.status.state == pb.TASK_FINISHED
+    feed(m, S1, ack, 13.1)
+    (forward,) = bodies(m, pb.StatusUpdateAck, to=A1)
+    assert forward.uuid == b"u1" and forward.task_id.value == "t1"
+
+
+def test_retried_registration_resends_launches_the_agent_has_not_reported():
+    """AgentRegistered was lost: the agent ignored the RunTask that followed (it was not
+    registered yet). Its retried registration gets the launch again."""
+    m = new_master()
+    aid = register_agent(m, A1)
+    fid = subscribe(m, S1)
+    (offer,) = offers(m, 1.0)
+    launch(m, fid, offer, command_task("t1", aid), command_task("t2", aid))
+    assert len(bodies(m, pb.RunTask, to=A1)) == 2
+    feed(m, A1, status_update(fid, aid, "t2", pb.TASK_RUNNING, b"u1"), 2.5)  # t2 is known to run
+    sent(m)
+    feed(m, A1, pb.RegisterAgent(agent=pb.AgentInfo(hostname=A1, resources=resources("cpus:4;mem:4096"))), 3.0)
+    out = sent(m, to=A1)
+    assert [type(b) for _, b in out] == [pb.AgentRegistered, pb.RunTask]
+    assert out[1][1].task.task_id.value == "t1"
