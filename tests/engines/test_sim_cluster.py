@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from corral import Scheduler, command_task, is_terminal
-from corral.engines.master import MasterConfig
+from corral import Scheduler, command_task, executor_info, executor_task, is_terminal
 from corral.protos import corral_pb2 as pb
 from corral.testing import RETRIED_TYPES, FaultPlan, NetEvent, SimCluster, SimCommandExecutor
 
@@ -165,7 +164,7 @@ def test_custom_executors_come_from_the_factory():
 
     def factory(launch):
         launched.append(launch.executor.executor_id.value)
-        return SimCommandExecutor()
+        return SimCommandExecutor()  # an empty command: ends at once with status 0
 
     class Custom(Runner):
         def resource_offers(self, driver, offers):
@@ -173,17 +172,26 @@ def test_custom_executors_come_from_the_factory():
                 if not self.pending:
                     driver.decline_offer(offer.id)
                     continue
-                tid, cmd = self.pending.pop()
-                task = command_task(tid, cmd, offer.agent_id, "cpus:0.5;mem:64", task_id=tid)
-                task.ClearField("command")
-                task.executor.executor_id.value = "my-executor"
-                task.executor.command.value = "./my-executor"
-                task.command.value = cmd  # read by SimCommandExecutor
-                task.ClearField("executor")
-                driver.launch_tasks(offer.id, [task])
+                tid, _ = self.pending.pop()
+                driver.launch_tasks(offer.id, [executor_task(tid, executor_info("my-executor", "./my-executor"),
+                                                             offer.agent_id, "cpus:0.5;mem:64", task_id=tid)])
 
     cluster = SimCluster(seed=6, executor_factory=factory)
-    runner = Runner(["exit 0"])
+    runner = Custom([""])
     cluster.add_scheduler(runner)
     assert cluster.run_until(runner.done, max_time=60.0)
-    assert launched == []  # a command task never asks the factory
+    assert launched == ["my-executor"]
+    assert runner.states("task-0") == [pb.TASK_STARTING, pb.TASK_RUNNING, pb.TASK_FINISHED]
+
+
+def test_a_custom_executor_without_a_factory_is_a_clear_error():
+    cluster = SimCluster(seed=7)
+
+    class Custom(Runner):
+        def resource_offers(self, driver, offers):
+            driver.launch_tasks(offers[0].id, [executor_task("t", executor_info("mine", "./mine"), offers[0].agent_id,
+                                                             "cpus:0.5;mem:64", task_id="t")])
+
+    cluster.add_scheduler(Custom([]))
+    with pytest.raises(ValueError, match="executor_factory"):
+        cluster.run_for(10.0)
