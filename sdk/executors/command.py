@@ -5,7 +5,9 @@ States: TASK_STARTING, TASK_RUNNING, then TASK_FINISHED (exit 0), TASK_FAILED (n
 exit, signal, or a command that cannot start), or TASK_KILLED (after a kill). Kill
 policy: SIGTERM to the task's process group, the task's grace period (default 3 s),
 then SIGKILL; TASK_KILLING first for frameworks that declare TASK_KILLING_STATE.
-Run as `python -m corral.executors.command` by the agent.
+A task with a `health_check` is checked while it runs (see corral.executors.health):
+changes of health are sent as TASK_RUNNING updates with `healthy` set, and a task that
+fails its checks is killed. Run as `python -m corral.executors.command` by the agent.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import threading
 
 from corral.engines.common import has_capability
 from corral.executor import Executor, ExecutorDriver
+from corral.executors.health import CheckResult, HealthChecker, validate
 from corral.protos import corral_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -48,17 +51,23 @@ class CommandExecutor(Executor):
         self.framework: pb.FrameworkInfo | None = None
         self.killed = threading.Event()
         self.done = threading.Event()
+        self.checker: HealthChecker | None = None
+        self.kill_reason = ""
+        self.last_health: bool | None = None
 
     def registered(self, driver, executor_info, framework_info, agent_info) -> None:  # type: ignore[override]
         self.framework = framework_info
 
-    def _status(self, driver: ExecutorDriver, state: int, message: str = "", reason: int | None = None) -> None:
+    def _status(self, driver: ExecutorDriver, state: int, message: str = "", reason: int | None = None,
+                healthy: bool | None = None) -> None:
         assert self.task is not None
         status = pb.TaskStatus(task_id=self.task.task_id, state=state)
         if message:
             status.message = message
         if reason is not None:
             status.reason = reason
+        if healthy is not None:
+            status.healthy = healthy
         driver.send_status_update(status)
 
     def launch_task(self, driver: ExecutorDriver, task: pb.TaskInfo) -> None:  # type: ignore[override]
@@ -69,6 +78,11 @@ class CommandExecutor(Executor):
             driver.send_status_update(status)
             return
         self.task = task
+        problem = validate(task.health_check) if task.HasField("health_check") else ""
+        if problem:
+            self._status(driver, pb.TASK_ERROR, problem, pb.TaskStatus.REASON_TASK_INVALID)
+            self._finish(driver)
+            return
         self._status(driver, pb.TASK_STARTING)
         env = dict(os.environ)
         for var in task.command.environment.variables:
@@ -85,12 +99,33 @@ class CommandExecutor(Executor):
             return
         self._status(driver, pb.TASK_RUNNING, f"pid {self.process.pid}")
         threading.Thread(target=self._wait, args=(driver,), name="command-wait", daemon=True).start()
+        if task.HasField("health_check"):
+            self.checker = HealthChecker(task.health_check, lambda r: self._health_changed(driver, r),
+                                         lambda r: self._unhealthy(driver, r), cwd=driver.sandbox)
+            self.checker.start()
+
+    def _health_changed(self, driver: ExecutorDriver, result: CheckResult) -> None:
+        if self.done.is_set() or self.killed.is_set():
+            return
+        self.last_health = result.healthy
+        self._status(driver, pb.TASK_RUNNING, result.message, pb.TaskStatus.REASON_TASK_HEALTH_CHECK_STATUS_UPDATED,
+                     healthy=result.healthy)
+
+    def _unhealthy(self, driver: ExecutorDriver, result: CheckResult) -> None:
+        assert self.task is not None
+        self.kill_reason = f"health check failed {self.task.health_check.consecutive_failures} times: {result.message}"
+        self.kill_task(driver, self.task.task_id)
 
     def _wait(self, driver: ExecutorDriver) -> None:
         assert self.process is not None
         returncode = self.process.wait()
+        if self.checker is not None:
+            self.checker.stop()
         if self.killed.is_set():
-            self._status(driver, pb.TASK_KILLED, f"killed (exit status {returncode})")
+            message = self.kill_reason or f"killed (exit status {returncode})"
+            self._status(driver, pb.TASK_KILLED, message,
+                         pb.TaskStatus.REASON_TASK_HEALTH_CHECK_STATUS_UPDATED if self.kill_reason else None,
+                         healthy=False if self.kill_reason else self.last_health)
         else:
             state, message = describe_exit(returncode)
             self._status(driver, state, message)
