@@ -30,8 +30,10 @@ Invariants
 - For every agent, `available + sum of allocations on it == total`; a cycle never offers
   more than `available`.
 - A role's allocation (its sub-roles' included) never exceeds its quota or any ancestor's
-  quota, scalar by scalar: offers are shrunk to fit (Mesos' quota limits; resources the
-  quota does not name are not limited).
+  quota, scalar by scalar: offers are shrunk to fit the headroom (Mesos' quota limits;
+  resources the quota does not name are not limited). A role at its limit of a resource
+  an agent has gets nothing from that agent (Mesos would offer the rest, e.g. memory
+  without cpus).
 - A framework gets nothing while inactive, nothing in a suppressed role, and nothing on an
   agent whose resources a live decline filter contains. Inactive agents offer nothing.
 - Nothing below the minimum allocatable (any one of the configured alternatives, default
@@ -555,13 +557,18 @@ class Allocator:
         self, role: _Role, resources: Resources, quantities: Quantities
     ) -> tuple[Resources | None, Quantities]:
         """`resources` shrunk to the quota headroom of `role` and its ancestors, and its
-        quantities; (None, {}) when what is left is not allocatable."""
+        quantities; (None, {}) when what is left is not allocatable, or when the role is
+        at its limit of a resource `resources` has (an offer stripped of it, e.g. memory
+        without cpus, would serve nobody and split the agent)."""
         caps: dict[str, int] = {}
         for node in role.chain():
             for name, limit in node.limits.items():
                 headroom = limit - node.alloc.get(name, 0)
-                if quantities.get(name, 0) > headroom and headroom < caps.get(name, headroom + 1):
-                    caps[name] = headroom
+                if quantities.get(name, 0) > headroom:
+                    if headroom <= 0:
+                        return None, {}
+                    if headroom < caps.get(name, headroom + 1):
+                        caps[name] = headroom
         if caps:
             resources = resources.cap_scalars({name: cap / _MILLI for name, cap in caps.items()})
             quantities = _quantities(resources)
