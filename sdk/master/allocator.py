@@ -49,8 +49,9 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, insort
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from corral.resources import UNRESERVED, Resources
 
@@ -209,8 +210,9 @@ class _Role:
     #: children and this role's own leaf (entry naming this node), sorted by (share, name)
     order: list[tuple[float, str, _Role]] = field(default_factory=list)
     #: this node's entry in the parent's `order`, and its own leaf's entry in `order`
-    entry: tuple[float, str, _Role] | None = None
-    leaf: tuple[float, str, _Role] | None = None
+    #: (set when the node joins the tree; the root has neither)
+    entry: tuple[float, str, _Role] = field(init=False)
+    leaf: tuple[float, str, _Role] = field(init=False)
     #: offerable clients in the subtree (a walk skips subtrees without any)
     offerable: int = 0
 
@@ -235,7 +237,12 @@ class _Client:
     entry: tuple[float, str, _Client] | None = None
 
 
-def _move(entries: list, old: tuple, new: tuple) -> None:  # type: ignore[type-arg]
+_Offers = dict[tuple[_Client, str], Resources]
+"""What a cycle hands out, by (client, agent id), merged into one offer each."""
+_Entry = TypeVar("_Entry", bound=tuple[Any, ...])
+
+
+def _move(entries: list[_Entry], old: _Entry, new: _Entry) -> None:
     """Replace `old` by `new` in the sorted list `entries`."""
     del entries[bisect_left(entries, old)]
     insort(entries, new)
@@ -415,7 +422,7 @@ class Allocator:
         """One allocation cycle: hand out what is available, one offer per (framework,
         agent, role), and mark it allocated."""
         self._refresh()
-        offers: dict[tuple[_Client, str], Resources] = {}
+        offers: _Offers = {}
         if not self._root.offerable:
             return []
         for agent in self._agents.values():
@@ -492,7 +499,7 @@ class Allocator:
 
     # ------------------------------------------------------- cycle internals
 
-    def _allocate_plain(self, agent: _Agent, now: float, offers: dict) -> None:  # type: ignore[type-arg]
+    def _allocate_plain(self, agent: _Agent, now: float, offers: _Offers) -> None:
         """An agent with unreserved resources only. The fast path: the first eligible
         framework of the first role in DRF order takes everything, unless a quota shrinks
         the offer, in which case the next roles get the rest."""
@@ -506,7 +513,7 @@ class Allocator:
             else:
                 return
 
-    def _allocate_unreserved(self, agent: _Agent, now: float, offers: dict) -> None:  # type: ignore[type-arg]
+    def _allocate_unreserved(self, agent: _Agent, now: float, offers: _Offers) -> None:
         served: set[_Role] = set()
         while True:
             unreserved = agent.available.unreserved()
@@ -521,7 +528,7 @@ class Allocator:
             else:
                 return
 
-    def _allocate_reserved(self, agent: _Agent, now: float, offers: dict) -> None:  # type: ignore[type-arg]
+    def _allocate_reserved(self, agent: _Agent, now: float, offers: _Offers) -> None:
         served: set[_Role] = set()
         while True:
             for role in self._walk(self._root, served, agent.reservation_roles):
@@ -578,7 +585,7 @@ class Allocator:
 
     def _offer(
         self, role: _Role, agent: _Agent, resources: Resources, quantities: Quantities,
-        now: float, offers: dict,  # type: ignore[type-arg]
+        now: float, offers: _Offers,
     ) -> bool:
         """Allocate `resources` of `agent` to the first framework of `role` that does not
         filter them; False when every framework there does."""
@@ -627,7 +634,10 @@ class Allocator:
                     share = part
         return share
 
-    def _charge(self, client: _Client, quantities: Quantities, apply) -> None:  # type: ignore[no-untyped-def]
+    def _charge(
+        self, client: _Client, quantities: Quantities,
+        apply: Callable[[Quantities, Quantities], None],
+    ) -> None:
         """Apply (`_add` or `_subtract`) `quantities` to the client and its role chain, and
         move their sort entries."""
         apply(client.alloc, quantities)
@@ -638,13 +648,11 @@ class Allocator:
             client.entry = entry
         apply(role.own, quantities)
         leaf = (self._share(role.own) / role.weight, role.name, role)
-        _move(role.order, role.leaf, leaf)  # type: ignore[arg-type]
+        _move(role.order, role.leaf, leaf)
         role.leaf = leaf
         for node in role.chain():
             apply(node.alloc, quantities)
-            entry = (self._share(node.alloc) / node.weight, node.name, node)
-            _move(node.parent.order, node.entry, entry)  # type: ignore[union-attr,arg-type]
-            node.entry = entry
+            self._move_entry(node)
 
     def _release(self, client: _Client, quantities: Quantities) -> None:
         self._charge(client, quantities, _subtract)
@@ -656,10 +664,15 @@ class Allocator:
     def _reposition(self, node: _Role) -> None:
         """Recompute the entries of `node` (its own leaf, and itself in its parent)."""
         leaf = (self._share(node.own) / node.weight, node.name, node)
-        _move(node.order, node.leaf, leaf)  # type: ignore[arg-type]
+        _move(node.order, node.leaf, leaf)
         node.leaf = leaf
+        self._move_entry(node)
+
+    def _move_entry(self, node: _Role) -> None:
+        """Recompute the entry of `node` (not the root) in its parent's order."""
+        assert node.parent is not None
         entry = (self._share(node.alloc) / node.weight, node.name, node)
-        _move(node.parent.order, node.entry, entry)  # type: ignore[union-attr,arg-type]
+        _move(node.parent.order, node.entry, entry)
         node.entry = entry
 
     def _refresh(self) -> None:
@@ -677,10 +690,10 @@ class Allocator:
                     client.entry = (self._share(client.alloc), client.framework.id, client)
         for node in [self._root, *self._roles.values()]:
             node.order = sorted(
-                [child.entry for child in node.children.values()]  # type: ignore[misc]
-                + ([node.leaf] if node.leaf is not None else [])
+                [child.entry for child in node.children.values()]
+                + ([node.leaf] if node.parent is not None else [])
             )
-            node.clients = sorted(c.entry for c in node.members.values() if c.entry is not None)  # type: ignore[misc]
+            node.clients = sorted(c.entry for c in node.members.values() if c.entry is not None)
         self._stale = False
 
     def _list(self, client: _Client) -> None:
@@ -725,7 +738,7 @@ class Allocator:
         ):
             parent = node.parent
             del parent.children[node.name]
-            del parent.order[bisect_left(parent.order, node.entry)]  # type: ignore[arg-type]
+            del parent.order[bisect_left(parent.order, node.entry)]
             del self._roles[node.name]
             node = parent
 
