@@ -393,6 +393,9 @@ def test_removed_agent_takes_its_resources_along() -> None:
     allocator.remove_agent("agent000")
     assert allocator.snapshot()["total"] == {"cpus": 1.0, "mem": 1024.0}
     assert cpus_of(allocator, "f") + cpus_of(allocator, "g") == 1
+    # the roles' allocations (hence their shares) lost the agent's part too
+    allocated = [role_view(allocator, role)["allocated"] for role in ("r", "s")]
+    assert sorted(allocated, key=len) == [{}, {"cpus": 1.0, "mem": 1024.0}]  # type: ignore[arg-type]
     # recovering resources of the removed agent is a no-op
     allocator.recover("f", "agent000", R(SMALL))
     with pytest.raises(AllocatorError, match="unknown agent"):
@@ -481,3 +484,61 @@ def test_cap_scalars_cuts_unreserved_first() -> None:
     assert resources.cap_scalars({"cpus": 3}) == R("cpus:1;cpus(r):2;mem:100")
     assert resources.cap_scalars({"cpus": 1}) == R("cpus(r):1;mem:100")
     assert resources.cap_scalars({"cpus": -1, "mem": 50}) == R("mem:50")
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_invariants_under_random_operations(seed: int) -> None:
+    """Whatever happens, every agent's available part plus what frameworks hold on it is
+    its total, no role exceeds its quota, and each role's allocation is what its (and its
+    sub-roles') frameworks hold."""
+    import random
+
+    rng = random.Random(seed)
+    specs = ["cpus:4;mem:4096;ports:[1-100]", "cpus:2;mem:2048;cpus(a):2;mem(a/b):512",
+             "cpus:0.5;mem:16", "cpus(c):1;mem:1024"]
+    allocator = Allocator()
+    totals = {}
+    for index in range(12):
+        totals[f"agent{index}"] = R(specs[index % len(specs)])
+        allocator.add_agent(f"agent{index}", totals[f"agent{index}"])
+    allocator.set_quota("a", R("cpus:5"))
+    allocator.set_quota("c", R("cpus:3.5;mem:3000"))
+    allocator.set_weight("a/b", 3)
+    roles = {"f0": ["a"], "f1": ["a/b"], "f2": ["a/b", "c"], "f3": ["c"], "f4": ["*"]}
+    for framework_id, framework_roles in roles.items():
+        allocator.add_framework(framework_id, framework_roles)
+    now = 0.0
+    for _ in range(60):
+        now += rng.choice([0.5, 1.0, 3.0])
+        for offer in allocator.allocate(now):
+            if rng.random() < 0.5:
+                allocator.recover(offer.framework_id, offer.agent_id, offer.resources,
+                                  rng.choice([None, 2.0]), now, role=offer.role)
+        framework_id = rng.choice(list(roles))
+        action = rng.randrange(4)
+        if action == 0:
+            allocator.suppress(framework_id)
+        elif action == 1:
+            allocator.revive(framework_id)
+        elif action == 2:
+            for role in roles[framework_id]:
+                for agent_id, held in allocator.allocated(framework_id, role).items():
+                    allocator.recover(framework_id, agent_id, held, None, now, role=role)
+        for agent_id, total in totals.items():
+            held = allocator.available(agent_id)
+            for other in roles:
+                held = held + allocator.allocated(other).get(agent_id, Resources())
+            assert held == total
+        views = {view["name"]: view for view in allocator.snapshot()["roles"]}  # type: ignore[union-attr,index]
+        assert views["a"]["allocated"].get("cpus", 0) <= 5
+        assert views["c"]["allocated"].get("cpus", 0) <= 3.5
+        assert views["c"]["allocated"].get("mem", 0) <= 3000
+        for name, view in views.items():
+            expected: dict[str, float] = {}
+            for framework_id, framework_roles in roles.items():
+                for role in framework_roles:
+                    if role == name or role.startswith(name + "/"):
+                        for resources in allocator.allocated(framework_id, role).values():
+                            for kind in ("cpus", "mem"):
+                                expected[kind] = expected.get(kind, 0) + resources.scalar(kind)
+            assert view["allocated"] == {k: v for k, v in sorted(expected.items()) if v}
