@@ -6,12 +6,14 @@ import logging
 import os
 import pwd
 import random
-from typing import Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from corral.detector import MasterDetector
 from corral.driver import DriverBase, DriverStatus
 from corral.engines.base import Callback
+from corral.engines.base import MasterLost
 from corral.engines.scheduler import Abort, SchedulerConfig, SchedulerEngine, SchedulerEvent
+from corral.reconcile import Progress
 from corral.protos import corral_pb2 as pb
 from corral.runtime import Runtime
 
@@ -54,6 +56,10 @@ class Scheduler:
         """Something went wrong; `message` says what. Logged by default."""
         log.error("scheduler error: %s", message)
 
+    def reconciliation_stalled(self, driver: "SchedulerDriver", progress: Progress, task_ids: list[str]) -> None:
+        """A reconciliation round has not converged after its configured attempts; the
+        driver keeps asking (at the longest backoff). `error` has been called too."""
+
 
 class FrameworkIdStore:
     """The framework id in a file, written atomically (temporary file, fsync, rename)."""
@@ -94,12 +100,69 @@ def _default_user() -> str:
         return "root"
 
 
-class SchedulerDriver(DriverBase):
+class SchedulerCalls:
+    """The calls a framework makes on its driver, mapped onto the scheduler engine.
+    Shared by `SchedulerDriver` and the simulator's driver, which provide `engine`,
+    `_call(fn, *args)` (run on the engine's thread) and `_now()`."""
+
+    engine: SchedulerEngine
+
+    def _call(self, fn: Callable[..., Any], *args: Any) -> DriverStatus:
+        raise NotImplementedError
+
+    def _now(self) -> float:
+        raise NotImplementedError
+
+    def launch_tasks(self, offer_ids: pb.OfferID | Sequence[pb.OfferID], tasks: Iterable[pb.TaskInfo],
+                     filters: pb.Filters | None = None) -> DriverStatus:
+        ids = [offer_ids] if isinstance(offer_ids, pb.OfferID) else list(offer_ids)
+        op = pb.Offer.Operation(type=pb.Offer.Operation.LAUNCH)
+        op.launch.task_infos.extend(tasks)
+        return self.accept_offers(ids, [op], filters)
+
+    def accept_offers(self, offer_ids: Sequence[pb.OfferID], operations: Iterable[pb.Offer.Operation],
+                      filters: pb.Filters | None = None) -> DriverStatus:
+        ids, ops = list(offer_ids), list(operations)
+        return self._call(lambda: self.engine.accept(ids, ops, filters, self._now()))
+
+    def decline_offer(self, offer_id: pb.OfferID, filters: pb.Filters | None = None) -> DriverStatus:
+        return self._call(self.engine.decline, [offer_id], filters)
+
+    def revive_offers(self, roles: Iterable[str] = ()) -> DriverStatus:
+        return self._call(self.engine.revive, list(roles))
+
+    def suppress_offers(self, roles: Iterable[str] = ()) -> DriverStatus:
+        return self._call(self.engine.suppress, list(roles))
+
+    def kill_task(self, task_id: pb.TaskID) -> DriverStatus:
+        """Kill a task; the driver retries until the task reports a terminal state."""
+        return self._call(lambda: self.engine.kill(task_id, self._now()))
+
+    def acknowledge_status_update(self, status: pb.TaskStatus) -> DriverStatus:
+        return self._call(self.engine.acknowledge, status)
+
+    def reconcile_tasks(self, statuses: Iterable[pb.TaskStatus]) -> DriverStatus:
+        return self._call(self.engine.reconcile, list(statuses))
+
+    def send_framework_message(self, executor_id: pb.ExecutorID, agent_id: pb.AgentID, data: bytes) -> DriverStatus:
+        return self._call(self.engine.send_framework_message, executor_id, agent_id, data)
+
+    def track_tasks(self, statuses: Iterable[pb.TaskStatus]) -> DriverStatus:
+        """Hand over the tasks a restarted framework knows from its own store: they are
+        reconciled in the next round like the ones the driver launched itself."""
+        listed = list(statuses)
+        return self._call(lambda: self.engine.track_tasks(listed, self._now()))
+
+
+class SchedulerDriver(DriverBase, SchedulerCalls):
     """Connects a `Scheduler` to the master at `master` ("HOST:PORT")."""
+
+    engine: SchedulerEngine
 
     def __init__(self, scheduler: Scheduler, framework_info: pb.FrameworkInfo, master: str,
                  implicit_acknowledgements: bool = True, host: str = "127.0.0.1",
-                 framework_id_file: str | os.PathLike[str] | None = None) -> None:
+                 framework_id_file: str | os.PathLike[str] | None = None,
+                 config: SchedulerConfig | None = None) -> None:
         """`framework_id_file`: where the framework id is kept across restarts. When the
         file exists, the driver subscribes with that id (failing over the previous
         scheduler of the framework); once registered it writes the id there."""
@@ -114,7 +177,8 @@ class SchedulerDriver(DriverBase):
             if saved:
                 info.id.value = saved
         self._framework_info = info
-        self._config = SchedulerConfig(implicit_acknowledgements=implicit_acknowledgements)
+        self._config = config or SchedulerConfig()
+        self._config.implicit_acknowledgements = implicit_acknowledgements
         self._detector = MasterDetector(master, self._master_found)
 
     def _make_engine(self, address: str) -> SchedulerEngine:
@@ -122,6 +186,7 @@ class SchedulerDriver(DriverBase):
 
     def _on_started(self, runtime: Runtime) -> None:
         runtime.add_performer(Abort, lambda _action: self.abort())
+        runtime.add_performer(MasterLost, lambda _action: self._detector.detect())
         self._detector.detect()
 
     def _master_found(self, transport: str) -> None:
@@ -144,6 +209,19 @@ class SchedulerDriver(DriverBase):
     def framework_id(self) -> str | None:
         return self.engine.framework_id if self._runtime else None
 
+    def reconciliation_progress(self) -> Progress:
+        """The current round: number, kind, attempts, tasks remaining, oldest pending."""
+        assert self._runtime is not None, "driver not started"
+        with self._runtime.lock:
+            return self.engine.progress(self._now())
+
+    def task_states(self) -> dict[str, tuple[str, int]]:
+        """The framework's non-terminal tasks as the driver knows them:
+        task id -> (agent id, latest state)."""
+        assert self._runtime is not None, "driver not started"
+        with self._runtime.lock:
+            return dict(self.engine.task_states())
+
     # -- lifecycle --------------------------------------------------------------------
     def stop(self, failover: bool = False) -> DriverStatus:
         """Stop the driver; without failover the framework is torn down (its tasks
@@ -160,36 +238,3 @@ class SchedulerDriver(DriverBase):
     def abort(self) -> DriverStatus:
         self._detector.stop()
         return super().abort()
-
-    # -- calls ----------------------------------------------------------------------------
-    def launch_tasks(self, offer_ids: pb.OfferID | Sequence[pb.OfferID], tasks: Iterable[pb.TaskInfo],
-                     filters: pb.Filters | None = None) -> DriverStatus:
-        ids = [offer_ids] if isinstance(offer_ids, pb.OfferID) else list(offer_ids)
-        op = pb.Offer.Operation(type=pb.Offer.Operation.LAUNCH)
-        op.launch.task_infos.extend(tasks)
-        return self._call(self.engine.accept, ids, [op], filters)
-
-    def accept_offers(self, offer_ids: Sequence[pb.OfferID], operations: Iterable[pb.Offer.Operation],
-                      filters: pb.Filters | None = None) -> DriverStatus:
-        return self._call(self.engine.accept, list(offer_ids), list(operations), filters)
-
-    def decline_offer(self, offer_id: pb.OfferID, filters: pb.Filters | None = None) -> DriverStatus:
-        return self._call(self.engine.decline, [offer_id], filters)
-
-    def revive_offers(self, roles: Iterable[str] = ()) -> DriverStatus:
-        return self._call(self.engine.revive, list(roles))
-
-    def suppress_offers(self, roles: Iterable[str] = ()) -> DriverStatus:
-        return self._call(self.engine.suppress, list(roles))
-
-    def kill_task(self, task_id: pb.TaskID) -> DriverStatus:
-        return self._call(self.engine.kill, task_id)
-
-    def acknowledge_status_update(self, status: pb.TaskStatus) -> DriverStatus:
-        return self._call(self.engine.acknowledge, status)
-
-    def reconcile_tasks(self, statuses: Iterable[pb.TaskStatus]) -> DriverStatus:
-        return self._call(self.engine.reconcile, list(statuses))
-
-    def send_framework_message(self, executor_id: pb.ExecutorID, agent_id: pb.AgentID, data: bytes) -> DriverStatus:
-        return self._call(self.engine.send_framework_message, executor_id, agent_id, data)

@@ -15,7 +15,8 @@ from corral import __version__
 from corral.agent.containerizer import Containerizer, LaunchError
 from corral.agent.files import MAX_READ, FileAccessError, SandboxFiles, int_param
 from corral.detector import MasterDetector
-from corral.engines.agent import AgentConfig, AgentEngine, KillContainer, LaunchExecutor, MasterLost
+from corral.engines.agent import AgentConfig, AgentEngine, KillContainer, LaunchExecutor
+from corral.engines.base import MasterLost
 from corral.http import HttpServer, Reply
 from corral.protos import corral_pb2 as pb
 from corral.resources import Resources

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from corral import _core
-from corral.engines.base import Engine, on
+from corral.engines.base import Engine, MasterLost, on
 from corral.engines.common import is_terminal, new_status, new_update
 from corral.protocol import MessageType as T
 from corral.protos import corral_pb2 as pb
@@ -71,11 +71,6 @@ class KillContainer:
 
     container_id: str
     grace: float
-
-
-@dataclass(slots=True)
-class MasterLost:
-    """The master stopped pinging: find the (possibly new) leader and `connect` again."""
 
 
 @dataclass

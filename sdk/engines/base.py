@@ -54,6 +54,11 @@ class Callback:
         return f"Callback({self.event.name}, {len(self.args)} args)"
 
 
+class MasterLost:
+    """The connection to the master is gone (or it stopped answering): find the leading
+    master and `connect` again."""
+
+
 class Engine:
     """Base of the master, agent, scheduler and executor engines."""
 

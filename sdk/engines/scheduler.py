@@ -1,10 +1,17 @@
 """The scheduler-driver engine: subscription (with failover), offers, status updates
-with de-duplication and acknowledgements, and the framework's calls, sans I/O.
+with de-duplication and acknowledgements, built-in reconciliation, kill retries, and
+the framework's calls, sans I/O.
 
 Every update with a uuid reaches the user's `status_update` once per uuid; a duplicate
 (the agent retried because an ack was lost) is counted and acknowledged again but not
 delivered. With implicit acknowledgements the runtime calls `acknowledge` after the
 callback returns; with explicit ones the framework calls it.
+
+After every (re)registration the engine runs a reconciliation round over the
+framework's non-terminal tasks (corral.reconcile) and holds offers back from the user
+until the first round converges. `kill` is retried with backoff until the task reports
+a terminal state. When the transport reports the master gone, the user is told
+(`disconnected`) and the driver looks for the leader again (`MasterLost`).
 """
 from __future__ import annotations
 
@@ -13,10 +20,12 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from corral.engines.base import Callback, Engine, on
+from corral.engines.base import Callback, Engine, MasterLost, on
 from corral.engines.common import is_terminal
 from corral.protocol import MessageType as T
+from corral.protocol import PeerEvent
 from corral.protos import corral_pb2 as pb
+from corral.reconcile import Escalation, Progress, Query, ReconcileConfig, Reconciler
 
 
 class SchedulerEvent(enum.Enum):
@@ -32,6 +41,7 @@ class SchedulerEvent(enum.Enum):
     AGENT_LOST = "agent_lost"
     EXECUTOR_LOST = "executor_lost"
     ERROR = "error"
+    RECONCILIATION_STALLED = "reconciliation_stalled"
 
 
 class Subscription(enum.Enum):
@@ -51,17 +61,18 @@ class SchedulerConfig:
     #: subscription backoff: random [0, b], b doubling up to the cap
     registration_backoff: float = 2.0
     registration_backoff_max: float = 60.0
+    reconcile: ReconcileConfig = field(default_factory=ReconcileConfig)
+    #: kill retries: first after this many seconds, doubling up to the cap
+    kill_retry_backoff: float = 2.0
+    kill_retry_backoff_max: float = 60.0
 
 
 @dataclass
-class TaskView:
-    """What the driver knows of one task the framework launched."""
+class UpdateLog:
+    """The uuids of one task's updates: delivered to the user, and acknowledged."""
 
-    task_id: str
-    agent_id: str
-    state: int = pb.TASK_STAGING
-    seen_uuids: set[bytes] = field(default_factory=set)
-    acked_uuids: set[bytes] = field(default_factory=set)
+    seen: set[bytes] = field(default_factory=set)
+    acked: set[bytes] = field(default_factory=set)
 
 
 class SchedulerEngine(Engine):
@@ -76,9 +87,13 @@ class SchedulerEngine(Engine):
         self.subscription = Subscription.DISCONNECTED
         self.master: str | None = None
         self.master_info: pb.MasterInfo | None = None
-        self.tasks: dict[str, TaskView] = {}
+        self.reconciler = Reconciler(self.config.reconcile)
+        self._logs: dict[str, UpdateLog] = {}
+        self._held_offers: dict[str, pb.Offer] = {}
+        self._kill_backoff: dict[str, float] = {}
         self._backoff = self.config.registration_backoff
-        self.counters: dict[str, int] = {"duplicate_updates": 0, "updates": 0, "acks_sent": 0}
+        self.counters: dict[str, int] = {"duplicate_updates": 0, "updates": 0, "acks_sent": 0,
+                                         "reconcile_calls": 0, "kill_retries": 0, "escalations": 0}
 
     @property
     def framework_id(self) -> str | None:
@@ -103,8 +118,73 @@ class SchedulerEngine(Engine):
                 self._subscribe()
                 self._backoff = min(self._backoff * 2, self.config.registration_backoff_max)
                 self.set_timer(("subscribe",), now + self.rng.uniform(0, self._backoff))
+        elif key[0] == "kill":
+            self._retry_kill(key[1], now)
         else:
             super().on_timer(key, now)
+
+    def next_deadline(self) -> float | None:
+        a, b = super().next_deadline(), self.reconciler.next_deadline()
+        if a is None:
+            return b
+        return a if b is None else min(a, b)
+
+    def tick(self, now: float) -> None:
+        super().tick(now)
+        if self.subscription is Subscription.SUBSCRIBED:
+            self._reconcile_actions(self.reconciler.due(now), now)
+
+    def peer_event(self, address: str, event: PeerEvent, now: float) -> None:
+        if address != self.master or event is not PeerEvent.DISCONNECTED:
+            return
+        if self.subscription in (Subscription.SUBSCRIBED, Subscription.SUBSCRIBING):
+            self.subscription = Subscription.DISCONNECTED
+            self.cancel_timer(("subscribe",))
+            self.reconciler.reset()
+            self._held_offers.clear()
+            self.emit(Callback(SchedulerEvent.DISCONNECTED))
+            self.emit(MasterLost())
+
+    # --------------------------------------------------------- reconciliation
+    def _reconcile_actions(self, items: list[Query | Escalation], now: float) -> None:
+        for item in items:
+            if isinstance(item, Query):
+                msg = pb.Reconcile(framework_id=self.info.id)
+                for tid, agent_id in item.tasks:
+                    entry = msg.tasks.add(task_id=pb.TaskID(value=tid))
+                    if agent_id:
+                        entry.agent_id.value = agent_id
+                self.counters["reconcile_calls"] += 1
+                self.send(self.master, msg)
+            else:
+                self.counters["escalations"] += 1
+                progress = item.progress
+                self.emit(Callback(SchedulerEvent.ERROR,
+                                   f"reconciliation round {progress.round} has not converged after "
+                                   f"{progress.attempts} attempts: {progress.remaining} task(s) unanswered "
+                                   f"({', '.join(item.task_ids[:10])}{', ...' if len(item.task_ids) > 10 else ''})"))
+                self.emit(Callback(SchedulerEvent.RECONCILIATION_STALLED, progress, list(item.task_ids)))
+        self._release_offers()
+
+    def _release_offers(self) -> None:
+        if self._held_offers and self.reconciler.converged:
+            offers, self._held_offers = list(self._held_offers.values()), {}
+            self.emit(Callback(SchedulerEvent.RESOURCE_OFFERS, offers))
+
+    def progress(self, now: float) -> Progress:
+        """The current reconciliation round: number, tasks remaining, oldest pending."""
+        return self.reconciler.progress(now)
+
+    def task_states(self) -> dict[str, tuple[str, int]]:
+        """Non-terminal tasks of the framework: task id -> (agent id, latest state)."""
+        return self.reconciler.tasks
+
+    def track_tasks(self, statuses: list[pb.TaskStatus], now: float) -> None:
+        """Tasks a restarted framework knows from its own store; they are reconciled in
+        the next round."""
+        for status in statuses:
+            if not is_terminal(status.state):
+                self.reconciler.track(status.task_id.value, status.agent_id.value, status.state, now)
 
     def _from_master(self, sender: str) -> bool:
         """Events count only from the master we are subscribed with (offers or updates
@@ -124,6 +204,7 @@ class SchedulerEngine(Engine):
             self.emit(Callback(SchedulerEvent.REGISTERED, msg.framework_id, msg.master_info))
         else:
             self.emit(Callback(SchedulerEvent.REREGISTERED, msg.master_info))
+        self._reconcile_actions(self.reconciler.start(now), now)
 
     @on(T.ERROR)
     def _error(self, sender: str, msg: pb.Error, now: float) -> None:
@@ -138,12 +219,16 @@ class SchedulerEngine(Engine):
     # ------------------------------------------------------------------ events
     @on(T.OFFERS)
     def _offers(self, sender: str, msg: pb.Offers, now: float) -> None:
-        if self._from_master(sender) and msg.offers:
+        if not self._from_master(sender) or not msg.offers:
+            return
+        if self.reconciler.converged:
             self.emit(Callback(SchedulerEvent.RESOURCE_OFFERS, list(msg.offers)))
+        else:
+            self._held_offers.update((o.id.value, o) for o in msg.offers)
 
     @on(T.RESCIND)
     def _rescind(self, sender: str, msg: pb.Rescind, now: float) -> None:
-        if self._from_master(sender):
+        if self._from_master(sender) and self._held_offers.pop(msg.offer_id.value, None) is None:
             self.emit(Callback(SchedulerEvent.OFFER_RESCINDED, msg.offer_id))
 
     @on(T.UPDATE)
@@ -152,21 +237,24 @@ class SchedulerEngine(Engine):
             return
         status = msg.update.status
         tid = status.task_id.value
-        view = self.tasks.get(tid)
-        if view is None:
-            view = self.tasks[tid] = TaskView(tid, status.agent_id.value)
         if status.HasField("uuid"):
-            if status.uuid in view.seen_uuids:
+            log = self._logs.get(tid)
+            if log is None:
+                log = self._logs[tid] = UpdateLog()
+            if status.uuid in log.seen:
                 self.counters["duplicate_updates"] += 1
-                if status.uuid in view.acked_uuids:
+                if status.uuid in log.acked:
                     self._send_ack(status)  # our earlier ack was lost
                 return
-            view.seen_uuids.add(status.uuid)
+            log.seen.add(status.uuid)
         self.counters["updates"] += 1
-        view.state = status.state
-        if status.agent_id.value:
-            view.agent_id = status.agent_id.value
+        terminal = is_terminal(status.state)
+        self.reconciler.update(tid, status.agent_id.value, status.state, terminal, now)
+        if terminal:
+            self._kill_backoff.pop(tid, None)
+            self.cancel_timer(("kill", tid))
         self.emit(Callback(SchedulerEvent.STATUS_UPDATE, status))
+        self._release_offers()
 
     @on(T.EXECUTOR_TO_FRAMEWORK)
     def _framework_message(self, sender: str, msg: pb.ExecutorToFramework, now: float) -> None:
@@ -187,17 +275,17 @@ class SchedulerEngine(Engine):
         """Acknowledge one update (after the callback returned, or explicitly)."""
         if not status.HasField("uuid"):
             return  # master-generated updates are never acknowledged
-        view = self.tasks.get(status.task_id.value)
-        if view is not None:
-            view.acked_uuids.add(status.uuid)
+        log = self._logs.get(status.task_id.value)
+        if log is not None:
+            log.acked.add(status.uuid)
         self._send_ack(status)
 
     def redeliver(self, status: pb.TaskStatus) -> None:
         """The user's callback failed on `status`: deliver it again when the agent retries
         (it is not acknowledged, so the agent will)."""
-        view = self.tasks.get(status.task_id.value)
-        if view is not None and status.HasField("uuid"):
-            view.seen_uuids.discard(status.uuid)
+        log = self._logs.get(status.task_id.value)
+        if log is not None and status.HasField("uuid"):
+            log.seen.discard(status.uuid)
 
     def _send_ack(self, status: pb.TaskStatus) -> None:
         if self.subscription is not Subscription.SUBSCRIBED:
@@ -207,15 +295,13 @@ class SchedulerEngine(Engine):
             framework_id=self.info.id, agent_id=status.agent_id, task_id=status.task_id, uuid=status.uuid))
 
     def accept(self, offer_ids: Iterable[pb.OfferID], operations: Iterable[pb.Offer.Operation],
-               filters: pb.Filters | None) -> None:
+               filters: pb.Filters | None, now: float) -> None:
         msg = pb.Accept(framework_id=self.info.id, offer_ids=list(offer_ids), operations=list(operations))
         if filters is not None:
             msg.filters.CopyFrom(filters)
         for op in msg.operations:
             for task in op.launch.task_infos:
-                view = self.tasks.get(task.task_id.value)
-                if view is None or is_terminal(view.state):
-                    self.tasks[task.task_id.value] = TaskView(task.task_id.value, task.agent_id.value)
+                self.reconciler.track(task.task_id.value, task.agent_id.value, pb.TASK_STAGING, now)
         self._call(msg)
 
     def decline(self, offer_ids: Iterable[pb.OfferID], filters: pb.Filters | None) -> None:
@@ -230,14 +316,33 @@ class SchedulerEngine(Engine):
     def suppress(self, roles: Iterable[str] = ()) -> None:
         self._call(pb.Suppress(framework_id=self.info.id, roles=list(roles)))
 
-    def kill(self, task_id: pb.TaskID, agent_id: pb.AgentID | None = None) -> None:
-        msg = pb.Kill(framework_id=self.info.id, task_id=task_id)
-        view = self.tasks.get(task_id.value)
-        if agent_id is not None:
-            msg.agent_id.CopyFrom(agent_id)
-        elif view is not None and view.agent_id:
-            msg.agent_id.value = view.agent_id
+    def kill(self, task_id: pb.TaskID, now: float) -> None:
+        """Kill a task; retried with backoff until a terminal update arrives (kills are
+        best-effort on the wire)."""
+        tid = task_id.value
+        self._send_kill(tid)
+        if tid in self.reconciler.tasks:
+            self._kill_backoff[tid] = self.config.kill_retry_backoff
+            self.set_timer(("kill", tid), now + self.config.kill_retry_backoff)
+
+    def _send_kill(self, tid: str) -> None:
+        msg = pb.Kill(framework_id=self.info.id, task_id=pb.TaskID(value=tid))
+        known = self.reconciler.tasks.get(tid)
+        if known is not None and known[0]:
+            msg.agent_id.value = known[0]
         self._call(msg)
+
+    def _retry_kill(self, tid: str, now: float) -> None:
+        backoff = self._kill_backoff.get(tid)
+        if backoff is None or tid not in self.reconciler.tasks:
+            self._kill_backoff.pop(tid, None)
+            return
+        if self.subscription is Subscription.SUBSCRIBED:
+            self.counters["kill_retries"] += 1
+            self._send_kill(tid)
+        backoff = min(backoff * 2, self.config.kill_retry_backoff_max)
+        self._kill_backoff[tid] = backoff
+        self.set_timer(("kill", tid), now + backoff)
 
     def reconcile(self, statuses: Iterable[pb.TaskStatus]) -> None:
         msg = pb.Reconcile(framework_id=self.info.id)

@@ -36,7 +36,8 @@ from typing import Any, Callable, Iterable, Sequence
 from google.protobuf.message import Message
 
 from corral.driver import DriverStatus
-from corral.engines.agent import AgentConfig, AgentEngine, KillContainer, LaunchExecutor, MasterLost
+from corral.engines.agent import AgentConfig, AgentEngine, KillContainer, LaunchExecutor
+from corral.engines.base import MasterLost
 from corral.engines.base import Callback, Engine, Send
 from corral.engines.common import has_capability
 from corral.engines.executor import AllAcknowledged, ExecutorEngine, Stop
@@ -46,7 +47,7 @@ from corral.executor import Executor
 from corral.protocol import BODY_CLASS, MessageType, message_type
 from corral.protos import corral_pb2 as pb
 from corral.resources import Resources
-from corral.scheduler import Scheduler
+from corral.scheduler import Scheduler, SchedulerCalls
 
 MASTER_ADDRESS = "sim://master"
 
@@ -302,7 +303,7 @@ class CallbackErrors(enum.Enum):
     REPORT = "report"
 
 
-class SimSchedulerDriver:
+class SimSchedulerDriver(SchedulerCalls):
     """The calls of `corral.SchedulerDriver`, mapped onto a `SchedulerEngine` run by a
     `SimCluster`. Status updates are acknowledged when `status_update` returns, unless
     the driver was made with explicit acknowledgements."""
@@ -327,37 +328,8 @@ class SimSchedulerDriver:
             fn(*args)
         return self.status
 
-    def launch_tasks(self, offer_ids: pb.OfferID | Sequence[pb.OfferID], tasks: Iterable[pb.TaskInfo],
-                     filters: pb.Filters | None = None) -> DriverStatus:
-        ids = [offer_ids] if isinstance(offer_ids, pb.OfferID) else list(offer_ids)
-        op = pb.Offer.Operation(type=pb.Offer.Operation.LAUNCH)
-        op.launch.task_infos.extend(tasks)
-        return self._call(self.engine.accept, ids, [op], filters)
-
-    def accept_offers(self, offer_ids: Sequence[pb.OfferID], operations: Iterable[pb.Offer.Operation],
-                      filters: pb.Filters | None = None) -> DriverStatus:
-        return self._call(self.engine.accept, list(offer_ids), list(operations), filters)
-
-    def decline_offer(self, offer_id: pb.OfferID, filters: pb.Filters | None = None) -> DriverStatus:
-        return self._call(self.engine.decline, [offer_id], filters)
-
-    def revive_offers(self, roles: Iterable[str] = ()) -> DriverStatus:
-        return self._call(self.engine.revive, list(roles))
-
-    def suppress_offers(self, roles: Iterable[str] = ()) -> DriverStatus:
-        return self._call(self.engine.suppress, list(roles))
-
-    def kill_task(self, task_id: pb.TaskID) -> DriverStatus:
-        return self._call(self.engine.kill, task_id)
-
-    def acknowledge_status_update(self, status: pb.TaskStatus) -> DriverStatus:
-        return self._call(self.engine.acknowledge, status)
-
-    def reconcile_tasks(self, statuses: Iterable[pb.TaskStatus]) -> DriverStatus:
-        return self._call(self.engine.reconcile, list(statuses))
-
-    def send_framework_message(self, executor_id: pb.ExecutorID, agent_id: pb.AgentID, data: bytes) -> DriverStatus:
-        return self._call(self.engine.send_framework_message, executor_id, agent_id, data)
+    def _now(self) -> float:
+        return self.cluster.clock.now
 
     def stop(self, failover: bool = False) -> DriverStatus:
         """Tear the framework down, or (failover=True) leave its tasks running for a
@@ -377,6 +349,8 @@ class SimSchedulerDriver:
             self._deliver(action)
         elif isinstance(action, Abort):
             self.abort()
+        elif isinstance(action, MasterLost):
+            self.engine.connect(MASTER_ADDRESS, self.cluster.clock.now)
         else:
             raise TypeError(f"scheduler engine emitted an unknown action {action!r}")
 

@@ -58,7 +58,7 @@ def test_subscribe_is_retried_with_growing_randomised_backoff_until_subscribed()
     feed(s, MASTER, pb.Subscribed(framework_id=pb.FrameworkID(value=FID), master_info=pb.MasterInfo(
         id="m1", hostname="m", port=5050, transport=MASTER)), times[-1] + 0.1)
     assert s.subscription is Subscription.SUBSCRIBED
-    assert s.next_deadline() is None
+    assert not s.has_timer(("subscribe",))  # no more retries (only reconciliation is scheduled)
 
 
 def test_events_before_subscribed_are_ignored():

@@ -12,7 +12,9 @@ COMMANDS = ["exit 0", "exit 3", "sleep 5; exit 0", "sleep 2; false", "true", "no
 
 
 class Runner(Scheduler):
-    """Launches one task per command (a few per offer) and records every update."""
+    """Launches one task per command (a few per offer) and records every update:
+    the task's own updates (from its executor or agent) in `statuses`, and the
+    master's reconciliation answers the driver asked for in `answers`."""
 
     def __init__(self, commands: list[str], explicit_acks: bool = False) -> None:
         self.pending = [(f"task-{i}", c) for i, c in enumerate(commands)]
@@ -20,6 +22,7 @@ class Runner(Scheduler):
         self.explicit_acks = explicit_acks
         self.statuses: dict[str, list[pb.TaskStatus]] = {tid: [] for tid in self.commands}
         self.unacked: list[pb.TaskStatus] = []
+        self.answers: list[pb.TaskStatus] = []
 
     def resource_offers(self, driver, offers):
         for offer in offers:
@@ -31,6 +34,9 @@ class Runner(Scheduler):
                 driver.decline_offer(offer.id, pb.Filters(refuse_seconds=30.0))
 
     def status_update(self, driver, status):
+        if status.reason == pb.TaskStatus.REASON_RECONCILIATION and status.source == pb.TaskStatus.SOURCE_MASTER:
+            self.answers.append(status)
+            return
         self.statuses[status.task_id.value].append(status)
         if self.explicit_acks:
             self.unacked.append(status)
@@ -152,7 +158,7 @@ def test_lossy_network_every_task_reaches_its_true_terminal_state(seed):
     cluster = SimCluster(agents=3, seed=seed, faults=FaultPlan.lossy(0.2, 0.1, types=RETRIED_TYPES))
     runner = Runner(list(COMMANDS) * 2)
     cluster.add_scheduler(runner)
-    assert cluster.run_until(runner.done, max_time=5000.0), {t: runner.states(t) for t in runner.commands}
+    assert cluster.run_until(runner.done, max_time=20000.0), {t: runner.states(t) for t in runner.commands}
     assert_history(runner)
     stats = cluster.network.stats
     assert stats[NetEvent.DROPPED] > 0 and stats[NetEvent.DUPLICATED] > 0
