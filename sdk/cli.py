@@ -50,6 +50,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r}: not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r}: must be positive")
+    return value
+
+
 def _master_address(text: str) -> str:
     try:
         parse_master(text)
@@ -76,7 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     master.add_argument("--transport-port", type=_port, default=None,
                         help="message transport port (default: --port + 10000; any free port if --port is 0)")
     master.add_argument("--work-dir", type=Path, default=None, help="registry and state (default: a temporary dir)")
-    master.add_argument("--allocation-interval", type=float, default=1.0, help="seconds between allocation cycles")
+    master.add_argument("--allocation-interval", type=_seconds, default=1.0, help="seconds between allocation cycles")
+    master.add_argument("--agent-ping-timeout", type=_seconds, default=15.0,
+                        help="seconds between pings to each agent (default 15)")
+    master.add_argument("--max-agent-ping-timeouts", type=_positive_int, default=5,
+                        help="missed pongs before an agent is marked unreachable (default 5)")
 
     agent = sub.add_parser("agent", help="run an agent")
     agent.add_argument("--master", type=_master_address, required=True, help="the master's HOST:PORT")
@@ -135,7 +149,9 @@ def run_master(args: argparse.Namespace) -> int:
 
     flags = MasterFlags(work_dir=_work_dir(args.work_dir, "master"), host=args.ip, port=args.port,
                         transport_port=args.transport_port)
-    daemon = MasterDaemon(flags, MasterConfig(allocation_interval=args.allocation_interval))
+    daemon = MasterDaemon(flags, MasterConfig(allocation_interval=args.allocation_interval,
+                                              ping_interval=args.agent_ping_timeout,
+                                              max_missed_pongs=args.max_agent_ping_timeouts))
     daemon.start()
     print(f"corral master {daemon.master_id} listening on {daemon.address} (transport {daemon.runtime.address})",
           flush=True)

@@ -8,7 +8,8 @@ Between rounds, an implicit round (empty task list: the master answers with all 
 knows) runs periodically, and a task that sits in STAGING, STARTING or KILLING longer
 than `stuck_timeout` is reconciled on its own.
 
-A round that has not converged after `max_attempts` is escalated (the caller tells the
+Each round also asks once implicitly, so a restarted framework with no task store of
+its own learns its tasks from the master. A round that has not converged after `max_attempts` is escalated (the caller tells the
 framework) and keeps going at the longest backoff: never silently retried forever.
 
 Pure logic: `now` is passed in; the caller sends what `due` returns.
@@ -129,14 +130,17 @@ class Reconciler:
 
     # -- rounds ----------------------------------------------------------------------------
     def start(self, now: float) -> list[Query]:
-        """(Re)registered: begin an explicit round over every non-terminal task."""
+        """(Re)registered: begin an explicit round over every non-terminal task, and ask
+        once implicitly too, so that tasks this driver does not know (a restarted
+        framework without a task store) are learnt from the master's answers."""
         self._rounds += 1
         current = _Round(self._rounds, RoundKind.EXPLICIT, now, {tid: now for tid in self._tasks})
         self._round = current
+        learn = Query((), RoundKind.IMPLICIT)
         if not current.pending:
             self._finish_round(now)
-            return []
-        return [self._attempt(current, now)]
+            return [learn]
+        return [self._attempt(current, now), learn]
 
     def _attempt(self, current: _Round, now: float) -> Query:
         current.attempts += 1

@@ -17,8 +17,9 @@ def test_round_asks_for_every_non_terminal_task_and_converges_when_all_answered(
     r = make()
     r.track("a", "agent-1", pb.TASK_RUNNING, 0.0)
     r.track("b", "agent-2", pb.TASK_STAGING, 0.0)
-    [query] = r.start(10.0)
+    query, learn = r.start(10.0)
     assert query == Query((("a", "agent-1"), ("b", "agent-2")), RoundKind.EXPLICIT)
+    assert learn == Query((), RoundKind.IMPLICIT)
     assert not r.converged
     r.update("a", "agent-1", pb.TASK_RUNNING, False, 10.5)
     assert r.progress(10.5).remaining == 1
@@ -28,9 +29,9 @@ def test_round_asks_for_every_non_terminal_task_and_converges_when_all_answered(
     assert r.tasks == {"a": ("agent-1", pb.TASK_RUNNING)}
 
 
-def test_no_tasks_converges_at_once() -> None:
+def test_no_tasks_converges_at_once_and_still_asks_the_master_implicitly() -> None:
     r = make()
-    assert r.start(0.0) == []
+    assert r.start(0.0) == [Query((), RoundKind.IMPLICIT)]
     assert r.converged
 
 
@@ -116,3 +117,10 @@ def test_reset_holds_offers_until_the_next_round_converges() -> None:
     assert not r.converged
     r.update("a", "agent-1", pb.TASK_RUNNING, False, 6.0)
     assert r.converged
+
+
+def test_tasks_learnt_from_answers_are_tracked() -> None:
+    r = make()
+    r.start(0.0)
+    r.update("found", "agent-3", pb.TASK_RUNNING, False, 0.5)
+    assert r.tasks == {"found": ("agent-3", pb.TASK_RUNNING)}

@@ -21,10 +21,13 @@ from corral import _core
 from corral.engines.base import Engine, MasterLost, on
 from corral.engines.common import is_terminal, new_status, new_update
 from corral.protocol import MessageType as T
+from corral.protocol import PeerEvent
 from corral.protos import corral_pb2 as pb
 
 Reason = pb.TaskStatus.Reason
 SOURCE_AGENT = pb.TaskStatus.SOURCE_AGENT
+#: missed pings (at the master's announced interval) before the agent looks for a master
+PINGS_BEFORE_MASTER_LOST = 5
 
 
 @dataclass
@@ -32,7 +35,8 @@ class AgentConfig:
     #: registration backoff: first try after random [0, b], then [0, b * 2^n], capped
     registration_backoff: float = 1.0
     registration_backoff_max: float = 60.0
-    #: seconds without a ping from the master before the agent considers it lost
+    #: seconds without a ping from the master before the agent considers it lost (until
+    #: the master announces its ping interval: then 5 intervals)
     ping_timeout: float = 75.0
     status_update_backoff: float = 10.0
     status_update_backoff_max: float = 600.0
@@ -115,6 +119,7 @@ class AgentEngine(Engine):
         self.updates = _core.AckTracker(self.config.status_update_backoff, self.config.status_update_backoff_max)
         self.updates.pause()
         self._registration_backoff = self.config.registration_backoff
+        self.ping_timeout = self.config.ping_timeout
         self._container_ids = 0
         self.counters: dict[str, int] = {
             "status_updates_received": 0,
@@ -213,12 +218,20 @@ class AgentEngine(Engine):
         self.info.id.value = agent_id
         self.connection = Connection.REGISTERED
         self.cancel_timer(("register",))
-        self.set_timer(("ping_timeout",), now + self.config.ping_timeout)
+        if ping_interval > 0:
+            # the master gives up after 5 missed pongs; so do we, after 5 missed pings
+            self.ping_timeout = ping_interval * PINGS_BEFORE_MASTER_LOST
+        self.set_timer(("ping_timeout",), now + self.ping_timeout)
         for _key, _uuid, update in self.updates.resume(now):
             self._forward(update)
 
+    def peer_event(self, address: str, event: PeerEvent, now: float) -> None:
+        if address == self.master and event is PeerEvent.DISCONNECTED and self.connection is not Connection.DISCONNECTED:
+            self._master_lost(now)
+
     def _master_lost(self, now: float) -> None:
         self.connection = Connection.DISCONNECTED
+        self.cancel_timer(("ping_timeout",))
         self.updates.pause()
         self.emit(MasterLost())
 
@@ -227,7 +240,7 @@ class AgentEngine(Engine):
         if not self._from_master(sender) or self.agent_id is None:
             return
         if self.connection is Connection.REGISTERED:
-            self.set_timer(("ping_timeout",), now + self.config.ping_timeout)
+            self.set_timer(("ping_timeout",), now + self.ping_timeout)
             self.send(sender, pb.Pong(agent_id=pb.AgentID(value=self.agent_id)))
 
     # ------------------------------------------------------------ launching

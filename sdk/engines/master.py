@@ -19,6 +19,7 @@ from typing import Any
 from corral.engines.base import Engine, on
 from corral.engines.common import for_framework, is_terminal, new_status, new_update, partition_aware
 from corral.protocol import MessageType as T
+from corral.protocol import PeerEvent
 from corral.protos import corral_pb2 as pb
 from corral.resources import ResourceError, Resources
 
@@ -41,6 +42,8 @@ class MasterConfig:
 
 class AgentState(enum.Enum):
     REGISTERED = "registered"
+    #: its connection dropped: no offers until it reregisters; pings decide unreachability
+    DISCONNECTED = "disconnected"
     UNREACHABLE = "unreachable"
 
 
@@ -243,6 +246,20 @@ class MasterEngine(Engine):
         del self.frameworks[fw.id]
         self._allocate_soon(now)
 
+    def peer_event(self, address: str, event: PeerEvent, now: float) -> None:
+        """A framework whose connection dropped is disconnected (offers rescinded, its
+        failover timeout starts); an agent whose connection dropped gets no offers until
+        it reregisters (pings decide whether it is unreachable)."""
+        if event is not PeerEvent.DISCONNECTED:
+            return
+        for fw in self.frameworks.values():
+            if fw.transport == address and fw.connected:
+                self._disconnect_framework(fw, now)
+        agent = self.agents.get(self.agents_by_transport.get(address, ""))
+        if agent is not None and agent.state is AgentState.REGISTERED:
+            agent.state = AgentState.DISCONNECTED
+            self._rescind_offers_on(agent, now)
+
     def on_timer(self, key: Any, now: float) -> None:
         kind = key[0]
         if kind == "allocate":
@@ -314,10 +331,18 @@ class MasterEngine(Engine):
         else:
             self.agents_by_transport.pop(agent.transport, None)
             agent.transport = sender
-            agent.state = AgentState.REGISTERED
+        returning = agent.state is AgentState.UNREACHABLE
+        agent.state = AgentState.REGISTERED
         self.agents_by_transport[sender] = agent_id
         agent.missed_pongs = 0
         self._reconcile_agent(agent, msg, now)
+        if returning:
+            # frameworks were told UNREACHABLE (or LOST): tell them what the agent says now
+            for task in agent.tasks.values():
+                fw = self.frameworks.get(task.framework_id)
+                if fw is not None and not is_terminal(task.state):
+                    self._reply_status(fw, task.id, task.status_update_state, Reason.REASON_AGENT_REREGISTERED,
+                                       f"agent {agent.id} reregistered", now, agent_id=agent.id)
         self.send(
             sender,
             pb.AgentReregistered(
@@ -387,7 +412,7 @@ class MasterEngine(Engine):
 
     def _ping_agents(self, now: float) -> None:
         for agent in list(self.agents.values()):
-            if agent.state is not AgentState.REGISTERED:
+            if agent.state is AgentState.UNREACHABLE:
                 continue
             if agent.missed_pongs >= self.config.max_missed_pongs:
                 self._mark_unreachable(agent, now)

@@ -88,6 +88,7 @@ class SchedulerEngine(Engine):
         self.master: str | None = None
         self.master_info: pb.MasterInfo | None = None
         self.reconciler = Reconciler(self.config.reconcile)
+        self._ever_subscribed = False
         self._logs: dict[str, UpdateLog] = {}
         self._held_offers: dict[str, pb.Offer] = {}
         self._kill_backoff: dict[str, float] = {}
@@ -195,7 +196,8 @@ class SchedulerEngine(Engine):
     def _subscribed(self, sender: str, msg: pb.Subscribed, now: float) -> None:
         if sender != self.master or self.subscription is not Subscription.SUBSCRIBING:
             return
-        first = self.framework_id is None
+        first = not self._ever_subscribed
+        self._ever_subscribed = True
         self.info.id.CopyFrom(msg.framework_id)
         self.master_info = msg.master_info
         self.subscription = Subscription.SUBSCRIBED

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from corral.engines.master import AgentState
+from corral.protocol import PeerEvent
 from corral.protos import corral_pb2 as pb
 
 from engine_helpers import (
@@ -380,3 +381,52 @@ def test_retried_registration_resends_launches_the_agent_has_not_reported():
     out = sent(m, to=A1)
     assert [type(b) for _, b in out] == [pb.AgentRegistered, pb.RunTask]
     assert out[1][1].task.task_id.value == "t1"
+
+
+# ------------------------------------------------------------- connection events
+def test_framework_connection_drop_disconnects_it_and_starts_its_failover_timeout(cluster):
+    m, aid, fid, offer = cluster
+    m.frameworks[fid].info.failover_timeout = 30.0
+    m.peer_event(S1, PeerEvent.DISCONNECTED, 3.0)
+    assert not m.frameworks[fid].connected
+    assert m.offers == {}  # its offers are rescinded
+    m.tick(32.0)
+    assert fid in m.frameworks
+    m.tick(33.5)
+    assert fid not in m.frameworks
+
+
+def test_agent_connection_drop_stops_its_offers_until_it_reregisters(cluster):
+    m, aid, fid, offer = cluster
+    m.peer_event(A1, PeerEvent.DISCONNECTED, 3.0)
+    assert m.agents[aid].state is AgentState.DISCONNECTED
+    assert m.offers == {}
+    assert offers(m, 20.0) == []
+    info = pb.AgentInfo(hostname="h", id=pb.AgentID(value=aid), resources=resources("cpus:4;mem:4096"))
+    feed(m, A1, pb.ReregisterAgent(agent=info), 21.0)
+    assert m.agents[aid].state is AgentState.REGISTERED
+    assert len(offers(m, 22.0)) == 1
+
+
+@pytest.mark.parametrize(("aware", "first"), [(True, pb.TASK_UNREACHABLE), (False, pb.TASK_LOST)])
+def test_agent_back_from_unreachable_reports_its_tasks_with_reason_agent_reregistered(aware, first):
+    m = new_master()
+    aid = register_agent(m, A1)
+    fid = subscribe(m, S1, partition_aware=aware)
+    (offer,) = offers(m, 1.0, to=S1)
+    launch(m, fid, offer, command_task("t1", aid, "cpus:1;mem:128"))
+    feed(m, A1, status_update(fid, aid, "t1", pb.TASK_RUNNING, b"u" * 16), 3.0)
+    sent(m)
+    now = 3.0
+    while m.agents[aid].state is not AgentState.UNREACHABLE:
+        now += m.config.ping_interval
+        m.tick(now)
+    assert [u.status.state for u in updates_to(m, S1)] == [first]
+    report = pb.TaskReport(task=command_task("t1", aid, "cpus:1;mem:128"), state=pb.TASK_RUNNING)
+    report.framework_id.value = fid
+    report.task.agent_id.value = aid
+    info = pb.AgentInfo(hostname="h", id=pb.AgentID(value=aid), resources=resources("cpus:4;mem:4096"))
+    feed(m, A1, pb.ReregisterAgent(agent=info, tasks=[report]), now + 1)
+    (back,) = updates_to(m, S1)
+    assert back.status.state == pb.TASK_RUNNING
+    assert back.status.reason == R.REASON_AGENT_REREGISTERED
