@@ -104,7 +104,21 @@ class Framework:
     offers: set[str] = field(default_factory=set)
     #: agent id -> (expiry, resources refused)
     filters: dict[str, tuple[float, Resources]] = field(default_factory=dict)
-    allocated: Resources = field(default_factory=Resources)
+    #: offered or used, per agent (ranges and sets only add up within one agent)
+    allocated: dict[str, Resources] = field(default_factory=dict)
+
+    def allocate(self, agent_id: str, resources: Resources) -> None:
+        self.allocated[agent_id] = self.allocated.get(agent_id, Resources()) + resources
+
+    def release(self, agent_id: str, resources: Resources) -> None:
+        left = self.allocated.get(agent_id, Resources()) - resources
+        if left:
+            self.allocated[agent_id] = left
+        else:
+            self.allocated.pop(agent_id, None)
+
+    def allocated_scalar(self, name: str) -> float:
+        return sum(r.scalar(name) for r in self.allocated.values())
 
     @property
     def role(self) -> str:
@@ -212,6 +226,8 @@ class MasterEngine(Engine):
             for (fid, _), task in agent.tasks.items():
                 if fid == fw.id:
                     fw.tasks[task.id] = task
+                    if not is_terminal(task.state):
+                        fw.allocate(agent.id, task.resources)
 
     @on(T.TEARDOWN)
     def _teardown(self, sender: str, msg: pb.Teardown, now: float) -> None:
@@ -375,6 +391,8 @@ class MasterEngine(Engine):
                 fw = self.frameworks.get(fid)
                 if fw is not None:
                     fw.tasks[tid] = task
+                    if not is_terminal(task.state):
+                        fw.allocate(agent.id, resources)
             else:
                 self._set_latest_state(task, agent, report.state)
         for key, task in list(agent.tasks.items()):
@@ -387,7 +405,7 @@ class MasterEngine(Engine):
             agent.used = agent.used - task.resources
             fw = self.frameworks.get(task.framework_id)
             if fw is not None:
-                fw.allocated = fw.allocated - task.resources
+                fw.release(agent.id, task.resources)
         task.state = state
 
     @on(T.UNREGISTER_AGENT)
@@ -449,7 +467,7 @@ class MasterEngine(Engine):
         total_mem = totals.mem or 1.0
 
         def share(fw: Framework) -> float:
-            return max(fw.allocated.cpus / total_cpus, fw.allocated.mem / total_mem)
+            return max(fw.allocated_scalar("cpus") / total_cpus, fw.allocated_scalar("mem") / total_mem)
 
         batches: dict[str, list[pb.Offer]] = {}
         for agent in sorted(self.agents.values(), key=lambda a: a.id):
@@ -478,7 +496,7 @@ class MasterEngine(Engine):
             self.offers[offer.id] = offer
             fw.offers.add(offer.id)
             agent.offered = agent.offered + usable
-            fw.allocated = fw.allocated + usable
+            fw.allocate(agent.id, usable)
             if self.config.offer_timeout is not None:
                 self.set_timer(("offer_timeout", offer.id), now + self.config.offer_timeout)
             batches.setdefault(fw.id, []).append(self._offer_proto(offer, agent, fw))
@@ -511,7 +529,7 @@ class MasterEngine(Engine):
         fw = self.frameworks.get(offer.framework_id)
         if fw is not None:
             fw.offers.discard(offer.id)
-            fw.allocated = fw.allocated - offer.resources
+            fw.release(offer.agent_id, offer.resources)
         agent = self.agents.get(offer.agent_id)
         if agent is not None:
             agent.offered = agent.offered - offer.resources
@@ -654,7 +672,7 @@ class MasterEngine(Engine):
         fw.tasks[task.id] = task
         agent.tasks[(fw.id, task.id)] = task
         agent.used = agent.used + resources
-        fw.allocated = fw.allocated + resources
+        fw.allocate(agent.id, resources)
         self.counters["tasks_launched"] += 1
         self.send(agent.transport, pb.RunTask(framework=fw.info, task=info, framework_transport=fw.transport))
 
@@ -866,7 +884,8 @@ class MasterEngine(Engine):
                     "failover_timeout": f.info.failover_timeout,
                     "registered_time": f.registered_at,
                     "offers": len(f.offers),
-                    "used_resources": f.allocated.to_dict(),
+                    "used_resources": {"cpus": f.allocated_scalar("cpus"), "mem": f.allocated_scalar("mem"),
+                                       "disk": f.allocated_scalar("disk")},
                     "tasks": [task_view(t) for t in f.tasks.values()],
                     "completed_tasks": [task_view(t) for t in f.completed],
                 }

@@ -430,3 +430,16 @@ def test_agent_back_from_unreachable_reports_its_tasks_with_reason_agent_reregis
     (back,) = updates_to(m, S1)
     assert back.status.state == pb.TASK_RUNNING
     assert back.status.reason == R.REASON_AGENT_REREGISTERED
+
+
+def test_offers_of_agents_with_the_same_port_ranges_are_released_independently():
+    m = new_master()
+    a1 = register_agent(m, A1, res="cpus:2;mem:1024;ports:[31000-31100]")
+    a2 = register_agent(m, A2, res="cpus:2;mem:1024;ports:[31000-31100]")
+    fid = subscribe(m, S1)
+    got = offers(m, 1.0, to=S1)
+    assert sorted(o.agent_id.value for o in got) == sorted([a1, a2])
+    for offer in got:
+        feed(m, S1, pb.Decline(framework_id=pb.FrameworkID(value=fid), offer_ids=[offer.id]), 2.0)
+    assert m.offers == {} and m.frameworks[fid].allocated == {}
+    assert not m.agents[a1].offered and not m.agents[a2].offered
