@@ -137,11 +137,15 @@ class LocalCluster:
     def master_address(self) -> str:
         return self.master.address
 
-    def add_agent(self, resources: str | None = None, attributes: str = "") -> Daemon:
+    def add_agent(self, resources: str | None = None, attributes: str = "", *, ip: str | None = None,
+                  wrapper: list[str] | None = None) -> Daemon:
+        """Start one more agent; `wrapper` prefixes its command (e.g. `ip netns exec NS` to
+        run it on another test host), `ip` is where it listens."""
         index = len(self.agents) + 1
         port = self.port + index if self.port else 0
-        argv = [*self._base, "agent", "--master", self.master.address, "--ip", self.ip, "--port", str(port),
-                "--work-dir", str(self.work_dir / f"agent-{index}"), "--resources", resources or self.resources]
+        argv = [*(wrapper or []), *self._base, "agent", "--master", self.master.address, "--ip", ip or self.ip,
+                "--port", str(port), "--work-dir", str(self.work_dir / f"agent-{index}"),
+                "--resources", resources or self.resources]
         if attributes:
             argv += ["--attributes", attributes]
         agent = Daemon(f"agent-{index}", argv, self.work_dir / f"agent-{index}", self.env)
