@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import itertools
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,10 @@ from corral.engines.common import for_framework, is_terminal, new_status, new_up
 from corral.protocol import MessageType as T
 from corral.protocol import PeerEvent
 from corral.protos import corral_pb2 as pb
+from corral.master.allocator import Allocator, AllocatorConfig, AllocatorError, RoleError
 from corral.resources import ResourceError, Resources
+
+log = logging.getLogger(__name__)
 
 Reason = pb.TaskStatus.Reason
 SOURCE_MASTER = pb.TaskStatus.SOURCE_MASTER
@@ -59,6 +63,8 @@ class Task:
     status_update_state: int = pb.TASK_STAGING
     status_update_uuid: bytes = b""
     last_status: pb.TaskStatus | None = None
+    #: the role whose allocation the task's resources count against
+    role: str = "*"
 
     @property
     def id(self) -> str:
@@ -89,6 +95,7 @@ class Offer:
     agent_id: str
     resources: Resources
     created: float
+    role: str
 
 
 @dataclass
@@ -97,34 +104,16 @@ class Framework:
     info: pb.FrameworkInfo
     transport: str
     connected: bool = True
-    suppressed: bool = False
     registered_at: float = 0.0
     tasks: dict[str, Task] = field(default_factory=dict)
     completed: list[Task] = field(default_factory=list)
     offers: set[str] = field(default_factory=set)
-    #: agent id -> (expiry, resources refused)
-    filters: dict[str, tuple[float, Resources]] = field(default_factory=dict)
-    #: offered or used, per agent (ranges and sets only add up within one agent)
-    allocated: dict[str, Resources] = field(default_factory=dict)
-
-    def allocate(self, agent_id: str, resources: Resources) -> None:
-        self.allocated[agent_id] = self.allocated.get(agent_id, Resources()) + resources
-
-    def release(self, agent_id: str, resources: Resources) -> None:
-        left = self.allocated.get(agent_id, Resources()) - resources
-        if left:
-            self.allocated[agent_id] = left
-        else:
-            self.allocated.pop(agent_id, None)
-
-    def allocated_scalar(self, name: str) -> float:
-        return sum(r.scalar(name) for r in self.allocated.values())
 
     @property
-    def role(self) -> str:
+    def roles(self) -> list[str]:
         if self.info.roles:
-            return self.info.roles[0]
-        return self.info.role or "*"
+            return list(self.info.roles)
+        return [self.info.role or "*"]
 
 
 class MasterEngine(Engine):
@@ -137,6 +126,8 @@ class MasterEngine(Engine):
         self.agents_by_transport: dict[str, str] = {}
         self.frameworks: dict[str, Framework] = {}
         self.offers: dict[str, Offer] = {}
+        self.allocator = Allocator(AllocatorConfig(min_allocatable=(
+            {"cpus": self.config.min_allocatable_cpus}, {"mem": self.config.min_allocatable_mem})))
         self._ids = itertools.count(1)
         self.counters: dict[str, int] = {
             "status_updates": 0,
@@ -150,6 +141,7 @@ class MasterEngine(Engine):
             "offers_rescinded": 0,
             "messages_from_unknown": 0,
             "reconcile_calls": 0,
+            "allocation_conflicts": 0,
         }
         self.set_timer(("allocate",), now + self.config.allocation_interval)
         self.set_timer(("ping",), now + self.config.ping_interval)
@@ -184,14 +176,16 @@ class MasterEngine(Engine):
             fw = self.frameworks.get(fid)
             if fw is None:
                 # A framework we do not know (e.g. after a master failover): adopt it.
-                fw = Framework(fid, info, transport, registered_at=now)
-                self.frameworks[fid] = fw
-                self._adopt_agent_tasks(fw)
+                fw = self._add_framework(fid, info, transport, sender, now)
+                if fw is None:
+                    return
             else:
-                if fw.transport != transport:
+                if fw.transport and fw.transport != transport:
                     self.send(fw.transport, pb.Error(message="framework failed over: another scheduler subscribed with this id", fatal=True))
                 fw.info = info
                 fw.transport = transport
+            if not fw.connected:
+                self.allocator.activate_framework(fid)
             fw.connected = True
             self.cancel_timer(("failover", fid))
             reregistered = True
@@ -204,8 +198,9 @@ class MasterEngine(Engine):
             else:
                 fid = self._new_id("")
                 info.id.value = fid
-                fw = Framework(fid, info, transport, registered_at=now)
-                self.frameworks[fid] = fw
+                fw = self._add_framework(fid, info, transport, sender, now)
+                if fw is None:
+                    return
                 reregistered = False
         fw.info.id.value = fw.id
         # A resubscribing scheduler may not have seen the offers made since our last
@@ -221,13 +216,29 @@ class MasterEngine(Engine):
         )
         self._allocate_soon(now)
 
-    def _adopt_agent_tasks(self, fw: Framework) -> None:
-        for agent in self.agents.values():
-            for (fid, _), task in agent.tasks.items():
-                if fid == fw.id:
-                    fw.tasks[task.id] = task
-                    if not is_terminal(task.state):
-                        fw.allocate(agent.id, task.resources)
+    def _add_framework(self, fid: str, info: pb.FrameworkInfo, transport: str, sender: str, now: float,
+                       *, connected: bool = True) -> Framework | None:
+        """Register a framework with the registry and the allocator; None (and the
+        sender told) when its roles are not valid."""
+        fw = Framework(fid, info, transport, connected=connected, registered_at=now)
+        try:
+            self.allocator.add_framework(fid, fw.roles, active=connected)
+        except RoleError as exc:
+            self.send(sender, pb.Error(message=f"framework rejected: {exc}", fatal=True))
+            return None
+        self.frameworks[fid] = fw
+        return fw
+
+    def _recover_framework(self, fid: str, info: pb.FrameworkInfo | None, now: float) -> Framework | None:
+        """A framework known only from a reregistering agent's report (e.g. after a
+        master failover): kept disconnected until its scheduler subscribes again, and
+        removed after its failover timeout if it does not."""
+        if info is None:
+            info = pb.FrameworkInfo(user="", name="", id=pb.FrameworkID(value=fid))
+        fw = self._add_framework(fid, info, "", "", now, connected=False)
+        if fw is not None:
+            self.set_timer(("failover", fid), now + info.failover_timeout)
+        return fw
 
     @on(T.TEARDOWN)
     def _teardown(self, sender: str, msg: pb.Teardown, now: float) -> None:
@@ -245,6 +256,7 @@ class MasterEngine(Engine):
     def _disconnect_framework(self, fw: Framework, now: float) -> None:
         fw.connected = False
         self._rescind_offers_of(fw, now)
+        self.allocator.deactivate_framework(fw.id)
         self.set_timer(("failover", fw.id), now + fw.info.failover_timeout)
 
     def _remove_framework(self, fw: Framework, now: float) -> None:
@@ -260,6 +272,7 @@ class MasterEngine(Engine):
             if agent.state is AgentState.REGISTERED:
                 self.send(agent.transport, pb.ShutdownFramework(framework_id=pb.FrameworkID(value=fw.id)))
         del self.frameworks[fw.id]
+        self.allocator.remove_framework(fw.id)
         self._allocate_soon(now)
 
     def peer_event(self, address: str, event: PeerEvent, now: float) -> None:
@@ -274,6 +287,7 @@ class MasterEngine(Engine):
         agent = self.agents.get(self.agents_by_transport.get(address, ""))
         if agent is not None and agent.state is AgentState.REGISTERED:
             agent.state = AgentState.DISCONNECTED
+            self.allocator.deactivate_agent(agent.id)
             self._rescind_offers_on(agent, now)
 
     def on_timer(self, key: Any, now: float) -> None:
@@ -316,6 +330,7 @@ class MasterEngine(Engine):
             agent = Agent(agent_id, info, sender, total, registered_at=now)
             self.agents[agent_id] = agent
             self.agents_by_transport[sender] = agent_id
+            self.allocator.add_agent(agent_id, total)
             self._allocate_soon(now)
         self.send(
             sender,
@@ -344,10 +359,13 @@ class MasterEngine(Engine):
             info.CopyFrom(msg.agent)
             agent = Agent(agent_id, info, sender, total, registered_at=now)
             self.agents[agent_id] = agent
+            self.allocator.add_agent(agent_id, total)
         else:
             self.agents_by_transport.pop(agent.transport, None)
             agent.transport = sender
         returning = agent.state is AgentState.UNREACHABLE
+        if agent.state is not AgentState.REGISTERED:
+            self.allocator.activate_agent(agent_id)
         agent.state = AgentState.REGISTERED
         self.agents_by_transport[sender] = agent_id
         agent.missed_pongs = 0
@@ -373,6 +391,7 @@ class MasterEngine(Engine):
         """Merge the agent's report with our view: learn tasks we did not know, report
         tasks the agent no longer has."""
         reported: set[tuple[str, str]] = set()
+        infos = {info.id.value: info for info in msg.frameworks if info.HasField("id")}
         for report in msg.tasks:
             fid = report.framework_id.value
             tid = report.task.task_id.value
@@ -383,16 +402,20 @@ class MasterEngine(Engine):
                     resources = Resources.from_protos(report.task.resources)
                 except ResourceError:
                     resources = Resources()
-                task = Task(report.task, fid, agent.id, resources, state=report.state)
+                fw = self.frameworks.get(fid) or self._recover_framework(fid, infos.get(fid), now)
+                if fw is None:
+                    continue  # its framework info names invalid roles
+                task = Task(report.task, fid, agent.id, resources, state=report.state, role=fw.roles[0])
                 task.status_update_state = report.unacknowledged[0].status.state if report.unacknowledged else report.state
                 agent.tasks[(fid, tid)] = task
+                fw.tasks[tid] = task
                 if not is_terminal(task.state):
                     agent.used = agent.used + resources
-                fw = self.frameworks.get(fid)
-                if fw is not None:
-                    fw.tasks[tid] = task
-                    if not is_terminal(task.state):
-                        fw.allocate(agent.id, resources)
+                    try:
+                        self.allocator.add_allocation(fid, agent.id, resources, task.role)
+                    except AllocatorError as exc:
+                        self.counters["allocation_conflicts"] += 1
+                        log.error("task %s of framework %s on agent %s: %s", tid, fid, agent.id, exc)
             else:
                 self._set_latest_state(task, agent, report.state)
         for key, task in list(agent.tasks.items()):
@@ -403,9 +426,7 @@ class MasterEngine(Engine):
     def _set_latest_state(self, task: Task, agent: Agent, state: int) -> None:
         if not is_terminal(task.state) and is_terminal(state):
             agent.used = agent.used - task.resources
-            fw = self.frameworks.get(task.framework_id)
-            if fw is not None:
-                fw.release(agent.id, task.resources)
+            self.allocator.recover(task.framework_id, agent.id, task.resources, role=task.role)
         task.state = state
 
     @on(T.UNREGISTER_AGENT)
@@ -423,8 +444,8 @@ class MasterEngine(Engine):
                 self._master_update(task, state, reason, message, now, forget=True)
         del self.agents[agent.id]
         self.agents_by_transport.pop(agent.transport, None)
+        self.allocator.remove_agent(agent.id)
         for fw in self.frameworks.values():
-            fw.filters.pop(agent.id, None)
             if fw.connected:
                 self.send(fw.transport, pb.Failure(agent_id=pb.AgentID(value=agent.id)))
 
@@ -440,6 +461,7 @@ class MasterEngine(Engine):
 
     def _mark_unreachable(self, agent: Agent, now: float) -> None:
         agent.state = AgentState.UNREACHABLE
+        self.allocator.deactivate_agent(agent.id)
         self._rescind_offers_on(agent, now)
         for task in list(agent.tasks.values()):
             if not is_terminal(task.state):
@@ -454,61 +476,22 @@ class MasterEngine(Engine):
 
     # ---------------------------------------------------------------- offers
     def _allocate(self, now: float) -> None:
-        """One allocation cycle: each agent's available resources go, as one offer, to the
-        eligible framework with the lowest dominant share (simple DRF)."""
-        frameworks = [f for f in self.frameworks.values() if f.connected and not f.suppressed]
-        if not frameworks or not self.agents:
-            return
-        totals = Resources()
-        for agent in self.agents.values():
-            if agent.state is AgentState.REGISTERED:
-                totals = totals + agent.total
-        total_cpus = totals.cpus or 1.0
-        total_mem = totals.mem or 1.0
-
-        def share(fw: Framework) -> float:
-            return max(fw.allocated_scalar("cpus") / total_cpus, fw.allocated_scalar("mem") / total_mem)
-
+        """One allocation cycle of the hierarchical DRF allocator: each allocation becomes
+        one offer (one agent, one role), sent to its framework in one Offers message."""
         batches: dict[str, list[pb.Offer]] = {}
-        for agent in sorted(self.agents.values(), key=lambda a: a.id):
-            if agent.state is not AgentState.REGISTERED:
-                continue
-            available = agent.available()
-            if not self._allocatable(available):
-                continue
-            candidates = []
-            for fw in frameworks:
-                usable = available.filter_role(fw.role)
-                if not self._allocatable(usable):
-                    continue
-                refused = fw.filters.get(agent.id)
-                if refused is not None:
-                    expiry, resources = refused
-                    if now < expiry and resources.contains(usable):
-                        continue
-                    if now >= expiry:
-                        del fw.filters[agent.id]
-                candidates.append((share(fw), fw.registered_at, fw.id, fw, usable))
-            if not candidates:
-                continue
-            _, _, _, fw, usable = min(candidates, key=lambda c: c[:3])
-            offer = Offer(self._new_id("O"), fw.id, agent.id, usable, now)
+        for allocation in self.allocator.allocate(now):
+            fw = self.frameworks[allocation.framework_id]
+            agent = self.agents[allocation.agent_id]
+            offer = Offer(self._new_id("O"), fw.id, agent.id, allocation.resources, now, allocation.role)
             self.offers[offer.id] = offer
             fw.offers.add(offer.id)
-            agent.offered = agent.offered + usable
-            fw.allocate(agent.id, usable)
+            agent.offered = agent.offered + offer.resources
             if self.config.offer_timeout is not None:
                 self.set_timer(("offer_timeout", offer.id), now + self.config.offer_timeout)
             batches.setdefault(fw.id, []).append(self._offer_proto(offer, agent, fw))
         for fid, offers in batches.items():
             self.counters["offers_sent"] += len(offers)
             self.send(self.frameworks[fid].transport, pb.Offers(offers=offers))
-
-    def _allocatable(self, resources: Resources) -> bool:
-        return (
-            resources.cpus >= self.config.min_allocatable_cpus
-            or resources.mem >= self.config.min_allocatable_mem
-        )
 
     def _offer_proto(self, offer: Offer, agent: Agent, fw: Framework) -> pb.Offer:
         proto = pb.Offer(
@@ -518,24 +501,25 @@ class MasterEngine(Engine):
             hostname=agent.info.hostname,
             resources=offer.resources.to_protos(),
             attributes=agent.info.attributes,
-            allocation_role=fw.role,
+            allocation_role=offer.role,
         )
         return proto
 
-    def _release_offer(self, offer: Offer) -> None:
-        """Return an offer's resources to its agent (the offer is gone)."""
+    def _close_offer(self, offer: Offer) -> None:
+        """The offer is gone; its resources stay allocated to the framework until the
+        caller recovers them (declined, rescinded) or they become used (accepted)."""
         self.offers.pop(offer.id, None)
         self.cancel_timer(("offer_timeout", offer.id))
         fw = self.frameworks.get(offer.framework_id)
         if fw is not None:
             fw.offers.discard(offer.id)
-            fw.release(offer.agent_id, offer.resources)
         agent = self.agents.get(offer.agent_id)
         if agent is not None:
             agent.offered = agent.offered - offer.resources
 
     def _rescind(self, offer: Offer, now: float) -> None:
-        self._release_offer(offer)
+        self._close_offer(offer)
+        self.allocator.recover(offer.framework_id, offer.agent_id, offer.resources, role=offer.role)
         self.counters["offers_rescinded"] += 1
         fw = self.frameworks.get(offer.framework_id)
         if fw is not None and fw.connected:
@@ -550,11 +534,6 @@ class MasterEngine(Engine):
         for offer in [o for o in self.offers.values() if o.agent_id == agent.id]:
             self._rescind(offer, now)
 
-    def _add_filter(self, fw: Framework, agent_id: str, resources: Resources, filters: pb.Filters, now: float) -> None:
-        seconds = filters.refuse_seconds
-        if seconds > 0 and resources:
-            fw.filters[agent_id] = (now + seconds, resources)
-
     @on(T.DECLINE)
     def _decline(self, sender: str, msg: pb.Decline, now: float) -> None:
         fw = self._framework_from(sender, msg.framework_id.value)
@@ -564,23 +543,23 @@ class MasterEngine(Engine):
             offer = self.offers.get(offer_id.value)
             if offer is None or offer.framework_id != fw.id:
                 continue
-            self._release_offer(offer)
+            self._close_offer(offer)
             self.counters["offers_declined"] += 1
-            self._add_filter(fw, offer.agent_id, offer.resources, msg.filters, now)
+            self.allocator.recover(fw.id, offer.agent_id, offer.resources, refuse_seconds=msg.filters.refuse_seconds,
+                                   now=now, role=offer.role)
 
     @on(T.REVIVE)
     def _revive(self, sender: str, msg: pb.Revive, now: float) -> None:
         fw = self._framework_from(sender, msg.framework_id.value)
         if fw is not None:
-            fw.filters.clear()
-            fw.suppressed = False
+            self.allocator.revive(fw.id, list(msg.roles) or None)
             self._allocate_soon(now)
 
     @on(T.SUPPRESS)
     def _suppress(self, sender: str, msg: pb.Suppress, now: float) -> None:
         fw = self._framework_from(sender, msg.framework_id.value)
         if fw is not None:
-            fw.suppressed = True
+            self.allocator.suppress(fw.id, list(msg.roles) or None)
 
     # ----------------------------------------------------------------- launch
     @on(T.ACCEPT)
@@ -596,6 +575,7 @@ class MasterEngine(Engine):
                                    agent_id=task.agent_id.value)
             return
         agent = self.agents[offers[0].agent_id]
+        role = offers[0].role
         remaining = Resources()
         for offer in offers:
             remaining = remaining + offer.resources
@@ -614,9 +594,10 @@ class MasterEngine(Engine):
                                        agent_id=agent.id)
                     continue
                 remaining = remaining - resources
-                self._launch(fw, agent, task_info, resources, now)
+                self._launch(fw, agent, task_info, resources, role)
         if remaining:
-            self._add_filter(fw, agent.id, remaining, msg.filters, now)
+            self.allocator.recover(fw.id, agent.id, remaining, refuse_seconds=msg.filters.refuse_seconds, now=now,
+                                   role=role)
         self._allocate_soon(now)
 
     def _take_offers(self, fw: Framework, offer_ids: Any) -> tuple[list[Offer], str]:
@@ -637,8 +618,10 @@ class MasterEngine(Engine):
             offers.append(offer)
         if len({o.agent_id for o in offers}) != 1:
             return [], "offers from more than one agent"
+        if len({o.role for o in offers}) != 1:
+            return [], "offers for more than one role"
         for offer in offers:
-            self._release_offer(offer)
+            self._close_offer(offer)
         return offers, ""
 
     def _validate_task(self, fw: Framework, agent: Agent, info: pb.TaskInfo, remaining: Resources,
@@ -667,12 +650,11 @@ class MasterEngine(Engine):
             return f"task {tid!r} needs {resources} but the offers have only {remaining}", Resources()
         return "", resources
 
-    def _launch(self, fw: Framework, agent: Agent, info: pb.TaskInfo, resources: Resources, now: float) -> None:
-        task = Task(info, fw.id, agent.id, resources)
+    def _launch(self, fw: Framework, agent: Agent, info: pb.TaskInfo, resources: Resources, role: str) -> None:
+        task = Task(info, fw.id, agent.id, resources, role=role)
         fw.tasks[task.id] = task
         agent.tasks[(fw.id, task.id)] = task
         agent.used = agent.used + resources
-        fw.allocate(agent.id, resources)
         self.counters["tasks_launched"] += 1
         self.send(agent.transport, pb.RunTask(framework=fw.info, task=info, framework_transport=fw.transport))
 
@@ -877,15 +859,14 @@ class MasterEngine(Engine):
                     "id": f.id,
                     "name": f.info.name,
                     "user": f.info.user,
-                    "role": f.role,
+                    "roles": f.roles,
                     "connected": f.connected,
-                    "active": f.connected and not f.suppressed,
+                    "active": f.connected,
                     "checkpoint": f.info.checkpoint,
                     "failover_timeout": f.info.failover_timeout,
                     "registered_time": f.registered_at,
                     "offers": len(f.offers),
-                    "used_resources": {"cpus": f.allocated_scalar("cpus"), "mem": f.allocated_scalar("mem"),
-                                       "disk": f.allocated_scalar("disk")},
+                    "used_resources": _sum_scalars(self.allocator.allocated(f.id).values()),
                     "tasks": [task_view(t) for t in f.tasks.values()],
                     "completed_tasks": [task_view(t) for t in f.completed],
                 }
@@ -893,3 +874,15 @@ class MasterEngine(Engine):
             ],
             "counters": dict(self.counters),
         }
+
+
+def _sum_scalars(resources: Any) -> dict[str, float]:
+    """{name: total} of the scalars in several agents' resources (ranges and sets are
+    per agent and do not add up across agents)."""
+    totals: dict[str, float] = {}
+    for r in resources:
+        for name in r.names():
+            value = r.scalar(name)
+            if value:
+                totals[name] = round(totals.get(name, 0.0) + value, 3)
+    return totals

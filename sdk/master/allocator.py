@@ -324,6 +324,17 @@ class Allocator:
         client.held[agent_id] = client.held[agent_id] - consumed + converted
         self._set_total(agent, agent.total - consumed + converted, agent.available)
 
+    def add_allocation(self, framework_id: str, agent_id: str, resources: Resources, role: str | None = None) -> None:
+        """Resources already in use on the agent by the framework (tasks the master learns
+        when an agent reregisters, e.g. after a master failover): mark them held, in `role`
+        or the framework's first role by name."""
+        agent = self._agent(agent_id)
+        clients = self._clients(framework_id, None if role is None else [role])
+        client = min(clients, key=lambda c: c.role.name)
+        if not agent.available.contains(resources):
+            raise AllocatorError(f"agent {agent_id!r} has not {resources} free to allocate (it has {agent.available})")
+        self._take(client, agent, resources, _quantities(resources))
+
     # -------------------------------------------------------------- frameworks
 
     def add_framework(self, framework_id: str, roles: Iterable[str], active: bool = True) -> None:

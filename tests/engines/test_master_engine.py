@@ -189,7 +189,7 @@ def test_status_update_is_relayed_with_head_and_latest_state(cluster):
     assert task.status_update_state == pb.TASK_RUNNING
     assert task.state == pb.TASK_FINISHED
     # latest is terminal: resources are free, though the task is remembered
-    assert not m.agents[aid].used and not m.frameworks[fid].allocated
+    assert not m.agents[aid].used and not m.allocator.allocated(fid)
 
 
 def test_task_is_forgotten_only_when_its_terminal_update_is_acked(cluster):
@@ -441,5 +441,5 @@ def test_offers_of_agents_with_the_same_port_ranges_are_released_independently()
     assert sorted(o.agent_id.value for o in got) == sorted([a1, a2])
     for offer in got:
         feed(m, S1, pb.Decline(framework_id=pb.FrameworkID(value=fid), offer_ids=[offer.id]), 2.0)
-    assert m.offers == {} and m.frameworks[fid].allocated == {}
+    assert m.offers == {} and m.allocator.allocated(fid) == {}
     assert not m.agents[a1].offered and not m.agents[a2].offered
