@@ -1,12 +1,15 @@
 """The master daemon: runs the master engine on a transport and serves HTTP on the
 master's one address: `/health`, `/info` (where the transport listens), `/state`,
-`/state.json`, `/frameworks`, `/slaves`, `/tasks`, `/flags`, `/metrics/snapshot`."""
+`/state.json`, `/frameworks`, `/slaves`, `/tasks`, `/flags`, `/metrics/snapshot`, and the
+operator endpoints `/roles`, `/weights` and `/quota` (changes kept in the registry)."""
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import time
 import uuid
+from http import HTTPStatus
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,9 @@ from typing import Any
 from corral import __version__
 from corral.engines.master import MasterConfig, MasterEngine
 from corral.http import HttpServer, Reply
+from corral.master.allocator import AllocatorError, validate_role
+from corral.master.registry import Registry
+from corral.resources import ResourceError, Resources
 from corral.protos import corral_pb2 as pb
 from corral.runtime import Runtime
 
@@ -56,6 +62,11 @@ class MasterDaemon:
 
         self.runtime = Runtime(make_engine, host=flags.host, port=transport_port)
         self.engine: MasterEngine = self.runtime.engine  # type: ignore[assignment]
+        self.registry = Registry(flags.work_dir / "registry.sqlite")
+        for role, weight in self.registry.weights().items():
+            self.engine.allocator.set_weight(role, weight)
+        for role, quota in self.registry.quotas().items():
+            self.engine.allocator.set_quota(role, quota)
         self.http.routes.update({
             "/health": lambda q, b: Reply(body=b"", content_type="text/plain"),
             "/info": lambda q, b: Reply.json(self.info()),
@@ -67,6 +78,9 @@ class MasterDaemon:
             "/tasks": lambda q, b: Reply.json({"tasks": [t for f in self.state()["frameworks"] for t in f["tasks"]]}),
             "/flags": lambda q, b: Reply.json(self.flags_view()),
             "/metrics/snapshot": lambda q, b: Reply.json(self.metrics()),
+            "/roles": lambda q, b: Reply.json(self.roles()),
+            "/weights": self._weights,
+            "/quota": self._quota,
         })
         self.address = self.http.address
 
@@ -79,6 +93,48 @@ class MasterDaemon:
             view = self.engine.snapshot()
         view["address"] = self.address
         return view
+
+    def roles(self) -> dict[str, Any]:
+        with self.runtime.lock:
+            return self.engine.allocator.snapshot()
+
+    def _weights(self, query: dict[str, str], body: bytes) -> Reply:
+        """GET: every weight set. POST [{"role": R, "weight": W}, ...]: set them."""
+        if body:
+            try:
+                entries = json.loads(body)
+                if not isinstance(entries, list):
+                    raise ValueError("expected a JSON list of {\"role\": ..., \"weight\": ...}")
+                changes = [(validate_role(str(e["role"])), e["weight"]) for e in entries]
+                for role, weight in changes:  # validate everything before changing anything
+                    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
+                        raise ValueError(f"weight {weight!r} of role {role!r} is not a positive number")
+                with self.runtime.lock:
+                    for role, weight in changes:
+                        self.registry.set_weight(role, float(weight))
+                        self.engine.allocator.set_weight(role, float(weight))
+            except (ValueError, KeyError, TypeError, AllocatorError) as exc:
+                return Reply.error(HTTPStatus.BAD_REQUEST, f"invalid weights: {exc}")
+        return Reply.json({"weights": [{"role": r, "weight": w} for r, w in self.registry.weights().items()]})
+
+    def _quota(self, query: dict[str, str], body: bytes) -> Reply:
+        """GET: every quota. POST {"role": R, "limit": "cpus:4;mem:1024"} sets one (JSON
+        resources accepted too); a null limit removes it."""
+        if body:
+            try:
+                entry = json.loads(body)
+                role = str(entry["role"])
+                limit = entry.get("limit")
+                if limit is None:
+                    quota = None
+                else:
+                    quota = Resources.parse(limit if isinstance(limit, str) else json.dumps(limit))
+                with self.runtime.lock:
+                    self.engine.allocator.set_quota(role, quota)  # validates role and resources
+                    self.registry.set_quota(role, quota)
+            except (ValueError, KeyError, TypeError, AttributeError, ResourceError, AllocatorError) as exc:
+                return Reply.error(HTTPStatus.BAD_REQUEST, f"invalid quota: {exc}")
+        return Reply.json({"quotas": [{"role": r, "limit": q.to_text()} for r, q in self.registry.quotas().items()]})
 
     def flags_view(self) -> dict[str, Any]:
         flags = asdict(self.flags)
@@ -109,3 +165,4 @@ class MasterDaemon:
         self.runtime.stop()
         self.runtime.join(5.0)
         self.http.close()
+        self.registry.close()

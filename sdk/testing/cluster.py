@@ -58,6 +58,9 @@ class Daemon:
     _lines: list[str] = field(default_factory=list)
 
     def start(self, timeout: float = 30.0) -> None:
+        """Start the process; a restart comes back on the same ports (HTTP and transport)."""
+        if self.address:
+            self.argv = _pin_ports(self.argv, self.address, self.transport)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.work_dir / f"{self.name}.log", "ab")
         self.process = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
@@ -112,6 +115,17 @@ class Daemon:
             return True
         except subprocess.TimeoutExpired:
             return False
+
+
+def _pin_ports(argv: list[str], address: str, transport: str) -> list[str]:
+    """`argv` with --port and --transport-port set to the ones the daemon had."""
+    pinned = list(argv)
+    for flag, value in (("--port", address.rpartition(":")[2]), ("--transport-port", transport.rpartition(":")[2])):
+        if flag in pinned:
+            pinned[pinned.index(flag) + 1] = value
+        else:
+            pinned += [flag, value]
+    return pinned
 
 
 class LocalCluster:
