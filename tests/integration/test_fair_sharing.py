@@ -1,0 +1,69 @@
+"""Two frameworks with opposite needs share real agents by DRF: each launches one task
+per offer, and their dominant shares end up within one task of each other."""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import corral
+from corral.testing.cluster import LocalCluster, wait_for
+
+TOTAL = corral.Resources.parse("cpus:8;mem:8192")
+
+
+class OnePerOffer(corral.Scheduler):
+    def __init__(self, task: str) -> None:
+        self.need = corral.Resources.parse(task)
+        self.running: set[str] = set()
+        self.launched = 0
+        self.lock = threading.Lock()
+
+    def resource_offers(self, driver, offers):
+        for offer in offers:
+            if corral.Resources.from_protos(offer.resources).contains(self.need):
+                with self.lock:
+                    self.launched += 1
+                    name = f"t{self.launched}"
+                driver.launch_tasks(offer.id, [corral.command_task(name, "sleep 600", offer.agent_id, self.need,
+                                                                   task_id=name)],
+                                    corral.Filters(refuse_seconds=0))
+            else:
+                driver.decline_offer(offer.id, corral.Filters(refuse_seconds=0.5))
+
+    def status_update(self, driver, status):
+        with self.lock:
+            if status.state == corral.TASK_RUNNING:
+                self.running.add(status.task_id.value)
+            elif corral.is_terminal(status.state):
+                self.running.discard(status.task_id.value)
+
+    def dominant_share(self) -> float:
+        with self.lock:
+            n = len(self.running)
+        return max(n * self.need.cpus / TOTAL.cpus, n * self.need.mem / TOTAL.mem)
+
+
+def test_cpu_heavy_and_memory_heavy_frameworks_converge_to_drf_shares(tmp_path: Path) -> None:
+    with LocalCluster(tmp_path, agents=2, resources="cpus:4;mem:4096") as cluster:
+        cpu_heavy, mem_heavy = OnePerOffer("cpus:1;mem:256"), OnePerOffer("cpus:0.25;mem:1024")
+        drivers = [corral.SchedulerDriver(s, corral.FrameworkInfo(name=n, user=""), cluster.master_address)
+                   for s, n in ((cpu_heavy, "cpu-heavy"), (mem_heavy, "mem-heavy"))]
+        for driver in drivers:
+            driver.start()
+        try:
+            def settled() -> bool:
+                before = (len(cpu_heavy.running), len(mem_heavy.running))
+                time.sleep(2.0)  # no new task for two allocation cycles and more
+                return before == (len(cpu_heavy.running), len(mem_heavy.running)) and all(before)
+
+            wait_for(settled, 60, "both frameworks to stop growing")
+            a, b = cpu_heavy.dominant_share(), mem_heavy.dominant_share()
+            one_task = max(cpu_heavy.dominant_share() / len(cpu_heavy.running),
+                           mem_heavy.dominant_share() / len(mem_heavy.running))
+            print(f"dominant shares: cpu-heavy {a:.3f} ({len(cpu_heavy.running)} tasks), mem-heavy {b:.3f} ({len(mem_heavy.running)} tasks)")
+            assert abs(a - b) <= one_task, (a, b)
+            assert a >= 0.5 and b >= 0.5  # the cluster is really shared out, not left idle
+        finally:
+            for driver in drivers:
+                driver.stop()
