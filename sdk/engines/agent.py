@@ -9,6 +9,25 @@ update is acknowledged to the executor as soon as it is queued here.
 
 Processes are not started here: the engine emits `LaunchExecutor` / `KillContainer`
 actions and learns about exits through `executor_exited`.
+
+Checkpointing (frameworks with `checkpoint` set): the engine emits checkpoint actions
+(`CheckpointAgent`, `CheckpointFramework`, `CheckpointExecutor`, `CheckpointTask`,
+`JournalAppend`, `CheckpointExecutorExited`, `DiscardFramework`) that the daemon performs
+synchronously, in order, before the actions after them. The engine emits a task's
+`JournalAppend` of an update before the `Send`s that forward it or ack it to the
+executor, and the `JournalAppend` of an ack before it forwards the stream's next
+update: an update the executor saw acked is on disk ("durably queued").
+
+Recovery (`recover`): a restarted agent is rebuilt from the checkpoints (frameworks,
+executors, tasks, and each task's update stream replayed from its journal: pending =
+journalled updates not acked). Recovered executors that are still running are asked to
+reregister (`AgentReconnect`); they answer `ReregisterExecutor` with their tasks and
+unacknowledged updates (de-duplicated by uuid against the replayed streams). Those
+that do not within `recovery_timeout` are killed and their live tasks failed
+(REASON_EXECUTOR_REREGISTRATION_TIMEOUT); executors found dead fail theirs with
+REASON_EXECUTOR_TERMINATED; with `RecoverMode.CLEANUP` live executors are killed and
+their tasks failed with REASON_AGENT_RESTARTED. Only then does the agent reregister with
+the master, carrying its tasks and their unacknowledged updates.
 """
 from __future__ import annotations
 
@@ -45,6 +64,10 @@ class AgentConfig:
     shutdown_grace_period: float = 3.0
     #: argv of the built-in command executor
     command_executor: tuple[str, ...] = ("python3", "-m", "corral.executors.command")
+    #: after a restart, how long recovered executors get to reregister
+    recovery_timeout: float = 2.0
+    #: how long an executor of a checkpointing framework waits for a lost agent to come back
+    executor_recovery_timeout: float = 900.0
 
 
 class Connection(enum.Enum):
@@ -55,8 +78,60 @@ class Connection(enum.Enum):
 
 class ExecutorPhase(enum.Enum):
     LAUNCHING = "launching"
+    #: recovered from checkpoints, asked to reregister, not back yet
+    RECOVERING = "recovering"
     REGISTERED = "registered"
     TERMINATING = "terminating"
+
+
+class RecoverMode(enum.Enum):
+    """What a restarted agent does with the executors it finds in its checkpoints."""
+
+    RECONNECT = "reconnect"
+    CLEANUP = "cleanup"
+
+
+class JournalKind(enum.IntEnum):
+    UPDATE = 1
+    ACK = 2
+
+
+@dataclass(slots=True)
+class JournalRecord:
+    """One entry of a task's update journal: an update (with its uuid), or the uuid of
+    an acknowledged update."""
+
+    kind: JournalKind
+    uuid: bytes
+    update: pb.StatusUpdate | None = None
+
+
+@dataclass
+class RecoveredTask:
+    info: pb.TaskInfo
+    journal: list[JournalRecord]
+
+
+@dataclass
+class RecoveredRun:
+    """One checkpointed executor run (container) and its tasks."""
+
+    framework_id: str
+    info: pb.ExecutorInfo
+    container_id: str
+    command_executor: bool
+    transport: str
+    pid: int
+    start_time: int
+    exited: bool
+    tasks: list[RecoveredTask]
+
+
+@dataclass
+class RecoveredState:
+    agent: pb.AgentInfo
+    frameworks: dict[str, pb.FrameworkInfo]
+    runs: list[RecoveredRun]
 
 
 @dataclass(slots=True)
@@ -67,6 +142,8 @@ class LaunchExecutor:
     framework_id: str
     executor: pb.ExecutorInfo
     environment: dict[str, str]
+    #: the framework checkpoints: record the process id for recovery
+    checkpoint: bool = False
 
 
 @dataclass(slots=True)
@@ -75,6 +152,61 @@ class KillContainer:
 
     container_id: str
     grace: float
+
+
+@dataclass(slots=True)
+class CheckpointAgent:
+    info: pb.AgentInfo
+
+
+@dataclass(slots=True)
+class CheckpointFramework:
+    info: pb.FrameworkInfo
+
+
+@dataclass(slots=True)
+class DiscardFramework:
+    """The framework was shut down: forget its checkpoints."""
+
+    framework_id: str
+
+
+@dataclass(slots=True)
+class CheckpointExecutor:
+    framework_id: str
+    info: pb.ExecutorInfo
+    container_id: str
+    command_executor: bool
+    transport: str
+
+
+@dataclass(slots=True)
+class CheckpointExecutorExited:
+    framework_id: str
+    executor_id: str
+    container_id: str
+
+
+@dataclass(slots=True)
+class CheckpointTask:
+    framework_id: str
+    executor_id: str
+    container_id: str
+    info: pb.TaskInfo
+
+
+@dataclass(slots=True)
+class JournalAppend:
+    framework_id: str
+    executor_id: str
+    container_id: str
+    task_id: str
+    record: JournalRecord
+
+
+#: every action that must reach the disk before the actions after it are performed
+CHECKPOINT_ACTIONS = (CheckpointAgent, CheckpointFramework, DiscardFramework, CheckpointExecutor,
+                      CheckpointExecutorExited, CheckpointTask, JournalAppend)
 
 
 @dataclass
@@ -99,6 +231,9 @@ class Task:
     framework_id: str
     executor_id: str
     state: int = pb.TASK_STAGING
+    #: the executor run the task belongs to (its checkpoint directory)
+    container_id: str = ""
+    checkpoint: bool = False
 
 
 class AgentEngine(Engine):
@@ -121,6 +256,9 @@ class AgentEngine(Engine):
         self._registration_backoff = self.config.registration_backoff
         self.ping_timeout = self.config.ping_timeout
         self._container_ids = 0
+        #: True from `recover` until recovered executors have reregistered or timed out
+        self.recovering = False
+        self._agent_checkpointed = False
         self.counters: dict[str, int] = {
             "status_updates_received": 0,
             "duplicate_status_updates": 0,
@@ -129,6 +267,8 @@ class AgentEngine(Engine):
             "stale_acks": 0,
             "messages_from_unknown": 0,
             "tasks_launched": 0,
+            "executors_recovered": 0,
+            "executors_reregistered": 0,
         }
 
     # -------------------------------------------------------------- timers
@@ -161,6 +301,8 @@ class AgentEngine(Engine):
                                  f"executor did not register within {self.config.executor_registration_timeout:g}s", now)
                 executor.phase = ExecutorPhase.TERMINATING
                 self.emit(KillContainer(executor.container_id, 0.0))
+        elif kind == "recovery":
+            self._finish_recovery(now)
         else:
             super().on_timer(key, now)
 
@@ -174,7 +316,8 @@ class AgentEngine(Engine):
         self.connection = Connection.REGISTERING
         self.updates.pause()
         self._registration_backoff = self.config.registration_backoff
-        self.set_timer(("register",), now + self.rng.uniform(0, self._registration_backoff))
+        if not self.recovering:  # else: once recovered executors are back (_finish_recovery)
+            self.set_timer(("register",), now + self.rng.uniform(0, self._registration_backoff))
 
     def _send_registration(self) -> None:
         info = pb.AgentInfo()
@@ -214,6 +357,9 @@ class AgentEngine(Engine):
     def _become_registered(self, agent_id: str, ping_interval: float, now: float) -> None:
         if self.connection is Connection.REGISTERED:
             return  # a duplicate reply
+        if self._agent_checkpointed and agent_id != self.agent_id:
+            self.info.id.value = agent_id
+            self.emit(CheckpointAgent(_copy(self.info)))
         self.agent_id = agent_id
         self.info.id.value = agent_id
         self.connection = Connection.REGISTERED
@@ -251,9 +397,16 @@ class AgentEngine(Engine):
         fid = msg.framework.id.value
         task = msg.task
         tid = task.task_id.value
-        self.frameworks[fid] = msg.framework
         if (fid, tid) in self.tasks and not is_terminal(self.tasks[(fid, tid)].state):
             return  # a duplicate launch
+        checkpoint = msg.framework.checkpoint
+        if checkpoint:
+            if not self._agent_checkpointed:
+                self._agent_checkpointed = True
+                self.emit(CheckpointAgent(_copy(self.info)))
+            if self.frameworks.get(fid) != msg.framework:
+                self.emit(CheckpointFramework(msg.framework))
+        self.frameworks[fid] = msg.framework
         self.counters["tasks_launched"] += 1
         if task.HasField("command"):
             info = pb.ExecutorInfo(name=f"command executor for {tid}")
@@ -276,9 +429,14 @@ class AgentEngine(Engine):
             executor = Executor(info, fid, container_id, command_executor)
             self.executors[(fid, eid)] = executor
             self.containers[container_id] = (fid, eid)
-            self.emit(LaunchExecutor(container_id, fid, info, self._executor_environment(msg.framework, info, container_id)))
+            if checkpoint:
+                self.emit(CheckpointExecutor(fid, info, container_id, command_executor, ""))
+            self.emit(LaunchExecutor(container_id, fid, info, self._executor_environment(msg.framework, info, container_id),
+                                     checkpoint))
             self.set_timer(("executor_registration", (fid, eid)), now + self.config.executor_registration_timeout)
-        self.tasks[(fid, tid)] = Task(task, fid, eid)
+        if checkpoint:
+            self.emit(CheckpointTask(fid, eid, executor.container_id, task))
+        self.tasks[(fid, tid)] = Task(task, fid, eid, container_id=executor.container_id, checkpoint=checkpoint)
         executor.task_ids.add(tid)
         if executor.phase is ExecutorPhase.REGISTERED:
             self.send(executor.transport, pb.RunExecutorTask(framework=msg.framework, task=task))
@@ -293,7 +451,7 @@ class AgentEngine(Engine):
             "CORRAL_AGENT_ID": self.agent_id or "",
             "CORRAL_AGENT_ENDPOINT": self.transport,
             "CORRAL_CHECKPOINT": "1" if framework.checkpoint else "0",
-            "CORRAL_RECOVERY_TIMEOUT": "900",
+            "CORRAL_RECOVERY_TIMEOUT": str(self.config.executor_recovery_timeout),
             "CORRAL_STATUS_UPDATE_BACKOFF": str(self.config.status_update_backoff),
         }
 
@@ -304,9 +462,10 @@ class AgentEngine(Engine):
         if executor is None or executor.phase is ExecutorPhase.TERMINATING:
             self.send(msg.transport, pb.ShutdownExecutor(framework_id=msg.framework_id, executor_id=msg.executor_id))
             return
-        # (a second registration from the same executor means our reply was lost: answer again)
+        # (a second registration from the same executor means our reply was lost: answer again;
+        # a recovered executor that never registered before the restart registers afresh)
+        self._set_transport(executor, msg.transport)
         executor.phase = ExecutorPhase.REGISTERED
-        executor.transport = msg.transport
         self.cancel_timer(("executor_registration", key))
         self.send(
             msg.transport,
@@ -322,6 +481,121 @@ class AgentEngine(Engine):
         for task in executor.queued:
             self.send(executor.transport, pb.RunExecutorTask(framework=framework, task=task))
         executor.queued.clear()
+        self._recovery_progress(now)
+
+    def _set_transport(self, executor: Executor, transport: str) -> None:
+        if executor.transport != transport:
+            executor.transport = transport
+            if self.frameworks[executor.framework_id].checkpoint:
+                self.emit(CheckpointExecutor(executor.framework_id, executor.info, executor.container_id,
+                                             executor.command_executor, transport))
+
+    # ------------------------------------------------------------- recovery
+    def recover(self, state: RecoveredState, live: set[str], mode: RecoverMode, now: float) -> None:
+        """Rebuild the agent from its checkpoints, before `connect`. `live` holds the
+        container ids whose executor process is still running."""
+        self.recovering = True
+        self._agent_checkpointed = True
+        if state.agent.HasField("id"):
+            self.agent_id = state.agent.id.value
+            self.info.id.value = self.agent_id
+        self.frameworks.update(state.frameworks)
+        for run in state.runs:
+            fid, eid = run.framework_id, run.info.executor_id.value
+            executor = None
+            if not run.exited:
+                executor = Executor(run.info, fid, run.container_id, run.command_executor,
+                                    phase=ExecutorPhase.RECOVERING, transport=run.transport)
+            for recovered in run.tasks:
+                task = self._recover_task(fid, eid, run.container_id, recovered, now)
+                if task is not None and executor is not None:
+                    executor.task_ids.add(task.info.task_id.value)
+                    if not run.transport:
+                        executor.queued.append(task.info)  # never registered: never sent
+            if executor is None:
+                continue
+            if run.container_id not in live:
+                self._fail_tasks(executor, Reason.REASON_EXECUTOR_TERMINATED,
+                                 "the executor process was gone when the agent restarted", now)
+                self.emit(CheckpointExecutorExited(fid, eid, run.container_id))
+                continue
+            self.executors[(fid, eid)] = executor
+            self.containers[run.container_id] = (fid, eid)
+            self.counters["executors_recovered"] += 1
+            if mode is RecoverMode.CLEANUP:
+                self._fail_tasks(executor, Reason.REASON_AGENT_RESTARTED,
+                                 "the agent restarted with --recover cleanup and killed the executor", now)
+                executor.phase = ExecutorPhase.TERMINATING
+                self.emit(KillContainer(executor.container_id, 0.0))
+            elif executor.transport:
+                self.send(executor.transport, pb.AgentReconnect(transport=self.transport))
+        self.set_timer(("recovery",), now + self.config.recovery_timeout)
+        self._recovery_progress(now)
+
+    def _recover_task(self, fid: str, eid: str, container_id: str, recovered: RecoveredTask, now: float) -> Task | None:
+        """The task with its update stream replayed from the journal; None when its
+        terminal update was acknowledged (the task is over)."""
+        key = (fid, recovered.info.task_id.value)
+        task = Task(recovered.info, fid, eid, container_id=container_id, checkpoint=True)
+        for record in recovered.journal:
+            if record.kind is JournalKind.UPDATE:
+                assert record.update is not None
+                if self.updates.add(key, record.uuid, record.update, now) != _core.AddResult.DUPLICATE:
+                    task.state = record.update.status.state
+            else:
+                self.updates.ack(key, record.uuid, now)
+        if is_terminal(task.state) and self.updates.head(key) is None:
+            self.updates.remove(key)
+            return None
+        self.tasks[key] = task
+        return task
+
+    def _recovery_progress(self, now: float) -> None:
+        if self.recovering and not any(e.phase is ExecutorPhase.RECOVERING for e in self.executors.values()):
+            self._finish_recovery(now)
+
+    def _finish_recovery(self, now: float) -> None:
+        """Executors that did not reregister are terminated; then register with the master."""
+        self.cancel_timer(("recovery",))
+        for executor in list(self.executors.values()):
+            if executor.phase is ExecutorPhase.RECOVERING:
+                self._fail_tasks(executor, Reason.REASON_EXECUTOR_REREGISTRATION_TIMEOUT,
+                                 f"executor did not reregister within {self.config.recovery_timeout:g}s "
+                                 "of the agent restarting", now)
+                executor.phase = ExecutorPhase.TERMINATING
+                self.emit(KillContainer(executor.container_id, 0.0))
+        self.recovering = False
+        if self.connection is Connection.REGISTERING:
+            self.set_timer(("register",), now + self.rng.uniform(0, self._registration_backoff))
+
+    @on(T.REREGISTER_EXECUTOR)
+    def _reregister_executor(self, sender: str, msg: pb.ReregisterExecutor, now: float) -> None:
+        key = (msg.framework_id.value, msg.executor_id.value)
+        executor = self.executors.get(key)
+        if executor is None or executor.phase not in (ExecutorPhase.RECOVERING, ExecutorPhase.REGISTERED):
+            self.send(msg.transport, pb.ShutdownExecutor(framework_id=msg.framework_id, executor_id=msg.executor_id))
+            return
+        if executor.phase is ExecutorPhase.RECOVERING:
+            self.counters["executors_reregistered"] += 1
+        executor.phase = ExecutorPhase.REGISTERED
+        self._set_transport(executor, msg.transport)
+        agent_id = pb.AgentID(value=self.agent_id or "")
+        self.send(msg.transport, pb.ExecutorReregistered(agent_id=agent_id, agent_info=self.info))
+        for update in msg.updates:
+            # journalled (unless a duplicate by uuid) before it is acked, as in _executor_status_update
+            if update.uuid and (key[0], update.status.task_id.value) in self.tasks:
+                update.agent_id.value = self.agent_id or ""
+                update.status.agent_id.value = self.agent_id or ""
+                self._enqueue(update, now)
+            self.send(msg.transport, pb.ExecutorStatusUpdateAck(
+                agent_id=agent_id, framework_id=update.framework_id, task_id=update.status.task_id, uuid=update.uuid))
+        known = {t.task_id.value for t in msg.tasks}
+        framework = self.frameworks[executor.framework_id]
+        for task in self._live_tasks(executor):
+            if task.info.task_id.value not in known:  # launched, but the executor never got it
+                self.send(msg.transport, pb.RunExecutorTask(framework=framework, task=task.info))
+        executor.queued.clear()
+        self._recovery_progress(now)
 
     # -------------------------------------------------------------- killing
     @on(T.KILL_TASK)
@@ -374,7 +648,9 @@ class AgentEngine(Engine):
         for key in [k for k in self.tasks if k[0] == fid]:
             del self.tasks[key]
             self.updates.remove(key)
-        self.frameworks.pop(fid, None)
+        info = self.frameworks.pop(fid, None)
+        if info is not None and info.checkpoint:
+            self.emit(DiscardFramework(fid))
 
     # ------------------------------------------------------- executor exits
     def executor_exited(self, container_id: str, status: int, message: str, now: float) -> None:
@@ -388,6 +664,10 @@ class AgentEngine(Engine):
         self.cancel_timer(("executor_registration", key))
         self._fail_tasks(executor, Reason.REASON_EXECUTOR_TERMINATED, message or f"executor exited with status {status}", now)
         del self.executors[key]
+        framework = self.frameworks.get(key[0])
+        if framework is not None and framework.checkpoint:
+            self.emit(CheckpointExecutorExited(key[0], key[1], container_id))
+        self._recovery_progress(now)
         if self.connection is Connection.REGISTERED and self.agent_id:
             self.send(self.master, pb.ExitedExecutor(
                 agent_id=pb.AgentID(value=self.agent_id), framework_id=pb.FrameworkID(value=key[0]),
@@ -445,6 +725,9 @@ class AgentEngine(Engine):
             return
         task = self.tasks[key]
         task.state = update.status.state
+        if task.checkpoint:  # on disk before the forward below and before the executor's ack
+            self.emit(JournalAppend(task.framework_id, task.executor_id, task.container_id, key[1],
+                                    JournalRecord(JournalKind.UPDATE, update.uuid, update)))
         if result == _core.AddResult.FORWARD and self.connection is Connection.REGISTERED:
             self._forward(update)
 
@@ -466,6 +749,10 @@ class AgentEngine(Engine):
             self.counters["stale_acks"] += 1
             return
         self.counters["acks_received"] += 1
+        task = self.tasks.get(key)
+        if task is not None and task.checkpoint:  # on disk before the next update is forwarded
+            self.emit(JournalAppend(task.framework_id, task.executor_id, task.container_id, key[1],
+                                    JournalRecord(JournalKind.ACK, msg.uuid)))
         nxt = self.updates.head(key)
         if nxt is not None:
             if self.connection is Connection.REGISTERED:
@@ -507,6 +794,7 @@ class AgentEngine(Engine):
             "transport": self.transport,
             "master": self.master,
             "connection": self.connection.value,
+            "recovering": self.recovering,
             "frameworks": [
                 {"id": fid, "name": info.name, "checkpoint": info.checkpoint}
                 for fid, info in self.frameworks.items()
@@ -533,6 +821,12 @@ class AgentEngine(Engine):
             "pending_status_updates": len(self.updates),
             "counters": dict(self.counters),
         }
+
+
+def _copy(info: pb.AgentInfo) -> pb.AgentInfo:
+    out = pb.AgentInfo()
+    out.CopyFrom(info)
+    return out
 
 
 def _version() -> str:

@@ -1,0 +1,325 @@
+"""Agent checkpoints: the files a restarted agent recovers from (pure file I/O).
+
+Owns the on-disk layout under `<work_dir>/meta` and its crash safety; it knows nothing
+of protocols. The agent engine decides *what* to persist and emits checkpoint actions
+(`corral.engines.agent.CheckpointFramework`, `JournalAppend`, ...); the daemon performs
+each one here synchronously, in the order emitted, before it performs the engine's
+following actions. So an update is in its journal before the `Send` that acks it to
+the executor or forwards it to the master is performed, and an ack is journalled before
+the next update of the stream is forwarded ("journal before ack").
+
+Layout (ids are percent-encoded so any id is one safe path component)::
+
+    meta/boot_id                                  boot id of the machine at the last start
+    meta/agent.pb                                 AgentInfo (with the agent id)
+    meta/frameworks/<fid>/framework.pb            FrameworkInfo
+    meta/frameworks/<fid>/executors/<eid>/runs/<container_id>/
+        executor.pb                               ExecutorInfo
+        run.json                                  command executor?, executor transport
+        pid                                       "<pid> <start time in clock ticks>"
+        exited                                    marker: the run has ended
+        tasks/<tid>/task.pb                       TaskInfo
+        tasks/<tid>/updates                       the task's update journal
+
+Whole files are written crash-safely: a temporary file in the same directory, fsync,
+rename over the target, fsync of the directory. Journals are append-only; each record
+is `kind (1 byte) | length (4 bytes, big-endian) | crc32 of the body (4 bytes) | body`,
+the body being a serialised `StatusUpdate` (kind UPDATE) or the acknowledged uuid (kind
+ACK); each append is fsynced. A record cut short or failing its checksum at the end of
+a journal is what a crash in the middle of an append leaves: it is truncated away with a
+warning. Anything else that does not parse raises `CheckpointError` naming the file.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+from google.protobuf.message import DecodeError, Message
+
+from corral.engines.agent import JournalKind, JournalRecord, RecoveredRun, RecoveredState, RecoveredTask
+from corral.protos import corral_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+#: where the machine's boot id is read from (a new one means the machine rebooted)
+BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
+
+_HEADER = struct.Struct(">BII")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is corrupt or unreadable; the message names the file."""
+
+
+@dataclass(frozen=True)
+class ProcessStamp:
+    """A process identity that survives pid reuse: its pid and its start time."""
+
+    pid: int
+    start_time: int
+
+
+def read_boot_id(path: Path = BOOT_ID_PATH) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError as exc:
+        raise CheckpointError(f"cannot read the boot id from {path}: {exc}") from exc
+
+
+def process_stamp(pid: int) -> ProcessStamp | None:
+    """The live process `pid` as a `ProcessStamp`; None when there is no such process
+    (or it is a zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # fields after the command name, which is in parentheses and may contain anything
+    fields = stat[stat.rindex(")") + 2:].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return ProcessStamp(pid, int(fields[19]))
+
+
+def _component(identifier: str) -> str:
+    return quote(identifier, safe="-_").replace(".", "%2E")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _ensure_dir(path: Path) -> None:
+    """Create `path` and its missing parents, making each new entry durable."""
+    if path.is_dir():
+        return
+    _ensure_dir(path.parent)
+    path.mkdir(exist_ok=True)
+    _fsync_dir(path.parent)
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    _ensure_dir(path.parent)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def encode_record(record: JournalRecord) -> bytes:
+    if record.kind is JournalKind.UPDATE:
+        assert record.update is not None
+        body = record.update.SerializeToString()
+    else:
+        body = record.uuid
+    return _HEADER.pack(int(record.kind), len(body), zlib.crc32(body)) + body
+
+
+def read_journal(path: Path) -> list[JournalRecord]:
+    """The records of the journal at `path`; a torn last record is truncated away."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise CheckpointError(f"cannot read journal {path}: {exc}") from exc
+    records: list[JournalRecord] = []
+    offset = 0
+    while offset < len(data):
+        end = offset + _HEADER.size
+        if end > len(data):
+            _truncate_torn(path, offset, len(data))
+            break
+        kind, length, crc = _HEADER.unpack_from(data, offset)
+        stop = end + length
+        if stop > len(data):
+            _truncate_torn(path, offset, len(data))
+            break
+        body = data[end:stop]
+        if zlib.crc32(body) != crc:
+            if stop == len(data):
+                _truncate_torn(path, offset, len(data))
+                break
+            raise CheckpointError(f"corrupt checkpoint {path}: record at byte {offset} fails its checksum")
+        try:
+            kind = JournalKind(kind)
+        except ValueError:
+            raise CheckpointError(f"corrupt checkpoint {path}: unknown record kind {kind} at byte {offset}") from None
+        if kind is JournalKind.UPDATE:
+            update = _parse(pb.StatusUpdate, body, path)
+            records.append(JournalRecord(kind, update.uuid, update))
+        else:
+            records.append(JournalRecord(kind, body))
+        offset = stop
+    return records
+
+
+def _truncate_torn(path: Path, offset: int, size: int) -> None:
+    log.warning("journal %s: truncating a torn last record at byte %d (%d bytes; a crash mid-append)",
+                path, offset, size - offset)
+    with open(path, "r+b") as f:
+        f.truncate(offset)
+        os.fsync(f.fileno())
+
+
+def _parse(cls: type[Message], data: bytes, path: Path) -> Message:  # type: ignore[type-arg]
+    try:
+        message = cls.FromString(data)
+        if not message.IsInitialized():
+            raise DecodeError(f"missing {', '.join(message.FindInitializationErrors())}")
+        return message
+    except DecodeError as exc:
+        raise CheckpointError(f"corrupt checkpoint {path}: not a valid {cls.__name__} ({exc})") from None
+
+
+def _read_message(cls: type[Message], path: Path) -> Message:  # type: ignore[type-arg]
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+    return _parse(cls, data, path)
+
+
+class Checkpointer:
+    """Reads and writes the checkpoint tree of one agent work dir."""
+
+    def __init__(self, work_dir: Path) -> None:
+        self.root = Path(work_dir) / "meta"
+
+    # -- paths ----------------------------------------------------------------------
+    def _framework_dir(self, fid: str) -> Path:
+        return self.root / "frameworks" / _component(fid)
+
+    def _run_dir(self, fid: str, eid: str, container_id: str) -> Path:
+        return self._framework_dir(fid) / "executors" / _component(eid) / "runs" / _component(container_id)
+
+    def _task_dir(self, fid: str, eid: str, container_id: str, tid: str) -> Path:
+        return self._run_dir(fid, eid, container_id) / "tasks" / _component(tid)
+
+    # -- writing ----------------------------------------------------------------------
+    def exists(self) -> bool:
+        return (self.root / "agent.pb").exists()
+
+    def discard(self) -> None:
+        """Forget every checkpoint (a fresh agent)."""
+        if self.root.exists():
+            shutil.rmtree(self.root)
+            _fsync_dir(self.root.parent)
+
+    def write_boot_id(self, boot_id: str) -> None:
+        write_atomically(self.root / "boot_id", boot_id.encode() + b"\n")
+
+    def read_boot_id(self) -> str | None:
+        path = self.root / "boot_id"
+        return read_boot_id(path) if path.exists() else None
+
+    def write_agent(self, info: pb.AgentInfo) -> None:
+        write_atomically(self.root / "agent.pb", info.SerializeToString())
+
+    def write_framework(self, info: pb.FrameworkInfo) -> None:
+        write_atomically(self._framework_dir(info.id.value) / "framework.pb", info.SerializeToString())
+
+    def discard_framework(self, fid: str) -> None:
+        path = self._framework_dir(fid)
+        if path.exists():
+            shutil.rmtree(path)
+            _fsync_dir(path.parent)
+
+    def write_executor(self, fid: str, info: pb.ExecutorInfo, container_id: str, command_executor: bool,
+                       transport: str) -> None:
+        run = self._run_dir(fid, info.executor_id.value, container_id)
+        if not (run / "executor.pb").exists():
+            write_atomically(run / "executor.pb", info.SerializeToString())
+        write_atomically(run / "run.json", json.dumps(
+            {"command_executor": command_executor, "transport": transport}).encode())
+
+    def write_pid(self, fid: str, eid: str, container_id: str, stamp: ProcessStamp) -> None:
+        write_atomically(self._run_dir(fid, eid, container_id) / "pid", f"{stamp.pid} {stamp.start_time}\n".encode())
+
+    def mark_exited(self, fid: str, eid: str, container_id: str) -> None:
+        run = self._run_dir(fid, eid, container_id)
+        if run.exists():
+            write_atomically(run / "exited", b"")
+
+    def write_task(self, fid: str, eid: str, container_id: str, info: pb.TaskInfo) -> None:
+        write_atomically(self._task_dir(fid, eid, container_id, info.task_id.value) / "task.pb",
+                         info.SerializeToString())
+
+    def append(self, fid: str, eid: str, container_id: str, tid: str, record: JournalRecord) -> None:
+        """Append one record to the task's journal and make it durable."""
+        directory = self._task_dir(fid, eid, container_id, tid)
+        _ensure_dir(directory)
+        path = directory / "updates"
+        created = not path.exists()
+        with open(path, "ab") as f:
+            f.write(encode_record(record))
+            f.flush()
+            os.fsync(f.fileno())
+        if created:
+            _fsync_dir(directory)
+
+    # -- reading ----------------------------------------------------------------------
+    def read(self) -> RecoveredState:
+        """Everything checkpointed; CheckpointError (naming the file) if any is corrupt."""
+        agent = _read_message(pb.AgentInfo, self.root / "agent.pb")
+        frameworks: dict[str, pb.FrameworkInfo] = {}
+        runs: list[RecoveredRun] = []
+        for fdir in _subdirs(self.root / "frameworks"):
+            framework_file = fdir / "framework.pb"
+            if not framework_file.exists():
+                continue  # removed mid-way (framework shut down): nothing to recover
+            info = _read_message(pb.FrameworkInfo, framework_file)
+            frameworks[info.id.value] = info
+            for edir in _subdirs(fdir / "executors"):
+                for rdir in _subdirs(edir / "runs"):
+                    run = self._read_run(info.id.value, rdir)
+                    if run is not None:
+                        runs.append(run)
+        return RecoveredState(agent, frameworks, runs)
+
+    def _read_run(self, fid: str, rdir: Path) -> RecoveredRun | None:
+        if not (rdir / "executor.pb").exists():
+            return None  # the agent died before the run's first file was complete
+        executor = _read_message(pb.ExecutorInfo, rdir / "executor.pb")
+        run_file = rdir / "run.json"
+        try:
+            run = json.loads(run_file.read_text())
+            command_executor, transport = bool(run["command_executor"]), str(run["transport"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"corrupt checkpoint {run_file}: {exc}") from None
+        stamp = None
+        pid_file = rdir / "pid"
+        if pid_file.exists():
+            try:
+                pid, start_time = (int(x) for x in pid_file.read_text().split())
+            except (OSError, ValueError) as exc:
+                raise CheckpointError(f"corrupt checkpoint {pid_file}: {exc}") from None
+            stamp = ProcessStamp(pid, start_time)
+        tasks = []
+        for tdir in _subdirs(rdir / "tasks"):
+            if (tdir / "task.pb").exists():
+                tasks.append(RecoveredTask(_read_message(pb.TaskInfo, tdir / "task.pb"),
+                                           read_journal(tdir / "updates")))
+        return RecoveredRun(
+            framework_id=fid, info=executor, container_id=unquote(rdir.name), command_executor=command_executor,
+            transport=transport, pid=stamp.pid if stamp else 0, start_time=stamp.start_time if stamp else 0,
+            exited=(rdir / "exited").exists(), tasks=tasks)
+
+
+def _subdirs(path: Path) -> list[Path]:
+    if not path.is_dir():
+        return []
+    return sorted(p for p in path.iterdir() if p.is_dir())
