@@ -50,6 +50,7 @@ _BODY_NAMES: dict[str, str] = {
     "SHUTDOWN_FRAMEWORK": "ShutdownFramework",
     "EXITED_EXECUTOR": "ExitedExecutor",
     "UNREGISTER_AGENT": "UnregisterAgent",
+    "CHECKPOINT_RESOURCES": "CheckpointResources",
     "REGISTER_EXECUTOR": "RegisterExecutor",
     "REREGISTER_EXECUTOR": "ReregisterExecutor",
     "EXECUTOR_REGISTERED": "ExecutorRegistered",

@@ -542,3 +542,18 @@ def test_invariants_under_random_operations(seed: int) -> None:
                             for kind in ("cpus", "mem"):
                                 expected[kind] = expected.get(kind, 0) + resources.scalar(kind)
             assert view["allocated"] == {k: v for k, v in sorted(expected.items()) if v}
+
+
+def test_a_reservation_of_disk_alone_is_offered_to_its_role():
+    """A persistent volume's disk is not allocatable on its own; the role's whole usable
+    set on the agent is what counts (as in Mesos)."""
+    from corral.master.allocator import Allocator
+    from corral.resources import Resources
+
+    reserved_disk = Resources.from_protos(Resources.parse("disk:100", default_role="db").to_protos())
+    allocator = Allocator()
+    allocator.add_agent("a1", Resources.parse("cpus:2;mem:1024") + reserved_disk)
+    allocator.add_framework("f1", ["db"])
+    (allocation,) = allocator.allocate(0.0)
+    assert allocation.resources.reserved("db") == reserved_disk
+    assert allocation.resources.cpus == 2

@@ -22,6 +22,7 @@ from corral.engines.common import for_framework, is_terminal, new_status, new_up
 from corral.protocol import MessageType as T
 from corral.protocol import PeerEvent
 from corral.protos import corral_pb2 as pb
+from corral.master import operations
 from corral.master.allocator import Allocator, AllocatorConfig, AllocatorError, RoleError
 from corral.resources import ResourceError, Resources
 
@@ -142,6 +143,7 @@ class MasterEngine(Engine):
             "messages_from_unknown": 0,
             "reconcile_calls": 0,
             "allocation_conflicts": 0,
+            "invalid_operations": 0,
         }
         self.set_timer(("allocate",), now + self.config.allocation_interval)
         self.set_timer(("ping",), now + self.config.ping_interval)
@@ -580,9 +582,19 @@ class MasterEngine(Engine):
         for offer in offers:
             remaining = remaining + offer.resources
         seen: set[str] = set()
+        changed = False
         for op in msg.operations:
             if op.type != pb.Offer.Operation.LAUNCH:
-                self.send(fw.transport, pb.Error(message=f"operation {pb.Offer.Operation.Type.Name(op.type)} is not supported yet"))
+                try:
+                    change = operations.conversion(op, role, agent.total)
+                    remaining = operations.apply(remaining, change, agent.used)
+                except operations.OperationError as exc:
+                    self.counters["invalid_operations"] += 1
+                    self.send(fw.transport, pb.Error(message=f"{pb.Offer.Operation.Type.Name(op.type)} rejected: {exc}"))
+                    continue
+                agent.total = agent.total - change.consumed + change.converted
+                self.allocator.update_allocation(fw.id, agent.id, change.consumed, change.converted, role)
+                changed = True
                 continue
             for task_info in op.launch.task_infos:
                 problem, resources = self._validate_task(fw, agent, task_info, remaining, seen)
@@ -595,6 +607,11 @@ class MasterEngine(Engine):
                     continue
                 remaining = remaining - resources
                 self._launch(fw, agent, task_info, resources, role)
+        if changed:
+            del agent.info.resources[:]
+            agent.info.resources.extend(agent.total.to_protos())
+            self.send(agent.transport, pb.CheckpointResources(agent_id=pb.AgentID(value=agent.id),
+                                                              resources=agent.info.resources))
         if remaining:
             self.allocator.recover(fw.id, agent.id, remaining, refuse_seconds=msg.filters.refuse_seconds, now=now,
                                    role=role)

@@ -544,11 +544,14 @@ class Allocator:
         while True:
             for role in self._walk(self._root, served, agent.reservation_roles):
                 served.add(role)
-                reserved = agent.available.filter_role(role.name).reserved()
+                usable = agent.available.filter_role(role.name)
+                reserved = usable.reserved()
                 quantities = _quantities(reserved)
-                if not self._allocatable(quantities):
+                # as in Mesos, what must be allocatable is all the role may use here, so a
+                # reservation of disk alone (a volume) is still offered
+                if not quantities or not self._allocatable(_quantities(usable)):
                     continue
-                offer, fitted = self._fit(role, reserved, quantities)
+                offer, fitted = self._fit(role, reserved, quantities, require_allocatable=False)
                 if offer is not None and self._offer(role, agent, offer, fitted, now, offers):
                     break
             else:
@@ -572,7 +575,7 @@ class Allocator:
                 yield from self._walk(child, served, reservations)
 
     def _fit(
-        self, role: _Role, resources: Resources, quantities: Quantities
+        self, role: _Role, resources: Resources, quantities: Quantities, require_allocatable: bool = True
     ) -> tuple[Resources | None, Quantities]:
         """`resources` shrunk to the quota headroom of `role` and its ancestors, and its
         quantities; (None, {}) when what is left is not allocatable, or when the role is
@@ -590,7 +593,7 @@ class Allocator:
         if caps:
             resources = resources.cap_scalars({name: cap / _MILLI for name, cap in caps.items()})
             quantities = _quantities(resources)
-        if not self._allocatable(quantities):
+        if not quantities or (require_allocatable and not self._allocatable(quantities)):
             return None, {}
         return resources, quantities
 
