@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Sequence
 
 from corral import __version__, _core
+from corral.agent.checkpoint import BOOT_ID_PATH, CheckpointError
 from corral.detector import MasterAddressError, parse_master
+from corral.engines.agent import RecoverMode
 from corral.resources import ResourceError, Resources, detect_resources, parse_attributes
 
 log = logging.getLogger("corral")
@@ -102,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--resources", type=_resources, default=None,
                        help='e.g. "cpus:2;mem:1024;disk:4096;ports:[31000-32000]" (default: detected)')
     agent.add_argument("--attributes", default="", help='e.g. "rack:r1;zone:z2"')
+    agent.add_argument("--recover", choices=[m.value for m in RecoverMode], default=RecoverMode.RECONNECT.value,
+                       help="on restart, reconnect to the executors left running (default) or kill them")
+    agent.add_argument("--recovery-timeout", type=_seconds, default=2.0,
+                       help="seconds recovered executors get to reregister after a restart (default 2)")
+    agent.add_argument("--boot-id-file", type=Path, default=BOOT_ID_PATH,
+                       help=f"where the machine's boot id is read (default {BOOT_ID_PATH}); a new one means a fresh agent")
 
     local = sub.add_parser("local", help="run a master and N agents on this machine")
     local.add_argument("--agents", type=_positive_int, default=1)
@@ -170,9 +178,14 @@ def run_agent(args: argparse.Namespace) -> int:
     work_dir = _work_dir(args.work_dir, "agent")
     resources = args.resources if args.resources is not None else detect_resources(str(work_dir))
     flags = AgentFlags(master=args.master, work_dir=work_dir, resources=resources, attributes=attributes,
-                       host=args.ip, port=args.port, transport_port=_transport_port(args.transport_port, args.port))
+                       host=args.ip, port=args.port, transport_port=_transport_port(args.transport_port, args.port),
+                       recover=RecoverMode(args.recover), recovery_timeout=args.recovery_timeout,
+                       boot_id_file=args.boot_id_file)
     daemon = AgentDaemon(flags)
-    daemon.start()
+    try:
+        daemon.start()
+    except CheckpointError as exc:
+        raise UsageError(f"cannot recover: {exc} (remove {daemon.checkpointer.root} to start as a new agent)") from None
     print(f"corral agent listening on {daemon.address} (transport {daemon.runtime.address}), "
           f"master {args.master}, resources {resources}", flush=True)
     _wait_for_signal()

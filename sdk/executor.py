@@ -1,6 +1,9 @@
 """`Executor`, the base class of custom executors, and `ExecutorDriver`, which
 registers it with the agent that launched the process and carries its status updates
-reliably (retried until the agent acknowledges them)."""
+reliably (retried until the agent acknowledges them). For a framework that checkpoints
+(CORRAL_CHECKPOINT=1) the driver survives an agent restart: it waits up to
+CORRAL_RECOVERY_TIMEOUT seconds for the restarted agent and reregisters with it, and
+`stop()` waits that long for its last updates to be acknowledged."""
 from __future__ import annotations
 
 import logging
@@ -9,7 +12,8 @@ import random
 import threading
 
 from corral.driver import DriverBase, DriverStatus
-from corral.engines.executor import AllAcknowledged, ExecutorEngine, Stop
+from corral.engines.base import Callback
+from corral.engines.executor import AllAcknowledged, ExecutorEngine, ExecutorEvent, Stop
 from corral.protos import corral_pb2 as pb
 from corral.runtime import Runtime
 
@@ -68,16 +72,32 @@ class ExecutorDriver(DriverBase):
         self.executor_id = env["CORRAL_EXECUTOR_ID"]
         self.sandbox = env.get("CORRAL_SANDBOX", os.getcwd())
         self._backoff = float(env.get("CORRAL_STATUS_UPDATE_BACKOFF", "10"))
+        self.checkpoint = env.get("CORRAL_CHECKPOINT") == "1"
+        self.recovery_timeout = float(env.get("CORRAL_RECOVERY_TIMEOUT", "900"))
         self._all_acked = threading.Event()
+        #: the agent is gone for good: abort once the shutdown callback has run
+        self._abandoned = False
 
     def _make_engine(self, address: str) -> ExecutorEngine:
         return ExecutorEngine(self.framework_id, self.executor_id, self._agent, address,
-                              status_update_backoff=self._backoff, rng=random.Random())
+                              status_update_backoff=self._backoff, rng=random.Random(),
+                              checkpoint=self.checkpoint, recovery_timeout=self.recovery_timeout)
 
     def _on_started(self, runtime: Runtime) -> None:
-        runtime.add_performer(Stop, lambda _a: threading.Thread(target=self.stop, daemon=True).start())
+        runtime.add_performer(Stop, self._perform_stop)
         runtime.add_performer(AllAcknowledged, lambda _a: self._check_flushed())
         runtime.call_soon(lambda: self.engine.start(self._now()))
+
+    def _perform_stop(self, action: Stop) -> None:
+        if action.flush:
+            threading.Thread(target=self.stop, daemon=True).start()
+        else:
+            self._abandoned = True
+
+    def _after_callback(self, callback: Callback, failed: bool) -> None:
+        if self._abandoned and callback.event is ExecutorEvent.SHUTDOWN:
+            log.error("the agent did not come back: executor aborted")
+            self.abort()
 
     def send_status_update(self, status: pb.TaskStatus) -> DriverStatus:
         """Send `status` reliably: it is retried until the agent acknowledges it."""
@@ -92,10 +112,11 @@ class ExecutorDriver(DriverBase):
         return self._call(self.engine.send_framework_message, data)
 
     def stop(self) -> DriverStatus:
-        """Stop after the agent has acknowledged every update (at most FLUSH_TIMEOUT)."""
+        """Stop after the agent has acknowledged every update (at most FLUSH_TIMEOUT, or
+        the recovery timeout when the framework checkpoints: the agent may be restarting)."""
         if self.status is DriverStatus.RUNNING and self._runtime is not None:
             self._all_acked.clear()
             self._runtime.call_soon(self._check_flushed)
-            if not self._all_acked.wait(FLUSH_TIMEOUT):
+            if not self._all_acked.wait(max(FLUSH_TIMEOUT, self.recovery_timeout) if self.checkpoint else FLUSH_TIMEOUT):
                 log.warning("stopping with unacknowledged status updates")
         return self._finish(DriverStatus.STOPPED)

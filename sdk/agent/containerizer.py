@@ -1,18 +1,29 @@
 """Executor processes: each container is one OS process (and its children) in its own
 session and process group, started in a fresh sandbox directory with stdout and stderr
 captured to files there. Exits are reported through a callback, from a waiter thread.
+
+Killing a container signals its process group and every descendant of the executor
+(found through /proc), since executors may start tasks in sessions of their own: a
+SIGKILLed executor must not leave its tasks behind.
+
+After an agent restart, executors that survived are no longer the agent's children:
+`adopt` watches such a process by pid (a pidfd, polled with select, or /proc polling
+where pidfds are missing) and reports its exit the same way, with an unknown status.
 """
 from __future__ import annotations
 
 import logging
 import os
+import select
 import signal
 import subprocess
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from corral.agent.checkpoint import ProcessStamp, process_stamp
 from corral.protos import corral_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -24,18 +35,52 @@ class LaunchError(RuntimeError):
     """The executor process could not be started."""
 
 
+#: exit status reported for an adopted process (not our child: its status is unknowable)
+UNKNOWN_STATUS = -1
+#: /proc polling interval for adopted processes when pidfds are not available
+PROC_POLL_INTERVAL = 0.2
+
+
 @dataclass
 class Container:
     id: str
-    process: subprocess.Popen[bytes]
-    sandbox: Path
+    #: process group id (= pid: executors lead their own session)
+    pid: int
+    sandbox: Path | None
+    #: our child (None for a process adopted after an agent restart)
+    process: subprocess.Popen[bytes] | None = None
     killing: bool = False
+    exited: threading.Event = field(default_factory=threading.Event)
+    #: the executor's descendants when the kill began (they outlive it once reparented)
+    descendants: list[ProcessStamp] = field(default_factory=list)
 
 
 def executor_argv(command: pb.CommandInfo) -> list[str]:
     if command.shell:
         return ["/bin/sh", "-c", command.value]
     return list(command.arguments) or [command.value]
+
+
+def descendants(pid: int) -> list[ProcessStamp]:
+    """Every live process below `pid` in the process tree."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read()
+            except OSError:
+                continue
+            ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+    out: list[ProcessStamp] = []
+    todo = list(children.get(pid, []))
+    while todo:
+        child = todo.pop()
+        stamp = process_stamp(child)
+        if stamp is not None:
+            out.append(stamp)
+        todo.extend(children.get(child, []))
+    return out
 
 
 def describe_status(returncode: int) -> str:
@@ -75,18 +120,57 @@ class Containerizer:
                 )
         except OSError as exc:
             raise LaunchError(f"cannot start executor {executor.executor_id.value!r}: {exc}") from exc
-        container = Container(container_id, process, sandbox)
+        container = Container(container_id, process.pid, sandbox, process)
         with self._lock:
             self.containers[container_id] = container
         threading.Thread(target=self._wait, args=(container,), name=f"wait-{container_id}", daemon=True).start()
         log.info("launched container %s (pid %d) in %s", container_id, process.pid, sandbox)
         return sandbox
 
+    def stamp(self, container_id: str) -> ProcessStamp | None:
+        """The identity of the container's process (pid and start time), if it runs."""
+        with self._lock:
+            container = self.containers.get(container_id)
+        return process_stamp(container.pid) if container is not None else None
+
+    def adopt(self, container_id: str, stamp: ProcessStamp) -> bool:
+        """Watch a running executor left by a previous agent; False if it is gone."""
+        if process_stamp(stamp.pid) != stamp:
+            return False
+        container = Container(container_id, stamp.pid, None)
+        with self._lock:
+            self.containers[container_id] = container
+        threading.Thread(target=self._watch, args=(container, stamp), name=f"watch-{container_id}", daemon=True).start()
+        log.info("recovered container %s (pid %d)", container_id, stamp.pid)
+        return True
+
     def _wait(self, container: Container) -> None:
+        assert container.process is not None
         returncode = container.process.wait()
+        self._exited(container, returncode, describe_status(returncode))
+
+    def _watch(self, container: Container, stamp: ProcessStamp) -> None:
+        try:
+            pidfd = os.pidfd_open(stamp.pid)
+        except OSError:
+            pidfd = -1
+        if pidfd >= 0 and process_stamp(stamp.pid) == stamp:  # the fd is of our process, not a reused pid
+            try:
+                select.select([pidfd], [], [])
+            finally:
+                os.close(pidfd)
+        else:
+            if pidfd >= 0:
+                os.close(pidfd)
+            while process_stamp(stamp.pid) == stamp:
+                time.sleep(PROC_POLL_INTERVAL)
+        self._exited(container, UNKNOWN_STATUS, f"recovered executor (pid {stamp.pid}) exited")
+
+    def _exited(self, container: Container, status: int, message: str) -> None:
+        container.exited.set()
         with self._lock:
             self.containers.pop(container.id, None)
-        self._on_exit(container.id, returncode, describe_status(returncode))
+        self._on_exit(container.id, status, message)
 
     def kill(self, container_id: str, grace: float) -> None:
         """SIGTERM the container's process group; SIGKILL it after `grace` seconds."""
@@ -95,6 +179,7 @@ class Containerizer:
         if container is None or container.killing:
             return
         container.killing = True
+        container.descendants = descendants(container.pid)
         self._signal(container, signal.SIGTERM if grace > 0 else signal.SIGKILL)
         if grace > 0:
             timer = threading.Timer(grace, self._signal, args=(container, signal.SIGKILL))
@@ -102,11 +187,22 @@ class Containerizer:
             timer.start()
 
     def _signal(self, container: Container, sig: int) -> None:
-        if container.process.poll() is None:
+        """SIGTERM: the executor's process group (it stops its tasks itself). SIGKILL:
+        the group and every descendant, past and present."""
+        if not container.exited.is_set() and (container.process is None or container.process.poll() is None):
+            if sig == signal.SIGKILL:
+                container.descendants.extend(descendants(container.pid))
             try:
-                os.killpg(container.process.pid, sig)
+                os.killpg(container.pid, sig)
             except ProcessLookupError:
                 pass
+        if sig == signal.SIGKILL:
+            for stamp in container.descendants:
+                if process_stamp(stamp.pid) == stamp:
+                    try:
+                        os.kill(stamp.pid, sig)
+                    except ProcessLookupError:
+                        pass
 
     def kill_all(self, grace: float) -> None:
         with self._lock:
@@ -115,11 +211,7 @@ class Containerizer:
             self.kill(cid, grace)
 
     def wait_all(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
         with self._lock:
-            processes = [c.process for c in self.containers.values()]
-        for process in processes:
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                return False
-        return True
+            containers = list(self.containers.values())
+        return all(c.exited.wait(max(0.0, deadline - time.monotonic())) for c in containers)

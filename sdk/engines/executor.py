@@ -1,15 +1,25 @@
 """The executor-driver engine: registration with the agent, task callbacks, and
-reliable status updates (retried to the agent until acknowledged), sans I/O."""
+reliable status updates (retried to the agent until acknowledged), sans I/O.
+
+Agent restarts: when the connection to the agent drops, the executor of a framework
+that does not checkpoint shuts down (its agent will not know it); one that checkpoints
+waits up to `recovery_timeout` for the restarted agent's `AgentReconnect` (which names
+the agent's new address), then answers `ReregisterExecutor` with its tasks and its
+unacknowledged updates, retried every second until `ExecutorReregistered`, after which
+it resends the head of every stream at once. No agent within the timeout: it shuts down.
+"""
 from __future__ import annotations
 
 import enum
 import random
+from dataclasses import dataclass
 from typing import Any
 
 from corral import _core
 from corral.engines.base import Callback, Engine, on
 from corral.engines.common import new_update
 from corral.protocol import MessageType as T
+from corral.protocol import PeerEvent
 from corral.protos import corral_pb2 as pb
 
 
@@ -26,8 +36,13 @@ class ExecutorEvent(enum.Enum):
     ERROR = "error"
 
 
+@dataclass(slots=True)
 class Stop:
-    """The driver must stop (the agent asked the executor to shut down)."""
+    """The driver must stop: the agent asked the executor to shut down (after flushing
+    the updates not yet acknowledged), or the agent is gone for good (`flush` False:
+    once the SHUTDOWN callback that follows has run)."""
+
+    flush: bool = True
 
 
 class AllAcknowledged:
@@ -38,8 +53,13 @@ class ExecutorEngine(Engine):
     REGISTRATION_RETRY = 1.0
 
     def __init__(self, framework_id: str, executor_id: str, agent: str, transport: str,
-                 status_update_backoff: float = 10.0, rng: random.Random | None = None) -> None:
+                 status_update_backoff: float = 10.0, rng: random.Random | None = None, *,
+                 checkpoint: bool = False, recovery_timeout: float = 900.0) -> None:
         super().__init__()
+        self.checkpoint = checkpoint
+        self.recovery_timeout = recovery_timeout
+        #: the agent connection dropped and no restarted agent has taken us back yet
+        self.agent_lost = False
         self.framework_id = framework_id
         self.executor_id = executor_id
         self.agent = agent
@@ -76,11 +96,62 @@ class ExecutorEngine(Engine):
             if not self.registered:
                 self._register()
                 self.set_timer(("register",), now + self.REGISTRATION_RETRY)
+        elif key == ("reregister",):
+            self._reregister()
+            self.set_timer(("reregister",), now + self.REGISTRATION_RETRY)
+        elif key == ("recovery",):
+            self._give_up()
         else:
             super().on_timer(key, now)
 
     def _from_agent(self, sender: str) -> bool:
         return sender == self.agent
+
+    # -- agent restarts ------------------------------------------------------------
+    def peer_event(self, address: str, event: PeerEvent, now: float) -> None:
+        if address != self.agent or event is not PeerEvent.DISCONNECTED or self.agent_lost:
+            return
+        self.agent_lost = True
+        self.emit(Callback(ExecutorEvent.DISCONNECTED))
+        if self.checkpoint:
+            self.set_timer(("recovery",), now + self.recovery_timeout)
+        else:
+            self._give_up()
+
+    def _give_up(self) -> None:
+        """No agent to report to: kill the tasks and stop."""
+        self.cancel_timer(("reregister",))
+        self.emit(Stop(flush=False))  # first: the driver stops once the shutdown callback has run
+        self.emit(Callback(ExecutorEvent.SHUTDOWN))
+
+    @on(T.AGENT_RECONNECT)
+    def _agent_reconnect(self, sender: str, msg: pb.AgentReconnect, now: float) -> None:
+        if msg.transport != sender or not self.checkpoint:
+            return
+        self.agent = sender
+        self.cancel_timer(("recovery",))
+        self._reregister()
+        self.set_timer(("reregister",), now + self.REGISTRATION_RETRY)
+
+    def _reregister(self) -> None:
+        msg = pb.ReregisterExecutor(framework_id=pb.FrameworkID(value=self.framework_id),
+                                    executor_id=pb.ExecutorID(value=self.executor_id), transport=self.transport)
+        msg.tasks.extend(self.tasks.values())
+        for tid in self.tasks:
+            msg.updates.extend(update for _uuid, update in self.updates.pending(tid))
+        self.send(self.agent, msg)
+
+    @on(T.EXECUTOR_REREGISTERED)
+    def _reregistered(self, sender: str, msg: pb.ExecutorReregistered, now: float) -> None:
+        if not self._from_agent(sender) or not self.has_timer(("reregister",)):
+            return
+        self.cancel_timer(("reregister",))
+        self.agent_lost = False
+        self.registered = True
+        self.agent_id = msg.agent_id.value
+        self.emit(Callback(ExecutorEvent.REREGISTERED, msg.agent_info))
+        for _key, _uuid, update in self.updates.resume(now):
+            self.send(self.agent, pb.ExecutorStatusUpdate(update=update))
 
     @on(T.EXECUTOR_REGISTERED)
     def _registered(self, sender: str, msg: pb.ExecutorRegistered, now: float) -> None:
