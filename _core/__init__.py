@@ -79,12 +79,17 @@ encode = _impl.envelope.encode
 encode_batch = _impl.envelope.encode_batch
 decode = _impl.envelope.decode
 select_drain_path = _impl.envelope.select_drain_path
+SendPath = _impl.envelope.SendPath
+send_frame = _impl.envelope.send_frame
+encode_and_send = _impl.envelope.encode_and_send
+select_send_path = _impl.envelope.select_send_path
 AckTracker = _impl.acks.AckTracker
 AddResult = _impl.acks.AddResult
 AckResult = _impl.acks.AckResult
 TimerQueue = _impl.timers.TimerQueue
 
-#: The implementation modules in use (`envelope.DRAIN_PATH` tells how drain receives).
+#: The implementation modules in use (`envelope.DRAIN_PATH` tells how drain receives,
+#: `envelope.SEND_PATH` how send_frame / encode_and_send send).
 envelope = _impl.envelope
 acks = _impl.acks
 timers = _impl.timers
@@ -105,6 +110,10 @@ __all__ = [
     "encode_batch",
     "decode",
     "select_drain_path",
+    "SendPath",
+    "send_frame",
+    "encode_and_send",
+    "select_send_path",
     "AckTracker",
     "AddResult",
     "AckResult",

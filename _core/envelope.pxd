@@ -4,6 +4,7 @@
 # link step at build time).
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.object cimport PyObject_GenericGetAttr
 from libc.errno cimport EAGAIN
 from libc.string cimport memcpy
 
@@ -26,6 +27,10 @@ ctypedef int (*_zmq_msg_recv_fn)(zmq_msg_t* msg, void* socket, int flags) noexce
 ctypedef void* (*_zmq_msg_data_fn)(zmq_msg_t* msg) noexcept nogil
 ctypedef int (*_zmq_msg_close_fn)(zmq_msg_t* msg) noexcept nogil
 ctypedef int (*_zmq_errno_fn)() noexcept nogil
+ctypedef int (*_zmq_send_fn)(void* socket, const void* buf, size_t len,
+                            int flags) noexcept nogil
+ctypedef int (*_zmq_msg_init_size_fn)(zmq_msg_t* msg, size_t size) noexcept nogil
+ctypedef int (*_zmq_msg_send_fn)(zmq_msg_t* msg, void* socket, int flags) noexcept nogil
 ctypedef void (*_zmq_version_fn)(int* major, int* minor, int* patch) noexcept nogil
 
 cdef enum:
@@ -36,6 +41,9 @@ cdef _zmq_msg_recv_fn _zmq_msg_recv
 cdef _zmq_msg_data_fn _zmq_msg_data
 cdef _zmq_msg_close_fn _zmq_msg_close
 cdef _zmq_errno_fn _zmq_errno
+cdef _zmq_send_fn _zmq_send
+cdef _zmq_msg_init_size_fn _zmq_msg_init_size
+cdef _zmq_msg_send_fn _zmq_msg_send
 
 cdef bint _COMPILED
 cdef int _MAGIC
@@ -44,6 +52,11 @@ cdef Py_ssize_t _HDR
 cdef int _BATCH
 cdef int _OK, _SHORT, _BAD_MAGIC, _BAD_VERSION, _SENDER_PAST_END
 cdef tuple _HEADER_ERRORS
+cdef Py_ssize_t _COPY_LIMIT
+cdef int _NOBLOCK
+cdef object _Again
+cdef int _SEND_UNRESOLVED, _SEND_LIBZMQ, _SEND_PYZMQ, _SEND_MODE
+cdef object _PLAIN_GETATTR_TYPE
 
 
 cdef int _check_header(cbuf p, Py_ssize_t start, Py_ssize_t end) noexcept
@@ -116,7 +129,21 @@ cdef class Dispatcher:
     cdef int _report(self, kind, str detail, exc) except -1
 
 
+@cython.locals(size=Py_ssize_t, sock="void*")
+cpdef send_frame(socket, frame)
+
+@cython.locals(sender_len=Py_ssize_t, size=Py_ssize_t, sock="void*", msg=zmq_msg_t,
+               w=wbuf, err=int)
+cpdef encode_and_send(socket, long long msg_type, long long seq, bytes sender, bytes body)
+
+@cython.locals(cls=object, closed=object, handle=object)
+cdef void* _live_handle(socket) except? NULL
+
+cdef _send_pyzmq(socket, frame)
+
+
 @cython.locals(lib="void*", version=_zmq_version_fn, init="void*", recv="void*",
-               data="void*", close="void*", errno_="void*", major=int, minor=int,
+               data="void*", close="void*", errno_="void*", send="void*",
+               init_size="void*", msg_send="void*", major=int, minor=int,
                patch=int, encoded=bytes)
 cdef str _load_libzmq()

@@ -155,3 +155,64 @@ def test_ack_memory_1m_pending(benchmark, impl, shape):
           f"({used / 1e6:.0f} B/update; target <= 256 MiB)")
     assert used <= 256 * 2**20
     benchmark.pedantic(len, args=(t,), rounds=1)  # keep it in the benchmark report
+
+
+@pytest.fixture(scope="module")
+def zmq_sink():
+    """A connected PUSH -> PULL pair over tcp loopback (unbounded queues)."""
+    zmq = pytest.importorskip("zmq")
+    ctx = zmq.Context.instance()
+    pull = ctx.socket(zmq.PULL)
+    pull.setsockopt(zmq.RCVHWM, 0)
+    pull.setsockopt(zmq.LINGER, 0)
+    port = pull.bind_to_random_port("tcp://127.0.0.1")
+    push = ctx.socket(zmq.PUSH)
+    push.setsockopt(zmq.SNDHWM, 0)
+    push.setsockopt(zmq.LINGER, 0)
+    push.connect(f"tcp://127.0.0.1:{port}")
+    yield push, pull
+    push.close()
+    pull.close()
+
+
+def _bench_send(benchmark, zmq_sink, run):
+    """Time ``run(push)`` (OPS sends); the receiver is emptied between rounds, untimed."""
+    push, pull = zmq_sink
+    pending = [0]
+
+    def empty_receiver():
+        for _ in range(pending[0]):
+            pull.recv()
+        pending[0] = 0
+
+    def timed():
+        run(push)
+        pending[0] = OPS
+
+    benchmark.pedantic(timed, setup=empty_receiver, rounds=300, warmup_rounds=5)
+    empty_receiver()
+
+
+def test_send_frame_zmq(benchmark, impl, record, zmq_sink):
+    name, mod = impl
+    send_frame = mod.envelope.send_frame
+    frame = mod.envelope.encode(7, 1, SENDER, BODY)
+
+    def run(push):
+        for _ in range(OPS):
+            send_frame(push, frame)
+
+    _bench_send(benchmark, zmq_sink, run)
+    record(benchmark, "send_frame (100-byte frame, tcp PUSH)", name, OPS)
+
+
+def test_encode_and_send_zmq(benchmark, impl, record, zmq_sink):
+    name, mod = impl
+    encode_and_send = mod.envelope.encode_and_send
+
+    def run(push):
+        for seq in range(OPS):
+            encode_and_send(push, 7, seq, SENDER, BODY)
+
+    _bench_send(benchmark, zmq_sink, run)
+    record(benchmark, "encode_and_send (100-byte frame, tcp PUSH)", name, OPS)

@@ -9,6 +9,17 @@ reads them all back:
 Send and receive are serialised (send all, then read all), so the figure is the
 per-message Python cost of both ends; ZeroMQ's I/O threads carry the bytes.
 
+The send side alone (`test_send_*`: N sends per round, timed; the receiver is emptied
+between rounds, untimed), per 100-byte message, same run:
+- `raw_pyzmq`: `push.send(frame, zmq.NOBLOCK)`;
+- `core_libzmq`: `_core.send_frame(push, frame)`, compiled, libzmq's zmq_send called
+  directly (`SEND_PATH = libzmq`); `core_libzmq_encode`: `_core.encode_and_send`, the
+  envelope written straight into a libzmq message; `core_libzmq_encode_then_send`:
+  `send_frame(push, encode(...))`, the same with an intermediate bytes object;
+- `core_pyzmq`: `_core.send_frame` on its pyzmq fallback path (`socket.send(frame, NOBLOCK)`);
+- `transport`: `Transport.send` (per-peer lookup, encode and send, counters).
+The per-message medians are printed at the end ("corral._core ratios").
+
 Run: python -m pytest benches/bench_transport.py --benchmark-only
 """
 from __future__ import annotations
@@ -44,7 +55,7 @@ def corral_pair():
     receiver.close()
 
 
-def test_transport_corral(benchmark, corral_pair):
+def test_transport_corral(benchmark, record, corral_pair):
     sender, receiver, counter = corral_pair
     to = receiver.address
 
@@ -61,9 +72,106 @@ def test_transport_corral(benchmark, corral_pair):
     benchmark.extra_info["messages"] = N
     benchmark.pedantic(round_trip, rounds=5, warmup_rounds=1)
     benchmark.extra_info["msgs_per_s"] = N / benchmark.stats.stats.median
+    record(benchmark, "transport round trip, send + receive", "corral", N)
 
 
-def test_transport_raw_pyzmq(benchmark):
+def _sink_pair():
+    ctx = zmq.Context.instance()
+    pull = ctx.socket(zmq.PULL)
+    pull.setsockopt(zmq.RCVHWM, 0)
+    pull.setsockopt(zmq.LINGER, 0)
+    port = pull.bind_to_random_port("tcp://127.0.0.1")
+    push = ctx.socket(zmq.PUSH)
+    push.setsockopt(zmq.SNDHWM, 0)
+    push.setsockopt(zmq.LINGER, 0)
+    push.connect(f"tcp://127.0.0.1:{port}")
+    return push, pull
+
+
+SEND_VARIANTS = ["raw_pyzmq", "core_libzmq", "core_libzmq_encode", "core_libzmq_encode_then_send",
+                 "core_pyzmq"]
+
+
+@pytest.mark.parametrize("variant", SEND_VARIANTS)
+def test_send(benchmark, record, variant):
+    if variant.startswith("core_libzmq") and _core.CORE != "cython":
+        pytest.skip("the libzmq send path is the compiled core's")
+    if variant != "raw_pyzmq":
+        _core.select_send_path(prefer_libzmq=variant != "core_pyzmq")
+    push, pull = _sink_pair()
+    sender = b"tcp://127.0.0.1:65535"
+    frame = _core.encode(MSG_TYPE, 1, sender, BODY)
+    assert len(frame) == 100
+    expected = [0]
+
+    def empty_receiver():  # untimed: read everything the previous round sent
+        recv = pull.recv
+        for _ in range(expected[0]):
+            recv()
+        expected[0] = 0
+
+    if variant == "raw_pyzmq":
+        def run():
+            send, noblock = push.send, zmq.NOBLOCK
+            for _ in range(N):
+                send(frame, noblock)
+    elif variant == "core_libzmq_encode":
+        def run():
+            send = _core.encode_and_send
+            for seq in range(N):
+                if not send(push, MSG_TYPE, seq, sender, BODY):
+                    raise AssertionError("dropped")
+    elif variant == "core_libzmq_encode_then_send":
+        def run():
+            send, encode = _core.send_frame, _core.encode
+            for seq in range(N):
+                if not send(push, encode(MSG_TYPE, seq, sender, BODY)):
+                    raise AssertionError("dropped")
+    else:
+        def run():
+            send = _core.send_frame
+            for _ in range(N):
+                if not send(push, frame):
+                    raise AssertionError("dropped")
+
+    def timed():
+        run()
+        expected[0] = N
+
+    try:
+        benchmark.pedantic(timed, setup=empty_receiver, rounds=5, warmup_rounds=1)
+        empty_receiver()
+    finally:
+        if variant != "raw_pyzmq":
+            _core.select_send_path()
+        push.close()
+        pull.close()
+    record(benchmark, "send one 100-byte frame", variant, N)
+
+
+def test_send_transport(benchmark, record, corral_pair):
+    sender, receiver, counter = corral_pair
+    to = receiver.address
+    sent = sender.counters.sent
+
+    def empty_receiver():
+        while counter.n < sender.counters.sent - sent:
+            if receiver.wait(5.0):
+                receiver.drain(N)
+
+    def run():
+        send = sender.send
+        for _ in range(N):
+            send(to, MSG_TYPE, BODY)
+
+    counter.n = 0
+    benchmark.pedantic(run, setup=empty_receiver, rounds=5, warmup_rounds=1)
+    empty_receiver()
+    assert sender.counters.dropped == 0
+    record(benchmark, "send one 100-byte frame", "transport", N)
+
+
+def test_transport_raw_pyzmq(benchmark, record):
     ctx = zmq.Context.instance()
     pull = ctx.socket(zmq.PULL)
     pull.setsockopt(zmq.RCVHWM, 0)
@@ -83,5 +191,6 @@ def test_transport_raw_pyzmq(benchmark):
     benchmark.extra_info["messages"] = N
     benchmark.pedantic(round_trip, rounds=5, warmup_rounds=1)
     benchmark.extra_info["msgs_per_s"] = N / benchmark.stats.stats.median
+    record(benchmark, "transport round trip, send + receive", "raw_pyzmq", N)
     push.close(linger=0)
     pull.close(linger=0)

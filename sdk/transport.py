@@ -24,6 +24,11 @@ from corral.protocol import PeerEvent
 
 log = logging.getLogger(__name__)
 
+# Non-blocking sends (True sent, False EAGAIN; other errors raise zmq.ZMQError): the
+# compiled core calls libzmq directly, see corral._core.envelope.SEND_PATH.
+_send_frame = _core.send_frame
+_encode_and_send = _core.encode_and_send
+
 #: frames drained per poll before the loop looks at timers and commands again
 DRAIN_BATCH = 4096
 #: frames queued towards one peer before new ones are dropped (at-most-once)
@@ -94,34 +99,62 @@ class Transport:
             sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
             sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
             sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
+            monitor = None
             if self._on_peer is not None:
                 monitor = sock.get_monitor_socket(zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)
                 self._monitors[monitor] = to
                 self._poller.register(monitor, zmq.POLLIN)
-            sock.connect(to)
+            try:
+                sock.connect(to)
+            except zmq.ZMQError:  # e.g. an address that does not parse: nothing to keep
+                if monitor is not None:
+                    self._poller.unregister(monitor)
+                    del self._monitors[monitor]
+                    monitor.close(linger=0)
+                sock.close(linger=0)
+                raise
             self._pushes[to] = sock
         return sock
 
     def send(self, to: str, msg_type: int, body: bytes) -> bool:
         """Queue one frame for `to`; False (and counted) when it had to be dropped."""
-        self._seq = (self._seq + 1) & 0xFFFFFFFF
-        return self.send_frame(to, _core.encode(msg_type, self._seq, self._sender, body))
+        self._seq = seq = (self._seq + 1) & 0xFFFFFFFF
+        sock = self._pushes.get(to)
+        if sock is None or self._closed:
+            # first frame towards `to` (or closed): encode first, so bad arguments raise
+            # before a socket is made, then take send_frame's path
+            return self.send_frame(to, _core.encode(msg_type, seq, self._sender, body))
+        try:
+            # envelope written straight into a libzmq message (compiled core)
+            sent = _encode_and_send(sock, msg_type, seq, self._sender, body)
+        except zmq.ZMQError as exc:
+            self.counters.dropped += 1
+            log.warning("cannot send to %r: %s", to, exc)
+            return False
+        if sent:
+            self.counters.sent += 1
+            return True
+        self.counters.dropped += 1  # EAGAIN: the peer's queue is full
+        return False
 
     def send_frame(self, to: str, frame: bytes) -> bool:
         if self._closed:
             self.counters.dropped += 1
             return False
         try:
-            self._push_to(to).send(frame, zmq.NOBLOCK, copy=len(frame) < 65536)
-        except zmq.Again:
-            self.counters.dropped += 1
-            return False
+            sock = self._pushes.get(to)
+            if sock is None:
+                sock = self._push_to(to)
+            sent = _send_frame(sock, frame)
         except zmq.ZMQError as exc:  # e.g. an address that does not parse
             self.counters.dropped += 1
             log.warning("cannot send to %r: %s", to, exc)
             return False
-        self.counters.sent += 1
-        return True
+        if sent:
+            self.counters.sent += 1
+            return True
+        self.counters.dropped += 1  # EAGAIN: the peer's queue is full
+        return False
 
     def forget_peer(self, to: str) -> None:
         """Close the socket towards `to`, dropping what is still queued for it."""
