@@ -244,6 +244,8 @@ class AgentEngine(Engine):
         self.transport = transport
         self.config = config or AgentConfig()
         self.rng = rng or random.Random()
+        #: identifies this agent process's registrations (see RegisterAgent.session)
+        self.session = self.rng.randbytes(8)
         self.connection = Connection.DISCONNECTED
         self.master: str | None = None
         self.agent_id: str | None = info.id.value if info.HasField("id") else None
@@ -324,7 +326,7 @@ class AgentEngine(Engine):
         info.CopyFrom(self.info)
         info.transport = self.transport
         if self.agent_id is None:
-            self.send(self.master, pb.RegisterAgent(agent=info, version=_version()))
+            self.send(self.master, pb.RegisterAgent(agent=info, version=_version(), session=self.session))
             return
         info.id.value = self.agent_id
         msg = pb.ReregisterAgent(agent=info, version=_version())

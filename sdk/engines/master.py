@@ -83,6 +83,8 @@ class Agent:
     offered: Resources = field(default_factory=Resources)
     missed_pongs: int = 0
     registered_at: float = 0.0
+    #: the agent process's registration session (RegisterAgent.session)
+    session: bytes = b""
     tasks: dict[tuple[str, str], Task] = field(default_factory=dict)
 
     def available(self) -> Resources:
@@ -314,9 +316,15 @@ class MasterEngine(Engine):
     # ---------------------------------------------------------------- agents
     @on(T.REGISTER_AGENT)
     def _register_agent(self, sender: str, msg: pb.RegisterAgent, now: float) -> None:
-        existing = self.agents_by_transport.get(sender)
-        if existing is not None and existing in self.agents:
-            agent = self.agents[existing]  # our reply was lost: answer again
+        existing = self.agents.get(self.agents_by_transport.get(sender, ""))
+        if existing is not None and existing.session != msg.session:
+            # a fresh agent (restarted without its checkpoints, or after a reboot) at the
+            # address of one we know: the old one and its tasks are gone
+            self._remove_agent(existing, pb.TASK_GONE, Reason.REASON_AGENT_RESTARTED,
+                               f"agent {existing.id} was replaced by a new agent at {sender}", now)
+            existing = None
+        if existing is not None:
+            agent = existing  # our reply was lost: answer again
             resend = [t for t in agent.tasks.values() if t.last_status is None and t.framework_id in self.frameworks]
         else:
             resend = []
@@ -329,7 +337,7 @@ class MasterEngine(Engine):
             info = pb.AgentInfo()
             info.CopyFrom(msg.agent)
             info.id.value = agent_id
-            agent = Agent(agent_id, info, sender, total, registered_at=now)
+            agent = Agent(agent_id, info, sender, total, registered_at=now, session=msg.session)
             self.agents[agent_id] = agent
             self.agents_by_transport[sender] = agent_id
             self.allocator.add_agent(agent_id, total)

@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterable, Sequence
 from google.protobuf.message import Message
 
 from corral.driver import DriverStatus
-from corral.engines.agent import AgentConfig, AgentEngine, KillContainer, LaunchExecutor
+from corral.engines.agent import CHECKPOINT_ACTIONS, AgentConfig, AgentEngine, KillContainer, LaunchExecutor
 from corral.engines.base import MasterLost
 from corral.engines.base import Callback, Engine, Send
 from corral.engines.common import has_capability
@@ -668,6 +668,8 @@ class SimCluster:
                     self._exit_executor(driver, -9 if action.grace == 0 else -15, "killed by the agent")
             elif isinstance(action, MasterLost):
                 agent.connect(MASTER_ADDRESS, self.clock.now)
+            elif isinstance(action, CHECKPOINT_ACTIONS):
+                pass  # simulated agents keep their state in memory; they do not restart from disk
             else:
                 raise TypeError(f"agent engine emitted an unknown action {action!r}")
 

@@ -443,3 +443,24 @@ def test_offers_of_agents_with_the_same_port_ranges_are_released_independently()
         feed(m, S1, pb.Decline(framework_id=pb.FrameworkID(value=fid), offer_ids=[offer.id]), 2.0)
     assert m.offers == {} and m.allocator.allocated(fid) == {}
     assert not m.agents[a1].offered and not m.agents[a2].offered
+
+
+def test_a_fresh_agent_at_a_known_address_gets_a_new_id_and_the_old_tasks_are_gone():
+    m = new_master()
+    info = pb.AgentInfo(hostname="h", resources=resources("cpus:4;mem:4096"))
+    feed(m, A1, pb.RegisterAgent(agent=info, session=b"first"), 0.0)
+    (reply,) = bodies(m, pb.AgentRegistered, to=A1)
+    old = reply.agent_id.value
+    fid = subscribe(m, S1)
+    (offer,) = offers(m, 1.0, to=S1)
+    launch(m, fid, offer, command_task("t1", old, "cpus:1;mem:128"))
+    sent(m)
+    feed(m, A1, pb.RegisterAgent(agent=info, session=b"first"), 2.0)  # a retry: same id
+    assert [r.agent_id.value for r in bodies(m, pb.AgentRegistered, to=A1)] == [old]
+    feed(m, A1, pb.RegisterAgent(agent=info, session=b"second"), 3.0)  # a new agent process
+    out = sent(m)
+    (reply,) = [b for to, b in out if to == A1 and isinstance(b, pb.AgentRegistered)]
+    assert reply.agent_id.value != old and old not in m.agents
+    (gone,) = [b.update.status for to, b in out if to == S1 and isinstance(b, pb.Update)]
+    assert gone.task_id.value == "t1" and gone.state == pb.TASK_LOST  # GONE for partition-aware frameworks
+    assert gone.reason == R.REASON_AGENT_RESTARTED

@@ -201,3 +201,11 @@ def test_a_custom_executor_without_a_factory_is_a_clear_error():
     cluster.add_scheduler(Custom([]))
     with pytest.raises(ValueError, match="executor_factory"):
         cluster.run_for(10.0)
+
+
+def test_checkpointing_framework_runs_in_the_simulator():
+    cluster = SimCluster(agents=2, seed=21)
+    runner = Runner(list(COMMANDS))
+    cluster.add_scheduler(runner, pb.FrameworkInfo(user="sim", name="checkpointing", checkpoint=True))
+    assert cluster.run_until(runner.done, max_time=600.0)
+    assert_history(runner)

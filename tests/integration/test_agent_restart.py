@@ -125,6 +125,7 @@ def test_new_boot_id_means_a_fresh_agent(cluster: LocalCluster, tmp_path: Path) 
     leftovers: list[int] = []
     try:
         wait_running(scheduler, ["long-0"])
+        old_id = agent_state(cluster)["id"]
         state = Checkpointer(agent.work_dir).read()
         leftovers = [task_pid(scheduler, "long-0")] + [run.pid for run in state.runs]
         agent.kill()
@@ -134,8 +135,10 @@ def test_new_boot_id_means_a_fresh_agent(cluster: LocalCluster, tmp_path: Path) 
         agent.start()
         fresh = wait_for(lambda: (s := agent_state(cluster))["connection"] == "registered" and s, 20,
                          "the fresh agent to register")
-        # (the agent registers anew; the master answers a registration from a transport it
-        # knows as a lost reply, with the old id: it does not yet retire the old agent)
+        # a new agent, with a new id; the old one is gone, and so are its tasks
+        assert fresh["id"] != old_id
+        assert scheduler.wait(lambda: scheduler.states("long-0")[-1:] == ["TASK_LOST"], timeout=20)
+        assert scheduler.updates[-1].reason == corral.TaskStatus.REASON_AGENT_RESTARTED
         assert fresh["counters"]["executors_recovered"] == 0
         assert fresh["tasks"] == [] and fresh["executors"] == [] and fresh["frameworks"] == []
         assert not Checkpointer(agent.work_dir).exists()
