@@ -38,7 +38,10 @@ class Runtime:
         port: int = 0,
         performers: dict[type, Performer] | None = None,
         clock: Callable[[], float] = time.time,
+        batch: bool = False,
     ) -> None:
+        """`batch=True`: the messages an engine sends to one peer during one loop
+        iteration leave as one ZeroMQ frame (see `corral.transport`); off by default."""
         self.clock = clock
         self.lock = threading.RLock()
         self.undecodable = 0
@@ -47,7 +50,7 @@ class Runtime:
         self._stopping = threading.Event()
         self.stopped = threading.Event()
         self.dispatcher = _core.Dispatcher(max_frame_size=MAX_FRAME_SIZE, on_error=self._dispatch_error)
-        self.transport = Transport(host, port, self.dispatcher, on_peer=self._peer_event)
+        self.transport = Transport(host, port, self.dispatcher, on_peer=self._peer_event, batch=batch)
         self.address = self.transport.address
         #: the engine, built for this runtime's transport address
         self.engine = engine_factory(self.address)
@@ -93,6 +96,7 @@ class Runtime:
                 self._performers[type(action)](action)
             except Exception:
                 log.exception("performing %s failed", type(action).__name__)
+        self.transport.flush()  # batching: what this iteration sent, one frame per peer
 
     # -- other threads ------------------------------------------------------------
     def add_performer(self, action_type: type, performer: Performer) -> None:

@@ -8,6 +8,13 @@ PULL socket in batches through the `_core` dispatcher; there is no per-message f
 
 A second, inproc socket lets other threads wake the loop (`wake()`), so driver calls
 made from user threads reach the I/O thread without polling.
+
+Wire batching (`batch=True`, off by default): `send` only encodes and queues the
+envelope for its peer; `flush()` (the runtime calls it once per loop iteration, after
+the engine's actions are performed) sends each peer's queue as one BATCH frame
+(`_core.encode_batch`, split at BATCH_MAX_BYTES) or, for a single envelope, as itself.
+The receiving dispatcher unpacks batches, so a batching peer can talk to one that does
+not batch. Order per peer is kept; a dropped batch counts each envelope it carried.
 """
 from __future__ import annotations
 
@@ -46,6 +53,9 @@ HARD_FRAME_LIMIT = 4 * MAX_FRAME_SIZE
 HEARTBEAT_IVL_MS = 1000
 HEARTBEAT_TIMEOUT_MS = 5000
 
+#: with batching on, the envelopes queued for one peer go out in frames of at most this size
+BATCH_MAX_BYTES = 256 * 1024
+
 
 PeerCallback = Callable[[str, PeerEvent], None]
 
@@ -60,8 +70,10 @@ class Transport:
     """Receives frames on `address` and sends frames to peers' addresses."""
 
     def __init__(self, host: str, port: int, dispatcher: "_core.Dispatcher",
-                 on_peer: PeerCallback | None = None) -> None:
+                 on_peer: PeerCallback | None = None, batch: bool = False) -> None:
         self._ctx = zmq.Context.instance()
+        #: batching on: envelopes waiting for `flush`, per peer (in send order)
+        self._queued: dict[str, list[bytes]] | None = {} if batch else None
         self._dispatcher = dispatcher
         self._pull = self._ctx.socket(zmq.PULL)
         self._pull.setsockopt(zmq.RCVHWM, 0)
@@ -118,6 +130,8 @@ class Transport:
 
     def send(self, to: str, msg_type: int, body: bytes) -> bool:
         """Queue one frame for `to`; False (and counted) when it had to be dropped."""
+        if self._queued is not None:
+            return self._enqueue(to, msg_type, body)
         self._seq = seq = (self._seq + 1) & 0xFFFFFFFF
         sock = self._pushes.get(to)
         if sock is None or self._closed:
@@ -156,8 +170,57 @@ class Transport:
         self.counters.dropped += 1  # EAGAIN: the peer's queue is full
         return False
 
+    @property
+    def batching(self) -> bool:
+        return self._queued is not None
+
+    def _enqueue(self, to: str, msg_type: int, body: bytes) -> bool:
+        if self._closed:
+            self.counters.dropped += 1
+            return False
+        self._seq = seq = (self._seq + 1) & 0xFFFFFFFF
+        frame = _core.encode(msg_type, seq, self._sender, body)  # bad arguments raise here
+        queue = self._queued.get(to)  # type: ignore[union-attr]
+        if queue is None:
+            self._queued[to] = [frame]  # type: ignore[index]
+        else:
+            queue.append(frame)
+        return True
+
+    def flush(self) -> int:
+        """Batching on: send every queued envelope, one frame per peer (or a few, each
+        at most BATCH_MAX_BYTES); the number of frames sent. A no-op without batching."""
+        if not self._queued:
+            return 0
+        queued, self._queued = self._queued, {}
+        frames = 0
+        for to, envelopes in queued.items():
+            chunk: list[bytes] = []
+            size = 0
+            for envelope in envelopes:
+                if chunk and size + len(envelope) + 4 > BATCH_MAX_BYTES:
+                    frames += 1
+                    self._send_batch(to, chunk)
+                    chunk, size = [], 0
+                chunk.append(envelope)
+                size += len(envelope) + 4
+            frames += 1
+            self._send_batch(to, chunk)
+        return frames
+
+    def _send_batch(self, to: str, envelopes: list[bytes]) -> None:
+        """One envelope goes as itself, several as one BATCH frame."""
+        frame = envelopes[0] if len(envelopes) == 1 else _core.encode_batch(envelopes)
+        before = self.counters.dropped
+        if self.send_frame(to, frame):
+            self.counters.sent += len(envelopes) - 1  # send_frame counted one
+        elif self.counters.dropped > before:
+            self.counters.dropped += len(envelopes) - 1
+
     def forget_peer(self, to: str) -> None:
         """Close the socket towards `to`, dropping what is still queued for it."""
+        if self._queued:
+            self._queued.pop(to, None)
         sock = self._pushes.pop(to, None)
         if sock is not None:
             self._close_monitor_of(to)
@@ -213,6 +276,7 @@ class Transport:
                     pass
 
     def close(self) -> None:
+        self.flush()
         with self._wake_lock:
             self._closed = True
         for monitor in self._monitors:

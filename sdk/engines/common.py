@@ -37,12 +37,16 @@ def partition_aware(info: pb.FrameworkInfo) -> bool:
     return has_capability(info, pb.FrameworkInfo.Capability.PARTITION_AWARE)
 
 
+#: states a framework that does not declare PARTITION_AWARE is told as TASK_LOST
+PARTITION_AWARE_STATES = frozenset(
+    {pb.TASK_UNREACHABLE, pb.TASK_GONE, pb.TASK_GONE_BY_OPERATOR, pb.TASK_UNKNOWN, pb.TASK_DROPPED}
+)
+
+
 def for_framework(info: pb.FrameworkInfo, state: int) -> int:
     """The state a framework is told: partition-aware states become TASK_LOST for
     frameworks that do not declare PARTITION_AWARE."""
-    if partition_aware(info):
-        return state
-    if state in (pb.TASK_UNREACHABLE, pb.TASK_GONE, pb.TASK_GONE_BY_OPERATOR, pb.TASK_UNKNOWN, pb.TASK_DROPPED):
+    if state in PARTITION_AWARE_STATES and not partition_aware(info):
         return pb.TASK_LOST
     return state
 

@@ -15,10 +15,12 @@ import enum
 import itertools
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
-from corral.engines.base import Engine, on
-from corral.engines.common import for_framework, is_terminal, new_status, new_update, partition_aware
+from corral.engines.base import Engine, Send, on
+from corral.engines.common import (
+    PARTITION_AWARE_STATES, for_framework, is_terminal, new_status, new_update, partition_aware,
+)
 from corral.protocol import MessageType as T
 from corral.protocol import PeerEvent
 from corral.protos import corral_pb2 as pb
@@ -788,15 +790,19 @@ class MasterEngine(Engine):
         if fw is None:
             return
         self.counters["reconcile_calls"] += 1
+        if not fw.connected or not fw.transport:
+            return  # answers go to a connected framework only: nothing else to do
+        answer = self._known_task_answerer(fw, now)
         if not msg.tasks:
             for task in fw.tasks.values():
-                self._answer_known(fw, task, now)
+                answer(task)
             return
+        tasks = fw.tasks
         for entry in msg.tasks:
             tid = entry.task_id.value
-            task = fw.tasks.get(tid)
+            task = tasks.get(tid)
             if task is not None:
-                self._answer_known(fw, task, now)
+                answer(task)
                 continue
             agent_id = entry.agent_id.value if entry.HasField("agent_id") else None
             agent = self.agents.get(agent_id) if agent_id else None
@@ -810,16 +816,54 @@ class MasterEngine(Engine):
                                "reconciliation: task unknown to the master", now, agent_id=agent_id)
 
     def _answer_known(self, fw: Framework, task: Task, now: float) -> None:
-        agent = self.agents.get(task.agent_id)
-        state = task.status_update_state
-        if agent is not None and agent.state is AgentState.UNREACHABLE:
-            state = pb.TASK_UNREACHABLE
-        status = new_status(task.id, for_framework(fw.info, state), SOURCE_MASTER, now,
-                            reason=Reason.REASON_RECONCILIATION, message="reconciliation", agent_id=task.agent_id)
-        if task.last_status is not None and task.last_status.HasField("healthy"):
-            status.healthy = task.last_status.healthy
         if fw.connected:
-            self.send(fw.transport, pb.Update(update=new_update(fw.id, status, now, agent_id=task.agent_id)))
+            self._known_task_answerer(fw, now)(task)
+
+    def _known_task_answerer(self, fw: Framework, now: float) -> Callable[[Task], None]:
+        """answer(task): send `fw` the reconciliation answer for one of its known tasks.
+
+        The answers of one reconcile call differ only in task, agent, state and health:
+        each is a copy of one template (field for field what new_status + new_update
+        build), which makes answering 100k tasks several times faster."""
+        template = pb.Update()
+        update = template.update
+        update.framework_id.value = fw.id
+        update.timestamp = now
+        status = update.status
+        status.source = SOURCE_MASTER
+        status.timestamp = now
+        status.reason = Reason.REASON_RECONCILIATION
+        status.message = "reconciliation"
+        aware = partition_aware(fw.info)
+        agents = self.agents
+        append = self._actions.append
+        to = fw.transport
+        unreachable = AgentState.UNREACHABLE
+
+        def answer(task: Task) -> None:
+            state = task.status_update_state
+            aid = task.agent_id
+            agent = agents.get(aid)
+            if agent is not None and agent.state is unreachable:
+                state = pb.TASK_UNREACHABLE
+            if not aware and state in PARTITION_AWARE_STATES:
+                state = pb.TASK_LOST
+            msg = pb.Update()
+            msg.CopyFrom(template)
+            update = msg.update
+            status = update.status
+            status.task_id.value = task.info.task_id.value
+            status.state = state
+            if aid:
+                status.agent_id.value = aid
+                update.agent_id.value = aid
+            last = task.last_status
+            if last is not None and last.HasField("healthy"):
+                status.healthy = last.healthy
+            if to:
+                append(Send(to, msg))
+
+        return answer
 
     # ------------------------------------------------------ framework messages
     @on(T.FRAMEWORK_TO_EXECUTOR)
