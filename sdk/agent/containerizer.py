@@ -127,6 +127,11 @@ class Containerizer:
         log.info("launched container %s (pid %d) in %s", container_id, process.pid, sandbox)
         return sandbox
 
+    def sandbox_of(self, container_id: str) -> Path | None:
+        with self._lock:
+            container = self.containers.get(container_id)
+        return container.sandbox if container is not None else None
+
     def stamp(self, container_id: str) -> ProcessStamp | None:
         """The identity of the container's process (pid and start time), if it runs."""
         with self._lock:

@@ -27,10 +27,13 @@ from typing import Any
 from corral import __version__
 from corral.agent.checkpoint import BOOT_ID_PATH, Checkpointer, ProcessStamp, read_boot_id
 from corral.agent.containerizer import Containerizer, LaunchError
+from corral.agent.volumes import VolumeError, Volumes
 from corral.agent.files import MAX_READ, FileAccessError, SandboxFiles, int_param
 from corral.detector import MasterDetector
 from corral.engines.agent import (
     CHECKPOINT_ACTIONS,
+    LinkVolumes,
+    UpdateVolumes,
     AgentConfig,
     AgentEngine,
     CheckpointAgent,
@@ -88,6 +91,9 @@ class AgentDaemon:
         self.runtime.add_performer(LaunchExecutor, self._launch)
         self.runtime.add_performer(KillContainer, lambda a: self.containerizer.kill(a.container_id, a.grace))
         self.runtime.add_performer(MasterLost, lambda _a: self.detector.detect())
+        self.volumes = Volumes(flags.work_dir)
+        self.runtime.add_performer(UpdateVolumes, self._update_volumes)
+        self.runtime.add_performer(LinkVolumes, self._link_volumes)
         self.detector = MasterDetector(flags.master, self._master_found)
         self.http = HttpServer(flags.host, flags.port, {
             "/health": lambda q, b: Reply(body=b"", content_type="text/plain"),
@@ -145,6 +151,23 @@ class AgentDaemon:
                          "that are not on disk", exc)
             logging.shutdown()
             os._exit(70)
+
+    def _update_volumes(self, action: UpdateVolumes) -> None:
+        for role, persistence_id in action.create:
+            self.volumes.create(role, persistence_id)
+        for role, persistence_id in action.destroy:
+            self.volumes.destroy(role, persistence_id)
+
+    def _link_volumes(self, action: LinkVolumes) -> None:
+        sandbox = self.containerizer.sandbox_of(action.container_id)
+        if sandbox is None:
+            log.error("cannot link volumes into container %s: no sandbox", action.container_id)
+            return
+        for role, persistence_id, container_path in action.volumes:
+            try:
+                self.volumes.link(sandbox, role, persistence_id, container_path)
+            except (VolumeError, OSError) as exc:
+                log.error("container %s: %s", action.container_id, exc)
 
     def _container_exited(self, container_id: str, status: int, message: str) -> None:
         self.runtime.call_soon(lambda: self.engine.executor_exited(container_id, status, message, self.runtime.clock()))

@@ -160,6 +160,34 @@ class CheckpointAgent:
 
 
 @dataclass(slots=True)
+class UpdateVolumes:
+    """Create the directories of new persistent volumes and delete destroyed ones; each
+    volume is (role, persistence id)."""
+
+    create: list[tuple[str, str]]
+    destroy: list[tuple[str, str]]
+
+
+@dataclass(slots=True)
+class LinkVolumes:
+    """Make persistent volumes visible in a container's sandbox: (role, persistence id,
+    container path) each."""
+
+    container_id: str
+    volumes: list[tuple[str, str, str]]
+
+
+def persistent_volumes(resources: Any) -> list[tuple[str, str, str]]:
+    """(role, persistence id, container path) of every persistent volume in `resources`."""
+    out = []
+    for r in resources:
+        if r.HasField("disk") and r.disk.HasField("persistence"):
+            role = r.reservations[-1].role if r.reservations else r.role
+            out.append((role, r.disk.persistence.id, r.disk.volume.container_path))
+    return out
+
+
+@dataclass(slots=True)
 class CheckpointFramework:
     info: pb.FrameworkInfo
 
@@ -436,6 +464,9 @@ class AgentEngine(Engine):
             self.emit(LaunchExecutor(container_id, fid, info, self._executor_environment(msg.framework, info, container_id),
                                      checkpoint))
             self.set_timer(("executor_registration", (fid, eid)), now + self.config.executor_registration_timeout)
+        volumes = persistent_volumes(list(task.resources) + list(info.resources))
+        if volumes:
+            self.emit(LinkVolumes(executor.container_id, volumes))
         if checkpoint:
             self.emit(CheckpointTask(fid, eid, executor.container_id, task))
         self.tasks[(fid, tid)] = Task(task, fid, eid, container_id=executor.container_id, checkpoint=checkpoint)
@@ -444,6 +475,21 @@ class AgentEngine(Engine):
             self.send(executor.transport, pb.RunExecutorTask(framework=msg.framework, task=task))
         else:
             executor.queued.append(task)
+
+    @on(T.CHECKPOINT_RESOURCES)
+    def _checkpoint_resources(self, sender: str, msg: pb.CheckpointResources, now: float) -> None:
+        """Operations changed this agent's resources (reservations, volumes): keep them,
+        so they survive a restart and are reported when the agent reregisters."""
+        if not self._from_master(sender):
+            return
+        before = {v[:2] for v in persistent_volumes(self.info.resources)}
+        after = {v[:2] for v in persistent_volumes(msg.resources)}
+        del self.info.resources[:]
+        self.info.resources.extend(msg.resources)
+        self._agent_checkpointed = True
+        self.emit(CheckpointAgent(_copy(self.info)))
+        if before != after:
+            self.emit(UpdateVolumes(sorted(after - before), sorted(before - after)))
 
     def _executor_environment(self, framework: pb.FrameworkInfo, info: pb.ExecutorInfo, container_id: str) -> dict[str, str]:
         return {
@@ -501,6 +547,10 @@ class AgentEngine(Engine):
         if state.agent.HasField("id"):
             self.agent_id = state.agent.id.value
             self.info.id.value = self.agent_id
+        if state.agent.resources:
+            # reservations and volumes made through operations live in the checkpoint
+            del self.info.resources[:]
+            self.info.resources.extend(state.agent.resources)
         self.frameworks.update(state.frameworks)
         for run in state.runs:
             fid, eid = run.framework_id, run.info.executor_id.value
