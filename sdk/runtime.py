@@ -47,6 +47,7 @@ class Runtime:
         self.undecodable = 0
         self._performers: dict[type, Performer] = {Send: self._send, **(performers or {})}
         self._commands: collections.deque[tuple[Callable[..., Any], tuple[Any, ...]]] = collections.deque()
+        self._after_perform: list[threading.Event] = []
         self._stopping = threading.Event()
         self.stopped = threading.Event()
         self.dispatcher = _core.Dispatcher(max_frame_size=MAX_FRAME_SIZE, on_error=self._dispatch_error)
@@ -107,6 +108,28 @@ class Runtime:
         self._commands.append((fn, args))
         self.transport.wake()
 
+    def call(self, fn: Callable[..., Any], *args: Any, timeout: float = 10.0) -> Any:
+        """Thread-safe: run fn(*args) on the I/O thread and return its result once the
+        actions it caused have been performed (e.g. an operator request answered only
+        after what it changed is in the registry)."""
+        done = threading.Event()
+        outcome: list[Any] = []
+
+        def run() -> None:
+            try:
+                outcome.append((True, fn(*args)))
+            except Exception as exc:
+                outcome.append((False, exc))
+            self._after_perform.append(done)
+
+        self.call_soon(run)
+        if not done.wait(timeout):
+            raise TimeoutError(f"the I/O thread did not run {getattr(fn, '__name__', fn)} within {timeout:g}s")
+        ok, value = outcome[0]
+        if not ok:
+            raise value
+        return value
+
     def _run_commands(self) -> None:
         while self._commands:
             fn, args = self._commands.popleft()
@@ -134,6 +157,8 @@ class Runtime:
                     self._run_commands()
                     self.engine.tick(self.clock())
                     self._perform()
+                    while self._after_perform:
+                        self._after_perform.pop().set()
         finally:
             self.transport.close()
             self.stopped.set()

@@ -45,6 +45,67 @@ class MasterConfig:
     offer_timeout: float | None = None
     #: completed tasks kept per framework for the state endpoint and UI
     max_completed_tasks: int = 1000
+    #: after a master restart: how long admitted agents have to come back before they
+    #: are marked unreachable, and the share of them whose return releases offers earlier
+    agent_reregister_timeout: float = 600.0
+    recovered_agents_ratio: float = 0.8
+
+
+class AgentRecordState(enum.Enum):
+    """An agent's entry in the registry."""
+
+    ADMITTED = "admitted"
+    UNREACHABLE = "unreachable"
+    GONE = "gone"
+
+
+@dataclass
+class RegistryState:
+    """What the registry knew when the master started: admitted agents (info), those
+    unreachable (since when), and those an operator marked gone."""
+
+    admitted: dict[str, pb.AgentInfo] = field(default_factory=dict)
+    unreachable: dict[str, float] = field(default_factory=dict)
+    gone: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class RecordAgent:
+    """Write the agent's registry entry (before anything that depends on it is sent);
+    `info` None keeps the stored info."""
+
+    agent_id: str
+    info: pb.AgentInfo | None
+    record: AgentRecordState
+    since: float
+
+
+@dataclass(slots=True)
+class ForgetAgent:
+    """Remove the agent from the registry."""
+
+    agent_id: str
+
+
+REGISTRY_ACTIONS = (RecordAgent, ForgetAgent)
+
+
+def apply_to_registry(state: RegistryState, action: RecordAgent | ForgetAgent) -> None:
+    """Perform a registry action on an in-memory registry (the simulator keeps one)."""
+    agent_id = action.agent_id
+    state.unreachable.pop(agent_id, None)
+    if isinstance(action, ForgetAgent):
+        state.admitted.pop(agent_id, None)
+        state.gone.discard(agent_id)
+    elif action.record is AgentRecordState.ADMITTED:
+        assert action.info is not None
+        state.admitted[agent_id] = action.info
+    elif action.record is AgentRecordState.UNREACHABLE:
+        state.admitted.pop(agent_id, None)
+        state.unreachable[agent_id] = action.since
+    else:
+        state.admitted.pop(agent_id, None)
+        state.gone.add(agent_id)
 
 
 class AgentState(enum.Enum):
@@ -87,6 +148,8 @@ class Agent:
     registered_at: float = 0.0
     #: the agent process's registration session (RegisterAgent.session)
     session: bytes = b""
+    #: kills that could not be sent while the agent was away; sent when it is back
+    pending_kills: set[tuple[str, str]] = field(default_factory=set)
     tasks: dict[tuple[str, str], Task] = field(default_factory=dict)
 
     def available(self) -> Resources:
@@ -122,7 +185,8 @@ class Framework:
 
 
 class MasterEngine(Engine):
-    def __init__(self, master_info: pb.MasterInfo, config: MasterConfig | None = None, now: float = 0.0) -> None:
+    def __init__(self, master_info: pb.MasterInfo, config: MasterConfig | None = None, now: float = 0.0,
+                 registry: RegistryState | None = None) -> None:
         super().__init__()
         self.info = master_info
         self.config = config or MasterConfig()
@@ -149,6 +213,15 @@ class MasterEngine(Engine):
             "allocation_conflicts": 0,
             "invalid_operations": 0,
         }
+        registry = registry or RegistryState()
+        #: admitted agents that have not reregistered since this master started
+        self.recovering: dict[str, pb.AgentInfo] = dict(registry.admitted)
+        self._recovering_total = len(self.recovering)
+        self._recovery_deadline = now + self.config.agent_reregister_timeout
+        self.unreachable_since: dict[str, float] = dict(registry.unreachable)
+        self.gone: set[str] = set(registry.gone)
+        if self.recovering:
+            self.set_timer(("reregister_timeout",), self._recovery_deadline)
         self.set_timer(("allocate",), now + self.config.allocation_interval)
         self.set_timer(("ping",), now + self.config.ping_interval)
 
@@ -308,6 +381,11 @@ class MasterEngine(Engine):
             fw = self.frameworks.get(key[1])
             if fw is not None and not fw.connected:
                 self._remove_framework(fw, now)
+        elif kind == "reregister_timeout":
+            for agent_id in list(self.recovering):
+                self.unreachable_since[agent_id] = now
+                self.emit(RecordAgent(agent_id, None, AgentRecordState.UNREACHABLE, now))
+            self.recovering.clear()
         elif kind == "offer_timeout":
             offer = self.offers.get(key[1])
             if offer is not None:
@@ -343,6 +421,7 @@ class MasterEngine(Engine):
             self.agents[agent_id] = agent
             self.agents_by_transport[sender] = agent_id
             self.allocator.add_agent(agent_id, total)
+            self.emit(RecordAgent(agent_id, info, AgentRecordState.ADMITTED, now))
             self._allocate_soon(now)
         self.send(
             sender,
@@ -360,6 +439,10 @@ class MasterEngine(Engine):
     @on(T.REREGISTER_AGENT)
     def _reregister_agent(self, sender: str, msg: pb.ReregisterAgent, now: float) -> None:
         agent_id = msg.agent.id.value
+        if agent_id in self.gone:
+            self.send(sender, pb.Error(message=f"agent {agent_id} was marked gone by an operator: start it afresh",
+                                       fatal=True))
+            return
         agent = self.agents.get(agent_id)
         if agent is None:
             try:
@@ -375,7 +458,10 @@ class MasterEngine(Engine):
         else:
             self.agents_by_transport.pop(agent.transport, None)
             agent.transport = sender
-        returning = agent.state is AgentState.UNREACHABLE
+        returning = agent.state is AgentState.UNREACHABLE or agent_id in self.unreachable_since
+        self.recovering.pop(agent_id, None)
+        self.unreachable_since.pop(agent_id, None)
+        self.emit(RecordAgent(agent_id, agent.info, AgentRecordState.ADMITTED, now))
         if agent.state is not AgentState.REGISTERED:
             self.allocator.activate_agent(agent_id)
         agent.state = AgentState.REGISTERED
@@ -397,6 +483,11 @@ class MasterEngine(Engine):
                 ping_interval_seconds=self.config.ping_interval,
             ),
         )
+        for fid, tid in sorted(agent.pending_kills):
+            task = agent.tasks.get((fid, tid))
+            if task is not None and not is_terminal(task.state):
+                self.send(sender, pb.KillTask(framework_id=pb.FrameworkID(value=fid), task_id=pb.TaskID(value=tid)))
+        agent.pending_kills.clear()
         self._allocate_soon(now)
 
     def _reconcile_agent(self, agent: Agent, msg: pb.ReregisterAgent, now: float) -> None:
@@ -457,9 +548,56 @@ class MasterEngine(Engine):
         del self.agents[agent.id]
         self.agents_by_transport.pop(agent.transport, None)
         self.allocator.remove_agent(agent.id)
+        self.emit(ForgetAgent(agent.id))
         for fw in self.frameworks.values():
             if fw.connected:
                 self.send(fw.transport, pb.Failure(agent_id=pb.AgentID(value=agent.id)))
+
+    # ------------------------------------------------------- operator actions
+    def mark_gone(self, agent_id: str, now: float) -> str:
+        """An operator says the agent will not come back: its tasks are reported
+        GONE_BY_OPERATOR and it may not reregister. '' or the reason it cannot be done."""
+        agent = self.agents.get(agent_id)
+        if agent is not None:
+            self._remove_agent(agent, pb.TASK_GONE_BY_OPERATOR, Reason.REASON_AGENT_REMOVED_BY_OPERATOR,
+                               f"agent {agent_id} was marked gone by an operator", now)
+        elif agent_id not in self.recovering and agent_id not in self.unreachable_since:
+            return f"unknown agent {agent_id!r}" if agent_id not in self.gone else ""
+        self.recovering.pop(agent_id, None)
+        self.unreachable_since.pop(agent_id, None)
+        self.gone.add(agent_id)
+        self.emit(RecordAgent(agent_id, None, AgentRecordState.GONE, now))
+        return ""
+
+    def operator_reservation(self, agent_id: str, resources: list[pb.Resource], unreserve: bool, now: float) -> str:
+        """Reserve (or unreserve) resources of an agent for the role they name, outside
+        any offer: what is offered on the agent is rescinded first; the resources must be
+        unallocated. '' or the reason it cannot be done."""
+        agent = self.agents.get(agent_id)
+        if agent is None or agent.state is not AgentState.REGISTERED:
+            return f"agent {agent_id!r} is not registered"
+        if not resources or not resources[0].reservations:
+            return "name resources with a reservation (a role)"
+        role = resources[0].reservations[-1].role
+        Op = pb.Offer.Operation
+        op = (Op(type=Op.UNRESERVE, unreserve=Op.Unreserve(resources=resources)) if unreserve
+              else Op(type=Op.RESERVE, reserve=Op.Reserve(resources=resources)))
+        try:
+            change = operations.conversion(op, role, agent.total)
+        except operations.OperationError as exc:
+            return str(exc)
+        self._rescind_offers_on(agent, now)
+        available = self.allocator.available(agent_id)
+        if not available.contains(change.consumed):
+            return f"agent {agent_id} has not {change.consumed} unallocated (it has {available})"
+        agent.total = agent.total - change.consumed + change.converted
+        self.allocator.update_agent(agent_id, agent.total)
+        del agent.info.resources[:]
+        agent.info.resources.extend(agent.total.to_protos())
+        self.send(agent.transport, pb.CheckpointResources(agent_id=pb.AgentID(value=agent_id),
+                                                          resources=agent.info.resources))
+        self._allocate_soon(now)
+        return ""
 
     def _ping_agents(self, now: float) -> None:
         for agent in list(self.agents.values()):
@@ -473,6 +611,8 @@ class MasterEngine(Engine):
 
     def _mark_unreachable(self, agent: Agent, now: float) -> None:
         agent.state = AgentState.UNREACHABLE
+        self.unreachable_since[agent.id] = now
+        self.emit(RecordAgent(agent.id, None, AgentRecordState.UNREACHABLE, now))
         self.allocator.deactivate_agent(agent.id)
         self._rescind_offers_on(agent, now)
         for task in list(agent.tasks.values()):
@@ -489,7 +629,13 @@ class MasterEngine(Engine):
     # ---------------------------------------------------------------- offers
     def _allocate(self, now: float) -> None:
         """One allocation cycle of the hierarchical DRF allocator: each allocation becomes
-        one offer (one agent, one role), sent to its framework in one Offers message."""
+        one offer (one agent, one role), sent to its framework in one Offers message.
+        After a master restart, nothing is offered until most agents are back (or their
+        time to come back is over)."""
+        if self.recovering and now < self._recovery_deadline:
+            back = self._recovering_total - len(self.recovering)
+            if back < self.config.recovered_agents_ratio * self._recovering_total:
+                return
         batches: dict[str, list[pb.Offer]] = {}
         for allocation in self.allocator.allocate(now):
             fw = self.frameworks[allocation.framework_id]
@@ -698,8 +844,11 @@ class MasterEngine(Engine):
                                "attempted to kill an unknown task", now, agent_id=msg.agent_id.value or None)
             return
         agent = self.agents.get(task.agent_id)
-        if agent is None or agent.state is not AgentState.REGISTERED:
+        if agent is None:
             return  # best effort: the framework retries; reconciliation tells the truth
+        if agent.state is not AgentState.REGISTERED:
+            agent.pending_kills.add((fw.id, tid))  # sent when the agent is back
+            return
         kill = pb.KillTask(framework_id=pb.FrameworkID(value=fw.id), task_id=msg.task_id)
         if msg.HasField("kill_policy"):
             kill.kill_policy.CopyFrom(msg.kill_policy)
@@ -729,7 +878,11 @@ class MasterEngine(Engine):
         self._set_latest_state(task, agent, latest)
         task.status_update_state = update.status.state
         task.status_update_uuid = update.uuid
-        task.last_status = update.status
+        # a copy: the parsed update is a submessage of the whole received message, and
+        # keeping it would keep that message's buffers (about 1 KB) alive per task
+        last = pb.TaskStatus()
+        last.CopyFrom(update.status)
+        task.last_status = last
         if fw is not None and fw.connected:
             self.send(fw.transport, pb.Update(update=update))
 
@@ -806,12 +959,16 @@ class MasterEngine(Engine):
                 continue
             agent_id = entry.agent_id.value if entry.HasField("agent_id") else None
             agent = self.agents.get(agent_id) if agent_id else None
-            if agent is None:
-                state = pb.TASK_UNKNOWN
-            elif agent.state is AgentState.UNREACHABLE:
+            if agent is not None:
+                state = pb.TASK_UNREACHABLE if agent.state is AgentState.UNREACHABLE else pb.TASK_GONE
+            elif agent_id in self.recovering:
+                continue  # its agent has not reregistered since this master started: nothing yet
+            elif agent_id in self.gone:
+                state = pb.TASK_GONE_BY_OPERATOR
+            elif agent_id in self.unreachable_since:
                 state = pb.TASK_UNREACHABLE
             else:
-                state = pb.TASK_GONE
+                state = pb.TASK_UNKNOWN
             self._reply_status(fw, tid, state, Reason.REASON_RECONCILIATION,
                                "reconciliation: task unknown to the master", now, agent_id=agent_id)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from corral import __version__
-from corral.engines.master import MasterConfig, MasterEngine
+from corral.engines.master import ForgetAgent, MasterConfig, MasterEngine, RecordAgent
 from corral.http import HttpServer, Reply
 from corral.master.allocator import AllocatorError, validate_role
 from corral.master.registry import Registry
@@ -55,14 +55,17 @@ class MasterDaemon:
         self.master_id = str(uuid.uuid4())
         self.start_time = time.time()
 
+        self.registry = Registry(flags.work_dir / "registry.sqlite")
+
         def make_engine(address: str) -> MasterEngine:
             info = pb.MasterInfo(id=self.master_id, hostname=flags.hostname, port=self.http.port,
                                  transport=address, version=__version__, start_time=self.start_time)
-            return MasterEngine(info, self.config, now=time.time())
+            return MasterEngine(info, self.config, now=time.time(), registry=self.registry.agents())
 
         self.runtime = Runtime(make_engine, host=flags.host, port=transport_port)
         self.engine: MasterEngine = self.runtime.engine  # type: ignore[assignment]
-        self.registry = Registry(flags.work_dir / "registry.sqlite")
+        self.runtime.add_performer(RecordAgent, lambda a: self.registry.record_agent(a.agent_id, a.info, a.record, a.since))
+        self.runtime.add_performer(ForgetAgent, lambda a: self.registry.forget_agent(a.agent_id))
         for role, weight in self.registry.weights().items():
             self.engine.allocator.set_weight(role, weight)
         for role, quota in self.registry.quotas().items():
@@ -81,6 +84,9 @@ class MasterDaemon:
             "/roles": lambda q, b: Reply.json(self.roles()),
             "/weights": self._weights,
             "/quota": self._quota,
+            "/reserve": lambda q, b: self._reservation(b, unreserve=False),
+            "/unreserve": lambda q, b: self._reservation(b, unreserve=True),
+            "/agents/gone": self._mark_gone,
         })
         self.address = self.http.address
 
@@ -135,6 +141,36 @@ class MasterDaemon:
             except (ValueError, KeyError, TypeError, AttributeError, ResourceError, AllocatorError) as exc:
                 return Reply.error(HTTPStatus.BAD_REQUEST, f"invalid quota: {exc}")
         return Reply.json({"quotas": [{"role": r, "limit": q.to_text()} for r, q in self.registry.quotas().items()]})
+
+    def _reservation(self, body: bytes, unreserve: bool) -> Reply:
+        """POST {"agent_id": A, "role": R, "resources": "cpus:1;mem:128"}: (un)reserve
+        those resources of agent A for role R, dynamically, outside any offer."""
+        what = "unreserve" if unreserve else "reserve"
+        try:
+            request = json.loads(body or b"null")
+            agent_id, role = str(request["agent_id"]), validate_role(str(request["role"]))
+            resources = Resources.parse(str(request["resources"])).to_protos()
+        except (ValueError, KeyError, TypeError, ResourceError, AllocatorError) as exc:
+            return Reply.error(HTTPStatus.BAD_REQUEST, f"invalid {what} request: {exc}")
+        for r in resources:
+            r.reservations.add(type=pb.Resource.ReservationInfo.DYNAMIC, role=role, principal="operator")
+            r.role = role
+        problem = self.runtime.call(lambda: self.engine.operator_reservation(agent_id, resources, unreserve,
+                                                                             self.runtime.clock()))
+        if problem:
+            return Reply.error(HTTPStatus.CONFLICT, f"cannot {what}: {problem}")
+        return Reply.json({"agent_id": agent_id, what: Resources.from_protos(resources).to_text()})
+
+    def _mark_gone(self, query: dict[str, str], body: bytes) -> Reply:
+        """POST {"agent_id": A}: agent A will not come back; its tasks are gone."""
+        try:
+            agent_id = str(json.loads(body or b"null")["agent_id"])
+        except (ValueError, KeyError, TypeError) as exc:
+            return Reply.error(HTTPStatus.BAD_REQUEST, f"invalid request: {exc}")
+        problem = self.runtime.call(lambda: self.engine.mark_gone(agent_id, self.runtime.clock()))
+        if problem:
+            return Reply.error(HTTPStatus.NOT_FOUND, problem)
+        return Reply.json({"agent_id": agent_id, "gone": True})
 
     def flags_view(self) -> dict[str, Any]:
         flags = asdict(self.flags)

@@ -1,6 +1,7 @@
 """The master's registry in an embedded SQLite file under --work-dir (used when there is
 no ZooKeeper): what must survive a master restart that agents and frameworks cannot
-tell it again. Today: role weights and quota limits.
+tell it again: the admitted agents (and which are unreachable, and since when, or
+marked gone by an operator), role weights and quota limits.
 
 Every change is committed before the caller applies it, so a crash never leaves the
 master running with a setting it would forget.
@@ -11,9 +12,12 @@ import sqlite3
 import threading
 from pathlib import Path
 
+from corral.engines.master import AgentRecordState, RegistryState
+from corral.protos import corral_pb2 as pb
 from corral.resources import Resources
 
 SCHEMA = """
+CREATE TABLE IF NOT EXISTS agents (id TEXT PRIMARY KEY, info BLOB NOT NULL, state TEXT NOT NULL, since REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS weights (role TEXT PRIMARY KEY, weight REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS quotas (role TEXT PRIMARY KEY, resources TEXT NOT NULL);
 """
@@ -27,6 +31,36 @@ class Registry:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+
+    def agents(self) -> RegistryState:
+        state = RegistryState()
+        with self._lock:
+            rows = list(self._db.execute("SELECT id, info, state, since FROM agents"))
+        for agent_id, blob, kind, since in rows:
+            record = AgentRecordState(kind)
+            if record is AgentRecordState.ADMITTED:
+                state.admitted[agent_id] = pb.AgentInfo.FromString(blob)
+            elif record is AgentRecordState.UNREACHABLE:
+                state.unreachable[agent_id] = since
+            else:
+                state.gone.add(agent_id)
+        return state
+
+    def record_agent(self, agent_id: str, info: pb.AgentInfo | None, record: AgentRecordState, since: float) -> None:
+        """Write an agent's registry entry; `info` None keeps the one stored."""
+        with self._lock:
+            if info is None:
+                self._db.execute(
+                    "INSERT INTO agents VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT(id) DO UPDATE SET state = excluded.state, since = excluded.since",
+                    (agent_id, b"", record.value, since))
+            else:
+                self._db.execute("INSERT OR REPLACE INTO agents VALUES (?, ?, ?, ?)",
+                                 (agent_id, info.SerializeToString(), record.value, since))
+
+    def forget_agent(self, agent_id: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM agents WHERE id = ?", (agent_id,))
 
     def weights(self) -> dict[str, float]:
         with self._lock:

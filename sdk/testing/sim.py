@@ -41,7 +41,7 @@ from corral.engines.base import MasterLost
 from corral.engines.base import Callback, Engine, Send
 from corral.engines.common import has_capability
 from corral.engines.executor import AllAcknowledged, ExecutorEngine, Stop
-from corral.engines.master import MasterConfig, MasterEngine
+from corral.engines.master import REGISTRY_ACTIONS, MasterConfig, MasterEngine, RegistryState, apply_to_registry
 from corral.engines.scheduler import Abort, SchedulerConfig, SchedulerEngine, SchedulerEvent
 from corral.executor import Executor
 from corral.protocol import BODY_CLASS, MessageType, message_type
@@ -579,6 +579,7 @@ class SimCluster:
 
         master_info = pb.MasterInfo(id=f"sim{seed}", hostname="master", port=5050, transport=MASTER_ADDRESS,
                                     version="sim", start_time=0.0)
+        self.registry = RegistryState()
         self.master = MasterEngine(master_info, master_config, now=self.clock.now)
         self._add_node(self.master, MASTER_ADDRESS, self._master_performer)
 
@@ -654,9 +655,11 @@ class SimCluster:
                 else:
                     node.perform(action)
 
-    @staticmethod
-    def _master_performer(action: Any) -> None:
-        raise TypeError(f"the master engine emitted an unknown action {action!r}")
+    def _master_performer(self, action: Any) -> None:
+        if isinstance(action, REGISTRY_ACTIONS):
+            apply_to_registry(self.registry, action)  # what a restarted master finds
+        else:
+            raise TypeError(f"the master engine emitted an unknown action {action!r}")
 
     def _agent_performer(self, agent: AgentEngine) -> Callable[[Any], None]:
         def perform(action: Any) -> None:

@@ -60,3 +60,18 @@ def test_bad_operator_input_is_a_clear_400_and_changes_nothing(restartable: Loca
     status, reply = post(master, path, body)
     assert status == 400 and named in reply["error"]
     assert get_json(master, path) == before
+
+
+def test_operator_reserve_and_unreserve(restartable: LocalCluster) -> None:
+    master = restartable.master_address
+    agent_id = get_json(master, "/state")["agents"][0]["id"]
+    status, body = post(master, "/reserve", {"agent_id": agent_id, "role": "db", "resources": "cpus:1;mem:128"})
+    assert status == 200, body
+    status, body = post(master, "/reserve", {"agent_id": agent_id, "role": "db", "resources": "cpus:500"})
+    assert status == 409 and "cpus:500" in body["error"]
+    status, body = post(master, "/reserve", {"agent_id": agent_id, "role": "db//x", "resources": "cpus:1"})
+    assert status == 400 and "db//x" in body["error"]
+    status, body = post(master, "/unreserve", {"agent_id": agent_id, "role": "db", "resources": "cpus:1;mem:128"})
+    assert status == 200, body
+    status, body = post(master, "/unreserve", {"agent_id": agent_id, "role": "db", "resources": "cpus:1"})
+    assert status == 409

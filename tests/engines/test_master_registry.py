@@ -1,0 +1,129 @@
+"""The master after a restart (its registry remembers admitted agents), agents marked gone
+by an operator, kills held for absent agents, and operator reservations."""
+from __future__ import annotations
+
+import pytest
+
+from corral.engines.master import AgentRecordState, ForgetAgent, MasterConfig, MasterEngine, RecordAgent, RegistryState
+from corral.protos import corral_pb2 as pb
+from corral.resources import Resources
+
+from engine_helpers import (
+    MASTER, bodies, command_task, feed, new_master, offers, others, register_agent, resources, sent, subscribe,
+)
+
+S1, A1, A2 = "tcp://sched1", "tcp://agent1", "tcp://agent2"
+R = pb.TaskStatus
+
+
+def restarted_master(*agent_ids: str, **config) -> MasterEngine:
+    info = pb.MasterInfo(id="m2", hostname="master", port=5050, transport=MASTER)
+    registry = RegistryState(admitted={a: pb.AgentInfo(hostname=a, id=pb.AgentID(value=a)) for a in agent_ids})
+    return MasterEngine(info, MasterConfig(**config), now=0.0, registry=registry)
+
+
+def reregister(m, address, agent_id, now, tasks=(), fid="f1"):
+    info = pb.AgentInfo(hostname="h", id=pb.AgentID(value=agent_id), resources=resources("cpus:4;mem:4096"))
+    msg = pb.ReregisterAgent(agent=info)
+    for tid, state in tasks:
+        report = msg.tasks.add(task=command_task(tid, agent_id), state=state)
+        report.framework_id.value = fid
+    feed(m, address, msg, now)
+
+
+def reconcile(m, fid, tid, agent_id, now):
+    msg = pb.Reconcile(framework_id=pb.FrameworkID(value=fid))
+    msg.tasks.add(task_id=pb.TaskID(value=tid), agent_id=pb.AgentID(value=agent_id))
+    feed(m, S1, msg, now)
+    return [u.update.status for u in bodies(m, pb.Update, to=S1)]
+
+
+def test_tasks_on_agents_not_yet_back_get_no_answer_then_the_truth():
+    m = restarted_master("a1")
+    fid = subscribe(m, S1, framework_id="f1")
+    assert reconcile(m, fid, "t1", "a1", 1.0) == []  # nothing yet
+    reregister(m, A1, "a1", 2.0, tasks=[("t1", pb.TASK_RUNNING)])
+    (answer,) = reconcile(m, fid, "t1", "a1", 3.0)
+    assert answer.state == pb.TASK_RUNNING and answer.reason == R.REASON_RECONCILIATION
+
+
+def test_agents_that_do_not_come_back_in_time_become_unreachable():
+    m = restarted_master("a1", agent_reregister_timeout=600.0)
+    fid = subscribe(m, S1, framework_id="f1", partition_aware=True)
+    m.tick(600.0)
+    records = others(m.take_actions(), RecordAgent)
+    assert [(r.agent_id, r.record) for r in records] == [("a1", AgentRecordState.UNREACHABLE)]
+    (answer,) = reconcile(m, fid, "t1", "a1", 601.0)
+    assert answer.state == pb.TASK_UNREACHABLE
+
+
+def test_offers_wait_until_most_agents_are_back():
+    m = restarted_master("a1", "a2", "a3", "a4", "a5")
+    subscribe(m, S1)
+    reregister(m, A1, "a1", 1.0)
+    reregister(m, A2, "a2", 1.0)
+    reregister(m, "tcp://agent3", "a3", 1.0)
+    assert offers(m, 5.0, to=S1) == []  # 3 of 5 < 80%
+    reregister(m, "tcp://agent4", "a4", 6.0)
+    assert len(offers(m, 8.0, to=S1)) == 4
+
+
+def test_an_agent_marked_gone_reports_its_tasks_and_may_not_come_back():
+    m = new_master()
+    aid = register_agent(m, A1)
+    fid = subscribe(m, S1, partition_aware=True)
+    (offer,) = offers(m, 1.0, to=S1)
+    feed(m, S1, pb.Accept(framework_id=pb.FrameworkID(value=fid), offer_ids=[offer.id], operations=[
+        pb.Offer.Operation(type=pb.Offer.Operation.LAUNCH,
+                           launch=pb.Offer.Operation.Launch(task_infos=[command_task("t1", aid)]))]), 2.0)
+    sent(m)
+    assert m.mark_gone(aid, 3.0) == ""
+    out = m.take_actions()
+    (update,) = [a.body.update.status for a in out if getattr(a, "to", "") == S1 and isinstance(a.body, pb.Update)]
+    assert update.state == pb.TASK_GONE_BY_OPERATOR and update.reason == R.REASON_AGENT_REMOVED_BY_OPERATOR
+    assert [r.record for r in others(out, RecordAgent)] == [AgentRecordState.GONE]
+    (answer,) = reconcile(m, fid, "t1", aid, 4.0)
+    assert answer.state == pb.TASK_GONE_BY_OPERATOR
+    reregister(m, A1, aid, 5.0)
+    (error,) = bodies(m, pb.Error, to=A1)
+    assert error.fatal and "gone" in error.message
+    assert m.mark_gone("nobody", 6.0) == "unknown agent 'nobody'"
+
+
+def test_kills_for_an_absent_agent_are_sent_when_it_is_back():
+    m = new_master()
+    aid = register_agent(m, A1)
+    fid = subscribe(m, S1)
+    (offer,) = offers(m, 1.0, to=S1)
+    feed(m, S1, pb.Accept(framework_id=pb.FrameworkID(value=fid), offer_ids=[offer.id], operations=[
+        pb.Offer.Operation(type=pb.Offer.Operation.LAUNCH,
+                           launch=pb.Offer.Operation.Launch(task_infos=[command_task("t1", aid)]))]), 2.0)
+    sent(m)
+    from corral.protocol import PeerEvent
+    m.peer_event(A1, PeerEvent.DISCONNECTED, 3.0)
+    feed(m, S1, pb.Kill(framework_id=pb.FrameworkID(value=fid), task_id=pb.TaskID(value="t1")), 4.0)
+    assert bodies(m, pb.KillTask, to=A1) == []
+    reregister(m, A1, aid, 5.0, tasks=[("t1", pb.TASK_RUNNING)], fid=fid)
+    (kill,) = bodies(m, pb.KillTask, to=A1)
+    assert kill.task_id.value == "t1"
+
+
+def test_operator_reservation_of_unallocated_resources():
+    m = new_master()
+    aid = register_agent(m, A1)
+    subscribe(m, S1)
+    offers(m, 1.0, to=S1)  # everything is offered: the reservation rescinds it first
+    wanted = resources("cpus:1;mem:512")
+    for r in wanted:
+        r.reservations.add(type=pb.Resource.ReservationInfo.DYNAMIC, role="db")
+        r.role = "db"
+    assert m.operator_reservation(aid, wanted, unreserve=False, now=2.0) == ""
+    out = sent(m)
+    assert [b for _, b in out if isinstance(b, pb.Rescind)]
+    (checkpoint,) = [b for _, b in out if isinstance(b, pb.CheckpointResources)]
+    assert Resources.from_protos(checkpoint.resources).reserved("db") == Resources.from_protos(wanted)
+    too_much = resources("cpus:99")
+    too_much[0].reservations.add(type=pb.Resource.ReservationInfo.DYNAMIC, role="db")
+    assert "cpus:99" in m.operator_reservation(aid, too_much, unreserve=False, now=3.0)
+    assert m.operator_reservation(aid, wanted, unreserve=True, now=4.0) == ""
+    assert m.agents[aid].total == Resources.parse("cpus:4;mem:4096")

@@ -1,0 +1,36 @@
+"""The master's SQLite registry: what a restarted master finds."""
+from __future__ import annotations
+
+from corral.engines.master import AgentRecordState, ForgetAgent, RecordAgent, RegistryState, apply_to_registry
+from corral.master.registry import Registry
+from corral.protos import corral_pb2 as pb
+from corral.resources import Resources
+
+ACTIONS = [
+    RecordAgent("a1", pb.AgentInfo(hostname="h1"), AgentRecordState.ADMITTED, 1.0),
+    RecordAgent("a2", pb.AgentInfo(hostname="h2"), AgentRecordState.ADMITTED, 1.0),
+    RecordAgent("a3", pb.AgentInfo(hostname="h3"), AgentRecordState.ADMITTED, 1.0),
+    RecordAgent("a2", None, AgentRecordState.UNREACHABLE, 5.0),
+    ForgetAgent("a3"),
+    RecordAgent("a3", None, AgentRecordState.GONE, 6.0),  # marked gone after being removed
+]
+
+
+def test_sqlite_registry_and_the_in_memory_one_agree_across_a_reopen(tmp_path) -> None:
+    registry = Registry(tmp_path / "r.sqlite")
+    memory = RegistryState()
+    for action in ACTIONS:
+        if isinstance(action, ForgetAgent):
+            registry.forget_agent(action.agent_id)
+        else:
+            registry.record_agent(action.agent_id, action.info, action.record, action.since)
+        apply_to_registry(memory, action)
+    registry.set_weight("db", 2.5)
+    registry.set_quota("db", Resources.parse("cpus:4"))
+    registry.close()
+    reopened = Registry(tmp_path / "r.sqlite")
+    state = reopened.agents()
+    assert state == memory
+    assert set(state.admitted) == {"a1"} and state.admitted["a1"].hostname == "h1"
+    assert state.unreachable == {"a2": 5.0} and state.gone == {"a3"}
+    assert reopened.weights() == {"db": 2.5} and reopened.quotas() == {"db": Resources.parse("cpus:4")}
