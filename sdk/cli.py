@@ -19,6 +19,7 @@ from typing import Sequence
 
 from corral import __version__, _core
 from corral.agent.checkpoint import BOOT_ID_PATH, CheckpointError
+from corral.agent.gc import DEFAULT_GC_DELAY, DEFAULT_GC_DISK_HEADROOM
 from corral.detector import MasterAddressError, parse_master
 from corral.engines.agent import RecoverMode
 from corral.resources import ResourceError, Resources, detect_resources, parse_attributes
@@ -59,6 +60,16 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"invalid duration {text!r}: not a number of seconds") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"invalid duration {text!r}: must be positive")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid fraction {text!r}: not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"invalid fraction {text!r}: must be between 0 and 1")
     return value
 
 
@@ -110,6 +121,20 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seconds recovered executors get to reregister after a restart (default 2)")
     agent.add_argument("--boot-id-file", type=Path, default=BOOT_ID_PATH,
                        help=f"where the machine's boot id is read (default {BOOT_ID_PATH}); a new one means a fresh agent")
+    agent.add_argument("--enforce-limits", action=argparse.BooleanOptionalAction, default=True,
+                       help="kill containers that use more memory or sandbox disk than their resources (default on; "
+                            "cgroup v2 where delegated, else by polling the RSS of each container's processes)")
+    agent.add_argument("--limit-check-interval", type=_seconds, default=0.25,
+                       help="seconds between memory checks of the containers (default 0.25)")
+    agent.add_argument("--container-disk-watch-interval", type=_seconds, default=15.0,
+                       help="seconds between measurements of each sandbox's disk usage (default 15)")
+    agent.add_argument("--gc-delay", type=_seconds, default=DEFAULT_GC_DELAY,
+                       help="seconds a completed sandbox is kept before it is deleted (default one week)")
+    agent.add_argument("--gc-disk-headroom", type=_fraction, default=DEFAULT_GC_DISK_HEADROOM,
+                       help="fraction of the work dir's filesystem to keep free by deleting the oldest completed "
+                            "sandboxes early (default 0.1)")
+    agent.add_argument("--disk-watch-interval", type=_seconds, default=60.0,
+                       help="seconds between checks of the work dir's filesystem usage (default 60)")
 
     local = sub.add_parser("local", help="run a master and N agents on this machine")
     local.add_argument("--agents", type=_positive_int, default=1)
@@ -180,7 +205,10 @@ def run_agent(args: argparse.Namespace) -> int:
     flags = AgentFlags(master=args.master, work_dir=work_dir, resources=resources, attributes=attributes,
                        host=args.ip, port=args.port, transport_port=_transport_port(args.transport_port, args.port),
                        recover=RecoverMode(args.recover), recovery_timeout=args.recovery_timeout,
-                       boot_id_file=args.boot_id_file)
+                       boot_id_file=args.boot_id_file, enforce_limits=args.enforce_limits,
+                       limit_check_interval=args.limit_check_interval,
+                       container_disk_watch_interval=args.container_disk_watch_interval, gc_delay=args.gc_delay,
+                       gc_disk_headroom=args.gc_disk_headroom, disk_watch_interval=args.disk_watch_interval)
     daemon = AgentDaemon(flags)
     try:
         daemon.start()

@@ -9,6 +9,9 @@ SIGKILLed executor must not leave its tasks behind.
 After an agent restart, executors that survived are no longer the agent's children:
 `adopt` watches such a process by pid (a pidfd, polled with select, or /proc polling
 where pidfds are missing) and reports its exit the same way, with an unknown status.
+
+Limits are not enforced here (see corral.agent.limits): `launch` takes the argv prefix
+that puts the executor under them, and `kill` is how a container over a limit is ended.
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ from corral.protos import corral_pb2 as pb
 
 log = logging.getLogger(__name__)
 
-ExitCallback = Callable[[str, int, str], None]
+ExitCallback = Callable[["Container", int, str], None]
 
 
 class LaunchError(RuntimeError):
@@ -104,7 +107,9 @@ class Containerizer:
     def sandbox_path(self, framework_id: str, executor_id: str, container_id: str) -> Path:
         return self.sandboxes_root / framework_id / executor_id / container_id
 
-    def launch(self, container_id: str, framework_id: str, executor: pb.ExecutorInfo, environment: dict[str, str]) -> Path:
+    def launch(self, container_id: str, framework_id: str, executor: pb.ExecutorInfo, environment: dict[str, str],
+               argv_prefix: list[str] | None = None) -> Container:
+        """Start the executor in a new sandbox; `argv_prefix` runs before it (and execs it)."""
         sandbox = self.sandbox_path(framework_id, executor.executor_id.value, container_id)
         env = dict(os.environ)
         env.update(environment)
@@ -115,7 +120,7 @@ class Containerizer:
             sandbox.mkdir(parents=True, exist_ok=False)
             with open(sandbox / "stdout", "wb") as out, open(sandbox / "stderr", "wb") as err:
                 process = subprocess.Popen(
-                    executor_argv(executor.command), env=env, cwd=sandbox, stdin=subprocess.DEVNULL,
+                    [*(argv_prefix or []), *executor_argv(executor.command)], env=env, cwd=sandbox, stdin=subprocess.DEVNULL,
                     stdout=out, stderr=err, start_new_session=True,
                 )
         except OSError as exc:
@@ -125,7 +130,7 @@ class Containerizer:
             self.containers[container_id] = container
         threading.Thread(target=self._wait, args=(container,), name=f"wait-{container_id}", daemon=True).start()
         log.info("launched container %s (pid %d) in %s", container_id, process.pid, sandbox)
-        return sandbox
+        return container
 
     def sandbox_of(self, container_id: str) -> Path | None:
         with self._lock:
@@ -138,11 +143,15 @@ class Containerizer:
             container = self.containers.get(container_id)
         return process_stamp(container.pid) if container is not None else None
 
-    def adopt(self, container_id: str, stamp: ProcessStamp) -> bool:
+    def live_sandboxes(self) -> set[Path]:
+        with self._lock:
+            return {c.sandbox for c in self.containers.values() if c.sandbox is not None}
+
+    def adopt(self, container_id: str, stamp: ProcessStamp, sandbox: Path | None = None) -> bool:
         """Watch a running executor left by a previous agent; False if it is gone."""
         if process_stamp(stamp.pid) != stamp:
             return False
-        container = Container(container_id, stamp.pid, None)
+        container = Container(container_id, stamp.pid, sandbox)
         with self._lock:
             self.containers[container_id] = container
         threading.Thread(target=self._watch, args=(container, stamp), name=f"watch-{container_id}", daemon=True).start()
@@ -175,7 +184,7 @@ class Containerizer:
         container.exited.set()
         with self._lock:
             self.containers.pop(container.id, None)
-        self._on_exit(container.id, status, message)
+        self._on_exit(container, status, message)
 
     def kill(self, container_id: str, grace: float) -> None:
         """SIGTERM the container's process group; SIGKILL it after `grace` seconds."""

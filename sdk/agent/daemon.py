@@ -12,12 +12,25 @@ On start, before it looks for the master, the daemon recovers: same boot id -> t
 checkpoints are read (a corrupt file stops the start with an error naming it), the
 executors still running are adopted by the containerizer and the engine is rebuilt
 (`AgentEngine.recover`); a new boot id (the machine rebooted) -> the checkpoints are
-discarded and the agent starts afresh."""
+discarded and the agent starts afresh.
+
+Limits (`--enforce-limits`, on by default): a `LimitEnforcer` watches every container
+against the limits the engine gives (cgroup v2 where usable, else process-tree RSS, and
+sandbox disk); one over a limit is killed with SIGKILL and its exit carries the reason
+(REASON_CONTAINER_LIMITATION_MEMORY / _DISK) to the engine.
+
+Sandbox GC: the sandbox of a container that exited is scheduled for deletion after
+`gc_delay`; a housekeeping thread deletes what is due and, every
+`disk_watch_interval`, the oldest completed sandboxes while the work dir's filesystem
+is fuller than `1 - gc_disk_headroom`. Sandboxes left by an earlier run (their
+containers gone) are scheduled at start, aged by their modification time. A live
+container's sandbox is never deleted; persistent volumes live outside the sandboxes."""
 from __future__ import annotations
 
 import logging
 import os
 import socket
+import threading
 from http import HTTPStatus
 import sys
 from dataclasses import asdict, dataclass, field, replace
@@ -26,7 +39,10 @@ from typing import Any
 
 from corral import __version__
 from corral.agent.checkpoint import BOOT_ID_PATH, Checkpointer, ProcessStamp, read_boot_id
-from corral.agent.containerizer import Containerizer, LaunchError
+from corral.agent.containerizer import Container, Containerizer, LaunchError
+from corral.agent.gc import DEFAULT_GC_DELAY, DEFAULT_GC_DISK_HEADROOM, SandboxGC, filesystem_usage, iter_sandboxes, \
+    remove_sandbox
+from corral.agent.limits import Limitation, LimitEnforcer, detect_host_cgroup2, limits_enforcer
 from corral.agent.volumes import VolumeError, Volumes
 from corral.agent.files import MAX_READ, FileAccessError, SandboxFiles, int_param
 from corral.detector import MasterDetector
@@ -41,6 +57,7 @@ from corral.engines.agent import (
     CheckpointExecutorExited,
     CheckpointFramework,
     CheckpointTask,
+    ContainerLimits,
     DiscardFramework,
     JournalAppend,
     KillContainer,
@@ -71,6 +88,18 @@ class AgentFlags:
     recovery_timeout: float = 2.0
     #: where the machine's boot id is read (tests point it at a file of their own)
     boot_id_file: Path = BOOT_ID_PATH
+    #: kill containers that go over their memory or sandbox disk
+    enforce_limits: bool = True
+    #: seconds between memory checks (RSS mode; with cgroup v2 the kernel enforces)
+    limit_check_interval: float = 0.25
+    #: seconds between measurements of each sandbox's disk usage
+    container_disk_watch_interval: float = 15.0
+    #: seconds a completed sandbox is kept
+    gc_delay: float = DEFAULT_GC_DELAY
+    #: fraction of the work dir's filesystem kept free by deleting completed sandboxes early
+    gc_disk_headroom: float = DEFAULT_GC_DISK_HEADROOM
+    #: seconds between checks of the work dir's filesystem usage
+    disk_watch_interval: float = 60.0
 
 
 class AgentDaemon:
@@ -85,6 +114,15 @@ class AgentDaemon:
                                port=flags.transport_port)
         self.engine: AgentEngine = self.runtime.engine  # type: ignore[assignment]
         self.containerizer = Containerizer(flags.work_dir, self._container_exited)
+        self.enforcer: LimitEnforcer | None = None
+        if flags.enforce_limits:
+            self.enforcer = limits_enforcer(self._limit_exceeded, self._current_limits, flags.limit_check_interval,
+                                            flags.container_disk_watch_interval, detect_host_cgroup2())
+        self.gc = SandboxGC(flags.gc_delay, flags.gc_disk_headroom, self.runtime.clock)
+        self._gc_lock = threading.Lock()
+        self._gc_wake = threading.Event()
+        self._stopping = threading.Event()
+        self._gc_thread: threading.Thread | None = None
         self.checkpointer = Checkpointer(flags.work_dir)
         for action_type in CHECKPOINT_ACTIONS:
             self.runtime.add_performer(action_type, self._checkpoint)
@@ -111,11 +149,15 @@ class AgentDaemon:
     # -- actions ------------------------------------------------------------------
     def _launch(self, action: LaunchExecutor) -> None:
         try:
-            self.containerizer.launch(action.container_id, action.framework_id, action.executor, action.environment)
-        except LaunchError as exc:
+            prefix = self.enforcer.prepare(action.container_id) if self.enforcer is not None else []
+            container = self.containerizer.launch(action.container_id, action.framework_id, action.executor,
+                                                  action.environment, prefix)
+        except (LaunchError, OSError) as exc:
             log.error("%s", exc)
             self.engine.executor_launch_failed(action.container_id, str(exc), self.runtime.clock())
             return
+        if self.enforcer is not None:
+            self.enforcer.attach(action.container_id, container.pid, container.sandbox, action.limits)
         stamp = self.containerizer.stamp(action.container_id)
         if action.checkpoint and stamp is not None:
             self._durably(self.checkpointer.write_pid, action.framework_id, action.executor.executor_id.value,
@@ -169,8 +211,60 @@ class AgentDaemon:
             except (VolumeError, OSError) as exc:
                 log.error("container %s: %s", action.container_id, exc)
 
-    def _container_exited(self, container_id: str, status: int, message: str) -> None:
-        self.runtime.call_soon(lambda: self.engine.executor_exited(container_id, status, message, self.runtime.clock()))
+    def _container_exited(self, container: Container, status: int, message: str) -> None:
+        limitation = self.enforcer.detach(container.id) if self.enforcer is not None else None
+        reason = pb.TaskStatus.REASON_EXECUTOR_TERMINATED
+        if limitation is not None:
+            reason, message = limitation.reason, limitation.message
+        if container.sandbox is not None:
+            with self._gc_lock:
+                self.gc.schedule(container.sandbox)
+            self._gc_wake.set()
+        self.runtime.call_soon(lambda: self.engine.executor_exited(container.id, status, message, self.runtime.clock(),
+                                                                   reason))
+
+    # -- limits ---------------------------------------------------------------------
+    def _current_limits(self) -> dict[str, ContainerLimits]:
+        with self.runtime.lock:
+            return self.engine.container_limits()
+
+    def _limit_exceeded(self, container_id: str, limitation: Limitation) -> None:
+        self.containerizer.kill(container_id, 0.0)
+
+    # -- sandbox garbage collection ---------------------------------------------------
+    def _remove_sandbox(self, sandbox: Path) -> None:
+        if sandbox in self.containerizer.live_sandboxes():
+            raise ValueError(f"{sandbox} belongs to a live container")
+        remove_sandbox(self.containerizer.sandboxes_root, sandbox)
+        log.info("garbage-collected sandbox %s", sandbox)
+
+    def _schedule_old_sandboxes(self) -> None:
+        """Sandboxes of containers that ended before this agent started."""
+        live = self.containerizer.live_sandboxes()
+        with self._gc_lock:
+            for sandbox in iter_sandboxes(self.containerizer.sandboxes_root):
+                if sandbox not in live:
+                    try:
+                        self.gc.schedule(sandbox, sandbox.stat().st_mtime)
+                    except OSError:
+                        continue
+
+    def _collect_garbage(self) -> None:
+        next_watch = 0.0
+        while not self._stopping.is_set():
+            now = self.runtime.clock()
+            pressure = now >= next_watch
+            if pressure:
+                next_watch = now + self.flags.disk_watch_interval
+            with self._gc_lock:
+                due = self.gc.next_due()
+                if pressure or (due is not None and due <= now):
+                    self.gc.collect(lambda: filesystem_usage(self.flags.work_dir) if pressure else 0.0,
+                                    self._remove_sandbox)
+                due = self.gc.next_due()
+            wait = next_watch - now if due is None else min(next_watch, due) - now
+            self._gc_wake.wait(max(0.0, wait))
+            self._gc_wake.clear()
 
     def _master_found(self, transport: str) -> None:
         self.runtime.call_soon(lambda: self.engine.connect(transport, self.runtime.clock()))
@@ -231,8 +325,16 @@ class AgentDaemon:
                 live = {
                     run.container_id for run in state.runs
                     if not run.exited and run.pid
-                    and self.containerizer.adopt(run.container_id, ProcessStamp(run.pid, run.start_time))
+                    and self.containerizer.adopt(run.container_id, ProcessStamp(run.pid, run.start_time),
+                                                 self.containerizer.sandbox_path(run.framework_id,
+                                                                                 run.info.executor_id.value,
+                                                                                 run.container_id))
                 }
+                if self.enforcer is not None:
+                    for run in state.runs:
+                        if run.container_id in live:  # limits follow from the engine at the first check
+                            self.enforcer.attach(run.container_id, run.pid,
+                                                 self.containerizer.sandbox_of(run.container_id), ContainerLimits())
                 with self.runtime.lock:
                     self.engine.recover(state, live, self.flags.recover, self.runtime.clock())
                 log.info("recovered agent %s: %d framework(s), %d task(s), %d live executor(s) (%s)",
@@ -242,12 +344,21 @@ class AgentDaemon:
 
     def start(self) -> None:
         self.recover()
+        self._schedule_old_sandboxes()
+        self._gc_thread = threading.Thread(target=self._collect_garbage, name="sandbox-gc", daemon=True)
+        self._gc_thread.start()
+        if self.enforcer is not None:
+            self.enforcer.start()
         self.http.start()
         self.runtime.start(name="agent-io")
         self.detector.detect()
         log.info("agent listening on %s (transport %s)", self.address, self.runtime.address)
 
     def stop(self, grace: float = 3.0) -> None:
+        self._stopping.set()
+        self._gc_wake.set()
+        if self.enforcer is not None:
+            self.enforcer.stop()
         self.detector.stop()
         self.containerizer.kill_all(grace)
         self.containerizer.wait_all(grace + 2.0)

@@ -8,7 +8,12 @@ exponential backoff and resent at once when the agent (re)registers. An executor
 update is acknowledged to the executor as soon as it is queued here.
 
 Processes are not started here: the engine emits `LaunchExecutor` / `KillContainer`
-actions and learns about exits through `executor_exited`.
+actions and learns about exits through `executor_exited` (with the reason: a container
+killed for exceeding its limits fails its tasks with REASON_CONTAINER_LIMITATION_*).
+What a container may use (`ContainerLimits`: its executor's resources plus those of its
+live tasks, persistent volumes excluded, plus an allowance for the command executor as
+in Mesos) travels with `LaunchExecutor` and, as tasks come and go, is read by the
+daemon through `container_limits()`.
 
 Checkpointing (frameworks with `checkpoint` set): the engine emits checkpoint actions
 (`CheckpointAgent`, `CheckpointFramework`, `CheckpointExecutor`, `CheckpointTask`,
@@ -68,6 +73,10 @@ class AgentConfig:
     recovery_timeout: float = 2.0
     #: how long an executor of a checkpointing framework waits for a lost agent to come back
     executor_recovery_timeout: float = 900.0
+    #: allowance added to a command executor's limits for the executor process itself
+    #: (Mesos adds 0.1 cpus and 32 MB; the Python command executor alone is ~35 MB resident)
+    command_executor_cpus: float = 0.1
+    command_executor_mem: float = 64.0
 
 
 class Connection(enum.Enum):
@@ -134,6 +143,24 @@ class RecoveredState:
     runs: list[RecoveredRun]
 
 
+@dataclass(frozen=True, slots=True)
+class ContainerLimits:
+    """What a container may use: MB of memory, MB of sandbox disk, cpus (0: none given)."""
+
+    mem_mb: float = 0.0
+    disk_mb: float = 0.0
+    cpus: float = 0.0
+
+
+def resource_limits(resources: Any) -> ContainerLimits:
+    """The mem, disk and cpus of `resources`; persistent volumes are not sandbox disk."""
+    totals = {"mem": 0.0, "disk": 0.0, "cpus": 0.0}
+    for r in resources:
+        if r.name in totals and not (r.name == "disk" and r.HasField("disk") and r.disk.HasField("persistence")):
+            totals[r.name] += r.scalar.value
+    return ContainerLimits(totals["mem"], totals["disk"], totals["cpus"])
+
+
 @dataclass(slots=True)
 class LaunchExecutor:
     """Start an executor process for `executor` in a fresh sandbox."""
@@ -144,6 +171,8 @@ class LaunchExecutor:
     environment: dict[str, str]
     #: the framework checkpoints: record the process id for recovery
     checkpoint: bool = False
+    #: what the container may use at first (with the task it is launched for)
+    limits: ContainerLimits = ContainerLimits()
 
 
 @dataclass(slots=True)
@@ -462,7 +491,7 @@ class AgentEngine(Engine):
             if checkpoint:
                 self.emit(CheckpointExecutor(fid, info, container_id, command_executor, ""))
             self.emit(LaunchExecutor(container_id, fid, info, self._executor_environment(msg.framework, info, container_id),
-                                     checkpoint))
+                                     checkpoint, self._limits(executor, [task])))
             self.set_timer(("executor_registration", (fid, eid)), now + self.config.executor_registration_timeout)
         volumes = persistent_volumes(list(task.resources) + list(info.resources))
         if volumes:
@@ -705,8 +734,10 @@ class AgentEngine(Engine):
             self.emit(DiscardFramework(fid))
 
     # ------------------------------------------------------- executor exits
-    def executor_exited(self, container_id: str, status: int, message: str, now: float) -> None:
-        """The container's process has ended (exit status, or -signal)."""
+    def executor_exited(self, container_id: str, status: int, message: str, now: float,
+                        reason: int = Reason.REASON_EXECUTOR_TERMINATED) -> None:
+        """The container's process has ended (exit status, or -signal); `reason` is why,
+        for the live tasks it fails (e.g. REASON_CONTAINER_LIMITATION_MEMORY)."""
         key = self.containers.pop(container_id, None)
         if key is None:
             return
@@ -714,7 +745,7 @@ class AgentEngine(Engine):
         if executor is None or executor.container_id != container_id:
             return
         self.cancel_timer(("executor_registration", key))
-        self._fail_tasks(executor, Reason.REASON_EXECUTOR_TERMINATED, message or f"executor exited with status {status}", now)
+        self._fail_tasks(executor, reason, message or f"executor exited with status {status}", now)
         del self.executors[key]
         framework = self.frameworks.get(key[0])
         if framework is not None and framework.checkpoint:
@@ -731,6 +762,26 @@ class AgentEngine(Engine):
         if executor is not None:
             self.cancel_timer(("executor_registration", key))
             self._fail_tasks(executor, Reason.REASON_CONTAINER_LAUNCH_FAILED, message, now)
+
+    # ------------------------------------------------------------- limits
+    def container_limits(self) -> dict[str, ContainerLimits]:
+        """What each running container may use now (not those being killed)."""
+        return {
+            e.container_id: self._limits(e) for e in self.executors.values()
+            if e.phase is not ExecutorPhase.TERMINATING and e.container_id in self.containers
+        }
+
+    def _limits(self, executor: Executor, extra: list[pb.TaskInfo] | None = None) -> ContainerLimits:
+        resources = list(executor.info.resources)
+        for task in self._live_tasks(executor):
+            resources.extend(task.info.resources)
+        for info in extra or []:
+            resources.extend(info.resources)
+        limits = resource_limits(resources)
+        if executor.command_executor:
+            limits = ContainerLimits(limits.mem_mb + self.config.command_executor_mem, limits.disk_mb,
+                                     limits.cpus + self.config.command_executor_cpus)
+        return limits
 
     def _fail_tasks(self, executor: Executor, reason: int, message: str, now: float) -> None:
         for task in self._live_tasks(executor):

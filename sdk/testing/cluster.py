@@ -133,7 +133,7 @@ class LocalCluster:
 
     def __init__(self, work_dir: Path, agents: int = 1, *, resources: str = "cpus:2;mem:1024;disk:1024;ports:[31000-31100]",
                  port: int = 0, ip: str = "127.0.0.1", log_level: str = "INFO", extra_env: dict[str, str] | None = None,
-                 master_flags: list[str] | None = None) -> None:
+                 master_flags: list[str] | None = None, agent_flags: list[str] | None = None) -> None:
         self.work_dir = Path(work_dir)
         self.ip = ip
         self.port = port
@@ -145,6 +145,8 @@ class LocalCluster:
                                         "--work-dir", str(self.work_dir / "master"), *(master_flags or [])],
                              self.work_dir / "master", self.env)
         self.agents: list[Daemon] = []
+        #: extra `corral agent` flags for every agent (e.g. ["--gc-delay", "1"])
+        self.agent_flags = list(agent_flags or [])
         self._agent_count = agents
 
     @property
@@ -159,7 +161,7 @@ class LocalCluster:
         port = self.port + index if self.port else 0
         argv = [*(wrapper or []), *self._base, "agent", "--master", self.master.address, "--ip", ip or self.ip,
                 "--port", str(port), "--work-dir", str(self.work_dir / f"agent-{index}"),
-                "--resources", resources or self.resources]
+                "--resources", resources or self.resources, *self.agent_flags]
         if attributes:
             argv += ["--attributes", attributes]
         agent = Daemon(f"agent-{index}", argv, self.work_dir / f"agent-{index}", self.env)
