@@ -522,7 +522,9 @@ class MasterEngine(Engine):
             else:
                 self._set_latest_state(task, agent, report.state)
         for key, task in list(agent.tasks.items()):
-            if key not in reported and not is_terminal(task.state):
+            # (also a task that ended but whose framework was not told yet: the agent lost
+            # the update stream that would have told it, e.g. in a restart without checkpoints)
+            if key not in reported and not (is_terminal(task.state) and is_terminal(task.status_update_state)):
                 self._master_update(task, pb.TASK_DROPPED, Reason.REASON_RECONCILIATION,
                                     "task not reported by its agent on reregistration", now, forget=True)
 

@@ -1,7 +1,10 @@
 """corral.testing: run frameworks against simulated clusters (see `corral.testing.sim`)."""
 from corral.testing.sim import (
+    HEARTBEAT_TIMEOUT,
+    MASTER_ADDRESS,
     RETRIED_TYPES,
     CallbackErrors,
+    Crash,
     Delivery,
     FakeClock,
     Fault,
@@ -9,14 +12,20 @@ from corral.testing.sim import (
     FaultRule,
     NetEvent,
     Partition,
+    Process,
+    SimCheckpoints,
     SimCluster,
     SimCommandExecutor,
     SimExecutorDriver,
     SimNetwork,
     SimSchedulerDriver,
+    agent_address,
+    scheduler_address,
 )
 
 __all__ = [
-    "RETRIED_TYPES", "CallbackErrors", "Delivery", "FakeClock", "Fault", "FaultPlan", "FaultRule", "NetEvent",
-    "Partition", "SimCluster", "SimCommandExecutor", "SimExecutorDriver", "SimNetwork", "SimSchedulerDriver",
+    "HEARTBEAT_TIMEOUT", "MASTER_ADDRESS", "RETRIED_TYPES", "CallbackErrors", "Crash", "Delivery", "FakeClock",
+    "Fault", "FaultPlan", "FaultRule", "NetEvent", "Partition", "Process", "SimCheckpoints", "SimCluster",
+    "SimCommandExecutor", "SimExecutorDriver", "SimNetwork", "SimSchedulerDriver", "agent_address",
+    "scheduler_address",
 ]

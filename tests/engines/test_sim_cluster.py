@@ -126,7 +126,9 @@ def test_explicit_acknowledgements_hold_the_stream_until_the_framework_acks():
 def test_a_partitioned_scheduler_gets_every_update_in_order_after_healing():
     cluster = SimCluster(agents=2, seed=5)
     runner = Runner(["sleep 10; exit 0", "sleep 20; exit 3", "sleep 30; exit 0"])
-    driver = cluster.add_scheduler(runner)
+    # the master learns of the partition (heartbeats) and disconnects the framework: its
+    # tasks survive for failover_timeout
+    driver = cluster.add_scheduler(runner, pb.FrameworkInfo(user="sim", name="runner", failover_timeout=3600.0))
     assert cluster.run_until(lambda: all(runner.states(t) for t in runner.commands), max_time=30.0)
     cut = cluster.network.partition([driver.address], cluster.clock.now)
     cluster.run_for(120.0)
