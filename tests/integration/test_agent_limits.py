@@ -137,3 +137,33 @@ def test_completed_sandboxes_are_deleted_after_the_gc_delay_and_live_ones_stay(c
         wait_for(lambda: not lasting.exists(), 10, "the killed task's sandbox to be deleted")
     finally:
         driver.stop()
+
+
+def test_with_no_enforce_limits_a_task_may_exceed_its_memory(tmp_path: Path) -> None:
+    hog = 'python3 -c "b = bytearray(300*1024*1024); open(\'held\', \'w\').close(); import time; time.sleep(30)"'
+    flags = ["--no-enforce-limits", "--limit-check-interval", "0.1"]
+    with LocalCluster(tmp_path, agents=1, agent_flags=flags) as unlimited:
+        scheduler = RecordingScheduler([("hog", hog)], resources="cpus:0.1;mem:64")
+        driver = start_driver(scheduler, unlimited, "unlimited-hog")
+        try:
+            wait_for(lambda: [p for p in sandboxes(unlimited, "hog") if (p / "held").exists()], 15,
+                     "the task to hold its 300 MB")
+            time.sleep(0.5)  # five check intervals
+            assert scheduler.states("hog")[-1] == "TASK_RUNNING"
+        finally:
+            driver.stop()
+
+
+def test_sandboxes_left_by_a_previous_agent_run_are_collected_after_a_restart(tmp_path: Path) -> None:
+    with LocalCluster(tmp_path, agents=1, agent_flags=["--gc-delay", "3"]) as cluster:
+        scheduler = RecordingScheduler([("before-restart", "sleep 600")])
+        driver = start_driver(scheduler, cluster, "restart-gc")
+        try:
+            assert scheduler.wait(lambda: "TASK_RUNNING" in scheduler.states("before-restart"))
+            (sandbox,) = sandboxes(cluster, "before-restart")
+            cluster.agents[0].stop()  # kills the task; the agent is gone before the GC delay passes
+            assert sandbox.exists()
+            cluster.agents[0].start()
+            wait_for(lambda: not sandbox.exists(), 15, "the earlier run's sandbox to be collected")
+        finally:
+            driver.stop()
