@@ -1,0 +1,316 @@
+"""Acknowledged status updates end to end (issue 3: >= 50 k/s unbatched, >= 250 k/s with
+batching on the wire).
+
+The real engines in real `Runtime`s over ZeroMQ on tcp loopback: an `ExecutorEngine`
+(the executor driver), an `AgentEngine`, a `MasterEngine` and a `SchedulerEngine`. The
+cluster is set up through the protocol: the agent registers, the framework subscribes,
+accepts an offer with T tasks of one custom executor, the agent launches that executor
+(its `LaunchExecutor` is ignored: the executor runtime is already running and registers
+itself), and the executor receives the T tasks. Timed: the executor is handed U status
+updates for each of the T tasks (T*U in all) until the agent has received all of them
+and holds no pending update, which happens only once the scheduler has received and
+acknowledged every one and the master has relayed every ack (each update crosses
+executor -> agent -> master -> scheduler, each ack scheduler -> master -> agent, and the
+agent acks the executor: 7 messages per update). The agent's status-update manager keeps
+one update per task in flight, so many tasks make the pipeline deep.
+
+The scheduler acknowledges implicitly: its status_update callbacks are collected on
+the I/O thread and acknowledged by one queued call per loop iteration (as the driver's
+callback thread would, without the thread hop).
+
+Layouts (the machine has 2 cores):
+- `4proc`: each runtime in its own process (spawned), so no two engines share a GIL;
+- `2proc`: executor + agent in one process, master + scheduler in the other (two
+  runtime threads per process).
+
+Run: python -m pytest benches/bench_status_updates.py --benchmark-only
+"""
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+
+import pytest
+
+from corral.engines.agent import AgentConfig, AgentEngine, KillContainer, LaunchExecutor
+from corral.engines.base import Callback, MasterLost, on
+from corral.engines.executor import AllAcknowledged, ExecutorEngine, ExecutorEvent, Stop
+from corral.engines.master import MasterConfig, MasterEngine
+from corral.engines.scheduler import SchedulerEngine, SchedulerEvent
+from corral.protocol import MessageType as T
+from corral.protos import corral_pb2 as pb
+from corral.resources import Resources
+from corral.runtime import Runtime
+from corral.tasks import executor_info, executor_task
+
+TASKS = 10_000
+UPDATES_PER_TASK = 3
+EXECUTOR_ID = "bench-exec"
+
+
+class BenchAgent(AgentEngine):
+    """The agent engine, plus a note of when it has received `expect` updates from the
+    executor and holds none pending (read by the bench, never by the protocol)."""
+
+    expect = -1
+    done_at = 0.0
+    done: threading.Event
+
+    @on(T.STATUS_UPDATE_ACK)
+    def _ack_and_check(self, sender: str, msg: pb.StatusUpdateAck, now: float) -> None:
+        self._status_update_ack(sender, msg, now)
+        if (self.expect >= 0 and len(self.updates) == 0
+                and self.counters["status_updates_received"] >= self.expect):
+            self.expect = -1
+            self.done_at = time.time()
+            self.done.set()
+
+
+class _IgnoreUnknown(dict):
+    def __missing__(self, key):
+        return _ignore
+
+
+def _ignore(_action) -> None:
+    pass
+
+
+class Host:
+    """The runtimes of one process and the commands the parent sends them."""
+
+    def __init__(self, batch: bool) -> None:
+        self.batch = batch
+        self.runtimes: dict[str, Runtime] = {}
+        self.launched = 0
+        self.ready = threading.Event()
+        self.sched_updates = 0
+        self._acks: list[pb.TaskStatus] = []
+
+    # -- builders ------------------------------------------------------------------
+    def master(self) -> str:
+        def make(address: str) -> MasterEngine:
+            info = pb.MasterInfo(id="m1", hostname="master", port=5050, transport=address)
+            return MasterEngine(info, MasterConfig(allocation_interval=0.2, ping_interval=1e6))
+
+        rt = Runtime(make, batch=self.batch)
+        return self._start("master", rt)
+
+    def scheduler(self, master: str, tasks: int) -> str:
+        info = pb.FrameworkInfo(user="bench", name="bench")
+        rt = Runtime(lambda a: SchedulerEngine(info, a), batch=self.batch)
+        engine: SchedulerEngine = rt.engine
+        launched = []
+
+        def callback(cb: Callback) -> None:
+            if cb.event is SchedulerEvent.STATUS_UPDATE:
+                self.sched_updates += 1
+                if not self._acks:
+                    rt.call_soon(self._ack_all, engine)
+                self._acks.append(cb.args[0])
+            elif cb.event is SchedulerEvent.RESOURCE_OFFERS:
+                for offer in cb.args[0]:
+                    if launched:
+                        engine.decline([offer.id], pb.Filters(refuse_seconds=1e6))
+                        continue
+                    launched.append(offer)
+                    exe = executor_info(EXECUTOR_ID, "true")
+                    infos = [executor_task(f"t{i}", exe, offer.agent_id, "cpus:0.001;mem:1", task_id=f"t{i}")
+                             for i in range(tasks)]
+                    op = pb.Offer.Operation(type=pb.Offer.Operation.LAUNCH)
+                    op.launch.task_infos.extend(infos)
+                    engine.accept([offer.id], [op], None, rt.clock())
+
+        rt.add_performer(Callback, callback)
+        rt.add_performer(MasterLost, lambda _a: engine.connect(master, rt.clock()))
+        self._start("scheduler", rt)
+        rt.call_soon(lambda: engine.connect(master, rt.clock()))
+        return rt.address
+
+    def _ack_all(self, engine: SchedulerEngine) -> None:
+        acks, self._acks = self._acks, []
+        for status in acks:
+            engine.acknowledge(status)
+
+    def agent(self, master: str) -> str:
+        info = pb.AgentInfo(hostname="bench-agent", resources=Resources.parse("cpus:100;mem:100000").to_protos())
+        config = AgentConfig(registration_backoff=0.01)
+        rt = Runtime(lambda a: BenchAgent(info, a, config), batch=self.batch)
+        rt.engine.done = threading.Event()
+        for kind in (LaunchExecutor, KillContainer, MasterLost):
+            rt.add_performer(kind, lambda _a: None)
+        self._start("agent", rt)
+        rt.call_soon(lambda: rt.engine.connect(master, rt.clock()))
+        return rt.address
+
+    def executor(self, agent: str, framework_id: str, tasks: int) -> str:
+        rt = Runtime(lambda a: ExecutorEngine(framework_id, EXECUTOR_ID, agent, a), batch=self.batch)
+
+        def callback(cb: Callback) -> None:
+            if cb.event is ExecutorEvent.LAUNCH_TASK:
+                self.launched += 1
+                if self.launched == tasks:
+                    self.ready.set()
+
+        rt.add_performer(Callback, callback)
+        rt.add_performer(AllAcknowledged, lambda _a: None)
+        rt.add_performer(Stop, lambda _a: None)
+        self._start("executor", rt)
+        rt.call_soon(lambda: rt.engine.start(rt.clock()))
+        return rt.address
+
+    def _start(self, role: str, rt: Runtime) -> str:
+        # actions no daemon is here to perform (checkpoints, container limits, ...) are
+        # ignored, not logged as failures
+        rt._performers = _IgnoreUnknown(rt._performers)
+        self.runtimes[role] = rt
+        rt.start(f"bench-{role}")
+        return rt.address
+
+    # -- queries and the timed phase ------------------------------------------------------
+    def framework_id(self) -> str | None:
+        engine = self.runtimes["scheduler"].engine
+        return engine.framework_id
+
+    def wait_ready(self, timeout: float) -> bool:
+        return self.ready.wait(timeout)
+
+    def arm_agent(self, total: int) -> None:
+        rt = self.runtimes["agent"]
+        engine: BenchAgent = rt.engine
+
+        def arm() -> None:
+            engine.done.clear()
+            engine.expect = engine.counters["status_updates_received"] + total
+
+        rt.call_soon(arm)
+
+    def agent_done(self, timeout: float) -> tuple[float, int, dict]:
+        engine: BenchAgent = self.runtimes["agent"].engine
+        ok = engine.done.wait(timeout)
+        return (engine.done_at if ok else 0.0), len(engine.updates), dict(engine.counters)
+
+    def send_updates(self, tasks: int, per_task: int) -> float:
+        """Hand the executor per_task updates for each task (on its I/O thread); the
+        wall-clock time at which it started."""
+        rt = self.runtimes["executor"]
+        engine: ExecutorEngine = rt.engine
+        started = []
+
+        def send() -> None:
+            started.append(time.time())
+            now = rt.clock()
+            for _ in range(per_task):
+                for i in range(tasks):
+                    status = pb.TaskStatus(state=pb.TASK_RUNNING)
+                    status.task_id.value = f"t{i}"
+                    engine.send_status_update(status, now)
+
+        rt.call_soon(send)
+        while not started:
+            time.sleep(0.001)
+        return started[0]
+
+    def scheduler_updates(self) -> int:
+        return self.sched_updates
+
+    def metrics(self) -> dict[str, dict]:
+        return {role: rt.metrics() for role, rt in self.runtimes.items()}
+
+    def stop(self) -> None:
+        for rt in self.runtimes.values():
+            rt.stop()
+        for rt in self.runtimes.values():
+            rt.join(5)
+
+
+def _serve(batch: bool, conn) -> None:
+    """Child process: run a Host, answering (method, args) calls from the parent."""
+    host = Host(batch)
+    while True:
+        name, args = conn.recv()
+        if name == "exit":
+            host.stop()
+            conn.send(None)
+            return
+        conn.send(getattr(host, name)(*args))
+
+
+class Remote:
+    def __init__(self, ctx, batch: bool) -> None:
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_serve, args=(batch, child), daemon=True)
+        self.proc.start()
+
+    def __getattr__(self, name):
+        def call(*args):
+            self.conn.send((name, args))
+            return self.conn.recv()
+        return call
+
+    def close(self) -> None:
+        try:
+            self.conn.send(("exit", ()))
+            self.conn.poll(10) and self.conn.recv()
+        finally:
+            self.proc.join(5)
+            if self.proc.is_alive():
+                self.proc.kill()
+
+
+LAYOUTS = {
+    "4proc": {"executor": 0, "agent": 1, "master": 2, "scheduler": 3},
+    "2proc": {"executor": 0, "agent": 0, "master": 1, "scheduler": 1},
+}
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["unbatched", "batched"])
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_status_updates_end_to_end(benchmark, layout, batch):
+    ctx = multiprocessing.get_context("spawn")
+    placement = LAYOUTS[layout]
+    hosts = [Remote(ctx, batch) for _ in range(max(placement.values()) + 1)]
+    h = {role: hosts[i] for role, i in placement.items()}
+    try:
+        master = h["master"].master()
+        agent_address = h["agent"].agent(master)
+        h["scheduler"].scheduler(master, TASKS)
+        deadline = time.time() + 30
+        fid = None
+        while fid is None and time.time() < deadline:
+            fid = h["scheduler"].framework_id()
+            time.sleep(0.05)
+        assert fid, "framework did not subscribe"
+        total = TASKS * UPDATES_PER_TASK
+        results = []
+
+        def once():
+            before = h["scheduler"].scheduler_updates()
+            h["agent"].arm_agent(total)
+            started = h["executor"].send_updates(TASKS, UPDATES_PER_TASK)
+            done_at, pending, counters = h["agent"].agent_done(120)
+            assert done_at, f"not all updates acknowledged: {pending} pending, {counters}"
+            assert pending == 0
+            assert h["scheduler"].scheduler_updates() - before == total
+            results.append(done_at - started)
+
+        h["executor"].executor(agent_address, fid, TASKS)
+        assert h["executor"].wait_ready(120), "the executor did not get its tasks"
+
+        benchmark.extra_info.update(tasks=TASKS, updates_per_task=UPDATES_PER_TASK, layout=layout, batch=batch)
+        benchmark.pedantic(once, rounds=3, warmup_rounds=1)
+        # the timed span is measured inside the processes (executor start -> agent done)
+        spans = sorted(results[1:] or results)
+        median = spans[len(spans) // 2]
+        benchmark.extra_info["span_median_s"] = median
+        benchmark.extra_info["updates_per_s"] = total / median
+        metrics = {}
+        for host in hosts:
+            metrics.update(host.metrics())
+        benchmark.extra_info["send_dropped"] = {r: m["send_dropped"] for r, m in metrics.items()}
+        benchmark.extra_info["frames_received"] = {r: m["received"] for r, m in metrics.items()}
+        print(f"\n{layout} batch={batch}: {total} updates, median {median:.3f} s, {total / median:,.0f} updates/s, "
+              f"dropped {benchmark.extra_info['send_dropped']}, frames {benchmark.extra_info['frames_received']}")
+    finally:
+        for host in hosts:
+            host.close()
