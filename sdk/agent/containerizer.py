@@ -4,7 +4,10 @@ captured to files there. Exits are reported through a callback, from a waiter th
 
 Killing a container signals its process group and every descendant of the executor
 (found through /proc), since executors may start tasks in sessions of their own: a
-SIGKILLed executor must not leave its tasks behind.
+SIGKILLed executor must not leave its tasks behind. When the executor exits, the
+container ends: what is left of it (processes in the executor's session, and the
+descendants seen when a kill began, with their sessions) is SIGKILLed, as Mesos
+destroys a container whose executor terminated.
 
 After an agent restart, executors that survived are no longer the agent's children:
 `adopt` watches such a process by pid (a pidfd, polled with select, or /proc polling
@@ -27,6 +30,7 @@ from pathlib import Path
 from typing import Callable
 
 from corral.agent.checkpoint import ProcessStamp, process_stamp
+from corral.agent.limits import scan_processes
 from corral.protos import corral_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -182,9 +186,28 @@ class Containerizer:
 
     def _exited(self, container: Container, status: int, message: str) -> None:
         container.exited.set()
+        self._kill_leftovers(container)
         with self._lock:
             self.containers.pop(container.id, None)
         self._on_exit(container, status, message)
+
+    @staticmethod
+    def _kill_leftovers(container: Container) -> None:
+        known = [s for s in container.descendants if process_stamp(s.pid) == s]
+        sessions = {container.pid}
+        for stamp in known:
+            try:
+                sessions.add(os.getsid(stamp.pid))
+            except ProcessLookupError:
+                continue
+        left = {p.pid for p in scan_processes().values() if p.session in sessions} | {s.pid for s in known}
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if left:
+            log.info("container %s: killed %d process(es) left behind by its executor", container.id, len(left))
 
     def kill(self, container_id: str, grace: float) -> None:
         """SIGTERM the container's process group; SIGKILL it after `grace` seconds."""

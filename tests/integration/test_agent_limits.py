@@ -154,15 +154,18 @@ def test_with_no_enforce_limits_a_task_may_exceed_its_memory(tmp_path: Path) -> 
             driver.stop()
 
 
-def test_sandboxes_left_by_a_previous_agent_run_are_collected_after_a_restart(tmp_path: Path) -> None:
+def test_a_stopped_agent_leaves_no_task_behind_and_collects_old_sandboxes_after_a_restart(tmp_path: Path) -> None:
     with LocalCluster(tmp_path, agents=1, agent_flags=["--gc-delay", "3"]) as cluster:
         scheduler = RecordingScheduler([("before-restart", "sleep 600")])
         driver = start_driver(scheduler, cluster, "restart-gc")
         try:
             assert scheduler.wait(lambda: "TASK_RUNNING" in scheduler.states("before-restart"))
             (sandbox,) = sandboxes(cluster, "before-restart")
+            task_pid = int(last(scheduler, "before-restart").message.split()[-1])
             cluster.agents[0].stop()  # kills the task; the agent is gone before the GC delay passes
             assert sandbox.exists()
+            # the executor died of the agent's SIGTERM: its task (in a session of its own) went with it
+            assert not [p.pid for p in scan_processes().values() if p.session == task_pid and not zombie(p.pid)]
             cluster.agents[0].start()
             wait_for(lambda: not sandbox.exists(), 15, "the earlier run's sandbox to be collected")
         finally:
