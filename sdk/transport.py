@@ -18,6 +18,7 @@ not batch. Order per peer is kept; a dropped batch counts each envelope it carri
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from dataclasses import dataclass
@@ -66,6 +67,12 @@ class TransportCounters:
     dropped: int = 0
 
 
+#: unique inproc endpoint names (wake-up sockets, socket monitors): pyzmq's default
+#: monitor name uses the socket's file descriptor, which is reused after a close while the
+#: old endpoint may still be bound, and then the new monitor silently never reports
+_INPROC_NAMES = itertools.count()
+
+
 class Transport:
     """Receives frames on `address` and sends frames to peers' addresses."""
 
@@ -90,7 +97,9 @@ class Transport:
         self._on_peer = on_peer
         self._seq = 0
         self.counters = TransportCounters()
-        wake_name = f"inproc://corral-wake-{id(self)}"
+        # a name of its own: id(self) is reused once a transport is collected, while the
+        # closed one's inproc endpoint may still be bound
+        wake_name = f"inproc://corral-wake-{next(_INPROC_NAMES)}"
         self._wake_rx = self._ctx.socket(zmq.PULL)
         self._wake_rx.bind(wake_name)
         self._wake_tx = self._ctx.socket(zmq.PUSH)
@@ -113,7 +122,8 @@ class Transport:
             sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
             monitor = None
             if self._on_peer is not None:
-                monitor = sock.get_monitor_socket(zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)
+                monitor = sock.get_monitor_socket(zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED,
+                                                  addr=f"inproc://corral-monitor-{next(_INPROC_NAMES)}")
                 self._monitors[monitor] = to
                 self._poller.register(monitor, zmq.POLLIN)
             try:
@@ -123,7 +133,7 @@ class Transport:
                     self._poller.unregister(monitor)
                     del self._monitors[monitor]
                     monitor.close(linger=0)
-                sock.close(linger=0)
+                self._close_push(sock, 0)
                 raise
             self._pushes[to] = sock
         return sock
@@ -223,8 +233,17 @@ class Transport:
             self._queued.pop(to, None)
         sock = self._pushes.pop(to, None)
         if sock is not None:
+            self._close_push(sock, 0)
             self._close_monitor_of(to)
-            sock.close(linger=0)
+
+    def _close_push(self, sock: zmq.Socket, linger: int) -> None:
+        """Stop monitoring `sock` (libzmq's end of the monitor goes with it), then close it."""
+        if self._on_peer is not None:
+            try:
+                sock.disable_monitor()
+            except zmq.ZMQError:
+                pass
+        sock.close(linger=linger)
 
     def _close_monitor_of(self, to: str) -> None:
         for monitor, peer in list(self._monitors.items()):
@@ -279,11 +298,11 @@ class Transport:
         self.flush()
         with self._wake_lock:
             self._closed = True
+        for sock in self._pushes.values():
+            self._close_push(sock, CLOSE_LINGER_MS)  # flush what is queued (the context is never terminated)
+        self._pushes.clear()
         for monitor in self._monitors:
             monitor.close(linger=0)
         self._monitors.clear()
-        for sock in self._pushes.values():
-            sock.close(linger=CLOSE_LINGER_MS)  # flush what is queued (the context is never terminated)
-        self._pushes.clear()
         for sock in (self._pull, self._wake_rx, self._wake_tx):
             sock.close(linger=0)

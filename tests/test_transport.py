@@ -1,0 +1,37 @@
+"""The transport under socket churn: peers come and go many times in one process (as
+agents, executors and schedulers do for a long-running master) and every new connection
+still delivers and reports itself."""
+from __future__ import annotations
+
+import os
+import time
+
+from corral import _core
+from corral.protocol import PeerEvent
+from corral.transport import Transport
+
+MSG = 58
+
+
+def test_new_connections_keep_working_after_many_closed_ones() -> None:
+    fds_before = len(os.listdir("/proc/self/fd"))
+    for round_ in range(40):
+        got: list[int] = []
+        events: list[PeerEvent] = []
+        receiver_dispatch = _core.Dispatcher()
+        receiver_dispatch.register(MSG, lambda env: got.append(1))
+        receiver = Transport("127.0.0.1", 0, receiver_dispatch, on_peer=lambda a, e: None)
+        sender = Transport("127.0.0.1", 0, _core.Dispatcher(), on_peer=lambda a, e: events.append(e))
+        for _ in range(20):
+            assert sender.send(receiver.address, MSG, b"x")
+        deadline = time.monotonic() + 5
+        while (len(got) < 20 or PeerEvent.CONNECTED not in events) and time.monotonic() < deadline:
+            if receiver.wait(0.05):
+                receiver.drain()
+            sender.wait(0)  # reads the sender's monitor events
+        assert len(got) == 20, f"round {round_}: {len(got)} of 20 delivered"
+        assert PeerEvent.CONNECTED in events, f"round {round_}: no connection event"
+        sender.close()
+        receiver.close()
+    # closed sockets and their monitors are really gone
+    assert len(os.listdir("/proc/self/fd")) < fds_before + 30
