@@ -310,6 +310,9 @@ class AgentEngine(Engine):
         self.executors: dict[tuple[str, str], Executor] = {}
         self.containers: dict[str, tuple[str, str]] = {}
         self.tasks: dict[tuple[str, str], Task] = {}
+        #: launches from the master that reached us before our first AgentRegistered
+        #: (that reply was lost or is late): run once it names us, dropped otherwise
+        self._held_launches: list[pb.RunTask] = []
         self.updates = _core.AckTracker(self.config.status_update_backoff, self.config.status_update_backoff_max)
         self.updates.pause()
         self._registration_backoff = self.config.registration_backoff
@@ -371,6 +374,7 @@ class AgentEngine(Engine):
         if self.master and self.master != master:
             self.counters.setdefault("master_changes", 0)
             self.counters["master_changes"] += 1
+            self._held_launches.clear()
         self.master = master
         self.connection = Connection.REGISTERING
         self.updates.pause()
@@ -429,6 +433,10 @@ class AgentEngine(Engine):
         self.set_timer(("ping_timeout",), now + self.ping_timeout)
         for _key, _uuid, update in self.updates.resume(now):
             self._forward(update)
+        held, self._held_launches = self._held_launches, []
+        for launch in held:
+            if launch.task.agent_id.value == agent_id:
+                self._run_task(self.master, launch, now)
 
     def peer_event(self, address: str, event: PeerEvent, now: float) -> None:
         if address == self.master and event is PeerEvent.DISCONNECTED and self.connection is not Connection.DISCONNECTED:
@@ -451,8 +459,15 @@ class AgentEngine(Engine):
     # ------------------------------------------------------------ launching
     @on(T.RUN_TASK)
     def _run_task(self, sender: str, msg: pb.RunTask, now: float) -> None:
-        if not self._from_master(sender) or self.connection is not Connection.REGISTERED:
+        if not self._from_master(sender):
             return
+        if self.connection is Connection.REGISTERING and self.agent_id is None:
+            # our master registered us (it launches on us) but its reply has not reached
+            # us yet: run the task once it does. The master sends each launch once.
+            self._held_launches.append(msg)
+            return
+        if self.connection is not Connection.REGISTERED:
+            return  # reregistering: the master learns from our report that we lack the task
         fid = msg.framework.id.value
         task = msg.task
         tid = task.task_id.value

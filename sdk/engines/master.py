@@ -404,10 +404,12 @@ class MasterEngine(Engine):
                                f"agent {existing.id} was replaced by a new agent at {sender}", now)
             existing = None
         if existing is not None:
-            agent = existing  # our reply was lost: answer again
-            resend = [t for t in agent.tasks.values() if t.last_status is None and t.framework_id in self.frameworks]
+            # our reply was lost or is late: answer again. Launches are not resent: each
+            # was sent once, after a reply, and the agent runs those that reach it before
+            # its first reply once that reply arrives (a resent launch could reach it after
+            # the task ended and run the task a second time)
+            agent = existing
         else:
-            resend = []
             try:
                 total = Resources.from_protos(msg.agent.resources)
             except ResourceError as exc:
@@ -431,10 +433,6 @@ class MasterEngine(Engine):
                 ping_interval_seconds=self.config.ping_interval,
             ),
         )
-        # an unregistered agent ignores launches: resend those it has not reported on
-        for task in resend:
-            fw = self.frameworks[task.framework_id]
-            self.send(sender, pb.RunTask(framework=fw.info, task=task.info, framework_transport=fw.transport))
 
     @on(T.REREGISTER_AGENT)
     def _reregister_agent(self, sender: str, msg: pb.ReregisterAgent, now: float) -> None:

@@ -90,6 +90,24 @@ def test_registration_stops_once_registered():
     assert not bodies(agent, pb.RegisterAgent)
 
 
+def test_a_launch_that_overtakes_the_first_registration_reply_runs_once_the_reply_arrives():
+    """The master launched on us, so it registered us, but its AgentRegistered was lost:
+    the launch is held until a reply names us (the master does not send it again);
+    one for another agent id (a master that has since failed over) is dropped."""
+    agent = new_agent()
+    agent.connect(MASTER, 0.0)
+    advance(agent, 1.0)
+    info = framework_info(framework_id=FID)
+    feed(agent, MASTER, pb.RunTask(framework=info, task=command_task("t1", AID)), 1.5)
+    feed(agent, MASTER, pb.RunTask(framework=info, task=command_task("t2", "other-agent")), 1.5)
+    assert not others(agent.take_actions(), LaunchExecutor)
+    feed(agent, MASTER, pb.AgentRegistered(agent_id=pb.AgentID(value=AID), master_info=pb.MasterInfo(
+        id="m1", hostname="m", port=5050, transport=MASTER)), 3.0)
+    (launch,) = others(agent.take_actions(), LaunchExecutor)
+    assert launch.executor.executor_id.value == "t1"
+    assert set(agent.tasks) == {(FID, "t1")}
+
+
 # -------------------------------------------------------------- update streams
 def test_only_the_head_is_forwarded_and_the_next_after_its_ack():
     agent = running_agent()

@@ -26,3 +26,51 @@ def test_a_task_that_ended_untold_is_dropped_when_its_agent_reregisters_without_
     (dropped,) = [u.update.status for u in bodies(m, pb.Update, to=S1)]
     assert dropped.state == pb.TASK_LOST and dropped.reason == pb.TaskStatus.REASON_RECONCILIATION
     assert not m.frameworks[fid].tasks
+
+
+def _agent_engine():
+    import random
+
+    from corral.engines.agent import AgentConfig, AgentEngine
+
+    info = pb.AgentInfo(hostname="h1", resources=resources("cpus:4;mem:4096"))
+    return AgentEngine(info, A1, AgentConfig(), random.Random(7))
+
+
+def test_a_launch_is_not_run_again_when_a_retried_registration_is_answered_late():
+    """(seeds 19, 51, 63, 159, 172) The master's replies to the agent were slow: the
+    agent retried its registration while the first reply and a launch were on their way.
+    The master used to resend every launch the agent had not reported on with its answer
+    to the retry; that copy reached the agent after the task had ended, and the agent ran
+    the task a second time (STARTING after FAILED at the scheduler)."""
+    from corral.engines.agent import LaunchExecutor
+    from engine_helpers import MASTER, advance, others, wire
+
+    m = new_master()
+    agent = _agent_engine()
+    agent.connect(MASTER, 0.0)
+    advance(agent, 1.0)
+    (first,) = bodies(agent, pb.RegisterAgent, to=MASTER)
+    feed(m, A1, first, 1.0)
+    late = sent(m, to=A1)  # AgentRegistered, then (below) RunTask: both still on their way
+    fid = subscribe(m, S1)
+    (offer,) = offers(m, 2.0, to=S1)
+    feed(m, S1, accept(fid, [offer.id.value], [command_task("t1", m.agents_by_transport[A1], command="exit 1")]), 2.0)
+    late += sent(m, to=A1)
+    assert [type(b) for _, b in late] == [pb.AgentRegistered, pb.RunTask]
+    advance(agent, 30.0)  # no reply yet: the agent retries
+    retries = bodies(agent, pb.RegisterAgent, to=MASTER)
+    assert retries
+    for retry in retries:
+        feed(m, A1, retry, 30.0)
+    later = sent(m, to=A1)
+    assert [type(b) for _, b in later] == [pb.AgentRegistered] * len(retries)
+
+    for _, body in late:
+        agent.handle(MASTER, wire(body), 31.0)
+    (launched,) = others(agent.take_actions(), LaunchExecutor)
+    key = (fid, "t1")
+    agent.tasks[key].state = pb.TASK_FAILED  # the task ran and ended meanwhile
+    for _, body in later:
+        agent.handle(MASTER, wire(body), 32.0)
+    assert not others(agent.take_actions(), LaunchExecutor)
