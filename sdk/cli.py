@@ -104,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds between pings to each agent (default 15)")
     master.add_argument("--max-agent-ping-timeouts", type=_positive_int, default=5,
                         help="missed pongs before an agent is marked unreachable (default 5)")
+    master.add_argument("--offer-timeout", type=_seconds, default=None,
+                        help="rescind offers outstanding this long (default: never, as in Mesos)")
+    master.add_argument("--agent-reregister-timeout", type=_seconds, default=600.0,
+                        help="after a restart, how long admitted agents have to come back (default 600)")
 
     agent = sub.add_parser("agent", help="run an agent")
     agent.add_argument("--master", type=_master_address, required=True, help="the master's HOST:PORT")
@@ -184,7 +188,9 @@ def run_master(args: argparse.Namespace) -> int:
                         transport_port=args.transport_port)
     daemon = MasterDaemon(flags, MasterConfig(allocation_interval=args.allocation_interval,
                                               ping_interval=args.agent_ping_timeout,
-                                              max_missed_pongs=args.max_agent_ping_timeouts))
+                                              max_missed_pongs=args.max_agent_ping_timeouts,
+                                              offer_timeout=args.offer_timeout,
+                                              agent_reregister_timeout=args.agent_reregister_timeout))
     daemon.start()
     print(f"corral master {daemon.master_id} listening on {daemon.address} (transport {daemon.runtime.address})",
           flush=True)

@@ -32,6 +32,8 @@ def test_version_names_the_core_in_use() -> None:
         (["agent", "--master", "localhost", "--resources", "cpus:1"], "localhost"),
         (["master", "--port", "99999"], "99999"),
         (["master", "--port", "http"], "http"),
+        (["master", "--offer-timeout", "soon"], "soon"),
+        (["master", "--agent-ping-timeout", "-1"], "-1"),
         (["local", "--agents", "0"], "0"),
         (["execute", "--master", "127.0.0.1:5050", "--command", "true", "--resources", "mem:-5"], "-5"),
         (["frobnicate"], "frobnicate"),

@@ -464,3 +464,15 @@ def test_a_fresh_agent_at_a_known_address_gets_a_new_id_and_the_old_tasks_are_go
     (gone,) = [b.update.status for to, b in out if to == S1 and isinstance(b, pb.Update)]
     assert gone.task_id.value == "t1" and gone.state == pb.TASK_LOST  # GONE for partition-aware frameworks
     assert gone.reason == R.REASON_AGENT_RESTARTED
+
+
+def test_offers_outstanding_past_the_offer_timeout_are_rescinded():
+    m = new_master(offer_timeout=10.0)
+    register_agent(m, A1)
+    subscribe(m, S1)
+    (offer,) = offers(m, 1.0, to=S1)  # made at once (t=0), when the framework subscribed
+    m.tick(9.5)
+    assert bodies(m, pb.Rescind, to=S1) == []
+    m.tick(10.0)
+    (rescind,) = bodies(m, pb.Rescind, to=S1)
+    assert rescind.offer_id == offer.id
