@@ -5,7 +5,8 @@ machine.
 Invariants:
 - a resource of an agent is in exactly one place: available, offered (one offer), or
   used by a task whose latest state is not terminal;
-- a task is forgotten only once its terminal update has been acknowledged;
+- a task is forgotten only once its terminal update has been acknowledged, or when no
+  agent has it any more (its agent was removed, or reregistered without it);
 - messages from a framework are honoured only from its current transport (a failed-over
   scheduler replaces the old one, which is told so).
 """
@@ -520,9 +521,10 @@ class MasterEngine(Engine):
             else:
                 self._set_latest_state(task, agent, report.state)
         for key, task in list(agent.tasks.items()):
-            # (also a task that ended but whose framework was not told yet: the agent lost
-            # the update stream that would have told it, e.g. in a restart without checkpoints)
-            if key not in reported and not (is_terminal(task.state) and is_terminal(task.status_update_state)):
+            # whatever its state: the agent has no update stream for the task any more (it
+            # lost it, e.g. in a restart without checkpoints, or its terminal update was
+            # acknowledged), so no update will come to end it or to complete an ack
+            if key not in reported:
                 self._master_update(task, pb.TASK_DROPPED, Reason.REASON_RECONCILIATION,
                                     "task not reported by its agent on reregistration", now, forget=True)
 

@@ -74,3 +74,25 @@ def test_a_launch_is_not_run_again_when_a_retried_registration_is_answered_late(
     for _, body in later:
         agent.handle(MASTER, wire(body), 32.0)
     assert not others(agent.take_actions(), LaunchExecutor)
+
+
+def test_a_task_whose_terminal_update_went_unacknowledged_is_forgotten_when_its_agent_reregisters_without_it():
+    """(seeds 20, 56, 62, 122, 129, 147, 155, 186) The agent forwarded FINISHED (the
+    head of the task's stream); the relay to the scheduler was lost; the agent restarted
+    without the task (a framework that does not checkpoint) before retrying it. The
+    master kept the task for ever, waiting for an ack of an update no agent would send
+    again, and answered reconciliation with FINISHED for ever after. Like any task a
+    reregistering agent does not report, it is reported lost and forgotten."""
+    m = new_master()
+    aid = register_agent(m, A1)
+    fid = subscribe(m, S1)
+    (offer,) = offers(m, 1.0, to=S1)
+    feed(m, S1, accept(fid, [offer.id.value], [command_task("t1", aid)]), 2.0)
+    feed(m, A1, status_update(fid, aid, "t1", pb.TASK_FINISHED, b"f" * 16), 3.0)
+    sent(m)  # the relay is lost
+    info = pb.AgentInfo(hostname="h", id=pb.AgentID(value=aid), resources=resources("cpus:4;mem:4096"))
+    feed(m, A1, pb.ReregisterAgent(agent=info), 10.0)
+    (lost,) = [u.update.status for u in bodies(m, pb.Update, to=S1)]
+    assert lost.state == pb.TASK_LOST and lost.reason == pb.TaskStatus.REASON_RECONCILIATION
+    assert not m.frameworks[fid].tasks and not m.agents[aid].tasks
+
