@@ -26,7 +26,11 @@ scheduler, every update acknowledged back to its agent, every task forgotten). T
    terminal), and it is the agents' last word: the state of the last update of the
    task's stream whose acknowledgement reached its agent, when that update is
    terminal; when it is not (the agent lost the stream in a restart without
-   checkpoints), the scheduler's last state says the task is lost.
+   checkpoints), the scheduler's last state says the task is lost, or it is the state
+   of a terminal update of that stream which reached the master before the stream was
+   lost (the master relays it, and answers reconciliation with the head of the
+   stream: MESOS-SEMANTICS.md, so a framework may learn a task's end from an update
+   whose acknowledgement never reached the agent).
 4. No task whose executor has exited stays non-terminal in the scheduler's view.
 
 Seeds: CORRAL_SIM_SEEDS (default 200) seeds from 0; CORRAL_SIM_SEED=N runs seed N only.
@@ -46,6 +50,7 @@ from corral.engines.scheduler import Subscription
 from corral.protocol import MessageType
 from corral.protos import corral_pb2 as pb
 from corral.testing import FaultPlan, SimCluster
+from corral.testing.sim import MASTER_ADDRESS
 
 FAULT_WINDOW = 300.0
 SETTLE_LIMIT = 20000.0
@@ -62,10 +67,8 @@ LOST_LIKE = frozenset({pb.TASK_LOST, pb.TASK_DROPPED, pb.TASK_GONE, pb.TASK_GONE
 
 
 #: seeds below 200 that still break a property, from bugs not fixed yet (see the
-#: failure messages): an update stream's terminal update reaching the scheduler (or the
-#: master) although its ack never reached the agent (convergence), tasks that never
-#: become terminal at the scheduler (43, 191)
-KNOWN_FAILURES = frozenset({20, 43, 52, 54, 56, 62, 80, 122, 147, 155, 156, 171, 186, 191, 192})
+#: failure messages): tasks that never become terminal at the scheduler (43, 191)
+KNOWN_FAILURES = frozenset({43, 191})
 
 
 def seeds() -> list:
@@ -181,6 +184,21 @@ def check_seed(seed: int) -> list[str]:
     for d in cluster.network.deliveries:
         if d.type is MessageType.STATUS_UPDATE_ACK and d.to.startswith("sim://agent-") and "/" not in d.to[6:]:
             acked_at.setdefault(d.body.uuid, d.at)
+    # the terminal states of each task's stream that reached the master (relayed, or
+    # carried as unacknowledged updates by a reregistering agent)
+    ended_at_master: dict[str, set[int]] = {}
+    for d in cluster.network.deliveries:
+        if d.to != MASTER_ADDRESS:
+            continue
+        if d.type is MessageType.STATUS_UPDATE:
+            stream_updates = [d.body.update]
+        elif d.type is MessageType.REREGISTER_AGENT:
+            stream_updates = [u for report in d.body.tasks for u in report.unacknowledged]
+        else:
+            continue
+        for u in stream_updates:
+            if u.uuid and is_terminal(u.status.state):
+                ended_at_master.setdefault(u.status.task_id.value, set()).add(u.status.state)
 
     problems = []
     for runner, driver in zip(runners, drivers):
@@ -221,7 +239,8 @@ def check_seed(seed: int) -> list[str]:
             elif last is not None and is_terminal(last.status.state) and final != last.status.state:
                 problems.append(f"convergence: {tid} ends {name(final)} at the scheduler but its agent's last "
                                 f"acknowledged update says {name(last.status.state)}: {history(seen)}")
-            elif last is not None and not is_terminal(last.status.state) and final not in LOST_LIKE:
+            elif (last is not None and not is_terminal(last.status.state) and final not in LOST_LIKE
+                  and final not in ended_at_master.get(tid, ())):
                 problems.append(f"convergence: {tid}'s stream ended at {name(last.status.state)} without a terminal "
                                 f"update, yet the scheduler ends with {name(final)}: {history(seen)}")
     return problems
