@@ -508,7 +508,16 @@ class MasterEngine(Engine):
                 if fw is None:
                     continue  # its framework info names invalid roles
                 task = Task(report.task, fid, agent.id, resources, state=report.state, role=fw.roles[0])
-                task.status_update_state = report.unacknowledged[0].status.state if report.unacknowledged else report.state
+                if report.unacknowledged:
+                    # the head of the agent's stream: its ack (from a framework that got it
+                    # from an earlier master) is the one that ends the task
+                    head = report.unacknowledged[0]
+                    task.status_update_state = head.status.state
+                    task.status_update_uuid = head.uuid
+                    task.last_status = pb.TaskStatus()
+                    task.last_status.CopyFrom(head.status)
+                else:
+                    task.status_update_state = report.state
                 agent.tasks[(fid, tid)] = task
                 fw.tasks[tid] = task
                 if not is_terminal(task.state):

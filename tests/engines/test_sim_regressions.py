@@ -96,3 +96,28 @@ def test_a_task_whose_terminal_update_went_unacknowledged_is_forgotten_when_its_
     assert lost.state == pb.TASK_LOST and lost.reason == pb.TaskStatus.REASON_RECONCILIATION
     assert not m.frameworks[fid].tasks and not m.agents[aid].tasks
 
+
+def test_a_task_learned_from_a_reregistering_agent_is_forgotten_when_its_reported_terminal_head_is_acked():
+    """(found next to the one above) A restarted master learned the task from the
+    agent's report, whose unacknowledged head is FINISHED, but not that head's uuid: the
+    framework's ack of it was forwarded to the agent (which then forgot the task) but did
+    not end the task at the master, which kept it until the agent next reregistered."""
+    m = new_master()
+    fid = "fw-from-an-earlier-master"
+    info = pb.AgentInfo(hostname="h", id=pb.AgentID(value="a-old"), resources=resources("cpus:4;mem:4096"))
+    msg = pb.ReregisterAgent(agent=info)
+    report = msg.tasks.add(task=command_task("t1", "a-old"), state=pb.TASK_FINISHED)
+    report.framework_id.value = fid
+    head = status_update(fid, "a-old", "t1", pb.TASK_FINISHED, b"h" * 16).update
+    report.unacknowledged.append(head)
+    msg.frameworks.add(user="u", name="fw", id=pb.FrameworkID(value=fid), failover_timeout=60.0)
+    feed(m, A1, msg, 1.0)
+    feed(m, S1, pb.Subscribe(framework_info=pb.FrameworkInfo(user="u", name="fw", id=pb.FrameworkID(value=fid)),
+                             transport=S1), 2.0)
+    sent(m)
+    ack = pb.Acknowledge(framework_id=pb.FrameworkID(value=fid), agent_id=pb.AgentID(value="a-old"),
+                         task_id=pb.TaskID(value="t1"), uuid=b"h" * 16)
+    feed(m, S1, ack, 3.0)
+    (forward,) = bodies(m, pb.StatusUpdateAck, to=A1)
+    assert forward.uuid == b"h" * 16
+    assert "t1" not in m.frameworks[fid].tasks and not m.agents["a-old"].tasks
