@@ -67,8 +67,8 @@ LOST_LIKE = frozenset({pb.TASK_LOST, pb.TASK_DROPPED, pb.TASK_GONE, pb.TASK_GONE
 
 
 #: seeds below 200 that still break a property, from bugs not fixed yet (see the
-#: failure messages): tasks that never become terminal at the scheduler (43, 191)
-KNOWN_FAILURES = frozenset({43, 191})
+#: failure messages)
+KNOWN_FAILURES: frozenset[int] = frozenset()
 
 
 def seeds() -> list:
@@ -97,10 +97,21 @@ class Chaos(Scheduler):
         self.kinds = {f"{prefix}-{i}": KINDS[i % len(KINDS)] for i in range(TASKS_PER_FRAMEWORK)}
         self.pending = list(self.kinds)
         self.seen: dict[str, list[Seen]] = {tid: [] for tid in self.kinds}
+        #: task id -> the agent it was launched on
+        self.launched: dict[str, str] = {}
 
     def registered(self, driver, framework_id, master_info):
-        # a restarted program hands its store to the new driver, to be reconciled
-        known = [s[-1].status for s in self.seen.values() if s and not is_terminal(s[-1].status.state)]
+        # a restarted program hands its store to the new driver, to be reconciled: every
+        # task it launched that has not ended, also those it has heard nothing about yet
+        # (their launch may have been lost, and what the master said about it too)
+        known = []
+        for tid, agent_id in self.launched.items():
+            seen = self.seen[tid]
+            if not seen:
+                known.append(pb.TaskStatus(task_id=pb.TaskID(value=tid), state=pb.TASK_STAGING,
+                                           agent_id=pb.AgentID(value=agent_id)))
+            elif not is_terminal(seen[-1].status.state):
+                known.append(seen[-1].status)
         if known:
             driver.track_tasks(known)
 
@@ -116,6 +127,7 @@ class Chaos(Scheduler):
             driver.launch_tasks(offer.id, [command_task(tid, self.kinds[tid][0], offer.agent_id, "cpus:0.5;mem:64",
                                                         task_id=tid) for tid in batch])
             for tid in batch:
+                self.launched[tid] = offer.agent_id.value
                 if self.kinds[tid][1] == "launch":
                     driver.kill_task(pb.TaskID(value=tid))
 
