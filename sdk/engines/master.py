@@ -553,8 +553,12 @@ class MasterEngine(Engine):
 
     def _remove_agent(self, agent: Agent, state: int, reason: int, message: str, now: float) -> None:
         self._rescind_offers_on(agent, now)
+        # every task goes with its agent (no update of its stream will come again); the
+        # framework is told of those whose end it was not sent (the head is not terminal)
         for task in list(agent.tasks.values()):
-            if not is_terminal(task.state):
+            if is_terminal(task.status_update_state):
+                self._forget_task(task)
+            else:
                 self._master_update(task, state, reason, message, now, forget=True)
         del self.agents[agent.id]
         self.agents_by_transport.pop(agent.transport, None)

@@ -121,3 +121,28 @@ def test_a_task_learned_from_a_reregistering_agent_is_forgotten_when_its_reporte
     (forward,) = bodies(m, pb.StatusUpdateAck, to=A1)
     assert forward.uuid == b"h" * 16
     assert "t1" not in m.frameworks[fid].tasks and not m.agents["a-old"].tasks
+
+
+def test_tasks_that_ended_unacknowledged_are_forgotten_with_their_removed_agent():
+    """(found reading the removal path next to the reregistration one) A fresh agent
+    replaced the one running t1 and t2: t1 had ended at the agent (latest FINISHED) but
+    its framework was told only STARTING, t2's FINISHED was relayed but not acknowledged.
+    Removal reported and forgot only tasks whose latest state was live, so both stayed at
+    the master for ever (no agent would retry their updates) and t1's framework never
+    learnt its end. t1 is reported gone; both are forgotten."""
+    m = new_master()
+    info = pb.AgentInfo(hostname="h", resources=resources("cpus:4;mem:4096"))
+    feed(m, A1, pb.RegisterAgent(agent=info, session=b"first"), 0.0)
+    (reply,) = bodies(m, pb.AgentRegistered, to=A1)
+    aid = reply.agent_id.value
+    fid = subscribe(m, S1)
+    (offer,) = offers(m, 1.0, to=S1)
+    feed(m, S1, accept(fid, [offer.id.value], [command_task("t1", aid), command_task("t2", aid)]), 2.0)
+    feed(m, A1, status_update(fid, aid, "t1", pb.TASK_STARTING, b"s" * 16, latest=pb.TASK_FINISHED), 3.0)
+    feed(m, A1, status_update(fid, aid, "t2", pb.TASK_FINISHED, b"f" * 16), 3.0)
+    sent(m)
+    feed(m, A1, pb.RegisterAgent(agent=info, session=b"second"), 10.0)  # a new agent process
+    (gone,) = [u.update.status for u in bodies(m, pb.Update, to=S1)]
+    assert gone.task_id.value == "t1" and gone.state == pb.TASK_LOST
+    assert gone.reason == pb.TaskStatus.REASON_AGENT_RESTARTED
+    assert not m.frameworks[fid].tasks
