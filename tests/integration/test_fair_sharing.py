@@ -54,16 +54,21 @@ def test_cpu_heavy_and_memory_heavy_frameworks_converge_to_drf_shares(tmp_path: 
         try:
             def settled() -> bool:
                 before = (len(cpu_heavy.running), len(mem_heavy.running))
-                time.sleep(2.0)  # no new task for two allocation cycles and more
+                time.sleep(3.0)  # no new task for three allocation cycles
                 return before == (len(cpu_heavy.running), len(mem_heavy.running)) and all(before)
 
             wait_for(settled, 60, "both frameworks to stop growing")
             a, b = cpu_heavy.dominant_share(), mem_heavy.dominant_share()
-            one_task = max(cpu_heavy.dominant_share() / len(cpu_heavy.running),
-                           mem_heavy.dominant_share() / len(mem_heavy.running))
-            print(f"dominant shares: cpu-heavy {a:.3f} ({len(cpu_heavy.running)} tasks), mem-heavy {b:.3f} ({len(mem_heavy.running)} tasks)")
-            assert abs(a - b) <= one_task, (a, b)
-            assert a >= 0.5 and b >= 0.5  # the cluster is really shared out, not left idle
+            print(f"dominant shares: cpu-heavy {a:.3f} ({len(cpu_heavy.running)} tasks), "
+                  f"mem-heavy {b:.3f} ({len(mem_heavy.running)} tasks)")
+            # DRF: the framework further below its share is served first, so when growth
+            # stops it is because its next task fits on no agent (bin-packing), never
+            # because the other one took what it could have had
+            lower = cpu_heavy if a <= b else mem_heavy
+            for agent in cluster.state()["agents"]:
+                free = {k: agent["resources"][k] - agent["used_resources"].get(k, 0.0) for k in ("cpus", "mem")}
+                assert free["cpus"] < lower.need.cpus or free["mem"] < lower.need.mem, (a, b, agent)
+            assert min(a, b) >= 0.25 and max(a, b) >= 0.5  # shared out, not left idle
         finally:
             for driver in drivers:
                 driver.stop()
