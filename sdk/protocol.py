@@ -51,6 +51,7 @@ _BODY_NAMES: dict[str, str] = {
     "EXITED_EXECUTOR": "ExitedExecutor",
     "UNREGISTER_AGENT": "UnregisterAgent",
     "CHECKPOINT_RESOURCES": "CheckpointResources",
+    "RECONCILE_TASKS": "ReconcileTasks",
     "REGISTER_EXECUTOR": "RegisterExecutor",
     "REREGISTER_EXECUTOR": "ReregisterExecutor",
     "EXECUTOR_REGISTERED": "ExecutorRegistered",

@@ -43,7 +43,7 @@ from typing import Any
 
 from corral import _core
 from corral.engines.base import Engine, MasterLost, on
-from corral.engines.common import is_terminal, new_status, new_update
+from corral.engines.common import for_framework, is_terminal, new_status, new_update
 from corral.protocol import MessageType as T
 from corral.protocol import PeerEvent
 from corral.protos import corral_pb2 as pb
@@ -519,6 +519,24 @@ class AgentEngine(Engine):
             self.send(executor.transport, pb.RunExecutorTask(framework=msg.framework, task=task))
         else:
             executor.queued.append(task)
+
+    @on(T.RECONCILE_TASKS)
+    def _reconcile_tasks(self, sender: str, msg: pb.ReconcileTasks, now: float) -> None:
+        """The master has tasks for us that our reregistration report lacked. A launch
+        that crossed the report has arrived by now (same ordered connection): such a task
+        we have, and its own updates speak for it; any other is answered TASK_DROPPED,
+        reliably (it is retried until acknowledged, and then forgotten)."""
+        if not self._from_master(sender) or self.connection is not Connection.REGISTERED:
+            return
+        fid = msg.framework_id.value
+        for task_id in msg.task_ids:
+            tid = task_id.value
+            if (fid, tid) in self.tasks:
+                continue
+            info = pb.TaskInfo(name=tid, task_id=task_id, agent_id=pb.AgentID(value=self.agent_id or ""))
+            self.tasks[(fid, tid)] = Task(info, fid, "")  # holds the stream of the update below
+            self._agent_update(fid, tid, "", for_framework(msg.framework, pb.TASK_DROPPED),
+                               Reason.REASON_RECONCILIATION, "the agent does not know this task", now)
 
     @on(T.CHECKPOINT_RESOURCES)
     def _checkpoint_resources(self, sender: str, msg: pb.CheckpointResources, now: float) -> None:

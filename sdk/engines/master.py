@@ -466,12 +466,12 @@ class MasterEngine(Engine):
         agent.state = AgentState.REGISTERED
         self.agents_by_transport[sender] = agent_id
         agent.missed_pongs = 0
-        self._reconcile_agent(agent, msg, now)
+        unreported = self._reconcile_agent(agent, msg, now)
         if returning:
             # frameworks were told UNREACHABLE (or LOST): tell them what the agent says now
-            for task in agent.tasks.values():
+            for (fid, tid), task in agent.tasks.items():
                 fw = self.frameworks.get(task.framework_id)
-                if fw is not None and not is_terminal(task.state):
+                if fw is not None and not is_terminal(task.state) and tid not in unreported.get(fid, ()):
                     self._reply_status(fw, task.id, task.status_update_state, Reason.REASON_AGENT_REREGISTERED,
                                        f"agent {agent.id} reregistered", now, agent_id=agent.id)
         self.send(
@@ -487,11 +487,19 @@ class MasterEngine(Engine):
             if task is not None and not is_terminal(task.state):
                 self.send(sender, pb.KillTask(framework_id=pb.FrameworkID(value=fid), task_id=pb.TaskID(value=tid)))
         agent.pending_kills.clear()
+        for fid, tids in sorted(unreported.items()):
+            msg_out = pb.ReconcileTasks(framework_id=pb.FrameworkID(value=fid),
+                                        task_ids=[pb.TaskID(value=t) for t in tids])
+            fw = self.frameworks.get(fid)
+            if fw is not None:
+                msg_out.framework.CopyFrom(fw.info)
+            self.send(sender, msg_out)
         self._allocate_soon(now)
 
-    def _reconcile_agent(self, agent: Agent, msg: pb.ReregisterAgent, now: float) -> None:
-        """Merge the agent's report with our view: learn tasks we did not know, report
-        tasks the agent no longer has."""
+    def _reconcile_agent(self, agent: Agent, msg: pb.ReregisterAgent, now: float) -> dict[str, list[str]]:
+        """Merge the agent's report with our view: learn the tasks we did not know; return
+        the ones we have that the report lacks, by framework, for the agent to settle
+        (`ReconcileTasks`): the report may predate a launch still on its way."""
         reported: set[tuple[str, str]] = set()
         infos = {info.id.value: info for info in msg.frameworks if info.HasField("id")}
         for report in msg.tasks:
@@ -529,13 +537,11 @@ class MasterEngine(Engine):
                         log.error("task %s of framework %s on agent %s: %s", tid, fid, agent.id, exc)
             else:
                 self._set_latest_state(task, agent, report.state)
-        for key, task in list(agent.tasks.items()):
-            # whatever its state: the agent has no update stream for the task any more (it
-            # lost it, e.g. in a restart without checkpoints, or its terminal update was
-            # acknowledged), so no update will come to end it or to complete an ack
-            if key not in reported:
-                self._master_update(task, pb.TASK_DROPPED, Reason.REASON_RECONCILIATION,
-                                    "task not reported by its agent on reregistration", now, forget=True)
+        unreported: dict[str, list[str]] = {}
+        for (fid, tid) in agent.tasks:
+            if (fid, tid) not in reported:
+                unreported.setdefault(fid, []).append(tid)
+        return unreported
 
     def _set_latest_state(self, task: Task, agent: Agent, state: int) -> None:
         if not is_terminal(task.state) and is_terminal(state):

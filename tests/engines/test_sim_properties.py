@@ -67,12 +67,9 @@ LOST_LIKE = frozenset({pb.TASK_LOST, pb.TASK_DROPPED, pb.TASK_GONE, pb.TASK_GONE
 
 
 #: seeds that still break a property, from bugs not fixed yet (see the failure messages):
-#: 241 (of 1000): a launch crosses a retried ReregisterAgent whose report predates it; the
-#: master drops and forgets the task from that stale report (LOST to the framework), then
-#: the launch reaches the agent, which runs it for ever: kills for a task the master does
-#: not know are answered LOST and never reach the agent (Mesos lets the agent decide, in
-#: order with the launches, through a ReconcileTasks message: needs a protocol message)
-KNOWN_FAILURES = frozenset({241})
+#: seeds that still break a property (each with what breaks); none at the moment: seed 241
+#: (a launch crossing a stale reregistration report) is fixed by ReconcileTasks
+KNOWN_FAILURES: frozenset[int] = frozenset()
 
 
 def seeds() -> list:

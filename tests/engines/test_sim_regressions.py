@@ -23,9 +23,25 @@ def test_a_task_that_ended_untold_is_dropped_when_its_agent_reregisters_without_
     sent(m)
     info = pb.AgentInfo(hostname="h", id=pb.AgentID(value=aid), resources=resources("cpus:4;mem:4096"))
     feed(m, A1, pb.ReregisterAgent(agent=info), 10.0)
-    (dropped,) = [u.update.status for u in bodies(m, pb.Update, to=S1)]
-    assert dropped.state == pb.TASK_LOST and dropped.reason == pb.TaskStatus.REASON_RECONCILIATION
+    lost = _agent_settles(m, fid, aid, 11.0)
+    assert lost.state == pb.TASK_LOST
     assert not m.frameworks[fid].tasks
+
+
+def _agent_settles(m, fid, aid, now):
+    """After a reregistration that did not report t1, the master asks the agent about it
+    (ReconcileTasks) instead of deciding from the report, which may predate a launch; the
+    agent, not knowing t1, answers with a reliable LOST (DROPPED for partition-aware
+    frameworks); the framework's ack of it ends the task. Returns what the framework got."""
+    out = sent(m)
+    (ask,) = [b for to, b in out if to == A1 and isinstance(b, pb.ReconcileTasks)]
+    assert [t.value for t in ask.task_ids] == ["t1"] and ask.framework.id.value == fid
+    assert not [b for to, b in out if to == S1 and isinstance(b, pb.Update)]
+    feed(m, A1, status_update(fid, aid, "t1", pb.TASK_LOST, b"d" * 16), now)
+    (lost,) = [u.update.status for u in bodies(m, pb.Update, to=S1)]
+    feed(m, S1, pb.Acknowledge(framework_id=pb.FrameworkID(value=fid), agent_id=pb.AgentID(value=aid),
+                               task_id=pb.TaskID(value="t1"), uuid=b"d" * 16), now + 1)
+    return lost
 
 
 def _agent_engine():
@@ -82,7 +98,8 @@ def test_a_task_whose_terminal_update_went_unacknowledged_is_forgotten_when_its_
     without the task (a framework that does not checkpoint) before retrying it. The
     master kept the task for ever, waiting for an ack of an update no agent would send
     again, and answered reconciliation with FINISHED for ever after. Like any task a
-    reregistering agent does not report, it is reported lost and forgotten."""
+    reregistering agent does not report, the agent is asked about it, answers it lost,
+    and it is forgotten."""
     m = new_master()
     aid = register_agent(m, A1)
     fid = subscribe(m, S1)
@@ -92,8 +109,8 @@ def test_a_task_whose_terminal_update_went_unacknowledged_is_forgotten_when_its_
     sent(m)  # the relay is lost
     info = pb.AgentInfo(hostname="h", id=pb.AgentID(value=aid), resources=resources("cpus:4;mem:4096"))
     feed(m, A1, pb.ReregisterAgent(agent=info), 10.0)
-    (lost,) = [u.update.status for u in bodies(m, pb.Update, to=S1)]
-    assert lost.state == pb.TASK_LOST and lost.reason == pb.TaskStatus.REASON_RECONCILIATION
+    lost = _agent_settles(m, fid, aid, 11.0)
+    assert lost.state == pb.TASK_LOST
     assert not m.frameworks[fid].tasks and not m.agents[aid].tasks
 
 
@@ -146,3 +163,35 @@ def test_tasks_that_ended_unacknowledged_are_forgotten_with_their_removed_agent(
     assert gone.task_id.value == "t1" and gone.state == pb.TASK_LOST
     assert gone.reason == pb.TaskStatus.REASON_AGENT_RESTARTED
     assert not m.frameworks[fid].tasks
+
+
+def test_an_agent_answers_tasks_it_does_not_know_with_a_reliable_drop_and_keeps_the_others():
+    """(seed 241) A launch crossed the agent's reregistration report: the master used to
+    drop the task from the stale report while the agent ran it. Now the agent settles the
+    tasks its report lacked, in order with the launches on the same connection."""
+    from engine_helpers import MASTER, advance
+
+    for aware, expected in ((False, pb.TASK_LOST), (True, pb.TASK_DROPPED)):
+        agent = _agent_engine()
+        agent.connect(MASTER, 0.0)
+        advance(agent, 1.0)
+        sent(agent)
+        feed(agent, MASTER, pb.AgentRegistered(agent_id=pb.AgentID(value="a1"), master_info=pb.MasterInfo(
+            id="m", hostname="m", port=5050, transport=MASTER)), 1.0)
+        framework = pb.FrameworkInfo(user="u", name="fw", id=pb.FrameworkID(value="f1"))
+        if aware:
+            framework.capabilities.add(type=pb.FrameworkInfo.Capability.PARTITION_AWARE)
+        task = command_task("known", "a1")
+        feed(agent, MASTER, pb.RunTask(framework=framework, task=task), 2.0)
+        sent(agent)
+        feed(agent, MASTER, pb.ReconcileTasks(framework_id=framework.id, framework=framework,
+                                              task_ids=[pb.TaskID(value="known"), pb.TaskID(value="gone")]), 3.0)
+        (update,) = [b.update for b in bodies(agent, pb.StatusUpdateMessage, to=MASTER)]
+        assert update.status.task_id.value == "gone" and update.status.state == expected
+        assert update.uuid and update.status.reason == pb.TaskStatus.REASON_RECONCILIATION
+        # reliable: retried until the master acknowledges it, then forgotten
+        advance(agent, 14.0)
+        assert [b.update.uuid for b in bodies(agent, pb.StatusUpdateMessage, to=MASTER)] == [update.uuid]
+        feed(agent, MASTER, pb.StatusUpdateAck(agent_id=pb.AgentID(value="a1"), framework_id=framework.id,
+                                               task_id=pb.TaskID(value="gone"), uuid=update.uuid), 15.0)
+        assert ("f1", "gone") not in agent.tasks and ("f1", "known") in agent.tasks
