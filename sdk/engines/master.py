@@ -116,9 +116,13 @@ class AgentState(enum.Enum):
     UNREACHABLE = "unreachable"
 
 
-@dataclass
+@dataclass(slots=True)
 class Task:
-    info: pb.TaskInfo
+    """What the master keeps of a task: plain values only (no protobuf message, which would
+    keep the whole launch message it came in alive: 100k tasks must fit in 200 MB)."""
+
+    id: str
+    name: str
     framework_id: str
     agent_id: str
     resources: Resources
@@ -127,13 +131,10 @@ class Task:
     #: the state of the update at the head of the agent's stream (what reconciliation answers)
     status_update_state: int = pb.TASK_STAGING
     status_update_uuid: bytes = b""
-    last_status: pb.TaskStatus | None = None
+    #: the health the last update reported (None: not reported)
+    healthy: bool | None = None
     #: the role whose allocation the task's resources count against
     role: str = "*"
-
-    @property
-    def id(self) -> str:
-        return self.info.task_id.value
 
 
 @dataclass
@@ -515,15 +516,14 @@ class MasterEngine(Engine):
                 fw = self.frameworks.get(fid) or self._recover_framework(fid, infos.get(fid), now)
                 if fw is None:
                     continue  # its framework info names invalid roles
-                task = Task(report.task, fid, agent.id, resources, state=report.state, role=fw.roles[0])
+                task = Task(tid, report.task.name, fid, agent.id, resources, state=report.state, role=fw.roles[0])
                 if report.unacknowledged:
                     # the head of the agent's stream: its ack (from a framework that got it
                     # from an earlier master) is the one that ends the task
                     head = report.unacknowledged[0]
                     task.status_update_state = head.status.state
                     task.status_update_uuid = head.uuid
-                    task.last_status = pb.TaskStatus()
-                    task.last_status.CopyFrom(head.status)
+                    task.healthy = head.status.healthy if head.status.HasField("healthy") else None
                 else:
                     task.status_update_state = report.state
                 agent.tasks[(fid, tid)] = task
@@ -845,7 +845,7 @@ class MasterEngine(Engine):
         return "", resources
 
     def _launch(self, fw: Framework, agent: Agent, info: pb.TaskInfo, resources: Resources, role: str) -> None:
-        task = Task(info, fw.id, agent.id, resources, role=role)
+        task = Task(info.task_id.value, info.name, fw.id, agent.id, resources, role=role)
         fw.tasks[task.id] = task
         agent.tasks[(fw.id, task.id)] = task
         agent.used = agent.used + resources
@@ -899,11 +899,7 @@ class MasterEngine(Engine):
         self._set_latest_state(task, agent, latest)
         task.status_update_state = update.status.state
         task.status_update_uuid = update.uuid
-        # a copy: the parsed update is a submessage of the whole received message, and
-        # keeping it would keep that message's buffers (about 1 KB) alive per task
-        last = pb.TaskStatus()
-        last.CopyFrom(update.status)
-        task.last_status = last
+        task.healthy = update.status.healthy if update.status.HasField("healthy") else None
         if fw is not None and fw.connected:
             self.send(fw.transport, pb.Update(update=update))
 
@@ -1030,14 +1026,13 @@ class MasterEngine(Engine):
             msg.CopyFrom(template)
             update = msg.update
             status = update.status
-            status.task_id.value = task.info.task_id.value
+            status.task_id.value = task.id
             status.state = state
             if aid:
                 status.agent_id.value = aid
                 update.agent_id.value = aid
-            last = task.last_status
-            if last is not None and last.HasField("healthy"):
-                status.healthy = last.healthy
+            if task.healthy is not None:
+                status.healthy = task.healthy
             if to:
                 append(Send(to, msg))
 
@@ -1071,13 +1066,13 @@ class MasterEngine(Engine):
         def task_view(task: Task) -> dict[str, Any]:
             return {
                 "id": task.id,
-                "name": task.info.name,
+                "name": task.name,
                 "framework_id": task.framework_id,
                 "agent_id": task.agent_id,
                 "state": pb.TaskState.Name(task.state),
                 "status_update_state": pb.TaskState.Name(task.status_update_state),
                 "resources": task.resources.to_dict(),
-                "healthy": task.last_status.healthy if task.last_status is not None and task.last_status.HasField("healthy") else None,
+                "healthy": task.healthy,
             }
 
         return {
