@@ -157,24 +157,6 @@ def test_ack_memory_1m_pending(benchmark, impl, shape):
     benchmark.pedantic(len, args=(t,), rounds=1)  # keep it in the benchmark report
 
 
-@pytest.fixture(scope="module")
-def zmq_sink():
-    """A connected PUSH -> PULL pair over tcp loopback (unbounded queues)."""
-    zmq = pytest.importorskip("zmq")
-    ctx = zmq.Context.instance()
-    pull = ctx.socket(zmq.PULL)
-    pull.setsockopt(zmq.RCVHWM, 0)
-    pull.setsockopt(zmq.LINGER, 0)
-    port = pull.bind_to_random_port("tcp://127.0.0.1")
-    push = ctx.socket(zmq.PUSH)
-    push.setsockopt(zmq.SNDHWM, 0)
-    push.setsockopt(zmq.LINGER, 0)
-    push.connect(f"tcp://127.0.0.1:{port}")
-    yield push, pull
-    push.close()
-    pull.close()
-
-
 def _bench_send(benchmark, zmq_sink, run):
     """Time ``run(push)`` (OPS sends); the receiver is emptied between rounds, untimed."""
     push, pull = zmq_sink

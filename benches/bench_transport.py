@@ -75,30 +75,17 @@ def test_transport_corral(benchmark, record, corral_pair):
     record(benchmark, "transport round trip, send + receive", "corral", N)
 
 
-def _sink_pair():
-    ctx = zmq.Context.instance()
-    pull = ctx.socket(zmq.PULL)
-    pull.setsockopt(zmq.RCVHWM, 0)
-    pull.setsockopt(zmq.LINGER, 0)
-    port = pull.bind_to_random_port("tcp://127.0.0.1")
-    push = ctx.socket(zmq.PUSH)
-    push.setsockopt(zmq.SNDHWM, 0)
-    push.setsockopt(zmq.LINGER, 0)
-    push.connect(f"tcp://127.0.0.1:{port}")
-    return push, pull
-
-
 SEND_VARIANTS = ["raw_pyzmq", "core_libzmq", "core_libzmq_encode", "core_libzmq_encode_then_send",
                  "core_pyzmq"]
 
 
 @pytest.mark.parametrize("variant", SEND_VARIANTS)
-def test_send(benchmark, record, variant):
+def test_send(benchmark, record, variant, zmq_sink):
     if variant.startswith("core_libzmq") and _core.CORE != "cython":
         pytest.skip("the libzmq send path is the compiled core's")
     if variant != "raw_pyzmq":
         _core.select_send_path(prefer_libzmq=variant != "core_pyzmq")
-    push, pull = _sink_pair()
+    push, pull = zmq_sink
     sender = b"tcp://127.0.0.1:65535"
     frame = _core.encode(MSG_TYPE, 1, sender, BODY)
     assert len(frame) == 100

@@ -29,6 +29,25 @@ def impl(request):
 
 
 @pytest.fixture
+def zmq_sink():
+    """A connected PUSH -> PULL pair over tcp loopback (unbounded queues)."""
+    import zmq
+
+    ctx = zmq.Context.instance()
+    pull = ctx.socket(zmq.PULL)
+    pull.setsockopt(zmq.RCVHWM, 0)
+    pull.setsockopt(zmq.LINGER, 0)
+    port = pull.bind_to_random_port("tcp://127.0.0.1")
+    push = ctx.socket(zmq.PUSH)
+    push.setsockopt(zmq.SNDHWM, 0)
+    push.setsockopt(zmq.LINGER, 0)
+    push.connect(f"tcp://127.0.0.1:{port}")
+    yield push, pull
+    push.close()
+    pull.close()
+
+
+@pytest.fixture
 def record():
     """record(benchmark, group, variant, ops_per_round): keep the median time per op."""
     def _record(benchmark, group, variant, ops):
