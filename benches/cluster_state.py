@@ -90,9 +90,9 @@ def build_master(n_tasks: int, scheduler: str = SCHEDULER, per_agent: int = PER_
             update.status.agent_id.value = aid
             update.status.executor_id.value = tid
             update.latest_state = pb.TASK_RUNNING
-            m.handle(agent_transport[aid], wire(pb.StatusUpdateMessage(update=update, agent_transport=agent_transport[aid])), 2.0)
-            m.handle(scheduler, wire(pb.Acknowledge(framework_id=pb.FrameworkID(value=fid), agent_id=pb.AgentID(value=aid),
-                                                    task_id=pb.TaskID(value=tid), uuid=uuid)), 2.0)
+            m.handle(agent_transport[aid], wire(pb.StatusUpdateMessage(update=update)), 2.0)
+            m.handle(scheduler, wire(pb.Acknowledge(framework_id=fid, agent_id=aid,
+                                                    task_id=tid, uuid=uuid)), 2.0)
             if i % 1000 == 999:
                 m.take_actions()
         m.take_actions()

@@ -34,6 +34,7 @@ _BODY_NAMES: dict[str, str] = {
     "OFFERS": "Offers",
     "RESCIND": "Rescind",
     "UPDATE": "Update",
+    "UPDATES": "Updates",
     "EXECUTOR_TO_FRAMEWORK": "ExecutorToFramework",
     "FAILURE": "Failure",
     "ERROR": "Error",
@@ -72,6 +73,10 @@ BODY_CLASS: dict[int, type[Message]] = {
 TYPE_OF: dict[type[Message], MessageType] = {cls: MessageType(t) for t, cls in BODY_CLASS.items()}
 
 assert set(BODY_CLASS) == set(MessageType), "every MessageType needs a body class"
+
+
+#: the same as plain ints, for the send path (no enum on the wire)
+TYPE_NUMBER: dict[type[Message], int] = {cls: int(t) for cls, t in TYPE_OF.items()}
 
 
 def message_type(body: Message) -> MessageType:

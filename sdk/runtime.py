@@ -9,6 +9,7 @@ that raises is counted and logged with its traceback; neither stops the loop.
 from __future__ import annotations
 
 import collections
+import gc
 import logging
 import threading
 import time
@@ -18,7 +19,7 @@ from google.protobuf.message import DecodeError
 
 from corral import _core
 from corral.engines.base import Engine, Send
-from corral.protocol import BODY_CLASS, PeerEvent
+from corral.protocol import BODY_CLASS, TYPE_NUMBER, MessageType, PeerEvent
 from corral.transport import MAX_FRAME_SIZE, Transport
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,18 @@ Performer = Callable[[Any], None]
 #: longest the loop sleeps without looking at its command queue (a safety net only:
 #: commands wake the loop)
 MAX_WAIT = 1.0
+
+#: the cyclic collector's first threshold in a process that runs a runtime: messages
+#: allocate many short-lived objects, and at CPython's default (700) young collections
+#: cost about a sixth of the status-update path (benches/README.md)
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def tune_gc() -> None:
+    """Raise the collector's first threshold to GC_YOUNG_THRESHOLD (never lower it)."""
+    young, middle, old = gc.get_threshold()
+    if young < GC_YOUNG_THRESHOLD:
+        gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 class Runtime:
@@ -56,13 +69,14 @@ class Runtime:
         #: the engine, built for this runtime's transport address
         self.engine = engine_factory(self.address)
         for msg_type in self.engine.handled_types():
-            self.dispatcher.register(int(msg_type), self._make_handler(BODY_CLASS[msg_type]))
+            self.dispatcher.register(int(msg_type), self._make_handler(msg_type))
         self._thread: threading.Thread | None = None
 
     # -- inbound ------------------------------------------------------------------
-    def _make_handler(self, cls: type) -> Callable[[Any], None]:
-        engine = self.engine
+    def _make_handler(self, msg_type: MessageType) -> Callable[[Any], None]:
+        cls = BODY_CLASS[msg_type]
         parse = cls.FromString
+        handle = self.engine.handler(msg_type)
         clock = self.clock
 
         def handler(env: Any) -> None:
@@ -72,7 +86,7 @@ class Runtime:
                 self.undecodable += 1
                 log.warning("undecodable %s body from %s: %s", cls.__name__, env.sender, exc)
                 return
-            engine.handle(env.sender.decode(), body, clock())
+            handle(env.sender.decode(), body, clock())
 
         return handler
 
@@ -89,12 +103,14 @@ class Runtime:
 
     # -- outbound -----------------------------------------------------------------
     def _send(self, action: Send) -> None:
-        self.transport.send(action.to, int(action.type), action.body.SerializeToString())
+        body = action.body
+        self.transport.send(action.to, TYPE_NUMBER[type(body)], body.SerializeToString())
 
     def _perform(self) -> None:
+        performers = self._performers
         for action in self.engine.take_actions():
             try:
-                self._performers[type(action)](action)
+                performers[type(action)](action)
             except Exception:
                 log.exception("performing %s failed", type(action).__name__)
         self.transport.flush()  # batching: what this iteration sent, one frame per peer
@@ -141,6 +157,7 @@ class Runtime:
     # -- the loop -------------------------------------------------------------------
     def run(self) -> None:
         """Run the loop on this thread until `stop()`."""
+        tune_gc()
         try:
             with self.lock:
                 self._perform()

@@ -344,8 +344,8 @@ class AgentEngine(Engine):
     def tick(self, now: float) -> None:
         super().tick(now)
         if self.connection is Connection.REGISTERED:
-            for _key, _uuid, update in self.updates.due(now):
-                self._forward(update)
+            for key, _uuid, update in self.updates.due(now):
+                self._forward_head(key, update)
 
     def on_timer(self, key: Any, now: float) -> None:
         kind = key[0]
@@ -431,8 +431,8 @@ class AgentEngine(Engine):
             # the master gives up after 5 missed pongs; so do we, after 5 missed pings
             self.ping_timeout = ping_interval * PINGS_BEFORE_MASTER_LOST
         self.set_timer(("ping_timeout",), now + self.ping_timeout)
-        for _key, _uuid, update in self.updates.resume(now):
-            self._forward(update)
+        for key, _uuid, update in self.updates.resume(now):
+            self._forward_head(key, update)
         held, self._held_launches = self._held_launches, []
         for launch in held:
             if launch.task.agent_id.value == agent_id:
@@ -693,16 +693,18 @@ class AgentEngine(Engine):
             self.counters["executors_reregistered"] += 1
         executor.phase = ExecutorPhase.REGISTERED
         self._set_transport(executor, msg.transport)
-        agent_id = pb.AgentID(value=self.agent_id or "")
-        self.send(msg.transport, pb.ExecutorReregistered(agent_id=agent_id, agent_info=self.info))
+        agent_id = self.agent_id or ""
+        self.send(msg.transport, pb.ExecutorReregistered(agent_id=pb.AgentID(value=agent_id), agent_info=self.info))
         for update in msg.updates:
             # journalled (unless a duplicate by uuid) before it is acked, as in _executor_status_update
-            if update.uuid and (key[0], update.status.task_id.value) in self.tasks:
-                update.agent_id.value = self.agent_id or ""
-                update.status.agent_id.value = self.agent_id or ""
-                self._enqueue(update, now)
+            tid = update.status.task_id.value
+            task = self.tasks.get((key[0], tid))
+            if update.uuid and task is not None:
+                update.agent_id.value = agent_id
+                update.status.agent_id.value = agent_id
+                self._enqueue(task, (key[0], tid), update, now)
             self.send(msg.transport, pb.ExecutorStatusUpdateAck(
-                agent_id=agent_id, framework_id=update.framework_id, task_id=update.status.task_id, uuid=update.uuid))
+                agent_id=agent_id, framework_id=key[0], task_id=tid, uuid=update.uuid))
         known = {t.task_id.value for t in msg.tasks}
         framework = self.frameworks[executor.framework_id]
         for task in self._live_tasks(executor):
@@ -829,59 +831,66 @@ class AgentEngine(Engine):
         status = new_status(tid, state, SOURCE_AGENT, now, reason=reason, message=message,
                             agent_id=self.agent_id, executor_id=eid or None, uuid=self.rng.randbytes(16))
         update = new_update(fid, status, now, agent_id=self.agent_id, executor_id=eid or None)
-        if not known:
+        task = self.tasks.get((fid, tid)) if known else None
+        if task is None:
             # no task record: forward once, best effort
             if self.connection is Connection.REGISTERED:
-                self.send(self.master, pb.StatusUpdateMessage(update=update, agent_transport=self.transport))
+                self.send(self.master, pb.StatusUpdateMessage(update=update))
             return
-        self._enqueue(update, now)
+        self._enqueue(task, (fid, tid), update, now)
 
     @on(T.EXECUTOR_STATUS_UPDATE)
     def _executor_status_update(self, sender: str, msg: pb.ExecutorStatusUpdate, now: float) -> None:
         update = msg.update
         fid = update.framework_id.value
+        uuid = update.uuid
         executor = self.executors.get((fid, update.executor_id.value))
-        if executor is None or executor.transport != sender or not update.uuid:
+        if executor is None or executor.transport != sender or not uuid:
             self.counters["messages_from_unknown"] += 1
             return
         self.counters["status_updates_received"] += 1
-        update.agent_id.value = self.agent_id or ""
-        update.status.agent_id.value = self.agent_id or ""
-        if (fid, update.status.task_id.value) in self.tasks:
-            self._enqueue(update, now)
-        self.send(sender, pb.ExecutorStatusUpdateAck(
-            agent_id=pb.AgentID(value=self.agent_id or ""), framework_id=update.framework_id,
-            task_id=update.status.task_id, uuid=update.uuid))
+        agent_id = self.agent_id or ""
+        update.agent_id.value = agent_id
+        status = update.status
+        status.agent_id.value = agent_id
+        tid = status.task_id.value
+        key = (fid, tid)
+        task = self.tasks.get(key)
+        if task is not None:
+            self._enqueue(task, key, update, now)
+        self.send(sender, pb.ExecutorStatusUpdateAck(agent_id=agent_id, framework_id=fid, task_id=tid, uuid=uuid))
 
-    def _enqueue(self, update: pb.StatusUpdate, now: float) -> None:
-        key = (update.framework_id.value, update.status.task_id.value)
+    def _enqueue(self, task: Task, key: tuple[str, str], update: pb.StatusUpdate, now: float) -> None:
+        """Queue a reliable update of `task` (journalled first when the framework
+        checkpoints); forward it when it heads its stream."""
         result = self.updates.add(key, update.uuid, update, now)
         if result == _core.AddResult.DUPLICATE:
             self.counters["duplicate_status_updates"] += 1
             return
-        task = self.tasks[key]
         task.state = update.status.state
         if task.checkpoint:  # on disk before the forward below and before the executor's ack
             self.emit(JournalAppend(task.framework_id, task.executor_id, task.container_id, key[1],
                                     JournalRecord(JournalKind.UPDATE, update.uuid, update)))
         if result == _core.AddResult.FORWARD and self.connection is Connection.REGISTERED:
-            self._forward(update)
+            self._forward(update, task.state)
 
-    def _forward(self, update: pb.StatusUpdate) -> None:
-        task = self.tasks.get((update.framework_id.value, update.status.task_id.value))
-        if task is not None:
-            update.latest_state = task.state
+    def _forward(self, update: pb.StatusUpdate, latest_state: int) -> None:
+        update.latest_state = latest_state
         self.counters["status_updates_forwarded"] += 1
-        self.send(self.master, pb.StatusUpdateMessage(update=update, agent_transport=self.transport))
+        self.send(self.master, pb.StatusUpdateMessage(update=update))
+
+    def _forward_head(self, key: tuple[str, str], update: pb.StatusUpdate) -> None:
+        """(Re)send the head `update` of the stream `key` (retry, reconnect, next after an ack)."""
+        task = self.tasks.get(key)
+        self._forward(update, update.status.state if task is None else task.state)
 
     @on(T.STATUS_UPDATE_ACK)
     def _status_update_ack(self, sender: str, msg: pb.StatusUpdateAck, now: float) -> None:
-        if not self._from_master(sender):
+        if sender != self.master:
+            self.counters["messages_from_unknown"] += 1
             return
-        key = (msg.framework_id.value, msg.task_id.value)
-        head = self.updates.head(key)
-        result = self.updates.ack(key, msg.uuid, now)
-        if result != _core.AckResult.ACKED:
+        key = (msg.framework_id, msg.task_id)
+        if self.updates.ack(key, msg.uuid, now) != _core.AckResult.ACKED:
             self.counters["stale_acks"] += 1
             return
         self.counters["acks_received"] += 1
@@ -892,16 +901,18 @@ class AgentEngine(Engine):
         nxt = self.updates.head(key)
         if nxt is not None:
             if self.connection is Connection.REGISTERED:
-                self._forward(nxt[1])
+                self._forward(nxt[1], nxt[1].status.state if task is None else task.state)
             return
-        acked_update = head[1] if head is not None else None
-        if acked_update is not None and is_terminal(acked_update.status.state):
+        # nothing pending: the update just acked was the task's latest (task.state); a
+        # stream without a task record has nothing more to carry
+        if task is None:
             self.updates.remove(key)
-            task = self.tasks.pop(key, None)
-            if task is not None:
-                executor = self.executors.get((key[0], task.executor_id))
-                if executor is not None:
-                    executor.task_ids.discard(key[1])
+        elif is_terminal(task.state):
+            self.updates.remove(key)
+            del self.tasks[key]
+            executor = self.executors.get((key[0], task.executor_id))
+            if executor is not None:
+                executor.task_ids.discard(key[1])
 
     # ---------------------------------------------------- framework messages
     @on(T.FRAMEWORK_TO_EXECUTOR)

@@ -88,6 +88,11 @@ class Engine:
         """Process one decoded message from `sender`."""
         self._handlers[message_type(body)](self, sender, body, now)
 
+    def handler(self, msg_type: MessageType) -> Callable[[str, Any, float], None]:
+        """`handle` for messages known to be of `msg_type`, without looking the type up
+        on every message (the runtimes' dispatch already did)."""
+        return self._handlers[msg_type].__get__(self)
+
     def tick(self, now: float) -> None:
         """Fire every timer that is due."""
         for key in self._timers.pop_due(now):

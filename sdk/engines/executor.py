@@ -17,7 +17,6 @@ from typing import Any
 
 from corral import _core
 from corral.engines.base import Callback, Engine, on
-from corral.engines.common import new_update
 from corral.protocol import MessageType as T
 from corral.protocol import PeerEvent
 from corral.protos import corral_pb2 as pb
@@ -88,8 +87,8 @@ class ExecutorEngine(Engine):
 
     def tick(self, now: float) -> None:
         super().tick(now)
-        for _key, _uuid, update in self.updates.due(now):
-            self.send(self.agent, pb.ExecutorStatusUpdate(update=update))
+        for _key, _uuid, message in self.updates.due(now):
+            self.send(self.agent, message)
 
     def on_timer(self, key: Any, now: float) -> None:
         if key == ("register",):
@@ -138,7 +137,7 @@ class ExecutorEngine(Engine):
                                     executor_id=pb.ExecutorID(value=self.executor_id), transport=self.transport)
         msg.tasks.extend(self.tasks.values())
         for tid in self.tasks:
-            msg.updates.extend(update for _uuid, update in self.updates.pending(tid))
+            msg.updates.extend(message.update for _uuid, message in self.updates.pending(tid))
         self.send(self.agent, msg)
 
     @on(T.EXECUTOR_REREGISTERED)
@@ -150,8 +149,8 @@ class ExecutorEngine(Engine):
         self.registered = True
         self.agent_id = msg.agent_id.value
         self.emit(Callback(ExecutorEvent.REREGISTERED, msg.agent_info))
-        for _key, _uuid, update in self.updates.resume(now):
-            self.send(self.agent, pb.ExecutorStatusUpdate(update=update))
+        for _key, _uuid, message in self.updates.resume(now):
+            self.send(self.agent, message)
 
     @on(T.EXECUTOR_REGISTERED)
     def _registered(self, sender: str, msg: pb.ExecutorRegistered, now: float) -> None:
@@ -189,11 +188,11 @@ class ExecutorEngine(Engine):
     def _ack(self, sender: str, msg: pb.ExecutorStatusUpdateAck, now: float) -> None:
         if not self._from_agent(sender):
             return
-        key = msg.task_id.value
+        key = msg.task_id
         if self.updates.ack(key, msg.uuid, now) == _core.AckResult.ACKED:
             head = self.updates.head(key)
             if head is not None:
-                self.send(self.agent, pb.ExecutorStatusUpdate(update=head[1]))
+                self.send(self.agent, head[1])
             else:
                 self.updates.remove(key)
                 if not len(self.updates):
@@ -201,18 +200,22 @@ class ExecutorEngine(Engine):
 
     # -- calls from the user's Executor ---------------------------------------
     def send_status_update(self, status: pb.TaskStatus, now: float) -> None:
-        status = _copy(status)
-        status.uuid = self.rng.randbytes(16)
-        status.timestamp = now
-        status.source = pb.TaskStatus.SOURCE_EXECUTOR
-        status.executor_id.value = self.executor_id
+        # built in place inside the message that carries it (kept for resends): no copies
+        message = pb.ExecutorStatusUpdate()
+        update = message.update
+        update.timestamp = now
+        update.framework_id.value = self.framework_id
+        update.executor_id.value = self.executor_id
+        out = update.status
+        out.CopyFrom(status)
+        update.uuid = out.uuid = uuid = self.rng.randbytes(16)
+        out.timestamp = now
+        out.source = pb.TaskStatus.SOURCE_EXECUTOR
+        out.executor_id.value = self.executor_id
         if self.agent_id:
-            status.agent_id.value = self.agent_id
-        update = new_update(self.framework_id, status, now, agent_id=self.agent_id or None,
-                            executor_id=self.executor_id)
-        key = status.task_id.value
-        if self.updates.add(key, status.uuid, update, now) == _core.AddResult.FORWARD:
-            self.send(self.agent, pb.ExecutorStatusUpdate(update=update))
+            update.agent_id.value = out.agent_id.value = self.agent_id
+        if self.updates.add(out.task_id.value, uuid, message, now) == _core.AddResult.FORWARD:
+            self.send(self.agent, message)
 
     def send_framework_message(self, data: bytes) -> None:
         self.send(self.agent, pb.ExecutorToAgentMessage(
@@ -221,9 +224,3 @@ class ExecutorEngine(Engine):
 
     def unacknowledged(self) -> int:
         return len(self.updates)
-
-
-def _copy(status: pb.TaskStatus) -> pb.TaskStatus:
-    out = pb.TaskStatus()
-    out.CopyFrom(status)
-    return out

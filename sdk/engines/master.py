@@ -880,12 +880,12 @@ class MasterEngine(Engine):
     def _status_update(self, sender: str, msg: pb.StatusUpdateMessage, now: float) -> None:
         update = msg.update
         agent = self.agents.get(update.agent_id.value)
-        fid = update.framework_id.value
-        tid = update.status.task_id.value
         if agent is None or agent.transport != sender:
             self.counters["invalid_status_updates"] += 1
             return
-        task = agent.tasks.get((fid, tid))
+        fid = update.framework_id.value
+        status = update.status
+        task = agent.tasks.get((fid, status.task_id.value))
         fw = self.frameworks.get(fid)
         if task is None:
             # e.g. a retry of a terminal update whose ack to the agent was lost after we
@@ -895,31 +895,31 @@ class MasterEngine(Engine):
                 self.send(fw.transport, pb.Update(update=update))
             return
         self.counters["status_updates"] += 1
-        latest = update.latest_state if update.HasField("latest_state") else update.status.state
-        self._set_latest_state(task, agent, latest)
-        task.status_update_state = update.status.state
+        state = status.state
+        latest = update.latest_state if update.HasField("latest_state") else state
+        if latest != task.state:
+            self._set_latest_state(task, agent, latest)
+        task.status_update_state = state
         task.status_update_uuid = update.uuid
-        task.healthy = update.status.healthy if update.status.HasField("healthy") else None
+        task.healthy = status.healthy if status.HasField("healthy") else None
         if fw is not None and fw.connected:
             self.send(fw.transport, pb.Update(update=update))
 
     @on(T.ACKNOWLEDGE)
     def _acknowledge(self, sender: str, msg: pb.Acknowledge, now: float) -> None:
-        fw = self._framework_from(sender, msg.framework_id.value)
+        fw = self._framework_from(sender, msg.framework_id)
         if fw is None:
             return
-        task = fw.tasks.get(msg.task_id.value)
-        agent = self.agents.get(msg.agent_id.value)
+        task = fw.tasks.get(msg.task_id)
+        agent = self.agents.get(msg.agent_id)
         if agent is None or (task is not None and task.agent_id != agent.id):
             self.counters["invalid_acknowledgements"] += 1
             return
         # (a task we already forgot still has an agent waiting for this ack: forward it)
         self.counters["acknowledgements"] += 1
         if agent.state is AgentState.REGISTERED:
-            self.send(
-                agent.transport,
-                pb.StatusUpdateAck(agent_id=msg.agent_id, framework_id=msg.framework_id, task_id=msg.task_id, uuid=msg.uuid),
-            )
+            self.send(agent.transport, pb.StatusUpdateAck(
+                agent_id=msg.agent_id, framework_id=msg.framework_id, task_id=msg.task_id, uuid=msg.uuid))
         if task is not None and msg.uuid == task.status_update_uuid and is_terminal(task.status_update_state):
             self._forget_task(task)
 
@@ -956,18 +956,25 @@ class MasterEngine(Engine):
     # --------------------------------------------------------- reconciliation
     @on(T.RECONCILE)
     def _reconcile(self, sender: str, msg: pb.Reconcile, now: float) -> None:
+        """Answer every task named (or, with none named, every task of the framework):
+        the latest state of a known task; the Mesos answer for one the master does not
+        know, by what it knows of the task's agent; nothing yet for a task whose agent
+        has not reregistered since this master started."""
         fw = self._framework_from(sender, msg.framework_id.value)
         if fw is None:
             return
         self.counters["reconcile_calls"] += 1
         if not fw.connected or not fw.transport:
             return  # answers go to a connected framework only: nothing else to do
-        answer = self._known_task_answerer(fw, now)
+        answers = _Answers(self.send, fw.transport)
+        answer = self._known_task_answerer(fw, answers, now)
         if not msg.tasks:
             for task in fw.tasks.values():
                 answer(task)
             return
         tasks = fw.tasks
+        unknown = _answer_template(fw, now, "reconciliation: task unknown to the master")
+        aware = partition_aware(fw.info)
         for entry in msg.tasks:
             tid = entry.task_id.value
             task = tasks.get(tid)
@@ -986,32 +993,24 @@ class MasterEngine(Engine):
                 state = pb.TASK_UNREACHABLE
             else:
                 state = pb.TASK_UNKNOWN
-            self._reply_status(fw, tid, state, Reason.REASON_RECONCILIATION,
-                               "reconciliation: task unknown to the master", now, agent_id=agent_id)
+            update = answers.add()
+            update.CopyFrom(unknown)
+            status = update.status
+            status.task_id.value = tid
+            status.state = state if aware or state not in PARTITION_AWARE_STATES else pb.TASK_LOST
+            if agent_id:
+                status.agent_id.value = update.agent_id.value = agent_id
 
-    def _answer_known(self, fw: Framework, task: Task, now: float) -> None:
-        if fw.connected:
-            self._known_task_answerer(fw, now)(task)
-
-    def _known_task_answerer(self, fw: Framework, now: float) -> Callable[[Task], None]:
-        """answer(task): send `fw` the reconciliation answer for one of its known tasks.
+    def _known_task_answerer(self, fw: Framework, answers: _Answers, now: float) -> Callable[[Task], None]:
+        """answer(task): add the reconciliation answer for one of `fw`'s known tasks.
 
         The answers of one reconcile call differ only in task, agent, state and health:
-        each is a copy of one template (field for field what new_status + new_update
-        build), which makes answering 100k tasks several times faster."""
-        template = pb.Update()
-        update = template.update
-        update.framework_id.value = fw.id
-        update.timestamp = now
-        status = update.status
-        status.source = SOURCE_MASTER
-        status.timestamp = now
-        status.reason = Reason.REASON_RECONCILIATION
-        status.message = "reconciliation"
+        each is a copy of one template, which makes answering 100k tasks several times
+        faster than building each."""
+        template = _answer_template(fw, now, "reconciliation")
         aware = partition_aware(fw.info)
         agents = self.agents
-        append = self._actions.append
-        to = fw.transport
+        add = answers.add
         unreachable = AgentState.UNREACHABLE
 
         def answer(task: Task) -> None:
@@ -1022,19 +1021,15 @@ class MasterEngine(Engine):
                 state = pb.TASK_UNREACHABLE
             if not aware and state in PARTITION_AWARE_STATES:
                 state = pb.TASK_LOST
-            msg = pb.Update()
-            msg.CopyFrom(template)
-            update = msg.update
+            update = add()
+            update.CopyFrom(template)
             status = update.status
             status.task_id.value = task.id
             status.state = state
             if aid:
-                status.agent_id.value = aid
-                update.agent_id.value = aid
+                status.agent_id.value = update.agent_id.value = aid
             if task.healthy is not None:
                 status.healthy = task.healthy
-            if to:
-                append(Send(to, msg))
 
         return answer
 
@@ -1128,3 +1123,43 @@ def _sum_scalars(resources: Any) -> dict[str, float]:
             if value:
                 totals[name] = round(totals.get(name, 0.0) + value, 3)
     return totals
+
+
+#: reconcile answers travel in Updates messages of at most this many updates each
+ANSWERS_PER_MESSAGE = 1000
+
+
+class _Answers:
+    """The answers to one reconcile call, packed into Updates messages of at most
+    ANSWERS_PER_MESSAGE updates. Each message is queued for sending when it is started
+    and filled in place afterwards: runtimes serialise a message only once the handler
+    has returned."""
+
+    __slots__ = ("_send", "_to", "_message", "_room")
+
+    def __init__(self, send: Callable[[str, pb.Updates], None], to: str) -> None:
+        self._send = send
+        self._to = to
+        self._message: pb.Updates | None = None
+        self._room = 0
+
+    def add(self) -> pb.StatusUpdate:
+        """A new, empty answer."""
+        if not self._room:
+            self._message = pb.Updates()
+            self._send(self._to, self._message)
+            self._room = ANSWERS_PER_MESSAGE
+        self._room -= 1
+        return self._message.updates.add()  # type: ignore[union-attr]
+
+
+def _answer_template(fw: Framework, now: float, message: str) -> pb.StatusUpdate:
+    """What every reconcile answer to `fw` has in common (source, reason, time)."""
+    update = pb.StatusUpdate(timestamp=now)
+    update.framework_id.value = fw.id
+    status = update.status
+    status.source = SOURCE_MASTER
+    status.timestamp = now
+    status.reason = Reason.REASON_RECONCILIATION
+    status.message = message
+    return update

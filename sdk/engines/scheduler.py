@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from corral.engines.base import Callback, Engine, MasterLost, on
-from corral.engines.common import is_terminal
+from corral.engines.common import TERMINAL_STATES, is_terminal
 from corral.protocol import MessageType as T
 from corral.protocol import PeerEvent
 from corral.protos import corral_pb2 as pb
@@ -67,14 +67,6 @@ class SchedulerConfig:
     kill_retry_backoff_max: float = 60.0
 
 
-@dataclass
-class UpdateLog:
-    """The uuids of one task's updates: delivered to the user, and acknowledged."""
-
-    seen: set[bytes] = field(default_factory=set)
-    acked: set[bytes] = field(default_factory=set)
-
-
 class SchedulerEngine(Engine):
     def __init__(self, framework_info: pb.FrameworkInfo, transport: str,
                  config: SchedulerConfig | None = None, rng: random.Random | None = None) -> None:
@@ -89,7 +81,8 @@ class SchedulerEngine(Engine):
         self.master_info: pb.MasterInfo | None = None
         self.reconciler = Reconciler(self.config.reconcile)
         self._ever_subscribed = False
-        self._logs: dict[str, UpdateLog] = {}
+        #: per task, the uuid of every update delivered to the user -> acknowledged yet
+        self._delivered: dict[str, dict[bytes, bool]] = {}
         self._held_offers: dict[str, pb.Offer] = {}
         self._kill_backoff: dict[str, float] = {}
         self._backoff = self.config.registration_backoff
@@ -235,28 +228,41 @@ class SchedulerEngine(Engine):
 
     @on(T.UPDATE)
     def _update(self, sender: str, msg: pb.Update, now: float) -> None:
-        if not self._from_master(sender):
-            return
-        status = msg.update.status
+        if sender == self.master and self.subscription is Subscription.SUBSCRIBED:
+            self._deliver(msg.update.status, now)
+
+    @on(T.UPDATES)
+    def _updates(self, sender: str, msg: pb.Updates, now: float) -> None:
+        if sender == self.master and self.subscription is Subscription.SUBSCRIBED:
+            deliver = self._deliver
+            for update in msg.updates:
+                deliver(update.status, now)
+
+    def _deliver(self, status: pb.TaskStatus, now: float) -> None:
+        """Hand one update to the user, once per uuid; keep the task's state."""
         tid = status.task_id.value
-        if status.HasField("uuid"):
-            log = self._logs.get(tid)
-            if log is None:
-                log = self._logs[tid] = UpdateLog()
-            if status.uuid in log.seen:
+        uuid = status.uuid  # empty for the master's own updates, which are never acked
+        if uuid:
+            delivered = self._delivered.get(tid)
+            if delivered is None:
+                delivered = self._delivered[tid] = {}
+            acked = delivered.get(uuid)
+            if acked is not None:
                 self.counters["duplicate_updates"] += 1
-                if status.uuid in log.acked:
+                if acked:
                     self._send_ack(status)  # our earlier ack was lost
                 return
-            log.seen.add(status.uuid)
+            delivered[uuid] = False
         self.counters["updates"] += 1
-        terminal = is_terminal(status.state)
-        self.reconciler.update(tid, status.agent_id.value, status.state, terminal, now)
+        state = status.state
+        terminal = state in TERMINAL_STATES
+        self.reconciler.update(tid, status.agent_id.value, state, terminal, now)
         if terminal:
             self._kill_backoff.pop(tid, None)
             self.cancel_timer(("kill", tid))
         self.emit(Callback(SchedulerEvent.STATUS_UPDATE, status))
-        self._release_offers()
+        if self._held_offers:
+            self._release_offers()
 
     @on(T.EXECUTOR_TO_FRAMEWORK)
     def _framework_message(self, sender: str, msg: pb.ExecutorToFramework, now: float) -> None:
@@ -275,26 +281,27 @@ class SchedulerEngine(Engine):
     # ------------------------------------------------------- framework calls
     def acknowledge(self, status: pb.TaskStatus) -> None:
         """Acknowledge one update (after the callback returned, or explicitly)."""
-        if not status.HasField("uuid"):
+        uuid = status.uuid
+        if not uuid:
             return  # master-generated updates are never acknowledged
-        log = self._logs.get(status.task_id.value)
-        if log is not None:
-            log.acked.add(status.uuid)
+        delivered = self._delivered.get(status.task_id.value)
+        if delivered is not None and uuid in delivered:
+            delivered[uuid] = True
         self._send_ack(status)
 
     def redeliver(self, status: pb.TaskStatus) -> None:
         """The user's callback failed on `status`: deliver it again when the agent retries
         (it is not acknowledged, so the agent will)."""
-        log = self._logs.get(status.task_id.value)
-        if log is not None and status.HasField("uuid"):
-            log.seen.discard(status.uuid)
+        delivered = self._delivered.get(status.task_id.value)
+        if delivered is not None:
+            delivered.pop(status.uuid, None)
 
     def _send_ack(self, status: pb.TaskStatus) -> None:
         if self.subscription is not Subscription.SUBSCRIBED:
             return
         self.counters["acks_sent"] += 1
-        self.send(self.master, pb.Acknowledge(
-            framework_id=self.info.id, agent_id=status.agent_id, task_id=status.task_id, uuid=status.uuid))
+        self.send(self.master, pb.Acknowledge(framework_id=self.info.id.value, agent_id=status.agent_id.value,
+                                              task_id=status.task_id.value, uuid=status.uuid))
 
     def accept(self, offer_ids: Iterable[pb.OfferID], operations: Iterable[pb.Offer.Operation],
                filters: pb.Filters | None, now: float) -> None:

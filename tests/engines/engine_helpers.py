@@ -38,6 +38,18 @@ def bodies(engine: Engine, kind: type[M], to: str | None = None) -> list[M]:
     return [b for _, b in sent(engine, kind, to)]
 
 
+def status_updates(engine: Engine, to: str | None = None) -> list[pb.StatusUpdate]:
+    """Take the engine's actions; the status updates it sent (to `to`), one by one or
+    packed in Updates, in order."""
+    out: list[pb.StatusUpdate] = []
+    for _, body in sent(engine, None, to):
+        if isinstance(body, pb.Update):
+            out.append(body.update)
+        elif isinstance(body, pb.Updates):
+            out.extend(body.updates)
+    return out
+
+
 def others(actions: list[Any], kind: type) -> list[Any]:
     return [a for a in actions if isinstance(a, kind)]
 

@@ -59,8 +59,8 @@ def executor_update(state: int, uuid: bytes, tid: str = "t1", now: float = 2.0) 
 
 
 def ack(uuid: bytes, tid: str = "t1") -> pb.StatusUpdateAck:
-    return pb.StatusUpdateAck(agent_id=pb.AgentID(value=AID), framework_id=pb.FrameworkID(value=FID),
-                              task_id=pb.TaskID(value=tid), uuid=uuid)
+    return pb.StatusUpdateAck(agent_id=AID, framework_id=FID,
+                              task_id=tid, uuid=uuid)
 
 
 def forwarded(agent: AgentEngine) -> list[pb.StatusUpdate]:

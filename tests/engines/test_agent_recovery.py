@@ -112,8 +112,8 @@ def test_checkpointing_framework_journals_each_update_before_it_is_acked_or_forw
 
     feed(agent, EXEC, pb.ExecutorStatusUpdate(update=update(pb.TASK_FINISHED, b"u2")), 2.5)
     agent.take_actions()
-    feed(agent, MASTER, pb.StatusUpdateAck(agent_id=pb.AgentID(value=AID), framework_id=pb.FrameworkID(value=FID),
-                                           task_id=pb.TaskID(value="t1"), uuid=b"u1"), 3.0)
+    feed(agent, MASTER, pb.StatusUpdateAck(agent_id=AID, framework_id=FID,
+                                           task_id="t1", uuid=b"u1"), 3.0)
     actions = agent.take_actions()
     assert isinstance(actions[0], JournalAppend) and actions[0].record == ACK(b"u1")
     assert isinstance(actions[1], Send) and wire(actions[1].body).update.uuid == b"u2"  # forwarded after the ack is on disk
@@ -128,8 +128,8 @@ def test_duplicates_and_stale_acks_are_not_journalled() -> None:
     feed(agent, EXEC, pb.ExecutorStatusUpdate(update=update(pb.TASK_RUNNING, b"u1")), 2.0)
     agent.take_actions()
     feed(agent, EXEC, pb.ExecutorStatusUpdate(update=update(pb.TASK_RUNNING, b"u1")), 2.1)
-    feed(agent, MASTER, pb.StatusUpdateAck(agent_id=pb.AgentID(value=AID), framework_id=pb.FrameworkID(value=FID),
-                                           task_id=pb.TaskID(value="t1"), uuid=b"nope"), 3.0)
+    feed(agent, MASTER, pb.StatusUpdateAck(agent_id=AID, framework_id=FID,
+                                           task_id="t1", uuid=b"nope"), 3.0)
     assert not others(agent.take_actions(), JournalAppend)
 
 

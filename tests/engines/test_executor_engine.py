@@ -33,8 +33,8 @@ def updates(e: ExecutorEngine) -> list[pb.StatusUpdate]:
 
 
 def ack(update: pb.StatusUpdate) -> pb.ExecutorStatusUpdateAck:
-    return pb.ExecutorStatusUpdateAck(agent_id=pb.AgentID(value=AID), framework_id=pb.FrameworkID(value=FID),
-                                      task_id=update.status.task_id, uuid=update.uuid)
+    return pb.ExecutorStatusUpdateAck(agent_id=AID, framework_id=FID,
+                                      task_id=update.status.task_id.value, uuid=update.uuid)
 
 
 def test_registration_is_retried_until_registered():

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from corral.engines import master as master_engine
 from corral.engines.master import AgentState
 from corral.protocol import PeerEvent
 from corral.protos import corral_pb2 as pb
 
 from engine_helpers import (
     accept, bodies, command_task, feed, new_master, offers, register_agent, resources, sent,
-    status_update, subscribe,
+    status_update, status_updates, subscribe,
 )
 
 S1, S2, A1, A2 = "tcp://sched1", "tcp://sched2", "tcp://agent1", "tcp://agent2"
@@ -18,7 +19,7 @@ R = pb.TaskStatus
 
 
 def updates_to(master, address):
-    return [m.update for m in bodies(master, pb.Update, to=address)]
+    return status_updates(master, to=address)
 
 
 @pytest.fixture
@@ -197,8 +198,8 @@ def test_task_is_forgotten_only_when_its_terminal_update_is_acked(cluster):
     launch(m, fid, offer, command_task("t1", aid))
     sent(m)
     feed(m, A1, status_update(fid, aid, "t1", pb.TASK_RUNNING, b"u1", latest=pb.TASK_FINISHED), 3.0)
-    ack = pb.Acknowledge(framework_id=pb.FrameworkID(value=fid), agent_id=pb.AgentID(value=aid),
-                         task_id=pb.TaskID(value="t1"), uuid=b"u1")
+    ack = pb.Acknowledge(framework_id=fid, agent_id=aid,
+                         task_id="t1", uuid=b"u1")
     feed(m, S1, ack, 3.1)
     (forward,) = bodies(m, pb.StatusUpdateAck, to=A1)
     assert forward.uuid == b"u1"
@@ -265,6 +266,22 @@ def test_reconciliation_answers(cluster, aware):
     for status in answers.values():
         assert status.reason == R.REASON_RECONCILIATION and status.source == R.SOURCE_MASTER
         assert not status.HasField("uuid")
+
+
+def test_reconcile_answers_are_packed_into_updates_messages(cluster, monkeypatch):
+    monkeypatch.setattr(master_engine, "ANSWERS_PER_MESSAGE", 2)
+    m, aid, fid, offer = cluster
+    launch(m, fid, offer, *[command_task(f"t{i}", aid, "cpus:0.1;mem:1") for i in range(3)])
+    sent(m)
+    msg = pb.Reconcile(framework_id=pb.FrameworkID(value=fid))
+    for tid in ("t0", "t1", "t2", "unknown"):
+        msg.tasks.add(task_id=pb.TaskID(value=tid), agent_id=pb.AgentID(value=aid))
+    feed(m, S1, msg, 3.0)
+    packs = bodies(m, pb.Updates, to=S1)
+    assert [[u.status.task_id.value for u in p.updates] for p in packs] == [["t0", "t1"], ["t2", "unknown"]]
+    assert [u.status.state for p in packs for u in p.updates] == [pb.TASK_STAGING] * 3 + [pb.TASK_LOST]
+    feed(m, S1, pb.Reconcile(framework_id=pb.FrameworkID(value=fid)), 4.0)  # implicit: the three known
+    assert [len(p.updates) for p in bodies(m, pb.Updates, to=S1)] == [2, 1]
 
 
 def test_reconciliation_answers_the_head_state_not_the_latest(cluster):
@@ -353,8 +370,8 @@ def test_retry_of_a_forgotten_tasks_terminal_update_is_relayed_and_its_ack_forwa
     m, aid, fid, offer = cluster
     launch(m, fid, offer, command_task("t1", aid))
     feed(m, A1, status_update(fid, aid, "t1", pb.TASK_FINISHED, b"u1"), 3.0)
-    ack = pb.Acknowledge(framework_id=pb.FrameworkID(value=fid), agent_id=pb.AgentID(value=aid),
-                         task_id=pb.TaskID(value="t1"), uuid=b"u1")
+    ack = pb.Acknowledge(framework_id=fid, agent_id=aid,
+                         task_id="t1", uuid=b"u1")
     feed(m, S1, ack, 3.1)
     sent(m)
     assert "t1" not in m.frameworks[fid].tasks
@@ -363,7 +380,7 @@ def test_retry_of_a_forgotten_tasks_terminal_update_is_relayed_and_its_ack_forwa
     assert retry.uuid == b"u1" and retry.status.state == pb.TASK_FINISHED
     feed(m, S1, ack, 13.1)
     (forward,) = bodies(m, pb.StatusUpdateAck, to=A1)
-    assert forward.uuid == b"u1" and forward.task_id.value == "t1"
+    assert forward.uuid == b"u1" and forward.task_id == "t1"
 
 
 def test_retried_registration_is_answered_again_without_resending_launches():

@@ -9,7 +9,7 @@ from corral.protos import corral_pb2 as pb
 from corral.resources import Resources
 
 from engine_helpers import (
-    MASTER, bodies, command_task, feed, new_master, offers, others, register_agent, resources, sent, subscribe,
+    MASTER, bodies, command_task, feed, new_master, offers, others, register_agent, resources, sent, status_updates, subscribe,
 )
 
 S1, A1, A2 = "tcp://sched1", "tcp://agent1", "tcp://agent2"
@@ -35,7 +35,7 @@ def reconcile(m, fid, tid, agent_id, now):
     msg = pb.Reconcile(framework_id=pb.FrameworkID(value=fid))
     msg.tasks.add(task_id=pb.TaskID(value=tid), agent_id=pb.AgentID(value=agent_id))
     feed(m, S1, msg, now)
-    return [u.update.status for u in bodies(m, pb.Update, to=S1)]
+    return [u.status for u in status_updates(m, to=S1)]
 
 
 def test_tasks_on_agents_not_yet_back_get_no_answer_then_the_truth():

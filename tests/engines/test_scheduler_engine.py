@@ -78,7 +78,7 @@ def test_each_uuid_is_delivered_once_and_a_duplicate_is_acked_again():
     (status,) = status_callbacks(s.take_actions())
     s.acknowledge(status)
     (ack,) = bodies(s, pb.Acknowledge, to=MASTER)
-    assert ack.uuid == b"u1" and ack.task_id.value == "t1" and ack.agent_id.value == AID
+    assert ack.uuid == b"u1" and ack.task_id == "t1" and ack.agent_id == AID
     feed(s, MASTER, update(pb.TASK_RUNNING, b"u1"), 11.0)  # our ack was lost: the agent retried
     actions = s.take_actions()
     assert status_callbacks(actions) == []
@@ -127,3 +127,18 @@ def test_non_fatal_error_does_not_abort():
     actions = s.take_actions()
     assert not others(actions, Abort)
     assert s.subscription is Subscription.SUBSCRIBED
+
+
+def test_packed_updates_are_delivered_one_by_one_with_the_same_deduplication():
+    s = subscribed()
+    feed(s, MASTER, update(pb.TASK_RUNNING, b"u1", tid="t1"), 1.0)
+    s.take_actions()
+    packed = pb.Updates(updates=[update(pb.TASK_RUNNING, b"u1", tid="t1").update,  # a duplicate
+                                 update(pb.TASK_FINISHED, None, tid="t2").update,
+                                 update(pb.TASK_LOST, None, tid="t3").update])
+    feed(s, MASTER, packed, 2.0)
+    assert [(st.task_id.value, st.state) for st in status_callbacks(s.take_actions())] == [
+        ("t2", pb.TASK_FINISHED), ("t3", pb.TASK_LOST)]
+    assert s.counters["duplicate_updates"] == 1
+    feed(s, "tcp://not-the-master", packed, 3.0)
+    assert not status_callbacks(s.take_actions())

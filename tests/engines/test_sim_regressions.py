@@ -39,8 +39,8 @@ def _agent_settles(m, fid, aid, now):
     assert not [b for to, b in out if to == S1 and isinstance(b, pb.Update)]
     feed(m, A1, status_update(fid, aid, "t1", pb.TASK_LOST, b"d" * 16), now)
     (lost,) = [u.update.status for u in bodies(m, pb.Update, to=S1)]
-    feed(m, S1, pb.Acknowledge(framework_id=pb.FrameworkID(value=fid), agent_id=pb.AgentID(value=aid),
-                               task_id=pb.TaskID(value="t1"), uuid=b"d" * 16), now + 1)
+    feed(m, S1, pb.Acknowledge(framework_id=fid, agent_id=aid,
+                               task_id="t1", uuid=b"d" * 16), now + 1)
     return lost
 
 
@@ -132,8 +132,8 @@ def test_a_task_learned_from_a_reregistering_agent_is_forgotten_when_its_reporte
     feed(m, S1, pb.Subscribe(framework_info=pb.FrameworkInfo(user="u", name="fw", id=pb.FrameworkID(value=fid)),
                              transport=S1), 2.0)
     sent(m)
-    ack = pb.Acknowledge(framework_id=pb.FrameworkID(value=fid), agent_id=pb.AgentID(value="a-old"),
-                         task_id=pb.TaskID(value="t1"), uuid=b"h" * 16)
+    ack = pb.Acknowledge(framework_id=fid, agent_id="a-old",
+                         task_id="t1", uuid=b"h" * 16)
     feed(m, S1, ack, 3.0)
     (forward,) = bodies(m, pb.StatusUpdateAck, to=A1)
     assert forward.uuid == b"h" * 16
@@ -192,6 +192,6 @@ def test_an_agent_answers_tasks_it_does_not_know_with_a_reliable_drop_and_keeps_
         # reliable: retried until the master acknowledges it, then forgotten
         advance(agent, 14.0)
         assert [b.update.uuid for b in bodies(agent, pb.StatusUpdateMessage, to=MASTER)] == [update.uuid]
-        feed(agent, MASTER, pb.StatusUpdateAck(agent_id=pb.AgentID(value="a1"), framework_id=framework.id,
-                                               task_id=pb.TaskID(value="gone"), uuid=update.uuid), 15.0)
+        feed(agent, MASTER, pb.StatusUpdateAck(agent_id="a1", framework_id=framework.id.value,
+                                               task_id="gone", uuid=update.uuid), 15.0)
         assert ("f1", "gone") not in agent.tasks and ("f1", "known") in agent.tasks
