@@ -106,10 +106,10 @@ cdef class Dispatcher:
     @cython.locals(n=Py_ssize_t)
     cpdef Py_ssize_t drain(self, socket, Py_ssize_t limit) except -1
 
-    @cython.locals(n=Py_ssize_t)
+    @cython.locals(n=Py_ssize_t, used=Py_ssize_t)
     cdef Py_ssize_t _drain_pyzmq(self, socket, Py_ssize_t limit) except -1
 
-    @cython.locals(sock="void*", n=Py_ssize_t, size=int, msg=zmq_msg_t, data="char*",
+    @cython.locals(sock="void*", n=Py_ssize_t, used=Py_ssize_t, size=int, msg=zmq_msg_t, data="char*",
                    frame=bytes, closed_attr=str)
     cdef Py_ssize_t _drain_libzmq(self, socket, size_t handle, Py_ssize_t limit) except? -1
 

@@ -316,7 +316,9 @@ class Dispatcher:
 
     def drain(self, socket, limit):
         """Receive and dispatch frames from a pyzmq socket without blocking until it is
-        empty or ``limit`` frames were read; return the number of frames read."""
+        empty or about ``limit`` envelopes were handled (a batch frame counts each of its
+        envelopes, any other frame one, the frame that crosses the limit is finished);
+        return the number of frames read."""
         if DRAIN_PATH is DrainPath.UNRESOLVED:
             select_drain_path()
         if _COMPILED and DRAIN_PATH is DrainPath.LIBZMQ:
@@ -336,13 +338,14 @@ class Dispatcher:
         again = zmq.Again
         recv = socket.recv
         n = 0
-        while n < limit:
+        used = 0
+        while used < limit:
             try:
                 frame = recv(noblock)
             except again:
                 break
             n += 1
-            self._receive(frame)
+            used += max(1, self._receive(frame))
         return n
 
     def _drain_libzmq(self, socket, handle, limit):
@@ -353,7 +356,8 @@ class Dispatcher:
         # Socket.closed asks libzmq every time.
         closed_attr = "_closed" if hasattr(socket, "_closed") else "closed"
         n = 0
-        while n < limit:
+        used = 0
+        while used < limit:
             if n and getattr(socket, closed_attr):  # a handler closed it: handle freed
                 return -n - 1
             _zmq_msg_init(cython.address(msg))
@@ -368,11 +372,12 @@ class Dispatcher:
                 _zmq_msg_close(cython.address(msg))
                 self._received += 1
                 self._oversize(size)
+                used += 1
                 continue
             data = cython.cast(cython.p_char, _zmq_msg_data(cython.address(msg)))
             frame = data[:size]
             _zmq_msg_close(cython.address(msg))
-            self._receive(frame)
+            used += max(1, self._receive(frame))
         return n
 
     def _receive(self, frame):

@@ -103,6 +103,21 @@ def test_drain_stops_at_limit(path, pair):
     assert [e.seq for e in got] == list(range(10))
 
 
+def test_drain_limit_counts_the_envelopes_of_batch_frames(path, pair):
+    push, pull = pair
+    got = []
+    d = Dispatcher()
+    d.register(1, got.append)
+    d.register(0xFFFE, lambda env: None)
+    batches = [encode_batch([encode(1, 3 * b + i, SENDER, b"") for i in range(3)]) for b in range(3)]
+    assert fill(push, pull, batches + [encode(1, 9, SENDER, b"")]) == 5  # with fill's end marker
+    assert d.drain(pull, 5) == 2  # 3 envelopes, then 3 more cross the limit of 5: two frames
+    assert [e.seq for e in got] == list(range(6))
+    assert d.drain(pull, 1) == 1  # a batch frame is always finished
+    assert [e.seq for e in got] == list(range(9))
+    assert d.drain(pull, 5) == 2 and [e.seq for e in got] == list(range(10))
+
+
 def test_drain_bad_input_counted(path, pair):
     push, pull = pair
     errors = []
