@@ -1,7 +1,8 @@
-"""corral's hot path: envelope codec and dispatch table, ack tracker, timers.
+"""corral's hot path: envelope codec and dispatch table, ack tracker, timers (both on one
+deadline heap).
 
 Selects the implementation at import. The compiled modules (`corral._core.envelope`,
-`.acks`, `.timers`, built by Cython from the `.py` + `.pxd` pairs in this package) are
+`.heap`, `.acks`, `.timers`, built by Cython from the `.py` + `.pxd` pairs in this package) are
 used unless ``CORRAL_NO_EXTENSIONS=1`` or any of them is not compiled; otherwise the same
 `.py` sources are loaded as plain Python under `corral._core._py.*` (see ``load_pure``).
 ``CORE`` says which one is in use: ``"cython"`` or ``"python"``. Callers import the
@@ -16,7 +17,7 @@ import os
 import sys
 import types
 
-MODULES = ("envelope", "acks", "timers")
+MODULES = ("envelope", "heap", "acks", "timers")  # heap before its users (load_pure)
 _PURE_PACKAGE = __name__ + "._py"
 
 
@@ -91,6 +92,7 @@ TimerQueue = _impl.timers.TimerQueue
 #: The implementation modules in use (`envelope.DRAIN_PATH` tells how drain receives,
 #: `envelope.SEND_PATH` how send_frame / encode_and_send send).
 envelope = _impl.envelope
+heap = _impl.heap
 acks = _impl.acks
 timers = _impl.timers
 del _impl
@@ -120,6 +122,7 @@ __all__ = [
     "TimerQueue",
     "load_pure",
     "envelope",
+    "heap",
     "acks",
     "timers",
 ]

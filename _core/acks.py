@@ -7,15 +7,18 @@ duplicate adds and stale acks are ignored; a head that is not acked in time is d
 retransmission, with truncated exponential backoff. Time is always passed in.
 
 Sized for a million pending updates: a stream with one pending update and nothing acked
-yet is one small object (no containers); the queue behind the head (one flat list) and
-the set of uuids seen are created only when a stream needs them. Deadlines live in an indexed binary heap of the
-streams themselves, so rescheduling a head is O(log n) and leaves no garbage.
+yet is one small object (no containers, no methods, so no vtable pointer in the compiled
+build); the queue behind the head (one flat list) and the set of uuids seen are created
+only when a stream needs them. The streams that have a head are themselves the items of
+a DeadlineHeap (heap.py), so rescheduling a head is O(log n) and leaves no garbage.
 
 One source for both builds: plain Python as is; compiled by Cython with acks.pxd.
 """
 from __future__ import annotations
 
 import enum
+
+from .heap import DeadlineHeap, HeapItem
 
 
 class AddResult(enum.IntEnum):
@@ -41,85 +44,97 @@ _UNKNOWN = AckResult.UNKNOWN
 _SCAN_LIMIT = 8  # queued updates checked for duplicates by a scan; beyond this, a set
 
 
-class _Stream:
+class _Stream(HeapItem):
     """One key's updates. ``head_uuid`` is None when nothing is pending. The updates
     behind the head are ``rest[rest_pos:]`` as uuid, payload, uuid, payload, ...
     ``seen`` holds every uuid the stream has had (pending or acked); it is None until
     the first ack or until more than _SCAN_LIMIT updates queue up, and while it is None
-    the pending updates are the only uuids the stream has had."""
+    the pending updates are the only uuids the stream has had. It is in the tracker's
+    heap (``deadline``, ``heap_index``) while it has a head; ``seq`` stays 0.
 
-    __slots__ = (
-        "key", "head_uuid", "head_payload", "rest", "rest_pos", "seen", "deadline",
-        "backoff", "heap_index",
-    )
+    The operations on a stream are the module functions below, not methods: a compiled
+    class with C methods carries a vtable pointer, 8 bytes per stream."""
 
-    def __init__(self, key):
-        self.key = key
-        self.head_uuid = None
-        self.head_payload = None
-        self.rest = None
-        self.rest_pos = 0
-        self.seen = None
-        self.deadline = 0.0
-        self.backoff = 0.0
-        self.heap_index = -1
+    __slots__ = ("key", "head_uuid", "head_payload", "rest", "rest_pos", "seen", "backoff")
 
-    def size(self):
-        if self.head_uuid is None:
-            return 0
-        return 1 if self.rest is None else 1 + (len(self.rest) - self.rest_pos) // 2
 
-    def knows(self, uuid):
-        """Whether ``uuid`` is pending or was acked on this stream."""
-        if self.seen is not None:
-            return uuid in self.seen
-        if self.head_uuid == uuid:
-            return True
-        rest = self.rest
-        if rest is not None:
-            for i in range(self.rest_pos, len(rest), 2):
-                if rest[i] == uuid:
-                    return True
-        return False
+def _new_stream(key):
+    """A stream with nothing pending. Made by ``__new__`` and filled in here rather than
+    by an ``__init__``: the compiled class's base is in another module, so Cython cannot
+    give ``_Stream(key)`` its fast (vectorcall) construction."""
+    stream = _Stream.__new__(_Stream)
+    stream.key = key
+    stream.head_uuid = None
+    stream.head_payload = None
+    stream.rest = None
+    stream.rest_pos = 0
+    stream.seen = None
+    stream.backoff = 0.0
+    stream.seq = 0
+    stream.heap_index = -1
+    return stream
 
-    def pending_uuids(self):
-        uuids = {self.head_uuid}
-        if self.rest is not None:
-            uuids.update(self.rest[self.rest_pos :: 2])
-        return uuids
 
-    def push(self, uuid, payload):
-        """Queue an update behind the head."""
-        rest = self.rest
-        if rest is None:
-            self.rest = [uuid, payload]
-        else:
-            rest.append(uuid)
-            rest.append(payload)
-            if self.seen is None and len(rest) - self.rest_pos > 2 * _SCAN_LIMIT:
-                self.seen = self.pending_uuids()
+def _size(stream):
+    if stream.head_uuid is None:
+        return 0
+    return 1 if stream.rest is None else 1 + (len(stream.rest) - stream.rest_pos) // 2
 
-    def pop(self):
-        """Drop the head; the next queued update (if any) becomes head. True if one did."""
-        rest = self.rest
-        if rest is None:
-            self.head_uuid = None
-            self.head_payload = None
-            return False
-        pos = self.rest_pos
-        self.head_uuid = rest[pos]
-        self.head_payload = rest[pos + 1]
-        rest[pos] = None
-        rest[pos + 1] = None
-        pos += 2
-        if pos == len(rest):
-            self.rest = None
-            pos = 0
-        elif pos >= 64 and 2 * pos >= len(rest):  # reclaim the popped prefix, amortised
-            del rest[:pos]
-            pos = 0
-        self.rest_pos = pos
+
+def _knows(stream, uuid):
+    """Whether ``uuid`` is pending or was acked on this stream."""
+    if stream.seen is not None:
+        return uuid in stream.seen
+    if stream.head_uuid == uuid:
         return True
+    rest = stream.rest
+    if rest is not None:
+        for i in range(stream.rest_pos, len(rest), 2):
+            if rest[i] == uuid:
+                return True
+    return False
+
+
+def _pending_uuids(stream):
+    uuids = {stream.head_uuid}
+    if stream.rest is not None:
+        uuids.update(stream.rest[stream.rest_pos :: 2])
+    return uuids
+
+
+def _push(stream, uuid, payload):
+    """Queue an update behind the head."""
+    rest = stream.rest
+    if rest is None:
+        stream.rest = [uuid, payload]
+    else:
+        rest.append(uuid)
+        rest.append(payload)
+        if stream.seen is None and len(rest) - stream.rest_pos > 2 * _SCAN_LIMIT:
+            stream.seen = _pending_uuids(stream)
+
+
+def _pop(stream):
+    """Drop the head; the next queued update (if any) becomes head. True if one did."""
+    rest = stream.rest
+    if rest is None:
+        stream.head_uuid = None
+        stream.head_payload = None
+        return False
+    pos = stream.rest_pos
+    stream.head_uuid = rest[pos]
+    stream.head_payload = rest[pos + 1]
+    rest[pos] = None
+    rest[pos + 1] = None
+    pos += 2
+    if pos == len(rest):
+        stream.rest = None
+        pos = 0
+    elif pos >= 64 and 2 * pos >= len(rest):  # reclaim the popped prefix, amortised
+        del rest[:pos]
+        pos = 0
+    stream.rest_pos = pos
+    return True
 
 
 class AckTracker:
@@ -133,7 +148,7 @@ class AckTracker:
         self._initial = initial_backoff
         self._max = max_backoff
         self._streams = {}
-        self._heap = []
+        self._heap = DeadlineHeap()  # the streams that have a head, by deadline
         self._pending = 0
         self._paused = False
 
@@ -150,9 +165,9 @@ class AckTracker:
         """Queue an update; FORWARD means it is the head now (deadline now + initial)."""
         stream = self._streams.get(key)
         if stream is None:
-            stream = _Stream(key)
+            stream = _new_stream(key)
             self._streams[key] = stream
-        elif stream.knows(uuid):
+        elif _knows(stream, uuid):
             return _DUPLICATE
         elif stream.seen is not None:
             stream.seen.add(uuid)
@@ -162,7 +177,7 @@ class AckTracker:
             stream.head_payload = payload
             self._restart(stream, now)
             return _FORWARD
-        stream.push(uuid, payload)
+        _push(stream, uuid, payload)
         return _QUEUED
 
     def ack(self, key, uuid, now):
@@ -173,12 +188,12 @@ class AckTracker:
         if stream.head_uuid is None or stream.head_uuid != uuid:
             return _STALE
         if stream.seen is None:
-            stream.seen = stream.pending_uuids()
+            stream.seen = _pending_uuids(stream)
         self._pending -= 1
-        if stream.pop():
+        if _pop(stream):
             self._restart(stream, now)
         else:
-            self._unschedule(stream)
+            self._heap.remove(stream)
         return _ACKED
 
     def head(self, key):
@@ -202,8 +217,8 @@ class AckTracker:
         stream = self._streams.pop(key, None)
         if stream is None:
             return
-        self._pending -= stream.size()
-        self._unschedule(stream)
+        self._pending -= _size(stream)
+        self._heap.remove(stream)
 
     def due(self, now):
         """Heads whose deadline is at or before ``now``, in deadline order, as
@@ -212,21 +227,20 @@ class AckTracker:
         if self._paused:
             return out
         heap = self._heap
-        while heap:
-            stream = heap[0]
-            if stream.deadline > now:
+        while True:
+            stream = heap.top()
+            if stream is None or stream.deadline > now:
                 break
             out.append((stream.key, stream.head_uuid, stream.head_payload))
             stream.backoff = min(stream.backoff * 2.0, self._max)
-            stream.deadline = now + stream.backoff
-            self._sift_down(0)
+            heap.schedule(stream, now + stream.backoff)
         return out
 
     def next_deadline(self):
-        if self._paused or not self._heap:
+        if self._paused:
             return None
-        top = self._heap[0]
-        return top.deadline
+        top = self._heap.top()
+        return None if top is None else top.deadline
 
     def pause(self):
         """No head is due until ``resume``."""
@@ -241,68 +255,13 @@ class AckTracker:
         for stream in self._streams.values():
             if stream.head_uuid is not None:
                 stream.backoff = self._initial
-                stream.deadline = deadline  # all equal: the heap order still holds
+                # every head gets the same deadline, and seq is 0 for all of them: the
+                # heap's order still holds without moving anything
+                stream.deadline = deadline
                 out.append((stream.key, stream.head_uuid, stream.head_payload))
         return out
 
-    # -- indexed binary min-heap of the streams that have a head, keyed by deadline --
-
     def _restart(self, stream, now):
+        """(Re)schedule a new head: backoff back to initial, deadline now + initial."""
         stream.backoff = self._initial
-        stream.deadline = now + self._initial
-        if stream.heap_index < 0:
-            stream.heap_index = len(self._heap)
-            self._heap.append(stream)
-            self._sift_up(stream.heap_index)
-        else:
-            self._sift_down(self._sift_up(stream.heap_index))
-
-    def _unschedule(self, stream):
-        i = stream.heap_index
-        if i >= 0:
-            stream.heap_index = -1
-            heap = self._heap
-            last = heap.pop()
-            if last is not stream:
-                heap[i] = last
-                last.heap_index = i
-                self._sift_down(self._sift_up(i))
-
-    def _sift_up(self, i):
-        """Move heap[i] towards the root while it is earlier than its parent; return where
-        it settled."""
-        heap = self._heap
-        item = heap[i]
-        while i > 0:
-            parent_index = (i - 1) >> 1
-            parent = heap[parent_index]
-            if parent.deadline <= item.deadline:
-                break
-            heap[i] = parent
-            parent.heap_index = i
-            i = parent_index
-        heap[i] = item
-        item.heap_index = i
-        return i
-
-    def _sift_down(self, i):
-        heap = self._heap
-        n = len(heap)
-        item = heap[i]
-        while True:
-            child_index = 2 * i + 1
-            if child_index >= n:
-                break
-            child = heap[child_index]
-            if child_index + 1 < n:
-                right = heap[child_index + 1]
-                if right.deadline < child.deadline:
-                    child_index += 1
-                    child = right
-            if item.deadline <= child.deadline:
-                break
-            heap[i] = child
-            child.heap_index = i
-            i = child_index
-        heap[i] = item
-        item.heap_index = i
+        self._heap.schedule(stream, now + self._initial)
