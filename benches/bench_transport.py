@@ -66,7 +66,7 @@ def test_transport_corral(benchmark, record, corral_pair):
             send(to, MSG_TYPE, BODY)
         while counter.n < N:
             if receiver.wait(5.0):
-                receiver.drain(N)
+                receiver.drain()
         assert counter.n == N
 
     benchmark.extra_info["messages"] = N
@@ -144,7 +144,7 @@ def test_send_transport(benchmark, record, corral_pair):
     def empty_receiver():
         while counter.n < sender.counters.sent - sent:
             if receiver.wait(5.0):
-                receiver.drain(N)
+                receiver.drain()
 
     def run():
         send = sender.send

@@ -154,34 +154,35 @@ class Transport:
             return self.send_frame(to, _core.encode(msg_type, seq, self._sender, body))
         try:
             # envelope written straight into a libzmq message (compiled core)
-            sent = _encode_and_send(sock, msg_type, seq, self._sender, body)
+            if _encode_and_send(sock, msg_type, seq, self._sender, body):
+                self.counters.sent += 1
+                return True
+            error = None  # EAGAIN: the peer's queue is full
         except zmq.ZMQError as exc:
-            self.counters.dropped += 1
-            log.warning("cannot send to %r: %s", to, exc)
-            return False
-        if sent:
-            self.counters.sent += 1
-            return True
-        self.counters.dropped += 1  # EAGAIN: the peer's queue is full
-        return False
+            error = exc
+        return self._dropped(to, 1, error)
 
-    def send_frame(self, to: str, frame: bytes) -> bool:
+    def send_frame(self, to: str, frame: bytes, envelopes: int = 1) -> bool:
+        """Send an encoded frame that carries `envelopes` envelopes (counted together)."""
         if self._closed:
-            self.counters.dropped += 1
-            return False
+            return self._dropped(to, envelopes, None)
         try:
             sock = self._pushes.get(to)
             if sock is None:
                 sock = self._push_to(to)
-            sent = _send_frame(sock, frame)
+            if _send_frame(sock, frame):
+                self.counters.sent += envelopes
+                return True
+            error = None
         except zmq.ZMQError as exc:  # e.g. an address that does not parse
-            self.counters.dropped += 1
-            log.warning("cannot send to %r: %s", to, exc)
-            return False
-        if sent:
-            self.counters.sent += 1
-            return True
-        self.counters.dropped += 1  # EAGAIN: the peer's queue is full
+            error = exc
+        return self._dropped(to, envelopes, error)
+
+    def _dropped(self, to: str, envelopes: int, error: zmq.ZMQError | None) -> bool:
+        """Count `envelopes` as dropped (full queue or closed transport, or `error`); False."""
+        self.counters.dropped += envelopes
+        if error is not None:
+            log.warning("cannot send to %r: %s", to, error)
         return False
 
     @property
@@ -190,8 +191,7 @@ class Transport:
 
     def _enqueue(self, to: str, msg_type: int, body: bytes) -> bool:
         if self._closed:
-            self.counters.dropped += 1
-            return False
+            return self._dropped(to, 1, None)
         self._seq = seq = (self._seq + 1) & 0xFFFFFFFF
         frame = _core.encode(msg_type, seq, self._sender, body)  # bad arguments raise here
         queue = self._queued.get(to)  # type: ignore[union-attr]
@@ -225,11 +225,7 @@ class Transport:
     def _send_batch(self, to: str, envelopes: list[bytes]) -> None:
         """One envelope goes as itself, several as one BATCH frame."""
         frame = envelopes[0] if len(envelopes) == 1 else _core.encode_batch(envelopes)
-        before = self.counters.dropped
-        if self.send_frame(to, frame):
-            self.counters.sent += len(envelopes) - 1  # send_frame counted one
-        elif self.counters.dropped > before:
-            self.counters.dropped += len(envelopes) - 1
+        self.send_frame(to, frame, len(envelopes))
 
     def forget_peer(self, to: str) -> None:
         """Close the socket towards `to`, dropping what is still queued for it."""
