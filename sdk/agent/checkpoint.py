@@ -21,6 +21,9 @@ Layout (ids are percent-encoded so any id is one safe path component)::
         tasks/<tid>/task.pb                       TaskInfo
         tasks/<tid>/updates                       the task's update journal
 
+A run's directory goes (`discard_run`) once its executor has ended and every update of
+its tasks was acknowledged; a framework's (`discard_framework`) when it is shut down.
+
 Whole files are written crash-safely: a temporary file in the same directory, fsync,
 rename over the target, fsync of the directory. Journals are append-only; each record
 is `kind (1 byte) | length (4 bytes, big-endian) | crc32 of the body (4 bytes) | body`,
@@ -253,6 +256,19 @@ class Checkpointer:
         run = self._run_dir(fid, eid, container_id)
         if run.exists():
             write_atomically(run / "exited", b"")
+
+    def discard_run(self, fid: str, eid: str, container_id: str) -> None:
+        """Remove a finished run's directory (and its executor's, once no run is left)."""
+        run = self._run_dir(fid, eid, container_id)
+        if run.exists():
+            shutil.rmtree(run)
+            _fsync_dir(run.parent)
+        executor_dir = run.parent.parent
+        try:
+            (executor_dir / "runs").rmdir()
+            executor_dir.rmdir()
+        except OSError:
+            pass  # other runs of the executor remain (or it is gone already)
 
     def write_task(self, fid: str, eid: str, container_id: str, info: pb.TaskInfo) -> None:
         write_atomically(self._task_dir(fid, eid, container_id, info.task_id.value) / "task.pb",

@@ -59,6 +59,7 @@ from corral.engines.agent import (
     CheckpointTask,
     ContainerLimits,
     DiscardFramework,
+    DiscardRun,
     JournalAppend,
     KillContainer,
     LaunchExecutor,
@@ -179,6 +180,8 @@ class AgentDaemon:
             self._durably(c.write_framework, action.info)
         elif isinstance(action, DiscardFramework):
             self._durably(c.discard_framework, action.framework_id)
+        elif isinstance(action, DiscardRun):
+            self._durably(c.discard_run, action.framework_id, action.executor_id, action.container_id)
         elif isinstance(action, CheckpointAgent):
             self._durably(c.write_agent, action.info)
         else:

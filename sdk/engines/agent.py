@@ -17,7 +17,7 @@ daemon through `container_limits()`.
 
 Checkpointing (frameworks with `checkpoint` set): the engine emits checkpoint actions
 (`CheckpointAgent`, `CheckpointFramework`, `CheckpointExecutor`, `CheckpointTask`,
-`JournalAppend`, `CheckpointExecutorExited`, `DiscardFramework`) that the daemon performs
+`JournalAppend`, `CheckpointExecutorExited`, `DiscardFramework`, `DiscardRun`) that the daemon performs
 synchronously, in order, before the actions after them. The engine emits a task's
 `JournalAppend` of an update before the `Send`s that forward it or ack it to the
 executor, and the `JournalAppend` of an ack before it forwards the stream's next
@@ -229,6 +229,16 @@ class DiscardFramework:
 
 
 @dataclass(slots=True)
+class DiscardRun:
+    """An executor run is over and every update of its tasks was acknowledged: nothing
+    in its checkpoint is needed by a restart any more."""
+
+    framework_id: str
+    executor_id: str
+    container_id: str
+
+
+@dataclass(slots=True)
 class CheckpointExecutor:
     framework_id: str
     info: pb.ExecutorInfo
@@ -263,7 +273,7 @@ class JournalAppend:
 
 #: every action that must reach the disk before the actions after it are performed
 CHECKPOINT_ACTIONS = (CheckpointAgent, CheckpointFramework, DiscardFramework, CheckpointExecutor,
-                      CheckpointExecutorExited, CheckpointTask, JournalAppend)
+                      CheckpointExecutorExited, CheckpointTask, JournalAppend, DiscardRun)
 
 
 @dataclass
@@ -310,6 +320,9 @@ class AgentEngine(Engine):
         self.executors: dict[tuple[str, str], Executor] = {}
         self.containers: dict[str, tuple[str, str]] = {}
         self.tasks: dict[tuple[str, str], Task] = {}
+        #: checkpointed runs whose executor has ended -> (framework, executor, the tasks
+        #: whose updates are not all acknowledged yet); see `_run_ended`
+        self._ended_runs: dict[str, tuple[str, str, set[str]]] = {}
         #: launches from the master that reached us before our first AgentRegistered
         #: (that reply was lost or is late): run once it names us, dropped otherwise
         self._held_launches: list[pb.RunTask] = []
@@ -620,18 +633,22 @@ class AgentEngine(Engine):
             if not run.exited:
                 executor = Executor(run.info, fid, run.container_id, run.command_executor,
                                     phase=ExecutorPhase.RECOVERING, transport=run.transport)
+            recovered_ids = set()
             for recovered in run.tasks:
                 task = self._recover_task(fid, eid, run.container_id, recovered, now)
-                if task is not None and executor is not None:
-                    executor.task_ids.add(task.info.task_id.value)
-                    if not run.transport:
+                if task is not None:
+                    recovered_ids.add(task.info.task_id.value)
+                    if executor is not None and not run.transport:
                         executor.queued.append(task.info)  # never registered: never sent
             if executor is None:
+                self._run_ended(fid, eid, run.container_id, recovered_ids)
                 continue
+            executor.task_ids.update(recovered_ids)
             if run.container_id not in live:
                 self._fail_tasks(executor, Reason.REASON_EXECUTOR_TERMINATED,
                                  "the executor process was gone when the agent restarted", now)
                 self.emit(CheckpointExecutorExited(fid, eid, run.container_id))
+                self._run_ended(fid, eid, run.container_id, executor.task_ids)
                 continue
             self.executors[(fid, eid)] = executor
             self.containers[run.container_id] = (fid, eid)
@@ -764,6 +781,8 @@ class AgentEngine(Engine):
         for key in [k for k in self.tasks if k[0] == fid]:
             del self.tasks[key]
             self.updates.remove(key)
+        for container_id in [c for c, run in self._ended_runs.items() if run[0] == fid]:
+            del self._ended_runs[container_id]  # DiscardFramework takes their checkpoints
         info = self.frameworks.pop(fid, None)
         if info is not None and info.checkpoint:
             self.emit(DiscardFramework(fid))
@@ -785,6 +804,7 @@ class AgentEngine(Engine):
         framework = self.frameworks.get(key[0])
         if framework is not None and framework.checkpoint:
             self.emit(CheckpointExecutorExited(key[0], key[1], container_id))
+            self._run_ended(key[0], key[1], container_id, executor.task_ids)
         self._recovery_progress(now)
         if self.connection is Connection.REGISTERED and self.agent_id:
             self.send(self.master, pb.ExitedExecutor(
@@ -913,6 +933,21 @@ class AgentEngine(Engine):
             executor = self.executors.get((key[0], task.executor_id))
             if executor is not None:
                 executor.task_ids.discard(key[1])
+            run = self._ended_runs.get(task.container_id)
+            if run is not None:
+                run[2].discard(key[1])
+                if not run[2]:
+                    del self._ended_runs[task.container_id]
+                    self.emit(DiscardRun(run[0], run[1], task.container_id))
+
+    def _run_ended(self, fid: str, eid: str, container_id: str, task_ids: set[str]) -> None:
+        """A checkpointed run's executor is gone: its checkpoint goes once the updates of
+        its tasks still held here are acknowledged (at once, when there are none)."""
+        remaining = {tid for tid in task_ids if (fid, tid) in self.tasks}
+        if remaining:
+            self._ended_runs[container_id] = (fid, eid, remaining)
+        else:
+            self.emit(DiscardRun(fid, eid, container_id))
 
     # ---------------------------------------------------- framework messages
     @on(T.FRAMEWORK_TO_EXECUTOR)

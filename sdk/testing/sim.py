@@ -53,7 +53,7 @@ from google.protobuf.message import Message
 from corral.driver import DriverStatus
 from corral.engines.agent import (
     CHECKPOINT_ACTIONS, AgentConfig, AgentEngine, CheckpointAgent, CheckpointExecutor, CheckpointExecutorExited,
-    CheckpointFramework, CheckpointTask, DiscardFramework, JournalAppend, JournalKind, JournalRecord, KillContainer,
+    CheckpointFramework, CheckpointTask, DiscardFramework, DiscardRun, JournalAppend, JournalKind, JournalRecord, KillContainer,
     LaunchExecutor, RecoveredRun, RecoveredState, RecoveredTask, RecoverMode,
 )
 from corral.engines.base import Callback, Engine, MasterLost, Send
@@ -683,6 +683,11 @@ class SimCheckpoints:
                 del self.runs[key]
             for key in [k for k in self.journals if k[0] == action.framework_id]:
                 del self.journals[key]
+        elif isinstance(action, DiscardRun):
+            key = (action.framework_id, action.executor_id, action.container_id)
+            self.runs.pop(key, None)
+            for journal in [k for k in self.journals if k[:3] == key]:
+                del self.journals[journal]
         elif isinstance(action, CheckpointExecutor):
             key = (action.framework_id, action.info.executor_id.value, action.container_id)
             run = self.runs.get(key)

@@ -137,6 +137,22 @@ def test_discard(tmp_path: Path) -> None:
     assert not c.exists() and not c.root.exists()
 
 
+def test_discard_run_removes_one_run_and_its_executor_directory_once_empty(tmp_path: Path) -> None:
+    c = populated(tmp_path)
+    executor = pb.ExecutorInfo()
+    executor.executor_id.value = EID
+    executor.command.value = "python3"
+    c.write_executor(FID, executor, "second-run", True, "")
+    c.discard_run(FID, EID, CID)
+    assert [run.container_id for run in c.read().runs] == ["second-run"]
+    c.discard_run(FID, EID, "second-run")
+    assert c.read().runs == []
+    assert not (c.root / "frameworks" / FID / "executors").exists() or not any(
+        (c.root / "frameworks" / FID / "executors").iterdir())
+    assert c.read().frameworks.keys() == {FID}  # the framework's own checkpoint stays
+    c.discard_run(FID, EID, CID)  # gone already: nothing to do
+
+
 def test_process_stamp_tells_this_process_from_a_reused_pid() -> None:
     stamp = process_stamp(os.getpid())
     assert stamp is not None and stamp.pid == os.getpid()

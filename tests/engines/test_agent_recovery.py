@@ -11,6 +11,7 @@ from corral.engines.agent import (
     CheckpointExecutor,
     CheckpointExecutorExited,
     CheckpointTask,
+    DiscardRun,
     Connection,
     ExecutorPhase,
     JournalAppend,
@@ -305,3 +306,65 @@ def test_executor_of_a_framework_without_checkpointing_shuts_down_when_the_agent
     assert others(actions, Stop) == [Stop(flush=False)]
     feed(engine, "tcp://other", pb.AgentReconnect(transport="tcp://other"), 2.0)
     assert not bodies(engine, pb.ReregisterExecutor)
+
+
+# ------------------------------------------------- checkpoints of finished runs
+def running_checkpointed_task(agent: AgentEngine) -> str:
+    """t1 of a checkpointing framework launched, its executor registered; its container id."""
+    registered(agent)
+    feed(agent, MASTER, pb.RunTask(framework=checkpointing_framework(), task=command_task("t1", AID)), 1.0)
+    (checkpoint,) = others(agent.take_actions(), CheckpointExecutor)
+    feed(agent, EXEC, pb.RegisterExecutor(framework_id=pb.FrameworkID(value=FID),
+                                          executor_id=pb.ExecutorID(value="t1"), transport=EXEC), 1.0)
+    agent.take_actions()
+    return checkpoint.container_id
+
+
+def ack_from_master(agent: AgentEngine, uuid: bytes, now: float) -> list:
+    feed(agent, MASTER, pb.StatusUpdateAck(agent_id=AID, framework_id=FID, task_id="t1", uuid=uuid), now)
+    return agent.take_actions()
+
+
+def test_a_finished_runs_checkpoint_goes_once_its_last_update_is_acknowledged() -> None:
+    agent = new_agent()
+    container = running_checkpointed_task(agent)
+    feed(agent, EXEC, pb.ExecutorStatusUpdate(update=update(pb.TASK_FINISHED, b"u1")), 2.0)
+    agent.take_actions()
+    agent.executor_exited(container, 0, "", 3.0)
+    assert not others(agent.take_actions(), DiscardRun)  # the TASK_FINISHED is not acknowledged yet
+    actions = ack_from_master(agent, b"u1", 4.0)
+    kinds = [type(a) for a in actions]
+    assert kinds == [JournalAppend, DiscardRun]  # the ack is on disk first
+    assert actions[1] == DiscardRun(FID, "t1", container)
+
+
+def test_an_executor_ending_after_its_tasks_were_acknowledged_discards_its_run_at_once() -> None:
+    agent = new_agent()
+    container = running_checkpointed_task(agent)
+    feed(agent, EXEC, pb.ExecutorStatusUpdate(update=update(pb.TASK_FINISHED, b"u1")), 2.0)
+    agent.take_actions()
+    assert not others(ack_from_master(agent, b"u1", 3.0), DiscardRun)  # the executor still runs
+    agent.executor_exited(container, 0, "", 4.0)
+    assert others(agent.take_actions(), DiscardRun) == [DiscardRun(FID, "t1", container)]
+
+
+def test_an_executor_that_dies_discards_its_run_after_the_failure_it_causes_is_acknowledged() -> None:
+    agent = new_agent()
+    container = running_checkpointed_task(agent)
+    agent.executor_exited(container, -9, "", 2.0)
+    (failed,) = bodies(agent, pb.StatusUpdateMessage, to=MASTER)
+    assert failed.update.status.state == pb.TASK_FAILED
+    assert not others(agent.take_actions(), DiscardRun)
+    assert others(ack_from_master(agent, failed.update.uuid, 3.0), DiscardRun) == [DiscardRun(FID, "t1", container)]
+
+
+def test_recovery_discards_ended_runs_whose_updates_were_all_acknowledged_and_keeps_the_others() -> None:
+    done = update(pb.TASK_FINISHED, b"d1", tid="t1")
+    pending = update(pb.TASK_FAILED, b"p1", tid="t2")
+    agent = new_agent()
+    agent.recover(recovered_state(recovered_run([UPD(done), ACK(b"d1")], tid="t1", exited=True),
+                                  recovered_run([UPD(pending)], tid="t2", exited=True)), set(), RecoverMode.RECONNECT, 0.0)
+    assert others(agent.take_actions(), DiscardRun) == [DiscardRun(FID, "t1", "t1.1.abc")]
+    registered(agent, 1.0)
+    feed(agent, MASTER, pb.StatusUpdateAck(agent_id=AID, framework_id=FID, task_id="t2", uuid=b"p1"), 2.0)
+    assert others(agent.take_actions(), DiscardRun) == [DiscardRun(FID, "t2", "t2.1.abc")]

@@ -93,6 +93,11 @@ def test_restarted_agent_recovers_executors_and_loses_no_update(cluster: LocalCl
             assert scheduler.states(t)[-1] == "TASK_KILLED"
         wait_for(lambda: not any(alive(pids[t]) for t in LONG), 20, "the long tasks to end")
         wait_for(lambda: not agent_state(cluster)["executors"], 20, "the recovered executors to exit")
+        # every run is over and its updates acknowledged: no checkpoint of a run is left
+        # (those of the short tasks went after the restart, the long ones' after the kill)
+        checkpoints = Checkpointer(cluster.agents[0].work_dir)
+        wait_for(lambda: checkpoints.read().runs == [], 20, "the finished runs' checkpoints to go")
+        assert checkpoints.read().frameworks  # the framework's own stays while it is registered
     finally:
         driver.stop()
 
