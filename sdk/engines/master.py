@@ -236,16 +236,20 @@ class MasterEngine(Engine):
 
     # ------------------------------------------------------------ frameworks
     def _framework_from(self, sender: str, framework_id: str) -> Framework | None:
-        """The framework, if `sender` is its current connection."""
+        """The framework, if `sender` is its current connection. A call from elsewhere
+        gets a fatal error when another connection serves the framework (that scheduler
+        replaced this one), and is ignored when none does yet: calls a scheduler queued
+        before a master failover can reach the new master ahead of its Subscribe (Mesos
+        ignores calls of frameworks that have not subscribed, too)."""
         fw = self.frameworks.get(framework_id)
-        if fw is None or fw.transport != sender:
-            self.counters["messages_from_unknown"] += 1
-            if fw is None:
-                self.send(sender, pb.Error(message=f"unknown framework {framework_id!r}"))
-            else:
-                self.send(sender, pb.Error(message=f"framework {framework_id!r} is served from another connection", fatal=True))
-            return None
-        return fw
+        if fw is not None and fw.transport == sender:
+            return fw
+        self.counters["messages_from_unknown"] += 1
+        if fw is None:
+            self.send(sender, pb.Error(message=f"unknown framework {framework_id!r}"))
+        elif fw.connected:
+            self.send(sender, pb.Error(message=f"framework {framework_id!r} is served from another connection", fatal=True))
+        return None
 
     @on(T.SUBSCRIBE)
     def _subscribe(self, sender: str, msg: pb.Subscribe, now: float) -> None:

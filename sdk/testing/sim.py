@@ -83,8 +83,9 @@ def scheduler_address(index: int) -> str:
     a restarted one under it (so partitions and rules naming it still apply)."""
     return f"sim://scheduler-{index}"
 
-#: Messages whose loss the protocol repairs by retrying (registration, subscription and
-#: the at-least-once status-update path). Everything else is at-most-once by design
+#: Messages whose loss the protocol repairs by retrying (registration, subscription, the
+#: at-least-once status-update path, and the master's reconcile answers, which the
+#: driver's reconciliation asks for again). Everything else is at-most-once by design
 #: (offers, accepts, launches, kills, framework messages: a fault plan that drops those
 #: tests the framework's own recovery), or, for pings and pongs, a loss is the very
 #: signal the master uses to declare an agent unreachable.
@@ -95,7 +96,7 @@ RETRIED_TYPES: frozenset[MessageType] = frozenset({
     MessageType.REGISTER_EXECUTOR, MessageType.EXECUTOR_REGISTERED,
     MessageType.EXECUTOR_STATUS_UPDATE, MessageType.EXECUTOR_STATUS_UPDATE_ACK,
     MessageType.STATUS_UPDATE, MessageType.STATUS_UPDATE_ACK,
-    MessageType.UPDATE, MessageType.ACKNOWLEDGE,
+    MessageType.UPDATE, MessageType.UPDATES, MessageType.ACKNOWLEDGE,
 })
 
 

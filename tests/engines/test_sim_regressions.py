@@ -6,7 +6,7 @@ from corral.protos import corral_pb2 as pb
 from engine_helpers import accept, bodies, command_task, feed, new_master, offers, register_agent, resources, sent
 from engine_helpers import status_update, subscribe
 
-A1, S1 = "tcp://agent1", "tcp://sched1"
+A1, S1, S2 = "tcp://agent1", "tcp://sched1", "tcp://sched2"
 
 
 def test_a_task_that_ended_untold_is_dropped_when_its_agent_reregisters_without_it():
@@ -195,3 +195,32 @@ def test_an_agent_answers_tasks_it_does_not_know_with_a_reliable_drop_and_keeps_
         feed(agent, MASTER, pb.StatusUpdateAck(agent_id="a1", framework_id=framework.id.value,
                                                task_id="gone", uuid=update.uuid), 15.0)
         assert ("f1", "gone") not in agent.tasks and ("f1", "known") in agent.tasks
+
+
+def test_calls_queued_before_a_master_failover_do_not_fail_the_scheduler_that_resubscribes():
+    """(seed 530 with reconcile answers droppable) A scheduler's acks and a kill, sent to
+    the old master and held up on the link, reached the restarted master ahead of the
+    scheduler's Subscribe; the new master, knowing the framework only from an agent's
+    report, answered them 'served from another connection' (fatal) and the scheduler
+    aborted right after it had subscribed again. Calls of a framework that no connection
+    serves yet are ignored, as Mesos does."""
+    m = new_master()
+    fid = "fw-of-the-old-master"
+    info = pb.AgentInfo(hostname="h", id=pb.AgentID(value="a-old"), resources=resources("cpus:4;mem:4096"))
+    msg = pb.ReregisterAgent(agent=info)
+    report = msg.tasks.add(task=command_task("t1", "a-old"), state=pb.TASK_RUNNING)
+    report.framework_id.value = fid
+    msg.frameworks.add(user="u", name="fw", id=pb.FrameworkID(value=fid), failover_timeout=60.0)
+    feed(m, A1, msg, 1.0)
+    sent(m)
+    feed(m, S1, pb.Acknowledge(framework_id=fid, agent_id="a-old", task_id="t1", uuid=b"q" * 16), 2.0)
+    feed(m, S1, pb.Kill(framework_id=pb.FrameworkID(value=fid), task_id=pb.TaskID(value="t1")), 2.0)
+    assert sent(m) == []  # no fatal error, no kill: nobody serves the framework yet
+    assert m.counters["messages_from_unknown"] == 2
+    feed(m, S1, pb.Subscribe(framework_info=pb.FrameworkInfo(user="u", name="fw", id=pb.FrameworkID(value=fid)),
+                             transport=S1, force=True), 2.0)
+    assert [type(b).__name__ for _, b in sent(m)] == ["Subscribed"]
+    # once it is served, a call from elsewhere is a replaced scheduler's: fatal
+    feed(m, S2, pb.Revive(framework_id=pb.FrameworkID(value=fid)), 3.0)
+    (error,) = bodies(m, pb.Error, to=S2)
+    assert error.fatal
