@@ -269,24 +269,24 @@ class MasterEngine(Engine):
                     self.send(fw.transport, pb.Error(message="framework failed over: another scheduler subscribed with this id", fatal=True))
                 fw.info = info
                 fw.transport = transport
-            if not fw.connected:
-                self.allocator.activate_framework(fid)
-            fw.connected = True
-            self.cancel_timer(("failover", fid))
             reregistered = True
         else:
-            # a retried subscribe from the same, still unanswered, connection gets the same id
+            # a retried subscribe from the same, still unanswered, connection gets the same
+            # id (also when the connection dropped meanwhile and the framework was set aside)
             existing = next((f for f in self.frameworks.values() if f.transport == transport), None)
             if existing is not None:
                 fw = existing
-                reregistered = False
             else:
                 fid = self._new_id("")
                 info.id.value = fid
                 fw = self._add_framework(fid, info, transport, sender, now)
                 if fw is None:
                     return
-                reregistered = False
+            reregistered = False
+        if not fw.connected:
+            self.allocator.activate_framework(fw.id)
+            fw.connected = True
+        self.cancel_timer(("failover", fw.id))
         fw.info.id.value = fw.id
         # A resubscribing scheduler may not have seen the offers made since our last
         # Subscribed (it ignores offers until subscribed): take them back.

@@ -2,6 +2,7 @@
 each pinned by a test of the engine alone."""
 from __future__ import annotations
 
+from corral.protocol import PeerEvent
 from corral.protos import corral_pb2 as pb
 from engine_helpers import accept, bodies, command_task, feed, new_master, offers, register_agent, resources, sent
 from engine_helpers import status_update, subscribe
@@ -224,3 +225,22 @@ def test_calls_queued_before_a_master_failover_do_not_fail_the_scheduler_that_re
     feed(m, S2, pb.Revive(framework_id=pb.FrameworkID(value=fid)), 3.0)
     (error,) = bodies(m, pb.Error, to=S2)
     assert error.fatal
+
+
+def test_a_retried_first_subscribe_after_the_connection_dropped_reconnects_the_framework():
+    """(seed 3773) A scheduler's first Subscribed was lost, then it was cut off long
+    enough for the master to set the framework aside (disconnected, offers stopped).
+    Its retried Subscribe, still without an id, got the same framework id back but left
+    the framework disconnected: subscribed in its own eyes, it never got an offer."""
+    m = new_master()
+    register_agent(m, A1)
+    feed(m, S1, pb.Subscribe(framework_info=pb.FrameworkInfo(user="u", name="fw"), transport=S1), 0.0)
+    (first,) = bodies(m, pb.Subscribed, to=S1)  # lost on the way
+    m.peer_event(S1, PeerEvent.DISCONNECTED, 5.0)
+    fid = first.framework_id.value
+    assert not m.frameworks[fid].connected
+    feed(m, S1, pb.Subscribe(framework_info=pb.FrameworkInfo(user="u", name="fw"), transport=S1), 100.0)
+    (again,) = bodies(m, pb.Subscribed, to=S1)
+    assert again.framework_id.value == fid and m.frameworks[fid].connected
+    m.tick(101.0)
+    assert [o.framework_id.value for o in bodies(m, pb.Offers, to=S1)[0].offers] == [fid]
