@@ -131,6 +131,8 @@ class Task:
     #: the state of the update at the head of the agent's stream (what reconciliation answers)
     status_update_state: int = pb.TASK_STAGING
     status_update_uuid: bytes = b""
+    #: the last update whose acknowledgement the framework sent and this master forwarded
+    acked_uuid: bytes = b""
     #: the health the last update reported (None: not reported)
     healthy: bool | None = None
     #: the role whose allocation the task's resources count against
@@ -202,6 +204,7 @@ class MasterEngine(Engine):
         self._ids = itertools.count(1)
         self.counters: dict[str, int] = {
             "status_updates": 0,
+            "acknowledged_retries": 0,
             "invalid_status_updates": 0,
             "acknowledgements": 0,
             "invalid_acknowledgements": 0,
@@ -297,6 +300,7 @@ class MasterEngine(Engine):
                 framework_id=pb.FrameworkID(value=fw.id),
                 master_info=self.info,
                 reregistered=reregistered,
+                session=msg.session,
             ),
         )
         self._allocate_soon(now)
@@ -898,13 +902,21 @@ class MasterEngine(Engine):
             if fw is not None and fw.connected and update.uuid:
                 self.send(fw.transport, pb.Update(update=update))
             return
+        uuid = update.uuid
+        if uuid and uuid == task.acked_uuid:
+            # a retry that crossed the acknowledgement (sent before the ack reached the
+            # agent): the framework has it already, also after a failover; ack it again
+            self.counters["acknowledged_retries"] += 1
+            self.send(agent.transport, pb.StatusUpdateAck(agent_id=agent.id, framework_id=fid,
+                                                          task_id=task.id, uuid=uuid))
+            return
         self.counters["status_updates"] += 1
         state = status.state
         latest = update.latest_state if update.HasField("latest_state") else state
         if latest != task.state:
             self._set_latest_state(task, agent, latest)
         task.status_update_state = state
-        task.status_update_uuid = update.uuid
+        task.status_update_uuid = uuid
         task.healthy = status.healthy if status.HasField("healthy") else None
         if fw is not None and fw.connected:
             self.send(fw.transport, pb.Update(update=update))
@@ -924,8 +936,10 @@ class MasterEngine(Engine):
         if agent.state is AgentState.REGISTERED:
             self.send(agent.transport, pb.StatusUpdateAck(
                 agent_id=msg.agent_id, framework_id=msg.framework_id, task_id=msg.task_id, uuid=msg.uuid))
-        if task is not None and msg.uuid == task.status_update_uuid and is_terminal(task.status_update_state):
-            self._forget_task(task)
+        if task is not None:
+            task.acked_uuid = msg.uuid
+            if msg.uuid == task.status_update_uuid and is_terminal(task.status_update_state):
+                self._forget_task(task)
 
     def _forget_task(self, task: Task) -> None:
         agent = self.agents.get(task.agent_id)

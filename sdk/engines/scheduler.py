@@ -79,6 +79,8 @@ class SchedulerEngine(Engine):
         self.subscription = Subscription.DISCONNECTED
         self.master: str | None = None
         self.master_info: pb.MasterInfo | None = None
+        #: names the current subscription attempt (see Subscribe.session)
+        self._session = b""
         self.reconciler = Reconciler(self.config.reconcile)
         self._ever_subscribed = False
         #: per task, the uuid of every update delivered to the user -> acknowledged yet
@@ -98,13 +100,14 @@ class SchedulerEngine(Engine):
         """Subscribe (again) through the master at transport address `master`."""
         self.master = master
         self.subscription = Subscription.SUBSCRIBING
+        self._session = self.rng.randbytes(8)
         self._backoff = self.config.registration_backoff
         self._subscribe()
         self.set_timer(("subscribe",), now + self.rng.uniform(0, self._backoff))
 
     def _subscribe(self) -> None:
         self.send(self.master, pb.Subscribe(framework_info=self.info, transport=self.transport,
-                                            force=self.framework_id is not None))
+                                            force=self.framework_id is not None, session=self._session))
 
     def on_timer(self, key: Any, now: float) -> None:
         if key == ("subscribe",):
@@ -187,8 +190,8 @@ class SchedulerEngine(Engine):
 
     @on(T.SUBSCRIBED)
     def _subscribed(self, sender: str, msg: pb.Subscribed, now: float) -> None:
-        if sender != self.master or self.subscription is not Subscription.SUBSCRIBING:
-            return
+        if sender != self.master or self.subscription is not Subscription.SUBSCRIBING or msg.session != self._session:
+            return  # (a late answer to an attempt made before the master was lost)
         first = not self._ever_subscribed
         self._ever_subscribed = True
         self.info.id.CopyFrom(msg.framework_id)

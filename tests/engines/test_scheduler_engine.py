@@ -6,6 +6,7 @@ import random
 
 from corral.engines.base import Callback
 from corral.engines.scheduler import Abort, SchedulerConfig, SchedulerEngine, SchedulerEvent, Subscription
+from corral.protocol import PeerEvent
 from corral.protos import corral_pb2 as pb
 
 from engine_helpers import MASTER, bodies, feed, framework_info, others, sent, status_update
@@ -18,12 +19,17 @@ def new_scheduler(**config) -> SchedulerEngine:
     return SchedulerEngine(framework_info(), ME, SchedulerConfig(**config), random.Random(3))
 
 
+def reply_to(subscribe: pb.Subscribe) -> pb.Subscribed:
+    """The master's answer to `subscribe`."""
+    return pb.Subscribed(framework_id=pb.FrameworkID(value=FID), session=subscribe.session,
+                         master_info=pb.MasterInfo(id="m1", hostname="m", port=5050, transport=MASTER))
+
+
 def subscribed(**config) -> SchedulerEngine:
     s = new_scheduler(**config)
     s.connect(MASTER, 0.0)
-    sent(s)
-    feed(s, MASTER, pb.Subscribed(framework_id=pb.FrameworkID(value=FID), master_info=pb.MasterInfo(
-        id="m1", hostname="m", port=5050, transport=MASTER)), 0.5)
+    (subscribe,) = bodies(s, pb.Subscribe, to=MASTER)
+    feed(s, MASTER, reply_to(subscribe), 0.5)
     (cb,) = others(s.take_actions(), Callback)
     assert cb.event is SchedulerEvent.REGISTERED
     return s
@@ -45,18 +51,21 @@ def status_callbacks(actions) -> list[pb.TaskStatus]:
 def test_subscribe_is_retried_with_growing_randomised_backoff_until_subscribed():
     s = new_scheduler(registration_backoff=2.0, registration_backoff_max=60.0)
     s.connect(MASTER, 0.0)
-    times = [0.0] if bodies(s, pb.Subscribe, to=MASTER) else []
+    attempts = bodies(s, pb.Subscribe, to=MASTER)
+    times = [0.0] if attempts else []
     while len(times) < 12:
         now = s.next_deadline()
         s.tick(now)
-        if bodies(s, pb.Subscribe, to=MASTER):
+        retry = bodies(s, pb.Subscribe, to=MASTER)
+        if retry:
             times.append(now)
+            attempts += retry
     gaps = [b - a for a, b in zip(times, times[1:])]
     for n, gap in enumerate(gaps):
         assert 0.0 <= gap <= min(2.0 * 2 ** n, 60.0), (n, gap)
     assert max(gaps[6:]) > 8.0
-    feed(s, MASTER, pb.Subscribed(framework_id=pb.FrameworkID(value=FID), master_info=pb.MasterInfo(
-        id="m1", hostname="m", port=5050, transport=MASTER)), times[-1] + 0.1)
+    assert len({a.session for a in attempts}) == 1  # retries of one attempt
+    feed(s, MASTER, reply_to(attempts[0]), times[-1] + 0.1)
     assert s.subscription is Subscription.SUBSCRIBED
     assert not s.has_timer(("subscribe",))  # no more retries (only reconciliation is scheduled)
 
@@ -142,3 +151,22 @@ def test_packed_updates_are_delivered_one_by_one_with_the_same_deduplication():
     assert s.counters["duplicate_updates"] == 1
     feed(s, "tcp://not-the-master", packed, 3.0)
     assert not status_callbacks(s.take_actions())
+
+
+def test_a_late_answer_to_a_subscription_made_before_the_master_was_lost_is_ignored():
+    """(seeds 4795, 7886, 8121) The master answered the first Subscribe and crashed; its
+    answer arrived late, after the driver had seen the master go and started a new
+    attempt, and was taken for the answer to it: subscribed in its own eyes with a
+    framework the restarted master had never heard of, the driver got no offers."""
+    s = new_scheduler()
+    s.connect(MASTER, 0.0)
+    (first,) = bodies(s, pb.Subscribe, to=MASTER)
+    s.peer_event(MASTER, PeerEvent.DISCONNECTED, 1.0)
+    s.take_actions()
+    s.connect(MASTER, 1.5)  # the leader found again (the same address: restarted)
+    (second,) = bodies(s, pb.Subscribe, to=MASTER)
+    assert second.session != first.session
+    feed(s, MASTER, reply_to(first), 3.0)
+    assert s.subscription is Subscription.SUBSCRIBING and s.has_timer(("subscribe",))
+    feed(s, MASTER, reply_to(second), 8.0)
+    assert s.subscription is Subscription.SUBSCRIBED

@@ -244,3 +244,26 @@ def test_a_retried_first_subscribe_after_the_connection_dropped_reconnects_the_f
     assert again.framework_id.value == fid and m.frameworks[fid].connected
     m.tick(101.0)
     assert [o.framework_id.value for o in bodies(m, pb.Offers, to=S1)[0].offers] == [fid]
+
+
+def test_a_retry_that_crossed_its_acknowledgement_is_acked_again_not_relayed():
+    """(seed 6545) The agent retried an update before the framework's ack reached it; the
+    retry, held up on the way, reached the master after the ack, and the master relayed
+    it to the framework's new scheduler (it had failed over meanwhile), which got an
+    update already acknowledged. The master remembers the last acknowledged update of
+    each task and answers such a retry with the ack again."""
+    m = new_master()
+    aid = register_agent(m, A1)
+    fid = subscribe(m, S1)
+    (offer,) = offers(m, 1.0, to=S1)
+    feed(m, S1, accept(fid, [offer.id.value], [command_task("t1", aid)]), 2.0)
+    feed(m, A1, status_update(fid, aid, "t1", pb.TASK_STARTING, b"s" * 16), 3.0)
+    assert [b.update.status.state for b in bodies(m, pb.Update, to=S1)] == [pb.TASK_STARTING]
+    feed(m, S1, pb.Acknowledge(framework_id=fid, agent_id=aid, task_id="t1", uuid=b"s" * 16), 4.0)
+    (ack,) = bodies(m, pb.StatusUpdateAck, to=A1)
+    feed(m, A1, status_update(fid, aid, "t1", pb.TASK_STARTING, b"s" * 16), 5.0)  # the crossing retry
+    out = sent(m)
+    assert [(to, type(b).__name__, b.uuid) for to, b in out] == [(A1, "StatusUpdateAck", b"s" * 16)]
+    assert m.counters["acknowledged_retries"] == 1
+    feed(m, A1, status_update(fid, aid, "t1", pb.TASK_RUNNING, b"r" * 16), 6.0)  # the next one goes on
+    assert [b.update.status.state for b in bodies(m, pb.Update, to=S1)] == [pb.TASK_RUNNING]
