@@ -937,9 +937,13 @@ class MasterEngine(Engine):
             self.send(agent.transport, pb.StatusUpdateAck(
                 agent_id=msg.agent_id, framework_id=msg.framework_id, task_id=msg.task_id, uuid=msg.uuid))
         if task is not None:
-            task.acked_uuid = msg.uuid
-            if msg.uuid == task.status_update_uuid and is_terminal(task.status_update_state):
-                self._forget_task(task)
+            uuid = msg.uuid
+            if uuid == task.status_update_uuid:
+                task.acked_uuid = task.status_update_uuid  # the same object: no second copy per task
+                if is_terminal(task.status_update_state):
+                    self._forget_task(task)
+            else:
+                task.acked_uuid = uuid
 
     def _forget_task(self, task: Task) -> None:
         agent = self.agents.get(task.agent_id)
