@@ -16,7 +16,7 @@ import enum
 import itertools
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from corral.engines.base import Engine, Send, on
 from corral.engines.common import (
@@ -981,7 +981,8 @@ class MasterEngine(Engine):
         """Answer every task named (or, with none named, every task of the framework):
         the latest state of a known task; the Mesos answer for one the master does not
         know, by what it knows of the task's agent; nothing yet for a task whose agent
-        has not reregistered since this master started."""
+        has not reregistered since this master started. Agents are asked about the
+        tasks that are still STAGING (`_ask_agents_about_staging`)."""
         fw = self._framework_from(sender, msg.framework_id.value)
         if fw is None:
             return
@@ -993,8 +994,10 @@ class MasterEngine(Engine):
         if not msg.tasks:
             for task in fw.tasks.values():
                 answer(task)
+            self._ask_agents_about_staging(fw, fw.tasks.values())
             return
         tasks = fw.tasks
+        known: list[Task] = []
         unknown = _answer_template(fw, now, "reconciliation: task unknown to the master")
         aware = partition_aware(fw.info)
         for entry in msg.tasks:
@@ -1002,6 +1005,7 @@ class MasterEngine(Engine):
             task = tasks.get(tid)
             if task is not None:
                 answer(task)
+                known.append(task)
                 continue
             agent_id = entry.agent_id.value if entry.HasField("agent_id") else None
             agent = self.agents.get(agent_id) if agent_id else None
@@ -1022,6 +1026,25 @@ class MasterEngine(Engine):
             status.state = state if aware or state not in PARTITION_AWARE_STATES else pb.TASK_LOST
             if agent_id:
                 status.agent_id.value = update.agent_id.value = agent_id
+        self._ask_agents_about_staging(fw, known)
+
+    def _ask_agents_about_staging(self, fw: Framework, tasks: Iterable[Task]) -> None:
+        """Tasks still STAGING that a framework asks about: their agents never reported
+        them, and their launch may have been lost on the way (a connection cut shorter
+        than the heartbeat timeout drops what it carried, and the agent does not
+        reregister). Ask each agent (`ReconcileTasks`, after the launch on the same
+        ordered connection): it answers a task it does not have with a reliable
+        TASK_DROPPED, so the task does not stay STAGING for ever."""
+        staging: dict[str, list[str]] = {}
+        for task in tasks:
+            if task.state == pb.TASK_STAGING and task.status_update_state == pb.TASK_STAGING:
+                staging.setdefault(task.agent_id, []).append(task.id)
+        for agent_id, tids in staging.items():
+            agent = self.agents.get(agent_id)
+            if agent is not None and agent.state is AgentState.REGISTERED:
+                self.send(agent.transport, pb.ReconcileTasks(framework_id=pb.FrameworkID(value=fw.id),
+                                                             task_ids=[pb.TaskID(value=t) for t in tids],
+                                                             framework=fw.info))
 
     def _known_task_answerer(self, fw: Framework, answers: _Answers, now: float) -> Callable[[Task], None]:
         """answer(task): add the reconciliation answer for one of `fw`'s known tasks.

@@ -267,3 +267,28 @@ def test_a_retry_that_crossed_its_acknowledgement_is_acked_again_not_relayed():
     assert m.counters["acknowledged_retries"] == 1
     feed(m, A1, status_update(fid, aid, "t1", pb.TASK_RUNNING, b"r" * 16), 6.0)  # the next one goes on
     assert [b.update.status.state for b in bodies(m, pb.Update, to=S1)] == [pb.TASK_RUNNING]
+
+
+def test_reconciling_a_task_still_staging_asks_its_agent_whose_launch_may_have_been_lost():
+    """(seeds 1315, 5523) A launch was lost on a connection cut for less than the
+    heartbeat timeout, so the agent never reregistered: the master answered STAGING to
+    every reconciliation for ever. Now it also asks the agent (ReconcileTasks, after the
+    launch on the same connection), which answers a task it lacks with TASK_DROPPED."""
+    m = new_master()
+    aid = register_agent(m, A1)
+    fid = subscribe(m, S1)
+    (offer,) = offers(m, 1.0, to=S1)
+    feed(m, S1, accept(fid, [offer.id.value], [command_task("t1", aid), command_task("t2", aid)]), 2.0)
+    sent(m)  # the RunTasks are lost
+    feed(m, A1, status_update(fid, aid, "t2", pb.TASK_RUNNING, b"r" * 16), 3.0)  # t2 did arrive
+    sent(m)
+    msg = pb.Reconcile(framework_id=pb.FrameworkID(value=fid))
+    for tid in ("t1", "t2"):
+        msg.tasks.add(task_id=pb.TaskID(value=tid), agent_id=pb.AgentID(value=aid))
+    feed(m, S1, msg, 60.0)
+    out = sent(m)
+    (ask,) = [b for to, b in out if to == A1 and isinstance(b, pb.ReconcileTasks)]
+    assert [t.value for t in ask.task_ids] == ["t1"] and ask.framework.id.value == fid
+    feed(m, S1, pb.Reconcile(framework_id=pb.FrameworkID(value=fid)), 61.0)  # implicit: the same
+    (ask,) = bodies(m, pb.ReconcileTasks, to=A1)
+    assert [t.value for t in ask.task_ids] == ["t1"]
