@@ -49,7 +49,6 @@ class Runtime:
         engine_factory: Callable[[str], Engine],
         host: str = "127.0.0.1",
         port: int = 0,
-        performers: dict[type, Performer] | None = None,
         clock: Callable[[], float] = time.time,
         batch: bool = False,
     ) -> None:
@@ -58,7 +57,8 @@ class Runtime:
         self.clock = clock
         self.lock = threading.RLock()
         self.undecodable = 0
-        self._performers: dict[type, Performer] = {Send: self._send, **(performers or {})}
+        #: how each kind of action is carried out (`add_performer` adds the daemons' own)
+        self._performers: dict[type, Performer] = {Send: self._send}
         self._commands: collections.deque[tuple[Callable[..., Any], tuple[Any, ...]]] = collections.deque()
         self._after_perform: list[threading.Event] = []
         self._stopping = threading.Event()
