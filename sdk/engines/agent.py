@@ -340,6 +340,7 @@ class AgentEngine(Engine):
             "status_updates_forwarded": 0,
             "acks_received": 0,
             "stale_acks": 0,
+            "forced_reregistrations": 0,
             "messages_from_unknown": 0,
             "tasks_launched": 0,
             "executors_recovered": 0,
@@ -465,9 +466,16 @@ class AgentEngine(Engine):
     def _ping(self, sender: str, msg: pb.Ping, now: float) -> None:
         if not self._from_master(sender) or self.agent_id is None:
             return
-        if self.connection is Connection.REGISTERED:
-            self.set_timer(("ping_timeout",), now + self.ping_timeout)
-            self.send(sender, pb.Pong(agent_id=pb.AgentID(value=self.agent_id)))
+        if self.connection is not Connection.REGISTERED:
+            return
+        if not msg.connected:
+            # the master set us aside (our connection dropped on its side) while we think
+            # we are registered: register again, which reconciles our tasks with it
+            self.counters["forced_reregistrations"] += 1
+            self._master_lost(now)
+            return
+        self.set_timer(("ping_timeout",), now + self.ping_timeout)
+        self.send(sender, pb.Pong(agent_id=pb.AgentID(value=self.agent_id)))
 
     # ------------------------------------------------------------ launching
     @on(T.RUN_TASK)

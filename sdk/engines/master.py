@@ -636,7 +636,9 @@ class MasterEngine(Engine):
                 self._mark_unreachable(agent, now)
                 continue
             agent.missed_pongs += 1
-            self.send(agent.transport, pb.Ping(connected=True, master_id=self.id))
+            # connected=False: the agent's connection dropped on our side; it must
+            # register again (it may believe itself registered)
+            self.send(agent.transport, pb.Ping(connected=agent.state is AgentState.REGISTERED, master_id=self.id))
 
     def _mark_unreachable(self, agent: Agent, now: float) -> None:
         agent.state = AgentState.UNREACHABLE

@@ -2,9 +2,11 @@
 each pinned by a test of the engine alone."""
 from __future__ import annotations
 
+from corral.engines.agent import AgentConfig, AgentEngine
+from corral.engines.base import MasterLost, Send
 from corral.protocol import PeerEvent
 from corral.protos import corral_pb2 as pb
-from engine_helpers import accept, bodies, command_task, feed, new_master, offers, register_agent, resources, sent
+from engine_helpers import MASTER, accept, bodies, command_task, feed, new_master, offers, register_agent, resources, sent
 from engine_helpers import status_update, subscribe
 
 A1, S1, S2 = "tcp://agent1", "tcp://sched1", "tcp://sched2"
@@ -292,3 +294,35 @@ def test_reconciling_a_task_still_staging_asks_its_agent_whose_launch_may_have_b
     feed(m, S1, pb.Reconcile(framework_id=pb.FrameworkID(value=fid)), 61.0)  # implicit: the same
     (ask,) = bodies(m, pb.ReconcileTasks, to=A1)
     assert [t.value for t in ask.task_ids] == ["t1"]
+
+
+def test_an_agent_the_master_set_aside_is_told_by_its_pings_and_registers_again():
+    """(seed 18937) The master saw the agent's connection drop (a partition) and set the
+    agent aside, while the agent, whose pings kept coming, still thought itself
+    registered: launches sent meanwhile were lost and, the agent never reregistering,
+    their tasks stayed STAGING for ever. Pings say whether the master holds the agent
+    connected, and an agent told it is not registers again (as Mesos agents do)."""
+    m = new_master()
+    aid = register_agent(m, A1)
+    m.peer_event(A1, PeerEvent.DISCONNECTED, 1.0)
+    m.tick(m.config.ping_interval)
+    (ping,) = bodies(m, pb.Ping, to=A1)
+    assert not ping.connected
+
+    agent = AgentEngine(pb.AgentInfo(hostname="h", resources=resources("cpus:4;mem:4096")), A1,
+                        AgentConfig(registration_backoff=0.001))
+    agent.connect(MASTER, 0.0)
+    agent.tick(0.01)
+    feed(agent, MASTER, pb.AgentRegistered(agent_id=pb.AgentID(value=aid), master_info=pb.MasterInfo(
+        id="m1", hostname="m", port=5050, transport=MASTER)), 0.1)
+    agent.take_actions()
+    feed(agent, MASTER, pb.Ping(connected=True), 1.0)
+    assert bodies(agent, pb.Pong, to=MASTER)
+    feed(agent, MASTER, ping, 2.0)
+    actions = agent.take_actions()
+    assert any(isinstance(a, MasterLost) for a in actions) and not [a for a in actions if isinstance(a, Send)]
+    assert agent.counters["forced_reregistrations"] == 1
+    agent.connect(MASTER, 2.0)  # what the daemon does on MasterLost
+    agent.tick(3.0)
+    (again,) = bodies(agent, pb.ReregisterAgent, to=MASTER)
+    assert again.agent.id.value == aid
