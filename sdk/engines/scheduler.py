@@ -231,12 +231,12 @@ class SchedulerEngine(Engine):
 
     @on(T.UPDATE)
     def _update(self, sender: str, msg: pb.Update, now: float) -> None:
-        if sender == self.master and self.subscription is Subscription.SUBSCRIBED:
+        if self._from_master(sender):
             self._deliver(msg.update.status, now)
 
     @on(T.UPDATES)
     def _updates(self, sender: str, msg: pb.Updates, now: float) -> None:
-        if sender == self.master and self.subscription is Subscription.SUBSCRIBED:
+        if self._from_master(sender):
             deliver = self._deliver
             for update in msg.updates:
                 deliver(update.status, now)
