@@ -359,7 +359,7 @@ class AgentEngine(Engine):
         super().tick(now)
         if self.connection is Connection.REGISTERED:
             for key, _uuid, update in self.updates.due(now):
-                self._forward_head(key, update)
+                self._forward_head(update, self.tasks.get(key))
 
     def on_timer(self, key: Any, now: float) -> None:
         kind = key[0]
@@ -446,7 +446,7 @@ class AgentEngine(Engine):
             self.ping_timeout = ping_interval * PINGS_BEFORE_MASTER_LOST
         self.set_timer(("ping_timeout",), now + self.ping_timeout)
         for key, _uuid, update in self.updates.resume(now):
-            self._forward_head(key, update)
+            self._forward_head(update, self.tasks.get(key))
         held, self._held_launches = self._held_launches, []
         for launch in held:
             if launch.task.agent_id.value == agent_id:
@@ -907,9 +907,9 @@ class AgentEngine(Engine):
         self.counters["status_updates_forwarded"] += 1
         self.send(self.master, pb.StatusUpdateMessage(update=update))
 
-    def _forward_head(self, key: tuple[str, str], update: pb.StatusUpdate) -> None:
-        """(Re)send the head `update` of the stream `key` (retry, reconnect, next after an ack)."""
-        task = self.tasks.get(key)
+    def _forward_head(self, update: pb.StatusUpdate, task: Task | None) -> None:
+        """(Re)send the head `update` of `task`'s stream (retry, reconnect, next after an
+        ack), with the task's latest state (the update's own when no task is left)."""
         self._forward(update, update.status.state if task is None else task.state)
 
     @on(T.STATUS_UPDATE_ACK)
@@ -929,7 +929,7 @@ class AgentEngine(Engine):
         nxt = self.updates.head(key)
         if nxt is not None:
             if self.connection is Connection.REGISTERED:
-                self._forward(nxt[1], nxt[1].status.state if task is None else task.state)
+                self._forward_head(nxt[1], task)
             return
         # nothing pending: the update just acked was the task's latest (task.state); a
         # stream without a task record has nothing more to carry

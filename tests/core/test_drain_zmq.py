@@ -64,6 +64,16 @@ def test_fallback_is_reported(caplog):
     assert core.select_drain_path() is DrainPath.LIBZMQ
 
 
+def recording_dispatcher():
+    """(envelopes of type 1 in the order dispatched, a dispatcher recording them; the end
+    marker of `fill` goes to a no-op)."""
+    got = []
+    d = Dispatcher()
+    d.register(1, got.append)
+    d.register(0xFFFE, lambda env: None)
+    return got, d
+
+
 def drain_all(d, pull, expected, limit=1000):
     read = 0
     while read < expected:
@@ -76,10 +86,7 @@ def drain_all(d, pull, expected, limit=1000):
 
 def test_drain_dispatches_everything_in_order(path, pair):
     push, pull = pair
-    got = []
-    d = Dispatcher()
-    d.register(1, got.append)
-    d.register(0xFFFE, lambda env: None)
+    got, d = recording_dispatcher()
     frames = [encode(1, i, SENDER, b"b%d" % i) for i in range(500)]
     total = fill(push, pull, frames)
     assert drain_all(d, pull, total) == total
@@ -91,10 +98,7 @@ def test_drain_dispatches_everything_in_order(path, pair):
 
 def test_drain_stops_at_limit(path, pair):
     push, pull = pair
-    got = []
-    d = Dispatcher()
-    d.register(1, got.append)
-    d.register(0xFFFE, lambda env: None)
+    got, d = recording_dispatcher()
     total = fill(push, pull, [encode(1, i, SENDER, b"") for i in range(10)])
     assert d.drain(pull, 4) == 4
     assert [e.seq for e in got] == [0, 1, 2, 3]
@@ -105,10 +109,7 @@ def test_drain_stops_at_limit(path, pair):
 
 def test_drain_limit_counts_the_envelopes_of_batch_frames(path, pair):
     push, pull = pair
-    got = []
-    d = Dispatcher()
-    d.register(1, got.append)
-    d.register(0xFFFE, lambda env: None)
+    got, d = recording_dispatcher()
     batches = [encode_batch([encode(1, 3 * b + i, SENDER, b"") for i in range(3)]) for b in range(3)]
     assert fill(push, pull, batches + [encode(1, 9, SENDER, b"")]) == 5  # with fill's end marker
     assert d.drain(pull, 5) == 2  # 3 envelopes, then 3 more cross the limit of 5: two frames
