@@ -1,8 +1,8 @@
 """corral's hot path: envelope codec and dispatch table, ack tracker, timers (both on one
-deadline heap).
+deadline heap), and the status path's protobuf codec (rows in, wire bytes out).
 
 Selects the implementation at import. The compiled modules (`corral._core.envelope`,
-`.heap`, `.acks`, `.timers`, built by Cython from the `.py` + `.pxd` pairs in this package) are
+`.heap`, `.acks`, `.timers`, `.columns`, built by Cython from the `.py` + `.pxd` pairs in this package) are
 used unless ``CORRAL_NO_EXTENSIONS=1`` or any of them is not compiled; otherwise the same
 `.py` sources are loaded as plain Python under `corral._core._py.*` (see ``load_pure``).
 ``CORE`` says which one is in use: ``"cython"`` or ``"python"``. Callers import the
@@ -17,7 +17,7 @@ import os
 import sys
 import types
 
-MODULES = ("envelope", "heap", "acks", "timers")  # heap before its users (load_pure)
+MODULES = ("envelope", "heap", "acks", "timers", "columns")  # heap before its users (load_pure)
 _PURE_PACKAGE = __name__ + "._py"
 
 
@@ -88,6 +88,11 @@ AckTracker = _impl.acks.AckTracker
 AddResult = _impl.acks.AddResult
 AckResult = _impl.acks.AckResult
 TimerQueue = _impl.timers.TimerQueue
+ColumnsError = _impl.columns.ColumnsError
+decode_updates = _impl.columns.decode_updates
+encode_updates = _impl.columns.encode_updates
+decode_acks = _impl.columns.decode_acks
+encode_acks = _impl.columns.encode_acks
 
 #: The implementation modules in use (`envelope.DRAIN_PATH` tells how drain receives,
 #: `envelope.SEND_PATH` how send_frame / encode_and_send send).
@@ -95,6 +100,7 @@ envelope = _impl.envelope
 heap = _impl.heap
 acks = _impl.acks
 timers = _impl.timers
+columns = _impl.columns
 del _impl
 
 __all__ = [
@@ -120,9 +126,15 @@ __all__ = [
     "AddResult",
     "AckResult",
     "TimerQueue",
+    "ColumnsError",
+    "decode_updates",
+    "encode_updates",
+    "decode_acks",
+    "encode_acks",
     "load_pure",
     "envelope",
     "heap",
     "acks",
     "timers",
+    "columns",
 ]

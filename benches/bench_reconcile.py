@@ -26,6 +26,7 @@ from corral.engines.base import Callback, MasterLost
 from corral.engines.scheduler import SchedulerEngine, SchedulerEvent
 from corral.protos import corral_pb2 as pb
 from corral.runtime import Runtime
+from corral.wire import Updates
 
 from cluster_state import SCHEDULER, build_master, reconcile_call, wire
 
@@ -52,7 +53,7 @@ def test_reconcile_master_engine(benchmark, n):
         return master.take_actions()
 
     out = once()
-    assert all(isinstance(a.body, pb.Updates) for a in out) and sum(len(a.body.updates) for a in out) == n
+    assert all(isinstance(a.body, Updates) for a in out) and sum(len(a.body.rows) for a in out) == n
     del out
     benchmark.extra_info["tasks"] = n
     benchmark.pedantic(once, rounds=ROUNDS[n], warmup_rounds=1)

@@ -11,12 +11,17 @@ Timed: 3 updates for each of 10 000 tasks handed to the executor engine, then th
 messages they cause delivered until none is left (every update relayed to the
 scheduler, acknowledged, the acks relayed back to the agent and the executor).
 
+Unbatched, every update and ack travels in a message of its own; batched, each engine
+fills one message per peer and turn (`Engine.batch`), as a `Runtime(batch=True)` does.
+
 Run: python -m pytest benches/bench_status_engines.py --benchmark-only -s
 """
 from __future__ import annotations
 
 import collections
 import gc
+
+import pytest
 
 from corral import _core
 from corral.engines.agent import AgentConfig, AgentEngine
@@ -100,9 +105,12 @@ class Wire:
         return executor
 
 
-def test_status_path_engines_in_one_thread(benchmark):
+@pytest.mark.parametrize("batch", [False, True], ids=["unbatched", "batched"])
+def test_status_path_engines_in_one_thread(benchmark, batch):
     wire = Wire()
     executor = wire.set_up()
+    for engine in wire.engines.values():
+        engine.batch = batch  # type: ignore[attr-defined]
     now = [4.0]
     statuses = []
     for i in range(TASKS):
@@ -129,5 +137,5 @@ def test_status_path_engines_in_one_thread(benchmark):
     assert len(wire.agent.updates) == 0 and executor.unacknowledged() == 0
     per_update = benchmark.stats.stats.median / total
     benchmark.extra_info["us_per_update"] = per_update * 1e6
-    print(f"\nengines, one thread: {per_update * 1e6:.1f} us of CPU per acknowledged update "
+    print(f"\nengines, one thread, {'batched' if batch else 'unbatched'}: {per_update * 1e6:.1f} us of CPU per acknowledged update "
           f"(at most {1 / per_update:,.0f} updates/s per core)")

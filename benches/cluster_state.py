@@ -13,7 +13,9 @@ import os
 
 from corral.engines.base import Send
 from corral.engines.master import MasterConfig, MasterEngine
+from corral.engines.status import row_of
 from corral.protos import corral_pb2 as pb
+from corral.wire import Acknowledge, StatusUpdateMessage
 from corral.resources import Resources
 from corral.tasks import command_task
 
@@ -90,9 +92,8 @@ def build_master(n_tasks: int, scheduler: str = SCHEDULER, per_agent: int = PER_
             update.status.agent_id.value = aid
             update.status.executor_id.value = tid
             update.latest_state = pb.TASK_RUNNING
-            m.handle(agent_transport[aid], wire(pb.StatusUpdateMessage(update=update)), 2.0)
-            m.handle(scheduler, wire(pb.Acknowledge(framework_id=fid, agent_id=aid,
-                                                    task_id=tid, uuid=uuid)), 2.0)
+            m.handle(agent_transport[aid], wire(StatusUpdateMessage([(*row_of(update), pb.TASK_RUNNING)])), 2.0)
+            m.handle(scheduler, wire(Acknowledge(fid, [(aid, tid, uuid)])), 2.0)
             if i % 1000 == 999:
                 m.take_actions()
         m.take_actions()

@@ -7,9 +7,9 @@ transport and runtimes can decode bodies without knowing any protocol rule.
 from __future__ import annotations
 
 from enum import Enum, IntEnum
+from typing import Any
 
-from google.protobuf.message import Message
-
+from corral import wire
 from corral.protos import corral_pb2 as pb
 
 MessageType = IntEnum(  # type: ignore[misc]
@@ -33,7 +33,6 @@ _BODY_NAMES: dict[str, str] = {
     "SUBSCRIBED": "Subscribed",
     "OFFERS": "Offers",
     "RESCIND": "Rescind",
-    "UPDATE": "Update",
     "UPDATES": "Updates",
     "EXECUTOR_TO_FRAMEWORK": "ExecutorToFramework",
     "FAILURE": "Failure",
@@ -67,19 +66,24 @@ _BODY_NAMES: dict[str, str] = {
     "AGENT_RECONNECT": "AgentReconnect",
 }
 
-BODY_CLASS: dict[int, type[Message]] = {
-    MessageType[name]: getattr(pb, cls) for name, cls in _BODY_NAMES.items()
+#: the status path's types, whose bodies are `corral.wire` classes (rows, not protobuf
+#: objects; their schemas, of the same names, are in corral.proto)
+WIRE_TYPES = frozenset({"ACKNOWLEDGE", "UPDATES", "STATUS_UPDATE", "STATUS_UPDATE_ACK",
+                        "EXECUTOR_STATUS_UPDATE", "EXECUTOR_STATUS_UPDATE_ACK"})
+
+BODY_CLASS: dict[int, type[Any]] = {
+    MessageType[name]: getattr(wire if name in WIRE_TYPES else pb, cls) for name, cls in _BODY_NAMES.items()
 }
-TYPE_OF: dict[type[Message], MessageType] = {cls: MessageType(t) for t, cls in BODY_CLASS.items()}
+TYPE_OF: dict[type[Any], MessageType] = {cls: MessageType(t) for t, cls in BODY_CLASS.items()}
 
 assert set(BODY_CLASS) == set(MessageType), "every MessageType needs a body class"
 
 
 #: the same as plain ints, for the send path (no enum on the wire)
-TYPE_NUMBER: dict[type[Message], int] = {cls: int(t) for cls, t in TYPE_OF.items()}
+TYPE_NUMBER: dict[type[Any], int] = {cls: int(t) for cls, t in TYPE_OF.items()}
 
 
-def message_type(body: Message) -> MessageType:
+def message_type(body: Any) -> MessageType:
     """The envelope type under which `body` travels."""
     return TYPE_OF[type(body)]
 

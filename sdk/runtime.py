@@ -52,8 +52,10 @@ class Runtime:
         clock: Callable[[], float] = time.time,
         batch: bool = False,
     ) -> None:
-        """`batch=True`: the messages an engine sends to one peer during one loop
-        iteration leave as one ZeroMQ frame (see `corral.transport`); off by default."""
+        """`batch=True`: the engine collects the status path's updates and acks for one
+        peer during one loop iteration in one message (`Engine.batch`), and the messages
+        it sends to one peer during one iteration leave as one ZeroMQ frame (see
+        `corral.transport`); off by default."""
         self.clock = clock
         self.lock = threading.RLock()
         self.undecodable = 0
@@ -68,6 +70,7 @@ class Runtime:
         self.address = self.transport.address
         #: the engine, built for this runtime's transport address
         self.engine = engine_factory(self.address)
+        self.engine.batch = batch
         for msg_type in self.engine.handled_types():
             self.dispatcher.register(int(msg_type), self._make_handler(msg_type))
         self._thread: threading.Thread | None = None

@@ -43,13 +43,17 @@ from typing import Any
 
 from corral import _core
 from corral.engines.base import Engine, MasterLost, on
-from corral.engines.common import for_framework, is_terminal, new_status, new_update
+from corral.engines.common import for_framework, is_terminal, new_status
+from corral.engines.status import UpdateRow, agent_id_suffix, row_of, status_row, update_of
 from corral.protocol import MessageType as T
 from corral.protocol import PeerEvent
+from corral import wire
 from corral.protos import corral_pb2 as pb
 
 Reason = pb.TaskStatus.Reason
 SOURCE_AGENT = pb.TaskStatus.SOURCE_AGENT
+#: the kind of batch updates to the master travel in (see `Engine.send_row`)
+_FORWARD = (wire.StatusUpdateMessage,)
 #: missed pings (at the master's announced interval) before the agent looks for a master
 PINGS_BEFORE_MASTER_LOST = 5
 
@@ -313,6 +317,7 @@ class AgentEngine(Engine):
         self.rng = rng or random.Random()
         #: identifies this agent process's registrations (see RegisterAgent.session)
         self.session = self.rng.randbytes(8)
+        self._suffix: tuple[str, bytes] = ("", b"")
         self.connection = Connection.DISCONNECTED
         self.master: str | None = None
         self.agent_id: str | None = info.id.value if info.HasField("id") else None
@@ -358,8 +363,8 @@ class AgentEngine(Engine):
     def tick(self, now: float) -> None:
         super().tick(now)
         if self.connection is Connection.REGISTERED:
-            for key, _uuid, update in self.updates.due(now):
-                self._forward_head(update, self.tasks.get(key))
+            for key, _uuid, row in self.updates.due(now):
+                self._forward_head(row, self.tasks.get(key))
 
     def on_timer(self, key: Any, now: float) -> None:
         kind = key[0]
@@ -408,7 +413,7 @@ class AgentEngine(Engine):
         for (fid, tid), task in self.tasks.items():
             report = msg.tasks.add(task=task.info, state=task.state)
             report.framework_id.value = fid
-            report.unacknowledged.extend(u for _, u in self.updates.pending((fid, tid)))
+            report.unacknowledged.extend(update_of(row, self.agent_id) for _, row in self.updates.pending((fid, tid)))
         for executor in self.executors.values():
             state = msg.executors.add(executor_info=executor.info)
             state.framework_id.value = executor.framework_id
@@ -445,8 +450,8 @@ class AgentEngine(Engine):
             # the master gives up after 5 missed pongs; so do we, after 5 missed pings
             self.ping_timeout = ping_interval * PINGS_BEFORE_MASTER_LOST
         self.set_timer(("ping_timeout",), now + self.ping_timeout)
-        for key, _uuid, update in self.updates.resume(now):
-            self._forward_head(update, self.tasks.get(key))
+        for key, _uuid, row in self.updates.resume(now):
+            self._forward_head(row, self.tasks.get(key))
         held, self._held_launches = self._held_launches, []
         for launch in held:
             if launch.task.agent_id.value == agent_id:
@@ -679,8 +684,9 @@ class AgentEngine(Engine):
         for record in recovered.journal:
             if record.kind is JournalKind.UPDATE:
                 assert record.update is not None
-                if self.updates.add(key, record.uuid, record.update, now) != _core.AddResult.DUPLICATE:
-                    task.state = record.update.status.state
+                row = row_of(record.update)
+                if self.updates.add(key, record.uuid, row, now) != _core.AddResult.DUPLICATE:
+                    task.state = row.state
             else:
                 self.updates.ack(key, record.uuid, now)
         if is_terminal(task.state) and self.updates.head(key) is None:
@@ -725,11 +731,9 @@ class AgentEngine(Engine):
             tid = update.status.task_id.value
             task = self.tasks.get((key[0], tid))
             if update.uuid and task is not None:
-                update.agent_id.value = agent_id
                 update.status.agent_id.value = agent_id
-                self._enqueue(task, (key[0], tid), update, now)
-            self.send(msg.transport, pb.ExecutorStatusUpdateAck(
-                agent_id=agent_id, framework_id=key[0], task_id=tid, uuid=update.uuid))
+                self._enqueue(task, (key[0], tid), row_of(update), now)
+            self.send_row(msg.transport, (wire.ExecutorStatusUpdateAck, agent_id, key[0]), (tid, update.uuid))
         known = {t.task_id.value for t in msg.tasks}
         framework = self.frameworks[executor.framework_id]
         for task in self._live_tasks(executor):
@@ -858,74 +862,79 @@ class AgentEngine(Engine):
         """An agent-generated, reliable update (it carries a uuid and waits for an ack)."""
         status = new_status(tid, state, SOURCE_AGENT, now, reason=reason, message=message,
                             agent_id=self.agent_id, executor_id=eid or None, uuid=self.rng.randbytes(16))
-        update = new_update(fid, status, now, agent_id=self.agent_id, executor_id=eid or None)
+        row = status_row(fid, status)
         task = self.tasks.get((fid, tid)) if known else None
         if task is None:
             # no task record: forward once, best effort
             if self.connection is Connection.REGISTERED:
-                self.send(self.master, pb.StatusUpdateMessage(update=update))
+                self.send_row(self.master, _FORWARD, (*row, state))
             return
-        self._enqueue(task, (fid, tid), update, now)
+        self._enqueue(task, (fid, tid), row, now)
 
     @on(T.EXECUTOR_STATUS_UPDATE)
-    def _executor_status_update(self, sender: str, msg: pb.ExecutorStatusUpdate, now: float) -> None:
-        update = msg.update
-        fid = update.framework_id.value
-        uuid = update.uuid
-        executor = self.executors.get((fid, update.executor_id.value))
-        if executor is None or executor.transport != sender or not uuid:
-            self.counters["messages_from_unknown"] += 1
-            return
-        self.counters["status_updates_received"] += 1
+    def _executor_status_update(self, sender: str, msg: wire.ExecutorStatusUpdate, now: float) -> None:
         agent_id = self.agent_id or ""
-        update.agent_id.value = agent_id
-        status = update.status
-        status.agent_id.value = agent_id
-        tid = status.task_id.value
-        key = (fid, tid)
-        task = self.tasks.get(key)
-        if task is not None:
-            self._enqueue(task, key, update, now)
-        self.send(sender, pb.ExecutorStatusUpdateAck(agent_id=agent_id, framework_id=fid, task_id=tid, uuid=uuid))
+        suffix = self._status_suffix(agent_id)
+        counters = self.counters
+        for fid, eid, tid, state, uuid, status, health, _latest in msg.rows:
+            executor = self.executors.get((fid, eid))
+            if executor is None or executor.transport != sender or not uuid:
+                counters["messages_from_unknown"] += 1
+                continue
+            counters["status_updates_received"] += 1
+            key = (fid, tid)
+            task = self.tasks.get(key)
+            if task is not None:
+                self._enqueue(task, key, UpdateRow(fid, eid, tid, state, uuid, status + suffix, health), now)
+            self.send_row(sender, (wire.ExecutorStatusUpdateAck, agent_id, fid), (tid, uuid))
 
-    def _enqueue(self, task: Task, key: tuple[str, str], update: pb.StatusUpdate, now: float) -> None:
+    def _status_suffix(self, agent_id: str) -> bytes:
+        """What to append to an executor's serialised status to stamp our agent id."""
+        if self._suffix[0] != agent_id:
+            self._suffix = (agent_id, agent_id_suffix(agent_id) if agent_id else b"")
+        return self._suffix[1]
+
+    def _enqueue(self, task: Task, key: tuple[str, str], row: UpdateRow, now: float) -> None:
         """Queue a reliable update of `task` (journalled first when the framework
         checkpoints); forward it when it heads its stream."""
-        result = self.updates.add(key, update.uuid, update, now)
+        result = self.updates.add(key, row.uuid, row, now)
         if result == _core.AddResult.DUPLICATE:
             self.counters["duplicate_status_updates"] += 1
             return
-        task.state = update.status.state
+        task.state = row.state
         if task.checkpoint:  # on disk before the forward below and before the executor's ack
             self.emit(JournalAppend(task.framework_id, task.executor_id, task.container_id, key[1],
-                                    JournalRecord(JournalKind.UPDATE, update.uuid, update)))
+                                    JournalRecord(JournalKind.UPDATE, row.uuid, update_of(row, self.agent_id or ""))))
         if result == _core.AddResult.FORWARD and self.connection is Connection.REGISTERED:
-            self._forward(update, task.state)
+            self._forward(row, task.state)
 
-    def _forward(self, update: pb.StatusUpdate, latest_state: int) -> None:
-        update.latest_state = latest_state
+    def _forward(self, row: UpdateRow, latest_state: int) -> None:
         self.counters["status_updates_forwarded"] += 1
-        self.send(self.master, pb.StatusUpdateMessage(update=update))
+        self.send_row(self.master, _FORWARD, (*row, latest_state))
 
-    def _forward_head(self, update: pb.StatusUpdate, task: Task | None) -> None:
-        """(Re)send the head `update` of `task`'s stream (retry, reconnect, next after an
+    def _forward_head(self, row: UpdateRow, task: Task | None) -> None:
+        """(Re)send the head `row` of `task`'s stream (retry, reconnect, next after an
         ack), with the task's latest state (the update's own when no task is left)."""
-        self._forward(update, update.status.state if task is None else task.state)
+        self._forward(row, row.state if task is None else task.state)
 
     @on(T.STATUS_UPDATE_ACK)
-    def _status_update_ack(self, sender: str, msg: pb.StatusUpdateAck, now: float) -> None:
+    def _status_update_ack(self, sender: str, msg: wire.StatusUpdateAck, now: float) -> None:
         if sender != self.master:
             self.counters["messages_from_unknown"] += 1
             return
-        key = (msg.framework_id, msg.task_id)
-        if self.updates.ack(key, msg.uuid, now) != _core.AckResult.ACKED:
+        for fid, tid, uuid in msg.rows:
+            self._acked((fid, tid), uuid, now)
+
+    def _acked(self, key: tuple[str, str], uuid: bytes, now: float) -> None:
+        """The master acknowledged update `uuid` of the task `key`: move its stream on."""
+        if self.updates.ack(key, uuid, now) != _core.AckResult.ACKED:
             self.counters["stale_acks"] += 1
             return
         self.counters["acks_received"] += 1
         task = self.tasks.get(key)
         if task is not None and task.checkpoint:  # on disk before the next update is forwarded
             self.emit(JournalAppend(task.framework_id, task.executor_id, task.container_id, key[1],
-                                    JournalRecord(JournalKind.ACK, msg.uuid)))
+                                    JournalRecord(JournalKind.ACK, uuid)))
         nxt = self.updates.head(key)
         if nxt is not None:
             if self.connection is Connection.REGISTERED:

@@ -4,6 +4,10 @@ An engine is a pure state machine. Runtimes (and the simulator) feed it decoded
 messages with `handle(sender, body, now)` and the passage of time with `tick(now)`,
 then collect what it wants done with `take_actions()`. Engines never touch sockets,
 processes, files or the clock.
+
+The status path's updates and acks are rows (`send_row`): each row leaves in a message
+of its own, or, with `batch` on, in one message per kind and peer for the turn (until
+`take_actions`); see `corral.engines.status`.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from typing import Any, Callable, Hashable
 from google.protobuf.message import Message
 
 from corral import _core
+from corral.engines.status import Batch
 from corral.protocol import MessageType, PeerEvent, message_type
 
 Handler = Callable[[Any, str, Any, float], None]
@@ -59,10 +64,17 @@ class MasterLost:
     master and `connect` again."""
 
 
+#: most rows one batched message carries
+BATCH_MAX_ROWS = 1000
+
+
 class Engine:
     """Base of the master, agent, scheduler and executor engines."""
 
     _handlers: dict[MessageType, Handler]
+    #: collect the status path's rows for one peer and turn in one message (`send_row`);
+    #: runtimes set it from their `batch` flag
+    batch = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -78,6 +90,9 @@ class Engine:
         self._actions: list[Any] = []
         self._timers = _core.TimerQueue()
         self._timer_handles: dict[Hashable, int] = {}
+        #: batches among this turn's actions, and (batching) the one open towards each peer
+        self._batches = 0
+        self._open: dict[str, Batch] = {}
 
     # -- feeding the engine -------------------------------------------------
     @classmethod
@@ -107,12 +122,33 @@ class Engine:
 
     def take_actions(self) -> list[Any]:
         actions, self._actions = self._actions, []
+        if self._batches:
+            self._batches = 0
+            self._open.clear()
+            actions = [Send(a.to, a.message()) if type(a) is Batch else a for a in actions]
         return actions
 
     # -- helpers for subclasses -----------------------------------------------
     def send(self, to: str | None, body: Message) -> None:
         if to:
             self._actions.append(Send(to, body))
+            if self._open:
+                self._open.pop(to, None)  # later rows must not overtake this message
+
+    def send_row(self, to: str, kind: tuple[Any, ...], row: tuple[Any, ...]) -> None:
+        """Send a row of the status path (see `Batch`) to `to`: in a message of its own;
+        with `batch`, in the message of this kind that collects the turn's rows for `to`
+        (a new one once another message went to `to`, or at BATCH_MAX_ROWS)."""
+        if not self.batch:
+            self._actions.append(Send(to, kind[0](*kind[1:], [row])))
+            return
+        slot = self._open.get(to)
+        if slot is None or slot.kind != kind or len(slot.rows) >= BATCH_MAX_ROWS:
+            slot = Batch(to, kind)
+            self._actions.append(slot)
+            self._batches += 1
+            self._open[to] = slot
+        slot.rows.append(row)
 
     def emit(self, action: Any) -> None:
         self._actions.append(action)

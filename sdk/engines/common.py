@@ -76,22 +76,3 @@ def new_status(
     if uuid is not None:
         status.uuid = uuid
     return status
-
-
-def new_update(
-    framework_id: str,
-    status: pb.TaskStatus,
-    now: float,
-    *,
-    agent_id: str | None = None,
-    executor_id: str | None = None,
-) -> pb.StatusUpdate:
-    update = pb.StatusUpdate(status=status, timestamp=now)
-    update.framework_id.value = framework_id
-    if agent_id:
-        update.agent_id.value = agent_id
-    if executor_id:
-        update.executor_id.value = executor_id
-    if status.HasField("uuid"):
-        update.uuid = status.uuid
-    return update

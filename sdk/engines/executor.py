@@ -17,8 +17,10 @@ from typing import Any
 
 from corral import _core
 from corral.engines.base import Callback, Engine, on
+from corral.engines.status import UpdateRow, health_of, update_of
 from corral.protocol import MessageType as T
 from corral.protocol import PeerEvent
+from corral import wire
 from corral.protos import corral_pb2 as pb
 
 
@@ -46,6 +48,10 @@ class Stop:
 
 class AllAcknowledged:
     """Every status update sent so far has been acknowledged by the agent."""
+
+
+#: the kind of batch the executor's updates travel in (see `Engine.send_row`)
+_UPDATES = (wire.ExecutorStatusUpdate,)
 
 
 class ExecutorEngine(Engine):
@@ -87,8 +93,8 @@ class ExecutorEngine(Engine):
 
     def tick(self, now: float) -> None:
         super().tick(now)
-        for _key, _uuid, message in self.updates.due(now):
-            self.send(self.agent, message)
+        for _key, _uuid, row in self.updates.due(now):
+            self._send_update(row)
 
     def on_timer(self, key: Any, now: float) -> None:
         if key == ("register",):
@@ -137,7 +143,7 @@ class ExecutorEngine(Engine):
                                     executor_id=pb.ExecutorID(value=self.executor_id), transport=self.transport)
         msg.tasks.extend(self.tasks.values())
         for tid in self.tasks:
-            msg.updates.extend(message.update for _uuid, message in self.updates.pending(tid))
+            msg.updates.extend(update_of(row, self.agent_id) for _uuid, row in self.updates.pending(tid))
         self.send(self.agent, msg)
 
     @on(T.EXECUTOR_REREGISTERED)
@@ -149,8 +155,8 @@ class ExecutorEngine(Engine):
         self.registered = True
         self.agent_id = msg.agent_id.value
         self.emit(Callback(ExecutorEvent.REREGISTERED, msg.agent_info))
-        for _key, _uuid, message in self.updates.resume(now):
-            self.send(self.agent, message)
+        for _key, _uuid, row in self.updates.resume(now):
+            self._send_update(row)
 
     @on(T.EXECUTOR_REGISTERED)
     def _registered(self, sender: str, msg: pb.ExecutorRegistered, now: float) -> None:
@@ -185,37 +191,40 @@ class ExecutorEngine(Engine):
             self.emit(Stop())
 
     @on(T.EXECUTOR_STATUS_UPDATE_ACK)
-    def _ack(self, sender: str, msg: pb.ExecutorStatusUpdateAck, now: float) -> None:
+    def _ack(self, sender: str, msg: wire.ExecutorStatusUpdateAck, now: float) -> None:
         if not self._from_agent(sender):
             return
-        key = msg.task_id
-        if self.updates.ack(key, msg.uuid, now) == _core.AckResult.ACKED:
-            head = self.updates.head(key)
-            if head is not None:
-                self.send(self.agent, head[1])
-            else:
-                self.updates.remove(key)
-                if not len(self.updates):
-                    self.emit(AllAcknowledged())
+        updates = self.updates
+        emptied = False
+        for key, uuid in msg.rows:
+            if updates.ack(key, uuid, now) == _core.AckResult.ACKED:
+                head = updates.head(key)
+                if head is not None:
+                    self._send_update(head[1])
+                else:
+                    updates.remove(key)
+                    emptied = True
+        if emptied and not len(updates):
+            self.emit(AllAcknowledged())
+
+    def _send_update(self, row: UpdateRow) -> None:
+        self.send_row(self.agent, _UPDATES, (*row, row.state))
 
     # -- calls from the user's Executor ---------------------------------------
     def send_status_update(self, status: pb.TaskStatus, now: float) -> None:
-        # built in place inside the message that carries it (kept for resends): no copies
-        message = pb.ExecutorStatusUpdate()
-        update = message.update
-        update.timestamp = now
-        update.framework_id.value = self.framework_id
-        update.executor_id.value = self.executor_id
-        out = update.status
+        out = pb.TaskStatus()
         out.CopyFrom(status)
-        update.uuid = out.uuid = uuid = self.rng.randbytes(16)
+        out.uuid = uuid = self.rng.randbytes(16)
         out.timestamp = now
         out.source = pb.TaskStatus.SOURCE_EXECUTOR
         out.executor_id.value = self.executor_id
         if self.agent_id:
-            update.agent_id.value = out.agent_id.value = self.agent_id
-        if self.updates.add(out.task_id.value, uuid, message, now) == _core.AddResult.FORWARD:
-            self.send(self.agent, message)
+            out.agent_id.value = self.agent_id
+        tid = out.task_id.value
+        row = UpdateRow(self.framework_id, self.executor_id, tid, out.state, uuid, out.SerializeToString(),
+                        health_of(out))
+        if self.updates.add(tid, uuid, row, now) == _core.AddResult.FORWARD:
+            self._send_update(row)
 
     def send_framework_message(self, data: bytes) -> None:
         self.send(self.agent, pb.ExecutorToAgentMessage(

@@ -18,12 +18,16 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from google.protobuf.message import Message
+
 from corral.engines.base import Engine, Send, on
-from corral.engines.common import (
-    PARTITION_AWARE_STATES, for_framework, is_terminal, new_status, new_update, partition_aware,
+from corral.engines.common import PARTITION_AWARE_STATES, for_framework, is_terminal, new_status, partition_aware
+from corral.engines.status import (
+    HEALTH_UNREPORTED, HEALTHY, HEALTHY_OF, UNHEALTHY, Batch, status_row,
 )
 from corral.protocol import MessageType as T
 from corral.protocol import PeerEvent
+from corral import wire
 from corral.protos import corral_pb2 as pb
 from corral.master import operations
 from corral.master.allocator import Allocator, AllocatorConfig, AllocatorError, RoleError
@@ -33,6 +37,8 @@ log = logging.getLogger(__name__)
 
 Reason = pb.TaskStatus.Reason
 SOURCE_MASTER = pb.TaskStatus.SOURCE_MASTER
+#: the kind of batch updates to a framework travel in (see `Engine.send_row`)
+_UPDATES = (wire.Updates,)
 
 
 @dataclass
@@ -887,59 +893,65 @@ class MasterEngine(Engine):
 
     # -------------------------------------------------------- status updates
     @on(T.STATUS_UPDATE)
-    def _status_update(self, sender: str, msg: pb.StatusUpdateMessage, now: float) -> None:
-        update = msg.update
-        agent = self.agents.get(update.agent_id.value)
-        if agent is None or agent.transport != sender:
-            self.counters["invalid_status_updates"] += 1
+    def _status_update(self, sender: str, msg: wire.StatusUpdateMessage, now: float) -> None:
+        rows = msg.rows
+        agent = self.agents.get(self.agents_by_transport.get(sender, ""))
+        if agent is None:
+            self.counters["invalid_status_updates"] += len(rows)
             return
-        fid = update.framework_id.value
-        status = update.status
-        task = agent.tasks.get((fid, status.task_id.value))
+        relay = self._relay
+        for row in rows:
+            relay(agent, row)
+
+    def _relay(self, agent: Agent, row: tuple[Any, ...]) -> None:
+        """One update from `agent` (a `corral.wire` update row): keep the task's head
+        and latest state, relay it."""
+        fid, _eid, tid, state, uuid, _status, health, latest = row
+        task = agent.tasks.get((fid, tid))
         fw = self.frameworks.get(fid)
         if task is None:
             # e.g. a retry of a terminal update whose ack to the agent was lost after we
             # forgot the task: relay it so the scheduler acks it again
             self.counters["invalid_status_updates"] += 1
-            if fw is not None and fw.connected and update.uuid:
-                self.send(fw.transport, pb.Update(update=update))
+            if fw is not None and fw.connected and uuid:
+                self.send_row(fw.transport, _UPDATES, row)
             return
-        uuid = update.uuid
         if uuid and uuid == task.acked_uuid:
             # a retry that crossed the acknowledgement (sent before the ack reached the
             # agent): the framework has it already, also after a failover; ack it again
             self.counters["acknowledged_retries"] += 1
-            self.send(agent.transport, pb.StatusUpdateAck(agent_id=agent.id, framework_id=fid,
-                                                          task_id=task.id, uuid=uuid))
+            self.send_row(agent.transport, (wire.StatusUpdateAck, agent.id), (fid, task.id, uuid))
             return
         self.counters["status_updates"] += 1
-        state = status.state
-        latest = update.latest_state if update.HasField("latest_state") else state
         if latest != task.state:
             self._set_latest_state(task, agent, latest)
         task.status_update_state = state
         task.status_update_uuid = uuid
-        task.healthy = status.healthy if status.HasField("healthy") else None
+        task.healthy = HEALTHY_OF.get(health)
         if fw is not None and fw.connected:
-            self.send(fw.transport, pb.Update(update=update))
+            self.send_row(fw.transport, _UPDATES, row)
 
     @on(T.ACKNOWLEDGE)
-    def _acknowledge(self, sender: str, msg: pb.Acknowledge, now: float) -> None:
+    def _acknowledge(self, sender: str, msg: wire.Acknowledge, now: float) -> None:
         fw = self._framework_from(sender, msg.framework_id)
         if fw is None:
             return
-        task = fw.tasks.get(msg.task_id)
-        agent = self.agents.get(msg.agent_id)
+        for agent_id, tid, uuid in msg.rows:
+            self._acknowledged(fw, agent_id, tid, uuid)
+
+    def _acknowledged(self, fw: Framework, agent_id: str, tid: str, uuid: bytes) -> None:
+        """The framework acknowledged update `uuid` of task `tid`: tell its agent; forget
+        the task when that was its terminal update."""
+        task = fw.tasks.get(tid)
+        agent = self.agents.get(agent_id)
         if agent is None or (task is not None and task.agent_id != agent.id):
             self.counters["invalid_acknowledgements"] += 1
             return
         # (a task we already forgot still has an agent waiting for this ack: forward it)
         self.counters["acknowledgements"] += 1
         if agent.state is AgentState.REGISTERED:
-            self.send(agent.transport, pb.StatusUpdateAck(
-                agent_id=msg.agent_id, framework_id=msg.framework_id, task_id=msg.task_id, uuid=msg.uuid))
+            self.send_row(agent.transport, (wire.StatusUpdateAck, agent.id), (fw.id, tid, uuid))
         if task is not None:
-            uuid = msg.uuid
             if uuid == task.status_update_uuid:
                 task.acked_uuid = task.status_update_uuid  # the same object: no second copy per task
                 if is_terminal(task.status_update_state):
@@ -972,10 +984,10 @@ class MasterEngine(Engine):
 
     def _reply_status(self, fw: Framework, task_id: str, state: int, reason: int, message: str, now: float,
                       *, agent_id: str | None = None) -> None:
-        status = new_status(task_id, for_framework(fw.info, state), SOURCE_MASTER, now,
-                            reason=reason, message=message, agent_id=agent_id)
+        state = for_framework(fw.info, state)
+        status = new_status(task_id, state, SOURCE_MASTER, now, reason=reason, message=message, agent_id=agent_id)
         if fw.connected:
-            self.send(fw.transport, pb.Update(update=new_update(fw.id, status, now, agent_id=agent_id)))
+            self.send_row(fw.transport, _UPDATES, (*status_row(fw.id, status), state))
 
     # --------------------------------------------------------- reconciliation
     @on(T.RECONCILE)
@@ -991,16 +1003,17 @@ class MasterEngine(Engine):
         self.counters["reconcile_calls"] += 1
         if not fw.connected or not fw.transport:
             return  # answers go to a connected framework only: nothing else to do
-        answers = _Answers(self.send, fw.transport)
+        answers = _Answers(self.send, fw.transport, fw.id)
         answer = self._known_task_answerer(fw, answers, now)
         if not msg.tasks:
             for task in fw.tasks.values():
                 answer(task)
+            answers.flush()
             self._ask_agents_about_staging(fw, fw.tasks.values())
             return
         tasks = fw.tasks
         known: list[Task] = []
-        unknown = _answer_template(fw, now, "reconciliation: task unknown to the master")
+        unknown = _answer_template(now, "reconciliation: task unknown to the master")
         aware = partition_aware(fw.info)
         for entry in msg.tasks:
             tid = entry.task_id.value
@@ -1021,13 +1034,9 @@ class MasterEngine(Engine):
                 state = pb.TASK_UNREACHABLE
             else:
                 state = pb.TASK_UNKNOWN
-            update = answers.add()
-            update.CopyFrom(unknown)
-            status = update.status
-            status.task_id.value = tid
-            status.state = state if aware or state not in PARTITION_AWARE_STATES else pb.TASK_LOST
-            if agent_id:
-                status.agent_id.value = update.agent_id.value = agent_id
+            answers.add(unknown, tid, state if aware or state not in PARTITION_AWARE_STATES else pb.TASK_LOST,
+                        agent_id, HEALTH_UNREPORTED)
+        answers.flush()
         self._ask_agents_about_staging(fw, known)
 
     def _ask_agents_about_staging(self, fw: Framework, tasks: Iterable[Task]) -> None:
@@ -1054,11 +1063,12 @@ class MasterEngine(Engine):
         The answers of one reconcile call differ only in task, agent, state and health:
         each is a copy of one template, which makes answering 100k tasks several times
         faster than building each."""
-        template = _answer_template(fw, now, "reconciliation")
+        template = _answer_template(now, "reconciliation")
         aware = partition_aware(fw.info)
         agents = self.agents
         add = answers.add
         unreachable = AgentState.UNREACHABLE
+        health = {None: HEALTH_UNREPORTED, True: HEALTHY, False: UNHEALTHY}
 
         def answer(task: Task) -> None:
             state = task.status_update_state
@@ -1068,15 +1078,7 @@ class MasterEngine(Engine):
                 state = pb.TASK_UNREACHABLE
             if not aware and state in PARTITION_AWARE_STATES:
                 state = pb.TASK_LOST
-            update = add()
-            update.CopyFrom(template)
-            status = update.status
-            status.task_id.value = task.id
-            status.state = state
-            if aid:
-                status.agent_id.value = update.agent_id.value = aid
-            if task.healthy is not None:
-                status.healthy = task.healthy
+            add(template, task.id, state, aid, health[task.healthy])
 
         return answer
 
@@ -1177,36 +1179,41 @@ ANSWERS_PER_MESSAGE = 1000
 
 
 class _Answers:
-    """The answers to one reconcile call, packed into Updates messages of at most
-    ANSWERS_PER_MESSAGE updates. Each message is queued for sending when it is started
-    and filled in place afterwards: runtimes serialise a message only once the handler
-    has returned."""
+    """The answers to one reconcile call, in Updates messages of at most
+    ANSWERS_PER_MESSAGE rows (the master's own updates: no uuid, never acknowledged)."""
 
-    __slots__ = ("_send", "_to", "_message", "_room")
+    __slots__ = ("_send", "_to", "_framework_id", "_batch")
 
-    def __init__(self, send: Callable[[str, pb.Updates], None], to: str) -> None:
+    def __init__(self, send: Callable[[str, Message], None], to: str, framework_id: str) -> None:
         self._send = send
         self._to = to
-        self._message: pb.Updates | None = None
-        self._room = 0
+        self._framework_id = framework_id
+        self._batch = Batch(to, _UPDATES)
 
-    def add(self) -> pb.StatusUpdate:
-        """A new, empty answer."""
-        if not self._room:
-            self._message = pb.Updates()
-            self._send(self._to, self._message)
-            self._room = ANSWERS_PER_MESSAGE
-        self._room -= 1
-        return self._message.updates.add()  # type: ignore[union-attr]
+    def add(self, template: pb.TaskStatus, task_id: str, state: int, agent_id: str | None, health: int) -> None:
+        """Answer `state` for a task: a copy of `template` with the task's ids, state and health."""
+        status = pb.TaskStatus()
+        status.CopyFrom(template)
+        status.task_id.value = task_id
+        status.state = state
+        if agent_id:
+            status.agent_id.value = agent_id
+        if health:
+            status.healthy = health == HEALTHY
+        batch = self._batch
+        batch.rows.append((self._framework_id, "", task_id, state, b"", status.SerializeToString(), health, state))
+        if len(batch.rows) == ANSWERS_PER_MESSAGE:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send what was answered since the last message."""
+        if self._batch.rows:
+            self._send(self._to, self._batch.message())
+            self._batch = Batch(self._to, _UPDATES)
 
 
-def _answer_template(fw: Framework, now: float, message: str) -> pb.StatusUpdate:
-    """What every reconcile answer to `fw` has in common (source, reason, time)."""
-    update = pb.StatusUpdate(timestamp=now)
-    update.framework_id.value = fw.id
-    status = update.status
-    status.source = SOURCE_MASTER
-    status.timestamp = now
-    status.reason = Reason.REASON_RECONCILIATION
-    status.message = message
-    return update
+def _answer_template(now: float, message: str) -> pb.TaskStatus:
+    """What every reconcile answer has in common (source, reason, time, message)."""
+    status = pb.TaskStatus(source=SOURCE_MASTER, timestamp=now, reason=Reason.REASON_RECONCILIATION,
+                           message=message)
+    return status

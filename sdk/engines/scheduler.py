@@ -20,10 +20,13 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from google.protobuf.message import DecodeError
+
 from corral.engines.base import Callback, Engine, MasterLost, on
 from corral.engines.common import TERMINAL_STATES, is_terminal
 from corral.protocol import MessageType as T
 from corral.protocol import PeerEvent
+from corral import wire
 from corral.protos import corral_pb2 as pb
 from corral.reconcile import Escalation, Progress, Query, ReconcileConfig, Reconciler
 
@@ -89,7 +92,8 @@ class SchedulerEngine(Engine):
         self._kill_backoff: dict[str, float] = {}
         self._backoff = self.config.registration_backoff
         self.counters: dict[str, int] = {"duplicate_updates": 0, "updates": 0, "acks_sent": 0,
-                                         "reconcile_calls": 0, "kill_retries": 0, "escalations": 0}
+                                         "reconcile_calls": 0, "kill_retries": 0, "escalations": 0,
+                                         "malformed_updates": 0}
 
     @property
     def framework_id(self) -> str | None:
@@ -229,22 +233,19 @@ class SchedulerEngine(Engine):
         if self._from_master(sender) and self._held_offers.pop(msg.offer_id.value, None) is None:
             self.emit(Callback(SchedulerEvent.OFFER_RESCINDED, msg.offer_id))
 
-    @on(T.UPDATE)
-    def _update(self, sender: str, msg: pb.Update, now: float) -> None:
-        if self._from_master(sender):
-            self._deliver(msg.update.status, now)
-
     @on(T.UPDATES)
-    def _updates(self, sender: str, msg: pb.Updates, now: float) -> None:
-        if self._from_master(sender):
-            deliver = self._deliver
-            for update in msg.updates:
-                deliver(update.status, now)
+    def _updates(self, sender: str, msg: wire.Updates, now: float) -> None:
+        if not self._from_master(sender):
+            return
+        deliver = self._deliver
+        for _fid, _eid, tid, state, uuid, data, _health, _latest in msg.rows:
+            deliver(tid, state, uuid, data, now)
 
-    def _deliver(self, status: pb.TaskStatus, now: float) -> None:
-        """Hand one update to the user, once per uuid; keep the task's state."""
-        tid = status.task_id.value
-        uuid = status.uuid  # empty for the master's own updates, which are never acked
+    def _deliver(self, tid: str, state: int, uuid: bytes, data: bytes, now: float) -> None:
+        """Hand one update (its status serialised in `data`) to the user, once per uuid;
+        keep the task's state. A uuid is empty on the master's own updates, which are
+        never acknowledged."""
+        delivered = None
         if uuid:
             delivered = self._delivered.get(tid)
             if delivered is None:
@@ -252,12 +253,17 @@ class SchedulerEngine(Engine):
             acked = delivered.get(uuid)
             if acked is not None:
                 self.counters["duplicate_updates"] += 1
-                if acked:
-                    self._send_ack(status)  # our earlier ack was lost
+                if acked:  # our earlier ack was lost
+                    status = self._parse(data)
+                    if status is not None:
+                        self._send_ack(status.agent_id.value, tid, uuid)
                 return
+        status = self._parse(data)
+        if status is None:
+            return
+        if delivered is not None:
             delivered[uuid] = False
         self.counters["updates"] += 1
-        state = status.state
         terminal = state in TERMINAL_STATES
         self.reconciler.update(tid, status.agent_id.value, state, terminal, now)
         if terminal:
@@ -266,6 +272,13 @@ class SchedulerEngine(Engine):
         self.emit(Callback(SchedulerEvent.STATUS_UPDATE, status))
         if self._held_offers:
             self._release_offers()
+
+    def _parse(self, data: bytes) -> pb.TaskStatus | None:
+        try:
+            return pb.TaskStatus.FromString(data)
+        except DecodeError:
+            self.counters["malformed_updates"] += 1
+            return None
 
     @on(T.EXECUTOR_TO_FRAMEWORK)
     def _framework_message(self, sender: str, msg: pb.ExecutorToFramework, now: float) -> None:
@@ -287,10 +300,11 @@ class SchedulerEngine(Engine):
         uuid = status.uuid
         if not uuid:
             return  # master-generated updates are never acknowledged
-        delivered = self._delivered.get(status.task_id.value)
+        tid = status.task_id.value
+        delivered = self._delivered.get(tid)
         if delivered is not None and uuid in delivered:
             delivered[uuid] = True
-        self._send_ack(status)
+        self._send_ack(status.agent_id.value, tid, uuid)
 
     def redeliver(self, status: pb.TaskStatus) -> None:
         """The user's callback failed on `status`: deliver it again when the agent retries
@@ -299,12 +313,11 @@ class SchedulerEngine(Engine):
         if delivered is not None:
             delivered.pop(status.uuid, None)
 
-    def _send_ack(self, status: pb.TaskStatus) -> None:
+    def _send_ack(self, agent_id: str, task_id: str, uuid: bytes) -> None:
         if self.subscription is not Subscription.SUBSCRIBED:
             return
         self.counters["acks_sent"] += 1
-        self.send(self.master, pb.Acknowledge(framework_id=self.info.id.value, agent_id=status.agent_id.value,
-                                              task_id=status.task_id.value, uuid=status.uuid))
+        self.send_row(self.master, (wire.Acknowledge, self.info.id.value), (agent_id, task_id, uuid))
 
     def accept(self, offer_ids: Iterable[pb.OfferID], operations: Iterable[pb.Offer.Operation],
                filters: pb.Filters | None, now: float) -> None:

@@ -96,7 +96,7 @@ RETRIED_TYPES: frozenset[MessageType] = frozenset({
     MessageType.REGISTER_EXECUTOR, MessageType.EXECUTOR_REGISTERED,
     MessageType.EXECUTOR_STATUS_UPDATE, MessageType.EXECUTOR_STATUS_UPDATE_ACK,
     MessageType.STATUS_UPDATE, MessageType.STATUS_UPDATE_ACK,
-    MessageType.UPDATE, MessageType.UPDATES, MessageType.ACKNOWLEDGE,
+    MessageType.UPDATES, MessageType.ACKNOWLEDGE,
 })
 
 

@@ -6,23 +6,26 @@ from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
+from corral import wire
 from corral.engines.base import Engine, Send
 from corral.engines.master import MasterConfig, MasterEngine
+from corral.engines.status import UpdateRow, row_of, update_of
 from corral.protos import corral_pb2 as pb
 from corral.resources import Resources
 
 M = TypeVar("M", bound=Message)
+U = TypeVar("U", bound=wire._Updates)
 
 MASTER = "tcp://master"
 
 
-def wire(body: M) -> M:
+def roundtrip(body: M) -> M:
     """`body` as the receiver would see it."""
     return type(body).FromString(body.SerializeToString())
 
 
 def feed(engine: Engine, sender: str, body: Message, now: float) -> None:
-    engine.handle(sender, wire(body), now)
+    engine.handle(sender, roundtrip(body), now)
 
 
 def sent(engine: Engine, kind: type[M] | None = None, to: str | None = None) -> list[tuple[str, M]]:
@@ -30,7 +33,7 @@ def sent(engine: Engine, kind: type[M] | None = None, to: str | None = None) -> 
     out = []
     for action in engine.take_actions():
         if isinstance(action, Send) and (kind is None or isinstance(action.body, kind)) and (to is None or action.to == to):
-            out.append((action.to, wire(action.body)))
+            out.append((action.to, roundtrip(action.body)))
     return out
 
 
@@ -39,15 +42,21 @@ def bodies(engine: Engine, kind: type[M], to: str | None = None) -> list[M]:
 
 
 def status_updates(engine: Engine, to: str | None = None) -> list[pb.StatusUpdate]:
-    """Take the engine's actions; the status updates it sent (to `to`), one by one or
-    packed in Updates, in order."""
-    out: list[pb.StatusUpdate] = []
-    for _, body in sent(engine, None, to):
-        if isinstance(body, pb.Update):
-            out.append(body.update)
-        elif isinstance(body, pb.Updates):
-            out.extend(body.updates)
-    return out
+    """Take the engine's actions; the status updates it sent (to `to`) in Updates
+    messages, one by one, in order."""
+    return [u for _, body in sent(engine, wire.Updates, to) for u in updates_in(body)]
+
+
+def wire_updates(cls: type[U], *updates: pb.StatusUpdate) -> U:
+    """A `corral.wire` update message of `cls` carrying `updates` (each with its
+    latest_state, or its own state)."""
+    return cls([(*row_of(u), u.latest_state if u.HasField("latest_state") else u.status.state)
+                for u in updates])
+
+
+def updates_in(msg: Any) -> list[pb.StatusUpdate]:
+    """The updates a `corral.wire` update message carries, as whole StatusUpdates."""
+    return [update_of(UpdateRow(*row[:7]), latest_state=row[7]) for row in msg.rows]
 
 
 def others(actions: list[Any], kind: type) -> list[Any]:
@@ -123,7 +132,7 @@ def accept(framework_id: str, offer_ids: list[str], tasks: list[pb.TaskInfo],
 
 
 def status_update(framework_id: str, agent_id: str, task_id: str, state: int, uuid: bytes,
-                  latest: int | None = None, now: float = 0.0) -> pb.StatusUpdateMessage:
+                  latest: int | None = None, now: float = 0.0) -> wire.StatusUpdateMessage:
     update = pb.StatusUpdate(timestamp=now, uuid=uuid)
     update.framework_id.value = framework_id
     update.agent_id.value = agent_id
@@ -134,4 +143,4 @@ def status_update(framework_id: str, agent_id: str, task_id: str, state: int, uu
     update.status.source = pb.TaskStatus.SOURCE_EXECUTOR
     if latest is not None:
         update.latest_state = latest
-    return pb.StatusUpdateMessage(update=update)
+    return wire_updates(wire.StatusUpdateMessage, update)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import random
 
 from corral.engines.agent import AgentConfig, AgentEngine, Connection, KillContainer, LaunchExecutor, MasterLost
+from corral import wire
 from corral.protos import corral_pb2 as pb
 
 from engine_helpers import MASTER, advance, bodies, command_task, feed, framework_info, others, resources, sent
+from engine_helpers import updates_in, wire_updates
 
 EXEC = "tcp://executor"
 FID, AID = "fw1", "agent-1"
@@ -47,7 +49,7 @@ def running_agent(**config) -> AgentEngine:
     return agent
 
 
-def executor_update(state: int, uuid: bytes, tid: str = "t1", now: float = 2.0) -> pb.ExecutorStatusUpdate:
+def executor_update(state: int, uuid: bytes, tid: str = "t1", now: float = 2.0) -> wire.ExecutorStatusUpdate:
     update = pb.StatusUpdate(timestamp=now, uuid=uuid)
     update.framework_id.value = FID
     update.executor_id.value = tid
@@ -55,16 +57,15 @@ def executor_update(state: int, uuid: bytes, tid: str = "t1", now: float = 2.0) 
     update.status.state = state
     update.status.uuid = uuid
     update.status.source = R.SOURCE_EXECUTOR
-    return pb.ExecutorStatusUpdate(update=update)
+    return wire_updates(wire.ExecutorStatusUpdate, update)
 
 
-def ack(uuid: bytes, tid: str = "t1") -> pb.StatusUpdateAck:
-    return pb.StatusUpdateAck(agent_id=AID, framework_id=FID,
-                              task_id=tid, uuid=uuid)
+def ack(uuid: bytes, tid: str = "t1") -> wire.StatusUpdateAck:
+    return wire.StatusUpdateAck(AID, [(FID, tid, uuid)])
 
 
 def forwarded(agent: AgentEngine) -> list[pb.StatusUpdate]:
-    return [m.update for m in bodies(agent, pb.StatusUpdateMessage, to=MASTER)]
+    return [u for m in bodies(agent, wire.StatusUpdateMessage, to=MASTER) for u in updates_in(m)]
 
 
 # ---------------------------------------------------------------- registration
@@ -114,8 +115,8 @@ def test_only_the_head_is_forwarded_and_the_next_after_its_ack():
     feed(agent, EXEC, executor_update(pb.TASK_RUNNING, b"u1"), 2.0)
     feed(agent, EXEC, executor_update(pb.TASK_FINISHED, b"u2"), 2.1)
     out = sent(agent)
-    assert [b.uuid for to, b in out if isinstance(b, pb.ExecutorStatusUpdateAck)] == [b"u1", b"u2"]
-    (head,) = [b.update for to, b in out if isinstance(b, pb.StatusUpdateMessage)]
+    assert [b.rows[0][1] for to, b in out if isinstance(b, wire.ExecutorStatusUpdateAck)] == [b"u1", b"u2"]
+    (head,) = [updates_in(b)[0] for to, b in out if isinstance(b, wire.StatusUpdateMessage)]
     assert head.uuid == b"u1" and head.status.state == pb.TASK_RUNNING
     feed(agent, MASTER, ack(b"u1"), 3.0)
     (nxt,) = forwarded(agent)
@@ -139,8 +140,8 @@ def test_duplicate_updates_are_dropped_but_acked():
     sent(agent)
     feed(agent, EXEC, executor_update(pb.TASK_RUNNING, b"u1"), 2.5)
     out = sent(agent)
-    assert [b.uuid for _, b in out if isinstance(b, pb.ExecutorStatusUpdateAck)] == [b"u1"]
-    assert not [b for _, b in out if isinstance(b, pb.StatusUpdateMessage)]
+    assert [b.rows[0][1] for _, b in out if isinstance(b, wire.ExecutorStatusUpdateAck)] == [b"u1"]
+    assert not [b for _, b in out if isinstance(b, wire.StatusUpdateMessage)]
     assert agent.counters["duplicate_status_updates"] == 1
     # acked already: a late duplicate is still not forwarded again
     feed(agent, MASTER, ack(b"u1"), 3.0)
@@ -219,7 +220,7 @@ def test_kill_before_the_executor_registers_is_killed_during_launch():
     actions = agent.take_actions()
     (container,) = others(actions, KillContainer)
     assert container.container_id == launch.container_id
-    (update,) = [a.body.update for a in actions if hasattr(a, "body") and isinstance(a.body, pb.StatusUpdateMessage)]
+    (update,) = [updates_in(a.body)[0] for a in actions if hasattr(a, "body") and isinstance(a.body, wire.StatusUpdateMessage)]
     assert update.status.state == pb.TASK_KILLED
     assert update.status.reason == R.REASON_TASK_KILLED_DURING_LAUNCH
     assert update.status.source == R.SOURCE_AGENT and update.uuid
@@ -240,7 +241,7 @@ def test_executor_exit_fails_its_live_tasks():
     container = next(iter(agent.containers))
     agent.executor_exited(container, -9, "", 3.0)
     out = sent(agent)
-    (update,) = [b.update for _, b in out if isinstance(b, pb.StatusUpdateMessage)]
+    (update,) = [updates_in(b)[0] for _, b in out if isinstance(b, wire.StatusUpdateMessage)]
     assert update.status.state == pb.TASK_FAILED
     assert update.status.reason == R.REASON_EXECUTOR_TERMINATED
     assert update.status.source == R.SOURCE_AGENT
@@ -265,7 +266,7 @@ def test_executor_registration_timeout_fails_its_tasks():
     assert not forwarded(agent)
     advance(agent, 61.0)
     actions = agent.take_actions()
-    (update,) = [a.body.update for a in actions if hasattr(a, "body") and isinstance(a.body, pb.StatusUpdateMessage)]
+    (update,) = [updates_in(a.body)[0] for a in actions if hasattr(a, "body") and isinstance(a.body, wire.StatusUpdateMessage)]
     assert update.status.state == pb.TASK_FAILED
     assert update.status.reason == R.REASON_EXECUTOR_REGISTRATION_TIMEOUT
     assert [k.container_id for k in others(actions, KillContainer)] == [launch.container_id]

@@ -26,9 +26,11 @@ from corral.engines.agent import (
 from corral.engines.base import Callback, Send
 from corral.engines.executor import ExecutorEngine, ExecutorEvent, Stop
 from corral.protocol import PeerEvent
+from corral import wire
 from corral.protos import corral_pb2 as pb
 
-from engine_helpers import MASTER, advance, bodies, command_task, feed, framework_info, others, resources, wire
+from engine_helpers import MASTER, advance, bodies, command_task, feed, framework_info, others, resources, roundtrip
+from engine_helpers import updates_in, wire_updates
 
 EXEC = "tcp://executor"
 AGENT = "tcp://agent1"
@@ -105,19 +107,18 @@ def test_checkpointing_framework_journals_each_update_before_it_is_acked_or_forw
     (transport_checkpoint,) = others(agent.take_actions(), CheckpointExecutor)
     assert transport_checkpoint.transport == EXEC
 
-    feed(agent, EXEC, pb.ExecutorStatusUpdate(update=update(pb.TASK_RUNNING, b"u1")), 2.0)
+    feed(agent, EXEC, wire_updates(wire.ExecutorStatusUpdate, update(pb.TASK_RUNNING, b"u1")), 2.0)
     actions = agent.take_actions()
     assert isinstance(actions[0], JournalAppend) and actions[0].record.kind is JournalKind.UPDATE
     assert actions[0].record.uuid == b"u1"
     assert [type(a.body).__name__ for a in actions[1:]] == ["StatusUpdateMessage", "ExecutorStatusUpdateAck"]
 
-    feed(agent, EXEC, pb.ExecutorStatusUpdate(update=update(pb.TASK_FINISHED, b"u2")), 2.5)
+    feed(agent, EXEC, wire_updates(wire.ExecutorStatusUpdate, update(pb.TASK_FINISHED, b"u2")), 2.5)
     agent.take_actions()
-    feed(agent, MASTER, pb.StatusUpdateAck(agent_id=AID, framework_id=FID,
-                                           task_id="t1", uuid=b"u1"), 3.0)
+    feed(agent, MASTER, wire.StatusUpdateAck(AID, [(FID, "t1", b"u1")]), 3.0)
     actions = agent.take_actions()
     assert isinstance(actions[0], JournalAppend) and actions[0].record == ACK(b"u1")
-    assert isinstance(actions[1], Send) and wire(actions[1].body).update.uuid == b"u2"  # forwarded after the ack is on disk
+    assert isinstance(actions[1], Send) and updates_in(roundtrip(actions[1].body))[0].uuid == b"u2"  # forwarded after the ack is on disk
 
 
 def test_duplicates_and_stale_acks_are_not_journalled() -> None:
@@ -126,11 +127,10 @@ def test_duplicates_and_stale_acks_are_not_journalled() -> None:
     feed(agent, MASTER, pb.RunTask(framework=checkpointing_framework(), task=command_task("t1", AID)), 1.0)
     feed(agent, EXEC, pb.RegisterExecutor(framework_id=pb.FrameworkID(value=FID),
                                           executor_id=pb.ExecutorID(value="t1"), transport=EXEC), 1.0)
-    feed(agent, EXEC, pb.ExecutorStatusUpdate(update=update(pb.TASK_RUNNING, b"u1")), 2.0)
+    feed(agent, EXEC, wire_updates(wire.ExecutorStatusUpdate, update(pb.TASK_RUNNING, b"u1")), 2.0)
     agent.take_actions()
-    feed(agent, EXEC, pb.ExecutorStatusUpdate(update=update(pb.TASK_RUNNING, b"u1")), 2.1)
-    feed(agent, MASTER, pb.StatusUpdateAck(agent_id=AID, framework_id=FID,
-                                           task_id="t1", uuid=b"nope"), 3.0)
+    feed(agent, EXEC, wire_updates(wire.ExecutorStatusUpdate, update(pb.TASK_RUNNING, b"u1")), 2.1)
+    feed(agent, MASTER, wire.StatusUpdateAck(AID, [(FID, "t1", b"nope")]), 3.0)
     assert not others(agent.take_actions(), JournalAppend)
 
 
@@ -140,7 +140,7 @@ def test_frameworks_without_checkpointing_emit_no_checkpoint_actions() -> None:
     feed(agent, MASTER, pb.RunTask(framework=framework_info(framework_id=FID), task=command_task("t1", AID)), 1.0)
     feed(agent, EXEC, pb.RegisterExecutor(framework_id=pb.FrameworkID(value=FID),
                                           executor_id=pb.ExecutorID(value="t1"), transport=EXEC), 1.0)
-    feed(agent, EXEC, pb.ExecutorStatusUpdate(update=update(pb.TASK_RUNNING, b"u1")), 2.0)
+    feed(agent, EXEC, wire_updates(wire.ExecutorStatusUpdate, update(pb.TASK_RUNNING, b"u1")), 2.0)
     names = {type(a).__name__ for a in agent.take_actions()}
     assert not names & {"CheckpointAgent", "CheckpointFramework", "CheckpointExecutor", "CheckpointTask", "JournalAppend"}
 
@@ -190,7 +190,7 @@ def test_new_updates_in_the_reregistration_are_journalled_before_they_are_acked(
                                             updates=[update(pb.TASK_RUNNING, b"u1"), update(pb.TASK_FINISHED, b"u2")]), 0.5)
     actions = agent.take_actions()
     journal = [i for i, a in enumerate(actions) if isinstance(a, JournalAppend)]
-    acks = [i for i, a in enumerate(actions) if isinstance(a, Send) and isinstance(a.body, pb.ExecutorStatusUpdateAck)]
+    acks = [i for i, a in enumerate(actions) if isinstance(a, Send) and isinstance(a.body, wire.ExecutorStatusUpdateAck)]
     assert len(journal) == 1 and actions[journal[0]].record.uuid == b"u2"
     assert journal[0] < acks[1]
     assert [u for u, _ in agent.updates.pending((FID, "t1"))] == [b"u1", b"u2"]
@@ -321,14 +321,14 @@ def running_checkpointed_task(agent: AgentEngine) -> str:
 
 
 def ack_from_master(agent: AgentEngine, uuid: bytes, now: float) -> list:
-    feed(agent, MASTER, pb.StatusUpdateAck(agent_id=AID, framework_id=FID, task_id="t1", uuid=uuid), now)
+    feed(agent, MASTER, wire.StatusUpdateAck(AID, [(FID, "t1", uuid)]), now)
     return agent.take_actions()
 
 
 def test_a_finished_runs_checkpoint_goes_once_its_last_update_is_acknowledged() -> None:
     agent = new_agent()
     container = running_checkpointed_task(agent)
-    feed(agent, EXEC, pb.ExecutorStatusUpdate(update=update(pb.TASK_FINISHED, b"u1")), 2.0)
+    feed(agent, EXEC, wire_updates(wire.ExecutorStatusUpdate, update(pb.TASK_FINISHED, b"u1")), 2.0)
     agent.take_actions()
     agent.executor_exited(container, 0, "", 3.0)
     assert not others(agent.take_actions(), DiscardRun)  # the TASK_FINISHED is not acknowledged yet
@@ -341,7 +341,7 @@ def test_a_finished_runs_checkpoint_goes_once_its_last_update_is_acknowledged() 
 def test_an_executor_ending_after_its_tasks_were_acknowledged_discards_its_run_at_once() -> None:
     agent = new_agent()
     container = running_checkpointed_task(agent)
-    feed(agent, EXEC, pb.ExecutorStatusUpdate(update=update(pb.TASK_FINISHED, b"u1")), 2.0)
+    feed(agent, EXEC, wire_updates(wire.ExecutorStatusUpdate, update(pb.TASK_FINISHED, b"u1")), 2.0)
     agent.take_actions()
     assert not others(ack_from_master(agent, b"u1", 3.0), DiscardRun)  # the executor still runs
     agent.executor_exited(container, 0, "", 4.0)
@@ -352,10 +352,10 @@ def test_an_executor_that_dies_discards_its_run_after_the_failure_it_causes_is_a
     agent = new_agent()
     container = running_checkpointed_task(agent)
     agent.executor_exited(container, -9, "", 2.0)
-    (failed,) = bodies(agent, pb.StatusUpdateMessage, to=MASTER)
-    assert failed.update.status.state == pb.TASK_FAILED
+    (failed,) = [u for b in bodies(agent, wire.StatusUpdateMessage, to=MASTER) for u in updates_in(b)]
+    assert failed.status.state == pb.TASK_FAILED
     assert not others(agent.take_actions(), DiscardRun)
-    assert others(ack_from_master(agent, failed.update.uuid, 3.0), DiscardRun) == [DiscardRun(FID, "t1", container)]
+    assert others(ack_from_master(agent, failed.uuid, 3.0), DiscardRun) == [DiscardRun(FID, "t1", container)]
 
 
 def test_recovery_discards_ended_runs_whose_updates_were_all_acknowledged_and_keeps_the_others() -> None:
@@ -366,5 +366,5 @@ def test_recovery_discards_ended_runs_whose_updates_were_all_acknowledged_and_ke
                                   recovered_run([UPD(pending)], tid="t2", exited=True)), set(), RecoverMode.RECONNECT, 0.0)
     assert others(agent.take_actions(), DiscardRun) == [DiscardRun(FID, "t1", "t1.1.abc")]
     registered(agent, 1.0)
-    feed(agent, MASTER, pb.StatusUpdateAck(agent_id=AID, framework_id=FID, task_id="t2", uuid=b"p1"), 2.0)
+    feed(agent, MASTER, wire.StatusUpdateAck(AID, [(FID, "t2", b"p1")]), 2.0)
     assert others(agent.take_actions(), DiscardRun) == [DiscardRun(FID, "t2", "t2.1.abc")]

@@ -4,9 +4,11 @@ from __future__ import annotations
 import random
 
 from corral.engines.executor import AllAcknowledged, ExecutorEngine
+from corral import wire
 from corral.protos import corral_pb2 as pb
 
 from engine_helpers import bodies, feed, framework_info, others, sent
+from engine_helpers import updates_in
 
 AGENT, ME = "tcp://agent1", "tcp://exec"
 FID, EID, AID = "fw1", "e1", "agent-1"
@@ -29,12 +31,11 @@ def send(e: ExecutorEngine, tid: str, state: int, now: float) -> None:
 
 
 def updates(e: ExecutorEngine) -> list[pb.StatusUpdate]:
-    return [m.update for m in bodies(e, pb.ExecutorStatusUpdate, to=AGENT)]
+    return [u for m in bodies(e, wire.ExecutorStatusUpdate, to=AGENT) for u in updates_in(m)]
 
 
-def ack(update: pb.StatusUpdate) -> pb.ExecutorStatusUpdateAck:
-    return pb.ExecutorStatusUpdateAck(agent_id=AID, framework_id=FID,
-                                      task_id=update.status.task_id.value, uuid=update.uuid)
+def ack(update: pb.StatusUpdate) -> wire.ExecutorStatusUpdateAck:
+    return wire.ExecutorStatusUpdateAck(AID, FID, [(update.status.task_id.value, update.uuid)])
 
 
 def test_registration_is_retried_until_registered():
@@ -85,6 +86,6 @@ def test_stale_ack_does_not_release_the_next_update():
     send(e, "t1", pb.TASK_FINISHED, 1.1)
     (head,) = updates(e)
     stale = ack(head)
-    stale.uuid = b"x" * 16
+    stale.rows[0] = (stale.rows[0][0], b"x" * 16)
     feed(e, AGENT, stale, 2.0)
     assert updates(e) == [] and e.unacknowledged() == 2

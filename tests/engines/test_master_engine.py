@@ -7,12 +7,14 @@ import pytest
 from corral.engines import master as master_engine
 from corral.engines.master import AgentState
 from corral.protocol import PeerEvent
+from corral import wire
 from corral.protos import corral_pb2 as pb
 
 from engine_helpers import (
     accept, bodies, command_task, feed, new_master, offers, register_agent, resources, sent,
     status_update, status_updates, subscribe,
 )
+from engine_helpers import updates_in
 
 S1, S2, A1, A2 = "tcp://sched1", "tcp://sched2", "tcp://agent1", "tcp://agent2"
 R = pb.TaskStatus
@@ -153,7 +155,7 @@ def test_duplicate_task_ids_in_one_launch(cluster):
     launch(m, fid, offer, command_task("t1", aid), command_task("t1", aid))
     out = sent(m)
     runs = [b for _, b in out if isinstance(b, pb.RunTask)]
-    errors = [b.update.status for _, b in out if isinstance(b, pb.Update)]
+    errors = [x.status for _, b in out if isinstance(b, wire.Updates) for x in updates_in(b)]
     assert len(runs) == 1
     (status,) = errors
     assert status.task_id.value == "t1" and status.state == pb.TASK_ERROR
@@ -165,7 +167,7 @@ def test_task_beyond_the_offer_is_an_error_and_unused_resources_are_returned(clu
     launch(m, fid, offer, command_task("big", aid, "cpus:5;mem:128"), command_task("ok", aid, "cpus:1;mem:128"),
            now=2.0)
     out = sent(m)
-    (status,) = [b.update.status for _, b in out if isinstance(b, pb.Update)]
+    (status,) = [x.status for _, b in out if isinstance(b, wire.Updates) for x in updates_in(b)]
     assert status.task_id.value == "big" and status.state == pb.TASK_ERROR
     assert status.reason == R.REASON_TASK_INVALID
     assert [b.task.task_id.value for _, b in out if isinstance(b, pb.RunTask)] == ["ok"]
@@ -198,16 +200,15 @@ def test_task_is_forgotten_only_when_its_terminal_update_is_acked(cluster):
     launch(m, fid, offer, command_task("t1", aid))
     sent(m)
     feed(m, A1, status_update(fid, aid, "t1", pb.TASK_RUNNING, b"u1", latest=pb.TASK_FINISHED), 3.0)
-    ack = pb.Acknowledge(framework_id=fid, agent_id=aid,
-                         task_id="t1", uuid=b"u1")
+    ack = wire.Acknowledge(fid, [(aid, "t1", b"u1")])
     feed(m, S1, ack, 3.1)
-    (forward,) = bodies(m, pb.StatusUpdateAck, to=A1)
-    assert forward.uuid == b"u1"
+    (forward,) = bodies(m, wire.StatusUpdateAck, to=A1)
+    assert forward.rows[0][2] == b"u1"
     assert "t1" in m.frameworks[fid].tasks  # head (RUNNING) acked, FINISHED not yet
     feed(m, A1, status_update(fid, aid, "t1", pb.TASK_FINISHED, b"u2", latest=pb.TASK_FINISHED), 3.2)
     sent(m)
     assert "t1" in m.frameworks[fid].tasks
-    ack.uuid = b"u2"
+    ack.rows[0] = (*ack.rows[0][:2], b"u2")
     feed(m, S1, ack, 3.3)
     assert "t1" not in m.frameworks[fid].tasks
     assert [t.id for t in m.frameworks[fid].completed] == ["t1"]
@@ -277,11 +278,11 @@ def test_reconcile_answers_are_packed_into_updates_messages(cluster, monkeypatch
     for tid in ("t0", "t1", "t2", "unknown"):
         msg.tasks.add(task_id=pb.TaskID(value=tid), agent_id=pb.AgentID(value=aid))
     feed(m, S1, msg, 3.0)
-    packs = bodies(m, pb.Updates, to=S1)
-    assert [[u.status.task_id.value for u in p.updates] for p in packs] == [["t0", "t1"], ["t2", "unknown"]]
-    assert [u.status.state for p in packs for u in p.updates] == [pb.TASK_STAGING] * 3 + [pb.TASK_LOST]
+    packs = bodies(m, wire.Updates, to=S1)
+    assert [[u.status.task_id.value for u in updates_in(p)] for p in packs] == [["t0", "t1"], ["t2", "unknown"]]
+    assert [u.status.state for p in packs for u in updates_in(p)] == [pb.TASK_STAGING] * 3 + [pb.TASK_LOST]
     feed(m, S1, pb.Reconcile(framework_id=pb.FrameworkID(value=fid)), 4.0)  # implicit: the three known
-    assert [len(p.updates) for p in bodies(m, pb.Updates, to=S1)] == [2, 1]
+    assert [len(p.rows) for p in bodies(m, wire.Updates, to=S1)] == [2, 1]
 
 
 def test_reconciliation_answers_the_head_state_not_the_latest(cluster):
@@ -317,7 +318,7 @@ def test_agent_unreachable_after_max_missed_pongs(cluster):
     assert pings == m.config.max_missed_pongs
     rescinds = [b for to, b in out if isinstance(b, pb.Rescind)]
     assert [r.offer_id.value for r in rescinds] == [offer2.id.value]
-    (update,) = [b.update.status for to, b in out if isinstance(b, pb.Update)]
+    (update,) = [x.status for to, b in out if isinstance(b, wire.Updates) for x in updates_in(b)]
     assert update.task_id.value == "t1" and update.state == pb.TASK_LOST
     assert update.reason == R.REASON_AGENT_DISCONNECTED
     assert m.offers == {}
@@ -370,8 +371,7 @@ def test_retry_of_a_forgotten_tasks_terminal_update_is_relayed_and_its_ack_forwa
     m, aid, fid, offer = cluster
     launch(m, fid, offer, command_task("t1", aid))
     feed(m, A1, status_update(fid, aid, "t1", pb.TASK_FINISHED, b"u1"), 3.0)
-    ack = pb.Acknowledge(framework_id=fid, agent_id=aid,
-                         task_id="t1", uuid=b"u1")
+    ack = wire.Acknowledge(fid, [(aid, "t1", b"u1")])
     feed(m, S1, ack, 3.1)
     sent(m)
     assert "t1" not in m.frameworks[fid].tasks
@@ -379,8 +379,8 @@ def test_retry_of_a_forgotten_tasks_terminal_update_is_relayed_and_its_ack_forwa
     (retry,) = updates_to(m, S1)
     assert retry.uuid == b"u1" and retry.status.state == pb.TASK_FINISHED
     feed(m, S1, ack, 13.1)
-    (forward,) = bodies(m, pb.StatusUpdateAck, to=A1)
-    assert forward.uuid == b"u1" and forward.task_id == "t1"
+    (forward,) = bodies(m, wire.StatusUpdateAck, to=A1)
+    assert forward.rows[0][2] == b"u1" and forward.rows[0][1] == "t1"
 
 
 def test_retried_registration_is_answered_again_without_resending_launches():
@@ -478,7 +478,7 @@ def test_a_fresh_agent_at_a_known_address_gets_a_new_id_and_the_old_tasks_are_go
     out = sent(m)
     (reply,) = [b for to, b in out if to == A1 and isinstance(b, pb.AgentRegistered)]
     assert reply.agent_id.value != old and old not in m.agents
-    (gone,) = [b.update.status for to, b in out if to == S1 and isinstance(b, pb.Update)]
+    (gone,) = [x.status for to, b in out if to == S1 and isinstance(b, wire.Updates) for x in updates_in(b)]
     assert gone.task_id.value == "t1" and gone.state == pb.TASK_LOST  # GONE for partition-aware frameworks
     assert gone.reason == R.REASON_AGENT_RESTARTED
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import pytest
 
 from corral.engines.master import AgentRecordState, ForgetAgent, MasterConfig, MasterEngine, RecordAgent, RegistryState
+from corral import wire
 from corral.protos import corral_pb2 as pb
 from corral.resources import Resources
 
 from engine_helpers import (
     MASTER, bodies, command_task, feed, new_master, offers, others, register_agent, resources, sent, status_updates, subscribe,
 )
+from engine_helpers import updates_in
 
 S1, A1, A2 = "tcp://sched1", "tcp://agent1", "tcp://agent2"
 R = pb.TaskStatus
@@ -79,7 +81,7 @@ def test_an_agent_marked_gone_reports_its_tasks_and_may_not_come_back():
     sent(m)
     assert m.mark_gone(aid, 3.0) == ""
     out = m.take_actions()
-    (update,) = [a.body.update.status for a in out if getattr(a, "to", "") == S1 and isinstance(a.body, pb.Update)]
+    (update,) = [x.status for a in out if getattr(a, "to", "") == S1 and isinstance(a.body, wire.Updates) for x in updates_in(a.body)]
     assert update.state == pb.TASK_GONE_BY_OPERATOR and update.reason == R.REASON_AGENT_REMOVED_BY_OPERATOR
     assert [r.record for r in others(out, RecordAgent)] == [AgentRecordState.GONE]
     (answer,) = reconcile(m, fid, "t1", aid, 4.0)

@@ -7,9 +7,11 @@ import random
 from corral.engines.base import Callback
 from corral.engines.scheduler import Abort, SchedulerConfig, SchedulerEngine, SchedulerEvent, Subscription
 from corral.protocol import PeerEvent
+from corral import wire
 from corral.protos import corral_pb2 as pb
 
 from engine_helpers import MASTER, bodies, feed, framework_info, others, sent, status_update
+from engine_helpers import updates_in, wire_updates
 
 ME = "tcp://sched"
 FID, AID = "fw1", "agent-1"
@@ -35,13 +37,17 @@ def subscribed(**config) -> SchedulerEngine:
     return s
 
 
-def update(state: int, uuid: bytes | None, tid: str = "t1") -> pb.Update:
-    msg = status_update(FID, AID, tid, state, uuid or b"")
+def pb_update(state: int, uuid: bytes | None, tid: str = "t1") -> pb.StatusUpdate:
+    (update,) = updates_in(status_update(FID, AID, tid, state, uuid or b""))
     if uuid is None:
-        msg.update.ClearField("uuid")
-        msg.update.status.ClearField("uuid")
-        msg.update.status.source = pb.TaskStatus.SOURCE_MASTER
-    return pb.Update(update=msg.update)
+        update.ClearField("uuid")
+        update.status.ClearField("uuid")
+        update.status.source = pb.TaskStatus.SOURCE_MASTER
+    return update
+
+
+def update(state: int, uuid: bytes | None, tid: str = "t1") -> wire.Updates:
+    return wire_updates(wire.Updates, pb_update(state, uuid, tid))
 
 
 def status_callbacks(actions) -> list[pb.TaskStatus]:
@@ -86,12 +92,12 @@ def test_each_uuid_is_delivered_once_and_a_duplicate_is_acked_again():
     feed(s, MASTER, update(pb.TASK_RUNNING, b"u1"), 1.0)
     (status,) = status_callbacks(s.take_actions())
     s.acknowledge(status)
-    (ack,) = bodies(s, pb.Acknowledge, to=MASTER)
-    assert ack.uuid == b"u1" and ack.task_id == "t1" and ack.agent_id == AID
+    (ack,) = bodies(s, wire.Acknowledge, to=MASTER)
+    assert ack.rows == [(AID, "t1", b"u1")]
     feed(s, MASTER, update(pb.TASK_RUNNING, b"u1"), 11.0)  # our ack was lost: the agent retried
     actions = s.take_actions()
     assert status_callbacks(actions) == []
-    assert [a.body.uuid for a in actions if hasattr(a, "body") and isinstance(a.body, pb.Acknowledge)] == [b"u1"]
+    assert [a.body.rows[0][2] for a in actions if hasattr(a, "body") and isinstance(a.body, wire.Acknowledge)] == [b"u1"]
     assert s.counters["duplicate_updates"] == 1
 
 
@@ -103,8 +109,8 @@ def test_duplicate_of_an_unacknowledged_update_is_neither_delivered_nor_acked():
     feed(s, MASTER, update(pb.TASK_RUNNING, b"u1"), 11.0)
     assert s.take_actions() == []
     s.acknowledge(status)  # explicit, when the framework is ready
-    (ack,) = bodies(s, pb.Acknowledge, to=MASTER)
-    assert ack.uuid == b"u1"
+    (ack,) = bodies(s, wire.Acknowledge, to=MASTER)
+    assert ack.rows[0][2] == b"u1"
 
 
 def test_master_generated_updates_are_never_acked():
@@ -113,7 +119,7 @@ def test_master_generated_updates_are_never_acked():
     (status,) = status_callbacks(s.take_actions())
     assert status.state == pb.TASK_LOST
     s.acknowledge(status)
-    assert not bodies(s, pb.Acknowledge)
+    assert not bodies(s, wire.Acknowledge)
     # each master answer is delivered (no uuid to de-duplicate on)
     feed(s, MASTER, update(pb.TASK_LOST, None), 2.0)
     assert len(status_callbacks(s.take_actions())) == 1
@@ -142,9 +148,9 @@ def test_packed_updates_are_delivered_one_by_one_with_the_same_deduplication():
     s = subscribed()
     feed(s, MASTER, update(pb.TASK_RUNNING, b"u1", tid="t1"), 1.0)
     s.take_actions()
-    packed = pb.Updates(updates=[update(pb.TASK_RUNNING, b"u1", tid="t1").update,  # a duplicate
-                                 update(pb.TASK_FINISHED, None, tid="t2").update,
-                                 update(pb.TASK_LOST, None, tid="t3").update])
+    packed = wire_updates(wire.Updates, pb_update(pb.TASK_RUNNING, b"u1", tid="t1"),  # a duplicate
+                          pb_update(pb.TASK_FINISHED, None, tid="t2"),
+                          pb_update(pb.TASK_LOST, None, tid="t3"))
     feed(s, MASTER, packed, 2.0)
     assert [(st.task_id.value, st.state) for st in status_callbacks(s.take_actions())] == [
         ("t2", pb.TASK_FINISHED), ("t3", pb.TASK_LOST)]

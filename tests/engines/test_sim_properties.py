@@ -53,6 +53,8 @@ from corral.protos import corral_pb2 as pb
 from corral.testing import FaultPlan, SimCluster
 from corral.testing.sim import MASTER_ADDRESS
 
+from engine_helpers import updates_in
+
 FAULT_WINDOW = 300.0
 SETTLE_LIMIT = 20000.0
 AGENTS = 3
@@ -201,7 +203,8 @@ def check_seed(seed: int) -> list[str]:
     acked_at: dict[bytes, float] = {}
     for d in cluster.network.deliveries:
         if d.type is MessageType.STATUS_UPDATE_ACK and d.to.startswith("sim://agent-") and "/" not in d.to[6:]:
-            acked_at.setdefault(d.body.uuid, d.at)
+            for row in d.body.rows:
+                acked_at.setdefault(row[2], d.at)
     # the terminal states of each task's stream that reached the master (relayed, or
     # carried as unacknowledged updates by a reregistering agent)
     ended_at_master: dict[str, set[int]] = {}
@@ -209,7 +212,7 @@ def check_seed(seed: int) -> list[str]:
         if d.to != MASTER_ADDRESS:
             continue
         if d.type is MessageType.STATUS_UPDATE:
-            stream_updates = [d.body.update]
+            stream_updates = updates_in(d.body)
         elif d.type is MessageType.REREGISTER_AGENT:
             stream_updates = [u for report in d.body.tasks for u in report.unacknowledged]
         else:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from corral.engines.agent import AgentConfig, AgentEngine
 from corral.engines.base import MasterLost, Send
 from corral.protocol import PeerEvent
+from corral import wire
 from corral.protos import corral_pb2 as pb
 from engine_helpers import MASTER, accept, bodies, command_task, feed, new_master, offers, register_agent, resources, sent
-from engine_helpers import status_update, subscribe
+from engine_helpers import status_update, subscribe, updates_in
 
 A1, S1, S2 = "tcp://agent1", "tcp://sched1", "tcp://sched2"
 
@@ -39,11 +40,10 @@ def _agent_settles(m, fid, aid, now):
     out = sent(m)
     (ask,) = [b for to, b in out if to == A1 and isinstance(b, pb.ReconcileTasks)]
     assert [t.value for t in ask.task_ids] == ["t1"] and ask.framework.id.value == fid
-    assert not [b for to, b in out if to == S1 and isinstance(b, pb.Update)]
+    assert not [b for to, b in out if to == S1 and isinstance(b, wire.Updates)]
     feed(m, A1, status_update(fid, aid, "t1", pb.TASK_LOST, b"d" * 16), now)
-    (lost,) = [u.update.status for u in bodies(m, pb.Update, to=S1)]
-    feed(m, S1, pb.Acknowledge(framework_id=fid, agent_id=aid,
-                               task_id="t1", uuid=b"d" * 16), now + 1)
+    (lost,) = [x.status for u in bodies(m, wire.Updates, to=S1) for x in updates_in(u)]
+    feed(m, S1, wire.Acknowledge(fid, [(aid, "t1", b"d" * 16)]), now + 1)
     return lost
 
 
@@ -63,7 +63,7 @@ def test_a_launch_is_not_run_again_when_a_retried_registration_is_answered_late(
     to the retry; that copy reached the agent after the task had ended, and the agent ran
     the task a second time (STARTING after FAILED at the scheduler)."""
     from corral.engines.agent import LaunchExecutor
-    from engine_helpers import MASTER, advance, others, wire
+    from engine_helpers import MASTER, advance, others, roundtrip
 
     m = new_master()
     agent = _agent_engine()
@@ -86,12 +86,12 @@ def test_a_launch_is_not_run_again_when_a_retried_registration_is_answered_late(
     assert [type(b) for _, b in later] == [pb.AgentRegistered] * len(retries)
 
     for _, body in late:
-        agent.handle(MASTER, wire(body), 31.0)
+        agent.handle(MASTER, roundtrip(body), 31.0)
     (launched,) = others(agent.take_actions(), LaunchExecutor)
     key = (fid, "t1")
     agent.tasks[key].state = pb.TASK_FAILED  # the task ran and ended meanwhile
     for _, body in later:
-        agent.handle(MASTER, wire(body), 32.0)
+        agent.handle(MASTER, roundtrip(body), 32.0)
     assert not others(agent.take_actions(), LaunchExecutor)
 
 
@@ -128,18 +128,17 @@ def test_a_task_learned_from_a_reregistering_agent_is_forgotten_when_its_reporte
     msg = pb.ReregisterAgent(agent=info)
     report = msg.tasks.add(task=command_task("t1", "a-old"), state=pb.TASK_FINISHED)
     report.framework_id.value = fid
-    head = status_update(fid, "a-old", "t1", pb.TASK_FINISHED, b"h" * 16).update
+    head = updates_in(status_update(fid, "a-old", "t1", pb.TASK_FINISHED, b"h" * 16))[0]
     report.unacknowledged.append(head)
     msg.frameworks.add(user="u", name="fw", id=pb.FrameworkID(value=fid), failover_timeout=60.0)
     feed(m, A1, msg, 1.0)
     feed(m, S1, pb.Subscribe(framework_info=pb.FrameworkInfo(user="u", name="fw", id=pb.FrameworkID(value=fid)),
                              transport=S1), 2.0)
     sent(m)
-    ack = pb.Acknowledge(framework_id=fid, agent_id="a-old",
-                         task_id="t1", uuid=b"h" * 16)
+    ack = wire.Acknowledge(fid, [("a-old", "t1", b"h" * 16)])
     feed(m, S1, ack, 3.0)
-    (forward,) = bodies(m, pb.StatusUpdateAck, to=A1)
-    assert forward.uuid == b"h" * 16
+    (forward,) = bodies(m, wire.StatusUpdateAck, to=A1)
+    assert forward.rows[0][2] == b"h" * 16
     assert "t1" not in m.frameworks[fid].tasks and not m.agents["a-old"].tasks
 
 
@@ -162,7 +161,7 @@ def test_tasks_that_ended_unacknowledged_are_forgotten_with_their_removed_agent(
     feed(m, A1, status_update(fid, aid, "t2", pb.TASK_FINISHED, b"f" * 16), 3.0)
     sent(m)
     feed(m, A1, pb.RegisterAgent(agent=info, session=b"second"), 10.0)  # a new agent process
-    (gone,) = [u.update.status for u in bodies(m, pb.Update, to=S1)]
+    (gone,) = [x.status for u in bodies(m, wire.Updates, to=S1) for x in updates_in(u)]
     assert gone.task_id.value == "t1" and gone.state == pb.TASK_LOST
     assert gone.reason == pb.TaskStatus.REASON_AGENT_RESTARTED
     assert not m.frameworks[fid].tasks
@@ -189,14 +188,13 @@ def test_an_agent_answers_tasks_it_does_not_know_with_a_reliable_drop_and_keeps_
         sent(agent)
         feed(agent, MASTER, pb.ReconcileTasks(framework_id=framework.id, framework=framework,
                                               task_ids=[pb.TaskID(value="known"), pb.TaskID(value="gone")]), 3.0)
-        (update,) = [b.update for b in bodies(agent, pb.StatusUpdateMessage, to=MASTER)]
+        (update,) = [updates_in(b)[0] for b in bodies(agent, wire.StatusUpdateMessage, to=MASTER)]
         assert update.status.task_id.value == "gone" and update.status.state == expected
         assert update.uuid and update.status.reason == pb.TaskStatus.REASON_RECONCILIATION
         # reliable: retried until the master acknowledges it, then forgotten
         advance(agent, 14.0)
-        assert [b.update.uuid for b in bodies(agent, pb.StatusUpdateMessage, to=MASTER)] == [update.uuid]
-        feed(agent, MASTER, pb.StatusUpdateAck(agent_id="a1", framework_id=framework.id.value,
-                                               task_id="gone", uuid=update.uuid), 15.0)
+        assert [updates_in(b)[0].uuid for b in bodies(agent, wire.StatusUpdateMessage, to=MASTER)] == [update.uuid]
+        feed(agent, MASTER, wire.StatusUpdateAck("a1", [(framework.id.value, "gone", update.uuid)]), 15.0)
         assert ("f1", "gone") not in agent.tasks and ("f1", "known") in agent.tasks
 
 
@@ -216,7 +214,7 @@ def test_calls_queued_before_a_master_failover_do_not_fail_the_scheduler_that_re
     msg.frameworks.add(user="u", name="fw", id=pb.FrameworkID(value=fid), failover_timeout=60.0)
     feed(m, A1, msg, 1.0)
     sent(m)
-    feed(m, S1, pb.Acknowledge(framework_id=fid, agent_id="a-old", task_id="t1", uuid=b"q" * 16), 2.0)
+    feed(m, S1, wire.Acknowledge(fid, [("a-old", "t1", b"q" * 16)]), 2.0)
     feed(m, S1, pb.Kill(framework_id=pb.FrameworkID(value=fid), task_id=pb.TaskID(value="t1")), 2.0)
     assert sent(m) == []  # no fatal error, no kill: nobody serves the framework yet
     assert m.counters["messages_from_unknown"] == 2
@@ -260,15 +258,15 @@ def test_a_retry_that_crossed_its_acknowledgement_is_acked_again_not_relayed():
     (offer,) = offers(m, 1.0, to=S1)
     feed(m, S1, accept(fid, [offer.id.value], [command_task("t1", aid)]), 2.0)
     feed(m, A1, status_update(fid, aid, "t1", pb.TASK_STARTING, b"s" * 16), 3.0)
-    assert [b.update.status.state for b in bodies(m, pb.Update, to=S1)] == [pb.TASK_STARTING]
-    feed(m, S1, pb.Acknowledge(framework_id=fid, agent_id=aid, task_id="t1", uuid=b"s" * 16), 4.0)
-    (ack,) = bodies(m, pb.StatusUpdateAck, to=A1)
+    assert [x.status.state for b in bodies(m, wire.Updates, to=S1) for x in updates_in(b)] == [pb.TASK_STARTING]
+    feed(m, S1, wire.Acknowledge(fid, [(aid, "t1", b"s" * 16)]), 4.0)
+    (ack,) = bodies(m, wire.StatusUpdateAck, to=A1)
     feed(m, A1, status_update(fid, aid, "t1", pb.TASK_STARTING, b"s" * 16), 5.0)  # the crossing retry
     out = sent(m)
-    assert [(to, type(b).__name__, b.uuid) for to, b in out] == [(A1, "StatusUpdateAck", b"s" * 16)]
+    assert [(to, type(b).__name__, b.rows[0][2]) for to, b in out] == [(A1, "StatusUpdateAck", b"s" * 16)]
     assert m.counters["acknowledged_retries"] == 1
     feed(m, A1, status_update(fid, aid, "t1", pb.TASK_RUNNING, b"r" * 16), 6.0)  # the next one goes on
-    assert [b.update.status.state for b in bodies(m, pb.Update, to=S1)] == [pb.TASK_RUNNING]
+    assert [x.status.state for b in bodies(m, wire.Updates, to=S1) for x in updates_in(b)] == [pb.TASK_RUNNING]
 
 
 def test_reconciling_a_task_still_staging_asks_its_agent_whose_launch_may_have_been_lost():

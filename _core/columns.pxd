@@ -1,0 +1,60 @@
+# C declarations Cython applies to columns.py (pure-Python mode): the reader is a C
+# struct-like class whose methods are C calls, and the loops run on C integers.
+cimport cython
+
+cdef int _VARINT, _I64, _LEN, _I32, _STRING_FIELDS, _ROW_WIDTH
+
+
+@cython.final
+cdef class _Reader:
+    cdef bytes data
+    cdef Py_ssize_t pos
+    cdef Py_ssize_t end
+
+    @cython.locals(data=bytes, pos=Py_ssize_t, result="unsigned long long",
+                   shift=int, b="unsigned long long")
+    cdef unsigned long long varint(self) except? 0x7FFFFFFF
+
+    @cython.locals(value="unsigned long long")
+    cdef long int32(self) except? -1
+
+    @cython.locals(n="unsigned long long")
+    cdef Py_ssize_t length(self) except -1
+
+    @cython.locals(n=Py_ssize_t, start=Py_ssize_t)
+    cdef str text(self)
+
+    @cython.locals(n=Py_ssize_t, start=Py_ssize_t)
+    cdef bytes blob(self)
+
+    cdef int skip(self, unsigned long long wire_type) except -1
+
+    cdef int _advance(self, Py_ssize_t n) except -1
+
+    @cython.locals(n=Py_ssize_t, stop=Py_ssize_t, outer=Py_ssize_t)
+    cdef int ints(self, unsigned long long wire_type, list column) except -1
+
+
+@cython.locals(key="unsigned long long", field="unsigned long long", wire_type="unsigned long long")
+cdef int _read_columns(_Reader reader, list columns) except -1
+
+@cython.locals(columns=list, reader=_Reader, inner=_Reader, key="unsigned long long",
+               stop=Py_ssize_t, n=Py_ssize_t, latest=list)
+cpdef list decode_updates(bytes data)
+
+cdef int _put_varint(bytearray out, unsigned long long value) except -1
+
+cdef int _put_blob(bytearray out, int key, value) except -1
+
+@cython.locals(packed=bytearray, value=long)
+cdef int _put_ints(bytearray out, int key, list rows, Py_ssize_t index) except -1
+
+@cython.locals(inner=bytearray, out=bytearray, field=int, key=int)
+cpdef bytes encode_updates(list rows)
+
+@cython.locals(reader=_Reader, key="unsigned long long", field="unsigned long long", first=str, second=str,
+               seconds=list, task_ids=list, uuids=list, n=Py_ssize_t)
+cpdef tuple decode_acks(bytes data, int width)
+
+@cython.locals(out=bytearray, base=Py_ssize_t)
+cpdef bytes encode_acks(str first, str second, list rows)

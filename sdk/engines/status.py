@@ -1,0 +1,93 @@
+"""The status path inside the engines: updates as rows, and the batches that carry them.
+
+A status update, as the executor driver and the agent hold it until it is
+acknowledged, is an `UpdateRow`: the ids and state the relays act on, and the
+TaskStatus its source serialised, which relays pass along as bytes and only the
+scheduler's driver parses. Updates and acks travel in `corral.wire` messages of rows,
+one row per message unbatched and many batched: an engine adds rows with
+`Engine.send_row`, and the `Batch` collecting them for one peer becomes a message when
+the engine's actions are taken.
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from corral.protos import corral_pb2 as pb
+from corral.wire import HEALTH_UNREPORTED, HEALTHY, UNHEALTHY
+
+
+class UpdateRow(NamedTuple):
+    """One status update: reliable (it carries a uuid and waits for an ack), or the
+    master's own (uuid "")."""
+
+    framework_id: str
+    executor_id: str  # "" for none
+    task_id: str
+    state: int
+    uuid: bytes
+    status: bytes  # the serialised TaskStatus
+    health: int  # the status's `healthy`: HEALTH_UNREPORTED, HEALTHY or UNHEALTHY
+
+
+#: a row's health as TaskStatus.healthy (`.get`: None when not reported)
+HEALTHY_OF = {HEALTHY: True, UNHEALTHY: False}
+
+
+def health_of(status: pb.TaskStatus) -> int:
+    if not status.HasField("healthy"):
+        return HEALTH_UNREPORTED
+    return HEALTHY if status.healthy else UNHEALTHY
+
+
+def row_of(update: pb.StatusUpdate) -> UpdateRow:
+    """The row of an update carried whole (a report of unacknowledged updates, a journal,
+    a reregistering executor)."""
+    status = update.status
+    return UpdateRow(update.framework_id.value, update.executor_id.value, status.task_id.value, status.state,
+                     update.uuid or status.uuid, status.SerializeToString(), health_of(status))
+
+
+def update_of(row: UpdateRow, agent_id: str = "", latest_state: int | None = None) -> pb.StatusUpdate:
+    """The whole update of a row (for reports and journals); its agent id is the
+    status's when `agent_id` is not given."""
+    status = pb.TaskStatus.FromString(row.status)
+    update = pb.StatusUpdate(status=status, uuid=row.uuid, timestamp=status.timestamp)
+    update.framework_id.value = row.framework_id
+    if row.executor_id:
+        update.executor_id.value = row.executor_id
+    agent_id = agent_id or status.agent_id.value
+    if agent_id:
+        update.agent_id.value = agent_id
+    if latest_state is not None:
+        update.latest_state = latest_state
+    return update
+
+
+def status_row(framework_id: str, status: pb.TaskStatus) -> UpdateRow:
+    """The row of an update built here (by an agent, or the master's own)."""
+    return UpdateRow(framework_id, status.executor_id.value, status.task_id.value, status.state, status.uuid,
+                     status.SerializeToString(), health_of(status))
+
+
+def agent_id_suffix(agent_id: str) -> bytes:
+    """Bytes that, appended to a serialised TaskStatus, set its agent id (a parser merges
+    a field seen twice: the last value wins)."""
+    return pb.TaskStatus(agent_id=pb.AgentID(value=agent_id)).SerializePartialToString()
+
+
+# -- batches ---------------------------------------------------------------------------
+class Batch:
+    """The rows of one status-path message to `to`. `kind` is the message's class (a
+    `corral.wire` class) followed by the values of the fields all its rows share: the
+    framework id of an Acknowledge, the agent id of a StatusUpdateAck, the agent and
+    framework ids of an ExecutorStatusUpdateAck."""
+
+    __slots__ = ("to", "kind", "rows")
+
+    def __init__(self, to: str, kind: tuple[Any, ...]) -> None:
+        self.to = to
+        self.kind = kind
+        self.rows: list[tuple[Any, ...]] = []
+
+    def message(self) -> Any:
+        return self.kind[0](*self.kind[1:], self.rows)

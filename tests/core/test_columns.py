@@ -1,0 +1,135 @@
+"""The status path's codec (corral._core.columns): the same bytes as the generated
+protobuf classes in both directions, protobuf's decoding rules, and a clear error for
+every kind of malformed input."""
+import random
+
+import pytest
+
+import corral._core as core
+from corral.protos import corral_pb2 as pb
+
+STRINGS = ["", "fw-1", "ex", "t-ü-1", "x" * 200]
+
+
+def random_rows(rng: random.Random, n: int) -> list[tuple]:
+    return [(rng.choice(STRINGS), rng.choice(STRINGS), f"t{i}", rng.randrange(14), rng.randbytes(rng.choice([0, 16])),
+             rng.randbytes(rng.randrange(0, 300)), rng.randrange(3), rng.randrange(14)) for i in range(n)]
+
+
+def varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def columns_of(rows: list[tuple]) -> pb.StatusColumns:
+    cols = pb.StatusColumns()
+    for fid, eid, tid, state, uuid, status, health, latest in rows:
+        cols.framework_ids.append(fid)
+        cols.executor_ids.append(eid)
+        cols.task_ids.append(tid)
+        cols.states.append(state)
+        cols.uuids.append(uuid)
+        cols.statuses.append(status)
+        cols.healths.append(health)
+        cols.latest_states.append(latest)
+    return cols
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 150])
+def test_updates_are_protobuf_bytes_both_ways(n):
+    rows = random_rows(random.Random(n), n)
+    data = core.encode_updates(rows)
+    expected = pb.StatusUpdateMessage(updates=columns_of(rows))
+    assert data == expected.SerializeToString()
+    for cls in (pb.ExecutorStatusUpdate, pb.StatusUpdateMessage, pb.Updates):
+        assert core.decode_updates(cls(updates=columns_of(rows)).SerializeToString()) == rows
+
+
+def test_both_builds_write_the_same_bytes():
+    pure = core.load_pure().columns
+    rows = random_rows(random.Random(7), 40)
+    assert pure.encode_updates(rows) == core.encode_updates(rows)
+    assert pure.decode_updates(core.encode_updates(rows)) == rows
+    acks = [("a", "t1", b"u" * 16), ("b", "t2", b"")]
+    assert pure.encode_acks("f", None, acks) == core.encode_acks("f", None, acks)
+
+
+def test_missing_latest_states_default_to_the_states():
+    cols = columns_of(random_rows(random.Random(1), 3))
+    cols.ClearField("latest_states")
+    rows = core.decode_updates(pb.Updates(updates=cols).SerializeToString())
+    assert [row[7] for row in rows] == list(cols.states)
+
+
+def test_decoding_follows_protobufs_rules():
+    rows = random_rows(random.Random(2), 4)
+    first, second = columns_of(rows[:2]), columns_of(rows[2:])
+    # the message field twice: merged, its columns concatenated
+    merged = (pb.Updates(updates=first).SerializeToString() + pb.Updates(updates=second).SerializeToString())
+    assert core.decode_updates(merged) == rows
+    # unknown fields of every wire type are skipped, outside and inside the columns
+    unknown = b"\x48\x05" + b"\x51" + b"\x00" * 8 + b"\x5a\x02ab" + b"\x65" + b"\x00" * 4
+    inner = columns_of(rows[:1]).SerializeToString()
+    data = unknown + b"\x0a" + varint(len(inner) + len(unknown)) + inner + unknown
+    assert core.decode_updates(data) == rows[:1]
+    # integer columns may arrive unpacked
+    cols = pb.StatusColumns()
+    cols.ParseFromString(inner)
+    unpacked = pb.StatusColumns(framework_ids=cols.framework_ids, executor_ids=cols.executor_ids,
+                                task_ids=cols.task_ids, uuids=cols.uuids, statuses=cols.statuses)
+    body = unpacked.SerializeToString() + b"\x20" + bytes([rows[0][3]]) + b"\x38" + bytes([rows[0][7]])
+    body += b"\x40" + bytes([rows[0][6]])
+    assert core.decode_updates(b"\x0a" + varint(len(body)) + body) == rows[:1]
+
+
+@pytest.mark.parametrize(("data", "problem"), [
+    (b"\x0a\x05\x0a", "past the end"),                          # a field longer than its message
+    (b"\x0a\x02\x1a\x05", "past the end"),                      # a string longer than the columns
+    (b"\x0a\x03\x1a\x01\xff", "UTF-8"),                         # a task id that is not UTF-8
+    (b"\x0a\x01\x80", "truncated varint"),
+    (b"\x0a\x0b" + b"\x20" + b"\xff" * 10, "longer than 10 bytes"),
+    (b"\x0a\x02\x1a\x00", "differ in length"),                  # a task id and nothing else
+    (b"\x0f", "wire type 7"),
+])
+def test_malformed_updates_raise_a_clear_error(data, problem):
+    with pytest.raises(core.ColumnsError, match=problem):
+        core.decode_updates(data)
+
+
+def test_acks_are_protobuf_bytes_both_ways():
+    uuid = b"u" * 16
+    ack = pb.Acknowledge(framework_id="f", agent_ids=["a1", "a2"], task_ids=["t1", "t2"], uuids=[uuid, b""])
+    rows = [("a1", "t1", uuid), ("a2", "t2", b"")]
+    assert core.encode_acks("f", None, rows) == ack.SerializeToString()
+    assert core.decode_acks(ack.SerializeToString(), 3) == ("f", None, rows)
+    to_agent = pb.StatusUpdateAck(agent_id="a", framework_ids=["f1"], task_ids=["t"], uuids=[uuid])
+    assert core.decode_acks(to_agent.SerializeToString(), 3) == ("a", None, [("f1", "t", uuid)])
+    to_executor = pb.ExecutorStatusUpdateAck(agent_id="a", framework_id="f", task_ids=["t1", "t2"], uuids=[uuid, uuid])
+    assert core.encode_acks("a", "f", [("t1", uuid), ("t2", uuid)]) == to_executor.SerializeToString()
+    assert core.decode_acks(to_executor.SerializeToString(), 2) == ("a", "f", [("t1", uuid), ("t2", uuid)])
+    assert core.decode_acks(b"\x0a\x01a\x0a\x01b", 3) == ("b", None, [])  # a singular field twice: the last
+
+
+@pytest.mark.parametrize(("data", "width", "problem"), [
+    (b"", 3, "field 1"),
+    (pb.ExecutorStatusUpdateAck(agent_id="a", framework_id="f").SerializeToString()[:3], 2, "field 2"),
+    (pb.Acknowledge(framework_id="f", task_ids=["t"], uuids=[b"u"]).SerializeToString(), 3, "differ in length"),
+    (pb.Acknowledge(framework_id="f", agent_ids=["a"], task_ids=["t"]).SerializeToString(), 3, "differ in number"),
+])
+def test_malformed_acks_raise_a_clear_error(data, width, problem):
+    with pytest.raises(core.ColumnsError, match=problem):
+        core.decode_acks(data, width)
+
+
+def test_rows_that_do_not_fit_the_schema_are_refused():
+    row = ("f", "e", "t", 1, b"u", b"s", 0, 1)
+    with pytest.raises(core.ColumnsError, match="8"):
+        core.encode_updates([row[:7]])
+    with pytest.raises(core.ColumnsError, match="negative"):
+        core.encode_updates([(*row[:3], -1, *row[4:])])
+    with pytest.raises(core.ColumnsError, match="not 3"):
+        core.encode_acks("f", None, [("t", b"u")])
