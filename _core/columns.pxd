@@ -38,7 +38,12 @@ cdef class _Reader:
 @cython.locals(key="unsigned long long", field="unsigned long long", wire_type="unsigned long long")
 cdef int _read_columns(_Reader reader, list columns) except -1
 
-@cython.locals(columns=list, reader=_Reader, inner=_Reader, key="unsigned long long",
+@cython.locals(reader=_Reader, n=Py_ssize_t, stop=Py_ssize_t, seen="unsigned long long", bit="unsigned long long",
+               key="unsigned long long", fid=str, eid=str, tid=str, uuid=bytes, status=bytes, state=long,
+               health=long, latest=long, value=long)
+cdef tuple _one_row(bytes data)
+
+@cython.locals(row=tuple, columns=list, reader=_Reader, inner=_Reader, key="unsigned long long",
                stop=Py_ssize_t, n=Py_ssize_t, latest=list)
 cpdef list decode_updates(bytes data)
 
@@ -48,6 +53,16 @@ cdef int _put_blob(bytearray out, int key, value) except -1
 
 @cython.locals(packed=bytearray, value=long)
 cdef int _put_ints(bytearray out, int key, list rows, Py_ssize_t index) except -1
+
+@cython.locals(size=Py_ssize_t)
+cdef Py_ssize_t _varint_size(unsigned long long value) noexcept
+
+cdef Py_ssize_t _blob_size(Py_ssize_t n) noexcept
+
+@cython.locals(fid=bytes, eid=bytes, tid=bytes, uuid=bytes, status=bytes, state=long, health=long, latest=long,
+               state_size=Py_ssize_t, latest_size=Py_ssize_t, health_size=Py_ssize_t, inner=Py_ssize_t,
+               out=bytearray)
+cdef bytes _encode_one(row)
 
 @cython.locals(inner=bytearray, out=bytearray, field=int, key=int)
 cpdef bytes encode_updates(list rows)

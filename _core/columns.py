@@ -134,10 +134,70 @@ def _read_columns(reader, columns):
             reader.skip(wire_type)
 
 
+def _one_row(data):
+    """The row of a message of exactly one update in the plain shape this codec writes
+    (one StatusColumns, each field once, nothing unknown); None for any other shape,
+    which the general reader then takes (and judges)."""
+    reader = _Reader(data, 0, len(data))
+    if reader.end < 2 or data[0] != (1 << 3 | _LEN):
+        return None
+    reader.pos = 1
+    try:
+        n = reader.length()
+    except ColumnsError:
+        return None
+    if reader.pos + n != reader.end:
+        return None
+    seen = 0
+    fid = eid = tid = None
+    uuid = status = None
+    state = health = latest = 0
+    while reader.pos < reader.end:
+        key = reader.varint()
+        if key >> 3 > 8:
+            return None
+        bit = 1 << (key >> 3)
+        if seen & bit:
+            return None
+        seen |= bit
+        if key == (1 << 3 | _LEN):
+            fid = reader.text()
+        elif key == (2 << 3 | _LEN):
+            eid = reader.text()
+        elif key == (3 << 3 | _LEN):
+            tid = reader.text()
+        elif key == (5 << 3 | _LEN):
+            uuid = reader.blob()
+        elif key == (6 << 3 | _LEN):
+            status = reader.blob()
+        elif key == (4 << 3 | _LEN) or key == (7 << 3 | _LEN) or key == (8 << 3 | _LEN):
+            n = reader.length()
+            stop = reader.pos + n
+            value = reader.int32()
+            if reader.pos != stop:
+                return None  # more than one value
+            if key == (4 << 3 | _LEN):
+                state = value
+            elif key == (7 << 3 | _LEN):
+                latest = value
+            else:
+                health = value
+        else:
+            return None
+    if seen & 0x17E != 0x17E:  # fields 1-6 and 8 (7, the latest state, may be missing)
+        return None
+    if not seen & 0x80:
+        latest = state
+    return (fid, eid, tid, state, uuid, status, health, latest)
+
+
 def decode_updates(data):
     """The rows of an ExecutorStatusUpdate, StatusUpdateMessage or Updates: tuples of
     (framework_id, executor_id, task_id, state, uuid, status, health, latest_state),
     latest_state being the state when the sender sent no latest states."""
+    row = _one_row(data)
+    if row is not None:  # unbatched: the common case
+        return [row]
     columns = [[], [], [], [], [], [], [], []]
     reader = _Reader(data, 0, len(data))
     while reader.pos < reader.end:
@@ -157,9 +217,6 @@ def decode_updates(data):
     if (len(columns[0]) != n or len(columns[1]) != n or len(columns[3]) != n or len(columns[4]) != n
             or len(columns[5]) != n or len(columns[7]) != n or len(latest) != n):
         raise ColumnsError("the columns of a StatusColumns differ in length")
-    if n == 1:  # unbatched: the common case
-        return [(columns[0][0], columns[1][0], columns[2][0], columns[3][0], columns[4][0], columns[5][0],
-                 columns[7][0], latest[0])]
     return list(zip(columns[0], columns[1], columns[2], columns[3], columns[4], columns[5], columns[7], latest))
 
 
@@ -186,9 +243,60 @@ def _put_ints(out, key, rows, index):
     _put_blob(out, key, packed)
 
 
+def _varint_size(value):
+    size = 1
+    while value >= 0x80:
+        value >>= 7
+        size += 1
+    return size
+
+
+def _blob_size(n):
+    return 1 + _varint_size(n) + n
+
+
+def _encode_one(row):
+    """encode_updates for one row, written in one pass into a buffer of the exact size."""
+    fid = row[0].encode("utf-8")
+    eid = row[1].encode("utf-8")
+    tid = row[2].encode("utf-8")
+    state = row[3]
+    uuid = row[4]
+    status = row[5]
+    health = row[6]
+    latest = row[7]
+    if state < 0 or health < 0 or latest < 0:
+        raise ColumnsError("a negative value in an integer column")
+    state_size = _varint_size(state)
+    latest_size = _varint_size(latest)
+    health_size = _varint_size(health)
+    inner = (_blob_size(len(fid)) + _blob_size(len(eid)) + _blob_size(len(tid)) + _blob_size(state_size)
+             + _blob_size(len(uuid)) + _blob_size(len(status)) + _blob_size(latest_size) + _blob_size(health_size))
+    out = bytearray()
+    out.append(1 << 3 | _LEN)
+    _put_varint(out, inner)
+    _put_blob(out, 1 << 3 | _LEN, fid)
+    _put_blob(out, 2 << 3 | _LEN, eid)
+    _put_blob(out, 3 << 3 | _LEN, tid)
+    out.append(4 << 3 | _LEN)
+    out.append(state_size)
+    _put_varint(out, state)
+    _put_blob(out, 5 << 3 | _LEN, uuid)
+    _put_blob(out, 6 << 3 | _LEN, status)
+    out.append(7 << 3 | _LEN)
+    out.append(latest_size)
+    _put_varint(out, latest)
+    out.append(8 << 3 | _LEN)
+    out.append(health_size)
+    _put_varint(out, health)
+    return bytes(out)
+
+
 def encode_updates(rows):
     """The bytes of an ExecutorStatusUpdate, StatusUpdateMessage or Updates carrying
     `rows` (tuples as `decode_updates` returns them)."""
+    if len(rows) == 1 and len(rows[0]) == _ROW_WIDTH:
+        return _encode_one(rows[0])
     inner = bytearray()
     for row in rows:
         if len(row) != _ROW_WIDTH:

@@ -39,7 +39,7 @@ class _Updates:
     def FromString(cls, data: bytes) -> Any:  # noqa: N802 (protobuf's name)
         msg = cls.__new__(cls)
         try:
-            msg.rows = _core.decode_updates(bytes(data))
+            msg.rows = _core.decode_updates(data)
         except _core.ColumnsError as exc:
             raise DecodeError(f"{cls.__name__}: {exc}") from None
         return msg
@@ -143,6 +143,6 @@ class ExecutorStatusUpdateAck:
 
 def _decode_acks(cls: type, data: bytes, width: int) -> tuple[Any, ...]:
     try:
-        return _core.decode_acks(bytes(data), width)
+        return _core.decode_acks(data, width)
     except _core.ColumnsError as exc:
         raise DecodeError(f"{cls.__name__}: {exc}") from None
