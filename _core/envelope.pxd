@@ -50,6 +50,7 @@ cdef int _MAGIC
 cdef int _VERSION
 cdef Py_ssize_t _HDR
 cdef int _BATCH
+cdef int _BYTES_PER_UNIT_SHIFT
 cdef int _OK, _SHORT, _BAD_MAGIC, _BAD_VERSION, _SENDER_PAST_END
 cdef tuple _HEADER_ERRORS
 cdef Py_ssize_t _COPY_LIMIT

@@ -39,6 +39,8 @@ _MAGIC = MAGIC
 _VERSION = VERSION
 _HDR = HEADER_SIZE
 _BATCH = BATCH_TYPE
+#: drain: a frame counts at least one unit of work per 2**8 bytes
+_BYTES_PER_UNIT_SHIFT = 8
 
 _HEADER = struct.Struct("<BBHIHH")
 _U32 = struct.Struct("<I")
@@ -316,9 +318,10 @@ class Dispatcher:
 
     def drain(self, socket, limit):
         """Receive and dispatch frames from a pyzmq socket without blocking until it is
-        empty or about ``limit`` envelopes were handled (a batch frame counts each of its
-        envelopes, any other frame one, the frame that crosses the limit is finished);
-        return the number of frames read."""
+        empty or about ``limit`` units of work were done, then return the number of
+        frames read. A frame counts one unit per envelope it carries (a batch frame, each
+        of its envelopes) and at least one per 256 bytes (a message of many rows is much
+        work in one envelope); the frame that crosses the limit is finished."""
         if DRAIN_PATH is DrainPath.UNRESOLVED:
             select_drain_path()
         if _COMPILED and DRAIN_PATH is DrainPath.LIBZMQ:
@@ -345,7 +348,7 @@ class Dispatcher:
             except again:
                 break
             n += 1
-            used += max(1, self._receive(frame))
+            used += max(self._receive(frame), len(frame) >> _BYTES_PER_UNIT_SHIFT, 1)
         return n
 
     def _drain_libzmq(self, socket, handle, limit):
@@ -377,7 +380,7 @@ class Dispatcher:
             data = cython.cast(cython.p_char, _zmq_msg_data(cython.address(msg)))
             frame = data[:size]
             _zmq_msg_close(cython.address(msg))
-            used += max(1, self._receive(frame))
+            used += max(self._receive(frame), size >> _BYTES_PER_UNIT_SHIFT, 1)
         return n
 
     def _receive(self, frame):

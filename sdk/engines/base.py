@@ -65,7 +65,7 @@ class MasterLost:
 
 
 #: most rows one batched message carries
-BATCH_MAX_ROWS = 1000
+BATCH_MAX_ROWS = 256
 
 
 class Engine:

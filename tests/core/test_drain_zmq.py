@@ -1,5 +1,6 @@
-"""Dispatcher.drain over real ZeroMQ PUSH/PULL sockets on loopback, on every drain path
-the build has (the compiled build: libzmq directly, and the pyzmq fallback)."""
+"""Dispatcher.drain over real ZeroMQ PUSH/PULL sockets (tcp on loopback; inproc where a
+test counts what one drain takes), on every drain path the build has (the compiled
+build: libzmq directly, and the pyzmq fallback)."""
 import pytest
 
 zmq = pytest.importorskip("zmq")
@@ -27,6 +28,24 @@ def pair():
     push = ctx.socket(zmq.PUSH)
     push.setsockopt(zmq.LINGER, 0)
     push.connect(f"tcp://127.0.0.1:{port}")
+    yield push, pull
+    push.close()
+    pull.close()
+    ctx.term()
+
+
+@pytest.fixture
+def queued_pair():
+    """A PUSH/PULL pair over inproc: once the first frame sent is readable, every frame
+    sent before the poll is queued at the PULL socket (over tcp the rest may still be on
+    the way, so tests that count what one drain takes would race the network)."""
+    ctx = zmq.Context()
+    pull = ctx.socket(zmq.PULL)
+    pull.setsockopt(zmq.LINGER, 0)
+    pull.bind("inproc://drain-limits")
+    push = ctx.socket(zmq.PUSH)
+    push.setsockopt(zmq.LINGER, 0)
+    push.connect("inproc://drain-limits")
     yield push, pull
     push.close()
     pull.close()
@@ -96,8 +115,8 @@ def test_drain_dispatches_everything_in_order(path, pair):
     assert d.counters()["received"] == total and d.counters()["dispatched"] == total
 
 
-def test_drain_stops_at_limit(path, pair):
-    push, pull = pair
+def test_drain_stops_at_limit(path, queued_pair):
+    push, pull = queued_pair
     got, d = recording_dispatcher()
     total = fill(push, pull, [encode(1, i, SENDER, b"") for i in range(10)])
     assert d.drain(pull, 4) == 4
@@ -107,8 +126,8 @@ def test_drain_stops_at_limit(path, pair):
     assert [e.seq for e in got] == list(range(10))
 
 
-def test_drain_limit_counts_the_envelopes_of_batch_frames(path, pair):
-    push, pull = pair
+def test_drain_limit_counts_the_envelopes_of_batch_frames(path, queued_pair):
+    push, pull = queued_pair
     got, d = recording_dispatcher()
     batches = [encode_batch([encode(1, 3 * b + i, SENDER, b"") for i in range(3)]) for b in range(3)]
     assert fill(push, pull, batches + [encode(1, 9, SENDER, b"")]) == 5  # with fill's end marker
@@ -117,6 +136,19 @@ def test_drain_limit_counts_the_envelopes_of_batch_frames(path, pair):
     assert d.drain(pull, 1) == 1  # a batch frame is always finished
     assert [e.seq for e in got] == list(range(9))
     assert d.drain(pull, 5) == 2 and [e.seq for e in got] == list(range(10))
+
+
+def test_drain_limit_counts_big_frames_by_their_size(path, queued_pair):
+    """A frame counts at least one unit per 256 bytes: a message of many rows is much
+    work in one envelope, and the loop must get to sending what it produced."""
+    push, pull = queued_pair
+    got, d = recording_dispatcher()
+    big = [encode(1, i, SENDER, b"x" * 2048) for i in range(4)]  # about 8 units each
+    assert fill(push, pull, big) == 5
+    assert d.drain(pull, 8) == 1  # the first frame fills the limit
+    assert d.drain(pull, 9) == 2  # the second crosses it and is finished
+    assert [e.seq for e in got] == [0, 1, 2]
+    assert d.drain(pull, 1000) == 2
 
 
 def test_drain_bad_input_counted(path, pair):
