@@ -781,8 +781,12 @@ class SimCluster:
         executor_factory: ExecutorFactory | None = None,
         callback_errors: CallbackErrors = CallbackErrors.RAISE,
         record: bool = False,
+        batch: bool = False,
     ) -> None:
         self.clock = FakeClock()
+        #: every engine collects the status path's rows per peer and turn (`Engine.batch`),
+        #: as under `Runtime(batch=True)`
+        self.batch = batch
         self.seed = seed
         self._rng = random.Random(seed)
         self.network = SimNetwork(self._child_rng(), faults, latency, record)
@@ -826,6 +830,7 @@ class SimCluster:
         return random.Random(self._rng.getrandbits(64))
 
     def _add_node(self, engine: Engine, address: str, perform: Callable[[Any], None]) -> _Node:
+        engine.batch = self.batch
         node = _Node(engine, address, perform)
         self._nodes[address] = node
         handled = set(engine.handled_types())

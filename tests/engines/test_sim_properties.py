@@ -34,7 +34,9 @@ scheduler, every update acknowledged back to its agent, every task forgotten). T
 4. No task whose executor has exited stays non-terminal in the scheduler's view.
 
 Seeds: CORRAL_SIM_SEEDS=N (default 200) runs seeds 0..N-1, CORRAL_SIM_SEEDS=A-B seeds
-A..B-1 (e.g. a sweep split over cores); CORRAL_SIM_SEED=N runs seed N only.
+A..B-1 (e.g. a sweep split over cores); CORRAL_SIM_SEED=N runs seed N only. Odd seeds
+run with batching on (every engine collects the status path's rows per peer and turn,
+`SimCluster(batch=True)`), even seeds without.
 A failure names its seed and the command that reproduces it.
 """
 from __future__ import annotations
@@ -182,7 +184,7 @@ def history(seen: list[Seen]) -> str:
 def check_seed(seed: int) -> list[str]:
     """Run one seed; the properties it broke (empty when all hold)."""
     plan = FaultPlan.random(random.Random(seed), agents=AGENTS, schedulers=2, duration=FAULT_WINDOW)
-    cluster = SimCluster(agents=AGENTS, seed=seed, faults=plan, record=True)
+    cluster = SimCluster(agents=AGENTS, seed=seed, faults=plan, record=True, batch=seed % 2 == 1)
     runners = [Chaos(cluster, "ckpt"), Chaos(cluster, "plain")]
     drivers = [cluster.add_scheduler(runner, pb.FrameworkInfo(user="sim", name=runner_name, checkpoint=checkpoint,
                                                               failover_timeout=7 * 86400.0))
