@@ -11,7 +11,9 @@ it resends the head of every stream at once. No agent within the timeout: it shu
 from __future__ import annotations
 
 import enum
+import itertools
 import random
+import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +54,12 @@ class AllAcknowledged:
 
 #: the kind of batch the executor's updates travel in (see `Engine.send_row`)
 _UPDATES = (wire.ExecutorStatusUpdate,)
+#: the keys (and, for the uuid, the length) that go before a TaskStatus's timestamp and
+#: uuid on the wire: appended to a serialised status with a value after them, they set
+#: the field (a parser keeps the last value of a field seen twice)
+_TIMESTAMP_KEY = pb.TaskStatus(timestamp=0.0).SerializePartialToString()[:-8]
+_UUID_KEY = pb.TaskStatus(uuid=bytes(16)).SerializePartialToString()[:-16]
+_DOUBLE = struct.Struct("<d").pack
 
 
 class ExecutorEngine(Engine):
@@ -72,6 +80,12 @@ class ExecutorEngine(Engine):
         self.rng = rng or random.Random()
         self.registered = False
         self.agent_id = ""
+        #: our updates' uuids: 8 random bytes for this driver, then a counter
+        self._uuid_prefix = self.rng.randbytes(8)
+        self._uuid_counter = itertools.count()
+        #: what every status we send is stamped with (source, executor id, agent id), for
+        #: the agent id it was made for
+        self._stamp = (None, b"")
         self.updates = _core.AckTracker(status_update_backoff, 600.0)
         self.tasks: dict[str, pb.TaskInfo] = {}
 
@@ -212,19 +226,25 @@ class ExecutorEngine(Engine):
 
     # -- calls from the user's Executor ---------------------------------------
     def send_status_update(self, status: pb.TaskStatus, now: float) -> None:
-        out = pb.TaskStatus()
-        out.CopyFrom(status)
-        out.uuid = uuid = self.rng.randbytes(16)
-        out.timestamp = now
-        out.source = pb.TaskStatus.SOURCE_EXECUTOR
-        out.executor_id.value = self.executor_id
-        if self.agent_id:
-            out.agent_id.value = self.agent_id
-        tid = out.task_id.value
-        row = UpdateRow(self.framework_id, self.executor_id, tid, out.state, uuid, out.SerializeToString(),
-                        health_of(out))
+        """Send `status` reliably: stamped with a new uuid, the time, our source, executor
+        and agent ids (appended to its bytes, which protobuf merges: the user's message is
+        neither copied nor changed)."""
+        uuid = self._uuid_prefix + next(self._uuid_counter).to_bytes(8, "big")
+        data = status.SerializeToString()  # raises EncodeError without a task id and state
+        data += self._stamp_for(self.agent_id) + _TIMESTAMP_KEY + _DOUBLE(now) + _UUID_KEY + uuid
+        tid = status.task_id.value
+        row = UpdateRow(self.framework_id, self.executor_id, tid, status.state, uuid, data, health_of(status))
         if self.updates.add(tid, uuid, row, now) == _core.AddResult.FORWARD:
             self._send_update(row)
+
+    def _stamp_for(self, agent_id: str) -> bytes:
+        if self._stamp[0] != agent_id:
+            stamp = pb.TaskStatus(source=pb.TaskStatus.SOURCE_EXECUTOR)
+            stamp.executor_id.value = self.executor_id
+            if agent_id:
+                stamp.agent_id.value = agent_id
+            self._stamp = (agent_id, stamp.SerializePartialToString())
+        return self._stamp[1]
 
     def send_framework_message(self, data: bytes) -> None:
         self.send(self.agent, pb.ExecutorToAgentMessage(
