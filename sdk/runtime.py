@@ -50,12 +50,14 @@ class Runtime:
         host: str = "127.0.0.1",
         port: int = 0,
         clock: Callable[[], float] = time.time,
-        batch: bool = False,
+        batch: bool = True,
     ) -> None:
-        """`batch=True`: the engine collects the status path's updates and acks for one
-        peer during one loop iteration in one message (`Engine.batch`), and the messages
-        it sends to one peer during one iteration leave as one ZeroMQ frame (see
-        `corral.transport`); off by default."""
+        """`batch` (on by default): the engine collects the status path's updates and
+        acks for one peer during one loop iteration in one message (`Engine.batch`), and
+        the messages it sends to one peer during one iteration leave as one ZeroMQ frame
+        (see `corral.transport`). Nothing waits for a batch to fill: each iteration
+        sends what it produced. `batch=False` sends every update, ack and message in a
+        frame of its own, as Mesos does."""
         self.clock = clock
         self.lock = threading.RLock()
         self.undecodable = 0

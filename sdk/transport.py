@@ -9,9 +9,10 @@ PULL socket in batches through the `_core` dispatcher; there is no per-message f
 A second, inproc socket lets other threads wake the loop (`wake()`), so driver calls
 made from user threads reach the I/O thread without polling.
 
-Wire batching (`batch=True`, off by default): `send` only encodes and queues the
-envelope for its peer; `flush()` (the runtime calls it once per loop iteration, after
-the engine's actions are performed) sends each peer's queue as one BATCH frame
+Wire batching (`batch=True`; off by default here, on by default in `Runtime`): `send`
+only encodes and queues the envelope for its peer; `flush()` (the runtime calls it
+once per loop iteration, after the engine's actions are performed) sends each peer's
+queue as one BATCH frame
 (`_core.encode_batch`, split at BATCH_MAX_BYTES) or, for a single envelope, as itself.
 The receiving dispatcher unpacks batches, so a batching peer can talk to one that does
 not batch. Order per peer is kept; a dropped batch counts each envelope it carried.
