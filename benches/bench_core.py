@@ -78,6 +78,75 @@ def _filled(mod):
     return t
 
 
+def _status_rows(n):
+    status = b"\x0a\x04\x0a\x02t1\x10\x01" + b"s" * 40  # a TaskStatus-sized payload
+    return [("framework-0001", "executor-1", f"task-{i}", 1, bytes(16), status, 0, 1) for i in range(n)]
+
+
+@pytest.mark.parametrize("rows", [1, OPS], ids=["1-row", "1000-rows"])
+def test_columns_encode(benchmark, impl, record, rows):
+    """The status path's codec: one message of `rows` updates to wire bytes (per row)."""
+    name, mod = impl
+    encode = mod.columns.encode_updates
+    data = _status_rows(rows)
+    messages = OPS // rows
+
+    def run():
+        for _ in range(messages):
+            encode(data)
+
+    benchmark(run)
+    record(benchmark, f"status codec encode ({rows} row{'s' if rows > 1 else ''}/message)", name, OPS)
+
+
+@pytest.mark.parametrize("rows", [1, OPS], ids=["1-row", "1000-rows"])
+def test_columns_decode(benchmark, impl, record, rows):
+    name, mod = impl
+    decode = mod.columns.decode_updates
+    frame = mod.columns.encode_updates(_status_rows(rows))
+    messages = OPS // rows
+
+    def run():
+        for _ in range(messages):
+            decode(frame)
+
+    benchmark(run)
+    record(benchmark, f"status codec decode ({rows} row{'s' if rows > 1 else ''}/message)", name, OPS)
+
+
+@pytest.mark.parametrize("rows", [1, OPS], ids=["1-row", "1000-rows"])
+def test_columns_protobuf_baseline(benchmark, record, rows):
+    """The same messages through the generated protobuf classes (upb): build and
+    serialise, then parse and read every column into row tuples."""
+    from corral.protos import corral_pb2 as pb
+
+    data = _status_rows(rows)
+    frame = None
+    messages = OPS // rows
+
+    def run():
+        nonlocal frame
+        for _ in range(messages):
+            msg = pb.StatusUpdateMessage()
+            cols = msg.updates
+            fids, eids, tids, states, uuids, statuses, healths, latest = zip(*data)
+            cols.framework_ids.extend(fids)
+            cols.executor_ids.extend(eids)
+            cols.task_ids.extend(tids)
+            cols.states.extend(states)
+            cols.uuids.extend(uuids)
+            cols.statuses.extend(statuses)
+            cols.healths.extend(healths)
+            cols.latest_states.extend(latest)
+            frame = msg.SerializeToString()
+            c = pb.StatusUpdateMessage.FromString(frame).updates
+            list(zip(c.framework_ids, c.executor_ids, c.task_ids, c.states, c.uuids, c.statuses, c.healths,
+                     c.latest_states))
+
+    benchmark(run)
+    record(benchmark, f"status codec encode+decode ({rows} row{'s' if rows > 1 else ''}/message)", "protobuf", OPS)
+
+
 def test_ack_add(benchmark, impl, record):
     name, mod = impl
 

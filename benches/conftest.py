@@ -16,7 +16,7 @@ def core_impls() -> dict[str, types.SimpleNamespace]:
     impls = {"python": core.load_pure()}
     if core.CORE == "cython":
         impls["cython"] = types.SimpleNamespace(
-            envelope=core.envelope, acks=core.acks, timers=core.timers)
+            envelope=core.envelope, acks=core.acks, timers=core.timers, columns=core.columns)
     return impls
 
 
