@@ -66,83 +66,76 @@ class Updates(_Updates):
     """Master -> scheduler: relayed updates and the master's own."""
 
 
-class Acknowledge:
+class _Acks:
+    """Base of the three ack messages: the ids every row shares (`_shared`: field 1 and,
+    for an ExecutorStatusUpdateAck, field 2) and `rows`."""
+
+    __slots__ = ("rows",)
+    rows: list[Any]
+    #: the fields of a row: 3 when field 2 is a column, 2 when it is shared
+    WIDTH = 3
+
+    def _shared(self) -> tuple[str, str | None]:
+        raise NotImplementedError
+
+    @classmethod
+    def FromString(cls, data: bytes) -> Any:  # noqa: N802
+        try:
+            first, second, rows = _core.decode_acks(data, cls.WIDTH)
+        except _core.ColumnsError as exc:
+            raise DecodeError(f"{cls.__name__}: {exc}") from None
+        return cls(first, rows) if second is None else cls(first, second, rows)  # type: ignore[call-arg]
+
+    def SerializeToString(self) -> bytes:  # noqa: N802
+        first, second = self._shared()
+        return _core.encode_acks(first, second, self.rows)
+
+    def __eq__(self, other: object) -> bool:
+        return (type(other) is type(self) and other._shared() == self._shared()  # type: ignore[attr-defined]
+                and other.rows == self.rows)  # type: ignore[attr-defined]
+
+    def __repr__(self) -> str:
+        first, second = self._shared()
+        ids = repr(first) if second is None else f"{first!r}, {second!r}"
+        return f"{type(self).__name__}({ids}, {len(self.rows)} acks)"
+
+
+class Acknowledge(_Acks):
     """Scheduler -> master: `rows` of (agent_id, task_id, uuid)."""
 
-    __slots__ = ("framework_id", "rows")
+    __slots__ = ("framework_id",)
 
     def __init__(self, framework_id: str, rows: list[Any] | None = None) -> None:
         self.framework_id = framework_id
-        self.rows: list[Any] = [] if rows is None else rows
+        self.rows = [] if rows is None else rows
 
-    @classmethod
-    def FromString(cls, data: bytes) -> Acknowledge:  # noqa: N802
-        framework_id, _, rows = _decode_acks(cls, data, 3)
-        return cls(framework_id, rows)
-
-    def SerializeToString(self) -> bytes:  # noqa: N802
-        return _core.encode_acks(self.framework_id, None, self.rows)
-
-    def __eq__(self, other: object) -> bool:
-        return (type(other) is Acknowledge and other.framework_id == self.framework_id  # type: ignore[attr-defined]
-                and other.rows == self.rows)  # type: ignore[attr-defined]
-
-    def __repr__(self) -> str:
-        return f"Acknowledge({self.framework_id!r}, {len(self.rows)} acks)"
+    def _shared(self) -> tuple[str, str | None]:
+        return self.framework_id, None
 
 
-class StatusUpdateAck:
+class StatusUpdateAck(_Acks):
     """Master -> agent: `rows` of (framework_id, task_id, uuid)."""
 
-    __slots__ = ("agent_id", "rows")
+    __slots__ = ("agent_id",)
 
     def __init__(self, agent_id: str, rows: list[Any] | None = None) -> None:
         self.agent_id = agent_id
-        self.rows: list[Any] = [] if rows is None else rows
+        self.rows = [] if rows is None else rows
 
-    @classmethod
-    def FromString(cls, data: bytes) -> StatusUpdateAck:  # noqa: N802
-        agent_id, _, rows = _decode_acks(cls, data, 3)
-        return cls(agent_id, rows)
-
-    def SerializeToString(self) -> bytes:  # noqa: N802
-        return _core.encode_acks(self.agent_id, None, self.rows)
-
-    def __eq__(self, other: object) -> bool:
-        return (type(other) is StatusUpdateAck and other.agent_id == self.agent_id  # type: ignore[attr-defined]
-                and other.rows == self.rows)  # type: ignore[attr-defined]
-
-    def __repr__(self) -> str:
-        return f"StatusUpdateAck({self.agent_id!r}, {len(self.rows)} acks)"
+    def _shared(self) -> tuple[str, str | None]:
+        return self.agent_id, None
 
 
-class ExecutorStatusUpdateAck:
+class ExecutorStatusUpdateAck(_Acks):
     """Agent -> executor driver: `rows` of (task_id, uuid)."""
 
-    __slots__ = ("agent_id", "framework_id", "rows")
+    __slots__ = ("agent_id", "framework_id")
+    WIDTH = 2
 
     def __init__(self, agent_id: str, framework_id: str, rows: list[Any] | None = None) -> None:
         self.agent_id = agent_id
         self.framework_id = framework_id
-        self.rows: list[Any] = [] if rows is None else rows
+        self.rows = [] if rows is None else rows
 
-    @classmethod
-    def FromString(cls, data: bytes) -> ExecutorStatusUpdateAck:  # noqa: N802
-        return cls(*_decode_acks(cls, data, 2))
-
-    def SerializeToString(self) -> bytes:  # noqa: N802
-        return _core.encode_acks(self.agent_id, self.framework_id, self.rows)
-
-    def __eq__(self, other: object) -> bool:
-        return (type(other) is ExecutorStatusUpdateAck and other.agent_id == self.agent_id  # type: ignore[attr-defined]
-                and other.framework_id == self.framework_id and other.rows == self.rows)  # type: ignore[attr-defined]
-
-    def __repr__(self) -> str:
-        return f"ExecutorStatusUpdateAck({self.agent_id!r}, {self.framework_id!r}, {len(self.rows)} acks)"
-
-
-def _decode_acks(cls: type, data: bytes, width: int) -> tuple[Any, ...]:
-    try:
-        return _core.decode_acks(data, width)
-    except _core.ColumnsError as exc:
-        raise DecodeError(f"{cls.__name__}: {exc}") from None
+    def _shared(self) -> tuple[str, str | None]:
+        return self.agent_id, self.framework_id
