@@ -3,6 +3,7 @@
 cimport cython
 
 cdef int _VARINT, _I64, _LEN, _I32, _STRING_FIELDS, _ROW_WIDTH
+cdef long _MAX_STATE, _MAX_HEALTH
 
 
 @cython.final
@@ -47,12 +48,15 @@ cdef tuple _one_row(bytes data)
                stop=Py_ssize_t, n=Py_ssize_t, latest=list)
 cpdef list decode_updates(bytes data)
 
+@cython.locals(value=long)
+cdef int _check_range(list column, long largest, str name) except -1
+
 cdef int _put_varint(bytearray out, unsigned long long value) except -1
 
 cdef int _put_blob(bytearray out, int key, value) except -1
 
 @cython.locals(packed=bytearray, value=long)
-cdef int _put_ints(bytearray out, int key, list rows, Py_ssize_t index) except -1
+cdef int _put_ints(bytearray out, int key, list rows, Py_ssize_t index, long largest) except -1
 
 @cython.locals(size=Py_ssize_t)
 cdef Py_ssize_t _varint_size(unsigned long long value) noexcept

@@ -22,6 +22,12 @@ _I32 = 5
 #: 7 packed latest states, 8 packed healths (a row puts latest state last)
 _STRING_FIELDS = 3
 _ROW_WIDTH = 8
+#: the largest TaskState (corral.proto; states are 0..MAX_STATE) and health (0 not
+#: reported, 1 healthy, 2 unhealthy): a row with another value is malformed
+MAX_STATE = 13
+MAX_HEALTH = 2
+_MAX_STATE = MAX_STATE  # C copies in the compiled build
+_MAX_HEALTH = MAX_HEALTH
 
 
 class ColumnsError(ValueError):
@@ -188,6 +194,8 @@ def _one_row(data):
         return None
     if not seen & 0x80:
         latest = state
+    if not (0 <= state <= _MAX_STATE and 0 <= latest <= _MAX_STATE and 0 <= health <= _MAX_HEALTH):
+        return None  # the general reader names the bad value
     return (fid, eid, tid, state, uuid, status, health, latest)
 
 
@@ -217,7 +225,17 @@ def decode_updates(data):
     if (len(columns[0]) != n or len(columns[1]) != n or len(columns[3]) != n or len(columns[4]) != n
             or len(columns[5]) != n or len(columns[7]) != n or len(latest) != n):
         raise ColumnsError("the columns of a StatusColumns differ in length")
+    _check_range(columns[3], _MAX_STATE, "state")
+    _check_range(latest, _MAX_STATE, "latest state")
+    _check_range(columns[7], _MAX_HEALTH, "health")
     return list(zip(columns[0], columns[1], columns[2], columns[3], columns[4], columns[5], columns[7], latest))
+
+
+def _check_range(column, largest, name):
+    for value in column:
+        if value < 0 or value > largest:
+            raise ColumnsError(f"a {name} out of range: {value}")
+    return 0
 
 
 def _put_varint(out, value):
@@ -233,12 +251,12 @@ def _put_blob(out, key, value):
     out += value
 
 
-def _put_ints(out, key, rows, index):
+def _put_ints(out, key, rows, index, largest):
     packed = bytearray()
     for row in rows:
         value = row[index]
-        if value < 0:  # states and healths never are (protobuf would sign-extend them)
-            raise ColumnsError(f"a negative value in an integer column: {value}")
+        if value < 0 or value > largest:
+            raise ColumnsError(f"an integer column's value out of range: {value}")
         _put_varint(packed, value)
     _put_blob(out, key, packed)
 
@@ -265,8 +283,8 @@ def _encode_one(row):
     status = row[5]
     health = row[6]
     latest = row[7]
-    if state < 0 or health < 0 or latest < 0:
-        raise ColumnsError("a negative value in an integer column")
+    if not (0 <= state <= _MAX_STATE and 0 <= latest <= _MAX_STATE and 0 <= health <= _MAX_HEALTH):
+        raise ColumnsError(f"a state, latest state or health out of range: {state}, {latest}, {health}")
     state_size = _varint_size(state)
     latest_size = _varint_size(latest)
     health_size = _varint_size(health)
@@ -306,14 +324,14 @@ def encode_updates(rows):
         for row in rows:
             _put_blob(inner, key, row[field - 1].encode("utf-8"))
     if rows:
-        _put_ints(inner, 4 << 3 | _LEN, rows, 3)
+        _put_ints(inner, 4 << 3 | _LEN, rows, 3, _MAX_STATE)
     for field in (5, 6):
         key = field << 3 | _LEN
         for row in rows:
             _put_blob(inner, key, row[field - 1])
     if rows:
-        _put_ints(inner, 7 << 3 | _LEN, rows, 7)
-        _put_ints(inner, 8 << 3 | _LEN, rows, 6)
+        _put_ints(inner, 7 << 3 | _LEN, rows, 7, _MAX_STATE)
+        _put_ints(inner, 8 << 3 | _LEN, rows, 6, _MAX_HEALTH)
     out = bytearray()
     _put_blob(out, 1 << 3 | _LEN, inner)
     return bytes(out)
