@@ -22,12 +22,10 @@ from google.protobuf.message import DecodeError
 
 from corral import _core
 
-UpdateRowTuple = tuple[str, str, str, int, bytes, bytes, int, int]
-
 HEALTH_UNREPORTED, HEALTHY, UNHEALTHY = 0, 1, 2
 
 
-class _Updates:
+class UpdateMessage:
     """Base of the three update messages: `rows`, update rows in order."""
 
     __slots__ = ("rows",)
@@ -54,19 +52,19 @@ class _Updates:
         return f"{type(self).__name__}({len(self.rows)} updates)"
 
 
-class ExecutorStatusUpdate(_Updates):
+class ExecutorStatusUpdate(UpdateMessage):
     """Executor driver -> agent."""
 
 
-class StatusUpdateMessage(_Updates):
+class StatusUpdateMessage(UpdateMessage):
     """Agent -> master."""
 
 
-class Updates(_Updates):
+class Updates(UpdateMessage):
     """Master -> scheduler: relayed updates and the master's own."""
 
 
-class _Acks:
+class AckMessage:
     """Base of the three ack messages: the ids every row shares (`_shared`: field 1 and,
     for an ExecutorStatusUpdateAck, field 2) and `rows`."""
 
@@ -100,7 +98,7 @@ class _Acks:
         return f"{type(self).__name__}({ids}, {len(self.rows)} acks)"
 
 
-class Acknowledge(_Acks):
+class Acknowledge(AckMessage):
     """Scheduler -> master: `rows` of (agent_id, task_id, uuid)."""
 
     __slots__ = ("framework_id",)
@@ -113,7 +111,7 @@ class Acknowledge(_Acks):
         return self.framework_id, None
 
 
-class StatusUpdateAck(_Acks):
+class StatusUpdateAck(AckMessage):
     """Master -> agent: `rows` of (framework_id, task_id, uuid)."""
 
     __slots__ = ("agent_id",)
@@ -126,7 +124,7 @@ class StatusUpdateAck(_Acks):
         return self.agent_id, None
 
 
-class ExecutorStatusUpdateAck(_Acks):
+class ExecutorStatusUpdateAck(AckMessage):
     """Agent -> executor driver: `rows` of (task_id, uuid)."""
 
     __slots__ = ("agent_id", "framework_id")

@@ -14,7 +14,7 @@ from corral.protos import corral_pb2 as pb
 from corral.resources import Resources
 
 M = TypeVar("M", bound=Message)
-U = TypeVar("U", bound=wire._Updates)
+U = TypeVar("U", bound=wire.UpdateMessage)
 
 MASTER = "tcp://master"
 
