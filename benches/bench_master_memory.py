@@ -18,8 +18,6 @@ import gc
 import multiprocessing
 import os
 
-import pytest
-
 N_TASKS = 100_000
 TARGET_MB = 200
 

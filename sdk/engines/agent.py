@@ -41,13 +41,13 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from corral import wire
 from corral import _core
 from corral.engines.base import Engine, MasterLost, on
 from corral.engines.common import for_framework, is_terminal, new_status
 from corral.engines.status import UpdateRow, agent_id_suffix, row_of, status_row, update_of
 from corral.protocol import MessageType as T
 from corral.protocol import PeerEvent
-from corral import wire
 from corral.protos import corral_pb2 as pb
 
 Reason = pb.TaskStatus.Reason

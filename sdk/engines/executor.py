@@ -17,12 +17,12 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
+from corral import wire
 from corral import _core
 from corral.engines.base import Callback, Engine, on
 from corral.engines.status import UpdateRow, health_of, update_of
 from corral.protocol import MessageType as T
 from corral.protocol import PeerEvent
-from corral import wire
 from corral.protos import corral_pb2 as pb
 
 

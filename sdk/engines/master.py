@@ -18,16 +18,14 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from google.protobuf.message import Message
-
-from corral.engines.base import Engine, Send, on
+from corral import wire
+from corral.engines.base import Engine, on
 from corral.engines.common import PARTITION_AWARE_STATES, for_framework, is_terminal, new_status, partition_aware
 from corral.engines.status import (
     HEALTH_UNREPORTED, HEALTHY, HEALTHY_OF, UNHEALTHY, Batch, status_row,
 )
 from corral.protocol import MessageType as T
 from corral.protocol import PeerEvent
-from corral import wire
 from corral.protos import corral_pb2 as pb
 from corral.master import operations
 from corral.master.allocator import Allocator, AllocatorConfig, AllocatorError, RoleError
@@ -1184,7 +1182,7 @@ class _Answers:
 
     __slots__ = ("_send", "_to", "_framework_id", "_batch")
 
-    def __init__(self, send: Callable[[str, Message], None], to: str, framework_id: str) -> None:
+    def __init__(self, send: Callable[[str, Any], None], to: str, framework_id: str) -> None:
         self._send = send
         self._to = to
         self._framework_id = framework_id

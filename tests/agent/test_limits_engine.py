@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import random
 
+from corral import wire
 from corral.engines.agent import AgentConfig, AgentEngine, ContainerLimits, KillContainer, LaunchExecutor
 from corral.engines.base import Send
 from corral.engines.status import UpdateRow, row_of, update_of
-from corral import wire
 from corral.protos import corral_pb2 as pb
 from corral.resources import Resources
 

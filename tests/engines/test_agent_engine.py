@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from corral.engines.agent import AgentConfig, AgentEngine, Connection, KillContainer, LaunchExecutor, MasterLost
 from corral import wire
+from corral.engines.agent import AgentConfig, AgentEngine, Connection, KillContainer, LaunchExecutor, MasterLost
 from corral.protos import corral_pb2 as pb
 
 from engine_helpers import MASTER, advance, bodies, command_task, feed, framework_info, others, resources, sent

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import random
 
-from corral.engines.executor import AllAcknowledged, ExecutorEngine
 from corral import wire
+from corral.engines.executor import AllAcknowledged, ExecutorEngine
 from corral.protos import corral_pb2 as pb
 
 from engine_helpers import bodies, feed, framework_info, others, sent

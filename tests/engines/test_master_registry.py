@@ -2,10 +2,8 @@
 by an operator, kills held for absent agents, and operator reservations."""
 from __future__ import annotations
 
-import pytest
-
-from corral.engines.master import AgentRecordState, ForgetAgent, MasterConfig, MasterEngine, RecordAgent, RegistryState
 from corral import wire
+from corral.engines.master import AgentRecordState, MasterConfig, MasterEngine, RecordAgent, RegistryState
 from corral.protos import corral_pb2 as pb
 from corral.resources import Resources
 

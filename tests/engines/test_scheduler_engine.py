@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import random
 
+from corral import wire
 from corral.engines.base import Callback
 from corral.engines.scheduler import Abort, SchedulerConfig, SchedulerEngine, SchedulerEvent, Subscription
 from corral.protocol import PeerEvent
-from corral import wire
 from corral.protos import corral_pb2 as pb
 
 from engine_helpers import MASTER, bodies, feed, framework_info, others, sent, status_update
