@@ -83,35 +83,29 @@ def _status_rows(n):
     return [("framework-0001", "executor-1", f"task-{i}", 1, bytes(16), status, 0, 1) for i in range(n)]
 
 
+def _per_message(rows):
+    return f"{rows} row{'s' if rows > 1 else ''}/message"
+
+
+@pytest.mark.parametrize("op", ["encode", "decode"])
 @pytest.mark.parametrize("rows", [1, OPS], ids=["1-row", "1000-rows"])
-def test_columns_encode(benchmark, impl, record, rows):
-    """The status path's codec: one message of `rows` updates to wire bytes (per row)."""
+def test_columns_codec(benchmark, impl, record, rows, op):
+    """The status path's codec: one message of `rows` updates to wire bytes, or back
+    (timed per row)."""
     name, mod = impl
-    encode = mod.columns.encode_updates
     data = _status_rows(rows)
+    if op == "encode":
+        call, arg = mod.columns.encode_updates, data
+    else:
+        call, arg = mod.columns.decode_updates, mod.columns.encode_updates(data)
     messages = OPS // rows
 
     def run():
         for _ in range(messages):
-            encode(data)
+            call(arg)
 
     benchmark(run)
-    record(benchmark, f"status codec encode ({rows} row{'s' if rows > 1 else ''}/message)", name, OPS)
-
-
-@pytest.mark.parametrize("rows", [1, OPS], ids=["1-row", "1000-rows"])
-def test_columns_decode(benchmark, impl, record, rows):
-    name, mod = impl
-    decode = mod.columns.decode_updates
-    frame = mod.columns.encode_updates(_status_rows(rows))
-    messages = OPS // rows
-
-    def run():
-        for _ in range(messages):
-            decode(frame)
-
-    benchmark(run)
-    record(benchmark, f"status codec decode ({rows} row{'s' if rows > 1 else ''}/message)", name, OPS)
+    record(benchmark, f"status codec {op} ({_per_message(rows)})", name, OPS)
 
 
 @pytest.mark.parametrize("rows", [1, OPS], ids=["1-row", "1000-rows"])
@@ -144,7 +138,7 @@ def test_columns_protobuf_baseline(benchmark, record, rows):
                      c.latest_states))
 
     benchmark(run)
-    record(benchmark, f"status codec encode+decode ({rows} row{'s' if rows > 1 else ''}/message)", "protobuf", OPS)
+    record(benchmark, f"status codec encode+decode ({_per_message(rows)})", "protobuf", OPS)
 
 
 def test_ack_add(benchmark, impl, record):
