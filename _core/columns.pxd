@@ -1,7 +1,13 @@
 # C declarations Cython applies to columns.py (pure-Python mode): the reader is a C
 # struct-like class whose methods are C calls, and the loops run on C integers.
 cimport cython
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize
+from libc.string cimport memcpy
 
+ctypedef unsigned char* wbuf
+
+cdef bint _COMPILED
 cdef int _VARINT, _I64, _LEN, _I32, _STRING_FIELDS, _ROW_WIDTH
 cdef long _MAX_STATE, _MAX_HEALTH
 
@@ -55,18 +61,46 @@ cdef int _put_varint(bytearray out, unsigned long long value) except -1
 
 cdef int _put_blob(bytearray out, int key, value) except -1
 
-@cython.locals(packed=bytearray, value=long)
-cdef int _put_ints(bytearray out, int key, list rows, Py_ssize_t index, long largest) except -1
+@cython.locals(packed=bytearray)
+cdef int _put_ints(bytearray out, int key, list rows, Py_ssize_t index) except -1
 
 @cython.locals(size=Py_ssize_t)
 cdef Py_ssize_t _varint_size(unsigned long long value) noexcept
 
 cdef Py_ssize_t _blob_size(Py_ssize_t n) noexcept
 
-@cython.locals(fid=bytes, eid=bytes, tid=bytes, uuid=bytes, status=bytes, state=long, health=long, latest=long,
-               state_size=Py_ssize_t, latest_size=Py_ssize_t, health_size=Py_ssize_t, inner=Py_ssize_t,
-               out=bytearray)
-cdef bytes _encode_one(row)
+cdef bytes _text_bytes(value)
+
+@cython.locals(state=long, health=long, latest=long)
+cdef int _check_update_row(row) except -1
+
+cdef int _check_ack_row(row, Py_ssize_t width) except -1
+
+cdef const char* _utf8(value, Py_ssize_t* size) except NULL
+
+@cython.locals(size=Py_ssize_t)
+cdef Py_ssize_t _text_size(value) except -1
+
+cdef Py_ssize_t _w_varint(wbuf w, Py_ssize_t pos, unsigned long long value) noexcept
+
+cdef Py_ssize_t _w_blob(wbuf w, Py_ssize_t pos, int key, const char* src, Py_ssize_t n) noexcept
+
+@cython.locals(src="const char*", n=Py_ssize_t)
+cdef Py_ssize_t _w_text(wbuf w, Py_ssize_t pos, int key, value) except -1
+
+cdef Py_ssize_t _w_bytes(wbuf w, Py_ssize_t pos, int key, bytes value) noexcept
+
+@cython.locals(row=tuple)
+cdef Py_ssize_t _w_ints(wbuf w, Py_ssize_t pos, int key, Py_ssize_t size, list rows, Py_ssize_t index) except -1
+
+cdef bytes _finish(bytes out, wbuf w, Py_ssize_t pos)
+
+@cython.locals(inner=Py_ssize_t, states=Py_ssize_t, latests=Py_ssize_t, healths=Py_ssize_t,
+               uuid=bytes, status=bytes, out=bytes, w=wbuf, pos=Py_ssize_t, field=int, key=int)
+cdef bytes _encode_updates_compiled(list rows)
+
+@cython.locals(base=Py_ssize_t, size=Py_ssize_t, uuid=bytes, out=bytes, w=wbuf, pos=Py_ssize_t)
+cdef bytes _encode_acks_compiled(str first, str second, list rows)
 
 @cython.locals(inner=bytearray, out=bytearray, field=int, key=int)
 cpdef bytes encode_updates(list rows)

@@ -10,8 +10,18 @@ and a packed column may also arrive unpacked. Malformed bytes raise ColumnsError
 (truncated fields, bad UTF-8, columns of different lengths, a required field missing).
 
 One source for both builds: plain Python as is; compiled by Cython with columns.pxd.
+The encoders have compiled-only branches (``_COMPILED``) that size the message first
+and write it straight into the bytes object they return, reading each string's UTF-8
+where CPython keeps it.
 """
 from __future__ import annotations
+
+try:
+    import cython
+
+    _COMPILED = cython.compiled
+except ImportError:  # plain Python without Cython installed: the pure-Python twin
+    _COMPILED = False
 
 _VARINT = 0
 _I64 = 1
@@ -251,13 +261,10 @@ def _put_blob(out, key, value):
     out += value
 
 
-def _put_ints(out, key, rows, index, largest):
+def _put_ints(out, key, rows, index):
     packed = bytearray()
     for row in rows:
-        value = row[index]
-        if value < 0 or value > largest:
-            raise ColumnsError(f"an integer column's value out of range: {value}")
-        _put_varint(packed, value)
+        _put_varint(packed, row[index])
     _put_blob(out, key, packed)
 
 
@@ -273,65 +280,168 @@ def _blob_size(n):
     return 1 + _varint_size(n) + n
 
 
-def _encode_one(row):
-    """encode_updates for one row, written in one pass into a buffer of the exact size."""
-    fid = row[0].encode("utf-8")
-    eid = row[1].encode("utf-8")
-    tid = row[2].encode("utf-8")
+def _text_bytes(value):
+    if type(value) is not str:
+        raise ColumnsError(f"a string field's value is a {type(value).__name__}, not a str")
+    return value.encode("utf-8")
+
+
+def _check_update_row(row):
+    """Raise ColumnsError unless `row` is an update row whose values fit the schema."""
+    if type(row) is not tuple or len(row) != _ROW_WIDTH:
+        raise ColumnsError(f"an update row must be a tuple of {_ROW_WIDTH} fields, not {row!r:.80}")
     state = row[3]
-    uuid = row[4]
-    status = row[5]
     health = row[6]
     latest = row[7]
     if not (0 <= state <= _MAX_STATE and 0 <= latest <= _MAX_STATE and 0 <= health <= _MAX_HEALTH):
         raise ColumnsError(f"a state, latest state or health out of range: {state}, {latest}, {health}")
-    state_size = _varint_size(state)
-    latest_size = _varint_size(latest)
-    health_size = _varint_size(health)
-    inner = (_blob_size(len(fid)) + _blob_size(len(eid)) + _blob_size(len(tid)) + _blob_size(state_size)
-             + _blob_size(len(uuid)) + _blob_size(len(status)) + _blob_size(latest_size) + _blob_size(health_size))
-    out = bytearray()
-    out.append(1 << 3 | _LEN)
-    _put_varint(out, inner)
-    _put_blob(out, 1 << 3 | _LEN, fid)
-    _put_blob(out, 2 << 3 | _LEN, eid)
-    _put_blob(out, 3 << 3 | _LEN, tid)
-    out.append(4 << 3 | _LEN)
-    out.append(state_size)
-    _put_varint(out, state)
-    _put_blob(out, 5 << 3 | _LEN, uuid)
-    _put_blob(out, 6 << 3 | _LEN, status)
-    out.append(7 << 3 | _LEN)
-    out.append(latest_size)
-    _put_varint(out, latest)
-    out.append(8 << 3 | _LEN)
-    out.append(health_size)
-    _put_varint(out, health)
-    return bytes(out)
+    return 0
 
 
-def encode_updates(rows):
-    """The bytes of an ExecutorStatusUpdate, StatusUpdateMessage or Updates carrying
-    `rows` (tuples as `decode_updates` returns them)."""
-    if len(rows) == 1 and len(rows[0]) == _ROW_WIDTH:
-        return _encode_one(rows[0])
-    inner = bytearray()
+def _check_ack_row(row, width):
+    if type(row) is not tuple or len(row) != width:
+        raise ColumnsError(f"an ack row must be a tuple of {width} fields, not {row!r:.80}")
+    return 0
+
+
+# -- compiled build only: writing at a C pointer -------------------------------------
+def _utf8(value, size):
+    """A pointer to the UTF-8 of the str `value` (CPython keeps it in the str), its
+    length stored at `size`."""
+    if type(value) is not str:
+        raise ColumnsError(f"a string field's value is a {type(value).__name__}, not a str")
+    return PyUnicode_AsUTF8AndSize(value, size)
+
+
+def _text_size(value):
+    """The size of a string field holding `value`."""
+    _utf8(value, cython.address(size))
+    return _blob_size(size)
+
+
+def _w_varint(w, pos, value):
+    """Write `value` as a varint at w[pos]; the position after it."""
+    while value >= 0x80:
+        w[pos] = (value & 0x7F) | 0x80
+        value >>= 7
+        pos += 1
+    w[pos] = value
+    return pos + 1
+
+
+def _w_blob(w, pos, key, src, n):
+    w[pos] = key
+    pos = _w_varint(w, pos + 1, n)
+    memcpy(w + pos, src, n)
+    return pos + n
+
+
+def _w_text(w, pos, key, value):
+    src = _utf8(value, cython.address(n))
+    return _w_blob(w, pos, key, src, n)
+
+
+def _w_bytes(w, pos, key, value):
+    return _w_blob(w, pos, key, PyBytes_AS_STRING(value), len(value))
+
+
+def _w_ints(w, pos, key, size, rows, index):
+    """A packed column of `size` bytes: rows[*][index] as varints."""
+    w[pos] = key
+    pos = _w_varint(w, pos + 1, size)
     for row in rows:
-        if len(row) != _ROW_WIDTH:
-            raise ColumnsError(f"an update row has {len(row)} fields, not {_ROW_WIDTH}")
+        pos = _w_varint(w, pos, row[index])
+    return pos
+
+
+def _finish(out, w, pos):
+    if pos != len(out):  # a bug here, never bad input: the sizes are computed from the same rows
+        raise AssertionError(f"wrote {pos} bytes into a message of {len(out)}")
+    return out
+
+
+def _encode_updates_compiled(rows):
+    inner = 0
+    states = latests = healths = 0
+    for row in rows:
+        _check_update_row(row)
+        inner += _text_size(row[0]) + _text_size(row[1]) + _text_size(row[2])
+        uuid = row[4]
+        status = row[5]
+        inner += _blob_size(len(uuid)) + _blob_size(len(status))
+        states += _varint_size(row[3])
+        healths += _varint_size(row[6])
+        latests += _varint_size(row[7])
+    if rows:
+        inner += _blob_size(states) + _blob_size(latests) + _blob_size(healths)
+    out = PyBytes_FromStringAndSize(cython.NULL, _blob_size(inner))
+    w = cython.cast(wbuf, PyBytes_AS_STRING(out))
+    w[0] = 1 << 3 | _LEN
+    pos = _w_varint(w, 1, inner)
     for field in range(1, _STRING_FIELDS + 1):
         key = field << 3 | _LEN
         for row in rows:
-            _put_blob(inner, key, row[field - 1].encode("utf-8"))
+            pos = _w_text(w, pos, key, row[field - 1])
     if rows:
-        _put_ints(inner, 4 << 3 | _LEN, rows, 3, _MAX_STATE)
+        pos = _w_ints(w, pos, 4 << 3 | _LEN, states, rows, 3)
+    for field in (5, 6):
+        key = field << 3 | _LEN
+        for row in rows:
+            pos = _w_bytes(w, pos, key, row[field - 1])
+    if rows:
+        pos = _w_ints(w, pos, 7 << 3 | _LEN, latests, rows, 7)
+        pos = _w_ints(w, pos, 8 << 3 | _LEN, healths, rows, 6)
+    return _finish(out, w, pos)
+
+
+def _encode_acks_compiled(first, second, rows):
+    base = 1 if second is None else 0
+    size = _text_size(first)
+    if second is not None:
+        size += _text_size(second)
+    for row in rows:
+        _check_ack_row(row, base + 2)
+        if base:
+            size += _text_size(row[0])
+        uuid = row[base + 1]
+        size += _text_size(row[base]) + _blob_size(len(uuid))
+    out = PyBytes_FromStringAndSize(cython.NULL, size)
+    w = cython.cast(wbuf, PyBytes_AS_STRING(out))
+    pos = _w_text(w, 0, 1 << 3 | _LEN, first)
+    if second is not None:
+        pos = _w_text(w, pos, 2 << 3 | _LEN, second)
+    else:
+        for row in rows:
+            pos = _w_text(w, pos, 2 << 3 | _LEN, row[0])
+    for row in rows:
+        pos = _w_text(w, pos, 3 << 3 | _LEN, row[base])
+    for row in rows:
+        pos = _w_bytes(w, pos, 4 << 3 | _LEN, row[base + 1])
+    return _finish(out, w, pos)
+
+
+# -- the encoders ----------------------------------------------------------------------
+def encode_updates(rows):
+    """The bytes of an ExecutorStatusUpdate, StatusUpdateMessage or Updates carrying
+    `rows` (tuples as `decode_updates` returns them)."""
+    if _COMPILED:
+        return _encode_updates_compiled(rows)
+    for row in rows:
+        _check_update_row(row)
+    inner = bytearray()
+    for field in range(1, _STRING_FIELDS + 1):
+        key = field << 3 | _LEN
+        for row in rows:
+            _put_blob(inner, key, _text_bytes(row[field - 1]))
+    if rows:
+        _put_ints(inner, 4 << 3 | _LEN, rows, 3)
     for field in (5, 6):
         key = field << 3 | _LEN
         for row in rows:
             _put_blob(inner, key, row[field - 1])
     if rows:
-        _put_ints(inner, 7 << 3 | _LEN, rows, 7, _MAX_STATE)
-        _put_ints(inner, 8 << 3 | _LEN, rows, 6, _MAX_HEALTH)
+        _put_ints(inner, 7 << 3 | _LEN, rows, 7)
+        _put_ints(inner, 8 << 3 | _LEN, rows, 6)
     out = bytearray()
     _put_blob(out, 1 << 3 | _LEN, inner)
     return bytes(out)
@@ -384,21 +494,20 @@ def decode_acks(data, width):
 def encode_acks(first, second, rows):
     """The bytes of an ack: field 1 the string `first`, then for rows of (field 2, task
     id, uuid) (second None) or, with field 2 the string `second`, of (task id, uuid)."""
-    out = bytearray()
-    _put_blob(out, 1 << 3 | _LEN, first.encode("utf-8"))
-    if second is not None:
-        _put_blob(out, 2 << 3 | _LEN, second.encode("utf-8"))
-        base = 0
-    else:
-        base = 1
-        for row in rows:
-            if len(row) != 3:
-                raise ColumnsError(f"an ack row has {len(row)} fields, not 3")
-            _put_blob(out, 2 << 3 | _LEN, row[0].encode("utf-8"))
+    if _COMPILED:
+        return _encode_acks_compiled(first, second, rows)
+    base = 1 if second is None else 0
     for row in rows:
-        if len(row) != base + 2:
-            raise ColumnsError(f"an ack row has {len(row)} fields, not {base + 2}")
-        _put_blob(out, 3 << 3 | _LEN, row[base].encode("utf-8"))
+        _check_ack_row(row, base + 2)
+    out = bytearray()
+    _put_blob(out, 1 << 3 | _LEN, _text_bytes(first))
+    if second is not None:
+        _put_blob(out, 2 << 3 | _LEN, _text_bytes(second))
+    else:
+        for row in rows:
+            _put_blob(out, 2 << 3 | _LEN, _text_bytes(row[0]))
+    for row in rows:
+        _put_blob(out, 3 << 3 | _LEN, _text_bytes(row[base]))
     for row in rows:
         _put_blob(out, 4 << 3 | _LEN, row[base + 1])
     return bytes(out)

@@ -156,9 +156,17 @@ def test_values_outside_the_schemas_ranges_are_malformed(field, value, problem, 
 
 def test_rows_that_do_not_fit_the_schema_are_refused():
     row = ("f", "e", "t", 1, b"u", b"s", 0, 1)
-    with pytest.raises(core.ColumnsError, match="8"):
+    with pytest.raises(core.ColumnsError, match="tuple of 8 fields"):
         core.encode_updates([row[:7]])
+    with pytest.raises(core.ColumnsError, match="tuple of 8 fields"):
+        core.encode_updates([list(row)])
     with pytest.raises(core.ColumnsError, match="out of range"):
         core.encode_updates([(*row[:3], -1, *row[4:])])
-    with pytest.raises(core.ColumnsError, match="not 3"):
+    with pytest.raises(core.ColumnsError, match="is a bytes, not a str"):
+        core.encode_updates([(b"f", *row[1:])])
+    with pytest.raises(core.ColumnsError, match="tuple of 3 fields"):
         core.encode_acks("f", None, [("t", b"u")])
+    with pytest.raises(core.ColumnsError, match="tuple of 2 fields"):
+        core.encode_acks("a", "f", [("x", "t", b"u")])
+    with pytest.raises(core.ColumnsError, match="is a int, not a str"):
+        core.encode_acks("f", None, [(7, "t", b"u")])
