@@ -2,9 +2,10 @@
 # struct-like class whose methods are C calls, and the loops run on C integers.
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
-from cpython.unicode cimport PyUnicode_AsUTF8AndSize
-from libc.string cimport memcpy
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeUTF8
+from libc.string cimport memcmp, memcpy
 
+ctypedef const unsigned char* cbuf
 ctypedef unsigned char* wbuf
 
 cdef bint _COMPILED
@@ -32,6 +33,9 @@ cdef class _Reader:
     cdef str text(self)
 
     @cython.locals(n=Py_ssize_t, start=Py_ssize_t)
+    cdef str id_text(self)
+
+    @cython.locals(n=Py_ssize_t, start=Py_ssize_t)
     cdef bytes blob(self)
 
     cdef int skip(self, unsigned long long wire_type) except -1
@@ -41,6 +45,12 @@ cdef class _Reader:
     @cython.locals(n=Py_ssize_t, stop=Py_ssize_t, outer=Py_ssize_t)
     cdef int ints(self, unsigned long long wire_type, list column) except -1
 
+
+cdef Py_ssize_t _ID_CACHE_SLOTS
+cdef list _ID_CACHE
+
+@cython.locals(slot="unsigned int", i=Py_ssize_t, cached=str, known="const char*", size=Py_ssize_t, text=str)
+cdef str _cached_text(cbuf src, Py_ssize_t n)
 
 @cython.locals(key="unsigned long long", field="unsigned long long", wire_type="unsigned long long")
 cdef int _read_columns(_Reader reader, list columns) except -1

@@ -94,6 +94,17 @@ class _Reader:
         except UnicodeDecodeError:
             raise ColumnsError("a string field is not UTF-8") from None
 
+    def id_text(self):
+        """`text` for an id that repeats from row to row and message to message (a
+        framework, executor or agent id): the compiled build hands out the str it made
+        for the same bytes recently (`_cached_text`), which also has its hash cached."""
+        if not _COMPILED:
+            return self.text()
+        n = self.length()
+        start = self.pos
+        self.pos = start + n
+        return _cached_text(cython.cast(cbuf, PyBytes_AS_STRING(self.data)) + start, n)
+
     def blob(self):
         n = self.length()
         start = self.pos
@@ -134,14 +145,42 @@ class _Reader:
         return 0
 
 
+#: compiled build: recently decoded ids, by a hash of their UTF-8 (`_cached_text`)
+_ID_CACHE_SLOTS = 64
+_ID_CACHE = [None] * _ID_CACHE_SLOTS
+
+
+def _cached_text(src, n):
+    """The str of the UTF-8 at src[0:n] (compiled build only: src is a C pointer): the
+    one in its cache slot when that has the same bytes, else a new one, which takes the
+    slot."""
+    slot = 2166136261
+    for i in range(n):  # FNV-1a
+        slot = (slot ^ src[i]) * 16777619  # an unsigned int: wraps at 32 bits
+    slot &= _ID_CACHE_SLOTS - 1
+    cached = _ID_CACHE[slot]
+    if cached is not None:
+        known = PyUnicode_AsUTF8AndSize(cached, cython.address(size))
+        if size == n and memcmp(known, src, n) == 0:
+            return cached
+    try:
+        text = PyUnicode_DecodeUTF8(cython.cast(cython.p_char, src), n, cython.NULL)
+    except UnicodeDecodeError:
+        raise ColumnsError("a string field is not UTF-8") from None
+    _ID_CACHE[slot] = text
+    return text
+
+
 def _read_columns(reader, columns):
     """Append the fields of one StatusColumns (the reader spans exactly it)."""
     while reader.pos < reader.end:
         key = reader.varint()
         field = key >> 3
         wire_type = key & 7
-        if 1 <= field <= _STRING_FIELDS and wire_type == _LEN:
-            columns[field - 1].append(reader.text())
+        if (field == 1 or field == 2) and wire_type == _LEN:
+            columns[field - 1].append(reader.id_text())
+        elif field == 3 and wire_type == _LEN:
+            columns[2].append(reader.text())
         elif (field == 5 or field == 6) and wire_type == _LEN:
             columns[field - 1].append(reader.blob())
         elif field == 4 or field == 7 or field == 8:
@@ -177,9 +216,9 @@ def _one_row(data):
             return None
         seen |= bit
         if key == (1 << 3 | _LEN):
-            fid = reader.text()
+            fid = reader.id_text()
         elif key == (2 << 3 | _LEN):
-            eid = reader.text()
+            eid = reader.id_text()
         elif key == (3 << 3 | _LEN):
             tid = reader.text()
         elif key == (5 << 3 | _LEN):
@@ -465,9 +504,9 @@ def decode_acks(data, width):
         if key & 7 != _LEN or field < 1 or field > 4:
             reader.skip(key & 7)
         elif field == 1:
-            first = reader.text()
+            first = reader.id_text()
         elif field == 2:
-            second = reader.text()
+            second = reader.id_text()
             seconds.append(second)
         elif field == 3:
             task_ids.append(reader.text())

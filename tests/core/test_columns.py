@@ -58,6 +58,20 @@ def test_both_builds_write_the_same_bytes():
     assert pure.encode_acks("f", None, acks) == core.encode_acks("f", None, acks)
 
 
+def test_ids_decode_right_however_they_repeat():
+    """Framework, executor and agent ids are decoded through a small cache in the
+    compiled build: many distinct ids (which share its slots) and ids that differ in
+    one byte or in length still decode to their own values."""
+    rng = random.Random(3)
+    ids = [f"fw-{i}" for i in range(300)] + ["fw-1x", "fw-", "", "fw-ü", "fw-ü" * 40]
+    for _ in range(3):
+        rows = [(rng.choice(ids), rng.choice(ids), "t", 1, b"u", b"s", 0, 1) for _ in range(rng.randrange(1, 40))]
+        assert core.decode_updates(core.encode_updates(rows)) == rows
+        assert [core.decode_updates(core.encode_updates([row]))[0] for row in rows] == rows
+        acks = [(rng.choice(ids), "t", b"u") for _ in range(5)]
+        assert core.decode_acks(core.encode_acks(rows[0][0], None, acks), 3) == (rows[0][0], None, acks)
+
+
 def test_missing_latest_states_default_to_the_states():
     cols = columns_of(random_rows(random.Random(1), 3))
     cols.ClearField("latest_states")
@@ -90,6 +104,8 @@ def test_decoding_follows_protobufs_rules():
     (b"\x0a\x05\x0a", "past the end"),                          # a field longer than its message
     (b"\x0a\x02\x1a\x05", "past the end"),                      # a string longer than the columns
     (b"\x0a\x03\x1a\x01\xff", "UTF-8"),                         # a task id that is not UTF-8
+    (b"\x0a\x03\x0a\x01\xff", "UTF-8"),                         # a framework id that is not UTF-8
+    (b"\x0a\x04\x12\x02\xc3\x28", "UTF-8"),                     # an executor id that is not UTF-8
     (b"\x0a\x01\x80", "truncated varint"),
     (b"\x0a\x0b" + b"\x20" + b"\xff" * 10, "longer than 10 bytes"),
     (b"\x0a\x02\x1a\x00", "differ in length"),                  # a task id and nothing else
