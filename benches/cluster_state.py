@@ -92,7 +92,7 @@ def build_master(n_tasks: int, scheduler: str = SCHEDULER, per_agent: int = PER_
             update.status.agent_id.value = aid
             update.status.executor_id.value = tid
             update.latest_state = pb.TASK_RUNNING
-            m.handle(agent_transport[aid], wire(StatusUpdateMessage([(*row_of(update), pb.TASK_RUNNING)])), 2.0)
+            m.handle(agent_transport[aid], wire(StatusUpdateMessage([row_of(update)])), 2.0)
             m.handle(scheduler, wire(Acknowledge(fid, [(aid, tid, uuid)])), 2.0)
             if i % 1000 == 999:
                 m.take_actions()

@@ -45,7 +45,7 @@ from corral import wire
 from corral import _core
 from corral.engines.base import Engine, MasterLost, on
 from corral.engines.common import for_framework, is_terminal, new_status
-from corral.engines.status import UpdateRow, agent_id_suffix, row_of, status_row, update_of
+from corral.engines.status import STATE, UUID, UpdateRow, agent_id_suffix, row_of, status_row, update_of, with_latest
 from corral.protocol import MessageType as T
 from corral.protocol import PeerEvent
 from corral.protos import corral_pb2 as pb
@@ -686,7 +686,7 @@ class AgentEngine(Engine):
                 assert record.update is not None
                 row = row_of(record.update)
                 if self.updates.add(key, record.uuid, row, now) != _core.AddResult.DUPLICATE:
-                    task.state = row.state
+                    task.state = row[STATE]
             else:
                 self.updates.ack(key, record.uuid, now)
         if is_terminal(task.state) and self.updates.head(key) is None:
@@ -867,7 +867,7 @@ class AgentEngine(Engine):
         if task is None:
             # no task record: forward once, best effort
             if self.connection is Connection.REGISTERED:
-                self.send_row(self.master, _FORWARD, (*row, state))
+                self.send_row(self.master, _FORWARD, row)
             return
         self._enqueue(task, (fid, tid), row, now)
 
@@ -885,7 +885,7 @@ class AgentEngine(Engine):
             key = (fid, tid)
             task = self.tasks.get(key)
             if task is not None:
-                self._enqueue(task, key, UpdateRow(fid, eid, tid, state, uuid, status + suffix, health), now)
+                self._enqueue(task, key, (fid, eid, tid, state, uuid, status + suffix, health, state), now)
             self.send_row(sender, (wire.ExecutorStatusUpdateAck, agent_id, fid), (tid, uuid))
 
     def _status_suffix(self, agent_id: str) -> bytes:
@@ -897,25 +897,26 @@ class AgentEngine(Engine):
     def _enqueue(self, task: Task, key: tuple[str, str], row: UpdateRow, now: float) -> None:
         """Queue a reliable update of `task` (journalled first when the framework
         checkpoints); forward it when it heads its stream."""
-        result = self.updates.add(key, row.uuid, row, now)
+        uuid = row[UUID]
+        result = self.updates.add(key, uuid, row, now)
         if result == _core.AddResult.DUPLICATE:
             self.counters["duplicate_status_updates"] += 1
             return
-        task.state = row.state
+        task.state = row[STATE]
         if task.checkpoint:  # on disk before the forward below and before the executor's ack
             self.emit(JournalAppend(task.framework_id, task.executor_id, task.container_id, key[1],
-                                    JournalRecord(JournalKind.UPDATE, row.uuid, update_of(row, self.agent_id or ""))))
+                                    JournalRecord(JournalKind.UPDATE, uuid, update_of(row, self.agent_id or ""))))
         if result == _core.AddResult.FORWARD and self.connection is Connection.REGISTERED:
-            self._forward(row, task.state)
+            self._forward(row)  # (the task's latest state is this update's)
 
-    def _forward(self, row: UpdateRow, latest_state: int) -> None:
+    def _forward(self, row: UpdateRow) -> None:
         self.counters["status_updates_forwarded"] += 1
-        self.send_row(self.master, _FORWARD, (*row, latest_state))
+        self.send_row(self.master, _FORWARD, row)
 
     def _forward_head(self, row: UpdateRow, task: Task | None) -> None:
         """(Re)send the head `row` of `task`'s stream (retry, reconnect, next after an
         ack), with the task's latest state (the update's own when no task is left)."""
-        self._forward(row, row.state if task is None else task.state)
+        self._forward(row if task is None else with_latest(row, task.state))
 
     @on(T.STATUS_UPDATE_ACK)
     def _status_update_ack(self, sender: str, msg: wire.StatusUpdateAck, now: float) -> None:

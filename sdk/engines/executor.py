@@ -222,7 +222,7 @@ class ExecutorEngine(Engine):
             self.emit(AllAcknowledged())
 
     def _send_update(self, row: UpdateRow) -> None:
-        self.send_row(self.agent, _UPDATES, (*row, row.state))
+        self.send_row(self.agent, _UPDATES, row)
 
     # -- calls from the user's Executor ---------------------------------------
     def send_status_update(self, status: pb.TaskStatus, now: float) -> None:
@@ -233,7 +233,8 @@ class ExecutorEngine(Engine):
         data = status.SerializeToString()  # raises EncodeError without a task id and state
         data += self._stamp_for(self.agent_id) + _TIMESTAMP_KEY + _DOUBLE(now) + _UUID_KEY + uuid
         tid = status.task_id.value
-        row = UpdateRow(self.framework_id, self.executor_id, tid, status.state, uuid, data, health_of(status))
+        state = status.state
+        row = (self.framework_id, self.executor_id, tid, state, uuid, data, health_of(status), state)
         if self.updates.add(tid, uuid, row, now) == _core.AddResult.FORWARD:
             self._send_update(row)
 

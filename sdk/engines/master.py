@@ -985,7 +985,7 @@ class MasterEngine(Engine):
         state = for_framework(fw.info, state)
         status = new_status(task_id, state, SOURCE_MASTER, now, reason=reason, message=message, agent_id=agent_id)
         if fw.connected:
-            self.send_row(fw.transport, _UPDATES, (*status_row(fw.id, status), state))
+            self.send_row(fw.transport, _UPDATES, status_row(fw.id, status))
 
     # --------------------------------------------------------- reconciliation
     @on(T.RECONCILE)

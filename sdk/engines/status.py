@@ -10,23 +10,20 @@ the engine's actions are taken.
 """
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 from corral.protos import corral_pb2 as pb
 from corral.wire import HEALTH_UNREPORTED, HEALTHY, UNHEALTHY
 
 
-class UpdateRow(NamedTuple):
-    """One status update: reliable (it carries a uuid and waits for an ack), or the
-    master's own (uuid "")."""
-
-    framework_id: str
-    executor_id: str  # "" for none
-    task_id: str
-    state: int
-    uuid: bytes
-    status: bytes  # the serialised TaskStatus
-    health: int  # the status's `healthy`: HEALTH_UNREPORTED, HEALTHY or UNHEALTHY
+#: An update row: the tuple (framework_id, executor_id, task_id, state, uuid, status,
+#: health, latest_state) that `corral.wire`'s update messages carry. `uuid` is b"" on the
+#: master's own (unacknowledged) updates, `status` the serialised TaskStatus, `health` the
+#: status's `healthy` (HEALTH_UNREPORTED, HEALTHY or UNHEALTHY) and `latest_state` the
+#: newest state its sender knows for the task (its own state where nothing is newer).
+#: Plain tuples, built and read by index on the hot path: these name the indexes.
+UpdateRow = tuple
+STATE, UUID, LATEST = 3, 4, 7
 
 
 #: a row's health as TaskStatus.healthy (`.get`: None when not reported)
@@ -41,20 +38,22 @@ def health_of(status: pb.TaskStatus) -> int:
 
 def row_of(update: pb.StatusUpdate) -> UpdateRow:
     """The row of an update carried whole (a report of unacknowledged updates, a journal,
-    a reregistering executor)."""
+    a reregistering executor); its latest state is the update's, or its own state."""
     status = update.status
-    return UpdateRow(update.framework_id.value, update.executor_id.value, status.task_id.value, status.state,
-                     update.uuid or status.uuid, status.SerializeToString(), health_of(status))
+    latest = update.latest_state if update.HasField("latest_state") else status.state
+    return (update.framework_id.value, update.executor_id.value, status.task_id.value, status.state,
+            update.uuid or status.uuid, status.SerializeToString(), health_of(status), latest)
 
 
 def update_of(row: UpdateRow, agent_id: str = "", latest_state: int | None = None) -> pb.StatusUpdate:
     """The whole update of a row (for reports and journals); its agent id is the
     status's when `agent_id` is not given."""
-    status = pb.TaskStatus.FromString(row.status)
-    update = pb.StatusUpdate(status=status, uuid=row.uuid, timestamp=status.timestamp)
-    update.framework_id.value = row.framework_id
-    if row.executor_id:
-        update.executor_id.value = row.executor_id
+    fid, eid, _tid, _state, uuid, data = row[:6]
+    status = pb.TaskStatus.FromString(data)
+    update = pb.StatusUpdate(status=status, uuid=uuid, timestamp=status.timestamp)
+    update.framework_id.value = fid
+    if eid:
+        update.executor_id.value = eid
     agent_id = agent_id or status.agent_id.value
     if agent_id:
         update.agent_id.value = agent_id
@@ -65,8 +64,14 @@ def update_of(row: UpdateRow, agent_id: str = "", latest_state: int | None = Non
 
 def status_row(framework_id: str, status: pb.TaskStatus) -> UpdateRow:
     """The row of an update built here (by an agent, or the master's own)."""
-    return UpdateRow(framework_id, status.executor_id.value, status.task_id.value, status.state, status.uuid,
-                     status.SerializeToString(), health_of(status))
+    state = status.state
+    return (framework_id, status.executor_id.value, status.task_id.value, state, status.uuid,
+            status.SerializeToString(), health_of(status), state)
+
+
+def with_latest(row: UpdateRow, latest_state: int) -> UpdateRow:
+    """`row` with `latest_state` as its latest state (itself when it has it already)."""
+    return row if row[LATEST] == latest_state else (*row[:LATEST], latest_state)
 
 
 def agent_id_suffix(agent_id: str) -> bytes:

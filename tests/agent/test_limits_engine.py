@@ -7,7 +7,7 @@ import random
 from corral import wire
 from corral.engines.agent import AgentConfig, AgentEngine, ContainerLimits, KillContainer, LaunchExecutor
 from corral.engines.base import Send
-from corral.engines.status import UpdateRow, row_of, update_of
+from corral.engines.status import row_of, update_of
 from corral.protos import corral_pb2 as pb
 from corral.resources import Resources
 
@@ -62,7 +62,7 @@ def executor_update(tid: str, state: int, uuid: bytes) -> wire.ExecutorStatusUpd
     update.status.task_id.value = tid
     update.status.state = state
     update.status.uuid = uuid
-    return wire.ExecutorStatusUpdate([(*row_of(update), state)])
+    return wire.ExecutorStatusUpdate([row_of(update)])
 
 
 def test_a_command_task_launches_with_its_resources_plus_the_executor_allowance() -> None:
@@ -105,7 +105,7 @@ def test_an_exit_over_a_limit_fails_the_live_tasks_with_the_limitation() -> None
     (launch,) = [a for a in run(agent, task("t1", "cpus:1;mem:64")) if isinstance(a, LaunchExecutor)]
     agent.executor_exited(launch.container_id, -9, "memory limit exceeded: 300.0 MB of its 128 MB", 3.0,
                           R.REASON_CONTAINER_LIMITATION_MEMORY)
-    (update,) = [update_of(UpdateRow(*a.body.rows[0][:7])) for a in agent.take_actions()
+    (update,) = [update_of(a.body.rows[0]) for a in agent.take_actions()
                  if isinstance(a, Send) and isinstance(a.body, wire.StatusUpdateMessage)]
     assert update.status.state == pb.TASK_FAILED and update.status.source == R.SOURCE_AGENT
     assert update.status.reason == R.REASON_CONTAINER_LIMITATION_MEMORY
@@ -116,6 +116,6 @@ def test_an_exit_without_a_reason_is_executor_terminated() -> None:
     agent = registered_agent()
     (launch,) = [a for a in run(agent, task("t1", "cpus:1;mem:64")) if isinstance(a, LaunchExecutor)]
     agent.executor_exited(launch.container_id, 1, "executor exited with status 1", 3.0)
-    (update,) = [update_of(UpdateRow(*a.body.rows[0][:7])) for a in agent.take_actions()
+    (update,) = [update_of(a.body.rows[0]) for a in agent.take_actions()
                  if isinstance(a, Send) and isinstance(a.body, wire.StatusUpdateMessage)]
     assert update.status.reason == R.REASON_EXECUTOR_TERMINATED

@@ -9,7 +9,7 @@ from google.protobuf.message import Message
 from corral import wire
 from corral.engines.base import Engine, Send
 from corral.engines.master import MasterConfig, MasterEngine
-from corral.engines.status import UpdateRow, row_of, update_of
+from corral.engines.status import row_of, update_of
 from corral.protos import corral_pb2 as pb
 from corral.resources import Resources
 
@@ -50,13 +50,12 @@ def status_updates(engine: Engine, to: str | None = None) -> list[pb.StatusUpdat
 def wire_updates(cls: type[U], *updates: pb.StatusUpdate) -> U:
     """A `corral.wire` update message of `cls` carrying `updates` (each with its
     latest_state, or its own state)."""
-    return cls([(*row_of(u), u.latest_state if u.HasField("latest_state") else u.status.state)
-                for u in updates])
+    return cls([row_of(u) for u in updates])
 
 
 def updates_in(msg: Any) -> list[pb.StatusUpdate]:
     """The updates a `corral.wire` update message carries, as whole StatusUpdates."""
-    return [update_of(UpdateRow(*row[:7]), latest_state=row[7]) for row in msg.rows]
+    return [update_of(row, latest_state=row[7]) for row in msg.rows]
 
 
 def others(actions: list[Any], kind: type) -> list[Any]:
