@@ -17,7 +17,7 @@ import os
 import sys
 import types
 
-MODULES = ("envelope", "heap", "acks", "timers", "columns")  # heap before its users (load_pure)
+MODULES = ("columns", "envelope", "heap", "acks", "timers")  # each before its users (load_pure)
 _PURE_PACKAGE = __name__ + "._py"
 
 
@@ -76,6 +76,7 @@ Envelope = _impl.envelope.Envelope
 DispatchError = _impl.envelope.DispatchError
 DrainPath = _impl.envelope.DrainPath
 Dispatcher = _impl.envelope.Dispatcher
+Route = _impl.envelope.Route
 encode = _impl.envelope.encode
 encode_batch = _impl.envelope.encode_batch
 decode = _impl.envelope.decode

@@ -90,6 +90,22 @@ cpdef bytes encode(long long msg_type, long long seq, bytes sender, bytes body)
 cpdef bytes encode_batch(frames)
 
 
+from corral._core.columns cimport _cached_text
+
+
+@cython.final
+cdef class Route:
+    cdef readonly object parse
+    cdef readonly object handle
+    cdef readonly object clock
+    cdef readonly object parse_errors
+    cdef readonly object undecodable
+
+
+@cython.locals(p=cbuf, sender_len=Py_ssize_t, begin=Py_ssize_t, sender=str)
+cdef int _follow(Route route, bytes frame, Py_ssize_t start, Py_ssize_t end) except -1
+
+
 @cython.final
 cdef class Dispatcher:
     cdef Py_ssize_t _max_frame_size

@@ -28,6 +28,8 @@ try:
 except ImportError:  # plain Python without Cython installed: the pure-Python twin
     _COMPILED = False
 
+from .columns import ColumnsError
+
 MAGIC = 0xC7
 VERSION = 1
 HEADER_SIZE = 12
@@ -176,6 +178,27 @@ def _envelope(frame, start, end):
     return env
 
 
+def _follow(route, frame, start, end):
+    """Deliver the header-checked envelope in frame[start:end] as ``route`` says."""
+    p = frame
+    sender_len = p[start + 8] | (p[start + 9] << 8)
+    begin = start + _HDR
+    try:
+        if _COMPILED:
+            sender = _cached_text(p + begin, sender_len)
+        else:
+            sender = frame[begin : begin + sender_len].decode("utf-8")
+    except (ColumnsError, UnicodeDecodeError):
+        raise EnvelopeError("the sender is not UTF-8") from None
+    try:
+        message = route.parse(frame[begin + sender_len : end])
+    except route.parse_errors as exc:
+        route.undecodable(sender, exc)
+        return 0
+    route.handle(sender, message, route.clock())
+    return 0
+
+
 def decode(frame):
     """Decode one frame into an Envelope; raise EnvelopeError if it is malformed.
 
@@ -261,6 +284,27 @@ def encode_batch(frames):
     return b"".join(parts)
 
 
+class Route:
+    """What to do with the envelopes of one type, for a handler that wants the message
+    rather than the Envelope: the dispatcher parses the body with ``parse(body)`` and
+    calls ``handle(sender, message, clock())``, the sender as str (the compiled build
+    reuses one str per recent sender). A body that ``parse`` rejects with one of
+    ``parse_errors`` goes to ``undecodable(sender, exc)`` instead, and the envelope
+    counts as dispatched: the frame was sound, its body is the receiver's to judge."""
+
+    __slots__ = ("parse", "handle", "clock", "parse_errors", "undecodable")
+
+    def __init__(self, parse, handle, clock, parse_errors, undecodable):
+        for name, fn in (("parse", parse), ("handle", handle), ("clock", clock), ("undecodable", undecodable)):
+            if not callable(fn):
+                raise TypeError(f"{name} must be callable")
+        self.parse = parse
+        self.handle = handle
+        self.clock = clock
+        self.parse_errors = parse_errors
+        self.undecodable = undecodable
+
+
 class Dispatcher:
     """Routes frames to the handler registered for their message type.
 
@@ -290,11 +334,12 @@ class Dispatcher:
         return self._max_frame_size
 
     def register(self, msg_type, handler):
-        """Call ``handler(envelope)`` for every envelope of ``msg_type`` (replaces any)."""
+        """Call ``handler(envelope)`` for every envelope of ``msg_type``, or, when
+        ``handler`` is a Route, do what it says (replaces any handler of the type)."""
         if not 0 <= msg_type < _BATCH:
             raise ValueError(f"message type {msg_type} outside 0..0xFFFE")
-        if not callable(handler):
-            raise TypeError("handler must be callable")
+        if type(handler) is not Route and not callable(handler):
+            raise TypeError("handler must be callable or a Route")
         missing = msg_type + 1 - len(self._handlers)
         if missing > 0:
             self._handlers.extend([None] * missing)
@@ -415,7 +460,10 @@ class Dispatcher:
             self._report(DispatchError.UNKNOWN_TYPE, f"no handler for type {msg_type}", None)
             return 0
         try:
-            handler(_envelope(frame, start, end))
+            if type(handler) is Route:
+                _follow(handler, frame, start, end)
+            else:
+                handler(_envelope(frame, start, end))
         except Exception as exc:
             self._handler_failed += 1
             self._report(

@@ -74,26 +74,20 @@ class Runtime:
         self.engine = engine_factory(self.address)
         self.engine.batch = batch
         for msg_type in self.engine.handled_types():
-            self.dispatcher.register(int(msg_type), self._make_handler(msg_type))
+            self.dispatcher.register(int(msg_type), self._route(msg_type))
         self._thread: threading.Thread | None = None
 
     # -- inbound ------------------------------------------------------------------
-    def _make_handler(self, msg_type: MessageType) -> Callable[[Any], None]:
+    def _route(self, msg_type: MessageType) -> Any:
+        """How the dispatcher delivers messages of `msg_type` to the engine (parsed,
+        with the sender and the time; an undecodable body counted and logged)."""
         cls = BODY_CLASS[msg_type]
-        parse = cls.FromString
-        handle = self.engine.handler(msg_type)
-        clock = self.clock
 
-        def handler(env: Any) -> None:
-            try:
-                body = parse(env.body)
-            except DecodeError as exc:
-                self.undecodable += 1
-                log.warning("undecodable %s body from %s: %s", cls.__name__, env.sender, exc)
-                return
-            handle(env.sender.decode(), body, clock())
+        def undecodable(sender: str, exc: Exception) -> None:
+            self.undecodable += 1
+            log.warning("undecodable %s body from %s: %s", cls.__name__, sender, exc)
 
-        return handler
+        return _core.Route(cls.FromString, self.engine.handler(msg_type), self.clock, DecodeError, undecodable)
 
     def _peer_event(self, address: str, event: PeerEvent) -> None:
         """Called on the I/O thread (inside `wait`): hand the event to the engine."""

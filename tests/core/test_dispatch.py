@@ -4,7 +4,7 @@ import struct
 import pytest
 
 from corral._core import (
-    BATCH_TYPE, DEFAULT_MAX_FRAME_SIZE, DispatchError, Dispatcher, Envelope, encode,
+    BATCH_TYPE, DEFAULT_MAX_FRAME_SIZE, DispatchError, Dispatcher, Envelope, Route, encode,
     encode_batch,
 )
 
@@ -228,3 +228,58 @@ def test_return_values_sum_to_dispatched(d):
     for frame in (encode(1, 0, b"", b""), b"bad", encode_batch([encode(1, 0, b"", b"")] * 3)):
         total += d.dispatch(frame)
     assert total == d.counters()["dispatched"] == 4
+
+
+# -- routes: parsed messages, no Envelope -------------------------------------------------
+class BadBody(ValueError):
+    pass
+
+
+def parse(body):
+    if body.startswith(b"bad"):
+        raise BadBody(f"cannot parse {body!r}")
+    if body.startswith(b"boom"):
+        raise KeyError("a parser bug")
+    return body.upper()
+
+
+def route_to(got, undecodable):
+    return Route(parse, lambda sender, msg, now: got.append((sender, msg, now)), lambda: 42.5, BadBody,
+                 lambda sender, exc: undecodable.append((sender, str(exc))))
+
+
+def test_a_route_hands_over_the_parsed_message_the_sender_as_str_and_the_time(d, rec, got):
+    undecodable = []
+    d.register(9, route_to(got, undecodable))
+    frames = [encode(9, 1, SENDER, b"one"), encode(9, 2, b"tcp://h\xc3\xa9:1", b"two"),
+              encode_batch([encode(9, 3, SENDER, b"three"), encode(9, 4, b"", b"")])]
+    assert [d.dispatch(f) for f in frames] == [1, 1, 2]
+    assert got == [(SENDER.decode(), b"ONE", 42.5), ("tcp://hé:1", b"TWO", 42.5), (SENDER.decode(), b"THREE", 42.5),
+                   ("", b"", 42.5)]
+    assert undecodable == [] and rec.errors == []
+    assert counts(d, received=3, dispatched=4)
+
+
+def test_a_body_the_route_cannot_parse_goes_to_undecodable_and_the_rest_goes_on(d, rec, got):
+    undecodable = []
+    d.register(9, route_to(got, undecodable))
+    assert d.dispatch(encode_batch([encode(9, 1, SENDER, b"bad body"), encode(9, 2, SENDER, b"ok")])) == 2
+    assert undecodable == [(SENDER.decode(), "cannot parse b'bad body'")]
+    assert got == [(SENDER.decode(), b"OK", 42.5)]
+    assert counts(d, received=1, dispatched=2) and rec.errors == []
+
+
+def test_a_route_whose_parser_or_handler_fails_or_whose_sender_is_not_utf8_counts_a_failure(d, rec, got):
+    undecodable = []
+    d.register(9, route_to(got, undecodable))
+    assert d.dispatch(encode(9, 1, SENDER, b"boom")) == 0  # not one of parse_errors
+    assert d.dispatch(encode(9, 2, b"tcp://\xff", b"x")) == 0
+    d.register(10, Route(parse, lambda sender, msg, now: 1 / 0, lambda: 0.0, BadBody, lambda s, e: None))
+    assert d.dispatch(encode(10, 3, SENDER, b"x")) == 0
+    assert rec.kinds == [DispatchError.HANDLER_FAILED] * 3
+    assert isinstance(rec.errors[0][1], KeyError) and "not UTF-8" in str(rec.errors[1][1])
+    assert isinstance(rec.errors[2][1], ZeroDivisionError)
+    assert got == [] and undecodable == []
+    assert counts(d, received=3, handler_failed=3)
+    with pytest.raises(TypeError, match="clock must be callable"):
+        Route(parse, print, None, BadBody, print)
