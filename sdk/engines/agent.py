@@ -54,6 +54,9 @@ Reason = pb.TaskStatus.Reason
 SOURCE_AGENT = pb.TaskStatus.SOURCE_AGENT
 #: the kind of batch updates to the master travel in (see `Engine.send_row`)
 _FORWARD = (wire.StatusUpdateMessage,)
+_DUPLICATE = _core.AddResult.DUPLICATE
+_HEAD = _core.AddResult.FORWARD
+_ACKED = _core.AckResult.ACKED
 #: missed pings (at the master's announced interval) before the agent looks for a master
 PINGS_BEFORE_MASTER_LOST = 5
 
@@ -685,7 +688,7 @@ class AgentEngine(Engine):
             if record.kind is JournalKind.UPDATE:
                 assert record.update is not None
                 row = row_of(record.update)
-                if self.updates.add(key, record.uuid, row, now) != _core.AddResult.DUPLICATE:
+                if self.updates.add(key, record.uuid, row, now) is not _DUPLICATE:
                     task.state = row[STATE]
             else:
                 self.updates.ack(key, record.uuid, now)
@@ -875,18 +878,23 @@ class AgentEngine(Engine):
     def _executor_status_update(self, sender: str, msg: wire.ExecutorStatusUpdate, now: float) -> None:
         agent_id = self.agent_id or ""
         suffix = self._status_suffix(agent_id)
-        counters = self.counters
+        executors, tasks, enqueue, send_row = self.executors, self.tasks, self._enqueue, self.send_row
+        received = 0
+        ack_fid, ack_kind = None, None
         for fid, eid, tid, state, uuid, status, health, _latest in msg.rows:
-            executor = self.executors.get((fid, eid))
+            executor = executors.get((fid, eid))
             if executor is None or executor.transport != sender or not uuid:
-                counters["messages_from_unknown"] += 1
+                self.counters["messages_from_unknown"] += 1
                 continue
-            counters["status_updates_received"] += 1
+            received += 1
             key = (fid, tid)
-            task = self.tasks.get(key)
+            task = tasks.get(key)
             if task is not None:
-                self._enqueue(task, key, (fid, eid, tid, state, uuid, status + suffix, health, state), now)
-            self.send_row(sender, (wire.ExecutorStatusUpdateAck, agent_id, fid), (tid, uuid))
+                enqueue(task, key, (fid, eid, tid, state, uuid, status + suffix, health, state), now)
+            if fid != ack_fid:
+                ack_fid, ack_kind = fid, (wire.ExecutorStatusUpdateAck, agent_id, fid)
+            send_row(sender, ack_kind, (tid, uuid))
+        self.counters["status_updates_received"] += received
 
     def _status_suffix(self, agent_id: str) -> bytes:
         """What to append to an executor's serialised status to stamp our agent id."""
@@ -899,14 +907,14 @@ class AgentEngine(Engine):
         checkpoints); forward it when it heads its stream."""
         uuid = row[UUID]
         result = self.updates.add(key, uuid, row, now)
-        if result == _core.AddResult.DUPLICATE:
+        if result is _DUPLICATE:
             self.counters["duplicate_status_updates"] += 1
             return
         task.state = row[STATE]
         if task.checkpoint:  # on disk before the forward below and before the executor's ack
             self.emit(JournalAppend(task.framework_id, task.executor_id, task.container_id, key[1],
                                     JournalRecord(JournalKind.UPDATE, uuid, update_of(row, self.agent_id or ""))))
-        if result == _core.AddResult.FORWARD and self.connection is Connection.REGISTERED:
+        if result is _HEAD and self.connection is Connection.REGISTERED:
             self._forward(row)  # (the task's latest state is this update's)
 
     def _forward(self, row: UpdateRow) -> None:
@@ -928,7 +936,7 @@ class AgentEngine(Engine):
 
     def _acked(self, key: tuple[str, str], uuid: bytes, now: float) -> None:
         """The master acknowledged update `uuid` of the task `key`: move its stream on."""
-        if self.updates.ack(key, uuid, now) != _core.AckResult.ACKED:
+        if self.updates.ack(key, uuid, now) is not _ACKED:
             self.counters["stale_acks"] += 1
             return
         self.counters["acks_received"] += 1

@@ -159,6 +159,11 @@ class Agent:
     #: kills that could not be sent while the agent was away; sent when it is back
     pending_kills: set[tuple[str, str]] = field(default_factory=set)
     tasks: dict[tuple[str, str], Task] = field(default_factory=dict)
+    #: the batch kind of the acks relayed to it (see `Engine.send_row`)
+    ack_kind: tuple[Any, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.ack_kind = (wire.StatusUpdateAck, self.id)
 
     def available(self) -> Resources:
         return self.total - self.used - self.offered
@@ -918,7 +923,7 @@ class MasterEngine(Engine):
             # a retry that crossed the acknowledgement (sent before the ack reached the
             # agent): the framework has it already, also after a failover; ack it again
             self.counters["acknowledged_retries"] += 1
-            self.send_row(agent.transport, (wire.StatusUpdateAck, agent.id), (fid, task.id, uuid))
+            self.send_row(agent.transport, agent.ack_kind, (fid, task.id, uuid))
             return
         self.counters["status_updates"] += 1
         if latest != task.state:
@@ -948,7 +953,7 @@ class MasterEngine(Engine):
         # (a task we already forgot still has an agent waiting for this ack: forward it)
         self.counters["acknowledgements"] += 1
         if agent.state is AgentState.REGISTERED:
-            self.send_row(agent.transport, (wire.StatusUpdateAck, agent.id), (fw.id, tid, uuid))
+            self.send_row(agent.transport, agent.ack_kind, (fw.id, tid, uuid))
         if task is not None:
             if uuid == task.status_update_uuid:
                 task.acked_uuid = task.status_update_uuid  # the same object: no second copy per task

@@ -88,6 +88,8 @@ class SchedulerEngine(Engine):
         self._ever_subscribed = False
         #: per task, the uuid of every update delivered to the user -> acknowledged yet
         self._delivered: dict[str, dict[bytes, bool]] = {}
+        #: the batch kind of our acks (see `Engine.send_row`), set once subscribed
+        self._ack_kind: tuple[Any, ...] = (wire.Acknowledge, "")
         self._held_offers: dict[str, pb.Offer] = {}
         self._kill_backoff: dict[str, float] = {}
         self._backoff = self.config.registration_backoff
@@ -199,6 +201,7 @@ class SchedulerEngine(Engine):
         first = not self._ever_subscribed
         self._ever_subscribed = True
         self.info.id.CopyFrom(msg.framework_id)
+        self._ack_kind = (wire.Acknowledge, msg.framework_id.value)
         self.master_info = msg.master_info
         self.subscription = Subscription.SUBSCRIBED
         self.cancel_timer(("subscribe",))
@@ -317,7 +320,7 @@ class SchedulerEngine(Engine):
         if self.subscription is not Subscription.SUBSCRIBED:
             return
         self.counters["acks_sent"] += 1
-        self.send_row(self.master, (wire.Acknowledge, self.info.id.value), (agent_id, task_id, uuid))
+        self.send_row(self.master, self._ack_kind, (agent_id, task_id, uuid))
 
     def accept(self, offer_ids: Iterable[pb.OfferID], operations: Iterable[pb.Offer.Operation],
                filters: pb.Filters | None, now: float) -> None:
