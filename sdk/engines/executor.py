@@ -60,6 +60,10 @@ _UPDATES = (wire.ExecutorStatusUpdate,)
 _TIMESTAMP_KEY = pb.TaskStatus(timestamp=0.0).SerializePartialToString()[:-8]
 _UUID_KEY = pb.TaskStatus(uuid=bytes(16)).SerializePartialToString()[:-16]
 _DOUBLE = struct.Struct("<d").pack
+#: a uuid: the driver's random 8-byte prefix, then a counter (big-endian)
+_UUID = struct.Struct(">8sQ").pack
+_HEAD = _core.AddResult.FORWARD
+_ACKED = _core.AckResult.ACKED
 
 
 class ExecutorEngine(Engine):
@@ -211,7 +215,7 @@ class ExecutorEngine(Engine):
         updates = self.updates
         emptied = False
         for key, uuid in msg.rows:
-            if updates.ack(key, uuid, now) == _core.AckResult.ACKED:
+            if updates.ack(key, uuid, now) is _ACKED:
                 head = updates.head(key)
                 if head is not None:
                     self._send_update(head[1])
@@ -229,22 +233,24 @@ class ExecutorEngine(Engine):
         """Send `status` reliably: stamped with a new uuid, the time, our source, executor
         and agent ids (appended to its bytes, which protobuf merges: the user's message is
         neither copied nor changed)."""
-        uuid = self._uuid_prefix + next(self._uuid_counter).to_bytes(8, "big")
-        data = status.SerializeToString()  # raises EncodeError without a task id and state
-        data += self._stamp_for(self.agent_id) + _TIMESTAMP_KEY + _DOUBLE(now) + _UUID_KEY + uuid
+        uuid = _UUID(self._uuid_prefix, next(self._uuid_counter))
+        # (SerializeToString raises EncodeError without a task id and state)
+        data = b"".join((status.SerializeToString(), self._stamp_for(self.agent_id), _DOUBLE(now), _UUID_KEY, uuid))
         tid = status.task_id.value
         state = status.state
         row = (self.framework_id, self.executor_id, tid, state, uuid, data, health_of(status), state)
-        if self.updates.add(tid, uuid, row, now) == _core.AddResult.FORWARD:
+        if self.updates.add(tid, uuid, row, now) is _HEAD:
             self._send_update(row)
 
     def _stamp_for(self, agent_id: str) -> bytes:
+        """What to append to a user's serialised status, up to the timestamp's value:
+        our source, executor and agent ids, and the timestamp's key."""
         if self._stamp[0] != agent_id:
             stamp = pb.TaskStatus(source=pb.TaskStatus.SOURCE_EXECUTOR)
             stamp.executor_id.value = self.executor_id
             if agent_id:
                 stamp.agent_id.value = agent_id
-            self._stamp = (agent_id, stamp.SerializePartialToString())
+            self._stamp = (agent_id, stamp.SerializePartialToString() + _TIMESTAMP_KEY)
         return self._stamp[1]
 
     def send_framework_message(self, data: bytes) -> None:

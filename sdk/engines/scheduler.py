@@ -238,43 +238,47 @@ class SchedulerEngine(Engine):
 
     @on(T.UPDATES)
     def _updates(self, sender: str, msg: wire.Updates, now: float) -> None:
+        """Hand each update (its status serialised) to the user, once per uuid; keep the
+        task's state. A uuid is empty on the master's own updates, which are never
+        acknowledged."""
         if not self._from_master(sender):
             return
-        deliver = self._deliver
+        delivered_by_task, reconciler, emit = self._delivered, self.reconciler, self.emit
+        fresh = 0
         for _fid, _eid, tid, state, uuid, data, _health, _latest in msg.rows:
-            deliver(tid, state, uuid, data, now)
-
-    def _deliver(self, tid: str, state: int, uuid: bytes, data: bytes, now: float) -> None:
-        """Hand one update (its status serialised in `data`) to the user, once per uuid;
-        keep the task's state. A uuid is empty on the master's own updates, which are
-        never acknowledged."""
-        delivered = None
-        if uuid:
-            delivered = self._delivered.get(tid)
-            if delivered is None:
-                delivered = self._delivered[tid] = {}
-            acked = delivered.get(uuid)
-            if acked is not None:
-                self.counters["duplicate_updates"] += 1
-                if acked:  # our earlier ack was lost
-                    status = self._parse(data)
-                    if status is not None:
-                        self._send_ack(status.agent_id.value, tid, uuid)
-                return
-        status = self._parse(data)
-        if status is None:
-            return
-        if delivered is not None:
-            delivered[uuid] = False
-        self.counters["updates"] += 1
-        terminal = state in TERMINAL_STATES
-        self.reconciler.update(tid, status.agent_id.value, state, terminal, now)
-        if terminal:
-            self._kill_backoff.pop(tid, None)
-            self.cancel_timer(("kill", tid))
-        self.emit(Callback(SchedulerEvent.STATUS_UPDATE, status))
-        if self._held_offers:
+            delivered = None
+            if uuid:
+                delivered = delivered_by_task.get(tid)
+                if delivered is None:
+                    delivered = delivered_by_task[tid] = {}
+                acked = delivered.get(uuid)
+                if acked is not None:
+                    self._duplicate(tid, uuid, data, acked)
+                    continue
+            status = self._parse(data)
+            if status is None:
+                continue
+            if delivered is not None:
+                delivered[uuid] = False
+            fresh += 1
+            terminal = state in TERMINAL_STATES
+            reconciler.update(tid, status.agent_id.value, state, terminal, now)
+            if terminal:
+                self._kill_backoff.pop(tid, None)
+                self.cancel_timer(("kill", tid))
+            emit(Callback(SchedulerEvent.STATUS_UPDATE, status))
+        self.counters["updates"] += fresh
+        if fresh and self._held_offers:
             self._release_offers()
+
+    def _duplicate(self, tid: str, uuid: bytes, data: bytes, acked: bool) -> None:
+        """An update delivered before came again: counted, not delivered; acknowledged
+        again if we had (our ack was lost)."""
+        self.counters["duplicate_updates"] += 1
+        if acked:
+            status = self._parse(data)
+            if status is not None:
+                self._send_ack(status.agent_id.value, tid, uuid)
 
     def _parse(self, data: bytes) -> pb.TaskStatus | None:
         try:
