@@ -18,6 +18,11 @@ The scheduler acknowledges implicitly: its status_update callbacks are collected
 the I/O thread and acknowledged by one queued call per loop iteration (as the driver's
 callback thread would, without the thread hop).
 
+With `api="drivers"`, the two ends are what a framework runs instead: a real
+`SchedulerDriver` with a `Scheduler` subclass (callbacks on the driver's callback
+thread, implicit acknowledgements) and a real `ExecutorDriver` with an `Executor`
+subclass, whose `send_status_update` calls come from a thread of the user's.
+
 Layouts (the machine has 2 cores):
 - `4proc`: each runtime in its own process (spawned), so no two engines share a GIL;
 - `2proc`: executor + agent in one process, master + scheduler in the other (two
@@ -27,6 +32,8 @@ Run: python -m pytest benches/bench_status_updates.py --benchmark-only
 """
 from __future__ import annotations
 
+import http.server
+import json
 import multiprocessing
 import threading
 import time
@@ -38,6 +45,8 @@ from corral.engines.base import Callback, MasterLost, on
 from corral.engines.executor import AllAcknowledged, ExecutorEngine, ExecutorEvent, Stop
 from corral.engines.master import MasterConfig, MasterEngine
 from corral.engines.scheduler import SchedulerEngine, SchedulerEvent
+from corral.executor import Executor, ExecutorDriver
+from corral.scheduler import Scheduler, SchedulerDriver
 from corral.protocol import MessageType as T
 from corral.protos import corral_pb2 as pb
 from corral.resources import Resources
@@ -86,6 +95,7 @@ class Host:
         self.ready = threading.Event()
         self.sched_updates = 0
         self._acks: list[pb.TaskStatus] = []
+        self.drivers: dict[str, SchedulerDriver | ExecutorDriver] = {}
 
     # -- builders ------------------------------------------------------------------
     def master(self) -> str:
@@ -95,6 +105,27 @@ class Host:
 
         rt = Runtime(make, batch=self.batch)
         return self._start("master", rt)
+
+    def master_info_endpoint(self) -> str:
+        """HOST:PORT of an HTTP server whose /info names the master's transport, as the
+        master daemon's does: how the drivers find the master."""
+        transport = self.runtimes["master"].address
+
+        class Info(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                body = json.dumps({"transport": transport}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Info)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return f"127.0.0.1:{server.server_address[1]}"
 
     def scheduler(self, master: str, tasks: int) -> str:
         info = pb.FrameworkInfo(user="bench", name="bench")
@@ -126,6 +157,48 @@ class Host:
         self._start("scheduler", rt)
         rt.call_soon(lambda: engine.connect(master, rt.clock()))
         return rt.address
+
+    def scheduler_driver(self, master: str, tasks: int) -> str:
+        """The scheduler end as a framework runs it: a SchedulerDriver and a Scheduler."""
+        host = self
+
+        class BenchScheduler(Scheduler):
+            launched = False
+
+            def resource_offers(self, driver, offers):
+                for offer in offers:
+                    if self.launched:
+                        driver.decline_offer(offer.id, pb.Filters(refuse_seconds=1e6))
+                        continue
+                    self.launched = True
+                    exe = executor_info(EXECUTOR_ID, "true")
+                    driver.launch_tasks(offer.id, [executor_task(f"t{i}", exe, offer.agent_id, "cpus:0.001;mem:1",
+                                                                 task_id=f"t{i}") for i in range(tasks)])
+
+            def status_update(self, driver, status):
+                host.sched_updates += 1
+
+        driver = SchedulerDriver(BenchScheduler(), pb.FrameworkInfo(user="bench", name="bench"), master)
+        self.drivers["scheduler"] = driver
+        driver.start()
+        return ""
+
+    def executor_driver(self, agent: str, framework_id: str, tasks: int) -> str:
+        """The executor end as an executor runs it: an ExecutorDriver and an Executor;
+        `send_updates` calls the driver from a thread of its own."""
+        host = self
+
+        class BenchExecutor(Executor):
+            def launch_task(self, driver, task):
+                host.launched += 1
+                if host.launched == tasks:
+                    host.ready.set()
+
+        env = {"CORRAL_AGENT_ENDPOINT": agent, "CORRAL_FRAMEWORK_ID": framework_id, "CORRAL_EXECUTOR_ID": EXECUTOR_ID}
+        driver = ExecutorDriver(BenchExecutor(), env)
+        self.drivers["executor"] = driver
+        driver.start()
+        return ""
 
     def _ack_all(self, engine: SchedulerEngine) -> None:
         acks, self._acks = self._acks, []
@@ -169,8 +242,14 @@ class Host:
 
     # -- queries and the timed phase ------------------------------------------------------
     def framework_id(self) -> str | None:
+        if "scheduler" in self.drivers:
+            return self.drivers["scheduler"].framework_id
         engine = self.runtimes["scheduler"].engine
         return engine.framework_id
+
+    def agent_launched(self) -> int:
+        """Tasks the agent was given (it starts an executor only once it has one)."""
+        return self.runtimes["agent"].engine.counters["tasks_launched"]
 
     def wait_ready(self, timeout: float) -> bool:
         return self.ready.wait(timeout)
@@ -191,8 +270,21 @@ class Host:
         return (engine.done_at if ok else 0.0), len(engine.updates), dict(engine.counters)
 
     def send_updates(self, tasks: int, per_task: int) -> float:
-        """Hand the executor per_task updates for each task (on its I/O thread); the
-        wall-clock time at which it started."""
+        """Hand the executor per_task updates for each task (on its I/O thread, or from
+        a user thread through its driver); the wall-clock time at which it started."""
+        driver = self.drivers.get("executor")
+        if driver is not None:
+            started = time.time()
+
+            def user_thread() -> None:
+                for _ in range(per_task):
+                    for i in range(tasks):
+                        status = pb.TaskStatus(state=pb.TASK_RUNNING)
+                        status.task_id.value = f"t{i}"
+                        driver.send_status_update(status)
+
+            threading.Thread(target=user_thread, daemon=True).start()
+            return started
         rt = self.runtimes["executor"]
         engine: ExecutorEngine = rt.engine
         started = []
@@ -215,9 +307,12 @@ class Host:
         return self.sched_updates
 
     def metrics(self) -> dict[str, dict]:
-        return {role: rt.metrics() for role, rt in self.runtimes.items()}
+        runtimes = {**self.runtimes, **{role: d._runtime for role, d in self.drivers.items()}}
+        return {role: rt.metrics() for role, rt in runtimes.items()}
 
     def stop(self) -> None:
+        for driver in self.drivers.values():
+            driver.abort()
         for rt in self.runtimes.values():
             rt.stop()
         for rt in self.runtimes.values():
@@ -264,9 +359,12 @@ LAYOUTS = {
 }
 
 
+@pytest.mark.parametrize("api", ["engines", "drivers"])
 @pytest.mark.parametrize("batch", [False, True], ids=["unbatched", "batched"])
 @pytest.mark.parametrize("layout", list(LAYOUTS))
-def test_status_updates_end_to_end(benchmark, layout, batch):
+def test_status_updates_end_to_end(benchmark, layout, batch, api):
+    if api == "drivers" and (layout != "4proc" or not batch):
+        pytest.skip("the drivers run batched (their default), one process each")
     ctx = multiprocessing.get_context("spawn")
     placement = LAYOUTS[layout]
     hosts = [Remote(ctx, batch) for _ in range(max(placement.values()) + 1)]
@@ -274,7 +372,10 @@ def test_status_updates_end_to_end(benchmark, layout, batch):
     try:
         master = h["master"].master()
         agent_address = h["agent"].agent(master)
-        h["scheduler"].scheduler(master, TASKS)
+        if api == "drivers":
+            h["scheduler"].scheduler_driver(h["master"].master_info_endpoint(), TASKS)
+        else:
+            h["scheduler"].scheduler(master, TASKS)
         deadline = time.time() + 30
         fid = None
         while fid is None and time.time() < deadline:
@@ -294,10 +395,15 @@ def test_status_updates_end_to_end(benchmark, layout, batch):
             assert h["scheduler"].scheduler_updates() - before == total
             results.append(done_at - started)
 
-        h["executor"].executor(agent_address, fid, TASKS)
+        if api == "drivers":
+            while h["agent"].agent_launched() < TASKS and time.time() < deadline + 60:
+                time.sleep(0.05)
+            h["executor"].executor_driver(agent_address, fid, TASKS)
+        else:
+            h["executor"].executor(agent_address, fid, TASKS)
         assert h["executor"].wait_ready(120), "the executor did not get its tasks"
 
-        benchmark.extra_info.update(tasks=TASKS, updates_per_task=UPDATES_PER_TASK, layout=layout, batch=batch)
+        benchmark.extra_info.update(tasks=TASKS, updates_per_task=UPDATES_PER_TASK, layout=layout, batch=batch, api=api)
         benchmark.pedantic(once, rounds=3, warmup_rounds=1)
         # the timed span is measured inside the processes (executor start -> agent done)
         spans = sorted(results[1:] or results)
@@ -309,7 +415,7 @@ def test_status_updates_end_to_end(benchmark, layout, batch):
             metrics.update(host.metrics())
         benchmark.extra_info["send_dropped"] = {r: m["send_dropped"] for r, m in metrics.items()}
         benchmark.extra_info["frames_received"] = {r: m["received"] for r, m in metrics.items()}
-        print(f"\n{layout} batch={batch}: {total} updates, median {median:.3f} s, {total / median:,.0f} updates/s, "
+        print(f"\n{layout} batch={batch} {api}: {total} updates, median {median:.3f} s, {total / median:,.0f} updates/s, "
               f"dropped {benchmark.extra_info['send_dropped']}, frames {benchmark.extra_info['frames_received']}")
     finally:
         for host in hosts:

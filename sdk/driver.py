@@ -38,7 +38,7 @@ class DriverBase:
         self._host = host
         self.status = DriverStatus.NOT_STARTED
         self._runtime: Runtime | None = None
-        self._callbacks: queue.Queue[Any] = queue.Queue()
+        self._callbacks: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._callback_thread: threading.Thread | None = None
         self._done = threading.Event()
         self._status_lock = threading.Lock()
@@ -55,6 +55,9 @@ class DriverBase:
 
     def _after_callback(self, callback: Callback, failed: bool) -> None:
         """Hook run on the callback thread after each user callback."""
+
+    def _caught_up(self) -> None:
+        """Hook run on the callback thread when it has run every callback queued so far."""
 
     # -- lifecycle ----------------------------------------------------------------
     def start(self) -> DriverStatus:
@@ -131,3 +134,5 @@ class DriverBase:
                     except Exception:
                         log.exception("error callback raised too")
             self._after_callback(callback, failed)
+            if self._callbacks.empty():
+                self._caught_up()

@@ -64,6 +64,9 @@ class Runtime:
         #: how each kind of action is carried out (`add_performer` adds the daemons' own)
         self._performers: dict[type, Performer] = {Send: self._send}
         self._commands: collections.deque[tuple[Callable[..., Any], tuple[Any, ...]]] = collections.deque()
+        #: the loop may be blocked in `wait` (set before it looks at the commands): only
+        #: then does a new command need to wake it
+        self._waiting = False
         self._after_perform: list[threading.Event] = []
         self._stopping = threading.Event()
         self.stopped = threading.Event()
@@ -121,7 +124,8 @@ class Runtime:
     def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
         """Thread-safe: run fn(*args) on the I/O thread, then perform the engine's actions."""
         self._commands.append((fn, args))
-        self.transport.wake()
+        if self._waiting:  # (read after the append: see `run`)
+            self.transport.wake()
 
     def call(self, fn: Callable[..., Any], *args: Any, timeout: float = 10.0) -> Any:
         """Thread-safe: run fn(*args) on the I/O thread and return its result once the
@@ -164,9 +168,13 @@ class Runtime:
                 deadline = self.engine.next_deadline()
                 now = self.clock()
                 timeout = MAX_WAIT if deadline is None else min(MAX_WAIT, max(0.0, deadline - now))
+                # set before the commands are looked at: a command appended after the
+                # look sees it set and wakes us; one appended before is seen here
+                self._waiting = True
                 if self._commands:
                     timeout = 0.0
                 readable = self.transport.wait(timeout)
+                self._waiting = False
                 with self.lock:
                     if readable:
                         self.transport.drain()

@@ -19,6 +19,10 @@ from corral.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
+#: implicit acknowledgements held by the callback thread before they go to the I/O thread
+#: even while callbacks keep coming (they go at once whenever it has caught up)
+IMPLICIT_ACKS_MAX = 256
+
 
 class Scheduler:
     """Subclass and override what you need; every callback gets the driver first."""
@@ -180,6 +184,8 @@ class SchedulerDriver(DriverBase, SchedulerCalls):
         self._config = config or SchedulerConfig()
         self._config.implicit_acknowledgements = implicit_acknowledgements
         self._detector = MasterDetector(master, self._master_found)
+        #: statuses whose callback returned, to acknowledge (see `_caught_up`)
+        self._implicit_acks: list[pb.TaskStatus] = []
 
     def _make_engine(self, address: str) -> SchedulerEngine:
         return SchedulerEngine(self._framework_info, address, self._config, random.Random())
@@ -203,7 +209,21 @@ class SchedulerDriver(DriverBase, SchedulerCalls):
         if failed:
             self._call(self.engine.redeliver, status)
         elif self._config.implicit_acknowledgements:
-            self.acknowledge_status_update(status)
+            self._implicit_acks.append(status)
+            if len(self._implicit_acks) >= IMPLICIT_ACKS_MAX:
+                self._caught_up()
+
+    def _caught_up(self) -> None:
+        """The implicit acks of the callbacks run so far go to the I/O thread together:
+        one call, not one per update."""
+        if self._implicit_acks:
+            acks, self._implicit_acks = self._implicit_acks, []
+            self._call(self._acknowledge_all, acks)
+
+    def _acknowledge_all(self, statuses: list[pb.TaskStatus]) -> None:
+        acknowledge = self.engine.acknowledge
+        for status in statuses:
+            acknowledge(status)
 
     @property
     def framework_id(self) -> str | None:

@@ -1,0 +1,133 @@
+"""The drivers' threads: commands from other threads reach the I/O loop (waking it only
+when it may be blocked), and the scheduler driver's implicit acknowledgements leave the
+callback thread together."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from corral.driver import _SENTINEL, DriverStatus
+from corral.engines.base import Callback, Engine
+from corral.engines.scheduler import SchedulerEvent
+from corral.protos import corral_pb2 as pb
+from corral.runtime import MAX_WAIT, Runtime
+from corral.scheduler import IMPLICIT_ACKS_MAX, Scheduler, SchedulerDriver
+
+
+class Idle(Engine):
+    """An engine with nothing to do: the loop waits for commands."""
+
+
+@pytest.fixture
+def runtime():
+    rt = Runtime(lambda _address: Idle())
+    wakes = []
+    wake = rt.transport.wake
+    rt.transport.wake = lambda: (wakes.append(threading.current_thread()), wake())  # type: ignore[method-assign]
+    rt.wakes = wakes  # type: ignore[attr-defined]
+    rt.start("test-io")
+    yield rt
+    rt.stop()
+    rt.join(5)
+
+
+def test_a_command_from_another_thread_wakes_a_waiting_loop(runtime):
+    runtime.call(lambda: None)
+    for _ in range(100_000):  # the loop goes back to waiting once the call is done
+        if runtime._waiting:
+            break
+    assert runtime._waiting
+    # without a wake-up the loop would sleep up to MAX_WAIT: the call would time out
+    assert runtime.call(lambda: "ran", timeout=MAX_WAIT / 2) == "ran"
+    assert runtime.wakes and all(t is threading.current_thread() for t in runtime.wakes)
+
+
+def test_commands_queued_on_the_io_thread_do_not_wake_it(runtime):
+    ran = []
+
+    def from_io_thread():
+        for i in range(50):
+            runtime.call_soon(ran.append, i)
+
+    runtime.call(from_io_thread)
+    before = len(runtime.wakes)
+    runtime.call(lambda: None)  # runs after the 50 (commands keep their order)
+    assert ran == list(range(50))
+    assert len(runtime.wakes) - before <= 1  # only this thread's own call, if the loop was waiting
+
+
+class FakeEngine:
+    """The engine calls the callback thread makes, grouped by the I/O-thread command
+    that made them."""
+
+    def __init__(self, expected: int) -> None:
+        self.groups: list[list[tuple[str, str]]] = []
+        self.expected = expected
+        self.done = threading.Event()
+
+    def acknowledge(self, status: pb.TaskStatus) -> None:
+        self._record("ack", status)
+
+    def redeliver(self, status: pb.TaskStatus) -> None:
+        self._record("redeliver", status)
+
+    def _record(self, what: str, status: pb.TaskStatus) -> None:
+        self.groups[-1].append((what, status.task_id.value))
+        if sum(map(len, self.groups)) == self.expected:
+            self.done.set()
+
+
+class FakeRuntime:
+    """What the driver's calls need of a runtime: call_soon runs the command at once
+    (as the I/O thread would), opening a new group of engine calls."""
+
+    def __init__(self, engine: FakeEngine) -> None:
+        self.engine = engine
+
+    def call_soon(self, fn, *args) -> None:
+        self.engine.groups.append([])
+        fn(*args)
+
+
+class Raising(Scheduler):
+    def status_update(self, driver, status):
+        if status.task_id.value == "bad":
+            raise RuntimeError("user code failed")
+
+
+def run_callbacks(task_ids: list[str]) -> list[list[tuple[str, str]]]:
+    """Queue a status_update callback per task id, then let the callback thread of a
+    running driver take them all: the engine calls it caused, by command."""
+    driver = SchedulerDriver(Raising(), pb.FrameworkInfo(user="u", name="n"), "127.0.0.1:1")
+    engine = FakeEngine(len(task_ids))
+    driver._runtime = FakeRuntime(engine)  # type: ignore[assignment]
+    driver.status = DriverStatus.RUNNING
+    for tid in task_ids:
+        status = pb.TaskStatus(task_id=pb.TaskID(value=tid), state=pb.TASK_RUNNING, uuid=tid.encode())
+        driver._callbacks.put(Callback(SchedulerEvent.STATUS_UPDATE, status))
+    thread = threading.Thread(target=driver._callback_loop)
+    thread.start()
+    try:
+        assert engine.done.wait(10)
+    finally:
+        driver._callbacks.put(_SENTINEL)
+        thread.join(10)
+    return engine.groups
+
+
+def test_implicit_acks_of_the_callbacks_run_together_go_in_one_command():
+    assert run_callbacks(["t1", "t2", "t3"]) == [[("ack", "t1"), ("ack", "t2"), ("ack", "t3")]]
+
+
+def test_a_long_run_of_callbacks_sends_its_acks_in_bounded_groups():
+    tids = [f"t{i}" for i in range(IMPLICIT_ACKS_MAX + 10)]
+    groups = run_callbacks(tids)
+    assert [len(g) for g in groups] == [IMPLICIT_ACKS_MAX, 10]
+    assert [tid for g in groups for _, tid in g] == tids
+
+
+def test_an_update_whose_callback_raised_is_not_acknowledged_but_redelivered():
+    groups = run_callbacks(["t1", "bad", "t2"])
+    assert sorted(call for g in groups for call in g) == [("ack", "t1"), ("ack", "t2"), ("redeliver", "bad")]
+    assert ("redeliver", "bad") in [call for g in groups for call in g if len(g) == 1]
