@@ -52,7 +52,7 @@ class Wire:
         self.engines: dict[str, object] = {MASTER: self.master, AGENT: self.agent, SCHEDULER: self.scheduler}
         self.frames: collections.deque[tuple[str, bytes]] = collections.deque()
         self.offers: list[pb.Offer] = []
-        self.to_ack: list[pb.TaskStatus] = []
+        self.to_ack: list[tuple[str, str, bytes]] = []
 
     def _collect(self) -> None:
         for address, engine in self.engines.items():
@@ -65,7 +65,7 @@ class Wire:
                 elif type(action) is Callback and action.event is SchedulerEvent.RESOURCE_OFFERS:
                     self.offers.extend(action.args[0])
                 elif type(action) is Callback and action.event is SchedulerEvent.STATUS_UPDATE:
-                    self.to_ack.append(action.args[0])
+                    self.to_ack.append(action.ack)
 
     def run(self, now: float) -> None:
         """Deliver until nothing is left; the scheduler acknowledges what it was given
@@ -79,8 +79,7 @@ class Wire:
                     env = _core.decode(frame)
                     engine.handle(env.sender.decode(), BODY_CLASS[env.type].FromString(env.body), now)
             acks, self.to_ack = self.to_ack, []
-            for status in acks:
-                self.scheduler.acknowledge(status)
+            self.scheduler.acknowledge_delivered(acks)
             self._collect()
 
     def set_up(self) -> ExecutorEngine:

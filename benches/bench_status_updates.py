@@ -94,7 +94,7 @@ class Host:
         self.launched = 0
         self.ready = threading.Event()
         self.sched_updates = 0
-        self._acks: list[pb.TaskStatus] = []
+        self._acks: list[tuple[str, str, bytes]] = []
         self.drivers: dict[str, SchedulerDriver | ExecutorDriver] = {}
 
     # -- builders ------------------------------------------------------------------
@@ -138,7 +138,7 @@ class Host:
                 self.sched_updates += 1
                 if not self._acks:
                     rt.call_soon(self._ack_all, engine)
-                self._acks.append(cb.args[0])
+                self._acks.append(cb.ack)
             elif cb.event is SchedulerEvent.RESOURCE_OFFERS:
                 for offer in cb.args[0]:
                     if launched:
@@ -202,8 +202,7 @@ class Host:
 
     def _ack_all(self, engine: SchedulerEngine) -> None:
         acks, self._acks = self._acks, []
-        for status in acks:
-            engine.acknowledge(status)
+        engine.acknowledge_delivered(acks)
 
     def agent(self, master: str) -> str:
         info = pb.AgentInfo(hostname="bench-agent", resources=Resources.parse("cpus:100;mem:100000").to_protos())

@@ -184,8 +184,8 @@ class SchedulerDriver(DriverBase, SchedulerCalls):
         self._config = config or SchedulerConfig()
         self._config.implicit_acknowledgements = implicit_acknowledgements
         self._detector = MasterDetector(master, self._master_found)
-        #: statuses whose callback returned, to acknowledge (see `_caught_up`)
-        self._implicit_acks: list[pb.TaskStatus] = []
+        #: the ack rows of updates whose callback returned (see `_caught_up`)
+        self._implicit_acks: list[tuple[str, str, bytes]] = []
 
     def _make_engine(self, address: str) -> SchedulerEngine:
         return SchedulerEngine(self._framework_info, address, self._config, random.Random())
@@ -208,8 +208,8 @@ class SchedulerDriver(DriverBase, SchedulerCalls):
         status = callback.args[0]
         if failed:
             self._call(self.engine.redeliver, status)
-        elif self._config.implicit_acknowledgements:
-            self._implicit_acks.append(status)
+        elif self._config.implicit_acknowledgements and callback.ack is not None:
+            self._implicit_acks.append(callback.ack)
             if len(self._implicit_acks) >= IMPLICIT_ACKS_MAX:
                 self._caught_up()
 
@@ -218,12 +218,7 @@ class SchedulerDriver(DriverBase, SchedulerCalls):
         one call, not one per update."""
         if self._implicit_acks:
             acks, self._implicit_acks = self._implicit_acks, []
-            self._call(self._acknowledge_all, acks)
-
-    def _acknowledge_all(self, statuses: list[pb.TaskStatus]) -> None:
-        acknowledge = self.engine.acknowledge
-        for status in statuses:
-            acknowledge(status)
+            self._call(self.engine.acknowledge_delivered, acks)
 
     @property
     def framework_id(self) -> str | None:

@@ -66,14 +66,15 @@ class FakeEngine:
         self.expected = expected
         self.done = threading.Event()
 
-    def acknowledge(self, status: pb.TaskStatus) -> None:
-        self._record("ack", status)
+    def acknowledge_delivered(self, acks: list[tuple[str, str, bytes]]) -> None:
+        for _agent_id, tid, _uuid in acks:
+            self._record("ack", tid)
 
     def redeliver(self, status: pb.TaskStatus) -> None:
-        self._record("redeliver", status)
+        self._record("redeliver", status.task_id.value)
 
-    def _record(self, what: str, status: pb.TaskStatus) -> None:
-        self.groups[-1].append((what, status.task_id.value))
+    def _record(self, what: str, tid: str) -> None:
+        self.groups[-1].append((what, tid))
         if sum(map(len, self.groups)) == self.expected:
             self.done.set()
 
@@ -105,7 +106,9 @@ def run_callbacks(task_ids: list[str]) -> list[list[tuple[str, str]]]:
     driver.status = DriverStatus.RUNNING
     for tid in task_ids:
         status = pb.TaskStatus(task_id=pb.TaskID(value=tid), state=pb.TASK_RUNNING, uuid=tid.encode())
-        driver._callbacks.put(Callback(SchedulerEvent.STATUS_UPDATE, status))
+        callback = Callback(SchedulerEvent.STATUS_UPDATE, status)
+        callback.ack = ("agent-1", tid, tid.encode())
+        driver._callbacks.put(callback)
     thread = threading.Thread(target=driver._callback_loop)
     thread.start()
     try:

@@ -262,11 +262,15 @@ class SchedulerEngine(Engine):
                 delivered[uuid] = False
             fresh += 1
             terminal = state in TERMINAL_STATES
-            reconciler.update(tid, status.agent_id.value, state, terminal, now)
+            agent_id = status.agent_id.value
+            reconciler.update(tid, agent_id, state, terminal, now)
             if terminal:
                 self._kill_backoff.pop(tid, None)
                 self.cancel_timer(("kill", tid))
-            emit(Callback(SchedulerEvent.STATUS_UPDATE, status))
+            callback = Callback(SchedulerEvent.STATUS_UPDATE, status)
+            if uuid:
+                callback.ack = (agent_id, tid, uuid)
+            emit(callback)
         self.counters["updates"] += fresh
         if fresh and self._held_offers:
             self._release_offers()
@@ -278,7 +282,7 @@ class SchedulerEngine(Engine):
         if acked:
             status = self._parse(data)
             if status is not None:
-                self._send_ack(status.agent_id.value, tid, uuid)
+                self.acknowledge_delivered([(status.agent_id.value, tid, uuid)])
 
     def _parse(self, data: bytes) -> pb.TaskStatus | None:
         try:
@@ -303,15 +307,23 @@ class SchedulerEngine(Engine):
 
     # ------------------------------------------------------- framework calls
     def acknowledge(self, status: pb.TaskStatus) -> None:
-        """Acknowledge one update (after the callback returned, or explicitly)."""
-        uuid = status.uuid
-        if not uuid:
-            return  # master-generated updates are never acknowledged
-        tid = status.task_id.value
-        delivered = self._delivered.get(tid)
-        if delivered is not None and uuid in delivered:
-            delivered[uuid] = True
-        self._send_ack(status.agent_id.value, tid, uuid)
+        """Acknowledge one update (explicitly)."""
+        if status.uuid:  # master-generated updates are never acknowledged
+            self.acknowledge_delivered([(status.agent_id.value, status.task_id.value, status.uuid)])
+
+    def acknowledge_delivered(self, acks: list[tuple[str, str, bytes]]) -> None:
+        """Acknowledge updates by the rows their callbacks carry (`Callback.ack`): what
+        the drivers do once a callback returned."""
+        delivered_by_task = self._delivered
+        for ack in acks:
+            _agent_id, tid, uuid = ack
+            delivered = delivered_by_task.get(tid)
+            if delivered is not None and uuid in delivered:
+                delivered[uuid] = True
+        if self.subscription is Subscription.SUBSCRIBED:
+            self.counters["acks_sent"] += len(acks)
+            for ack in acks:
+                self.send_row(self.master, self._ack_kind, ack)
 
     def redeliver(self, status: pb.TaskStatus) -> None:
         """The user's callback failed on `status`: deliver it again when the agent retries
@@ -319,12 +331,6 @@ class SchedulerEngine(Engine):
         delivered = self._delivered.get(status.task_id.value)
         if delivered is not None:
             delivered.pop(status.uuid, None)
-
-    def _send_ack(self, agent_id: str, task_id: str, uuid: bytes) -> None:
-        if self.subscription is not Subscription.SUBSCRIBED:
-            return
-        self.counters["acks_sent"] += 1
-        self.send_row(self.master, self._ack_kind, (agent_id, task_id, uuid))
 
     def accept(self, offer_ids: Iterable[pb.OfferID], operations: Iterable[pb.Offer.Operation],
                filters: pb.Filters | None, now: float) -> None:

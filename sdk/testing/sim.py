@@ -60,7 +60,7 @@ from corral.engines.base import Callback, Engine, MasterLost, Send
 from corral.engines.common import has_capability
 from corral.engines.executor import AllAcknowledged, ExecutorEngine, Stop
 from corral.engines.master import REGISTRY_ACTIONS, MasterConfig, MasterEngine, RegistryState, apply_to_registry
-from corral.engines.scheduler import Abort, SchedulerConfig, SchedulerEngine, SchedulerEvent
+from corral.engines.scheduler import Abort, SchedulerConfig, SchedulerEngine
 from corral.executor import Executor
 from corral.protocol import BODY_CLASS, MessageType, PeerEvent, message_type
 from corral.protos import corral_pb2 as pb
@@ -471,9 +471,8 @@ class SimSchedulerDriver(SchedulerCalls):
 
     def _deliver(self, callback: Callback) -> None:
         failed = _run_callback(self.scheduler, self, callback, self.cluster.callback_errors, self.callback_errors)
-        if (callback.event is SchedulerEvent.STATUS_UPDATE and self.engine.config.implicit_acknowledgements
-                and not failed):
-            self.acknowledge_status_update(callback.args[0])
+        if callback.ack is not None and self.engine.config.implicit_acknowledgements and not failed:
+            self._call(self.engine.acknowledge_delivered, [callback.ack])
 
 
 def _run_callback(user: Any, driver: Any, callback: Callback, policy: CallbackErrors,

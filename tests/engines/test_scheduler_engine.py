@@ -101,6 +101,25 @@ def test_each_uuid_is_delivered_once_and_a_duplicate_is_acked_again():
     assert s.counters["duplicate_updates"] == 1
 
 
+def test_a_status_callback_carries_the_row_that_acknowledges_it():
+    """What the drivers acknowledge with once a callback returned: the same row an
+    explicit acknowledgement of the status sends; none for the master's own updates."""
+    s = subscribed()
+    feed(s, MASTER, wire_updates(wire.Updates, pb_update(pb.TASK_RUNNING, b"u1"), pb_update(pb.TASK_LOST, None, "t2"),
+                                 pb_update(pb.TASK_FINISHED, b"u3", "t3")), 1.0)
+    callbacks = [c for c in others(s.take_actions(), Callback) if c.event is SchedulerEvent.STATUS_UPDATE]
+    assert [c.ack for c in callbacks] == [(AID, "t1", b"u1"), None, (AID, "t3", b"u3")]
+    s.acknowledge_delivered([callbacks[0].ack, callbacks[2].ack])
+    implicit = [row for ack in bodies(s, wire.Acknowledge, to=MASTER) for row in ack.rows]
+    s.acknowledge(callbacks[0].args[0])
+    s.acknowledge(callbacks[2].args[0])
+    assert [row for ack in bodies(s, wire.Acknowledge, to=MASTER) for row in ack.rows] == implicit
+    assert s.counters["acks_sent"] == 4
+    # a retry of an acknowledged update is acknowledged again, not delivered
+    feed(s, MASTER, update(pb.TASK_RUNNING, b"u1"), 11.0)
+    assert [ack.rows for ack in bodies(s, wire.Acknowledge, to=MASTER)] == [[(AID, "t1", b"u1")]]
+
+
 def test_duplicate_of_an_unacknowledged_update_is_neither_delivered_nor_acked():
     """Explicit acks: the framework has not acknowledged yet; the driver must not do it."""
     s = subscribed(implicit_acknowledgements=False)
