@@ -32,8 +32,8 @@ MAX_WAIT = 1.0
 
 #: the cyclic collector's first threshold in a process that runs a runtime: messages
 #: allocate many short-lived objects, and at CPython's default (700) young collections
-#: cost about a sixth of the status-update path (benches/README.md)
-GC_YOUNG_THRESHOLD = 50_000
+#: cost about a sixth of the status-update path, and at 50 000 still 5% (benches/README.md)
+GC_YOUNG_THRESHOLD = 200_000
 
 
 def tune_gc() -> None:
