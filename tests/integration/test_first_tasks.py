@@ -49,10 +49,12 @@ def test_tasks_run_as_real_processes_and_updates_arrive_once_in_order(cluster: L
         uuids = [u.uuid for u in scheduler.updates]
         assert len(uuids) == len(set(uuids)) == 18
         # every update acknowledged: the master forgets finished tasks, agents hold nothing
+        # (the master forgets a task as it relays the terminal ack, so the agent may
+        # still be waiting for that ack when the master has already forgotten)
         wait_for(lambda: all(not f["tasks"] for f in cluster.state()["frameworks"]
                              if f["id"] == scheduler.framework_id), 10, "tasks forgotten after acks")
-        for agent in cluster.agents:
-            assert get_json(agent.address, "/state")["pending_status_updates"] == 0
+        wait_for(lambda: all(get_json(agent.address, "/state")["pending_status_updates"] == 0
+                             for agent in cluster.agents), 10, "agents hold no update")
     finally:
         driver.stop()
 
