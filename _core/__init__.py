@@ -115,6 +115,7 @@ __all__ = [
     "DispatchError",
     "DrainPath",
     "Dispatcher",
+    "Route",
     "encode",
     "encode_batch",
     "decode",
