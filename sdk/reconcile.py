@@ -123,6 +123,10 @@ class Reconciler:
         if current is not None and current.pending.pop(task_id, None) is not None and not current.pending:
             self._finish_round(now)
 
+    def tracks(self, task_id: str) -> bool:
+        """Whether `task_id` is a non-terminal task of ours."""
+        return task_id in self._tasks
+
     @property
     def tasks(self) -> dict[str, tuple[str, int]]:
         """Non-terminal tasks: task id -> (agent id, latest state)."""

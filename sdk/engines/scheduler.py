@@ -15,6 +15,7 @@ a terminal state. When the transport reports the master gone, the user is told
 """
 from __future__ import annotations
 
+import collections
 import enum
 import random
 from dataclasses import dataclass, field
@@ -68,6 +69,13 @@ class SchedulerConfig:
     #: kill retries: first after this many seconds, doubling up to the cap
     kill_retry_backoff: float = 2.0
     kill_retry_backoff_max: float = 60.0
+    #: de-duplication memory: the uuids of the last this many updates delivered per task
+    #: (an agent resends only the head of a task's stream, and moves on once it is
+    #: acknowledged, so an older uuid can only come back as a stale copy)...
+    delivered_uuids_per_task: int = 64
+    #: ...kept for the last this many tasks whose terminal update was delivered (an
+    #: unacknowledged terminal update is retried by its agent every few seconds)
+    completed_tasks_remembered: int = 10_000
 
 
 class SchedulerEngine(Engine):
@@ -86,8 +94,12 @@ class SchedulerEngine(Engine):
         self._session = b""
         self.reconciler = Reconciler(self.config.reconcile)
         self._ever_subscribed = False
-        #: per task, the uuid of every update delivered to the user -> acknowledged yet
+        #: per task, the uuids of the updates delivered to the user (the most recent
+        #: `delivered_uuids_per_task`, oldest first) -> acknowledged yet
         self._delivered: dict[str, dict[bytes, bool]] = {}
+        #: tasks whose terminal update was delivered, oldest first: their memory goes
+        #: beyond `completed_tasks_remembered`
+        self._completed: collections.deque[str] = collections.deque()
         #: the batch kind of our acks (see `Engine.send_row`), set once subscribed
         self._ack_kind: tuple[Any, ...] = (wire.Acknowledge, "")
         self._held_offers: dict[str, pb.Offer] = {}
@@ -260,6 +272,8 @@ class SchedulerEngine(Engine):
                 continue
             if delivered is not None:
                 delivered[uuid] = False
+                if len(delivered) > self.config.delivered_uuids_per_task:
+                    del delivered[next(iter(delivered))]
             fresh += 1
             terminal = state in TERMINAL_STATES
             agent_id = status.agent_id.value
@@ -267,6 +281,7 @@ class SchedulerEngine(Engine):
             if terminal:
                 self._kill_backoff.pop(tid, None)
                 self.cancel_timer(("kill", tid))
+                self._completed_task(tid)
             callback = Callback(SchedulerEvent.STATUS_UPDATE, status)
             if uuid:
                 callback.ack = (agent_id, tid, uuid)
@@ -274,6 +289,16 @@ class SchedulerEngine(Engine):
         self.counters["updates"] += fresh
         if fresh and self._held_offers:
             self._release_offers()
+
+    def _completed_task(self, tid: str) -> None:
+        """`tid`'s terminal update was delivered: forget the uuids of the tasks that
+        completed longest ago, past `completed_tasks_remembered`."""
+        completed = self._completed
+        completed.append(tid)
+        while len(completed) > self.config.completed_tasks_remembered:
+            old = completed.popleft()
+            if not self.reconciler.tracks(old):  # (not relaunched under the same id since)
+                self._delivered.pop(old, None)
 
     def _duplicate(self, tid: str, uuid: bytes, data: bytes, acked: bool) -> None:
         """An update delivered before came again: counted, not delivered; acknowledged

@@ -120,6 +120,40 @@ def test_a_status_callback_carries_the_row_that_acknowledges_it():
     assert [ack.rows for ack in bodies(s, wire.Acknowledge, to=MASTER)] == [[(AID, "t1", b"u1")]]
 
 
+def delivered_tids(s: SchedulerEngine) -> list[str]:
+    return [st.task_id.value for st in status_callbacks(s.take_actions())]
+
+
+def test_the_uuid_memory_of_a_task_keeps_its_latest_updates_only():
+    """A long-running task's updates (health checks, progress) must not grow the
+    driver's memory for ever: the uuids of the last `delivered_uuids_per_task` updates
+    are remembered, enough for the retries an agent can still make."""
+    s = subscribed(delivered_uuids_per_task=4)
+    for i in range(10):
+        feed(s, MASTER, update(pb.TASK_RUNNING, b"u%d" % i), 1.0 + i)
+    assert delivered_tids(s) == ["t1"] * 10
+    assert list(s._delivered["t1"]) == [b"u6", b"u7", b"u8", b"u9"]
+    for i in (7, 9):  # retries of recent updates: still recognised
+        feed(s, MASTER, update(pb.TASK_RUNNING, b"u%d" % i), 20.0)
+    assert delivered_tids(s) == [] and s.counters["duplicate_updates"] == 2
+
+
+def test_the_uuid_memory_of_completed_tasks_is_kept_for_the_last_ones_only():
+    s = subscribed(completed_tasks_remembered=3)
+    for n in range(5):
+        feed(s, MASTER, update(pb.TASK_RUNNING, b"r%d" % n, tid=f"t{n}"), 1.0)
+        feed(s, MASTER, update(pb.TASK_FINISHED, b"f%d" % n, tid=f"t{n}"), 2.0)
+    assert sorted(s._delivered) == ["t2", "t3", "t4"]
+    feed(s, MASTER, update(pb.TASK_FINISHED, b"f4", tid="t4"), 3.0)  # a recent terminal update, retried
+    assert delivered_tids(s) == [f"t{n}" for n in range(5) for _ in range(2)]  # (the first ten, no more)
+    assert s.counters["duplicate_updates"] == 1
+    # a task id launched again after it completed keeps its memory while it runs
+    s.reconciler.track("t2", AID, pb.TASK_STAGING, 4.0)
+    for n in range(5, 8):
+        feed(s, MASTER, update(pb.TASK_FINISHED, b"f%d" % n, tid=f"t{n}"), 5.0)
+    assert "t2" in s._delivered and "t3" not in s._delivered
+
+
 def test_duplicate_of_an_unacknowledged_update_is_neither_delivered_nor_acked():
     """Explicit acks: the framework has not acknowledged yet; the driver must not do it."""
     s = subscribed(implicit_acknowledgements=False)
