@@ -4,7 +4,7 @@ cimport cython
 from corral._core.heap cimport DeadlineHeap, HeapItem
 
 cdef object _FORWARD, _QUEUED, _DUPLICATE, _ACKED, _STALE, _UNKNOWN
-cdef Py_ssize_t _SCAN_LIMIT
+cdef Py_ssize_t _SCAN_LIMIT, _ACKED_REMEMBERED
 
 
 @cython.final
@@ -14,7 +14,7 @@ cdef class _Stream(HeapItem):
     cdef object head_payload
     cdef list rest
     cdef Py_ssize_t rest_pos
-    cdef set seen
+    cdef dict seen
     cdef double backoff
 
 
@@ -26,7 +26,11 @@ cdef Py_ssize_t _size(_Stream stream) except -1
 @cython.locals(rest=list, i=Py_ssize_t)
 cdef bint _knows(_Stream stream, uuid) except -1
 
-cdef set _pending_uuids(_Stream stream)
+@cython.locals(uuids=dict)
+cdef dict _pending_uuids(_Stream stream)
+
+@cython.locals(seen=dict, keep=Py_ssize_t)
+cdef int _remember(_Stream stream, uuid) except -1
 
 @cython.locals(rest=list)
 cdef int _push(_Stream stream, uuid, payload) except -1

@@ -8,8 +8,8 @@ retransmission, with truncated exponential backoff. Time is always passed in.
 
 Sized for a million pending updates: a stream with one pending update and nothing acked
 yet is one small object (no containers, no methods, so no vtable pointer in the compiled
-build); the queue behind the head (one flat list) and the set of uuids seen are created
-only when a stream needs them. The streams that have a head are themselves the items of
+build); the queue behind the head (one flat list) and the uuids seen (every pending
+one, the last 64 acknowledged ones) are created only when a stream needs them. The streams that have a head are themselves the items of
 a DeadlineHeap (heap.py), so rescheduling a head is O(log n) and leaves no garbage.
 
 One source for both builds: plain Python as is; compiled by Cython with acks.pxd.
@@ -42,14 +42,19 @@ _UNKNOWN = AckResult.UNKNOWN
 
 
 _SCAN_LIMIT = 8  # queued updates checked for duplicates by a scan; beyond this, a set
+#: acknowledged uuids a stream remembers, to drop retries of them: a sender retries only
+#: what it has not seen acknowledged, and sends one update at a time (its stream's
+#: head), so an older uuid can only come back as a stale copy
+_ACKED_REMEMBERED = 64
 
 
 class _Stream(HeapItem):
     """One key's updates. ``head_uuid`` is None when nothing is pending. The updates
     behind the head are ``rest[rest_pos:]`` as uuid, payload, uuid, payload, ...
-    ``seen`` holds every uuid the stream has had (pending or acked); it is None until
-    the first ack or until more than _SCAN_LIMIT updates queue up, and while it is None
-    the pending updates are the only uuids the stream has had. It is in the tracker's
+    ``seen`` holds the uuids the stream has had, oldest first (a dict used as an ordered
+    set): every pending one and the last _ACKED_REMEMBERED acknowledged ones. It is None
+    until the first ack or until more than _SCAN_LIMIT updates queue up, and while it
+    is None the pending updates are the only uuids the stream has had. It is in the tracker's
     heap (``deadline``, ``heap_index``) while it has a head; ``seq`` stays 0.
 
     The operations on a stream are the module functions below, not methods: a compiled
@@ -96,10 +101,22 @@ def _knows(stream, uuid):
 
 
 def _pending_uuids(stream):
-    uuids = {stream.head_uuid}
+    uuids = {stream.head_uuid: None}
     if stream.rest is not None:
-        uuids.update(stream.rest[stream.rest_pos :: 2])
+        for uuid in stream.rest[stream.rest_pos :: 2]:
+            uuids[uuid] = None
     return uuids
+
+
+def _remember(stream, uuid):
+    """Add a new pending ``uuid`` to ``seen``; forget the oldest acknowledged uuids
+    beyond _ACKED_REMEMBERED (the pending ones are the newest entries)."""
+    seen = stream.seen
+    seen[uuid] = None
+    keep = _size(stream) + 1 + _ACKED_REMEMBERED  # (``uuid`` is not counted pending yet)
+    while len(seen) > keep:
+        del seen[next(iter(seen))]
+    return 0
 
 
 def _push(stream, uuid, payload):
@@ -170,7 +187,7 @@ class AckTracker:
         elif _knows(stream, uuid):
             return _DUPLICATE
         elif stream.seen is not None:
-            stream.seen.add(uuid)
+            _remember(stream, uuid)
         self._pending += 1
         if stream.head_uuid is None:
             stream.head_uuid = uuid

@@ -227,3 +227,22 @@ def test_queue_refills_after_partial_drain(t):
     for uuid, _ in expected:
         assert t.ack(K, uuid, 3.0) is AckResult.ACKED
     assert len(t) == 0
+
+
+def test_a_stream_remembers_its_last_64_acked_uuids_not_all_of_them(t):
+    """A long-lived stream (a task's health updates for weeks) must not grow for ever:
+    retries of recent acknowledged updates are still dropped, but an update acked long
+    ago is forgotten (only a stale copy could bring it back)."""
+    uuids = [b"u%d" % i for i in range(200)]
+    for i, uuid in enumerate(uuids):
+        assert t.add(K, uuid, i, float(i)) is AddResult.FORWARD
+        assert t.ack(K, uuid, float(i)) is AckResult.ACKED
+    assert [t.add(K, uuid, "again", 300.0) for uuid in uuids[-64:]] == [AddResult.DUPLICATE] * 64
+    assert t.add(K, uuids[-100], "again", 300.0) is AddResult.FORWARD  # forgotten
+    # while updates are pending, every pending uuid is remembered however many queue up
+    for i in range(300):
+        t.add(K2, b"p%d" % i, i, 1.0)
+    assert t.ack(K2, b"p0", 2.0) is AckResult.ACKED
+    assert t.add(K2, b"p299", "again", 3.0) is AddResult.DUPLICATE
+    assert t.add(K2, b"p1", "again", 3.0) is AddResult.DUPLICATE
+    assert len(t.pending(K2)) == 299
