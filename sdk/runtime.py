@@ -29,6 +29,10 @@ Performer = Callable[[Any], None]
 #: longest the loop sleeps without looking at its command queue (a safety net only:
 #: commands wake the loop)
 MAX_WAIT = 1.0
+#: commands run per loop iteration at most: a thread that queues calls faster than the
+#: loop runs them (a user thread sending status updates in a tight loop) must not keep
+#: the loop from sending what they caused and from reading its socket
+COMMANDS_PER_ITERATION = 1024
 
 #: the cyclic collector's first threshold in a process that runs a runtime: messages
 #: allocate many short-lived objects, and at CPython's default (700) young collections
@@ -150,8 +154,9 @@ class Runtime:
         return value
 
     def _run_commands(self) -> None:
-        while self._commands:
-            fn, args = self._commands.popleft()
+        commands = self._commands
+        for _ in range(min(len(commands), COMMANDS_PER_ITERATION)):
+            fn, args = commands.popleft()
             try:
                 fn(*args)
             except Exception:

@@ -11,7 +11,7 @@ from corral.driver import _SENTINEL, DriverStatus
 from corral.engines.base import Callback, Engine
 from corral.engines.scheduler import SchedulerEvent
 from corral.protos import corral_pb2 as pb
-from corral.runtime import MAX_WAIT, Runtime
+from corral.runtime import COMMANDS_PER_ITERATION, MAX_WAIT, Runtime
 from corral.scheduler import IMPLICIT_ACKS_MAX, Scheduler, SchedulerDriver
 
 
@@ -134,3 +134,26 @@ def test_an_update_whose_callback_raised_is_not_acknowledged_but_redelivered():
     groups = run_callbacks(["t1", "bad", "t2"])
     assert sorted(call for g in groups for call in g) == [("ack", "t1"), ("ack", "t2"), ("redeliver", "bad")]
     assert ("redeliver", "bad") in [call for g in groups for call in g if len(g) == 1]
+
+
+def test_a_flood_of_commands_runs_a_bounded_number_per_iteration(runtime):
+    """A thread queueing calls faster than the loop runs them must not stop the loop
+    from performing what they caused (sending it) between batches of them."""
+    ran: list[int] = []
+    seen_by_perform: list[int] = []
+    perform = runtime._perform
+
+    def counting_perform() -> None:
+        seen_by_perform.append(len(ran))
+        perform()
+
+    def flood() -> None:  # on the I/O thread: the commands it queues run after it
+        runtime._perform = counting_perform
+        for i in range(2 * COMMANDS_PER_ITERATION + 10):
+            runtime.call_soon(ran.append, i)
+
+    runtime.call(flood)
+    runtime.call(lambda: None)  # queued behind the flood: it has run once this returns
+    assert ran == list(range(2 * COMMANDS_PER_ITERATION + 10))
+    steps = sorted(set(seen_by_perform))
+    assert steps[:3] == [0, COMMANDS_PER_ITERATION, 2 * COMMANDS_PER_ITERATION]
