@@ -4,6 +4,7 @@ callback thread together."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -34,9 +35,9 @@ def runtime():
 
 def test_a_command_from_another_thread_wakes_a_waiting_loop(runtime):
     runtime.call(lambda: None)
-    for _ in range(100_000):  # the loop goes back to waiting once the call is done
-        if runtime._waiting:
-            break
+    deadline = time.monotonic() + 5
+    while not runtime._waiting and time.monotonic() < deadline:  # back to waiting after the call
+        time.sleep(0.001)  # (yields the GIL to the loop; nothing signals "waiting")
     assert runtime._waiting
     # without a wake-up the loop would sleep up to MAX_WAIT: the call would time out
     assert runtime.call(lambda: "ran", timeout=MAX_WAIT / 2) == "ran"
