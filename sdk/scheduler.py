@@ -215,7 +215,9 @@ class SchedulerDriver(DriverBase, SchedulerCalls):
 
     def _caught_up(self) -> None:
         """The implicit acks of the callbacks run so far go to the I/O thread together:
-        one call, not one per update."""
+        one call, not one per update. (A slow callback holds the acks of the ones run
+        just before it for as long as it runs; an agent resends an update only after
+        10 s without its ack, and the resend is dropped here as a duplicate.)"""
         if self._implicit_acks:
             acks, self._implicit_acks = self._implicit_acks, []
             self._call(self.engine.acknowledge_delivered, acks)
