@@ -305,6 +305,10 @@ class Host:
     def scheduler_updates(self) -> int:
         return self.sched_updates
 
+    def cpu(self) -> float:
+        """CPU seconds this process has used, all its threads (ZeroMQ's too)."""
+        return time.process_time()
+
     def metrics(self) -> dict[str, dict]:
         runtimes = {**self.runtimes, **{role: d._runtime for role, d in self.drivers.items()}}
         return {role: rt.metrics() for role, rt in runtimes.items()}
@@ -316,6 +320,13 @@ class Host:
             rt.stop()
         for rt in self.runtimes.values():
             rt.join(5)
+
+
+def _box_busy() -> tuple[int, int]:
+    """(all, idle) jiffies of the machine so far (/proc/stat)."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    return sum(values), values[3] + values[4]
 
 
 def _serve(batch: bool, conn) -> None:
@@ -383,9 +394,11 @@ def test_status_updates_end_to_end(benchmark, layout, batch, api):
         assert fid, "framework did not subscribe"
         total = TASKS * UPDATES_PER_TASK
         results = []
+        cpu_rounds = []  # per round: (CPU seconds of each process, box (all, idle) jiffies)
 
         def once():
             before = h["scheduler"].scheduler_updates()
+            cpu_before, box_before = [host.cpu() for host in hosts], _box_busy()
             h["agent"].arm_agent(total)
             started = h["executor"].send_updates(TASKS, UPDATES_PER_TASK)
             done_at, pending, counters = h["agent"].agent_done(120)
@@ -393,6 +406,9 @@ def test_status_updates_end_to_end(benchmark, layout, batch, api):
             assert pending == 0
             assert h["scheduler"].scheduler_updates() - before == total
             results.append(done_at - started)
+            box_after = _box_busy()
+            cpu_rounds.append(([host.cpu() - c for host, c in zip(hosts, cpu_before)],
+                               (box_after[0] - box_before[0], box_after[1] - box_before[1])))
 
         if api == "drivers":
             while h["agent"].agent_launched() < TASKS and time.time() < deadline + 60:
@@ -412,10 +428,19 @@ def test_status_updates_end_to_end(benchmark, layout, batch, api):
         metrics = {}
         for host in hosts:
             metrics.update(host.metrics())
+        # CPU per update, by process, over the timed rounds (the first is the warm-up)
+        timed = cpu_rounds[1:] or cpu_rounds
+        names = ["+".join(r for r, i in placement.items() if i == n) for n in range(len(hosts))]
+        per_update = {name: round(sum(r[0][n] for r in timed) / (total * len(timed)) * 1e6, 2)
+                      for n, name in enumerate(names)}
+        busy = 1 - sum(r[1][1] for r in timed) / max(1, sum(r[1][0] for r in timed))
+        benchmark.extra_info["cpu_us_per_update"] = per_update
+        benchmark.extra_info["box_busy"] = round(busy, 2)
         benchmark.extra_info["send_dropped"] = {r: m["send_dropped"] for r, m in metrics.items()}
         benchmark.extra_info["frames_received"] = {r: m["received"] for r, m in metrics.items()}
         print(f"\n{layout} batch={batch} {api}: {total} updates, median {median:.3f} s, {total / median:,.0f} updates/s, "
-              f"dropped {benchmark.extra_info['send_dropped']}, frames {benchmark.extra_info['frames_received']}")
+              f"dropped {benchmark.extra_info['send_dropped']}, frames {benchmark.extra_info['frames_received']}; "
+              f"CPU us per update {per_update} (sum {sum(per_update.values()):.1f}), box {busy:.0%} busy")
     finally:
         for host in hosts:
             host.close()
