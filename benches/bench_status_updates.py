@@ -32,8 +32,6 @@ Run: python -m pytest benches/bench_status_updates.py --benchmark-only
 """
 from __future__ import annotations
 
-import http.server
-import json
 import multiprocessing
 import threading
 import time
@@ -46,6 +44,7 @@ from corral.engines.executor import AllAcknowledged, ExecutorEngine, ExecutorEve
 from corral.engines.master import MasterConfig, MasterEngine
 from corral.engines.scheduler import SchedulerEngine, SchedulerEvent
 from corral.executor import Executor, ExecutorDriver
+from corral.http import HttpServer, Reply
 from corral.scheduler import Scheduler, SchedulerDriver
 from corral.protocol import MessageType as T
 from corral.protos import corral_pb2 as pb
@@ -109,23 +108,10 @@ class Host:
     def master_info_endpoint(self) -> str:
         """HOST:PORT of an HTTP server whose /info names the master's transport, as the
         master daemon's does: how the drivers find the master."""
-        transport = self.runtimes["master"].address
-
-        class Info(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                body = json.dumps({"transport": transport}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Info)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        return f"127.0.0.1:{server.server_address[1]}"
+        info = Reply.json({"transport": self.runtimes["master"].address})
+        server = HttpServer("127.0.0.1", 0, {"/info": lambda _query, _body: info})
+        server.start()
+        return server.address
 
     def scheduler(self, master: str, tasks: int) -> str:
         info = pb.FrameworkInfo(user="bench", name="bench")

@@ -340,15 +340,16 @@ class SchedulerEngine(Engine):
         """Acknowledge updates by the rows their callbacks carry (`Callback.ack`): what
         the drivers do once a callback returned."""
         delivered_by_task = self._delivered
+        subscribed = self.subscription is Subscription.SUBSCRIBED
         for ack in acks:
             _agent_id, tid, uuid = ack
             delivered = delivered_by_task.get(tid)
             if delivered is not None and uuid in delivered:
                 delivered[uuid] = True
-        if self.subscription is Subscription.SUBSCRIBED:
-            self.counters["acks_sent"] += len(acks)
-            for ack in acks:
+            if subscribed:
                 self.send_row(self.master, self._ack_kind, ack)
+        if subscribed:
+            self.counters["acks_sent"] += len(acks)
 
     def redeliver(self, status: pb.TaskStatus) -> None:
         """The user's callback failed on `status`: deliver it again when the agent retries
