@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 #: implicit acknowledgements held by the callback thread before they go to the I/O thread
 #: even while callbacks keep coming (they go at once whenever it has caught up)
 IMPLICIT_ACKS_MAX = 256
+# (an Enum member read from its class costs a Python call: read once here)
+_REGISTERED, _STATUS_UPDATE = SchedulerEvent.REGISTERED, SchedulerEvent.STATUS_UPDATE
 
 
 class Scheduler:
@@ -199,11 +201,11 @@ class SchedulerDriver(DriverBase, SchedulerCalls):
         self._call(lambda: self.engine.connect(transport, self._now()))
 
     def _before_callback(self, callback: Callback) -> None:
-        if callback.event is SchedulerEvent.REGISTERED and self._id_store is not None:
+        if callback.event is _REGISTERED and self._id_store is not None:
             self._id_store.save(callback.args[0].value)
 
     def _after_callback(self, callback: Callback, failed: bool) -> None:
-        if callback.event is not SchedulerEvent.STATUS_UPDATE:
+        if callback.event is not _STATUS_UPDATE:
             return
         status = callback.args[0]
         if failed:

@@ -92,6 +92,9 @@ class Connection(enum.Enum):
     REGISTERED = "registered"
 
 
+_REGISTERED = Connection.REGISTERED  # (an Enum member read from its class costs a Python call)
+
+
 class ExecutorPhase(enum.Enum):
     LAUNCHING = "launching"
     #: recovered from checkpoints, asked to reregister, not back yet
@@ -365,9 +368,8 @@ class AgentEngine(Engine):
 
     def tick(self, now: float) -> None:
         super().tick(now)
-        if self.connection is Connection.REGISTERED:
-            for key, _uuid, row in self.updates.due(now):
-                self._forward_head(row, self.tasks.get(key))
+        if self.connection is _REGISTERED:
+            self._forward_heads(self.updates.due(now))
 
     def on_timer(self, key: Any, now: float) -> None:
         kind = key[0]
@@ -453,8 +455,7 @@ class AgentEngine(Engine):
             # the master gives up after 5 missed pongs; so do we, after 5 missed pings
             self.ping_timeout = ping_interval * PINGS_BEFORE_MASTER_LOST
         self.set_timer(("ping_timeout",), now + self.ping_timeout)
-        for key, _uuid, row in self.updates.resume(now):
-            self._forward_head(row, self.tasks.get(key))
+        self._forward_heads(self.updates.resume(now))
         held, self._held_launches = self._held_launches, []
         for launch in held:
             if launch.task.agent_id.value == agent_id:
@@ -735,7 +736,9 @@ class AgentEngine(Engine):
             task = self.tasks.get((key[0], tid))
             if update.uuid and task is not None:
                 update.status.agent_id.value = agent_id
-                self._enqueue(task, (key[0], tid), row_of(update), now)
+                row = row_of(update)
+                if self._enqueue(task, (key[0], tid), row, now):
+                    self._forward([row])
             self.send_row(msg.transport, (wire.ExecutorStatusUpdateAck, agent_id, key[0]), (tid, update.uuid))
         known = {t.task_id.value for t in msg.tasks}
         framework = self.frameworks[executor.framework_id]
@@ -872,29 +875,43 @@ class AgentEngine(Engine):
             if self.connection is Connection.REGISTERED:
                 self.send_row(self.master, _FORWARD, row)
             return
-        self._enqueue(task, (fid, tid), row, now)
+        if self._enqueue(task, (fid, tid), row, now):
+            self._forward([row])
 
     @on(T.EXECUTOR_STATUS_UPDATE)
     def _executor_status_update(self, sender: str, msg: wire.ExecutorStatusUpdate, now: float) -> None:
+        """Updates from an executor: each is queued on its task's stream (journalled
+        first when the framework checkpoints) and acked to the executor; the new heads
+        go to the master."""
         agent_id = self.agent_id or ""
         suffix = self._status_suffix(agent_id)
-        executors, tasks, enqueue, send_row = self.executors, self.tasks, self._enqueue, self.send_row
-        received = 0
-        ack_fid, ack_kind = None, None
+        executors, tasks, enqueue = self.executors, self.tasks, self._enqueue
+        heads: list[UpdateRow] = []
+        acks: dict[str, list[tuple[str, bytes]]] = {}  # framework id -> acks (one, from one executor)
+        ack_fid, out = None, []
+        unknown = 0
         for fid, eid, tid, state, uuid, status, health, _latest in msg.rows:
             executor = executors.get((fid, eid))
             if executor is None or executor.transport != sender or not uuid:
-                self.counters["messages_from_unknown"] += 1
+                unknown += 1
                 continue
-            received += 1
             key = (fid, tid)
             task = tasks.get(key)
             if task is not None:
-                enqueue(task, key, (fid, eid, tid, state, uuid, status + suffix, health, state), now)
+                row = (fid, eid, tid, state, uuid, status + suffix, health, state)
+                if enqueue(task, key, row, now):
+                    heads.append(row)  # (the task's latest state is this update's)
             if fid != ack_fid:
-                ack_fid, ack_kind = fid, (wire.ExecutorStatusUpdateAck, agent_id, fid)
-            send_row(sender, ack_kind, (tid, uuid))
-        self.counters["status_updates_received"] += received
+                ack_fid = fid
+                out = acks.setdefault(fid, [])
+            out.append((tid, uuid))
+        self._forward(heads)
+        for fid, rows in acks.items():
+            self.send_rows(sender, (wire.ExecutorStatusUpdateAck, agent_id, fid), rows)
+        counters = self.counters
+        counters["status_updates_received"] += len(msg.rows) - unknown
+        if unknown:
+            counters["messages_from_unknown"] += unknown
 
     def _status_suffix(self, agent_id: str) -> bytes:
         """What to append to an executor's serialised status to stamp our agent id."""
@@ -902,59 +919,68 @@ class AgentEngine(Engine):
             self._suffix = (agent_id, agent_id_suffix(agent_id) if agent_id else b"")
         return self._suffix[1]
 
-    def _enqueue(self, task: Task, key: tuple[str, str], row: UpdateRow, now: float) -> None:
+    def _enqueue(self, task: Task, key: tuple[str, str], row: UpdateRow, now: float) -> bool:
         """Queue a reliable update of `task` (journalled first when the framework
-        checkpoints); forward it when it heads its stream."""
+        checkpoints). True when the caller must forward it now (`_forward`): it heads
+        its stream and the master is there."""
         uuid = row[UUID]
         result = self.updates.add(key, uuid, row, now)
         if result is _DUPLICATE:
             self.counters["duplicate_status_updates"] += 1
-            return
+            return False
         task.state = row[STATE]
-        if task.checkpoint:  # on disk before the forward below and before the executor's ack
+        if task.checkpoint:  # on disk before the forward and before the executor's ack
             self.emit(JournalAppend(task.framework_id, task.executor_id, task.container_id, key[1],
                                     JournalRecord(JournalKind.UPDATE, uuid, update_of(row, self.agent_id or ""))))
-        if result is _HEAD and self.connection is Connection.REGISTERED:
-            self._forward(row)  # (the task's latest state is this update's)
+        return result is _HEAD and self.connection is _REGISTERED
 
-    def _forward(self, row: UpdateRow) -> None:
-        self.counters["status_updates_forwarded"] += 1
-        self.send_row(self.master, _FORWARD, row)
+    def _forward(self, rows: list[UpdateRow]) -> None:
+        """Send `rows`, heads of their streams, to the master."""
+        if rows:
+            self.counters["status_updates_forwarded"] += len(rows)
+            self.send_rows(self.master, _FORWARD, rows)
 
-    def _forward_head(self, row: UpdateRow, task: Task | None) -> None:
-        """(Re)send the head `row` of `task`'s stream (retry, reconnect, next after an
-        ack), with the task's latest state (the update's own when no task is left)."""
-        self._forward(row if task is None else with_latest(row, task.state))
+    def _forward_heads(self, heads: list[tuple[tuple[str, str], bytes, UpdateRow]]) -> None:
+        """(Re)send the heads (key, uuid, row) of streams (retries, reconnection), each
+        with its task's latest state."""
+        tasks = self.tasks
+        self._forward([_with_task_state(row, tasks.get(key)) for key, _uuid, row in heads])
 
     @on(T.STATUS_UPDATE_ACK)
     def _status_update_ack(self, sender: str, msg: wire.StatusUpdateAck, now: float) -> None:
         if sender != self.master:
             self.counters["messages_from_unknown"] += 1
             return
+        acked = self._acked
+        heads = []
         for fid, tid, uuid in msg.rows:
-            self._acked((fid, tid), uuid, now)
+            head = acked((fid, tid), uuid, now)
+            if head is not None:
+                heads.append(head)
+        if self.connection is _REGISTERED:
+            self._forward(heads)
 
-    def _acked(self, key: tuple[str, str], uuid: bytes, now: float) -> None:
-        """The master acknowledged update `uuid` of the task `key`: move its stream on."""
-        if self.updates.ack(key, uuid, now) is not _ACKED:
+    def _acked(self, key: tuple[str, str], uuid: bytes, now: float) -> UpdateRow | None:
+        """The master acknowledged update `uuid` of the task `key`: move its stream on.
+        Returns the stream's next update, to forward, if it has one."""
+        updates = self.updates
+        if updates.ack(key, uuid, now) is not _ACKED:
             self.counters["stale_acks"] += 1
-            return
+            return None
         self.counters["acks_received"] += 1
         task = self.tasks.get(key)
         if task is not None and task.checkpoint:  # on disk before the next update is forwarded
             self.emit(JournalAppend(task.framework_id, task.executor_id, task.container_id, key[1],
                                     JournalRecord(JournalKind.ACK, uuid)))
-        nxt = self.updates.head(key)
+        nxt = updates.head(key)
         if nxt is not None:
-            if self.connection is Connection.REGISTERED:
-                self._forward_head(nxt[1], task)
-            return
+            return _with_task_state(nxt[1], task)
         # nothing pending: the update just acked was the task's latest (task.state); a
         # stream without a task record has nothing more to carry
         if task is None:
-            self.updates.remove(key)
+            updates.remove(key)
         elif is_terminal(task.state):
-            self.updates.remove(key)
+            updates.remove(key)
             del self.tasks[key]
             executor = self.executors.get((key[0], task.executor_id))
             if executor is not None:
@@ -965,6 +991,7 @@ class AgentEngine(Engine):
                 if not run[2]:
                     del self._ended_runs[task.container_id]
                     self.emit(DiscardRun(run[0], run[1], task.container_id))
+        return None
 
     def _run_ended(self, fid: str, eid: str, container_id: str, task_ids: set[str]) -> None:
         """A checkpointed run's executor is gone: its checkpoint goes once the updates of
@@ -1029,6 +1056,12 @@ class AgentEngine(Engine):
             "pending_status_updates": len(self.updates),
             "counters": dict(self.counters),
         }
+
+
+def _with_task_state(row: UpdateRow, task: Task | None) -> UpdateRow:
+    """A stream's head as forwarded: with its task's latest state (its own when the task
+    is gone)."""
+    return row if task is None else with_latest(row, task.state)
 
 
 def _copy(info: pb.AgentInfo) -> pb.AgentInfo:

@@ -153,6 +153,27 @@ class Engine:
             self._open[to] = slot
         slot.rows.append(row)
 
+    def send_rows(self, to: str, kind: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> None:
+        """`send_row` for each of `rows`, in order, in one call (a handler's rows for one
+        peer). `rows` becomes the engine's: the caller must not change it afterwards."""
+        if not self.batch:
+            make, fields, append = kind[0], kind[1:], self._actions.append
+            for row in rows:
+                append(Send(to, make(*fields, [row])))
+            return
+        start = 0
+        slot = self._open.get(to)
+        if slot is not None and slot.kind == kind:
+            start = BATCH_MAX_ROWS - len(slot.rows)
+            slot.rows.extend(rows[:start] if start < len(rows) else rows)
+        while start < len(rows):
+            slot = Batch(to, kind)
+            slot.rows = rows if start == 0 and len(rows) <= BATCH_MAX_ROWS else rows[start:start + BATCH_MAX_ROWS]
+            self._actions.append(slot)
+            self._batches += 1
+            self._open[to] = slot
+            start += BATCH_MAX_ROWS
+
     def emit(self, action: Any) -> None:
         self._actions.append(action)
 

@@ -213,15 +213,18 @@ class ExecutorEngine(Engine):
         if not self._from_agent(sender):
             return
         updates = self.updates
+        heads = []
         emptied = False
         for key, uuid in msg.rows:
             if updates.ack(key, uuid, now) is _ACKED:
                 head = updates.head(key)
                 if head is not None:
-                    self._send_update(head[1])
+                    heads.append(head[1])
                 else:
                     updates.remove(key)
                     emptied = True
+        if heads:
+            self.send_rows(self.agent, _UPDATES, heads)
         if emptied and not len(updates):
             self.emit(AllAcknowledged())
 

@@ -22,7 +22,7 @@ from corral import wire
 from corral.engines.base import Engine, on
 from corral.engines.common import PARTITION_AWARE_STATES, for_framework, is_terminal, new_status, partition_aware
 from corral.engines.status import (
-    HEALTH_UNREPORTED, HEALTHY, HEALTHY_OF, UNHEALTHY, Batch, status_row,
+    HEALTH_UNREPORTED, HEALTHY, HEALTHY_OF, UNHEALTHY, Batch, UpdateRow, status_row,
 )
 from corral.protocol import MessageType as T
 from corral.protocol import PeerEvent
@@ -118,6 +118,9 @@ class AgentState(enum.Enum):
     #: its connection dropped: no offers until it reregisters; pings decide unreachability
     DISCONNECTED = "disconnected"
     UNREACHABLE = "unreachable"
+
+
+_AGENT_REGISTERED = AgentState.REGISTERED  # (an Enum member read from its class costs a Python call)
 
 
 @dataclass(slots=True)
@@ -897,70 +900,94 @@ class MasterEngine(Engine):
     # -------------------------------------------------------- status updates
     @on(T.STATUS_UPDATE)
     def _status_update(self, sender: str, msg: wire.StatusUpdateMessage, now: float) -> None:
+        """Updates from an agent (`corral.wire` update rows): keep each task's head and
+        latest state, relay them to their frameworks."""
         rows = msg.rows
         agent = self.agents.get(self.agents_by_transport.get(sender, ""))
         if agent is None:
             self.counters["invalid_status_updates"] += len(rows)
             return
-        relay = self._relay
+        tasks = agent.tasks
+        relayed: dict[str, list[UpdateRow]] = {}  # framework id -> its rows
+        out_fid, out = None, []
+        reacks = []
+        unknown = 0
         for row in rows:
-            relay(agent, row)
-
-    def _relay(self, agent: Agent, row: tuple[Any, ...]) -> None:
-        """One update from `agent` (a `corral.wire` update row): keep the task's head
-        and latest state, relay it."""
-        fid, _eid, tid, state, uuid, _status, health, latest = row
-        task = agent.tasks.get((fid, tid))
-        fw = self.frameworks.get(fid)
-        if task is None:
-            # e.g. a retry of a terminal update whose ack to the agent was lost after we
-            # forgot the task: relay it so the scheduler acks it again
-            self.counters["invalid_status_updates"] += 1
-            if fw is not None and fw.connected and uuid:
-                self.send_row(fw.transport, _UPDATES, row)
-            return
-        if uuid and uuid == task.acked_uuid:
-            # a retry that crossed the acknowledgement (sent before the ack reached the
-            # agent): the framework has it already, also after a failover; ack it again
-            self.counters["acknowledged_retries"] += 1
-            self.send_row(agent.transport, agent.ack_kind, (fid, task.id, uuid))
-            return
-        self.counters["status_updates"] += 1
-        if latest != task.state:
-            self._set_latest_state(task, agent, latest)
-        task.status_update_state = state
-        task.status_update_uuid = uuid
-        task.healthy = HEALTHY_OF.get(health)
-        if fw is not None and fw.connected:
-            self.send_row(fw.transport, _UPDATES, row)
+            fid, _eid, tid, state, uuid, _status, health, latest = row
+            task = tasks.get((fid, tid))
+            if task is None:
+                # e.g. a retry of a terminal update whose ack to the agent was lost after
+                # we forgot the task: relay it so the scheduler acks it again
+                unknown += 1
+                if not uuid:
+                    continue
+            elif uuid and uuid == task.acked_uuid:
+                # a retry that crossed the acknowledgement (sent before the ack reached
+                # the agent): the framework has it already, also after a failover; ack it again
+                reacks.append((fid, tid, uuid))
+                continue
+            else:
+                if latest != task.state:
+                    self._set_latest_state(task, agent, latest)
+                task.status_update_state = state
+                task.status_update_uuid = uuid
+                task.healthy = HEALTHY_OF.get(health)
+            if fid != out_fid:
+                out_fid = fid
+                out = relayed.setdefault(fid, [])
+            out.append(row)
+        frameworks = self.frameworks
+        for fid, fw_rows in relayed.items():
+            fw = frameworks.get(fid)
+            if fw is not None and fw.connected:
+                self.send_rows(fw.transport, _UPDATES, fw_rows)
+        if reacks:
+            self.send_rows(agent.transport, agent.ack_kind, reacks)
+        counters = self.counters
+        counters["status_updates"] += len(rows) - unknown - len(reacks)
+        if unknown:
+            counters["invalid_status_updates"] += unknown
+        if reacks:
+            counters["acknowledged_retries"] += len(reacks)
 
     @on(T.ACKNOWLEDGE)
     def _acknowledge(self, sender: str, msg: wire.Acknowledge, now: float) -> None:
+        """The framework acknowledged updates: tell their agents; forget each task whose
+        terminal update that was. (A task we already forgot still has an agent waiting
+        for the ack: it is forwarded.)"""
         fw = self._framework_from(sender, msg.framework_id)
         if fw is None:
             return
+        fid, tasks, agents = fw.id, fw.tasks, self.agents
+        forwarded: dict[str, list[tuple[str, str, bytes]]] = {}  # agent id -> its acks
+        out_agent, out = None, []
+        invalid = 0
         for agent_id, tid, uuid in msg.rows:
-            self._acknowledged(fw, agent_id, tid, uuid)
-
-    def _acknowledged(self, fw: Framework, agent_id: str, tid: str, uuid: bytes) -> None:
-        """The framework acknowledged update `uuid` of task `tid`: tell its agent; forget
-        the task when that was its terminal update."""
-        task = fw.tasks.get(tid)
-        agent = self.agents.get(agent_id)
-        if agent is None or (task is not None and task.agent_id != agent.id):
-            self.counters["invalid_acknowledgements"] += 1
-            return
-        # (a task we already forgot still has an agent waiting for this ack: forward it)
-        self.counters["acknowledgements"] += 1
-        if agent.state is AgentState.REGISTERED:
-            self.send_row(agent.transport, agent.ack_kind, (fw.id, tid, uuid))
-        if task is not None:
-            if uuid == task.status_update_uuid:
-                task.acked_uuid = task.status_update_uuid  # the same object: no second copy per task
-                if is_terminal(task.status_update_state):
-                    self._forget_task(task)
-            else:
-                task.acked_uuid = uuid
+            task = tasks.get(tid)
+            if agent_id != out_agent:
+                agent = agents.get(agent_id)
+                out_agent = agent_id if agent is not None else None
+                if agent is not None:
+                    out = forwarded.setdefault(agent_id, [])
+            if agent is None or (task is not None and task.agent_id != agent_id):
+                invalid += 1
+                continue
+            out.append((fid, tid, uuid))
+            if task is not None:
+                if uuid == task.status_update_uuid:
+                    task.acked_uuid = task.status_update_uuid  # the same object: no second copy per task
+                    if is_terminal(task.status_update_state):
+                        self._forget_task(task)
+                else:
+                    task.acked_uuid = uuid
+        for agent_id, acks in forwarded.items():
+            agent = agents[agent_id]
+            if agent.state is _AGENT_REGISTERED:
+                self.send_rows(agent.transport, agent.ack_kind, acks)
+        counters = self.counters
+        counters["acknowledgements"] += len(msg.rows) - invalid
+        if invalid:
+            counters["invalid_acknowledgements"] += invalid
 
     def _forget_task(self, task: Task) -> None:
         agent = self.agents.get(task.agent_id)

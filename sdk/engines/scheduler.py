@@ -48,6 +48,9 @@ class SchedulerEvent(enum.Enum):
     RECONCILIATION_STALLED = "reconciliation_stalled"
 
 
+_STATUS_UPDATE = SchedulerEvent.STATUS_UPDATE  # (an Enum member read from its class costs a Python call)
+
+
 class Subscription(enum.Enum):
     DISCONNECTED = "disconnected"
     SUBSCRIBING = "subscribing"
@@ -256,6 +259,7 @@ class SchedulerEngine(Engine):
         if not self._from_master(sender):
             return
         delivered_by_task, reconciler, emit = self._delivered, self.reconciler, self.emit
+        remembered = self.config.delivered_uuids_per_task
         fresh = 0
         for _fid, _eid, tid, state, uuid, data, _health, _latest in msg.rows:
             delivered = None
@@ -272,7 +276,7 @@ class SchedulerEngine(Engine):
                 continue
             if delivered is not None:
                 delivered[uuid] = False
-                if len(delivered) > self.config.delivered_uuids_per_task:
+                if len(delivered) > remembered:
                     del delivered[next(iter(delivered))]
             fresh += 1
             terminal = state in TERMINAL_STATES
@@ -282,7 +286,7 @@ class SchedulerEngine(Engine):
                 self._kill_backoff.pop(tid, None)
                 self.cancel_timer(("kill", tid))
                 self._completed_task(tid)
-            callback = Callback(SchedulerEvent.STATUS_UPDATE, status)
+            callback = Callback(_STATUS_UPDATE, status)
             if uuid:
                 callback.ack = (agent_id, tid, uuid)
             emit(callback)
@@ -340,15 +344,12 @@ class SchedulerEngine(Engine):
         """Acknowledge updates by the rows their callbacks carry (`Callback.ack`): what
         the drivers do once a callback returned."""
         delivered_by_task = self._delivered
-        subscribed = self.subscription is Subscription.SUBSCRIBED
-        for ack in acks:
-            _agent_id, tid, uuid = ack
+        for _agent_id, tid, uuid in acks:
             delivered = delivered_by_task.get(tid)
             if delivered is not None and uuid in delivered:
                 delivered[uuid] = True
-            if subscribed:
-                self.send_row(self.master, self._ack_kind, ack)
-        if subscribed:
+        if self.subscription is Subscription.SUBSCRIBED and acks:
+            self.send_rows(self.master, self._ack_kind, list(acks))
             self.counters["acks_sent"] += len(acks)
 
     def redeliver(self, status: pb.TaskStatus) -> None:
