@@ -7,7 +7,9 @@ cluster is set up through the protocol: the agent registers, the framework subsc
 accepts an offer with T tasks of one custom executor, the agent launches that executor
 (its `LaunchExecutor` is ignored: the executor runtime is already running and registers
 itself), and the executor receives the T tasks. Timed: the executor is handed U status
-updates for each of the T tasks (T*U in all) until the agent has received all of them
+updates for each of the T tasks (T*U in all; on its I/O thread, at most
+`COMMANDS_PER_ITERATION` per loop iteration, as the runtime runs a user thread's
+`send_status_update` calls) until the agent has received all of them
 and holds no pending update, which happens only once the scheduler has received and
 acknowledged every one and the master has relayed every ack (each update crosses
 executor -> agent -> master -> scheduler, each ack scheduler -> master -> agent, and the
@@ -49,7 +51,7 @@ from corral.scheduler import Scheduler, SchedulerDriver
 from corral.protocol import MessageType as T
 from corral.protos import corral_pb2 as pb
 from corral.resources import Resources
-from corral.runtime import Runtime
+from corral.runtime import COMMANDS_PER_ITERATION, Runtime
 from corral.tasks import executor_info, executor_task
 
 TASKS = 10_000
@@ -273,17 +275,24 @@ class Host:
         rt = self.runtimes["executor"]
         engine: ExecutorEngine = rt.engine
         started = []
+        work = [f"t{i}" for _ in range(per_task) for i in range(tasks)]
 
-        def send() -> None:
-            started.append(time.time())
+        def send(start: int) -> None:
+            # at most COMMANDS_PER_ITERATION updates per loop iteration: what the runtime
+            # runs of a user thread's send_status_update calls before it sends what they
+            # caused (the rest is rescheduled, behind the loop's network work)
+            if not started:
+                started.append(time.time())
             now = rt.clock()
-            for _ in range(per_task):
-                for i in range(tasks):
-                    status = pb.TaskStatus(state=pb.TASK_RUNNING)
-                    status.task_id.value = f"t{i}"
-                    engine.send_status_update(status, now)
+            end = min(start + COMMANDS_PER_ITERATION, len(work))
+            for tid in work[start:end]:
+                status = pb.TaskStatus(state=pb.TASK_RUNNING)
+                status.task_id.value = tid
+                engine.send_status_update(status, now)
+            if end < len(work):
+                rt.call_soon(send, end)
 
-        rt.call_soon(send)
+        rt.call_soon(send, 0)
         while not started:
             time.sleep(0.001)
         return started[0]
