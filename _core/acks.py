@@ -9,8 +9,9 @@ retransmission, with truncated exponential backoff. Time is always passed in.
 Sized for a million pending updates: a stream with one pending update and nothing acked
 yet is one small object (no containers, no methods, so no vtable pointer in the compiled
 build); the queue behind the head (one flat list) and the uuids seen (every pending
-one, the last 64 acknowledged ones) are created only when a stream needs them. The streams that have a head are themselves the items of
-a DeadlineHeap (heap.py), so rescheduling a head is O(log n) and leaves no garbage.
+one, the last 64 to 128 acknowledged ones) are created only when a stream needs them.
+The streams that have a head are themselves the items of a DeadlineHeap (heap.py), so
+rescheduling a head is O(log n) and leaves no garbage.
 
 One source for both builds: plain Python as is; compiled by Cython with acks.pxd.
 """
@@ -42,9 +43,10 @@ _UNKNOWN = AckResult.UNKNOWN
 
 
 _SCAN_LIMIT = 8  # queued updates checked for duplicates by a scan; beyond this, a set
-#: acknowledged uuids a stream remembers, to drop retries of them: a sender retries only
-#: what it has not seen acknowledged, and sends one update at a time (its stream's
-#: head), so an older uuid can only come back as a stale copy
+#: acknowledged uuids a stream remembers at least (and at most twice as many), to drop
+#: retries of them: a sender retries only what it has not seen acknowledged, and sends
+#: one update at a time (its stream's head), so an older uuid can only come back as a
+#: stale copy
 _ACKED_REMEMBERED = 64
 
 
@@ -52,7 +54,7 @@ class _Stream(HeapItem):
     """One key's updates. ``head_uuid`` is None when nothing is pending. The updates
     behind the head are ``rest[rest_pos:]`` as uuid, payload, uuid, payload, ...
     ``seen`` holds the uuids the stream has had, oldest first (a dict used as an ordered
-    set): every pending one and the last _ACKED_REMEMBERED acknowledged ones. It is None
+    set): every pending one and the last acknowledged ones (see ``_remember``). It is None
     until the first ack or until more than _SCAN_LIMIT updates queue up, and while it
     is None the pending updates are the only uuids the stream has had. It is in the tracker's
     heap (``deadline``, ``heap_index``) while it has a head; ``seq`` stays 0.
@@ -109,13 +111,16 @@ def _pending_uuids(stream):
 
 
 def _remember(stream, uuid):
-    """Add a new pending ``uuid`` to ``seen``; forget the oldest acknowledged uuids
-    beyond _ACKED_REMEMBERED (the pending ones are the newest entries)."""
+    """Add a new pending ``uuid`` to ``seen``. The oldest acknowledged uuids (the
+    pending ones are the newest entries) are forgotten in bulk: once _ACKED_REMEMBERED
+    more than the last _ACKED_REMEMBERED have built up, ``seen`` is rebuilt with those
+    last ones. (Deleting the oldest entry one at a time leaves the dict's front full of
+    dead slots that every later deletion walks past, and keeps the dict at its largest.)"""
     seen = stream.seen
     seen[uuid] = None
     keep = _size(stream) + 1 + _ACKED_REMEMBERED  # (``uuid`` is not counted pending yet)
-    while len(seen) > keep:
-        del seen[next(iter(seen))]
+    if len(seen) > keep + _ACKED_REMEMBERED:
+        stream.seen = dict.fromkeys(list(seen)[-keep:])
     return 0
 
 

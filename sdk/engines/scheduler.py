@@ -72,9 +72,10 @@ class SchedulerConfig:
     #: kill retries: first after this many seconds, doubling up to the cap
     kill_retry_backoff: float = 2.0
     kill_retry_backoff_max: float = 60.0
-    #: de-duplication memory: the uuids of the last this many updates delivered per task
-    #: (an agent resends only the head of a task's stream, and moves on once it is
-    #: acknowledged, so an older uuid can only come back as a stale copy)...
+    #: de-duplication memory: the uuids of at least the last this many updates delivered
+    #: per task, at most twice as many (an agent resends only the head of a task's
+    #: stream, and moves on once it is acknowledged, so an older uuid can only come back
+    #: as a stale copy)...
     delivered_uuids_per_task: int = 64
     #: ...kept for the last this many tasks whose terminal update was delivered (an
     #: unacknowledged terminal update is retried by its agent every few seconds)
@@ -98,7 +99,7 @@ class SchedulerEngine(Engine):
         self.reconciler = Reconciler(self.config.reconcile)
         self._ever_subscribed = False
         #: per task, the uuids of the updates delivered to the user (the most recent
-        #: `delivered_uuids_per_task`, oldest first) -> acknowledged yet
+        #: `delivered_uuids_per_task` to twice that, oldest first) -> acknowledged yet
         self._delivered: dict[str, dict[bytes, bool]] = {}
         #: tasks whose terminal update was delivered, oldest first: their memory goes
         #: beyond `completed_tasks_remembered`
@@ -276,8 +277,8 @@ class SchedulerEngine(Engine):
                 continue
             if delivered is not None:
                 delivered[uuid] = False
-                if len(delivered) > remembered:
-                    del delivered[next(iter(delivered))]
+                if len(delivered) > 2 * remembered:  # (in bulk: see `_core.acks._remember`)
+                    delivered_by_task[tid] = dict(list(delivered.items())[-remembered:])
             fresh += 1
             terminal = state in TERMINAL_STATES
             agent_id = status.agent_id.value

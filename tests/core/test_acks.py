@@ -229,16 +229,18 @@ def test_queue_refills_after_partial_drain(t):
     assert len(t) == 0
 
 
-def test_a_stream_remembers_its_last_64_acked_uuids_not_all_of_them(t):
+@pytest.mark.parametrize("count", [200, 230, 255])
+def test_a_stream_remembers_its_last_64_acked_uuids_not_all_of_them(t, count):
     """A long-lived stream (a task's health updates for weeks) must not grow for ever:
-    retries of recent acknowledged updates are still dropped, but an update acked long
-    ago is forgotten (only a stale copy could bring it back)."""
-    uuids = [b"u%d" % i for i in range(200)]
+    retries of the last 64 acknowledged updates are still dropped, wherever the stream
+    is between two clean-ups of its memory (at most 128 kept), but an update acked
+    long ago is forgotten (only a stale copy could bring it back)."""
+    uuids = [b"u%d" % i for i in range(count)]
     for i, uuid in enumerate(uuids):
         assert t.add(K, uuid, i, float(i)) is AddResult.FORWARD
         assert t.ack(K, uuid, float(i)) is AckResult.ACKED
     assert [t.add(K, uuid, "again", 300.0) for uuid in uuids[-64:]] == [AddResult.DUPLICATE] * 64
-    assert t.add(K, uuids[-100], "again", 300.0) is AddResult.FORWARD  # forgotten
+    assert t.add(K, uuids[-130], "again", 300.0) is AddResult.FORWARD  # forgotten
     # while updates are pending, every pending uuid is remembered however many queue up
     for i in range(300):
         t.add(K2, b"p%d" % i, i, 1.0)
