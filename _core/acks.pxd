@@ -3,8 +3,30 @@ cimport cython
 
 from corral._core.heap cimport DeadlineHeap, HeapItem
 
+cdef bint _COMPILED
 cdef object _FORWARD, _QUEUED, _DUPLICATE, _ACKED, _STALE, _UNKNOWN
 cdef Py_ssize_t _SCAN_LIMIT, _ACKED_REMEMBERED
+
+
+@cython.final
+cdef class RecentUuids:
+    cdef readonly Py_ssize_t capacity
+    cdef Py_ssize_t _next
+    cdef list _uuids
+    cdef Py_hash_t _hashes[64]  # RECENT_MAX
+    cdef char _flags[64]
+
+    @cython.locals(h=Py_hash_t, i=Py_ssize_t, uuids=list, held=object)
+    cpdef Py_ssize_t find(self, uuid) except -2
+
+    @cython.locals(i=Py_ssize_t)
+    cpdef Py_ssize_t add(self, uuid, bint flag) except -1
+
+    cpdef bint flagged(self, Py_ssize_t i)
+
+    cpdef set_flag(self, Py_ssize_t i)
+
+    cpdef forget(self, Py_ssize_t i)
 
 
 @cython.final
@@ -14,8 +36,12 @@ cdef class _Stream(HeapItem):
     cdef object head_payload
     cdef list rest
     cdef Py_ssize_t rest_pos
-    cdef dict seen
+    cdef set pending
+    cdef RecentUuids acked
     cdef double backoff
+    cdef bint in_fifo
+    cdef _Stream prev
+    cdef _Stream next
 
 
 @cython.locals(stream=_Stream)
@@ -26,16 +52,10 @@ cdef Py_ssize_t _size(_Stream stream) except -1
 @cython.locals(rest=list, i=Py_ssize_t)
 cdef bint _knows(_Stream stream, uuid) except -1
 
-@cython.locals(uuids=dict)
-cdef dict _pending_uuids(_Stream stream)
-
-@cython.locals(seen=dict, keep=Py_ssize_t)
-cdef int _remember(_Stream stream, uuid) except -1
-
-@cython.locals(rest=list)
+@cython.locals(rest=list, pending=set)
 cdef int _push(_Stream stream, uuid, payload) except -1
 
-@cython.locals(rest=list, pos=Py_ssize_t)
+@cython.locals(rest=list, pos=Py_ssize_t, acked=RecentUuids)
 cdef bint _pop(_Stream stream) except -1
 
 
@@ -44,6 +64,8 @@ cdef class AckTracker:
     cdef double _initial
     cdef double _max
     cdef dict _streams
+    cdef _Stream _first
+    cdef _Stream _last
     cdef DeadlineHeap _heap
     cdef Py_ssize_t _pending
     cdef bint _paused
@@ -57,10 +79,10 @@ cdef class AckTracker:
     @cython.locals(stream=_Stream)
     cpdef head(self, key)
 
-    @cython.locals(stream=_Stream, out=list, heap=DeadlineHeap)
+    @cython.locals(stream=_Stream, first=_Stream, top=HeapItem, out=list, heap=DeadlineHeap)
     cpdef list due(self, double now)
 
-    @cython.locals(top=HeapItem)
+    @cython.locals(first=_Stream, top=HeapItem)
     cpdef next_deadline(self)
 
     @cython.locals(stream=_Stream, out=list, deadline=double)
@@ -72,4 +94,13 @@ cdef class AckTracker:
     @cython.locals(stream=_Stream)
     cpdef remove(self, key)
 
+    @cython.locals(deadline=double, last=_Stream)
     cdef int _restart(self, _Stream stream, double now) except -1
+
+    cdef int _unschedule(self, _Stream stream) except -1
+
+    @cython.locals(last=_Stream)
+    cdef int _append(self, _Stream stream) except -1
+
+    @cython.locals(prev=_Stream, nxt=_Stream)
+    cdef int _unlink(self, _Stream stream) except -1

@@ -1,4 +1,5 @@
-"""Ack tracker: reliable, ordered status-update streams.
+"""Ack tracker: reliable, ordered status-update streams; and the compact memory of
+recent uuids that both ends of a stream de-duplicate with.
 
 Owns the sender's side of at-least-once delivery: one stream per key (the users key
 by (framework_id, task_id)), each a FIFO of pending updates identified by uuid. Only the
@@ -6,18 +7,31 @@ head of a stream is in flight; an ack for the head pops it and releases the next
 duplicate adds and stale acks are ignored; a head that is not acked in time is due for
 retransmission, with truncated exponential backoff. Time is always passed in.
 
-Sized for a million pending updates: a stream with one pending update and nothing acked
-yet is one small object (no containers, no methods, so no vtable pointer in the compiled
-build); the queue behind the head (one flat list) and the uuids seen (every pending
-one, the last 64 to 128 acknowledged ones) are created only when a stream needs them.
-The streams that have a head are themselves the items of a DeadlineHeap (heap.py), so
-rescheduling a head is O(log n) and leaves no garbage.
+Deadlines: a new head is due at now + initial, and since time moves forward those
+deadlines arrive in the order they are set, so fresh heads wait in one FIFO (a linked
+list through the streams: adding, moving and removing one is O(1) and touches at most
+its two neighbours). Only what breaks that order, a retried head (its backoff doubled)
+or a deadline set earlier than the newest one (the clock went back), goes into a
+DeadlineHeap (heap.py), O(log n).
+
+Sized for a million pending updates and for tens of thousands of long-lived streams: a
+stream with one pending update and nothing acked yet is one small object; the queue
+behind the head (one flat list), a set of the pending uuids (only while more than
+_SCAN_LIMIT queue up) and the memory of the last acknowledged uuids (a RecentUuids,
+from the first ack on) are created only when a stream needs them.
 
 One source for both builds: plain Python as is; compiled by Cython with acks.pxd.
 """
 from __future__ import annotations
 
 import enum
+
+try:
+    import cython
+
+    _COMPILED = cython.compiled
+except ImportError:  # plain Python without Cython installed: the pure-Python twin
+    _COMPILED = False
 
 from .heap import DeadlineHeap, HeapItem
 
@@ -43,26 +57,90 @@ _UNKNOWN = AckResult.UNKNOWN
 
 
 _SCAN_LIMIT = 8  # queued updates checked for duplicates by a scan; beyond this, a set
-#: acknowledged uuids a stream remembers at least (and at most twice as many), to drop
-#: retries of them: a sender retries only what it has not seen acknowledged, and sends
-#: one update at a time (its stream's head), so an older uuid can only come back as a
-#: stale copy
-_ACKED_REMEMBERED = 64
+#: the most uuids a RecentUuids holds, and how many acknowledged uuids a stream
+#: remembers, to drop retries of them: a sender retries only what it has not seen
+#: acknowledged, and sends one update at a time (its stream's head), so an older uuid
+#: can only come back as a stale copy
+RECENT_MAX = 64
+_ACKED_REMEMBERED = RECENT_MAX
+_NO_HASHES = (0,) * RECENT_MAX  # the pure-Python twin's empty arrays
+
+
+class RecentUuids:
+    """The last ``capacity`` uuids added (1 to RECENT_MAX), the oldest forgotten first,
+    each with a flag (the scheduler driver's "acknowledged yet"). Looking one up scans
+    the uuids' hashes, kept in one small array (a C array inside the object in the
+    compiled build), and compares the uuid itself only where a hash matches: a few
+    hundred contiguous bytes per memory, where a dict would take kilobytes in scattered
+    slots. A slot is -1 .. capacity-1; an empty slot holds None."""
+
+    __slots__ = ("capacity", "_next", "_uuids", "_hashes", "_flags")
+
+    def __init__(self, capacity=RECENT_MAX):
+        if not 0 < capacity <= RECENT_MAX:
+            raise ValueError(f"a RecentUuids holds 1 to {RECENT_MAX} uuids, not {capacity}")
+        self.capacity = capacity
+        self._next = 0  # the slot the next uuid goes to (the oldest one's)
+        self._uuids = [None] * capacity
+        if not _COMPILED:  # (the compiled build's arrays start zeroed)
+            self._hashes = list(_NO_HASHES)
+            self._flags = list(_NO_HASHES)
+
+    def __len__(self):
+        return sum(1 for uuid in self._uuids if uuid is not None)
+
+    def __contains__(self, uuid):
+        return self.find(uuid) >= 0
+
+    def find(self, uuid):
+        """The slot holding ``uuid``, or -1."""
+        h = hash(uuid)
+        uuids = self._uuids
+        for i in range(self.capacity):
+            if self._hashes[i] == h:
+                held = uuids[i]
+                if held is not None and (held is uuid or held == uuid):
+                    return i
+        return -1
+
+    def add(self, uuid, flag):
+        """Remember ``uuid`` (not checked for: the caller has looked it up) with ``flag``,
+        in place of the oldest; returns its slot."""
+        i = self._next
+        self._uuids[i] = uuid
+        self._hashes[i] = hash(uuid)
+        self._flags[i] = 1 if flag else 0
+        self._next = i + 1 if i + 1 < self.capacity else 0
+        return i
+
+    def flagged(self, i):
+        return self._flags[i] != 0
+
+    def set_flag(self, i):
+        self._flags[i] = 1
+
+    def forget(self, i):
+        """Empty slot ``i`` (its uuid is no longer remembered)."""
+        self._uuids[i] = None
+        self._hashes[i] = 0
+        self._flags[i] = 0
 
 
 class _Stream(HeapItem):
     """One key's updates. ``head_uuid`` is None when nothing is pending. The updates
     behind the head are ``rest[rest_pos:]`` as uuid, payload, uuid, payload, ...
-    ``seen`` holds the uuids the stream has had, oldest first (a dict used as an ordered
-    set): every pending one and the last acknowledged ones (see ``_remember``). It is None
-    until the first ack or until more than _SCAN_LIMIT updates queue up, and while it
-    is None the pending updates are the only uuids the stream has had. It is in the tracker's
-    heap (``deadline``, ``heap_index``) while it has a head; ``seq`` stays 0.
+    ``pending`` is the set of every pending uuid while more than _SCAN_LIMIT are queued
+    (None otherwise: they are scanned); ``acked`` remembers the last acknowledged uuids
+    (None until the first ack).
 
-    The operations on a stream are the module functions below, not methods: a compiled
-    class with C methods carries a vtable pointer, 8 bytes per stream."""
+    A stream with a head has a deadline: it is either in the tracker's FIFO of fresh
+    heads (``in_fifo``, linked by ``prev`` and ``next``) or in its heap (``heap_index``
+    >= 0; ``seq`` stays 0). The operations on a stream are the module functions below,
+    not methods: a compiled class with C methods carries a vtable pointer, 8 bytes per
+    stream."""
 
-    __slots__ = ("key", "head_uuid", "head_payload", "rest", "rest_pos", "seen", "backoff")
+    __slots__ = ("key", "head_uuid", "head_payload", "rest", "rest_pos", "pending", "acked",
+                 "backoff", "in_fifo", "prev", "next")
 
 
 def _new_stream(key):
@@ -75,8 +153,12 @@ def _new_stream(key):
     stream.head_payload = None
     stream.rest = None
     stream.rest_pos = 0
-    stream.seen = None
+    stream.pending = None
+    stream.acked = None
     stream.backoff = 0.0
+    stream.in_fifo = False
+    stream.prev = None
+    stream.next = None
     stream.seq = 0
     stream.heap_index = -1
     return stream
@@ -89,39 +171,20 @@ def _size(stream):
 
 
 def _knows(stream, uuid):
-    """Whether ``uuid`` is pending or was acked on this stream."""
-    if stream.seen is not None:
-        return uuid in stream.seen
-    if stream.head_uuid == uuid:
-        return True
-    rest = stream.rest
-    if rest is not None:
-        for i in range(stream.rest_pos, len(rest), 2):
-            if rest[i] == uuid:
+    """Whether ``uuid`` is pending or was acked recently on this stream."""
+    if stream.head_uuid is not None:
+        if stream.pending is not None:
+            if uuid in stream.pending:
                 return True
-    return False
-
-
-def _pending_uuids(stream):
-    uuids = {stream.head_uuid: None}
-    if stream.rest is not None:
-        for uuid in stream.rest[stream.rest_pos :: 2]:
-            uuids[uuid] = None
-    return uuids
-
-
-def _remember(stream, uuid):
-    """Add a new pending ``uuid`` to ``seen``. The oldest acknowledged uuids (the
-    pending ones are the newest entries) are forgotten in bulk: once _ACKED_REMEMBERED
-    more than the last _ACKED_REMEMBERED have built up, ``seen`` is rebuilt with those
-    last ones. (Deleting the oldest entry one at a time leaves the dict's front full of
-    dead slots that every later deletion walks past, and keeps the dict at its largest.)"""
-    seen = stream.seen
-    seen[uuid] = None
-    keep = _size(stream) + 1 + _ACKED_REMEMBERED  # (``uuid`` is not counted pending yet)
-    if len(seen) > keep + _ACKED_REMEMBERED:
-        stream.seen = dict.fromkeys(list(seen)[-keep:])
-    return 0
+        else:
+            if stream.head_uuid == uuid:
+                return True
+            rest = stream.rest
+            if rest is not None:
+                for i in range(stream.rest_pos, len(rest), 2):
+                    if rest[i] == uuid:
+                        return True
+    return stream.acked is not None and stream.acked.find(uuid) >= 0
 
 
 def _push(stream, uuid, payload):
@@ -129,20 +192,34 @@ def _push(stream, uuid, payload):
     rest = stream.rest
     if rest is None:
         stream.rest = [uuid, payload]
-    else:
-        rest.append(uuid)
-        rest.append(payload)
-        if stream.seen is None and len(rest) - stream.rest_pos > 2 * _SCAN_LIMIT:
-            stream.seen = _pending_uuids(stream)
+        return 0
+    rest.append(uuid)
+    rest.append(payload)
+    if stream.pending is not None:
+        stream.pending.add(uuid)
+    elif len(rest) - stream.rest_pos > 2 * _SCAN_LIMIT:
+        pending = set(rest[stream.rest_pos :: 2])
+        pending.add(stream.head_uuid)
+        stream.pending = pending
+    return 0
 
 
 def _pop(stream):
-    """Drop the head; the next queued update (if any) becomes head. True if one did."""
+    """Drop the head (remembered as acknowledged); the next queued update (if any)
+    becomes head. True if one did."""
+    acked = stream.acked
+    if acked is None:
+        acked = RecentUuids(_ACKED_REMEMBERED)
+        stream.acked = acked
+    acked.add(stream.head_uuid, False)
     rest = stream.rest
     if rest is None:
         stream.head_uuid = None
         stream.head_payload = None
+        stream.pending = None
         return False
+    if stream.pending is not None:
+        stream.pending.discard(stream.head_uuid)
     pos = stream.rest_pos
     stream.head_uuid = rest[pos]
     stream.head_payload = rest[pos + 1]
@@ -151,6 +228,7 @@ def _pop(stream):
     pos += 2
     if pos == len(rest):
         stream.rest = None
+        stream.pending = None
         pos = 0
     elif pos >= 64 and 2 * pos >= len(rest):  # reclaim the popped prefix, amortised
         del rest[:pos]
@@ -170,7 +248,11 @@ class AckTracker:
         self._initial = initial_backoff
         self._max = max_backoff
         self._streams = {}
-        self._heap = DeadlineHeap()  # the streams that have a head, by deadline
+        #: fresh heads (deadline now + initial), earliest first
+        self._first = None
+        self._last = None
+        #: the other heads (retried, or set out of order), by deadline
+        self._heap = DeadlineHeap()
         self._pending = 0
         self._paused = False
 
@@ -191,8 +273,6 @@ class AckTracker:
             self._streams[key] = stream
         elif _knows(stream, uuid):
             return _DUPLICATE
-        elif stream.seen is not None:
-            _remember(stream, uuid)
         self._pending += 1
         if stream.head_uuid is None:
             stream.head_uuid = uuid
@@ -209,13 +289,11 @@ class AckTracker:
             return _UNKNOWN
         if stream.head_uuid is None or stream.head_uuid != uuid:
             return _STALE
-        if stream.seen is None:
-            stream.seen = _pending_uuids(stream)
         self._pending -= 1
         if _pop(stream):
             self._restart(stream, now)
         else:
-            self._heap.remove(stream)
+            self._unschedule(stream)
         return _ACKED
 
     def head(self, key):
@@ -240,7 +318,7 @@ class AckTracker:
         if stream is None:
             return
         self._pending -= _size(stream)
-        self._heap.remove(stream)
+        self._unschedule(stream)
 
     def due(self, now):
         """Heads whose deadline is at or before ``now``, in deadline order, as
@@ -250,8 +328,14 @@ class AckTracker:
             return out
         heap = self._heap
         while True:
-            stream = heap.top()
-            if stream is None or stream.deadline > now:
+            first = self._first
+            top = heap.top()
+            if first is not None and first.deadline <= now and (top is None or first.deadline <= top.deadline):
+                stream = first
+                self._unlink(stream)
+            elif top is not None and top.deadline <= now:
+                stream = top
+            else:
                 break
             out.append((stream.key, stream.head_uuid, stream.head_payload))
             stream.backoff = min(stream.backoff * 2.0, self._max)
@@ -261,8 +345,13 @@ class AckTracker:
     def next_deadline(self):
         if self._paused:
             return None
+        first = self._first
         top = self._heap.top()
-        return None if top is None else top.deadline
+        if first is None:
+            return None if top is None else top.deadline
+        if top is None or first.deadline <= top.deadline:
+            return first.deadline
+        return top.deadline
 
     def pause(self):
         """No head is due until ``resume``."""
@@ -273,17 +362,66 @@ class AckTracker:
         backoff at initial (deadline now + initial)."""
         self._paused = False
         deadline = now + self._initial
+        self._heap.clear()
+        while self._first is not None:
+            self._unlink(self._first)
         out = []
         for stream in self._streams.values():
             if stream.head_uuid is not None:
                 stream.backoff = self._initial
-                # every head gets the same deadline, and seq is 0 for all of them: the
-                # heap's order still holds without moving anything
                 stream.deadline = deadline
+                self._append(stream)
                 out.append((stream.key, stream.head_uuid, stream.head_payload))
         return out
 
+    # -- deadlines ---------------------------------------------------------------------
     def _restart(self, stream, now):
-        """(Re)schedule a new head: backoff back to initial, deadline now + initial."""
+        """(Re)schedule a new head: backoff back to initial, deadline now + initial, at
+        the end of the FIFO (in the heap when that would put it before the last one)."""
         stream.backoff = self._initial
-        self._heap.schedule(stream, now + self._initial)
+        deadline = now + self._initial
+        if stream.in_fifo:
+            self._unlink(stream)
+        last = self._last
+        if last is None or last.deadline <= deadline:
+            self._heap.remove(stream)
+            stream.deadline = deadline
+            self._append(stream)
+        else:
+            self._heap.schedule(stream, deadline)
+        return 0
+
+    def _unschedule(self, stream):
+        if stream.in_fifo:
+            self._unlink(stream)
+        else:
+            self._heap.remove(stream)
+        return 0
+
+    def _append(self, stream):
+        last = self._last
+        stream.prev = last
+        stream.next = None
+        stream.in_fifo = True
+        if last is None:
+            self._first = stream
+        else:
+            last.next = stream
+        self._last = stream
+        return 0
+
+    def _unlink(self, stream):
+        prev = stream.prev
+        nxt = stream.next
+        if prev is None:
+            self._first = nxt
+        else:
+            prev.next = nxt
+        if nxt is None:
+            self._last = prev
+        else:
+            nxt.prev = prev
+        stream.prev = None
+        stream.next = None
+        stream.in_fifo = False
+        return 0

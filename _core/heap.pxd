@@ -27,6 +27,9 @@ cdef class DeadlineHeap:
     @cython.locals(items=list, item=HeapItem, last=HeapItem)
     cdef HeapItem pop(self)
 
+    @cython.locals(item=HeapItem)
+    cdef int clear(self) except -1
+
     @cython.locals(items=list, parent=HeapItem, parent_index=Py_ssize_t, deadline=double,
                    seq="unsigned long long")
     cdef Py_ssize_t _sift_up(self, HeapItem item, Py_ssize_t i) except -1

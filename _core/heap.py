@@ -71,6 +71,12 @@ class DeadlineHeap:
             self._sift_down(last, self._sift_up(last, i))
         return True
 
+    def clear(self):
+        """Take every item out of the heap."""
+        for item in self._items:
+            item.heap_index = -1
+        self._items = []
+
     def pop(self):
         """Take the earliest item out of the heap and return it (the heap is not empty)."""
         items = self._items
