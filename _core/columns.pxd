@@ -11,6 +11,7 @@ ctypedef unsigned char* wbuf
 cdef bint _COMPILED
 cdef int _VARINT, _I64, _LEN, _I32, _STRING_FIELDS, _ROW_WIDTH
 cdef long _MAX_STATE, _MAX_HEALTH
+cdef unsigned long long _LOW32, _INT32_MAX, _TWO32
 
 
 @cython.final
@@ -61,7 +62,8 @@ cdef int _read_columns(_Reader reader, list columns) except -1
 cdef tuple _one_row(bytes data)
 
 @cython.locals(row=tuple, columns=list, reader=_Reader, inner=_Reader, key="unsigned long long",
-               stop=Py_ssize_t, n=Py_ssize_t, latest=list)
+               stop=Py_ssize_t, n=Py_ssize_t, i=Py_ssize_t, latest=list, fids=list, eids=list, tids=list,
+               states=list, uuids=list, statuses=list, healths=list)
 cpdef list decode_updates(bytes data)
 
 @cython.locals(value=long)
@@ -116,7 +118,7 @@ cdef bytes _encode_acks_compiled(str first, str second, list rows)
 cpdef bytes encode_updates(list rows)
 
 @cython.locals(reader=_Reader, key="unsigned long long", field="unsigned long long", first=str, second=str,
-               seconds=list, task_ids=list, uuids=list, n=Py_ssize_t)
+               seconds=list, task_ids=list, uuids=list, n=Py_ssize_t, i=Py_ssize_t)
 cpdef tuple decode_acks(bytes data, int width)
 
 @cython.locals(out=bytearray, base=Py_ssize_t)

@@ -38,6 +38,11 @@ MAX_STATE = 13
 MAX_HEALTH = 2
 _MAX_STATE = MAX_STATE  # C copies in the compiled build
 _MAX_HEALTH = MAX_HEALTH
+#: an int32 varint's low 32 bits, and what to take off the negative ones (C integers in
+#: the compiled build: a literal this large would be a Python int there)
+_LOW32 = 0xFFFFFFFF
+_INT32_MAX = 0x7FFFFFFF
+_TWO32 = 0x100000000
 
 
 class ColumnsError(ValueError):
@@ -75,8 +80,8 @@ class _Reader:
 
     def int32(self):
         """A varint read as int32 (negative values arrive sign-extended to 64 bits)."""
-        value = self.varint() & 0xFFFFFFFF
-        return value - 0x100000000 if value > 0x7FFFFFFF else value
+        value = self.varint() & _LOW32
+        return value - _TWO32 if value > _INT32_MAX else value
 
     def length(self):
         """The length of a LEN field, checked against the end."""
@@ -90,6 +95,8 @@ class _Reader:
         start = self.pos
         self.pos = start + n
         try:
+            if _COMPILED:  # (no slice: straight from the message's buffer)
+                return PyUnicode_DecodeUTF8(PyBytes_AS_STRING(self.data) + start, n, cython.NULL)
             return self.data[start:start + n].decode("utf-8")
         except UnicodeDecodeError:
             raise ColumnsError("a string field is not UTF-8") from None
@@ -109,6 +116,8 @@ class _Reader:
         n = self.length()
         start = self.pos
         self.pos = start + n
+        if _COMPILED:
+            return PyBytes_FromStringAndSize(PyBytes_AS_STRING(self.data) + start, n)
         return self.data[start:start + n]
 
     def skip(self, wire_type):
@@ -277,7 +286,8 @@ def decode_updates(data):
     _check_range(columns[3], _MAX_STATE, "state")
     _check_range(latest, _MAX_STATE, "latest state")
     _check_range(columns[7], _MAX_HEALTH, "health")
-    return list(zip(columns[0], columns[1], columns[2], columns[3], columns[4], columns[5], columns[7], latest))
+    fids, eids, tids, states, uuids, statuses, healths = columns[0], columns[1], columns[2], columns[3], columns[4], columns[5], columns[7]
+    return [(fids[i], eids[i], tids[i], states[i], uuids[i], statuses[i], healths[i], latest[i]) for i in range(n)]
 
 
 def _check_range(column, largest, name):
@@ -520,14 +530,10 @@ def decode_acks(data, width):
     if width == 2:
         if second is None:
             raise ColumnsError("field 2 (an id) missing")
-        if n == 1:
-            return (first, second, [(task_ids[0], uuids[0])])
-        return (first, second, list(zip(task_ids, uuids)))
+        return (first, second, [(task_ids[i], uuids[i]) for i in range(n)])
     if len(seconds) != n:
         raise ColumnsError("the columns of an ack differ in length")
-    if n == 1:
-        return (first, None, [(seconds[0], task_ids[0], uuids[0])])
-    return (first, None, list(zip(seconds, task_ids, uuids)))
+    return (first, None, [(seconds[i], task_ids[i], uuids[i]) for i in range(n)])
 
 
 def encode_acks(first, second, rows):
