@@ -1,5 +1,6 @@
-"""corral's hot path: envelope codec and dispatch table, ack tracker, timers (both on one
-deadline heap), and the status path's protobuf codec (rows in, wire bytes out).
+"""corral's hot path: envelope codec and dispatch table, ack tracker and the memory of
+recent uuids, timers (on one deadline heap), and the status path's protobuf codec (rows
+in, wire bytes out).
 
 Selects the implementation at import. The compiled modules (`corral._core.envelope`,
 `.heap`, `.acks`, `.timers`, `.columns`, built by Cython from the `.py` + `.pxd` pairs in this package) are
@@ -86,6 +87,8 @@ send_frame = _impl.envelope.send_frame
 encode_and_send = _impl.envelope.encode_and_send
 select_send_path = _impl.envelope.select_send_path
 AckTracker = _impl.acks.AckTracker
+RecentUuids = _impl.acks.RecentUuids
+RECENT_MAX = _impl.acks.RECENT_MAX
 AddResult = _impl.acks.AddResult
 AckResult = _impl.acks.AckResult
 TimerQueue = _impl.timers.TimerQueue
@@ -125,6 +128,8 @@ __all__ = [
     "encode_and_send",
     "select_send_path",
     "AckTracker",
+    "RecentUuids",
+    "RECENT_MAX",
     "AddResult",
     "AckResult",
     "TimerQueue",

@@ -89,6 +89,12 @@ class RecentUuids:
     def __len__(self):
         return sum(1 for uuid in self._uuids if uuid is not None)
 
+    def __iter__(self):
+        """The uuids remembered, oldest first."""
+        i = self._next
+        order = self._uuids[i:] + self._uuids[:i]
+        return iter([uuid for uuid in order if uuid is not None])
+
     def __contains__(self, uuid):
         return self.find(uuid) >= 0
 

@@ -23,7 +23,7 @@ from typing import Any, Iterable
 
 from google.protobuf.message import DecodeError
 
-from corral import wire
+from corral import _core, wire
 from corral.engines.base import Callback, Engine, MasterLost, on
 from corral.engines.common import TERMINAL_STATES, is_terminal
 from corral.protocol import MessageType as T
@@ -72,11 +72,10 @@ class SchedulerConfig:
     #: kill retries: first after this many seconds, doubling up to the cap
     kill_retry_backoff: float = 2.0
     kill_retry_backoff_max: float = 60.0
-    #: de-duplication memory: the uuids of at least the last this many updates delivered
-    #: per task, at most twice as many (an agent resends only the head of a task's
-    #: stream, and moves on once it is acknowledged, so an older uuid can only come back
-    #: as a stale copy)...
-    delivered_uuids_per_task: int = 64
+    #: de-duplication memory: the uuids of the last this many updates delivered per task
+    #: (1 to 64; an agent resends only the head of a task's stream, and moves on once it
+    #: is acknowledged, so an older uuid can only come back as a stale copy)...
+    delivered_uuids_per_task: int = _core.RECENT_MAX
     #: ...kept for the last this many tasks whose terminal update was delivered (an
     #: unacknowledged terminal update is retried by its agent every few seconds)
     completed_tasks_remembered: int = 10_000
@@ -98,9 +97,9 @@ class SchedulerEngine(Engine):
         self._session = b""
         self.reconciler = Reconciler(self.config.reconcile)
         self._ever_subscribed = False
-        #: per task, the uuids of the updates delivered to the user (the most recent
-        #: `delivered_uuids_per_task` to twice that, oldest first) -> acknowledged yet
-        self._delivered: dict[str, dict[bytes, bool]] = {}
+        #: per task, the uuids of the last `delivered_uuids_per_task` updates delivered
+        #: to the user, each flagged once acknowledged
+        self._delivered: dict[str, _core.RecentUuids] = {}
         #: tasks whose terminal update was delivered, oldest first: their memory goes
         #: beyond `completed_tasks_remembered`
         self._completed: collections.deque[str] = collections.deque()
@@ -267,18 +266,16 @@ class SchedulerEngine(Engine):
             if uuid:
                 delivered = delivered_by_task.get(tid)
                 if delivered is None:
-                    delivered = delivered_by_task[tid] = {}
-                acked = delivered.get(uuid)
-                if acked is not None:
-                    self._duplicate(tid, uuid, data, acked)
+                    delivered = delivered_by_task[tid] = _core.RecentUuids(remembered)
+                slot = delivered.find(uuid)
+                if slot >= 0:
+                    self._duplicate(tid, uuid, data, delivered.flagged(slot))
                     continue
             status = self._parse(data)
             if status is None:
                 continue
             if delivered is not None:
-                delivered[uuid] = False
-                if len(delivered) > 2 * remembered:  # (in bulk: see `_core.acks._remember`)
-                    delivered_by_task[tid] = dict(list(delivered.items())[-remembered:])
+                delivered.add(uuid, False)
             fresh += 1
             terminal = state in TERMINAL_STATES
             agent_id = status.agent_id.value
@@ -347,8 +344,10 @@ class SchedulerEngine(Engine):
         delivered_by_task = self._delivered
         for _agent_id, tid, uuid in acks:
             delivered = delivered_by_task.get(tid)
-            if delivered is not None and uuid in delivered:
-                delivered[uuid] = True
+            if delivered is not None:
+                slot = delivered.find(uuid)
+                if slot >= 0:
+                    delivered.set_flag(slot)
         if self.subscription is Subscription.SUBSCRIBED and acks:
             self.send_rows(self.master, self._ack_kind, list(acks))
             self.counters["acks_sent"] += len(acks)
@@ -358,7 +357,9 @@ class SchedulerEngine(Engine):
         (it is not acknowledged, so the agent will)."""
         delivered = self._delivered.get(status.task_id.value)
         if delivered is not None:
-            delivered.pop(status.uuid, None)
+            slot = delivered.find(status.uuid)
+            if slot >= 0:
+                delivered.forget(slot)
 
     def accept(self, offer_ids: Iterable[pb.OfferID], operations: Iterable[pb.Offer.Operation],
                filters: pb.Filters | None, now: float) -> None:

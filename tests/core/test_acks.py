@@ -1,7 +1,7 @@
 """AckTracker: stream ordering, duplicates, stale/unknown acks, backoff, pause/resume."""
 import pytest
 
-from corral._core import AckResult, AckTracker, AddResult
+from corral._core import RECENT_MAX, AckResult, AckTracker, AddResult, RecentUuids
 
 K = ("framework-1", "task-1")
 K2 = ("framework-1", "task-2")
@@ -248,3 +248,57 @@ def test_a_stream_remembers_its_last_64_acked_uuids_not_all_of_them(t, count):
     assert t.add(K2, b"p299", "again", 3.0) is AddResult.DUPLICATE
     assert t.add(K2, b"p1", "again", 3.0) is AddResult.DUPLICATE
     assert len(t.pending(K2)) == 299
+
+
+class _SameHash:
+    """A uuid stand-in whose hash collides with every other one's."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __hash__(self):
+        return 7
+
+    def __eq__(self, other):
+        return isinstance(other, _SameHash) and other.name == self.name
+
+
+def test_recent_uuids_keeps_the_last_ones_with_their_flags():
+    recent = RecentUuids(3)
+    assert len(recent) == 0 and recent.find(b"a") == -1 and list(recent) == []
+    slots = [recent.add(u, flag) for u, flag in ((b"a", False), (b"b", True), (b"c", False))]
+    assert sorted(slots) == [0, 1, 2] and list(recent) == [b"a", b"b", b"c"]
+    assert [recent.flagged(recent.find(u)) for u in (b"a", b"b", b"c")] == [False, True, False]
+    recent.set_flag(recent.find(b"c"))
+    assert recent.flagged(recent.find(b"c"))
+    recent.add(b"d", False)  # the oldest (a) goes
+    assert b"a" not in recent and list(recent) == [b"b", b"c", b"d"] and len(recent) == 3
+    assert not recent.flagged(recent.find(b"d"))  # a new uuid in a reused slot starts unflagged
+    recent.forget(recent.find(b"c"))
+    assert b"c" not in recent and list(recent) == [b"b", b"d"] and len(recent) == 2
+
+
+def test_recent_uuids_compares_uuids_whose_hashes_collide():
+    recent = RecentUuids(4)
+    recent.add(_SameHash("x"), True)
+    recent.add(_SameHash("y"), False)
+    assert recent.flagged(recent.find(_SameHash("x"))) and not recent.flagged(recent.find(_SameHash("y")))
+    assert recent.find(_SameHash("z")) == -1
+
+
+@pytest.mark.parametrize("capacity", [0, -1, RECENT_MAX + 1])
+def test_recent_uuids_capacity_is_checked(capacity):
+    with pytest.raises(ValueError, match=str(capacity)):
+        RecentUuids(capacity)
+
+
+def test_due_orders_fresh_heads_and_retries_together(t):
+    """Fresh heads (a FIFO) and retried ones (the heap) come due in one deadline order,
+    and a head set out of order (the clock went back) is not lost behind later ones."""
+    t.add(("f", "a"), b"a", "a", 0.0)  # due 10
+    t.add(("f", "b"), b"b", "b", 5.0)  # due 15
+    assert t.due(10.0) == [(("f", "a"), b"a", "a")]  # retried: due 30
+    t.add(("f", "c"), b"c", "c", 21.0)  # due 31
+    t.add(("f", "d"), b"d", "d", 1.0)  # the clock went back: due 11, before b
+    assert t.next_deadline() == 11.0
+    assert [k[1] for k, _, _ in t.due(100.0)] == ["d", "b", "a", "c"]
