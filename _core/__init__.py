@@ -97,6 +97,7 @@ decode_updates = _impl.columns.decode_updates
 encode_updates = _impl.columns.encode_updates
 decode_acks = _impl.columns.decode_acks
 encode_acks = _impl.columns.encode_acks
+status_fields = _impl.columns.status_fields
 
 #: The implementation modules in use (`envelope.DRAIN_PATH` tells how drain receives,
 #: `envelope.SEND_PATH` how send_frame / encode_and_send send).
@@ -138,6 +139,7 @@ __all__ = [
     "encode_updates",
     "decode_acks",
     "encode_acks",
+    "status_fields",
     "load_pure",
     "envelope",
     "heap",

@@ -5,7 +5,7 @@ from corral._core.heap cimport DeadlineHeap, HeapItem
 
 cdef bint _COMPILED
 cdef object _FORWARD, _QUEUED, _DUPLICATE, _ACKED, _STALE, _UNKNOWN
-cdef Py_ssize_t _SCAN_LIMIT, _ACKED_REMEMBERED
+cdef Py_ssize_t _SCAN_LIMIT
 
 
 @cython.final
@@ -27,6 +27,12 @@ cdef class RecentUuids:
     cpdef set_flag(self, Py_ssize_t i)
 
     cpdef forget(self, Py_ssize_t i)
+
+
+cdef int _init_recent(RecentUuids recent, Py_ssize_t capacity) except -1
+
+@cython.locals(recent=RecentUuids)
+cdef RecentUuids _new_recent(Py_ssize_t capacity)
 
 
 @cython.final
@@ -56,11 +62,12 @@ cdef bint _knows(_Stream stream, uuid) except -1
 cdef int _push(_Stream stream, uuid, payload) except -1
 
 @cython.locals(rest=list, pos=Py_ssize_t, acked=RecentUuids)
-cdef bint _pop(_Stream stream) except -1
+cdef bint _pop(_Stream stream, Py_ssize_t remember) except -1
 
 
 @cython.final
 cdef class AckTracker:
+    cdef Py_ssize_t _remember
     cdef double _initial
     cdef double _max
     cdef dict _streams

@@ -58,11 +58,10 @@ _UNKNOWN = AckResult.UNKNOWN
 
 _SCAN_LIMIT = 8  # queued updates checked for duplicates by a scan; beyond this, a set
 #: the most uuids a RecentUuids holds, and how many acknowledged uuids a stream
-#: remembers, to drop retries of them: a sender retries only what it has not seen
-#: acknowledged, and sends one update at a time (its stream's head), so an older uuid
-#: can only come back as a stale copy
+#: remembers by default, to drop retries of them: a sender retries only what it has not
+#: seen acknowledged, and sends one update at a time (its stream's head), so an older
+#: uuid can only come back as a stale copy
 RECENT_MAX = 64
-_ACKED_REMEMBERED = RECENT_MAX
 _NO_HASHES = (0,) * RECENT_MAX  # the pure-Python twin's empty arrays
 
 
@@ -79,12 +78,7 @@ class RecentUuids:
     def __init__(self, capacity=RECENT_MAX):
         if not 0 < capacity <= RECENT_MAX:
             raise ValueError(f"a RecentUuids holds 1 to {RECENT_MAX} uuids, not {capacity}")
-        self.capacity = capacity
-        self._next = 0  # the slot the next uuid goes to (the oldest one's)
-        self._uuids = [None] * capacity
-        if not _COMPILED:  # (the compiled build's arrays start zeroed)
-            self._hashes = list(_NO_HASHES)
-            self._flags = list(_NO_HASHES)
+        _init_recent(self, capacity)
 
     def __len__(self):
         return sum(1 for uuid in self._uuids if uuid is not None)
@@ -130,6 +124,24 @@ class RecentUuids:
         self._uuids[i] = None
         self._hashes[i] = 0
         self._flags[i] = 0
+
+
+def _init_recent(recent, capacity):
+    recent.capacity = capacity
+    recent._next = 0  # the slot the next uuid goes to (the oldest one's)
+    recent._uuids = [None] * capacity
+    if not _COMPILED:  # (the compiled build's arrays start zeroed)
+        recent._hashes = list(_NO_HASHES)
+        recent._flags = list(_NO_HASHES)
+    return 0
+
+
+def _new_recent(capacity):
+    """A RecentUuids made by ``__new__`` (a C call in the compiled build; the type's call
+    would parse its arguments), for a capacity known to be valid."""
+    recent = RecentUuids.__new__(RecentUuids)
+    _init_recent(recent, capacity)
+    return recent
 
 
 class _Stream(HeapItem):
@@ -210,14 +222,15 @@ def _push(stream, uuid, payload):
     return 0
 
 
-def _pop(stream):
-    """Drop the head (remembered as acknowledged); the next queued update (if any)
-    becomes head. True if one did."""
-    acked = stream.acked
-    if acked is None:
-        acked = RecentUuids(_ACKED_REMEMBERED)
-        stream.acked = acked
-    acked.add(stream.head_uuid, False)
+def _pop(stream, remember):
+    """Drop the head (remembered as acknowledged, among the last ``remember``); the next
+    queued update (if any) becomes head. True if one did."""
+    if remember:
+        acked = stream.acked
+        if acked is None:
+            acked = _new_recent(remember)
+            stream.acked = acked
+        acked.add(stream.head_uuid, False)
     rest = stream.rest
     if rest is None:
         stream.head_uuid = None
@@ -246,11 +259,16 @@ def _pop(stream):
 class AckTracker:
     """Pending status updates by stream, with retransmission deadlines."""
 
-    def __init__(self, initial_backoff=10.0, max_backoff=600.0):
+    def __init__(self, initial_backoff=10.0, max_backoff=600.0, remember=RECENT_MAX):
+        """``remember``: how many acknowledged uuids a stream keeps, to drop retries of
+        them (0 to RECENT_MAX; 0 for a sender whose uuids never come back to it)."""
         if not initial_backoff > 0.0:
             raise ValueError("initial_backoff must be positive")
         if max_backoff < initial_backoff:
             raise ValueError("max_backoff must be at least initial_backoff")
+        if not 0 <= remember <= RECENT_MAX:
+            raise ValueError(f"a stream remembers 0 to {RECENT_MAX} acknowledged uuids, not {remember}")
+        self._remember = remember
         self._initial = initial_backoff
         self._max = max_backoff
         self._streams = {}
@@ -296,7 +314,7 @@ class AckTracker:
         if stream.head_uuid is None or stream.head_uuid != uuid:
             return _STALE
         self._pending -= 1
-        if _pop(stream):
+        if _pop(stream, self._remember):
             self._restart(stream, now)
         else:
             self._unschedule(stream)

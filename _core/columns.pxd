@@ -61,6 +61,13 @@ cdef int _read_columns(_Reader reader, list columns) except -1
                health=long, latest=long, value=long)
 cdef tuple _one_row(bytes data)
 
+@cython.locals(key="unsigned long long", value=str, n=Py_ssize_t, outer=Py_ssize_t)
+cdef str _id_value(_Reader reader, bint cached)
+
+@cython.locals(reader=_Reader, key="unsigned long long", value=str, task_id=str,
+               agent_id=str, state=long, health=long)
+cpdef tuple status_fields(bytes data)
+
 @cython.locals(row=tuple, columns=list, reader=_Reader, inner=_Reader, key="unsigned long long",
                stop=Py_ssize_t, n=Py_ssize_t, i=Py_ssize_t, latest=list, fids=list, eids=list, tids=list,
                states=list, uuids=list, statuses=list, healths=list)

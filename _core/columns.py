@@ -257,6 +257,58 @@ def _one_row(data):
     return (fid, eid, tid, state, uuid, status, health, latest)
 
 
+def _id_value(reader, cached):
+    """The value (field 1) of the id message (TaskID, AgentID) at the reader, a LEN field
+    whose key has been read, through the id cache when `cached` (ids that repeat: not
+    task ids); a value seen twice: the last counts; None when it has none."""
+    n = reader.length()
+    outer = reader.end
+    reader.end = reader.pos + n
+    value = None
+    while reader.pos < reader.end:
+        key = reader.varint()
+        if key == (1 << 3 | _LEN):
+            value = reader.id_text() if cached else reader.text()
+        else:
+            reader.skip(key & 7)
+    reader.end = outer
+    return value
+
+
+def status_fields(data):
+    """(task_id, state, health, agent_id) of a serialised TaskStatus, read straight from
+    its bytes (what the status path needs of a status, without a protobuf object):
+    health as a row carries it (0 not reported, 1 healthy, 2 unhealthy), agent_id ""
+    when it has none. A message field seen twice is merged and a singular field keeps
+    its last value, as protobuf parses them. ColumnsError when the bytes are malformed,
+    the task id or state is missing, or the state is out of range."""
+    reader = _Reader(data, 0, len(data))
+    task_id = None
+    agent_id = ""
+    state = -1
+    health = 0
+    while reader.pos < reader.end:
+        key = reader.varint()
+        if key == (1 << 3 | _LEN) or key == (7 << 3 | _LEN):
+            value = _id_value(reader, key == (7 << 3 | _LEN))
+            if value is not None:
+                if key == (1 << 3 | _LEN):
+                    task_id = value
+                else:
+                    agent_id = value
+        elif key == (2 << 3 | _VARINT):
+            state = reader.int32()
+        elif key == (11 << 3 | _VARINT):
+            health = 1 if reader.varint() else 2
+        else:
+            reader.skip(key & 7)
+    if task_id is None:
+        raise ColumnsError("a TaskStatus without a task id")
+    if not 0 <= state <= _MAX_STATE:
+        raise ColumnsError("a TaskStatus without a state" if state == -1 else f"a state out of range: {state}")
+    return (task_id, state, health, agent_id)
+
+
 def decode_updates(data):
     """The rows of an ExecutorStatusUpdate, StatusUpdateMessage or Updates: tuples of
     (framework_id, executor_id, task_id, state, uuid, status, health, latest_state),

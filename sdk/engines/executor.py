@@ -20,7 +20,7 @@ from typing import Any
 from corral import wire
 from corral import _core
 from corral.engines.base import Callback, Engine, on
-from corral.engines.status import UpdateRow, health_of, update_of
+from corral.engines.status import UpdateRow, update_of
 from corral.protocol import MessageType as T
 from corral.protocol import PeerEvent
 from corral.protos import corral_pb2 as pb
@@ -64,6 +64,7 @@ _DOUBLE = struct.Struct("<d").pack
 _UUID = struct.Struct(">8sQ").pack
 _HEAD = _core.AddResult.FORWARD
 _ACKED = _core.AckResult.ACKED
+_status_fields = _core.status_fields
 
 
 class ExecutorEngine(Engine):
@@ -90,7 +91,7 @@ class ExecutorEngine(Engine):
         #: what every status we send is stamped with (source, executor id, agent id), for
         #: the agent id it was made for
         self._stamp = (None, b"")
-        self.updates = _core.AckTracker(status_update_backoff, 600.0)
+        self.updates = _core.AckTracker(status_update_backoff, 600.0, remember=0)  # (our uuids are unique)
         self.tasks: dict[str, pb.TaskInfo] = {}
 
     def start(self, now: float) -> None:
@@ -238,10 +239,10 @@ class ExecutorEngine(Engine):
         neither copied nor changed)."""
         uuid = _UUID(self._uuid_prefix, next(self._uuid_counter))
         # (SerializeToString raises EncodeError without a task id and state)
-        data = b"".join((status.SerializeToString(), self._stamp_for(self.agent_id), _DOUBLE(now), _UUID_KEY, uuid))
-        tid = status.task_id.value
-        state = status.state
-        row = (self.framework_id, self.executor_id, tid, state, uuid, data, health_of(status), state)
+        serialised = status.SerializeToString()
+        tid, state, health, _agent_id = _status_fields(serialised)
+        data = b"".join((serialised, self._stamp_for(self.agent_id), _DOUBLE(now), _UUID_KEY, uuid))
+        row = (self.framework_id, self.executor_id, tid, state, uuid, data, health, state)
         if self.updates.add(tid, uuid, row, now) is _HEAD:
             self._send_update(row)
 

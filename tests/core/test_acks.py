@@ -302,3 +302,15 @@ def test_due_orders_fresh_heads_and_retries_together(t):
     t.add(("f", "d"), b"d", "d", 1.0)  # the clock went back: due 11, before b
     assert t.next_deadline() == 11.0
     assert [k[1] for k, _, _ in t.due(100.0)] == ["d", "b", "a", "c"]
+
+
+def test_a_tracker_can_remember_no_acked_uuids():
+    """A sender (the executor driver) makes every uuid once: its streams keep no memory
+    of acknowledged ones, only the pending uuids are checked."""
+    t = AckTracker(remember=0)
+    t.add(K, b"u1", 1, 0.0)
+    assert t.add(K, b"u1", 1, 0.0) is AddResult.DUPLICATE  # still pending
+    assert t.ack(K, b"u1", 1.0) is AckResult.ACKED
+    assert t.add(K, b"u1", 1, 2.0) is AddResult.FORWARD  # not remembered once acked
+    with pytest.raises(ValueError, match="65"):
+        AckTracker(remember=RECENT_MAX + 1)

@@ -186,3 +186,41 @@ def test_rows_that_do_not_fit_the_schema_are_refused():
         core.encode_acks("a", "f", [("x", "t", b"u")])
     with pytest.raises(core.ColumnsError, match="is a int, not a str"):
         core.encode_acks("f", None, [(7, "t", b"u")])
+
+
+def status_of(**fields) -> pb.TaskStatus:
+    status = pb.TaskStatus(state=fields.pop("state", pb.TASK_RUNNING), **fields)
+    status.task_id.value = status.task_id.value or "t-1"
+    return status
+
+
+@pytest.mark.parametrize("status", [
+    status_of(),
+    status_of(state=pb.TASK_FINISHED, agent_id=pb.AgentID(value="a-ü"), healthy=True, message="m" * 300,
+              uuid=b"u" * 16, timestamp=3.5, source=pb.TaskStatus.SOURCE_EXECUTOR, data=b"\x00" * 40),
+    status_of(state=pb.TASK_STAGING, healthy=False, executor_id=pb.ExecutorID(value="e")),
+])
+def test_status_fields_are_what_protobuf_reads(status):
+    expected = (status.task_id.value, status.state,
+                0 if not status.HasField("healthy") else 1 if status.healthy else 2, status.agent_id.value)
+    assert core.status_fields(status.SerializeToString()) == expected
+
+
+def test_status_fields_merge_as_protobuf_does():
+    """An agent stamps its id by appending a second agent_id; a later state wins too."""
+    first = status_of(agent_id=pb.AgentID(value="old"), healthy=True).SerializeToString()
+    later = pb.TaskStatus(agent_id=pb.AgentID(value="new"), state=pb.TASK_FAILED, healthy=False).SerializePartialToString()
+    merged = pb.TaskStatus.FromString(first + later)
+    assert core.status_fields(first + later) == (merged.task_id.value, pb.TASK_FAILED, 2, "new")
+
+
+@pytest.mark.parametrize(("data", "problem"), [
+    (pb.TaskStatus(state=pb.TASK_RUNNING).SerializePartialToString(), "without a task id"),
+    (pb.TaskStatus(task_id=pb.TaskID(value="t")).SerializePartialToString(), "without a state"),
+    (b"\x0a\x03\x0a\x01t\x10\x63", "state out of range: 99"),
+    (b"\x0a\x09\x0a\x01t", "past the end"),
+    (b"\x0a\x03\x0a\x01t\x10", "truncated varint"),
+])
+def test_malformed_statuses_raise_a_clear_error(data, problem):
+    with pytest.raises(core.ColumnsError, match=problem):
+        core.status_fields(data)
