@@ -18,7 +18,7 @@ import os
 import sys
 import types
 
-MODULES = ("columns", "envelope", "heap", "acks", "timers")  # each before its users (load_pure)
+MODULES = ("columns", "envelope", "heap", "acks", "timers", "relay")  # each before its users (load_pure)
 _PURE_PACKAGE = __name__ + "._py"
 
 
@@ -98,6 +98,14 @@ encode_updates = _impl.columns.encode_updates
 decode_acks = _impl.columns.decode_acks
 encode_acks = _impl.columns.encode_acks
 status_fields = _impl.columns.status_fields
+agent_intake = _impl.relay.agent_intake
+agent_acks = _impl.relay.agent_acks
+executor_acks = _impl.relay.executor_acks
+master_updates = _impl.relay.master_updates
+master_acks = _impl.relay.master_acks
+scheduler_updates = _impl.relay.scheduler_updates
+mark_acknowledged = _impl.relay.mark_acknowledged
+Callback = _impl.relay.Callback
 
 #: The implementation modules in use (`envelope.DRAIN_PATH` tells how drain receives,
 #: `envelope.SEND_PATH` how send_frame / encode_and_send send).
@@ -106,6 +114,7 @@ heap = _impl.heap
 acks = _impl.acks
 timers = _impl.timers
 columns = _impl.columns
+relay = _impl.relay
 del _impl
 
 __all__ = [
@@ -140,10 +149,19 @@ __all__ = [
     "decode_acks",
     "encode_acks",
     "status_fields",
+    "agent_intake",
+    "agent_acks",
+    "executor_acks",
+    "master_updates",
+    "master_acks",
+    "scheduler_updates",
+    "mark_acknowledged",
+    "Callback",
     "load_pure",
     "envelope",
     "heap",
     "acks",
     "timers",
     "columns",
+    "relay",
 ]

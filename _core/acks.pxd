@@ -16,6 +16,12 @@ cdef class RecentUuids:
     cdef Py_hash_t _hashes[64]  # RECENT_MAX
     cdef char _flags[64]
 
+    @staticmethod
+    @cython.locals(recent=RecentUuids)
+    cdef RecentUuids of(Py_ssize_t capacity)
+
+    cdef int _fill(self, Py_ssize_t capacity) except -1
+
     @cython.locals(h=Py_hash_t, i=Py_ssize_t, uuids=list, held=object)
     cpdef Py_ssize_t find(self, uuid) except -2
 
@@ -27,12 +33,6 @@ cdef class RecentUuids:
     cpdef set_flag(self, Py_ssize_t i)
 
     cpdef forget(self, Py_ssize_t i)
-
-
-cdef int _init_recent(RecentUuids recent, Py_ssize_t capacity) except -1
-
-@cython.locals(recent=RecentUuids)
-cdef RecentUuids _new_recent(Py_ssize_t capacity)
 
 
 @cython.final

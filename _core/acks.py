@@ -78,7 +78,24 @@ class RecentUuids:
     def __init__(self, capacity=RECENT_MAX):
         if not 0 < capacity <= RECENT_MAX:
             raise ValueError(f"a RecentUuids holds 1 to {RECENT_MAX} uuids, not {capacity}")
-        _init_recent(self, capacity)
+        self._fill(capacity)
+
+    @staticmethod
+    def of(capacity):
+        """A RecentUuids for a capacity already checked, made without the type's call
+        (which parses its arguments): a C call in the compiled build."""
+        recent = RecentUuids.__new__(RecentUuids)
+        recent._fill(capacity)
+        return recent
+
+    def _fill(self, capacity):
+        self.capacity = capacity
+        self._next = 0  # the slot the next uuid goes to (the oldest one's)
+        self._uuids = [None] * capacity
+        if not _COMPILED:  # (the compiled build's arrays start zeroed)
+            self._hashes = list(_NO_HASHES)
+            self._flags = list(_NO_HASHES)
+        return 0
 
     def __len__(self):
         return sum(1 for uuid in self._uuids if uuid is not None)
@@ -124,24 +141,6 @@ class RecentUuids:
         self._uuids[i] = None
         self._hashes[i] = 0
         self._flags[i] = 0
-
-
-def _init_recent(recent, capacity):
-    recent.capacity = capacity
-    recent._next = 0  # the slot the next uuid goes to (the oldest one's)
-    recent._uuids = [None] * capacity
-    if not _COMPILED:  # (the compiled build's arrays start zeroed)
-        recent._hashes = list(_NO_HASHES)
-        recent._flags = list(_NO_HASHES)
-    return 0
-
-
-def _new_recent(capacity):
-    """A RecentUuids made by ``__new__`` (a C call in the compiled build; the type's call
-    would parse its arguments), for a capacity known to be valid."""
-    recent = RecentUuids.__new__(RecentUuids)
-    _init_recent(recent, capacity)
-    return recent
 
 
 class _Stream(HeapItem):
@@ -228,7 +227,7 @@ def _pop(stream, remember):
     if remember:
         acked = stream.acked
         if acked is None:
-            acked = _new_recent(remember)
+            acked = RecentUuids.of(remember)
             stream.acked = acked
         acked.add(stream.head_uuid, False)
     rest = stream.rest

@@ -884,34 +884,20 @@ class AgentEngine(Engine):
         first when the framework checkpoints) and acked to the executor; the new heads
         go to the master."""
         agent_id = self.agent_id or ""
-        suffix = self._status_suffix(agent_id)
-        executors, tasks, enqueue = self.executors, self.tasks, self._enqueue
-        heads: list[UpdateRow] = []
-        acks: dict[str, list[tuple[str, bytes]]] = {}  # framework id -> acks (one, from one executor)
-        ack_fid, out = None, []
-        unknown = 0
-        for fid, eid, tid, state, uuid, status, health, _latest in msg.rows:
-            executor = executors.get((fid, eid))
-            if executor is None or executor.transport != sender or not uuid:
-                unknown += 1
-                continue
-            key = (fid, tid)
-            task = tasks.get(key)
-            if task is not None:
-                row = (fid, eid, tid, state, uuid, status + suffix, health, state)
-                if enqueue(task, key, row, now):
-                    heads.append(row)  # (the task's latest state is this update's)
-            if fid != ack_fid:
-                ack_fid = fid
-                out = acks.setdefault(fid, [])
-            out.append((tid, uuid))
-        self._forward(heads)
+        heads, journal, acks, unknown, duplicates = _core.agent_intake(
+            msg.rows, sender, self.executors, self.tasks, self.updates, self._status_suffix(agent_id), now)
+        for task, row in journal:  # on disk before the forward and before the executor's ack
+            self._journal_update(task, row)
+        if self.connection is _REGISTERED:
+            self._forward(heads)
         for fid, rows in acks.items():
             self.send_rows(sender, (wire.ExecutorStatusUpdateAck, agent_id, fid), rows)
         counters = self.counters
         counters["status_updates_received"] += len(msg.rows) - unknown
         if unknown:
             counters["messages_from_unknown"] += unknown
+        if duplicates:
+            counters["duplicate_status_updates"] += duplicates
 
     def _status_suffix(self, agent_id: str) -> bytes:
         """What to append to an executor's serialised status to stamp our agent id."""
@@ -930,9 +916,12 @@ class AgentEngine(Engine):
             return False
         task.state = row[STATE]
         if task.checkpoint:  # on disk before the forward and before the executor's ack
-            self.emit(JournalAppend(task.framework_id, task.executor_id, task.container_id, key[1],
-                                    JournalRecord(JournalKind.UPDATE, uuid, update_of(row, self.agent_id or ""))))
+            self._journal_update(task, row)
         return result is _HEAD and self.connection is _REGISTERED
+
+    def _journal_update(self, task: Task, row: UpdateRow) -> None:
+        self.emit(JournalAppend(task.framework_id, task.executor_id, task.container_id, row[2],
+                                JournalRecord(JournalKind.UPDATE, row[UUID], update_of(row, self.agent_id or ""))))
 
     def _forward(self, rows: list[UpdateRow]) -> None:
         """Send `rows`, heads of their streams, to the master."""
@@ -948,39 +937,34 @@ class AgentEngine(Engine):
 
     @on(T.STATUS_UPDATE_ACK)
     def _status_update_ack(self, sender: str, msg: wire.StatusUpdateAck, now: float) -> None:
+        """The master acknowledged updates: their streams move on (the ack journalled
+        first when the framework checkpoints, before the stream's next update is
+        forwarded); a stream left with nothing pending ends with its task when the
+        update just acked was the task's terminal one."""
         if sender != self.master:
             self.counters["messages_from_unknown"] += 1
             return
-        acked = self._acked
-        heads = []
-        for fid, tid, uuid in msg.rows:
-            head = acked((fid, tid), uuid, now)
-            if head is not None:
-                heads.append(head)
+        heads, journal, drained, stale = _core.agent_acks(msg.rows, self.updates, self.tasks, now)
+        for task, tid, uuid in journal:
+            self.emit(JournalAppend(task.framework_id, task.executor_id, task.container_id, tid,
+                                    JournalRecord(JournalKind.ACK, uuid)))
+        for key, task in drained:
+            self._drained(key, task)
+        counters = self.counters
+        counters["acks_received"] += len(msg.rows) - stale
+        if stale:
+            counters["stale_acks"] += stale
         if self.connection is _REGISTERED:
             self._forward(heads)
 
-    def _acked(self, key: tuple[str, str], uuid: bytes, now: float) -> UpdateRow | None:
-        """The master acknowledged update `uuid` of the task `key`: move its stream on.
-        Returns the stream's next update, to forward, if it has one."""
-        updates = self.updates
-        if updates.ack(key, uuid, now) is not _ACKED:
-            self.counters["stale_acks"] += 1
-            return None
-        self.counters["acks_received"] += 1
-        task = self.tasks.get(key)
-        if task is not None and task.checkpoint:  # on disk before the next update is forwarded
-            self.emit(JournalAppend(task.framework_id, task.executor_id, task.container_id, key[1],
-                                    JournalRecord(JournalKind.ACK, uuid)))
-        nxt = updates.head(key)
-        if nxt is not None:
-            return _with_task_state(nxt[1], task)
-        # nothing pending: the update just acked was the task's latest (task.state); a
-        # stream without a task record has nothing more to carry
+    def _drained(self, key: tuple[str, str], task: Task | None) -> None:
+        """The stream of `key` has nothing pending: the update just acked was the task's
+        latest (task.state). A stream without a task record has nothing more to carry;
+        a terminal task ends here."""
         if task is None:
-            updates.remove(key)
+            self.updates.remove(key)
         elif is_terminal(task.state):
-            updates.remove(key)
+            self.updates.remove(key)
             del self.tasks[key]
             executor = self.executors.get((key[0], task.executor_id))
             if executor is not None:
@@ -991,7 +975,6 @@ class AgentEngine(Engine):
                 if not run[2]:
                     del self._ended_runs[task.container_id]
                     self.emit(DiscardRun(run[0], run[1], task.container_id))
-        return None
 
     def _run_ended(self, fid: str, eid: str, container_id: str, task_ids: set[str]) -> None:
         """A checkpointed run's executor is gone: its checkpoint goes once the updates of

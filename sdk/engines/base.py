@@ -45,21 +45,8 @@ class Send:
         return message_type(self.body)
 
 
-class Callback:
-    """Run the user's callback `event` (an enum whose value is the method name) with
-    `args`, off the I/O thread. A status update's callback also carries `ack`, the row
-    that acknowledges it (agent id, task id, uuid; see the scheduler engine's
-    `acknowledge_delivered`), None when the update is not to be acknowledged."""
-
-    __slots__ = ("event", "args", "ack")
-
-    def __init__(self, event: Any, *args: Any) -> None:
-        self.event = event
-        self.args = args
-        self.ack: tuple[str, str, bytes] | None = None
-
-    def __repr__(self) -> str:
-        return f"Callback({self.event.name}, {len(self.args)} args)"
+#: Run the user's callback `event` with `args`, off the I/O thread (see `_core.Callback`)
+Callback = _core.Callback
 
 
 class MasterLost:

@@ -63,7 +63,6 @@ _DOUBLE = struct.Struct("<d").pack
 #: a uuid: the driver's random 8-byte prefix, then a counter (big-endian)
 _UUID = struct.Struct(">8sQ").pack
 _HEAD = _core.AddResult.FORWARD
-_ACKED = _core.AckResult.ACKED
 _status_fields = _core.status_fields
 
 
@@ -213,20 +212,10 @@ class ExecutorEngine(Engine):
     def _ack(self, sender: str, msg: wire.ExecutorStatusUpdateAck, now: float) -> None:
         if not self._from_agent(sender):
             return
-        updates = self.updates
-        heads = []
-        emptied = False
-        for key, uuid in msg.rows:
-            if updates.ack(key, uuid, now) is _ACKED:
-                head = updates.head(key)
-                if head is not None:
-                    heads.append(head[1])
-                else:
-                    updates.remove(key)
-                    emptied = True
+        heads, emptied = _core.executor_acks(msg.rows, self.updates, now)
         if heads:
             self.send_rows(self.agent, _UPDATES, heads)
-        if emptied and not len(updates):
+        if emptied and not len(self.updates):
             self.emit(AllAcknowledged())
 
     def _send_update(self, row: UpdateRow) -> None:

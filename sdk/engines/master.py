@@ -18,11 +18,12 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from corral import wire
+from corral import _core, wire
 from corral.engines.base import Engine, on
-from corral.engines.common import PARTITION_AWARE_STATES, for_framework, is_terminal, new_status, partition_aware
+from corral.engines.common import (TERMINAL_STATES, PARTITION_AWARE_STATES, for_framework, is_terminal, new_status,
+                                   partition_aware)
 from corral.engines.status import (
-    HEALTH_UNREPORTED, HEALTHY, HEALTHY_OF, UNHEALTHY, Batch, UpdateRow, status_row,
+    HEALTH_UNREPORTED, HEALTHY, HEALTHY_OF, UNHEALTHY, Batch, status_row,
 )
 from corral.protocol import MessageType as T
 from corral.protocol import PeerEvent
@@ -901,41 +902,15 @@ class MasterEngine(Engine):
     @on(T.STATUS_UPDATE)
     def _status_update(self, sender: str, msg: wire.StatusUpdateMessage, now: float) -> None:
         """Updates from an agent (`corral.wire` update rows): keep each task's head and
-        latest state, relay them to their frameworks."""
+        latest state, relay them to their frameworks. A retry that crossed the
+        acknowledgement (sent before the ack reached the agent) is acked again, not
+        relayed: the framework has it already, also after a failover."""
         rows = msg.rows
         agent = self.agents.get(self.agents_by_transport.get(sender, ""))
         if agent is None:
             self.counters["invalid_status_updates"] += len(rows)
             return
-        tasks = agent.tasks
-        relayed: dict[str, list[UpdateRow]] = {}  # framework id -> its rows
-        out_fid, out = None, []
-        reacks = []
-        unknown = 0
-        for row in rows:
-            fid, _eid, tid, state, uuid, _status, health, latest = row
-            task = tasks.get((fid, tid))
-            if task is None:
-                # e.g. a retry of a terminal update whose ack to the agent was lost after
-                # we forgot the task: relay it so the scheduler acks it again
-                unknown += 1
-                if not uuid:
-                    continue
-            elif uuid and uuid == task.acked_uuid:
-                # a retry that crossed the acknowledgement (sent before the ack reached
-                # the agent): the framework has it already, also after a failover; ack it again
-                reacks.append((fid, tid, uuid))
-                continue
-            else:
-                if latest != task.state:
-                    self._set_latest_state(task, agent, latest)
-                task.status_update_state = state
-                task.status_update_uuid = uuid
-                task.healthy = HEALTHY_OF.get(health)
-            if fid != out_fid:
-                out_fid = fid
-                out = relayed.setdefault(fid, [])
-            out.append(row)
+        relayed, reacks, unknown = _core.master_updates(rows, agent, agent.tasks, HEALTHY_OF, self._set_latest_state)
         frameworks = self.frameworks
         for fid, fw_rows in relayed.items():
             fw = frameworks.get(fid)
@@ -958,28 +933,10 @@ class MasterEngine(Engine):
         fw = self._framework_from(sender, msg.framework_id)
         if fw is None:
             return
-        fid, tasks, agents = fw.id, fw.tasks, self.agents
-        forwarded: dict[str, list[tuple[str, str, bytes]]] = {}  # agent id -> its acks
-        out_agent, out = None, []
-        invalid = 0
-        for agent_id, tid, uuid in msg.rows:
-            task = tasks.get(tid)
-            if agent_id != out_agent:
-                agent = agents.get(agent_id)
-                out_agent = agent_id if agent is not None else None
-                if agent is not None:
-                    out = forwarded.setdefault(agent_id, [])
-            if agent is None or (task is not None and task.agent_id != agent_id):
-                invalid += 1
-                continue
-            out.append((fid, tid, uuid))
-            if task is not None:
-                if uuid == task.status_update_uuid:
-                    task.acked_uuid = task.status_update_uuid  # the same object: no second copy per task
-                    if is_terminal(task.status_update_state):
-                        self._forget_task(task)
-                else:
-                    task.acked_uuid = uuid
+        forwarded, finished, invalid = _core.master_acks(msg.rows, fw.id, fw.tasks, self.agents, TERMINAL_STATES)
+        for task in finished:
+            self._forget_task(task)
+        agents = self.agents
         for agent_id, acks in forwarded.items():
             agent = agents[agent_id]
             if agent.state is _AGENT_REGISTERED:

@@ -49,6 +49,7 @@ class SchedulerEvent(enum.Enum):
 
 
 _STATUS_UPDATE = SchedulerEvent.STATUS_UPDATE  # (an Enum member read from its class costs a Python call)
+_parse_status = pb.TaskStatus.FromString
 
 
 class Subscription(enum.Enum):
@@ -89,6 +90,9 @@ class SchedulerEngine(Engine):
         self.info.CopyFrom(framework_info)
         self.transport = transport
         self.config = config or SchedulerConfig()
+        if not 0 < self.config.delivered_uuids_per_task <= _core.RECENT_MAX:
+            raise ValueError(f"delivered_uuids_per_task must be 1 to {_core.RECENT_MAX}, "
+                             f"not {self.config.delivered_uuids_per_task}")
         self.rng = rng or random.Random()
         self.subscription = Subscription.DISCONNECTED
         self.master: str | None = None
@@ -258,37 +262,19 @@ class SchedulerEngine(Engine):
         acknowledged."""
         if not self._from_master(sender):
             return
-        delivered_by_task, reconciler, emit = self._delivered, self.reconciler, self.emit
-        remembered = self.config.delivered_uuids_per_task
-        fresh = 0
-        for _fid, _eid, tid, state, uuid, data, _health, _latest in msg.rows:
-            delivered = None
-            if uuid:
-                delivered = delivered_by_task.get(tid)
-                if delivered is None:
-                    delivered = delivered_by_task[tid] = _core.RecentUuids(remembered)
-                slot = delivered.find(uuid)
-                if slot >= 0:
-                    self._duplicate(tid, uuid, data, delivered.flagged(slot))
-                    continue
-            status = self._parse(data)
-            if status is None:
-                continue
-            if delivered is not None:
-                delivered.add(uuid, False)
-            fresh += 1
-            terminal = state in TERMINAL_STATES
-            agent_id = status.agent_id.value
-            reconciler.update(tid, agent_id, state, terminal, now)
-            if terminal:
-                self._kill_backoff.pop(tid, None)
-                self.cancel_timer(("kill", tid))
-                self._completed_task(tid)
-            callback = Callback(_STATUS_UPDATE, status)
-            if uuid:
-                callback.ack = (agent_id, tid, uuid)
-            emit(callback)
-        self.counters["updates"] += fresh
+        fresh, terminal, duplicates, malformed = _core.scheduler_updates(
+            msg.rows, self._delivered, self.config.delivered_uuids_per_task, _parse_status, DecodeError,
+            TERMINAL_STATES, self.reconciler, _STATUS_UPDATE, self._actions, now)
+        for tid in terminal:
+            self._kill_backoff.pop(tid, None)
+            self.cancel_timer(("kill", tid))
+            self._completed_task(tid)
+        for duplicate in duplicates:
+            self._duplicate(*duplicate)
+        counters = self.counters
+        counters["updates"] += fresh
+        if malformed:
+            counters["malformed_updates"] += malformed
         if fresh and self._held_offers:
             self._release_offers()
 
@@ -341,13 +327,7 @@ class SchedulerEngine(Engine):
     def acknowledge_delivered(self, acks: list[tuple[str, str, bytes]]) -> None:
         """Acknowledge updates by the rows their callbacks carry (`Callback.ack`): what
         the drivers do once a callback returned."""
-        delivered_by_task = self._delivered
-        for _agent_id, tid, uuid in acks:
-            delivered = delivered_by_task.get(tid)
-            if delivered is not None:
-                slot = delivered.find(uuid)
-                if slot >= 0:
-                    delivered.set_flag(slot)
+        _core.mark_acknowledged(acks, self._delivered)
         if self.subscription is Subscription.SUBSCRIBED and acks:
             self.send_rows(self.master, self._ack_kind, list(acks))
             self.counters["acks_sent"] += len(acks)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from corral import wire
 from corral.engines.base import Callback
 from corral.engines.scheduler import Abort, SchedulerConfig, SchedulerEngine, SchedulerEvent, Subscription
@@ -138,6 +140,12 @@ def test_the_uuid_memory_of_a_task_keeps_its_latest_updates_only():
         feed(s, MASTER, update(pb.TASK_RUNNING, b"u%d" % i), 20.0)
     feed(s, MASTER, update(pb.TASK_RUNNING, b"u5"), 20.0)  # forgotten: delivered again
     assert delivered_tids(s) == ["t1"] and s.counters["duplicate_updates"] == 2
+
+
+@pytest.mark.parametrize("remembered", [0, 65])
+def test_a_uuid_memory_the_driver_cannot_keep_is_refused(remembered):
+    with pytest.raises(ValueError, match=f"not {remembered}"):
+        new_scheduler(delivered_uuids_per_task=remembered)
 
 
 def test_the_uuid_memory_of_completed_tasks_is_kept_for_the_last_ones_only():

@@ -1,0 +1,41 @@
+# C declarations Cython applies to relay.py (pure-Python mode).
+cimport cython
+
+from corral._core.acks cimport AckTracker, RecentUuids
+
+cdef object _FORWARD, _DUPLICATE, _ACKED
+
+
+@cython.final
+cdef class Callback:
+    cdef public object event
+    cdef public tuple args
+    cdef public object ack
+
+
+@cython.locals(heads=list, journal=list, acks=dict, unknown=Py_ssize_t, duplicates=Py_ssize_t, row=tuple,
+               out=list, queued=tuple, key=tuple)
+cpdef tuple agent_intake(list rows, str sender, dict executors, dict tasks, AckTracker tracker, bytes suffix,
+                         double now)
+
+
+@cython.locals(heads=list, journal=list, drained=list, stale=Py_ssize_t, row=tuple, key=tuple, head=tuple,
+               nxt=tuple)
+cpdef tuple agent_acks(list rows, AckTracker tracker, dict tasks, double now)
+
+@cython.locals(heads=list, emptied=bint, row=tuple, head=tuple)
+cpdef tuple executor_acks(list rows, AckTracker tracker, double now)
+
+@cython.locals(relayed=dict, reacks=list, unknown=Py_ssize_t, row=tuple, out=list)
+cpdef tuple master_updates(list rows, agent, dict tasks, dict healthy_of, set_latest)
+
+@cython.locals(forwarded=dict, finished=list, invalid=Py_ssize_t, row=tuple, out=list)
+cpdef tuple master_acks(list rows, str framework_id, dict tasks, dict agents, frozenset terminal)
+
+@cython.locals(terminal=list, duplicates=list, fresh=Py_ssize_t, malformed=Py_ssize_t, row=tuple, delivered=RecentUuids,
+               slot=Py_ssize_t, ended=bint, callback=Callback)
+cpdef tuple scheduler_updates(list rows, dict delivered_by_task, Py_ssize_t remembered, parse, decode_error,
+                              frozenset terminal_states, reconciler, event, list actions, double now)
+
+@cython.locals(row=tuple, delivered=RecentUuids, slot=Py_ssize_t)
+cpdef int mark_acknowledged(list acks, dict delivered_by_task) except -1

@@ -1,0 +1,285 @@
+"""The status path's per-row work: what the engines do with each row of a status-path
+message (corral.wire), as loops that the compiled build runs in C.
+
+Each function is the inner loop of one engine handler, over the engine's own state (its
+dicts, task records and ack tracker), which it reads and updates exactly as the handler
+would; the handler keeps everything else (who the sender is, counters, checkpoints,
+what to send). Rows are the tuples of `corral.engines.status`.
+
+One source for both builds: plain Python as is; compiled by Cython with relay.pxd.
+"""
+from __future__ import annotations
+
+from .acks import AckResult, AddResult, RecentUuids
+
+_FORWARD = AddResult.FORWARD
+_DUPLICATE = AddResult.DUPLICATE
+_ACKED = AckResult.ACKED
+
+
+class Callback:
+    """An engine's action: run the user's callback `event` (an enum whose value is the
+    method name) with `args`, off the I/O thread. A status update's callback also
+    carries `ack`, the row that acknowledges it (agent id, task id, uuid; see the
+    scheduler engine's `acknowledge_delivered`), None when the update is not to be
+    acknowledged. (Here, not with the other actions in corral.engines.base, so that
+    `scheduler_updates` makes one per update as a C struct.)"""
+
+    __slots__ = ("event", "args", "ack")
+
+    def __init__(self, event, *args):
+        self.event = event
+        self.args = args
+        self.ack = None
+
+    def __repr__(self):
+        return f"Callback({self.event.name}, {len(self.args)} args)"
+
+
+def agent_intake(rows, sender, executors, tasks, tracker, suffix, now):
+    """The agent's share of an ExecutorStatusUpdate from `sender`: each update of a known
+    executor of that sender is queued on its task's stream (`tracker`, keyed by
+    (framework id, task id)), stamped with `suffix` (the agent id, appended to the
+    status), and the task takes its state. Returns (heads, journal, acks, unknown,
+    duplicates): the updates that became the heads of their streams, the (task, row) of
+    each queued update of a task that checkpoints, the acks to send the executor by
+    framework id ([(task id, uuid)]), the rows of unknown executors or without a uuid,
+    and the duplicates dropped."""
+    heads = []
+    journal = []
+    acks = {}
+    unknown = 0
+    duplicates = 0
+    known_fid = None
+    known_eid = None
+    ack_fid = None
+    out = None
+    for row in rows:
+        fid = row[0]
+        eid = row[1]
+        uuid = row[4]
+        if fid is not known_fid or eid is not known_eid:  # (one executor sends them all)
+            executor = executors.get((fid, eid))
+            if executor is None or executor.transport != sender:
+                unknown += 1
+                continue
+            known_fid = fid
+            known_eid = eid
+        if not uuid:
+            unknown += 1
+            continue
+        tid = row[2]
+        key = (fid, tid)
+        task = tasks.get(key)
+        if task is not None:
+            state = row[3]
+            queued = (fid, eid, tid, state, uuid, row[5] + suffix, row[6], state)
+            result = tracker.add(key, uuid, queued, now)
+            if result is _DUPLICATE:
+                duplicates += 1
+            else:
+                task.state = state
+                if task.checkpoint:
+                    journal.append((task, queued))
+                if result is _FORWARD:
+                    heads.append(queued)
+        if fid is not ack_fid:
+            ack_fid = fid
+            out = acks.get(fid)
+            if out is None:
+                out = acks[fid] = []
+        out.append((tid, uuid))
+    return heads, journal, acks, unknown, duplicates
+
+
+def agent_acks(rows, tracker, tasks, now):
+    """The agent's share of a StatusUpdateAck (rows of (framework id, task id, uuid)):
+    each ack of a stream's head moves the stream on. Returns (heads, journal, drained,
+    stale): the streams' next updates, to forward (each with its task's latest state),
+    the (task, task id, uuid) of each acked update of a task that checkpoints, the (key, task or
+    None) of the streams left with nothing pending, and the acks that were stale."""
+    heads = []
+    journal = []
+    drained = []
+    stale = 0
+    for row in rows:
+        key = (row[0], row[1])
+        uuid = row[2]
+        if tracker.ack(key, uuid, now) is not _ACKED:
+            stale += 1
+            continue
+        task = tasks.get(key)
+        if task is not None and task.checkpoint:
+            journal.append((task, row[1], uuid))
+        head = tracker.head(key)
+        if head is None:
+            drained.append((key, task))
+            continue
+        nxt = head[1]
+        if task is not None:
+            state = task.state
+            if nxt[7] != state:
+                nxt = (nxt[0], nxt[1], nxt[2], nxt[3], nxt[4], nxt[5], nxt[6], state)
+        heads.append(nxt)
+    return heads, journal, drained, stale
+
+
+def executor_acks(rows, tracker, now):
+    """The executor driver's share of an ExecutorStatusUpdateAck (rows of (task id,
+    uuid)): each ack of a stream's head moves it on; a stream left empty is dropped.
+    Returns (heads, emptied): the streams' next updates, to send, and whether a stream
+    was left empty."""
+    heads = []
+    emptied = False
+    for row in rows:
+        key = row[0]
+        if tracker.ack(key, row[1], now) is _ACKED:
+            head = tracker.head(key)
+            if head is None:
+                tracker.remove(key)
+                emptied = True
+            else:
+                heads.append(head[1])
+    return heads, emptied
+
+
+def master_updates(rows, agent, tasks, healthy_of, set_latest):
+    """The master's share of a StatusUpdateMessage from `agent` (`tasks`: its tasks, by
+    (framework id, task id)): each update of a task the master knows sets the task's
+    head state, uuid and health, and `set_latest(task, agent, state)` is called when it
+    brings a new latest state (that frees resources). Returns (relayed, reacks,
+    unknown): the rows to relay by framework id, the (framework id, task id, uuid) of
+    retries of updates already acknowledged (to ack again, not relay), and the updates
+    of unknown tasks (relayed when they carry a uuid: a retry of a terminal update whose
+    ack was lost after the task was forgotten)."""
+    relayed = {}
+    reacks = []
+    unknown = 0
+    out_fid = None
+    out = None
+    for row in rows:
+        fid = row[0]
+        tid = row[2]
+        uuid = row[4]
+        task = tasks.get((fid, tid))
+        if task is None:
+            unknown += 1
+            if not uuid:
+                continue
+        elif uuid and uuid == task.acked_uuid:
+            reacks.append((fid, tid, uuid))
+            continue
+        else:
+            if row[7] != task.state:
+                set_latest(task, agent, row[7])
+            task.status_update_state = row[3]
+            task.status_update_uuid = uuid
+            task.healthy = healthy_of.get(row[6])
+        if fid is not out_fid:
+            out_fid = fid
+            out = relayed.get(fid)
+            if out is None:
+                out = relayed[fid] = []
+        out.append(row)
+    return relayed, reacks, unknown
+
+
+def master_acks(rows, framework_id, tasks, agents, terminal):
+    """The master's share of an Acknowledge from a framework (`tasks`: its tasks by id,
+    `agents` the master's by id; rows of (agent id, task id, uuid)): each ack is
+    forwarded to its agent, and a task whose head it acknowledges remembers it
+    (`terminal`: the terminal states). Returns (forwarded, finished, invalid): the
+    acks to forward by agent id ([(framework id, task id, uuid)]), the tasks whose
+    terminal update was acknowledged (to forget), and the acks naming an unknown agent
+    or another agent than the task's."""
+    forwarded = {}
+    finished = []
+    invalid = 0
+    out_agent = None
+    out = None
+    for row in rows:
+        agent_id = row[0]
+        tid = row[1]
+        uuid = row[2]
+        if agent_id is not out_agent:
+            out = forwarded.get(agent_id)
+            if out is None:
+                if agent_id not in agents:
+                    invalid += 1
+                    continue
+                out = forwarded[agent_id] = []
+            out_agent = agent_id
+        task = tasks.get(tid)
+        if task is not None and task.agent_id != agent_id:
+            invalid += 1
+            continue
+        out.append((framework_id, tid, uuid))
+        if task is not None:
+            if uuid == task.status_update_uuid:
+                task.acked_uuid = task.status_update_uuid  # the same object: no second copy per task
+                if task.status_update_state in terminal:
+                    finished.append(task)
+            else:
+                task.acked_uuid = uuid
+    return forwarded, finished, invalid
+
+
+def scheduler_updates(rows, delivered_by_task, remembered, parse, decode_error, terminal_states, reconciler, event,
+                      actions, now):
+    """The scheduler driver's share of an Updates message: each update is handed to the
+    user (a Callback of `event`, appended to `actions`, with the TaskStatus `parse`d from
+    its bytes) once per uuid, remembered among the task's last `remembered` delivered
+    uuids (`delivered_by_task`: task id -> RecentUuids), and `reconciler.update`d. A
+    uuid is empty on the master's own updates, which are never acknowledged. Returns
+    (fresh, terminal, duplicates, malformed): the updates delivered, the task ids of
+    those that were terminal, the (task id, uuid, status bytes, acknowledged yet) of
+    updates delivered before, and the statuses that did not parse (`decode_error`)."""
+    terminal = []
+    duplicates = []
+    fresh = 0
+    malformed = 0
+    for row in rows:
+        tid = row[2]
+        state = row[3]
+        uuid = row[4]
+        delivered = None
+        if uuid:
+            delivered = delivered_by_task.get(tid)
+            if delivered is None:
+                delivered = RecentUuids.of(remembered)
+                delivered_by_task[tid] = delivered
+            slot = delivered.find(uuid)
+            if slot >= 0:
+                duplicates.append((tid, uuid, row[5], delivered.flagged(slot)))
+                continue
+        try:
+            status = parse(row[5])
+        except decode_error:
+            malformed += 1
+            continue
+        if delivered is not None:
+            delivered.add(uuid, False)
+        fresh += 1
+        ended = state in terminal_states
+        agent_id = status.agent_id.value
+        reconciler.update(tid, agent_id, state, ended, now)
+        if ended:
+            terminal.append(tid)
+        callback = Callback.__new__(Callback)
+        callback.event = event
+        callback.args = (status,)
+        callback.ack = (agent_id, tid, uuid) if uuid else None
+        actions.append(callback)
+    return fresh, terminal, duplicates, malformed
+
+
+def mark_acknowledged(acks, delivered_by_task):
+    """Flag the delivered uuids that `acks` (rows of (agent id, task id, uuid))
+    acknowledge, in `delivered_by_task` (task id -> RecentUuids)."""
+    for row in acks:
+        delivered = delivered_by_task.get(row[1])
+        if delivered is not None:
+            slot = delivered.find(row[2])
+            if slot >= 0:
+                delivered.set_flag(slot)
+    return 0
