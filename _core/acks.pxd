@@ -8,12 +8,16 @@ cdef object _FORWARD, _QUEUED, _DUPLICATE, _ACKED, _STALE, _UNKNOWN
 cdef Py_ssize_t _SCAN_LIMIT
 
 
+cdef inline unsigned char _tag(Py_hash_t h) noexcept
+
+
 @cython.final
 cdef class RecentUuids:
     cdef readonly Py_ssize_t capacity
     cdef Py_ssize_t _next
     cdef list _uuids
-    cdef Py_hash_t _hashes[64]  # RECENT_MAX
+    cdef unsigned char _tags[64]  # RECENT_MAX
+    cdef Py_hash_t _hashes[64]
     cdef char _flags[64]
 
     @staticmethod
@@ -22,10 +26,10 @@ cdef class RecentUuids:
 
     cdef int _fill(self, Py_ssize_t capacity) except -1
 
-    @cython.locals(h=Py_hash_t, i=Py_ssize_t, uuids=list, held=object)
+    @cython.locals(h=Py_hash_t, tag="unsigned char", i=Py_ssize_t, uuids=list, held=object)
     cpdef Py_ssize_t find(self, uuid) except -2
 
-    @cython.locals(i=Py_ssize_t)
+    @cython.locals(i=Py_ssize_t, h=Py_hash_t)
     cpdef Py_ssize_t add(self, uuid, bint flag) except -1
 
     cpdef bint flagged(self, Py_ssize_t i)

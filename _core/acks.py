@@ -65,15 +65,21 @@ RECENT_MAX = 64
 _NO_HASHES = (0,) * RECENT_MAX  # the pure-Python twin's empty arrays
 
 
+def _tag(h):
+    """A slot's tag for a uuid of hash ``h``: 1 to 255 (0 marks an empty slot)."""
+    return (h & 0x7FFFFFFF) % 255 + 1
+
+
 class RecentUuids:
     """The last ``capacity`` uuids added (1 to RECENT_MAX), the oldest forgotten first,
     each with a flag (the scheduler driver's "acknowledged yet"). Looking one up scans
-    the uuids' hashes, kept in one small array (a C array inside the object in the
-    compiled build), and compares the uuid itself only where a hash matches: a few
-    hundred contiguous bytes per memory, where a dict would take kilobytes in scattered
-    slots. A slot is -1 .. capacity-1; an empty slot holds None."""
+    a byte per slot (a tag from the uuid's hash, 0 when empty: one cache line for all
+    64), then where a tag matches the whole hash, then the uuid itself: where a dict
+    would take kilobytes in scattered slots, a lookup touches one or two cache lines.
+    The compiled build keeps tags, hashes and flags in C arrays inside the object. A
+    slot is -1 .. capacity-1; an empty slot holds None."""
 
-    __slots__ = ("capacity", "_next", "_uuids", "_hashes", "_flags")
+    __slots__ = ("capacity", "_next", "_uuids", "_tags", "_hashes", "_flags")
 
     def __init__(self, capacity=RECENT_MAX):
         if not 0 < capacity <= RECENT_MAX:
@@ -93,6 +99,7 @@ class RecentUuids:
         self._next = 0  # the slot the next uuid goes to (the oldest one's)
         self._uuids = [None] * capacity
         if not _COMPILED:  # (the compiled build's arrays start zeroed)
+            self._tags = list(_NO_HASHES)
             self._hashes = list(_NO_HASHES)
             self._flags = list(_NO_HASHES)
         return 0
@@ -112,9 +119,10 @@ class RecentUuids:
     def find(self, uuid):
         """The slot holding ``uuid``, or -1."""
         h = hash(uuid)
+        tag = _tag(h)
         uuids = self._uuids
         for i in range(self.capacity):
-            if self._hashes[i] == h:
+            if self._tags[i] == tag and self._hashes[i] == h:
                 held = uuids[i]
                 if held is not None and (held is uuid or held == uuid):
                     return i
@@ -124,8 +132,10 @@ class RecentUuids:
         """Remember ``uuid`` (not checked for: the caller has looked it up) with ``flag``,
         in place of the oldest; returns its slot."""
         i = self._next
+        h = hash(uuid)
         self._uuids[i] = uuid
-        self._hashes[i] = hash(uuid)
+        self._tags[i] = _tag(h)
+        self._hashes[i] = h
         self._flags[i] = 1 if flag else 0
         self._next = i + 1 if i + 1 < self.capacity else 0
         return i
@@ -139,6 +149,7 @@ class RecentUuids:
     def forget(self, i):
         """Empty slot ``i`` (its uuid is no longer remembered)."""
         self._uuids[i] = None
+        self._tags[i] = 0
         self._hashes[i] = 0
         self._flags[i] = 0
 

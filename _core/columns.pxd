@@ -33,8 +33,8 @@ cdef class _Reader:
     @cython.locals(n=Py_ssize_t, start=Py_ssize_t)
     cdef str text(self)
 
-    @cython.locals(n=Py_ssize_t, start=Py_ssize_t)
-    cdef str id_text(self)
+    @cython.locals(n=Py_ssize_t, start=Py_ssize_t, src=cbuf, known="const char*", size=Py_ssize_t)
+    cdef str id_text(self, str previous)
 
     @cython.locals(n=Py_ssize_t, start=Py_ssize_t)
     cdef bytes blob(self)
@@ -53,7 +53,7 @@ cdef list _ID_CACHE
 @cython.locals(slot="unsigned int", i=Py_ssize_t, cached=str, known="const char*", size=Py_ssize_t, text=str)
 cdef str _cached_text(cbuf src, Py_ssize_t n)
 
-@cython.locals(key="unsigned long long", field="unsigned long long", wire_type="unsigned long long")
+@cython.locals(key="unsigned long long", field=Py_ssize_t, wire_type="unsigned long long", column=list)
 cdef int _read_columns(_Reader reader, list columns) except -1
 
 @cython.locals(reader=_Reader, n=Py_ssize_t, stop=Py_ssize_t, seen="unsigned long long", bit="unsigned long long",

@@ -62,6 +62,9 @@ class _Reader:
     def varint(self):
         data = self.data
         pos = self.pos
+        if pos < self.end and data[pos] < 0x80:  # one byte: every key, most lengths and values
+            self.pos = pos + 1
+            return data[pos]
         result = 0
         shift = 0
         while True:
@@ -101,16 +104,23 @@ class _Reader:
         except UnicodeDecodeError:
             raise ColumnsError("a string field is not UTF-8") from None
 
-    def id_text(self):
+    def id_text(self, previous):
         """`text` for an id that repeats from row to row and message to message (a
-        framework, executor or agent id): the compiled build hands out the str it made
-        for the same bytes recently (`_cached_text`), which also has its hash cached."""
+        framework, executor or agent id): the compiled build hands out `previous` (the
+        id read before it in the same column, or None) when it has the same bytes, else
+        the str it made for the same bytes recently (`_cached_text`), which also has its
+        hash cached."""
         if not _COMPILED:
             return self.text()
         n = self.length()
         start = self.pos
         self.pos = start + n
-        return _cached_text(cython.cast(cbuf, PyBytes_AS_STRING(self.data)) + start, n)
+        src = cython.cast(cbuf, PyBytes_AS_STRING(self.data)) + start
+        if previous is not None:
+            known = PyUnicode_AsUTF8AndSize(previous, cython.address(size))
+            if size == n and memcmp(known, src, n) == 0:
+                return previous
+        return _cached_text(src, n)
 
     def blob(self):
         n = self.length()
@@ -187,7 +197,8 @@ def _read_columns(reader, columns):
         field = key >> 3
         wire_type = key & 7
         if (field == 1 or field == 2) and wire_type == _LEN:
-            columns[field - 1].append(reader.id_text())
+            column = columns[field - 1]
+            column.append(reader.id_text(column[len(column) - 1] if column else None))
         elif field == 3 and wire_type == _LEN:
             columns[2].append(reader.text())
         elif (field == 5 or field == 6) and wire_type == _LEN:
@@ -225,9 +236,9 @@ def _one_row(data):
             return None
         seen |= bit
         if key == (1 << 3 | _LEN):
-            fid = reader.id_text()
+            fid = reader.id_text(None)
         elif key == (2 << 3 | _LEN):
-            eid = reader.id_text()
+            eid = reader.id_text(None)
         elif key == (3 << 3 | _LEN):
             tid = reader.text()
         elif key == (5 << 3 | _LEN):
@@ -268,7 +279,7 @@ def _id_value(reader, cached):
     while reader.pos < reader.end:
         key = reader.varint()
         if key == (1 << 3 | _LEN):
-            value = reader.id_text() if cached else reader.text()
+            value = reader.id_text(None) if cached else reader.text()
         else:
             reader.skip(key & 7)
     reader.end = outer
@@ -566,9 +577,9 @@ def decode_acks(data, width):
         if key & 7 != _LEN or field < 1 or field > 4:
             reader.skip(key & 7)
         elif field == 1:
-            first = reader.id_text()
+            first = reader.id_text(None)
         elif field == 2:
-            second = reader.id_text()
+            second = reader.id_text(second)
             seconds.append(second)
         elif field == 3:
             task_ids.append(reader.text())

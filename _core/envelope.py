@@ -88,8 +88,11 @@ SEND_PATH = SendPath.UNRESOLVED
 SEND_FALLBACK_REASON = ""
 
 #: Frames this long or longer are always handed to pyzmq with ``copy=False`` (its
-#: zero-copy send; pyzmq's own default copy threshold): the libzmq path copies.
-SEND_COPY_THRESHOLD = 65536
+#: zero-copy send); the libzmq path copies the shorter ones. pyzmq's own threshold is
+#: 64 KiB, but every zero-copy frame is released through pyzmq's garbage-collector
+#: thread, which takes the GIL from the I/O thread: a batched status path sends frames of
+#: 40-200 KiB all the time, and copying one (tens of microseconds at most) costs less.
+SEND_COPY_THRESHOLD = 4 << 20
 _COPY_LIMIT = SEND_COPY_THRESHOLD
 # zmq.NOBLOCK and zmq.Again, looked up when a send path is selected (zmq is loaded then).
 _NOBLOCK = 1

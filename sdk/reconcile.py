@@ -71,14 +71,14 @@ class Escalation:
     task_ids: tuple[str, ...]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Tracked:
     agent_id: str
     state: int
     last_update: float
 
 
-@dataclass
+@dataclass(slots=True)
 class _Round:
     number: int
     kind: RoundKind

@@ -286,7 +286,7 @@ CHECKPOINT_ACTIONS = (CheckpointAgent, CheckpointFramework, DiscardFramework, Ch
                       CheckpointExecutorExited, CheckpointTask, JournalAppend, DiscardRun)
 
 
-@dataclass
+@dataclass(slots=True)
 class Executor:
     info: pb.ExecutorInfo
     framework_id: str
@@ -302,7 +302,7 @@ class Executor:
         return self.info.executor_id.value
 
 
-@dataclass
+@dataclass(slots=True)
 class Task:
     info: pb.TaskInfo
     framework_id: str

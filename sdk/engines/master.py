@@ -147,7 +147,7 @@ class Task:
     role: str = "*"
 
 
-@dataclass
+@dataclass(slots=True)
 class Agent:
     id: str
     info: pb.AgentInfo
@@ -183,7 +183,7 @@ class Offer:
     role: str
 
 
-@dataclass
+@dataclass(slots=True)
 class Framework:
     id: str
     info: pb.FrameworkInfo
