@@ -98,6 +98,7 @@ encode_updates = _impl.columns.encode_updates
 decode_acks = _impl.columns.decode_acks
 encode_acks = _impl.columns.encode_acks
 status_fields = _impl.columns.status_fields
+agent_id_of = _impl.columns.agent_id_of
 agent_intake = _impl.relay.agent_intake
 agent_acks = _impl.relay.agent_acks
 executor_acks = _impl.relay.executor_acks
@@ -149,6 +150,7 @@ __all__ = [
     "decode_acks",
     "encode_acks",
     "status_fields",
+    "agent_id_of",
     "agent_intake",
     "agent_acks",
     "executor_acks",

@@ -37,6 +37,9 @@ cdef class _Reader:
     cdef str id_text(self, str previous)
 
     @cython.locals(n=Py_ssize_t, start=Py_ssize_t)
+    cdef str task_text(self)
+
+    @cython.locals(n=Py_ssize_t, start=Py_ssize_t)
     cdef bytes blob(self)
 
     cdef int skip(self, unsigned long long wire_type) except -1
@@ -47,11 +50,13 @@ cdef class _Reader:
     cdef int ints(self, unsigned long long wire_type, list column) except -1
 
 
-cdef Py_ssize_t _ID_CACHE_SLOTS
-cdef list _ID_CACHE
+cdef Py_ssize_t _ID_CACHE_SLOTS, _TASK_ID_CACHE_SLOTS
+cdef list _ID_CACHE, _TASK_ID_CACHE
 
 @cython.locals(slot="unsigned int", i=Py_ssize_t, cached=str, known="const char*", size=Py_ssize_t, text=str)
-cdef str _cached_text(cbuf src, Py_ssize_t n)
+cdef str _cached_text(cbuf src, Py_ssize_t n, list cache, Py_ssize_t slots)
+
+cdef str _cached_id(cbuf src, Py_ssize_t n)
 
 @cython.locals(key="unsigned long long", field=Py_ssize_t, wire_type="unsigned long long", column=list)
 cdef int _read_columns(_Reader reader, list columns) except -1
@@ -63,6 +68,9 @@ cdef tuple _one_row(bytes data)
 
 @cython.locals(key="unsigned long long", value=str, n=Py_ssize_t, outer=Py_ssize_t)
 cdef str _id_value(_Reader reader, bint cached)
+
+@cython.locals(reader=_Reader, key="unsigned long long", value=str, agent_id=str)
+cpdef str agent_id_of(bytes data)
 
 @cython.locals(reader=_Reader, key="unsigned long long", value=str, task_id=str,
                agent_id=str, state=long, health=long)

@@ -120,7 +120,17 @@ class _Reader:
             known = PyUnicode_AsUTF8AndSize(previous, cython.address(size))
             if size == n and memcmp(known, src, n) == 0:
                 return previous
-        return _cached_text(src, n)
+        return _cached_id(src, n)
+
+    def task_text(self):
+        """`text` for a task id: through the task id cache in the compiled build."""
+        if not _COMPILED:
+            return self.text()
+        n = self.length()
+        start = self.pos
+        self.pos = start + n
+        return _cached_text(cython.cast(cbuf, PyBytes_AS_STRING(self.data)) + start, n, _TASK_ID_CACHE,
+                            _TASK_ID_CACHE_SLOTS)
 
     def blob(self):
         n = self.length()
@@ -167,17 +177,27 @@ class _Reader:
 #: compiled build: recently decoded ids, by a hash of their UTF-8 (`_cached_text`)
 _ID_CACHE_SLOTS = 64
 _ID_CACHE = [None] * _ID_CACHE_SLOTS
+#: ... and recently decoded task ids (many more of them, each seen a few times per update
+#: on every hop): one str per task id, its hash computed once, so that the engines'
+#: dict lookups by task id compare by identity
+_TASK_ID_CACHE_SLOTS = 1 << 14
+_TASK_ID_CACHE = [None] * _TASK_ID_CACHE_SLOTS
 
 
-def _cached_text(src, n):
+def _cached_id(src, n):
+    """`_cached_text` through the id cache (framework, executor and agent ids, senders)."""
+    return _cached_text(src, n, _ID_CACHE, _ID_CACHE_SLOTS)
+
+
+def _cached_text(src, n, cache, slots):
     """The str of the UTF-8 at src[0:n] (compiled build only: src is a C pointer): the
-    one in its cache slot when that has the same bytes, else a new one, which takes the
-    slot."""
+    one in its slot of `cache` (a list of `slots` entries, a power of two) when that has
+    the same bytes, else a new one, which takes the slot."""
     slot = 2166136261
     for i in range(n):  # FNV-1a
         slot = (slot ^ src[i]) * 16777619  # an unsigned int: wraps at 32 bits
-    slot &= _ID_CACHE_SLOTS - 1
-    cached = _ID_CACHE[slot]
+    slot &= slots - 1
+    cached = cache[slot]
     if cached is not None:
         known = PyUnicode_AsUTF8AndSize(cached, cython.address(size))
         if size == n and memcmp(known, src, n) == 0:
@@ -186,7 +206,7 @@ def _cached_text(src, n):
         text = PyUnicode_DecodeUTF8(cython.cast(cython.p_char, src), n, cython.NULL)
     except UnicodeDecodeError:
         raise ColumnsError("a string field is not UTF-8") from None
-    _ID_CACHE[slot] = text
+    cache[slot] = text
     return text
 
 
@@ -200,7 +220,7 @@ def _read_columns(reader, columns):
             column = columns[field - 1]
             column.append(reader.id_text(column[len(column) - 1] if column else None))
         elif field == 3 and wire_type == _LEN:
-            columns[2].append(reader.text())
+            columns[2].append(reader.task_text())
         elif (field == 5 or field == 6) and wire_type == _LEN:
             columns[field - 1].append(reader.blob())
         elif field == 4 or field == 7 or field == 8:
@@ -240,7 +260,7 @@ def _one_row(data):
         elif key == (2 << 3 | _LEN):
             eid = reader.id_text(None)
         elif key == (3 << 3 | _LEN):
-            tid = reader.text()
+            tid = reader.task_text()
         elif key == (5 << 3 | _LEN):
             uuid = reader.blob()
         elif key == (6 << 3 | _LEN):
@@ -279,11 +299,28 @@ def _id_value(reader, cached):
     while reader.pos < reader.end:
         key = reader.varint()
         if key == (1 << 3 | _LEN):
-            value = reader.id_text(None) if cached else reader.text()
+            value = reader.id_text(None) if cached else reader.task_text()
         else:
             reader.skip(key & 7)
     reader.end = outer
     return value
+
+
+def agent_id_of(data):
+    """The agent id of a serialised TaskStatus ("" when it has none), read from its
+    bytes through the id cache: what the scheduler driver acknowledges an update with,
+    without a protobuf attribute read (which builds and drops a wrapper object)."""
+    reader = _Reader(data, 0, len(data))
+    agent_id = ""
+    while reader.pos < reader.end:
+        key = reader.varint()
+        if key == (7 << 3 | _LEN):
+            value = _id_value(reader, True)
+            if value is not None:
+                agent_id = value
+        else:
+            reader.skip(key & 7)
+    return agent_id
 
 
 def status_fields(data):
@@ -582,7 +619,7 @@ def decode_acks(data, width):
             second = reader.id_text(second)
             seconds.append(second)
         elif field == 3:
-            task_ids.append(reader.text())
+            task_ids.append(reader.task_text())
         else:
             uuids.append(reader.blob())
     n = len(task_ids)

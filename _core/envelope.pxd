@@ -90,7 +90,7 @@ cpdef bytes encode(long long msg_type, long long seq, bytes sender, bytes body)
 cpdef bytes encode_batch(frames)
 
 
-from corral._core.columns cimport _cached_text
+from corral._core.columns cimport _cached_id
 
 
 @cython.final

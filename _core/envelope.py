@@ -188,7 +188,7 @@ def _follow(route, frame, start, end):
     begin = start + _HDR
     try:
         if _COMPILED:
-            sender = _cached_text(p + begin, sender_len)
+            sender = _cached_id(p + begin, sender_len)
         else:
             sender = frame[begin : begin + sender_len].decode("utf-8")
     except (ColumnsError, UnicodeDecodeError):

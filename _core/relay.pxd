@@ -2,6 +2,7 @@
 cimport cython
 
 from corral._core.acks cimport AckTracker, RecentUuids
+from corral._core.columns cimport agent_id_of
 
 cdef object _FORWARD, _DUPLICATE, _ACKED
 

@@ -11,6 +11,7 @@ One source for both builds: plain Python as is; compiled by Cython with relay.px
 from __future__ import annotations
 
 from .acks import AckResult, AddResult, RecentUuids
+from .columns import ColumnsError, agent_id_of
 
 _FORWARD = AddResult.FORWARD
 _DUPLICATE = AddResult.DUPLICATE
@@ -261,7 +262,10 @@ def scheduler_updates(rows, delivered_by_task, remembered, parse, decode_error, 
             delivered.add(uuid, False)
         fresh += 1
         ended = state in terminal_states
-        agent_id = status.agent_id.value
+        try:  # (what the parsed status says, without a protobuf attribute read)
+            agent_id = agent_id_of(row[5])
+        except ColumnsError:  # (a field protobuf skips and our reader does not)
+            agent_id = status.agent_id.value
         reconciler.update(tid, agent_id, state, ended, now)
         if ended:
             terminal.append(tid)

@@ -224,3 +224,12 @@ def test_status_fields_merge_as_protobuf_does():
 def test_malformed_statuses_raise_a_clear_error(data, problem):
     with pytest.raises(core.ColumnsError, match=problem):
         core.status_fields(data)
+
+
+def test_agent_id_of_is_what_protobuf_reads():
+    plain = status_of(agent_id=pb.AgentID(value="agent-1"), message="m").SerializeToString()
+    stamped = plain + pb.TaskStatus(agent_id=pb.AgentID(value="agent-2")).SerializePartialToString()
+    for data in (plain, stamped, status_of().SerializeToString()):
+        assert core.agent_id_of(data) == pb.TaskStatus.FromString(data).agent_id.value
+    with pytest.raises(core.ColumnsError, match="past the end"):
+        core.agent_id_of(b"\x3a\x09\x0a\x01a")
