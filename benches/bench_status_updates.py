@@ -124,9 +124,10 @@ class Host:
         def callback(cb: Callback) -> None:
             if cb.event is SchedulerEvent.STATUS_UPDATE:
                 self.sched_updates += 1
-                if not self._acks:
-                    rt.call_soon(self._ack_all, engine)
-                self._acks.append(cb.ack)
+                if cb.ack is not None:  # (the master's own updates, reconciliation answers, are not acked)
+                    if not self._acks:
+                        rt.call_soon(self._ack_all, engine)
+                    self._acks.append(cb.ack)
             elif cb.event is SchedulerEvent.RESOURCE_OFFERS:
                 for offer in cb.args[0]:
                     if launched:
