@@ -50,6 +50,9 @@ cdef class _Reader:
     cdef int ints(self, unsigned long long wire_type, list column) except -1
 
 
+@cython.locals(reader=_Reader)
+cdef _Reader _reader(bytes data, Py_ssize_t pos, Py_ssize_t end)
+
 cdef Py_ssize_t _ID_CACHE_SLOTS, _TASK_ID_CACHE_SLOTS
 cdef list _ID_CACHE, _TASK_ID_CACHE
 

@@ -50,14 +50,10 @@ class ColumnsError(ValueError):
 
 
 class _Reader:
-    """A cursor over data[pos:end]."""
+    """A cursor over data[pos:end] (made by `_reader`)."""
 
     __slots__ = ("data", "pos", "end")
 
-    def __init__(self, data, pos, end):
-        self.data = data
-        self.pos = pos
-        self.end = end
 
     def varint(self):
         data = self.data
@@ -174,6 +170,16 @@ class _Reader:
         return 0
 
 
+def _reader(data, pos, end):
+    """A _Reader over data[pos:end]: made by ``__new__`` and filled in here (a C call in
+    the compiled build; calling the type would parse its arguments)."""
+    reader = _Reader.__new__(_Reader)
+    reader.data = data
+    reader.pos = pos
+    reader.end = end
+    return reader
+
+
 #: compiled build: recently decoded ids, by a hash of their UTF-8 (`_cached_text`)
 _ID_CACHE_SLOTS = 64
 _ID_CACHE = [None] * _ID_CACHE_SLOTS
@@ -233,7 +239,7 @@ def _one_row(data):
     """The row of a message of exactly one update in the plain shape this codec writes
     (one StatusColumns, each field once, nothing unknown); None for any other shape,
     which the general reader then takes (and judges)."""
-    reader = _Reader(data, 0, len(data))
+    reader = _reader(data, 0, len(data))
     if reader.end < 2 or data[0] != (1 << 3 | _LEN):
         return None
     reader.pos = 1
@@ -310,7 +316,7 @@ def agent_id_of(data):
     """The agent id of a serialised TaskStatus ("" when it has none), read from its
     bytes through the id cache: what the scheduler driver acknowledges an update with,
     without a protobuf attribute read (which builds and drops a wrapper object)."""
-    reader = _Reader(data, 0, len(data))
+    reader = _reader(data, 0, len(data))
     agent_id = ""
     while reader.pos < reader.end:
         key = reader.varint()
@@ -330,7 +336,7 @@ def status_fields(data):
     when it has none. A message field seen twice is merged and a singular field keeps
     its last value, as protobuf parses them. ColumnsError when the bytes are malformed,
     the task id or state is missing, or the state is out of range."""
-    reader = _Reader(data, 0, len(data))
+    reader = _reader(data, 0, len(data))
     task_id = None
     agent_id = ""
     state = -1
@@ -365,13 +371,13 @@ def decode_updates(data):
     if row is not None:  # unbatched: the common case
         return [row]
     columns = [[], [], [], [], [], [], [], []]
-    reader = _Reader(data, 0, len(data))
+    reader = _reader(data, 0, len(data))
     while reader.pos < reader.end:
         key = reader.varint()
         if key == (1 << 3 | _LEN):
             n = reader.length()  # (before reading pos: length() moves it)
             stop = reader.pos + n
-            inner = _Reader(data, reader.pos, stop)
+            inner = _reader(data, reader.pos, stop)
             _read_columns(inner, columns)
             reader.pos = stop
         else:
@@ -607,7 +613,7 @@ def decode_acks(data, width):
     seconds = []
     task_ids = []
     uuids = []
-    reader = _Reader(data, 0, len(data))
+    reader = _reader(data, 0, len(data))
     while reader.pos < reader.end:
         key = reader.varint()
         field = key >> 3
