@@ -1,11 +1,13 @@
 # C declarations Cython applies to acks.py (pure-Python mode).
 cimport cython
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from libc.string cimport memcmp, memcpy
 
 from corral._core.heap cimport DeadlineHeap, HeapItem
 
 cdef bint _COMPILED
 cdef object _FORWARD, _QUEUED, _DUPLICATE, _ACKED, _STALE, _UNKNOWN
-cdef Py_ssize_t _SCAN_LIMIT
+cdef Py_ssize_t _SCAN_LIMIT, UUID_SIZE
 
 
 cdef inline unsigned char _tag(Py_hash_t h) noexcept
@@ -15,10 +17,10 @@ cdef inline unsigned char _tag(Py_hash_t h) noexcept
 cdef class RecentUuids:
     cdef readonly Py_ssize_t capacity
     cdef Py_ssize_t _next
-    cdef list _uuids
     cdef unsigned char _tags[64]  # RECENT_MAX
-    cdef Py_hash_t _hashes[64]
     cdef char _flags[64]
+    cdef unsigned char _inline[1024]  # RECENT_MAX * UUID_SIZE
+    cdef list _uuids
 
     @staticmethod
     @cython.locals(recent=RecentUuids)
@@ -26,10 +28,12 @@ cdef class RecentUuids:
 
     cdef int _fill(self, Py_ssize_t capacity) except -1
 
-    @cython.locals(h=Py_hash_t, tag="unsigned char", i=Py_ssize_t, uuids=list, held=object)
+    cdef object _held(self, Py_ssize_t i)
+
+    @cython.locals(tag="unsigned char", inline=bint, i=Py_ssize_t, uuids=list, held=object)
     cpdef Py_ssize_t find(self, uuid) except -2
 
-    @cython.locals(i=Py_ssize_t, h=Py_hash_t)
+    @cython.locals(i=Py_ssize_t)
     cpdef Py_ssize_t add(self, uuid, bint flag) except -1
 
     cpdef bint flagged(self, Py_ssize_t i)

@@ -62,6 +62,8 @@ _SCAN_LIMIT = 8  # queued updates checked for duplicates by a scan; beyond this,
 #: seen acknowledged, and sends one update at a time (its stream's head), so an older
 #: uuid can only come back as a stale copy
 RECENT_MAX = 64
+#: the size of the uuids corral makes (RecentUuids keeps these inline)
+UUID_SIZE = 16
 _NO_HASHES = (0,) * RECENT_MAX  # the pure-Python twin's empty arrays
 
 
@@ -73,13 +75,15 @@ def _tag(h):
 class RecentUuids:
     """The last ``capacity`` uuids added (1 to RECENT_MAX), the oldest forgotten first,
     each with a flag (the scheduler driver's "acknowledged yet"). Looking one up scans
-    a byte per slot (a tag from the uuid's hash, 0 when empty: one cache line for all
-    64), then where a tag matches the whole hash, then the uuid itself: where a dict
-    would take kilobytes in scattered slots, a lookup touches one or two cache lines.
-    The compiled build keeps tags, hashes and flags in C arrays inside the object. A
-    slot is -1 .. capacity-1; an empty slot holds None."""
+    a byte per slot (a tag from the uuid's hash, 0 when the slot is empty: one cache line
+    for all 64), and compares the uuid itself only where its tag matches. The compiled
+    build keeps tags and flags in C arrays inside the object, and the 16-byte uuids
+    corral makes inline, 16 bytes a slot, with no reference to their bytes objects (a
+    dict, or a list of references, would take kilobytes in scattered places, and every
+    uuid forgotten would touch its object to free it); a uuid of another size or type is
+    kept by reference. A slot is -1 .. capacity-1."""
 
-    __slots__ = ("capacity", "_next", "_uuids", "_tags", "_hashes", "_flags")
+    __slots__ = ("capacity", "_next", "_tags", "_flags", "_inline", "_uuids")
 
     def __init__(self, capacity=RECENT_MAX):
         if not 0 < capacity <= RECENT_MAX:
@@ -97,34 +101,48 @@ class RecentUuids:
     def _fill(self, capacity):
         self.capacity = capacity
         self._next = 0  # the slot the next uuid goes to (the oldest one's)
-        self._uuids = [None] * capacity
+        # the uuids kept by reference, by slot (None where a slot is empty or inline):
+        # in the compiled build only once a uuid is not 16 bytes
+        self._uuids = None
         if not _COMPILED:  # (the compiled build's arrays start zeroed)
             self._tags = list(_NO_HASHES)
-            self._hashes = list(_NO_HASHES)
             self._flags = list(_NO_HASHES)
+            self._uuids = [None] * capacity
         return 0
 
     def __len__(self):
-        return sum(1 for uuid in self._uuids if uuid is not None)
+        return sum(1 for i in range(self.capacity) if self._tags[i] != 0)
 
     def __iter__(self):
         """The uuids remembered, oldest first."""
-        i = self._next
-        order = self._uuids[i:] + self._uuids[:i]
-        return iter([uuid for uuid in order if uuid is not None])
+        out = []
+        for n in range(self.capacity):
+            i = (self._next + n) % self.capacity
+            if self._tags[i] != 0:
+                out.append(self._held(i))
+        return iter(out)
 
     def __contains__(self, uuid):
         return self.find(uuid) >= 0
 
+    def _held(self, i):
+        """The uuid in the occupied slot ``i``."""
+        if self._uuids is not None and self._uuids[i] is not None:
+            return self._uuids[i]
+        return PyBytes_FromStringAndSize(cython.cast(cython.p_char, self._inline) + i * UUID_SIZE, UUID_SIZE)
+
     def find(self, uuid):
         """The slot holding ``uuid``, or -1."""
-        h = hash(uuid)
-        tag = _tag(h)
+        tag = _tag(hash(uuid))
+        inline = _COMPILED and type(uuid) is bytes and len(uuid) == UUID_SIZE
         uuids = self._uuids
         for i in range(self.capacity):
-            if self._tags[i] == tag and self._hashes[i] == h:
-                held = uuids[i]
-                if held is not None and (held is uuid or held == uuid):
+            if self._tags[i] == tag:
+                if uuids is not None and uuids[i] is not None:
+                    held = uuids[i]
+                    if held is uuid or held == uuid:
+                        return i
+                elif inline and memcmp(self._inline + i * UUID_SIZE, PyBytes_AS_STRING(uuid), UUID_SIZE) == 0:
                     return i
         return -1
 
@@ -132,11 +150,16 @@ class RecentUuids:
         """Remember ``uuid`` (not checked for: the caller has looked it up) with ``flag``,
         in place of the oldest; returns its slot."""
         i = self._next
-        h = hash(uuid)
-        self._uuids[i] = uuid
-        self._tags[i] = _tag(h)
-        self._hashes[i] = h
+        self._tags[i] = _tag(hash(uuid))
         self._flags[i] = 1 if flag else 0
+        if _COMPILED and type(uuid) is bytes and len(uuid) == UUID_SIZE:
+            memcpy(self._inline + i * UUID_SIZE, PyBytes_AS_STRING(uuid), UUID_SIZE)
+            if self._uuids is not None:
+                self._uuids[i] = None
+        else:
+            if self._uuids is None:
+                self._uuids = [None] * self.capacity
+            self._uuids[i] = uuid
         self._next = i + 1 if i + 1 < self.capacity else 0
         return i
 
@@ -148,10 +171,10 @@ class RecentUuids:
 
     def forget(self, i):
         """Empty slot ``i`` (its uuid is no longer remembered)."""
-        self._uuids[i] = None
         self._tags[i] = 0
-        self._hashes[i] = 0
         self._flags[i] = 0
+        if self._uuids is not None:
+            self._uuids[i] = None
 
 
 class _Stream(HeapItem):

@@ -314,3 +314,22 @@ def test_a_tracker_can_remember_no_acked_uuids():
     assert t.add(K, b"u1", 1, 2.0) is AddResult.FORWARD  # not remembered once acked
     with pytest.raises(ValueError, match="65"):
         AckTracker(remember=RECENT_MAX + 1)
+
+
+def test_recent_uuids_keeps_uuids_of_any_size_in_the_same_slots():
+    """16-byte uuids (what corral makes; the compiled build keeps them inline) and
+    others (kept by reference) share the ring: a slot can go from one to the other."""
+    recent = RecentUuids(3)
+    full = [bytes([i]) * 16 for i in range(5)]
+    recent.add(full[0], True)
+    recent.add(b"short", False)
+    recent.add(full[1], False)
+    assert list(recent) == [full[0], b"short", full[1]]
+    assert recent.flagged(recent.find(bytes(full[0])))  # found by value, not by identity
+    assert recent.find(b"\x00" * 15) == -1 and recent.find(full[2]) == -1
+    recent.add(full[2], False)  # replaces full[0]
+    recent.add(full[3], True)  # replaces b"short": a reference slot becomes inline
+    recent.add(b"x", False)  # replaces full[1]: an inline slot holds a reference
+    assert list(recent) == [full[2], full[3], b"x"]
+    assert recent.find(full[0]) == -1 and recent.find(b"short") == -1 and recent.find(full[1]) == -1
+    assert recent.flagged(recent.find(full[3])) and not recent.flagged(recent.find(b"x"))
