@@ -33,7 +33,7 @@ cpdef tuple master_updates(list rows, agent, dict tasks, dict healthy_of, set_la
 @cython.locals(forwarded=dict, finished=list, invalid=Py_ssize_t, row=tuple, out=list)
 cpdef tuple master_acks(list rows, str framework_id, dict tasks, dict agents, frozenset terminal)
 
-@cython.locals(terminal=list, duplicates=list, fresh=Py_ssize_t, malformed=Py_ssize_t, row=tuple, delivered=RecentUuids,
+@cython.locals(terminal=list, duplicates=list, seen=list, fresh=Py_ssize_t, malformed=Py_ssize_t, row=tuple, delivered=RecentUuids,
                slot=Py_ssize_t, ended=bint, callback=Callback)
 cpdef tuple scheduler_updates(list rows, dict delivered_by_task, Py_ssize_t remembered, parse, decode_error,
                               frozenset terminal_states, reconciler, event, list actions, double now)

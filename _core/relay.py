@@ -230,13 +230,15 @@ def scheduler_updates(rows, delivered_by_task, remembered, parse, decode_error, 
     """The scheduler driver's share of an Updates message: each update is handed to the
     user (a Callback of `event`, appended to `actions`, with the TaskStatus `parse`d from
     its bytes) once per uuid, remembered among the task's last `remembered` delivered
-    uuids (`delivered_by_task`: task id -> RecentUuids), and `reconciler.update`d. A
-    uuid is empty on the master's own updates, which are never acknowledged. Returns
+    uuids (`delivered_by_task`: task id -> RecentUuids), and told to the `reconciler`
+    (one `updated` call for them all). A uuid is empty on the master's own updates,
+    which are never acknowledged. Returns
     (fresh, terminal, duplicates, malformed): the updates delivered, the task ids of
     those that were terminal, the (task id, uuid, status bytes, acknowledged yet) of
     updates delivered before, and the statuses that did not parse (`decode_error`)."""
     terminal = []
     duplicates = []
+    seen = []
     fresh = 0
     malformed = 0
     for row in rows:
@@ -266,7 +268,7 @@ def scheduler_updates(rows, delivered_by_task, remembered, parse, decode_error, 
             agent_id = agent_id_of(row[5])
         except ColumnsError:  # (a field protobuf skips and our reader does not)
             agent_id = status.agent_id.value
-        reconciler.update(tid, agent_id, state, ended, now)
+        seen.append((tid, agent_id, state, ended))
         if ended:
             terminal.append(tid)
         callback = Callback.__new__(Callback)
@@ -274,6 +276,8 @@ def scheduler_updates(rows, delivered_by_task, remembered, parse, decode_error, 
         callback.args = (status,)
         callback.ack = (agent_id, tid, uuid) if uuid else None
         actions.append(callback)
+    if seen:
+        reconciler.updated(seen, now)
     return fresh, terminal, duplicates, malformed
 
 

@@ -106,26 +106,35 @@ class Reconciler:
         """A task the framework launched (or handed over after a restart)."""
         self._tasks[task_id] = _Tracked(agent_id, state, now)
 
-    def update(self, task_id: str, agent_id: str, state: int, terminal: bool, now: float) -> None:
-        """Any update about a task arrived (from the agent or a reconcile answer)."""
-        if terminal:
-            self._tasks.pop(task_id, None)
-            self._stuck_checked.pop(task_id, None)
-        else:
-            tracked = self._tasks.get(task_id)
-            if tracked is None:
-                self._tasks[task_id] = _Tracked(agent_id, state, now)
+    def updated(self, updates: list[tuple[str, str, int, bool]], now: float) -> None:
+        """Updates about tasks arrived (from agents or reconcile answers), as (task id,
+        agent id, state, terminal) in order: one call per message."""
+        tasks, stuck_checked = self._tasks, self._stuck_checked
+        for task_id, agent_id, state, terminal in updates:
+            if terminal:
+                tasks.pop(task_id, None)
+                stuck_checked.pop(task_id, None)
             else:
-                tracked.state, tracked.last_update = state, now
-                if agent_id:
-                    tracked.agent_id = agent_id
-        current = self._round
-        if current is not None and current.pending.pop(task_id, None) is not None and not current.pending:
-            self._finish_round(now)
+                tracked = tasks.get(task_id)
+                if tracked is None:
+                    tasks[task_id] = _Tracked(agent_id, state, now)
+                else:
+                    tracked.state = state
+                    tracked.last_update = now
+                    if agent_id:
+                        tracked.agent_id = agent_id
+            current = self._round
+            if current is not None and current.pending.pop(task_id, None) is not None and not current.pending:
+                self._finish_round(now)
 
     def tracks(self, task_id: str) -> bool:
         """Whether `task_id` is a non-terminal task of ours."""
         return task_id in self._tasks
+
+    def agent_of(self, task_id: str) -> str:
+        """The agent a non-terminal task of ours runs on ("" when unknown)."""
+        tracked = self._tasks.get(task_id)
+        return "" if tracked is None else tracked.agent_id
 
     @property
     def tasks(self) -> dict[str, tuple[str, int]]:

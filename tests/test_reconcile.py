@@ -21,10 +21,10 @@ def test_round_asks_for_every_non_terminal_task_and_converges_when_all_answered(
     assert query == Query((("a", "agent-1"), ("b", "agent-2")), RoundKind.EXPLICIT)
     assert learn == Query((), RoundKind.IMPLICIT)
     assert not r.converged
-    r.update("a", "agent-1", pb.TASK_RUNNING, False, 10.5)
+    r.updated([("a", "agent-1", pb.TASK_RUNNING, False)], 10.5)
     assert r.progress(10.5).remaining == 1
     assert not r.converged
-    r.update("b", "agent-2", pb.TASK_LOST, True, 11.0)
+    r.updated([("b", "agent-2", pb.TASK_LOST, True)], 11.0)
     assert r.converged
     assert r.tasks == {"a": ("agent-1", pb.TASK_RUNNING)}
 
@@ -40,7 +40,7 @@ def test_unanswered_tasks_are_asked_again_with_truncated_exponential_backoff() -
     r.track("a", "agent-1", pb.TASK_RUNNING, 0.0)
     r.track("b", "agent-1", pb.TASK_RUNNING, 0.0)
     r.start(0.0)
-    r.update("a", "agent-1", pb.TASK_RUNNING, False, 1.0)
+    r.updated([("a", "agent-1", pb.TASK_RUNNING, False)], 1.0)
     times = []
     now = 0.0
     for _ in range(5):
@@ -80,7 +80,7 @@ def test_periodic_implicit_round_then_explicit_for_what_it_did_not_cover() -> No
     r = make(periodic_interval=900.0, initial_backoff=2.0)
     r.track("a", "agent-1", pb.TASK_RUNNING, 0.0)
     r.start(0.0)
-    r.update("a", "agent-1", pb.TASK_RUNNING, False, 1.0)
+    r.updated([("a", "agent-1", pb.TASK_RUNNING, False)], 1.0)
     assert r.converged
     assert r.next_deadline() <= 901.0
     [implicit] = queries(r.due(901.0))
@@ -88,7 +88,7 @@ def test_periodic_implicit_round_then_explicit_for_what_it_did_not_cover() -> No
     assert r.converged  # an implicit round does not hold offers back
     [explicit] = queries(r.due(903.0))
     assert explicit.tasks == (("a", "agent-1"),)
-    r.update("a", "agent-1", pb.TASK_RUNNING, False, 903.5)
+    r.updated([("a", "agent-1", pb.TASK_RUNNING, False)], 903.5)
     assert r.progress(904.0).converged
 
 
@@ -109,18 +109,28 @@ def test_reset_holds_offers_until_the_next_round_converges() -> None:
     r = make()
     r.track("a", "agent-1", pb.TASK_RUNNING, 0.0)
     r.start(0.0)
-    r.update("a", "agent-1", pb.TASK_RUNNING, False, 1.0)
+    r.updated([("a", "agent-1", pb.TASK_RUNNING, False)], 1.0)
     assert r.converged
     r.reset()
     assert not r.converged
     r.start(5.0)
     assert not r.converged
-    r.update("a", "agent-1", pb.TASK_RUNNING, False, 6.0)
+    r.updated([("a", "agent-1", pb.TASK_RUNNING, False)], 6.0)
     assert r.converged
 
 
 def test_tasks_learnt_from_answers_are_tracked() -> None:
     r = make()
     r.start(0.0)
-    r.update("found", "agent-3", pb.TASK_RUNNING, False, 0.5)
+    r.updated([("found", "agent-3", pb.TASK_RUNNING, False)], 0.5)
     assert r.tasks == {"found": ("agent-3", pb.TASK_RUNNING)}
+
+
+def test_updates_of_one_message_apply_in_order():
+    r = make()
+    r.track("a", "agent-1", pb.TASK_STAGING, 0.0)
+    r.updated([("a", "agent-2", pb.TASK_RUNNING, False), ("b", "agent-1", pb.TASK_RUNNING, False)], 1.0)
+    assert r.tasks == {"a": ("agent-2", pb.TASK_RUNNING), "b": ("agent-1", pb.TASK_RUNNING)}
+    assert r.agent_of("a") == "agent-2" and r.agent_of("nope") == ""
+    r.updated([("a", "", pb.TASK_RUNNING, False), ("a", "", pb.TASK_FINISHED, True)], 2.0)
+    assert not r.tracks("a") and r.tracks("b") and r.agent_of("a") == ""

@@ -368,20 +368,20 @@ class SchedulerEngine(Engine):
         best-effort on the wire)."""
         tid = task_id.value
         self._send_kill(tid)
-        if tid in self.reconciler.tasks:
+        if self.reconciler.tracks(tid):
             self._kill_backoff[tid] = self.config.kill_retry_backoff
             self.set_timer(("kill", tid), now + self.config.kill_retry_backoff)
 
     def _send_kill(self, tid: str) -> None:
         msg = pb.Kill(framework_id=self.info.id, task_id=pb.TaskID(value=tid))
-        known = self.reconciler.tasks.get(tid)
-        if known is not None and known[0]:
-            msg.agent_id.value = known[0]
+        agent_id = self.reconciler.agent_of(tid)
+        if agent_id:
+            msg.agent_id.value = agent_id
         self._call(msg)
 
     def _retry_kill(self, tid: str, now: float) -> None:
         backoff = self._kill_backoff.get(tid)
-        if backoff is None or tid not in self.reconciler.tasks:
+        if backoff is None or not self.reconciler.tracks(tid):
             self._kill_backoff.pop(tid, None)
             return
         if self.subscription is Subscription.SUBSCRIBED:
