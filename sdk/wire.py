@@ -26,12 +26,16 @@ HEALTH_UNREPORTED, HEALTHY, UNHEALTHY = 0, 1, 2
 
 
 class UpdateMessage:
-    """Base of the three update messages: `rows`, update rows in order."""
+    """Base of the three update messages: `rows`, update rows in order. The three have
+    the same schema (one StatusColumns), so a message can be relayed as another with
+    the bytes it arrived in (`relay`): a decoded message keeps them, and its rows are
+    not to be changed."""
 
-    __slots__ = ("rows",)
+    __slots__ = ("rows", "_wire")
 
     def __init__(self, rows: list[Any] | None = None) -> None:
         self.rows: list[Any] = [] if rows is None else rows
+        self._wire: bytes | None = None
 
     @classmethod
     def FromString(cls, data: bytes) -> Any:  # noqa: N802 (protobuf's name)
@@ -40,9 +44,21 @@ class UpdateMessage:
             msg.rows = _core.decode_updates(data)
         except _core.ColumnsError as exc:
             raise DecodeError(f"{cls.__name__}: {exc}") from None
+        msg._wire = data
         return msg
 
+    @classmethod
+    def relay(cls, msg: UpdateMessage) -> Any:
+        """`msg`'s rows as a message of this class, sent as the bytes `msg` came in
+        when it was decoded (no encoding)."""
+        out = cls.__new__(cls)
+        out.rows = msg.rows
+        out._wire = msg._wire
+        return out
+
     def SerializeToString(self) -> bytes:  # noqa: N802
+        if self._wire is not None:
+            return self._wire
         return _core.encode_updates(self.rows)
 
     def __eq__(self, other: object) -> bool:

@@ -915,7 +915,10 @@ class MasterEngine(Engine):
         for fid, fw_rows in relayed.items():
             fw = frameworks.get(fid)
             if fw is not None and fw.connected:
-                self.send_rows(fw.transport, _UPDATES, fw_rows)
+                if len(fw_rows) == len(rows):  # every row, to one framework: the bytes as they came
+                    self.send(fw.transport, wire.Updates.relay(msg))
+                else:
+                    self.send_rows(fw.transport, _UPDATES, fw_rows)
         if reacks:
             self.send_rows(agent.transport, agent.ack_kind, reacks)
         counters = self.counters

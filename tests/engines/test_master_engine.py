@@ -195,6 +195,27 @@ def test_status_update_is_relayed_with_head_and_latest_state(cluster):
     assert not m.agents[aid].used and not m.allocator.allocated(fid)
 
 
+def test_a_message_whose_rows_all_go_to_one_framework_is_relayed_as_it_came(cluster):
+    """No decoding twice over: the master sends the bytes the agent sent when it relays
+    every row to one framework, and encodes the rows it keeps when it does not."""
+    m, aid, fid, offer = cluster
+    launch(m, fid, offer, command_task("t1", aid), command_task("t2", aid))
+    sent(m)
+    both = wire.StatusUpdateMessage(status_update(fid, aid, "t1", pb.TASK_RUNNING, b"u1").rows
+                                    + status_update(fid, aid, "t2", pb.TASK_RUNNING, b"v1").rows)
+    data = both.SerializeToString()
+    m.handle(A1, wire.StatusUpdateMessage.FromString(data), 3.0)
+    (action,) = [a for a in m.take_actions() if isinstance(getattr(a, "body", None), wire.Updates)]
+    assert action.body.SerializeToString() is data
+    assert [u.status.task_id.value for u in updates_in(action.body)] == ["t1", "t2"]
+    # a row the framework does not get (a retry of an update it acknowledged) is left out
+    feed(m, S1, wire.Acknowledge(fid, [(aid, "t1", b"u1")]), 3.1)
+    sent(m)
+    m.handle(A1, wire.StatusUpdateMessage.FromString(data), 3.2)
+    (relayed,) = bodies(m, wire.Updates, to=S1)
+    assert [u.status.task_id.value for u in updates_in(relayed)] == ["t2"]
+
+
 def test_task_is_forgotten_only_when_its_terminal_update_is_acked(cluster):
     m, aid, fid, offer = cluster
     launch(m, fid, offer, command_task("t1", aid))
