@@ -107,6 +107,7 @@ master_acks = _impl.relay.master_acks
 scheduler_updates = _impl.relay.scheduler_updates
 mark_acknowledged = _impl.relay.mark_acknowledged
 Callback = _impl.relay.Callback
+UpdateSource = _impl.relay.UpdateSource
 
 #: The implementation modules in use (`envelope.DRAIN_PATH` tells how drain receives,
 #: `envelope.SEND_PATH` how send_frame / encode_and_send send).
@@ -159,6 +160,7 @@ __all__ = [
     "scheduler_updates",
     "mark_acknowledged",
     "Callback",
+    "UpdateSource",
     "load_pure",
     "envelope",
     "heap",

@@ -1,10 +1,28 @@
 # C declarations Cython applies to relay.py (pure-Python mode).
 cimport cython
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from libc.string cimport memcpy
 
 from corral._core.acks cimport AckTracker, RecentUuids
-from corral._core.columns cimport agent_id_of
+from corral._core.columns cimport agent_id_of, status_fields
 
-cdef object _FORWARD, _DUPLICATE, _ACKED
+cdef bint _COMPILED, _LITTLE_ENDIAN
+cdef object _FORWARD, _DUPLICATE, _ACKED, _DOUBLE, _UUID
+
+
+@cython.final
+cdef class UpdateSource:
+    cdef public str framework_id
+    cdef public str executor_id
+    cdef public bytes stamp
+    cdef bytes _prefix
+    cdef bytes _uuid_key
+    cdef unsigned long long _count
+    cdef AckTracker _tracker
+
+    @cython.locals(tid=str, state=int, health=int, count="unsigned long long", uuid=bytes, data=bytes,
+                   out="char *", i=int, n=Py_ssize_t, m=Py_ssize_t, k=Py_ssize_t, row=tuple)
+    cpdef add(self, bytes serialised, double now)
 
 
 @cython.final

@@ -245,9 +245,12 @@ class Host:
     def arm_agent(self, total: int) -> None:
         rt = self.runtimes["agent"]
         engine: BenchAgent = rt.engine
+        # cleared here, not in `arm`: `agent_done` may wait before the agent's loop has
+        # run `arm`, and must not see the last round's event (done is only set once
+        # `arm` has set `expect`)
+        engine.done.clear()
 
         def arm() -> None:
-            engine.done.clear()
             engine.expect = engine.counters["status_updates_received"] + total
 
         rt.call_soon(arm)
@@ -406,9 +409,11 @@ def test_status_updates_end_to_end(benchmark, layout, batch, api):
             cpu_rounds.append(([host.cpu() - c for host, c in zip(hosts, cpu_before)],
                                (box_after[0] - box_before[0], box_after[1] - box_before[1])))
 
+        # the executor starts once the agent has its tasks (an agent answers an executor
+        # it does not know yet with a shutdown)
+        while h["agent"].agent_launched() < TASKS and time.time() < deadline + 60:
+            time.sleep(0.05)
         if api == "drivers":
-            while h["agent"].agent_launched() < TASKS and time.time() < deadline + 60:
-                time.sleep(0.05)
             h["executor"].executor_driver(agent_address, fid, TASKS)
         else:
             h["executor"].executor(agent_address, fid, TASKS)

@@ -11,9 +11,7 @@ it resends the head of every stream at once. No agent within the timeout: it shu
 from __future__ import annotations
 
 import enum
-import itertools
 import random
-import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,11 +57,6 @@ _UPDATES = (wire.ExecutorStatusUpdate,)
 #: the field (a parser keeps the last value of a field seen twice)
 _TIMESTAMP_KEY = pb.TaskStatus(timestamp=0.0).SerializePartialToString()[:-8]
 _UUID_KEY = pb.TaskStatus(uuid=bytes(16)).SerializePartialToString()[:-16]
-_DOUBLE = struct.Struct("<d").pack
-#: a uuid: the driver's random 8-byte prefix, then a counter (big-endian)
-_UUID = struct.Struct(">8sQ").pack
-_HEAD = _core.AddResult.FORWARD
-_status_fields = _core.status_fields
 
 
 class ExecutorEngine(Engine):
@@ -84,13 +77,11 @@ class ExecutorEngine(Engine):
         self.rng = rng or random.Random()
         self.registered = False
         self.agent_id = ""
-        #: our updates' uuids: 8 random bytes for this driver, then a counter
-        self._uuid_prefix = self.rng.randbytes(8)
-        self._uuid_counter = itertools.count()
-        #: what every status we send is stamped with (source, executor id, agent id), for
-        #: the agent id it was made for
-        self._stamp = (None, b"")
         self.updates = _core.AckTracker(status_update_backoff, 600.0, remember=0)  # (our uuids are unique)
+        #: stamps our updates and queues them on `updates`; uuids: 8 random bytes for
+        #: this driver, then a counter
+        self._source = _core.UpdateSource(framework_id, executor_id, self.rng.randbytes(8),
+                                          self._stamp_for(""), _UUID_KEY, self.updates)
         self.tasks: dict[str, pb.TaskInfo] = {}
 
     def start(self, now: float) -> None:
@@ -171,7 +162,7 @@ class ExecutorEngine(Engine):
         self.cancel_timer(("reregister",))
         self.agent_lost = False
         self.registered = True
-        self.agent_id = msg.agent_id.value
+        self._set_agent_id(msg.agent_id.value)
         self.emit(Callback(ExecutorEvent.REREGISTERED, msg.agent_info))
         for _key, _uuid, row in self.updates.resume(now):
             self._send_update(row)
@@ -181,7 +172,7 @@ class ExecutorEngine(Engine):
         if not self._from_agent(sender) or self.registered:
             return
         self.registered = True
-        self.agent_id = msg.agent_id.value
+        self._set_agent_id(msg.agent_id.value)
         self.cancel_timer(("register",))
         self.emit(Callback(ExecutorEvent.REGISTERED, msg.executor_info, msg.framework_info, msg.agent_info))
 
@@ -226,25 +217,23 @@ class ExecutorEngine(Engine):
         """Send `status` reliably: stamped with a new uuid, the time, our source, executor
         and agent ids (appended to its bytes, which protobuf merges: the user's message is
         neither copied nor changed)."""
-        uuid = _UUID(self._uuid_prefix, next(self._uuid_counter))
         # (SerializeToString raises EncodeError without a task id and state)
-        serialised = status.SerializeToString()
-        tid, state, health, _agent_id = _status_fields(serialised)
-        data = b"".join((serialised, self._stamp_for(self.agent_id), _DOUBLE(now), _UUID_KEY, uuid))
-        row = (self.framework_id, self.executor_id, tid, state, uuid, data, health, state)
-        if self.updates.add(tid, uuid, row, now) is _HEAD:
-            self._send_update(row)
+        row = self._source.add(status.SerializeToString(), now)
+        if row is not None:
+            self.send_row(self.agent, _UPDATES, row)
+
+    def _set_agent_id(self, agent_id: str) -> None:
+        self.agent_id = agent_id
+        self._source.stamp = self._stamp_for(agent_id)
 
     def _stamp_for(self, agent_id: str) -> bytes:
         """What to append to a user's serialised status, up to the timestamp's value:
         our source, executor and agent ids, and the timestamp's key."""
-        if self._stamp[0] != agent_id:
-            stamp = pb.TaskStatus(source=pb.TaskStatus.SOURCE_EXECUTOR)
-            stamp.executor_id.value = self.executor_id
-            if agent_id:
-                stamp.agent_id.value = agent_id
-            self._stamp = (agent_id, stamp.SerializePartialToString() + _TIMESTAMP_KEY)
-        return self._stamp[1]
+        stamp = pb.TaskStatus(source=pb.TaskStatus.SOURCE_EXECUTOR)
+        stamp.executor_id.value = self.executor_id
+        if agent_id:
+            stamp.agent_id.value = agent_id
+        return stamp.SerializePartialToString() + _TIMESTAMP_KEY
 
     def send_framework_message(self, data: bytes) -> None:
         self.send(self.agent, pb.ExecutorToAgentMessage(
