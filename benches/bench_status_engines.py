@@ -26,7 +26,7 @@ import pytest
 from corral import _core
 from corral.engines.agent import AgentConfig, AgentEngine
 from corral.engines.base import Callback, Send
-from corral.engines.executor import ExecutorEngine
+from corral.engines.executor import ExecutorEngine, serialise_status
 from corral.engines.master import MasterConfig, MasterEngine
 from corral.engines.scheduler import SchedulerEngine, SchedulerEvent
 from corral.protocol import BODY_CLASS, TYPE_NUMBER
@@ -121,7 +121,7 @@ def test_status_path_engines_in_one_thread(benchmark, batch):
         now[0] += 1.0
         for _ in range(UPDATES_PER_TASK):
             for status in statuses:
-                executor.send_status_update(status, now[0])
+                executor.send_status_update(serialise_status(status), now[0])
         wire.run(now[0])
 
     before = wire.scheduler.counters["updates"]

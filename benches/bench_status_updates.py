@@ -42,7 +42,7 @@ import pytest
 
 from corral.engines.agent import AgentConfig, AgentEngine, KillContainer, LaunchExecutor
 from corral.engines.base import Callback, MasterLost, on
-from corral.engines.executor import AllAcknowledged, ExecutorEngine, ExecutorEvent, Stop
+from corral.engines.executor import AllAcknowledged, ExecutorEngine, ExecutorEvent, Stop, serialise_status
 from corral.engines.master import MasterConfig, MasterEngine
 from corral.engines.scheduler import SchedulerEngine, SchedulerEvent
 from corral.executor import Executor, ExecutorDriver
@@ -292,7 +292,7 @@ class Host:
             for tid in work[start:end]:
                 status = pb.TaskStatus(state=pb.TASK_RUNNING)
                 status.task_id.value = tid
-                engine.send_status_update(status, now)
+                engine.send_status_update(serialise_status(status), now)
             if end < len(work):
                 rt.call_soon(send, end)
 

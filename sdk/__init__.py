@@ -47,6 +47,7 @@ from corral.protos.corral_pb2 import (
     TASK_UNREACHABLE,
 )
 from corral.engines.common import TERMINAL_STATES, is_terminal, state_name
+from corral.engines.executor import InvalidStatusUpdate
 from corral.resources import Resources, ResourceError
 from corral.scheduler import FrameworkIdStore, Scheduler, SchedulerDriver
 from corral.tasks import (
@@ -62,7 +63,7 @@ from corral.tasks import (
 __all__ = [
     "__version__",
     "AgentID", "AgentInfo", "Attribute", "CommandInfo", "DriverStatus", "Executor", "ExecutorDriver",
-    "ExecutorID", "ExecutorInfo", "Filters", "FrameworkID", "FrameworkIdStore", "FrameworkInfo", "HealthCheck", "KillPolicy",
+    "ExecutorID", "ExecutorInfo", "Filters", "FrameworkID", "FrameworkIdStore", "FrameworkInfo", "HealthCheck", "InvalidStatusUpdate", "KillPolicy",
     "MasterInfo", "Offer", "OfferID", "Resource", "ResourceError", "Resources", "Scheduler", "SchedulerDriver",
     "TaskID", "TaskInfo", "TaskState", "TaskStatus", "Value",
     "TASK_DROPPED", "TASK_ERROR", "TASK_FAILED", "TASK_FINISHED", "TASK_GONE", "TASK_GONE_BY_OPERATOR",

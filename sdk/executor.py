@@ -13,7 +13,7 @@ import threading
 
 from corral.driver import DriverBase, DriverStatus
 from corral.engines.base import Callback
-from corral.engines.executor import AllAcknowledged, ExecutorEngine, ExecutorEvent, Stop
+from corral.engines.executor import AllAcknowledged, ExecutorEngine, ExecutorEvent, Stop, serialise_status
 from corral.protos import corral_pb2 as pb
 from corral.runtime import Runtime
 
@@ -100,8 +100,16 @@ class ExecutorDriver(DriverBase):
             self.abort()
 
     def send_status_update(self, status: pb.TaskStatus) -> DriverStatus:
-        """Send `status` reliably: it is retried until the agent acknowledges it."""
-        return self._call(lambda: self.engine.send_status_update(status, self._now()))
+        """Send `status` reliably: it is retried until the agent acknowledges it. The
+        status is taken as it is now (changing it afterwards changes nothing sent);
+        InvalidStatusUpdate, and nothing sent, without a task id or state or for
+        TASK_STAGING."""
+        return self._call(self._send_status_update, serialise_status(status))
+
+    def _send_status_update(self, data: bytes) -> None:
+        """On the I/O thread."""
+        runtime = self._runtime
+        runtime.engine.send_status_update(data, runtime.clock())
 
     def _check_flushed(self) -> None:
         """On the I/O thread: wake `stop` once nothing is waiting for an ack."""

@@ -68,8 +68,8 @@ class Runtime:
         #: how each kind of action is carried out (`add_performer` adds the daemons' own)
         self._performers: dict[type, Performer] = {Send: self._send}
         self._commands: collections.deque[tuple[Callable[..., Any], tuple[Any, ...]]] = collections.deque()
-        #: the loop may be blocked in `wait` (set before it looks at the commands): only
-        #: then does a new command need to wake it
+        #: the loop may be blocked in `wait` (set before it looks at the commands) and no
+        #: command has woken it yet: only then does a new command need to wake it
         self._waiting = False
         self._after_perform: list[threading.Event] = []
         self._stopping = threading.Event()
@@ -129,6 +129,10 @@ class Runtime:
         """Thread-safe: run fn(*args) on the I/O thread, then perform the engine's actions."""
         self._commands.append((fn, args))
         if self._waiting:  # (read after the append: see `run`)
+            # one wake-up per wait: the commands that follow it, while the loop has not
+            # yet run, find it cleared (a user thread calling in a loop would otherwise
+            # send one per call until the I/O thread gets the GIL back)
+            self._waiting = False
             self.transport.wake()
 
     def call(self, fn: Callable[..., Any], *args: Any, timeout: float = 10.0) -> Any:

@@ -44,6 +44,22 @@ def test_a_command_from_another_thread_wakes_a_waiting_loop(runtime):
     assert runtime.wakes and all(t is threading.current_thread() for t in runtime.wakes)
 
 
+def test_commands_in_a_burst_wake_the_waiting_loop_once(runtime):
+    runtime.call(lambda: None)
+    deadline = time.monotonic() + 5
+    while not runtime._waiting and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert runtime._waiting
+    ran = []
+    before = len(runtime.wakes)
+    with runtime.lock:  # the woken loop cannot run the commands and wait again meanwhile
+        for i in range(100):
+            runtime.call_soon(ran.append, i)
+        assert len(runtime.wakes) - before == 1
+    runtime.call(lambda: None)
+    assert ran == list(range(100))
+
+
 def test_commands_queued_on_the_io_thread_do_not_wake_it(runtime):
     ran = []
 

@@ -50,6 +50,24 @@ class AllAcknowledged:
     """Every status update sent so far has been acknowledged by the agent."""
 
 
+class InvalidStatusUpdate(ValueError):
+    """A status an executor may not send (raised to the caller, nothing is sent)."""
+
+
+def serialise_status(status: pb.TaskStatus) -> bytes:
+    """`status`'s bytes, as `ExecutorEngine.send_status_update` takes them: made where
+    the user calls (a driver serialises in the caller's thread, so a status changed
+    after the call is sent as it was). InvalidStatusUpdate without a task id or state,
+    or for TASK_STAGING (the master's state, never an executor's, as in Mesos)."""
+    if not status.task_id.value or not status.HasField("state"):
+        missing = " and ".join(name for name, ok in (("a task id", status.task_id.value), ("a state", status.HasField("state")))
+                               if not ok)
+        raise InvalidStatusUpdate(f"a status update needs {missing}: {status!r}")
+    if status.state == pb.TASK_STAGING:
+        raise InvalidStatusUpdate(f"an executor may not send TASK_STAGING (task {status.task_id.value!r})")
+    return status.SerializeToString()
+
+
 #: the kind of batch the executor's updates travel in (see `Engine.send_row`)
 _UPDATES = (wire.ExecutorStatusUpdate,)
 #: the keys (and, for the uuid, the length) that go before a TaskStatus's timestamp and
@@ -213,12 +231,11 @@ class ExecutorEngine(Engine):
         self.send_row(self.agent, _UPDATES, row)
 
     # -- calls from the user's Executor ---------------------------------------
-    def send_status_update(self, status: pb.TaskStatus, now: float) -> None:
-        """Send `status` reliably: stamped with a new uuid, the time, our source, executor
-        and agent ids (appended to its bytes, which protobuf merges: the user's message is
-        neither copied nor changed)."""
-        # (SerializeToString raises EncodeError without a task id and state)
-        row = self._source.add(status.SerializeToString(), now)
+    def send_status_update(self, data: bytes, now: float) -> None:
+        """Send a status (`data`, from `serialise_status`) reliably: stamped with a new
+        uuid, the time, our source, executor and agent ids (appended to its bytes, which
+        protobuf merges)."""
+        row = self._source.add(data, now)
         if row is not None:
             self.send_row(self.agent, _UPDATES, row)
 

@@ -58,7 +58,7 @@ from corral.engines.agent import (
 )
 from corral.engines.base import Callback, Engine, MasterLost, Send
 from corral.engines.common import has_capability
-from corral.engines.executor import AllAcknowledged, ExecutorEngine, Stop
+from corral.engines.executor import AllAcknowledged, ExecutorEngine, Stop, serialise_status
 from corral.engines.master import REGISTRY_ACTIONS, MasterConfig, MasterEngine, RegistryState, apply_to_registry
 from corral.engines.scheduler import Abort, SchedulerConfig, SchedulerEngine
 from corral.executor import Executor
@@ -521,8 +521,9 @@ class SimExecutorDriver:
         return self.engine.executor_id
 
     def send_status_update(self, status: pb.TaskStatus) -> DriverStatus:
+        data = serialise_status(status)  # (bad input raises, as the real driver's)
         if self.status is DriverStatus.RUNNING:
-            self.engine.send_status_update(status, self.cluster.clock.now)
+            self.engine.send_status_update(data, self.cluster.clock.now)
         return self.status
 
     def send_framework_message(self, data: bytes) -> DriverStatus:

@@ -25,7 +25,7 @@ from corral.engines.agent import (
     RecoverMode,
 )
 from corral.engines.base import Callback, Send
-from corral.engines.executor import ExecutorEngine, ExecutorEvent, Stop
+from corral.engines.executor import ExecutorEngine, ExecutorEvent, Stop, serialise_status
 from corral.protocol import PeerEvent
 from corral.protos import corral_pb2 as pb
 
@@ -267,7 +267,7 @@ def executor(checkpoint: bool) -> ExecutorEngine:
 
 def test_executor_reregisters_with_a_restarted_agent_and_resends_its_updates() -> None:
     engine = executor(checkpoint=True)
-    engine.send_status_update(pb.TaskStatus(task_id=pb.TaskID(value="t1"), state=pb.TASK_FINISHED), 1.0)
+    engine.send_status_update(serialise_status(pb.TaskStatus(task_id=pb.TaskID(value="t1"), state=pb.TASK_FINISHED)), 1.0)
     engine.take_actions()
     engine.peer_event(AGENT, PeerEvent.DISCONNECTED, 1.5)
     assert [a.event for a in others(engine.take_actions(), Callback)] == [ExecutorEvent.DISCONNECTED]

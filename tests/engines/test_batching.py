@@ -11,7 +11,7 @@ import pytest
 from corral import wire
 from corral.engines import base
 from corral.engines.base import Engine, Send
-from corral.engines.executor import ExecutorEngine
+from corral.engines.executor import ExecutorEngine, serialise_status
 from corral.protos import corral_pb2 as pb
 
 from engine_helpers import roundtrip, updates_in
@@ -74,7 +74,7 @@ def test_a_batching_executor_sends_the_heads_of_its_streams_in_one_message():
     executor = ExecutorEngine("fw", "exec", A, B, rng=random.Random(1))
     executor.batch = True
     for tid in ("t1", "t2", "t1", "t3"):  # the second update of t1 waits for the first's ack
-        executor.send_status_update(pb.TaskStatus(task_id=pb.TaskID(value=tid), state=pb.TASK_RUNNING), 1.0)
+        executor.send_status_update(serialise_status(pb.TaskStatus(task_id=pb.TaskID(value=tid), state=pb.TASK_RUNNING)), 1.0)
     (to, body), = sends(executor)
     assert to == A and isinstance(body, wire.ExecutorStatusUpdate)
     assert [u.status.task_id.value for u in updates_in(roundtrip(body))] == ["t1", "t2", "t3"]

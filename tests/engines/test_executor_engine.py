@@ -4,7 +4,7 @@ from __future__ import annotations
 import random
 
 from corral import wire
-from corral.engines.executor import AllAcknowledged, ExecutorEngine
+from corral.engines.executor import AllAcknowledged, ExecutorEngine, serialise_status
 from corral.protos import corral_pb2 as pb
 
 from engine_helpers import bodies, feed, framework_info, others, sent
@@ -27,7 +27,7 @@ def registered() -> ExecutorEngine:
 
 
 def send(e: ExecutorEngine, tid: str, state: int, now: float) -> None:
-    e.send_status_update(pb.TaskStatus(task_id=pb.TaskID(value=tid), state=state), now)
+    e.send_status_update(serialise_status(pb.TaskStatus(task_id=pb.TaskID(value=tid), state=state)), now)
 
 
 def updates(e: ExecutorEngine) -> list[pb.StatusUpdate]:
@@ -89,3 +89,32 @@ def test_stale_ack_does_not_release_the_next_update():
     stale.rows[0] = (stale.rows[0][0], b"x" * 16)
     feed(e, AGENT, stale, 2.0)
     assert updates(e) == [] and e.unacknowledged() == 2
+
+
+def test_a_status_an_executor_may_not_send_is_refused_where_it_is_made() -> None:
+    import pytest
+
+    from corral import InvalidStatusUpdate
+    from corral.executor import Executor, ExecutorDriver
+
+    with pytest.raises(InvalidStatusUpdate, match="needs a task id and a state"):
+        serialise_status(pb.TaskStatus())
+    with pytest.raises(InvalidStatusUpdate, match="needs a state"):
+        serialise_status(pb.TaskStatus(task_id=pb.TaskID(value="t1")))
+    with pytest.raises(InvalidStatusUpdate, match="may not send TASK_STAGING.*'t1'"):
+        serialise_status(pb.TaskStatus(task_id=pb.TaskID(value="t1"), state=pb.TASK_STAGING))
+    # the driver raises to its caller (not on its I/O thread, where it would only be logged)
+    driver = ExecutorDriver(Executor(), {"CORRAL_AGENT_ENDPOINT": AGENT, "CORRAL_FRAMEWORK_ID": FID,
+                                         "CORRAL_EXECUTOR_ID": EID})
+    with pytest.raises(InvalidStatusUpdate):
+        driver.send_status_update(pb.TaskStatus(state=pb.TASK_RUNNING))
+
+
+def test_the_update_sent_is_the_status_as_it_was_when_it_was_serialised() -> None:
+    e = registered()
+    status = pb.TaskStatus(task_id=pb.TaskID(value="t1"), state=pb.TASK_RUNNING, message="first")
+    data = serialise_status(status)
+    status.message = "changed later"
+    e.send_status_update(data, 1.0)
+    (update,) = updates(e)
+    assert update.status.message == "first" and update.status.state == pb.TASK_RUNNING
