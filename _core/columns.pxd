@@ -53,11 +53,14 @@ cdef class _Reader:
 @cython.locals(reader=_Reader)
 cdef _Reader _reader(bytes data, Py_ssize_t pos, Py_ssize_t end)
 
-cdef Py_ssize_t _ID_CACHE_SLOTS, _TASK_ID_CACHE_SLOTS
+cdef Py_ssize_t _CACHE_WAYS, _ID_CACHE_SLOTS, _TASK_ID_CACHE_SLOTS, _next_way
 cdef list _ID_CACHE, _TASK_ID_CACHE
+cdef unsigned int _ID_HASHES[64]  # _ID_CACHE_SLOTS
+cdef unsigned int _TASK_ID_HASHES[32768]  # _TASK_ID_CACHE_SLOTS
 
-@cython.locals(slot="unsigned int", i=Py_ssize_t, cached=str, known="const char*", size=Py_ssize_t, text=str)
-cdef str _cached_text(cbuf src, Py_ssize_t n, list cache, Py_ssize_t slots)
+@cython.locals(h="unsigned int", i=Py_ssize_t, base=Py_ssize_t, free=Py_ssize_t, way=Py_ssize_t, slot=Py_ssize_t,
+               cached=str, known="const char*", size=Py_ssize_t, text=str)
+cdef str _cached_text(cbuf src, Py_ssize_t n, list cache, unsigned int* hashes, Py_ssize_t slots)
 
 cdef str _cached_id(cbuf src, Py_ssize_t n)
 

@@ -15,6 +15,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from google.protobuf.message import EncodeError
+
 from corral import wire
 from corral import _core
 from corral.engines.base import Callback, Engine, on
@@ -50,6 +52,9 @@ class AllAcknowledged:
     """Every status update sent so far has been acknowledged by the agent."""
 
 
+_STAGING = pb.TASK_STAGING
+
+
 class InvalidStatusUpdate(ValueError):
     """A status an executor may not send (raised to the caller, nothing is sent)."""
 
@@ -59,13 +64,17 @@ def serialise_status(status: pb.TaskStatus) -> bytes:
     the user calls (a driver serialises in the caller's thread, so a status changed
     after the call is sent as it was). InvalidStatusUpdate without a task id or state,
     or for TASK_STAGING (the master's state, never an executor's, as in Mesos)."""
-    if not status.task_id.value or not status.HasField("state"):
-        missing = " and ".join(name for name, ok in (("a task id", status.task_id.value), ("a state", status.HasField("state")))
-                               if not ok)
-        raise InvalidStatusUpdate(f"a status update needs {missing}: {status!r}")
-    if status.state == pb.TASK_STAGING:
+    try:
+        data = status.SerializeToString()
+    except EncodeError:  # (task_id and state are required fields)
+        missing = " and ".join(name for name, field in (("a task id", "task_id"), ("a state", "state"))
+                               if not status.HasField(field))
+        raise InvalidStatusUpdate(f"a status update needs {missing or 'its required fields'}: {status!r}") from None
+    if status.state == _STAGING:
         raise InvalidStatusUpdate(f"an executor may not send TASK_STAGING (task {status.task_id.value!r})")
-    return status.SerializeToString()
+    if not status.task_id.value:
+        raise InvalidStatusUpdate(f"a status update needs a task id, not an empty one: {status!r}")
+    return data
 
 
 #: the kind of batch the executor's updates travel in (see `Engine.send_row`)

@@ -103,6 +103,8 @@ def test_a_status_an_executor_may_not_send_is_refused_where_it_is_made() -> None
         serialise_status(pb.TaskStatus(task_id=pb.TaskID(value="t1")))
     with pytest.raises(InvalidStatusUpdate, match="may not send TASK_STAGING.*'t1'"):
         serialise_status(pb.TaskStatus(task_id=pb.TaskID(value="t1"), state=pb.TASK_STAGING))
+    with pytest.raises(InvalidStatusUpdate, match="not an empty one"):
+        serialise_status(pb.TaskStatus(task_id=pb.TaskID(value=""), state=pb.TASK_RUNNING))
     # the driver raises to its caller (not on its I/O thread, where it would only be logged)
     driver = ExecutorDriver(Executor(), {"CORRAL_AGENT_ENDPOINT": AGENT, "CORRAL_FRAMEWORK_ID": FID,
                                          "CORRAL_EXECUTOR_ID": EID})
