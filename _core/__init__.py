@@ -99,6 +99,8 @@ decode_acks = _impl.columns.decode_acks
 encode_acks = _impl.columns.encode_acks
 status_fields = _impl.columns.status_fields
 agent_id_of = _impl.columns.agent_id_of
+encode_reconcile = _impl.columns.encode_reconcile
+answer_status = _impl.columns.answer_status
 agent_intake = _impl.relay.agent_intake
 agent_acks = _impl.relay.agent_acks
 executor_acks = _impl.relay.executor_acks
@@ -152,6 +154,8 @@ __all__ = [
     "encode_acks",
     "status_fields",
     "agent_id_of",
+    "encode_reconcile",
+    "answer_status",
     "agent_intake",
     "agent_acks",
     "executor_acks",

@@ -10,7 +10,7 @@ ctypedef unsigned char* wbuf
 
 cdef bint _COMPILED
 cdef int _VARINT, _I64, _LEN, _I32, _STRING_FIELDS, _ROW_WIDTH
-cdef long _MAX_STATE, _MAX_HEALTH
+cdef long _MAX_STATE, _MAX_HEALTH, _HEALTHY
 cdef unsigned long long _LOW32, _INT32_MAX, _TWO32
 
 
@@ -144,3 +144,20 @@ cpdef tuple decode_acks(bytes data, int width)
 
 @cython.locals(out=bytearray, base=Py_ssize_t)
 cpdef bytes encode_acks(str first, str second, list rows)
+
+@cython.locals(inner=bytearray)
+cdef int _id_field(bytearray out, int key, value) except -1
+
+cdef Py_ssize_t _id_field_size(value) except -1
+
+@cython.locals(src="const char*", n=Py_ssize_t)
+cdef Py_ssize_t _w_id(wbuf w, Py_ssize_t pos, int key, value) except -1
+
+@cython.locals(size=Py_ssize_t, entry=Py_ssize_t, row=tuple, out=bytes, w=wbuf, pos=Py_ssize_t)
+cdef bytes _encode_reconcile_compiled(str framework_id, list tasks)
+
+@cython.locals(out=bytearray, entry=bytearray)
+cpdef bytes encode_reconcile(str framework_id, list tasks)
+
+@cython.locals(size=Py_ssize_t, out=bytes, w=wbuf, pos=Py_ssize_t, buf=bytearray)
+cpdef bytes answer_status(str task_id, long state, str agent_id, long health, bytes shared)

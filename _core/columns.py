@@ -1,6 +1,7 @@
 """Protobuf wire codec for the status path: StatusColumns (inside ExecutorStatusUpdate,
 StatusUpdateMessage and Updates) and the three acks of corral.proto, straight between
-wire bytes and Python rows, with no protobuf objects in between.
+wire bytes and Python rows, with no protobuf objects in between; and the two bulk
+messages of reconciliation: a Reconcile call's tasks, the master's answer statuses.
 
 The bytes are exactly protobuf's (tests check both directions against the generated
 classes): fields in number order, packed varint columns, strings as UTF-8. Decoding
@@ -38,6 +39,7 @@ MAX_STATE = 13
 MAX_HEALTH = 2
 _MAX_STATE = MAX_STATE  # C copies in the compiled build
 _MAX_HEALTH = MAX_HEALTH
+_HEALTHY = 1
 #: an int32 varint's low 32 bits, and what to take off the negative ones (C integers in
 #: the compiled build: a literal this large would be a Python int there)
 _LOW32 = 0xFFFFFFFF
@@ -682,3 +684,103 @@ def encode_acks(first, second, rows):
     for row in rows:
         _put_blob(out, 4 << 3 | _LEN, row[base + 1])
     return bytes(out)
+
+
+# -- reconciliation: the tasks of a call, the status of an answer ----------------------
+def _id_field(out, key, value):
+    """An id submessage ({required string value = 1}) holding `value`, as field `key`."""
+    inner = bytearray()
+    _put_blob(inner, 1 << 3 | _LEN, _text_bytes(value))
+    _put_blob(out, key, inner)
+    return 0
+
+
+def _id_field_size(value):
+    return _blob_size(_text_size(value))
+
+
+def _w_id(w, pos, key, value):
+    src = _utf8(value, cython.address(n))
+    w[pos] = key
+    pos = _w_varint(w, pos + 1, _blob_size(n))
+    return _w_blob(w, pos, 1 << 3 | _LEN, src, n)
+
+
+def _encode_reconcile_compiled(framework_id, tasks):
+    size = _id_field_size(framework_id)
+    for row in tasks:
+        _check_ack_row(row, 2)
+        entry = _id_field_size(row[0])
+        if row[1]:
+            entry += _id_field_size(row[1])
+        size += _blob_size(entry)
+    out = PyBytes_FromStringAndSize(cython.NULL, size)
+    w = cython.cast(wbuf, PyBytes_AS_STRING(out))
+    pos = _w_id(w, 0, 1 << 3 | _LEN, framework_id)
+    for row in tasks:
+        entry = _id_field_size(row[0])
+        if row[1]:
+            entry += _id_field_size(row[1])
+        w[pos] = 2 << 3 | _LEN
+        pos = _w_varint(w, pos + 1, entry)
+        pos = _w_id(w, pos, 1 << 3 | _LEN, row[0])
+        if row[1]:
+            pos = _w_id(w, pos, 2 << 3 | _LEN, row[1])
+    return _finish(out, w, pos)
+
+
+def encode_reconcile(framework_id, tasks):
+    """The bytes of a Reconcile call of the framework `framework_id` naming `tasks`,
+    (task id, agent id) pairs, the agent id "" when unknown (no agent_id field)."""
+    if _COMPILED:
+        return _encode_reconcile_compiled(framework_id, tasks)
+    out = bytearray()
+    _id_field(out, 1 << 3 | _LEN, framework_id)
+    for row in tasks:
+        _check_ack_row(row, 2)
+        entry = bytearray()
+        _id_field(entry, 1 << 3 | _LEN, row[0])
+        if row[1]:
+            _id_field(entry, 2 << 3 | _LEN, row[1])
+        _put_blob(out, 2 << 3 | _LEN, entry)
+    return bytes(out)
+
+
+def answer_status(task_id, state, agent_id, health, shared):
+    """The bytes of a TaskStatus the master makes: `task_id` (field 1), `state` (2),
+    then `shared` as it is (the serialised fields its answers have in common: message,
+    source, reason, timestamp), then the agent id (7) unless "" and `healthy` (11) when
+    `health` is reported. Not in field-number order, which protobuf parses the same."""
+    if not 0 <= state <= _MAX_STATE or not 0 <= health <= _MAX_HEALTH:
+        raise ColumnsError(f"a state or health out of range: {state}, {health}")
+    if _COMPILED:
+        size = _id_field_size(task_id) + 1 + _varint_size(state) + len(shared)
+        if agent_id:
+            size += _id_field_size(agent_id)
+        if health:
+            size += 2
+        out = PyBytes_FromStringAndSize(cython.NULL, size)
+        w = cython.cast(wbuf, PyBytes_AS_STRING(out))
+        pos = _w_id(w, 0, 1 << 3 | _LEN, task_id)
+        w[pos] = 2 << 3 | _VARINT
+        pos = _w_varint(w, pos + 1, state)
+        memcpy(w + pos, PyBytes_AS_STRING(shared), len(shared))
+        pos += len(shared)
+        if agent_id:
+            pos = _w_id(w, pos, 7 << 3 | _LEN, agent_id)
+        if health:
+            w[pos] = 11 << 3 | _VARINT
+            w[pos + 1] = 1 if health == _HEALTHY else 0
+            pos += 2
+        return _finish(out, w, pos)
+    buf = bytearray()
+    _id_field(buf, 1 << 3 | _LEN, task_id)
+    buf.append(2 << 3 | _VARINT)
+    _put_varint(buf, state)
+    buf += shared
+    if agent_id:
+        _id_field(buf, 7 << 3 | _LEN, agent_id)
+    if health:
+        buf.append(11 << 3 | _VARINT)
+        buf.append(1 if health == _HEALTHY else 0)
+    return bytes(buf)

@@ -171,13 +171,8 @@ class SchedulerEngine(Engine):
     def _reconcile_actions(self, items: list[Query | Escalation], now: float) -> None:
         for item in items:
             if isinstance(item, Query):
-                msg = pb.Reconcile(framework_id=self.info.id)
-                for tid, agent_id in item.tasks:
-                    entry = msg.tasks.add(task_id=pb.TaskID(value=tid))
-                    if agent_id:
-                        entry.agent_id.value = agent_id
                 self.counters["reconcile_calls"] += 1
-                self.send(self.master, msg)
+                self.send(self.master, self._reconcile_call(list(item.tasks)))
             else:
                 self.counters["escalations"] += 1
                 progress = item.progress
@@ -392,12 +387,12 @@ class SchedulerEngine(Engine):
         self.set_timer(("kill", tid), now + backoff)
 
     def reconcile(self, statuses: Iterable[pb.TaskStatus]) -> None:
-        msg = pb.Reconcile(framework_id=self.info.id)
-        for status in statuses:
-            entry = msg.tasks.add(task_id=status.task_id)
-            if status.HasField("agent_id"):
-                entry.agent_id.CopyFrom(status.agent_id)
-        self._call(msg)
+        self._call(self._reconcile_call([(status.task_id.value, status.agent_id.value) for status in statuses]))
+
+    def _reconcile_call(self, tasks: list[tuple[str, str]]) -> pb.Reconcile:
+        """The Reconcile call naming `tasks` ((task id, agent id or "")), none for an
+        implicit one (written by `_core`, no protobuf object per task)."""
+        return pb.Reconcile.FromString(_core.encode_reconcile(self.info.id.value, tasks))
 
     def send_framework_message(self, executor_id: pb.ExecutorID, agent_id: pb.AgentID, data: bytes) -> None:
         self._call(pb.FrameworkToExecutor(framework_id=self.info.id, agent_id=agent_id,

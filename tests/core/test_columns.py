@@ -249,3 +249,42 @@ def test_agent_id_of_is_what_protobuf_reads():
         assert core.agent_id_of(data) == pb.TaskStatus.FromString(data).agent_id.value
     with pytest.raises(core.ColumnsError, match="past the end"):
         core.agent_id_of(b"\x3a\x09\x0a\x01a")
+
+
+@pytest.mark.parametrize("tasks", [[], [("t1", "")], [("t-ü", "a-1"), ("t2", ""), ("t3", "a" * 200)],
+                                   [(f"task-{i}", f"S{i % 7}") for i in range(300)]])
+def test_a_reconcile_call_is_protobufs_bytes(tasks):
+    expected = pb.Reconcile(framework_id=pb.FrameworkID(value="fw-ü"))
+    for tid, agent_id in tasks:
+        entry = expected.tasks.add(task_id=pb.TaskID(value=tid))
+        if agent_id:
+            entry.agent_id.value = agent_id
+    assert core.encode_reconcile("fw-ü", tasks) == expected.SerializeToString()
+    assert core.load_pure().columns.encode_reconcile("fw-ü", tasks) == expected.SerializeToString()
+
+
+def test_a_reconcile_call_refuses_what_is_not_a_pair_of_strs():
+    with pytest.raises(core.ColumnsError, match="tuple of 2 fields"):
+        core.encode_reconcile("fw", [("t1", "a", "x")])
+    with pytest.raises(core.ColumnsError, match="is a bytes, not a str"):
+        core.encode_reconcile("fw", [(b"t1", "a")])
+
+
+@pytest.mark.parametrize("state, agent_id, health", [
+    (pb.TASK_RUNNING, "a-1", 0), (pb.TASK_LOST, "", 1), (pb.TASK_FINISHED, "a-ü" * 50, 2), (pb.TASK_UNKNOWN, None, 0),
+])
+def test_an_answer_status_parses_to_the_status_protobuf_builds(state, agent_id, health):
+    shared = pb.TaskStatus(source=pb.TaskStatus.SOURCE_MASTER, timestamp=12.5, message="reconciliation",
+                           reason=pb.TaskStatus.REASON_RECONCILIATION).SerializePartialToString()
+    expected = pb.TaskStatus(task_id=pb.TaskID(value="task-7"), state=state, source=pb.TaskStatus.SOURCE_MASTER,
+                             timestamp=12.5, message="reconciliation", reason=pb.TaskStatus.REASON_RECONCILIATION)
+    if agent_id:
+        expected.agent_id.value = agent_id
+    if health:
+        expected.healthy = health == 1
+    for build in (core.columns, core.load_pure().columns):
+        data = build.answer_status("task-7", state, agent_id, health, shared)
+        assert pb.TaskStatus.FromString(data) == expected
+        assert core.status_fields(data) == ("task-7", state, health, agent_id or "")
+    with pytest.raises(core.ColumnsError, match="out of range: 99, 0"):
+        core.answer_status("t", 99, "a", 0, shared)
