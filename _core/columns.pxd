@@ -153,7 +153,10 @@ cdef Py_ssize_t _id_field_size(value) except -1
 @cython.locals(src="const char*", n=Py_ssize_t)
 cdef Py_ssize_t _w_id(wbuf w, Py_ssize_t pos, int key, value) except -1
 
-@cython.locals(size=Py_ssize_t, entry=Py_ssize_t, row=tuple, out=bytes, w=wbuf, pos=Py_ssize_t)
+@cython.locals(size=Py_ssize_t)
+cdef Py_ssize_t _reconcile_entry_size(tuple row) except -1
+
+@cython.locals(size=Py_ssize_t, row=tuple, out=bytes, w=wbuf, pos=Py_ssize_t)
 cdef bytes _encode_reconcile_compiled(str framework_id, list tasks)
 
 @cython.locals(out=bytearray, entry=bytearray)

@@ -706,23 +706,25 @@ def _w_id(w, pos, key, value):
     return _w_blob(w, pos, 1 << 3 | _LEN, src, n)
 
 
+def _reconcile_entry_size(row):
+    """The size of a Reconcile.Task holding the (task id, agent id) `row`."""
+    size = _id_field_size(row[0])
+    if row[1]:
+        size += _id_field_size(row[1])
+    return size
+
+
 def _encode_reconcile_compiled(framework_id, tasks):
     size = _id_field_size(framework_id)
     for row in tasks:
         _check_ack_row(row, 2)
-        entry = _id_field_size(row[0])
-        if row[1]:
-            entry += _id_field_size(row[1])
-        size += _blob_size(entry)
+        size += _blob_size(_reconcile_entry_size(row))
     out = PyBytes_FromStringAndSize(cython.NULL, size)
     w = cython.cast(wbuf, PyBytes_AS_STRING(out))
     pos = _w_id(w, 0, 1 << 3 | _LEN, framework_id)
     for row in tasks:
-        entry = _id_field_size(row[0])
-        if row[1]:
-            entry += _id_field_size(row[1])
         w[pos] = 2 << 3 | _LEN
-        pos = _w_varint(w, pos + 1, entry)
+        pos = _w_varint(w, pos + 1, _reconcile_entry_size(row))
         pos = _w_id(w, pos, 1 << 3 | _LEN, row[0])
         if row[1]:
             pos = _w_id(w, pos, 2 << 3 | _LEN, row[1])
