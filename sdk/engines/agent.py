@@ -37,6 +37,7 @@ the master, carrying its tasks and their unacknowledged updates.
 from __future__ import annotations
 
 import enum
+import logging
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +51,7 @@ from corral.protocol import MessageType as T
 from corral.protocol import PeerEvent
 from corral.protos import corral_pb2 as pb
 
+log = logging.getLogger(__name__)
 Reason = pb.TaskStatus.Reason
 SOURCE_AGENT = pb.TaskStatus.SOURCE_AGENT
 #: the kind of batch updates to the master travel in (see `Engine.send_row`)
@@ -447,6 +449,7 @@ class AgentEngine(Engine):
         if self._agent_checkpointed and agent_id != self.agent_id:
             self.info.id.value = agent_id
             self.emit(CheckpointAgent(_copy(self.info)))
+        log.info("registered with master %s as agent %s", self.master, agent_id)
         self.agent_id = agent_id
         self.info.id.value = agent_id
         self.connection = Connection.REGISTERED
@@ -466,6 +469,7 @@ class AgentEngine(Engine):
             self._master_lost(now)
 
     def _master_lost(self, now: float) -> None:
+        log.info("lost master %s; registering again", self.master)
         self.connection = Connection.DISCONNECTED
         self.cancel_timer(("ping_timeout",))
         self.updates.pause()
@@ -497,7 +501,9 @@ class AgentEngine(Engine):
             self._held_launches.append(msg)
             return
         if self.connection is not Connection.REGISTERED:
-            return  # reregistering: the master learns from our report that we lack the task
+            log.info("launch of task %s dropped while reregistering (the master learns from our report)",
+                     msg.task.task_id.value)
+            return
         fid = msg.framework.id.value
         task = msg.task
         tid = task.task_id.value

@@ -190,6 +190,8 @@ class Framework:
     transport: str
     connected: bool = True
     registered_at: float = 0.0
+    #: the subscription attempt we last answered (Subscribe.session)
+    session: bytes = b""
     tasks: dict[str, Task] = field(default_factory=dict)
     completed: list[Task] = field(default_factory=list)
     offers: set[str] = field(default_factory=set)
@@ -272,6 +274,10 @@ class MasterEngine(Engine):
         info = pb.FrameworkInfo()
         info.CopyFrom(msg.framework_info)
         transport = msg.transport
+        # a retry of the attempt we answered, on a connection still up: the scheduler
+        # sees every offer made after the Subscribed it takes (and declines those that
+        # overtake it), so the offers it holds stay valid
+        retry = False
         if info.HasField("id") and info.id.value:
             fid = info.id.value
             fw = self.frameworks.get(fid)
@@ -281,8 +287,10 @@ class MasterEngine(Engine):
                 if fw is None:
                     return
             else:
+                retry = fw.connected and fw.transport == transport and fw.session == msg.session
                 if fw.transport and fw.transport != transport:
                     self.send(fw.transport, pb.Error(message="framework failed over: another scheduler subscribed with this id", fatal=True))
+                    log.info("framework %s failed over from %s to %s", fid, fw.transport, transport)
                 fw.info = info
                 fw.transport = transport
             reregistered = True
@@ -292,6 +300,7 @@ class MasterEngine(Engine):
             existing = next((f for f in self.frameworks.values() if f.transport == transport), None)
             if existing is not None:
                 fw = existing
+                retry = fw.connected and fw.session == msg.session
             else:
                 fid = self._new_id("")
                 info.id.value = fid
@@ -302,11 +311,14 @@ class MasterEngine(Engine):
         if not fw.connected:
             self.allocator.activate_framework(fw.id)
             fw.connected = True
+        log.info("framework %s (%s) %s at %s", fw.id, info.name or "unnamed",
+                 "resubscribed" if reregistered else "subscribed", transport)
         self.cancel_timer(("failover", fw.id))
         fw.info.id.value = fw.id
-        # A resubscribing scheduler may not have seen the offers made since our last
-        # Subscribed (it ignores offers until subscribed): take them back.
-        self._rescind_offers_of(fw, now)
+        fw.session = msg.session
+        if not retry:
+            # a new attempt ignores the offers made before the Subscribed it waits for
+            self._rescind_offers_of(fw, now)
         self.send(
             transport,
             pb.Subscribed(
@@ -356,12 +368,14 @@ class MasterEngine(Engine):
             self._disconnect_framework(fw, now)
 
     def _disconnect_framework(self, fw: Framework, now: float) -> None:
+        log.info("framework %s disconnected; removed in %gs unless it resubscribes", fw.id, fw.info.failover_timeout)
         fw.connected = False
         self._rescind_offers_of(fw, now)
         self.allocator.deactivate_framework(fw.id)
         self.set_timer(("failover", fw.id), now + fw.info.failover_timeout)
 
     def _remove_framework(self, fw: Framework, now: float) -> None:
+        log.info("framework %s removed (%d task(s) known)", fw.id, len(fw.tasks))
         self._rescind_offers_of(fw, now)
         self.cancel_timer(("failover", fw.id))
         for task in list(fw.tasks.values()):
@@ -446,6 +460,7 @@ class MasterEngine(Engine):
             self.agents[agent_id] = agent
             self.agents_by_transport[sender] = agent_id
             self.allocator.add_agent(agent_id, total)
+            log.info("agent %s registered from %s with %s", agent_id, sender, total)
             self.emit(RecordAgent(agent_id, info, AgentRecordState.ADMITTED, now))
             self._allocate_soon(now)
         self.send(
@@ -489,6 +504,8 @@ class MasterEngine(Engine):
         self.agents_by_transport[sender] = agent_id
         agent.missed_pongs = 0
         unreported = self._reconcile_agent(agent, msg, now)
+        log.info("agent %s reregistered from %s with %d task(s)%s", agent_id, sender, len(msg.tasks),
+                 " after being unreachable" if returning else "")
         if returning:
             # frameworks were told UNREACHABLE (or LOST): tell them what the agent says now
             for (fid, tid), task in agent.tasks.items():
@@ -579,6 +596,7 @@ class MasterEngine(Engine):
         self._remove_agent(agent, pb.TASK_LOST, Reason.REASON_AGENT_REMOVED, "agent shut down", now)
 
     def _remove_agent(self, agent: Agent, state: int, reason: int, message: str, now: float) -> None:
+        log.info("agent %s removed: %s", agent.id, message)
         self._rescind_offers_on(agent, now)
         # every task goes with its agent (no update of its stream will come again); the
         # framework is told of those whose end it was not sent (the head is not terminal)
@@ -654,6 +672,7 @@ class MasterEngine(Engine):
             self.send(agent.transport, pb.Ping(connected=agent.state is AgentState.REGISTERED, master_id=self.id))
 
     def _mark_unreachable(self, agent: Agent, now: float) -> None:
+        log.info("agent %s unreachable after %d unanswered pings", agent.id, agent.missed_pongs)
         agent.state = AgentState.UNREACHABLE
         self.unreachable_since[agent.id] = now
         self.emit(RecordAgent(agent.id, None, AgentRecordState.UNREACHABLE, now))
@@ -692,6 +711,7 @@ class MasterEngine(Engine):
                 self.set_timer(("offer_timeout", offer.id), now + self.config.offer_timeout)
             batches.setdefault(fw.id, []).append(self._offer_proto(offer, agent, fw))
         for fid, offers in batches.items():
+            log.debug("%d offer(s) to framework %s", len(offers), fid)
             self.counters["offers_sent"] += len(offers)
             self.send(self.frameworks[fid].transport, pb.Offers(offers=offers))
 

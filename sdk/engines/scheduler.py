@@ -238,7 +238,15 @@ class SchedulerEngine(Engine):
     # ------------------------------------------------------------------ events
     @on(T.OFFERS)
     def _offers(self, sender: str, msg: pb.Offers, now: float) -> None:
-        if not self._from_master(sender) or not msg.offers:
+        if not msg.offers:
+            return
+        if not self._from_master(sender):
+            if sender == self.master and self.subscription is Subscription.SUBSCRIBING:
+                # offers that overtook the Subscribed we wait for (it was lost, or they
+                # answer an earlier retry): handed back, so their resources are offered again
+                self.send(sender, pb.Decline(framework_id=msg.offers[0].framework_id,
+                                             offer_ids=[offer.id for offer in msg.offers],
+                                             filters=pb.Filters(refuse_seconds=0.0)))
             return
         if self.reconciler.converged:
             self.emit(Callback(SchedulerEvent.RESOURCE_OFFERS, list(msg.offers)))

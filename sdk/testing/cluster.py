@@ -83,6 +83,14 @@ class Daemon:
             self.kill()
             raise ClusterError(f"{self.name} did not start; see {self.work_dir / (self.name + '.log')}")
 
+    def log_tail(self, lines: int = 40) -> str:
+        """The last `lines` lines of the daemon's log (stderr)."""
+        try:
+            text = (self.work_dir / f"{self.name}.log").read_text(errors="replace")
+        except OSError as exc:
+            return f"(no log: {exc})"
+        return "\n".join(text.splitlines()[-lines:])
+
     @property
     def pid(self) -> int:
         assert self.process is not None
@@ -178,6 +186,22 @@ class LocalCluster:
 
     def state(self) -> dict[str, Any]:
         return get_json(self.master.address, "/state")
+
+    def diagnostics(self, lines: int = 40) -> str:
+        """What a failed test needs to see: the master's frameworks (connected or not,
+        offers held, tasks and their states) and the tail of every daemon's log."""
+        parts = []
+        try:
+            state = self.state()
+            for fw in state["frameworks"]:
+                tasks = ", ".join(f"{t['id']}={t['state']}" for t in fw["tasks"]) or "none"
+                parts.append(f"framework {fw['id']} ({fw.get('name', '')}): active={fw.get('active')} "
+                             f"offers={fw.get('offers')} tasks: {tasks}")
+        except Exception as exc:  # the master may be the thing that failed
+            parts.append(f"(master /state unavailable: {exc})")
+        for daemon in [self.master, *self.agents]:
+            parts.append(f"--- {daemon.name} log (last {lines} lines) ---\n{daemon.log_tail(lines)}")
+        return "\n".join(parts)
 
     def registered_agents(self) -> int:
         return sum(1 for a in self.state()["agents"] if a["state"] == "registered")

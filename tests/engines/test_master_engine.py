@@ -71,15 +71,41 @@ def test_failover_with_the_same_id_replaces_the_old_connection_with_a_fatal_erro
     assert error.fatal
 
 
-def test_resubscribe_rescinds_offers_the_scheduler_may_not_have_seen():
+def subscribe_attempt(m, session: bytes, now: float) -> tuple[pb.Subscribed, list[pb.Rescind]]:
+    """The master's answer to a Subscribe of attempt `session` and the rescinds it sent."""
+    feed(m, S1, pb.Subscribe(framework_info=pb.FrameworkInfo(user="u", name="fw"), transport=S1, session=session), now)
+    out = [b for to, b in sent(m) if to == S1]
+    (reply,) = [b for b in out if isinstance(b, pb.Subscribed)]
+    return reply, [b for b in out if isinstance(b, pb.Rescind)]
+
+
+def test_a_new_subscription_attempt_rescinds_offers_the_scheduler_ignores():
     m = new_master()
     register_agent(m, A1)
-    fid = subscribe(m, S1)
+    fid = subscribe_attempt(m, b"first", 0.0)[0].framework_id.value
     (offer,) = offers(m, 1.0, to=S1)
-    assert subscribe(m, S1, now=2.0) == fid  # e.g. our Subscribed was lost
+    # the driver lost the master and subscribes again: it ignores offers made before
+    # the Subscribed of this attempt
+    again, rescinds = subscribe_attempt(m, b"second", 2.0)
+    assert again.framework_id.value == fid and again.session == b"second"
     assert m.offers == {}
-    (again,) = offers(m, 2.0, to=S1)
-    assert again.id != offer.id
+    assert [r.offer_id for r in rescinds] == [offer.id]
+    (fresh,) = offers(m, 2.0, to=S1)
+    assert fresh.id != offer.id
+
+
+def test_a_retried_subscribe_of_the_same_attempt_keeps_the_offers_valid():
+    # the driver retried before our Subscribed reached it: it takes the first answer and
+    # may already be launching on the offer that followed it
+    m = new_master()
+    a1 = register_agent(m, A1)
+    fid = subscribe_attempt(m, b"one", 0.0)[0].framework_id.value
+    (offer,) = offers(m, 1.0, to=S1)
+    reply, rescinds = subscribe_attempt(m, b"one", 1.01)
+    assert reply.framework_id.value == fid and rescinds == []
+    assert set(m.offers) == {offer.id.value}
+    launch(m, fid, offer, command_task("t1", a1, "cpus:1;mem:128"), now=1.02)
+    assert [b.task.task_id.value for b in bodies(m, pb.RunTask, to=A1)] == ["t1"]
 
 
 # ------------------------------------------------------------------- allocation

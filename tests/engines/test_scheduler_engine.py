@@ -39,6 +39,23 @@ def subscribed(**config) -> SchedulerEngine:
     return s
 
 
+def test_offers_that_overtake_the_subscribed_are_declined_not_kept():
+    s = new_scheduler()
+    s.connect(MASTER, 0.0)
+    (subscribe,) = bodies(s, pb.Subscribe, to=MASTER)
+    early = pb.Offer(id=pb.OfferID(value="o1"), framework_id=pb.FrameworkID(value=FID),
+                     agent_id=pb.AgentID(value=AID), hostname="h")
+    feed(s, MASTER, pb.Offers(offers=[early]), 0.1)
+    (decline,) = bodies(s, pb.Decline, to=MASTER)
+    assert [o.value for o in decline.offer_ids] == ["o1"] and decline.framework_id.value == FID
+    assert decline.filters.refuse_seconds == 0.0  # offered again at once
+    feed(s, MASTER, reply_to(subscribe), 0.2)
+    assert not [c for c in others(s.take_actions(), Callback) if c.event is SchedulerEvent.RESOURCE_OFFERS]
+    # offers from elsewhere are neither used nor answered
+    feed(s, "tcp://other-master", pb.Offers(offers=[early]), 0.3)
+    assert bodies(s, pb.Decline) == []
+
+
 def pb_update(state: int, uuid: bytes | None, tid: str = "t1") -> pb.StatusUpdate:
     (update,) = updates_in(status_update(FID, AID, tid, state, uuid or b""))
     if uuid is None:

@@ -58,6 +58,11 @@ class RecordingScheduler(corral.Scheduler):
             self.cond.notify_all()
 
     # -- helpers for tests -------------------------------------------------------
+    def __repr__(self) -> str:  # what a failed assertion shows about this scheduler
+        seen = ", ".join(f"{u.task_id.value}:{corral.state_name(u.state)}" for u in self.updates[-20:])
+        return (f"<RecordingScheduler framework={self.framework_id} offers_seen={self.offers_seen} "
+                f"pending={[t for t, _ in self.pending]} errors={self.errors[-5:]} last updates=[{seen}]>")
+
     def states(self, task_id: str) -> list[str]:
         return [corral.state_name(u.state) for u in self.updates if u.task_id.value == task_id]
 

@@ -11,6 +11,7 @@ import zmq
 
 import corral
 from corral import _core
+from corral.engines.scheduler import SchedulerConfig
 from corral.testing.cluster import LocalCluster, get_json, wait_for
 
 from support import RecordingScheduler, start_driver
@@ -79,6 +80,20 @@ def test_kill_task_ends_running_task_as_killed(cluster: LocalCluster) -> None:
         driver.kill_task(corral.TaskID(value="sleeper"))
         assert scheduler.wait_terminal(["sleeper"])
         assert scheduler.states("sleeper")[-1] == "TASK_KILLED"
+    finally:
+        driver.stop()
+
+
+def test_subscribe_retried_before_its_answer_leaves_the_offers_usable(cluster: LocalCluster) -> None:
+    # a driver retries its Subscribe after a random wait in [0, backoff]: with a tiny
+    # backoff, retries reach the master after it answered and made offers; the offers
+    # the scheduler launches on must still be valid (no TASK_LOST "no longer valid")
+    tasks = [(f"quick{i}", "true") for i in range(4)]
+    scheduler = RecordingScheduler(tasks)
+    driver = start_driver(scheduler, cluster, "eager", config=SchedulerConfig(registration_backoff=0.0005))
+    try:
+        assert scheduler.wait_terminal([t for t, _ in tasks])
+        assert {scheduler.states(t)[-1] for t, _ in tasks} == {"TASK_FINISHED"}, scheduler
     finally:
         driver.stop()
 
