@@ -196,6 +196,13 @@ class Framework:
     completed: list[Task] = field(default_factory=list)
     offers: set[str] = field(default_factory=set)
 
+    def answered(self, transport: str, session: bytes) -> bool:
+        """Whether a Subscribe from `transport` with `session` retries the attempt we
+        answered, on a connection still up: that scheduler sees every offer made after
+        the Subscribed it takes (and declines those that overtake it), so the offers it
+        holds stay valid."""
+        return self.connected and self.transport == transport and self.session == session
+
     @property
     def roles(self) -> list[str]:
         if self.info.roles:
@@ -274,9 +281,6 @@ class MasterEngine(Engine):
         info = pb.FrameworkInfo()
         info.CopyFrom(msg.framework_info)
         transport = msg.transport
-        # a retry of the attempt we answered, on a connection still up: the scheduler
-        # sees every offer made after the Subscribed it takes (and declines those that
-        # overtake it), so the offers it holds stay valid
         retry = False
         if info.HasField("id") and info.id.value:
             fid = info.id.value
@@ -287,7 +291,7 @@ class MasterEngine(Engine):
                 if fw is None:
                     return
             else:
-                retry = fw.connected and fw.transport == transport and fw.session == msg.session
+                retry = fw.answered(transport, msg.session)
                 if fw.transport and fw.transport != transport:
                     self.send(fw.transport, pb.Error(message="framework failed over: another scheduler subscribed with this id", fatal=True))
                     log.info("framework %s failed over from %s to %s", fid, fw.transport, transport)
@@ -300,7 +304,7 @@ class MasterEngine(Engine):
             existing = next((f for f in self.frameworks.values() if f.transport == transport), None)
             if existing is not None:
                 fw = existing
-                retry = fw.connected and fw.session == msg.session
+                retry = fw.answered(transport, msg.session)
             else:
                 fid = self._new_id("")
                 info.id.value = fid

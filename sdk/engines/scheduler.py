@@ -243,7 +243,7 @@ class SchedulerEngine(Engine):
         if not self._from_master(sender):
             if sender == self.master and self.subscription is Subscription.SUBSCRIBING:
                 # offers that overtook the Subscribed we wait for (it was lost, or they
-                # answer an earlier retry): handed back, so their resources are offered again
+                # follow the answer to an earlier attempt): handed back, offered again at once
                 self.send(sender, pb.Decline(framework_id=msg.offers[0].framework_id,
                                              offer_ids=[offer.id for offer in msg.offers],
                                              filters=pb.Filters(refuse_seconds=0.0)))

@@ -195,8 +195,8 @@ class LocalCluster:
             state = self.state()
             for fw in state["frameworks"]:
                 tasks = ", ".join(f"{t['id']}={t['state']}" for t in fw["tasks"]) or "none"
-                parts.append(f"framework {fw['id']} ({fw.get('name', '')}): active={fw.get('active')} "
-                             f"offers={fw.get('offers')} tasks: {tasks}")
+                parts.append(f"framework {fw['id']} ({fw['name']}): active={fw['active']} "
+                             f"offers={fw['offers']} tasks: {tasks}")
         except Exception as exc:  # the master may be the thing that failed
             parts.append(f"(master /state unavailable: {exc})")
         for daemon in [self.master, *self.agents]:
