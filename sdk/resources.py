@@ -603,11 +603,19 @@ def _sort_key(key: ResourceKey) -> tuple[int, str, int, bool, str, str, str]:
     )
 
 
+@functools.lru_cache(maxsize=4096)
+def _entry_from_bytes(data: bytes) -> tuple[ResourceKey, _Value]:
+    """`_entry_from_proto` of a serialised `corral.Resource`, cached: tasks and agents
+    carry the same few resources over and over, and checking one costs about ten times
+    what serialising it does. (Keys and values are immutable, so entries are shared.)"""
+    return _entry_from_proto(corral_pb2.Resource.FromString(data))
+
+
 def _items_from_protos(resources: Iterable[corral_pb2.Resource]) -> _Items:
     items: _Items = {}
     for resource in resources:
         try:
-            key, value = _entry_from_proto(resource)
+            key, value = _entry_from_bytes(resource.SerializePartialToString())
         except _Invalid as invalid:
             raise ResourceError(
                 f"invalid resource {_describe(resource)}: {invalid.detail()}"

@@ -545,6 +545,7 @@ class MasterEngine(Engine):
         (`ReconcileTasks`): the report may predate a launch still on its way."""
         reported: set[tuple[str, str]] = set()
         infos = {info.id.value: info for info in msg.frameworks if info.HasField("id")}
+        learned: dict[tuple[str, str], list[Task]] = {}  # running tasks new to us, by (framework, role)
         for report in msg.tasks:
             fid = report.framework_id.value
             tid = report.task.task_id.value
@@ -571,19 +572,37 @@ class MasterEngine(Engine):
                 agent.tasks[(fid, tid)] = task
                 fw.tasks[tid] = task
                 if not is_terminal(task.state):
-                    agent.used = agent.used + resources
-                    try:
-                        self.allocator.add_allocation(fid, agent.id, resources, task.role)
-                    except AllocatorError as exc:
-                        self.counters["allocation_conflicts"] += 1
-                        log.error("task %s of framework %s on agent %s: %s", tid, fid, agent.id, exc)
+                    learned.setdefault((fid, task.role), []).append(task)
             else:
                 self._set_latest_state(task, agent, report.state)
+        for (fid, role), tasks in learned.items():
+            self._hold_reported(agent, fid, role, tasks)
         unreported: dict[str, list[str]] = {}
         for (fid, tid) in agent.tasks:
             if (fid, tid) not in reported:
                 unreported.setdefault(fid, []).append(tid)
         return unreported
+
+    def _hold_reported(self, agent: Agent, fid: str, role: str, tasks: list[Task]) -> None:
+        """Running tasks of `fid` in `role` that `agent` reported and we did not know: their
+        resources are in use on the agent and held by the framework. One allocator call
+        for them all (a failover learns every task this way); if they do not fit
+        together, one call per task, so that only the tasks that do not fit are refused."""
+        total = Resources()
+        for task in tasks:
+            total = total + task.resources
+        agent.used = agent.used + total
+        try:
+            self.allocator.add_allocation(fid, agent.id, total, role)
+            return
+        except AllocatorError:
+            pass
+        for task in tasks:
+            try:
+                self.allocator.add_allocation(fid, agent.id, task.resources, role)
+            except AllocatorError as exc:
+                self.counters["allocation_conflicts"] += 1
+                log.error("task %s of framework %s on agent %s: %s", task.id, fid, agent.id, exc)
 
     def _set_latest_state(self, task: Task, agent: Agent, state: int) -> None:
         if not is_terminal(task.state) and is_terminal(state):

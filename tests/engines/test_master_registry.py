@@ -127,3 +127,40 @@ def test_operator_reservation_of_unallocated_resources():
     assert "cpus:99" in m.operator_reservation(aid, too_much, unreserve=False, now=3.0)
     assert m.operator_reservation(aid, wanted, unreserve=True, now=4.0) == ""
     assert m.agents[aid].total == Resources.parse("cpus:4;mem:4096")
+
+
+def reregister_with(m, address, agent_id, agent_resources, reports, now):
+    """`reports`: (task id, framework id, resources, state)."""
+    info = pb.AgentInfo(hostname="h", id=pb.AgentID(value=agent_id), resources=resources(agent_resources))
+    msg = pb.ReregisterAgent(agent=info)
+    for tid, fid, res, state in reports:
+        report = msg.tasks.add(task=command_task(tid, agent_id, res), state=state)
+        report.framework_id.value = fid
+    feed(m, address, msg, now)
+
+
+def test_a_new_master_holds_what_the_reported_running_tasks_use_by_framework():
+    m = restarted_master("a1")
+    reregister_with(m, A1, "a1", "cpus:8;mem:4096", [
+        ("t1", "f1", "cpus:1;mem:100", pb.TASK_RUNNING),
+        ("t2", "f2", "cpus:2;mem:200", pb.TASK_RUNNING),
+        ("t3", "f1", "cpus:0.5;mem:50", pb.TASK_STARTING),
+        ("t4", "f1", "cpus:4;mem:400", pb.TASK_FINISHED),  # ended: holds nothing
+    ], 1.0)
+    assert m.allocator.allocated("f1") == {"a1": Resources.parse("cpus:1.5;mem:150")}
+    assert m.allocator.allocated("f2") == {"a1": Resources.parse("cpus:2;mem:200")}
+    assert m.allocator.available("a1") == Resources.parse("cpus:4.5;mem:3746")
+    assert m.agents["a1"].used == Resources.parse("cpus:3.5;mem:350")
+    assert m.counters["allocation_conflicts"] == 0
+
+
+def test_reported_tasks_that_do_not_all_fit_are_refused_one_by_one():
+    m = restarted_master("a1")
+    reregister_with(m, A1, "a1", "cpus:2;mem:4096", [
+        ("t1", "f1", "cpus:1;mem:100", pb.TASK_RUNNING),
+        ("t2", "f1", "cpus:3;mem:100", pb.TASK_RUNNING),  # more than the agent has left
+        ("t3", "f1", "cpus:1;mem:100", pb.TASK_RUNNING),
+    ], 1.0)
+    assert m.counters["allocation_conflicts"] == 1
+    assert m.allocator.allocated("f1") == {"a1": Resources.parse("cpus:2;mem:200")}  # t1 and t3
+    assert set(m.frameworks["f1"].tasks) == {"t1", "t2", "t3"}  # all known, as the agent reported them
