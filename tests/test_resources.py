@@ -387,6 +387,19 @@ def test_reservations_are_part_of_the_key() -> None:
         Resources.from_protos([bad])
 
 
+def test_checked_entries_are_remembered_by_content_not_by_message() -> None:
+    proto = scalar("cpus", 2)
+    first = Resources.from_protos([proto])
+    proto.scalar.value = 3  # the same message, other content: checked again
+    assert Resources.from_protos([proto]) == P("cpus:3") and first == P("cpus:2")
+    assert Resources.from_protos([proto]) + Resources.from_protos([proto]) == P("cpus:6")
+    assert Resources.from_protos([proto]) == P("cpus:3")  # (a shared entry is not changed by the sum)
+    proto.scalar.value = -1
+    for _ in range(2):  # an invalid resource is refused every time, never remembered
+        with pytest.raises(ResourceError, match="cpus"):
+            Resources.from_protos([proto])
+
+
 def test_persistent_volumes_are_indivisible() -> None:
     v1 = Resources.from_protos([volume("v1", 100)])
     v2 = Resources.from_protos([volume("v2", 100)])
