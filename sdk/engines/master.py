@@ -587,20 +587,23 @@ class MasterEngine(Engine):
         """Running tasks of `fid` in `role` that `agent` reported and we did not know: their
         resources are in use on the agent and held by the framework. One allocator call
         for them all (a failover learns every task this way); if they do not fit
-        together, one call per task, so that only the tasks that do not fit are refused."""
+        together, or claim one persistent volume twice, one task at a time, so that only
+        the tasks that do not fit are refused (counted and logged)."""
         total = Resources()
-        for task in tasks:
-            total = total + task.resources
-        agent.used = agent.used + total
         try:
+            for task in tasks:
+                total = total + task.resources
+            used = agent.used + total
             self.allocator.add_allocation(fid, agent.id, total, role)
+            agent.used = used
             return
-        except AllocatorError:
+        except (AllocatorError, ResourceError):
             pass
         for task in tasks:
             try:
+                agent.used = agent.used + task.resources
                 self.allocator.add_allocation(fid, agent.id, task.resources, role)
-            except AllocatorError as exc:
+            except (AllocatorError, ResourceError) as exc:
                 self.counters["allocation_conflicts"] += 1
                 log.error("task %s of framework %s on agent %s: %s", task.id, fid, agent.id, exc)
 

@@ -164,3 +164,23 @@ def test_reported_tasks_that_do_not_all_fit_are_refused_one_by_one():
     assert m.counters["allocation_conflicts"] == 1
     assert m.allocator.allocated("f1") == {"a1": Resources.parse("cpus:2;mem:200")}  # t1 and t3
     assert set(m.frameworks["f1"].tasks) == {"t1", "t2", "t3"}  # all known, as the agent reported them
+
+
+def test_two_reported_tasks_claiming_one_persistent_volume_do_not_break_the_reregistration():
+    volume = pb.Resource(name="disk", type=pb.Value.SCALAR, scalar=pb.Value.Scalar(value=100), role="db")
+    volume.disk.persistence.id = "v1"
+    volume.disk.volume.container_path = "data"
+    m = restarted_master("a1")
+    info = pb.AgentInfo(hostname="h", id=pb.AgentID(value="a1"), resources=resources("cpus:8;mem:4096") + [volume])
+    msg = pb.ReregisterAgent(agent=info, frameworks=[pb.FrameworkInfo(user="u", name="db", role="db",
+                                                                      id=pb.FrameworkID(value="f1"))])
+    for tid in ("t1", "t2"):
+        task = command_task(tid, "a1", "cpus:1;mem:100")
+        task.resources.append(volume)
+        report = msg.tasks.add(task=task, state=pb.TASK_RUNNING)
+        report.framework_id.value = "f1"
+    feed(m, A1, msg, 1.0)
+    assert (A1, pb.AgentReregistered) in [(to, type(body)) for to, body in sent(m)]
+    assert m.counters["allocation_conflicts"] == 1  # the second claim of v1
+    assert m.allocator.allocated("f1") == {"a1": Resources.from_protos(task.resources)}
+    assert set(m.frameworks["f1"].tasks) == {"t1", "t2"}
