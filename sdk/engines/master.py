@@ -278,9 +278,16 @@ class MasterEngine(Engine):
 
     @on(T.SUBSCRIBE)
     def _subscribe(self, sender: str, msg: pb.Subscribe, now: float) -> None:
+        transport = msg.transport or sender
+        if transport != sender:
+            # every call and answer goes by the connection it came from: a framework
+            # served at another address could never be answered, nor call us
+            self.counters["messages_from_unknown"] += 1
+            self.send(sender, pb.Error(message=f"Subscribe names transport {transport!r} but comes from {sender!r}",
+                                       fatal=True))
+            return
         info = pb.FrameworkInfo()
         info.CopyFrom(msg.framework_info)
-        transport = msg.transport
         retry = False
         if info.HasField("id") and info.id.value:
             fid = info.id.value
@@ -437,7 +444,8 @@ class MasterEngine(Engine):
     # ---------------------------------------------------------------- agents
     @on(T.REGISTER_AGENT)
     def _register_agent(self, sender: str, msg: pb.RegisterAgent, now: float) -> None:
-        existing = self.agents.get(self.agents_by_transport.get(sender, ""))
+        known = self.agents_by_transport.get(sender)
+        existing = None if known is None else self.agents.get(known)
         if existing is not None and existing.session != msg.session:
             # a fresh agent (restarted without its checkpoints, or after a reboot) at the
             # address of one we know: the old one and its tasks are gone
@@ -479,6 +487,9 @@ class MasterEngine(Engine):
     @on(T.REREGISTER_AGENT)
     def _reregister_agent(self, sender: str, msg: pb.ReregisterAgent, now: float) -> None:
         agent_id = msg.agent.id.value
+        if not agent_id:
+            self.send(sender, pb.Error(message="ReregisterAgent without an agent id: register instead", fatal=True))
+            return
         if agent_id in self.gone:
             self.send(sender, pb.Error(message=f"agent {agent_id} was marked gone by an operator: start it afresh",
                                        fatal=True))
@@ -799,15 +810,23 @@ class MasterEngine(Engine):
     @on(T.REVIVE)
     def _revive(self, sender: str, msg: pb.Revive, now: float) -> None:
         fw = self._framework_from(sender, msg.framework_id.value)
-        if fw is not None:
+        if fw is not None and self._subscribed_roles(fw, msg.roles):
             self.allocator.revive(fw.id, list(msg.roles) or None)
             self._allocate_soon(now)
 
     @on(T.SUPPRESS)
     def _suppress(self, sender: str, msg: pb.Suppress, now: float) -> None:
         fw = self._framework_from(sender, msg.framework_id.value)
-        if fw is not None:
+        if fw is not None and self._subscribed_roles(fw, msg.roles):
             self.allocator.suppress(fw.id, list(msg.roles) or None)
+
+    def _subscribed_roles(self, fw: Framework, roles: Iterable[str]) -> bool:
+        """Whether `fw` is subscribed to every one of `roles` (a Revive or Suppress
+        naming others is refused with an error, and changes nothing)."""
+        others = sorted(set(roles) - set(fw.roles))
+        if others:
+            self.send(fw.transport, pb.Error(message=f"framework {fw.id} is not subscribed to role(s) {others}"))
+        return not others
 
     # ----------------------------------------------------------------- launch
     @on(T.ACCEPT)
