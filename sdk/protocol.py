@@ -1,13 +1,17 @@
 """The message catalogue: which protobuf class travels under which MessageType, and
 the connection events the transport reports about peers.
 
-Owns the one table that maps an envelope's type number to its body class, so the
-transport and runtimes can decode bodies without knowing any protocol rule.
+Owns the one table that maps an envelope's type number to its body class, and how a
+body is parsed (`PARSE`), so the transport, runtimes and simulator decode bodies without
+knowing any protocol rule.
 """
 from __future__ import annotations
 
+import functools
 from enum import Enum, IntEnum
-from typing import Any
+from typing import Any, Callable
+
+from google.protobuf.message import DecodeError, Message
 
 from corral import wire
 from corral.protos import corral_pb2 as pb
@@ -78,6 +82,49 @@ TYPE_OF: dict[type[Any], MessageType] = {cls: MessageType(t) for t, cls in BODY_
 
 assert set(BODY_CLASS) == set(MessageType), "every MessageType needs a body class"
 
+
+def parse_message(cls: type[Message], data: bytes) -> Message:
+    """`cls` parsed from `data`; DecodeError when the bytes do not parse or a required
+    field is missing (protobuf's C++ parser refuses those; upb's Python parser lets them
+    through, and a handler would then fail on the answers it builds from them)."""
+    message = cls.FromString(data)
+    if not message.IsInitialized():
+        raise DecodeError(f"{cls.__name__} is missing required field {_missing_field(message)}")
+    return message
+
+
+def _missing_field(message: Message, prefix: str = "") -> str:
+    """The path of the first required field missing in `message` or a message it holds
+    ("" when none). (upb's `FindInitializationErrors` crashed the process on some
+    malformed messages: protobuf 7.36 on Python 3.11.)"""
+    for field in message.DESCRIPTOR.fields:
+        path = prefix + field.name
+        if field.is_required and not message.HasField(field.name):
+            return path
+        kind = field.message_type
+        if kind is None:
+            continue
+        if not field.is_repeated:
+            held = [(path, getattr(message, field.name))] if message.HasField(field.name) else []
+        elif kind.GetOptions().map_entry:
+            if kind.fields_by_name["value"].message_type is None:
+                continue
+            held = [(f"{path}[{key!r}]", value) for key, value in getattr(message, field.name).items()]
+        else:
+            held = [(f"{path}[{i}]", item) for i, item in enumerate(getattr(message, field.name))]
+        for where, sub in held:
+            missing = _missing_field(sub, where + ".")
+            if missing:
+                return missing
+    return ""
+
+
+#: how a body of each type is parsed from its bytes (DecodeError when malformed): the
+#: status path's row codec, or `parse_message`
+PARSE: dict[int, Callable[[bytes], Any]] = {
+    t: cls.FromString if issubclass(cls, (wire.UpdateMessage, wire.AckMessage)) else functools.partial(parse_message, cls)
+    for t, cls in BODY_CLASS.items()
+}
 
 #: the same as plain ints, for the send path (no enum on the wire)
 TYPE_NUMBER: dict[type[Any], int] = {cls: int(t) for cls, t in TYPE_OF.items()}

@@ -19,7 +19,7 @@ from google.protobuf.message import DecodeError
 
 from corral import _core
 from corral.engines.base import Engine, Send
-from corral.protocol import BODY_CLASS, TYPE_NUMBER, MessageType, PeerEvent
+from corral.protocol import BODY_CLASS, PARSE, TYPE_NUMBER, MessageType, PeerEvent
 from corral.transport import MAX_FRAME_SIZE, Transport
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ class Runtime:
             self.undecodable += 1
             log.warning("undecodable %s body from %s: %s", cls.__name__, sender, exc)
 
-        return _core.Route(cls.FromString, self.engine.handler(msg_type), self.clock, DecodeError, undecodable)
+        return _core.Route(PARSE[msg_type], self.engine.handler(msg_type), self.clock, DecodeError, undecodable)
 
     def _peer_event(self, address: str, event: PeerEvent) -> None:
         """Called on the I/O thread (inside `wait`): hand the event to the engine."""

@@ -47,6 +47,7 @@ from urllib.parse import quote, unquote
 from google.protobuf.message import DecodeError, Message
 
 from corral.engines.agent import JournalKind, JournalRecord, RecoveredRun, RecoveredState, RecoveredTask
+from corral.protocol import parse_message
 from corral.protos import corral_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -180,10 +181,7 @@ def _truncate_torn(path: Path, offset: int, size: int) -> None:
 
 def _parse(cls: type[Message], data: bytes, path: Path) -> Message:  # type: ignore[type-arg]
     try:
-        message = cls.FromString(data)
-        if not message.IsInitialized():
-            raise DecodeError(f"missing {', '.join(message.FindInitializationErrors())}")
-        return message
+        return parse_message(cls, data)
     except DecodeError as exc:
         raise CheckpointError(f"corrupt checkpoint {path}: not a valid {cls.__name__} ({exc})") from None
 

@@ -603,6 +603,8 @@ class AgentEngine(Engine):
 
     @on(T.REGISTER_EXECUTOR)
     def _register_executor(self, sender: str, msg: pb.RegisterExecutor, now: float) -> None:
+        if not self._from_itself(sender, msg.transport):
+            return
         key = (msg.framework_id.value, msg.executor_id.value)
         executor = self.executors.get(key)
         if executor is None or executor.phase is ExecutorPhase.TERMINATING:
@@ -628,6 +630,16 @@ class AgentEngine(Engine):
             self.send(executor.transport, pb.RunExecutorTask(framework=framework, task=task))
         executor.queued.clear()
         self._recovery_progress(now)
+
+    def _from_itself(self, sender: str, transport: str) -> bool:
+        """Whether an executor's (re)registration names the connection it came from:
+        the executor is known by that connection from then on, so one naming another
+        (a stranger's, or none) is dropped and counted."""
+        if transport == sender:
+            return True
+        self.counters["messages_from_unknown"] += 1
+        log.warning("executor registration from %s names transport %r: dropped", sender, transport)
+        return False
 
     def _set_transport(self, executor: Executor, transport: str) -> None:
         if executor.transport != transport:
@@ -725,6 +737,8 @@ class AgentEngine(Engine):
 
     @on(T.REREGISTER_EXECUTOR)
     def _reregister_executor(self, sender: str, msg: pb.ReregisterExecutor, now: float) -> None:
+        if not self._from_itself(sender, msg.transport):
+            return
         key = (msg.framework_id.value, msg.executor_id.value)
         executor = self.executors.get(key)
         if executor is None or executor.phase not in (ExecutorPhase.RECOVERING, ExecutorPhase.REGISTERED):

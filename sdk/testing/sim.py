@@ -62,7 +62,7 @@ from corral.engines.executor import AllAcknowledged, ExecutorEngine, Stop, seria
 from corral.engines.master import REGISTRY_ACTIONS, MasterConfig, MasterEngine, RegistryState, apply_to_registry
 from corral.engines.scheduler import Abort, SchedulerConfig, SchedulerEngine
 from corral.executor import Executor
-from corral.protocol import BODY_CLASS, MessageType, PeerEvent, message_type
+from corral.protocol import PARSE, MessageType, PeerEvent, message_type
 from corral.protos import corral_pb2 as pb
 from corral.resources import Resources
 from corral.scheduler import Scheduler, SchedulerCalls
@@ -395,7 +395,7 @@ class SimNetwork:
         if receiver is None:
             self.stats[NetEvent.UNDELIVERABLE] += 1
             return True
-        body = BODY_CLASS[msg.msg_type].FromString(msg.data)
+        body = PARSE[msg.msg_type](msg.data)
         self.stats[NetEvent.DELIVERED] += 1
         if self.record:
             self.deliveries.append(Delivery(now, msg.sender, msg.to, body))

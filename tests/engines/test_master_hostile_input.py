@@ -12,94 +12,19 @@ from __future__ import annotations
 
 import json
 import os
-import math
 import random
 
 import pytest
-from google.protobuf.descriptor import FieldDescriptor
 
-from corral.protocol import BODY_CLASS
 from corral.protos import corral_pb2 as pb
 from corral.resources import Resources
 
 from engine_helpers import accept, command_task, new_master, offers, register_agent, sent, subscribe
+from hostile import Hostile, protobuf_types
 
 A1, A2, S1, S2, STRANGER = "tcp://agent1", "tcp://agent2", "tcp://sched1", "tcp://sched2", "tcp://stranger"
 SEEDS = range(int(os.environ.get("CORRAL_HOSTILE_SEEDS", "200")))
 MESSAGES_PER_SEED = 60
-
-_STRINGS = ["", "a1", "t1", "t2", "x", "*", "db", "bad role/", "..", "cpus", "mem", "disk", "ports", "v1",
-            "tcp://agent1", "tcp://sched1", "\u00e9t\u00e9", "y" * 300]
-_FLOATS = [0.0, -1.0, 0.001, 1.0, 3.5, 1e12, math.inf, -math.inf, math.nan]
-_INTS = [0, 1, -1, 2, 7, 31000, 2**31 - 1, -2**31]
-
-
-class Hostile:
-    """Random protobuf messages whose ids come from the pools above plus the ids the
-    cluster really uses (so that some messages reach deep into the handlers)."""
-
-    def __init__(self, rng: random.Random, known_ids: list[str]) -> None:
-        self.rng = rng
-        self.strings = _STRINGS + known_ids
-
-    def fill(self, msg, depth: int = 0) -> None:
-        rng = self.rng
-        for field in msg.DESCRIPTOR.fields:
-            required = field.is_required
-            if not required and rng.random() < 0.45:
-                continue
-            if required and rng.random() < 0.05:
-                continue  # a required field missing: parsers let it through
-            if field.is_repeated:
-                for _ in range(rng.choice([1, 1, 2, 3])):
-                    self._add(msg, field, depth)
-            else:
-                self._set(msg, field, depth)
-
-    def _value(self, field):
-        rng = self.rng
-        kind = field.type
-        if kind == FieldDescriptor.TYPE_STRING:
-            return rng.choice(self.strings)
-        if kind == FieldDescriptor.TYPE_BYTES:
-            return rng.choice([b"", b"\x00" * 16, bytes(rng.randrange(256) for _ in range(16)), b"x" * 3])
-        if kind == FieldDescriptor.TYPE_BOOL:
-            return rng.random() < 0.5
-        if kind in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
-            return rng.choice(_FLOATS)
-        if kind == FieldDescriptor.TYPE_ENUM:
-            return rng.choice([v.number for v in field.enum_type.values])
-        if kind in (FieldDescriptor.TYPE_UINT32, FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_FIXED32,
-                    FieldDescriptor.TYPE_FIXED64):
-            return abs(rng.choice(_INTS))
-        return rng.choice(_INTS)
-
-    def _set(self, msg, field, depth: int) -> None:
-        if field.type == FieldDescriptor.TYPE_MESSAGE:
-            if depth < 5:
-                sub = getattr(msg, field.name)
-                sub.SetInParent()
-                self.fill(sub, depth + 1)
-        else:
-            setattr(msg, field.name, self._value(field))
-
-    def _add(self, msg, field, depth: int) -> None:
-        container = getattr(msg, field.name)
-        entry = field.message_type
-        if entry is not None and entry.GetOptions().map_entry:
-            key_field, value_field = entry.fields_by_name["key"], entry.fields_by_name["value"]
-            key = self._value(key_field)
-            if value_field.type == FieldDescriptor.TYPE_MESSAGE:
-                if depth < 5:
-                    self.fill(container[key], depth + 1)
-            else:
-                container[key] = self._value(value_field)
-        elif field.type == FieldDescriptor.TYPE_MESSAGE:
-            if depth < 5:
-                self.fill(container.add(), depth + 1)
-        else:
-            container.append(self._value(field))
-
 
 def _cluster():
     """A master with an agent, a framework, an outstanding offer and a running task."""
@@ -113,24 +38,18 @@ def _cluster():
     return m, aid, fid
 
 
-def _message_types(m):
-    """The protobuf message types the master handles (the status path's row messages
-    have their own codec, tested byte by byte in tests/core/test_columns.py)."""
-    return [BODY_CLASS[t] for t in type(m).handled_types() if hasattr(BODY_CLASS[t], "DESCRIPTOR")]
-
-
 @pytest.mark.parametrize("seed", SEEDS)
 def test_hostile_messages_neither_raise_nor_corrupt_the_master(seed):
     m, aid, fid = _cluster()
     hostile = Hostile(random.Random(seed), [aid, fid, "t1", *m.offers])
     rng = hostile.rng
-    types = _message_types(m)
+    types = protobuf_types(type(m))
     now = 4.0
     for n in range(MESSAGES_PER_SEED):
         cls = rng.choice(types)
-        msg = cls()
-        hostile.fill(msg)
-        body = cls.FromString(msg.SerializePartialToString())  # as a runtime parses it
+        body = hostile.message(cls)
+        if body is None:
+            continue
         sender = rng.choice([A1, S1, STRANGER])
         try:
             m.handle(sender, body, now)

@@ -1,0 +1,64 @@
+"""The agent engine fed hostile messages (see `hostile.py`) from its master, its executor
+and strangers, between a task's launch and its status updates: no handler may raise, and
+the agent must keep carrying updates: its state still renders, and an update from the
+executor of a task it still runs reaches the master in order, once acknowledged in turn.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+
+import pytest
+
+from corral import wire
+from corral.engines.agent import AgentEngine, Connection
+from corral.protos import corral_pb2 as pb
+
+from engine_helpers import MASTER, sent, updates_in
+from hostile import Hostile, protobuf_types
+from test_agent_engine import AID, EXEC, FID, executor_update, running_agent
+
+STRANGER = "tcp://stranger"
+SEEDS = range(int(os.environ.get("CORRAL_HOSTILE_SEEDS", "200")))
+MESSAGES_PER_SEED = 60
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_hostile_messages_neither_raise_nor_stop_the_status_path(seed):
+    agent = running_agent()
+    hostile = Hostile(random.Random(seed), [AID, FID, "t1", EXEC, MASTER])
+    rng = hostile.rng
+    types = protobuf_types(AgentEngine)
+    now = 2.0
+    for n in range(MESSAGES_PER_SEED):
+        cls = rng.choice(types)
+        body = hostile.message(cls)
+        if body is None:
+            continue
+        sender = rng.choice([MASTER, EXEC, STRANGER])
+        try:
+            agent.handle(sender, body, now)
+            agent.tick(now)
+            agent.take_actions()
+        except Exception as exc:  # pragma: no cover - the failure report
+            raise AssertionError(f"seed {seed}, message {n}: {cls.__name__} from {sender} raised "
+                                 f"{type(exc).__name__}: {exc}\n{body}") from exc
+        now += rng.choice([0.01, 0.5, 2.0])
+    json.dumps(agent.snapshot(), default=str)  # the state endpoint still renders
+    task = agent.tasks.get((FID, "t1"))
+    if agent.connection is not Connection.REGISTERED or task is None or agent.executors.get((FID, "t1")) is None:
+        return  # the master (really) told it to re-register, or the task or its executor went
+    # what is pending first, then ours: acknowledge heads until our update has been forwarded
+    uuid = os.urandom(16)
+    agent.handle(EXEC, wire.ExecutorStatusUpdate.FromString(executor_update(pb.TASK_RUNNING, uuid, now=now)
+                                                               .SerializeToString()), now)
+    for _ in range(200):
+        heads = [u for to, m in sent(agent, wire.StatusUpdateMessage) if to == MASTER for u in updates_in(m)]
+        if any(u.uuid == uuid for u in heads):
+            return
+        if not heads:
+            agent.tick(now := now + 700.0)  # (retries of the pending head: at most 10 minutes apart)
+            continue
+        agent.handle(MASTER, wire.StatusUpdateAck(AID, [(FID, u.status.task_id.value, u.uuid) for u in heads]), now)
+    raise AssertionError(f"seed {seed}: the executor's update never reached the master")
