@@ -4,10 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import grpc_tools
+import pytest
+from google.protobuf.message import DecodeError
 from grpc_tools import protoc
 
 from corral.protos import corral_pb2
-from corral.protocol import BODY_CLASS, MessageType
+from corral.protocol import BODY_CLASS, PARSE, MessageType
 
 PROTOS = Path(__file__).resolve().parents[1] / "protos"
 
@@ -32,3 +34,14 @@ def test_every_mesos_task_state_is_in_the_schema() -> None:
              "TASK_KILLED", "TASK_ERROR", "TASK_LOST", "TASK_DROPPED", "TASK_UNREACHABLE", "TASK_GONE",
              "TASK_GONE_BY_OPERATOR", "TASK_UNKNOWN"}
     assert names <= set(corral_pb2.TaskState.keys())
+
+
+def test_a_body_missing_a_required_field_is_undecodable_naming_the_field() -> None:
+    partial = corral_pb2.ReregisterAgent(agent=corral_pb2.AgentInfo(hostname="h"))
+    partial.tasks.add(framework_id=corral_pb2.FrameworkID(value="f"), state=corral_pb2.TASK_RUNNING).task.name = "n"
+    data = partial.SerializePartialToString()
+    assert corral_pb2.ReregisterAgent.FromString(data).tasks[0].task.name == "n"  # (upb lets it through)
+    with pytest.raises(DecodeError, match=r"ReregisterAgent is missing required field tasks\[0\]\.task\.task_id"):
+        PARSE[MessageType.REREGISTER_AGENT](data)
+    whole = corral_pb2.Kill(framework_id=corral_pb2.FrameworkID(value="f"), task_id=corral_pb2.TaskID(value="t"))
+    assert PARSE[MessageType.KILL](whole.SerializeToString()) == whole

@@ -62,3 +62,20 @@ def test_hostile_messages_neither_raise_nor_stop_the_status_path(seed):
             continue
         agent.handle(MASTER, wire.StatusUpdateAck(AID, [(FID, u.status.task_id.value, u.uuid) for u in heads]), now)
     raise AssertionError(f"seed {seed}: the executor's update never reached the master")
+
+
+# ---------------------------------------------------------------- what the seeds found
+
+
+@pytest.mark.parametrize("call", [pb.RegisterExecutor, pb.ReregisterExecutor])
+def test_an_executor_registration_naming_another_transport_is_dropped(call):
+    agent = running_agent()
+    executor = agent.executors[(FID, "t1")]
+    agent.handle(STRANGER, call(framework_id=pb.FrameworkID(value=FID), executor_id=pb.ExecutorID(value="t1"),
+                                transport="tcp://elsewhere"), 2.0)
+    assert not sent(agent) and executor.transport == EXEC
+    assert agent.counters["messages_from_unknown"] == 1
+    # the executor's own updates are still taken and acknowledged
+    uuid = os.urandom(16)
+    agent.handle(EXEC, executor_update(pb.TASK_RUNNING, uuid), 2.0)
+    assert (EXEC, wire.ExecutorStatusUpdateAck) in [(to, type(body)) for to, body in sent(agent)]

@@ -12,6 +12,8 @@ import zmq
 import corral
 from corral import _core
 from corral.engines.scheduler import SchedulerConfig
+from corral.protocol import MessageType
+from corral.protos import corral_pb2 as pb
 from corral.testing.cluster import LocalCluster, get_json, wait_for
 
 from support import RecordingScheduler, start_driver
@@ -191,13 +193,16 @@ def test_malformed_frames_are_counted_and_the_master_keeps_serving(cluster: Loca
     # ack whose string runs past its end
     push.send(_core.encode(56, 3, b"tcp://127.0.0.1:1", b"\x0a\x02\x1a\x00"))
     push.send(_core.encode(17, 4, b"tcp://127.0.0.1:1", b"\x0a\x05ab"))
+    # a ReregisterAgent that parses but lacks a required field (its agent's hostname)
+    push.send(_core.encode(int(MessageType.REREGISTER_AGENT), 5, b"tcp://127.0.0.1:1",
+                           pb.ReregisterAgent(agent=pb.AgentInfo(id=pb.AgentID(value="x"))).SerializePartialToString()))
     push.close(linger=2000)
 
     def counted() -> dict | None:
         now = get_json(cluster.master_address, "/metrics/snapshot")
         grew = (now["transport/malformed"] > before["transport/malformed"]
                 and now["transport/unknown_type"] > before["transport/unknown_type"]
-                and now["transport/undecodable"] >= before["transport/undecodable"] + 3)
+                and now["transport/undecodable"] >= before["transport/undecodable"] + 4)
         return now if grew else None
 
     wait_for(counted, 10, "bad frames counted")
