@@ -5,7 +5,9 @@ fields repeated. Deterministic for a given `random.Random`."""
 from __future__ import annotations
 
 import math
+import os
 import random
+from typing import Any, Callable
 
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError
@@ -102,3 +104,36 @@ def protobuf_types(engine_cls) -> list[type]:
     from corral.protocol import BODY_CLASS
 
     return [BODY_CLASS[t] for t in engine_cls.handled_types() if hasattr(BODY_CLASS[t], "DESCRIPTOR")]
+
+
+#: seeds per engine (CORRAL_HOSTILE_SEEDS for more) and messages per seed
+SEEDS = range(int(os.environ.get("CORRAL_HOSTILE_SEEDS", "200")))
+MESSAGES_PER_SEED = 60
+
+
+def bombard(engine, seed: int, known_ids: list[str], senders: list[str], now: float,
+            adjust: Callable[[Any], None] | None = None) -> float:
+    """Hand `engine` MESSAGES_PER_SEED hostile messages of the types it handles, each
+    from one of `senders` (`adjust` may tame a message first), ticking it and taking its
+    actions after each; the time reached. A handler that raises fails the test, naming
+    the seed and the message."""
+    hostile = Hostile(random.Random(seed), known_ids)
+    rng = hostile.rng
+    types = protobuf_types(type(engine))
+    for n in range(MESSAGES_PER_SEED):
+        cls = rng.choice(types)
+        body = hostile.message(cls)
+        if body is None:
+            continue
+        if adjust is not None:
+            adjust(body)
+        sender = rng.choice(senders)
+        try:
+            engine.handle(sender, body, now)
+            engine.tick(now)
+            engine.take_actions()
+        except Exception as exc:  # pragma: no cover - the failure report
+            raise AssertionError(f"seed {seed}, message {n}: {cls.__name__} from {sender} raised "
+                                 f"{type(exc).__name__}: {exc}\n{body}") from exc
+        now += rng.choice([0.01, 0.5, 2.0])
+    return now

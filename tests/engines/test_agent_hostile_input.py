@@ -7,44 +7,24 @@ from __future__ import annotations
 
 import json
 import os
-import random
 
 import pytest
 
 from corral import wire
-from corral.engines.agent import AgentEngine, Connection
+from corral.engines.agent import Connection
 from corral.protos import corral_pb2 as pb
 
 from engine_helpers import MASTER, sent, updates_in
-from hostile import Hostile, protobuf_types
+from hostile import SEEDS, bombard
 from test_agent_engine import AID, EXEC, FID, executor_update, running_agent
 
 STRANGER = "tcp://stranger"
-SEEDS = range(int(os.environ.get("CORRAL_HOSTILE_SEEDS", "200")))
-MESSAGES_PER_SEED = 60
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_hostile_messages_neither_raise_nor_stop_the_status_path(seed):
     agent = running_agent()
-    hostile = Hostile(random.Random(seed), [AID, FID, "t1", EXEC, MASTER])
-    rng = hostile.rng
-    types = protobuf_types(AgentEngine)
-    now = 2.0
-    for n in range(MESSAGES_PER_SEED):
-        cls = rng.choice(types)
-        body = hostile.message(cls)
-        if body is None:
-            continue
-        sender = rng.choice([MASTER, EXEC, STRANGER])
-        try:
-            agent.handle(sender, body, now)
-            agent.tick(now)
-            agent.take_actions()
-        except Exception as exc:  # pragma: no cover - the failure report
-            raise AssertionError(f"seed {seed}, message {n}: {cls.__name__} from {sender} raised "
-                                 f"{type(exc).__name__}: {exc}\n{body}") from exc
-        now += rng.choice([0.01, 0.5, 2.0])
+    now = bombard(agent, seed, [AID, FID, "t1", EXEC, MASTER], [MASTER, EXEC, STRANGER], 2.0)
     json.dumps(agent.snapshot(), default=str)  # the state endpoint still renders
     task = agent.tasks.get((FID, "t1"))
     if agent.connection is not Connection.REGISTERED or task is None or agent.executors.get((FID, "t1")) is None:

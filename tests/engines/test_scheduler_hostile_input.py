@@ -4,47 +4,30 @@ still reaches the framework once, with its acknowledgement sent back."""
 from __future__ import annotations
 
 import os
-import random
 
 import pytest
 
 from corral import wire
 from corral.engines.base import Callback
-from corral.engines.scheduler import SchedulerEngine, SchedulerEvent, Subscription
+from corral.engines.scheduler import SchedulerEvent, Subscription
 from corral.protos import corral_pb2 as pb
 
 from engine_helpers import MASTER, others, sent, status_update
-from hostile import Hostile, protobuf_types
+from hostile import SEEDS, bombard
 from test_scheduler_engine import AID, FID, subscribed
 
 STRANGER = "tcp://stranger"
-SEEDS = range(int(os.environ.get("CORRAL_HOSTILE_SEEDS", "200")))
-MESSAGES_PER_SEED = 60
+
+
+def _not_fatal(body) -> None:
+    if type(body) is pb.Error:
+        body.fatal = False  # (a fatal one ends the subscription, rightly: the rest would test nothing)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_hostile_messages_neither_raise_nor_stop_deliveries(seed):
     s = subscribed()
-    hostile = Hostile(random.Random(seed), [FID, AID, "t1", MASTER])
-    rng = hostile.rng
-    types = protobuf_types(SchedulerEngine)
-    now = 1.0
-    for n in range(MESSAGES_PER_SEED):
-        cls = rng.choice(types)
-        body = hostile.message(cls)
-        if body is None:
-            continue
-        if cls is pb.Error:
-            body.fatal = False  # (a fatal one ends the subscription, rightly: the rest would test nothing)
-        sender = rng.choice([MASTER, MASTER, STRANGER])
-        try:
-            s.handle(sender, body, now)
-            s.tick(now)
-            s.take_actions()
-        except Exception as exc:  # pragma: no cover - the failure report
-            raise AssertionError(f"seed {seed}, message {n}: {cls.__name__} from {sender} raised "
-                                 f"{type(exc).__name__}: {exc}\n{body}") from exc
-        now += rng.choice([0.01, 0.5, 2.0])
+    now = bombard(s, seed, [FID, AID, "t1", MASTER], [MASTER, MASTER, STRANGER], 1.0, adjust=_not_fatal)
     if s.subscription is not Subscription.SUBSCRIBED or s.master != MASTER:
         return  # the master (really) ended or moved the subscription
     uuid = os.urandom(16)
