@@ -89,7 +89,7 @@ def parse_message(cls: type[Message], data: bytes) -> Message:
     through, and a handler would then fail on the answers it builds from them)."""
     message = cls.FromString(data)
     if not message.IsInitialized():
-        raise DecodeError(f"{cls.__name__} is missing required field {_missing_field(message)}")
+        raise DecodeError(f"{cls.__name__} is missing required field {_missing_field(message) or '(unnamed)'}")
     return message
 
 
@@ -122,7 +122,7 @@ def _missing_field(message: Message, prefix: str = "") -> str:
 #: how a body of each type is parsed from its bytes (DecodeError when malformed): the
 #: status path's row codec, or `parse_message`
 PARSE: dict[int, Callable[[bytes], Any]] = {
-    t: cls.FromString if issubclass(cls, (wire.UpdateMessage, wire.AckMessage)) else functools.partial(parse_message, cls)
+    t: cls.FromString if MessageType(t).name in WIRE_TYPES else functools.partial(parse_message, cls)
     for t, cls in BODY_CLASS.items()
 }
 

@@ -12,6 +12,8 @@ from typing import Any, Callable
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError
 
+from corral.protocol import BODY_CLASS, WIRE_TYPES, parse_message
+
 _STRINGS = ["", "a1", "t1", "t2", "x", "*", "db", "bad role/", "..", "cpus", "mem", "disk", "ports", "v1",
             "tcp://agent1", "tcp://sched1", "\u00e9t\u00e9", "y" * 300]
 _FLOATS = [0.0, -1.0, 0.001, 1.0, 3.5, 1e12, math.inf, -math.inf, math.nan]
@@ -88,8 +90,6 @@ class Hostile:
         """A hostile `cls`, as a runtime hands it to an engine (serialised without the
         required-field check and parsed back as runtimes parse), or None when a runtime
         would drop it as undecodable (a required field missing)."""
-        from corral.protocol import parse_message
-
         msg = cls()
         self.fill(msg)
         try:
@@ -101,9 +101,7 @@ class Hostile:
 def protobuf_types(engine_cls) -> list[type]:
     """The protobuf message types `engine_cls` handles (the status path's row messages
     have their own codec, tested byte by byte in tests/core/test_columns.py)."""
-    from corral.protocol import BODY_CLASS
-
-    return [BODY_CLASS[t] for t in engine_cls.handled_types() if hasattr(BODY_CLASS[t], "DESCRIPTOR")]
+    return [BODY_CLASS[t] for t in engine_cls.handled_types() if t.name not in WIRE_TYPES]
 
 
 #: seeds per engine (CORRAL_HOSTILE_SEEDS for more) and messages per seed
