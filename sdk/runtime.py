@@ -65,8 +65,9 @@ class Runtime:
         self.clock = clock
         self.lock = threading.RLock()
         self.undecodable = 0
-        #: how each kind of action is carried out (`add_performer` adds the daemons' own)
-        self._performers: dict[type, Performer] = {Send: self._send}
+        #: how each kind of action other than Send is carried out (`add_performer`: the
+        #: daemons' own)
+        self._performers: dict[type, Performer] = {}
         self._commands: collections.deque[tuple[Callable[..., Any], tuple[Any, ...]]] = collections.deque()
         #: the loop may be blocked in `wait` (set before it looks at the commands) and no
         #: command has woken it yet: only then does a new command need to wake it
@@ -108,21 +109,37 @@ class Runtime:
             log.warning("dropped frame (%s): %s", kind.name, detail)
 
     # -- outbound -----------------------------------------------------------------
-    def _send(self, action: Send) -> None:
-        body = action.body
-        self.transport.send(action.to, TYPE_NUMBER[type(body)], body.SerializeToString())
-
     def _perform(self) -> None:
+        """Carry out the engine's actions in order, except that the messages leave
+        together once the others are done: serialised in turn, then handed to the
+        transport back to back (one wake-up of ZeroMQ's I/O thread for several
+        messages, instead of one per message while the next is being serialised), and
+        with batching packed into one frame per peer. No action ever runs before one
+        the engine emitted ahead of it (a journal write still precedes the ack it
+        covers)."""
         performers = self._performers
+        outgoing = []
         for action in self.engine.take_actions():
             try:
-                performers[type(action)](action)
+                if type(action) is Send:
+                    body = action.body
+                    outgoing.append((action.to, TYPE_NUMBER[type(body)], body.SerializeToString()))
+                else:
+                    performers[type(action)](action)
             except Exception:
                 log.exception("performing %s failed", type(action).__name__)
-        self.transport.flush()  # batching: what this iteration sent, one frame per peer
+        send = self.transport.send
+        for to, type_number, data in outgoing:
+            try:
+                send(to, type_number, data)
+            except Exception:
+                log.exception("sending a %d message to %s failed", type_number, to)
+        self.transport.flush()
 
     # -- other threads ------------------------------------------------------------
     def add_performer(self, action_type: type, performer: Performer) -> None:
+        if action_type is Send:
+            raise ValueError("Send actions are the runtime's own")
         self._performers[action_type] = performer
 
     def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
