@@ -1,9 +1,9 @@
 """corral's hot path: envelope codec and dispatch table, ack tracker and the memory of
-recent uuids, timers (on one deadline heap), and the status path's protobuf codec (rows
-in, wire bytes out).
+recent uuids, timers (on one deadline heap), the status path's protobuf codec (rows
+in, wire bytes out) and its six message classes, and the status path's per-row loops.
 
 Selects the implementation at import. The compiled modules (`corral._core.envelope`,
-`.heap`, `.acks`, `.timers`, `.columns`, built by Cython from the `.py` + `.pxd` pairs in this package) are
+`.heap`, `.acks`, `.timers`, `.columns`, `.messages`, `.relay`, built by Cython from the `.py` + `.pxd` pairs in this package) are
 used unless ``CORRAL_NO_EXTENSIONS=1`` or any of them is not compiled; otherwise the same
 `.py` sources are loaded as plain Python under `corral._core._py.*` (see ``load_pure``).
 ``CORE`` says which one is in use: ``"cython"`` or ``"python"``. Callers import the
@@ -18,7 +18,7 @@ import os
 import sys
 import types
 
-MODULES = ("columns", "envelope", "heap", "acks", "timers", "relay")  # each before its users (load_pure)
+MODULES = ("columns", "messages", "envelope", "heap", "acks", "timers", "relay")  # each before its users (load_pure)
 _PURE_PACKAGE = __name__ + "._py"
 
 
@@ -100,6 +100,14 @@ encode_acks = _impl.columns.encode_acks
 status_fields = _impl.columns.status_fields
 agent_id_of = _impl.columns.agent_id_of
 encode_reconcile = _impl.columns.encode_reconcile
+UpdateMessage = _impl.messages.UpdateMessage
+ExecutorStatusUpdate = _impl.messages.ExecutorStatusUpdate
+StatusUpdateMessage = _impl.messages.StatusUpdateMessage
+Updates = _impl.messages.Updates
+AckMessage = _impl.messages.AckMessage
+Acknowledge = _impl.messages.Acknowledge
+StatusUpdateAck = _impl.messages.StatusUpdateAck
+ExecutorStatusUpdateAck = _impl.messages.ExecutorStatusUpdateAck
 answer_status = _impl.columns.answer_status
 agent_intake = _impl.relay.agent_intake
 agent_acks = _impl.relay.agent_acks
@@ -118,6 +126,7 @@ heap = _impl.heap
 acks = _impl.acks
 timers = _impl.timers
 columns = _impl.columns
+messages = _impl.messages
 relay = _impl.relay
 del _impl
 
@@ -155,6 +164,14 @@ __all__ = [
     "status_fields",
     "agent_id_of",
     "encode_reconcile",
+    "UpdateMessage",
+    "ExecutorStatusUpdate",
+    "StatusUpdateMessage",
+    "Updates",
+    "AckMessage",
+    "Acknowledge",
+    "StatusUpdateAck",
+    "ExecutorStatusUpdateAck",
     "answer_status",
     "agent_intake",
     "agent_acks",
@@ -171,5 +188,6 @@ __all__ = [
     "acks",
     "timers",
     "columns",
+    "messages",
     "relay",
 ]
