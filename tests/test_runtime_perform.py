@@ -1,0 +1,79 @@
+"""How a Runtime carries out its engine's actions: in the order the engine emitted them,
+except that the turn's messages leave together at the end, batched or not; a message
+that fails to send is logged and the others still go."""
+import logging
+
+import pytest
+
+from corral import wire
+from corral.engines.base import Engine, Send
+from corral.protocol import TYPE_NUMBER
+from corral.runtime import Runtime
+
+
+class Note:
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+class Quiet(Engine):
+    """An engine that handles nothing: the test puts actions in its outbox."""
+
+
+@pytest.fixture(params=[False, True], ids=["unbatched", "batched"])
+def runtime(request):
+    rt = Runtime(lambda _address: Quiet(), batch=request.param)
+    yield rt
+    rt.transport.close()
+
+
+def recording(rt: Runtime, log: list) -> None:
+    def send(to, type_number, data):
+        log.append(("send", to, type_number, data))
+        return True
+
+    rt.transport.send = send
+    rt.add_performer(Note, lambda note: log.append(("note", note.text)))
+
+
+def test_the_turns_messages_leave_after_its_other_actions_in_their_own_order(runtime):
+    log: list = []
+    recording(runtime, log)
+    first = wire.StatusUpdateAck("agent", [("fw", "t1", b"u1")])
+    second = wire.Acknowledge("fw", [("agent", "t1", b"u1")])
+    for action in (Send("tcp://a:1", first), Note("journal 1"), Send("tcp://b:2", second), Note("journal 2")):
+        runtime.engine.emit(action)
+    runtime._perform()
+    assert log == [
+        ("note", "journal 1"),
+        ("note", "journal 2"),
+        ("send", "tcp://a:1", TYPE_NUMBER[wire.StatusUpdateAck], first.SerializeToString()),
+        ("send", "tcp://b:2", TYPE_NUMBER[wire.Acknowledge], second.SerializeToString()),
+    ]
+    log.clear()
+    runtime._perform()  # the outbox was emptied: nothing is carried out twice
+    assert log == []
+
+
+def test_a_message_that_fails_to_send_is_logged_and_the_rest_still_go(runtime, caplog):
+    sent = []
+
+    def send(to, type_number, data):
+        if to == "tcp://bad:1":
+            raise ValueError("no such peer")
+        sent.append(to)
+        return True
+
+    runtime.transport.send = send
+    body = wire.Updates([])
+    for to in ("tcp://a:1", "tcp://bad:1", "tcp://b:2"):
+        runtime.engine.emit(Send(to, body))
+    with caplog.at_level(logging.ERROR, logger="corral.runtime"):
+        runtime._perform()
+    assert sent == ["tcp://a:1", "tcp://b:2"]
+    assert [r.getMessage() for r in caplog.records] == [f"sending a {TYPE_NUMBER[wire.Updates]} message to tcp://bad:1 failed"]
+
+
+def test_sends_are_the_runtimes_own(runtime):
+    with pytest.raises(ValueError, match="Send actions are the runtime's own"):
+        runtime.add_performer(Send, lambda action: None)
