@@ -10,8 +10,13 @@ def test_compiled_core_unless_disabled():
         assert core.CORE == "python"
     else:
         assert core.CORE == "cython"
-        for module in (core.envelope, core.acks, core.timers):
+        for module in (core.envelope, core.acks, core.timers, core.columns, core.messages, core.relay):
             assert not module.__file__.endswith(".py"), module.__file__
+        # the status path's message classes are C types (a class statement makes a heap type)
+        heap_type = 1 << 9  # Py_TPFLAGS_HEAPTYPE
+        for cls in (core.ExecutorStatusUpdate, core.StatusUpdateMessage, core.Updates, core.Acknowledge,
+                    core.StatusUpdateAck, core.ExecutorStatusUpdateAck):
+            assert not cls.__flags__ & heap_type, cls
         # compiled *with* the .pxd: extension types, no instance __dict__
         for obj in (core.Dispatcher(), core.AckTracker(), core.TimerQueue(),
                     core.decode(core.encode(1, 0, b"", b""))):
