@@ -116,6 +116,7 @@ master_updates = _impl.relay.master_updates
 master_acks = _impl.relay.master_acks
 scheduler_updates = _impl.relay.scheduler_updates
 mark_acknowledged = _impl.relay.mark_acknowledged
+track_updates = _impl.relay.track_updates
 Callback = _impl.relay.Callback
 UpdateSource = _impl.relay.UpdateSource
 
@@ -180,6 +181,7 @@ __all__ = [
     "master_acks",
     "scheduler_updates",
     "mark_acknowledged",
+    "track_updates",
     "Callback",
     "UpdateSource",
     "load_pure",

@@ -56,5 +56,8 @@ cpdef tuple master_acks(list rows, str framework_id, dict tasks, dict agents, fr
 cpdef tuple scheduler_updates(list rows, dict delivered_by_task, Py_ssize_t remembered, parse, decode_error,
                               frozenset terminal_states, reconciler, event, list actions, double now)
 
+@cython.locals(emptied=bint, row=tuple)
+cpdef bint track_updates(list updates, dict tasks, dict stuck_checked, dict pending, tracked, double now) except -1
+
 @cython.locals(row=tuple, delivered=RecentUuids, slot=Py_ssize_t)
 cpdef int mark_acknowledged(list acks, dict delivered_by_task) except -1

@@ -348,6 +348,34 @@ def scheduler_updates(rows, delivered_by_task, remembered, parse, decode_error, 
     return fresh, terminal, duplicates, malformed
 
 
+def track_updates(updates, tasks, stuck_checked, pending, tracked, now):
+    """The reconciler's share of the updates of one message (rows of (task id, agent
+    id, state, terminal), in order): a terminal task is forgotten (`tasks`, task id ->
+    tracked record, and `stuck_checked`), any other is recorded (a new one as
+    `tracked(agent_id, state, now)`), and each leaves `pending` (the current round's
+    tasks; None when no round runs). Returns whether one of them emptied `pending`
+    (the round converged; later updates leave it alone)."""
+    emptied = False
+    for row in updates:
+        tid = row[0]
+        if row[3]:
+            tasks.pop(tid, None)
+            stuck_checked.pop(tid, None)
+        else:
+            record = tasks.get(tid)
+            if record is None:
+                tasks[tid] = tracked(row[1], row[2], now)
+            else:
+                record.state = row[2]
+                record.last_update = now
+                if row[1]:
+                    record.agent_id = row[1]
+        if pending is not None and pending.pop(tid, None) is not None and not pending:
+            pending = None
+            emptied = True
+    return emptied
+
+
 def mark_acknowledged(acks, delivered_by_task):
     """Flag the delivered uuids that `acks` (rows of (agent id, task id, uuid))
     acknowledge, in `delivered_by_task` (task id -> RecentUuids)."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from corral import _core
 from corral.protos import corral_pb2 as pb
 
 STUCK_STATES = frozenset({pb.TASK_STAGING, pb.TASK_STARTING, pb.TASK_KILLING})
@@ -109,23 +110,10 @@ class Reconciler:
     def updated(self, updates: list[tuple[str, str, int, bool]], now: float) -> None:
         """Updates about tasks arrived (from agents or reconcile answers), as (task id,
         agent id, state, terminal) in order: one call per message."""
-        tasks, stuck_checked = self._tasks, self._stuck_checked
-        for task_id, agent_id, state, terminal in updates:
-            if terminal:
-                tasks.pop(task_id, None)
-                stuck_checked.pop(task_id, None)
-            else:
-                tracked = tasks.get(task_id)
-                if tracked is None:
-                    tasks[task_id] = _Tracked(agent_id, state, now)
-                else:
-                    tracked.state = state
-                    tracked.last_update = now
-                    if agent_id:
-                        tracked.agent_id = agent_id
-            current = self._round
-            if current is not None and current.pending.pop(task_id, None) is not None and not current.pending:
-                self._finish_round(now)
+        current = self._round
+        pending = None if current is None else current.pending
+        if _core.track_updates(updates, self._tasks, self._stuck_checked, pending, _Tracked, now):
+            self._finish_round(now)
 
     def tracks(self, task_id: str) -> bool:
         """Whether `task_id` is a non-terminal task of ours."""

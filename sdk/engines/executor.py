@@ -70,9 +70,12 @@ def serialise_status(status: pb.TaskStatus) -> bytes:
         missing = " and ".join(name for name, field in (("a task id", "task_id"), ("a state", "state"))
                                if not status.HasField(field))
         raise InvalidStatusUpdate(f"a status update needs {missing or 'its required fields'}: {status!r}") from None
-    if status.state == _STAGING:
-        raise InvalidStatusUpdate(f"an executor may not send TASK_STAGING (task {status.task_id.value!r})")
-    if not status.task_id.value:
+    # (the checks read the bytes: a protobuf attribute read would cost more than the
+    # serialisation, as it builds a wrapper object for the task id)
+    task_id, state, _health, _agent_id = _core.status_fields(data)
+    if state == _STAGING:
+        raise InvalidStatusUpdate(f"an executor may not send TASK_STAGING (task {task_id!r})")
+    if not task_id:
         raise InvalidStatusUpdate(f"a status update needs a task id, not an empty one: {status!r}")
     return data
 
