@@ -92,6 +92,9 @@ cdef class AckTracker:
     cpdef ack(self, key, uuid, double now)
 
     @cython.locals(stream=_Stream)
+    cpdef tuple ack_next(self, key, uuid, double now)
+
+    @cython.locals(stream=_Stream)
     cpdef head(self, key)
 
     @cython.locals(stream=_Stream, first=_Stream, top=HeapItem, out=list, heap=DeadlineHeap)

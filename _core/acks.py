@@ -341,17 +341,22 @@ class AckTracker:
 
     def ack(self, key, uuid, now):
         """Acknowledge the head; the next update (if any) becomes head, deadline now + initial."""
+        return self.ack_next(key, uuid, now)[0]
+
+    def ack_next(self, key, uuid, now):
+        """`ack`, and what follows: (ACKED, the new head's payload, or None when nothing
+        is pending), (STALE, None) or (UNKNOWN, None). One lookup for both."""
         stream = self._streams.get(key)
         if stream is None:
-            return _UNKNOWN
+            return (_UNKNOWN, None)
         if stream.head_uuid is None or stream.head_uuid != uuid:
-            return _STALE
+            return (_STALE, None)
         self._pending -= 1
         if _pop(stream, self._remember):
             self._restart(stream, now)
-        else:
-            self._unschedule(stream)
-        return _ACKED
+            return (_ACKED, stream.head_payload)
+        self._unschedule(stream)
+        return (_ACKED, None)
 
     def head(self, key):
         stream = self._streams.get(key)

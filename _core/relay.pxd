@@ -38,11 +38,10 @@ cpdef tuple agent_intake(list rows, str sender, dict executors, dict tasks, AckT
                          double now)
 
 
-@cython.locals(heads=list, journal=list, drained=list, stale=Py_ssize_t, row=tuple, key=tuple, head=tuple,
-               nxt=tuple)
+@cython.locals(heads=list, journal=list, drained=list, stale=Py_ssize_t, row=tuple, key=tuple, nxt=tuple)
 cpdef tuple agent_acks(list rows, AckTracker tracker, dict tasks, double now)
 
-@cython.locals(heads=list, emptied=bint, row=tuple, head=tuple)
+@cython.locals(heads=list, emptied=bint, row=tuple)
 cpdef tuple executor_acks(list rows, AckTracker tracker, double now)
 
 @cython.locals(relayed=dict, reacks=list, unknown=Py_ssize_t, row=tuple, out=list)

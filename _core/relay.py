@@ -173,17 +173,16 @@ def agent_acks(rows, tracker, tasks, now):
     for row in rows:
         key = (row[0], row[1])
         uuid = row[2]
-        if tracker.ack(key, uuid, now) is not _ACKED:
+        result, nxt = tracker.ack_next(key, uuid, now)
+        if result is not _ACKED:
             stale += 1
             continue
         task = tasks.get(key)
         if task is not None and task.checkpoint:
             journal.append((task, row[1], uuid))
-        head = tracker.head(key)
-        if head is None:
+        if nxt is None:
             drained.append((key, task))
             continue
-        nxt = head[1]
         if task is not None:
             state = task.state
             if nxt[7] != state:
@@ -201,13 +200,13 @@ def executor_acks(rows, tracker, now):
     emptied = False
     for row in rows:
         key = row[0]
-        if tracker.ack(key, row[1], now) is _ACKED:
-            head = tracker.head(key)
-            if head is None:
+        result, nxt = tracker.ack_next(key, row[1], now)
+        if result is _ACKED:
+            if nxt is None:
                 tracker.remove(key)
                 emptied = True
             else:
-                heads.append(head[1])
+                heads.append(nxt)
     return heads, emptied
 
 

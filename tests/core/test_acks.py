@@ -333,3 +333,16 @@ def test_recent_uuids_keeps_uuids_of_any_size_in_the_same_slots():
     assert list(recent) == [full[2], full[3], b"x"]
     assert recent.find(full[0]) == -1 and recent.find(b"short") == -1 and recent.find(full[1]) == -1
     assert recent.flagged(recent.find(full[3])) and not recent.flagged(recent.find(b"x"))
+
+
+def test_ack_next_returns_the_new_head_with_the_result():
+    t = AckTracker(initial_backoff=10.0)
+    t.add(K, b"u1", "p1", 0.0)
+    t.add(K, b"u2", "p2", 0.0)
+    assert t.ack_next(K, b"u2", 1.0) == (AckResult.STALE, None)  # not the head
+    assert t.ack_next(K2, b"u1", 1.0) == (AckResult.UNKNOWN, None)
+    assert t.ack_next(K, b"u1", 1.0) == (AckResult.ACKED, "p2")
+    assert t.head(K) == (b"u2", "p2")
+    assert t.next_deadline() == 11.0  # the new head's deadline starts at the ack
+    assert t.ack_next(K, b"u2", 2.0) == (AckResult.ACKED, None)
+    assert len(t) == 0 and t.next_deadline() is None
