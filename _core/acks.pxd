@@ -1,7 +1,7 @@
 # C declarations Cython applies to acks.py (pure-Python mode).
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
-from libc.string cimport memcmp, memcpy
+from libc.string cimport memchr, memcmp, memcpy
 
 from corral._core.heap cimport DeadlineHeap, HeapItem
 
@@ -30,7 +30,7 @@ cdef class RecentUuids:
 
     cdef object _held(self, Py_ssize_t i)
 
-    @cython.locals(tag="unsigned char", inline=bint, i=Py_ssize_t, uuids=list, held=object)
+    @cython.locals(tag="unsigned char", inline=bint, i=Py_ssize_t, uuids=list, held=object, at="unsigned char*")
     cpdef Py_ssize_t find(self, uuid) except -2
 
     @cython.locals(i=Py_ssize_t)
