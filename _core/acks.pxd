@@ -1,13 +1,14 @@
 # C declarations Cython applies to acks.py (pure-Python mode).
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
-from libc.string cimport memchr, memcmp, memcpy
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from libc.string cimport memchr, memcmp, memcpy, memset
 
 from corral._core.heap cimport DeadlineHeap, HeapItem
 
 cdef bint _COMPILED
 cdef object _FORWARD, _QUEUED, _DUPLICATE, _ACKED, _STALE, _UNKNOWN
-cdef Py_ssize_t _SCAN_LIMIT, UUID_SIZE
+cdef Py_ssize_t _SCAN_LIMIT, UUID_SIZE, SMALL_SLOTS, _SLOT_BYTES
 
 
 cdef inline unsigned char _tag(Py_hash_t h) noexcept
@@ -17,9 +18,12 @@ cdef inline unsigned char _tag(Py_hash_t h) noexcept
 cdef class RecentUuids:
     cdef readonly Py_ssize_t capacity
     cdef Py_ssize_t _next
-    cdef unsigned char _tags[64]  # RECENT_MAX
-    cdef char _flags[64]
-    cdef unsigned char _inline[1024]  # RECENT_MAX * UUID_SIZE
+    cdef Py_ssize_t _size  # slots in use (allocated)
+    cdef unsigned char* _tags
+    cdef char* _flags
+    cdef unsigned char* _inline
+    cdef unsigned char* _heap  # the slots once they outgrow _small (NULL before)
+    cdef unsigned char _small[72]  # SMALL_SLOTS * _SLOT_BYTES
     cdef list _uuids
 
     @staticmethod
@@ -27,6 +31,11 @@ cdef class RecentUuids:
     cdef RecentUuids of(Py_ssize_t capacity)
 
     cdef int _fill(self, Py_ssize_t capacity) except -1
+
+    cdef int _place(self, unsigned char* block, Py_ssize_t size) except -1
+
+    @cython.locals(size=Py_ssize_t, block="unsigned char*")
+    cdef int _grow(self) except -1
 
     cdef object _held(self, Py_ssize_t i)
 
@@ -36,7 +45,9 @@ cdef class RecentUuids:
     @cython.locals(i=Py_ssize_t)
     cpdef Py_ssize_t add(self, uuid, bint flag) except -1
 
-    cpdef bint flagged(self, Py_ssize_t i)
+    cdef Py_ssize_t _slot(self, Py_ssize_t i) except -1
+
+    cpdef bint flagged(self, Py_ssize_t i) except -1
 
     cpdef set_flag(self, Py_ssize_t i)
 

@@ -64,6 +64,10 @@ _SCAN_LIMIT = 8  # queued updates checked for duplicates by a scan; beyond this,
 RECENT_MAX = 64
 #: the size of the uuids corral makes (RecentUuids keeps these inline)
 UUID_SIZE = 16
+#: the slots a RecentUuids keeps inside itself (the compiled build), and each slot's
+#: bytes there: a tag, a flag and a uuid
+SMALL_SLOTS = 4
+_SLOT_BYTES = 2 + UUID_SIZE
 _NO_HASHES = (0,) * RECENT_MAX  # the pure-Python twin's empty arrays
 
 
@@ -72,18 +76,29 @@ def _tag(h):
     return (h & 0x7FFFFFFF) % 255 + 1
 
 
+def _pure_arrays(recent, capacity):
+    """The pure-Python twin's arrays of `recent`: lists of all `capacity` slots."""
+    recent._size = capacity
+    recent._tags = list(_NO_HASHES)
+    recent._flags = list(_NO_HASHES)
+    recent._uuids = [None] * capacity
+
+
 class RecentUuids:
     """The last ``capacity`` uuids added (1 to RECENT_MAX), the oldest forgotten first,
     each with a flag (the scheduler driver's "acknowledged yet"). Looking one up scans
     a byte per slot (a tag from the uuid's hash, 0 when the slot is empty: one cache line
     for all 64), and compares the uuid itself only where its tag matches. The compiled
-    build keeps tags and flags in C arrays inside the object, and the 16-byte uuids
-    corral makes inline, 16 bytes a slot, with no reference to their bytes objects (a
-    dict, or a list of references, would take kilobytes in scattered places, and every
-    uuid forgotten would touch its object to free it); a uuid of another size or type is
-    kept by reference. A slot is -1 .. capacity-1."""
+    build keeps tags, flags and the 16-byte uuids corral makes in C arrays, 18 bytes a
+    slot, with no reference to their bytes objects (a dict, or a list of references,
+    would take kilobytes in scattered places, and every uuid forgotten would touch its
+    object to free it); a uuid of another size or type is kept by reference. Its arrays
+    hold as many slots as have been used: the first SMALL_SLOTS inside the object, then
+    doubled on the heap up to ``capacity`` (most tasks see a few updates: a full-size
+    memory for each would take 1.2 kB and many cache lines). A slot is -1 ..
+    capacity-1."""
 
-    __slots__ = ("capacity", "_next", "_tags", "_flags", "_inline", "_uuids")
+    __slots__ = ("capacity", "_next", "_size", "_tags", "_flags", "_inline", "_uuids")
 
     def __init__(self, capacity=RECENT_MAX):
         if not 0 < capacity <= RECENT_MAX:
@@ -104,21 +119,49 @@ class RecentUuids:
         # the uuids kept by reference, by slot (None where a slot is empty or inline):
         # in the compiled build only once a uuid is not 16 bytes
         self._uuids = None
-        if not _COMPILED:  # (the compiled build's arrays start zeroed)
-            self._tags = list(_NO_HASHES)
-            self._flags = list(_NO_HASHES)
-            self._uuids = [None] * capacity
+        if _COMPILED:  # (the object's own slots, zeroed with it)
+            self._size = min(capacity, SMALL_SLOTS)
+            self._place(self._small, self._size)
+        else:
+            _pure_arrays(self, capacity)
         return 0
 
+    def _place(self, block, size):
+        """Compiled build only: point the arrays into `block`, of `size` slots (tags,
+        then flags, then uuids)."""
+        self._tags = block
+        self._flags = cython.cast(cython.p_char, block + size)
+        self._inline = block + 2 * size
+        return 0
+
+    def _grow(self):
+        """Compiled build only: double the slots (at most `capacity`), on the heap."""
+        size = min(self.capacity, 2 * self._size)
+        block = cython.cast(cython.p_uchar, PyMem_Malloc(size * _SLOT_BYTES))
+        if block == cython.NULL:
+            raise MemoryError()
+        memset(block, 0, size * _SLOT_BYTES)
+        memcpy(block, self._tags, self._size)
+        memcpy(block + size, self._flags, self._size)
+        memcpy(block + 2 * size, self._inline, self._size * UUID_SIZE)
+        PyMem_Free(self._heap)  # (NULL while the slots were the object's own)
+        self._heap = block
+        self._size = size
+        self._place(block, size)
+        return 0
+
+    def __dealloc__(self):  # (Cython's: called by the compiled build only)
+        PyMem_Free(self._heap)
+
     def __len__(self):
-        return sum(1 for i in range(self.capacity) if self._tags[i] != 0)
+        return sum(1 for i in range(self._size) if self._tags[i] != 0)
 
     def __iter__(self):
         """The uuids remembered, oldest first."""
         out = []
         for n in range(self.capacity):
             i = (self._next + n) % self.capacity
-            if self._tags[i] != 0:
+            if i < self._size and self._tags[i] != 0:
                 out.append(self._held(i))
         return iter(out)
 
@@ -137,9 +180,9 @@ class RecentUuids:
         inline = _COMPILED and type(uuid) is bytes and len(uuid) == UUID_SIZE
         uuids = self._uuids
         i = 0
-        while i < self.capacity:
+        while i < self._size:
             if _COMPILED:  # (the next slot with this tag, found by memchr: no loop over 64 bytes)
-                at = cython.cast(cython.p_uchar, memchr(self._tags + i, tag, self.capacity - i))
+                at = cython.cast(cython.p_uchar, memchr(self._tags + i, tag, self._size - i))
                 if at == cython.NULL:
                     return -1
                 i = at - self._tags
@@ -157,6 +200,8 @@ class RecentUuids:
         """Remember ``uuid`` (not checked for: the caller has looked it up) with ``flag``,
         in place of the oldest; returns its slot."""
         i = self._next
+        if i == self._size:  # (every slot used, none forgotten yet: compiled build only)
+            self._grow()
         self._tags[i] = _tag(hash(uuid))
         self._flags[i] = 1 if flag else 0
         if _COMPILED and type(uuid) is bytes and len(uuid) == UUID_SIZE:
@@ -170,14 +215,22 @@ class RecentUuids:
         self._next = i + 1 if i + 1 < self.capacity else 0
         return i
 
+    def _slot(self, i):
+        """``i``, checked to be a slot in use (else IndexError: a wrong slot would reach
+        past the compiled build's arrays)."""
+        if not 0 <= i < self._size:
+            raise IndexError(f"slot {i} of a RecentUuids with {self._size} in use")
+        return i
+
     def flagged(self, i):
-        return self._flags[i] != 0
+        return self._flags[self._slot(i)] != 0
 
     def set_flag(self, i):
-        self._flags[i] = 1
+        self._flags[self._slot(i)] = 1
 
     def forget(self, i):
         """Empty slot ``i`` (its uuid is no longer remembered)."""
+        i = self._slot(i)
         self._tags[i] = 0
         self._flags[i] = 0
         if self._uuids is not None:

@@ -346,3 +346,33 @@ def test_ack_next_returns_the_new_head_with_the_result():
     assert t.next_deadline() == 11.0  # the new head's deadline starts at the ack
     assert t.ack_next(K, b"u2", 2.0) == (AckResult.ACKED, None)
     assert len(t) == 0 and t.next_deadline() is None
+
+
+@pytest.mark.parametrize("capacity", [5, 37, RECENT_MAX])
+def test_recent_uuids_keep_everything_as_they_fill_up(capacity):
+    """Past the first few slots (the compiled build keeps those inside the object, then
+    doubles them on the heap), every uuid and flag added is still found, in order,
+    until the ring is full and the oldest go first."""
+    recent = RecentUuids(capacity)
+    uuids = [i.to_bytes(2, "big") * 8 for i in range(capacity + 10)]
+    for n, uuid in enumerate(uuids[:capacity]):
+        recent.add(uuid if n % 7 else uuid[:5], n % 3 == 0)  # some kept by reference
+        kept = [u if i % 7 else u[:5] for i, u in enumerate(uuids[: n + 1])]
+        assert list(recent) == kept and len(recent) == n + 1
+    assert all(recent.flagged(recent.find(u if i % 7 else u[:5])) == (i % 3 == 0)
+               for i, u in enumerate(uuids[:capacity]))
+    for uuid in uuids[capacity:]:
+        recent.add(uuid, False)
+    assert list(recent) == (kept + uuids[capacity:])[-capacity:] and len(recent) == capacity
+    assert all(recent.find(u) == -1 for u in kept[:10])  # the oldest went first
+
+
+def test_recent_uuids_refuse_a_slot_they_do_not_have():
+    recent = RecentUuids(RECENT_MAX)
+    slot = recent.add(b"u" * 16, True)
+    assert recent.flagged(slot)
+    for bad in (-1, RECENT_MAX, 10 ** 6):
+        with pytest.raises(IndexError):
+            recent.flagged(bad)
+        with pytest.raises(IndexError):
+            recent.forget(bad)
