@@ -11,7 +11,7 @@ ctypedef unsigned char* wbuf
 cdef bint _COMPILED
 cdef int _VARINT, _I64, _LEN, _I32, _STRING_FIELDS, _ROW_WIDTH
 cdef long _MAX_STATE, _MAX_HEALTH, _HEALTHY
-cdef unsigned long long _LOW32, _INT32_MAX, _TWO32
+cdef unsigned long long _LOW32, _INT32_MAX, _TWO32, _HASH_SEED, _HASH_MUL
 
 
 @cython.final
@@ -58,7 +58,10 @@ cdef list _ID_CACHE, _TASK_ID_CACHE
 cdef unsigned int _ID_HASHES[64]  # _ID_CACHE_SLOTS
 cdef unsigned int _TASK_ID_HASHES[32768]  # _TASK_ID_CACHE_SLOTS
 
-@cython.locals(h="unsigned int", i=Py_ssize_t, base=Py_ssize_t, free=Py_ssize_t, way=Py_ssize_t, slot=Py_ssize_t,
+@cython.locals(h="unsigned long long", word="unsigned long long", i=Py_ssize_t)
+cdef unsigned int _id_hash(cbuf src, Py_ssize_t n) noexcept
+
+@cython.locals(h="unsigned int", base=Py_ssize_t, free=Py_ssize_t, way=Py_ssize_t, slot=Py_ssize_t,
                cached=str, known="const char*", size=Py_ssize_t, text=str)
 cdef str _cached_text(cbuf src, Py_ssize_t n, list cache, unsigned int* hashes, Py_ssize_t slots)
 
