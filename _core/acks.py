@@ -119,7 +119,10 @@ class RecentUuids:
         # the uuids kept by reference, by slot (None where a slot is empty or inline):
         # in the compiled build only once a uuid is not 16 bytes
         self._uuids = None
-        if _COMPILED:  # (the object's own slots, zeroed with it)
+        if _COMPILED:  # the object's own slots (emptied: `__init__` may run again)
+            PyMem_Free(self._heap)
+            self._heap = cython.NULL
+            memset(self._small, 0, SMALL_SLOTS * _SLOT_BYTES)
             self._size = min(capacity, SMALL_SLOTS)
             self._place(self._small, self._size)
         else:

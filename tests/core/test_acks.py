@@ -376,3 +376,13 @@ def test_recent_uuids_refuse_a_slot_they_do_not_have():
             recent.flagged(bad)
         with pytest.raises(IndexError):
             recent.forget(bad)
+
+
+def test_recent_uuids_start_empty_when_initialised_again():
+    recent = RecentUuids(RECENT_MAX)
+    for i in range(20):  # past the slots inside the object
+        recent.add(bytes([i]) * 16, True)
+    recent.__init__(RECENT_MAX)
+    assert len(recent) == 0 and list(recent) == [] and recent.find(bytes([1]) * 16) == -1
+    recent.add(b"x" * 16, False)
+    assert list(recent) == [b"x" * 16] and not recent.flagged(recent.find(b"x" * 16))
