@@ -99,7 +99,6 @@ cdef class AckTracker:
     @cython.locals(stream=_Stream)
     cpdef add(self, key, uuid, payload, double now)
 
-    @cython.locals(stream=_Stream)
     cpdef ack(self, key, uuid, double now)
 
     @cython.locals(stream=_Stream)
