@@ -61,8 +61,8 @@ cdef unsigned int _TASK_ID_HASHES[32768]  # _TASK_ID_CACHE_SLOTS
 @cython.locals(h="unsigned long long", word="unsigned long long", i=Py_ssize_t)
 cdef unsigned int _id_hash(cbuf src, Py_ssize_t n) noexcept
 
-@cython.locals(h="unsigned int", base=Py_ssize_t, free=Py_ssize_t, way=Py_ssize_t, slot=Py_ssize_t,
-               cached=str, known="const char*", size=Py_ssize_t, text=str)
+@cython.locals(h="unsigned int", stored="unsigned int", base=Py_ssize_t, free=Py_ssize_t, way=Py_ssize_t,
+               slot=Py_ssize_t, cached=str, known="const char*", size=Py_ssize_t, text=str)
 cdef str _cached_text(cbuf src, Py_ssize_t n, list cache, unsigned int* hashes, Py_ssize_t slots)
 
 cdef str _cached_id(cbuf src, Py_ssize_t n)

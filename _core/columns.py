@@ -210,7 +210,8 @@ def _cached_id(src, n):
 def _id_hash(src, n):
     """A 32-bit hash of src[0:n] (compiled build only), eight bytes at a time: each
     word mixed in by a multiply and a shift (ids are tens of bytes: a byte at a time,
-    each step waiting on the last multiply, took most of a cache lookup)."""
+    each step waiting on the last multiply, took most of a cache lookup). Never 0: the
+    caches mark an empty slot with hash 0."""
     h = _HASH_SEED ^ n
     i = 0
     while i + 8 <= n:
@@ -222,28 +223,30 @@ def _id_hash(src, n):
     memcpy(cython.address(word), src + i, n - i)
     h = (h ^ word) * _HASH_MUL
     h ^= h >> 29
-    return cython.cast(cython.uint, h ^ (h >> 32))
+    return cython.cast(cython.uint, h ^ (h >> 32)) | 1
 
 
 def _cached_text(src, n, cache, hashes, slots):
     """The str of the UTF-8 at src[0:n] (compiled build only: src is a C pointer): the
     one in a slot of its set in `cache` (a list of `slots` entries, a power of two;
-    `hashes` their hashes) with the same bytes, else a new one, which takes an empty
-    slot of the set, or the next way in turn when the set is full."""
+    `hashes` their hashes, 0 for an empty slot) with the same bytes, else a new one,
+    which takes an empty slot of the set, or the next way in turn when the set is full.
+    Only a slot whose hash matches is read from the list: touching the str of every way
+    cost a cache miss each, most of a lookup."""
     global _next_way
     h = _id_hash(src, n)
     base = h & (slots - _CACHE_WAYS)
     free = -1
     for way in range(_CACHE_WAYS):
         slot = base + way
-        cached = cache[slot]
-        if cached is None:
-            if free < 0:
-                free = slot
-        elif hashes[slot] == h:
+        stored = hashes[slot]
+        if stored == h:
+            cached = cache[slot]
             known = PyUnicode_AsUTF8AndSize(cached, cython.address(size))
             if size == n and memcmp(known, src, n) == 0:
                 return cached
+        elif stored == 0 and free < 0:
+            free = slot
     try:
         text = PyUnicode_DecodeUTF8(cython.cast(cython.p_char, src), n, cython.NULL)
     except UnicodeDecodeError:
