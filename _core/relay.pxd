@@ -44,8 +44,8 @@ cpdef tuple agent_acks(list rows, AckTracker tracker, dict tasks, double now)
 @cython.locals(heads=list, emptied=bint, row=tuple)
 cpdef tuple executor_acks(list rows, AckTracker tracker, double now)
 
-@cython.locals(relayed=dict, reacks=list, unknown=Py_ssize_t, row=tuple, out=list)
-cpdef tuple master_updates(list rows, agent, dict tasks, dict healthy_of, set_latest)
+@cython.locals(relayed=dict, reacks=list, unknown=Py_ssize_t, row=tuple, out=list, agent_tasks=dict, fw_tasks=dict)
+cpdef tuple master_updates(list rows, agent, dict frameworks, dict healthy_of, set_latest)
 
 @cython.locals(forwarded=dict, finished=list, invalid=Py_ssize_t, row=tuple, out=list)
 cpdef tuple master_acks(list rows, str framework_id, dict tasks, dict agents, frozenset terminal)

@@ -975,7 +975,7 @@ class MasterEngine(Engine):
         if agent is None:
             self.counters["invalid_status_updates"] += len(rows)
             return
-        relayed, reacks, unknown = _core.master_updates(rows, agent, agent.tasks, HEALTHY_OF, self._set_latest_state)
+        relayed, reacks, unknown = _core.master_updates(rows, agent, self.frameworks, HEALTHY_OF, self._set_latest_state)
         frameworks = self.frameworks
         for fid, fw_rows in relayed.items():
             fw = frameworks.get(fid)

@@ -261,6 +261,34 @@ def test_task_is_forgotten_only_when_its_terminal_update_is_acked(cluster):
     assert [t.id for t in m.frameworks[fid].completed] == ["t1"]
 
 
+def test_a_reused_task_id_keeps_the_updates_of_each_agent_apart(cluster):
+    """A task id can be used again once its task is terminal, on another agent, while the
+    first agent still retries the old task's terminal update: that retry is the old
+    task's (its head, relayed), the new task's updates are the new task's, and the ack
+    of the old update forgets the old task only."""
+    m, a1, fid, offer = cluster
+    launch(m, fid, offer, command_task("t1", a1))
+    feed(m, A1, status_update(fid, a1, "t1", pb.TASK_FINISHED, b"old", latest=pb.TASK_FINISHED), 3.0)
+    sent(m)
+    a2 = register_agent(m, A2, now=3.0)
+    (offer2,) = [o for o in offers(m, 4.0, to=S1) if o.agent_id.value == a2]
+    launch(m, fid, offer2, command_task("t1", a2), now=4.5)
+    new = m.frameworks[fid].tasks["t1"]
+    old = m.agents[a1].tasks[(fid, "t1")]
+    assert new is not old and new.agent_id == a2
+    feed(m, A2, status_update(fid, a2, "t1", pb.TASK_RUNNING, b"new"), 5.0)
+    feed(m, A1, status_update(fid, a1, "t1", pb.TASK_FINISHED, b"old", latest=pb.TASK_FINISHED), 5.1)
+    assert [(u.agent_id.value, u.uuid) for u in updates_to(m, S1)] == [(a2, b"new"), (a1, b"old")]
+    assert (new.status_update_uuid, new.state) == (b"new", pb.TASK_RUNNING)
+    assert (old.status_update_uuid, old.state) == (b"old", pb.TASK_FINISHED)
+    assert m.counters["invalid_status_updates"] == 0
+    feed(m, S1, wire.Acknowledge(fid, [(a1, "t1", b"old")]), 5.2)
+    (forward,) = bodies(m, wire.StatusUpdateAck, to=A1)
+    assert forward.rows == [(fid, "t1", b"old")]
+    assert (fid, "t1") not in m.agents[a1].tasks
+    assert m.frameworks[fid].tasks["t1"] is new and m.agents[a2].tasks[(fid, "t1")] is new
+
+
 def test_kill_of_an_unknown_task_is_answered_lost():
     m = new_master()
     fid = subscribe(m, S1)
