@@ -914,8 +914,11 @@ class MasterEngine(Engine):
         if tid in seen:
             return f"task id {tid!r} is used twice in one launch", Resources()
         existing = fw.tasks.get(tid)
-        if existing is not None and not is_terminal(existing.state):
-            return f"task id {tid!r} is already in use by a live task", Resources()
+        if existing is not None:  # (as Mesos: a task is known until its terminal update is acknowledged)
+            if not is_terminal(existing.state):
+                return f"task id {tid!r} is already in use by a live task", Resources()
+            return (f"task id {tid!r} is still in use: the terminal update of the task that had it "
+                    f"is not acknowledged yet"), Resources()
         if info.agent_id.value != agent.id:
             return f"task {tid!r} names agent {info.agent_id.value!r} but its offers are on {agent.id!r}", Resources()
         if info.HasField("executor") == info.HasField("command"):

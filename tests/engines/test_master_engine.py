@@ -261,21 +261,43 @@ def test_task_is_forgotten_only_when_its_terminal_update_is_acked(cluster):
     assert [t.id for t in m.frameworks[fid].completed] == ["t1"]
 
 
-def test_a_reused_task_id_keeps_the_updates_of_each_agent_apart(cluster):
-    """A task id can be used again once its task is terminal, on another agent, while the
-    first agent still retries the old task's terminal update: that retry is the old
-    task's (its head, relayed), the new task's updates are the new task's, and the ack
-    of the old update forgets the old task only."""
+def test_a_task_id_is_free_again_only_once_its_terminal_update_is_acknowledged(cluster):
+    """As in Mesos, a finished task keeps its id until the framework acknowledged its
+    terminal update: a launch with that id before then is a TASK_ERROR."""
+    m, aid, fid, offer = cluster
+    launch(m, fid, offer, command_task("t1", aid))
+    feed(m, A1, status_update(fid, aid, "t1", pb.TASK_FINISHED, b"end", latest=pb.TASK_FINISHED), 3.0)
+    sent(m)
+    (again,) = offers(m, 4.0, to=S1)
+    launch(m, fid, again, command_task("t1", aid), now=4.5)
+    out = sent(m)
+    (status,) = [x.status for _, b in out if isinstance(b, wire.Updates) for x in updates_in(b)]
+    assert status.state == pb.TASK_ERROR and "not acknowledged yet" in status.message
+    assert not [b for _, b in out if isinstance(b, pb.RunTask)]
+    feed(m, S1, wire.Acknowledge(fid, [(aid, "t1", b"end")]), 5.0)
+    (again,) = offers(m, 11.0, to=S1)  # (after the default 5 s filter on what the failed launch left)
+    launch(m, fid, again, command_task("t1", aid), now=11.5)
+    assert [b.task.task_id.value for b in bodies(m, pb.RunTask, to=A1)] == ["t1"]
+
+
+def test_two_agents_reporting_one_task_id_keep_their_updates_and_acks_apart(cluster):
+    """A task id can be on two agents at once after a failover (an agent reregisters with
+    a task of an id the master has on another agent, whose terminal update is not
+    acknowledged yet): each agent's updates are its own task's, and the ack of the
+    first agent's terminal update reaches that agent and forgets only its task."""
     m, a1, fid, offer = cluster
     launch(m, fid, offer, command_task("t1", a1))
     feed(m, A1, status_update(fid, a1, "t1", pb.TASK_FINISHED, b"old", latest=pb.TASK_FINISHED), 3.0)
     sent(m)
     a2 = register_agent(m, A2, now=3.0)
-    (offer2,) = [o for o in offers(m, 4.0, to=S1) if o.agent_id.value == a2]
-    launch(m, fid, offer2, command_task("t1", a2), now=4.5)
-    new = m.frameworks[fid].tasks["t1"]
+    report = pb.TaskReport(task=command_task("t1", a2), state=pb.TASK_RUNNING)
+    report.framework_id.value = fid
+    info = pb.AgentInfo(hostname=A2, id=pb.AgentID(value=a2), resources=resources("cpus:4;mem:4096"))
+    feed(m, A2, pb.ReregisterAgent(agent=info, tasks=[report]), 4.0)
+    sent(m)
     old = m.agents[a1].tasks[(fid, "t1")]
-    assert new is not old and new.agent_id == a2
+    new = m.agents[a2].tasks[(fid, "t1")]
+    assert new is not old and m.frameworks[fid].tasks["t1"] is new
     feed(m, A2, status_update(fid, a2, "t1", pb.TASK_RUNNING, b"new"), 5.0)
     feed(m, A1, status_update(fid, a1, "t1", pb.TASK_FINISHED, b"old", latest=pb.TASK_FINISHED), 5.1)
     assert [(u.agent_id.value, u.uuid) for u in updates_to(m, S1)] == [(a2, b"new"), (a1, b"old")]
@@ -285,6 +307,7 @@ def test_a_reused_task_id_keeps_the_updates_of_each_agent_apart(cluster):
     feed(m, S1, wire.Acknowledge(fid, [(a1, "t1", b"old")]), 5.2)
     (forward,) = bodies(m, wire.StatusUpdateAck, to=A1)
     assert forward.rows == [(fid, "t1", b"old")]
+    assert m.counters["invalid_acknowledgements"] == 0
     assert (fid, "t1") not in m.agents[a1].tasks
     assert m.frameworks[fid].tasks["t1"] is new and m.agents[a2].tasks[(fid, "t1")] is new
 
