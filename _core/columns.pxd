@@ -3,6 +3,8 @@
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeUTF8
+from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF
+from libc.stdlib cimport calloc
 from libc.string cimport memcmp, memcpy
 
 ctypedef const unsigned char* cbuf
@@ -54,16 +56,24 @@ cdef class _Reader:
 cdef _Reader _reader(bytes data, Py_ssize_t pos, Py_ssize_t end)
 
 cdef Py_ssize_t _CACHE_WAYS, _ID_CACHE_SLOTS, _TASK_ID_CACHE_SLOTS, _next_way
-cdef list _ID_CACHE, _TASK_ID_CACHE
-cdef unsigned int _ID_HASHES[64]  # _ID_CACHE_SLOTS
-cdef unsigned int _TASK_ID_HASHES[32768]  # _TASK_ID_CACHE_SLOTS
+
+cdef struct _IdSlot:  # one way of a set of an id cache: 16 bytes, four to a cache line
+    unsigned int hash  # of the id's UTF-8 (never 0); 0: the slot is empty
+    unsigned int size  # its length in bytes
+    PyObject* text  # the str (a reference the slot owns)
+
+@cython.locals(block="void*")
+cdef _IdSlot* _slot_array(Py_ssize_t count) except NULL
+
+cdef _IdSlot* _ID_SLOTS
+cdef _IdSlot* _TASK_ID_SLOTS
 
 @cython.locals(h="unsigned long long", word="unsigned long long", i=Py_ssize_t)
 cdef unsigned int _id_hash(cbuf src, Py_ssize_t n) noexcept
 
-@cython.locals(h="unsigned int", stored="unsigned int", base=Py_ssize_t, free=Py_ssize_t, way=Py_ssize_t,
-               slot=Py_ssize_t, cached=str, known="const char*", size=Py_ssize_t, text=str)
-cdef str _cached_text(cbuf src, Py_ssize_t n, list cache, unsigned int* hashes, Py_ssize_t slots)
+@cython.locals(h="unsigned int", base=Py_ssize_t, free=Py_ssize_t, way=Py_ssize_t, entry="_IdSlot*",
+               known="const char*", size=Py_ssize_t, text=str)
+cdef str _cached_text(cbuf src, Py_ssize_t n, _IdSlot* slots, Py_ssize_t count)
 
 cdef str _cached_id(cbuf src, Py_ssize_t n)
 

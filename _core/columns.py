@@ -130,8 +130,8 @@ class _Reader:
         n = self.length()
         start = self.pos
         self.pos = start + n
-        return _cached_text(cython.cast(cbuf, PyBytes_AS_STRING(self.data)) + start, n, _TASK_ID_CACHE,
-                            _TASK_ID_HASHES, _TASK_ID_CACHE_SLOTS)
+        return _cached_text(cython.cast(cbuf, PyBytes_AS_STRING(self.data)) + start, n, _TASK_ID_SLOTS,
+                            _TASK_ID_CACHE_SLOTS)
 
     def blob(self):
         n = self.length()
@@ -186,25 +186,38 @@ def _reader(data, pos, end):
 
 
 #: compiled build: recently decoded ids, by a hash of their UTF-8 (`_cached_text`), in
-#: sets of _CACHE_WAYS slots, each slot's full hash in a C array beside its list
-#: (_ID_HASHES, _TASK_ID_HASHES: declared in columns.pxd)
+#: sets of _CACHE_WAYS slots (C structs of hash, length and str: `_IdSlot` in
+#: columns.pxd), a set on one 64-byte line: a lookup reads that line, then the str whose
+#: hash and length match
 _CACHE_WAYS = 4
 _ID_CACHE_SLOTS = 64
-_ID_CACHE = [None] * _ID_CACHE_SLOTS
 #: ... and recently decoded task ids (many more of them, each seen a few times per update
 #: on every hop): one str per task id, its hash computed once, so that the engines'
 #: dict lookups by task id compare by identity. Sized for tens of thousands of live
 #: tasks: a direct-mapped cache of 16 384 slots missed about 44% of the lookups of
 #: 10 000 task ids seen in turn (two ids in one slot evict each other every time).
 _TASK_ID_CACHE_SLOTS = 1 << 15
-_TASK_ID_CACHE = [None] * _TASK_ID_CACHE_SLOTS
 #: the way a miss in a full set replaces next (round robin)
 _next_way = 0
 
 
+def _slot_array(count):
+    """(compiled build) `count` empty cache slots, the first at the start of a 64-byte
+    line; they live as long as the module."""
+    block = calloc(count * cython.sizeof(_IdSlot) + 64, 1)
+    if block == cython.NULL:
+        raise MemoryError()
+    return cython.cast(cython.pointer(_IdSlot), (cython.cast(cython.size_t, block) + 63) & ~cython.cast(cython.size_t, 63))
+
+
+if _COMPILED:
+    _ID_SLOTS = _slot_array(_ID_CACHE_SLOTS)
+    _TASK_ID_SLOTS = _slot_array(_TASK_ID_CACHE_SLOTS)
+
+
 def _cached_id(src, n):
     """`_cached_text` through the id cache (framework, executor and agent ids, senders)."""
-    return _cached_text(src, n, _ID_CACHE, _ID_HASHES, _ID_CACHE_SLOTS)
+    return _cached_text(src, n, _ID_SLOTS, _ID_CACHE_SLOTS)
 
 
 def _id_hash(src, n):
@@ -226,27 +239,25 @@ def _id_hash(src, n):
     return cython.cast(cython.uint, h ^ (h >> 32)) | 1
 
 
-def _cached_text(src, n, cache, hashes, slots):
+def _cached_text(src, n, slots, count):
     """The str of the UTF-8 at src[0:n] (compiled build only: src is a C pointer): the
-    one in a slot of its set in `cache` (a list of `slots` entries, a power of two;
-    `hashes` their hashes, 0 for an empty slot) with the same bytes, else a new one,
-    which takes an empty slot of the set, or the next way in turn when the set is full.
-    Only a slot whose hash matches is read from the list: touching the str of every way
-    cost a cache miss each, most of a lookup."""
+    one in a slot of its set among `slots` (`count` of them, a power of two) with the
+    same bytes, else a new one, which takes an empty slot of the set (hash 0), or the
+    next way in turn when the set is full. Only a slot whose hash and length match has
+    its str read."""
     global _next_way
     h = _id_hash(src, n)
-    base = h & (slots - _CACHE_WAYS)
+    base = h & (count - _CACHE_WAYS)
     free = -1
     for way in range(_CACHE_WAYS):
-        slot = base + way
-        stored = hashes[slot]
-        if stored == h:
-            cached = cache[slot]
-            known = PyUnicode_AsUTF8AndSize(cached, cython.address(size))
-            if size == n and memcmp(known, src, n) == 0:
-                return cached
-        elif stored == 0 and free < 0:
-            free = slot
+        entry = slots + base + way
+        if entry.hash == h:
+            if entry.size == n:
+                known = PyUnicode_AsUTF8AndSize(cython.cast(object, entry.text), cython.address(size))
+                if memcmp(known, src, n) == 0:
+                    return cython.cast(str, entry.text)
+        elif entry.hash == 0 and free < 0:
+            free = base + way
     try:
         text = PyUnicode_DecodeUTF8(cython.cast(cython.p_char, src), n, cython.NULL)
     except UnicodeDecodeError:
@@ -254,8 +265,12 @@ def _cached_text(src, n, cache, hashes, slots):
     if free < 0:
         free = base + _next_way
         _next_way = (_next_way + 1) & (_CACHE_WAYS - 1)
-    cache[free] = text
-    hashes[free] = h
+    entry = slots + free
+    Py_XDECREF(entry.text)
+    Py_INCREF(text)
+    entry.text = cython.cast(cython.pointer(PyObject), text)
+    entry.hash = h
+    entry.size = n
     return text
 
 
