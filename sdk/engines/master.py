@@ -127,22 +127,26 @@ _AGENT_REGISTERED = AgentState.REGISTERED  # (an Enum member read from its class
 @dataclass(slots=True)
 class Task:
     """What the master keeps of a task: plain values only (no protobuf message, which would
-    keep the whole launch message it came in alive: 100k tasks must fit in 200 MB)."""
+    keep the whole launch message it came in alive: 100k tasks must fit in 200 MB).
 
+    The fields the status path reads or writes on every update and ack come first:
+    with the object's header they fill its first 64-byte line (a task object starts on
+    one), so relaying an update touches one line of it."""
+
+    #: the newest state known (frees resources when terminal)
+    state: int = field(default=pb.TASK_STAGING, kw_only=True)
+    #: the state of the update at the head of the agent's stream (what reconciliation answers)
+    status_update_state: int = field(default=pb.TASK_STAGING, kw_only=True)
+    status_update_uuid: bytes = field(default=b"", kw_only=True)
+    #: the last update whose acknowledgement the framework sent and this master forwarded
+    acked_uuid: bytes = field(default=b"", kw_only=True)
+    #: the health the last update reported (None: not reported)
+    healthy: bool | None = field(default=None, kw_only=True)
+    agent_id: str = field(kw_only=True)
     id: str
     name: str
     framework_id: str
-    agent_id: str
     resources: Resources
-    #: the newest state known (frees resources when terminal)
-    state: int = pb.TASK_STAGING
-    #: the state of the update at the head of the agent's stream (what reconciliation answers)
-    status_update_state: int = pb.TASK_STAGING
-    status_update_uuid: bytes = b""
-    #: the last update whose acknowledgement the framework sent and this master forwarded
-    acked_uuid: bytes = b""
-    #: the health the last update reported (None: not reported)
-    healthy: bool | None = None
     #: the role whose allocation the task's resources count against
     role: str = "*"
 
@@ -570,7 +574,7 @@ class MasterEngine(Engine):
                 fw = self.frameworks.get(fid) or self._recover_framework(fid, infos.get(fid), now)
                 if fw is None:
                     continue  # its framework info names invalid roles
-                task = Task(tid, report.task.name, fid, agent.id, resources, state=report.state, role=fw.roles[0])
+                task = Task(tid, report.task.name, fid, resources, agent_id=agent.id, state=report.state, role=fw.roles[0])
                 if report.unacknowledged:
                     # the head of the agent's stream: its ack (from a framework that got it
                     # from an earlier master) is the one that ends the task
@@ -936,7 +940,7 @@ class MasterEngine(Engine):
         return "", resources
 
     def _launch(self, fw: Framework, agent: Agent, info: pb.TaskInfo, resources: Resources, role: str) -> None:
-        task = Task(info.task_id.value, info.name, fw.id, agent.id, resources, role=role)
+        task = Task(info.task_id.value, info.name, fw.id, resources, agent_id=agent.id, role=role)
         fw.tasks[task.id] = task
         agent.tasks[(fw.id, task.id)] = task
         agent.used = agent.used + resources
