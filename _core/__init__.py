@@ -99,6 +99,7 @@ decode_acks = _impl.columns.decode_acks
 encode_acks = _impl.columns.encode_acks
 status_fields = _impl.columns.status_fields
 agent_id_of = _impl.columns.agent_id_of
+canonical_task_id = _impl.columns.canonical_task_id
 encode_reconcile = _impl.columns.encode_reconcile
 UpdateMessage = _impl.messages.UpdateMessage
 ExecutorStatusUpdate = _impl.messages.ExecutorStatusUpdate
@@ -164,6 +165,7 @@ __all__ = [
     "encode_acks",
     "status_fields",
     "agent_id_of",
+    "canonical_task_id",
     "encode_reconcile",
     "UpdateMessage",
     "ExecutorStatusUpdate",

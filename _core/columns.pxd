@@ -68,12 +68,15 @@ cdef _IdSlot* _slot_array(Py_ssize_t count) except NULL
 cdef _IdSlot* _ID_SLOTS
 cdef _IdSlot* _TASK_ID_SLOTS
 
+@cython.locals(src="const char*", size=Py_ssize_t)
+cpdef str canonical_task_id(str task_id)
+
 @cython.locals(h="unsigned long long", word="unsigned long long", i=Py_ssize_t)
 cdef unsigned int _id_hash(cbuf src, Py_ssize_t n) noexcept
 
 @cython.locals(h="unsigned int", base=Py_ssize_t, free=Py_ssize_t, way=Py_ssize_t, entry="_IdSlot*",
                known="const char*", size=Py_ssize_t, text=str)
-cdef str _cached_text(cbuf src, Py_ssize_t n, _IdSlot* slots, Py_ssize_t count)
+cdef str _cached_text(cbuf src, Py_ssize_t n, _IdSlot* slots, Py_ssize_t count, str made)
 
 cdef str _cached_id(cbuf src, Py_ssize_t n)
 

@@ -131,7 +131,7 @@ class _Reader:
         start = self.pos
         self.pos = start + n
         return _cached_text(cython.cast(cbuf, PyBytes_AS_STRING(self.data)) + start, n, _TASK_ID_SLOTS,
-                            _TASK_ID_CACHE_SLOTS)
+                            _TASK_ID_CACHE_SLOTS, None)
 
     def blob(self):
         n = self.length()
@@ -217,7 +217,20 @@ if _COMPILED:
 
 def _cached_id(src, n):
     """`_cached_text` through the id cache (framework, executor and agent ids, senders)."""
-    return _cached_text(src, n, _ID_SLOTS, _ID_CACHE_SLOTS)
+    return _cached_text(src, n, _ID_SLOTS, _ID_CACHE_SLOTS, None)
+
+
+def canonical_task_id(task_id):
+    """The str the decoders hand out for `task_id` from now on: in the compiled build, the
+    one the task id cache holds for those bytes, else `task_id` itself, put there; in
+    the pure build, `task_id`. An engine that keys its tasks by this str (rather than by
+    the str parsed from a launch message) has its dict lookups by decoded task ids hit
+    by identity, without reading the stored key (a cache miss each, with thousands of
+    tasks)."""
+    if not _COMPILED:
+        return task_id
+    src = PyUnicode_AsUTF8AndSize(task_id, cython.address(size))
+    return _cached_text(cython.cast(cbuf, src), size, _TASK_ID_SLOTS, _TASK_ID_CACHE_SLOTS, task_id)
 
 
 def _id_hash(src, n):
@@ -239,12 +252,12 @@ def _id_hash(src, n):
     return cython.cast(cython.uint, h ^ (h >> 32)) | 1
 
 
-def _cached_text(src, n, slots, count):
+def _cached_text(src, n, slots, count, made):
     """The str of the UTF-8 at src[0:n] (compiled build only: src is a C pointer): the
     one in a slot of its set among `slots` (`count` of them, a power of two) with the
-    same bytes, else a new one, which takes an empty slot of the set (hash 0), or the
-    next way in turn when the set is full. Only a slot whose hash and length match has
-    its str read."""
+    same bytes, else `made` (a str of those bytes) or, when None, a new one, which takes
+    an empty slot of the set (hash 0), or the next way in turn when the set is full. Only
+    a slot whose hash and length match has its str read."""
     global _next_way
     h = _id_hash(src, n)
     base = h & (count - _CACHE_WAYS)
@@ -258,10 +271,13 @@ def _cached_text(src, n, slots, count):
                     return cython.cast(str, entry.text)
         elif entry.hash == 0 and free < 0:
             free = base + way
-    try:
-        text = PyUnicode_DecodeUTF8(cython.cast(cython.p_char, src), n, cython.NULL)
-    except UnicodeDecodeError:
-        raise ColumnsError("a string field is not UTF-8") from None
+    if made is not None:
+        text = made
+    else:
+        try:
+            text = PyUnicode_DecodeUTF8(cython.cast(cython.p_char, src), n, cython.NULL)
+        except UnicodeDecodeError:
+            raise ColumnsError("a string field is not UTF-8") from None
     if free < 0:
         free = base + _next_way
         _next_way = (_next_way + 1) & (_CACHE_WAYS - 1)

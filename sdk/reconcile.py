@@ -105,7 +105,7 @@ class Reconciler:
     # -- what the driver knows about tasks -----------------------------------------
     def track(self, task_id: str, agent_id: str, state: int, now: float) -> None:
         """A task the framework launched (or handed over after a restart)."""
-        self._tasks[task_id] = _Tracked(agent_id, state, now)
+        self._tasks[_core.canonical_task_id(task_id)] = _Tracked(agent_id, state, now)
 
     def updated(self, updates: list[tuple[str, str, int, bool]], now: float) -> None:
         """Updates about tasks arrived (from agents or reconcile answers), as (task id,

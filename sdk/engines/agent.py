@@ -506,7 +506,7 @@ class AgentEngine(Engine):
             return
         fid = msg.framework.id.value
         task = msg.task
-        tid = task.task_id.value
+        tid = _core.canonical_task_id(task.task_id.value)
         if (fid, tid) in self.tasks and not is_terminal(self.tasks[(fid, tid)].state):
             return  # a duplicate launch
         checkpoint = msg.framework.checkpoint

@@ -563,7 +563,7 @@ class MasterEngine(Engine):
         learned: dict[tuple[str, str], list[Task]] = {}  # running tasks new to us, by (framework, role)
         for report in msg.tasks:
             fid = report.framework_id.value
-            tid = report.task.task_id.value
+            tid = _core.canonical_task_id(report.task.task_id.value)
             reported.add((fid, tid))
             task = agent.tasks.get((fid, tid))
             if task is None:
@@ -940,7 +940,8 @@ class MasterEngine(Engine):
         return "", resources
 
     def _launch(self, fw: Framework, agent: Agent, info: pb.TaskInfo, resources: Resources, role: str) -> None:
-        task = Task(info.task_id.value, info.name, fw.id, resources, agent_id=agent.id, role=role)
+        tid = _core.canonical_task_id(info.task_id.value)
+        task = Task(tid, info.name, fw.id, resources, agent_id=agent.id, role=role)
         fw.tasks[task.id] = task
         agent.tasks[(fw.id, task.id)] = task
         agent.used = agent.used + resources

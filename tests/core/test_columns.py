@@ -88,6 +88,25 @@ def test_task_ids_seen_in_turn_decode_to_the_strs_made_the_first_time():
         assert same >= 0.97 * len(rows), same  # (direct-mapped, 16 384 slots: 49%)
 
 
+def test_a_canonical_task_id_is_the_str_decoded_for_it_from_then_on():
+    """An engine keys its tasks by canonical_task_id(the launch's id): the decoders then
+    hand out that very str for the id (compiled build), so dict lookups hit by identity;
+    an equal str made later canonicalises to the first."""
+    tid = "".join(["canonical-", str(random.Random(5).random())])  # (made at run time: not interned)
+    assert core.canonical_task_id(tid) is tid
+    again = "".join(["canonical-", tid[len("canonical-"):]])
+    assert again == tid and again is not tid
+    rows = [("fw", "ex", tid, 1, b"u" * 16, b"s", 0, 1), ("fw", "ex", "other", 1, b"v" * 16, b"s", 0, 1)]
+    (decoded, _), acks = core.decode_updates(core.encode_updates(rows)), core.decode_acks(
+        core.encode_acks("fw", None, [("a", tid, b"u" * 16)]), 3)[2]
+    assert decoded[2] == acks[0][1] == tid
+    if core.CORE == "cython":
+        assert core.canonical_task_id(again) is tid
+        assert decoded[2] is tid and acks[0][1] is tid
+    else:
+        assert core.canonical_task_id(again) is again
+
+
 def test_missing_latest_states_default_to_the_states():
     cols = columns_of(random_rows(random.Random(1), 3))
     cols.ClearField("latest_states")
