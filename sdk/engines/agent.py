@@ -73,6 +73,12 @@ class AgentConfig:
     ping_timeout: float = 75.0
     status_update_backoff: float = 10.0
     status_update_backoff_max: float = 600.0
+    #: per task, the uuids of the last this many updates acknowledged, to drop an
+    #: executor's retries of them (0 to 64). An executor driver sends a task's next
+    #: update only once the last is acknowledged, over one ordered connection, so a
+    #: retry repeats one of the last few; each uuid more is 16 bytes per task, and at 64
+    #: the memories of 10 000 tasks no longer fit the cache (benches/README.md)
+    acknowledged_uuids_per_task: int = 8
     executor_registration_timeout: float = 60.0
     #: grace period between SIGTERM and SIGKILL when the agent itself kills a container
     shutdown_grace_period: float = 3.0
@@ -339,7 +345,8 @@ class AgentEngine(Engine):
         #: launches from the master that reached us before our first AgentRegistered
         #: (that reply was lost or is late): run once it names us, dropped otherwise
         self._held_launches: list[pb.RunTask] = []
-        self.updates = _core.AckTracker(self.config.status_update_backoff, self.config.status_update_backoff_max)
+        self.updates = _core.AckTracker(self.config.status_update_backoff, self.config.status_update_backoff_max,
+                                       remember=self.config.acknowledged_uuids_per_task)
         self.updates.pause()
         self._registration_backoff = self.config.registration_backoff
         self.ping_timeout = self.config.ping_timeout

@@ -75,8 +75,10 @@ class SchedulerConfig:
     kill_retry_backoff_max: float = 60.0
     #: de-duplication memory: the uuids of the last this many updates delivered per task
     #: (1 to 64; an agent resends only the head of a task's stream, and moves on once it
-    #: is acknowledged, so an older uuid can only come back as a stale copy)...
-    delivered_uuids_per_task: int = _core.RECENT_MAX
+    #: is acknowledged, so an older uuid can only come back as a stale copy; each uuid
+    #: more is 16 bytes per task, and at 64 the memories of 10 000 tasks no longer fit
+    #: the cache: benches/README.md)...
+    delivered_uuids_per_task: int = 8
     #: ...kept for the last this many tasks whose terminal update was delivered (an
     #: unacknowledged terminal update is retried by its agent every few seconds)
     completed_tasks_remembered: int = 10_000

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from corral import wire
 from corral.engines.agent import AgentConfig, AgentEngine, Connection, KillContainer, LaunchExecutor, MasterLost
 from corral.protos import corral_pb2 as pb
@@ -147,6 +149,27 @@ def test_duplicate_updates_are_dropped_but_acked():
     feed(agent, MASTER, ack(b"u1"), 3.0)
     feed(agent, EXEC, executor_update(pb.TASK_RUNNING, b"u1"), 3.5)
     assert not forwarded(agent)
+
+
+def test_a_task_remembers_the_uuids_of_its_last_acknowledged_updates_only():
+    """An executor's retry of an update acknowledged long ago (past
+    `acknowledged_uuids_per_task` newer ones) is taken as new; one of the last is dropped."""
+    agent = running_agent(acknowledged_uuids_per_task=2)
+    for i in range(3):
+        feed(agent, EXEC, executor_update(pb.TASK_RUNNING, b"u%d" % i), 2.0 + i)
+        feed(agent, MASTER, ack(b"u%d" % i), 2.5 + i)
+    sent(agent)
+    feed(agent, EXEC, executor_update(pb.TASK_RUNNING, b"u2"), 6.0)
+    feed(agent, EXEC, executor_update(pb.TASK_RUNNING, b"u1"), 6.0)
+    assert not forwarded(agent) and agent.counters["duplicate_status_updates"] == 2
+    feed(agent, EXEC, executor_update(pb.TASK_RUNNING, b"u0"), 7.0)
+    assert [u.uuid for u in forwarded(agent)] == [b"u0"]
+
+
+@pytest.mark.parametrize("remembered", [-1, 65])
+def test_an_acknowledged_uuid_memory_the_agent_cannot_keep_is_refused(remembered):
+    with pytest.raises(ValueError, match=f"not {remembered}"):
+        new_agent(acknowledged_uuids_per_task=remembered)
 
 
 def test_stale_ack_is_ignored():
