@@ -98,6 +98,7 @@ encode_updates = _impl.columns.encode_updates
 decode_acks = _impl.columns.decode_acks
 encode_acks = _impl.columns.encode_acks
 status_fields = _impl.columns.status_fields
+status_state = _impl.columns.status_state
 agent_id_of = _impl.columns.agent_id_of
 canonical_task_id = _impl.columns.canonical_task_id
 encode_reconcile = _impl.columns.encode_reconcile
@@ -164,6 +165,7 @@ __all__ = [
     "decode_acks",
     "encode_acks",
     "status_fields",
+    "status_state",
     "agent_id_of",
     "canonical_task_id",
     "encode_reconcile",

@@ -88,15 +88,23 @@ cdef int _read_columns(_Reader reader, list columns) except -1
                health=long, latest=long, value=long)
 cdef tuple _one_row(bytes data)
 
-@cython.locals(key="unsigned long long", value=str, n=Py_ssize_t, outer=Py_ssize_t)
-cdef str _id_value(_Reader reader, bint cached)
+cdef int _TASK_ID, _CACHED_ID, _EMPTINESS
+cdef str _NOT_EMPTY
+
+@cython.locals(key="unsigned long long", value=str, n=Py_ssize_t, m=Py_ssize_t, outer=Py_ssize_t)
+cdef str _id_value(_Reader reader, int how)
 
 @cython.locals(reader=_Reader, key="unsigned long long", value=str, agent_id=str)
 cpdef str agent_id_of(bytes data)
 
+cpdef tuple status_fields(bytes data)
+
+@cython.locals(fields=tuple)
+cpdef long status_state(bytes data) except? -2
+
 @cython.locals(reader=_Reader, key="unsigned long long", value=str, task_id=str,
                agent_id=str, state=long, health=long)
-cpdef tuple status_fields(bytes data)
+cdef tuple _status_fields(bytes data, int task_id_as)
 
 @cython.locals(row=tuple, columns=list, reader=_Reader, inner=_Reader, key="unsigned long long",
                stop=Py_ssize_t, n=Py_ssize_t, i=Py_ssize_t, latest=list, fids=list, eids=list, tids=list,

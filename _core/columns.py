@@ -368,10 +368,18 @@ def _one_row(data):
     return (fid, eid, tid, state, uuid, status, health, latest)
 
 
-def _id_value(reader, cached):
+#: how `_id_value` hands out an id: through the task id cache, through the id cache, or
+#: only whether it is empty ("" or _NOT_EMPTY, no str made for it)
+_TASK_ID = 0
+_CACHED_ID = 1
+_EMPTINESS = 2
+_NOT_EMPTY = "(not empty)"
+
+
+def _id_value(reader, how):
     """The value (field 1) of the id message (TaskID, AgentID) at the reader, a LEN field
-    whose key has been read, through the id cache when `cached` (ids that repeat: not
-    task ids); a value seen twice: the last counts; None when it has none."""
+    whose key has been read, made as `how` says; a value seen twice: the last counts;
+    None when it has none."""
     n = reader.length()
     outer = reader.end
     reader.end = reader.pos + n
@@ -379,7 +387,14 @@ def _id_value(reader, cached):
     while reader.pos < reader.end:
         key = reader.varint()
         if key == (1 << 3 | _LEN):
-            value = reader.id_text(None) if cached else reader.task_text()
+            if how == _CACHED_ID:
+                value = reader.id_text(None)
+            elif how == _TASK_ID:
+                value = reader.task_text()
+            else:
+                m = reader.length()  # (checked against the end)
+                reader.pos += m
+                value = _NOT_EMPTY if m else ""
         else:
             reader.skip(key & 7)
     reader.end = outer
@@ -395,7 +410,7 @@ def agent_id_of(data):
     while reader.pos < reader.end:
         key = reader.varint()
         if key == (7 << 3 | _LEN):
-            value = _id_value(reader, True)
+            value = _id_value(reader, _CACHED_ID)
             if value is not None:
                 agent_id = value
         else:
@@ -410,6 +425,18 @@ def status_fields(data):
     when it has none. A message field seen twice is merged and a singular field keeps
     its last value, as protobuf parses them. ColumnsError when the bytes are malformed,
     the task id or state is missing, or the state is out of range."""
+    return _status_fields(data, _TASK_ID)
+
+
+def status_state(data):
+    """The state of a serialised TaskStatus, -1 when its task id is empty: `status_fields`
+    without making a str of the task id (the executor driver's check of a status where
+    its user calls; the status is read again when it is queued). ColumnsError as there."""
+    fields = _status_fields(data, _EMPTINESS)
+    return fields[1] if fields[0] else -1
+
+
+def _status_fields(data, task_id_as):
     reader = _reader(data, 0, len(data))
     task_id = None
     agent_id = ""
@@ -418,7 +445,7 @@ def status_fields(data):
     while reader.pos < reader.end:
         key = reader.varint()
         if key == (1 << 3 | _LEN) or key == (7 << 3 | _LEN):
-            value = _id_value(reader, key == (7 << 3 | _LEN))
+            value = _id_value(reader, task_id_as if key == (1 << 3 | _LEN) else _CACHED_ID)
             if value is not None:
                 if key == (1 << 3 | _LEN):
                     task_id = value

@@ -72,10 +72,10 @@ def serialise_status(status: pb.TaskStatus) -> bytes:
         raise InvalidStatusUpdate(f"a status update needs {missing or 'its required fields'}: {status!r}") from None
     # (the checks read the bytes: a protobuf attribute read would cost more than the
     # serialisation, as it builds a wrapper object for the task id)
-    task_id, state, _health, _agent_id = _core.status_fields(data)
+    state = _core.status_state(data)
     if state == _STAGING:
-        raise InvalidStatusUpdate(f"an executor may not send TASK_STAGING (task {task_id!r})")
-    if not task_id:
+        raise InvalidStatusUpdate(f"an executor may not send TASK_STAGING (task {status.task_id.value!r})")
+    if state < 0:
         raise InvalidStatusUpdate(f"a status update needs a task id, not an empty one: {status!r}")
     return data
 

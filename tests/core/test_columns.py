@@ -239,6 +239,15 @@ def test_status_fields_are_what_protobuf_reads(status):
     expected = (status.task_id.value, status.state,
                 0 if not status.HasField("healthy") else 1 if status.healthy else 2, status.agent_id.value)
     assert core.status_fields(status.SerializeToString()) == expected
+    assert core.status_state(status.SerializeToString()) == status.state
+
+
+def test_the_state_of_a_status_with_an_empty_task_id_is_minus_one():
+    """status_state reads the task id only as empty or not: the last value seen counts."""
+    empty = pb.TaskStatus(task_id=pb.TaskID(value=""), state=pb.TASK_RUNNING).SerializeToString()
+    named = status_of(state=pb.TASK_KILLED).SerializeToString()
+    assert core.status_state(empty) == -1
+    assert core.status_state(named + empty) == -1 and core.status_state(empty + named) == pb.TASK_KILLED
 
 
 def test_status_fields_merge_as_protobuf_does():
@@ -259,6 +268,8 @@ def test_status_fields_merge_as_protobuf_does():
 def test_malformed_statuses_raise_a_clear_error(data, problem):
     with pytest.raises(core.ColumnsError, match=problem):
         core.status_fields(data)
+    with pytest.raises(core.ColumnsError, match=problem):
+        core.status_state(data)
 
 
 def test_agent_id_of_is_what_protobuf_reads():
