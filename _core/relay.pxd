@@ -39,7 +39,7 @@ cpdef tuple agent_intake(list rows, str sender, dict executors, dict tasks, AckT
 
 
 @cython.locals(heads=list, journal=list, drained=list, stale=Py_ssize_t, row=tuple, key=tuple, nxt=tuple)
-cpdef tuple agent_acks(list rows, AckTracker tracker, dict tasks, double now)
+cpdef tuple agent_acks(list rows, AckTracker tracker, dict tasks, frozenset terminal, double now)
 
 @cython.locals(heads=list, emptied=bint, row=tuple)
 cpdef tuple executor_acks(list rows, AckTracker tracker, double now)

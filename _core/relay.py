@@ -160,12 +160,13 @@ def agent_intake(rows, sender, executors, tasks, tracker, suffix, now):
     return heads, journal, acks, unknown, duplicates
 
 
-def agent_acks(rows, tracker, tasks, now):
+def agent_acks(rows, tracker, tasks, terminal, now):
     """The agent's share of a StatusUpdateAck (rows of (framework id, task id, uuid)):
-    each ack of a stream's head moves the stream on. Returns (heads, journal, drained,
+    each ack of a stream's head moves the stream on. Returns (heads, journal, ended,
     stale): the streams' next updates, to forward (each with its task's latest state),
-    the (task, task id, uuid) of each acked update of a task that checkpoints, the (key, task or
-    None) of the streams left with nothing pending, and the acks that were stale."""
+    the (task, task id, uuid) of each acked update of a task that checkpoints, the (key,
+    task or None) of the streams left with nothing pending whose task is gone or in a
+    state of `terminal` (the streams to end), and the acks that were stale."""
     heads = []
     journal = []
     drained = []
@@ -181,7 +182,8 @@ def agent_acks(rows, tracker, tasks, now):
         if task is not None and task.checkpoint:
             journal.append((task, row[1], uuid))
         if nxt is None:
-            drained.append((key, task))
+            if task is None or task.state in terminal:
+                drained.append((key, task))
             continue
         if task is not None:
             state = task.state

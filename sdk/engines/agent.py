@@ -45,7 +45,7 @@ from typing import Any
 from corral import wire
 from corral import _core
 from corral.engines.base import Engine, MasterLost, on
-from corral.engines.common import for_framework, is_terminal, new_status
+from corral.engines.common import TERMINAL_STATES, for_framework, is_terminal, new_status
 from corral.engines.status import STATE, UUID, UpdateRow, agent_id_suffix, row_of, status_row, update_of, with_latest
 from corral.protocol import MessageType as T
 from corral.protocol import PeerEvent
@@ -971,12 +971,12 @@ class AgentEngine(Engine):
         if sender != self.master:
             self.counters["messages_from_unknown"] += 1
             return
-        heads, journal, drained, stale = _core.agent_acks(msg.rows, self.updates, self.tasks, now)
+        heads, journal, ended, stale = _core.agent_acks(msg.rows, self.updates, self.tasks, TERMINAL_STATES, now)
         for task, tid, uuid in journal:
             self.emit(JournalAppend(task.framework_id, task.executor_id, task.container_id, tid,
                                     JournalRecord(JournalKind.ACK, uuid)))
-        for key, task in drained:
-            self._drained(key, task)
+        for key, task in ended:
+            self._end_stream(key, task)
         counters = self.counters
         counters["acks_received"] += len(msg.rows) - stale
         if stale:
@@ -984,14 +984,12 @@ class AgentEngine(Engine):
         if self.connection is _REGISTERED:
             self._forward(heads)
 
-    def _drained(self, key: tuple[str, str], task: Task | None) -> None:
-        """The stream of `key` has nothing pending: the update just acked was the task's
-        latest (task.state). A stream without a task record has nothing more to carry;
-        a terminal task ends here."""
-        if task is None:
-            self.updates.remove(key)
-        elif is_terminal(task.state):
-            self.updates.remove(key)
+    def _end_stream(self, key: tuple[str, str], task: Task | None) -> None:
+        """The stream of `key` has nothing pending and nothing more to carry: it has no
+        task record, or the update just acked was its task's terminal one (task.state
+        is the latest), and the task ends here."""
+        self.updates.remove(key)
+        if task is not None:
             del self.tasks[key]
             executor = self.executors.get((key[0], task.executor_id))
             if executor is not None:
