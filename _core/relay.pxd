@@ -33,12 +33,13 @@ cdef class Callback:
 
 
 @cython.locals(heads=list, journal=list, acks=dict, unknown=Py_ssize_t, duplicates=Py_ssize_t, row=tuple,
-               out=list, queued=tuple, key=tuple)
+               out=list, queued=tuple, key=tuple, fw_tasks=dict)
 cpdef tuple agent_intake(list rows, str sender, dict executors, dict tasks, AckTracker tracker, bytes suffix,
                          double now)
 
 
-@cython.locals(heads=list, journal=list, drained=list, stale=Py_ssize_t, row=tuple, key=tuple, nxt=tuple)
+@cython.locals(heads=list, journal=list, drained=list, stale=Py_ssize_t, row=tuple, key=tuple, nxt=tuple,
+               fw_tasks=dict)
 cpdef tuple agent_acks(list rows, AckTracker tracker, dict tasks, frozenset terminal, double now)
 
 @cython.locals(heads=list, emptied=bint, row=tuple)

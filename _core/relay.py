@@ -108,7 +108,7 @@ def agent_intake(rows, sender, executors, tasks, tracker, suffix, now):
     """The agent's share of an ExecutorStatusUpdate from `sender`: each update of a known
     executor of that sender is queued on its task's stream (`tracker`, keyed by
     (framework id, task id)), stamped with `suffix` (the agent id, appended to the
-    status), and the task takes its state. Returns (heads, journal, acks, unknown,
+    status), and the task (`tasks`: each framework's by task id) takes its state. Returns (heads, journal, acks, unknown,
     duplicates): the updates that became the heads of their streams, the (task, row) of
     each queued update of a task that checkpoints, the acks to send the executor by
     framework id ([(task id, uuid)]), the rows of unknown executors or without a uuid,
@@ -120,6 +120,7 @@ def agent_intake(rows, sender, executors, tasks, tracker, suffix, now):
     duplicates = 0
     known_fid = None
     known_eid = None
+    fw_tasks = None
     ack_fid = None
     out = None
     for row in rows:
@@ -133,12 +134,13 @@ def agent_intake(rows, sender, executors, tasks, tracker, suffix, now):
                 continue
             known_fid = fid
             known_eid = eid
+            fw_tasks = tasks.get(fid)
         if not uuid:
             unknown += 1
             continue
         tid = row[2]
         key = (fid, tid)
-        task = tasks.get(key)
+        task = fw_tasks.get(tid) if fw_tasks is not None else None
         if task is not None:
             state = row[3]
             queued = (fid, eid, tid, state, uuid, row[5] + suffix, row[6], state)
@@ -161,8 +163,9 @@ def agent_intake(rows, sender, executors, tasks, tracker, suffix, now):
 
 
 def agent_acks(rows, tracker, tasks, terminal, now):
-    """The agent's share of a StatusUpdateAck (rows of (framework id, task id, uuid)):
-    each ack of a stream's head moves the stream on. Returns (heads, journal, ended,
+    """The agent's share of a StatusUpdateAck (rows of (framework id, task id, uuid);
+    `tasks`: each framework's by task id): each ack of a stream's head moves the stream
+    on. Returns (heads, journal, ended,
     stale): the streams' next updates, to forward (each with its task's latest state),
     the (task, task id, uuid) of each acked update of a task that checkpoints, the (key,
     task or None) of the streams left with nothing pending whose task is gone or in a
@@ -171,14 +174,20 @@ def agent_acks(rows, tracker, tasks, terminal, now):
     journal = []
     drained = []
     stale = 0
+    known_fid = None
+    fw_tasks = None
     for row in rows:
-        key = (row[0], row[1])
+        fid = row[0]
+        key = (fid, row[1])
         uuid = row[2]
         result, nxt = tracker.ack_next(key, uuid, now)
         if result is not _ACKED:
             stale += 1
             continue
-        task = tasks.get(key)
+        if fid is not known_fid:
+            known_fid = fid
+            fw_tasks = tasks.get(fid)
+        task = fw_tasks.get(row[1]) if fw_tasks is not None else None
         if task is not None and task.checkpoint:
             journal.append((task, row[1], uuid))
         if nxt is None:

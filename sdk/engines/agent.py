@@ -39,6 +39,7 @@ from __future__ import annotations
 import enum
 import logging
 import random
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -321,6 +322,59 @@ class Task:
     checkpoint: bool = False
 
 
+class TaskTable(MutableMapping[tuple[str, str], Task]):
+    """The agent's tasks by (framework id, task id), held as each framework's tasks by
+    task id (`by_framework`, what the status path's loops take): a message's rows are
+    one framework's, found once, then each task by its id, a str key that hits by
+    identity (the decoders hand out one str per task id), instead of a (framework id,
+    task id) tuple made, hashed and compared with the stored one for every row."""
+
+    __slots__ = ("by_framework", "_count")
+
+    def __init__(self) -> None:
+        self.by_framework: dict[str, dict[str, Task]] = {}
+        self._count = 0
+
+    def __getitem__(self, key: tuple[str, str]) -> Task:
+        task = self.get(key)
+        if task is None:
+            raise KeyError(key)
+        return task
+
+    def get(self, key: tuple[str, str], default: Any = None) -> Any:  # (the Mapping one goes through __getitem__)
+        tasks = self.by_framework.get(key[0])
+        return default if tasks is None else tasks.get(key[1], default)
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, tuple) or len(key) != 2:
+            return False
+        tasks = self.by_framework.get(key[0])
+        return tasks is not None and key[1] in tasks
+
+    def __setitem__(self, key: tuple[str, str], task: Task) -> None:
+        tasks = self.by_framework.setdefault(key[0], {})
+        if key[1] not in tasks:
+            self._count += 1
+        tasks[key[1]] = task
+
+    def __delitem__(self, key: tuple[str, str]) -> None:
+        tasks = self.by_framework.get(key[0])
+        if tasks is None or key[1] not in tasks:
+            raise KeyError(key)
+        del tasks[key[1]]
+        self._count -= 1
+        if not tasks:
+            del self.by_framework[key[0]]
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        for fid, tasks in self.by_framework.items():
+            for tid in tasks:
+                yield (fid, tid)
+
+    def __len__(self) -> int:
+        return self._count
+
+
 class AgentEngine(Engine):
     def __init__(self, info: pb.AgentInfo, transport: str, config: AgentConfig | None = None,
                  rng: random.Random | None = None) -> None:
@@ -338,7 +392,7 @@ class AgentEngine(Engine):
         self.frameworks: dict[str, pb.FrameworkInfo] = {}
         self.executors: dict[tuple[str, str], Executor] = {}
         self.containers: dict[str, tuple[str, str]] = {}
-        self.tasks: dict[tuple[str, str], Task] = {}
+        self.tasks = TaskTable()
         #: checkpointed runs whose executor has ended -> (framework, executor, the tasks
         #: whose updates are not all acknowledged yet); see `_run_ended`
         self._ended_runs: dict[str, tuple[str, str, set[str]]] = {}
@@ -573,7 +627,7 @@ class AgentEngine(Engine):
             return
         fid = msg.framework_id.value
         for task_id in msg.task_ids:
-            tid = task_id.value
+            tid = _core.canonical_task_id(task_id.value)
             if (fid, tid) in self.tasks:
                 continue
             info = pb.TaskInfo(name=tid, task_id=task_id, agent_id=pb.AgentID(value=self.agent_id or ""))
@@ -708,7 +762,7 @@ class AgentEngine(Engine):
     def _recover_task(self, fid: str, eid: str, container_id: str, recovered: RecoveredTask, now: float) -> Task | None:
         """The task with its update stream replayed from the journal; None when its
         terminal update was acknowledged (the task is over)."""
-        key = (fid, recovered.info.task_id.value)
+        key = (fid, _core.canonical_task_id(recovered.info.task_id.value))
         task = Task(recovered.info, fid, eid, container_id=container_id, checkpoint=True)
         for record in recovered.journal:
             if record.kind is JournalKind.UPDATE:
@@ -823,9 +877,9 @@ class AgentEngine(Engine):
                                                                       executor_id=executor.info.executor_id))
                 executor.phase = ExecutorPhase.TERMINATING
                 self.emit(KillContainer(executor.container_id, self.config.shutdown_grace_period))
-        for key in [k for k in self.tasks if k[0] == fid]:
-            del self.tasks[key]
-            self.updates.remove(key)
+        for tid in list(self.tasks.by_framework.get(fid, ())):
+            del self.tasks[(fid, tid)]
+            self.updates.remove((fid, tid))
         for container_id in [c for c, run in self._ended_runs.items() if run[0] == fid]:
             del self._ended_runs[container_id]  # DiscardFramework takes their checkpoints
         info = self.frameworks.pop(fid, None)
@@ -912,7 +966,8 @@ class AgentEngine(Engine):
         go to the master."""
         agent_id = self.agent_id or ""
         heads, journal, acks, unknown, duplicates = _core.agent_intake(
-            msg.rows, sender, self.executors, self.tasks, self.updates, self._status_suffix(agent_id), now)
+            msg.rows, sender, self.executors, self.tasks.by_framework, self.updates, self._status_suffix(agent_id),
+            now)
         for task, row in journal:  # on disk before the forward and before the executor's ack
             self._journal_update(task, row)
         if self.connection is _REGISTERED:
@@ -971,7 +1026,8 @@ class AgentEngine(Engine):
         if sender != self.master:
             self.counters["messages_from_unknown"] += 1
             return
-        heads, journal, ended, stale = _core.agent_acks(msg.rows, self.updates, self.tasks, TERMINAL_STATES, now)
+        heads, journal, ended, stale = _core.agent_acks(msg.rows, self.updates, self.tasks.by_framework, TERMINAL_STATES,
+                                                         now)
         for task, tid, uuid in journal:
             self.emit(JournalAppend(task.framework_id, task.executor_id, task.container_id, tid,
                                     JournalRecord(JournalKind.ACK, uuid)))

@@ -8,6 +8,7 @@ import pytest
 
 from corral import wire
 from corral.engines.agent import AgentConfig, AgentEngine, Connection, KillContainer, LaunchExecutor, MasterLost
+from corral.engines.agent import Task, TaskTable
 from corral.protos import corral_pb2 as pb
 
 from engine_helpers import MASTER, advance, bodies, command_task, feed, framework_info, others, resources, sent
@@ -71,6 +72,24 @@ def forwarded(agent: AgentEngine) -> list[pb.StatusUpdate]:
 
 
 # ---------------------------------------------------------------- registration
+def test_the_task_table_maps_framework_and_task_ids_to_tasks_held_by_framework():
+    table = TaskTable()
+    t1, t2, t3, t4 = (Task(pb.TaskInfo(name=n), "f", "e") for n in "abcd")
+    table[("f1", "a")], table[("f1", "b")], table[("f2", "a")] = t1, t2, t3
+    assert len(table) == 3 and table[("f2", "a")] is t3 and table.get(("f1", "b")) is t2
+    assert ("f1", "c") not in table and table.get(("f3", "a")) is None and "f1" not in table
+    assert set(table) == {("f1", "a"), ("f1", "b"), ("f2", "a")}
+    assert table.by_framework == {"f1": {"a": t1, "b": t2}, "f2": {"a": t3}}
+    table[("f1", "a")] = t4  # replaced, not added
+    assert len(table) == 3 and table[("f1", "a")] is t4
+    del table[("f2", "a")]
+    assert len(table) == 2 and "f2" not in table.by_framework  # (no empty framework left behind)
+    with pytest.raises(KeyError):
+        del table[("f2", "a")]
+    with pytest.raises(KeyError):
+        table[("f9", "x")]
+
+
 def test_registration_backoff_doubles_within_bounds_and_is_capped():
     agent = new_agent(registration_backoff=1.0, registration_backoff_max=60.0)
     agent.connect(MASTER, 0.0)
