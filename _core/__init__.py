@@ -120,6 +120,7 @@ scheduler_updates = _impl.relay.scheduler_updates
 mark_acknowledged = _impl.relay.mark_acknowledged
 track_updates = _impl.relay.track_updates
 Callback = _impl.relay.Callback
+MasterTask = _impl.relay.MasterTask
 UpdateSource = _impl.relay.UpdateSource
 
 #: The implementation modules in use (`envelope.DRAIN_PATH` tells how drain receives,
@@ -187,6 +188,7 @@ __all__ = [
     "mark_acknowledged",
     "track_updates",
     "Callback",
+    "MasterTask",
     "UpdateSource",
     "load_pure",
     "envelope",

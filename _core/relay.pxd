@@ -25,6 +25,24 @@ cdef class UpdateSource:
     cpdef add(self, bytes serialised, double now)
 
 
+cdef int _STAGING
+
+
+@cython.final
+cdef class MasterTask:
+    cdef public int state
+    cdef public int status_update_state
+    cdef public bytes status_update_uuid
+    cdef public bytes acked_uuid
+    cdef public object healthy
+    cdef public str agent_id
+    cdef public str id
+    cdef public str name
+    cdef public str framework_id
+    cdef public object resources
+    cdef public str role
+
+
 @cython.final
 cdef class Callback:
     cdef public object event
@@ -45,10 +63,11 @@ cpdef tuple agent_acks(list rows, AckTracker tracker, dict tasks, frozenset term
 @cython.locals(heads=list, emptied=bint, row=tuple)
 cpdef tuple executor_acks(list rows, AckTracker tracker, double now)
 
-@cython.locals(relayed=dict, reacks=list, unknown=Py_ssize_t, row=tuple, out=list, agent_tasks=dict, fw_tasks=dict)
+@cython.locals(relayed=dict, reacks=list, unknown=Py_ssize_t, row=tuple, out=list, agent_tasks=dict, fw_tasks=dict,
+               task=MasterTask, uuid=bytes)
 cpdef tuple master_updates(list rows, agent, dict frameworks, dict healthy_of, set_latest)
 
-@cython.locals(forwarded=dict, finished=list, invalid=Py_ssize_t, row=tuple, out=list)
+@cython.locals(forwarded=dict, finished=list, invalid=Py_ssize_t, row=tuple, out=list, task=MasterTask, uuid=bytes)
 cpdef tuple master_acks(list rows, str framework_id, dict tasks, dict agents, frozenset terminal)
 
 @cython.locals(terminal=list, duplicates=list, seen=list, fresh=Py_ssize_t, malformed=Py_ssize_t, row=tuple, delivered=RecentUuids,

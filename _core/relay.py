@@ -104,6 +104,40 @@ class UpdateSource:
         return None
 
 
+#: TASK_STAGING (protos/corral.proto): a task's state until an update says otherwise
+_STAGING = 6
+
+
+class MasterTask:
+    """What the master keeps of a task: plain values only (no protobuf message, which
+    would keep the whole launch message it came in alive). `state`: the newest state
+    known (frees resources when terminal); `status_update_state`, `status_update_uuid`:
+    the update at the head of the agent's stream (what reconciliation answers);
+    `acked_uuid`: the last update whose acknowledgement the framework sent and the
+    master forwarded; `healthy`: what the last update reported (None: not reported);
+    `role`: the role whose allocation its resources count against. (Here, so that
+    `master_updates` and `master_acks` read and write these as C struct fields.)"""
+
+    __slots__ = ("state", "status_update_state", "status_update_uuid", "acked_uuid", "healthy", "agent_id", "id",
+                 "name", "framework_id", "resources", "role")
+
+    def __init__(self, id, name, framework_id, resources, *, agent_id, state=_STAGING, role="*"):
+        self.id = id
+        self.name = name
+        self.framework_id = framework_id
+        self.resources = resources
+        self.agent_id = agent_id
+        self.state = state
+        self.status_update_state = _STAGING
+        self.status_update_uuid = b""
+        self.acked_uuid = b""
+        self.healthy = None
+        self.role = role
+
+    def __repr__(self):
+        return f"MasterTask({self.id!r} of {self.framework_id!r} on {self.agent_id!r}, state {self.state})"
+
+
 def agent_intake(rows, sender, executors, tasks, tracker, suffix, now):
     """The agent's share of an ExecutorStatusUpdate from `sender`: each update of a known
     executor of that sender is queued on its task's stream (`tracker`, keyed by

@@ -124,31 +124,9 @@ class AgentState(enum.Enum):
 _AGENT_REGISTERED = AgentState.REGISTERED  # (an Enum member read from its class costs a Python call)
 
 
-@dataclass(slots=True)
-class Task:
-    """What the master keeps of a task: plain values only (no protobuf message, which would
-    keep the whole launch message it came in alive: 100k tasks must fit in 200 MB).
-
-    The fields the status path reads or writes on every update and ack come first:
-    with the object's header they fill its first 64-byte line (a task object starts on
-    one), so relaying an update touches one line of it."""
-
-    #: the newest state known (frees resources when terminal)
-    state: int = field(default=pb.TASK_STAGING, kw_only=True)
-    #: the state of the update at the head of the agent's stream (what reconciliation answers)
-    status_update_state: int = field(default=pb.TASK_STAGING, kw_only=True)
-    status_update_uuid: bytes = field(default=b"", kw_only=True)
-    #: the last update whose acknowledgement the framework sent and this master forwarded
-    acked_uuid: bytes = field(default=b"", kw_only=True)
-    #: the health the last update reported (None: not reported)
-    healthy: bool | None = field(default=None, kw_only=True)
-    agent_id: str = field(kw_only=True)
-    id: str
-    name: str
-    framework_id: str
-    resources: Resources
-    #: the role whose allocation the task's resources count against
-    role: str = "*"
+#: what the master keeps of a task (a C type in the compiled build: the status path's
+#: loops read and write its fields as struct fields)
+Task = _core.MasterTask
 
 
 @dataclass(slots=True)

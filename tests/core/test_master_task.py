@@ -1,0 +1,45 @@
+"""The master's task record (corral._core.MasterTask), a C type in the compiled build:
+what a new one holds, and that the status path's loops read and write it."""
+import pytest
+
+import corral._core as core
+from corral.protos import corral_pb2 as pb
+
+
+def test_a_new_task_is_staging_with_no_update_yet():
+    task = core.MasterTask("t1", "name", "fw-1", None, agent_id="a-1")
+    assert (task.id, task.name, task.framework_id, task.agent_id, task.role) == ("t1", "name", "fw-1", "a-1", "*")
+    assert task.state == task.status_update_state == pb.TASK_STAGING
+    assert task.status_update_uuid == task.acked_uuid == b"" and task.healthy is None
+    assert core.MasterTask("t2", "n", "fw-1", None, agent_id="a-1", state=pb.TASK_RUNNING, role="web").role == "web"
+    with pytest.raises(TypeError):
+        core.MasterTask("t3", "n", "fw-1", None)  # (the agent is required)
+
+
+class _Agent:
+    def __init__(self, agent_id: str) -> None:
+        self.id = agent_id
+        self.tasks: dict = {}
+
+
+class _Framework:
+    def __init__(self, tasks: dict) -> None:
+        self.tasks = tasks
+
+
+def test_the_master_loops_set_the_head_and_remember_the_acknowledged_uuid():
+    task = core.MasterTask("t1", "n", "fw-1", None, agent_id="a-1")
+    agent, frameworks, latest = _Agent("a-1"), {"fw-1": _Framework({"t1": task})}, []
+    row = ("fw-1", "ex", "t1", pb.TASK_RUNNING, b"u" * 16, b"status", 1, pb.TASK_FINISHED)
+    relayed, reacks, unknown = core.master_updates([row], agent, frameworks, {0: None, 1: True, 2: False},
+                                                   lambda t, a, state: latest.append(state))
+    assert relayed == {"fw-1": [row]} and reacks == [] and unknown == 0 and latest == [pb.TASK_FINISHED]
+    assert (task.status_update_state, task.status_update_uuid, task.healthy) == (pb.TASK_RUNNING, b"u" * 16, True)
+    forwarded, finished, invalid = core.master_acks([("a-1", "t1", b"u" * 16)], "fw-1", frameworks["fw-1"].tasks,
+                                                    {"a-1": agent}, frozenset({pb.TASK_FINISHED}))
+    assert forwarded == {"a-1": [("fw-1", "t1", b"u" * 16)]} and finished == [] and invalid == 0
+    assert task.acked_uuid == b"u" * 16
+    # a retry of the acknowledged update is acknowledged again, not relayed
+    relayed, reacks, unknown = core.master_updates([row], agent, frameworks, {0: None, 1: True, 2: False},
+                                                   lambda t, a, state: latest.append(state))
+    assert relayed == {} and reacks == [("fw-1", "t1", b"u" * 16)]
