@@ -121,6 +121,7 @@ mark_acknowledged = _impl.relay.mark_acknowledged
 track_updates = _impl.relay.track_updates
 Callback = _impl.relay.Callback
 MasterTask = _impl.relay.MasterTask
+AgentTask = _impl.relay.AgentTask
 UpdateSource = _impl.relay.UpdateSource
 
 #: The implementation modules in use (`envelope.DRAIN_PATH` tells how drain receives,
@@ -189,6 +190,7 @@ __all__ = [
     "track_updates",
     "Callback",
     "MasterTask",
+    "AgentTask",
     "UpdateSource",
     "load_pure",
     "envelope",

@@ -44,6 +44,16 @@ cdef class MasterTask:
 
 
 @cython.final
+cdef class AgentTask:
+    cdef public object info
+    cdef public str framework_id
+    cdef public str executor_id
+    cdef public int state
+    cdef public str container_id
+    cdef public bint checkpoint
+
+
+@cython.final
 cdef class Callback:
     cdef public object event
     cdef public tuple args
@@ -51,13 +61,13 @@ cdef class Callback:
 
 
 @cython.locals(heads=list, journal=list, acks=dict, unknown=Py_ssize_t, duplicates=Py_ssize_t, row=tuple,
-               out=list, queued=tuple, key=tuple, fw_tasks=dict)
+               out=list, queued=tuple, key=tuple, fw_tasks=dict, task=AgentTask)
 cpdef tuple agent_intake(list rows, str sender, dict executors, dict tasks, AckTracker tracker, bytes suffix,
                          double now)
 
 
 @cython.locals(heads=list, journal=list, drained=list, stale=Py_ssize_t, row=tuple, key=tuple, nxt=tuple,
-               fw_tasks=dict)
+               fw_tasks=dict, task=AgentTask)
 cpdef tuple agent_acks(list rows, AckTracker tracker, dict tasks, frozenset terminal, double now)
 
 @cython.locals(heads=list, emptied=bint, row=tuple)

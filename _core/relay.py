@@ -138,6 +138,27 @@ class MasterTask:
         return f"MasterTask({self.id!r} of {self.framework_id!r} on {self.agent_id!r}, state {self.state})"
 
 
+class AgentTask:
+    """What the agent keeps of a task: its TaskInfo (`info`), framework and executor
+    ids, the newest state it has had an update for (`state`), the executor run it
+    belongs to (`container_id`, its checkpoint directory) and whether its framework
+    checkpoints. (Here, so that `agent_intake` and `agent_acks` read and write these
+    as C struct fields.)"""
+
+    __slots__ = ("info", "framework_id", "executor_id", "state", "container_id", "checkpoint")
+
+    def __init__(self, info, framework_id, executor_id, state=_STAGING, container_id="", checkpoint=False):
+        self.info = info
+        self.framework_id = framework_id
+        self.executor_id = executor_id
+        self.state = state
+        self.container_id = container_id
+        self.checkpoint = checkpoint
+
+    def __repr__(self):
+        return f"AgentTask({self.info.task_id.value!r} of {self.framework_id!r}, state {self.state})"
+
+
 def agent_intake(rows, sender, executors, tasks, tracker, suffix, now):
     """The agent's share of an ExecutorStatusUpdate from `sender`: each update of a known
     executor of that sender is queued on its task's stream (`tracker`, keyed by

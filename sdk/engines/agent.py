@@ -311,15 +311,9 @@ class Executor:
         return self.info.executor_id.value
 
 
-@dataclass(slots=True)
-class Task:
-    info: pb.TaskInfo
-    framework_id: str
-    executor_id: str
-    state: int = pb.TASK_STAGING
-    #: the executor run the task belongs to (its checkpoint directory)
-    container_id: str = ""
-    checkpoint: bool = False
+#: what the agent keeps of a task (a C type in the compiled build: the status path's
+#: loops read and write its fields as struct fields)
+Task = _core.AgentTask
 
 
 class TaskTable(MutableMapping[tuple[str, str], Task]):

@@ -1,5 +1,6 @@
-"""The master's task record (corral._core.MasterTask), a C type in the compiled build:
-what a new one holds, and that the status path's loops read and write it."""
+"""The engines' task records (corral._core.MasterTask, AgentTask), C types in the
+compiled build: what a new one holds, and that the status path's loops read and write
+them."""
 import pytest
 
 import corral._core as core
@@ -43,3 +44,17 @@ def test_the_master_loops_set_the_head_and_remember_the_acknowledged_uuid():
     relayed, reacks, unknown = core.master_updates([row], agent, frameworks, {0: None, 1: True, 2: False},
                                                    lambda t, a, state: latest.append(state))
     assert relayed == {} and reacks == [("fw-1", "t1", b"u" * 16)]
+
+
+def test_a_new_agent_task_is_staging_and_takes_the_state_of_its_updates():
+    info = pb.TaskInfo(name="n", task_id=pb.TaskID(value="t1"))
+    task = core.AgentTask(info, "fw-1", "ex-1")
+    assert (task.info, task.framework_id, task.executor_id, task.container_id) == (info, "fw-1", "ex-1", "")
+    assert task.state == pb.TASK_STAGING and task.checkpoint is False
+    tracker = core.AckTracker()
+    executor = type("Executor", (), {"transport": "tcp://e"})()
+    row = ("fw-1", "ex-1", "t1", pb.TASK_RUNNING, b"u" * 16, b"s", 0, pb.TASK_RUNNING)
+    heads, journal, acks, unknown, duplicates = core.agent_intake(
+        [row], "tcp://e", {("fw-1", "ex-1"): executor}, {"fw-1": {"t1": task}}, tracker, b"", 1.0)
+    assert task.state == pb.TASK_RUNNING and len(heads) == 1 and journal == [] and unknown == duplicates == 0
+    assert acks == {"fw-1": [("t1", b"u" * 16)]}
