@@ -122,6 +122,7 @@ track_updates = _impl.relay.track_updates
 Callback = _impl.relay.Callback
 MasterTask = _impl.relay.MasterTask
 AgentTask = _impl.relay.AgentTask
+TrackedTask = _impl.relay.TrackedTask
 UpdateSource = _impl.relay.UpdateSource
 
 #: The implementation modules in use (`envelope.DRAIN_PATH` tells how drain receives,
@@ -191,6 +192,7 @@ __all__ = [
     "Callback",
     "MasterTask",
     "AgentTask",
+    "TrackedTask",
     "UpdateSource",
     "load_pure",
     "envelope",

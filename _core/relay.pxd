@@ -54,6 +54,13 @@ cdef class AgentTask:
 
 
 @cython.final
+cdef class TrackedTask:
+    cdef public str agent_id
+    cdef public int state
+    cdef public double last_update
+
+
+@cython.final
 cdef class Callback:
     cdef public object event
     cdef public tuple args
@@ -85,8 +92,8 @@ cpdef tuple master_acks(list rows, str framework_id, dict tasks, dict agents, fr
 cpdef tuple scheduler_updates(list rows, dict delivered_by_task, Py_ssize_t remembered, parse, decode_error,
                               frozenset terminal_states, reconciler, event, list actions, double now)
 
-@cython.locals(emptied=bint, row=tuple)
-cpdef bint track_updates(list updates, dict tasks, dict stuck_checked, dict pending, tracked, double now) except -1
+@cython.locals(emptied=bint, row=tuple, record=TrackedTask)
+cpdef bint track_updates(list updates, dict tasks, dict stuck_checked, dict pending, double now) except -1
 
 @cython.locals(row=tuple, delivered=RecentUuids, slot=Py_ssize_t)
 cpdef int mark_acknowledged(list acks, dict delivered_by_task) except -1

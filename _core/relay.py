@@ -159,6 +159,22 @@ class AgentTask:
         return f"AgentTask({self.info.task_id.value!r} of {self.framework_id!r}, state {self.state})"
 
 
+class TrackedTask:
+    """What the scheduler driver's reconciler keeps of a non-terminal task: the agent it
+    runs on ("" when unknown), its latest state and when an update last said so.
+    (Here, so that `track_updates` writes these as C struct fields.)"""
+
+    __slots__ = ("agent_id", "state", "last_update")
+
+    def __init__(self, agent_id, state, last_update):
+        self.agent_id = agent_id
+        self.state = state
+        self.last_update = last_update
+
+    def __repr__(self):
+        return f"TrackedTask(on {self.agent_id!r}, state {self.state}, at {self.last_update})"
+
+
 def agent_intake(rows, sender, executors, tasks, tracker, suffix, now):
     """The agent's share of an ExecutorStatusUpdate from `sender`: each update of a known
     executor of that sender is queued on its task's stream (`tracker`, keyed by
@@ -433,12 +449,11 @@ def scheduler_updates(rows, delivered_by_task, remembered, parse, decode_error, 
     return fresh, terminal, duplicates, malformed
 
 
-def track_updates(updates, tasks, stuck_checked, pending, tracked, now):
+def track_updates(updates, tasks, stuck_checked, pending, now):
     """The reconciler's share of the updates of one message (rows of (task id, agent
     id, state, terminal), in order): a terminal task is forgotten (`tasks`, task id ->
-    tracked record, and `stuck_checked`), any other is recorded (a new one as
-    `tracked(agent_id, state, now)`), and each leaves `pending` (the current round's
-    tasks; None when no round runs). Returns whether one of them emptied `pending`
+    TrackedTask, and `stuck_checked`), any other is recorded (a new one added), and
+    each leaves `pending` (the current round's tasks; None when no round runs). Returns whether one of them emptied `pending`
     (the round converged; later updates leave it alone)."""
     emptied = False
     for row in updates:
@@ -449,7 +464,7 @@ def track_updates(updates, tasks, stuck_checked, pending, tracked, now):
         else:
             record = tasks.get(tid)
             if record is None:
-                tasks[tid] = tracked(row[1], row[2], now)
+                tasks[tid] = TrackedTask(row[1], row[2], now)
             else:
                 record.state = row[2]
                 record.last_update = now

@@ -72,11 +72,9 @@ class Escalation:
     task_ids: tuple[str, ...]
 
 
-@dataclass(slots=True)
-class _Tracked:
-    agent_id: str
-    state: int
-    last_update: float
+#: a non-terminal task's agent, latest state and time of its last update (a C type in
+#: the compiled build, written by `track_updates`)
+_Tracked = _core.TrackedTask
 
 
 @dataclass(slots=True)
@@ -112,7 +110,7 @@ class Reconciler:
         agent id, state, terminal) in order: one call per message."""
         current = self._round
         pending = None if current is None else current.pending
-        if _core.track_updates(updates, self._tasks, self._stuck_checked, pending, _Tracked, now):
+        if _core.track_updates(updates, self._tasks, self._stuck_checked, pending, now):
             self._finish_round(now)
 
     def tracks(self, task_id: str) -> bool:

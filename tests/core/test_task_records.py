@@ -1,4 +1,4 @@
-"""The engines' task records (corral._core.MasterTask, AgentTask), C types in the
+"""The engines' task records (corral._core.MasterTask, AgentTask, TrackedTask), C types in the
 compiled build: what a new one holds, and that the status path's loops read and write
 them."""
 import pytest
@@ -58,3 +58,16 @@ def test_a_new_agent_task_is_staging_and_takes_the_state_of_its_updates():
         [row], "tcp://e", {("fw-1", "ex-1"): executor}, {"fw-1": {"t1": task}}, tracker, b"", 1.0)
     assert task.state == pb.TASK_RUNNING and len(heads) == 1 and journal == [] and unknown == duplicates == 0
     assert acks == {"fw-1": [("t1", b"u" * 16)]}
+
+
+def test_the_reconciler_records_a_task_and_then_its_updates_and_forgets_it_once_terminal():
+    tasks, stuck, pending = {}, {"t1": 1.0}, {"t1": 0.5, "t2": 0.5}
+    assert not core.track_updates([("t1", "a-1", pb.TASK_RUNNING, False)], tasks, stuck, pending, 2.0)
+    record = tasks["t1"]
+    assert isinstance(record, core.TrackedTask) and (record.agent_id, record.state, record.last_update) == (
+        "a-1", pb.TASK_RUNNING, 2.0)
+    assert core.track_updates([("t2", "", pb.TASK_STAGING, False), ("t1", "", pb.TASK_FINISHED, True)],
+                              tasks, stuck, pending, 3.0)  # the round's last pending task: converged
+    assert "t1" not in tasks and "t1" not in stuck and tasks["t2"].state == pb.TASK_STAGING
+    assert not core.track_updates([("t2", "a-2", pb.TASK_RUNNING, False)], tasks, stuck, None, 4.0)
+    assert (tasks["t2"].agent_id, tasks["t2"].state, tasks["t2"].last_update) == ("a-2", pb.TASK_RUNNING, 4.0)
