@@ -73,7 +73,7 @@ cpdef tuple agent_intake(list rows, str sender, dict executors, dict tasks, AckT
                          double now)
 
 
-@cython.locals(heads=list, journal=list, drained=list, stale=Py_ssize_t, row=tuple, key=tuple, nxt=tuple,
+@cython.locals(heads=list, journal=list, ended=list, stale=Py_ssize_t, row=tuple, key=tuple, nxt=tuple,
                fw_tasks=dict, task=AgentTask)
 cpdef tuple agent_acks(list rows, AckTracker tracker, dict tasks, frozenset terminal, double now)
 

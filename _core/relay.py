@@ -179,8 +179,9 @@ def agent_intake(rows, sender, executors, tasks, tracker, suffix, now):
     """The agent's share of an ExecutorStatusUpdate from `sender`: each update of a known
     executor of that sender is queued on its task's stream (`tracker`, keyed by
     (framework id, task id)), stamped with `suffix` (the agent id, appended to the
-    status), and the task (`tasks`: each framework's by task id) takes its state. Returns (heads, journal, acks, unknown,
-    duplicates): the updates that became the heads of their streams, the (task, row) of
+    status), and the task (`tasks`: each framework's by task id) takes its state.
+    Returns (heads, journal, acks, unknown, duplicates): the updates that became the
+    heads of their streams, the (task, row) of
     each queued update of a task that checkpoints, the acks to send the executor by
     framework id ([(task id, uuid)]), the rows of unknown executors or without a uuid,
     and the duplicates dropped."""
@@ -236,14 +237,14 @@ def agent_intake(rows, sender, executors, tasks, tracker, suffix, now):
 def agent_acks(rows, tracker, tasks, terminal, now):
     """The agent's share of a StatusUpdateAck (rows of (framework id, task id, uuid);
     `tasks`: each framework's by task id): each ack of a stream's head moves the stream
-    on. Returns (heads, journal, ended,
-    stale): the streams' next updates, to forward (each with its task's latest state),
-    the (task, task id, uuid) of each acked update of a task that checkpoints, the (key,
-    task or None) of the streams left with nothing pending whose task is gone or in a
-    state of `terminal` (the streams to end), and the acks that were stale."""
+    on. Returns (heads, journal, ended, stale): the streams' next updates, to forward
+    (each with its task's latest state), the (task, task id, uuid) of each acked update
+    of a task that checkpoints, the (key, task or None) of the streams left with nothing
+    pending whose task is gone or in a state of `terminal` (the streams to end), and
+    the acks that were stale."""
     heads = []
     journal = []
-    drained = []
+    ended = []
     stale = 0
     known_fid = None
     fw_tasks = None
@@ -263,14 +264,14 @@ def agent_acks(rows, tracker, tasks, terminal, now):
             journal.append((task, row[1], uuid))
         if nxt is None:
             if task is None or task.state in terminal:
-                drained.append((key, task))
+                ended.append((key, task))
             continue
         if task is not None:
             state = task.state
             if nxt[7] != state:
                 nxt = (nxt[0], nxt[1], nxt[2], nxt[3], nxt[4], nxt[5], nxt[6], state)
         heads.append(nxt)
-    return heads, journal, drained, stale
+    return heads, journal, ended, stale
 
 
 def executor_acks(rows, tracker, now):
@@ -453,8 +454,9 @@ def track_updates(updates, tasks, stuck_checked, pending, now):
     """The reconciler's share of the updates of one message (rows of (task id, agent
     id, state, terminal), in order): a terminal task is forgotten (`tasks`, task id ->
     TrackedTask, and `stuck_checked`), any other is recorded (a new one added), and
-    each leaves `pending` (the current round's tasks; None when no round runs). Returns whether one of them emptied `pending`
-    (the round converged; later updates leave it alone)."""
+    each leaves `pending` (the current round's tasks; None when no round runs).
+    Returns whether one of them emptied `pending` (the round converged; later updates
+    leave it alone)."""
     emptied = False
     for row in updates:
         tid = row[0]

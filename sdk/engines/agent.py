@@ -1020,8 +1020,8 @@ class AgentEngine(Engine):
         if sender != self.master:
             self.counters["messages_from_unknown"] += 1
             return
-        heads, journal, ended, stale = _core.agent_acks(msg.rows, self.updates, self.tasks.by_framework, TERMINAL_STATES,
-                                                         now)
+        heads, journal, ended, stale = _core.agent_acks(
+            msg.rows, self.updates, self.tasks.by_framework, TERMINAL_STATES, now)
         for task, tid, uuid in journal:
             self.emit(JournalAppend(task.framework_id, task.executor_id, task.container_id, tid,
                                     JournalRecord(JournalKind.ACK, uuid)))
