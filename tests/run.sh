@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Install what the tests need (a virtualenv in .venv, corral built from this checkout
 # with its compiled core) and run the whole suite twice: against the compiled core and
-# against its pure-Python twin (CORRAL_NO_EXTENSIONS=1). Extra arguments go to pytest.
+# against its pure-Python twin (CORRAL_NO_EXTENSIONS=1). The twin pass skips the tests
+# marked `slow` (real processes: every test under tests/integration and the example
+# frameworks' cluster tests): it checks the core, the engines and the simulator, which are
+# what the twin changes. Extra arguments go to both pytest runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
@@ -10,5 +13,5 @@ python3 -m venv .venv
 .venv/bin/corral version
 echo "== test suite, compiled core"
 .venv/bin/python -m pytest -q "$@"
-echo "== test suite, pure-Python core (CORRAL_NO_EXTENSIONS=1)"
-CORRAL_NO_EXTENSIONS=1 .venv/bin/python -m pytest -q "$@"
+echo "== test suite, pure-Python core (CORRAL_NO_EXTENSIONS=1), without the slow real-process tests"
+CORRAL_NO_EXTENSIONS=1 .venv/bin/python -m pytest -q -m "not slow" "$@"

@@ -1,12 +1,23 @@
 """Fixtures that start real corral daemons (separate processes on loopback); a failed
-test's report carries the cluster's view (frameworks, offers, tasks) and daemon logs."""
+test's report carries the cluster's view (frameworks, offers, tasks) and daemon logs.
+Every test here is marked `slow`: tests/run.sh runs them against the compiled core only."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 from corral.testing.cluster import LocalCluster
+
+
+_HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _HERE in Path(item.path).parents:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="module")
