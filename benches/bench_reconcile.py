@@ -26,7 +26,7 @@ from corral.engines.base import Callback, MasterLost
 from corral.engines.scheduler import SchedulerEngine, SchedulerEvent
 from corral.protos import corral_pb2 as pb
 from corral.runtime import Runtime
-from corral.wire import Updates
+from corral.net.wire import Updates
 
 from cluster_state import SCHEDULER, build_master, reconcile_call, wire
 

@@ -46,9 +46,9 @@ from corral.engines.executor import AllAcknowledged, ExecutorEngine, ExecutorEve
 from corral.engines.master import MasterConfig, MasterEngine
 from corral.engines.scheduler import SchedulerEngine, SchedulerEvent
 from corral.executor import Executor, ExecutorDriver
-from corral.http import HttpServer, Reply
+from corral.net.http import HttpServer, Reply
 from corral.scheduler import Scheduler, SchedulerDriver
-from corral.protocol import MessageType as T
+from corral.net.protocol import MessageType as T
 from corral.protos import corral_pb2 as pb
 from corral.resources import Resources
 from corral.runtime import COMMANDS_PER_ITERATION, Runtime

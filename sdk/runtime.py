@@ -19,8 +19,8 @@ from google.protobuf.message import DecodeError
 
 from corral import _core
 from corral.engines.base import Engine, Send
-from corral.protocol import BODY_CLASS, PARSE, TYPE_NUMBER, MessageType, PeerEvent
-from corral.transport import MAX_FRAME_SIZE, Transport
+from corral.net.protocol import BODY_CLASS, PARSE, TYPE_NUMBER, MessageType, PeerEvent
+from corral.net.transport import MAX_FRAME_SIZE, Transport
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class Runtime:
         """`batch` (on by default): the engine collects the status path's updates and
         acks for one peer during one loop iteration in one message (`Engine.batch`), and
         the messages it sends to one peer during one iteration leave as one ZeroMQ frame
-        (see `corral.transport`). Nothing waits for a batch to fill: each iteration
+        (see `corral.net.transport`). Nothing waits for a batch to fill: each iteration
         sends what it produced. `batch=False` sends every update, ack and message in a
         frame of its own, as Mesos does."""
         self.clock = clock

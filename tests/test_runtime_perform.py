@@ -5,9 +5,9 @@ import logging
 
 import pytest
 
-from corral import wire
+from corral.net import wire
 from corral.engines.base import Engine, Send
-from corral.protocol import TYPE_NUMBER
+from corral.net.protocol import TYPE_NUMBER
 from corral.runtime import Runtime
 
 

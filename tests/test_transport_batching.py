@@ -8,12 +8,12 @@ import time
 import pytest
 
 from corral import _core
-from corral import transport as transport_mod
+from corral.net import transport as transport_mod
 from corral.engines.base import Engine, on
-from corral.protocol import MessageType as T
+from corral.net.protocol import MessageType as T
 from corral.protos import corral_pb2 as pb
 from corral.runtime import Runtime
-from corral.transport import Transport
+from corral.net.transport import Transport
 
 MSG = 33
 

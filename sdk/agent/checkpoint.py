@@ -47,7 +47,7 @@ from urllib.parse import quote, unquote
 from google.protobuf.message import DecodeError, Message
 
 from corral.engines.agent import JournalKind, JournalRecord, RecoveredRun, RecoveredState, RecoveredTask
-from corral.protocol import parse_message
+from corral.net.protocol import parse_message
 from corral.protos import corral_pb2 as pb
 
 log = logging.getLogger(__name__)

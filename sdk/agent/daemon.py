@@ -66,7 +66,7 @@ from corral.engines.agent import (
     RecoverMode,
 )
 from corral.engines.base import MasterLost
-from corral.http import HttpServer, Reply
+from corral.net.http import HttpServer, Reply
 from corral.protos import corral_pb2 as pb
 from corral.resources import Resources
 from corral.runtime import Runtime

@@ -62,14 +62,14 @@ from corral.engines.executor import AllAcknowledged, ExecutorEngine, Stop, seria
 from corral.engines.master import REGISTRY_ACTIONS, MasterConfig, MasterEngine, RegistryState, apply_to_registry
 from corral.engines.scheduler import Abort, SchedulerConfig, SchedulerEngine
 from corral.executor import Executor
-from corral.protocol import PARSE, MessageType, PeerEvent, message_type
+from corral.net.protocol import PARSE, MessageType, PeerEvent, message_type
 from corral.protos import corral_pb2 as pb
 from corral.resources import Resources
 from corral.scheduler import Scheduler, SchedulerCalls
 
 MASTER_ADDRESS = "sim://master"
 #: seconds after which the peers cut off by a partition learn it (PeerEvent.DISCONNECTED),
-#: as the transport's heartbeats time out (corral.transport.HEARTBEAT_TIMEOUT_MS)
+#: as the transport's heartbeats time out (corral.net.transport.HEARTBEAT_TIMEOUT_MS)
 HEARTBEAT_TIMEOUT = 5.0
 
 
