@@ -113,7 +113,7 @@ setup(
         "corral._core",
         "corral.protos",
         *(f"corral.{p}" for p in (
-            "engines", "master", "agent", "executors", "net", "testing",
+            "engines", "master", "agent", "executors", "net", "runtime", "testing",
         )),
     ],
     package_dir={

@@ -51,7 +51,8 @@ from corral.scheduler import Scheduler, SchedulerDriver
 from corral.net.protocol import MessageType as T
 from corral.protos import corral_pb2 as pb
 from corral.resources import Resources
-from corral.runtime import COMMANDS_PER_ITERATION, Runtime
+from corral.runtime import Runtime
+from corral.runtime.loop import COMMANDS_PER_ITERATION
 from corral.tasks import executor_info, executor_task
 
 TASKS = 10_000

@@ -11,7 +11,7 @@ import os
 import random
 import threading
 
-from corral.driver import DriverBase, DriverStatus
+from corral.runtime.driver import DriverBase, DriverStatus
 from corral.engines.base import Callback
 from corral.engines.executor import AllAcknowledged, ExecutorEngine, ExecutorEvent, Stop, serialise_status
 from corral.protos import corral_pb2 as pb

@@ -8,8 +8,8 @@ import pwd
 import random
 from typing import Any, Callable, Iterable, Sequence
 
-from corral.detector import MasterDetector
-from corral.driver import DriverBase, DriverStatus
+from corral.runtime.detector import MasterDetector
+from corral.runtime.driver import DriverBase, DriverStatus
 from corral.engines.base import Callback
 from corral.engines.base import MasterLost
 from corral.engines.scheduler import Abort, SchedulerConfig, SchedulerEngine, SchedulerEvent

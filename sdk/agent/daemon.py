@@ -45,7 +45,7 @@ from corral.agent.gc import DEFAULT_GC_DELAY, DEFAULT_GC_DISK_HEADROOM, SandboxG
 from corral.agent.limits import Limitation, LimitEnforcer, detect_host_cgroup2, limits_enforcer
 from corral.agent.volumes import VolumeError, Volumes
 from corral.agent.files import MAX_READ, FileAccessError, SandboxFiles, int_param
-from corral.detector import MasterDetector
+from corral.runtime.detector import MasterDetector
 from corral.engines.agent import (
     CHECKPOINT_ACTIONS,
     LinkVolumes,

@@ -50,7 +50,7 @@ from typing import Any, Callable, Iterable
 
 from google.protobuf.message import Message
 
-from corral.driver import DriverStatus
+from corral.runtime.driver import DriverStatus
 from corral.engines.agent import (
     CHECKPOINT_ACTIONS, AgentConfig, AgentEngine, CheckpointAgent, CheckpointExecutor, CheckpointExecutorExited,
     CheckpointFramework, CheckpointTask, DiscardFramework, DiscardRun, JournalAppend, JournalKind, JournalRecord, KillContainer,

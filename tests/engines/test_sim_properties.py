@@ -48,7 +48,7 @@ from dataclasses import dataclass
 import pytest
 
 from corral import Scheduler, command_task, is_terminal
-from corral.driver import DriverStatus
+from corral.runtime.driver import DriverStatus
 from corral.engines.scheduler import Subscription
 from corral.net.protocol import MessageType
 from corral.protos import corral_pb2 as pb
