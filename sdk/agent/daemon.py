@@ -30,9 +30,10 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
-from http import HTTPStatus
 import sys
+import threading
+import time
+from http import HTTPStatus
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -248,9 +249,10 @@ class AgentDaemon:
             for sandbox in iter_sandboxes(self.containerizer.sandboxes_root):
                 if sandbox not in live:
                     try:
-                        self.gc.schedule(sandbox, sandbox.stat().st_mtime)
+                        age = time.time() - sandbox.stat().st_mtime  # (a file's time is a date)
                     except OSError:
                         continue
+                    self.gc.schedule(sandbox, self.runtime.clock() - age)
 
     def _collect_garbage(self) -> None:
         next_watch = 0.0

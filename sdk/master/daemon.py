@@ -22,6 +22,7 @@ from corral.master.registry import Registry
 from corral.resources import ResourceError, Resources
 from corral.protos import corral_pb2 as pb
 from corral.runtime import Runtime
+from corral.runtime.clock import PROCESS_CLOCK
 
 log = logging.getLogger(__name__)
 
@@ -53,16 +54,18 @@ class MasterDaemon:
         if transport_port is None:
             transport_port = default_transport_port(self.http.port if flags.port else 0)
         self.master_id = str(uuid.uuid4())
+        #: when the master started, as a date (MasterInfo.start_time)
         self.start_time = time.time()
+        self._started = PROCESS_CLOCK()
 
         self.registry = Registry(flags.work_dir / "registry.sqlite")
 
         def make_engine(address: str) -> MasterEngine:
             info = pb.MasterInfo(id=self.master_id, hostname=flags.hostname, port=self.http.port,
                                  transport=address, version=__version__, start_time=self.start_time)
-            return MasterEngine(info, self.config, now=time.time(), registry=self.registry.agents())
+            return MasterEngine(info, self.config, now=PROCESS_CLOCK(), registry=self.registry.agents())
 
-        self.runtime = Runtime(make_engine, host=flags.host, port=transport_port)
+        self.runtime = Runtime(make_engine, host=flags.host, port=transport_port, clock=PROCESS_CLOCK)
         self.engine: MasterEngine = self.runtime.engine  # type: ignore[assignment]
         self.runtime.add_performer(RecordAgent, lambda a: self.registry.record_agent(a.agent_id, a.info, a.record, a.since))
         self.runtime.add_performer(ForgetAgent, lambda a: self.registry.forget_agent(a.agent_id))
@@ -188,7 +191,7 @@ class MasterDaemon:
             counters["master/frameworks_disconnected"] = sum(1 for f in engine.frameworks.values() if not f.connected)
             counters["master/tasks_active"] = sum(len(f.tasks) for f in engine.frameworks.values())
             counters["master/outstanding_offers"] = len(engine.offers)
-            counters["master/uptime_secs"] = time.time() - self.start_time
+            counters["master/uptime_secs"] = self.runtime.clock() - self._started
         counters.update({f"transport/{k}": v for k, v in self.runtime.metrics().items()})
         return counters
 

@@ -12,7 +12,6 @@ import collections
 import gc
 import logging
 import threading
-import time
 from typing import Any, Callable
 
 from google.protobuf.message import DecodeError
@@ -21,6 +20,7 @@ from corral import _core
 from corral.engines.base import Engine, Send
 from corral.net.protocol import BODY_CLASS, PARSE, TYPE_NUMBER, MessageType, PeerEvent
 from corral.net.transport import MAX_FRAME_SIZE, Transport
+from corral.runtime.clock import PROCESS_CLOCK, Clock
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +53,14 @@ class Runtime:
         engine_factory: Callable[[str], Engine],
         host: str = "127.0.0.1",
         port: int = 0,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = PROCESS_CLOCK,
         batch: bool = True,
     ) -> None:
-        """`batch` (on by default): the engine collects the status path's updates and
+        """`clock` gives every `now` the engine sees and every deadline the loop waits
+        for: monotonic, so that a wall-clock step neither fires nor stalls the engine's
+        timers (`corral.runtime.clock`).
+
+        `batch` (on by default): the engine collects the status path's updates and
         acks for one peer during one loop iteration in one message (`Engine.batch`), and
         the messages it sends to one peer during one iteration leave as one ZeroMQ frame
         (see `corral.net.transport`). Nothing waits for a batch to fill: each iteration
