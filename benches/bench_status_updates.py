@@ -142,8 +142,7 @@ class Host:
                     op.launch.task_infos.extend(infos)
                     engine.accept([offer.id], [op], None, rt.clock())
 
-        rt.add_performer(Callback, callback)
-        rt.add_performer(MasterLost, lambda _a: engine.connect(master, rt.clock()))
+        rt.add_performers({Callback: callback, MasterLost: lambda _a: engine.connect(master, rt.clock())})
         self._start("scheduler", rt)
         rt.call_soon(lambda: engine.connect(master, rt.clock()))
         return rt.address
@@ -199,8 +198,7 @@ class Host:
         config = AgentConfig(registration_backoff=0.01)
         rt = Runtime(lambda a: BenchAgent(info, a, config), batch=self.batch)
         rt.engine.done = threading.Event()
-        for kind in (LaunchExecutor, KillContainer, MasterLost):
-            rt.add_performer(kind, lambda _a: None)
+        rt.add_performers({kind: lambda _a: None for kind in (LaunchExecutor, KillContainer, MasterLost)})
         self._start("agent", rt)
         rt.call_soon(lambda: rt.engine.connect(master, rt.clock()))
         return rt.address
@@ -214,9 +212,7 @@ class Host:
                 if self.launched == tasks:
                     self.ready.set()
 
-        rt.add_performer(Callback, callback)
-        rt.add_performer(AllAcknowledged, lambda _a: None)
-        rt.add_performer(Stop, lambda _a: None)
+        rt.add_performers({Callback: callback, AllAcknowledged: lambda _a: None, Stop: lambda _a: None})
         self._start("executor", rt)
         rt.call_soon(lambda: rt.engine.start(rt.clock()))
         return rt.address

@@ -16,6 +16,7 @@ from corral.engines.base import Callback
 from corral.engines.executor import AllAcknowledged, ExecutorEngine, ExecutorEvent, Stop, serialise_status
 from corral.protos import corral_pb2 as pb
 from corral.runtime import Runtime
+from corral.runtime.actions import Performer
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +84,10 @@ class ExecutorDriver(DriverBase):
                               status_update_backoff=self._backoff, rng=random.Random(),
                               checkpoint=self.checkpoint, recovery_timeout=self.recovery_timeout)
 
+    def _performers(self) -> dict[type, Performer]:
+        return {**super()._performers(), Stop: self._perform_stop, AllAcknowledged: lambda _a: self._check_flushed()}
+
     def _on_started(self, runtime: Runtime) -> None:
-        runtime.add_performer(Stop, self._perform_stop)
-        runtime.add_performer(AllAcknowledged, lambda _a: self._check_flushed())
         runtime.call_soon(lambda: self.engine.start(self._now()))
 
     def _perform_stop(self, action: Stop) -> None:

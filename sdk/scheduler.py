@@ -16,6 +16,7 @@ from corral.engines.scheduler import Abort, SchedulerConfig, SchedulerEngine, Sc
 from corral.reconcile import Progress
 from corral.protos import corral_pb2 as pb
 from corral.runtime import Runtime
+from corral.runtime.actions import Performer
 
 log = logging.getLogger(__name__)
 
@@ -192,9 +193,11 @@ class SchedulerDriver(DriverBase, SchedulerCalls):
     def _make_engine(self, address: str) -> SchedulerEngine:
         return SchedulerEngine(self._framework_info, address, self._config, random.Random())
 
+    def _performers(self) -> dict[type, Performer]:
+        return {**super()._performers(), Abort: lambda _action: self.abort(),
+                MasterLost: lambda _action: self._detector.detect()}
+
     def _on_started(self, runtime: Runtime) -> None:
-        runtime.add_performer(Abort, lambda _action: self.abort())
-        runtime.add_performer(MasterLost, lambda _action: self._detector.detect())
         self._detector.detect()
 
     def _master_found(self, transport: str) -> None:

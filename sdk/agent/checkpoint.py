@@ -46,8 +46,13 @@ from urllib.parse import quote, unquote
 
 from google.protobuf.message import DecodeError, Message
 
-from corral.engines.agent import JournalKind, JournalRecord, RecoveredRun, RecoveredState, RecoveredTask
+from corral.engines.agent import (
+    CheckpointAgent, CheckpointExecutor, CheckpointExecutorExited, CheckpointFramework, CheckpointTask,
+    DiscardFramework, DiscardRun, JournalAppend, JournalKind, JournalRecord, RecoveredRun, RecoveredState,
+    RecoveredTask,
+)
 from corral.net.protocol import parse_message
+from corral.runtime.actions import Performer
 from corral.protos import corral_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -284,6 +289,21 @@ class Checkpointer:
             os.fsync(f.fileno())
         if created:
             _fsync_dir(directory)
+
+    def performers(self) -> dict[type, Performer]:
+        """How each of the agent engine's checkpoint actions (`CHECKPOINT_ACTIONS`) is
+        written here: one table, for the daemon's runtime and the simulator."""
+        return {
+            CheckpointAgent: lambda a: self.write_agent(a.info),
+            CheckpointFramework: lambda a: self.write_framework(a.info),
+            DiscardFramework: lambda a: self.discard_framework(a.framework_id),
+            CheckpointExecutor: lambda a: self.write_executor(a.framework_id, a.info, a.container_id,
+                                                              a.command_executor, a.transport),
+            CheckpointExecutorExited: lambda a: self.mark_exited(a.framework_id, a.executor_id, a.container_id),
+            CheckpointTask: lambda a: self.write_task(a.framework_id, a.executor_id, a.container_id, a.info),
+            JournalAppend: lambda a: self.append(a.framework_id, a.executor_id, a.container_id, a.task_id, a.record),
+            DiscardRun: lambda a: self.discard_run(a.framework_id, a.executor_id, a.container_id),
+        }
 
     # -- reading ----------------------------------------------------------------------
     def read(self) -> RecoveredState:

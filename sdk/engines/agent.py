@@ -294,6 +294,8 @@ class JournalAppend:
 CHECKPOINT_ACTIONS = (CheckpointAgent, CheckpointFramework, DiscardFramework, CheckpointExecutor,
                       CheckpointExecutorExited, CheckpointTask, JournalAppend, DiscardRun)
 
+ACTIONS = frozenset({LaunchExecutor, KillContainer, MasterLost, UpdateVolumes, LinkVolumes, *CHECKPOINT_ACTIONS})  # besides Send
+
 
 @dataclass(slots=True)
 class Executor:

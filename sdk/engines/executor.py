@@ -52,6 +52,9 @@ class AllAcknowledged:
     """Every status update sent so far has been acknowledged by the agent."""
 
 
+ACTIONS = frozenset({Callback, Stop, AllAcknowledged})  # what ExecutorEngine emits, besides Send
+
+
 _STAGING = pb.TASK_STAGING
 
 

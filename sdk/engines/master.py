@@ -96,6 +96,8 @@ class ForgetAgent:
 
 REGISTRY_ACTIONS = (RecordAgent, ForgetAgent)
 
+ACTIONS = frozenset(REGISTRY_ACTIONS)  # what MasterEngine emits, besides Send
+
 
 def apply_to_registry(state: RegistryState, action: RecordAgent | ForgetAgent) -> None:
     """Perform a registry action on an in-memory registry (the simulator keeps one)."""

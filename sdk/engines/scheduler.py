@@ -64,6 +64,9 @@ class Abort:
     """The driver must abort (the master refused this scheduler for good)."""
 
 
+ACTIONS = frozenset({Callback, Abort, MasterLost})  # what SchedulerEngine emits, besides Send
+
+
 @dataclass
 class SchedulerConfig:
     implicit_acknowledgements: bool = True

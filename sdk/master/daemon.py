@@ -67,8 +67,10 @@ class MasterDaemon:
 
         self.runtime = Runtime(make_engine, host=flags.host, port=transport_port, clock=PROCESS_CLOCK)
         self.engine: MasterEngine = self.runtime.engine  # type: ignore[assignment]
-        self.runtime.add_performer(RecordAgent, lambda a: self.registry.record_agent(a.agent_id, a.info, a.record, a.since))
-        self.runtime.add_performer(ForgetAgent, lambda a: self.registry.forget_agent(a.agent_id))
+        self.runtime.add_performers({
+            RecordAgent: lambda a: self.registry.record_agent(a.agent_id, a.info, a.record, a.since),
+            ForgetAgent: lambda a: self.registry.forget_agent(a.agent_id),
+        })
         for role, weight in self.registry.weights().items():
             self.engine.allocator.set_weight(role, weight)
         for role, quota in self.registry.quotas().items():

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from corral.engines.base import Callback, Engine
 from corral.runtime import Runtime
+from corral.runtime.actions import Performer
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,12 @@ class DriverBase:
     def _on_started(self, runtime: Runtime) -> None:
         raise NotImplementedError
 
+    def _performers(self) -> dict[type, Performer]:
+        """How the driver carries out its engine's actions besides Send (one table,
+        built once at start): the user's callbacks go to the callback thread; subclasses
+        add their engine's other actions."""
+        return {Callback: self._callbacks.put}
+
     def _before_callback(self, callback: Callback) -> None:
         """Hook run on the callback thread before each user callback."""
 
@@ -65,7 +72,7 @@ class DriverBase:
             if self.status is not DriverStatus.NOT_STARTED:
                 return self.status
             self._runtime = Runtime(self._make_engine, host=self._host)
-            self._runtime.add_performer(Callback, self._callbacks.put)
+            self._runtime.add_performers(self._performers())
             self._callback_thread = threading.Thread(target=self._callback_loop, name="corral-callbacks", daemon=True)
             self._callback_thread.start()
             self.status = DriverStatus.RUNNING

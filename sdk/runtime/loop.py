@@ -20,11 +20,10 @@ from corral import _core
 from corral.engines.base import Engine, Send
 from corral.net.protocol import BODY_CLASS, PARSE, TYPE_NUMBER, MessageType, PeerEvent
 from corral.net.transport import MAX_FRAME_SIZE, Transport
+from corral.runtime.actions import Performer, Performers
 from corral.runtime.clock import PROCESS_CLOCK, Clock
 
 log = logging.getLogger(__name__)
-
-Performer = Callable[[Any], None]
 
 #: longest the loop sleeps without looking at its command queue (a safety net only:
 #: commands wake the loop)
@@ -69,8 +68,8 @@ class Runtime:
         self.clock = clock
         self.lock = threading.RLock()
         self.undecodable = 0
-        #: how each kind of action other than Send is carried out (`add_performer`: the
-        #: daemons' own)
+        #: how each kind of action other than Send is carried out (`add_performers`: the
+        #: daemon's or driver's own; see `corral.runtime.actions`)
         self._performers: dict[type, Performer] = {}
         self._commands: collections.deque[tuple[Callable[..., Any], tuple[Any, ...]]] = collections.deque()
         #: the loop may be blocked in `wait` (set before it looks at the commands) and no
@@ -141,10 +140,16 @@ class Runtime:
         self.transport.flush()
 
     # -- other threads ------------------------------------------------------------
-    def add_performer(self, action_type: type, performer: Performer) -> None:
-        if action_type is Send:
+    def add_performers(self, performers: Performers) -> None:
+        """Carry out each of these action types with its performer (on the I/O thread,
+        in the order the engine emitted them). Send actions are the runtime's own."""
+        if Send in performers:
             raise ValueError("Send actions are the runtime's own")
-        self._performers[action_type] = performer
+        self._performers.update(performers)
+
+    def performs(self) -> frozenset[type]:
+        """Every action type this runtime carries out, Send included."""
+        return frozenset({Send, *self._performers})
 
     def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
         """Thread-safe: run fn(*args) on the I/O thread, then perform the engine's actions."""
