@@ -52,8 +52,7 @@ from corral.runtime.driver import DriverStatus
 from corral.engines.scheduler import Subscription
 from corral.net.protocol import MessageType
 from corral.protos import corral_pb2 as pb
-from corral.testing import FaultPlan, SimCluster
-from corral.testing.sim import MASTER_ADDRESS
+from corral.testing import MASTER_ADDRESS, FaultPlan, SimCluster
 
 from engine_helpers import updates_in
 
