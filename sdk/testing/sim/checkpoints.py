@@ -1,94 +1,70 @@
-"""What a simulated agent keeps on disk, kept in memory: `SimCheckpoints`."""
+"""What a simulated agent keeps on disk, kept in memory: the agent daemon's own
+`Checkpointer` (the same layout, journal records and recovery reading) over a
+`MemoryStore`."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+import errno
+from pathlib import Path
 
-from corral.engines.agent import (
-    CheckpointAgent, CheckpointExecutor, CheckpointExecutorExited, CheckpointFramework, CheckpointTask,
-    DiscardFramework, DiscardRun, JournalAppend, JournalKind, JournalRecord, RecoveredRun, RecoveredState,
-    RecoveredTask,
-)
-from corral.protos import corral_pb2 as pb
+from corral.agent.checkpoint import Checkpointer
+from corral.engines.agent import RecoveredState
 
 
-@dataclass
-class _CheckpointedRun:
-    info: bytes
-    command_executor: bool
-    transport: str
-    exited: bool = False
-    #: task id -> serialised TaskInfo
-    tasks: dict[str, bytes] = field(default_factory=dict)
-
-
-class SimCheckpoints:
-    """One agent's checkpoint directory, in memory: performs the engine's checkpoint
-    actions (`CHECKPOINT_ACTIONS`) as `corral.agent.checkpoint.Checkpointer` writes them
-    (messages are stored serialised, as on disk) and reads them back as the
-    `RecoveredState` a restarted agent recovers from."""
+class MemoryStore:
+    """A `corral.agent.store.Store` in memory: files (path -> bytes) and directories."""
 
     def __init__(self) -> None:
-        self.agent: bytes | None = None
-        self.frameworks: dict[str, bytes] = {}
-        self.runs: dict[tuple[str, str, str], _CheckpointedRun] = {}
-        #: (framework, executor, container, task) -> journal records (kind, uuid, update)
-        self.journals: dict[tuple[str, str, str, str], list[tuple[JournalKind, bytes, bytes]]] = {}
+        self.files: dict[Path, bytearray] = {}
+        self.dirs: set[Path] = set()
 
-    def perform(self, action: Any) -> None:
-        if isinstance(action, CheckpointAgent):
-            self.agent = action.info.SerializeToString()
-        elif isinstance(action, CheckpointFramework):
-            self.frameworks[action.info.id.value] = action.info.SerializeToString()
-        elif isinstance(action, DiscardFramework):
-            self.frameworks.pop(action.framework_id, None)
-            for key in [k for k in self.runs if k[0] == action.framework_id]:
-                del self.runs[key]
-            for key in [k for k in self.journals if k[0] == action.framework_id]:
-                del self.journals[key]
-        elif isinstance(action, DiscardRun):
-            key = (action.framework_id, action.executor_id, action.container_id)
-            self.runs.pop(key, None)
-            for journal in [k for k in self.journals if k[:3] == key]:
-                del self.journals[journal]
-        elif isinstance(action, CheckpointExecutor):
-            key = (action.framework_id, action.info.executor_id.value, action.container_id)
-            run = self.runs.get(key)
-            if run is None:
-                self.runs[key] = _CheckpointedRun(action.info.SerializeToString(), action.command_executor,
-                                                  action.transport)
-            else:
-                run.command_executor, run.transport = action.command_executor, action.transport
-        elif isinstance(action, CheckpointExecutorExited):
-            run = self.runs.get((action.framework_id, action.executor_id, action.container_id))
-            if run is not None:
-                run.exited = True
-        elif isinstance(action, CheckpointTask):
-            run = self.runs.get((action.framework_id, action.executor_id, action.container_id))
-            if run is not None:
-                run.tasks[action.info.task_id.value] = action.info.SerializeToString()
-        elif isinstance(action, JournalAppend):
-            record = action.record
-            update = record.update.SerializeToString() if record.update is not None else b""
-            key = (action.framework_id, action.executor_id, action.container_id, action.task_id)
-            self.journals.setdefault(key, []).append((record.kind, record.uuid, update))
-        else:
-            raise TypeError(f"not a checkpoint action: {action!r}")
+    def _make_parents(self, path: Path) -> None:
+        for parent in path.parents:
+            if parent in self.dirs:
+                return
+            self.dirs.add(parent)
+
+    def write(self, path: Path, data: bytes) -> None:
+        self._make_parents(path)
+        self.files[path] = bytearray(data)
+
+    def append(self, path: Path, data: bytes) -> None:
+        self._make_parents(path)
+        self.files.setdefault(path, bytearray()).extend(data)
+
+    def read(self, path: Path) -> bytes:
+        try:
+            return bytes(self.files[path])
+        except KeyError:
+            raise FileNotFoundError(errno.ENOENT, "no such file", str(path)) from None
+
+    def exists(self, path: Path) -> bool:
+        return path in self.files or path in self.dirs
+
+    def subdirs(self, path: Path) -> list[Path]:
+        return sorted(d for d in self.dirs if d.parent == path)
+
+    def remove_tree(self, path: Path) -> None:
+        self.files = {p: data for p, data in self.files.items() if p != path and path not in p.parents}
+        self.dirs = {d for d in self.dirs if d != path and path not in d.parents}
+
+    def remove_dir(self, path: Path) -> None:
+        if path not in self.dirs:
+            raise FileNotFoundError(errno.ENOENT, "no such directory", str(path))
+        if any(p.parent == path for p in (*self.files, *self.dirs)):
+            raise OSError(errno.ENOTEMPTY, "directory not empty", str(path))
+        self.dirs.discard(path)
+
+    def truncate(self, path: Path, size: int) -> None:
+        del self.files[path][size:]
+
+
+class SimCheckpoints(Checkpointer):
+    """One simulated agent's checkpoint directory, in memory. The cluster performs the
+    engine's checkpoint actions through `performers()`, as the daemon does."""
+
+    def __init__(self) -> None:
+        super().__init__(Path("/sim-agent"), MemoryStore())
 
     def recovered(self) -> RecoveredState | None:
         """What a restarted agent reads; None when it never checkpointed (a fresh agent)."""
-        if self.agent is None:
-            return None
-        runs = []
-        for (fid, eid, cid), run in self.runs.items():
-            if fid not in self.frameworks:
-                continue
-            tasks = [RecoveredTask(pb.TaskInfo.FromString(info), [
-                JournalRecord(kind, uuid, pb.StatusUpdate.FromString(update) if kind is JournalKind.UPDATE else None)
-                for kind, uuid, update in self.journals.get((fid, eid, cid, tid), [])])
-                for tid, info in run.tasks.items()]
-            runs.append(RecoveredRun(fid, pb.ExecutorInfo.FromString(run.info), cid, run.command_executor,
-                                     run.transport, pid=0, start_time=0, exited=run.exited, tasks=tasks))
-        return RecoveredState(pb.AgentInfo.FromString(self.agent),
-                              {fid: pb.FrameworkInfo.FromString(info) for fid, info in self.frameworks.items()}, runs)
-
+        return self.read() if self.exists() else None

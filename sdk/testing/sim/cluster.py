@@ -341,7 +341,7 @@ class SimCluster:
             raise TypeError(f"the master engine emitted an unknown action {action!r}")
 
     def _agent_performer(self, agent: AgentEngine) -> Callable[[Any], None]:
-        checkpoints = self.checkpoints[agent.transport]
+        checkpoints = self.checkpoints[agent.transport].performers()
 
         def perform(action: Any) -> None:
             if isinstance(action, LaunchExecutor):
@@ -353,7 +353,7 @@ class SimCluster:
             elif isinstance(action, MasterLost):
                 agent.connect(MASTER_ADDRESS, self.clock.now)
             elif isinstance(action, CHECKPOINT_ACTIONS):
-                checkpoints.perform(action)
+                checkpoints[type(action)](action)
             else:
                 raise TypeError(f"agent engine emitted an unknown action {action!r}")
 
