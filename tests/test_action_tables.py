@@ -1,11 +1,12 @@
 """Every action type an engine can emit (its module's `ACTIONS`, plus `Send`) has a
 performer in each table that carries that engine's actions out: the runtimes of the
-master and agent daemons and of the scheduler and executor drivers."""
+master and agent daemons and of the scheduler and executor drivers, and the simulator's
+processes of each kind."""
 from __future__ import annotations
 
 import pytest
 
-from corral import Executor, Scheduler
+from corral import Executor, Scheduler, command_task
 from corral.agent.daemon import AgentDaemon, AgentFlags
 from corral.engines import agent, executor, master, scheduler
 from corral.engines.base import Send
@@ -15,6 +16,7 @@ from corral.protos import corral_pb2 as pb
 from corral.resources import Resources
 from corral.runtime.actions import UnhandledAction, perform, unhandled
 from corral.scheduler import SchedulerDriver
+from corral.testing import MASTER_ADDRESS, SimCluster, agent_address
 
 
 def test_the_daemons_perform_every_action_of_their_engines(tmp_path):
@@ -47,3 +49,25 @@ def test_an_action_without_a_performer_is_named():
     perform(table, agent.KillContainer("c1", 0.0), "agent")
     with pytest.raises(UnhandledAction, match="the agent engine emitted an action nothing performs: .*MasterLost"):
         perform(table, agent.MasterLost(), "agent")
+
+
+class OneLongTask(Scheduler):
+    launched = False
+
+    def resource_offers(self, driver, offers):
+        for offer in offers:
+            if self.launched:
+                driver.decline_offer(offer.id)
+            else:
+                driver.launch_tasks(offer.id, [command_task("t", "sleep infinity", offer.agent_id, "cpus:1;mem:64")])
+                self.launched = True
+
+
+def test_the_simulated_processes_perform_every_action_of_their_engines():
+    cluster = SimCluster(agents=1)
+    driver = cluster.add_scheduler(OneLongTask())
+    assert cluster.run_until(lambda: cluster.live_executors(), 60)
+    (executor_driver,) = cluster.live_executors()
+    for address, module in ((MASTER_ADDRESS, master), (agent_address(1), agent), (driver.address, scheduler),
+                            (executor_driver.address, executor)):
+        assert unhandled(module.ACTIONS | {Send}, cluster.performs(address)) == [], address

@@ -211,3 +211,40 @@ def test_checkpointing_framework_runs_in_the_simulator():
     cluster.add_scheduler(runner, pb.FrameworkInfo(user="sim", name="checkpointing", checkpoint=True))
     assert cluster.run_until(runner.done, max_time=600.0)
     assert_history(runner)
+
+
+class VolumeKeeper(Scheduler):
+    """Reserves disk for its role and creates a persistent volume on it, then destroys it
+    once it is offered back."""
+
+    def __init__(self) -> None:
+        reserved = pb.Resource(name="disk", type=pb.Value.SCALAR, scalar=pb.Value.Scalar(value=100), role="db")
+        reserved.reservations.add(type=pb.Resource.ReservationInfo.DYNAMIC, role="db")
+        self.reserved = reserved
+        self.volume = pb.Resource()
+        self.volume.CopyFrom(reserved)
+        self.volume.disk.persistence.id = "vol-1"
+        self.volume.disk.volume.container_path = "data"
+        self.volume.disk.volume.mode = pb.Volume.RW
+        self.created = self.destroyed = False
+
+    def resource_offers(self, driver, offers):
+        Op = pb.Offer.Operation
+        for offer in offers:
+            if not self.created:
+                self.created = True
+                driver.accept_offers([offer.id], [Op(type=Op.RESERVE, reserve=Op.Reserve(resources=[self.reserved])),
+                                                  Op(type=Op.CREATE, create=Op.Create(volumes=[self.volume]))])
+            elif not self.destroyed and any(r.disk.persistence.id == "vol-1" for r in offer.resources):
+                self.destroyed = True
+                driver.accept_offers([offer.id], [Op(type=Op.DESTROY, destroy=Op.Destroy(volumes=[self.volume]))])
+            else:
+                driver.decline_offer(offer.id)
+
+
+def test_persistent_volumes_are_kept_by_the_simulated_agent():
+    cluster = SimCluster(agents=1)
+    keeper = VolumeKeeper()
+    cluster.add_scheduler(keeper, pb.FrameworkInfo(user="sim", name="volumes", roles=["db"]))
+    assert cluster.run_until(lambda: cluster.volumes["sim://agent-1"] == {("db", "vol-1")}, 60)
+    assert cluster.run_until(lambda: keeper.destroyed and not cluster.volumes["sim://agent-1"], 60)

@@ -7,21 +7,25 @@ import heapq
 import itertools
 import random
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from functools import partial
+from typing import Callable
 
 from google.protobuf.message import Message
 
 from corral.engines.agent import (
-    CHECKPOINT_ACTIONS, AgentConfig, AgentEngine, KillContainer, LaunchExecutor, RecoverMode,
+    AgentConfig, AgentEngine, KillContainer, LaunchExecutor, LinkVolumes, RecoverMode, UpdateVolumes,
 )
 from corral.engines.base import Engine, MasterLost, Send
 from corral.engines.executor import ExecutorEngine
-from corral.engines.master import REGISTRY_ACTIONS, MasterConfig, MasterEngine, RegistryState, apply_to_registry
+from corral.engines.master import (
+    ForgetAgent, MasterConfig, MasterEngine, RecordAgent, RegistryState, apply_to_registry,
+)
 from corral.engines.scheduler import SchedulerConfig, SchedulerEngine
 from corral.executor import Executor
 from corral.net.protocol import PeerEvent, message_type
 from corral.protos import corral_pb2 as pb
 from corral.resources import Resources
+from corral.runtime.actions import Performer, perform
 from corral.runtime.driver import DriverStatus
 from corral.scheduler import Scheduler
 from corral.testing.sim.checkpoints import SimCheckpoints
@@ -69,11 +73,13 @@ class _Event:
 
 @dataclass(eq=False)
 class _Node:
-    """One engine on the network: its address and what performs its local actions."""
+    """One engine on the network: its address, and its process's one table of what
+    carries out each kind of action the engine emits (`corral.runtime.actions`)."""
 
     engine: Engine
     address: str
-    perform: Callable[[Any], None]
+    kind: Process
+    performers: dict[type, Performer]
 
 
 class SimCluster:
@@ -132,6 +138,8 @@ class SimCluster:
         self.registry = RegistryState()
         #: each agent's checkpoints, by agent address
         self.checkpoints: dict[str, SimCheckpoints] = {}
+        #: each agent's persistent volumes (role, persistence id), by agent address
+        self.volumes: dict[str, set[tuple[str, str]]] = {}
         self._masters = 0
         self.master = self._start_master()
 
@@ -143,6 +151,7 @@ class SimCluster:
             address = agent_address(i)
             self._agent_infos[address] = pb.AgentInfo(hostname=f"agent-{i}", resources=resources)
             self.checkpoints[address] = SimCheckpoints()
+            self.volumes[address] = set()
             self.agents.append(self._start_agent(address))
 
         self.schedulers: list[SimSchedulerDriver] = []
@@ -157,9 +166,13 @@ class SimCluster:
     def _child_rng(self) -> random.Random:
         return random.Random(self._rng.getrandbits(64))
 
-    def _add_node(self, engine: Engine, address: str, perform: Callable[[Any], None]) -> _Node:
+    def _add_node(self, engine: Engine, address: str, kind: Process, performers: dict[type, Performer]) -> _Node:
+        """Put `engine` on the network at `address`; its process performs its actions with
+        `performers` (its Sends go on the network)."""
         engine.batch = self.batch
-        node = _Node(engine, address, perform)
+        send = self.network.send
+        node = _Node(engine, address, kind,
+                     {Send: lambda action: send(address, action.to, action.body, self.clock.now), **performers})
         self._nodes[address] = node
         handled = set(engine.handled_types())
 
@@ -188,7 +201,8 @@ class SimCluster:
         info = pb.MasterInfo(id=master_id, hostname="master", port=5050, transport=MASTER_ADDRESS,
                              version="sim", start_time=self.clock.now)
         master = MasterEngine(info, self.master_config, now=self.clock.now, registry=self.registry)
-        self._add_node(master, MASTER_ADDRESS, self._master_performer)
+        registry = partial(apply_to_registry, self.registry)
+        self._add_node(master, MASTER_ADDRESS, Process.MASTER, {RecordAgent: registry, ForgetAgent: registry})
         return master
 
     def _start_agent(self, address: str) -> AgentEngine:
@@ -197,7 +211,7 @@ class SimCluster:
         info = pb.AgentInfo()
         info.CopyFrom(self._agent_infos[address])
         agent = AgentEngine(info, address, self.agent_config, self._child_rng())
-        node = self._add_node(agent, address, self._agent_performer(agent))
+        node = self._add_node(agent, address, Process.AGENT, self._agent_performers(agent))
         state = self.checkpoints[address].recovered()
         if state is not None:
             live = {d.container_id for d in self.live_executors() if d.agent_address == address}
@@ -221,7 +235,7 @@ class SimCluster:
         return driver
 
     def _start_scheduler(self, driver: SimSchedulerDriver) -> None:
-        node = self._add_node(driver.engine, driver.address, driver._perform)
+        node = self._add_node(driver.engine, driver.address, Process.SCHEDULER, driver.performers())
         driver.status = DriverStatus.RUNNING
         driver.engine.connect(MASTER_ADDRESS, self.clock.now)
         self._pump(node)
@@ -329,35 +343,35 @@ class SimCluster:
         it triggers ask for in turn."""
         while actions := node.engine.take_actions():
             for action in actions:
-                if isinstance(action, Send):
-                    self.network.send(node.address, action.to, action.body, self.clock.now)
-                else:
-                    node.perform(action)
+                perform(node.performers, action, node.kind.value)
 
-    def _master_performer(self, action: Any) -> None:
-        if isinstance(action, REGISTRY_ACTIONS):
-            apply_to_registry(self.registry, action)
-        else:
-            raise TypeError(f"the master engine emitted an unknown action {action!r}")
+    def _agent_performers(self, agent: AgentEngine) -> dict[type, Performer]:
+        """What an agent process does with its engine's actions: executors are simulated
+        processes, checkpoints go to its `SimCheckpoints`, persistent volumes are entries
+        in `volumes` (a simulated sandbox has nothing to link them into)."""
+        volumes = self.volumes[agent.transport]
 
-    def _agent_performer(self, agent: AgentEngine) -> Callable[[Any], None]:
-        checkpoints = self.checkpoints[agent.transport].performers()
+        def kill(action: KillContainer) -> None:
+            driver = self.executors.get(f"{agent.transport}/{action.container_id}")
+            if driver is not None:
+                self._exit_executor(driver, -9 if action.grace == 0 else -15, "killed by the agent")
 
-        def perform(action: Any) -> None:
-            if isinstance(action, LaunchExecutor):
-                self._launch_executor(agent, action)
-            elif isinstance(action, KillContainer):
-                driver = self.executors.get(f"{agent.transport}/{action.container_id}")
-                if driver is not None:
-                    self._exit_executor(driver, -9 if action.grace == 0 else -15, "killed by the agent")
-            elif isinstance(action, MasterLost):
-                agent.connect(MASTER_ADDRESS, self.clock.now)
-            elif isinstance(action, CHECKPOINT_ACTIONS):
-                checkpoints[type(action)](action)
-            else:
-                raise TypeError(f"agent engine emitted an unknown action {action!r}")
+        def update_volumes(action: UpdateVolumes) -> None:
+            volumes.update(action.create)
+            volumes.difference_update(action.destroy)
 
-        return perform
+        return {
+            LaunchExecutor: partial(self._launch_executor, agent),
+            KillContainer: kill,
+            MasterLost: lambda _action: agent.connect(MASTER_ADDRESS, self.clock.now),
+            UpdateVolumes: update_volumes,
+            LinkVolumes: lambda _action: None,
+            **self.checkpoints[agent.transport].performers(),
+        }
+
+    def performs(self, address: str) -> frozenset[type]:
+        """Every action type the process at `address` carries out (as `Runtime.performs`)."""
+        return frozenset(self._nodes[address].performers)
 
     def _launch_executor(self, agent: AgentEngine, launch: LaunchExecutor) -> None:
         if list(launch.executor.command.arguments) == list(agent.config.command_executor):
@@ -375,7 +389,7 @@ class SimCluster:
                                 recovery_timeout=float(env["CORRAL_RECOVERY_TIMEOUT"]))
         driver = SimExecutorDriver(self, executor, engine, agent.transport, launch.container_id)
         self.executors[address] = driver
-        node = self._add_node(engine, address, driver._perform)
+        node = self._add_node(engine, address, Process.EXECUTOR, driver.performers())
         engine.start(self.clock.now)
         self._pump(node)
 

@@ -15,6 +15,7 @@ from corral.engines.executor import AllAcknowledged, ExecutorEngine, Stop, seria
 from corral.engines.scheduler import Abort, SchedulerEngine
 from corral.executor import Executor
 from corral.protos import corral_pb2 as pb
+from corral.runtime.actions import Performer
 from corral.runtime.driver import DriverStatus
 from corral.scheduler import Scheduler, SchedulerCalls
 from corral.testing.sim.faults import MASTER_ADDRESS
@@ -78,15 +79,10 @@ class SimSchedulerDriver(SchedulerCalls):
             self.cluster._finish_scheduler(self, DriverStatus.ABORTED)
         return self.status
 
-    def _perform(self, action: Any) -> None:
-        if isinstance(action, Callback):
-            self._deliver(action)
-        elif isinstance(action, Abort):
-            self.abort()
-        elif isinstance(action, MasterLost):
-            self.engine.connect(MASTER_ADDRESS, self.cluster.clock.now)
-        else:
-            raise TypeError(f"scheduler engine emitted an unknown action {action!r}")
+    def performers(self) -> dict[type, Performer]:
+        """What the driver does with its engine's actions (as `SchedulerDriver`'s)."""
+        return {Callback: self._deliver, Abort: lambda _action: self.abort(),
+                MasterLost: lambda _action: self.engine.connect(MASTER_ADDRESS, self.cluster.clock.now)}
 
     def _deliver(self, callback: Callback) -> None:
         failed = _run_callback(self.scheduler, self, callback, self.cluster.callback_errors, self.callback_errors)
@@ -170,18 +166,20 @@ class SimExecutorDriver:
         if self.stopping and self.engine.unacknowledged() == 0:
             self.cluster._exit_executor(self, 0, "executor stopped")
 
-    def _perform(self, action: Any) -> None:
-        if isinstance(action, Callback):
-            _run_callback(self.executor, self, action, self.cluster.callback_errors, self.callback_errors)
-        elif isinstance(action, Stop):
-            if action.flush:
-                self.stop()
-            else:  # the agent is gone for good: exit once the shutdown callback (next) has run
-                self.cluster.schedule(0.0, lambda: self.cluster._exit_executor(self, 0, "executor lost its agent"))
-        elif isinstance(action, AllAcknowledged):
-            self._exit_if_flushed()
-        else:
-            raise TypeError(f"executor engine emitted an unknown action {action!r}")
+    def performers(self) -> dict[type, Performer]:
+        """What the driver does with its engine's actions (as `ExecutorDriver`'s)."""
+        return {
+            Callback: lambda action: _run_callback(self.executor, self, action, self.cluster.callback_errors,
+                                                   self.callback_errors),
+            Stop: self._stop,
+            AllAcknowledged: lambda _action: self._exit_if_flushed(),
+        }
+
+    def _stop(self, action: Stop) -> None:
+        if action.flush:
+            self.stop()
+        else:  # the agent is gone for good: exit once the shutdown callback (next) has run
+            self.cluster.schedule(0.0, lambda: self.cluster._exit_executor(self, 0, "executor lost its agent"))
 
 
 class SimCommandExecutor(Executor):
