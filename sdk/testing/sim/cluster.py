@@ -16,12 +16,11 @@ from corral.engines.agent import (
     AgentConfig, AgentEngine, KillContainer, LaunchExecutor, LinkVolumes, RecoverMode, UpdateVolumes,
 )
 from corral.engines.base import Engine, MasterLost, Send
-from corral.engines.executor import ExecutorEngine
 from corral.engines.master import (
     ForgetAgent, MasterConfig, MasterEngine, RecordAgent, RegistryState, apply_to_registry,
 )
 from corral.engines.scheduler import SchedulerConfig, SchedulerEngine
-from corral.executor import Executor
+from corral.executor import Executor, ExecutorEnvironment
 from corral.net.protocol import PeerEvent, message_type
 from corral.protos import corral_pb2 as pb
 from corral.resources import Resources
@@ -382,11 +381,7 @@ class SimCluster:
             raise ValueError(f"no simulated executor for custom executor {launch.executor.executor_id.value!r}: "
                              "pass SimCluster(executor_factory=...)")
         address = f"{agent.transport}/{launch.container_id}"
-        env = launch.environment
-        engine = ExecutorEngine(launch.framework_id, launch.executor.executor_id.value, agent.transport, address,
-                                status_update_backoff=float(env["CORRAL_STATUS_UPDATE_BACKOFF"]),
-                                rng=self._child_rng(), checkpoint=env["CORRAL_CHECKPOINT"] == "1",
-                                recovery_timeout=float(env["CORRAL_RECOVERY_TIMEOUT"]))
+        engine = ExecutorEnvironment.parse(launch.environment).engine(address, self._child_rng())
         driver = SimExecutorDriver(self, executor, engine, agent.transport, launch.container_id)
         self.executors[address] = driver
         node = self._add_node(engine, address, Process.EXECUTOR, driver.performers())
