@@ -108,17 +108,44 @@ def _default_user() -> str:
 
 
 class SchedulerCalls:
-    """The calls a framework makes on its driver, mapped onto the scheduler engine.
-    Shared by `SchedulerDriver` and the simulator's driver, which provide `engine`,
-    `_call(fn, *args)` (run on the engine's thread) and `_now()`."""
+    """The calls a framework makes on its driver, mapped onto the scheduler engine, and
+    what the driver does once a status update's callback has run. Shared by
+    `SchedulerDriver` and the simulator's driver, which provide `engine`, `_call(fn,
+    *args)` (run on the engine's thread), `_now()` and `_implicit_acks` (a list)."""
 
     engine: SchedulerEngine
+    #: the ack rows of updates whose callback returned, not sent yet (`_send_implicit_acks`)
+    _implicit_acks: list[tuple[str, str, bytes]]
 
     def _call(self, fn: Callable[..., Any], *args: Any) -> DriverStatus:
         raise NotImplementedError
 
     def _now(self) -> float:
         raise NotImplementedError
+
+    def _status_update_done(self, callback: Callback, failed: bool) -> None:
+        """After the user's callback for `callback`: a status update whose callback
+        raised is delivered again when its agent retries it (it was not acknowledged);
+        one whose callback returned is acknowledged, with implicit acknowledgements,
+        together with those before it (`_send_implicit_acks`)."""
+        if callback.event is not _STATUS_UPDATE:
+            return
+        status = callback.args[0]
+        if failed:
+            self._call(self.engine.redeliver, status)
+        elif self.engine.config.implicit_acknowledgements and callback.ack is not None:
+            self._implicit_acks.append(callback.ack)
+            if len(self._implicit_acks) >= IMPLICIT_ACKS_MAX:
+                self._send_implicit_acks()
+
+    def _send_implicit_acks(self) -> None:
+        """The implicit acks of the callbacks run so far go to the I/O thread together:
+        one call, not one per update. (A slow callback holds the acks of the ones run
+        just before it for as long as it runs; an agent resends an update only after
+        10 s without its ack, and the resend is dropped here as a duplicate.)"""
+        if self._implicit_acks:
+            acks, self._implicit_acks = self._implicit_acks, []
+            self._call(self.engine.acknowledge_delivered, acks)
 
     def launch_tasks(self, offer_ids: pb.OfferID | Sequence[pb.OfferID], tasks: Iterable[pb.TaskInfo],
                      filters: pb.Filters | None = None) -> DriverStatus:
@@ -187,8 +214,7 @@ class SchedulerDriver(DriverBase, SchedulerCalls):
         self._config = config or SchedulerConfig()
         self._config.implicit_acknowledgements = implicit_acknowledgements
         self._detector = MasterDetector(master, self._master_found)
-        #: the ack rows of updates whose callback returned (see `_caught_up`)
-        self._implicit_acks: list[tuple[str, str, bytes]] = []
+        self._implicit_acks = []
 
     def _make_engine(self, address: str) -> SchedulerEngine:
         return SchedulerEngine(self._framework_info, address, self._config, random.Random())
@@ -208,24 +234,10 @@ class SchedulerDriver(DriverBase, SchedulerCalls):
             self._id_store.save(callback.args[0].value)
 
     def _after_callback(self, callback: Callback, failed: bool) -> None:
-        if callback.event is not _STATUS_UPDATE:
-            return
-        status = callback.args[0]
-        if failed:
-            self._call(self.engine.redeliver, status)
-        elif self._config.implicit_acknowledgements and callback.ack is not None:
-            self._implicit_acks.append(callback.ack)
-            if len(self._implicit_acks) >= IMPLICIT_ACKS_MAX:
-                self._caught_up()
+        self._status_update_done(callback, failed)
 
     def _caught_up(self) -> None:
-        """The implicit acks of the callbacks run so far go to the I/O thread together:
-        one call, not one per update. (A slow callback holds the acks of the ones run
-        just before it for as long as it runs; an agent resends an update only after
-        10 s without its ack, and the resend is dropped here as a duplicate.)"""
-        if self._implicit_acks:
-            acks, self._implicit_acks = self._implicit_acks, []
-            self._call(self.engine.acknowledge_delivered, acks)
+        self._send_implicit_acks()
 
     @property
     def framework_id(self) -> str | None:

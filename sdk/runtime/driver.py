@@ -4,7 +4,7 @@ thread, and the driver's lifecycle (`DriverStatus`).
 User callbacks run on one callback thread, in order, never on the I/O thread: a
 callback that blocks, raises, or calls back into the driver cannot stall message flow.
 An exception in a callback is logged and reported to the user's `error` callback; the
-driver keeps running.
+driver keeps running (`run_callback`, which the simulator's drivers run too).
 """
 from __future__ import annotations
 
@@ -29,6 +29,31 @@ class DriverStatus(enum.Enum):
 
 
 _SENTINEL = object()
+
+
+def run_callback(user: Any, driver: Any, callback: Callback, before: Callable[[Callback], None] | None = None,
+                 reraise: bool = False) -> Exception | None:
+    """Call the user's method for `callback` with `driver` and the callback's arguments,
+    after `before` (whose failure counts as the callback's). Returns None when it
+    returned; an exception it raised is logged, reported to the user's `error` callback
+    (unless `error` raised it: that is only logged) and returned, or, with `reraise`,
+    left to propagate (the simulator's default, so that a test sees it)."""
+    method = callback.event._value_  # (`.value` is a Python-level property: slower)
+    try:
+        if before is not None:
+            before(callback)
+        getattr(user, method)(driver, *callback.args)
+    except Exception as exc:
+        if reraise:
+            raise
+        log.exception("%s.%s raised", type(user).__name__, method)
+        if method != "error":
+            try:
+                user.error(driver, f"{method} callback raised {type(exc).__name__}: {exc}")
+            except Exception:
+                log.exception("error callback raised too")
+        return exc
+    return None
 
 
 class DriverBase:
@@ -128,19 +153,7 @@ class DriverBase:
             if item is _SENTINEL:
                 return
             callback: Callback = item
-            method = callback.event._value_  # (`.value` is a Python-level property: slower)
-            failed = False
-            try:
-                self._before_callback(callback)
-                getattr(self._user, method)(self, *callback.args)
-            except Exception as exc:
-                failed = True
-                log.exception("%s.%s raised", type(self._user).__name__, method)
-                if method != "error":
-                    try:
-                        self._user.error(self, f"{method} callback raised {type(exc).__name__}: {exc}")
-                    except Exception:
-                        log.exception("error callback raised too")
-            self._after_callback(callback, failed)
+            error = run_callback(self._user, self, callback, self._before_callback)
+            self._after_callback(callback, error is not None)
             if self._callbacks.empty():
                 self._caught_up()

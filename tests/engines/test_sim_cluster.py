@@ -6,7 +6,7 @@ import pytest
 
 from corral import Scheduler, command_task, executor_info, executor_task, is_terminal
 from corral.protos import corral_pb2 as pb
-from corral.testing import RETRIED_TYPES, FaultPlan, NetEvent, SimCluster, SimCommandExecutor
+from corral.testing import RETRIED_TYPES, CallbackErrors, FaultPlan, NetEvent, SimCluster, SimCommandExecutor
 
 COMMANDS = ["exit 0", "exit 3", "sleep 5; exit 0", "sleep 2; false", "true", "no-such-command"]
 
@@ -248,3 +248,38 @@ def test_persistent_volumes_are_kept_by_the_simulated_agent():
     cluster.add_scheduler(keeper, pb.FrameworkInfo(user="sim", name="volumes", roles=["db"]))
     assert cluster.run_until(lambda: cluster.volumes["sim://agent-1"] == {("db", "vol-1")}, 60)
     assert cluster.run_until(lambda: keeper.destroyed and not cluster.volumes["sim://agent-1"], 60)
+
+
+class FailsOnce(Scheduler):
+    """Launches one task; its status_update raises the first time it sees TASK_RUNNING."""
+
+    def __init__(self) -> None:
+        self.launched = False
+        self.running_seen = 0
+        self.errors: list[str] = []
+
+    def resource_offers(self, driver, offers):
+        for offer in offers:
+            if self.launched:
+                driver.decline_offer(offer.id)
+            else:
+                self.launched = True
+                driver.launch_tasks(offer.id, [command_task("t", "sleep infinity", offer.agent_id, "cpus:1;mem:64")])
+
+    def status_update(self, driver, status):
+        if status.state == pb.TASK_RUNNING:
+            self.running_seen += 1
+            if self.running_seen == 1:
+                raise RuntimeError("not now")
+
+    def error(self, driver, message):
+        self.errors.append(message)
+
+
+def test_reported_callback_errors_leave_the_update_to_be_delivered_again_as_the_real_driver_does():
+    cluster = SimCluster(agents=1, callback_errors=CallbackErrors.REPORT)
+    user = FailsOnce()
+    driver = cluster.add_scheduler(user)
+    assert cluster.run_until(lambda: user.running_seen == 2, 120)  # the agent's retry, delivered again
+    assert user.errors == ["status_update callback raised RuntimeError: not now"]
+    assert [str(e) for e in driver.callback_errors] == ["not now"]

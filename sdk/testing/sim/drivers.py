@@ -16,7 +16,7 @@ from corral.engines.scheduler import Abort, SchedulerEngine
 from corral.executor import Executor
 from corral.protos import corral_pb2 as pb
 from corral.runtime.actions import Performer
-from corral.runtime.driver import DriverStatus
+from corral.runtime.driver import DriverStatus, run_callback
 from corral.scheduler import Scheduler, SchedulerCalls
 from corral.testing.sim.faults import MASTER_ADDRESS
 
@@ -29,7 +29,8 @@ class CallbackErrors(enum.Enum):
 
     #: let the exception out of `run_until` (the default: a test should see it)
     RAISE = "raise"
-    #: do what the real driver does: report it to the user's `error` callback, no ack
+    #: do what the real driver does: log it and report it to the user's `error` callback;
+    #: a status update's stays unacknowledged (delivered again when its agent retries)
     REPORT = "report"
 
 
@@ -49,6 +50,7 @@ class SimSchedulerDriver(SchedulerCalls):
         self.incarnation = 1
         self.status = DriverStatus.RUNNING
         self.callback_errors: list[BaseException] = []
+        self._implicit_acks = []
 
     @property
     def address(self) -> str:
@@ -85,24 +87,22 @@ class SimSchedulerDriver(SchedulerCalls):
                 MasterLost: lambda _action: self.engine.connect(MASTER_ADDRESS, self.cluster.clock.now)}
 
     def _deliver(self, callback: Callback) -> None:
-        failed = _run_callback(self.scheduler, self, callback, self.cluster.callback_errors, self.callback_errors)
-        if callback.ack is not None and self.engine.config.implicit_acknowledgements and not failed:
-            self._call(self.engine.acknowledge_delivered, [callback.ack])
+        """What the real driver's callback thread does with a callback: run it, then
+        acknowledge or redeliver its status update; callbacks run synchronously here,
+        so the driver has caught up after each."""
+        failed = _run_callback(self, self.scheduler, callback)
+        self._status_update_done(callback, failed)
+        self._send_implicit_acks()
 
 
-def _run_callback(user: Any, driver: Any, callback: Callback, policy: CallbackErrors,
-                  errors: list[BaseException]) -> bool:
-    """Run one user callback; True when it raised (and `policy` is REPORT)."""
-    try:
-        getattr(user, callback.event.value)(driver, *callback.args)
-        return False
-    except Exception as exc:
-        if policy is CallbackErrors.RAISE:
-            raise
-        errors.append(exc)
-        if callback.event.value != "error":
-            user.error(driver, f"{callback.event.value} callback raised {type(exc).__name__}: {exc}")
-        return True
+def _run_callback(driver: SimSchedulerDriver | SimExecutorDriver, user: Any, callback: Callback) -> bool:
+    """Run one user callback as the real drivers do (`corral.runtime.driver.run_callback`:
+    logged and reported to the user's `error`), except that under CallbackErrors.RAISE
+    the exception goes out of the simulation. True when it raised."""
+    error = run_callback(user, driver, callback, reraise=driver.cluster.callback_errors is CallbackErrors.RAISE)
+    if error is not None:
+        driver.callback_errors.append(error)
+    return error is not None
 
 
 # ------------------------------------------------------------- executor driver
@@ -169,8 +169,7 @@ class SimExecutorDriver:
     def performers(self) -> dict[type, Performer]:
         """What the driver does with its engine's actions (as `ExecutorDriver`'s)."""
         return {
-            Callback: lambda action: _run_callback(self.executor, self, action, self.cluster.callback_errors,
-                                                   self.callback_errors),
+            Callback: lambda action: _run_callback(self, self.executor, action),
             Stop: self._stop,
             AllAcknowledged: lambda _action: self._exit_if_flushed(),
         }
