@@ -35,6 +35,7 @@ warning. Anything else that does not parse raises `CheckpointError` naming the f
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import struct
@@ -98,6 +99,25 @@ def process_stamp(pid: int) -> ProcessStamp | None:
 
 def _component(identifier: str) -> str:
     return quote(identifier, safe="-_").replace(".", "%2E")
+
+
+# The directories of runs and tasks and the journals, by id: each comes back for every
+# write of its run or task (remembered, as building a path costs more than a write to
+# the simulator's memory).
+@functools.lru_cache(maxsize=4096)
+def _run_dir(root: Path, fid: str, eid: str, container_id: str) -> Path:
+    return root.joinpath("frameworks", _component(fid), "executors", _component(eid), "runs",
+                         _component(container_id))
+
+
+@functools.lru_cache(maxsize=4096)
+def _task_dir(root: Path, fid: str, eid: str, container_id: str, tid: str) -> Path:
+    return _run_dir(root, fid, eid, container_id).joinpath("tasks", _component(tid))
+
+
+@functools.lru_cache(maxsize=4096)
+def _journal(root: Path, fid: str, eid: str, container_id: str, tid: str) -> Path:
+    return _task_dir(root, fid, eid, container_id, tid) / "updates"
 
 
 def encode_record(record: JournalRecord) -> bytes:
@@ -182,10 +202,10 @@ class Checkpointer:
         return self.root / "frameworks" / _component(fid)
 
     def _run_dir(self, fid: str, eid: str, container_id: str) -> Path:
-        return self._framework_dir(fid) / "executors" / _component(eid) / "runs" / _component(container_id)
+        return _run_dir(self.root, fid, eid, container_id)
 
     def _task_dir(self, fid: str, eid: str, container_id: str, tid: str) -> Path:
-        return self._run_dir(fid, eid, container_id) / "tasks" / _component(tid)
+        return _task_dir(self.root, fid, eid, container_id, tid)
 
     # -- writing ----------------------------------------------------------------------
     def exists(self) -> bool:
@@ -244,7 +264,7 @@ class Checkpointer:
 
     def append(self, fid: str, eid: str, container_id: str, tid: str, record: JournalRecord) -> None:
         """Append one record to the task's journal and make it durable."""
-        self.store.append(self._task_dir(fid, eid, container_id, tid) / "updates", encode_record(record))
+        self.store.append(_journal(self.root, fid, eid, container_id, tid), encode_record(record))
 
     def performers(self) -> dict[type, Performer]:
         """How each of the agent engine's checkpoint actions (`CHECKPOINT_ACTIONS`) is

@@ -11,25 +11,34 @@ from corral.engines.agent import RecoveredState
 
 
 class MemoryStore:
-    """A `corral.agent.store.Store` in memory: files (path -> bytes) and directories."""
+    """A `corral.agent.store.Store` in memory: a tree of directories (each with its set
+    of entries) and files (path -> bytes)."""
 
     def __init__(self) -> None:
         self.files: dict[Path, bytearray] = {}
-        self.dirs: set[Path] = set()
+        #: every directory -> the paths of its entries (files and directories)
+        self.entries: dict[Path, set[Path]] = {}
 
-    def _make_parents(self, path: Path) -> None:
-        for parent in path.parents:
-            if parent in self.dirs:
+    def _enter(self, path: Path) -> None:
+        """Make `path` an entry of its directory, creating the missing directories."""
+        parent = path.parent
+        while parent not in self.entries:
+            self.entries[parent] = {path}
+            if parent == parent.parent:
                 return
-            self.dirs.add(parent)
+            path, parent = parent, parent.parent
+        self.entries[parent].add(path)
 
     def write(self, path: Path, data: bytes) -> None:
-        self._make_parents(path)
+        if path not in self.files:
+            self._enter(path)
         self.files[path] = bytearray(data)
 
     def append(self, path: Path, data: bytes) -> None:
-        self._make_parents(path)
-        self.files.setdefault(path, bytearray()).extend(data)
+        if path not in self.files:
+            self._enter(path)
+            self.files[path] = bytearray()
+        self.files[path].extend(data)
 
     def read(self, path: Path) -> bytes:
         try:
@@ -38,21 +47,29 @@ class MemoryStore:
             raise FileNotFoundError(errno.ENOENT, "no such file", str(path)) from None
 
     def exists(self, path: Path) -> bool:
-        return path in self.files or path in self.dirs
+        return path in self.files or path in self.entries
 
     def subdirs(self, path: Path) -> list[Path]:
-        return sorted(d for d in self.dirs if d.parent == path)
+        return sorted(entry for entry in self.entries.get(path, ()) if entry in self.entries)
 
     def remove_tree(self, path: Path) -> None:
-        self.files = {p: data for p, data in self.files.items() if p != path and path not in p.parents}
-        self.dirs = {d for d in self.dirs if d != path and path not in d.parents}
+        if not self.exists(path):
+            return
+        pending = [path]
+        while pending:
+            entry = pending.pop()
+            if self.files.pop(entry, None) is None:
+                pending.extend(self.entries.pop(entry))
+        self.entries[path.parent].discard(path)
 
     def remove_dir(self, path: Path) -> None:
-        if path not in self.dirs:
+        entries = self.entries.get(path)
+        if entries is None:
             raise FileNotFoundError(errno.ENOENT, "no such directory", str(path))
-        if any(p.parent == path for p in (*self.files, *self.dirs)):
+        if entries:
             raise OSError(errno.ENOTEMPTY, "directory not empty", str(path))
-        self.dirs.discard(path)
+        del self.entries[path]
+        self.entries[path.parent].discard(path)
 
     def truncate(self, path: Path, size: int) -> None:
         del self.files[path][size:]

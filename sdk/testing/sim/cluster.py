@@ -77,7 +77,8 @@ class _Node:
 
     engine: Engine
     address: str
-    kind: Process
+    #: which engine it runs, for errors ("agent", ...)
+    kind: str
     performers: dict[type, Performer]
 
 
@@ -170,7 +171,7 @@ class SimCluster:
         `performers` (its Sends go on the network)."""
         engine.batch = self.batch
         send = self.network.send
-        node = _Node(engine, address, kind,
+        node = _Node(engine, address, kind.value,
                      {Send: lambda action: send(address, action.to, action.body, self.clock.now), **performers})
         self._nodes[address] = node
         handled = set(engine.handled_types())
@@ -342,7 +343,7 @@ class SimCluster:
         it triggers ask for in turn."""
         while actions := node.engine.take_actions():
             for action in actions:
-                perform(node.performers, action, node.kind.value)
+                perform(node.performers, action, node.kind)
 
     def _agent_performers(self, agent: AgentEngine) -> dict[type, Performer]:
         """What an agent process does with its engine's actions: executors are simulated
