@@ -11,9 +11,16 @@ partitions, and that the cluster follows for process crashes and restarts, and a
 plays out a task's shell command in simulated time).
 
 What the real daemons keep on disk is kept in memory: each agent's checkpoints
-(`SimCheckpoints`, written by the engine's checkpoint actions, read back by
-`AgentEngine.recover` when the agent restarts) and the master's registry of admitted
-agents (a `RegistryState`, handed to the next master after a master restart).
+(`SimCheckpoints`: the agent daemon's own `Checkpointer` over a `MemoryStore`, written
+by the engine's checkpoint actions, read back by `AgentEngine.recover` when the agent
+restarts), its persistent volumes (`SimCluster.volumes`) and the master's registry of
+admitted agents (a `RegistryState`, handed to the next master after a master restart).
+
+What the real processes do with their engines' actions is one table per simulated
+process (`corral.runtime.actions`), checked by the tests against what each engine
+declares it emits; user callbacks run through the real drivers' `run_callback`, and
+an executor's engine is built from its launch's environment as `ExecutorDriver` builds
+it (`ExecutorEnvironment`).
 
 The transport is modelled as the real one behaves: each link (sender -> receiver) is
 FIFO, so a delayed message holds back those behind it and reordering happens between
@@ -26,9 +33,10 @@ Invariants:
   `run_for` or `step` jump the clock to the next event (a message delivery, an engine
   deadline, a scheduled process event);
 - one seed gives one history: every random choice (engines' backoffs and uuids, fault
-  decisions, which executor a crash hits) comes from `random.Random` instances derived from the cluster's seed, and
-  simultaneous events are taken in a fixed order (messages in send order, then engines
-  in creation order, then process events in scheduling order);
+  decisions, which executor a crash hits) comes from `random.Random` instances derived
+  from the cluster's seed, and simultaneous events are taken in a fixed order (messages
+  in send order, then engines in creation order, then process events in scheduling
+  order);
 - a process that is down receives nothing (messages to it are undeliverable) and its
   engine's timers do not fire; a restarted process is a new engine at the same address
   (a scheduler: at a new address on the same host, as a new program would bind);
