@@ -235,7 +235,7 @@ class SimCluster:
         return driver
 
     def _start_scheduler(self, driver: SimSchedulerDriver) -> None:
-        node = self._add_node(driver.engine, driver.address, Process.SCHEDULER, driver.performers())
+        node = self._add_node(driver.engine, driver.address, Process.SCHEDULER, driver._performers())
         driver.status = DriverStatus.RUNNING
         driver.engine.connect(MASTER_ADDRESS, self.clock.now)
         self._pump(node)
@@ -385,7 +385,7 @@ class SimCluster:
         engine = ExecutorEnvironment.parse(launch.environment).engine(address, self._child_rng())
         driver = SimExecutorDriver(self, executor, engine, agent.transport, launch.container_id)
         self.executors[address] = driver
-        node = self._add_node(engine, address, Process.EXECUTOR, driver.performers())
+        node = self._add_node(engine, address, Process.EXECUTOR, driver._performers())
         engine.start(self.clock.now)
         self._pump(node)
 

@@ -81,7 +81,7 @@ class SimSchedulerDriver(SchedulerCalls):
             self.cluster._finish_scheduler(self, DriverStatus.ABORTED)
         return self.status
 
-    def performers(self) -> dict[type, Performer]:
+    def _performers(self) -> dict[type, Performer]:
         """What the driver does with its engine's actions (as `SchedulerDriver`'s)."""
         return {Callback: self._deliver, Abort: lambda _action: self.abort(),
                 MasterLost: lambda _action: self.engine.connect(MASTER_ADDRESS, self.cluster.clock.now)}
@@ -166,7 +166,7 @@ class SimExecutorDriver:
         if self.stopping and self.engine.unacknowledged() == 0:
             self.cluster._exit_executor(self, 0, "executor stopped")
 
-    def performers(self) -> dict[type, Performer]:
+    def _performers(self) -> dict[type, Performer]:
         """What the driver does with its engine's actions (as `ExecutorDriver`'s)."""
         return {
             Callback: lambda action: _run_callback(self, self.executor, action),
