@@ -242,15 +242,15 @@ class Host:
     def arm_agent(self, total: int) -> None:
         rt = self.runtimes["agent"]
         engine: BenchAgent = rt.engine
-        # cleared here, not in `arm`: `agent_done` may wait before the agent's loop has
-        # run `arm`, and must not see the last round's event (done is only set once
-        # `arm` has set `expect`)
-        engine.done.clear()
+        engine.done.clear()  # (done is only set once `arm` has set `expect`)
 
         def arm() -> None:
             engine.expect = engine.counters["status_updates_received"] + total
 
-        rt.call_soon(arm)
+        # run before this returns, so before the round's first update is sent: the loop
+        # drains its socket before it runs commands, so an `arm` still queued when the
+        # first updates arrived would count them out and wait for more than will come
+        rt.call(arm)
 
     def agent_done(self, timeout: float) -> tuple[float, int, dict]:
         engine: BenchAgent = self.runtimes["agent"].engine
