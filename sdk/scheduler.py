@@ -110,10 +110,12 @@ def _default_user() -> str:
 class SchedulerCalls:
     """The calls a framework makes on its driver, mapped onto the scheduler engine, and
     what the driver does once a status update's callback has run. Shared by
-    `SchedulerDriver` and the simulator's driver, which provide `engine`, `_call(fn,
-    *args)` (run on the engine's thread), `_now()` and `_implicit_acks` (a list)."""
+    `SchedulerDriver` and the simulator's driver, which provide `engine`, `_config` (its
+    engine's), `_call(fn, *args)` (run on the engine's thread), `_now()` and
+    `_implicit_acks` (a list)."""
 
     engine: SchedulerEngine
+    _config: SchedulerConfig
     #: the ack rows of updates whose callback returned, not sent yet (`_send_implicit_acks`)
     _implicit_acks: list[tuple[str, str, bytes]]
 
@@ -133,7 +135,7 @@ class SchedulerCalls:
         status = callback.args[0]
         if failed:
             self._call(self.engine.redeliver, status)
-        elif self.engine.config.implicit_acknowledgements and callback.ack is not None:
+        elif self._config.implicit_acknowledgements and callback.ack is not None:
             self._implicit_acks.append(callback.ack)
             if len(self._implicit_acks) >= IMPLICIT_ACKS_MAX:
                 self._send_implicit_acks()
@@ -233,11 +235,9 @@ class SchedulerDriver(DriverBase, SchedulerCalls):
         if callback.event is _REGISTERED and self._id_store is not None:
             self._id_store.save(callback.args[0].value)
 
-    def _after_callback(self, callback: Callback, failed: bool) -> None:
-        self._status_update_done(callback, failed)
-
-    def _caught_up(self) -> None:
-        self._send_implicit_acks()
+    # the callback thread's hooks (DriverBase), without a call in between
+    _after_callback = SchedulerCalls._status_update_done
+    _caught_up = SchedulerCalls._send_implicit_acks
 
     @property
     def framework_id(self) -> str | None:

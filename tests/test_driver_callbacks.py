@@ -10,7 +10,7 @@ import pytest
 
 from corral.runtime.driver import _SENTINEL, DriverStatus
 from corral.engines.base import Callback, Engine
-from corral.engines.scheduler import SchedulerConfig, SchedulerEvent
+from corral.engines.scheduler import SchedulerEvent
 from corral.protos import corral_pb2 as pb
 from corral.runtime import Runtime
 from corral.runtime.loop import COMMANDS_PER_ITERATION, MAX_WAIT
@@ -80,7 +80,6 @@ class FakeEngine:
     that made them."""
 
     def __init__(self, expected: int) -> None:
-        self.config = SchedulerConfig()  # (implicit acknowledgements)
         self.groups: list[list[tuple[str, str]]] = []
         self.expected = expected
         self.done = threading.Event()

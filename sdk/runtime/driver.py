@@ -4,7 +4,7 @@ thread, and the driver's lifecycle (`DriverStatus`).
 User callbacks run on one callback thread, in order, never on the I/O thread: a
 callback that blocks, raises, or calls back into the driver cannot stall message flow.
 An exception in a callback is logged and reported to the user's `error` callback; the
-driver keeps running (`run_callback`, which the simulator's drivers run too).
+driver keeps running (`report_callback_error`, which the simulator's drivers use too).
 """
 from __future__ import annotations
 
@@ -31,29 +31,15 @@ class DriverStatus(enum.Enum):
 _SENTINEL = object()
 
 
-def run_callback(user: Any, driver: Any, callback: Callback, before: Callable[[Callback], None] | None = None,
-                 reraise: bool = False) -> Exception | None:
-    """Call the user's method for `callback` with `driver` and the callback's arguments,
-    after `before` (whose failure counts as the callback's). Returns None when it
-    returned; an exception it raised is logged, reported to the user's `error` callback
-    (unless `error` raised it: that is only logged) and returned, or, with `reraise`,
-    left to propagate (the simulator's default, so that a test sees it)."""
-    method = callback.event._value_  # (`.value` is a Python-level property: slower)
-    try:
-        if before is not None:
-            before(callback)
-        getattr(user, method)(driver, *callback.args)
-    except Exception as exc:
-        if reraise:
-            raise
-        log.exception("%s.%s raised", type(user).__name__, method)
-        if method != "error":
-            try:
-                user.error(driver, f"{method} callback raised {type(exc).__name__}: {exc}")
-            except Exception:
-                log.exception("error callback raised too")
-        return exc
-    return None
+def report_callback_error(user: Any, driver: Any, method: str, exc: Exception) -> None:
+    """The user's callback `method` raised `exc`: log it and report it to the user's
+    `error` callback (unless `error` raised it: that is only logged). The driver goes on."""
+    log.error("%s.%s raised", type(user).__name__, method, exc_info=exc)
+    if method != "error":
+        try:
+            user.error(driver, f"{method} callback raised {type(exc).__name__}: {exc}")
+        except Exception:
+            log.exception("error callback raised too")
 
 
 class DriverBase:
@@ -153,7 +139,14 @@ class DriverBase:
             if item is _SENTINEL:
                 return
             callback: Callback = item
-            error = run_callback(self._user, self, callback, self._before_callback)
-            self._after_callback(callback, error is not None)
+            method = callback.event._value_  # (`.value` is a Python-level property: slower)
+            failed = False
+            try:
+                self._before_callback(callback)
+                getattr(self._user, method)(self, *callback.args)
+            except Exception as exc:
+                failed = True
+                report_callback_error(self._user, self, method, exc)
+            self._after_callback(callback, failed)
             if self._callbacks.empty():
                 self._caught_up()

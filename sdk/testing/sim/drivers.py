@@ -16,7 +16,7 @@ from corral.engines.scheduler import Abort, SchedulerEngine
 from corral.executor import Executor
 from corral.protos import corral_pb2 as pb
 from corral.runtime.actions import Performer
-from corral.runtime.driver import DriverStatus, run_callback
+from corral.runtime.driver import DriverStatus, report_callback_error
 from corral.scheduler import Scheduler, SchedulerCalls
 from corral.testing.sim.faults import MASTER_ADDRESS
 
@@ -50,6 +50,7 @@ class SimSchedulerDriver(SchedulerCalls):
         self.incarnation = 1
         self.status = DriverStatus.RUNNING
         self.callback_errors: list[BaseException] = []
+        self._config = engine.config
         self._implicit_acks = []
 
     @property
@@ -96,13 +97,20 @@ class SimSchedulerDriver(SchedulerCalls):
 
 
 def _run_callback(driver: SimSchedulerDriver | SimExecutorDriver, user: Any, callback: Callback) -> bool:
-    """Run one user callback as the real drivers do (`corral.runtime.driver.run_callback`:
-    logged and reported to the user's `error`), except that under CallbackErrors.RAISE
-    the exception goes out of the simulation. True when it raised."""
-    error = run_callback(user, driver, callback, reraise=driver.cluster.callback_errors is CallbackErrors.RAISE)
-    if error is not None:
-        driver.callback_errors.append(error)
-    return error is not None
+    """Run one user callback as the real drivers' callback thread does (an exception
+    logged and reported to the user's `error`: `report_callback_error`), except that
+    under CallbackErrors.RAISE the exception goes out of the simulation. True when it
+    raised."""
+    method = callback.event._value_
+    try:
+        getattr(user, method)(driver, *callback.args)
+    except Exception as exc:
+        if driver.cluster.callback_errors is CallbackErrors.RAISE:
+            raise
+        driver.callback_errors.append(exc)
+        report_callback_error(user, driver, method, exc)
+        return True
+    return False
 
 
 # ------------------------------------------------------------- executor driver
