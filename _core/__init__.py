@@ -1,6 +1,7 @@
 """corral's hot path: envelope codec and dispatch table, ack tracker and the memory of
-recent uuids, timers (on one deadline heap), the status path's protobuf codec (rows
-in, wire bytes out) and its six message classes, and the status path's per-row loops.
+recent uuids, timers (on one deadline heap) and their clock, the status path's
+protobuf codec (rows in, wire bytes out) and its six message classes, and the status
+path's per-row loops.
 
 Selects the implementation at import. The compiled modules (`corral._core.envelope`,
 `.heap`, `.acks`, `.timers`, `.columns`, `.messages`, `.relay`, built by Cython from the `.py` + `.pxd` pairs in this package) are
@@ -92,6 +93,7 @@ RECENT_MAX = _impl.acks.RECENT_MAX
 AddResult = _impl.acks.AddResult
 AckResult = _impl.acks.AckResult
 TimerQueue = _impl.timers.TimerQueue
+MonotonicClock = _impl.timers.MonotonicClock
 ColumnsError = _impl.columns.ColumnsError
 decode_updates = _impl.columns.decode_updates
 encode_updates = _impl.columns.encode_updates
@@ -162,6 +164,7 @@ __all__ = [
     "AddResult",
     "AckResult",
     "TimerQueue",
+    "MonotonicClock",
     "ColumnsError",
     "decode_updates",
     "encode_updates",

@@ -1,5 +1,5 @@
 """The status path's six message classes: updates and acks as rows in memory, protobuf's
-exact bytes on the wire (through the `columns` codec). `corral.wire` presents them to
+exact bytes on the wire (through the `columns` codec). `corral.net.wire` presents them to
 the engines, with the row layout.
 
 Each has what the runtimes and the simulator use of a generated protobuf class:

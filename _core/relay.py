@@ -1,5 +1,5 @@
 """The status path's per-row work: what the engines do with each row of a status-path
-message (corral.wire), as loops that the compiled build runs in C.
+message (corral.net.wire), as loops that the compiled build runs in C.
 
 Each function is the inner loop of one engine handler, over the engine's own state (its
 dicts, task records and ack tracker), which it reads and updates exactly as the handler

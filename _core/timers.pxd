@@ -1,7 +1,17 @@
 # C declarations Cython applies to timers.py (pure-Python mode).
 cimport cython
 
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
+
 from corral._core.heap cimport DeadlineHeap, HeapItem
+
+
+cdef timespec _now  # (read by MonotonicClock.__call__; the GIL serialises its callers)
+
+
+@cython.final
+cdef class MonotonicClock:
+    cdef readonly double offset
 
 
 @cython.final

@@ -1,15 +1,43 @@
-"""Timer queue: retry and timeout deadlines for many keys.
+"""Timer queue: retry and timeout deadlines for many keys, and the clock they are read
+against.
 
 Owns "call me back at time t" for the runtimes: the timers are the items of a
 DeadlineHeap (heap.py) ordered by (deadline, handle), so equal deadlines pop in
 scheduling order. Cancelling takes the timer out of the heap at once, in O(log n).
-Time is always passed in.
+Time is always passed in: the runtimes read it from a `MonotonicClock`, which never
+steps (see `corral.runtime.clock`).
 
 One source for both builds: plain Python as is; compiled by Cython with timers.pxd.
 """
 from __future__ import annotations
 
+import time
+
 from .heap import DeadlineHeap, HeapItem
+
+try:
+    import cython
+
+    _COMPILED = cython.compiled
+except ImportError:  # pragma: no cover (the pure build without Cython installed)
+    _COMPILED = False
+
+
+class MonotonicClock:
+    """``offset`` plus the system's monotonic clock (CLOCK_MONOTONIC, as
+    ``time.monotonic``): seconds that never step. Calling it is a C call in the compiled
+    build (the runtimes' dispatch reads the clock for every message)."""
+
+    __slots__ = ("offset",)
+
+    def __init__(self, offset):
+        self.offset = offset
+
+    def __call__(self):
+        if _COMPILED:
+            clock_gettime(CLOCK_MONOTONIC, cython.address(_now))
+            return self.offset + (_now.tv_sec + _now.tv_nsec * 1e-9)
+        return self.offset + time.monotonic()
 
 
 class _Timer(HeapItem):

@@ -26,7 +26,7 @@ from corral.engines.base import Callback, MasterLost
 from corral.engines.scheduler import SchedulerEngine, SchedulerEvent
 from corral.protos import corral_pb2 as pb
 from corral.runtime import Runtime
-from corral.wire import Updates
+from corral.net.wire import Updates
 
 from cluster_state import SCHEDULER, build_master, reconcile_call, wire
 
@@ -105,7 +105,7 @@ def test_reconcile_over_transport(benchmark, n, wire_mode):
     answers = Answers()
     info = pb.FrameworkInfo(user="bench", name="bench")
     sched = Runtime(lambda address: SchedulerEngine(info, address), batch=wire_mode)
-    sched.add_performer(Callback, answers)
+    sched.add_performers({Callback: answers})
     # the master child needs the scheduler's address (its framework is served there)
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
@@ -122,7 +122,7 @@ def test_reconcile_over_transport(benchmark, n, wire_mode):
             lost.append(time.time())
             engine.connect(master_address, sched.clock())
 
-        sched.add_performer(MasterLost, reconnect)
+        sched.add_performers({MasterLost: reconnect})
         # subscribing starts the driver's own round: an implicit reconcile (n answers)
         answers.expect(n)
         sched.call_soon(lambda: engine.connect(master_address, sched.clock()))

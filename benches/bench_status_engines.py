@@ -29,7 +29,7 @@ from corral.engines.base import Callback, Send
 from corral.engines.executor import ExecutorEngine, serialise_status
 from corral.engines.master import MasterConfig, MasterEngine
 from corral.engines.scheduler import SchedulerEngine, SchedulerEvent
-from corral.protocol import BODY_CLASS, TYPE_NUMBER
+from corral.net.protocol import BODY_CLASS, TYPE_NUMBER
 from corral.protos import corral_pb2 as pb
 from corral.resources import Resources
 from corral.runtime import GC_YOUNG_THRESHOLD

@@ -46,12 +46,13 @@ from corral.engines.executor import AllAcknowledged, ExecutorEngine, ExecutorEve
 from corral.engines.master import MasterConfig, MasterEngine
 from corral.engines.scheduler import SchedulerEngine, SchedulerEvent
 from corral.executor import Executor, ExecutorDriver
-from corral.http import HttpServer, Reply
+from corral.net.http import HttpServer, Reply
 from corral.scheduler import Scheduler, SchedulerDriver
-from corral.protocol import MessageType as T
+from corral.net.protocol import MessageType as T
 from corral.protos import corral_pb2 as pb
 from corral.resources import Resources
-from corral.runtime import COMMANDS_PER_ITERATION, Runtime
+from corral.runtime import Runtime
+from corral.runtime.loop import COMMANDS_PER_ITERATION
 from corral.tasks import executor_info, executor_task
 
 TASKS = 10_000
@@ -141,8 +142,7 @@ class Host:
                     op.launch.task_infos.extend(infos)
                     engine.accept([offer.id], [op], None, rt.clock())
 
-        rt.add_performer(Callback, callback)
-        rt.add_performer(MasterLost, lambda _a: engine.connect(master, rt.clock()))
+        rt.add_performers({Callback: callback, MasterLost: lambda _a: engine.connect(master, rt.clock())})
         self._start("scheduler", rt)
         rt.call_soon(lambda: engine.connect(master, rt.clock()))
         return rt.address
@@ -198,8 +198,7 @@ class Host:
         config = AgentConfig(registration_backoff=0.01)
         rt = Runtime(lambda a: BenchAgent(info, a, config), batch=self.batch)
         rt.engine.done = threading.Event()
-        for kind in (LaunchExecutor, KillContainer, MasterLost):
-            rt.add_performer(kind, lambda _a: None)
+        rt.add_performers({kind: lambda _a: None for kind in (LaunchExecutor, KillContainer, MasterLost)})
         self._start("agent", rt)
         rt.call_soon(lambda: rt.engine.connect(master, rt.clock()))
         return rt.address
@@ -213,9 +212,7 @@ class Host:
                 if self.launched == tasks:
                     self.ready.set()
 
-        rt.add_performer(Callback, callback)
-        rt.add_performer(AllAcknowledged, lambda _a: None)
-        rt.add_performer(Stop, lambda _a: None)
+        rt.add_performers({Callback: callback, AllAcknowledged: lambda _a: None, Stop: lambda _a: None})
         self._start("executor", rt)
         rt.call_soon(lambda: rt.engine.start(rt.clock()))
         return rt.address
@@ -245,15 +242,15 @@ class Host:
     def arm_agent(self, total: int) -> None:
         rt = self.runtimes["agent"]
         engine: BenchAgent = rt.engine
-        # cleared here, not in `arm`: `agent_done` may wait before the agent's loop has
-        # run `arm`, and must not see the last round's event (done is only set once
-        # `arm` has set `expect`)
-        engine.done.clear()
+        engine.done.clear()  # (done is only set once `arm` has set `expect`)
 
         def arm() -> None:
             engine.expect = engine.counters["status_updates_received"] + total
 
-        rt.call_soon(arm)
+        # run before this returns, so before the round's first update is sent: the loop
+        # drains its socket before it runs commands, so an `arm` still queued when the
+        # first updates arrived would count them out and wait for more than will come
+        rt.call(arm)
 
     def agent_done(self, timeout: float) -> tuple[float, int, dict]:
         engine: BenchAgent = self.runtimes["agent"].engine

@@ -28,7 +28,7 @@ import pytest
 import zmq
 
 from corral import _core
-from corral.transport import Transport
+from corral.net.transport import Transport
 
 N = 100_000
 BODY = b"x" * (100 - _core.HEADER_SIZE - len(b"tcp://127.0.0.1:65535"))

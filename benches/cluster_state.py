@@ -15,7 +15,7 @@ from corral.engines.base import Send
 from corral.engines.master import MasterConfig, MasterEngine
 from corral.engines.status import row_of
 from corral.protos import corral_pb2 as pb
-from corral.wire import Acknowledge, StatusUpdateMessage
+from corral.net.wire import Acknowledge, StatusUpdateMessage
 from corral.resources import Resources
 from corral.tasks import command_task
 

@@ -15,12 +15,12 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 from corral import __version__, _core
 from corral.agent.checkpoint import BOOT_ID_PATH, CheckpointError
 from corral.agent.gc import DEFAULT_GC_DELAY, DEFAULT_GC_DISK_HEADROOM
-from corral.detector import MasterAddressError, parse_master
+from corral.runtime.detector import MasterAddressError, parse_master
 from corral.engines.agent import RecoverMode
 from corral.resources import ResourceError, Resources, detect_resources, parse_attributes
 
@@ -33,44 +33,27 @@ class UsageError(Exception):
     """A flag value that cannot be used; the message names it."""
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid port {text!r}: not a whole number") from None
-    if not 0 <= value < 65536:
-        raise argparse.ArgumentTypeError(f"invalid port {text!r}: must be between 0 and 65535")
-    return value
+def _number(parse: Callable[[str], Any], kind: str, not_parsed: str, valid: Callable[[Any], bool],
+            rule: str) -> Callable[[str], Any]:
+    """An argparse type: `parse` the text, which must be `valid`; otherwise an error
+    naming the text as an invalid `kind` that is `not_parsed` or breaks `rule`."""
+
+    def convert(text: str) -> Any:
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {kind} {text!r}: {not_parsed}") from None
+        if not valid(value):
+            raise argparse.ArgumentTypeError(f"invalid {kind} {text!r}: {rule}")
+        return value
+
+    return convert
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid count {text!r}: not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"invalid count {text!r}: must be at least 1")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid duration {text!r}: not a number of seconds") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"invalid duration {text!r}: must be positive")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid fraction {text!r}: not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"invalid fraction {text!r}: must be between 0 and 1")
-    return value
+_port = _number(int, "port", "not a whole number", lambda v: 0 <= v < 65536, "must be between 0 and 65535")
+_positive_int = _number(int, "count", "not a whole number", lambda v: v >= 1, "must be at least 1")
+_seconds = _number(float, "duration", "not a number of seconds", lambda v: v > 0, "must be positive")
+_fraction = _number(float, "fraction", "not a number", lambda v: 0.0 <= v <= 1.0, "must be between 0 and 1")
 
 
 def _master_address(text: str) -> str:

@@ -10,12 +10,15 @@ import logging
 import os
 import random
 import threading
+from dataclasses import dataclass
+from typing import Mapping
 
-from corral.driver import DriverBase, DriverStatus
+from corral.runtime.driver import DriverBase, DriverStatus
 from corral.engines.base import Callback
 from corral.engines.executor import AllAcknowledged, ExecutorEngine, ExecutorEvent, Stop, serialise_status
 from corral.protos import corral_pb2 as pb
 from corral.runtime import Runtime
+from corral.runtime.actions import Performer
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +28,49 @@ FLUSH_TIMEOUT = 10.0
 
 class ExecutorEnvironmentError(RuntimeError):
     """The process was not started by a corral agent (identity variables missing)."""
+
+
+@dataclass(frozen=True)
+class ExecutorEnvironment:
+    """What the agent tells an executor process it launches, in CORRAL_* environment
+    variables (`corral.engines.agent` sets them): who the executor is, where its agent
+    listens, and how its driver retries and waits."""
+
+    agent_endpoint: str
+    framework_id: str
+    executor_id: str
+    sandbox: str
+    status_update_backoff: float
+    checkpoint: bool
+    recovery_timeout: float
+
+    @classmethod
+    def parse(cls, env: Mapping[str, str]) -> ExecutorEnvironment:
+        """ExecutorEnvironmentError naming the missing identity variables."""
+        missing = [k for k in ("CORRAL_AGENT_ENDPOINT", "CORRAL_FRAMEWORK_ID", "CORRAL_EXECUTOR_ID") if not env.get(k)]
+        if missing:
+            raise ExecutorEnvironmentError(
+                f"not started by a corral agent: missing environment variable(s) {', '.join(missing)}")
+        return cls(
+            agent_endpoint=env["CORRAL_AGENT_ENDPOINT"],
+            framework_id=env["CORRAL_FRAMEWORK_ID"],
+            executor_id=env["CORRAL_EXECUTOR_ID"],
+            sandbox=env.get("CORRAL_SANDBOX", os.getcwd()),
+            status_update_backoff=float(env.get("CORRAL_STATUS_UPDATE_BACKOFF", "10")),
+            checkpoint=env.get("CORRAL_CHECKPOINT") == "1",
+            recovery_timeout=float(env.get("CORRAL_RECOVERY_TIMEOUT", "900")),
+        )
+
+    @property
+    def host(self) -> str:
+        """Where the driver's transport listens: on the agent's host."""
+        return self.agent_endpoint.removeprefix("tcp://").rpartition(":")[0] or "127.0.0.1"
+
+    def engine(self, transport: str, rng: random.Random) -> ExecutorEngine:
+        """The executor engine this environment describes, listening at `transport`."""
+        return ExecutorEngine(self.framework_id, self.executor_id, self.agent_endpoint, transport,
+                              status_update_backoff=self.status_update_backoff, rng=rng,
+                              checkpoint=self.checkpoint, recovery_timeout=self.recovery_timeout)
 
 
 class Executor:
@@ -59,33 +105,25 @@ class Executor:
 class ExecutorDriver(DriverBase):
     """Connects an `Executor` to its agent, found from the CORRAL_* environment."""
 
-    def __init__(self, executor: Executor, environ: dict[str, str] | None = None) -> None:
-        env = os.environ if environ is None else environ
-        missing = [k for k in ("CORRAL_AGENT_ENDPOINT", "CORRAL_FRAMEWORK_ID", "CORRAL_EXECUTOR_ID") if not env.get(k)]
-        if missing:
-            raise ExecutorEnvironmentError(
-                f"not started by a corral agent: missing environment variable(s) {', '.join(missing)}")
-        host = env["CORRAL_AGENT_ENDPOINT"].removeprefix("tcp://").rpartition(":")[0] or "127.0.0.1"
-        super().__init__(executor, host)
-        self._agent = env["CORRAL_AGENT_ENDPOINT"]
-        self.framework_id = env["CORRAL_FRAMEWORK_ID"]
-        self.executor_id = env["CORRAL_EXECUTOR_ID"]
-        self.sandbox = env.get("CORRAL_SANDBOX", os.getcwd())
-        self._backoff = float(env.get("CORRAL_STATUS_UPDATE_BACKOFF", "10"))
-        self.checkpoint = env.get("CORRAL_CHECKPOINT") == "1"
-        self.recovery_timeout = float(env.get("CORRAL_RECOVERY_TIMEOUT", "900"))
+    def __init__(self, executor: Executor, environ: Mapping[str, str] | None = None) -> None:
+        self.environment = ExecutorEnvironment.parse(os.environ if environ is None else environ)
+        super().__init__(executor, self.environment.host)
+        self.framework_id = self.environment.framework_id
+        self.executor_id = self.environment.executor_id
+        self.sandbox = self.environment.sandbox
+        self.checkpoint = self.environment.checkpoint
+        self.recovery_timeout = self.environment.recovery_timeout
         self._all_acked = threading.Event()
         #: the agent is gone for good: abort once the shutdown callback has run
         self._abandoned = False
 
     def _make_engine(self, address: str) -> ExecutorEngine:
-        return ExecutorEngine(self.framework_id, self.executor_id, self._agent, address,
-                              status_update_backoff=self._backoff, rng=random.Random(),
-                              checkpoint=self.checkpoint, recovery_timeout=self.recovery_timeout)
+        return self.environment.engine(address, random.Random())
+
+    def _performers(self) -> dict[type, Performer]:
+        return {**super()._performers(), Stop: self._perform_stop, AllAcknowledged: lambda _a: self._check_flushed()}
 
     def _on_started(self, runtime: Runtime) -> None:
-        runtime.add_performer(Stop, self._perform_stop)
-        runtime.add_performer(AllAcknowledged, lambda _a: self._check_flushed())
         runtime.call_soon(lambda: self.engine.start(self._now()))
 
     def _perform_stop(self, action: Stop) -> None:

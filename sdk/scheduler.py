@@ -8,14 +8,15 @@ import pwd
 import random
 from typing import Any, Callable, Iterable, Sequence
 
-from corral.detector import MasterDetector
-from corral.driver import DriverBase, DriverStatus
+from corral.runtime.detector import MasterDetector
+from corral.runtime.driver import DriverBase, DriverStatus
 from corral.engines.base import Callback
 from corral.engines.base import MasterLost
 from corral.engines.scheduler import Abort, SchedulerConfig, SchedulerEngine, SchedulerEvent
 from corral.reconcile import Progress
 from corral.protos import corral_pb2 as pb
 from corral.runtime import Runtime
+from corral.runtime.actions import Performer
 
 log = logging.getLogger(__name__)
 
@@ -107,17 +108,46 @@ def _default_user() -> str:
 
 
 class SchedulerCalls:
-    """The calls a framework makes on its driver, mapped onto the scheduler engine.
-    Shared by `SchedulerDriver` and the simulator's driver, which provide `engine`,
-    `_call(fn, *args)` (run on the engine's thread) and `_now()`."""
+    """The calls a framework makes on its driver, mapped onto the scheduler engine, and
+    what the driver does once a status update's callback has run. Shared by
+    `SchedulerDriver` and the simulator's driver, which provide `engine`, `_config` (its
+    engine's), `_call(fn, *args)` (run on the engine's thread), `_now()` and
+    `_implicit_acks` (a list)."""
 
     engine: SchedulerEngine
+    _config: SchedulerConfig
+    #: the ack rows of updates whose callback returned, not sent yet (`_send_implicit_acks`)
+    _implicit_acks: list[tuple[str, str, bytes]]
 
     def _call(self, fn: Callable[..., Any], *args: Any) -> DriverStatus:
         raise NotImplementedError
 
     def _now(self) -> float:
         raise NotImplementedError
+
+    def _status_update_done(self, callback: Callback, failed: bool) -> None:
+        """After the user's callback for `callback`: a status update whose callback
+        raised is delivered again when its agent retries it (it was not acknowledged);
+        one whose callback returned is acknowledged, with implicit acknowledgements,
+        together with those before it (`_send_implicit_acks`)."""
+        if callback.event is not _STATUS_UPDATE:
+            return
+        status = callback.args[0]
+        if failed:
+            self._call(self.engine.redeliver, status)
+        elif self._config.implicit_acknowledgements and callback.ack is not None:
+            self._implicit_acks.append(callback.ack)
+            if len(self._implicit_acks) >= IMPLICIT_ACKS_MAX:
+                self._send_implicit_acks()
+
+    def _send_implicit_acks(self) -> None:
+        """The implicit acks of the callbacks run so far go to the I/O thread together:
+        one call, not one per update. (A slow callback holds the acks of the ones run
+        just before it for as long as it runs; an agent resends an update only after
+        10 s without its ack, and the resend is dropped here as a duplicate.)"""
+        if self._implicit_acks:
+            acks, self._implicit_acks = self._implicit_acks, []
+            self._call(self.engine.acknowledge_delivered, acks)
 
     def launch_tasks(self, offer_ids: pb.OfferID | Sequence[pb.OfferID], tasks: Iterable[pb.TaskInfo],
                      filters: pb.Filters | None = None) -> DriverStatus:
@@ -186,15 +216,16 @@ class SchedulerDriver(DriverBase, SchedulerCalls):
         self._config = config or SchedulerConfig()
         self._config.implicit_acknowledgements = implicit_acknowledgements
         self._detector = MasterDetector(master, self._master_found)
-        #: the ack rows of updates whose callback returned (see `_caught_up`)
-        self._implicit_acks: list[tuple[str, str, bytes]] = []
+        self._implicit_acks = []
 
     def _make_engine(self, address: str) -> SchedulerEngine:
         return SchedulerEngine(self._framework_info, address, self._config, random.Random())
 
+    def _performers(self) -> dict[type, Performer]:
+        return {**super()._performers(), Abort: lambda _action: self.abort(),
+                MasterLost: lambda _action: self._detector.detect()}
+
     def _on_started(self, runtime: Runtime) -> None:
-        runtime.add_performer(Abort, lambda _action: self.abort())
-        runtime.add_performer(MasterLost, lambda _action: self._detector.detect())
         self._detector.detect()
 
     def _master_found(self, transport: str) -> None:
@@ -204,25 +235,9 @@ class SchedulerDriver(DriverBase, SchedulerCalls):
         if callback.event is _REGISTERED and self._id_store is not None:
             self._id_store.save(callback.args[0].value)
 
-    def _after_callback(self, callback: Callback, failed: bool) -> None:
-        if callback.event is not _STATUS_UPDATE:
-            return
-        status = callback.args[0]
-        if failed:
-            self._call(self.engine.redeliver, status)
-        elif self._config.implicit_acknowledgements and callback.ack is not None:
-            self._implicit_acks.append(callback.ack)
-            if len(self._implicit_acks) >= IMPLICIT_ACKS_MAX:
-                self._caught_up()
-
-    def _caught_up(self) -> None:
-        """The implicit acks of the callbacks run so far go to the I/O thread together:
-        one call, not one per update. (A slow callback holds the acks of the ones run
-        just before it for as long as it runs; an agent resends an update only after
-        10 s without its ack, and the resend is dropped here as a duplicate.)"""
-        if self._implicit_acks:
-            acks, self._implicit_acks = self._implicit_acks, []
-            self._call(self.engine.acknowledge_delivered, acks)
+    # the callback thread's hooks (DriverBase), without a call in between
+    _after_callback = SchedulerCalls._status_update_done
+    _caught_up = SchedulerCalls._send_implicit_acks
 
     @property
     def framework_id(self) -> str | None:

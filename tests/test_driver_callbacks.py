@@ -8,11 +8,12 @@ import time
 
 import pytest
 
-from corral.driver import _SENTINEL, DriverStatus
+from corral.runtime.driver import _SENTINEL, DriverStatus
 from corral.engines.base import Callback, Engine
 from corral.engines.scheduler import SchedulerEvent
 from corral.protos import corral_pb2 as pb
-from corral.runtime import COMMANDS_PER_ITERATION, MAX_WAIT, Runtime
+from corral.runtime import Runtime
+from corral.runtime.loop import COMMANDS_PER_ITERATION, MAX_WAIT
 from corral.scheduler import IMPLICIT_ACKS_MAX, Scheduler, SchedulerDriver
 
 

@@ -9,7 +9,7 @@ from google.protobuf.message import DecodeError
 from grpc_tools import protoc
 
 from corral.protos import corral_pb2
-from corral.protocol import BODY_CLASS, PARSE, MessageType
+from corral.net.protocol import BODY_CLASS, PARSE, MessageType
 
 PROTOS = Path(__file__).resolve().parents[1] / "protos"
 

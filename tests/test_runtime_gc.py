@@ -1,11 +1,11 @@
-"""The collector threshold every corral I/O loop sets (`corral.runtime.tune_gc`)."""
+"""The collector threshold every corral I/O loop sets (`corral.runtime.loop.tune_gc`)."""
 from __future__ import annotations
 
 import gc
 
 import pytest
 
-from corral.runtime import GC_YOUNG_THRESHOLD, tune_gc
+from corral.runtime.loop import GC_YOUNG_THRESHOLD, tune_gc
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ import logging
 
 import pytest
 
-from corral import wire
+from corral.net import wire
 from corral.engines.base import Engine, Send
-from corral.protocol import TYPE_NUMBER
+from corral.net.protocol import TYPE_NUMBER
 from corral.runtime import Runtime
 
 
@@ -33,7 +33,7 @@ def recording(rt: Runtime, log: list) -> None:
         return True
 
     rt.transport.send = send
-    rt.add_performer(Note, lambda note: log.append(("note", note.text)))
+    rt.add_performers({Note: lambda note: log.append(("note", note.text))})
 
 
 def test_the_turns_messages_leave_after_its_other_actions_in_their_own_order(runtime):
@@ -76,4 +76,4 @@ def test_a_message_that_fails_to_send_is_logged_and_the_rest_still_go(runtime, c
 
 def test_sends_are_the_runtimes_own(runtime):
     with pytest.raises(ValueError, match="Send actions are the runtime's own"):
-        runtime.add_performer(Send, lambda action: None)
+        runtime.add_performers({Send: lambda action: None})

@@ -7,8 +7,8 @@ import os
 import time
 
 from corral import _core
-from corral.protocol import PeerEvent
-from corral.transport import Transport
+from corral.net.protocol import PeerEvent
+from corral.net.transport import Transport
 
 MSG = 58
 

@@ -8,12 +8,13 @@ import time
 import pytest
 
 from corral import _core
-from corral import transport as transport_mod
+from corral.net import transport as transport_mod
 from corral.engines.base import Engine, on
-from corral.protocol import MessageType as T
+from corral.net.protocol import MessageType as T
 from corral.protos import corral_pb2 as pb
 from corral.runtime import Runtime
-from corral.transport import Transport
+from corral.testing.cluster import wait_for
+from corral.net.transport import Transport
 
 MSG = 33
 
@@ -184,8 +185,12 @@ def test_runtimes_with_and_without_batching_interoperate(batch):
         assert engine.done.wait(10), len(engine.pongs)
         assert engine.pongs == [f"p{i}" for i in range(500)]
         batching_side = collect if not batch else echo
-        # the 500 messages of one iteration left the batching side in few frames
-        assert batching_side.transport.counters.sent == 500
+        # the 500 messages of one iteration left the batching side in few frames (counted
+        # by its I/O thread once each frame is handed to ZeroMQ, which may be after the
+        # other side has read them all)
+        counters = batching_side.transport.counters
+        wait_for(lambda: counters.sent == 500, 5, "the batching side to count its 500 envelopes sent")
+        assert counters.sent == 500
         other = echo if batching_side is collect else collect
         assert other.dispatcher.counters()["received"] < 50
     finally:

@@ -1,10 +1,10 @@
-"""corral.wire: the status path's message classes keep protobuf's interface (FromString,
+"""corral.net.wire: the status path's message classes keep protobuf's interface (FromString,
 SerializeToString), carry rows, and turn malformed bytes into a DecodeError that names
 the message."""
 import pytest
 from google.protobuf.message import DecodeError
 
-from corral import wire
+from corral.net import wire
 from corral.protos import corral_pb2 as pb
 
 ROW = ("fw", "exec", "t1", pb.TASK_RUNNING, b"u" * 16, pb.TaskStatus(state=pb.TASK_RUNNING).SerializePartialToString(),

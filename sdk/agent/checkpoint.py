@@ -24,8 +24,9 @@ Layout (ids are percent-encoded so any id is one safe path component)::
 A run's directory goes (`discard_run`) once its executor has ended and every update of
 its tasks was acknowledged; a framework's (`discard_framework`) when it is shut down.
 
-Whole files are written crash-safely: a temporary file in the same directory, fsync,
-rename over the target, fsync of the directory. Journals are append-only; each record
+Files are written through a `corral.agent.store.Store`: the real files, crash-safely
+(`FileStore`: a whole file by temporary file, fsync and rename; appends fsynced), or,
+in the simulator, memory. Journals are append-only; each record
 is `kind (1 byte) | length (4 bytes, big-endian) | crc32 of the body (4 bytes) | body`,
 the body being a serialised `StatusUpdate` (kind UPDATE) or the acknowledged uuid (kind
 ACK); each append is fsynced. A record cut short or failing its checksum at the end of
@@ -34,10 +35,9 @@ warning. Anything else that does not parse raises `CheckpointError` naming the f
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
-import os
-import shutil
 import struct
 import zlib
 from dataclasses import dataclass
@@ -46,8 +46,14 @@ from urllib.parse import quote, unquote
 
 from google.protobuf.message import DecodeError, Message
 
-from corral.engines.agent import JournalKind, JournalRecord, RecoveredRun, RecoveredState, RecoveredTask
-from corral.protocol import parse_message
+from corral.agent.store import FILES, Store
+from corral.engines.agent import (
+    CheckpointAgent, CheckpointExecutor, CheckpointExecutorExited, CheckpointFramework, CheckpointTask,
+    DiscardFramework, DiscardRun, JournalAppend, JournalKind, JournalRecord, RecoveredRun, RecoveredState,
+    RecoveredTask,
+)
+from corral.net.protocol import parse_message
+from corral.runtime.actions import Performer
 from corral.protos import corral_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -70,9 +76,9 @@ class ProcessStamp:
     start_time: int
 
 
-def read_boot_id(path: Path = BOOT_ID_PATH) -> str:
+def read_boot_id(path: Path = BOOT_ID_PATH, store: Store = FILES) -> str:
     try:
-        return path.read_text().strip()
+        return store.read(path).decode().strip()
     except OSError as exc:
         raise CheckpointError(f"cannot read the boot id from {path}: {exc}") from exc
 
@@ -95,32 +101,23 @@ def _component(identifier: str) -> str:
     return quote(identifier, safe="-_").replace(".", "%2E")
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+# The directories of runs and tasks and the journals, by id: each comes back for every
+# write of its run or task (remembered, as building a path costs more than a write to
+# the simulator's memory).
+@functools.lru_cache(maxsize=4096)
+def _run_dir(root: Path, fid: str, eid: str, container_id: str) -> Path:
+    return root.joinpath("frameworks", _component(fid), "executors", _component(eid), "runs",
+                         _component(container_id))
 
 
-def _ensure_dir(path: Path) -> None:
-    """Create `path` and its missing parents, making each new entry durable."""
-    if path.is_dir():
-        return
-    _ensure_dir(path.parent)
-    path.mkdir(exist_ok=True)
-    _fsync_dir(path.parent)
+@functools.lru_cache(maxsize=4096)
+def _task_dir(root: Path, fid: str, eid: str, container_id: str, tid: str) -> Path:
+    return _run_dir(root, fid, eid, container_id).joinpath("tasks", _component(tid))
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    _ensure_dir(path.parent)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+@functools.lru_cache(maxsize=4096)
+def _journal(root: Path, fid: str, eid: str, container_id: str, tid: str) -> Path:
+    return _task_dir(root, fid, eid, container_id, tid) / "updates"
 
 
 def encode_record(record: JournalRecord) -> bytes:
@@ -132,10 +129,10 @@ def encode_record(record: JournalRecord) -> bytes:
     return _HEADER.pack(int(record.kind), len(body), zlib.crc32(body)) + body
 
 
-def read_journal(path: Path) -> list[JournalRecord]:
+def read_journal(path: Path, store: Store = FILES) -> list[JournalRecord]:
     """The records of the journal at `path`; a torn last record is truncated away."""
     try:
-        data = path.read_bytes()
+        data = store.read(path)
     except FileNotFoundError:
         return []
     except OSError as exc:
@@ -145,17 +142,17 @@ def read_journal(path: Path) -> list[JournalRecord]:
     while offset < len(data):
         end = offset + _HEADER.size
         if end > len(data):
-            _truncate_torn(path, offset, len(data))
+            _truncate_torn(store, path, offset, len(data))
             break
         kind, length, crc = _HEADER.unpack_from(data, offset)
         stop = end + length
         if stop > len(data):
-            _truncate_torn(path, offset, len(data))
+            _truncate_torn(store, path, offset, len(data))
             break
         body = data[end:stop]
         if zlib.crc32(body) != crc:
             if stop == len(data):
-                _truncate_torn(path, offset, len(data))
+                _truncate_torn(store, path, offset, len(data))
                 break
             raise CheckpointError(f"corrupt checkpoint {path}: record at byte {offset} fails its checksum")
         try:
@@ -171,12 +168,10 @@ def read_journal(path: Path) -> list[JournalRecord]:
     return records
 
 
-def _truncate_torn(path: Path, offset: int, size: int) -> None:
+def _truncate_torn(store: Store, path: Path, offset: int, size: int) -> None:
     log.warning("journal %s: truncating a torn last record at byte %d (%d bytes; a crash mid-append)",
                 path, offset, size - offset)
-    with open(path, "r+b") as f:
-        f.truncate(offset)
-        os.fsync(f.fileno())
+    store.truncate(path, offset)
 
 
 def _parse(cls: type[Message], data: bytes, path: Path) -> Message:  # type: ignore[type-arg]
@@ -186,154 +181,152 @@ def _parse(cls: type[Message], data: bytes, path: Path) -> Message:  # type: ign
         raise CheckpointError(f"corrupt checkpoint {path}: not a valid {cls.__name__} ({exc})") from None
 
 
-def _read_message(cls: type[Message], path: Path) -> Message:  # type: ignore[type-arg]
+def _read_message(cls: type[Message], path: Path, store: Store) -> Message:  # type: ignore[type-arg]
     try:
-        data = path.read_bytes()
+        data = store.read(path)
     except OSError as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
     return _parse(cls, data, path)
 
 
 class Checkpointer:
-    """Reads and writes the checkpoint tree of one agent work dir."""
+    """Reads and writes the checkpoint tree of one agent work dir (in `store`: the real
+    files unless the simulator gives its memory)."""
 
-    def __init__(self, work_dir: Path) -> None:
+    def __init__(self, work_dir: Path, store: Store = FILES) -> None:
         self.root = Path(work_dir) / "meta"
+        self.store = store
 
     # -- paths ----------------------------------------------------------------------
     def _framework_dir(self, fid: str) -> Path:
         return self.root / "frameworks" / _component(fid)
 
     def _run_dir(self, fid: str, eid: str, container_id: str) -> Path:
-        return self._framework_dir(fid) / "executors" / _component(eid) / "runs" / _component(container_id)
+        return _run_dir(self.root, fid, eid, container_id)
 
     def _task_dir(self, fid: str, eid: str, container_id: str, tid: str) -> Path:
-        return self._run_dir(fid, eid, container_id) / "tasks" / _component(tid)
+        return _task_dir(self.root, fid, eid, container_id, tid)
 
     # -- writing ----------------------------------------------------------------------
     def exists(self) -> bool:
-        return (self.root / "agent.pb").exists()
+        return self.store.exists(self.root / "agent.pb")
 
     def discard(self) -> None:
         """Forget every checkpoint (a fresh agent)."""
-        if self.root.exists():
-            shutil.rmtree(self.root)
-            _fsync_dir(self.root.parent)
+        self.store.remove_tree(self.root)
 
     def write_boot_id(self, boot_id: str) -> None:
-        write_atomically(self.root / "boot_id", boot_id.encode() + b"\n")
+        self.store.write(self.root / "boot_id", boot_id.encode() + b"\n")
 
     def read_boot_id(self) -> str | None:
         path = self.root / "boot_id"
-        return read_boot_id(path) if path.exists() else None
+        return read_boot_id(path, self.store) if self.store.exists(path) else None
 
     def write_agent(self, info: pb.AgentInfo) -> None:
-        write_atomically(self.root / "agent.pb", info.SerializeToString())
+        self.store.write(self.root / "agent.pb", info.SerializeToString())
 
     def write_framework(self, info: pb.FrameworkInfo) -> None:
-        write_atomically(self._framework_dir(info.id.value) / "framework.pb", info.SerializeToString())
+        self.store.write(self._framework_dir(info.id.value) / "framework.pb", info.SerializeToString())
 
     def discard_framework(self, fid: str) -> None:
-        path = self._framework_dir(fid)
-        if path.exists():
-            shutil.rmtree(path)
-            _fsync_dir(path.parent)
+        self.store.remove_tree(self._framework_dir(fid))
 
     def write_executor(self, fid: str, info: pb.ExecutorInfo, container_id: str, command_executor: bool,
                        transport: str) -> None:
         run = self._run_dir(fid, info.executor_id.value, container_id)
-        if not (run / "executor.pb").exists():
-            write_atomically(run / "executor.pb", info.SerializeToString())
-        write_atomically(run / "run.json", json.dumps(
+        if not self.store.exists(run / "executor.pb"):
+            self.store.write(run / "executor.pb", info.SerializeToString())
+        self.store.write(run / "run.json", json.dumps(
             {"command_executor": command_executor, "transport": transport}).encode())
 
     def write_pid(self, fid: str, eid: str, container_id: str, stamp: ProcessStamp) -> None:
-        write_atomically(self._run_dir(fid, eid, container_id) / "pid", f"{stamp.pid} {stamp.start_time}\n".encode())
+        self.store.write(self._run_dir(fid, eid, container_id) / "pid", f"{stamp.pid} {stamp.start_time}\n".encode())
 
     def mark_exited(self, fid: str, eid: str, container_id: str) -> None:
         run = self._run_dir(fid, eid, container_id)
-        if run.exists():
-            write_atomically(run / "exited", b"")
+        if self.store.exists(run):
+            self.store.write(run / "exited", b"")
 
     def discard_run(self, fid: str, eid: str, container_id: str) -> None:
         """Remove a finished run's directory (and its executor's, once no run is left)."""
         run = self._run_dir(fid, eid, container_id)
-        if run.exists():
-            shutil.rmtree(run)
-            _fsync_dir(run.parent)
+        self.store.remove_tree(run)
         executor_dir = run.parent.parent
         try:
-            (executor_dir / "runs").rmdir()
-            executor_dir.rmdir()
+            self.store.remove_dir(executor_dir / "runs")
+            self.store.remove_dir(executor_dir)
         except OSError:
             pass  # other runs of the executor remain (or it is gone already)
 
     def write_task(self, fid: str, eid: str, container_id: str, info: pb.TaskInfo) -> None:
-        write_atomically(self._task_dir(fid, eid, container_id, info.task_id.value) / "task.pb",
+        self.store.write(self._task_dir(fid, eid, container_id, info.task_id.value) / "task.pb",
                          info.SerializeToString())
 
     def append(self, fid: str, eid: str, container_id: str, tid: str, record: JournalRecord) -> None:
         """Append one record to the task's journal and make it durable."""
-        directory = self._task_dir(fid, eid, container_id, tid)
-        _ensure_dir(directory)
-        path = directory / "updates"
-        created = not path.exists()
-        with open(path, "ab") as f:
-            f.write(encode_record(record))
-            f.flush()
-            os.fsync(f.fileno())
-        if created:
-            _fsync_dir(directory)
+        self.store.append(_journal(self.root, fid, eid, container_id, tid), encode_record(record))
+
+    def performers(self) -> dict[type, Performer]:
+        """How each of the agent engine's checkpoint actions (`CHECKPOINT_ACTIONS`) is
+        written here: one table, for the daemon's runtime and the simulator."""
+        return {
+            CheckpointAgent: lambda a: self.write_agent(a.info),
+            CheckpointFramework: lambda a: self.write_framework(a.info),
+            DiscardFramework: lambda a: self.discard_framework(a.framework_id),
+            CheckpointExecutor: lambda a: self.write_executor(a.framework_id, a.info, a.container_id,
+                                                              a.command_executor, a.transport),
+            CheckpointExecutorExited: lambda a: self.mark_exited(a.framework_id, a.executor_id, a.container_id),
+            CheckpointTask: lambda a: self.write_task(a.framework_id, a.executor_id, a.container_id, a.info),
+            JournalAppend: lambda a: self.append(a.framework_id, a.executor_id, a.container_id, a.task_id, a.record),
+            DiscardRun: lambda a: self.discard_run(a.framework_id, a.executor_id, a.container_id),
+        }
 
     # -- reading ----------------------------------------------------------------------
     def read(self) -> RecoveredState:
         """Everything checkpointed; CheckpointError (naming the file) if any is corrupt."""
-        agent = _read_message(pb.AgentInfo, self.root / "agent.pb")
+        store = self.store
+        agent = _read_message(pb.AgentInfo, self.root / "agent.pb", store)
         frameworks: dict[str, pb.FrameworkInfo] = {}
         runs: list[RecoveredRun] = []
-        for fdir in _subdirs(self.root / "frameworks"):
+        for fdir in store.subdirs(self.root / "frameworks"):
             framework_file = fdir / "framework.pb"
-            if not framework_file.exists():
+            if not store.exists(framework_file):
                 continue  # removed mid-way (framework shut down): nothing to recover
-            info = _read_message(pb.FrameworkInfo, framework_file)
+            info = _read_message(pb.FrameworkInfo, framework_file, store)
             frameworks[info.id.value] = info
-            for edir in _subdirs(fdir / "executors"):
-                for rdir in _subdirs(edir / "runs"):
+            for edir in store.subdirs(fdir / "executors"):
+                for rdir in store.subdirs(edir / "runs"):
                     run = self._read_run(info.id.value, rdir)
                     if run is not None:
                         runs.append(run)
         return RecoveredState(agent, frameworks, runs)
 
     def _read_run(self, fid: str, rdir: Path) -> RecoveredRun | None:
-        if not (rdir / "executor.pb").exists():
+        store = self.store
+        if not store.exists(rdir / "executor.pb"):
             return None  # the agent died before the run's first file was complete
-        executor = _read_message(pb.ExecutorInfo, rdir / "executor.pb")
+        executor = _read_message(pb.ExecutorInfo, rdir / "executor.pb", store)
         run_file = rdir / "run.json"
         try:
-            run = json.loads(run_file.read_text())
+            run = json.loads(store.read(run_file))
             command_executor, transport = bool(run["command_executor"]), str(run["transport"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise CheckpointError(f"corrupt checkpoint {run_file}: {exc}") from None
         stamp = None
         pid_file = rdir / "pid"
-        if pid_file.exists():
+        if store.exists(pid_file):
             try:
-                pid, start_time = (int(x) for x in pid_file.read_text().split())
+                pid, start_time = (int(x) for x in store.read(pid_file).split())
             except (OSError, ValueError) as exc:
                 raise CheckpointError(f"corrupt checkpoint {pid_file}: {exc}") from None
             stamp = ProcessStamp(pid, start_time)
         tasks = []
-        for tdir in _subdirs(rdir / "tasks"):
-            if (tdir / "task.pb").exists():
-                tasks.append(RecoveredTask(_read_message(pb.TaskInfo, tdir / "task.pb"),
-                                           read_journal(tdir / "updates")))
+        for tdir in store.subdirs(rdir / "tasks"):
+            if store.exists(tdir / "task.pb"):
+                tasks.append(RecoveredTask(_read_message(pb.TaskInfo, tdir / "task.pb", store),
+                                           read_journal(tdir / "updates", store)))
         return RecoveredRun(
             framework_id=fid, info=executor, container_id=unquote(rdir.name), command_executor=command_executor,
             transport=transport, pid=stamp.pid if stamp else 0, start_time=stamp.start_time if stamp else 0,
-            exited=(rdir / "exited").exists(), tasks=tasks)
+            exited=store.exists(rdir / "exited"), tasks=tasks)
 
-
-def _subdirs(path: Path) -> list[Path]:
-    if not path.is_dir():
-        return []
-    return sorted(p for p in path.iterdir() if p.is_dir())

@@ -30,10 +30,12 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
-from http import HTTPStatus
 import sys
+import threading
+import time
+from http import HTTPStatus
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -45,28 +47,19 @@ from corral.agent.gc import DEFAULT_GC_DELAY, DEFAULT_GC_DISK_HEADROOM, SandboxG
 from corral.agent.limits import Limitation, LimitEnforcer, detect_host_cgroup2, limits_enforcer
 from corral.agent.volumes import VolumeError, Volumes
 from corral.agent.files import MAX_READ, FileAccessError, SandboxFiles, int_param
-from corral.detector import MasterDetector
+from corral.runtime.detector import MasterDetector
 from corral.engines.agent import (
-    CHECKPOINT_ACTIONS,
     LinkVolumes,
     UpdateVolumes,
     AgentConfig,
     AgentEngine,
-    CheckpointAgent,
-    CheckpointExecutor,
-    CheckpointExecutorExited,
-    CheckpointFramework,
-    CheckpointTask,
     ContainerLimits,
-    DiscardFramework,
-    DiscardRun,
-    JournalAppend,
     KillContainer,
     LaunchExecutor,
     RecoverMode,
 )
 from corral.engines.base import MasterLost
-from corral.http import HttpServer, Reply
+from corral.net.http import HttpServer, Reply
 from corral.protos import corral_pb2 as pb
 from corral.resources import Resources
 from corral.runtime import Runtime
@@ -125,14 +118,15 @@ class AgentDaemon:
         self._stopping = threading.Event()
         self._gc_thread: threading.Thread | None = None
         self.checkpointer = Checkpointer(flags.work_dir)
-        for action_type in CHECKPOINT_ACTIONS:
-            self.runtime.add_performer(action_type, self._checkpoint)
-        self.runtime.add_performer(LaunchExecutor, self._launch)
-        self.runtime.add_performer(KillContainer, lambda a: self.containerizer.kill(a.container_id, a.grace))
-        self.runtime.add_performer(MasterLost, lambda _a: self.detector.detect())
         self.volumes = Volumes(flags.work_dir)
-        self.runtime.add_performer(UpdateVolumes, self._update_volumes)
-        self.runtime.add_performer(LinkVolumes, self._link_volumes)
+        self.runtime.add_performers({
+            LaunchExecutor: self._launch,
+            KillContainer: lambda a: self.containerizer.kill(a.container_id, a.grace),
+            MasterLost: lambda _a: self.detector.detect(),
+            UpdateVolumes: self._update_volumes,
+            LinkVolumes: self._link_volumes,
+            **{kind: partial(self._durably, write) for kind, write in self.checkpointer.performers().items()},
+        })
         self.detector = MasterDetector(flags.master, self._master_found)
         self.http = HttpServer(flags.host, flags.port, {
             "/health": lambda q, b: Reply(body=b"", content_type="text/plain"),
@@ -163,29 +157,6 @@ class AgentDaemon:
         if action.checkpoint and stamp is not None:
             self._durably(self.checkpointer.write_pid, action.framework_id, action.executor.executor_id.value,
                           action.container_id, stamp)
-
-    def _checkpoint(self, action: Any) -> None:
-        c = self.checkpointer
-        if isinstance(action, JournalAppend):
-            self._durably(c.append, action.framework_id, action.executor_id, action.container_id, action.task_id,
-                          action.record)
-        elif isinstance(action, CheckpointTask):
-            self._durably(c.write_task, action.framework_id, action.executor_id, action.container_id, action.info)
-        elif isinstance(action, CheckpointExecutor):
-            self._durably(c.write_executor, action.framework_id, action.info, action.container_id,
-                          action.command_executor, action.transport)
-        elif isinstance(action, CheckpointExecutorExited):
-            self._durably(c.mark_exited, action.framework_id, action.executor_id, action.container_id)
-        elif isinstance(action, CheckpointFramework):
-            self._durably(c.write_framework, action.info)
-        elif isinstance(action, DiscardFramework):
-            self._durably(c.discard_framework, action.framework_id)
-        elif isinstance(action, DiscardRun):
-            self._durably(c.discard_run, action.framework_id, action.executor_id, action.container_id)
-        elif isinstance(action, CheckpointAgent):
-            self._durably(c.write_agent, action.info)
-        else:
-            raise TypeError(f"not a checkpoint action: {action!r}")
 
     @staticmethod
     def _durably(write: Any, *args: Any) -> None:
@@ -248,9 +219,10 @@ class AgentDaemon:
             for sandbox in iter_sandboxes(self.containerizer.sandboxes_root):
                 if sandbox not in live:
                     try:
-                        self.gc.schedule(sandbox, sandbox.stat().st_mtime)
+                        age = time.time() - sandbox.stat().st_mtime  # (a file's time is a date)
                     except OSError:
                         continue
+                    self.gc.schedule(sandbox, self.runtime.clock() - age)
 
     def _collect_garbage(self) -> None:
         next_watch = 0.0

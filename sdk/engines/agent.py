@@ -43,13 +43,13 @@ from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from corral import wire
+from corral.net import wire
 from corral import _core
 from corral.engines.base import Engine, MasterLost, on
 from corral.engines.common import TERMINAL_STATES, for_framework, is_terminal, new_status
 from corral.engines.status import STATE, UUID, UpdateRow, agent_id_suffix, row_of, status_row, update_of, with_latest
-from corral.protocol import MessageType as T
-from corral.protocol import PeerEvent
+from corral.net.protocol import MessageType as T
+from corral.net.protocol import PeerEvent
 from corral.protos import corral_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -293,6 +293,8 @@ class JournalAppend:
 #: every action that must reach the disk before the actions after it are performed
 CHECKPOINT_ACTIONS = (CheckpointAgent, CheckpointFramework, DiscardFramework, CheckpointExecutor,
                       CheckpointExecutorExited, CheckpointTask, JournalAppend, DiscardRun)
+
+ACTIONS = frozenset({LaunchExecutor, KillContainer, MasterLost, UpdateVolumes, LinkVolumes, *CHECKPOINT_ACTIONS})  # besides Send
 
 
 @dataclass(slots=True)

@@ -18,7 +18,7 @@ from google.protobuf.message import Message
 
 from corral import _core
 from corral.engines.status import Batch
-from corral.protocol import MessageType, PeerEvent, message_type
+from corral.net.protocol import MessageType, PeerEvent, message_type
 
 Handler = Callable[[Any, str, Any, float], None]
 

@@ -17,12 +17,12 @@ from typing import Any
 
 from google.protobuf.message import EncodeError
 
-from corral import wire
+from corral.net import wire
 from corral import _core
 from corral.engines.base import Callback, Engine, on
 from corral.engines.status import UpdateRow, update_of
-from corral.protocol import MessageType as T
-from corral.protocol import PeerEvent
+from corral.net.protocol import MessageType as T
+from corral.net.protocol import PeerEvent
 from corral.protos import corral_pb2 as pb
 
 
@@ -50,6 +50,9 @@ class Stop:
 
 class AllAcknowledged:
     """Every status update sent so far has been acknowledged by the agent."""
+
+
+ACTIONS = frozenset({Callback, Stop, AllAcknowledged})  # what ExecutorEngine emits, besides Send
 
 
 _STAGING = pb.TASK_STAGING

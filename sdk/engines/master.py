@@ -18,15 +18,16 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from corral import _core, wire
+from corral import _core
+from corral.net import wire
 from corral.engines.base import Engine, on
 from corral.engines.common import (TERMINAL_STATES, PARTITION_AWARE_STATES, for_framework, is_terminal, new_status,
                                    partition_aware)
 from corral.engines.status import (
     HEALTH_UNREPORTED, HEALTHY, HEALTHY_OF, UNHEALTHY, Batch, status_row,
 )
-from corral.protocol import MessageType as T
-from corral.protocol import PeerEvent
+from corral.net.protocol import MessageType as T
+from corral.net.protocol import PeerEvent
 from corral.protos import corral_pb2 as pb
 from corral.master import operations
 from corral.master.allocator import Allocator, AllocatorConfig, AllocatorError, RoleError
@@ -94,6 +95,8 @@ class ForgetAgent:
 
 
 REGISTRY_ACTIONS = (RecordAgent, ForgetAgent)
+
+ACTIONS = frozenset(REGISTRY_ACTIONS)  # what MasterEngine emits, besides Send
 
 
 def apply_to_registry(state: RegistryState, action: RecordAgent | ForgetAgent) -> None:
@@ -952,7 +955,7 @@ class MasterEngine(Engine):
     # -------------------------------------------------------- status updates
     @on(T.STATUS_UPDATE)
     def _status_update(self, sender: str, msg: wire.StatusUpdateMessage, now: float) -> None:
-        """Updates from an agent (`corral.wire` update rows): keep each task's head and
+        """Updates from an agent (`corral.net.wire` update rows): keep each task's head and
         latest state, relay them to their frameworks. A retry that crossed the
         acknowledgement (sent before the ack reached the agent) is acked again, not
         relayed: the framework has it already, also after a failover."""

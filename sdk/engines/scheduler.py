@@ -23,11 +23,12 @@ from typing import Any, Iterable
 
 from google.protobuf.message import DecodeError
 
-from corral import _core, wire
+from corral import _core
+from corral.net import wire
 from corral.engines.base import Callback, Engine, MasterLost, on
 from corral.engines.common import TERMINAL_STATES, is_terminal
-from corral.protocol import MessageType as T
-from corral.protocol import PeerEvent
+from corral.net.protocol import MessageType as T
+from corral.net.protocol import PeerEvent
 from corral.protos import corral_pb2 as pb
 from corral.reconcile import Escalation, Progress, Query, ReconcileConfig, Reconciler
 
@@ -61,6 +62,9 @@ class Subscription(enum.Enum):
 
 class Abort:
     """The driver must abort (the master refused this scheduler for good)."""
+
+
+ACTIONS = frozenset({Callback, Abort, MasterLost})  # what SchedulerEngine emits, besides Send
 
 
 @dataclass

@@ -3,7 +3,7 @@
 A status update, as the executor driver and the agent hold it until it is
 acknowledged, is an `UpdateRow`: the ids and state the relays act on, and the
 TaskStatus its source serialised, which relays pass along as bytes and only the
-scheduler's driver parses. Updates and acks travel in `corral.wire` messages of rows,
+scheduler's driver parses. Updates and acks travel in `corral.net.wire` messages of rows,
 one row per message unbatched and many batched: an engine adds rows with
 `Engine.send_row`, and the `Batch` collecting them for one peer becomes a message when
 the engine's actions are taken.
@@ -13,11 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 from corral.protos import corral_pb2 as pb
-from corral.wire import HEALTH_UNREPORTED, HEALTHY, UNHEALTHY
+from corral.net.wire import HEALTH_UNREPORTED, HEALTHY, UNHEALTHY
 
 
 #: An update row: the tuple (framework_id, executor_id, task_id, state, uuid, status,
-#: health, latest_state) that `corral.wire`'s update messages carry. `uuid` is b"" on the
+#: health, latest_state) that `corral.net.wire`'s update messages carry. `uuid` is b"" on the
 #: master's own (unacknowledged) updates, `status` the serialised TaskStatus, `health` the
 #: status's `healthy` (HEALTH_UNREPORTED, HEALTHY or UNHEALTHY) and `latest_state` the
 #: newest state its sender knows for the task (its own state where nothing is newer).
@@ -83,7 +83,7 @@ def agent_id_suffix(agent_id: str) -> bytes:
 # -- batches ---------------------------------------------------------------------------
 class Batch:
     """The rows of one status-path message to `to`. `kind` is the message's class (a
-    `corral.wire` class) followed by the values of the fields all its rows share: the
+    `corral.net.wire` class) followed by the values of the fields all its rows share: the
     framework id of an Acknowledge, the agent id of a StatusUpdateAck, the agent and
     framework ids of an ExecutorStatusUpdateAck."""
 

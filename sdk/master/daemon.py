@@ -16,12 +16,13 @@ from typing import Any
 
 from corral import __version__
 from corral.engines.master import ForgetAgent, MasterConfig, MasterEngine, RecordAgent
-from corral.http import HttpServer, Reply
+from corral.net.http import HttpServer, Reply
 from corral.master.allocator import AllocatorError, validate_role
 from corral.master.registry import Registry
 from corral.resources import ResourceError, Resources
 from corral.protos import corral_pb2 as pb
 from corral.runtime import Runtime
+from corral.runtime.clock import PROCESS_CLOCK
 
 log = logging.getLogger(__name__)
 
@@ -53,19 +54,23 @@ class MasterDaemon:
         if transport_port is None:
             transport_port = default_transport_port(self.http.port if flags.port else 0)
         self.master_id = str(uuid.uuid4())
+        #: when the master started, as a date (MasterInfo.start_time)
         self.start_time = time.time()
+        self._started = PROCESS_CLOCK()
 
         self.registry = Registry(flags.work_dir / "registry.sqlite")
 
         def make_engine(address: str) -> MasterEngine:
             info = pb.MasterInfo(id=self.master_id, hostname=flags.hostname, port=self.http.port,
                                  transport=address, version=__version__, start_time=self.start_time)
-            return MasterEngine(info, self.config, now=time.time(), registry=self.registry.agents())
+            return MasterEngine(info, self.config, now=PROCESS_CLOCK(), registry=self.registry.agents())
 
-        self.runtime = Runtime(make_engine, host=flags.host, port=transport_port)
+        self.runtime = Runtime(make_engine, host=flags.host, port=transport_port, clock=PROCESS_CLOCK)
         self.engine: MasterEngine = self.runtime.engine  # type: ignore[assignment]
-        self.runtime.add_performer(RecordAgent, lambda a: self.registry.record_agent(a.agent_id, a.info, a.record, a.since))
-        self.runtime.add_performer(ForgetAgent, lambda a: self.registry.forget_agent(a.agent_id))
+        self.runtime.add_performers({
+            RecordAgent: lambda a: self.registry.record_agent(a.agent_id, a.info, a.record, a.since),
+            ForgetAgent: lambda a: self.registry.forget_agent(a.agent_id),
+        })
         for role, weight in self.registry.weights().items():
             self.engine.allocator.set_weight(role, weight)
         for role, quota in self.registry.quotas().items():
@@ -188,7 +193,7 @@ class MasterDaemon:
             counters["master/frameworks_disconnected"] = sum(1 for f in engine.frameworks.values() if not f.connected)
             counters["master/tasks_active"] = sum(len(f.tasks) for f in engine.frameworks.values())
             counters["master/outstanding_offers"] = len(engine.offers)
-            counters["master/uptime_secs"] = time.time() - self.start_time
+            counters["master/uptime_secs"] = self.runtime.clock() - self._started
         counters.update({f"transport/{k}": v for k, v in self.runtime.metrics().items()})
         return counters
 

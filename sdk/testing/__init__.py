@@ -1,27 +1,12 @@
 """corral.testing: run frameworks against simulated clusters (see `corral.testing.sim`)."""
-from corral.testing.sim import (
-    HEARTBEAT_TIMEOUT,
-    MASTER_ADDRESS,
-    RETRIED_TYPES,
-    CallbackErrors,
-    Crash,
-    Delivery,
-    FakeClock,
-    Fault,
-    FaultPlan,
-    FaultRule,
-    NetEvent,
-    Partition,
-    Process,
-    SimCheckpoints,
-    SimCluster,
-    SimCommandExecutor,
-    SimExecutorDriver,
-    SimNetwork,
-    SimSchedulerDriver,
-    agent_address,
+from corral.testing.sim.checkpoints import SimCheckpoints
+from corral.testing.sim.cluster import HEARTBEAT_TIMEOUT, FakeClock, SimCluster
+from corral.testing.sim.drivers import CallbackErrors, SimCommandExecutor, SimExecutorDriver, SimSchedulerDriver
+from corral.testing.sim.faults import (
+    MASTER_ADDRESS, RETRIED_TYPES, Crash, Fault, FaultPlan, FaultRule, Partition, Process, agent_address,
     scheduler_address,
 )
+from corral.testing.sim.network import Delivery, NetEvent, SimNetwork
 
 __all__ = [
     "HEARTBEAT_TIMEOUT", "MASTER_ADDRESS", "RETRIED_TYPES", "CallbackErrors", "Crash", "Delivery", "FakeClock",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from corral import wire
+from corral.net import wire
 from corral.engines.agent import AgentConfig, AgentEngine, ContainerLimits, KillContainer, LaunchExecutor
 from corral.engines.base import Send
 from corral.engines.status import row_of, update_of

@@ -16,7 +16,7 @@ from corral._core import (  # noqa: E402
     encode_and_send,
     send_frame,
 )
-from corral.transport import Transport  # noqa: E402
+from corral.net.transport import Transport  # noqa: E402
 
 SENDER = b"tcp://127.0.0.1:15050"
 PATHS = [True, False] if core.CORE == "cython" else [True]
@@ -343,7 +343,7 @@ def test_transport_bad_arguments_raise(transports):
 
 def test_transport_full_peer_queue_drops(transports, monkeypatch):
     sender, receiver, got = transports
-    monkeypatch.setattr("corral.transport.SEND_HWM", 1)
+    monkeypatch.setattr("corral.net.transport.SEND_HWM", 1)
     to = receiver.address
     receiver._pull.setsockopt(zmq.RCVHWM, 1)  # only new connections see it; this is new
     assert sender.send(to, 1, b"first")
@@ -367,7 +367,7 @@ def test_transport_closed_drops(transports):
 
 def test_transport_unparseable_address_logged_and_dropped(transports, caplog):
     sender, _, _ = transports
-    with caplog.at_level(logging.WARNING, logger="corral.transport"):
+    with caplog.at_level(logging.WARNING, logger="corral.net.transport"):
         assert sender.send("not an address", 1, b"x") is False
         assert sender.send_frame("tcp://", b"x") is False
     assert sender.counters.dropped == 2

@@ -69,3 +69,18 @@ def test_schedule_after_pops_and_interleaved_ops():
     q.schedule(3.0, "third")
     assert q.cancel(h)
     assert q.pop_due(10.0) == ["third", "late"]
+
+
+def test_the_monotonic_clock_is_its_offset_plus_time_monotonic():
+    import time
+
+    from corral._core import MonotonicClock, load_pure
+
+    for cls in (MonotonicClock, load_pure().timers.MonotonicClock):
+        clock = cls(1000.0)
+        assert clock.offset == 1000.0
+        before = time.monotonic()
+        reading = clock()
+        after = time.monotonic()
+        assert before + 1000.0 - 1e-6 <= reading <= after + 1000.0 + 1e-6
+        assert clock() >= reading

@@ -6,7 +6,7 @@ from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
-from corral import wire
+from corral.net import wire
 from corral.engines.base import Engine, Send
 from corral.engines.master import MasterConfig, MasterEngine
 from corral.engines.status import row_of, update_of
@@ -48,13 +48,13 @@ def status_updates(engine: Engine, to: str | None = None) -> list[pb.StatusUpdat
 
 
 def wire_updates(cls: type[U], *updates: pb.StatusUpdate) -> U:
-    """A `corral.wire` update message of `cls` carrying `updates` (each with its
+    """A `corral.net.wire` update message of `cls` carrying `updates` (each with its
     latest_state, or its own state)."""
     return cls([row_of(u) for u in updates])
 
 
 def updates_in(msg: Any) -> list[pb.StatusUpdate]:
-    """The updates a `corral.wire` update message carries, as whole StatusUpdates."""
+    """The updates a `corral.net.wire` update message carries, as whole StatusUpdates."""
     return [update_of(row, latest_state=row[7]) for row in msg.rows]
 
 

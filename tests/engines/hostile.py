@@ -12,7 +12,7 @@ from typing import Any, Callable
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError
 
-from corral.protocol import BODY_CLASS, WIRE_TYPES, parse_message
+from corral.net.protocol import BODY_CLASS, WIRE_TYPES, parse_message
 
 _STRINGS = ["", "a1", "t1", "t2", "x", "*", "db", "bad role/", "..", "cpus", "mem", "disk", "ports", "v1",
             "tcp://agent1", "tcp://sched1", "\u00e9t\u00e9", "y" * 300]

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from corral import wire
+from corral.net import wire
 from corral.engines.agent import AgentConfig, AgentEngine, Connection, KillContainer, LaunchExecutor, MasterLost
 from corral.engines.agent import Task, TaskTable
 from corral.protos import corral_pb2 as pb

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from corral import wire
+from corral.net import wire
 from corral.engines.agent import Connection
 from corral.protos import corral_pb2 as pb
 

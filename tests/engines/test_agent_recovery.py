@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from corral import wire
+from corral.net import wire
 from corral.engines.agent import (
     AgentConfig,
     AgentEngine,
@@ -26,7 +26,7 @@ from corral.engines.agent import (
 )
 from corral.engines.base import Callback, Send
 from corral.engines.executor import ExecutorEngine, ExecutorEvent, Stop, serialise_status
-from corral.protocol import PeerEvent
+from corral.net.protocol import PeerEvent
 from corral.protos import corral_pb2 as pb
 
 from engine_helpers import MASTER, advance, bodies, command_task, feed, framework_info, others, resources, roundtrip

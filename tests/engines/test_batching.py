@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from corral import wire
+from corral.net import wire
 from corral.engines import base
 from corral.engines.base import Engine, Send
 from corral.engines.executor import ExecutorEngine, serialise_status

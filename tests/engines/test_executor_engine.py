@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import random
 
-from corral import wire
+from corral.net import wire
 from corral.engines.executor import AllAcknowledged, ExecutorEngine, serialise_status
 from corral.protos import corral_pb2 as pb
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from corral import wire
+from corral.net import wire
 from corral.engines.executor import AllAcknowledged
 from corral.protos import corral_pb2 as pb
 

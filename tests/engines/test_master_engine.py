@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from corral import wire
+from corral.net import wire
 from corral.engines import master as master_engine
 from corral.engines.master import AgentState
-from corral.protocol import PeerEvent
+from corral.net.protocol import PeerEvent
 from corral.protos import corral_pb2 as pb
 
 from engine_helpers import (

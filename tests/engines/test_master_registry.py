@@ -2,7 +2,7 @@
 by an operator, kills held for absent agents, and operator reservations."""
 from __future__ import annotations
 
-from corral import wire
+from corral.net import wire
 from corral.engines.master import AgentRecordState, MasterConfig, MasterEngine, RecordAgent, RegistryState
 from corral.protos import corral_pb2 as pb
 from corral.resources import Resources
@@ -99,7 +99,7 @@ def test_kills_for_an_absent_agent_are_sent_when_it_is_back():
         pb.Offer.Operation(type=pb.Offer.Operation.LAUNCH,
                            launch=pb.Offer.Operation.Launch(task_infos=[command_task("t1", aid)]))]), 2.0)
     sent(m)
-    from corral.protocol import PeerEvent
+    from corral.net.protocol import PeerEvent
     m.peer_event(A1, PeerEvent.DISCONNECTED, 3.0)
     feed(m, S1, pb.Kill(framework_id=pb.FrameworkID(value=fid), task_id=pb.TaskID(value="t1")), 4.0)
     assert bodies(m, pb.KillTask, to=A1) == []

@@ -6,10 +6,10 @@ import random
 
 import pytest
 
-from corral import wire
+from corral.net import wire
 from corral.engines.base import Callback
 from corral.engines.scheduler import Abort, SchedulerConfig, SchedulerEngine, SchedulerEvent, Subscription
-from corral.protocol import PeerEvent
+from corral.net.protocol import PeerEvent
 from corral.protos import corral_pb2 as pb
 
 from engine_helpers import MASTER, bodies, feed, framework_info, others, sent, status_update

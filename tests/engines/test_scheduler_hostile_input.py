@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from corral import wire
+from corral.net import wire
 from corral.engines.base import Callback
 from corral.engines.scheduler import SchedulerEvent, Subscription
 from corral.protos import corral_pb2 as pb

@@ -6,7 +6,7 @@ import pytest
 
 from corral import Scheduler, command_task, executor_info, executor_task, is_terminal
 from corral.protos import corral_pb2 as pb
-from corral.testing import RETRIED_TYPES, FaultPlan, NetEvent, SimCluster, SimCommandExecutor
+from corral.testing import RETRIED_TYPES, CallbackErrors, FaultPlan, NetEvent, SimCluster, SimCommandExecutor
 
 COMMANDS = ["exit 0", "exit 3", "sleep 5; exit 0", "sleep 2; false", "true", "no-such-command"]
 
@@ -211,3 +211,75 @@ def test_checkpointing_framework_runs_in_the_simulator():
     cluster.add_scheduler(runner, pb.FrameworkInfo(user="sim", name="checkpointing", checkpoint=True))
     assert cluster.run_until(runner.done, max_time=600.0)
     assert_history(runner)
+
+
+class VolumeKeeper(Scheduler):
+    """Reserves disk for its role and creates a persistent volume on it, then destroys it
+    once it is offered back."""
+
+    def __init__(self) -> None:
+        reserved = pb.Resource(name="disk", type=pb.Value.SCALAR, scalar=pb.Value.Scalar(value=100), role="db")
+        reserved.reservations.add(type=pb.Resource.ReservationInfo.DYNAMIC, role="db")
+        self.reserved = reserved
+        self.volume = pb.Resource()
+        self.volume.CopyFrom(reserved)
+        self.volume.disk.persistence.id = "vol-1"
+        self.volume.disk.volume.container_path = "data"
+        self.volume.disk.volume.mode = pb.Volume.RW
+        self.created = self.destroyed = False
+
+    def resource_offers(self, driver, offers):
+        Op = pb.Offer.Operation
+        for offer in offers:
+            if not self.created:
+                self.created = True
+                driver.accept_offers([offer.id], [Op(type=Op.RESERVE, reserve=Op.Reserve(resources=[self.reserved])),
+                                                  Op(type=Op.CREATE, create=Op.Create(volumes=[self.volume]))])
+            elif not self.destroyed and any(r.disk.persistence.id == "vol-1" for r in offer.resources):
+                self.destroyed = True
+                driver.accept_offers([offer.id], [Op(type=Op.DESTROY, destroy=Op.Destroy(volumes=[self.volume]))])
+            else:
+                driver.decline_offer(offer.id)
+
+
+def test_persistent_volumes_are_kept_by_the_simulated_agent():
+    cluster = SimCluster(agents=1)
+    keeper = VolumeKeeper()
+    cluster.add_scheduler(keeper, pb.FrameworkInfo(user="sim", name="volumes", roles=["db"]))
+    assert cluster.run_until(lambda: cluster.volumes["sim://agent-1"] == {("db", "vol-1")}, 60)
+    assert cluster.run_until(lambda: keeper.destroyed and not cluster.volumes["sim://agent-1"], 60)
+
+
+class FailsOnce(Scheduler):
+    """Launches one task; its status_update raises the first time it sees TASK_RUNNING."""
+
+    def __init__(self) -> None:
+        self.launched = False
+        self.running_seen = 0
+        self.errors: list[str] = []
+
+    def resource_offers(self, driver, offers):
+        for offer in offers:
+            if self.launched:
+                driver.decline_offer(offer.id)
+            else:
+                self.launched = True
+                driver.launch_tasks(offer.id, [command_task("t", "sleep infinity", offer.agent_id, "cpus:1;mem:64")])
+
+    def status_update(self, driver, status):
+        if status.state == pb.TASK_RUNNING:
+            self.running_seen += 1
+            if self.running_seen == 1:
+                raise RuntimeError("not now")
+
+    def error(self, driver, message):
+        self.errors.append(message)
+
+
+def test_reported_callback_errors_leave_the_update_to_be_delivered_again_as_the_real_driver_does():
+    cluster = SimCluster(agents=1, callback_errors=CallbackErrors.REPORT)
+    user = FailsOnce()
+    driver = cluster.add_scheduler(user)
+    assert cluster.run_until(lambda: user.running_seen == 2, 120)  # the agent's retry, delivered again
+    assert user.errors == ["status_update callback raised RuntimeError: not now"]
+    assert [str(e) for e in driver.callback_errors] == ["not now"]

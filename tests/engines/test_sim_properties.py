@@ -48,12 +48,11 @@ from dataclasses import dataclass
 import pytest
 
 from corral import Scheduler, command_task, is_terminal
-from corral.driver import DriverStatus
+from corral.runtime.driver import DriverStatus
 from corral.engines.scheduler import Subscription
-from corral.protocol import MessageType
+from corral.net.protocol import MessageType
 from corral.protos import corral_pb2 as pb
-from corral.testing import FaultPlan, SimCluster
-from corral.testing.sim import MASTER_ADDRESS
+from corral.testing import MASTER_ADDRESS, FaultPlan, SimCluster
 
 from engine_helpers import updates_in
 

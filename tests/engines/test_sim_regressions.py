@@ -2,10 +2,10 @@
 each pinned by a test of the engine alone."""
 from __future__ import annotations
 
-from corral import wire
+from corral.net import wire
 from corral.engines.agent import AgentConfig, AgentEngine
 from corral.engines.base import MasterLost, Send
-from corral.protocol import PeerEvent
+from corral.net.protocol import PeerEvent
 from corral.protos import corral_pb2 as pb
 from engine_helpers import MASTER, accept, bodies, command_task, feed, new_master, offers, register_agent, resources, sent
 from engine_helpers import status_update, subscribe, updates_in

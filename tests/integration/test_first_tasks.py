@@ -12,7 +12,7 @@ import zmq
 import corral
 from corral import _core
 from corral.engines.scheduler import SchedulerConfig
-from corral.protocol import MessageType
+from corral.net.protocol import MessageType
 from corral.protos import corral_pb2 as pb
 from corral.testing.cluster import LocalCluster, get_json, wait_for
 

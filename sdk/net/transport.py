@@ -29,7 +29,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from corral import _core
-from corral.protocol import PeerEvent
+from corral.net.protocol import PeerEvent
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ thread, and the driver's lifecycle (`DriverStatus`).
 User callbacks run on one callback thread, in order, never on the I/O thread: a
 callback that blocks, raises, or calls back into the driver cannot stall message flow.
 An exception in a callback is logged and reported to the user's `error` callback; the
-driver keeps running.
+driver keeps running (`report_callback_error`, which the simulator's drivers use too).
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from corral.engines.base import Callback, Engine
 from corral.runtime import Runtime
+from corral.runtime.actions import Performer
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,17 @@ class DriverStatus(enum.Enum):
 
 
 _SENTINEL = object()
+
+
+def report_callback_error(user: Any, driver: Any, method: str, exc: Exception) -> None:
+    """The user's callback `method` raised `exc`: log it and report it to the user's
+    `error` callback (unless `error` raised it: that is only logged). The driver goes on."""
+    log.error("%s.%s raised", type(user).__name__, method, exc_info=exc)
+    if method != "error":
+        try:
+            user.error(driver, f"{method} callback raised {type(exc).__name__}: {exc}")
+        except Exception:
+            log.exception("error callback raised too")
 
 
 class DriverBase:
@@ -50,6 +62,12 @@ class DriverBase:
     def _on_started(self, runtime: Runtime) -> None:
         raise NotImplementedError
 
+    def _performers(self) -> dict[type, Performer]:
+        """How the driver carries out its engine's actions besides Send (one table,
+        built once at start): the user's callbacks go to the callback thread; subclasses
+        add their engine's other actions."""
+        return {Callback: self._callbacks.put}
+
     def _before_callback(self, callback: Callback) -> None:
         """Hook run on the callback thread before each user callback."""
 
@@ -65,7 +83,7 @@ class DriverBase:
             if self.status is not DriverStatus.NOT_STARTED:
                 return self.status
             self._runtime = Runtime(self._make_engine, host=self._host)
-            self._runtime.add_performer(Callback, self._callbacks.put)
+            self._runtime.add_performers(self._performers())
             self._callback_thread = threading.Thread(target=self._callback_loop, name="corral-callbacks", daemon=True)
             self._callback_thread.start()
             self.status = DriverStatus.RUNNING
@@ -128,12 +146,7 @@ class DriverBase:
                 getattr(self._user, method)(self, *callback.args)
             except Exception as exc:
                 failed = True
-                log.exception("%s.%s raised", type(self._user).__name__, method)
-                if method != "error":
-                    try:
-                        self._user.error(self, f"{method} callback raised {type(exc).__name__}: {exc}")
-                    except Exception:
-                        log.exception("error callback raised too")
+                report_callback_error(self._user, self, method, exc)
             self._after_callback(callback, failed)
             if self._callbacks.empty():
                 self._caught_up()

@@ -12,19 +12,18 @@ import collections
 import gc
 import logging
 import threading
-import time
 from typing import Any, Callable
 
 from google.protobuf.message import DecodeError
 
 from corral import _core
 from corral.engines.base import Engine, Send
-from corral.protocol import BODY_CLASS, PARSE, TYPE_NUMBER, MessageType, PeerEvent
-from corral.transport import MAX_FRAME_SIZE, Transport
+from corral.net.protocol import BODY_CLASS, PARSE, TYPE_NUMBER, MessageType, PeerEvent
+from corral.net.transport import MAX_FRAME_SIZE, Transport
+from corral.runtime.actions import Performer, Performers
+from corral.runtime.clock import PROCESS_CLOCK, Clock
 
 log = logging.getLogger(__name__)
-
-Performer = Callable[[Any], None]
 
 #: longest the loop sleeps without looking at its command queue (a safety net only:
 #: commands wake the loop)
@@ -53,20 +52,24 @@ class Runtime:
         engine_factory: Callable[[str], Engine],
         host: str = "127.0.0.1",
         port: int = 0,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = PROCESS_CLOCK,
         batch: bool = True,
     ) -> None:
-        """`batch` (on by default): the engine collects the status path's updates and
+        """`clock` gives every `now` the engine sees and every deadline the loop waits
+        for: monotonic, so that a wall-clock step neither fires nor stalls the engine's
+        timers (`corral.runtime.clock`).
+
+        `batch` (on by default): the engine collects the status path's updates and
         acks for one peer during one loop iteration in one message (`Engine.batch`), and
         the messages it sends to one peer during one iteration leave as one ZeroMQ frame
-        (see `corral.transport`). Nothing waits for a batch to fill: each iteration
+        (see `corral.net.transport`). Nothing waits for a batch to fill: each iteration
         sends what it produced. `batch=False` sends every update, ack and message in a
         frame of its own, as Mesos does."""
         self.clock = clock
         self.lock = threading.RLock()
         self.undecodable = 0
-        #: how each kind of action other than Send is carried out (`add_performer`: the
-        #: daemons' own)
+        #: how each kind of action other than Send is carried out (`add_performers`: the
+        #: daemon's or driver's own; see `corral.runtime.actions`)
         self._performers: dict[type, Performer] = {}
         self._commands: collections.deque[tuple[Callable[..., Any], tuple[Any, ...]]] = collections.deque()
         #: the loop may be blocked in `wait` (set before it looks at the commands) and no
@@ -137,10 +140,16 @@ class Runtime:
         self.transport.flush()
 
     # -- other threads ------------------------------------------------------------
-    def add_performer(self, action_type: type, performer: Performer) -> None:
-        if action_type is Send:
+    def add_performers(self, performers: Performers) -> None:
+        """Carry out each of these action types with its performer (on the I/O thread,
+        in the order the engine emitted them). Send actions are the runtime's own."""
+        if Send in performers:
             raise ValueError("Send actions are the runtime's own")
-        self._performers[action_type] = performer
+        self._performers.update(performers)
+
+    def performs(self) -> frozenset[type]:
+        """Every action type this runtime carries out, Send included."""
+        return frozenset({Send, *self._performers})
 
     def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
         """Thread-safe: run fn(*args) on the I/O thread, then perform the engine's actions."""

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from google.protobuf.message import DecodeError, Message
 
-from corral import wire
+from corral.net import wire
 from corral.protos import corral_pb2 as pb
 
 MessageType = IntEnum(  # type: ignore[misc]
@@ -70,7 +70,7 @@ _BODY_NAMES: dict[str, str] = {
     "AGENT_RECONNECT": "AgentReconnect",
 }
 
-#: the status path's types, whose bodies are `corral.wire` classes (rows, not protobuf
+#: the status path's types, whose bodies are `corral.net.wire` classes (rows, not protobuf
 #: objects; their schemas, of the same names, are in corral.proto)
 WIRE_TYPES = frozenset({"ACKNOWLEDGE", "UPDATES", "STATUS_UPDATE", "STATUS_UPDATE_ACK",
                         "EXECUTOR_STATUS_UPDATE", "EXECUTOR_STATUS_UPDATE_ACK"})
