@@ -3,7 +3,7 @@ recent uuids, timers (on one deadline heap), the status path's protobuf codec (r
 in, wire bytes out) and its six message classes, and the status path's per-row loops.
 
 Selects the implementation at import. The compiled modules (`corral._core.envelope`,
-`.heap`, `.acks`, `.timers`, `.columns`, `.messages`, `.relay`, built by Cython from the `.py` + `.pxd` pairs in this package) are
+`.dispatch`, `.send`, `.libzmq`, `.heap`, `.acks`, `.timers`, `.decoding`, `.encoding`, `.messages`, `.relay`, built by Cython from the `.py` + `.pxd` pairs in this package) are
 used unless ``CORRAL_NO_EXTENSIONS=1`` or any of them is not compiled; otherwise the same
 `.py` sources are loaded as plain Python under `corral._core._py.*` (see ``load_pure``).
 ``CORE`` says which one is in use: ``"cython"`` or ``"python"``. Callers import the
@@ -18,7 +18,8 @@ import os
 import sys
 import types
 
-MODULES = ("columns", "messages", "envelope", "heap", "acks", "timers", "relay")  # each before its users (load_pure)
+MODULES = ("decoding", "encoding", "messages", "envelope", "libzmq", "dispatch", "send", "heap", "acks", "timers",
+           "relay")  # each before its users (load_pure)
 _PURE_PACKAGE = __name__ + "._py"
 
 
@@ -74,34 +75,34 @@ HEADER_SIZE = _impl.envelope.HEADER_SIZE
 DEFAULT_MAX_FRAME_SIZE = _impl.envelope.DEFAULT_MAX_FRAME_SIZE
 EnvelopeError = _impl.envelope.EnvelopeError
 Envelope = _impl.envelope.Envelope
-DispatchError = _impl.envelope.DispatchError
-DrainPath = _impl.envelope.DrainPath
-Dispatcher = _impl.envelope.Dispatcher
-Route = _impl.envelope.Route
+DispatchError = _impl.dispatch.DispatchError
+DrainPath = _impl.dispatch.DrainPath
+Dispatcher = _impl.dispatch.Dispatcher
+Route = _impl.dispatch.Route
 encode = _impl.envelope.encode
 encode_batch = _impl.envelope.encode_batch
 decode = _impl.envelope.decode
-select_drain_path = _impl.envelope.select_drain_path
-SendPath = _impl.envelope.SendPath
-send_frame = _impl.envelope.send_frame
-encode_and_send = _impl.envelope.encode_and_send
-select_send_path = _impl.envelope.select_send_path
+select_drain_path = _impl.dispatch.select_drain_path
+SendPath = _impl.send.SendPath
+send_frame = _impl.send.send_frame
+encode_and_send = _impl.send.encode_and_send
+select_send_path = _impl.send.select_send_path
 AckTracker = _impl.acks.AckTracker
 RecentUuids = _impl.acks.RecentUuids
 RECENT_MAX = _impl.acks.RECENT_MAX
 AddResult = _impl.acks.AddResult
 AckResult = _impl.acks.AckResult
 TimerQueue = _impl.timers.TimerQueue
-ColumnsError = _impl.columns.ColumnsError
-decode_updates = _impl.columns.decode_updates
-encode_updates = _impl.columns.encode_updates
-decode_acks = _impl.columns.decode_acks
-encode_acks = _impl.columns.encode_acks
-status_fields = _impl.columns.status_fields
-status_state = _impl.columns.status_state
-agent_id_of = _impl.columns.agent_id_of
-canonical_task_id = _impl.columns.canonical_task_id
-encode_reconcile = _impl.columns.encode_reconcile
+ColumnsError = _impl.decoding.ColumnsError
+decode_updates = _impl.decoding.decode_updates
+encode_updates = _impl.encoding.encode_updates
+decode_acks = _impl.decoding.decode_acks
+encode_acks = _impl.encoding.encode_acks
+status_fields = _impl.decoding.status_fields
+status_state = _impl.decoding.status_state
+agent_id_of = _impl.decoding.agent_id_of
+canonical_task_id = _impl.decoding.canonical_task_id
+encode_reconcile = _impl.encoding.encode_reconcile
 UpdateMessage = _impl.messages.UpdateMessage
 ExecutorStatusUpdate = _impl.messages.ExecutorStatusUpdate
 StatusUpdateMessage = _impl.messages.StatusUpdateMessage
@@ -110,7 +111,7 @@ AckMessage = _impl.messages.AckMessage
 Acknowledge = _impl.messages.Acknowledge
 StatusUpdateAck = _impl.messages.StatusUpdateAck
 ExecutorStatusUpdateAck = _impl.messages.ExecutorStatusUpdateAck
-answer_status = _impl.columns.answer_status
+answer_status = _impl.encoding.answer_status
 agent_intake = _impl.relay.agent_intake
 agent_acks = _impl.relay.agent_acks
 executor_acks = _impl.relay.executor_acks
@@ -125,13 +126,17 @@ AgentTask = _impl.relay.AgentTask
 TrackedTask = _impl.relay.TrackedTask
 UpdateSource = _impl.relay.UpdateSource
 
-#: The implementation modules in use (`envelope.DRAIN_PATH` tells how drain receives,
-#: `envelope.SEND_PATH` how send_frame / encode_and_send send).
+#: The implementation modules in use (`dispatch.DRAIN_PATH` tells how drain receives,
+#: `send.SEND_PATH` how send_frame / encode_and_send send).
 envelope = _impl.envelope
+libzmq = _impl.libzmq
+dispatch = _impl.dispatch
+send = _impl.send
 heap = _impl.heap
 acks = _impl.acks
 timers = _impl.timers
-columns = _impl.columns
+decoding = _impl.decoding
+encoding = _impl.encoding
 messages = _impl.messages
 relay = _impl.relay
 del _impl
@@ -196,10 +201,14 @@ __all__ = [
     "UpdateSource",
     "load_pure",
     "envelope",
+    "libzmq",
+    "dispatch",
+    "send",
     "heap",
     "acks",
     "timers",
-    "columns",
+    "decoding",
+    "encoding",
     "messages",
     "relay",
 ]

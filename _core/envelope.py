@@ -1,25 +1,17 @@
-"""Envelope codec and dispatch table: the first thing every received frame goes through.
+"""Envelope codec: the framing of every corral message on the wire.
 
-Owns the wire framing of every corral message (a 12-byte little-endian header, the
-sender's transport address, then the protobuf body), batches of envelopes packed into
-one ZeroMQ frame, and `Dispatcher`, which turns frames into handler calls: it reads a
-pyzmq socket until it is empty, checks and decodes each frame, looks its type up in a
-table and calls the handler. Bad input never raises; it is counted and reported. The
-send side is here too: ``send_frame`` and ``encode_and_send`` queue one frame on a pyzmq
-socket without blocking.
+Owns the frame layout: a 12-byte little-endian header, the sender's transport address,
+then the protobuf body (`encode`, `decode`, `Envelope`), and batches of envelopes packed
+into one ZeroMQ frame (`encode_batch`). `dispatch` takes frames off a socket to their
+handlers; `send` puts them on a socket.
 
 One source for both builds: run as plain Python this is the pure-Python twin; Cython
-compiles it with the declarations in envelope.pxd. The few compiled-only branches
-(guarded by ``_COMPILED``) allocate frames in C and receive and send straight through
-libzmq, bypassing pyzmq's per-message Python call (see ``select_drain_path`` and
-``select_send_path``).
+compiles it with the declarations in envelope.pxd (the compiled build writes a frame
+straight into the bytes object it returns).
 """
 from __future__ import annotations
 
-import enum
-import logging
 import struct
-import sys
 
 try:
     import cython
@@ -27,8 +19,6 @@ try:
     _COMPILED = cython.compiled
 except ImportError:  # plain Python without Cython installed: the pure-Python twin
     _COMPILED = False
-
-from .columns import ColumnsError
 
 MAGIC = 0xC7
 VERSION = 1
@@ -41,69 +31,14 @@ _MAGIC = MAGIC
 _VERSION = VERSION
 _HDR = HEADER_SIZE
 _BATCH = BATCH_TYPE
-#: drain: a frame counts at least one unit of work per 2**8 bytes
-_BYTES_PER_UNIT_SHIFT = 8
 
 _HEADER = struct.Struct("<BBHIHH")
 _U32 = struct.Struct("<I")
-_LOG = logging.getLogger("corral._core")
 
 
 class EnvelopeError(ValueError):
     """A frame that is not a well-formed envelope (or arguments that cannot make one)."""
 
-
-class DispatchError(enum.IntEnum):
-    """Why a frame or envelope was not handled, as passed to ``on_error``."""
-
-    MALFORMED = 1
-    UNKNOWN_TYPE = 2
-    OVERSIZED = 3
-    HANDLER_FAILED = 4
-
-
-class DrainPath(enum.Enum):
-    """How ``Dispatcher.drain`` receives frames (see ``select_drain_path``)."""
-
-    UNRESOLVED = "unresolved"  # no drain yet: chosen on first use, when zmq is loaded
-    LIBZMQ = "libzmq"  # compiled build: zmq_msg_recv called directly on socket.underlying
-    PYZMQ = "pyzmq"  # socket.recv(zmq.NOBLOCK) for every frame
-
-
-class SendPath(enum.Enum):
-    """How ``send_frame`` and ``encode_and_send`` send (see ``select_send_path``)."""
-
-    UNRESOLVED = "unresolved"  # nothing sent yet: chosen on first use, when zmq is loaded
-    LIBZMQ = "libzmq"  # compiled build: zmq_send / zmq_msg_send on socket.underlying
-    PYZMQ = "pyzmq"  # socket.send(frame, zmq.NOBLOCK) for every frame
-
-
-#: Which receive path ``Dispatcher.drain`` uses in this process.
-DRAIN_PATH = DrainPath.UNRESOLVED
-#: Why the compiled build is not using LIBZMQ ("" when it is, or in the pure build).
-DRAIN_FALLBACK_REASON = ""
-#: Which send path ``send_frame`` / ``encode_and_send`` use in this process.
-SEND_PATH = SendPath.UNRESOLVED
-#: Why the compiled build is not sending through LIBZMQ ("" when it is, or in the pure build).
-SEND_FALLBACK_REASON = ""
-
-#: Frames this long or longer are always handed to pyzmq with ``copy=False`` (its
-#: zero-copy send); the libzmq path copies the shorter ones. pyzmq's own threshold is
-#: 64 KiB, but every zero-copy frame is released through pyzmq's garbage-collector
-#: thread, which takes the GIL from the I/O thread: a batched status path sends frames of
-#: 40-200 KiB all the time, and copying one (tens of microseconds at most) costs less.
-SEND_COPY_THRESHOLD = 4 << 20
-_COPY_LIMIT = SEND_COPY_THRESHOLD
-# zmq.NOBLOCK and zmq.Again, looked up when a send path is selected (zmq is loaded then).
-_NOBLOCK = 1
-_Again = None
-# SEND_PATH as a C int for the per-frame test (an Enum member lookup is a Python call).
-_SEND_UNRESOLVED = 0
-_SEND_LIBZMQ = 1
-_SEND_PYZMQ = 2
-_SEND_MODE = _SEND_UNRESOLVED
-# The last socket type seen whose attribute lookup is object's (see _live_handle).
-_PLAIN_GETATTR_TYPE = None
 
 # Header check results, shared by decode() and the Dispatcher (index into _HEADER_ERRORS).
 _OK = 0
@@ -120,8 +55,9 @@ _HEADER_ERRORS = (
 )
 
 
-def _check_header(p, start, end):
-    """Validate the header of the envelope in p[start:end]; return a _HEADER_ERRORS index."""
+def _check_header(frame, start, end):
+    """Validate the header of the envelope in frame[start:end]; return a _HEADER_ERRORS index."""
+    p = frame
     if end - start < _HDR:
         return _SHORT
     if p[start] != _MAGIC:
@@ -179,27 +115,6 @@ def _envelope(frame, start, end):
     env._type = p[start + 2] | (p[start + 3] << 8)
     env._sender_len = p[start + 8] | (p[start + 9] << 8)
     return env
-
-
-def _follow(route, frame, start, end):
-    """Deliver the header-checked envelope in frame[start:end] as ``route`` says."""
-    p = frame
-    sender_len = p[start + 8] | (p[start + 9] << 8)
-    begin = start + _HDR
-    try:
-        if _COMPILED:
-            sender = _cached_id(p + begin, sender_len)
-        else:
-            sender = frame[begin : begin + sender_len].decode("utf-8")
-    except (ColumnsError, UnicodeDecodeError):
-        raise EnvelopeError("the sender is not UTF-8") from None
-    try:
-        message = route.parse(frame[begin + sender_len : end])
-    except route.parse_errors as exc:
-        route.undecodable(sender, exc)
-        return 0
-    route.handle(sender, message, route.clock())
-    return 0
 
 
 def decode(frame):
@@ -285,434 +200,3 @@ def encode_batch(frames):
         parts.append(_U32.pack(len(frame)))
         parts.append(frame)
     return b"".join(parts)
-
-
-class Route:
-    """What to do with the envelopes of one type, for a handler that wants the message
-    rather than the Envelope: the dispatcher parses the body with ``parse(body)`` and
-    calls ``handle(sender, message, clock())``, the sender as str (the compiled build
-    reuses one str per recent sender). A body that ``parse`` rejects with one of
-    ``parse_errors`` goes to ``undecodable(sender, exc)`` instead, and the envelope
-    counts as dispatched: the frame was sound, its body is the receiver's to judge."""
-
-    __slots__ = ("parse", "handle", "clock", "parse_errors", "undecodable")
-
-    def __init__(self, parse, handle, clock, parse_errors, undecodable):
-        for name, fn in (("parse", parse), ("handle", handle), ("clock", clock), ("undecodable", undecodable)):
-            if not callable(fn):
-                raise TypeError(f"{name} must be callable")
-        self.parse = parse
-        self.handle = handle
-        self.clock = clock
-        self.parse_errors = parse_errors
-        self.undecodable = undecodable
-
-
-class Dispatcher:
-    """Routes frames to the handler registered for their message type.
-
-    Counters (see ``counters()``): ``received`` wire frames given to ``dispatch`` or read
-    by ``drain``; ``dispatched`` envelopes (batch members included) whose handler
-    returned; ``malformed`` frames or batch members that failed to parse (a truncated
-    batch counts once, after its intact members were dispatched); ``unknown_type``
-    envelopes with no handler; ``oversized`` wire frames longer than max_frame_size
-    (dropped unread); ``handler_failed`` envelopes whose handler raised.
-    """
-
-    def __init__(self, max_frame_size=DEFAULT_MAX_FRAME_SIZE, on_error=None):
-        if max_frame_size < _HDR:
-            raise ValueError(f"max_frame_size {max_frame_size} is below the header size")
-        self._max_frame_size = max_frame_size
-        self._on_error = on_error
-        self._handlers = []
-        self._received = 0
-        self._dispatched = 0
-        self._malformed = 0
-        self._unknown_type = 0
-        self._oversized = 0
-        self._handler_failed = 0
-
-    @property
-    def max_frame_size(self):
-        return self._max_frame_size
-
-    def register(self, msg_type, handler):
-        """Call ``handler(envelope)`` for every envelope of ``msg_type``, or, when
-        ``handler`` is a Route, do what it says (replaces any handler of the type)."""
-        if not 0 <= msg_type < _BATCH:
-            raise ValueError(f"message type {msg_type} outside 0..0xFFFE")
-        if type(handler) is not Route and not callable(handler):
-            raise TypeError("handler must be callable or a Route")
-        missing = msg_type + 1 - len(self._handlers)
-        if missing > 0:
-            self._handlers.extend([None] * missing)
-        self._handlers[msg_type] = handler
-
-    def counters(self):
-        return {
-            "received": self._received,
-            "dispatched": self._dispatched,
-            "malformed": self._malformed,
-            "unknown_type": self._unknown_type,
-            "oversized": self._oversized,
-            "handler_failed": self._handler_failed,
-        }
-
-    def dispatch(self, frame):
-        """Handle one wire frame; return how many envelopes were handled (handler returned)."""
-        if not isinstance(frame, bytes):
-            raise TypeError(f"frame must be bytes, not {type(frame).__name__}")
-        return self._receive(frame)
-
-    def drain(self, socket, limit):
-        """Receive and dispatch frames from a pyzmq socket without blocking until it is
-        empty or about ``limit`` units of work were done, then return the number of
-        frames read. A frame counts one unit per envelope it carries (a batch frame, each
-        of its envelopes) and at least one per 256 bytes (a message of many rows is much
-        work in one envelope); the frame that crosses the limit is finished."""
-        if DRAIN_PATH is DrainPath.UNRESOLVED:
-            select_drain_path()
-        if _COMPILED and DRAIN_PATH is DrainPath.LIBZMQ:
-            handle = getattr(socket, "underlying", None)
-            if handle is not None and not socket.closed:
-                n = self._drain_libzmq(socket, handle, limit)
-                if n < 0:  # an error other than EAGAIN: let pyzmq raise it
-                    n = -n - 1
-                    return n + self._drain_pyzmq(socket, limit - n)
-                return n
-        return self._drain_pyzmq(socket, limit)
-
-    def _drain_pyzmq(self, socket, limit):
-        import zmq  # the socket is pyzmq's, so this is a dict lookup
-
-        noblock = zmq.NOBLOCK
-        again = zmq.Again
-        recv = socket.recv
-        n = 0
-        used = 0
-        while used < limit:
-            try:
-                frame = recv(noblock)
-            except again:
-                break
-            n += 1
-            used += max(self._receive(frame), len(frame) >> _BYTES_PER_UNIT_SHIFT, 1)
-        return n
-
-    def _drain_libzmq(self, socket, handle, limit):
-        """Compiled build only: receive with libzmq directly. Returns the frames read, or
-        -(frames read) - 1 when zmq_msg_recv failed with an error other than EAGAIN."""
-        sock = cython.cast(cython.p_void, handle)
-        # pyzmq's Socket._closed (declared public in its .pxd) is a plain field read;
-        # Socket.closed asks libzmq every time.
-        closed_attr = "_closed" if hasattr(socket, "_closed") else "closed"
-        n = 0
-        used = 0
-        while used < limit:
-            if n and getattr(socket, closed_attr):  # a handler closed it: handle freed
-                return -n - 1
-            _zmq_msg_init(cython.address(msg))
-            size = _zmq_msg_recv(cython.address(msg), sock, _ZMQ_DONTWAIT)
-            if size < 0:
-                _zmq_msg_close(cython.address(msg))
-                if _zmq_errno() == EAGAIN:
-                    return n
-                return -n - 1
-            n += 1
-            if size > self._max_frame_size:
-                _zmq_msg_close(cython.address(msg))
-                self._received += 1
-                self._oversize(size)
-                used += 1
-                continue
-            data = cython.cast(cython.p_char, _zmq_msg_data(cython.address(msg)))
-            frame = data[:size]
-            _zmq_msg_close(cython.address(msg))
-            used += max(self._receive(frame), size >> _BYTES_PER_UNIT_SHIFT, 1)
-        return n
-
-    def _receive(self, frame):
-        self._received += 1
-        end = len(frame)
-        if end > self._max_frame_size:
-            self._oversize(end)
-            return 0
-        return self._dispatch_at(frame, 0, end, True)
-
-    def _dispatch_at(self, frame, start, end, outer):
-        """Dispatch the envelope in frame[start:end] (a batch only when ``outer``)."""
-        p = frame
-        err = _check_header(p, start, end)
-        if err != _OK:
-            self._malformed += 1
-            self._report(DispatchError.MALFORMED, _HEADER_ERRORS[err], None)
-            return 0
-        msg_type = p[start + 2] | (p[start + 3] << 8)
-        if msg_type == _BATCH:
-            if outer and p[start + 8] == 0 and p[start + 9] == 0:
-                return self._dispatch_batch(frame, start + _HDR, end)
-            self._malformed += 1
-            self._report(
-                DispatchError.MALFORMED, "batch nested in a batch or with a sender", None
-            )
-            return 0
-        handlers = self._handlers
-        handler = handlers[msg_type] if msg_type < len(handlers) else None
-        if handler is None:
-            self._unknown_type += 1
-            self._report(DispatchError.UNKNOWN_TYPE, f"no handler for type {msg_type}", None)
-            return 0
-        try:
-            if type(handler) is Route:
-                _follow(handler, frame, start, end)
-            else:
-                handler(_envelope(frame, start, end))
-        except Exception as exc:
-            self._handler_failed += 1
-            self._report(
-                DispatchError.HANDLER_FAILED, f"handler for type {msg_type} raised {exc!r}", exc
-            )
-            return 0
-        self._dispatched += 1
-        return 1
-
-    def _dispatch_batch(self, frame, pos, end):
-        p = frame
-        handled = 0
-        while pos < end:
-            if end - pos < 4:
-                self._malformed += 1
-                self._report(DispatchError.MALFORMED, "truncated batch length prefix", None)
-                break
-            size = p[pos + 3]
-            size = (size << 8) | p[pos + 2]
-            size = (size << 8) | p[pos + 1]
-            size = (size << 8) | p[pos]
-            pos += 4
-            if size > end - pos:
-                self._malformed += 1
-                self._report(DispatchError.MALFORMED, "batch member runs past the end", None)
-                break
-            handled += self._dispatch_at(frame, pos, pos + size, False)
-            pos += size
-        return handled
-
-    def _oversize(self, size):
-        self._oversized += 1
-        self._report(
-            DispatchError.OVERSIZED,
-            f"frame of {size} bytes exceeds max_frame_size {self._max_frame_size}",
-            None,
-        )
-
-    def _report(self, kind, detail, exc):
-        if self._on_error is not None:
-            try:
-                self._on_error(kind, detail, exc)
-            except Exception:
-                _LOG.exception("Dispatcher on_error callback raised")
-
-
-def send_frame(socket, frame):
-    """Queue ``frame`` on a pyzmq ``socket`` without blocking.
-
-    Returns True when ZeroMQ took the frame, False when it would have had to block
-    (EAGAIN: no peer, or the peer's queue is full): the caller counts a drop. Other
-    errors raise ``zmq.ZMQError`` as ``socket.send`` does (a closed socket raises
-    ENOTSOCK). The compiled build calls libzmq's zmq_send on the socket's handle for
-    bytes shorter than ``SEND_COPY_THRESHOLD``; anything else, and every frame in the
-    pure build, goes through ``socket.send(frame, zmq.NOBLOCK)``.
-    """
-    if _SEND_MODE == _SEND_UNRESOLVED:
-        select_send_path()
-    if _COMPILED and _SEND_MODE == _SEND_LIBZMQ and isinstance(frame, bytes):
-        size = len(frame)
-        if size < _COPY_LIMIT:
-            sock = _live_handle(socket)
-            if sock != cython.NULL:
-                if _zmq_send(sock, PyBytes_AS_STRING(frame), size, _ZMQ_DONTWAIT) >= 0:
-                    return True
-                if _zmq_errno() == EAGAIN:
-                    return False
-                # another error (EINTR, ENOTSUP, ...): the frame was not queued; pyzmq
-                # tries again and raises what it would have raised
-    return _send_pyzmq(socket, frame)
-
-
-def encode_and_send(socket, msg_type, seq, sender, body):
-    """``send_frame(socket, encode(msg_type, seq, sender, body))`` in one step.
-
-    Raises like ``encode`` for bad fields (before anything is sent). The compiled build
-    writes the envelope straight into a libzmq message and sends it, with no
-    intermediate bytes object.
-    """
-    _check_fields(msg_type, seq, sender, body)
-    if _SEND_MODE == _SEND_UNRESOLVED:
-        select_send_path()
-    if _COMPILED and _SEND_MODE == _SEND_LIBZMQ:
-        sender_len = len(sender)
-        size = _HDR + sender_len + len(body)
-        if size < _COPY_LIMIT:
-            sock = _live_handle(socket)
-            if sock != cython.NULL and _zmq_msg_init_size(cython.address(msg), size) == 0:
-                w = cython.cast(wbuf, _zmq_msg_data(cython.address(msg)))
-                _put_header(w, msg_type, seq, sender_len)
-                memcpy(w + _HDR, PyBytes_AS_STRING(sender), sender_len)
-                memcpy(w + _HDR + sender_len, PyBytes_AS_STRING(body), len(body))
-                if _zmq_msg_send(cython.address(msg), sock, _ZMQ_DONTWAIT) >= 0:
-                    return True  # libzmq owns the message now
-                err = _zmq_errno()
-                _zmq_msg_close(cython.address(msg))
-                if err == EAGAIN:
-                    return False
-    return _send_pyzmq(socket, encode(msg_type, seq, sender, body))
-
-
-def _live_handle(socket):
-    """Compiled build only: the libzmq handle of an open pyzmq socket, or NULL when the
-    socket is closed (its handle is freed) or is not a pyzmq socket."""
-    global _PLAIN_GETATTR_TYPE
-    cls = type(socket)
-    if cls is _PLAIN_GETATTR_TYPE:
-        # pyzmq's Socket resolves attributes with object's generic lookup (its
-        # __getattr__ only runs for missing names): call that lookup directly rather
-        # than through the type's __getattr__ hook, which costs two more type lookups.
-        closed = PyObject_GenericGetAttr(socket, "_closed")
-        handle = PyObject_GenericGetAttr(socket, "underlying")
-    else:
-        # pyzmq's Socket._closed is what its own send checks (a plain field read).
-        closed = getattr(socket, "_closed", True)
-        handle = getattr(socket, "underlying", None)
-        if closed is False and handle is not None and (
-            getattr(cls, "__getattribute__", None) is object.__getattribute__
-        ):
-            _PLAIN_GETATTR_TYPE = cls
-    if closed or handle is None:
-        return cython.NULL
-    return cython.cast(cython.p_void, cython.cast(cython.size_t, handle))
-
-
-def _send_pyzmq(socket, frame):
-    try:
-        if len(frame) < _COPY_LIMIT:
-            socket.send(frame, _NOBLOCK)
-        else:
-            socket.send(frame, _NOBLOCK, copy=False)
-    except _Again:
-        return False
-    return True
-
-
-def select_drain_path(prefer_libzmq=True):
-    """Choose (and return) how ``Dispatcher.drain`` receives; sets ``DRAIN_PATH``.
-
-    The compiled build looks up libzmq's zmq_msg_* functions in the libzmq that pyzmq has
-    loaded (zmq must be imported by then) and uses them directly; when that fails, or in
-    the pure build, or with ``prefer_libzmq=False``, every frame goes through
-    ``socket.recv(zmq.NOBLOCK)`` and ``DRAIN_FALLBACK_REASON`` says why.
-    """
-    global DRAIN_PATH, DRAIN_FALLBACK_REASON
-    reason = ""
-    if not _COMPILED:
-        reason = "pure-Python build"
-    elif not prefer_libzmq:
-        reason = "libzmq path disabled by select_drain_path(prefer_libzmq=False)"
-    else:
-        reason = _load_libzmq()
-    if reason and _COMPILED and prefer_libzmq:
-        _LOG.warning("corral._core: Dispatcher.drain falls back to pyzmq recv: %s", reason)
-    DRAIN_PATH = DrainPath.PYZMQ if reason else DrainPath.LIBZMQ
-    DRAIN_FALLBACK_REASON = reason
-    return DRAIN_PATH
-
-
-def select_send_path(prefer_libzmq=True):
-    """Choose (and return) how ``send_frame`` and ``encode_and_send`` send; sets
-    ``SEND_PATH``. Imports zmq (the first send has a pyzmq socket, so it is loaded).
-
-    The compiled build uses libzmq's zmq_send / zmq_msg_* functions, looked up as for the
-    drain; when that fails, or in the pure build, or with ``prefer_libzmq=False``, every
-    frame goes through ``socket.send(frame, zmq.NOBLOCK)`` and ``SEND_FALLBACK_REASON``
-    says why.
-    """
-    global SEND_PATH, SEND_FALLBACK_REASON, _SEND_MODE, _NOBLOCK, _Again
-    import zmq
-
-    _NOBLOCK = zmq.NOBLOCK
-    _Again = zmq.Again
-    reason = ""
-    if not _COMPILED:
-        reason = "pure-Python build"
-    elif not prefer_libzmq:
-        reason = "libzmq path disabled by select_send_path(prefer_libzmq=False)"
-    else:
-        reason = _load_libzmq()
-    if reason and _COMPILED and prefer_libzmq:
-        _LOG.warning("corral._core: send_frame falls back to pyzmq send: %s", reason)
-    SEND_PATH = SendPath.PYZMQ if reason else SendPath.LIBZMQ
-    SEND_FALLBACK_REASON = reason
-    _SEND_MODE = _SEND_PYZMQ if reason else _SEND_LIBZMQ
-    return SEND_PATH
-
-
-def _libzmq_candidates():
-    """Shared objects to ask for zmq_msg_recv: pyzmq's backend extension first (dlsym
-    searches its dependencies, i.e. the very libzmq pyzmq's sockets belong to), then any
-    libzmq mapped into this process."""
-    paths = []
-    backend = sys.modules.get("zmq.backend.cython._zmq")
-    if backend is not None and getattr(backend, "__file__", None):
-        paths.append(backend.__file__)
-    try:
-        with open("/proc/self/maps") as maps:
-            for line in maps:
-                path = line.rstrip("\n").rpartition(" ")[2]
-                if "libzmq" in path.rpartition("/")[2] and path not in paths:
-                    paths.append(path)
-    except OSError:
-        pass
-    return paths
-
-
-def _load_libzmq():
-    """Compiled build only: fill the zmq_* function pointers (receive and send). Returns
-    "" or why not."""
-    global _zmq_msg_init, _zmq_msg_recv, _zmq_msg_data, _zmq_msg_close, _zmq_errno
-    global _zmq_send, _zmq_msg_init_size, _zmq_msg_send
-    zmq = sys.modules.get("zmq")
-    if zmq is None:
-        return "zmq is not imported"
-    for path in _libzmq_candidates():
-        encoded = path.encode()
-        lib = dlopen(encoded, RTLD_NOW | RTLD_NOLOAD)
-        if lib == cython.NULL:
-            continue
-        version = cython.cast(_zmq_version_fn, dlsym(lib, b"zmq_version"))
-        init = dlsym(lib, b"zmq_msg_init")
-        recv = dlsym(lib, b"zmq_msg_recv")
-        data = dlsym(lib, b"zmq_msg_data")
-        close = dlsym(lib, b"zmq_msg_close")
-        errno_ = dlsym(lib, b"zmq_errno")
-        send = dlsym(lib, b"zmq_send")
-        init_size = dlsym(lib, b"zmq_msg_init_size")
-        msg_send = dlsym(lib, b"zmq_msg_send")
-        dlclose(lib)  # pyzmq keeps it loaded; RTLD_NOLOAD only took a reference
-        if (
-            version == cython.NULL or init == cython.NULL or recv == cython.NULL
-            or data == cython.NULL or close == cython.NULL or errno_ == cython.NULL
-            or send == cython.NULL or init_size == cython.NULL or msg_send == cython.NULL
-        ):
-            continue
-        version(cython.address(major), cython.address(minor), cython.address(patch))
-        if (major, minor, patch) != tuple(zmq.zmq_version_info()):
-            continue  # a different libzmq than the one pyzmq's sockets live in
-        _zmq_msg_init = cython.cast(_zmq_msg_init_fn, init)
-        _zmq_msg_recv = cython.cast(_zmq_msg_recv_fn, recv)
-        _zmq_msg_data = cython.cast(_zmq_msg_data_fn, data)
-        _zmq_msg_close = cython.cast(_zmq_msg_close_fn, close)
-        _zmq_errno = cython.cast(_zmq_errno_fn, errno_)
-        _zmq_send = cython.cast(_zmq_send_fn, send)
-        _zmq_msg_init_size = cython.cast(_zmq_msg_init_size_fn, init_size)
-        _zmq_msg_send = cython.cast(_zmq_msg_send_fn, msg_send)
-        return ""
-    return "no loaded libzmq matching pyzmq's version was found"

@@ -4,7 +4,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.string cimport memcpy
 
 from corral._core.acks cimport AckTracker, RecentUuids
-from corral._core.columns cimport agent_id_of, status_fields
+from corral._core.decoding cimport agent_id_of, status_fields
 
 cdef bint _COMPILED, _LITTLE_ENDIAN
 cdef object _FORWARD, _DUPLICATE, _ACKED, _DOUBLE, _UUID

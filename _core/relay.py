@@ -20,7 +20,7 @@ except ImportError:  # plain Python without Cython installed: the pure-Python tw
     _COMPILED = False
 
 from .acks import AckResult, AddResult, RecentUuids
-from .columns import ColumnsError, agent_id_of, status_fields
+from .decoding import ColumnsError, agent_id_of, status_fields
 
 _FORWARD = AddResult.FORWARD
 _DUPLICATE = AddResult.DUPLICATE

@@ -73,7 +73,7 @@ def test_drain_vs_raw_recv(benchmark, sockets, variant, record):
     try:
         benchmark.pedantic(consume, setup=lambda: prefill(push, pull, frame),
                            rounds=ROUNDS, iterations=1)
-        drain_path = core.envelope.DRAIN_PATH.value
+        drain_path = core.dispatch.DRAIN_PATH.value
     finally:
         core.select_drain_path()
     assert not pull.poll(0, zmq.POLLIN)  # every pre-filled frame was consumed

@@ -34,7 +34,7 @@ from corral.protocol import PeerEvent
 log = logging.getLogger(__name__)
 
 # Non-blocking sends (True sent, False EAGAIN; other errors raise zmq.ZMQError): the
-# compiled core calls libzmq directly, see corral._core.envelope.SEND_PATH.
+# compiled core calls libzmq directly, see corral._core.send.SEND_PATH.
 _send_frame = _core.send_frame
 _encode_and_send = _core.encode_and_send
 

@@ -1,4 +1,4 @@
-"""The status path's codec (corral._core.columns): the same bytes as the generated
+"""The status path's codec (corral._core.decoding and .encoding): the same bytes as the generated
 protobuf classes in both directions, protobuf's decoding rules, and a clear error for
 every kind of malformed input."""
 import random
@@ -50,12 +50,12 @@ def test_updates_are_protobuf_bytes_both_ways(n):
 
 
 def test_both_builds_write_the_same_bytes():
-    pure = core.load_pure().columns
+    pure = core.load_pure()
     rows = random_rows(random.Random(7), 40)
-    assert pure.encode_updates(rows) == core.encode_updates(rows)
-    assert pure.decode_updates(core.encode_updates(rows)) == rows
+    assert pure.encoding.encode_updates(rows) == core.encode_updates(rows)
+    assert pure.decoding.decode_updates(core.encode_updates(rows)) == rows
     acks = [("a", "t1", b"u" * 16), ("b", "t2", b"")]
-    assert pure.encode_acks("f", None, acks) == core.encode_acks("f", None, acks)
+    assert pure.encoding.encode_acks("f", None, acks) == core.encode_acks("f", None, acks)
 
 
 def test_ids_decode_right_however_they_repeat():
@@ -177,12 +177,12 @@ def test_malformed_acks_raise_a_clear_error(data, width, problem):
 
 
 def test_the_value_ranges_are_corral_protos():
-    assert sorted(pb.TaskState.values()) == list(range(core.columns.MAX_STATE + 1))
-    assert core.columns.MAX_HEALTH == 2  # StatusColumns.healths: 0 not reported, 1 healthy, 2 unhealthy
+    assert sorted(pb.TaskState.values()) == list(range(core.decoding.MAX_STATE + 1))
+    assert core.decoding.MAX_HEALTH == 2  # StatusColumns.healths: 0 not reported, 1 healthy, 2 unhealthy
 
 
 @pytest.mark.parametrize(("field", "value", "problem"), [
-    ("states", core.columns.MAX_STATE + 1, "a state out of range: 14"),
+    ("states", core.decoding.MAX_STATE + 1, "a state out of range: 14"),
     ("latest_states", 99, "a latest state out of range: 99"),
     ("healths", 3, "a health out of range: 3"),
     ("states", -1, "a state out of range: -1"),  # an int32 sign-extended to ten bytes
@@ -290,7 +290,7 @@ def test_a_reconcile_call_is_protobufs_bytes(tasks):
         if agent_id:
             entry.agent_id.value = agent_id
     assert core.encode_reconcile("fw-ü", tasks) == expected.SerializeToString()
-    assert core.load_pure().columns.encode_reconcile("fw-ü", tasks) == expected.SerializeToString()
+    assert core.load_pure().encoding.encode_reconcile("fw-ü", tasks) == expected.SerializeToString()
 
 
 def test_a_reconcile_call_refuses_what_is_not_a_pair_of_strs():
@@ -312,7 +312,7 @@ def test_an_answer_status_parses_to_the_status_protobuf_builds(state, agent_id, 
         expected.agent_id.value = agent_id
     if health:
         expected.healthy = health == 1
-    for build in (core.columns, core.load_pure().columns):
+    for build in (core.encoding, core.load_pure().encoding):
         data = build.answer_status("task-7", state, agent_id, health, shared)
         assert pb.TaskStatus.FromString(data) == expected
         assert core.status_fields(data) == ("task-7", state, health, agent_id or "")

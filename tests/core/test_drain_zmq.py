@@ -66,20 +66,20 @@ def fill(push, pull, frames):
 def test_build_picks_expected_path():
     chosen = core.select_drain_path()
     if core.CORE == "cython":
-        assert chosen is DrainPath.LIBZMQ, core.envelope.DRAIN_FALLBACK_REASON
-        assert core.envelope.DRAIN_FALLBACK_REASON == ""
+        assert chosen is DrainPath.LIBZMQ, core.dispatch.DRAIN_FALLBACK_REASON
+        assert core.dispatch.DRAIN_FALLBACK_REASON == ""
     else:
         assert chosen is DrainPath.PYZMQ
-        assert core.envelope.DRAIN_FALLBACK_REASON
-    assert core.envelope.DRAIN_PATH is chosen
+        assert core.dispatch.DRAIN_FALLBACK_REASON
+    assert core.dispatch.DRAIN_PATH is chosen
 
 
 def test_fallback_is_reported(caplog):
     if core.CORE != "cython":
         pytest.skip("only the compiled build has a libzmq path to fall back from")
     assert core.select_drain_path(prefer_libzmq=False) is DrainPath.PYZMQ
-    assert core.envelope.DRAIN_PATH is DrainPath.PYZMQ
-    assert "disabled" in core.envelope.DRAIN_FALLBACK_REASON
+    assert core.dispatch.DRAIN_PATH is DrainPath.PYZMQ
+    assert "disabled" in core.dispatch.DRAIN_FALLBACK_REASON
     assert core.select_drain_path() is DrainPath.LIBZMQ
 
 

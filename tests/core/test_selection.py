@@ -10,7 +10,7 @@ def test_compiled_core_unless_disabled():
         assert core.CORE == "python"
     else:
         assert core.CORE == "cython"
-        for module in (core.envelope, core.acks, core.timers, core.columns, core.messages, core.relay):
+        for module in (core.envelope, core.acks, core.timers, core.decoding, core.encoding, core.messages, core.relay):
             assert not module.__file__.endswith(".py"), module.__file__
         # the status path's message classes are C types (a class statement makes a heap type)
         heap_type = 1 << 9  # Py_TPFLAGS_HEAPTYPE
@@ -27,12 +27,12 @@ def test_pure_twin_used_when_env_var_set():
     if os.environ.get("CORRAL_NO_EXTENSIONS") == "1":
         pure = core.load_pure()
         assert core.envelope is pure.envelope
-        assert core.Dispatcher is pure.envelope.Dispatcher
+        assert core.Dispatcher is pure.dispatch.Dispatcher
         assert core.AckTracker is pure.acks.AckTracker
         assert core.TimerQueue is pure.timers.TimerQueue
         assert core.envelope.__file__.endswith("envelope.py")
     else:
-        assert core.Dispatcher is not core.load_pure().envelope.Dispatcher
+        assert core.Dispatcher is not core.load_pure().dispatch.Dispatcher
 
 
 def test_load_pure_runs_the_py_sources():
@@ -44,5 +44,5 @@ def test_load_pure_runs_the_py_sources():
         assert module.__name__ == f"corral._core._py.{name}"
     frame = pure.envelope.encode(3, 4, b"s", b"b")
     assert frame == core.encode(3, 4, b"s", b"b")  # same wire bytes from both builds
-    assert pure.envelope.DRAIN_PATH in (pure.envelope.DrainPath.UNRESOLVED,
-                                        pure.envelope.DrainPath.PYZMQ)
+    assert pure.dispatch.DRAIN_PATH in (pure.dispatch.DrainPath.UNRESOLVED,
+                                        pure.dispatch.DrainPath.PYZMQ)

@@ -1,4 +1,4 @@
-# C declarations Cython applies to columns.py (pure-Python mode): the reader is a C
+# C declarations Cython applies to decoding.py (pure-Python mode): the reader is a C
 # struct-like class whose methods are C calls, and the loops run on C integers.
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
@@ -8,11 +8,10 @@ from libc.stdlib cimport calloc
 from libc.string cimport memcmp, memcpy
 
 ctypedef const unsigned char* cbuf
-ctypedef unsigned char* wbuf
 
 cdef bint _COMPILED
-cdef int _VARINT, _I64, _LEN, _I32, _STRING_FIELDS, _ROW_WIDTH
-cdef long _MAX_STATE, _MAX_HEALTH, _HEALTHY
+cdef int _VARINT, _I64, _LEN, _I32
+cdef long _MAX_STATE, _MAX_HEALTH
 cdef unsigned long long _LOW32, _INT32_MAX, _TWO32, _HASH_SEED, _HASH_MUL
 
 
@@ -114,77 +113,8 @@ cpdef list decode_updates(bytes data)
 @cython.locals(value=long)
 cdef int _check_range(list column, long largest, str name) except -1
 
-cdef int _put_varint(bytearray out, unsigned long long value) except -1
-
-cdef int _put_blob(bytearray out, int key, value) except -1
-
-@cython.locals(packed=bytearray)
-cdef int _put_ints(bytearray out, int key, list rows, Py_ssize_t index) except -1
-
-@cython.locals(size=Py_ssize_t)
-cdef Py_ssize_t _varint_size(unsigned long long value) noexcept
-
-cdef Py_ssize_t _blob_size(Py_ssize_t n) noexcept
-
-cdef bytes _text_bytes(value)
-
-@cython.locals(state=long, health=long, latest=long)
-cdef int _check_update_row(row) except -1
-
-cdef int _check_ack_row(row, Py_ssize_t width) except -1
-
-cdef const char* _utf8(value, Py_ssize_t* size) except NULL
-
-@cython.locals(size=Py_ssize_t)
-cdef Py_ssize_t _text_size(value) except -1
-
-cdef Py_ssize_t _w_varint(wbuf w, Py_ssize_t pos, unsigned long long value) noexcept
-
-cdef Py_ssize_t _w_blob(wbuf w, Py_ssize_t pos, int key, const char* src, Py_ssize_t n) noexcept
-
-@cython.locals(src="const char*", n=Py_ssize_t)
-cdef Py_ssize_t _w_text(wbuf w, Py_ssize_t pos, int key, value) except -1
-
-cdef Py_ssize_t _w_bytes(wbuf w, Py_ssize_t pos, int key, bytes value) noexcept
-
-@cython.locals(row=tuple)
-cdef Py_ssize_t _w_ints(wbuf w, Py_ssize_t pos, int key, Py_ssize_t size, list rows, Py_ssize_t index) except -1
-
-cdef bytes _finish(bytes out, wbuf w, Py_ssize_t pos)
-
-@cython.locals(inner=Py_ssize_t, states=Py_ssize_t, latests=Py_ssize_t, healths=Py_ssize_t,
-               uuid=bytes, status=bytes, out=bytes, w=wbuf, pos=Py_ssize_t, field=int, key=int)
-cdef bytes _encode_updates_compiled(list rows)
-
-@cython.locals(base=Py_ssize_t, size=Py_ssize_t, uuid=bytes, out=bytes, w=wbuf, pos=Py_ssize_t)
-cdef bytes _encode_acks_compiled(str first, str second, list rows)
-
-@cython.locals(inner=bytearray, out=bytearray, field=int, key=int)
-cpdef bytes encode_updates(list rows)
 
 @cython.locals(reader=_Reader, key="unsigned long long", field="unsigned long long", first=str, second=str,
                seconds=list, task_ids=list, uuids=list, n=Py_ssize_t, i=Py_ssize_t)
 cpdef tuple decode_acks(bytes data, int width)
 
-@cython.locals(out=bytearray, base=Py_ssize_t)
-cpdef bytes encode_acks(str first, str second, list rows)
-
-@cython.locals(inner=bytearray)
-cdef int _id_field(bytearray out, int key, value) except -1
-
-cdef Py_ssize_t _id_field_size(value) except -1
-
-@cython.locals(src="const char*", n=Py_ssize_t)
-cdef Py_ssize_t _w_id(wbuf w, Py_ssize_t pos, int key, value) except -1
-
-@cython.locals(size=Py_ssize_t)
-cdef Py_ssize_t _reconcile_entry_size(tuple row) except -1
-
-@cython.locals(size=Py_ssize_t, row=tuple, out=bytes, w=wbuf, pos=Py_ssize_t)
-cdef bytes _encode_reconcile_compiled(str framework_id, list tasks)
-
-@cython.locals(out=bytearray, entry=bytearray)
-cpdef bytes encode_reconcile(str framework_id, list tasks)
-
-@cython.locals(size=Py_ssize_t, out=bytes, w=wbuf, pos=Py_ssize_t, buf=bytearray)
-cpdef bytes answer_status(str task_id, long state, str agent_id, long health, bytes shared)
