@@ -19,7 +19,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from corral import _core
+from corral._core.decoding import canonical_task_id
+from corral._core.relay import TrackedTask, track_updates
 from corral.protos import corral_pb2 as pb
 
 STUCK_STATES = frozenset({pb.TASK_STAGING, pb.TASK_STARTING, pb.TASK_KILLING})
@@ -74,7 +75,7 @@ class Escalation:
 
 #: a non-terminal task's agent, latest state and time of its last update (a C type in
 #: the compiled build, written by `track_updates`)
-_Tracked = _core.TrackedTask
+_Tracked = TrackedTask
 
 
 @dataclass(slots=True)
@@ -103,14 +104,14 @@ class Reconciler:
     # -- what the driver knows about tasks -----------------------------------------
     def track(self, task_id: str, agent_id: str, state: int, now: float) -> None:
         """A task the framework launched (or handed over after a restart)."""
-        self._tasks[_core.canonical_task_id(task_id)] = _Tracked(agent_id, state, now)
+        self._tasks[canonical_task_id(task_id)] = _Tracked(agent_id, state, now)
 
     def updated(self, updates: list[tuple[str, str, int, bool]], now: float) -> None:
         """Updates about tasks arrived (from agents or reconcile answers), as (task id,
         agent id, state, terminal) in order: one call per message."""
         current = self._round
         pending = None if current is None else current.pending
-        if _core.track_updates(updates, self._tasks, self._stuck_checked, pending, now):
+        if track_updates(updates, self._tasks, self._stuck_checked, pending, now):
             self._finish_round(now)
 
     def tracks(self, task_id: str) -> bool:

@@ -44,7 +44,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from corral import wire
-from corral import _core
+from corral._core.acks import AckResult, AckTracker, AddResult
+from corral._core.decoding import canonical_task_id
+from corral._core.relay import AgentTask, agent_acks, agent_intake
 from corral.engines.base import Engine, MasterLost, on
 from corral.engines.common import TERMINAL_STATES, for_framework, is_terminal, new_status
 from corral.engines.status import STATE, UUID, UpdateRow, agent_id_suffix, row_of, status_row, update_of, with_latest
@@ -57,9 +59,9 @@ Reason = pb.TaskStatus.Reason
 SOURCE_AGENT = pb.TaskStatus.SOURCE_AGENT
 #: the kind of batch updates to the master travel in (see `Engine.send_row`)
 _FORWARD = (wire.StatusUpdateMessage,)
-_DUPLICATE = _core.AddResult.DUPLICATE
-_HEAD = _core.AddResult.FORWARD
-_ACKED = _core.AckResult.ACKED
+_DUPLICATE = AddResult.DUPLICATE
+_HEAD = AddResult.FORWARD
+_ACKED = AckResult.ACKED
 #: missed pings (at the master's announced interval) before the agent looks for a master
 PINGS_BEFORE_MASTER_LOST = 5
 
@@ -313,7 +315,7 @@ class Executor:
 
 #: what the agent keeps of a task (a C type in the compiled build: the status path's
 #: loops read and write its fields as struct fields)
-Task = _core.AgentTask
+Task = AgentTask
 
 
 class TaskTable(MutableMapping[tuple[str, str], Task]):
@@ -393,7 +395,7 @@ class AgentEngine(Engine):
         #: launches from the master that reached us before our first AgentRegistered
         #: (that reply was lost or is late): run once it names us, dropped otherwise
         self._held_launches: list[pb.RunTask] = []
-        self.updates = _core.AckTracker(self.config.status_update_backoff, self.config.status_update_backoff_max,
+        self.updates = AckTracker(self.config.status_update_backoff, self.config.status_update_backoff_max,
                                        remember=self.config.acknowledged_uuids_per_task)
         self.updates.pause()
         self._registration_backoff = self.config.registration_backoff
@@ -561,7 +563,7 @@ class AgentEngine(Engine):
             return
         fid = msg.framework.id.value
         task = msg.task
-        tid = _core.canonical_task_id(task.task_id.value)
+        tid = canonical_task_id(task.task_id.value)
         if (fid, tid) in self.tasks and not is_terminal(self.tasks[(fid, tid)].state):
             return  # a duplicate launch
         checkpoint = msg.framework.checkpoint
@@ -621,7 +623,7 @@ class AgentEngine(Engine):
             return
         fid = msg.framework_id.value
         for task_id in msg.task_ids:
-            tid = _core.canonical_task_id(task_id.value)
+            tid = canonical_task_id(task_id.value)
             if (fid, tid) in self.tasks:
                 continue
             info = pb.TaskInfo(name=tid, task_id=task_id, agent_id=pb.AgentID(value=self.agent_id or ""))
@@ -756,7 +758,7 @@ class AgentEngine(Engine):
     def _recover_task(self, fid: str, eid: str, container_id: str, recovered: RecoveredTask, now: float) -> Task | None:
         """The task with its update stream replayed from the journal; None when its
         terminal update was acknowledged (the task is over)."""
-        key = (fid, _core.canonical_task_id(recovered.info.task_id.value))
+        key = (fid, canonical_task_id(recovered.info.task_id.value))
         task = Task(recovered.info, fid, eid, container_id=container_id, checkpoint=True)
         for record in recovered.journal:
             if record.kind is JournalKind.UPDATE:
@@ -959,7 +961,7 @@ class AgentEngine(Engine):
         first when the framework checkpoints) and acked to the executor; the new heads
         go to the master."""
         agent_id = self.agent_id or ""
-        heads, journal, acks, unknown, duplicates = _core.agent_intake(
+        heads, journal, acks, unknown, duplicates = agent_intake(
             msg.rows, sender, self.executors, self.tasks.by_framework, self.updates, self._status_suffix(agent_id),
             now)
         for task, row in journal:  # on disk before the forward and before the executor's ack
@@ -1020,7 +1022,7 @@ class AgentEngine(Engine):
         if sender != self.master:
             self.counters["messages_from_unknown"] += 1
             return
-        heads, journal, ended, stale = _core.agent_acks(
+        heads, journal, ended, stale = agent_acks(
             msg.rows, self.updates, self.tasks.by_framework, TERMINAL_STATES, now)
         for task, tid, uuid in journal:
             self.emit(JournalAppend(task.framework_id, task.executor_id, task.container_id, tid,

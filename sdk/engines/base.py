@@ -16,7 +16,8 @@ from typing import Any, Callable, Hashable
 
 from google.protobuf.message import Message
 
-from corral import _core
+from corral._core.relay import Callback
+from corral._core.timers import TimerQueue
 from corral.engines.status import Batch
 from corral.protocol import MessageType, PeerEvent, message_type
 
@@ -45,8 +46,6 @@ class Send:
         return message_type(self.body)
 
 
-#: Run the user's callback `event` with `args`, off the I/O thread (see `_core.Callback`)
-Callback = _core.Callback
 
 
 class MasterLost:
@@ -78,7 +77,7 @@ class Engine:
 
     def __init__(self) -> None:
         self._actions: list[Any] = []
-        self._timers = _core.TimerQueue()
+        self._timers = TimerQueue()
         self._timer_handles: dict[Hashable, int] = {}
         #: batches among this turn's actions, and (batching) the one open towards each peer
         self._batches = 0

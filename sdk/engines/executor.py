@@ -18,7 +18,9 @@ from typing import Any
 from google.protobuf.message import EncodeError
 
 from corral import wire
-from corral import _core
+from corral._core.acks import AckTracker
+from corral._core.decoding import status_state
+from corral._core.relay import UpdateSource, executor_acks
 from corral.engines.base import Callback, Engine, on
 from corral.engines.status import UpdateRow, update_of
 from corral.protocol import MessageType as T
@@ -72,7 +74,7 @@ def serialise_status(status: pb.TaskStatus) -> bytes:
         raise InvalidStatusUpdate(f"a status update needs {missing or 'its required fields'}: {status!r}") from None
     # (the checks read the bytes: a protobuf attribute read would cost more than the
     # serialisation, as it builds a wrapper object for the task id)
-    state = _core.status_state(data)
+    state = status_state(data)
     if state == _STAGING:
         raise InvalidStatusUpdate(f"an executor may not send TASK_STAGING (task {status.task_id.value!r})")
     if state < 0:
@@ -107,10 +109,10 @@ class ExecutorEngine(Engine):
         self.rng = rng or random.Random()
         self.registered = False
         self.agent_id = ""
-        self.updates = _core.AckTracker(status_update_backoff, 600.0, remember=0)  # (our uuids are unique)
+        self.updates = AckTracker(status_update_backoff, 600.0, remember=0)  # (our uuids are unique)
         #: stamps our updates and queues them on `updates`; uuids: 8 random bytes for
         #: this driver, then a counter
-        self._source = _core.UpdateSource(framework_id, executor_id, self.rng.randbytes(8),
+        self._source = UpdateSource(framework_id, executor_id, self.rng.randbytes(8),
                                           self._stamp_for(""), _UUID_KEY, self.updates)
         self.tasks: dict[str, pb.TaskInfo] = {}
 
@@ -233,7 +235,7 @@ class ExecutorEngine(Engine):
     def _ack(self, sender: str, msg: wire.ExecutorStatusUpdateAck, now: float) -> None:
         if not self._from_agent(sender):
             return
-        heads, emptied = _core.executor_acks(msg.rows, self.updates, now)
+        heads, emptied = executor_acks(msg.rows, self.updates, now)
         if heads:
             self.send_rows(self.agent, _UPDATES, heads)
         if emptied and not len(self.updates):

@@ -18,7 +18,10 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from corral import _core, wire
+from corral import wire
+from corral._core.decoding import canonical_task_id
+from corral._core.encoding import answer_status
+from corral._core.relay import MasterTask, master_acks, master_updates
 from corral.engines.base import Engine, on
 from corral.engines.common import (TERMINAL_STATES, PARTITION_AWARE_STATES, for_framework, is_terminal, new_status,
                                    partition_aware)
@@ -126,7 +129,7 @@ _AGENT_REGISTERED = AgentState.REGISTERED  # (an Enum member read from its class
 
 #: what the master keeps of a task (a C type in the compiled build: the status path's
 #: loops read and write its fields as struct fields)
-Task = _core.MasterTask
+Task = MasterTask
 
 
 @dataclass(slots=True)
@@ -541,7 +544,7 @@ class MasterEngine(Engine):
         learned: dict[tuple[str, str], list[Task]] = {}  # running tasks new to us, by (framework, role)
         for report in msg.tasks:
             fid = report.framework_id.value
-            tid = _core.canonical_task_id(report.task.task_id.value)
+            tid = canonical_task_id(report.task.task_id.value)
             reported.add((fid, tid))
             task = agent.tasks.get((fid, tid))
             if task is None:
@@ -918,7 +921,7 @@ class MasterEngine(Engine):
         return "", resources
 
     def _launch(self, fw: Framework, agent: Agent, info: pb.TaskInfo, resources: Resources, role: str) -> None:
-        tid = _core.canonical_task_id(info.task_id.value)
+        tid = canonical_task_id(info.task_id.value)
         task = Task(tid, info.name, fw.id, resources, agent_id=agent.id, role=role)
         fw.tasks[task.id] = task
         agent.tasks[(fw.id, task.id)] = task
@@ -961,7 +964,7 @@ class MasterEngine(Engine):
         if agent is None:
             self.counters["invalid_status_updates"] += len(rows)
             return
-        relayed, reacks, unknown = _core.master_updates(rows, agent, self.frameworks, HEALTHY_OF, self._set_latest_state)
+        relayed, reacks, unknown = master_updates(rows, agent, self.frameworks, HEALTHY_OF, self._set_latest_state)
         frameworks = self.frameworks
         for fid, fw_rows in relayed.items():
             fw = frameworks.get(fid)
@@ -987,7 +990,7 @@ class MasterEngine(Engine):
         fw = self._framework_from(sender, msg.framework_id)
         if fw is None:
             return
-        forwarded, finished, invalid = _core.master_acks(msg.rows, fw.id, fw.tasks, self.agents, TERMINAL_STATES)
+        forwarded, finished, invalid = master_acks(msg.rows, fw.id, fw.tasks, self.agents, TERMINAL_STATES)
         for task in finished:
             self._forget_task(task)
         agents = self.agents
@@ -1102,7 +1105,7 @@ class MasterEngine(Engine):
         """answer(task): add the reconciliation answer for one of `fw`'s known tasks.
 
         The answers of one reconcile call differ only in task, agent, state and health:
-        each is those written before the fields they share (`_core.answer_status`), no
+        each is those written before the fields they share (`corral._core.encoding.answer_status`), no
         protobuf object per answer."""
         shared = _answer_fields(now, "reconciliation")
         aware = partition_aware(fw.info)
@@ -1236,7 +1239,7 @@ class _Answers:
         and the `shared` fields (`_answer_fields`)."""
         batch = self._batch
         batch.rows.append((self._framework_id, "", task_id, state, b"",
-                           _core.answer_status(task_id, state, agent_id, health, shared), health, state))
+                           answer_status(task_id, state, agent_id, health, shared), health, state))
         if len(batch.rows) == ANSWERS_PER_MESSAGE:
             self.flush()
 

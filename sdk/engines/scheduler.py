@@ -23,7 +23,10 @@ from typing import Any, Iterable
 
 from google.protobuf.message import DecodeError
 
-from corral import _core, wire
+from corral import wire
+from corral._core.acks import RECENT_MAX, RecentUuids
+from corral._core.encoding import encode_reconcile
+from corral._core.relay import mark_acknowledged, scheduler_updates
 from corral.engines.base import Callback, Engine, MasterLost, on
 from corral.engines.common import TERMINAL_STATES, is_terminal
 from corral.protocol import MessageType as T
@@ -92,8 +95,8 @@ class SchedulerEngine(Engine):
         self.info.CopyFrom(framework_info)
         self.transport = transport
         self.config = config or SchedulerConfig()
-        if not 0 < self.config.delivered_uuids_per_task <= _core.RECENT_MAX:
-            raise ValueError(f"delivered_uuids_per_task must be 1 to {_core.RECENT_MAX}, "
+        if not 0 < self.config.delivered_uuids_per_task <= RECENT_MAX:
+            raise ValueError(f"delivered_uuids_per_task must be 1 to {RECENT_MAX}, "
                              f"not {self.config.delivered_uuids_per_task}")
         self.rng = rng or random.Random()
         self.subscription = Subscription.DISCONNECTED
@@ -105,7 +108,7 @@ class SchedulerEngine(Engine):
         self._ever_subscribed = False
         #: per task, the uuids of the last `delivered_uuids_per_task` updates delivered
         #: to the user, each flagged once acknowledged
-        self._delivered: dict[str, _core.RecentUuids] = {}
+        self._delivered: dict[str, RecentUuids] = {}
         #: tasks whose terminal update was delivered, oldest first: their memory goes
         #: beyond `completed_tasks_remembered`
         self._completed: collections.deque[str] = collections.deque()
@@ -267,7 +270,7 @@ class SchedulerEngine(Engine):
         acknowledged."""
         if not self._from_master(sender):
             return
-        fresh, terminal, duplicates, malformed = _core.scheduler_updates(
+        fresh, terminal, duplicates, malformed = scheduler_updates(
             msg.rows, self._delivered, self.config.delivered_uuids_per_task, _parse_status, DecodeError,
             TERMINAL_STATES, self.reconciler, _STATUS_UPDATE, self._actions, now)
         for tid in terminal:
@@ -332,7 +335,7 @@ class SchedulerEngine(Engine):
     def acknowledge_delivered(self, acks: list[tuple[str, str, bytes]]) -> None:
         """Acknowledge updates by the rows their callbacks carry (`Callback.ack`): what
         the drivers do once a callback returned."""
-        _core.mark_acknowledged(acks, self._delivered)
+        mark_acknowledged(acks, self._delivered)
         if self.subscription is Subscription.SUBSCRIBED and acks:
             self.send_rows(self.master, self._ack_kind, list(acks))
             self.counters["acks_sent"] += len(acks)
@@ -402,7 +405,7 @@ class SchedulerEngine(Engine):
     def _reconcile_call(self, tasks: list[tuple[str, str]]) -> pb.Reconcile:
         """The Reconcile call naming `tasks` ((task id, agent id or "")), none for an
         implicit one (written by `_core`, no protobuf object per task)."""
-        return pb.Reconcile.FromString(_core.encode_reconcile(self.info.id.value, tasks))
+        return pb.Reconcile.FromString(encode_reconcile(self.info.id.value, tasks))
 
     def send_framework_message(self, executor_id: pb.ExecutorID, agent_id: pb.AgentID, data: bytes) -> None:
         self._call(pb.FrameworkToExecutor(framework_id=self.info.id, agent_id=agent_id,

@@ -1,7 +1,7 @@
 """AckTracker: stream ordering, duplicates, stale/unknown acks, backoff, pause/resume."""
 import pytest
 
-from corral._core import RECENT_MAX, AckResult, AckTracker, AddResult, RecentUuids
+from corral._core.acks import RECENT_MAX, AckResult, AckTracker, AddResult, RecentUuids
 
 K = ("framework-1", "task-1")
 K2 = ("framework-1", "task-2")

@@ -8,15 +8,10 @@ import pytest
 zmq = pytest.importorskip("zmq")
 
 import corral._core as core  # noqa: E402
-from corral._core import (  # noqa: E402
-    EnvelopeError,
-    SendPath,
-    decode,
-    encode,
-    encode_and_send,
-    send_frame,
-)
 from corral.transport import Transport  # noqa: E402
+from corral._core.dispatch import Dispatcher  # noqa: E402
+from corral._core.envelope import BATCH_TYPE, EnvelopeError, decode, encode  # noqa: E402
+from corral._core.send import SendPath, encode_and_send, select_send_path, send_frame  # noqa: E402
 
 SENDER = b"tcp://127.0.0.1:15050"
 PATHS = [True, False] if core.CORE == "cython" else [True]
@@ -28,9 +23,9 @@ SIZES = [0, 1, 33, 34, 100, 4096, core.send.SEND_COPY_THRESHOLD - 1,
 
 @pytest.fixture(params=PATHS, ids=lambda prefer: "libzmq" if prefer else "pyzmq")
 def path(request):
-    chosen = core.select_send_path(prefer_libzmq=request.param)
+    chosen = select_send_path(prefer_libzmq=request.param)
     yield chosen
-    core.select_send_path()
+    select_send_path()
 
 
 @pytest.fixture
@@ -70,7 +65,7 @@ def send_blocking(send, *args):
 
 
 def test_build_picks_expected_send_path():
-    chosen = core.select_send_path()
+    chosen = select_send_path()
     if core.CORE == "cython":
         assert chosen is SendPath.LIBZMQ, core.send.SEND_FALLBACK_REASON
         assert core.send.SEND_FALLBACK_REASON == ""
@@ -83,10 +78,10 @@ def test_build_picks_expected_send_path():
 def test_send_fallback_is_reported():
     if core.CORE != "cython":
         pytest.skip("only the compiled build has a libzmq path to fall back from")
-    assert core.select_send_path(prefer_libzmq=False) is SendPath.PYZMQ
+    assert select_send_path(prefer_libzmq=False) is SendPath.PYZMQ
     assert core.send.SEND_PATH is SendPath.PYZMQ
     assert "disabled" in core.send.SEND_FALLBACK_REASON
-    assert core.select_send_path() is SendPath.LIBZMQ
+    assert select_send_path() is SendPath.LIBZMQ
 
 
 def test_frames_arrive_intact_and_in_order(path, pair):
@@ -123,7 +118,7 @@ def test_encode_and_send_matches_encode(path, pair):
 def test_encode_and_send_rejects_bad_fields_before_sending(path, pair):
     push, pull = pair
     with pytest.raises(EnvelopeError):
-        encode_and_send(push, core.BATCH_TYPE, 1, SENDER, b"")
+        encode_and_send(push, BATCH_TYPE, 1, SENDER, b"")
     with pytest.raises(EnvelopeError):
         encode_and_send(push, 1, -1, SENDER, b"")
     with pytest.raises(TypeError):
@@ -301,10 +296,10 @@ def test_pure_and_compiled_agree(ctx):
 @pytest.fixture
 def transports(path):
     got = []
-    rx_dispatcher = core.Dispatcher()
+    rx_dispatcher = Dispatcher()
     rx_dispatcher.register(1, got.append)
     receiver = Transport("127.0.0.1", 0, rx_dispatcher)
-    sender = Transport("127.0.0.1", 0, core.Dispatcher())
+    sender = Transport("127.0.0.1", 0, Dispatcher())
     yield sender, receiver, got
     sender.close()
     receiver.close()
@@ -334,7 +329,7 @@ def test_transport_bad_arguments_raise(transports):
     sender, receiver, _ = transports
     for _ in range(2):  # before and after the socket towards the peer exists
         with pytest.raises(EnvelopeError):
-            sender.send(receiver.address, core.BATCH_TYPE, b"")
+            sender.send(receiver.address, BATCH_TYPE, b"")
         with pytest.raises(TypeError):
             sender.send(receiver.address, 1, "not bytes")
         sender.send(receiver.address, 1, b"ok")
@@ -362,7 +357,7 @@ def test_transport_closed_drops(transports):
     assert sender.send_frame(receiver.address, b"z") is False
     assert sender.counters.dropped == 2
     with pytest.raises(EnvelopeError):  # still checked when closed
-        sender.send(receiver.address, core.BATCH_TYPE, b"")
+        sender.send(receiver.address, BATCH_TYPE, b"")
 
 
 def test_transport_unparseable_address_logged_and_dropped(transports, caplog):

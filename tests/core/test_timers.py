@@ -1,5 +1,5 @@
 """TimerQueue: deadline order, ties, cancel."""
-from corral._core import TimerQueue
+from corral._core.timers import TimerQueue
 
 
 def test_pop_due_in_deadline_order():

@@ -5,8 +5,10 @@ import struct
 
 import pytest
 
-import corral._core as core
 from corral.protos import corral_pb2 as pb
+from corral._core.acks import AckResult, AckTracker
+from corral._core.decoding import ColumnsError
+from corral._core.relay import UpdateSource
 
 PREFIX = b"\x01\x02\x03\x04\x05\x06\x07\x08"
 UUID_KEY = pb.TaskStatus(uuid=bytes(16)).SerializePartialToString()[:-16]
@@ -21,8 +23,8 @@ def stamp(agent_id: str) -> bytes:
     return status.SerializePartialToString() + TIMESTAMP_KEY
 
 
-def source(tracker: core.AckTracker) -> core.UpdateSource:
-    return core.UpdateSource("fw-1", "ex-1", PREFIX, stamp("a-1"), UUID_KEY, tracker)
+def source(tracker: AckTracker) -> UpdateSource:
+    return UpdateSource("fw-1", "ex-1", PREFIX, stamp("a-1"), UUID_KEY, tracker)
 
 
 def status(tid: str, state: int = pb.TASK_RUNNING, **fields) -> bytes:
@@ -32,7 +34,7 @@ def status(tid: str, state: int = pb.TASK_RUNNING, **fields) -> bytes:
 
 
 def test_the_row_carries_the_status_stamped_with_our_ids_the_time_and_a_new_uuid():
-    tracker = core.AckTracker(10.0, 600.0, remember=0)
+    tracker = AckTracker(10.0, 600.0, remember=0)
     row = source(tracker).add(status("t-1", pb.TASK_FAILED, message="boom", healthy=False), 12.5)
     fid, eid, tid, state, uuid, data, health, latest = row
     assert (fid, eid, tid, state, health, latest) == ("fw-1", "ex-1", "t-1", pb.TASK_FAILED, 2, pb.TASK_FAILED)
@@ -45,21 +47,21 @@ def test_the_row_carries_the_status_stamped_with_our_ids_the_time_and_a_new_uuid
 
 
 def test_uuids_count_up_and_only_a_streams_head_is_returned():
-    tracker = core.AckTracker(10.0, 600.0, remember=0)
+    tracker = AckTracker(10.0, 600.0, remember=0)
     src = source(tracker)
     first = src.add(status("t-1"), 1.0)
     assert src.add(status("t-1", pb.TASK_FINISHED), 2.0) is None  # queued behind the head
     other = src.add(status("t-2"), 3.0)
     assert [first[4], other[4]] == [PREFIX + struct.pack(">Q", 0), PREFIX + struct.pack(">Q", 2)]
     assert len(tracker) == 3 and tracker.head("t-1") == (first[4], first)
-    assert tracker.ack("t-1", first[4], 4.0) is core.AckResult.ACKED
+    assert tracker.ack("t-1", first[4], 4.0) is AckResult.ACKED
     uuid, queued = tracker.head("t-1")
     assert uuid == PREFIX + struct.pack(">Q", 1) and queued[3] == pb.TASK_FINISHED
     assert pb.TaskStatus.FromString(queued[5]).timestamp == 2.0
 
 
 def test_a_new_stamp_applies_to_the_updates_after_it():
-    tracker = core.AckTracker(10.0, 600.0, remember=0)
+    tracker = AckTracker(10.0, 600.0, remember=0)
     src = source(tracker)
     src.stamp = stamp("a-2")
     row = src.add(status("t-1", agent_id=pb.AgentID(value="user-said")), 1.0)
@@ -67,12 +69,12 @@ def test_a_new_stamp_applies_to_the_updates_after_it():
 
 
 def test_bad_input_is_refused_and_nothing_is_queued():
-    tracker = core.AckTracker(10.0, 600.0, remember=0)
+    tracker = AckTracker(10.0, 600.0, remember=0)
     src = source(tracker)
-    with pytest.raises(core.ColumnsError, match="task id"):
+    with pytest.raises(ColumnsError, match="task id"):
         src.add(pb.TaskStatus(state=pb.TASK_RUNNING).SerializePartialToString(), 1.0)
-    with pytest.raises(core.ColumnsError):
+    with pytest.raises(ColumnsError):
         src.add(b"\xff\xff", 1.0)
     assert len(tracker) == 0
     with pytest.raises(ValueError, match="8 bytes"):
-        core.UpdateSource("fw-1", "ex-1", b"short", b"", UUID_KEY, tracker)
+        UpdateSource("fw-1", "ex-1", b"short", b"", UUID_KEY, tracker)
