@@ -17,7 +17,7 @@ from typing import Any
 from corral import __version__
 from corral.engines.master import ForgetAgent, MasterConfig, MasterEngine, RecordAgent
 from corral.http import HttpServer, Reply
-from corral.master.allocator import AllocatorError, validate_role
+from corral.engines.master.allocator import AllocatorError, validate_role
 from corral.master.registry import Registry
 from corral.resources import ResourceError, Resources
 from corral.protos import corral_pb2 as pb

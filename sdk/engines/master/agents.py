@@ -7,9 +7,9 @@ import logging
 from corral._core.decoding import canonical_task_id
 from corral.engines.base import on
 from corral.engines.common import is_terminal
+from corral.engines.master.allocator import AllocatorError
 from corral.engines.master.records import Agent, AgentState, Task
 from corral.engines.master.registry import AgentRecordState, ForgetAgent, RecordAgent
-from corral.master.allocator import AllocatorError
 from corral.protocol import MessageType as T
 from corral.protos import corral_pb2 as pb
 from corral.resources import ResourceError, Resources

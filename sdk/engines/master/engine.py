@@ -8,6 +8,7 @@ from typing import Any
 
 from corral.engines.base import Engine
 from corral.engines.master.agents import AgentsMixin
+from corral.engines.master.allocator import Allocator, AllocatorConfig
 from corral.engines.master.frameworks import FrameworksMixin
 from corral.engines.master.offers import OffersMixin
 from corral.engines.master.operator import OperatorMixin
@@ -17,7 +18,6 @@ from corral.engines.master.registry import AgentRecordState, RecordAgent, Regist
 from corral.engines.master.snapshot import SnapshotMixin
 from corral.engines.master.status import StatusMixin
 from corral.engines.master.tasks import TasksMixin
-from corral.master.allocator import Allocator, AllocatorConfig
 from corral.protocol import PeerEvent
 from corral.protos import corral_pb2 as pb
 

@@ -7,8 +7,8 @@ import logging
 
 from corral.engines.base import on
 from corral.engines.common import is_terminal
+from corral.engines.master.allocator import RoleError
 from corral.engines.master.records import AgentState, Framework
-from corral.master.allocator import RoleError
 from corral.protocol import MessageType as T
 from corral.protos import corral_pb2 as pb
 

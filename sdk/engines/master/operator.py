@@ -2,9 +2,9 @@
 an agent gone, and reserving or unreserving an agent's resources outside any offer."""
 from __future__ import annotations
 
+from corral.engines.master import operations
 from corral.engines.master.records import AgentState
 from corral.engines.master.registry import AgentRecordState, RecordAgent
-from corral.master import operations
 from corral.protos import corral_pb2 as pb
 
 Reason = pb.TaskStatus.Reason

@@ -7,8 +7,8 @@ from typing import Any
 from corral._core.decoding import canonical_task_id
 from corral.engines.base import on
 from corral.engines.common import is_terminal
+from corral.engines.master import operations
 from corral.engines.master.records import Agent, AgentState, Framework, Offer, Task
-from corral.master import operations
 from corral.protocol import MessageType as T
 from corral.protos import corral_pb2 as pb
 from corral.resources import ResourceError, Resources
