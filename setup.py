@@ -113,7 +113,7 @@ setup(
         "corral._core",
         "corral.protos",
         *(f"corral.{p}" for p in (
-            "engines", "engines.agent", "engines.master", "engines.scheduler", "master", "agent", "executors", "testing",
+            "engines", "engines.agent", "engines.executor", "engines.master", "engines.scheduler", "master", "agent", "executors", "testing",
         )),
     ],
     package_dir={

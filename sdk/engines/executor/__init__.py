@@ -1,0 +1,13 @@
+"""The executor-driver engine: registration with the agent, task callbacks, and reliable
+status updates (retried to the agent until acknowledged), sans I/O (`ExecutorEngine`, in
+`engine`)."""
+from corral.engines.executor.engine import (
+    AllAcknowledged,
+    ExecutorEngine,
+    ExecutorEvent,
+    InvalidStatusUpdate,
+    Stop,
+    serialise_status,
+)
+
+__all__ = ["AllAcknowledged", "ExecutorEngine", "ExecutorEvent", "InvalidStatusUpdate", "Stop", "serialise_status"]
