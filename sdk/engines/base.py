@@ -16,8 +16,8 @@ from typing import Any, Callable, Hashable
 
 from google.protobuf.message import Message
 
-from corral._core.relay import Callback
 from corral._core.timers import TimerQueue
+from corral.engines._callback import Callback
 from corral.engines.status import Batch
 from corral.protocol import MessageType, PeerEvent, message_type
 

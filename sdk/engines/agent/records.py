@@ -8,7 +8,7 @@ from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from corral._core.relay import AgentTask
+from corral.engines.agent._status import AgentTask
 from corral.protos import corral_pb2 as pb
 
 

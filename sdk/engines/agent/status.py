@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from corral import wire
 from corral._core.acks import AckResult, AddResult
-from corral._core.relay import agent_acks, agent_intake
+from corral.engines.agent._status import agent_acks, agent_intake
 from corral.engines.agent.checkpoints import DiscardRun, JournalAppend, JournalKind, JournalRecord
 from corral.engines.agent.records import Connection, Task, _REGISTERED
 from corral.engines.base import on

@@ -20,8 +20,8 @@ from google.protobuf.message import EncodeError
 from corral import wire
 from corral._core.acks import AckTracker
 from corral._core.decoding import status_state
-from corral._core.relay import UpdateSource, executor_acks
 from corral.engines.base import Callback, Engine, on
+from corral.engines.executor._status import UpdateSource, executor_acks
 from corral.engines.status import UpdateRow, update_of
 from corral.protocol import MessageType as T
 from corral.protocol import PeerEvent

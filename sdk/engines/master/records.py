@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from corral import wire
-from corral._core.relay import MasterTask
+from corral.engines.master._status import MasterTask
 from corral.protos import corral_pb2 as pb
 from corral.resources import Resources
 

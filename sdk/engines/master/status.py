@@ -6,9 +6,9 @@ master's own (unacknowledged) updates are made here too. The per-row loops are i
 from __future__ import annotations
 
 from corral import wire
-from corral._core.relay import master_acks, master_updates
 from corral.engines.base import on
 from corral.engines.common import TERMINAL_STATES, for_framework, is_terminal, new_status
+from corral.engines.master._status import master_acks, master_updates
 from corral.engines.master.records import Agent, Framework, Task, _AGENT_REGISTERED
 from corral.engines.status import HEALTHY_OF, status_row
 from corral.protocol import MessageType as T

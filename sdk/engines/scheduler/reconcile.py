@@ -20,7 +20,7 @@ import enum
 from dataclasses import dataclass, field
 
 from corral._core.decoding import canonical_task_id
-from corral._core.relay import TrackedTask, track_updates
+from corral.engines.scheduler._status import TrackedTask, track_updates
 from corral.protos import corral_pb2 as pb
 
 STUCK_STATES = frozenset({pb.TASK_STAGING, pb.TASK_STARTING, pb.TASK_KILLING})

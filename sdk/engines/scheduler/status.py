@@ -8,9 +8,9 @@ from __future__ import annotations
 from google.protobuf.message import DecodeError
 
 from corral import wire
-from corral._core.relay import mark_acknowledged, scheduler_updates
 from corral.engines.base import on
 from corral.engines.common import TERMINAL_STATES
+from corral.engines.scheduler._status import mark_acknowledged, scheduler_updates
 from corral.engines.scheduler.events import SchedulerEvent, Subscription
 from corral.protocol import MessageType as T
 from corral.protos import corral_pb2 as pb

@@ -1,14 +1,14 @@
-"""The executor driver's update stamping (corral._core.UpdateSource): the row it queues
+"""The executor driver's update stamping (corral.engines.executor._status.UpdateSource): the row it queues
 and sends carries the user's status with our stamp, the time and a fresh uuid merged
 in, exactly as protobuf parses them; only a stream's head comes back to send."""
 import struct
 
 import pytest
 
-from corral.protos import corral_pb2 as pb
 from corral._core.acks import AckResult, AckTracker
 from corral._core.decoding import ColumnsError
-from corral._core.relay import UpdateSource
+from corral.engines.executor._status import UpdateSource
+from corral.protos import corral_pb2 as pb
 
 PREFIX = b"\x01\x02\x03\x04\x05\x06\x07\x08"
 UUID_KEY = pb.TaskStatus(uuid=bytes(16)).SerializePartialToString()[:-16]

@@ -1,11 +1,13 @@
-"""The engines' task records (corral._core.MasterTask, AgentTask, TrackedTask), C types in the
+"""The engines' task records (MasterTask, AgentTask, TrackedTask, in each engine's _status), C types in the
 compiled build: what a new one holds, and that the status path's loops read and write
 them."""
 import pytest
 
-from corral.protos import corral_pb2 as pb
 from corral._core.acks import AckTracker
-from corral._core.relay import AgentTask, MasterTask, TrackedTask, agent_intake, master_acks, master_updates, track_updates
+from corral.engines.agent._status import AgentTask, agent_intake
+from corral.engines.master._status import MasterTask, master_acks, master_updates
+from corral.engines.scheduler._status import TrackedTask, track_updates
+from corral.protos import corral_pb2 as pb
 
 
 def test_a_new_task_is_staging_with_no_update_yet():
