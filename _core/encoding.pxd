@@ -8,14 +8,26 @@ from libc.string cimport memcpy
 ctypedef unsigned char* wbuf
 
 cdef bint _COMPILED
-cdef int _VARINT, _LEN, _STRING_FIELDS, _ROW_WIDTH
+cdef int _VARINT, _LEN
+cdef int _FRAMEWORK_IDS, _EXECUTOR_IDS, _TASK_IDS, _STATES, _UUIDS, _STATUSES, _LATEST_STATES, _HEALTHS
 cdef long _MAX_STATE, _MAX_HEALTH, _HEALTHY
+# C copies of the row layout (corral._core.rows)
+cdef Py_ssize_t FRAMEWORK_ID, EXECUTOR_ID, TASK_ID, STATE, UUID, STATUS, HEALTH, LATEST_STATE, UPDATE_ROW_WIDTH
+cdef Py_ssize_t ACK_ID, ACK_TASK_ID, ACK_UUID, ACK_ROW_WIDTH
+cdef Py_ssize_t EXECUTOR_ACK_TASK_ID, EXECUTOR_ACK_UUID, EXECUTOR_ACK_ROW_WIDTH
+cdef Py_ssize_t RECONCILE_TASK_ID, RECONCILE_AGENT_ID
 
 cdef int _put_varint(bytearray out, unsigned long long value) except -1
 
 cdef int _put_blob(bytearray out, int key, value) except -1
 
-@cython.locals(packed=bytearray)
+@cython.locals(row=tuple)
+cdef int _put_texts(bytearray out, int key, list rows, Py_ssize_t index) except -1
+
+@cython.locals(row=tuple)
+cdef int _put_blobs(bytearray out, int key, list rows, Py_ssize_t index) except -1
+
+@cython.locals(packed=bytearray, row=tuple)
 cdef int _put_ints(bytearray out, int key, list rows, Py_ssize_t index) except -1
 
 @cython.locals(size=Py_ssize_t)
@@ -45,21 +57,28 @@ cdef Py_ssize_t _w_text(wbuf w, Py_ssize_t pos, int key, value) except -1
 cdef Py_ssize_t _w_bytes(wbuf w, Py_ssize_t pos, int key, bytes value) noexcept
 
 @cython.locals(row=tuple)
+cdef inline Py_ssize_t _w_texts(wbuf w, Py_ssize_t pos, int key, list rows, Py_ssize_t index) except -1
+
+@cython.locals(row=tuple)
+cdef inline Py_ssize_t _w_blobs(wbuf w, Py_ssize_t pos, int key, list rows, Py_ssize_t index) except -1
+
+@cython.locals(row=tuple)
 cdef Py_ssize_t _w_ints(wbuf w, Py_ssize_t pos, int key, Py_ssize_t size, list rows, Py_ssize_t index) except -1
 
 cdef bytes _finish(bytes out, wbuf w, Py_ssize_t pos)
 
 @cython.locals(inner=Py_ssize_t, states=Py_ssize_t, latests=Py_ssize_t, healths=Py_ssize_t,
-               uuid=bytes, status=bytes, out=bytes, w=wbuf, pos=Py_ssize_t, field=int, key=int)
+               uuid=bytes, status=bytes, out=bytes, w=wbuf, pos=Py_ssize_t)
 cdef bytes _encode_updates_compiled(list rows)
 
-@cython.locals(base=Py_ssize_t, size=Py_ssize_t, uuid=bytes, out=bytes, w=wbuf, pos=Py_ssize_t)
+@cython.locals(width=Py_ssize_t, task_at=Py_ssize_t, uuid_at=Py_ssize_t, size=Py_ssize_t, uuid=bytes, out=bytes,
+               w=wbuf, pos=Py_ssize_t)
 cdef bytes _encode_acks_compiled(str first, str second, list rows)
 
-@cython.locals(inner=bytearray, out=bytearray, field=int, key=int)
+@cython.locals(inner=bytearray, out=bytearray)
 cpdef bytes encode_updates(list rows)
 
-@cython.locals(out=bytearray, base=Py_ssize_t)
+@cython.locals(out=bytearray, width=Py_ssize_t, task_at=Py_ssize_t, uuid_at=Py_ssize_t)
 cpdef bytes encode_acks(str first, str second, list rows)
 
 @cython.locals(inner=bytearray)

@@ -22,15 +22,23 @@ try:
 except ImportError:  # plain Python without Cython installed: the pure-Python twin
     _COMPILED = False
 
+from corral._core.rows import (ACK_ID, ACK_ROW_WIDTH, ACK_TASK_ID, ACK_UUID, EXECUTOR_ACK_ROW_WIDTH,
+                               EXECUTOR_ACK_TASK_ID, EXECUTOR_ACK_UUID, EXECUTOR_ID, FRAMEWORK_ID, HEALTH, LATEST_STATE,
+                               RECONCILE_AGENT_ID, RECONCILE_TASK_ID, STATE, STATUS, TASK_ID, UPDATE_ROW_WIDTH, UUID)
+
 from .decoding import MAX_HEALTH, MAX_STATE, ColumnsError
 
 _VARINT = 0
 _LEN = 2
-
-#: StatusColumns' fields, in row order: 1-3 strings, 4 packed states, 5-6 bytes,
-#: 7 packed latest states, 8 packed healths (a row puts latest state last)
-_STRING_FIELDS = 3
-_ROW_WIDTH = 8
+#: StatusColumns' fields (the row field each holds, as a column), with their wire types
+_FRAMEWORK_IDS = 1 << 3 | _LEN
+_EXECUTOR_IDS = 2 << 3 | _LEN
+_TASK_IDS = 3 << 3 | _LEN
+_STATES = 4 << 3 | _LEN  # packed
+_UUIDS = 5 << 3 | _LEN
+_STATUSES = 6 << 3 | _LEN
+_LATEST_STATES = 7 << 3 | _LEN  # packed
+_HEALTHS = 8 << 3 | _LEN  # packed
 _MAX_STATE = MAX_STATE  # C copies in the compiled build
 _MAX_HEALTH = MAX_HEALTH
 _HEALTHY = 1
@@ -49,7 +57,22 @@ def _put_blob(out, key, value):
     out += value
 
 
+def _put_texts(out, key, rows, index):
+    """Field `key` once per row: the row's string at `index`."""
+    for row in rows:
+        _put_blob(out, key, _text_bytes(row[index]))
+    return 0
+
+
+def _put_blobs(out, key, rows, index):
+    """Field `key` once per row: the row's bytes at `index`."""
+    for row in rows:
+        _put_blob(out, key, row[index])
+    return 0
+
+
 def _put_ints(out, key, rows, index):
+    """A packed column `key`: each row's integer at `index`."""
     packed = bytearray()
     for row in rows:
         _put_varint(packed, row[index])
@@ -76,11 +99,11 @@ def _text_bytes(value):
 
 def _check_update_row(row):
     """Raise ColumnsError unless `row` is an update row whose values fit the schema."""
-    if type(row) is not tuple or len(row) != _ROW_WIDTH:
-        raise ColumnsError(f"an update row must be a tuple of {_ROW_WIDTH} fields, not {row!r:.80}")
-    state = row[3]
-    health = row[6]
-    latest = row[7]
+    if type(row) is not tuple or len(row) != UPDATE_ROW_WIDTH:
+        raise ColumnsError(f"an update row must be a tuple of {UPDATE_ROW_WIDTH} fields, not {row!r:.80}")
+    state = row[STATE]
+    health = row[HEALTH]
+    latest = row[LATEST_STATE]
     if not (0 <= state <= _MAX_STATE and 0 <= latest <= _MAX_STATE and 0 <= health <= _MAX_HEALTH):
         raise ColumnsError(f"a state, latest state or health out of range: {state}, {latest}, {health}")
     return 0
@@ -133,8 +156,22 @@ def _w_bytes(w, pos, key, value):
     return _w_blob(w, pos, key, PyBytes_AS_STRING(value), len(value))
 
 
+def _w_texts(w, pos, key, rows, index):
+    """Field `key` once per row: the row's string at `index`."""
+    for row in rows:
+        pos = _w_text(w, pos, key, row[index])
+    return pos
+
+
+def _w_blobs(w, pos, key, rows, index):
+    """Field `key` once per row: the row's bytes at `index`."""
+    for row in rows:
+        pos = _w_bytes(w, pos, key, row[index])
+    return pos
+
+
 def _w_ints(w, pos, key, size, rows, index):
-    """A packed column of `size` bytes: rows[*][index] as varints."""
+    """A packed column `key` of `size` bytes: each row's integer at `index`."""
     w[pos] = key
     pos = _w_varint(w, pos + 1, size)
     for row in rows:
@@ -153,58 +190,55 @@ def _encode_updates_compiled(rows):
     states = latests = healths = 0
     for row in rows:
         _check_update_row(row)
-        inner += _text_size(row[0]) + _text_size(row[1]) + _text_size(row[2])
-        uuid = row[4]
-        status = row[5]
+        inner += _text_size(row[FRAMEWORK_ID]) + _text_size(row[EXECUTOR_ID]) + _text_size(row[TASK_ID])
+        uuid = row[UUID]
+        status = row[STATUS]
         inner += _blob_size(len(uuid)) + _blob_size(len(status))
-        states += _varint_size(row[3])
-        healths += _varint_size(row[6])
-        latests += _varint_size(row[7])
+        states += _varint_size(row[STATE])
+        healths += _varint_size(row[HEALTH])
+        latests += _varint_size(row[LATEST_STATE])
     if rows:
         inner += _blob_size(states) + _blob_size(latests) + _blob_size(healths)
     out = PyBytes_FromStringAndSize(cython.NULL, _blob_size(inner))
     w = cython.cast(wbuf, PyBytes_AS_STRING(out))
     w[0] = 1 << 3 | _LEN
     pos = _w_varint(w, 1, inner)
-    for field in range(1, _STRING_FIELDS + 1):
-        key = field << 3 | _LEN
-        for row in rows:
-            pos = _w_text(w, pos, key, row[field - 1])
+    pos = _w_texts(w, pos, _FRAMEWORK_IDS, rows, FRAMEWORK_ID)
+    pos = _w_texts(w, pos, _EXECUTOR_IDS, rows, EXECUTOR_ID)
+    pos = _w_texts(w, pos, _TASK_IDS, rows, TASK_ID)
     if rows:
-        pos = _w_ints(w, pos, 4 << 3 | _LEN, states, rows, 3)
-    for field in (5, 6):
-        key = field << 3 | _LEN
-        for row in rows:
-            pos = _w_bytes(w, pos, key, row[field - 1])
+        pos = _w_ints(w, pos, _STATES, states, rows, STATE)
+    pos = _w_blobs(w, pos, _UUIDS, rows, UUID)
+    pos = _w_blobs(w, pos, _STATUSES, rows, STATUS)
     if rows:
-        pos = _w_ints(w, pos, 7 << 3 | _LEN, latests, rows, 7)
-        pos = _w_ints(w, pos, 8 << 3 | _LEN, healths, rows, 6)
+        pos = _w_ints(w, pos, _LATEST_STATES, latests, rows, LATEST_STATE)
+        pos = _w_ints(w, pos, _HEALTHS, healths, rows, HEALTH)
     return _finish(out, w, pos)
 
 
 def _encode_acks_compiled(first, second, rows):
-    base = 1 if second is None else 0
+    if second is None:
+        width, task_at, uuid_at = ACK_ROW_WIDTH, ACK_TASK_ID, ACK_UUID
+    else:
+        width, task_at, uuid_at = EXECUTOR_ACK_ROW_WIDTH, EXECUTOR_ACK_TASK_ID, EXECUTOR_ACK_UUID
     size = _text_size(first)
     if second is not None:
         size += _text_size(second)
     for row in rows:
-        _check_ack_row(row, base + 2)
-        if base:
-            size += _text_size(row[0])
-        uuid = row[base + 1]
-        size += _text_size(row[base]) + _blob_size(len(uuid))
+        _check_ack_row(row, width)
+        if second is None:
+            size += _text_size(row[ACK_ID])
+        uuid = row[uuid_at]
+        size += _text_size(row[task_at]) + _blob_size(len(uuid))
     out = PyBytes_FromStringAndSize(cython.NULL, size)
     w = cython.cast(wbuf, PyBytes_AS_STRING(out))
     pos = _w_text(w, 0, 1 << 3 | _LEN, first)
     if second is not None:
         pos = _w_text(w, pos, 2 << 3 | _LEN, second)
     else:
-        for row in rows:
-            pos = _w_text(w, pos, 2 << 3 | _LEN, row[0])
-    for row in rows:
-        pos = _w_text(w, pos, 3 << 3 | _LEN, row[base])
-    for row in rows:
-        pos = _w_bytes(w, pos, 4 << 3 | _LEN, row[base + 1])
+        pos = _w_texts(w, pos, 2 << 3 | _LEN, rows, ACK_ID)
+    pos = _w_texts(w, pos, 3 << 3 | _LEN, rows, task_at)
+    pos = _w_blobs(w, pos, 4 << 3 | _LEN, rows, uuid_at)
     return _finish(out, w, pos)
 
 
@@ -217,19 +251,16 @@ def encode_updates(rows):
     for row in rows:
         _check_update_row(row)
     inner = bytearray()
-    for field in range(1, _STRING_FIELDS + 1):
-        key = field << 3 | _LEN
-        for row in rows:
-            _put_blob(inner, key, _text_bytes(row[field - 1]))
+    _put_texts(inner, _FRAMEWORK_IDS, rows, FRAMEWORK_ID)
+    _put_texts(inner, _EXECUTOR_IDS, rows, EXECUTOR_ID)
+    _put_texts(inner, _TASK_IDS, rows, TASK_ID)
     if rows:
-        _put_ints(inner, 4 << 3 | _LEN, rows, 3)
-    for field in (5, 6):
-        key = field << 3 | _LEN
-        for row in rows:
-            _put_blob(inner, key, row[field - 1])
+        _put_ints(inner, _STATES, rows, STATE)
+    _put_blobs(inner, _UUIDS, rows, UUID)
+    _put_blobs(inner, _STATUSES, rows, STATUS)
     if rows:
-        _put_ints(inner, 7 << 3 | _LEN, rows, 7)
-        _put_ints(inner, 8 << 3 | _LEN, rows, 6)
+        _put_ints(inner, _LATEST_STATES, rows, LATEST_STATE)
+        _put_ints(inner, _HEALTHS, rows, HEALTH)
     out = bytearray()
     _put_blob(out, 1 << 3 | _LEN, inner)
     return bytes(out)
@@ -240,20 +271,20 @@ def encode_acks(first, second, rows):
     id, uuid) (second None) or, with field 2 the string `second`, of (task id, uuid)."""
     if _COMPILED:
         return _encode_acks_compiled(first, second, rows)
-    base = 1 if second is None else 0
+    if second is None:
+        width, task_at, uuid_at = ACK_ROW_WIDTH, ACK_TASK_ID, ACK_UUID
+    else:
+        width, task_at, uuid_at = EXECUTOR_ACK_ROW_WIDTH, EXECUTOR_ACK_TASK_ID, EXECUTOR_ACK_UUID
     for row in rows:
-        _check_ack_row(row, base + 2)
+        _check_ack_row(row, width)
     out = bytearray()
     _put_blob(out, 1 << 3 | _LEN, _text_bytes(first))
     if second is not None:
         _put_blob(out, 2 << 3 | _LEN, _text_bytes(second))
     else:
-        for row in rows:
-            _put_blob(out, 2 << 3 | _LEN, _text_bytes(row[0]))
-    for row in rows:
-        _put_blob(out, 3 << 3 | _LEN, _text_bytes(row[base]))
-    for row in rows:
-        _put_blob(out, 4 << 3 | _LEN, row[base + 1])
+        _put_texts(out, 2 << 3 | _LEN, rows, ACK_ID)
+    _put_texts(out, 3 << 3 | _LEN, rows, task_at)
+    _put_blobs(out, 4 << 3 | _LEN, rows, uuid_at)
     return bytes(out)
 
 
@@ -279,16 +310,16 @@ def _w_id(w, pos, key, value):
 
 def _reconcile_entry_size(row):
     """The size of a Reconcile.Task holding the (task id, agent id) `row`."""
-    size = _id_field_size(row[0])
-    if row[1]:
-        size += _id_field_size(row[1])
+    size = _id_field_size(row[RECONCILE_TASK_ID])
+    if row[RECONCILE_AGENT_ID]:
+        size += _id_field_size(row[RECONCILE_AGENT_ID])
     return size
 
 
 def _encode_reconcile_compiled(framework_id, tasks):
     size = _id_field_size(framework_id)
     for row in tasks:
-        _check_ack_row(row, 2)
+        _check_ack_row(row, 2)  # (task id, agent id)
         size += _blob_size(_reconcile_entry_size(row))
     out = PyBytes_FromStringAndSize(cython.NULL, size)
     w = cython.cast(wbuf, PyBytes_AS_STRING(out))
@@ -296,9 +327,9 @@ def _encode_reconcile_compiled(framework_id, tasks):
     for row in tasks:
         w[pos] = 2 << 3 | _LEN
         pos = _w_varint(w, pos + 1, _reconcile_entry_size(row))
-        pos = _w_id(w, pos, 1 << 3 | _LEN, row[0])
-        if row[1]:
-            pos = _w_id(w, pos, 2 << 3 | _LEN, row[1])
+        pos = _w_id(w, pos, 1 << 3 | _LEN, row[RECONCILE_TASK_ID])
+        if row[RECONCILE_AGENT_ID]:
+            pos = _w_id(w, pos, 2 << 3 | _LEN, row[RECONCILE_AGENT_ID])
     return _finish(out, w, pos)
 
 
@@ -310,11 +341,11 @@ def encode_reconcile(framework_id, tasks):
     out = bytearray()
     _id_field(out, 1 << 3 | _LEN, framework_id)
     for row in tasks:
-        _check_ack_row(row, 2)
+        _check_ack_row(row, 2)  # (task id, agent id)
         entry = bytearray()
-        _id_field(entry, 1 << 3 | _LEN, row[0])
-        if row[1]:
-            _id_field(entry, 2 << 3 | _LEN, row[1])
+        _id_field(entry, 1 << 3 | _LEN, row[RECONCILE_TASK_ID])
+        if row[RECONCILE_AGENT_ID]:
+            _id_field(entry, 2 << 3 | _LEN, row[RECONCILE_AGENT_ID])
         _put_blob(out, 2 << 3 | _LEN, entry)
     return bytes(out)
 

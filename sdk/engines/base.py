@@ -17,7 +17,7 @@ from typing import Any, Callable, Hashable
 from google.protobuf.message import Message
 
 from corral._core.timers import TimerQueue
-from corral.engines._callback import Callback
+from corral.engines._callback import Callback  # noqa: F401  (an action, with Send below: the engines import both from here)
 from corral.engines.status import Batch
 from corral.protocol import MessageType, PeerEvent, message_type
 

@@ -6,6 +6,8 @@ from corral._core.acks cimport AckTracker
 
 cdef object _FORWARD, _DUPLICATE, _ACKED
 cdef int _STAGING
+# C copies of the row layout (corral._core.rows)
+cdef Py_ssize_t ACK_ID, ACK_TASK_ID, ACK_UUID, EXECUTOR_ID, FRAMEWORK_ID, HEALTH, LATEST_STATE, STATE, STATUS, TASK_ID, UUID
 
 
 @cython.final

@@ -7,6 +7,8 @@ One source for both builds: plain Python as is; compiled by Cython with _status.
 from __future__ import annotations
 
 from corral._core.acks import AckResult, AddResult
+from corral._core.rows import (ACK_ID, ACK_TASK_ID, ACK_UUID, EXECUTOR_ID, FRAMEWORK_ID, HEALTH, LATEST_STATE, STATE,
+                               STATUS, TASK_ID, UUID)
 from corral.protos import corral_pb2 as pb
 
 _FORWARD = AddResult.FORWARD
@@ -57,9 +59,9 @@ def agent_intake(rows, sender, executors, tasks, tracker, suffix, now):
     ack_fid = None
     out = None
     for row in rows:
-        fid = row[0]
-        eid = row[1]
-        uuid = row[4]
+        fid = row[FRAMEWORK_ID]
+        eid = row[EXECUTOR_ID]
+        uuid = row[UUID]
         if fid is not known_fid or eid is not known_eid:  # (one executor sends them all)
             executor = executors.get((fid, eid))
             if executor is None or executor.transport != sender:
@@ -71,12 +73,12 @@ def agent_intake(rows, sender, executors, tasks, tracker, suffix, now):
         if not uuid:
             unknown += 1
             continue
-        tid = row[2]
+        tid = row[TASK_ID]
         key = (fid, tid)
         task = fw_tasks.get(tid) if fw_tasks is not None else None
         if task is not None:
-            state = row[3]
-            queued = (fid, eid, tid, state, uuid, row[5] + suffix, row[6], state)
+            state = row[STATE]
+            queued = (fid, eid, tid, state, uuid, row[STATUS] + suffix, row[HEALTH], state)  # (an update row)
             result = tracker.add(key, uuid, queued, now)
             if result is _DUPLICATE:
                 duplicates += 1
@@ -110,9 +112,10 @@ def agent_acks(rows, tracker, tasks, terminal, now):
     known_fid = None
     fw_tasks = None
     for row in rows:
-        fid = row[0]
-        key = (fid, row[1])
-        uuid = row[2]
+        fid = row[ACK_ID]
+        tid = row[ACK_TASK_ID]
+        key = (fid, tid)
+        uuid = row[ACK_UUID]
         result, nxt = tracker.ack_next(key, uuid, now)
         if result is not _ACKED:
             stale += 1
@@ -120,16 +123,17 @@ def agent_acks(rows, tracker, tasks, terminal, now):
         if fid is not known_fid:
             known_fid = fid
             fw_tasks = tasks.get(fid)
-        task = fw_tasks.get(row[1]) if fw_tasks is not None else None
+        task = fw_tasks.get(tid) if fw_tasks is not None else None
         if task is not None and task.checkpoint:
-            journal.append((task, row[1], uuid))
+            journal.append((task, tid, uuid))
         if nxt is None:
             if task is None or task.state in terminal:
                 ended.append((key, task))
             continue
         if task is not None:
             state = task.state
-            if nxt[7] != state:
-                nxt = (nxt[0], nxt[1], nxt[2], nxt[3], nxt[4], nxt[5], nxt[6], state)
+            if nxt[LATEST_STATE] != state:
+                nxt = (nxt[FRAMEWORK_ID], nxt[EXECUTOR_ID], nxt[TASK_ID], nxt[STATE], nxt[UUID], nxt[STATUS], nxt[HEALTH],
+                       state)
         heads.append(nxt)
     return heads, journal, ended, stale

@@ -6,12 +6,13 @@ from __future__ import annotations
 import enum
 
 from corral._core.decoding import canonical_task_id
+from corral._core.rows import STATE
 from corral.engines.agent.checkpoints import CheckpointExecutorExited, JournalKind, RecoveredState, RecoveredTask
 from corral.engines.agent.containers import KillContainer
 from corral.engines.agent.records import Connection, Executor, ExecutorPhase, Task
 from corral.engines.agent.status import _DUPLICATE
 from corral.engines.common import is_terminal
-from corral.engines.status import STATE, row_of
+from corral.engines.status import row_of
 from corral.protos import corral_pb2 as pb
 
 Reason = pb.TaskStatus.Reason

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from corral import wire
 from corral._core.acks import AckResult, AddResult
+from corral._core.rows import STATE, TASK_ID, UUID
 from corral.engines.agent._status import agent_acks, agent_intake
 from corral.engines.agent.checkpoints import DiscardRun, JournalAppend, JournalKind, JournalRecord
 from corral.engines.agent.records import Connection, Task, _REGISTERED
 from corral.engines.base import on
 from corral.engines.common import TERMINAL_STATES, new_status
-from corral.engines.status import STATE, UUID, UpdateRow, agent_id_suffix, status_row, update_of, with_latest
+from corral.engines.status import UpdateRow, agent_id_suffix, status_row, update_of, with_latest
 from corral.protocol import MessageType as T
 from corral.protos import corral_pb2 as pb
 
@@ -87,7 +88,7 @@ class StatusMixin:
         return result is _HEAD and self.connection is _REGISTERED
 
     def _journal_update(self, task: Task, row: UpdateRow) -> None:
-        self.emit(JournalAppend(task.framework_id, task.executor_id, task.container_id, row[2],
+        self.emit(JournalAppend(task.framework_id, task.executor_id, task.container_id, row[TASK_ID],
                                 JournalRecord(JournalKind.UPDATE, row[UUID], update_of(row, self.agent_id or ""))))
 
     def _forward(self, rows: list[UpdateRow]) -> None:

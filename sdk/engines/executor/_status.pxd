@@ -9,6 +9,8 @@ from corral._core.decoding cimport status_fields
 
 cdef bint _COMPILED, _LITTLE_ENDIAN
 cdef object _FORWARD, _ACKED, _DOUBLE, _UUID
+# C copies of the row layout (corral._core.rows)
+cdef Py_ssize_t EXECUTOR_ACK_TASK_ID, EXECUTOR_ACK_UUID
 
 
 @cython.final

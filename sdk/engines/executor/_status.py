@@ -17,6 +17,7 @@ except ImportError:  # plain Python without Cython installed: the pure-Python tw
 
 from corral._core.acks import AckResult, AddResult
 from corral._core.decoding import status_fields
+from corral._core.rows import EXECUTOR_ACK_TASK_ID, EXECUTOR_ACK_UUID
 
 _FORWARD = AddResult.FORWARD
 _ACKED = AckResult.ACKED
@@ -88,8 +89,8 @@ def executor_acks(rows, tracker, now):
     heads = []
     emptied = False
     for row in rows:
-        key = row[0]
-        result, nxt = tracker.ack_next(key, row[1], now)
+        key = row[EXECUTOR_ACK_TASK_ID]
+        result, nxt = tracker.ack_next(key, row[EXECUTOR_ACK_UUID], now)
         if result is _ACKED:
             if nxt is None:
                 tracker.remove(key)

@@ -3,6 +3,8 @@
 cimport cython
 
 cdef int _STAGING
+# C copies of the row layout (corral._core.rows)
+cdef Py_ssize_t ACK_ID, ACK_TASK_ID, ACK_UUID, FRAMEWORK_ID, HEALTH, LATEST_STATE, STATE, TASK_ID, UUID
 
 
 @cython.final

@@ -6,6 +6,7 @@ One source for both builds: plain Python as is; compiled by Cython with _status.
 """
 from __future__ import annotations
 
+from corral._core.rows import ACK_ID, ACK_TASK_ID, ACK_UUID, FRAMEWORK_ID, HEALTH, LATEST_STATE, STATE, TASK_ID, UUID
 from corral.protos import corral_pb2 as pb
 
 #: a task's state until an update says otherwise
@@ -63,9 +64,9 @@ def master_updates(rows, agent, frameworks, healthy_of, set_latest):
     known_fid = None
     fw_tasks = None
     for row in rows:
-        fid = row[0]
-        tid = row[2]
-        uuid = row[4]
+        fid = row[FRAMEWORK_ID]
+        tid = row[TASK_ID]
+        uuid = row[UUID]
         if fid is not known_fid:
             known_fid = fid
             fw = frameworks.get(fid)
@@ -81,11 +82,11 @@ def master_updates(rows, agent, frameworks, healthy_of, set_latest):
             reacks.append((fid, tid, uuid))
             continue
         else:
-            if row[7] != task.state:
-                set_latest(task, agent, row[7])
-            task.status_update_state = row[3]
+            if row[LATEST_STATE] != task.state:
+                set_latest(task, agent, row[LATEST_STATE])
+            task.status_update_state = row[STATE]
             task.status_update_uuid = uuid
-            task.healthy = healthy_of.get(row[6])
+            task.healthy = healthy_of.get(row[HEALTH])
         if fid is not out_fid:
             out_fid = fid
             out = relayed.get(fid)
@@ -113,9 +114,9 @@ def master_acks(rows, framework_id, tasks, agents, terminal):
     out = None
     agent = None
     for row in rows:
-        agent_id = row[0]
-        tid = row[1]
-        uuid = row[2]
+        agent_id = row[ACK_ID]
+        tid = row[ACK_TASK_ID]
+        uuid = row[ACK_UUID]
         if agent_id is not out_agent:
             agent = agents.get(agent_id)
             if agent is None:

@@ -6,6 +6,10 @@ from corral._core.acks cimport RecentUuids
 from corral._core.decoding cimport agent_id_of
 from corral.engines._callback cimport Callback
 
+# C copies of the row layout (corral._core.rows), and of what the reconciler learns of an update
+cdef Py_ssize_t ACK_TASK_ID, ACK_UUID, STATE, STATUS, TASK_ID, UUID
+cdef Py_ssize_t SEEN_TASK_ID, SEEN_AGENT_ID, SEEN_STATE, SEEN_TERMINAL
+
 
 @cython.final
 cdef class TrackedTask:
@@ -14,10 +18,10 @@ cdef class TrackedTask:
     cdef public double last_update
 
 
-@cython.locals(terminal=list, duplicates=list, seen=list, fresh=Py_ssize_t, malformed=Py_ssize_t, row=tuple, delivered=RecentUuids,
-               slot=Py_ssize_t, ended=bint, callback=Callback)
+@cython.locals(callbacks=list, seen=list, terminal=list, duplicates=list, malformed=Py_ssize_t, row=tuple,
+               delivered=RecentUuids, slot=Py_ssize_t, ended=bint, callback=Callback)
 cpdef tuple scheduler_updates(list rows, dict delivered_by_task, Py_ssize_t remembered, parse, decode_error,
-                              frozenset terminal_states, reconciler, event, list actions, double now)
+                              frozenset terminal_states, event)
 
 @cython.locals(row=tuple, delivered=RecentUuids, slot=Py_ssize_t)
 cpdef int mark_acknowledged(list acks, dict delivered_by_task) except -1

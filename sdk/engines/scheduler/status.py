@@ -29,9 +29,12 @@ class StatusMixin:
         acknowledged."""
         if not self._from_master(sender):
             return
-        fresh, terminal, duplicates, malformed = scheduler_updates(
+        callbacks, seen, terminal, duplicates, malformed = scheduler_updates(
             msg.rows, self._delivered, self.config.delivered_uuids_per_task, _parse_status, DecodeError,
-            TERMINAL_STATES, self.reconciler, _STATUS_UPDATE, self._actions, now)
+            TERMINAL_STATES, _STATUS_UPDATE)
+        self._actions.extend(callbacks)  # (emitted in one call: one per update)
+        if seen:
+            self.reconciler.updated(seen, now)
         for tid in terminal:
             self._kill_backoff.pop(tid, None)
             self.cancel_timer(("kill", tid))
@@ -39,10 +42,10 @@ class StatusMixin:
         for duplicate in duplicates:
             self._duplicate(*duplicate)
         counters = self.counters
-        counters["updates"] += fresh
+        counters["updates"] += len(callbacks)
         if malformed:
             counters["malformed_updates"] += malformed
-        if fresh and self._held_offers:
+        if callbacks and self._held_offers:
             self._release_offers()
 
     def _completed_task(self, tid: str) -> None:
