@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from corral._core.acks import AckTracker
 from corral._core.rows import EXECUTOR_ID, FRAMEWORK_ID, LATEST_STATE, STATUS, UUID
+from corral.engines.backoff import Backoff, Jitter
 from corral.protos import corral_pb2 as pb
 from corral.wire import HEALTH_UNREPORTED, HEALTHY, UNHEALTHY
 
@@ -72,6 +74,16 @@ def status_row(framework_id: str, status: pb.TaskStatus) -> UpdateRow:
 def with_latest(row: UpdateRow, latest_state: int) -> UpdateRow:
     """`row` with `latest_state` as its latest state (itself when it has it already)."""
     return row if row[LATEST_STATE] == latest_state else (*row[:LATEST_STATE], latest_state)
+
+
+def ack_tracker(policy: Backoff, remember: int) -> AckTracker:
+    """The streams of updates a sender holds until they are acknowledged (`remember`: the
+    acknowledged uuids each keeps, to drop retries of them), each head retransmitted as
+    `policy` says: the compiled tracker keeps the policy's numbers in C fields, and its
+    retransmissions are never jittered (ValueError for a policy that is)."""
+    if policy.jitter is not Jitter.NONE:
+        raise ValueError(f"an ack tracker's retransmissions are not jittered: {policy}")
+    return AckTracker(policy.initial, policy.cap, remember=remember, factor=policy.factor)
 
 
 def agent_id_suffix(agent_id: str) -> bytes:

@@ -6,7 +6,6 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from corral._core.acks import AckTracker
 from corral.engines.agent.containers import ContainersMixin, KillContainer
 from corral.engines.agent.executors import ExecutorsMixin
 from corral.engines.agent.records import Connection, Executor, ExecutorPhase, TaskTable, _REGISTERED
@@ -14,7 +13,9 @@ from corral.engines.agent.recovery import RecoveryMixin
 from corral.engines.agent.registration import RegistrationMixin
 from corral.engines.agent.status import StatusMixin
 from corral.engines.agent.tasks import TasksMixin
+from corral.engines.backoff import Backoff, Jitter
 from corral.engines.base import Engine
+from corral.engines.status import ack_tracker
 from corral.protos import corral_pb2 as pb
 
 Reason = pb.TaskStatus.Reason
@@ -75,10 +76,14 @@ class AgentEngine(RegistrationMixin, TasksMixin, ExecutorsMixin, RecoveryMixin, 
         #: launches from the master that reached us before our first AgentRegistered
         #: (that reply was lost or is late): run once it names us, dropped otherwise
         self._held_launches: list[pb.RunTask] = []
-        self.updates = AckTracker(self.config.status_update_backoff, self.config.status_update_backoff_max,
-                                       remember=self.config.acknowledged_uuids_per_task)
+        self.updates = ack_tracker(Backoff(self.config.status_update_backoff, self.config.status_update_backoff_max),
+                                   remember=self.config.acknowledged_uuids_per_task)
         self.updates.pause()
-        self._registration_backoff = self.config.registration_backoff
+        #: registrations are retried with full jitter: agents that lost their master at
+        #: once do not register again all at once
+        self._registration_policy = Backoff(self.config.registration_backoff, self.config.registration_backoff_max,
+                                            jitter=Jitter.FULL, random=self.rng)
+        self._registration = self._registration_policy.retry()
         self.ping_timeout = self.config.ping_timeout
         self._container_ids = 0
         #: True from `recover` until recovered executors have reregistered or timed out
@@ -114,8 +119,7 @@ class AgentEngine(RegistrationMixin, TasksMixin, ExecutorsMixin, RecoveryMixin, 
         if kind == "register":
             if self.connection is Connection.REGISTERING:
                 self._send_registration()
-                self._registration_backoff = min(self._registration_backoff * 2, self.config.registration_backoff_max)
-                self.set_timer(("register",), now + self.rng.uniform(0, self._registration_backoff))
+                self.set_timer(("register",), self._registration.next_deadline(now))
         elif kind == "ping_timeout":
             self._master_lost(now)
         elif kind == "executor_registration":

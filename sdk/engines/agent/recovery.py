@@ -112,4 +112,4 @@ class RecoveryMixin:
                 self.emit(KillContainer(executor.container_id, 0.0))
         self.recovering = False
         if self.connection is Connection.REGISTERING:
-            self.set_timer(("register",), now + self.rng.uniform(0, self._registration_backoff))
+            self.set_timer(("register",), self._registration.next_deadline(now))

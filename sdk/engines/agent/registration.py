@@ -31,9 +31,9 @@ class RegistrationMixin:
         self.master = master
         self.connection = Connection.REGISTERING
         self.updates.pause()
-        self._registration_backoff = self.config.registration_backoff
+        self._registration = self._registration_policy.retry()
         if not self.recovering:  # else: once recovered executors are back (_finish_recovery)
-            self.set_timer(("register",), now + self.rng.uniform(0, self._registration_backoff))
+            self.set_timer(("register",), self._registration.next_deadline(now))
 
     def _send_registration(self) -> None:
         info = pb.AgentInfo()

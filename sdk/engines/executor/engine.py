@@ -18,11 +18,11 @@ from typing import Any
 from google.protobuf.message import EncodeError
 
 from corral import wire
-from corral._core.acks import AckTracker
 from corral._core.decoding import status_state
+from corral.engines.backoff import Backoff
 from corral.engines.base import Callback, Engine, on
 from corral.engines.executor._status import UpdateSource, executor_acks
-from corral.engines.status import UpdateRow, update_of
+from corral.engines.status import UpdateRow, ack_tracker, update_of
 from corral.protocol import MessageType as T
 from corral.protocol import PeerEvent
 from corral.protos import corral_pb2 as pb
@@ -91,8 +91,11 @@ _TIMESTAMP_KEY = pb.TaskStatus(timestamp=0.0).SerializePartialToString()[:-8]
 _UUID_KEY = pb.TaskStatus(uuid=bytes(16)).SerializePartialToString()[:-16]
 
 
+#: (re)registration with the agent, on its host, is retried every second
+REGISTRATION_RETRY = Backoff(1.0, 1.0, factor=1.0)
+
+
 class ExecutorEngine(Engine):
-    REGISTRATION_RETRY = 1.0
 
     def __init__(self, framework_id: str, executor_id: str, agent: str, transport: str,
                  status_update_backoff: float = 10.0, rng: random.Random | None = None, *,
@@ -109,16 +112,19 @@ class ExecutorEngine(Engine):
         self.rng = rng or random.Random()
         self.registered = False
         self.agent_id = ""
-        self.updates = AckTracker(status_update_backoff, 600.0, remember=0)  # (our uuids are unique)
+        self.updates = ack_tracker(Backoff(status_update_backoff, 600.0), remember=0)  # (our uuids are unique)
         #: stamps our updates and queues them on `updates`; uuids: 8 random bytes for
         #: this driver, then a counter
         self._source = UpdateSource(framework_id, executor_id, self.rng.randbytes(8),
                                           self._stamp_for(""), _UUID_KEY, self.updates)
         self.tasks: dict[str, pb.TaskInfo] = {}
+        #: the (re)registration loop's progress
+        self._registration = REGISTRATION_RETRY.retry()
 
     def start(self, now: float) -> None:
         self._register()
-        self.set_timer(("register",), now + self.REGISTRATION_RETRY)
+        self._registration = REGISTRATION_RETRY.retry()
+        self.set_timer(("register",), self._registration.next_deadline(now))
 
     def _register(self) -> None:
         self.send(self.agent, pb.RegisterExecutor(
@@ -141,10 +147,10 @@ class ExecutorEngine(Engine):
         if key == ("register",):
             if not self.registered:
                 self._register()
-                self.set_timer(("register",), now + self.REGISTRATION_RETRY)
+                self.set_timer(("register",), self._registration.next_deadline(now))
         elif key == ("reregister",):
             self._reregister()
-            self.set_timer(("reregister",), now + self.REGISTRATION_RETRY)
+            self.set_timer(("reregister",), self._registration.next_deadline(now))
         elif key == ("recovery",):
             self._give_up()
         else:
@@ -177,7 +183,8 @@ class ExecutorEngine(Engine):
         self.agent = sender
         self.cancel_timer(("recovery",))
         self._reregister()
-        self.set_timer(("reregister",), now + self.REGISTRATION_RETRY)
+        self._registration = REGISTRATION_RETRY.retry()
+        self.set_timer(("reregister",), self._registration.next_deadline(now))
 
     def _reregister(self) -> None:
         msg = pb.ReregisterExecutor(framework_id=pb.FrameworkID(value=self.framework_id),

@@ -42,8 +42,8 @@ class CallsMixin:
         tid = task_id.value
         self._send_kill(tid)
         if self.reconciler.tracks(tid):
-            self._kill_backoff[tid] = self.config.kill_retry_backoff
-            self.set_timer(("kill", tid), now + self.config.kill_retry_backoff)
+            retry = self._kill_retries[tid] = self._kill_policy.retry()
+            self.set_timer(("kill", tid), retry.next_deadline(now))
 
     def _send_kill(self, tid: str) -> None:
         msg = pb.Kill(framework_id=self.info.id, task_id=pb.TaskID(value=tid))
@@ -53,16 +53,14 @@ class CallsMixin:
         self._call(msg)
 
     def _retry_kill(self, tid: str, now: float) -> None:
-        backoff = self._kill_backoff.get(tid)
-        if backoff is None or not self.reconciler.tracks(tid):
-            self._kill_backoff.pop(tid, None)
+        retry = self._kill_retries.get(tid)
+        if retry is None or not self.reconciler.tracks(tid):
+            self._kill_retries.pop(tid, None)
             return
         if self.subscription is Subscription.SUBSCRIBED:
             self.counters["kill_retries"] += 1
             self._send_kill(tid)
-        backoff = min(backoff * 2, self.config.kill_retry_backoff_max)
-        self._kill_backoff[tid] = backoff
-        self.set_timer(("kill", tid), now + backoff)
+        self.set_timer(("kill", tid), retry.next_deadline(now))
 
     def reconcile(self, statuses: Iterable[pb.TaskStatus]) -> None:
         self._call(self._reconcile_call([(status.task_id.value, status.agent_id.value) for status in statuses]))

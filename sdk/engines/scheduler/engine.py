@@ -10,6 +10,7 @@ from typing import Any
 
 from corral import wire
 from corral._core.acks import RECENT_MAX, RecentUuids
+from corral.engines.backoff import Backoff, Jitter, Retry
 from corral.engines.base import Callback, Engine, MasterLost, on
 from corral.engines.common import is_terminal
 from corral.engines.scheduler.calls import CallsMixin
@@ -70,8 +71,14 @@ class SchedulerEngine(StatusMixin, CallsMixin, Engine):
         #: the batch kind of our acks (see `Engine.send_row`), set once subscribed
         self._ack_kind: tuple[Any, ...] = (wire.Acknowledge, "")
         self._held_offers: dict[str, pb.Offer] = {}
-        self._kill_backoff: dict[str, float] = {}
-        self._backoff = self.config.registration_backoff
+        #: subscriptions are retried with full jitter: schedulers that lost their master at
+        #: once do not subscribe again all at once
+        self._subscription_policy = Backoff(self.config.registration_backoff, self.config.registration_backoff_max,
+                                            jitter=Jitter.FULL, random=self.rng)
+        self._subscription_retry = self._subscription_policy.retry()
+        #: kills are retried until the task ends (kills are best effort on the wire)
+        self._kill_policy = Backoff(self.config.kill_retry_backoff, self.config.kill_retry_backoff_max)
+        self._kill_retries: dict[str, Retry] = {}
         self.counters: dict[str, int] = {"duplicate_updates": 0, "updates": 0, "acks_sent": 0,
                                          "reconcile_calls": 0, "kill_retries": 0, "escalations": 0,
                                          "malformed_updates": 0}
@@ -85,9 +92,9 @@ class SchedulerEngine(StatusMixin, CallsMixin, Engine):
         self.master = master
         self.subscription = Subscription.SUBSCRIBING
         self._session = self.rng.randbytes(8)
-        self._backoff = self.config.registration_backoff
+        self._subscription_retry = self._subscription_policy.retry()
         self._subscribe()
-        self.set_timer(("subscribe",), now + self.rng.uniform(0, self._backoff))
+        self.set_timer(("subscribe",), self._subscription_retry.next_deadline(now))
 
     def _subscribe(self) -> None:
         self.send(self.master, pb.Subscribe(framework_info=self.info, transport=self.transport,
@@ -97,8 +104,7 @@ class SchedulerEngine(StatusMixin, CallsMixin, Engine):
         if key == ("subscribe",):
             if self.subscription is Subscription.SUBSCRIBING:
                 self._subscribe()
-                self._backoff = min(self._backoff * 2, self.config.registration_backoff_max)
-                self.set_timer(("subscribe",), now + self.rng.uniform(0, self._backoff))
+                self.set_timer(("subscribe",), self._subscription_retry.next_deadline(now))
         elif key[0] == "kill":
             self._retry_kill(key[1], now)
         else:

@@ -20,6 +20,7 @@ import enum
 from dataclasses import dataclass, field
 
 from corral._core.decoding import canonical_task_id
+from corral.engines.backoff import Backoff, Retry
 from corral.engines.scheduler._status import TrackedTask, track_updates
 from corral.protos import corral_pb2 as pb
 
@@ -83,10 +84,11 @@ class _Round:
     number: int
     kind: RoundKind
     started_at: float
+    #: the waits between its attempts
+    retry: Retry
     pending: dict[str, float] = field(default_factory=dict)  # task id -> since
     attempts: int = 0
     next_at: float = 0.0
-    backoff: float = 0.0
     escalated: bool = False
 
 
@@ -94,6 +96,8 @@ class Reconciler:
     def __init__(self, config: ReconcileConfig | None = None) -> None:
         self.config = config or ReconcileConfig()
         self._tasks: dict[str, _Tracked] = {}
+        #: each round waits for answers this long, then asks again
+        self._backoff = Backoff(self.config.initial_backoff, self.config.max_backoff)
         self._round: _Round | None = None
         self._rounds = 0
         self._first_converged = False
@@ -134,7 +138,8 @@ class Reconciler:
         once implicitly too, so that tasks this driver does not know (a restarted
         framework without a task store) are learnt from the master's answers."""
         self._rounds += 1
-        current = _Round(self._rounds, RoundKind.EXPLICIT, now, {tid: now for tid in self._tasks})
+        current = _Round(self._rounds, RoundKind.EXPLICIT, now, self._backoff.retry(),
+                         {tid: now for tid in self._tasks})
         self._round = current
         learn = Query((), RoundKind.IMPLICIT)
         if not current.pending:
@@ -144,9 +149,7 @@ class Reconciler:
 
     def _attempt(self, current: _Round, now: float) -> Query:
         current.attempts += 1
-        current.backoff = (self.config.initial_backoff if current.backoff == 0.0
-                           else min(current.backoff * 2, self.config.max_backoff))
-        current.next_at = now + current.backoff
+        current.next_at = current.retry.next_deadline(now)
         if current.kind is RoundKind.IMPLICIT and current.attempts == 1:
             return Query((), RoundKind.IMPLICIT)
         # later attempts ask explicitly about what the implicit answer did not cover
@@ -192,7 +195,8 @@ class Reconciler:
         elif self._next_implicit is not None and now >= self._next_implicit:
             self._rounds += 1
             # an implicit round is answered as a whole; it converges with its first answer
-            current = _Round(self._rounds, RoundKind.IMPLICIT, now, {tid: now for tid in self._tasks})
+            current = _Round(self._rounds, RoundKind.IMPLICIT, now, self._backoff.retry(),
+                             {tid: now for tid in self._tasks})
             self._round = current
             out.append(self._attempt(current, now))
             if not current.pending:

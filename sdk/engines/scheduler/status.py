@@ -36,7 +36,7 @@ class StatusMixin:
         if seen:
             self.reconciler.updated(seen, now)
         for tid in terminal:
-            self._kill_backoff.pop(tid, None)
+            self._kill_retries.pop(tid, None)
             self.cancel_timer(("kill", tid))
             self._completed_task(tid)
         for duplicate in duplicates:
