@@ -73,7 +73,7 @@ from corral.engines.agent.containers import (
     resource_limits,
 )
 from corral.engines.agent.engine import AgentConfig, AgentEngine
-from corral.engines.agent.records import Connection, Executor, ExecutorPhase, Task, TaskTable
+from corral.engines.agent.records import AgentTimer, Connection, Executor, ExecutorPhase, Task, TaskTable
 from corral.engines.agent.recovery import RecoverMode
 from corral.engines.agent.registration import PINGS_BEFORE_MASTER_LOST
 
@@ -82,6 +82,7 @@ __all__ = [
     "PINGS_BEFORE_MASTER_LOST",
     "AgentConfig",
     "AgentEngine",
+    "AgentTimer",
     "CheckpointAgent",
     "CheckpointExecutor",
     "CheckpointExecutorExited",

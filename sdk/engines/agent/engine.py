@@ -6,9 +6,9 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from corral.engines.agent.containers import ContainersMixin, KillContainer
+from corral.engines.agent.containers import ContainersMixin
 from corral.engines.agent.executors import ExecutorsMixin
-from corral.engines.agent.records import Connection, Executor, ExecutorPhase, TaskTable, _REGISTERED
+from corral.engines.agent.records import Connection, Executor, TaskTable, _REGISTERED
 from corral.engines.agent.recovery import RecoveryMixin
 from corral.engines.agent.registration import RegistrationMixin
 from corral.engines.agent.status import StatusMixin
@@ -17,8 +17,6 @@ from corral.engines.backoff import Backoff, Jitter
 from corral.engines.base import Engine
 from corral.engines.status import ack_tracker
 from corral.protos import corral_pb2 as pb
-
-Reason = pb.TaskStatus.Reason
 
 
 @dataclass
@@ -113,26 +111,6 @@ class AgentEngine(RegistrationMixin, TasksMixin, ExecutorsMixin, RecoveryMixin, 
         super().tick(now)
         if self.connection is _REGISTERED:
             self._forward_heads(self.updates.due(now))
-
-    def on_timer(self, key: Any, now: float) -> None:
-        kind = key[0]
-        if kind == "register":
-            if self.connection is Connection.REGISTERING:
-                self._send_registration()
-                self.set_timer(("register",), self._registration.next_deadline(now))
-        elif kind == "ping_timeout":
-            self._master_lost(now)
-        elif kind == "executor_registration":
-            executor = self.executors.get(key[1])
-            if executor is not None and executor.phase is ExecutorPhase.LAUNCHING:
-                self._fail_tasks(executor, Reason.REASON_EXECUTOR_REGISTRATION_TIMEOUT,
-                                 f"executor did not register within {self.config.executor_registration_timeout:g}s", now)
-                executor.phase = ExecutorPhase.TERMINATING
-                self.emit(KillContainer(executor.container_id, 0.0))
-        elif kind == "recovery":
-            self._finish_recovery(now)
-        else:
-            super().on_timer(key, now)
 
     def snapshot(self) -> dict[str, Any]:
         return {

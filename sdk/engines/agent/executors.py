@@ -6,8 +6,9 @@ import logging
 
 from corral import wire
 from corral.engines.agent.checkpoints import CheckpointExecutor, CheckpointExecutorExited
-from corral.engines.agent.records import Connection, Executor, ExecutorPhase
-from corral.engines.base import on
+from corral.engines.agent.containers import KillContainer
+from corral.engines.agent.records import AgentTimer, Connection, Executor, ExecutorPhase
+from corral.engines.base import on, on_timer
 from corral.engines.status import row_of
 from corral.protocol import MessageType as T
 from corral.protos import corral_pb2 as pb
@@ -32,7 +33,7 @@ class ExecutorsMixin:
         # a recovered executor that never registered before the restart registers afresh)
         self._set_transport(executor, msg.transport)
         executor.phase = ExecutorPhase.REGISTERED
-        self.cancel_timer(("executor_registration", key))
+        self.cancel_timer(AgentTimer.EXECUTOR_REGISTRATION, key)
         self.send(
             msg.transport,
             pb.ExecutorRegistered(
@@ -48,6 +49,15 @@ class ExecutorsMixin:
             self.send(executor.transport, pb.RunExecutorTask(framework=framework, task=task))
         executor.queued.clear()
         self._recovery_progress(now)
+
+    @on_timer(AgentTimer.EXECUTOR_REGISTRATION)
+    def _executor_registration_timeout(self, key: tuple[str, str], now: float) -> None:
+        executor = self.executors.get(key)
+        if executor is not None and executor.phase is ExecutorPhase.LAUNCHING:
+            self._fail_tasks(executor, Reason.REASON_EXECUTOR_REGISTRATION_TIMEOUT,
+                             f"executor did not register within {self.config.executor_registration_timeout:g}s", now)
+            executor.phase = ExecutorPhase.TERMINATING
+            self.emit(KillContainer(executor.container_id, 0.0))
 
     def _from_itself(self, sender: str, transport: str) -> bool:
         """Whether an executor's (re)registration names the connection it came from:
@@ -109,7 +119,7 @@ class ExecutorsMixin:
         executor = self.executors.get(key)
         if executor is None or executor.container_id != container_id:
             return
-        self.cancel_timer(("executor_registration", key))
+        self.cancel_timer(AgentTimer.EXECUTOR_REGISTRATION, key)
         self._fail_tasks(executor, reason, message or f"executor exited with status {status}", now)
         del self.executors[key]
         framework = self.frameworks.get(key[0])
@@ -126,7 +136,7 @@ class ExecutorsMixin:
         key = self.containers.pop(container_id, None)
         executor = self.executors.pop(key, None) if key else None
         if executor is not None:
-            self.cancel_timer(("executor_registration", key))
+            self.cancel_timer(AgentTimer.EXECUTOR_REGISTRATION, key)
             self._fail_tasks(executor, Reason.REASON_CONTAINER_LAUNCH_FAILED, message, now)
 
     def _fail_tasks(self, executor: Executor, reason: int, message: str, now: float) -> None:

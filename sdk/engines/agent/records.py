@@ -12,6 +12,15 @@ from corral.engines.agent._status import AgentTask
 from corral.protos import corral_pb2 as pb
 
 
+class AgentTimer(enum.Enum):
+    """The agent engine's timers (`Engine.set_timer`), each handled where its concern is."""
+
+    REGISTER = "register"  # the next (re)registration attempt (registration)
+    PING_TIMEOUT = "ping_timeout"  # no ping from the master for this long: it is lost (registration)
+    EXECUTOR_REGISTRATION = "executor_registration"  # a launched executor's time to register (executors; subject: its key)
+    RECOVERY = "recovery"  # after a restart, recovered executors' time to reregister (recovery)
+
+
 class Connection(enum.Enum):
     DISCONNECTED = "disconnected"
     REGISTERING = "registering"

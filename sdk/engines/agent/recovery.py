@@ -9,8 +9,9 @@ from corral._core.decoding import canonical_task_id
 from corral._core.rows import STATE
 from corral.engines.agent.checkpoints import CheckpointExecutorExited, JournalKind, RecoveredState, RecoveredTask
 from corral.engines.agent.containers import KillContainer
-from corral.engines.agent.records import Connection, Executor, ExecutorPhase, Task
+from corral.engines.agent.records import AgentTimer, Connection, Executor, ExecutorPhase, Task
 from corral.engines.agent.status import _DUPLICATE
+from corral.engines.base import on_timer
 from corral.engines.common import is_terminal
 from corral.engines.status import row_of
 from corral.protos import corral_pb2 as pb
@@ -74,7 +75,7 @@ class RecoveryMixin:
                 self.emit(KillContainer(executor.container_id, 0.0))
             elif executor.transport:
                 self.send(executor.transport, pb.AgentReconnect(transport=self.transport))
-        self.set_timer(("recovery",), now + self.config.recovery_timeout)
+        self.set_timer(AgentTimer.RECOVERY, now + self.config.recovery_timeout)
         self._recovery_progress(now)
 
     def _recover_task(self, fid: str, eid: str, container_id: str, recovered: RecoveredTask, now: float) -> Task | None:
@@ -100,9 +101,13 @@ class RecoveryMixin:
         if self.recovering and not any(e.phase is ExecutorPhase.RECOVERING for e in self.executors.values()):
             self._finish_recovery(now)
 
+    @on_timer(AgentTimer.RECOVERY)
+    def _recovery_timeout(self, _subject: None, now: float) -> None:
+        self._finish_recovery(now)
+
     def _finish_recovery(self, now: float) -> None:
         """Executors that did not reregister are terminated; then register with the master."""
-        self.cancel_timer(("recovery",))
+        self.cancel_timer(AgentTimer.RECOVERY)
         for executor in list(self.executors.values()):
             if executor.phase is ExecutorPhase.RECOVERING:
                 self._fail_tasks(executor, Reason.REASON_EXECUTOR_REREGISTRATION_TIMEOUT,
@@ -112,4 +117,4 @@ class RecoveryMixin:
                 self.emit(KillContainer(executor.container_id, 0.0))
         self.recovering = False
         if self.connection is Connection.REGISTERING:
-            self.set_timer(("register",), self._registration.next_deadline(now))
+            self.set_timer(AgentTimer.REGISTER, self._registration.next_deadline(now))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 
 from corral.engines.agent.checkpoints import CheckpointAgent
-from corral.engines.agent.records import Connection
-from corral.engines.base import MasterLost, on
+from corral.engines.agent.records import AgentTimer, Connection
+from corral.engines.base import MasterLost, on, on_timer
 from corral.engines.status import update_of
 from corral.protocol import MessageType as T
 from corral.protocol import PeerEvent
@@ -33,7 +33,13 @@ class RegistrationMixin:
         self.updates.pause()
         self._registration = self._registration_policy.retry()
         if not self.recovering:  # else: once recovered executors are back (_finish_recovery)
-            self.set_timer(("register",), self._registration.next_deadline(now))
+            self.set_timer(AgentTimer.REGISTER, self._registration.next_deadline(now))
+
+    @on_timer(AgentTimer.REGISTER)
+    def _registration_attempt(self, _subject: None, now: float) -> None:
+        if self.connection is Connection.REGISTERING:
+            self._send_registration()
+            self.set_timer(AgentTimer.REGISTER, self._registration.next_deadline(now))
 
     def _send_registration(self) -> None:
         info = pb.AgentInfo()
@@ -80,11 +86,11 @@ class RegistrationMixin:
         self.agent_id = agent_id
         self.info.id.value = agent_id
         self.connection = Connection.REGISTERED
-        self.cancel_timer(("register",))
+        self.cancel_timer(AgentTimer.REGISTER)
         if ping_interval > 0:
             # the master gives up after 5 missed pongs; so do we, after 5 missed pings
             self.ping_timeout = ping_interval * PINGS_BEFORE_MASTER_LOST
-        self.set_timer(("ping_timeout",), now + self.ping_timeout)
+        self.set_timer(AgentTimer.PING_TIMEOUT, now + self.ping_timeout)
         self._forward_heads(self.updates.resume(now))
         held, self._held_launches = self._held_launches, []
         for launch in held:
@@ -95,10 +101,14 @@ class RegistrationMixin:
         if address == self.master and event is PeerEvent.DISCONNECTED and self.connection is not Connection.DISCONNECTED:
             self._master_lost(now)
 
+    @on_timer(AgentTimer.PING_TIMEOUT)
+    def _ping_timeout(self, _subject: None, now: float) -> None:
+        self._master_lost(now)
+
     def _master_lost(self, now: float) -> None:
         log.info("lost master %s; registering again", self.master)
         self.connection = Connection.DISCONNECTED
-        self.cancel_timer(("ping_timeout",))
+        self.cancel_timer(AgentTimer.PING_TIMEOUT)
         self.updates.pause()
         self.emit(MasterLost())
 
@@ -114,7 +124,7 @@ class RegistrationMixin:
             self.counters["forced_reregistrations"] += 1
             self._master_lost(now)
             return
-        self.set_timer(("ping_timeout",), now + self.ping_timeout)
+        self.set_timer(AgentTimer.PING_TIMEOUT, now + self.ping_timeout)
         self.send(sender, pb.Pong(agent_id=pb.AgentID(value=self.agent_id)))
 
 

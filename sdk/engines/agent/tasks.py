@@ -10,7 +10,7 @@ from corral.engines.agent.checkpoints import (CheckpointAgent, CheckpointExecuto
                                              DiscardFramework)
 from corral.engines.agent.containers import (KillContainer, LaunchExecutor, LinkVolumes, UpdateVolumes,
                                             persistent_volumes)
-from corral.engines.agent.records import Connection, Executor, ExecutorPhase, Task
+from corral.engines.agent.records import AgentTimer, Connection, Executor, ExecutorPhase, Task
 from corral.engines.agent.registration import _copy
 from corral.engines.base import on
 from corral.engines.common import for_framework, is_terminal
@@ -76,7 +76,7 @@ class TasksMixin:
                 self.emit(CheckpointExecutor(fid, info, container_id, command_executor, ""))
             self.emit(LaunchExecutor(container_id, fid, info, self._executor_environment(msg.framework, info, container_id),
                                      checkpoint, self._limits(executor, [task])))
-            self.set_timer(("executor_registration", (fid, eid)), now + self.config.executor_registration_timeout)
+            self.set_timer(AgentTimer.EXECUTOR_REGISTRATION, now + self.config.executor_registration_timeout, (fid, eid))
         volumes = persistent_volumes(list(task.resources) + list(info.resources))
         if volumes:
             self.emit(LinkVolumes(executor.container_id, volumes))

@@ -2,12 +2,15 @@
 status updates (retried to the agent until acknowledged), sans I/O (`ExecutorEngine`, in
 `engine`)."""
 from corral.engines.executor.engine import (
+    AgentConnection,
     AllAcknowledged,
     ExecutorEngine,
     ExecutorEvent,
+    ExecutorTimer,
     InvalidStatusUpdate,
     Stop,
     serialise_status,
 )
 
-__all__ = ["AllAcknowledged", "ExecutorEngine", "ExecutorEvent", "InvalidStatusUpdate", "Stop", "serialise_status"]
+__all__ = ["AgentConnection", "AllAcknowledged", "ExecutorEngine", "ExecutorEvent", "ExecutorTimer", "InvalidStatusUpdate",
+           "Stop", "serialise_status"]

@@ -13,14 +13,13 @@ from __future__ import annotations
 import enum
 import random
 from dataclasses import dataclass
-from typing import Any
 
 from google.protobuf.message import EncodeError
 
 from corral import wire
 from corral._core.decoding import status_state
 from corral.engines.backoff import Backoff
-from corral.engines.base import Callback, Engine, on
+from corral.engines.base import Callback, Engine, on, on_timer
 from corral.engines.executor._status import UpdateSource, executor_acks
 from corral.engines.status import UpdateRow, ack_tracker, update_of
 from corral.protocol import MessageType as T
@@ -48,6 +47,24 @@ class Stop:
     once the SHUTDOWN callback that follows has run)."""
 
     flush: bool = True
+
+
+class AgentConnection(enum.Enum):
+    """The executor driver's connection to its agent."""
+
+    REGISTERING = "registering"  # RegisterExecutor sent, retried every second until ExecutorRegistered
+    REGISTERED = "registered"
+    #: the connection dropped and no restarted agent has taken us back yet (a restarted
+    #: agent's AgentReconnect starts ReregisterExecutor, retried until ExecutorReregistered)
+    DISCONNECTED = "disconnected"
+
+
+class ExecutorTimer(enum.Enum):
+    """The executor engine's timers (`Engine.set_timer`)."""
+
+    REGISTER = "register"  # the next RegisterExecutor (armed until the first registration)
+    REREGISTER = "reregister"  # the next ReregisterExecutor (after an AgentReconnect)
+    RECOVERY = "recovery"  # a checkpointing executor's wait for a restarted agent
 
 
 class AllAcknowledged:
@@ -103,14 +120,12 @@ class ExecutorEngine(Engine):
         super().__init__()
         self.checkpoint = checkpoint
         self.recovery_timeout = recovery_timeout
-        #: the agent connection dropped and no restarted agent has taken us back yet
-        self.agent_lost = False
         self.framework_id = framework_id
         self.executor_id = executor_id
         self.agent = agent
         self.transport = transport
         self.rng = rng or random.Random()
-        self.registered = False
+        self.connection = AgentConnection.REGISTERING
         self.agent_id = ""
         self.updates = ack_tracker(Backoff(status_update_backoff, 600.0), remember=0)  # (our uuids are unique)
         #: stamps our updates and queues them on `updates`; uuids: 8 random bytes for
@@ -124,7 +139,7 @@ class ExecutorEngine(Engine):
     def start(self, now: float) -> None:
         self._register()
         self._registration = REGISTRATION_RETRY.retry()
-        self.set_timer(("register",), self._registration.next_deadline(now))
+        self.set_timer(ExecutorTimer.REGISTER, self._registration.next_deadline(now))
 
     def _register(self) -> None:
         self.send(self.agent, pb.RegisterExecutor(
@@ -143,36 +158,39 @@ class ExecutorEngine(Engine):
         for _key, _uuid, row in self.updates.due(now):
             self._send_update(row)
 
-    def on_timer(self, key: Any, now: float) -> None:
-        if key == ("register",):
-            if not self.registered:
-                self._register()
-                self.set_timer(("register",), self._registration.next_deadline(now))
-        elif key == ("reregister",):
-            self._reregister()
-            self.set_timer(("reregister",), self._registration.next_deadline(now))
-        elif key == ("recovery",):
-            self._give_up()
-        else:
-            super().on_timer(key, now)
+    @on_timer(ExecutorTimer.REGISTER)
+    def _registration_attempt(self, _subject: None, now: float) -> None:
+        self._register()
+        self.set_timer(ExecutorTimer.REGISTER, self._registration.next_deadline(now))
+
+    @on_timer(ExecutorTimer.REREGISTER)
+    def _reregistration_attempt(self, _subject: None, now: float) -> None:
+        self._reregister()
+        self.set_timer(ExecutorTimer.REREGISTER, self._registration.next_deadline(now))
+
+    @on_timer(ExecutorTimer.RECOVERY)
+    def _recovery_timeout(self, _subject: None, now: float) -> None:
+        self._give_up()
 
     def _from_agent(self, sender: str) -> bool:
         return sender == self.agent
 
     # -- agent restarts ------------------------------------------------------------
     def peer_event(self, address: str, event: PeerEvent, now: float) -> None:
-        if address != self.agent or event is not PeerEvent.DISCONNECTED or self.agent_lost:
+        if address != self.agent or event is not PeerEvent.DISCONNECTED:
             return
-        self.agent_lost = True
+        if self.connection is AgentConnection.DISCONNECTED:
+            return  # (told already)
+        self.connection = AgentConnection.DISCONNECTED
         self.emit(Callback(ExecutorEvent.DISCONNECTED))
         if self.checkpoint:
-            self.set_timer(("recovery",), now + self.recovery_timeout)
+            self.set_timer(ExecutorTimer.RECOVERY, now + self.recovery_timeout)
         else:
             self._give_up()
 
     def _give_up(self) -> None:
         """No agent to report to: kill the tasks and stop."""
-        self.cancel_timer(("reregister",))
+        self.cancel_timer(ExecutorTimer.REREGISTER)
         self.emit(Stop(flush=False))  # first: the driver stops once the shutdown callback has run
         self.emit(Callback(ExecutorEvent.SHUTDOWN))
 
@@ -181,10 +199,10 @@ class ExecutorEngine(Engine):
         if msg.transport != sender or not self.checkpoint:
             return
         self.agent = sender
-        self.cancel_timer(("recovery",))
+        self.cancel_timer(ExecutorTimer.RECOVERY)
         self._reregister()
         self._registration = REGISTRATION_RETRY.retry()
-        self.set_timer(("reregister",), self._registration.next_deadline(now))
+        self.set_timer(ExecutorTimer.REREGISTER, self._registration.next_deadline(now))
 
     def _reregister(self) -> None:
         msg = pb.ReregisterExecutor(framework_id=pb.FrameworkID(value=self.framework_id),
@@ -196,11 +214,11 @@ class ExecutorEngine(Engine):
 
     @on(T.EXECUTOR_REREGISTERED)
     def _reregistered(self, sender: str, msg: pb.ExecutorReregistered, now: float) -> None:
-        if not self._from_agent(sender) or not self.has_timer(("reregister",)):
+        if not self._from_agent(sender) or not self.has_timer(ExecutorTimer.REREGISTER):
             return
-        self.cancel_timer(("reregister",))
-        self.agent_lost = False
-        self.registered = True
+        self.cancel_timer(ExecutorTimer.REREGISTER)
+        self.cancel_timer(ExecutorTimer.REGISTER)
+        self.connection = AgentConnection.REGISTERED
         self._set_agent_id(msg.agent_id.value)
         self.emit(Callback(ExecutorEvent.REREGISTERED, msg.agent_info))
         for _key, _uuid, row in self.updates.resume(now):
@@ -208,11 +226,12 @@ class ExecutorEngine(Engine):
 
     @on(T.EXECUTOR_REGISTERED)
     def _registered(self, sender: str, msg: pb.ExecutorRegistered, now: float) -> None:
-        if not self._from_agent(sender) or self.registered:
-            return
-        self.registered = True
+        if not self._from_agent(sender) or not self.has_timer(ExecutorTimer.REGISTER):
+            return  # (registered already: the register loop runs until the first registration)
+        if self.connection is AgentConnection.REGISTERING:
+            self.connection = AgentConnection.REGISTERED
         self._set_agent_id(msg.agent_id.value)
-        self.cancel_timer(("register",))
+        self.cancel_timer(ExecutorTimer.REGISTER)
         self.emit(Callback(ExecutorEvent.REGISTERED, msg.executor_info, msg.framework_info, msg.agent_info))
 
     @on(T.RUN_EXECUTOR_TASK)

@@ -26,7 +26,7 @@ Invariants:
   scheduler replaces the old one, which is told so).
 """
 from corral.engines.master.engine import MasterConfig, MasterEngine
-from corral.engines.master.records import Agent, AgentState, Framework, Offer, Task
+from corral.engines.master.records import Agent, AgentState, Framework, MasterTimer, Offer, Task
 from corral.engines.master.registry import (
     REGISTRY_ACTIONS,
     AgentRecordState,
@@ -45,6 +45,7 @@ __all__ = [
     "Framework",
     "MasterConfig",
     "MasterEngine",
+    "MasterTimer",
     "Offer",
     "RecordAgent",
     "RegistryState",

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 
 from corral._core.decoding import canonical_task_id
-from corral.engines.base import on
+from corral.engines.base import on, on_timer
 from corral.engines.common import is_terminal
 from corral.engines.master.allocator import AllocatorError
-from corral.engines.master.records import Agent, AgentState, Task
+from corral.engines.master.records import Agent, AgentState, MasterTimer, Task
 from corral.engines.master.registry import AgentRecordState, ForgetAgent, RecordAgent
 from corral.protocol import MessageType as T
 from corral.protos import corral_pb2 as pb
@@ -222,6 +222,20 @@ class AgentsMixin:
         for fw in self.frameworks.values():
             if fw.connected:
                 self.send(fw.transport, pb.Failure(agent_id=pb.AgentID(value=agent.id)))
+
+    @on_timer(MasterTimer.PING)
+    def _ping_round(self, _subject: None, now: float) -> None:
+        self._ping_agents(now)
+        self.set_timer(MasterTimer.PING, now + self.config.ping_interval)
+
+    @on_timer(MasterTimer.REREGISTER_TIMEOUT)
+    def _reregister_timeout(self, _subject: None, now: float) -> None:
+        """After a master restart, the admitted agents that did not come back in time are
+        unreachable."""
+        for agent_id in list(self.recovering):
+            self.unreachable_since[agent_id] = now
+            self.emit(RecordAgent(agent_id, None, AgentRecordState.UNREACHABLE, now))
+        self.recovering.clear()
 
     def _ping_agents(self, now: float) -> None:
         for agent in list(self.agents.values()):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Any
 
 from corral.engines.base import Engine
 from corral.engines.master.agents import AgentsMixin
@@ -13,8 +12,8 @@ from corral.engines.master.frameworks import FrameworksMixin
 from corral.engines.master.offers import OffersMixin
 from corral.engines.master.operator import OperatorMixin
 from corral.engines.master.reconciliation import ReconciliationMixin
-from corral.engines.master.records import Agent, AgentState, Framework, Offer
-from corral.engines.master.registry import AgentRecordState, RecordAgent, RegistryState
+from corral.engines.master.records import Agent, AgentState, Framework, MasterTimer, Offer
+from corral.engines.master.registry import RegistryState
 from corral.engines.master.snapshot import SnapshotMixin
 from corral.engines.master.status import StatusMixin
 from corral.engines.master.tasks import TasksMixin
@@ -78,15 +77,15 @@ class MasterEngine(FrameworksMixin, AgentsMixin, OffersMixin, TasksMixin, Status
         self.unreachable_since: dict[str, float] = dict(registry.unreachable)
         self.gone: set[str] = set(registry.gone)
         if self.recovering:
-            self.set_timer(("reregister_timeout",), self._recovery_deadline)
-        self.set_timer(("allocate",), now + self.config.allocation_interval)
-        self.set_timer(("ping",), now + self.config.ping_interval)
+            self.set_timer(MasterTimer.REREGISTER_TIMEOUT, self._recovery_deadline)
+        self.set_timer(MasterTimer.ALLOCATE, now + self.config.allocation_interval)
+        self.set_timer(MasterTimer.PING, now + self.config.ping_interval)
 
     def _new_id(self, kind: str) -> str:
         return f"{self.id}-{kind}{next(self._ids):04d}"
 
     def _allocate_soon(self, now: float) -> None:
-        self.set_timer(("allocate",), now)
+        self.set_timer(MasterTimer.ALLOCATE, now)
 
     def peer_event(self, address: str, event: PeerEvent, now: float) -> None:
         """A framework whose connection dropped is disconnected (offers rescinded, its
@@ -102,27 +101,3 @@ class MasterEngine(FrameworksMixin, AgentsMixin, OffersMixin, TasksMixin, Status
             agent.state = AgentState.DISCONNECTED
             self.allocator.deactivate_agent(agent.id)
             self._rescind_offers_on(agent, now)
-
-    def on_timer(self, key: Any, now: float) -> None:
-        kind = key[0]
-        if kind == "allocate":
-            self._allocate(now)
-            self.set_timer(("allocate",), now + self.config.allocation_interval)
-        elif kind == "ping":
-            self._ping_agents(now)
-            self.set_timer(("ping",), now + self.config.ping_interval)
-        elif kind == "failover":
-            fw = self.frameworks.get(key[1])
-            if fw is not None and not fw.connected:
-                self._remove_framework(fw, now)
-        elif kind == "reregister_timeout":
-            for agent_id in list(self.recovering):
-                self.unreachable_since[agent_id] = now
-                self.emit(RecordAgent(agent_id, None, AgentRecordState.UNREACHABLE, now))
-            self.recovering.clear()
-        elif kind == "offer_timeout":
-            offer = self.offers.get(key[1])
-            if offer is not None:
-                self._rescind(offer, now)
-        else:
-            super().on_timer(key, now)

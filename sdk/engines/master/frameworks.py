@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import logging
 
-from corral.engines.base import on
+from corral.engines.base import on, on_timer
 from corral.engines.common import is_terminal
 from corral.engines.master.allocator import RoleError
-from corral.engines.master.records import AgentState, Framework
+from corral.engines.master.records import AgentState, Framework, MasterTimer
 from corral.protocol import MessageType as T
 from corral.protos import corral_pb2 as pb
 
@@ -82,7 +82,7 @@ class FrameworksMixin:
             fw.connected = True
         log.info("framework %s (%s) %s at %s", fw.id, info.name or "unnamed",
                  "resubscribed" if reregistered else "subscribed", transport)
-        self.cancel_timer(("failover", fw.id))
+        self.cancel_timer(MasterTimer.FAILOVER, fw.id)
         fw.info.id.value = fw.id
         fw.session = msg.session
         if not retry:
@@ -120,7 +120,7 @@ class FrameworksMixin:
             info = pb.FrameworkInfo(user="", name="", id=pb.FrameworkID(value=fid))
         fw = self._add_framework(fid, info, "", "", now, connected=False)
         if fw is not None:
-            self.set_timer(("failover", fid), now + info.failover_timeout)
+            self.set_timer(MasterTimer.FAILOVER, now + info.failover_timeout, fid)
         return fw
 
     @on(T.TEARDOWN)
@@ -141,12 +141,18 @@ class FrameworksMixin:
         fw.connected = False
         self._rescind_offers_of(fw, now)
         self.allocator.deactivate_framework(fw.id)
-        self.set_timer(("failover", fw.id), now + fw.info.failover_timeout)
+        self.set_timer(MasterTimer.FAILOVER, now + fw.info.failover_timeout, fw.id)
+
+    @on_timer(MasterTimer.FAILOVER)
+    def _failover_timeout(self, framework_id: str, now: float) -> None:
+        fw = self.frameworks.get(framework_id)
+        if fw is not None and not fw.connected:
+            self._remove_framework(fw, now)
 
     def _remove_framework(self, fw: Framework, now: float) -> None:
         log.info("framework %s removed (%d task(s) known)", fw.id, len(fw.tasks))
         self._rescind_offers_of(fw, now)
-        self.cancel_timer(("failover", fw.id))
+        self.cancel_timer(MasterTimer.FAILOVER, fw.id)
         for task in list(fw.tasks.values()):
             agent = self.agents.get(task.agent_id)
             if agent is not None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Iterable
 
-from corral.engines.base import on
-from corral.engines.master.records import Agent, Framework, Offer
+from corral.engines.base import on, on_timer
+from corral.engines.master.records import Agent, Framework, MasterTimer, Offer
 from corral.protocol import MessageType as T
 from corral.protos import corral_pb2 as pb
 
@@ -15,6 +15,17 @@ log = logging.getLogger(__name__)
 
 class OffersMixin:
     """The master engine's handling of offers (a part of `MasterEngine`)."""
+
+    @on_timer(MasterTimer.ALLOCATE)
+    def _allocation_cycle(self, _subject: None, now: float) -> None:
+        self._allocate(now)
+        self.set_timer(MasterTimer.ALLOCATE, now + self.config.allocation_interval)
+
+    @on_timer(MasterTimer.OFFER_TIMEOUT)
+    def _offer_timeout(self, offer_id: str, now: float) -> None:
+        offer = self.offers.get(offer_id)
+        if offer is not None:
+            self._rescind(offer, now)
 
     def _allocate(self, now: float) -> None:
         """One allocation cycle of the hierarchical DRF allocator: each allocation becomes
@@ -34,7 +45,7 @@ class OffersMixin:
             fw.offers.add(offer.id)
             agent.offered = agent.offered + offer.resources
             if self.config.offer_timeout is not None:
-                self.set_timer(("offer_timeout", offer.id), now + self.config.offer_timeout)
+                self.set_timer(MasterTimer.OFFER_TIMEOUT, now + self.config.offer_timeout, offer.id)
             batches.setdefault(fw.id, []).append(self._offer_proto(offer, agent, fw))
         for fid, offers in batches.items():
             log.debug("%d offer(s) to framework %s", len(offers), fid)
@@ -57,7 +68,7 @@ class OffersMixin:
         """The offer is gone; its resources stay allocated to the framework until the
         caller recovers them (declined, rescinded) or they become used (accepted)."""
         self.offers.pop(offer.id, None)
-        self.cancel_timer(("offer_timeout", offer.id))
+        self.cancel_timer(MasterTimer.OFFER_TIMEOUT, offer.id)
         fw = self.frameworks.get(offer.framework_id)
         if fw is not None:
             fw.offers.discard(offer.id)

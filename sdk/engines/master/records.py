@@ -12,6 +12,16 @@ from corral.protos import corral_pb2 as pb
 from corral.resources import Resources
 
 
+class MasterTimer(enum.Enum):
+    """The master engine's timers (`Engine.set_timer`), each handled where its concern is."""
+
+    ALLOCATE = "allocate"  # the next allocation cycle (offers)
+    PING = "ping"  # the next round of pings (agents)
+    FAILOVER = "failover"  # a disconnected framework's failover timeout (frameworks; subject: its id)
+    REREGISTER_TIMEOUT = "reregister_timeout"  # after a restart, the end of agents' time to come back (agents)
+    OFFER_TIMEOUT = "offer_timeout"  # an outstanding offer's timeout (offers; subject: its id)
+
+
 class AgentState(enum.Enum):
     REGISTERED = "registered"
     #: its connection dropped: no offers until it reregisters; pings decide unreachability

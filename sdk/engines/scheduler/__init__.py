@@ -23,7 +23,10 @@ Where each rule lives:
 - `events`: the user's callbacks (`SchedulerEvent`), the subscription's states, `Abort`.
 """
 from corral.engines.scheduler.engine import SchedulerConfig, SchedulerEngine
-from corral.engines.scheduler.events import Abort, SchedulerEvent, Subscription
+from corral.engines.scheduler.events import Abort, SchedulerEvent, SchedulerTimer, Subscription
 from corral.engines.scheduler.reconcile import Progress, ReconcileConfig
 
-__all__ = ["Abort", "Progress", "ReconcileConfig", "SchedulerConfig", "SchedulerEngine", "SchedulerEvent", "Subscription"]
+__all__ = [
+    "Abort", "Progress", "ReconcileConfig", "SchedulerConfig", "SchedulerEngine", "SchedulerEvent", "SchedulerTimer",
+    "Subscription",
+]

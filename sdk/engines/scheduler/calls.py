@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from corral._core.encoding import encode_reconcile
-from corral.engines.base import Callback
-from corral.engines.scheduler.events import SchedulerEvent, Subscription
+from corral.engines.base import Callback, on_timer
+from corral.engines.scheduler.events import SchedulerEvent, SchedulerTimer, Subscription
 from corral.protos import corral_pb2 as pb
 
 
@@ -43,7 +43,7 @@ class CallsMixin:
         self._send_kill(tid)
         if self.reconciler.tracks(tid):
             retry = self._kill_retries[tid] = self._kill_policy.retry()
-            self.set_timer(("kill", tid), retry.next_deadline(now))
+            self.set_timer(SchedulerTimer.KILL, retry.next_deadline(now), tid)
 
     def _send_kill(self, tid: str) -> None:
         msg = pb.Kill(framework_id=self.info.id, task_id=pb.TaskID(value=tid))
@@ -52,6 +52,7 @@ class CallsMixin:
             msg.agent_id.value = agent_id
         self._call(msg)
 
+    @on_timer(SchedulerTimer.KILL)
     def _retry_kill(self, tid: str, now: float) -> None:
         retry = self._kill_retries.get(tid)
         if retry is None or not self.reconciler.tracks(tid):
@@ -60,7 +61,7 @@ class CallsMixin:
         if self.subscription is Subscription.SUBSCRIBED:
             self.counters["kill_retries"] += 1
             self._send_kill(tid)
-        self.set_timer(("kill", tid), retry.next_deadline(now))
+        self.set_timer(SchedulerTimer.KILL, retry.next_deadline(now), tid)
 
     def reconcile(self, statuses: Iterable[pb.TaskStatus]) -> None:
         self._call(self._reconcile_call([(status.task_id.value, status.agent_id.value) for status in statuses]))
@@ -83,7 +84,7 @@ class CallsMixin:
             else:
                 self._call(pb.Teardown(framework_id=self.info.id))
         self.subscription = Subscription.DISCONNECTED
-        self.cancel_timer(("subscribe",))
+        self.cancel_timer(SchedulerTimer.SUBSCRIBE)
 
     def _call(self, msg: Any) -> None:
         if self.subscription is Subscription.SUBSCRIBED:

@@ -11,10 +11,10 @@ from typing import Any
 from corral import wire
 from corral._core.acks import RECENT_MAX, RecentUuids
 from corral.engines.backoff import Backoff, Jitter, Retry
-from corral.engines.base import Callback, Engine, MasterLost, on
+from corral.engines.base import Callback, Engine, MasterLost, on, on_timer
 from corral.engines.common import is_terminal
 from corral.engines.scheduler.calls import CallsMixin
-from corral.engines.scheduler.events import Abort, SchedulerEvent, Subscription
+from corral.engines.scheduler.events import Abort, SchedulerEvent, SchedulerTimer, Subscription
 from corral.engines.scheduler.reconcile import Escalation, Progress, Query, ReconcileConfig, Reconciler
 from corral.engines.scheduler.status import StatusMixin
 from corral.protocol import MessageType as T
@@ -94,21 +94,17 @@ class SchedulerEngine(StatusMixin, CallsMixin, Engine):
         self._session = self.rng.randbytes(8)
         self._subscription_retry = self._subscription_policy.retry()
         self._subscribe()
-        self.set_timer(("subscribe",), self._subscription_retry.next_deadline(now))
+        self.set_timer(SchedulerTimer.SUBSCRIBE, self._subscription_retry.next_deadline(now))
 
     def _subscribe(self) -> None:
         self.send(self.master, pb.Subscribe(framework_info=self.info, transport=self.transport,
                                             force=self.framework_id is not None, session=self._session))
 
-    def on_timer(self, key: Any, now: float) -> None:
-        if key == ("subscribe",):
-            if self.subscription is Subscription.SUBSCRIBING:
-                self._subscribe()
-                self.set_timer(("subscribe",), self._subscription_retry.next_deadline(now))
-        elif key[0] == "kill":
-            self._retry_kill(key[1], now)
-        else:
-            super().on_timer(key, now)
+    @on_timer(SchedulerTimer.SUBSCRIBE)
+    def _subscription_attempt(self, _subject: None, now: float) -> None:
+        if self.subscription is Subscription.SUBSCRIBING:
+            self._subscribe()
+            self.set_timer(SchedulerTimer.SUBSCRIBE, self._subscription_retry.next_deadline(now))
 
     def next_deadline(self) -> float | None:
         a, b = super().next_deadline(), self.reconciler.next_deadline()
@@ -126,7 +122,7 @@ class SchedulerEngine(StatusMixin, CallsMixin, Engine):
             return
         if self.subscription in (Subscription.SUBSCRIBED, Subscription.SUBSCRIBING):
             self.subscription = Subscription.DISCONNECTED
-            self.cancel_timer(("subscribe",))
+            self.cancel_timer(SchedulerTimer.SUBSCRIBE)
             self.reconciler.reset()
             self._held_offers.clear()
             self.emit(Callback(SchedulerEvent.DISCONNECTED))
@@ -182,7 +178,7 @@ class SchedulerEngine(StatusMixin, CallsMixin, Engine):
         self._ack_kind = (wire.Acknowledge, msg.framework_id.value)
         self.master_info = msg.master_info
         self.subscription = Subscription.SUBSCRIBED
-        self.cancel_timer(("subscribe",))
+        self.cancel_timer(SchedulerTimer.SUBSCRIBE)
         if first:
             self.emit(Callback(SchedulerEvent.REGISTERED, msg.framework_id, msg.master_info))
         else:
@@ -196,7 +192,7 @@ class SchedulerEngine(StatusMixin, CallsMixin, Engine):
         self.emit(Callback(SchedulerEvent.ERROR, msg.message))
         if msg.fatal:
             self.subscription = Subscription.FAILED
-            self.cancel_timer(("subscribe",))
+            self.cancel_timer(SchedulerTimer.SUBSCRIBE)
             self.emit(Abort())
 
     @on(T.OFFERS)

@@ -21,6 +21,13 @@ class SchedulerEvent(enum.Enum):
     RECONCILIATION_STALLED = "reconciliation_stalled"
 
 
+class SchedulerTimer(enum.Enum):
+    """The scheduler engine's timers (`Engine.set_timer`)."""
+
+    SUBSCRIBE = "subscribe"  # the next subscription attempt (engine)
+    KILL = "kill"  # a kill's next retry (calls; subject: the task id)
+
+
 class Subscription(enum.Enum):
     DISCONNECTED = "disconnected"
     SUBSCRIBING = "subscribing"

@@ -11,7 +11,7 @@ from corral import wire
 from corral.engines.base import on
 from corral.engines.common import TERMINAL_STATES
 from corral.engines.scheduler._status import mark_acknowledged, scheduler_updates
-from corral.engines.scheduler.events import SchedulerEvent, Subscription
+from corral.engines.scheduler.events import SchedulerEvent, SchedulerTimer, Subscription
 from corral.protocol import MessageType as T
 from corral.protos import corral_pb2 as pb
 
@@ -37,7 +37,7 @@ class StatusMixin:
             self.reconciler.updated(seen, now)
         for tid in terminal:
             self._kill_retries.pop(tid, None)
-            self.cancel_timer(("kill", tid))
+            self.cancel_timer(SchedulerTimer.KILL, tid)
             self._completed_task(tid)
         for duplicate in duplicates:
             self._duplicate(*duplicate)
