@@ -79,6 +79,10 @@ class Engine:
 
     _handlers: dict[MessageType, Handler]
     _timer_handlers: dict[enum.Enum, TimerHandler]
+    #: every type of action the engine emits (`take_actions`): what a runtime, daemon or
+    #: the simulator must carry out for it (tests/engines/test_engine_actions.py checks
+    #: it against the engine's code)
+    ACTIONS: frozenset[type] = frozenset()
     #: collect the status path's rows for one peer and turn in one message (`send_row`);
     #: runtimes set it from their `batch` flag
     batch = False

@@ -6,7 +6,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from corral.engines.agent.containers import ContainersMixin
+from corral.engines.agent.checkpoints import CHECKPOINT_ACTIONS
+from corral.engines.agent.containers import ContainersMixin, KillContainer, LaunchExecutor, LinkVolumes, UpdateVolumes
 from corral.engines.agent.executors import ExecutorsMixin
 from corral.engines.agent.records import Connection, Executor, TaskTable, _REGISTERED
 from corral.engines.agent.recovery import RecoveryMixin
@@ -14,7 +15,7 @@ from corral.engines.agent.registration import RegistrationMixin
 from corral.engines.agent.status import StatusMixin
 from corral.engines.agent.tasks import TasksMixin
 from corral.engines.backoff import Backoff, Jitter
-from corral.engines.base import Engine
+from corral.engines.base import Engine, MasterLost, Send
 from corral.engines.status import ack_tracker
 from corral.protos import corral_pb2 as pb
 
@@ -51,6 +52,9 @@ class AgentConfig:
 
 
 class AgentEngine(RegistrationMixin, TasksMixin, ExecutorsMixin, RecoveryMixin, StatusMixin, ContainersMixin, Engine):
+    ACTIONS = frozenset({Send, MasterLost, LaunchExecutor, KillContainer, LinkVolumes, UpdateVolumes,
+                         *CHECKPOINT_ACTIONS})
+
     def __init__(self, info: pb.AgentInfo, transport: str, config: AgentConfig | None = None,
                  rng: random.Random | None = None) -> None:
         super().__init__()

@@ -19,7 +19,7 @@ from google.protobuf.message import EncodeError
 from corral import wire
 from corral._core.decoding import status_state
 from corral.engines.backoff import Backoff
-from corral.engines.base import Callback, Engine, on, on_timer
+from corral.engines.base import Callback, Engine, Send, on, on_timer
 from corral.engines.executor._status import UpdateSource, executor_acks
 from corral.engines.status import UpdateRow, ack_tracker, update_of
 from corral.protocol import MessageType as T
@@ -113,6 +113,7 @@ REGISTRATION_RETRY = Backoff(1.0, 1.0, factor=1.0)
 
 
 class ExecutorEngine(Engine):
+    ACTIONS = frozenset({Send, Callback, Stop, AllAcknowledged})
 
     def __init__(self, framework_id: str, executor_id: str, agent: str, transport: str,
                  status_update_backoff: float = 10.0, rng: random.Random | None = None, *,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from corral.engines.base import Engine
+from corral.engines.base import Engine, Send
 from corral.engines.master.agents import AgentsMixin
 from corral.engines.master.allocator import Allocator, AllocatorConfig
 from corral.engines.master.frameworks import FrameworksMixin
@@ -13,7 +13,7 @@ from corral.engines.master.offers import OffersMixin
 from corral.engines.master.operator import OperatorMixin
 from corral.engines.master.reconciliation import ReconciliationMixin
 from corral.engines.master.records import Agent, AgentState, Framework, MasterTimer, Offer
-from corral.engines.master.registry import RegistryState
+from corral.engines.master.registry import ForgetAgent, RecordAgent, RegistryState
 from corral.engines.master.snapshot import SnapshotMixin
 from corral.engines.master.status import StatusMixin
 from corral.engines.master.tasks import TasksMixin
@@ -40,6 +40,8 @@ class MasterConfig:
 
 class MasterEngine(FrameworksMixin, AgentsMixin, OffersMixin, TasksMixin, StatusMixin, ReconciliationMixin,
                    OperatorMixin, SnapshotMixin, Engine):
+    ACTIONS = frozenset({Send, RecordAgent, ForgetAgent})
+
     def __init__(self, master_info: pb.MasterInfo, config: MasterConfig | None = None, now: float = 0.0,
                  registry: RegistryState | None = None) -> None:
         super().__init__()

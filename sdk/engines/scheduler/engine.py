@@ -11,7 +11,7 @@ from typing import Any
 from corral import wire
 from corral._core.acks import RECENT_MAX, RecentUuids
 from corral.engines.backoff import Backoff, Jitter, Retry
-from corral.engines.base import Callback, Engine, MasterLost, on, on_timer
+from corral.engines.base import Callback, Engine, MasterLost, Send, on, on_timer
 from corral.engines.common import is_terminal
 from corral.engines.scheduler.calls import CallsMixin
 from corral.engines.scheduler.events import Abort, SchedulerEvent, SchedulerTimer, Subscription
@@ -44,6 +44,8 @@ class SchedulerConfig:
 
 
 class SchedulerEngine(StatusMixin, CallsMixin, Engine):
+    ACTIONS = frozenset({Send, Callback, MasterLost, Abort})
+
     def __init__(self, framework_info: pb.FrameworkInfo, transport: str,
                  config: SchedulerConfig | None = None, rng: random.Random | None = None) -> None:
         super().__init__()
