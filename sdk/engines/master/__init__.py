@@ -32,6 +32,8 @@ from corral.engines.master.registry import (
     AgentRecordState,
     ForgetAgent,
     RecordAgent,
+    RecordQuota,
+    RecordWeight,
     RegistryState,
     apply_to_registry,
 )
@@ -48,6 +50,8 @@ __all__ = [
     "MasterTimer",
     "Offer",
     "RecordAgent",
+    "RecordQuota",
+    "RecordWeight",
     "RegistryState",
     "Task",
     "apply_to_registry",

@@ -63,6 +63,7 @@ __all__ = [
     "AllocatorError",
     "RoleError",
     "validate_role",
+    "validate_weight",
 ]
 
 _MILLI = 1000
@@ -110,6 +111,15 @@ def validate_role(role: str) -> str:
         if "*" in segment:
             raise RoleError(f"invalid role {role!r}: '*' is only allowed as the whole role")
     return role
+
+
+def validate_weight(role: str, weight: object) -> float:
+    """`weight` as a float if it is a finite positive number (not a bool), else raise
+    `AllocatorError` naming it and `role`."""
+    if (isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight)
+            or not weight > 0):
+        raise AllocatorError(f"weight {weight!r} of role {role!r} is not a positive number")
+    return float(weight)
 
 
 def _quantities(resources: Resources) -> Quantities:
@@ -407,10 +417,9 @@ class Allocator:
     # ------------------------------------------------------------------- roles
 
     def set_weight(self, role: str, weight: float) -> None:
-        if not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight > 0):
-            raise AllocatorError(f"weight {weight!r} of role {role!r} is not a positive number")
+        weight = validate_weight(role, weight)
         node = self._role(validate_role(role))
-        node.weight = float(weight)
+        node.weight = weight
         self._reposition(node)
         self._prune(node)
 

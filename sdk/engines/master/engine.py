@@ -13,12 +13,13 @@ from corral.engines.master.offers import OffersMixin
 from corral.engines.master.operator import OperatorMixin
 from corral.engines.master.reconciliation import ReconciliationMixin
 from corral.engines.master.records import Agent, AgentState, Framework, MasterTimer, Offer
-from corral.engines.master.registry import ForgetAgent, RecordAgent, RegistryState
+from corral.engines.master.registry import ForgetAgent, RecordAgent, RecordQuota, RecordWeight, RegistryState
 from corral.engines.master.snapshot import SnapshotMixin
 from corral.engines.master.status import StatusMixin
 from corral.engines.master.tasks import TasksMixin
 from corral.protocol import PeerEvent
 from corral.protos import corral_pb2 as pb
+from corral.resources import Resources
 
 
 @dataclass
@@ -40,7 +41,7 @@ class MasterConfig:
 
 class MasterEngine(FrameworksMixin, AgentsMixin, OffersMixin, TasksMixin, StatusMixin, ReconciliationMixin,
                    OperatorMixin, SnapshotMixin, Engine):
-    ACTIONS = frozenset({Send, RecordAgent, ForgetAgent})
+    ACTIONS = frozenset({Send, RecordAgent, ForgetAgent, RecordWeight, RecordQuota})
 
     def __init__(self, master_info: pb.MasterInfo, config: MasterConfig | None = None, now: float = 0.0,
                  registry: RegistryState | None = None) -> None:
@@ -78,6 +79,13 @@ class MasterEngine(FrameworksMixin, AgentsMixin, OffersMixin, TasksMixin, Status
         self._recovery_deadline = now + self.config.agent_reregister_timeout
         self.unreachable_since: dict[str, float] = dict(registry.unreachable)
         self.gone: set[str] = set(registry.gone)
+        #: the role weights and quota limits an operator set (`operator`), kept in the registry
+        self.weights: dict[str, float] = dict(registry.weights)
+        self.quotas: dict[str, Resources] = dict(registry.quotas)
+        for role, weight in self.weights.items():
+            self.allocator.set_weight(role, weight)
+        for role, quota in self.quotas.items():
+            self.allocator.set_quota(role, quota)
         if self.recovering:
             self.set_timer(MasterTimer.REREGISTER_TIMEOUT, self._recovery_deadline)
         self.set_timer(MasterTimer.ALLOCATE, now + self.config.allocation_interval)

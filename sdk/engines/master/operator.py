@@ -1,17 +1,51 @@
-"""The master engine's operator calls (the daemon's operator endpoints call them): marking
-an agent gone, and reserving or unreserving an agent's resources outside any offer."""
+"""The master engine's operator calls (the daemon's operator endpoints only call them):
+role weights and quota limits (kept in the registry), marking an agent gone, and
+reserving or unreserving an agent's resources outside any offer. Each returns "" or
+what is wrong, and changes nothing when something is."""
 from __future__ import annotations
 
+from typing import Any
+
 from corral.engines.master import operations
+from corral.engines.master.allocator import AllocatorError, validate_role, validate_weight
 from corral.engines.master.records import AgentState
-from corral.engines.master.registry import AgentRecordState, RecordAgent
+from corral.engines.master.registry import AgentRecordState, RecordAgent, RecordQuota, RecordWeight
 from corral.protos import corral_pb2 as pb
+from corral.resources import Resources
 
 Reason = pb.TaskStatus.Reason
 
 
 class OperatorMixin:
     """The master engine's operator calls (a part of `MasterEngine`)."""
+
+    def set_weights(self, weights: list[tuple[str, Any]], now: float) -> str:
+        """Set the weights of roles, (role, weight) each: every one is checked before any
+        is set; each is kept in the registry (`RecordWeight`) and given to the allocator."""
+        try:
+            checked = [(validate_role(role), weight) for role, weight in weights]
+            checked = [(role, validate_weight(role, weight)) for role, weight in checked]
+        except AllocatorError as exc:
+            return str(exc)
+        for role, weight in checked:
+            self.emit(RecordWeight(role, weight))
+            self.allocator.set_weight(role, weight)
+            self.weights[role] = weight
+        return ""
+
+    def set_quota(self, role: str, quota: Resources | None, now: float) -> str:
+        """Limit a role's allocation to `quota` (None: no limit), kept in the registry
+        (`RecordQuota`)."""
+        try:
+            self.allocator.set_quota(role, quota)  # (checks the role and the resources)
+        except AllocatorError as exc:
+            return str(exc)
+        self.emit(RecordQuota(role, quota))
+        if quota is None:
+            self.quotas.pop(role, None)
+        else:
+            self.quotas[role] = quota
+        return ""
 
     def mark_gone(self, agent_id: str, now: float) -> str:
         """An operator says the agent will not come back: its tasks are reported

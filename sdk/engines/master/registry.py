@@ -8,6 +8,7 @@ import enum
 from dataclasses import dataclass, field
 
 from corral.protos import corral_pb2 as pb
+from corral.resources import Resources
 
 
 class AgentRecordState(enum.Enum):
@@ -21,11 +22,14 @@ class AgentRecordState(enum.Enum):
 @dataclass
 class RegistryState:
     """What the registry knew when the master started: admitted agents (info), those
-    unreachable (since when), and those an operator marked gone."""
+    unreachable (since when), those an operator marked gone, and the role weights and
+    quota limits an operator set."""
 
     admitted: dict[str, pb.AgentInfo] = field(default_factory=dict)
     unreachable: dict[str, float] = field(default_factory=dict)
     gone: set[str] = field(default_factory=set)
+    weights: dict[str, float] = field(default_factory=dict)
+    quotas: dict[str, Resources] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -46,11 +50,37 @@ class ForgetAgent:
     agent_id: str
 
 
-REGISTRY_ACTIONS = (RecordAgent, ForgetAgent)
+@dataclass(slots=True)
+class RecordWeight:
+    """Keep a role's weight."""
+
+    role: str
+    weight: float
 
 
-def apply_to_registry(state: RegistryState, action: RecordAgent | ForgetAgent) -> None:
+@dataclass(slots=True)
+class RecordQuota:
+    """Keep a role's quota limit (None: the role has none any more)."""
+
+    role: str
+    quota: Resources | None
+
+
+REGISTRY_ACTIONS = (RecordAgent, ForgetAgent, RecordWeight, RecordQuota)
+RegistryAction = RecordAgent | ForgetAgent | RecordWeight | RecordQuota
+
+
+def apply_to_registry(state: RegistryState, action: RegistryAction) -> None:
     """Perform a registry action on an in-memory registry (the simulator keeps one)."""
+    if isinstance(action, RecordWeight):
+        state.weights[action.role] = action.weight
+        return
+    if isinstance(action, RecordQuota):
+        if action.quota is None:
+            state.quotas.pop(action.role, None)
+        else:
+            state.quotas[action.role] = action.quota
+        return
     agent_id = action.agent_id
     state.unreachable.pop(agent_id, None)
     if isinstance(action, ForgetAgent):
