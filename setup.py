@@ -49,7 +49,7 @@ PACKAGES = [
     "corral.protos",
     *(f"corral.{p}" for p in (
         "engines", "engines.agent", "engines.executor", "engines.master", "engines.scheduler",
-        "master", "agent", "executors", "testing",
+        "master", "agent", "executors", "resources", "testing",
     )),
 ]
 PACKAGE_DIR = {
