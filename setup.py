@@ -48,7 +48,8 @@ PACKAGES = [
     "corral._core",
     "corral.protos",
     *(f"corral.{p}" for p in (
-        "engines", "engines.agent", "engines.executor", "engines.master", "engines.scheduler",
+        "engines", "engines.agent", "engines.executor", "engines.master", "engines.master.allocator",
+        "engines.scheduler",
         "master", "agent", "executors", "resources", "testing",
     )),
 ]
