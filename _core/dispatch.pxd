@@ -5,7 +5,7 @@ from libc.errno cimport EAGAIN
 
 from corral._core.decoding cimport _cached_id
 from corral._core.envelope cimport Envelope, _check_header, _envelope, cbuf
-from corral._core.libzmq cimport Libzmq, ZMQ_DONTWAIT, libzmq_api, load_libzmq, zmq_msg_t
+from corral._core.libzmq cimport Libzmq, ZMQ_DONTWAIT, fallback_reason, libzmq_api, zmq_msg_t
 
 cdef bint _COMPILED
 cdef Py_ssize_t _HDR

@@ -25,7 +25,7 @@ except ImportError:  # plain Python without Cython installed: the pure-Python tw
 
 from .decoding import ColumnsError
 from .envelope import _HEADER_ERRORS, BATCH_TYPE, DEFAULT_MAX_FRAME_SIZE, HEADER_SIZE, EnvelopeError, _check_header, _envelope
-from .libzmq import load_libzmq
+from .libzmq import fallback_reason
 
 # C-typed copies (module-level C globals in the compiled build).
 _HDR = HEADER_SIZE
@@ -317,13 +317,7 @@ def select_drain_path(prefer_libzmq=True):
     ``socket.recv(zmq.NOBLOCK)`` and ``DRAIN_FALLBACK_REASON`` says why.
     """
     global DRAIN_PATH, DRAIN_FALLBACK_REASON
-    reason = ""
-    if not _COMPILED:
-        reason = "pure-Python build"
-    elif not prefer_libzmq:
-        reason = "libzmq path disabled by select_drain_path(prefer_libzmq=False)"
-    else:
-        reason = load_libzmq()
+    reason = fallback_reason(prefer_libzmq, "select_drain_path(prefer_libzmq=False)")
     if reason and _COMPILED and prefer_libzmq:
         _LOG.warning("corral._core: Dispatcher.drain falls back to pyzmq recv: %s", reason)
     DRAIN_PATH = DrainPath.PYZMQ if reason else DrainPath.LIBZMQ

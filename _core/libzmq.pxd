@@ -42,6 +42,8 @@ cdef Libzmq _API
 
 cdef Libzmq* libzmq_api() noexcept
 
+cpdef str fallback_reason(bint prefer_libzmq, str disabled_by)
+
 @cython.locals(lib="void*", version=zmq_version_fn, init="void*", recv="void*",
                data="void*", close="void*", errno_="void*", send="void*",
                init_size="void*", msg_send="void*", major=int, minor=int,

@@ -18,6 +18,17 @@ except ImportError:  # plain Python without Cython installed: the pure-Python tw
     _COMPILED = False
 
 
+def fallback_reason(prefer_libzmq, disabled_by):
+    """"" when this build calls libzmq directly (its functions loaded now, if they were
+    not), else why not: the pure-Python build, the caller's choice (`disabled_by`: the
+    call that made it), or the lookup failing (`load_libzmq`)."""
+    if not _COMPILED:
+        return "pure-Python build"
+    if not prefer_libzmq:
+        return f"libzmq path disabled by {disabled_by}"
+    return load_libzmq()
+
+
 def libzmq_api():
     """Compiled build only: the table of libzmq's functions, filled by `load_libzmq`."""
     return cython.address(_API)

@@ -7,7 +7,7 @@ from libc.errno cimport EAGAIN
 from libc.string cimport memcpy
 
 from corral._core.envelope cimport _check_fields, _put_header, encode, wbuf
-from corral._core.libzmq cimport Libzmq, ZMQ_DONTWAIT, libzmq_api, load_libzmq, zmq_msg_t
+from corral._core.libzmq cimport Libzmq, ZMQ_DONTWAIT, fallback_reason, libzmq_api, zmq_msg_t
 
 cdef bint _COMPILED
 cdef Py_ssize_t _HDR

@@ -18,7 +18,7 @@ except ImportError:  # plain Python without Cython installed: the pure-Python tw
     _COMPILED = False
 
 from .envelope import HEADER_SIZE, _check_fields, encode
-from .libzmq import load_libzmq
+from .libzmq import fallback_reason
 
 _HDR = HEADER_SIZE  # (a C global in the compiled build)
 _LOG = logging.getLogger("corral._core")
@@ -161,13 +161,7 @@ def select_send_path(prefer_libzmq=True):
 
     _NOBLOCK = zmq.NOBLOCK
     _Again = zmq.Again
-    reason = ""
-    if not _COMPILED:
-        reason = "pure-Python build"
-    elif not prefer_libzmq:
-        reason = "libzmq path disabled by select_send_path(prefer_libzmq=False)"
-    else:
-        reason = load_libzmq()
+    reason = fallback_reason(prefer_libzmq, "select_send_path(prefer_libzmq=False)")
     if reason and _COMPILED and prefer_libzmq:
         _LOG.warning("corral._core: send_frame falls back to pyzmq send: %s", reason)
     SEND_PATH = SendPath.PYZMQ if reason else SendPath.LIBZMQ

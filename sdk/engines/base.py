@@ -74,6 +74,12 @@ class MasterLost:
 BATCH_MAX_ROWS = 256
 
 
+def earliest(*deadlines: float | None) -> float | None:
+    """The earliest of `deadlines` (None: no deadline), None when there is none."""
+    known = [d for d in deadlines if d is not None]
+    return min(known) if known else None
+
+
 class Engine:
     """Base of the master, agent, scheduler and executor engines."""
 

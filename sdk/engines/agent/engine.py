@@ -15,7 +15,7 @@ from corral.engines.agent.registration import RegistrationMixin
 from corral.engines.agent.status import StatusMixin
 from corral.engines.agent.tasks import TasksMixin
 from corral.engines.backoff import Backoff, Jitter
-from corral.engines.base import Engine, MasterLost, Send
+from corral.engines.base import Engine, MasterLost, Send, earliest
 from corral.engines.status import ack_tracker
 from corral.protos import corral_pb2 as pb
 
@@ -105,11 +105,7 @@ class AgentEngine(RegistrationMixin, TasksMixin, ExecutorsMixin, RecoveryMixin, 
         }
 
     def next_deadline(self) -> float | None:
-        a = super().next_deadline()
-        b = self.updates.next_deadline()
-        if a is None:
-            return b
-        return a if b is None else min(a, b)
+        return earliest(super().next_deadline(), self.updates.next_deadline())
 
     def tick(self, now: float) -> None:
         super().tick(now)

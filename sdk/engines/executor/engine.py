@@ -19,7 +19,7 @@ from google.protobuf.message import EncodeError
 from corral import wire
 from corral._core.decoding import status_state
 from corral.engines.backoff import Backoff
-from corral.engines.base import Callback, Engine, Send, on, on_timer
+from corral.engines.base import Callback, Engine, Send, earliest, on, on_timer
 from corral.engines.executor._status import UpdateSource, executor_acks
 from corral.engines.status import UpdateRow, ack_tracker, update_of
 from corral.protocol import MessageType as T
@@ -149,10 +149,7 @@ class ExecutorEngine(Engine):
             transport=self.transport))
 
     def next_deadline(self) -> float | None:
-        a, b = super().next_deadline(), self.updates.next_deadline()
-        if a is None:
-            return b
-        return a if b is None else min(a, b)
+        return earliest(super().next_deadline(), self.updates.next_deadline())
 
     def tick(self, now: float) -> None:
         super().tick(now)

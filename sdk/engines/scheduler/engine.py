@@ -11,7 +11,7 @@ from typing import Any
 from corral import wire
 from corral._core.acks import RECENT_MAX, RecentUuids
 from corral.engines.backoff import Backoff, Jitter, Retry
-from corral.engines.base import Callback, Engine, MasterLost, Send, on, on_timer
+from corral.engines.base import Callback, Engine, MasterLost, Send, earliest, on, on_timer
 from corral.engines.common import is_terminal
 from corral.engines.scheduler.calls import CallsMixin
 from corral.engines.scheduler.events import Abort, SchedulerEvent, SchedulerTimer, Subscription
@@ -109,10 +109,7 @@ class SchedulerEngine(StatusMixin, CallsMixin, Engine):
             self.set_timer(SchedulerTimer.SUBSCRIBE, self._subscription_retry.next_deadline(now))
 
     def next_deadline(self) -> float | None:
-        a, b = super().next_deadline(), self.reconciler.next_deadline()
-        if a is None:
-            return b
-        return a if b is None else min(a, b)
+        return earliest(super().next_deadline(), self.reconciler.next_deadline())
 
     def tick(self, now: float) -> None:
         super().tick(now)

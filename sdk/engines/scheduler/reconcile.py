@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from corral._core.decoding import canonical_task_id
 from corral.engines.backoff import Backoff, Retry
+from corral.engines.base import earliest
 from corral.engines.scheduler._status import TrackedTask, track_updates
 from corral.protos import corral_pb2 as pb
 
@@ -178,9 +179,7 @@ class Reconciler:
         self._next_sweep = None
 
     def next_deadline(self) -> float | None:
-        candidates = [d for d in (self._round.next_at if self._round is not None else self._next_implicit,
-                                  self._next_sweep) if d is not None]
-        return min(candidates) if candidates else None
+        return earliest(self._round.next_at if self._round is not None else self._next_implicit, self._next_sweep)
 
     def due(self, now: float) -> list[Query | Escalation]:
         """What to send (or escalate) now."""
