@@ -16,6 +16,7 @@ def test_every_py_with_a_pxd_beside_it_is_a_compiled_module():
     assert {f"corral._core.{name}" for name in core.MODULES} <= set(core.COMPILED_MODULES)
     for name, source in core.COMPILED_MODULES.items():
         assert source.endswith(name.rpartition(".")[2] + ".py") and os.path.exists(source[:-3] + ".pxd")
+        assert os.path.exists(source[:-3] + ".pyi"), f"{name} has no type stub"  # (installed with it)
 
 
 def test_compiled_core_unless_disabled():
