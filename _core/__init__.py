@@ -2,8 +2,8 @@
 
 Every corral module that has a `.pxd` beside its `.py` is compiled by setup.py (Cython's
 pure-Python mode: the `.py` is the one source, the `.pxd` adds C types). Most of them are
-here, the generic machinery of the hot path: the envelope codec (`envelope`), the
-dispatch table (`dispatch`), the send path (`send`, `libzmq`), the ack tracker and its
+here, the generic machinery of the hot path: the envelope codec and the dispatch
+table (`envelope`), the send path (`send`, `libzmq`), the ack tracker and its
 memory of recent uuids (`acks`), timers on one deadline heap (`timers`, `heap`), the
 status path's codec with its id caches (`decoding`, `encoding`) and message classes
 (`messages`). Each engine's own status-path loop and task records sit beside the engine
@@ -63,7 +63,7 @@ if CORE == "python" and not any(isinstance(f, _PureTwins) for f in sys.meta_path
     sys.meta_path.insert(0, _PureTwins(COMPILED_MODULES))
 
 #: this package's modules, each after those it imports (`load_pure`)
-MODULES = ("decoding", "encoding", "messages", "envelope", "libzmq", "dispatch", "send", "heap", "acks", "timers")
+MODULES = ("decoding", "encoding", "messages", "libzmq", "envelope", "send", "heap", "acks", "timers")
 _PURE_PACKAGE = __name__ + "._py"
 
 

@@ -1,16 +1,23 @@
-"""Envelope codec: the framing of every corral message on the wire.
+"""Envelope codec and dispatch table: the first thing every received frame goes through.
 
-Owns the frame layout: a 12-byte little-endian header, the sender's transport address,
-then the protobuf body (`encode`, `decode`, `Envelope`), and batches of envelopes packed
-into one ZeroMQ frame (`encode_batch`). `dispatch` takes frames off a socket to their
-handlers; `send` puts them on a socket.
+Owns the wire framing of every corral message (a 12-byte little-endian header, the
+sender's transport address, then the protobuf body: `encode`, `decode`, `Envelope`),
+batches of envelopes packed into one ZeroMQ frame (`encode_batch`), and `Dispatcher`,
+which turns frames into handler calls: it reads a pyzmq socket until it is empty
+(`drain`), checks and decodes each frame, unpacks batches, looks the type up in a table
+and calls the handler or, for a `Route`, parses the body and calls the engine's handler
+with the sender and the time. Bad input never raises; it is counted and reported.
+`send` puts frames on a socket.
 
 One source for both builds: run as plain Python this is the pure-Python twin; Cython
-compiles it with the declarations in envelope.pxd (the compiled build writes a frame
-straight into the bytes object it returns).
+compiles it with the declarations in envelope.pxd. The compiled build writes frames
+straight into the bytes object it returns, and receives straight through libzmq (see
+`libzmq`), bypassing pyzmq's per-message Python call (see ``select_drain_path``).
 """
 from __future__ import annotations
 
+import enum
+import logging
 import struct
 
 try:
@@ -19,6 +26,9 @@ try:
     _COMPILED = cython.compiled
 except ImportError:  # plain Python without Cython installed: the pure-Python twin
     _COMPILED = False
+
+from .decoding import ColumnsError
+from .libzmq import fallback_reason
 
 MAGIC = 0xC7
 VERSION = 1
@@ -32,8 +42,12 @@ _VERSION = VERSION
 _HDR = HEADER_SIZE
 _BATCH = BATCH_TYPE
 
+#: drain: a frame counts at least one unit of work per 2**8 bytes
+_BYTES_PER_UNIT_SHIFT = 8
+
 _HEADER = struct.Struct("<BBHIHH")
 _U32 = struct.Struct("<I")
+_LOG = logging.getLogger("corral._core")
 
 
 class EnvelopeError(ValueError):
@@ -55,9 +69,8 @@ _HEADER_ERRORS = (
 )
 
 
-def _check_header(frame, start, end):
-    """Validate the header of the envelope in frame[start:end]; return a _HEADER_ERRORS index."""
-    p = frame
+def _check_header(p, start, end):
+    """Validate the header of the envelope in p[start:end]; return a _HEADER_ERRORS index."""
     if end - start < _HDR:
         return _SHORT
     if p[start] != _MAGIC:
@@ -200,3 +213,291 @@ def encode_batch(frames):
         parts.append(_U32.pack(len(frame)))
         parts.append(frame)
     return b"".join(parts)
+
+
+class DispatchError(enum.IntEnum):
+    """Why a frame or envelope was not handled, as passed to ``on_error``."""
+
+    MALFORMED = 1
+    UNKNOWN_TYPE = 2
+    OVERSIZED = 3
+    HANDLER_FAILED = 4
+
+
+class DrainPath(enum.Enum):
+    """How ``Dispatcher.drain`` receives frames (see ``select_drain_path``)."""
+
+    UNRESOLVED = "unresolved"  # no drain yet: chosen on first use, when zmq is loaded
+    LIBZMQ = "libzmq"  # compiled build: zmq_msg_recv called directly on socket.underlying
+    PYZMQ = "pyzmq"  # socket.recv(zmq.NOBLOCK) for every frame
+
+
+#: Which receive path ``Dispatcher.drain`` uses in this process.
+DRAIN_PATH = DrainPath.UNRESOLVED
+#: Why the compiled build is not using LIBZMQ ("" when it is, or in the pure build).
+DRAIN_FALLBACK_REASON = ""
+
+
+def _follow(route, frame, start, end):
+    """Deliver the header-checked envelope in frame[start:end] as ``route`` says."""
+    p = frame
+    sender_len = p[start + 8] | (p[start + 9] << 8)
+    begin = start + _HDR
+    try:
+        if _COMPILED:
+            sender = _cached_id(p + begin, sender_len)
+        else:
+            sender = frame[begin : begin + sender_len].decode("utf-8")
+    except (ColumnsError, UnicodeDecodeError):
+        raise EnvelopeError("the sender is not UTF-8") from None
+    try:
+        message = route.parse(frame[begin + sender_len : end])
+    except route.parse_errors as exc:
+        route.undecodable(sender, exc)
+        return 0
+    route.handle(sender, message, route.clock())
+    return 0
+
+
+class Route:
+    """What to do with the envelopes of one type, for a handler that wants the message
+    rather than the Envelope: the dispatcher parses the body with ``parse(body)`` and
+    calls ``handle(sender, message, clock())``, the sender as str (the compiled build
+    reuses one str per recent sender). A body that ``parse`` rejects with one of
+    ``parse_errors`` goes to ``undecodable(sender, exc)`` instead, and the envelope
+    counts as dispatched: the frame was sound, its body is the receiver's to judge."""
+
+    __slots__ = ("parse", "handle", "clock", "parse_errors", "undecodable")
+
+    def __init__(self, parse, handle, clock, parse_errors, undecodable):
+        for name, fn in (("parse", parse), ("handle", handle), ("clock", clock), ("undecodable", undecodable)):
+            if not callable(fn):
+                raise TypeError(f"{name} must be callable")
+        self.parse = parse
+        self.handle = handle
+        self.clock = clock
+        self.parse_errors = parse_errors
+        self.undecodable = undecodable
+
+
+class Dispatcher:
+    """Routes frames to the handler registered for their message type.
+
+    Counters (see ``counters()``): ``received`` wire frames given to ``dispatch`` or read
+    by ``drain``; ``dispatched`` envelopes (batch members included) whose handler
+    returned; ``malformed`` frames or batch members that failed to parse (a truncated
+    batch counts once, after its intact members were dispatched); ``unknown_type``
+    envelopes with no handler; ``oversized`` wire frames longer than max_frame_size
+    (dropped unread); ``handler_failed`` envelopes whose handler raised.
+    """
+
+    def __init__(self, max_frame_size=DEFAULT_MAX_FRAME_SIZE, on_error=None):
+        if max_frame_size < _HDR:
+            raise ValueError(f"max_frame_size {max_frame_size} is below the header size")
+        self._max_frame_size = max_frame_size
+        self._on_error = on_error
+        self._handlers = []
+        self._received = 0
+        self._dispatched = 0
+        self._malformed = 0
+        self._unknown_type = 0
+        self._oversized = 0
+        self._handler_failed = 0
+
+    @property
+    def max_frame_size(self):
+        return self._max_frame_size
+
+    def register(self, msg_type, handler):
+        """Call ``handler(envelope)`` for every envelope of ``msg_type``, or, when
+        ``handler`` is a Route, do what it says (replaces any handler of the type)."""
+        if not 0 <= msg_type < _BATCH:
+            raise ValueError(f"message type {msg_type} outside 0..0xFFFE")
+        if type(handler) is not Route and not callable(handler):
+            raise TypeError("handler must be callable or a Route")
+        missing = msg_type + 1 - len(self._handlers)
+        if missing > 0:
+            self._handlers.extend([None] * missing)
+        self._handlers[msg_type] = handler
+
+    def counters(self):
+        return {
+            "received": self._received,
+            "dispatched": self._dispatched,
+            "malformed": self._malformed,
+            "unknown_type": self._unknown_type,
+            "oversized": self._oversized,
+            "handler_failed": self._handler_failed,
+        }
+
+    def dispatch(self, frame):
+        """Handle one wire frame; return how many envelopes were handled (handler returned)."""
+        if not isinstance(frame, bytes):
+            raise TypeError(f"frame must be bytes, not {type(frame).__name__}")
+        return self._receive(frame)
+
+    def drain(self, socket, limit):
+        """Receive and dispatch frames from a pyzmq socket without blocking until it is
+        empty or about ``limit`` units of work were done, then return the number of
+        frames read. A frame counts one unit per envelope it carries (a batch frame, each
+        of its envelopes) and at least one per 256 bytes (a message of many rows is much
+        work in one envelope); the frame that crosses the limit is finished."""
+        if DRAIN_PATH is DrainPath.UNRESOLVED:
+            select_drain_path()
+        if _COMPILED and DRAIN_PATH is DrainPath.LIBZMQ:
+            handle = getattr(socket, "underlying", None)
+            if handle is not None and not socket.closed:
+                n = self._drain_libzmq(socket, handle, limit)
+                if n < 0:  # an error other than EAGAIN: let pyzmq raise it
+                    n = -n - 1
+                    return n + self._drain_pyzmq(socket, limit - n)
+                return n
+        return self._drain_pyzmq(socket, limit)
+
+    def _drain_pyzmq(self, socket, limit):
+        import zmq  # the socket is pyzmq's, so this is a dict lookup
+
+        noblock = zmq.NOBLOCK
+        again = zmq.Again
+        recv = socket.recv
+        n = 0
+        used = 0
+        while used < limit:
+            try:
+                frame = recv(noblock)
+            except again:
+                break
+            n += 1
+            used += max(self._receive(frame), len(frame) >> _BYTES_PER_UNIT_SHIFT, 1)
+        return n
+
+    def _drain_libzmq(self, socket, handle, limit):
+        """Compiled build only: receive with libzmq directly. Returns the frames read, or
+        -(frames read) - 1 when zmq_msg_recv failed with an error other than EAGAIN."""
+        sock = cython.cast(cython.p_void, handle)
+        # pyzmq's Socket._closed (declared public in its .pxd) is a plain field read;
+        # Socket.closed asks libzmq every time.
+        closed_attr = "_closed" if hasattr(socket, "_closed") else "closed"
+        api = libzmq_api()
+        n = 0
+        used = 0
+        while used < limit:
+            if n and getattr(socket, closed_attr):  # a handler closed it: handle freed
+                return -n - 1
+            api.msg_init(cython.address(msg))
+            size = api.msg_recv(cython.address(msg), sock, ZMQ_DONTWAIT)
+            if size < 0:
+                api.msg_close(cython.address(msg))
+                if api.last_errno() == EAGAIN:
+                    return n
+                return -n - 1
+            n += 1
+            if size > self._max_frame_size:
+                api.msg_close(cython.address(msg))
+                self._received += 1
+                self._oversize(size)
+                used += 1
+                continue
+            data = cython.cast(cython.p_char, api.msg_data(cython.address(msg)))
+            frame = data[:size]
+            api.msg_close(cython.address(msg))
+            used += max(self._receive(frame), size >> _BYTES_PER_UNIT_SHIFT, 1)
+        return n
+
+    def _receive(self, frame):
+        self._received += 1
+        end = len(frame)
+        if end > self._max_frame_size:
+            self._oversize(end)
+            return 0
+        return self._dispatch_at(frame, 0, end, True)
+
+    def _dispatch_at(self, frame, start, end, outer):
+        """Dispatch the envelope in frame[start:end] (a batch only when ``outer``)."""
+        p = frame
+        err = _check_header(p, start, end)
+        if err != _OK:
+            self._malformed += 1
+            self._report(DispatchError.MALFORMED, _HEADER_ERRORS[err], None)
+            return 0
+        msg_type = p[start + 2] | (p[start + 3] << 8)
+        if msg_type == _BATCH:
+            if outer and p[start + 8] == 0 and p[start + 9] == 0:
+                return self._dispatch_batch(frame, start + _HDR, end)
+            self._malformed += 1
+            self._report(
+                DispatchError.MALFORMED, "batch nested in a batch or with a sender", None
+            )
+            return 0
+        handlers = self._handlers
+        handler = handlers[msg_type] if msg_type < len(handlers) else None
+        if handler is None:
+            self._unknown_type += 1
+            self._report(DispatchError.UNKNOWN_TYPE, f"no handler for type {msg_type}", None)
+            return 0
+        try:
+            if type(handler) is Route:
+                _follow(handler, frame, start, end)
+            else:
+                handler(_envelope(frame, start, end))
+        except Exception as exc:
+            self._handler_failed += 1
+            self._report(
+                DispatchError.HANDLER_FAILED, f"handler for type {msg_type} raised {exc!r}", exc
+            )
+            return 0
+        self._dispatched += 1
+        return 1
+
+    def _dispatch_batch(self, frame, pos, end):
+        p = frame
+        handled = 0
+        while pos < end:
+            if end - pos < 4:
+                self._malformed += 1
+                self._report(DispatchError.MALFORMED, "truncated batch length prefix", None)
+                break
+            size = p[pos + 3]
+            size = (size << 8) | p[pos + 2]
+            size = (size << 8) | p[pos + 1]
+            size = (size << 8) | p[pos]
+            pos += 4
+            if size > end - pos:
+                self._malformed += 1
+                self._report(DispatchError.MALFORMED, "batch member runs past the end", None)
+                break
+            handled += self._dispatch_at(frame, pos, pos + size, False)
+            pos += size
+        return handled
+
+    def _oversize(self, size):
+        self._oversized += 1
+        self._report(
+            DispatchError.OVERSIZED,
+            f"frame of {size} bytes exceeds max_frame_size {self._max_frame_size}",
+            None,
+        )
+
+    def _report(self, kind, detail, exc):
+        if self._on_error is not None:
+            try:
+                self._on_error(kind, detail, exc)
+            except Exception:
+                _LOG.exception("Dispatcher on_error callback raised")
+
+
+def select_drain_path(prefer_libzmq=True):
+    """Choose (and return) how ``Dispatcher.drain`` receives; sets ``DRAIN_PATH``.
+
+    The compiled build looks up libzmq's zmq_msg_* functions in the libzmq that pyzmq has
+    loaded (zmq must be imported by then) and uses them directly; when that fails, or in
+    the pure build, or with ``prefer_libzmq=False``, every frame goes through
+    ``socket.recv(zmq.NOBLOCK)`` and ``DRAIN_FALLBACK_REASON`` says why.
+    """
+    global DRAIN_PATH, DRAIN_FALLBACK_REASON
+    reason = fallback_reason(prefer_libzmq, "select_drain_path(prefer_libzmq=False)")
+    if reason and _COMPILED and prefer_libzmq:
+        _LOG.warning("corral._core: Dispatcher.drain falls back to pyzmq recv: %s", reason)
+    DRAIN_PATH = DrainPath.PYZMQ if reason else DrainPath.LIBZMQ
+    DRAIN_FALLBACK_REASON = reason
+    return DRAIN_PATH

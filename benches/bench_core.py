@@ -44,7 +44,7 @@ def test_decode(benchmark, impl, record):
 def test_dispatch_in_memory(benchmark, impl, record):
     name, mod = impl
     frames = [mod.envelope.encode(7, seq, SENDER, BODY) for seq in range(OPS)]
-    d = mod.dispatch.Dispatcher()
+    d = mod.envelope.Dispatcher()
     d.register(7, lambda env: None)
     dispatch = d.dispatch
 
@@ -61,7 +61,7 @@ def test_dispatch_batch(benchmark, impl, record):
     name, mod = impl
     batch = mod.envelope.encode_batch(
         [mod.envelope.encode(7, seq, SENDER, BODY) for seq in range(OPS)])
-    d = mod.dispatch.Dispatcher()
+    d = mod.envelope.Dispatcher()
     d.register(7, lambda env: None)
     benchmark(d.dispatch, batch)
     record(benchmark, "dispatch batch of 1000", name, OPS)

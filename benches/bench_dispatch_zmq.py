@@ -12,9 +12,8 @@ import pytest
 
 zmq = pytest.importorskip("zmq")
 
-import corral._core.dispatch as dispatch  # noqa: E402
-from corral._core.dispatch import Dispatcher, select_drain_path  # noqa: E402
-from corral._core.envelope import encode  # noqa: E402
+import corral._core.envelope as envelope  # noqa: E402
+from corral._core.envelope import Dispatcher, encode, select_drain_path  # noqa: E402
 
 N = 200_000
 ROUNDS = 8
@@ -75,7 +74,7 @@ def test_drain_vs_raw_recv(benchmark, sockets, variant, record):
     try:
         benchmark.pedantic(consume, setup=lambda: prefill(push, pull, frame),
                            rounds=ROUNDS, iterations=1)
-        drain_path = dispatch.DRAIN_PATH.value
+        drain_path = envelope.DRAIN_PATH.value
     finally:
         select_drain_path()
     assert not pull.poll(0, zmq.POLLIN)  # every pre-filled frame was consumed

@@ -29,8 +29,7 @@ import zmq
 
 from corral import _core
 from corral.transport import Transport
-from corral._core.dispatch import Dispatcher
-from corral._core.envelope import HEADER_SIZE, encode
+from corral._core.envelope import HEADER_SIZE, Dispatcher, encode
 from corral._core.send import encode_and_send, select_send_path, send_frame
 
 N = 100_000

@@ -16,7 +16,7 @@ def core_impls() -> dict[str, types.SimpleNamespace]:
     impls = {"python": core.load_pure()}
     if core.CORE == "cython":
         impls["cython"] = types.SimpleNamespace(
-            envelope=core.envelope, dispatch=core.dispatch, acks=core.acks, timers=core.timers, decoding=core.decoding,
+            envelope=core.envelope, acks=core.acks, timers=core.timers, decoding=core.decoding,
             encoding=core.encoding)
     return impls
 

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from google.protobuf.message import DecodeError
 
-from corral._core.dispatch import Dispatcher, Route
+from corral._core.envelope import Dispatcher, Route
 from corral.engines.base import Engine, Send
 from corral.protocol import BODY_CLASS, PARSE, TYPE_NUMBER, MessageType, PeerEvent
 from corral.transport import MAX_FRAME_SIZE, Transport

@@ -28,8 +28,7 @@ from typing import Callable
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from corral._core.dispatch import Dispatcher
-from corral._core.envelope import encode, encode_batch
+from corral._core.envelope import Dispatcher, encode, encode_batch
 from corral._core.send import encode_and_send as _encode_and_send
 from corral._core.send import send_frame as _send_frame
 from corral.protocol import PeerEvent

@@ -8,7 +8,7 @@ import time
 
 from corral.protocol import PeerEvent
 from corral.transport import Transport
-from corral._core.dispatch import Dispatcher
+from corral._core.envelope import Dispatcher
 
 MSG = 58
 

@@ -13,7 +13,7 @@ from corral.protocol import MessageType as T
 from corral.protos import corral_pb2 as pb
 from corral.runtime import Runtime
 from corral.transport import Transport
-from corral._core.dispatch import Dispatcher
+from corral._core.envelope import Dispatcher
 
 MSG = 33
 

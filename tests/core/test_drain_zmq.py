@@ -6,8 +6,8 @@ import pytest
 zmq = pytest.importorskip("zmq")
 
 import corral._core as core  # noqa: E402
-from corral._core.dispatch import DispatchError, Dispatcher, DrainPath, select_drain_path  # noqa: E402
-from corral._core.envelope import encode, encode_batch  # noqa: E402
+from corral._core.envelope import (DispatchError, Dispatcher, DrainPath, encode, encode_batch,  # noqa: E402
+                                   select_drain_path)
 
 SENDER = b"tcp://127.0.0.1:15050"
 PATHS = [True, False] if core.CORE == "cython" else [True]
@@ -67,20 +67,20 @@ def fill(push, pull, frames):
 def test_build_picks_expected_path():
     chosen = select_drain_path()
     if core.CORE == "cython":
-        assert chosen is DrainPath.LIBZMQ, core.dispatch.DRAIN_FALLBACK_REASON
-        assert core.dispatch.DRAIN_FALLBACK_REASON == ""
+        assert chosen is DrainPath.LIBZMQ, core.envelope.DRAIN_FALLBACK_REASON
+        assert core.envelope.DRAIN_FALLBACK_REASON == ""
     else:
         assert chosen is DrainPath.PYZMQ
-        assert core.dispatch.DRAIN_FALLBACK_REASON
-    assert core.dispatch.DRAIN_PATH is chosen
+        assert core.envelope.DRAIN_FALLBACK_REASON
+    assert core.envelope.DRAIN_PATH is chosen
 
 
 def test_fallback_is_reported(caplog):
     if core.CORE != "cython":
         pytest.skip("only the compiled build has a libzmq path to fall back from")
     assert select_drain_path(prefer_libzmq=False) is DrainPath.PYZMQ
-    assert core.dispatch.DRAIN_PATH is DrainPath.PYZMQ
-    assert "disabled" in core.dispatch.DRAIN_FALLBACK_REASON
+    assert core.envelope.DRAIN_PATH is DrainPath.PYZMQ
+    assert "disabled" in core.envelope.DRAIN_FALLBACK_REASON
     assert select_drain_path() is DrainPath.LIBZMQ
 
 

@@ -5,8 +5,7 @@ import os
 
 import corral._core as core
 from corral._core.acks import AckTracker
-from corral._core.dispatch import Dispatcher
-from corral._core.envelope import decode, encode
+from corral._core.envelope import Dispatcher, decode, encode
 from corral._core.messages import (Acknowledge, ExecutorStatusUpdate, ExecutorStatusUpdateAck, StatusUpdateAck,
                                    StatusUpdateMessage, Updates)
 from corral._core.timers import TimerQueue
@@ -44,9 +43,9 @@ def test_pure_twin_used_when_env_var_set():
         for name, source in core.COMPILED_MODULES.items():
             module = importlib.import_module(name)
             assert module.__name__ == name and module.__file__ == source  # the .py, under its own name
-        assert Dispatcher.__module__ == "corral._core.dispatch"
+        assert Dispatcher.__module__ == "corral._core.envelope"
     else:
-        assert Dispatcher is not core.load_pure().dispatch.Dispatcher
+        assert Dispatcher is not core.load_pure().envelope.Dispatcher
 
 
 def test_load_pure_runs_the_py_sources():
@@ -58,5 +57,5 @@ def test_load_pure_runs_the_py_sources():
         assert module.__name__ == f"corral._core._py.{name}"
     frame = pure.envelope.encode(3, 4, b"s", b"b")
     assert frame == encode(3, 4, b"s", b"b")  # same wire bytes from both builds
-    assert pure.dispatch.DRAIN_PATH in (pure.dispatch.DrainPath.UNRESOLVED,
-                                        pure.dispatch.DrainPath.PYZMQ)
+    assert pure.envelope.DRAIN_PATH in (pure.envelope.DrainPath.UNRESOLVED,
+                                        pure.envelope.DrainPath.PYZMQ)

@@ -9,8 +9,7 @@ zmq = pytest.importorskip("zmq")
 
 import corral._core as core  # noqa: E402
 from corral.transport import Transport  # noqa: E402
-from corral._core.dispatch import Dispatcher  # noqa: E402
-from corral._core.envelope import BATCH_TYPE, EnvelopeError, decode, encode  # noqa: E402
+from corral._core.envelope import BATCH_TYPE, Dispatcher, EnvelopeError, decode, encode  # noqa: E402
 from corral._core.send import SendPath, encode_and_send, select_send_path, send_frame  # noqa: E402
 
 SENDER = b"tcp://127.0.0.1:15050"
