@@ -240,7 +240,7 @@ def _bench_send(benchmark, zmq_sink, run):
 
 def test_send_frame_zmq(benchmark, impl, record, zmq_sink):
     name, mod = impl
-    send_frame = mod.envelope.send_frame
+    send_frame = mod.send.send_frame
     frame = mod.envelope.encode(7, 1, SENDER, BODY)
 
     def run(push):
@@ -253,7 +253,7 @@ def test_send_frame_zmq(benchmark, impl, record, zmq_sink):
 
 def test_encode_and_send_zmq(benchmark, impl, record, zmq_sink):
     name, mod = impl
-    encode_and_send = mod.envelope.encode_and_send
+    encode_and_send = mod.send.encode_and_send
 
     def run(push):
         for seq in range(OPS):
