@@ -1,8 +1,10 @@
-"""Build corral: generate corral.protos from protos/*.proto, compile the _core hot path.
+"""Build corral: generate corral.protos from protos/*.proto, compile the hot path.
 
-Every `_core/NAME.py` that has an augmenting `_core/NAME.pxd` is compiled by Cython
-(pure-Python mode: one source for both builds). The same `.py` stays importable as the
-pure-Python twin, selected with CORRAL_NO_EXTENSIONS=1.
+Every `NAME.py` of a corral package that has an augmenting `NAME.pxd` beside it is
+compiled by Cython (pure-Python mode: one source for both builds): `_core`'s generic
+machinery and each engine's status loop (`sdk/engines/*/_status.py`, ...). The same `.py`
+stays importable as the pure-Python twin, selected with CORRAL_NO_EXTENSIONS=1 (see
+corral._core, which applies one rule to all of them).
 
 Environment:
   CORRAL_NO_EXTENSIONS=1   build nothing compiled (pure-Python install)
@@ -41,31 +43,63 @@ def generate_protos() -> None:
             sys.exit(f"protoc failed on {proto}")
 
 
-def stage_core_sources() -> list[tuple[str, str]]:
-    """Mirror _core/ as build/cython/corral/_core/ (symlinks), so that Cython sees each
-    module under its real name, corral._core.NAME, and finds the augmenting NAME.pxd
-    beside NAME.py. Returns (module name, staged .py path) for every module to compile."""
-    stage = os.path.join("build", "cython", "corral", "_core")
-    os.makedirs(stage, exist_ok=True)
-    for pkg_init in (os.path.join("build", "cython", "corral", "__init__.py"), os.path.join(stage, "__init__.py")):
-        if not os.path.exists(pkg_init):
-            open(pkg_init, "w").close()
+PACKAGES = [
+    "corral",
+    "corral._core",
+    "corral.protos",
+    *(f"corral.{p}" for p in (
+        "engines", "engines.agent", "engines.executor", "engines.master", "engines.master.allocator",
+        "engines.scheduler",
+        "master", "agent", "executors", "net", "resources", "runtime", "testing", "testing.sim",
+    )),
+]
+PACKAGE_DIR = {
+    "corral": "sdk",
+    "corral._core": "_core",
+    "corral.protos": "protos",
+}
+
+
+def source_dir(package: str) -> str:
+    """Where a corral package's sources are (package_dir's mapping, as setuptools reads it)."""
+    parts = package.split(".")
+    for i in range(len(parts), 0, -1):
+        base = PACKAGE_DIR.get(".".join(parts[:i]))
+        if base is not None:
+            return os.path.join(HERE, base, *parts[i:])
+    raise KeyError(package)
+
+
+def stage_compiled_sources() -> list[tuple[str, str]]:
+    """Mirror every compiled module as build/cython/corral/.../NAME.py and NAME.pxd
+    (symlinks, with empty __init__.py files along the way), so that Cython sees each
+    module under its real name (e.g. corral.engines.master._status), finds the augmenting
+    .pxd beside it and the .pxd files it cimports. Returns (module name, staged .py path)
+    for every module to compile."""
+    root = os.path.join("build", "cython")
     modules = []
-    for pxd in sorted(glob.glob(os.path.join(HERE, "_core", "*.pxd"))):
-        name = os.path.splitext(os.path.basename(pxd))[0]
-        source = os.path.join(HERE, "_core", name + ".py")
-        if not os.path.exists(source):
-            continue
-        for original in (source, pxd):
-            link = os.path.join(stage, os.path.basename(original))
-            if os.path.lexists(link):
-                os.remove(link)
-            os.symlink(original, link)
-        modules.append((f"corral._core.{name}", os.path.join(stage, name + ".py")))
+    for package in PACKAGES:
+        for pxd in sorted(glob.glob(os.path.join(source_dir(package), "*.pxd"))):
+            name = os.path.splitext(os.path.basename(pxd))[0]
+            source = os.path.join(os.path.dirname(pxd), name + ".py")
+            if not os.path.exists(source):
+                continue
+            stage = os.path.join(root, *package.split("."))
+            os.makedirs(stage, exist_ok=True)
+            for depth in range(1, len(package.split(".")) + 1):
+                pkg_init = os.path.join(root, *package.split(".")[:depth], "__init__.py")
+                if not os.path.exists(pkg_init):
+                    open(pkg_init, "w").close()
+            for original in (source, pxd):
+                link = os.path.join(stage, os.path.basename(original))
+                if os.path.lexists(link):
+                    os.remove(link)
+                os.symlink(original, link)
+            modules.append((f"{package}.{name}", os.path.join(stage, name + ".py")))
     return modules
 
 
-def core_extensions() -> list:
+def compiled_extensions() -> list:
     if os.environ.get("CORRAL_NO_EXTENSIONS") == "1":
         return []
     from Cython.Build import cythonize
@@ -79,7 +113,7 @@ def core_extensions() -> list:
             extra_compile_args=["-O0", "-g"] if debug else ["-O3"],
             define_macros=[] if debug else [("CYTHON_WITHOUT_ASSERTIONS", "1")],
         )
-        for name, source in stage_core_sources()
+        for name, source in stage_compiled_sources()
     ]
     directives = {
         "language_level": 3,
@@ -108,25 +142,14 @@ class SdistWithProtos(sdist):
 generate_protos()  # editable installs and build_ext --inplace need them too
 
 setup(
-    packages=[
-        "corral",
-        "corral._core",
-        "corral.protos",
-        *(f"corral.{p}" for p in (
-            "engines", "master", "agent", "executors", "net", "runtime", "testing", "testing.sim",
-        )),
-    ],
-    package_dir={
-        "corral": "sdk",
-        "corral._core": "_core",
-        "corral.protos": "protos",
-    },
+    packages=PACKAGES,
+    package_dir=PACKAGE_DIR,
     package_data={
-        "corral": ["py.typed", "master/webui/*"],
-        "corral._core": ["*.pxd", "*.pyi"],
-        "corral.protos": ["*.proto", "*.pyi"],
+        "": ["*.pxd", "*.pyi"],  # the compiled modules' declarations and type stubs
+        "corral": ["py.typed"],
+        "corral.protos": ["*.proto"],
     },
-    ext_modules=core_extensions(),
+    ext_modules=compiled_extensions(),
     cmdclass={"build_py": BuildPyWithProtos, "sdist": SdistWithProtos},
     zip_safe=False,
 )

@@ -89,6 +89,7 @@ cdef class AckTracker:
     cdef Py_ssize_t _remember
     cdef double _initial
     cdef double _max
+    cdef double _factor
     cdef dict _streams
     cdef _Stream _first
     cdef _Stream _last

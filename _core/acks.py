@@ -355,18 +355,24 @@ def _pop(stream, remember):
 class AckTracker:
     """Pending status updates by stream, with retransmission deadlines."""
 
-    def __init__(self, initial_backoff=10.0, max_backoff=600.0, remember=RECENT_MAX):
-        """``remember``: how many acknowledged uuids a stream keeps, to drop retries of
+    def __init__(self, initial_backoff=10.0, max_backoff=600.0, remember=RECENT_MAX, factor=2.0):
+        """A head is retried `initial_backoff` seconds after it became the head, then
+        after each wait `factor` times the last, up to `max_backoff` (the numbers of the
+        engines' retry policy, `corral.engines.backoff.Backoff`, never jittered here).
+        ``remember``: how many acknowledged uuids a stream keeps, to drop retries of
         them (0 to RECENT_MAX; 0 for a sender whose uuids never come back to it)."""
         if not initial_backoff > 0.0:
             raise ValueError("initial_backoff must be positive")
         if max_backoff < initial_backoff:
             raise ValueError("max_backoff must be at least initial_backoff")
+        if not factor >= 1.0:
+            raise ValueError(f"a backoff factor is at least 1, not {factor!r}")
         if not 0 <= remember <= RECENT_MAX:
             raise ValueError(f"a stream remembers 0 to {RECENT_MAX} acknowledged uuids, not {remember}")
         self._remember = remember
         self._initial = initial_backoff
         self._max = max_backoff
+        self._factor = factor
         self._streams = {}
         #: fresh heads (deadline now + initial), earliest first
         self._first = None
@@ -447,7 +453,8 @@ class AckTracker:
 
     def due(self, now):
         """Heads whose deadline is at or before ``now``, in deadline order, as
-        (key, uuid, payload); each is rescheduled with its backoff doubled (capped)."""
+        (key, uuid, payload); each is rescheduled with its backoff grown by the factor
+        (capped)."""
         out = []
         if self._paused:
             return out
@@ -463,7 +470,7 @@ class AckTracker:
             else:
                 break
             out.append((stream.key, stream.head_uuid, stream.head_payload))
-            stream.backoff = min(stream.backoff * 2.0, self._max)
+            stream.backoff = min(stream.backoff * self._factor, self._max)
             heap.schedule(stream, now + stream.backoff)
         return out
 

@@ -1,25 +1,24 @@
 """Envelope codec and dispatch table: the first thing every received frame goes through.
 
 Owns the wire framing of every corral message (a 12-byte little-endian header, the
-sender's transport address, then the protobuf body), batches of envelopes packed into
-one ZeroMQ frame, and `Dispatcher`, which turns frames into handler calls: it reads a
-pyzmq socket until it is empty, checks and decodes each frame, looks its type up in a
-table and calls the handler. Bad input never raises; it is counted and reported. The
-send side is here too: ``send_frame`` and ``encode_and_send`` queue one frame on a pyzmq
-socket without blocking.
+sender's transport address, then the protobuf body: `encode`, `decode`, `Envelope`),
+batches of envelopes packed into one ZeroMQ frame (`encode_batch`), and `Dispatcher`,
+which turns frames into handler calls: it reads a pyzmq socket until it is empty
+(`drain`), checks and decodes each frame, unpacks batches, looks the type up in a table
+and calls the handler or, for a `Route`, parses the body and calls the engine's handler
+with the sender and the time. Bad input never raises; it is counted and reported.
+`send` puts frames on a socket.
 
 One source for both builds: run as plain Python this is the pure-Python twin; Cython
-compiles it with the declarations in envelope.pxd. The few compiled-only branches
-(guarded by ``_COMPILED``) allocate frames in C and receive and send straight through
-libzmq, bypassing pyzmq's per-message Python call (see ``select_drain_path`` and
-``select_send_path``).
+compiles it with the declarations in envelope.pxd. The compiled build writes frames
+straight into the bytes object it returns, and receives straight through libzmq (see
+`libzmq`), bypassing pyzmq's per-message Python call (see ``select_drain_path``).
 """
 from __future__ import annotations
 
 import enum
 import logging
 import struct
-import sys
 
 try:
     import cython
@@ -28,7 +27,8 @@ try:
 except ImportError:  # plain Python without Cython installed: the pure-Python twin
     _COMPILED = False
 
-from .columns import ColumnsError
+from .decoding import ColumnsError
+from .libzmq import fallback_reason
 
 MAGIC = 0xC7
 VERSION = 1
@@ -41,6 +41,7 @@ _MAGIC = MAGIC
 _VERSION = VERSION
 _HDR = HEADER_SIZE
 _BATCH = BATCH_TYPE
+
 #: drain: a frame counts at least one unit of work per 2**8 bytes
 _BYTES_PER_UNIT_SHIFT = 8
 
@@ -52,58 +53,6 @@ _LOG = logging.getLogger("corral._core")
 class EnvelopeError(ValueError):
     """A frame that is not a well-formed envelope (or arguments that cannot make one)."""
 
-
-class DispatchError(enum.IntEnum):
-    """Why a frame or envelope was not handled, as passed to ``on_error``."""
-
-    MALFORMED = 1
-    UNKNOWN_TYPE = 2
-    OVERSIZED = 3
-    HANDLER_FAILED = 4
-
-
-class DrainPath(enum.Enum):
-    """How ``Dispatcher.drain`` receives frames (see ``select_drain_path``)."""
-
-    UNRESOLVED = "unresolved"  # no drain yet: chosen on first use, when zmq is loaded
-    LIBZMQ = "libzmq"  # compiled build: zmq_msg_recv called directly on socket.underlying
-    PYZMQ = "pyzmq"  # socket.recv(zmq.NOBLOCK) for every frame
-
-
-class SendPath(enum.Enum):
-    """How ``send_frame`` and ``encode_and_send`` send (see ``select_send_path``)."""
-
-    UNRESOLVED = "unresolved"  # nothing sent yet: chosen on first use, when zmq is loaded
-    LIBZMQ = "libzmq"  # compiled build: zmq_send / zmq_msg_send on socket.underlying
-    PYZMQ = "pyzmq"  # socket.send(frame, zmq.NOBLOCK) for every frame
-
-
-#: Which receive path ``Dispatcher.drain`` uses in this process.
-DRAIN_PATH = DrainPath.UNRESOLVED
-#: Why the compiled build is not using LIBZMQ ("" when it is, or in the pure build).
-DRAIN_FALLBACK_REASON = ""
-#: Which send path ``send_frame`` / ``encode_and_send`` use in this process.
-SEND_PATH = SendPath.UNRESOLVED
-#: Why the compiled build is not sending through LIBZMQ ("" when it is, or in the pure build).
-SEND_FALLBACK_REASON = ""
-
-#: Frames this long or longer are always handed to pyzmq with ``copy=False`` (its
-#: zero-copy send); the libzmq path copies the shorter ones. pyzmq's own threshold is
-#: 64 KiB, but every zero-copy frame is released through pyzmq's garbage-collector
-#: thread, which takes the GIL from the I/O thread: a batched status path sends frames of
-#: 40-200 KiB all the time, and copying one (tens of microseconds at most) costs less.
-SEND_COPY_THRESHOLD = 4 << 20
-_COPY_LIMIT = SEND_COPY_THRESHOLD
-# zmq.NOBLOCK and zmq.Again, looked up when a send path is selected (zmq is loaded then).
-_NOBLOCK = 1
-_Again = None
-# SEND_PATH as a C int for the per-frame test (an Enum member lookup is a Python call).
-_SEND_UNRESOLVED = 0
-_SEND_LIBZMQ = 1
-_SEND_PYZMQ = 2
-_SEND_MODE = _SEND_UNRESOLVED
-# The last socket type seen whose attribute lookup is object's (see _live_handle).
-_PLAIN_GETATTR_TYPE = None
 
 # Header check results, shared by decode() and the Dispatcher (index into _HEADER_ERRORS).
 _OK = 0
@@ -179,27 +128,6 @@ def _envelope(frame, start, end):
     env._type = p[start + 2] | (p[start + 3] << 8)
     env._sender_len = p[start + 8] | (p[start + 9] << 8)
     return env
-
-
-def _follow(route, frame, start, end):
-    """Deliver the header-checked envelope in frame[start:end] as ``route`` says."""
-    p = frame
-    sender_len = p[start + 8] | (p[start + 9] << 8)
-    begin = start + _HDR
-    try:
-        if _COMPILED:
-            sender = _cached_id(p + begin, sender_len)
-        else:
-            sender = frame[begin : begin + sender_len].decode("utf-8")
-    except (ColumnsError, UnicodeDecodeError):
-        raise EnvelopeError("the sender is not UTF-8") from None
-    try:
-        message = route.parse(frame[begin + sender_len : end])
-    except route.parse_errors as exc:
-        route.undecodable(sender, exc)
-        return 0
-    route.handle(sender, message, route.clock())
-    return 0
 
 
 def decode(frame):
@@ -285,6 +213,50 @@ def encode_batch(frames):
         parts.append(_U32.pack(len(frame)))
         parts.append(frame)
     return b"".join(parts)
+
+
+class DispatchError(enum.IntEnum):
+    """Why a frame or envelope was not handled, as passed to ``on_error``."""
+
+    MALFORMED = 1
+    UNKNOWN_TYPE = 2
+    OVERSIZED = 3
+    HANDLER_FAILED = 4
+
+
+class DrainPath(enum.Enum):
+    """How ``Dispatcher.drain`` receives frames (see ``select_drain_path``)."""
+
+    UNRESOLVED = "unresolved"  # no drain yet: chosen on first use, when zmq is loaded
+    LIBZMQ = "libzmq"  # compiled build: zmq_msg_recv called directly on socket.underlying
+    PYZMQ = "pyzmq"  # socket.recv(zmq.NOBLOCK) for every frame
+
+
+#: Which receive path ``Dispatcher.drain`` uses in this process.
+DRAIN_PATH = DrainPath.UNRESOLVED
+#: Why the compiled build is not using LIBZMQ ("" when it is, or in the pure build).
+DRAIN_FALLBACK_REASON = ""
+
+
+def _follow(route, frame, start, end):
+    """Deliver the header-checked envelope in frame[start:end] as ``route`` says."""
+    p = frame
+    sender_len = p[start + 8] | (p[start + 9] << 8)
+    begin = start + _HDR
+    try:
+        if _COMPILED:
+            sender = _cached_id(p + begin, sender_len)
+        else:
+            sender = frame[begin : begin + sender_len].decode("utf-8")
+    except (ColumnsError, UnicodeDecodeError):
+        raise EnvelopeError("the sender is not UTF-8") from None
+    try:
+        message = route.parse(frame[begin + sender_len : end])
+    except route.parse_errors as exc:
+        route.undecodable(sender, exc)
+        return 0
+    route.handle(sender, message, route.clock())
+    return 0
 
 
 class Route:
@@ -406,28 +378,29 @@ class Dispatcher:
         # pyzmq's Socket._closed (declared public in its .pxd) is a plain field read;
         # Socket.closed asks libzmq every time.
         closed_attr = "_closed" if hasattr(socket, "_closed") else "closed"
+        api = libzmq_api()
         n = 0
         used = 0
         while used < limit:
             if n and getattr(socket, closed_attr):  # a handler closed it: handle freed
                 return -n - 1
-            _zmq_msg_init(cython.address(msg))
-            size = _zmq_msg_recv(cython.address(msg), sock, _ZMQ_DONTWAIT)
+            api.msg_init(cython.address(msg))
+            size = api.msg_recv(cython.address(msg), sock, ZMQ_DONTWAIT)
             if size < 0:
-                _zmq_msg_close(cython.address(msg))
-                if _zmq_errno() == EAGAIN:
+                api.msg_close(cython.address(msg))
+                if api.last_errno() == EAGAIN:
                     return n
                 return -n - 1
             n += 1
             if size > self._max_frame_size:
-                _zmq_msg_close(cython.address(msg))
+                api.msg_close(cython.address(msg))
                 self._received += 1
                 self._oversize(size)
                 used += 1
                 continue
-            data = cython.cast(cython.p_char, _zmq_msg_data(cython.address(msg)))
+            data = cython.cast(cython.p_char, api.msg_data(cython.address(msg)))
             frame = data[:size]
-            _zmq_msg_close(cython.address(msg))
+            api.msg_close(cython.address(msg))
             used += max(self._receive(frame), size >> _BYTES_PER_UNIT_SHIFT, 1)
         return n
 
@@ -513,96 +486,6 @@ class Dispatcher:
                 _LOG.exception("Dispatcher on_error callback raised")
 
 
-def send_frame(socket, frame):
-    """Queue ``frame`` on a pyzmq ``socket`` without blocking.
-
-    Returns True when ZeroMQ took the frame, False when it would have had to block
-    (EAGAIN: no peer, or the peer's queue is full): the caller counts a drop. Other
-    errors raise ``zmq.ZMQError`` as ``socket.send`` does (a closed socket raises
-    ENOTSOCK). The compiled build calls libzmq's zmq_send on the socket's handle for
-    bytes shorter than ``SEND_COPY_THRESHOLD``; anything else, and every frame in the
-    pure build, goes through ``socket.send(frame, zmq.NOBLOCK)``.
-    """
-    if _SEND_MODE == _SEND_UNRESOLVED:
-        select_send_path()
-    if _COMPILED and _SEND_MODE == _SEND_LIBZMQ and isinstance(frame, bytes):
-        size = len(frame)
-        if size < _COPY_LIMIT:
-            sock = _live_handle(socket)
-            if sock != cython.NULL:
-                if _zmq_send(sock, PyBytes_AS_STRING(frame), size, _ZMQ_DONTWAIT) >= 0:
-                    return True
-                if _zmq_errno() == EAGAIN:
-                    return False
-                # another error (EINTR, ENOTSUP, ...): the frame was not queued; pyzmq
-                # tries again and raises what it would have raised
-    return _send_pyzmq(socket, frame)
-
-
-def encode_and_send(socket, msg_type, seq, sender, body):
-    """``send_frame(socket, encode(msg_type, seq, sender, body))`` in one step.
-
-    Raises like ``encode`` for bad fields (before anything is sent). The compiled build
-    writes the envelope straight into a libzmq message and sends it, with no
-    intermediate bytes object.
-    """
-    _check_fields(msg_type, seq, sender, body)
-    if _SEND_MODE == _SEND_UNRESOLVED:
-        select_send_path()
-    if _COMPILED and _SEND_MODE == _SEND_LIBZMQ:
-        sender_len = len(sender)
-        size = _HDR + sender_len + len(body)
-        if size < _COPY_LIMIT:
-            sock = _live_handle(socket)
-            if sock != cython.NULL and _zmq_msg_init_size(cython.address(msg), size) == 0:
-                w = cython.cast(wbuf, _zmq_msg_data(cython.address(msg)))
-                _put_header(w, msg_type, seq, sender_len)
-                memcpy(w + _HDR, PyBytes_AS_STRING(sender), sender_len)
-                memcpy(w + _HDR + sender_len, PyBytes_AS_STRING(body), len(body))
-                if _zmq_msg_send(cython.address(msg), sock, _ZMQ_DONTWAIT) >= 0:
-                    return True  # libzmq owns the message now
-                err = _zmq_errno()
-                _zmq_msg_close(cython.address(msg))
-                if err == EAGAIN:
-                    return False
-    return _send_pyzmq(socket, encode(msg_type, seq, sender, body))
-
-
-def _live_handle(socket):
-    """Compiled build only: the libzmq handle of an open pyzmq socket, or NULL when the
-    socket is closed (its handle is freed) or is not a pyzmq socket."""
-    global _PLAIN_GETATTR_TYPE
-    cls = type(socket)
-    if cls is _PLAIN_GETATTR_TYPE:
-        # pyzmq's Socket resolves attributes with object's generic lookup (its
-        # __getattr__ only runs for missing names): call that lookup directly rather
-        # than through the type's __getattr__ hook, which costs two more type lookups.
-        closed = PyObject_GenericGetAttr(socket, "_closed")
-        handle = PyObject_GenericGetAttr(socket, "underlying")
-    else:
-        # pyzmq's Socket._closed is what its own send checks (a plain field read).
-        closed = getattr(socket, "_closed", True)
-        handle = getattr(socket, "underlying", None)
-        if closed is False and handle is not None and (
-            getattr(cls, "__getattribute__", None) is object.__getattribute__
-        ):
-            _PLAIN_GETATTR_TYPE = cls
-    if closed or handle is None:
-        return cython.NULL
-    return cython.cast(cython.p_void, cython.cast(cython.size_t, handle))
-
-
-def _send_pyzmq(socket, frame):
-    try:
-        if len(frame) < _COPY_LIMIT:
-            socket.send(frame, _NOBLOCK)
-        else:
-            socket.send(frame, _NOBLOCK, copy=False)
-    except _Again:
-        return False
-    return True
-
-
 def select_drain_path(prefer_libzmq=True):
     """Choose (and return) how ``Dispatcher.drain`` receives; sets ``DRAIN_PATH``.
 
@@ -612,107 +495,9 @@ def select_drain_path(prefer_libzmq=True):
     ``socket.recv(zmq.NOBLOCK)`` and ``DRAIN_FALLBACK_REASON`` says why.
     """
     global DRAIN_PATH, DRAIN_FALLBACK_REASON
-    reason = ""
-    if not _COMPILED:
-        reason = "pure-Python build"
-    elif not prefer_libzmq:
-        reason = "libzmq path disabled by select_drain_path(prefer_libzmq=False)"
-    else:
-        reason = _load_libzmq()
+    reason = fallback_reason(prefer_libzmq, "select_drain_path(prefer_libzmq=False)")
     if reason and _COMPILED and prefer_libzmq:
         _LOG.warning("corral._core: Dispatcher.drain falls back to pyzmq recv: %s", reason)
     DRAIN_PATH = DrainPath.PYZMQ if reason else DrainPath.LIBZMQ
     DRAIN_FALLBACK_REASON = reason
     return DRAIN_PATH
-
-
-def select_send_path(prefer_libzmq=True):
-    """Choose (and return) how ``send_frame`` and ``encode_and_send`` send; sets
-    ``SEND_PATH``. Imports zmq (the first send has a pyzmq socket, so it is loaded).
-
-    The compiled build uses libzmq's zmq_send / zmq_msg_* functions, looked up as for the
-    drain; when that fails, or in the pure build, or with ``prefer_libzmq=False``, every
-    frame goes through ``socket.send(frame, zmq.NOBLOCK)`` and ``SEND_FALLBACK_REASON``
-    says why.
-    """
-    global SEND_PATH, SEND_FALLBACK_REASON, _SEND_MODE, _NOBLOCK, _Again
-    import zmq
-
-    _NOBLOCK = zmq.NOBLOCK
-    _Again = zmq.Again
-    reason = ""
-    if not _COMPILED:
-        reason = "pure-Python build"
-    elif not prefer_libzmq:
-        reason = "libzmq path disabled by select_send_path(prefer_libzmq=False)"
-    else:
-        reason = _load_libzmq()
-    if reason and _COMPILED and prefer_libzmq:
-        _LOG.warning("corral._core: send_frame falls back to pyzmq send: %s", reason)
-    SEND_PATH = SendPath.PYZMQ if reason else SendPath.LIBZMQ
-    SEND_FALLBACK_REASON = reason
-    _SEND_MODE = _SEND_PYZMQ if reason else _SEND_LIBZMQ
-    return SEND_PATH
-
-
-def _libzmq_candidates():
-    """Shared objects to ask for zmq_msg_recv: pyzmq's backend extension first (dlsym
-    searches its dependencies, i.e. the very libzmq pyzmq's sockets belong to), then any
-    libzmq mapped into this process."""
-    paths = []
-    backend = sys.modules.get("zmq.backend.cython._zmq")
-    if backend is not None and getattr(backend, "__file__", None):
-        paths.append(backend.__file__)
-    try:
-        with open("/proc/self/maps") as maps:
-            for line in maps:
-                path = line.rstrip("\n").rpartition(" ")[2]
-                if "libzmq" in path.rpartition("/")[2] and path not in paths:
-                    paths.append(path)
-    except OSError:
-        pass
-    return paths
-
-
-def _load_libzmq():
-    """Compiled build only: fill the zmq_* function pointers (receive and send). Returns
-    "" or why not."""
-    global _zmq_msg_init, _zmq_msg_recv, _zmq_msg_data, _zmq_msg_close, _zmq_errno
-    global _zmq_send, _zmq_msg_init_size, _zmq_msg_send
-    zmq = sys.modules.get("zmq")
-    if zmq is None:
-        return "zmq is not imported"
-    for path in _libzmq_candidates():
-        encoded = path.encode()
-        lib = dlopen(encoded, RTLD_NOW | RTLD_NOLOAD)
-        if lib == cython.NULL:
-            continue
-        version = cython.cast(_zmq_version_fn, dlsym(lib, b"zmq_version"))
-        init = dlsym(lib, b"zmq_msg_init")
-        recv = dlsym(lib, b"zmq_msg_recv")
-        data = dlsym(lib, b"zmq_msg_data")
-        close = dlsym(lib, b"zmq_msg_close")
-        errno_ = dlsym(lib, b"zmq_errno")
-        send = dlsym(lib, b"zmq_send")
-        init_size = dlsym(lib, b"zmq_msg_init_size")
-        msg_send = dlsym(lib, b"zmq_msg_send")
-        dlclose(lib)  # pyzmq keeps it loaded; RTLD_NOLOAD only took a reference
-        if (
-            version == cython.NULL or init == cython.NULL or recv == cython.NULL
-            or data == cython.NULL or close == cython.NULL or errno_ == cython.NULL
-            or send == cython.NULL or init_size == cython.NULL or msg_send == cython.NULL
-        ):
-            continue
-        version(cython.address(major), cython.address(minor), cython.address(patch))
-        if (major, minor, patch) != tuple(zmq.zmq_version_info()):
-            continue  # a different libzmq than the one pyzmq's sockets live in
-        _zmq_msg_init = cython.cast(_zmq_msg_init_fn, init)
-        _zmq_msg_recv = cython.cast(_zmq_msg_recv_fn, recv)
-        _zmq_msg_data = cython.cast(_zmq_msg_data_fn, data)
-        _zmq_msg_close = cython.cast(_zmq_msg_close_fn, close)
-        _zmq_errno = cython.cast(_zmq_errno_fn, errno_)
-        _zmq_send = cython.cast(_zmq_send_fn, send)
-        _zmq_msg_init_size = cython.cast(_zmq_msg_init_size_fn, init_size)
-        _zmq_msg_send = cython.cast(_zmq_msg_send_fn, msg_send)
-        return ""
-    return "no loaded libzmq matching pyzmq's version was found"

@@ -2,7 +2,8 @@
 # classes are C types with typed fields.
 cimport cython
 
-from corral._core.columns cimport decode_updates, encode_updates, decode_acks, encode_acks
+from corral._core.decoding cimport decode_updates, decode_acks
+from corral._core.encoding cimport encode_updates, encode_acks
 
 
 cdef class UpdateMessage:

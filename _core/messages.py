@@ -1,5 +1,5 @@
 """The status path's six message classes: updates and acks as rows in memory, protobuf's
-exact bytes on the wire (through the `columns` codec). `corral.net.wire` presents them to
+exact bytes on the wire (through the `decoding` and `encoding` codec). `corral.net.wire` presents them to
 the engines, with the row layout.
 
 Each has what the runtimes and the simulator use of a generated protobuf class:
@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from google.protobuf.message import DecodeError  # the runtimes' one error for a body that does not parse
 
-from .columns import ColumnsError, decode_acks, decode_updates, encode_acks, encode_updates
+from .decoding import ColumnsError, decode_acks, decode_updates
+from .encoding import encode_acks, encode_updates
 
 
 class UpdateMessage:

@@ -1,4 +1,4 @@
-"""Benchmarks for corral.master.allocator, shaped like Mesos' HierarchicalAllocator
+"""Benchmarks for corral.engines.master.allocator, shaped like Mesos' HierarchicalAllocator
 benchmarks (published, Mesos 1.8 C++: one cycle of 1k agents x 100 frameworks about 0.05 s,
 10k agents x 1k frameworks about 1.1 s, about 9.4k offers/s).
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from corral.master.allocator import Allocator
+from corral.engines.master.allocator import Allocator
 from corral.resources import Resources
 
 AGENT = Resources.parse("cpus:16;mem:65536;disk:1000000;ports:[31000-32000]")

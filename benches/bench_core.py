@@ -95,9 +95,9 @@ def test_columns_codec(benchmark, impl, record, rows, op):
     name, mod = impl
     data = _status_rows(rows)
     if op == "encode":
-        call, arg = mod.columns.encode_updates, data
+        call, arg = mod.encoding.encode_updates, data
     else:
-        call, arg = mod.columns.decode_updates, mod.columns.encode_updates(data)
+        call, arg = mod.decoding.decode_updates, mod.encoding.encode_updates(data)
     messages = OPS // rows
 
     def run():
@@ -240,7 +240,7 @@ def _bench_send(benchmark, zmq_sink, run):
 
 def test_send_frame_zmq(benchmark, impl, record, zmq_sink):
     name, mod = impl
-    send_frame = mod.envelope.send_frame
+    send_frame = mod.send.send_frame
     frame = mod.envelope.encode(7, 1, SENDER, BODY)
 
     def run(push):
@@ -253,7 +253,7 @@ def test_send_frame_zmq(benchmark, impl, record, zmq_sink):
 
 def test_encode_and_send_zmq(benchmark, impl, record, zmq_sink):
     name, mod = impl
-    encode_and_send = mod.envelope.encode_and_send
+    encode_and_send = mod.send.encode_and_send
 
     def run(push):
         for seq in range(OPS):

@@ -12,6 +12,9 @@ import pytest
 
 zmq = pytest.importorskip("zmq")
 
+import corral._core.envelope as envelope  # noqa: E402
+from corral._core.envelope import Dispatcher, encode, select_drain_path  # noqa: E402
+
 N = 200_000
 ROUNDS = 8
 SENDER = b"tcp://127.0.0.1:15050"
@@ -46,12 +49,10 @@ def prefill(push, pull, frame):
 
 @pytest.mark.parametrize("variant", ["drain", "drain_pyzmq_path", "raw_recv"])
 def test_drain_vs_raw_recv(benchmark, sockets, variant, record):
-    import corral._core as core
-
     push, pull = sockets
-    frame = core.encode(7, 1, SENDER, b"x" * (100 - 12 - len(SENDER)))
+    frame = encode(7, 1, SENDER, b"x" * (100 - 12 - len(SENDER)))
     assert len(frame) == 100
-    d = core.Dispatcher()
+    d = Dispatcher()
     d.register(7, lambda env: None)
 
     if variant == "raw_recv":
@@ -61,7 +62,7 @@ def test_drain_vs_raw_recv(benchmark, sockets, variant, record):
             for _ in range(N):
                 recv()
     else:
-        core.select_drain_path(prefer_libzmq=variant == "drain")
+        select_drain_path(prefer_libzmq=variant == "drain")
 
         def consume():
             read = 0
@@ -73,9 +74,9 @@ def test_drain_vs_raw_recv(benchmark, sockets, variant, record):
     try:
         benchmark.pedantic(consume, setup=lambda: prefill(push, pull, frame),
                            rounds=ROUNDS, iterations=1)
-        drain_path = core.envelope.DRAIN_PATH.value
+        drain_path = envelope.DRAIN_PATH.value
     finally:
-        core.select_drain_path()
+        select_drain_path()
     assert not pull.poll(0, zmq.POLLIN)  # every pre-filled frame was consumed
     if variant != "raw_recv":
         assert d.counters()["dispatched"] == N * ROUNDS

@@ -23,7 +23,6 @@ import gc
 
 import pytest
 
-from corral import _core
 from corral.engines.agent import AgentConfig, AgentEngine
 from corral.engines.base import Callback, Send
 from corral.engines.executor import ExecutorEngine, serialise_status
@@ -34,6 +33,7 @@ from corral.protos import corral_pb2 as pb
 from corral.resources import Resources
 from corral.runtime import GC_YOUNG_THRESHOLD
 from corral.tasks import executor_info, executor_task
+from corral._core.envelope import decode, encode
 
 TASKS = 10_000
 UPDATES_PER_TASK = 3
@@ -60,7 +60,7 @@ class Wire:
             for action in engine.take_actions():
                 if type(action) is Send:
                     body = action.body
-                    self.frames.append((action.to, _core.encode(TYPE_NUMBER[type(body)], 0, sender,
+                    self.frames.append((action.to, encode(TYPE_NUMBER[type(body)], 0, sender,
                                                                  body.SerializeToString())))
                 elif type(action) is Callback and action.event is SchedulerEvent.RESOURCE_OFFERS:
                     self.offers.extend(action.args[0])
@@ -76,7 +76,7 @@ class Wire:
                 to, frame = self.frames.popleft()
                 engine = self.engines.get(to)
                 if engine is not None:
-                    env = _core.decode(frame)
+                    env = decode(frame)
                     engine.handle(env.sender.decode(), BODY_CLASS[env.type].FromString(env.body), now)
             acks, self.to_ack = self.to_ack, []
             self.scheduler.acknowledge_delivered(acks)

@@ -12,11 +12,11 @@ per-message Python cost of both ends; ZeroMQ's I/O threads carry the bytes.
 The send side alone (`test_send_*`: N sends per round, timed; the receiver is emptied
 between rounds, untimed), per 100-byte message, same run:
 - `raw_pyzmq`: `push.send(frame, zmq.NOBLOCK)`;
-- `core_libzmq`: `_core.send_frame(push, frame)`, compiled, libzmq's zmq_send called
-  directly (`SEND_PATH = libzmq`); `core_libzmq_encode`: `_core.encode_and_send`, the
+- `core_libzmq`: `corral._core.send.send_frame(push, frame)`, compiled, libzmq's zmq_send called
+  directly (`SEND_PATH = libzmq`); `core_libzmq_encode`: `encode_and_send`, the
   envelope written straight into a libzmq message; `core_libzmq_encode_then_send`:
   `send_frame(push, encode(...))`, the same with an intermediate bytes object;
-- `core_pyzmq`: `_core.send_frame` on its pyzmq fallback path (`socket.send(frame, NOBLOCK)`);
+- `core_pyzmq`: `send_frame` on its pyzmq fallback path (`socket.send(frame, NOBLOCK)`);
 - `transport`: `Transport.send` (per-peer lookup, encode and send, counters).
 The per-message medians are printed at the end ("corral._core ratios").
 
@@ -29,9 +29,11 @@ import zmq
 
 from corral import _core
 from corral.net.transport import Transport
+from corral._core.envelope import HEADER_SIZE, Dispatcher, encode
+from corral._core.send import encode_and_send, select_send_path, send_frame
 
 N = 100_000
-BODY = b"x" * (100 - _core.HEADER_SIZE - len(b"tcp://127.0.0.1:65535"))
+BODY = b"x" * (100 - HEADER_SIZE - len(b"tcp://127.0.0.1:65535"))
 MSG_TYPE = 33
 
 
@@ -46,10 +48,10 @@ class Counter:
 @pytest.fixture(scope="module")
 def corral_pair():
     counter = Counter()
-    rx_dispatcher = _core.Dispatcher()
+    rx_dispatcher = Dispatcher()
     rx_dispatcher.register(MSG_TYPE, counter)
     receiver = Transport("127.0.0.1", 0, rx_dispatcher)
-    sender = Transport("127.0.0.1", 0, _core.Dispatcher())
+    sender = Transport("127.0.0.1", 0, Dispatcher())
     yield sender, receiver, counter
     sender.close()
     receiver.close()
@@ -84,10 +86,10 @@ def test_send(benchmark, record, variant, zmq_sink):
     if variant.startswith("core_libzmq") and _core.CORE != "cython":
         pytest.skip("the libzmq send path is the compiled core's")
     if variant != "raw_pyzmq":
-        _core.select_send_path(prefer_libzmq=variant != "core_pyzmq")
+        select_send_path(prefer_libzmq=variant != "core_pyzmq")
     push, pull = zmq_sink
     sender = b"tcp://127.0.0.1:65535"
-    frame = _core.encode(MSG_TYPE, 1, sender, BODY)
+    frame = encode(MSG_TYPE, 1, sender, BODY)
     assert len(frame) == 100
     expected = [0]
 
@@ -104,19 +106,19 @@ def test_send(benchmark, record, variant, zmq_sink):
                 send(frame, noblock)
     elif variant == "core_libzmq_encode":
         def run():
-            send = _core.encode_and_send
+            send = encode_and_send
             for seq in range(N):
                 if not send(push, MSG_TYPE, seq, sender, BODY):
                     raise AssertionError("dropped")
     elif variant == "core_libzmq_encode_then_send":
         def run():
-            send, encode = _core.send_frame, _core.encode
+            send, make = send_frame, encode
             for seq in range(N):
-                if not send(push, encode(MSG_TYPE, seq, sender, BODY)):
+                if not send(push, make(MSG_TYPE, seq, sender, BODY)):
                     raise AssertionError("dropped")
     else:
         def run():
-            send = _core.send_frame
+            send = send_frame
             for _ in range(N):
                 if not send(push, frame):
                     raise AssertionError("dropped")
@@ -130,7 +132,7 @@ def test_send(benchmark, record, variant, zmq_sink):
         empty_receiver()
     finally:
         if variant != "raw_pyzmq":
-            _core.select_send_path()
+            select_send_path()
         push.close()
         pull.close()
     record(benchmark, "send one 100-byte frame", variant, N)

@@ -7,6 +7,7 @@ import types
 import pytest
 
 import corral._core as core
+from corral._core import acks, decoding, encoding, envelope, send, timers
 
 _RESULTS: dict[tuple[str, str], float] = {}  # (group, variant) -> median seconds per op
 
@@ -15,8 +16,8 @@ def core_impls() -> dict[str, types.SimpleNamespace]:
     """{"cython": compiled modules (when built), "python": the pure-Python twin}."""
     impls = {"python": core.load_pure()}
     if core.CORE == "cython":
-        impls["cython"] = types.SimpleNamespace(
-            envelope=core.envelope, acks=core.acks, timers=core.timers, columns=core.columns)
+        impls["cython"] = types.SimpleNamespace(envelope=envelope, send=send, acks=acks, timers=timers,
+                                                decoding=decoding, encoding=encoding)
     return impls
 
 

@@ -6,6 +6,7 @@ and small builders for tasks and resources are importable from here.
 """
 __version__ = "0.1.0"
 
+from corral import _core  # noqa: F401  (first: selects the compiled modules or their twins)
 from corral.runtime.driver import DriverStatus
 from corral.executor import Executor, ExecutorDriver
 from corral.protos.corral_pb2 import (

@@ -13,7 +13,7 @@ from corral.runtime.driver import DriverBase, DriverStatus
 from corral.engines.base import Callback
 from corral.engines.base import MasterLost
 from corral.engines.scheduler import Abort, SchedulerConfig, SchedulerEngine, SchedulerEvent
-from corral.reconcile import Progress
+from corral.engines.scheduler.reconcile import Progress
 from corral.protos import corral_pb2 as pb
 from corral.runtime import Runtime
 from corral.runtime.actions import Performer

@@ -1,4 +1,4 @@
-"""Every action type an engine can emit (its module's `ACTIONS`, plus `Send`) has a
+"""Every action type an engine can emit (its class's `ACTIONS`) has a
 performer in each table that carries that engine's actions out: the runtimes of the
 master and agent daemons and of the scheduler and executor drivers, and the simulator's
 processes of each kind."""
@@ -8,8 +8,11 @@ import pytest
 
 from corral import Executor, Scheduler, command_task
 from corral.agent.daemon import AgentDaemon, AgentFlags
-from corral.engines import agent, executor, master, scheduler
-from corral.engines.base import Send
+from corral.engines.agent import AgentEngine, KillContainer
+from corral.engines.base import MasterLost
+from corral.engines.executor import ExecutorEngine
+from corral.engines.master import MasterEngine
+from corral.engines.scheduler import SchedulerEngine
 from corral.executor import ExecutorDriver
 from corral.master.daemon import MasterDaemon, MasterFlags
 from corral.protos import corral_pb2 as pb
@@ -27,8 +30,8 @@ def test_the_daemons_perform_every_action_of_their_engines(tmp_path):
     agent_daemon.start()
     agent_daemon.stop()
     master_daemon.stop()
-    assert unhandled(master.ACTIONS | {Send}, master_daemon.runtime.performs()) == []
-    assert unhandled(agent.ACTIONS | {Send}, agent_daemon.runtime.performs()) == []
+    assert unhandled(MasterEngine.ACTIONS, master_daemon.runtime.performs()) == []
+    assert unhandled(AgentEngine.ACTIONS, agent_daemon.runtime.performs()) == []
 
 
 def test_the_drivers_perform_every_action_of_their_engines():
@@ -39,16 +42,16 @@ def test_the_drivers_perform_every_action_of_their_engines():
                                                   "CORRAL_FRAMEWORK_ID": "f", "CORRAL_EXECUTOR_ID": "e"})
     executor_driver.start()
     executor_driver.abort()
-    assert unhandled(scheduler.ACTIONS | {Send}, scheduler_driver._runtime.performs()) == []
-    assert unhandled(executor.ACTIONS | {Send}, executor_driver._runtime.performs()) == []
+    assert unhandled(SchedulerEngine.ACTIONS, scheduler_driver._runtime.performs()) == []
+    assert unhandled(ExecutorEngine.ACTIONS, executor_driver._runtime.performs()) == []
 
 
 def test_an_action_without_a_performer_is_named():
-    table = {agent.KillContainer: lambda action: None}
-    assert unhandled(agent.ACTIONS, table) == sorted(t.__name__ for t in agent.ACTIONS - {agent.KillContainer})
-    perform(table, agent.KillContainer("c1", 0.0), "agent")
+    table = {KillContainer: lambda action: None}
+    assert unhandled(AgentEngine.ACTIONS, table) == sorted(t.__name__ for t in AgentEngine.ACTIONS - {KillContainer})
+    perform(table, KillContainer("c1", 0.0), "agent")
     with pytest.raises(UnhandledAction, match="the agent engine emitted an action nothing performs: .*MasterLost"):
-        perform(table, agent.MasterLost(), "agent")
+        perform(table, MasterLost(), "agent")
 
 
 class OneLongTask(Scheduler):
@@ -68,6 +71,6 @@ def test_the_simulated_processes_perform_every_action_of_their_engines():
     driver = cluster.add_scheduler(OneLongTask())
     assert cluster.run_until(lambda: cluster.live_executors(), 60)
     (executor_driver,) = cluster.live_executors()
-    for address, module in ((MASTER_ADDRESS, master), (agent_address(1), agent), (driver.address, scheduler),
-                            (executor_driver.address, executor)):
-        assert unhandled(module.ACTIONS | {Send}, cluster.performs(address)) == [], address
+    for address, engine in ((MASTER_ADDRESS, MasterEngine), (agent_address(1), AgentEngine),
+                            (driver.address, SchedulerEngine), (executor_driver.address, ExecutorEngine)):
+        assert unhandled(engine.ACTIONS, cluster.performs(address)) == [], address

@@ -1,4 +1,4 @@
-"""Tests for corral.master.allocator: hierarchical DRF, weights, quota limits, reservations,
+"""Tests for corral.engines.master.allocator: hierarchical DRF, weights, quota limits, reservations,
 filters, suppression, (de)activation, agent removal, minimum allocatable, role names.
 Time is passed in; nothing sleeps."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from corral.master.allocator import (
+from corral.engines.master.allocator import (
     Allocation,
     Allocator,
     AllocatorConfig,
@@ -547,7 +547,7 @@ def test_invariants_under_random_operations(seed: int) -> None:
 def test_a_reservation_of_disk_alone_is_offered_to_its_role():
     """A persistent volume's disk is not allocatable on its own; the role's whole usable
     set on the agent is what counts (as in Mesos)."""
-    from corral.master.allocator import Allocator
+    from corral.engines.master.allocator import Allocator
     from corral.resources import Resources
 
     reserved_disk = Resources.from_protos(Resources.parse("disk:100", default_role="db").to_protos())

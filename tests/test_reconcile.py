@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from corral.protos import corral_pb2 as pb
-from corral.reconcile import Escalation, Query, ReconcileConfig, Reconciler, RoundKind
+from corral.engines.scheduler.reconcile import Escalation, Query, ReconcileConfig, Reconciler, RoundKind
 
 
 def make(**kwargs) -> Reconciler:

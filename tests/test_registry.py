@@ -1,7 +1,8 @@
 """The master's SQLite registry: what a restarted master finds."""
 from __future__ import annotations
 
-from corral.engines.master import AgentRecordState, ForgetAgent, RecordAgent, RegistryState, apply_to_registry
+from corral.engines.master import (AgentRecordState, ForgetAgent, RecordAgent, RecordQuota, RecordWeight, RegistryState,
+                                  apply_to_registry)
 from corral.master.registry import Registry
 from corral.protos import corral_pb2 as pb
 from corral.resources import Resources
@@ -34,3 +35,24 @@ def test_sqlite_registry_and_the_in_memory_one_agree_across_a_reopen(tmp_path) -
     assert set(state.admitted) == {"a1"} and state.admitted["a1"].hostname == "h1"
     assert state.unreachable == {"a2": 5.0} and state.gone == {"a3"}
     assert reopened.weights() == {"db": 2.5} and reopened.quotas() == {"db": Resources.parse("cpus:4")}
+
+
+def test_the_weight_and_quota_actions_leave_both_registries_alike(tmp_path) -> None:
+    registry = Registry(tmp_path / "r.sqlite")
+    memory = RegistryState()
+    for action in ACTIONS + [RecordWeight("web", 3.0), RecordQuota("web", Resources.parse("mem:64")),
+                             RecordWeight("db", 2.0), RecordQuota("db", Resources.parse("cpus:1")),
+                             RecordWeight("db", 4.0), RecordQuota("db", None)]:
+        if isinstance(action, ForgetAgent):  # (as the master daemon performs each)
+            registry.forget_agent(action.agent_id)
+        elif isinstance(action, RecordAgent):
+            registry.record_agent(action.agent_id, action.info, action.record, action.since)
+        elif isinstance(action, RecordWeight):
+            registry.set_weight(action.role, action.weight)
+        else:
+            registry.set_quota(action.role, action.quota)
+        apply_to_registry(memory, action)
+    registry.close()
+    reopened = Registry(tmp_path / "r.sqlite")
+    assert reopened.state() == memory
+    assert memory.weights == {"web": 3.0, "db": 4.0} and memory.quotas == {"web": Resources.parse("mem:64")}

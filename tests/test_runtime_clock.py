@@ -2,13 +2,14 @@
 timers early nor stalls them, and the times engines stamp still read as dates."""
 from __future__ import annotations
 
+import enum
 import threading
 import time
 
 import pytest
 
 from corral.agent.daemon import AgentDaemon, AgentFlags
-from corral.engines.base import Engine
+from corral.engines.base import Engine, on_timer
 from corral.master.daemon import MasterDaemon, MasterFlags
 from corral.resources import Resources
 from corral.runtime import Runtime
@@ -33,6 +34,10 @@ class SteppingWall:
         self.offset += seconds
 
 
+class OneTimerKind(enum.Enum):
+    ONCE = enum.auto()
+
+
 class OneTimer(Engine):
     """Arms one timer when told to; remembers when (monotonic) it was armed and fired."""
 
@@ -44,9 +49,10 @@ class OneTimer(Engine):
 
     def arm(self, now: float) -> None:
         self.armed_at = time.monotonic()
-        self.set_timer("once", now + DELAY)
+        self.set_timer(OneTimerKind.ONCE, now + DELAY)
 
-    def on_timer(self, key: object, now: float) -> None:
+    @on_timer(OneTimerKind.ONCE)
+    def _fire(self, _subject: None, now: float) -> None:
         self.fired_at = time.monotonic()
         self.fired.set()
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 import time
 
-from corral import _core
 from corral.net.protocol import PeerEvent
 from corral.net.transport import Transport
+from corral._core.envelope import Dispatcher
 
 MSG = 58
 
@@ -18,10 +18,10 @@ def test_new_connections_keep_working_after_many_closed_ones() -> None:
     for round_ in range(40):
         got: list[int] = []
         events: list[PeerEvent] = []
-        receiver_dispatch = _core.Dispatcher()
+        receiver_dispatch = Dispatcher()
         receiver_dispatch.register(MSG, lambda env: got.append(1))
         receiver = Transport("127.0.0.1", 0, receiver_dispatch, on_peer=lambda a, e: None)
-        sender = Transport("127.0.0.1", 0, _core.Dispatcher(), on_peer=lambda a, e: events.append(e))
+        sender = Transport("127.0.0.1", 0, Dispatcher(), on_peer=lambda a, e: events.append(e))
         for _ in range(20):
             assert sender.send(receiver.address, MSG, b"x")
         deadline = time.monotonic() + 5

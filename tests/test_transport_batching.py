@@ -7,7 +7,6 @@ import time
 
 import pytest
 
-from corral import _core
 from corral.net import transport as transport_mod
 from corral.engines.base import Engine, on
 from corral.net.protocol import MessageType as T
@@ -15,6 +14,7 @@ from corral.protos import corral_pb2 as pb
 from corral.runtime import Runtime
 from corral.testing.cluster import wait_for
 from corral.net.transport import Transport
+from corral._core.envelope import Dispatcher
 
 MSG = 33
 
@@ -33,12 +33,12 @@ class Inbox:
 def pair():
     made: list[Transport] = []
 
-    def make(batch: bool) -> tuple[Transport, Transport, Inbox, _core.Dispatcher]:
+    def make(batch: bool) -> tuple[Transport, Transport, Inbox, Dispatcher]:
         inbox = Inbox()
-        rx_dispatcher = _core.Dispatcher()
+        rx_dispatcher = Dispatcher()
         rx_dispatcher.register(MSG, inbox)
         receiver = Transport("127.0.0.1", 0, rx_dispatcher)
-        sender = Transport("127.0.0.1", 0, _core.Dispatcher(), batch=batch)
+        sender = Transport("127.0.0.1", 0, Dispatcher(), batch=batch)
         made.extend((receiver, sender))
         return sender, receiver, inbox, rx_dispatcher
 
@@ -111,7 +111,7 @@ def test_large_queues_are_split_at_the_batch_size_limit_keeping_order(pair, monk
 def test_queues_are_per_peer(pair):
     sender, receiver, inbox, _ = pair(batch=True)
     inbox2 = Inbox()
-    rx2 = _core.Dispatcher()
+    rx2 = Dispatcher()
     rx2.register(MSG, inbox2)
     receiver2 = Transport("127.0.0.1", 0, rx2)
     try:

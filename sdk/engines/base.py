@@ -3,7 +3,9 @@
 An engine is a pure state machine. Runtimes (and the simulator) feed it decoded
 messages with `handle(sender, body, now)` and the passage of time with `tick(now)`,
 then collect what it wants done with `take_actions()`. Engines never touch sockets,
-processes, files or the clock.
+processes, files or the clock. A method marked `@on(message type)` handles that
+message; one marked `@on_timer(kind)` runs when a timer of that kind (a member of the
+engine's timer enum, set with `set_timer`) fires.
 
 The status path's updates and acks are rows (`send_row`): each row leaves in a message
 of its own, or, with `batch` on, in one message per kind and peer for the turn (until
@@ -11,16 +13,20 @@ of its own, or, with `batch` on, in one message per kind and peer for the turn (
 """
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable
 
 from google.protobuf.message import Message
 
-from corral import _core
+from corral._core.timers import TimerQueue
+from corral.engines._callback import Callback  # noqa: F401  (an action, with Send below: the engines import both from here)
 from corral.engines.status import Batch
 from corral.net.protocol import MessageType, PeerEvent, message_type
 
 Handler = Callable[[Any, str, Any, float], None]
+#: what happens when a timer fires: fn(engine, subject, now)
+TimerHandler = Callable[[Any, Hashable, float], None]
 
 
 def on(msg_type: MessageType) -> Callable[[Handler], Handler]:
@@ -28,6 +34,18 @@ def on(msg_type: MessageType) -> Callable[[Handler], Handler]:
 
     def mark(fn: Handler) -> Handler:
         fn.__corral_handles__ = msg_type  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+def on_timer(kind: enum.Enum) -> Callable[[TimerHandler], TimerHandler]:
+    """Mark an engine method as what happens when a timer of `kind` (a member of the
+    engine's timer enum) fires: fn(self, subject, now), `subject` what the timer was set
+    for (a framework id, a task id, ...; None for the engine's own timers)."""
+
+    def mark(fn: TimerHandler) -> TimerHandler:
+        fn.__corral_fires__ = kind  # type: ignore[attr-defined]
         return fn
 
     return mark
@@ -45,8 +63,6 @@ class Send:
         return message_type(self.body)
 
 
-#: Run the user's callback `event` with `args`, off the I/O thread (see `_core.Callback`)
-Callback = _core.Callback
 
 
 class MasterLost:
@@ -58,10 +74,21 @@ class MasterLost:
 BATCH_MAX_ROWS = 256
 
 
+def earliest(*deadlines: float | None) -> float | None:
+    """The earliest of `deadlines` (None: no deadline), None when there is none."""
+    known = [d for d in deadlines if d is not None]
+    return min(known) if known else None
+
+
 class Engine:
     """Base of the master, agent, scheduler and executor engines."""
 
     _handlers: dict[MessageType, Handler]
+    _timer_handlers: dict[enum.Enum, TimerHandler]
+    #: every type of action the engine emits (`take_actions`): what a runtime, daemon or
+    #: the simulator must carry out for it (tests/engines/test_engine_actions.py checks
+    #: it against the engine's code)
+    ACTIONS: frozenset[type] = frozenset()
     #: collect the status path's rows for one peer and turn in one message (`send_row`);
     #: runtimes set it from their `batch` flag
     batch = False
@@ -69,17 +96,23 @@ class Engine:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         table: dict[MessageType, Handler] = {}
+        timers: dict[enum.Enum, TimerHandler] = {}
         for klass in reversed(cls.__mro__):
             for value in vars(klass).values():
                 handles = getattr(value, "__corral_handles__", None)
                 if handles is not None:
                     table[handles] = value
+                fires = getattr(value, "__corral_fires__", None)
+                if fires is not None:
+                    timers[fires] = value
         cls._handlers = table
+        cls._timer_handlers = timers
 
     def __init__(self) -> None:
         self._actions: list[Any] = []
-        self._timers = _core.TimerQueue()
-        self._timer_handles: dict[Hashable, int] = {}
+        self._timers = TimerQueue()
+        #: (timer kind, subject) -> the timer queue's handle
+        self._timer_handles: dict[tuple[enum.Enum, Hashable], int] = {}
         #: batches among this turn's actions, and (batching) the one open towards each peer
         self._batches = 0
         self._open: dict[str, Batch] = {}
@@ -102,7 +135,11 @@ class Engine:
         """Fire every timer that is due."""
         for key in self._timers.pop_due(now):
             self._timer_handles.pop(key, None)
-            self.on_timer(key, now)
+            kind, subject = key
+            handler = self._timer_handlers.get(kind)
+            if handler is None:
+                raise NotImplementedError(f"{type(self).__name__} set a timer it does not handle: {kind!r}")
+            handler(self, subject, now)
 
     def peer_event(self, address: str, event: PeerEvent, now: float) -> None:
         """The connection towards `address` dropped or came back (default: ignored)."""
@@ -164,18 +201,16 @@ class Engine:
     def emit(self, action: Any) -> None:
         self._actions.append(action)
 
-    def set_timer(self, key: Hashable, deadline: float) -> None:
-        """(Re)arm the timer `key`; one timer per key."""
-        self.cancel_timer(key)
+    def set_timer(self, kind: enum.Enum, deadline: float, subject: Hashable = None) -> None:
+        """(Re)arm the timer of `kind` for `subject`: one timer per kind and subject."""
+        key = (kind, subject)
+        self.cancel_timer(kind, subject)
         self._timer_handles[key] = self._timers.schedule(deadline, key)
 
-    def cancel_timer(self, key: Hashable) -> None:
-        handle = self._timer_handles.pop(key, None)
+    def cancel_timer(self, kind: enum.Enum, subject: Hashable = None) -> None:
+        handle = self._timer_handles.pop((kind, subject), None)
         if handle is not None:
             self._timers.cancel(handle)
 
-    def has_timer(self, key: Hashable) -> bool:
-        return key in self._timer_handles
-
-    def on_timer(self, key: Hashable, now: float) -> None:
-        raise NotImplementedError(f"{type(self).__name__} set a timer it does not handle: {key!r}")
+    def has_timer(self, kind: enum.Enum, subject: Hashable = None) -> bool:
+        return (kind, subject) in self._timer_handles

@@ -12,18 +12,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from corral._core.acks import AckTracker
+from corral._core.rows import EXECUTOR_ID, FRAMEWORK_ID, LATEST_STATE, STATUS, UUID
+from corral.engines.backoff import Backoff, Jitter
 from corral.protos import corral_pb2 as pb
 from corral.net.wire import HEALTH_UNREPORTED, HEALTHY, UNHEALTHY
 
 
 #: An update row: the tuple (framework_id, executor_id, task_id, state, uuid, status,
-#: health, latest_state) that `corral.net.wire`'s update messages carry. `uuid` is b"" on the
-#: master's own (unacknowledged) updates, `status` the serialised TaskStatus, `health` the
-#: status's `healthy` (HEALTH_UNREPORTED, HEALTHY or UNHEALTHY) and `latest_state` the
-#: newest state its sender knows for the task (its own state where nothing is newer).
-#: Plain tuples, built and read by index on the hot path: these name the indexes.
+#: health, latest_state) that `corral.net.wire`'s update messages carry; `corral._core.rows`
+#: names each field's position. `uuid` is b"" on the master's own (unacknowledged)
+#: updates, `status` the serialised TaskStatus, `health` the status's `healthy`
+#: (HEALTH_UNREPORTED, HEALTHY or UNHEALTHY) and `latest_state` the newest state its
+#: sender knows for the task (its own state where nothing is newer).
 UpdateRow = tuple
-STATE, UUID, LATEST = 3, 4, 7
 
 
 #: a row's health as TaskStatus.healthy (`.get`: None when not reported)
@@ -48,8 +50,8 @@ def row_of(update: pb.StatusUpdate) -> UpdateRow:
 def update_of(row: UpdateRow, agent_id: str = "", latest_state: int | None = None) -> pb.StatusUpdate:
     """The whole update of a row (for reports and journals); its agent id is the
     status's when `agent_id` is not given."""
-    fid, eid, _tid, _state, uuid, data = row[:6]
-    status = pb.TaskStatus.FromString(data)
+    fid, eid, uuid = row[FRAMEWORK_ID], row[EXECUTOR_ID], row[UUID]
+    status = pb.TaskStatus.FromString(row[STATUS])
     update = pb.StatusUpdate(status=status, uuid=uuid, timestamp=status.timestamp)
     update.framework_id.value = fid
     if eid:
@@ -71,7 +73,17 @@ def status_row(framework_id: str, status: pb.TaskStatus) -> UpdateRow:
 
 def with_latest(row: UpdateRow, latest_state: int) -> UpdateRow:
     """`row` with `latest_state` as its latest state (itself when it has it already)."""
-    return row if row[LATEST] == latest_state else (*row[:LATEST], latest_state)
+    return row if row[LATEST_STATE] == latest_state else (*row[:LATEST_STATE], latest_state)
+
+
+def ack_tracker(policy: Backoff, remember: int) -> AckTracker:
+    """The streams of updates a sender holds until they are acknowledged (`remember`: the
+    acknowledged uuids each keeps, to drop retries of them), each head retransmitted as
+    `policy` says: the compiled tracker keeps the policy's numbers in C fields, and its
+    retransmissions are never jittered (ValueError for a policy that is)."""
+    if policy.jitter is not Jitter.NONE:
+        raise ValueError(f"an ack tracker's retransmissions are not jittered: {policy}")
+    return AckTracker(policy.initial, policy.cap, remember=remember, factor=policy.factor)
 
 
 def agent_id_suffix(agent_id: str) -> bytes:

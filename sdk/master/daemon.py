@@ -1,7 +1,9 @@
 """The master daemon: runs the master engine on a transport and serves HTTP on the
 master's one address: `/health`, `/info` (where the transport listens), `/state`,
 `/state.json`, `/frameworks`, `/slaves`, `/tasks`, `/flags`, `/metrics/snapshot`, and the
-operator endpoints `/roles`, `/weights` and `/quota` (changes kept in the registry)."""
+operator endpoints `/roles`, `/weights`, `/quota`, `/reserve`, `/unreserve` and
+`/agents/gone`, each a call of the master engine (`corral.engines.master.operator`)
+whose registry writes the daemon performs before it answers."""
 from __future__ import annotations
 
 import json
@@ -15,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from corral import __version__
-from corral.engines.master import ForgetAgent, MasterConfig, MasterEngine, RecordAgent
+from corral.engines.master import ForgetAgent, MasterConfig, MasterEngine, RecordAgent, RecordQuota, RecordWeight
 from corral.net.http import HttpServer, Reply
-from corral.master.allocator import AllocatorError, validate_role
+from corral.engines.master.allocator import AllocatorError, validate_role
 from corral.master.registry import Registry
 from corral.resources import ResourceError, Resources
 from corral.protos import corral_pb2 as pb
@@ -63,18 +65,16 @@ class MasterDaemon:
         def make_engine(address: str) -> MasterEngine:
             info = pb.MasterInfo(id=self.master_id, hostname=flags.hostname, port=self.http.port,
                                  transport=address, version=__version__, start_time=self.start_time)
-            return MasterEngine(info, self.config, now=PROCESS_CLOCK(), registry=self.registry.agents())
+            return MasterEngine(info, self.config, now=PROCESS_CLOCK(), registry=self.registry.state())
 
         self.runtime = Runtime(make_engine, host=flags.host, port=transport_port, clock=PROCESS_CLOCK)
         self.engine: MasterEngine = self.runtime.engine  # type: ignore[assignment]
         self.runtime.add_performers({
             RecordAgent: lambda a: self.registry.record_agent(a.agent_id, a.info, a.record, a.since),
             ForgetAgent: lambda a: self.registry.forget_agent(a.agent_id),
+            RecordWeight: lambda a: self.registry.set_weight(a.role, a.weight),
+            RecordQuota: lambda a: self.registry.set_quota(a.role, a.quota),
         })
-        for role, weight in self.registry.weights().items():
-            self.engine.allocator.set_weight(role, weight)
-        for role, quota in self.registry.quotas().items():
-            self.engine.allocator.set_quota(role, quota)
         self.http.routes.update({
             "/health": lambda q, b: Reply(body=b"", content_type="text/plain"),
             "/info": lambda q, b: Reply.json(self.info()),
@@ -116,17 +116,15 @@ class MasterDaemon:
                 entries = json.loads(body)
                 if not isinstance(entries, list):
                     raise ValueError("expected a JSON list of {\"role\": ..., \"weight\": ...}")
-                changes = [(validate_role(str(e["role"])), e["weight"]) for e in entries]
-                for role, weight in changes:  # validate everything before changing anything
-                    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
-                        raise ValueError(f"weight {weight!r} of role {role!r} is not a positive number")
-                with self.runtime.lock:
-                    for role, weight in changes:
-                        self.registry.set_weight(role, float(weight))
-                        self.engine.allocator.set_weight(role, float(weight))
-            except (ValueError, KeyError, TypeError, AllocatorError) as exc:
+                changes = [(str(e["role"]), e["weight"]) for e in entries]
+            except (ValueError, KeyError, TypeError) as exc:
                 return Reply.error(HTTPStatus.BAD_REQUEST, f"invalid weights: {exc}")
-        return Reply.json({"weights": [{"role": r, "weight": w} for r, w in self.registry.weights().items()]})
+            problem = self.runtime.call(lambda: self.engine.set_weights(changes, self.runtime.clock()))
+            if problem:
+                return Reply.error(HTTPStatus.BAD_REQUEST, f"invalid weights: {problem}")
+        with self.runtime.lock:
+            weights = sorted(self.engine.weights.items())
+        return Reply.json({"weights": [{"role": r, "weight": w} for r, w in weights]})
 
     def _quota(self, query: dict[str, str], body: bytes) -> Reply:
         """GET: every quota. POST {"role": R, "limit": "cpus:4;mem:1024"} sets one (JSON
@@ -140,12 +138,14 @@ class MasterDaemon:
                     quota = None
                 else:
                     quota = Resources.parse(limit if isinstance(limit, str) else json.dumps(limit))
-                with self.runtime.lock:
-                    self.engine.allocator.set_quota(role, quota)  # validates role and resources
-                    self.registry.set_quota(role, quota)
-            except (ValueError, KeyError, TypeError, AttributeError, ResourceError, AllocatorError) as exc:
+            except (ValueError, KeyError, TypeError, AttributeError, ResourceError) as exc:
                 return Reply.error(HTTPStatus.BAD_REQUEST, f"invalid quota: {exc}")
-        return Reply.json({"quotas": [{"role": r, "limit": q.to_text()} for r, q in self.registry.quotas().items()]})
+            problem = self.runtime.call(lambda: self.engine.set_quota(role, quota, self.runtime.clock()))
+            if problem:
+                return Reply.error(HTTPStatus.BAD_REQUEST, f"invalid quota: {problem}")
+        with self.runtime.lock:
+            quotas = sorted(self.engine.quotas.items())
+        return Reply.json({"quotas": [{"role": r, "limit": q.to_text()} for r, q in quotas]})
 
     def _reservation(self, body: bytes, unreserve: bool) -> Reply:
         """POST {"agent_id": A, "role": R, "resources": "cpus:1;mem:128"}: (un)reserve

@@ -32,6 +32,13 @@ class Registry:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
 
+    def state(self) -> RegistryState:
+        """Everything the registry keeps (what a starting master engine is given)."""
+        state = self.agents()
+        state.weights.update(self.weights())
+        state.quotas.update(self.quotas())
+        return state
+
     def agents(self) -> RegistryState:
         state = RegistryState()
         with self._lock:

@@ -13,7 +13,7 @@ Wire batching (`batch=True`; off by default here, on by default in `Runtime`): `
 only encodes and queues the envelope for its peer; `flush()` (the runtime calls it
 once per loop iteration, after the engine's actions are performed) sends each peer's
 queue as one BATCH frame
-(`_core.encode_batch`, split at BATCH_MAX_BYTES) or, for a single envelope, as itself.
+(`corral._core.envelope.encode_batch`, split at BATCH_MAX_BYTES) or, for a single envelope, as itself.
 The receiving dispatcher unpacks batches, so a batching peer can talk to one that does
 not batch. Order per peer is kept; a dropped batch counts each envelope it carried.
 """
@@ -28,15 +28,12 @@ from typing import Callable
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from corral import _core
+from corral._core.envelope import Dispatcher, encode, encode_batch
+from corral._core.send import encode_and_send as _encode_and_send
+from corral._core.send import send_frame as _send_frame
 from corral.net.protocol import PeerEvent
 
 log = logging.getLogger(__name__)
-
-# Non-blocking sends (True sent, False EAGAIN; other errors raise zmq.ZMQError): the
-# compiled core calls libzmq directly, see corral._core.envelope.SEND_PATH.
-_send_frame = _core.send_frame
-_encode_and_send = _core.encode_and_send
 
 #: envelopes handled per drain before the loop sends what they caused and looks at
 #: timers and commands again: small enough that the processes along a path work at once
@@ -81,7 +78,7 @@ _INPROC_NAMES = itertools.count()
 class Transport:
     """Receives frames on `address` and sends frames to peers' addresses."""
 
-    def __init__(self, host: str, port: int, dispatcher: "_core.Dispatcher",
+    def __init__(self, host: str, port: int, dispatcher: Dispatcher,
                  on_peer: PeerCallback | None = None, batch: bool = False) -> None:
         self._ctx = zmq.Context.instance()
         #: batching on: envelopes waiting for `flush`, per peer (in send order)
@@ -152,7 +149,7 @@ class Transport:
         if sock is None or self._closed:
             # first frame towards `to` (or closed): encode first, so bad arguments raise
             # before a socket is made, then take send_frame's path
-            return self.send_frame(to, _core.encode(msg_type, seq, self._sender, body))
+            return self.send_frame(to, encode(msg_type, seq, self._sender, body))
         try:
             # envelope written straight into a libzmq message (compiled core)
             if _encode_and_send(sock, msg_type, seq, self._sender, body):
@@ -194,7 +191,7 @@ class Transport:
         if self._closed:
             return self._dropped(to, 1, None)
         self._seq = seq = (self._seq + 1) & 0xFFFFFFFF
-        frame = _core.encode(msg_type, seq, self._sender, body)  # bad arguments raise here
+        frame = encode(msg_type, seq, self._sender, body)  # bad arguments raise here
         queue = self._queued.get(to)  # type: ignore[union-attr]
         if queue is None:
             self._queued[to] = [frame]  # type: ignore[index]
@@ -225,7 +222,7 @@ class Transport:
 
     def _send_batch(self, to: str, envelopes: list[bytes]) -> None:
         """One envelope goes as itself, several as one BATCH frame."""
-        frame = envelopes[0] if len(envelopes) == 1 else _core.encode_batch(envelopes)
+        frame = envelopes[0] if len(envelopes) == 1 else encode_batch(envelopes)
         self.send_frame(to, frame, len(envelopes))
 
     def forget_peer(self, to: str) -> None:

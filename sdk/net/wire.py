@@ -17,15 +17,18 @@ knows for the task (agent -> master; elsewhere the update's own state).
 """
 from __future__ import annotations
 
-from corral import _core
+from corral._core.messages import (
+    AckMessage,
+    Acknowledge,  # scheduler -> master: rows of (agent_id, task_id, uuid)
+    ExecutorStatusUpdate,  # executor driver -> agent
+    ExecutorStatusUpdateAck,  # agent -> executor driver: rows of (task_id, uuid)
+    StatusUpdateAck,  # master -> agent: rows of (framework_id, task_id, uuid)
+    StatusUpdateMessage,  # agent -> master
+    UpdateMessage,
+    Updates,  # master -> scheduler: relayed updates and the master's own
+)
 
 HEALTH_UNREPORTED, HEALTHY, UNHEALTHY = 0, 1, 2
 
-UpdateMessage = _core.UpdateMessage
-ExecutorStatusUpdate = _core.ExecutorStatusUpdate  # executor driver -> agent
-StatusUpdateMessage = _core.StatusUpdateMessage  # agent -> master
-Updates = _core.Updates  # master -> scheduler: relayed updates and the master's own
-AckMessage = _core.AckMessage
-Acknowledge = _core.Acknowledge  # scheduler -> master: rows of (agent_id, task_id, uuid)
-StatusUpdateAck = _core.StatusUpdateAck  # master -> agent: rows of (framework_id, task_id, uuid)
-ExecutorStatusUpdateAck = _core.ExecutorStatusUpdateAck  # agent -> executor driver: rows of (task_id, uuid)
+__all__ = ["HEALTH_UNREPORTED", "HEALTHY", "UNHEALTHY", "UpdateMessage", "ExecutorStatusUpdate", "StatusUpdateMessage",
+           "Updates", "AckMessage", "Acknowledge", "StatusUpdateAck", "ExecutorStatusUpdateAck"]

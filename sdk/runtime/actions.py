@@ -4,7 +4,7 @@ Every executor of an engine's actions (a `Runtime`, with what its daemon or driv
 adds, and each process the simulator runs) keeps ONE table, a dict from action type to
 the function that performs it, built once and looked up by `type(action)` for each
 action: no isinstance chain, and a subclass is not its parent's action. Each engine
-module declares the action types its engine emits besides `Send` (`ACTIONS`); the tests
+class declares the action types it emits (`Engine.ACTIONS`); the tests
 check every table against them with `unhandled`, so an action nobody performs fails a
 test instead of showing up as a logged error at run time.
 """

@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from corral import _core
+from corral._core.timers import MonotonicClock
 
 #: a source of `now`: seconds, never going back
 Clock = Callable[[], float]
@@ -27,8 +27,8 @@ Clock = Callable[[], float]
 
 def monotonic_clock(wall: Clock = time.time) -> Clock:
     """A clock that starts at `wall()` (read once, now) and advances with the monotonic
-    clock: a `_core.MonotonicClock`, read by a C call in the compiled build."""
-    return _core.MonotonicClock(wall() - time.monotonic())
+    clock: a `corral._core.timers.MonotonicClock`, read by a C call in the compiled build."""
+    return MonotonicClock(wall() - time.monotonic())
 
 
 #: the clock of this process (see the module's docstring)

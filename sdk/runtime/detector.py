@@ -1,8 +1,9 @@
 """Finding the leading master: agents and drivers name the master's one HTTP address
 (`HOST:PORT`) and learn from its `/info` endpoint where its message transport listens.
 
-`MasterDetector` keeps asking, with capped backoff, until a master answers, then hands
-the transport address to a callback. It runs on its own thread, never on the I/O loop.
+`MasterDetector` keeps asking, with capped backoff (`DETECTION_BACKOFF`), until a master
+answers, then hands the transport address to a callback. It runs on its own thread,
+never on the I/O loop.
 """
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import threading
 import urllib.error
 import urllib.request
 from typing import Callable
+
+from corral.engines.backoff import Backoff, Jitter
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +42,17 @@ def fetch_info(address: str, timeout: float = 2.0) -> dict:
         return json.loads(response.read())
 
 
+#: how a detector asks again: 50 ms doubling to 2 s, fully jittered, so that the agents and
+#: drivers that lost their master at once do not all ask the next one in step
+DETECTION_BACKOFF = Backoff(0.05, 2.0, jitter=Jitter.FULL)
+
+
 class MasterDetector:
-    def __init__(self, address: str, on_master: Callable[[str], None],
-                 initial_backoff: float = 0.05, max_backoff: float = 2.0) -> None:
+    def __init__(self, address: str, on_master: Callable[[str], None], backoff: Backoff = DETECTION_BACKOFF) -> None:
         parse_master(address)  # fail fast on a malformed address
         self.address = address
         self._on_master = on_master
-        self._initial = initial_backoff
-        self._max = max_backoff
+        self._backoff = backoff
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -60,7 +66,7 @@ class MasterDetector:
             self._thread.start()
 
     def _run(self) -> None:
-        backoff = self._initial
+        retry = self._backoff.retry()
         while not self._stop.is_set():
             try:
                 info = fetch_info(self.address)
@@ -69,8 +75,7 @@ class MasterDetector:
             else:
                 self._on_master(info["transport"])
                 return
-            self._stop.wait(backoff)
-            backoff = min(backoff * 2, self._max)
+            self._stop.wait(max(0.0, retry.next_deadline() - self._backoff.clock()))
 
     def stop(self) -> None:
         self._stop.set()

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from google.protobuf.message import DecodeError
 
-from corral import _core
+from corral._core.envelope import Dispatcher, Route
 from corral.engines.base import Engine, Send
 from corral.net.protocol import BODY_CLASS, PARSE, TYPE_NUMBER, MessageType, PeerEvent
 from corral.net.transport import MAX_FRAME_SIZE, Transport
@@ -78,7 +78,7 @@ class Runtime:
         self._after_perform: list[threading.Event] = []
         self._stopping = threading.Event()
         self.stopped = threading.Event()
-        self.dispatcher = _core.Dispatcher(max_frame_size=MAX_FRAME_SIZE, on_error=self._dispatch_error)
+        self.dispatcher = Dispatcher(max_frame_size=MAX_FRAME_SIZE, on_error=self._dispatch_error)
         self.transport = Transport(host, port, self.dispatcher, on_peer=self._peer_event, batch=batch)
         self.address = self.transport.address
         #: the engine, built for this runtime's transport address
@@ -98,7 +98,7 @@ class Runtime:
             self.undecodable += 1
             log.warning("undecodable %s body from %s: %s", cls.__name__, sender, exc)
 
-        return _core.Route(PARSE[msg_type], self.engine.handler(msg_type), self.clock, DecodeError, undecodable)
+        return Route(PARSE[msg_type], self.engine.handler(msg_type), self.clock, DecodeError, undecodable)
 
     def _peer_event(self, address: str, event: PeerEvent) -> None:
         """Called on the I/O thread (inside `wait`): hand the event to the engine."""

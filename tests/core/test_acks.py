@@ -1,7 +1,7 @@
 """AckTracker: stream ordering, duplicates, stale/unknown acks, backoff, pause/resume."""
 import pytest
 
-from corral._core import RECENT_MAX, AckResult, AckTracker, AddResult, RecentUuids
+from corral._core.acks import RECENT_MAX, AckResult, AckTracker, AddResult, RecentUuids
 
 K = ("framework-1", "task-1")
 K2 = ("framework-1", "task-2")
@@ -386,3 +386,8 @@ def test_recent_uuids_start_empty_when_initialised_again():
     assert len(recent) == 0 and list(recent) == [] and recent.find(bytes([1]) * 16) == -1
     recent.add(b"x" * 16, False)
     assert list(recent) == [b"x" * 16] and not recent.flagged(recent.find(b"x" * 16))
+
+
+def test_a_backoff_factor_below_one_is_refused():
+    with pytest.raises(ValueError, match="0.5"):
+        AckTracker(factor=0.5)

@@ -1,4 +1,4 @@
-"""The status path's codec (corral._core.columns): the same bytes as the generated
+"""The status path's codec (corral._core.decoding and .encoding): the same bytes as the generated
 protobuf classes in both directions, protobuf's decoding rules, and a clear error for
 every kind of malformed input."""
 import random
@@ -7,6 +7,9 @@ import pytest
 
 import corral._core as core
 from corral.protos import corral_pb2 as pb
+from corral._core.decoding import (ColumnsError, agent_id_of, canonical_task_id, decode_acks, decode_updates, status_fields,
+                                   status_state)
+from corral._core.encoding import answer_status, encode_acks, encode_reconcile, encode_updates
 
 STRINGS = ["", "fw-1", "ex", "t-ü-1", "x" * 200]
 
@@ -42,20 +45,20 @@ def columns_of(rows: list[tuple]) -> pb.StatusColumns:
 @pytest.mark.parametrize("n", [0, 1, 2, 150])
 def test_updates_are_protobuf_bytes_both_ways(n):
     rows = random_rows(random.Random(n), n)
-    data = core.encode_updates(rows)
+    data = encode_updates(rows)
     expected = pb.StatusUpdateMessage(updates=columns_of(rows))
     assert data == expected.SerializeToString()
     for cls in (pb.ExecutorStatusUpdate, pb.StatusUpdateMessage, pb.Updates):
-        assert core.decode_updates(cls(updates=columns_of(rows)).SerializeToString()) == rows
+        assert decode_updates(cls(updates=columns_of(rows)).SerializeToString()) == rows
 
 
 def test_both_builds_write_the_same_bytes():
-    pure = core.load_pure().columns
+    pure = core.load_pure()
     rows = random_rows(random.Random(7), 40)
-    assert pure.encode_updates(rows) == core.encode_updates(rows)
-    assert pure.decode_updates(core.encode_updates(rows)) == rows
+    assert pure.encoding.encode_updates(rows) == encode_updates(rows)
+    assert pure.decoding.decode_updates(encode_updates(rows)) == rows
     acks = [("a", "t1", b"u" * 16), ("b", "t2", b"")]
-    assert pure.encode_acks("f", None, acks) == core.encode_acks("f", None, acks)
+    assert pure.encoding.encode_acks("f", None, acks) == encode_acks("f", None, acks)
 
 
 def test_ids_decode_right_however_they_repeat():
@@ -66,10 +69,10 @@ def test_ids_decode_right_however_they_repeat():
     ids = [f"fw-{i}" for i in range(300)] + ["fw-1x", "fw-", "", "fw-ü", "fw-ü" * 40]
     for _ in range(3):
         rows = [(rng.choice(ids), rng.choice(ids), "t", 1, b"u", b"s", 0, 1) for _ in range(rng.randrange(1, 40))]
-        assert core.decode_updates(core.encode_updates(rows)) == rows
-        assert [core.decode_updates(core.encode_updates([row]))[0] for row in rows] == rows
+        assert decode_updates(encode_updates(rows)) == rows
+        assert [decode_updates(encode_updates([row]))[0] for row in rows] == rows
         acks = [(rng.choice(ids), "t", b"u") for _ in range(5)]
-        assert core.decode_acks(core.encode_acks(rows[0][0], None, acks), 3) == (rows[0][0], None, acks)
+        assert decode_acks(encode_acks(rows[0][0], None, acks), 3) == (rows[0][0], None, acks)
 
 
 def test_task_ids_seen_in_turn_decode_to_the_strs_made_the_first_time():
@@ -79,9 +82,9 @@ def test_task_ids_seen_in_turn_decode_to_the_strs_made_the_first_time():
     set of the cache overflowed; the ids that collide still decode right."""
     rows = [("fw", "ex", f"t{i}", 1, b"u" * 16, b"s", 0, 1) for i in range(10_000)]
     rows += [("fw", "ex", f"t{i}-ü" * 3, 1, b"u" * 16, b"s", 0, 1) for i in range(2_000)]
-    data = core.encode_updates(rows)
-    first = core.decode_updates(data)
-    second = core.decode_updates(data)
+    data = encode_updates(rows)
+    first = decode_updates(data)
+    second = decode_updates(data)
     assert first == rows and second == rows
     if core.CORE == "cython":
         same = sum(a[2] is b[2] for a, b in zip(first, second))
@@ -93,24 +96,24 @@ def test_a_canonical_task_id_is_the_str_decoded_for_it_from_then_on():
     hand out that very str for the id (compiled build), so dict lookups hit by identity;
     an equal str made later canonicalises to the first."""
     tid = "".join(["canonical-", str(random.Random(5).random())])  # (made at run time: not interned)
-    assert core.canonical_task_id(tid) is tid
+    assert canonical_task_id(tid) is tid
     again = "".join(["canonical-", tid[len("canonical-"):]])
     assert again == tid and again is not tid
     rows = [("fw", "ex", tid, 1, b"u" * 16, b"s", 0, 1), ("fw", "ex", "other", 1, b"v" * 16, b"s", 0, 1)]
-    (decoded, _), acks = core.decode_updates(core.encode_updates(rows)), core.decode_acks(
-        core.encode_acks("fw", None, [("a", tid, b"u" * 16)]), 3)[2]
+    (decoded, _), acks = decode_updates(encode_updates(rows)), decode_acks(
+        encode_acks("fw", None, [("a", tid, b"u" * 16)]), 3)[2]
     assert decoded[2] == acks[0][1] == tid
     if core.CORE == "cython":
-        assert core.canonical_task_id(again) is tid
+        assert canonical_task_id(again) is tid
         assert decoded[2] is tid and acks[0][1] is tid
     else:
-        assert core.canonical_task_id(again) is again
+        assert canonical_task_id(again) is again
 
 
 def test_missing_latest_states_default_to_the_states():
     cols = columns_of(random_rows(random.Random(1), 3))
     cols.ClearField("latest_states")
-    rows = core.decode_updates(pb.Updates(updates=cols).SerializeToString())
+    rows = decode_updates(pb.Updates(updates=cols).SerializeToString())
     assert [row[7] for row in rows] == list(cols.states)
 
 
@@ -119,12 +122,12 @@ def test_decoding_follows_protobufs_rules():
     first, second = columns_of(rows[:2]), columns_of(rows[2:])
     # the message field twice: merged, its columns concatenated
     merged = (pb.Updates(updates=first).SerializeToString() + pb.Updates(updates=second).SerializeToString())
-    assert core.decode_updates(merged) == rows
+    assert decode_updates(merged) == rows
     # unknown fields of every wire type are skipped, outside and inside the columns
     unknown = b"\x48\x05" + b"\x51" + b"\x00" * 8 + b"\x5a\x02ab" + b"\x65" + b"\x00" * 4
     inner = columns_of(rows[:1]).SerializeToString()
     data = unknown + b"\x0a" + varint(len(inner) + len(unknown)) + inner + unknown
-    assert core.decode_updates(data) == rows[:1]
+    assert decode_updates(data) == rows[:1]
     # integer columns may arrive unpacked
     cols = pb.StatusColumns()
     cols.ParseFromString(inner)
@@ -132,7 +135,7 @@ def test_decoding_follows_protobufs_rules():
                                 task_ids=cols.task_ids, uuids=cols.uuids, statuses=cols.statuses)
     body = unpacked.SerializeToString() + b"\x20" + bytes([rows[0][3]]) + b"\x38" + bytes([rows[0][7]])
     body += b"\x40" + bytes([rows[0][6]])
-    assert core.decode_updates(b"\x0a" + varint(len(body)) + body) == rows[:1]
+    assert decode_updates(b"\x0a" + varint(len(body)) + body) == rows[:1]
 
 
 @pytest.mark.parametrize(("data", "problem"), [
@@ -147,22 +150,22 @@ def test_decoding_follows_protobufs_rules():
     (b"\x0f", "wire type 7"),
 ])
 def test_malformed_updates_raise_a_clear_error(data, problem):
-    with pytest.raises(core.ColumnsError, match=problem):
-        core.decode_updates(data)
+    with pytest.raises(ColumnsError, match=problem):
+        decode_updates(data)
 
 
 def test_acks_are_protobuf_bytes_both_ways():
     uuid = b"u" * 16
     ack = pb.Acknowledge(framework_id="f", agent_ids=["a1", "a2"], task_ids=["t1", "t2"], uuids=[uuid, b""])
     rows = [("a1", "t1", uuid), ("a2", "t2", b"")]
-    assert core.encode_acks("f", None, rows) == ack.SerializeToString()
-    assert core.decode_acks(ack.SerializeToString(), 3) == ("f", None, rows)
+    assert encode_acks("f", None, rows) == ack.SerializeToString()
+    assert decode_acks(ack.SerializeToString(), 3) == ("f", None, rows)
     to_agent = pb.StatusUpdateAck(agent_id="a", framework_ids=["f1"], task_ids=["t"], uuids=[uuid])
-    assert core.decode_acks(to_agent.SerializeToString(), 3) == ("a", None, [("f1", "t", uuid)])
+    assert decode_acks(to_agent.SerializeToString(), 3) == ("a", None, [("f1", "t", uuid)])
     to_executor = pb.ExecutorStatusUpdateAck(agent_id="a", framework_id="f", task_ids=["t1", "t2"], uuids=[uuid, uuid])
-    assert core.encode_acks("a", "f", [("t1", uuid), ("t2", uuid)]) == to_executor.SerializeToString()
-    assert core.decode_acks(to_executor.SerializeToString(), 2) == ("a", "f", [("t1", uuid), ("t2", uuid)])
-    assert core.decode_acks(b"\x0a\x01a\x0a\x01b", 3) == ("b", None, [])  # a singular field twice: the last
+    assert encode_acks("a", "f", [("t1", uuid), ("t2", uuid)]) == to_executor.SerializeToString()
+    assert decode_acks(to_executor.SerializeToString(), 2) == ("a", "f", [("t1", uuid), ("t2", uuid)])
+    assert decode_acks(b"\x0a\x01a\x0a\x01b", 3) == ("b", None, [])  # a singular field twice: the last
 
 
 @pytest.mark.parametrize(("data", "width", "problem"), [
@@ -172,17 +175,17 @@ def test_acks_are_protobuf_bytes_both_ways():
     (pb.Acknowledge(framework_id="f", agent_ids=["a"], task_ids=["t"]).SerializeToString(), 3, "differ in number"),
 ])
 def test_malformed_acks_raise_a_clear_error(data, width, problem):
-    with pytest.raises(core.ColumnsError, match=problem):
-        core.decode_acks(data, width)
+    with pytest.raises(ColumnsError, match=problem):
+        decode_acks(data, width)
 
 
 def test_the_value_ranges_are_corral_protos():
-    assert sorted(pb.TaskState.values()) == list(range(core.columns.MAX_STATE + 1))
-    assert core.columns.MAX_HEALTH == 2  # StatusColumns.healths: 0 not reported, 1 healthy, 2 unhealthy
+    assert sorted(pb.TaskState.values()) == list(range(core.decoding.MAX_STATE + 1))
+    assert core.decoding.MAX_HEALTH == 2  # StatusColumns.healths: 0 not reported, 1 healthy, 2 unhealthy
 
 
 @pytest.mark.parametrize(("field", "value", "problem"), [
-    ("states", core.columns.MAX_STATE + 1, "a state out of range: 14"),
+    ("states", core.decoding.MAX_STATE + 1, "a state out of range: 14"),
     ("latest_states", 99, "a latest state out of range: 99"),
     ("healths", 3, "a health out of range: 3"),
     ("states", -1, "a state out of range: -1"),  # an int32 sign-extended to ten bytes
@@ -197,30 +200,30 @@ def test_values_outside_the_schemas_ranges_are_malformed(field, value, problem, 
     number = pb.StatusColumns.DESCRIPTOR.fields_by_name[field].number
     packed = b"".join(varint(value & 0xFFFFFFFFFFFFFFFF) for _ in range(rows))
     inner = cols.SerializeToString() + varint(number << 3 | 2) + varint(len(packed)) + packed
-    with pytest.raises(core.ColumnsError, match=problem):
-        core.decode_updates(b"\x0a" + varint(len(inner)) + inner)
+    with pytest.raises(ColumnsError, match=problem):
+        decode_updates(b"\x0a" + varint(len(inner)) + inner)
     row = ["f", "e", "t", 1, b"u", b"s", 0, 1]
     row[{"states": 3, "healths": 6, "latest_states": 7}[field]] = value
-    with pytest.raises(core.ColumnsError, match="out of range"):
-        core.encode_updates([tuple(row)] * rows)
+    with pytest.raises(ColumnsError, match="out of range"):
+        encode_updates([tuple(row)] * rows)
 
 
 def test_rows_that_do_not_fit_the_schema_are_refused():
     row = ("f", "e", "t", 1, b"u", b"s", 0, 1)
-    with pytest.raises(core.ColumnsError, match="tuple of 8 fields"):
-        core.encode_updates([row[:7]])
-    with pytest.raises(core.ColumnsError, match="tuple of 8 fields"):
-        core.encode_updates([list(row)])
-    with pytest.raises(core.ColumnsError, match="out of range"):
-        core.encode_updates([(*row[:3], -1, *row[4:])])
-    with pytest.raises(core.ColumnsError, match="is a bytes, not a str"):
-        core.encode_updates([(b"f", *row[1:])])
-    with pytest.raises(core.ColumnsError, match="tuple of 3 fields"):
-        core.encode_acks("f", None, [("t", b"u")])
-    with pytest.raises(core.ColumnsError, match="tuple of 2 fields"):
-        core.encode_acks("a", "f", [("x", "t", b"u")])
-    with pytest.raises(core.ColumnsError, match="is a int, not a str"):
-        core.encode_acks("f", None, [(7, "t", b"u")])
+    with pytest.raises(ColumnsError, match="tuple of 8 fields"):
+        encode_updates([row[:7]])
+    with pytest.raises(ColumnsError, match="tuple of 8 fields"):
+        encode_updates([list(row)])
+    with pytest.raises(ColumnsError, match="out of range"):
+        encode_updates([(*row[:3], -1, *row[4:])])
+    with pytest.raises(ColumnsError, match="is a bytes, not a str"):
+        encode_updates([(b"f", *row[1:])])
+    with pytest.raises(ColumnsError, match="tuple of 3 fields"):
+        encode_acks("f", None, [("t", b"u")])
+    with pytest.raises(ColumnsError, match="tuple of 2 fields"):
+        encode_acks("a", "f", [("x", "t", b"u")])
+    with pytest.raises(ColumnsError, match="is a int, not a str"):
+        encode_acks("f", None, [(7, "t", b"u")])
 
 
 def status_of(**fields) -> pb.TaskStatus:
@@ -238,16 +241,16 @@ def status_of(**fields) -> pb.TaskStatus:
 def test_status_fields_are_what_protobuf_reads(status):
     expected = (status.task_id.value, status.state,
                 0 if not status.HasField("healthy") else 1 if status.healthy else 2, status.agent_id.value)
-    assert core.status_fields(status.SerializeToString()) == expected
-    assert core.status_state(status.SerializeToString()) == status.state
+    assert status_fields(status.SerializeToString()) == expected
+    assert status_state(status.SerializeToString()) == status.state
 
 
 def test_the_state_of_a_status_with_an_empty_task_id_is_minus_one():
     """status_state reads the task id only as empty or not: the last value seen counts."""
     empty = pb.TaskStatus(task_id=pb.TaskID(value=""), state=pb.TASK_RUNNING).SerializeToString()
     named = status_of(state=pb.TASK_KILLED).SerializeToString()
-    assert core.status_state(empty) == -1
-    assert core.status_state(named + empty) == -1 and core.status_state(empty + named) == pb.TASK_KILLED
+    assert status_state(empty) == -1
+    assert status_state(named + empty) == -1 and status_state(empty + named) == pb.TASK_KILLED
 
 
 def test_status_fields_merge_as_protobuf_does():
@@ -255,7 +258,7 @@ def test_status_fields_merge_as_protobuf_does():
     first = status_of(agent_id=pb.AgentID(value="old"), healthy=True).SerializeToString()
     later = pb.TaskStatus(agent_id=pb.AgentID(value="new"), state=pb.TASK_FAILED, healthy=False).SerializePartialToString()
     merged = pb.TaskStatus.FromString(first + later)
-    assert core.status_fields(first + later) == (merged.task_id.value, pb.TASK_FAILED, 2, "new")
+    assert status_fields(first + later) == (merged.task_id.value, pb.TASK_FAILED, 2, "new")
 
 
 @pytest.mark.parametrize(("data", "problem"), [
@@ -266,19 +269,19 @@ def test_status_fields_merge_as_protobuf_does():
     (b"\x0a\x03\x0a\x01t\x10", "truncated varint"),
 ])
 def test_malformed_statuses_raise_a_clear_error(data, problem):
-    with pytest.raises(core.ColumnsError, match=problem):
-        core.status_fields(data)
-    with pytest.raises(core.ColumnsError, match=problem):
-        core.status_state(data)
+    with pytest.raises(ColumnsError, match=problem):
+        status_fields(data)
+    with pytest.raises(ColumnsError, match=problem):
+        status_state(data)
 
 
 def test_agent_id_of_is_what_protobuf_reads():
     plain = status_of(agent_id=pb.AgentID(value="agent-1"), message="m").SerializeToString()
     stamped = plain + pb.TaskStatus(agent_id=pb.AgentID(value="agent-2")).SerializePartialToString()
     for data in (plain, stamped, status_of().SerializeToString()):
-        assert core.agent_id_of(data) == pb.TaskStatus.FromString(data).agent_id.value
-    with pytest.raises(core.ColumnsError, match="past the end"):
-        core.agent_id_of(b"\x3a\x09\x0a\x01a")
+        assert agent_id_of(data) == pb.TaskStatus.FromString(data).agent_id.value
+    with pytest.raises(ColumnsError, match="past the end"):
+        agent_id_of(b"\x3a\x09\x0a\x01a")
 
 
 @pytest.mark.parametrize("tasks", [[], [("t1", "")], [("t-ü", "a-1"), ("t2", ""), ("t3", "a" * 200)],
@@ -289,15 +292,15 @@ def test_a_reconcile_call_is_protobufs_bytes(tasks):
         entry = expected.tasks.add(task_id=pb.TaskID(value=tid))
         if agent_id:
             entry.agent_id.value = agent_id
-    assert core.encode_reconcile("fw-ü", tasks) == expected.SerializeToString()
-    assert core.load_pure().columns.encode_reconcile("fw-ü", tasks) == expected.SerializeToString()
+    assert encode_reconcile("fw-ü", tasks) == expected.SerializeToString()
+    assert core.load_pure().encoding.encode_reconcile("fw-ü", tasks) == expected.SerializeToString()
 
 
 def test_a_reconcile_call_refuses_what_is_not_a_pair_of_strs():
-    with pytest.raises(core.ColumnsError, match="tuple of 2 fields"):
-        core.encode_reconcile("fw", [("t1", "a", "x")])
-    with pytest.raises(core.ColumnsError, match="is a bytes, not a str"):
-        core.encode_reconcile("fw", [(b"t1", "a")])
+    with pytest.raises(ColumnsError, match="tuple of 2 fields"):
+        encode_reconcile("fw", [("t1", "a", "x")])
+    with pytest.raises(ColumnsError, match="is a bytes, not a str"):
+        encode_reconcile("fw", [(b"t1", "a")])
 
 
 @pytest.mark.parametrize("state, agent_id, health", [
@@ -312,9 +315,9 @@ def test_an_answer_status_parses_to_the_status_protobuf_builds(state, agent_id, 
         expected.agent_id.value = agent_id
     if health:
         expected.healthy = health == 1
-    for build in (core.columns, core.load_pure().columns):
+    for build in (core.encoding, core.load_pure().encoding):
         data = build.answer_status("task-7", state, agent_id, health, shared)
         assert pb.TaskStatus.FromString(data) == expected
-        assert core.status_fields(data) == ("task-7", state, health, agent_id or "")
-    with pytest.raises(core.ColumnsError, match="out of range: 99, 0"):
-        core.answer_status("t", 99, "a", 0, shared)
+        assert status_fields(data) == ("task-7", state, health, agent_id or "")
+    with pytest.raises(ColumnsError, match="out of range: 99, 0"):
+        answer_status("t", 99, "a", 0, shared)

@@ -3,10 +3,8 @@ import struct
 
 import pytest
 
-from corral._core import (
-    BATCH_TYPE, DEFAULT_MAX_FRAME_SIZE, DispatchError, Dispatcher, Envelope, Route, encode,
-    encode_batch,
-)
+from corral._core.envelope import (BATCH_TYPE, DEFAULT_MAX_FRAME_SIZE, DispatchError, Dispatcher, Envelope, Route, encode,
+                                   encode_batch)
 
 SENDER = b"tcp://127.0.0.1:15050"
 ZERO = {"received": 0, "dispatched": 0, "malformed": 0, "unknown_type": 0, "oversized": 0,

@@ -6,7 +6,8 @@ import pytest
 zmq = pytest.importorskip("zmq")
 
 import corral._core as core  # noqa: E402
-from corral._core import DispatchError, Dispatcher, DrainPath, encode, encode_batch  # noqa: E402
+from corral._core.envelope import (DispatchError, Dispatcher, DrainPath, encode, encode_batch,  # noqa: E402
+                                   select_drain_path)
 
 SENDER = b"tcp://127.0.0.1:15050"
 PATHS = [True, False] if core.CORE == "cython" else [True]
@@ -14,9 +15,9 @@ PATHS = [True, False] if core.CORE == "cython" else [True]
 
 @pytest.fixture(params=PATHS, ids=lambda prefer: "libzmq" if prefer else "pyzmq")
 def path(request):
-    chosen = core.select_drain_path(prefer_libzmq=request.param)
+    chosen = select_drain_path(prefer_libzmq=request.param)
     yield chosen
-    core.select_drain_path()
+    select_drain_path()
 
 
 @pytest.fixture
@@ -64,7 +65,7 @@ def fill(push, pull, frames):
 
 
 def test_build_picks_expected_path():
-    chosen = core.select_drain_path()
+    chosen = select_drain_path()
     if core.CORE == "cython":
         assert chosen is DrainPath.LIBZMQ, core.envelope.DRAIN_FALLBACK_REASON
         assert core.envelope.DRAIN_FALLBACK_REASON == ""
@@ -77,10 +78,10 @@ def test_build_picks_expected_path():
 def test_fallback_is_reported(caplog):
     if core.CORE != "cython":
         pytest.skip("only the compiled build has a libzmq path to fall back from")
-    assert core.select_drain_path(prefer_libzmq=False) is DrainPath.PYZMQ
+    assert select_drain_path(prefer_libzmq=False) is DrainPath.PYZMQ
     assert core.envelope.DRAIN_PATH is DrainPath.PYZMQ
     assert "disabled" in core.envelope.DRAIN_FALLBACK_REASON
-    assert core.select_drain_path() is DrainPath.LIBZMQ
+    assert select_drain_path() is DrainPath.LIBZMQ
 
 
 def recording_dispatcher():

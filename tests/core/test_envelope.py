@@ -5,9 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from corral._core import (
-    BATCH_TYPE, HEADER_SIZE, Envelope, EnvelopeError, decode, encode, encode_batch,
-)
+from corral._core.envelope import BATCH_TYPE, HEADER_SIZE, Envelope, EnvelopeError, decode, encode, encode_batch
 
 SENDER = b"tcp://127.0.0.1:15050"
 

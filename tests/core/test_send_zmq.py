@@ -8,29 +8,23 @@ import pytest
 zmq = pytest.importorskip("zmq")
 
 import corral._core as core  # noqa: E402
-from corral._core import (  # noqa: E402
-    EnvelopeError,
-    SendPath,
-    decode,
-    encode,
-    encode_and_send,
-    send_frame,
-)
 from corral.net.transport import Transport  # noqa: E402
+from corral._core.envelope import BATCH_TYPE, Dispatcher, EnvelopeError, decode, encode  # noqa: E402
+from corral._core.send import SendPath, encode_and_send, select_send_path, send_frame  # noqa: E402
 
 SENDER = b"tcp://127.0.0.1:15050"
 PATHS = [True, False] if core.CORE == "cython" else [True]
 RECV_TIMEOUT_MS = 5000
 # sizes around libzmq's inline-message limit (33), the copy threshold and beyond
-SIZES = [0, 1, 33, 34, 100, 4096, core.envelope.SEND_COPY_THRESHOLD - 1,
-         core.envelope.SEND_COPY_THRESHOLD, core.envelope.SEND_COPY_THRESHOLD + (1 << 20)]
+SIZES = [0, 1, 33, 34, 100, 4096, core.send.SEND_COPY_THRESHOLD - 1,
+         core.send.SEND_COPY_THRESHOLD, core.send.SEND_COPY_THRESHOLD + (1 << 20)]
 
 
 @pytest.fixture(params=PATHS, ids=lambda prefer: "libzmq" if prefer else "pyzmq")
 def path(request):
-    chosen = core.select_send_path(prefer_libzmq=request.param)
+    chosen = select_send_path(prefer_libzmq=request.param)
     yield chosen
-    core.select_send_path()
+    select_send_path()
 
 
 @pytest.fixture
@@ -70,23 +64,23 @@ def send_blocking(send, *args):
 
 
 def test_build_picks_expected_send_path():
-    chosen = core.select_send_path()
+    chosen = select_send_path()
     if core.CORE == "cython":
-        assert chosen is SendPath.LIBZMQ, core.envelope.SEND_FALLBACK_REASON
-        assert core.envelope.SEND_FALLBACK_REASON == ""
+        assert chosen is SendPath.LIBZMQ, core.send.SEND_FALLBACK_REASON
+        assert core.send.SEND_FALLBACK_REASON == ""
     else:
         assert chosen is SendPath.PYZMQ
-        assert core.envelope.SEND_FALLBACK_REASON
-    assert core.envelope.SEND_PATH is chosen
+        assert core.send.SEND_FALLBACK_REASON
+    assert core.send.SEND_PATH is chosen
 
 
 def test_send_fallback_is_reported():
     if core.CORE != "cython":
         pytest.skip("only the compiled build has a libzmq path to fall back from")
-    assert core.select_send_path(prefer_libzmq=False) is SendPath.PYZMQ
-    assert core.envelope.SEND_PATH is SendPath.PYZMQ
-    assert "disabled" in core.envelope.SEND_FALLBACK_REASON
-    assert core.select_send_path() is SendPath.LIBZMQ
+    assert select_send_path(prefer_libzmq=False) is SendPath.PYZMQ
+    assert core.send.SEND_PATH is SendPath.PYZMQ
+    assert "disabled" in core.send.SEND_FALLBACK_REASON
+    assert select_send_path() is SendPath.LIBZMQ
 
 
 def test_frames_arrive_intact_and_in_order(path, pair):
@@ -123,7 +117,7 @@ def test_encode_and_send_matches_encode(path, pair):
 def test_encode_and_send_rejects_bad_fields_before_sending(path, pair):
     push, pull = pair
     with pytest.raises(EnvelopeError):
-        encode_and_send(push, core.BATCH_TYPE, 1, SENDER, b"")
+        encode_and_send(push, BATCH_TYPE, 1, SENDER, b"")
     with pytest.raises(EnvelopeError):
         encode_and_send(push, 1, -1, SENDER, b"")
     with pytest.raises(TypeError):
@@ -222,7 +216,7 @@ def test_which_frames_bypass_pyzmq(path, ctx):
     push.setsockopt(zmq.LINGER, 0)
     push.connect(f"tcp://127.0.0.1:{port}")
     assert push.poll(RECV_TIMEOUT_MS, zmq.POLLOUT)
-    big = core.envelope.SEND_COPY_THRESHOLD
+    big = core.send.SEND_COPY_THRESHOLD
     assert send_frame(push, b"small")
     assert encode_and_send(push, 1, 1, SENDER, b"small")
     assert send_frame(push, b"b" * big)
@@ -230,7 +224,7 @@ def test_which_frames_bypass_pyzmq(path, ctx):
     assert [len(pull.recv()) for _ in range(4)] == [
         5, 12 + len(SENDER) + 5, big, 12 + len(SENDER) + big]
     large = [(big, zmq.NOBLOCK, False), (12 + len(SENDER) + big, zmq.NOBLOCK, False)]
-    if core.envelope.SEND_PATH is SendPath.LIBZMQ:
+    if core.send.SEND_PATH is SendPath.LIBZMQ:
         assert push.python_sends == large  # only large frames take pyzmq's zero-copy send
     else:
         assert push.python_sends == [(5, zmq.NOBLOCK, True),
@@ -260,8 +254,8 @@ def test_socket_like_objects_without_underlying(path):
 def test_pure_and_compiled_agree(ctx):
     """The pure-Python twin and the build in use send the same bytes, refuse the same
     sends and raise the same errors."""
-    pure = core.load_pure().envelope
-    impls = [core.envelope] if pure is core.envelope else [core.envelope, pure]
+    pure = core.load_pure().send
+    impls = [core.send] if pure is core.send else [core.send, pure]
     push, pull = make_pair(ctx)
     results = []
     for mod in impls:
@@ -301,10 +295,10 @@ def test_pure_and_compiled_agree(ctx):
 @pytest.fixture
 def transports(path):
     got = []
-    rx_dispatcher = core.Dispatcher()
+    rx_dispatcher = Dispatcher()
     rx_dispatcher.register(1, got.append)
     receiver = Transport("127.0.0.1", 0, rx_dispatcher)
-    sender = Transport("127.0.0.1", 0, core.Dispatcher())
+    sender = Transport("127.0.0.1", 0, Dispatcher())
     yield sender, receiver, got
     sender.close()
     receiver.close()
@@ -334,7 +328,7 @@ def test_transport_bad_arguments_raise(transports):
     sender, receiver, _ = transports
     for _ in range(2):  # before and after the socket towards the peer exists
         with pytest.raises(EnvelopeError):
-            sender.send(receiver.address, core.BATCH_TYPE, b"")
+            sender.send(receiver.address, BATCH_TYPE, b"")
         with pytest.raises(TypeError):
             sender.send(receiver.address, 1, "not bytes")
         sender.send(receiver.address, 1, b"ok")
@@ -362,7 +356,7 @@ def test_transport_closed_drops(transports):
     assert sender.send_frame(receiver.address, b"z") is False
     assert sender.counters.dropped == 2
     with pytest.raises(EnvelopeError):  # still checked when closed
-        sender.send(receiver.address, core.BATCH_TYPE, b"")
+        sender.send(receiver.address, BATCH_TYPE, b"")
 
 
 def test_transport_unparseable_address_logged_and_dropped(transports, caplog):

@@ -1,5 +1,5 @@
 """TimerQueue: deadline order, ties, cancel."""
-from corral._core import TimerQueue
+from corral._core.timers import TimerQueue
 
 
 def test_pop_due_in_deadline_order():
@@ -74,7 +74,8 @@ def test_schedule_after_pops_and_interleaved_ops():
 def test_the_monotonic_clock_is_its_offset_plus_time_monotonic():
     import time
 
-    from corral._core import MonotonicClock, load_pure
+    from corral._core import load_pure
+    from corral._core.timers import MonotonicClock
 
     for cls in (MonotonicClock, load_pure().timers.MonotonicClock):
         clock = cls(1000.0)

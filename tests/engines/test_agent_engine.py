@@ -7,8 +7,9 @@ import random
 import pytest
 
 from corral.net import wire
-from corral.engines.agent import AgentConfig, AgentEngine, Connection, KillContainer, LaunchExecutor, MasterLost
+from corral.engines.agent import AgentConfig, AgentEngine, Connection, KillContainer, LaunchExecutor
 from corral.engines.agent import Task, TaskTable
+from corral.engines.base import MasterLost
 from corral.protos import corral_pb2 as pb
 
 from engine_helpers import MASTER, advance, bodies, command_task, feed, framework_info, others, resources, sent

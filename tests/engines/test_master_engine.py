@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from corral.net import wire
-from corral.engines import master as master_engine
+from corral.engines.master import reconciliation as master_reconciliation
 from corral.engines.master import AgentState
 from corral.net.protocol import PeerEvent
 from corral.protos import corral_pb2 as pb
@@ -368,7 +368,7 @@ def test_reconciliation_answers(cluster, aware):
 
 
 def test_reconcile_answers_are_packed_into_updates_messages(cluster, monkeypatch):
-    monkeypatch.setattr(master_engine, "ANSWERS_PER_MESSAGE", 2)
+    monkeypatch.setattr(master_reconciliation, "ANSWERS_PER_MESSAGE", 2)
     m, aid, fid, offer = cluster
     launch(m, fid, offer, *[command_task(f"t{i}", aid, "cpus:0.1;mem:1") for i in range(3)])
     sent(m)

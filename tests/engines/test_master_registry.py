@@ -3,7 +3,8 @@ by an operator, kills held for absent agents, and operator reservations."""
 from __future__ import annotations
 
 from corral.net import wire
-from corral.engines.master import AgentRecordState, MasterConfig, MasterEngine, RecordAgent, RegistryState
+from corral.engines.master import (AgentRecordState, MasterConfig, MasterEngine, RecordAgent, RecordQuota, RecordWeight,
+                                  RegistryState, apply_to_registry)
 from corral.protos import corral_pb2 as pb
 from corral.resources import Resources
 
@@ -184,3 +185,44 @@ def test_two_reported_tasks_claiming_one_persistent_volume_do_not_break_the_rere
     assert m.counters["allocation_conflicts"] == 1  # the second claim of v1
     assert m.allocator.allocated("f1") == {"a1": Resources.from_protos(task.resources)}
     assert set(m.frameworks["f1"].tasks) == {"t1", "t2"}
+
+
+def role_view(m, name):
+    return next((r for r in m.allocator.snapshot()["roles"] if r["name"] == name), None)
+
+
+def test_operator_weights_are_checked_first_then_kept_in_the_registry_and_given_to_the_allocator():
+    m = new_master()
+    m.take_actions()
+    assert m.set_weights([("web", 2), ("db", 0.5)], 1.0) == ""
+    assert [a for a in m.take_actions() if isinstance(a, RecordWeight)] == [RecordWeight("web", 2.0),
+                                                                               RecordWeight("db", 0.5)]
+    assert role_view(m, "web")["weight"] == 2.0 and m.weights == {"web": 2.0, "db": 0.5}
+    for bad, named in (([("ok", 3), ("a//b", 1)], "a//b"), ([("ok", 3), ("x", -2)], "-2"), ([("x", True)], "True")):
+        problem = m.set_weights(bad, 2.0)
+        assert named in problem and "ok" not in m.weights  # nothing set when one is wrong
+        assert not [a for a in m.take_actions() if isinstance(a, RecordWeight)]
+
+
+def test_operator_quotas_are_kept_in_the_registry_and_given_to_the_allocator():
+    m = new_master()
+    m.take_actions()
+    assert m.set_quota("db", Resources.parse("cpus:2"), 1.0) == ""
+    assert [a for a in m.take_actions() if isinstance(a, RecordQuota)] == [RecordQuota("db", Resources.parse("cpus:2"))]
+    assert role_view(m, "db")["quota"] == {"cpus": 2.0}
+    assert "a//b" in m.set_quota("a//b", Resources.parse("cpus:1"), 2.0)
+    assert not m.take_actions() and set(m.quotas) == {"db"}
+    assert m.set_quota("db", None, 3.0) == ""
+    assert m.take_actions() == [RecordQuota("db", None)] and m.quotas == {} and role_view(m, "db") is None
+
+
+def test_a_restarted_master_applies_the_weights_and_quotas_its_registry_kept():
+    state = RegistryState()
+    for action in (RecordWeight("web", 3.0), RecordQuota("web", Resources.parse("mem:64")), RecordWeight("db", 2.0),
+                   RecordQuota("db", Resources.parse("cpus:1")), RecordQuota("db", None)):
+        apply_to_registry(state, action)
+    assert state.weights == {"web": 3.0, "db": 2.0} and state.quotas == {"web": Resources.parse("mem:64")}
+    info = pb.MasterInfo(id="m2", hostname="master", port=5050, transport=MASTER)
+    m = MasterEngine(info, MasterConfig(), now=0.0, registry=state)
+    assert role_view(m, "web")["weight"] == 3.0 and role_view(m, "web")["quota"] == {"mem": 64.0}
+    assert role_view(m, "db")["weight"] == 2.0 and role_view(m, "db")["quota"] is None

@@ -8,7 +8,8 @@ import pytest
 
 from corral.net import wire
 from corral.engines.base import Callback
-from corral.engines.scheduler import Abort, SchedulerConfig, SchedulerEngine, SchedulerEvent, Subscription
+from corral.engines.scheduler import (Abort, SchedulerConfig, SchedulerEngine, SchedulerEvent, SchedulerTimer,
+                                     Subscription)
 from corral.net.protocol import PeerEvent
 from corral.protos import corral_pb2 as pb
 
@@ -92,7 +93,7 @@ def test_subscribe_is_retried_with_growing_randomised_backoff_until_subscribed()
     assert len({a.session for a in attempts}) == 1  # retries of one attempt
     feed(s, MASTER, reply_to(attempts[0]), times[-1] + 0.1)
     assert s.subscription is Subscription.SUBSCRIBED
-    assert not s.has_timer(("subscribe",))  # no more retries (only reconciliation is scheduled)
+    assert not s.has_timer(SchedulerTimer.SUBSCRIBE)  # no more retries (only reconciliation is scheduled)
 
 
 def test_events_before_subscribed_are_ignored():
@@ -253,6 +254,6 @@ def test_a_late_answer_to_a_subscription_made_before_the_master_was_lost_is_igno
     (second,) = bodies(s, pb.Subscribe, to=MASTER)
     assert second.session != first.session
     feed(s, MASTER, reply_to(first), 3.0)
-    assert s.subscription is Subscription.SUBSCRIBING and s.has_timer(("subscribe",))
+    assert s.subscription is Subscription.SUBSCRIBING and s.has_timer(SchedulerTimer.SUBSCRIBE)
     feed(s, MASTER, reply_to(second), 8.0)
     assert s.subscription is Subscription.SUBSCRIBED

@@ -10,11 +10,11 @@ from pathlib import Path
 import zmq
 
 import corral
-from corral import _core
 from corral.engines.scheduler import SchedulerConfig
 from corral.net.protocol import MessageType
 from corral.protos import corral_pb2 as pb
 from corral.testing.cluster import LocalCluster, get_json, wait_for
+from corral._core.envelope import encode
 
 from support import RecordingScheduler, start_driver
 
@@ -187,14 +187,14 @@ def test_malformed_frames_are_counted_and_the_master_keeps_serving(cluster: Loca
     push = ctx.socket(zmq.PUSH)
     push.connect(get_json(cluster.master_address, "/info")["transport"])
     push.send(b"\x00garbage")                                        # bad magic
-    push.send(_core.encode(999, 1, b"tcp://127.0.0.1:1", b""))        # unknown type
-    push.send(_core.encode(10, 2, b"tcp://127.0.0.1:1", b"\xff\xff"))  # SUBSCRIBE, undecodable body
+    push.send(encode(999, 1, b"tcp://127.0.0.1:1", b""))        # unknown type
+    push.send(encode(10, 2, b"tcp://127.0.0.1:1", b"\xff\xff"))  # SUBSCRIBE, undecodable body
     # the status path's own codec: a status update whose columns differ in length, an
     # ack whose string runs past its end
-    push.send(_core.encode(56, 3, b"tcp://127.0.0.1:1", b"\x0a\x02\x1a\x00"))
-    push.send(_core.encode(17, 4, b"tcp://127.0.0.1:1", b"\x0a\x05ab"))
+    push.send(encode(56, 3, b"tcp://127.0.0.1:1", b"\x0a\x02\x1a\x00"))
+    push.send(encode(17, 4, b"tcp://127.0.0.1:1", b"\x0a\x05ab"))
     # a ReregisterAgent that parses but lacks a required field (its agent's hostname)
-    push.send(_core.encode(int(MessageType.REREGISTER_AGENT), 5, b"tcp://127.0.0.1:1",
+    push.send(encode(int(MessageType.REREGISTER_AGENT), 5, b"tcp://127.0.0.1:1",
                            pb.ReregisterAgent(agent=pb.AgentInfo(id=pb.AgentID(value="x"))).SerializePartialToString()))
     push.close(linger=2000)
 

@@ -17,7 +17,8 @@ from corral.engines.agent import (
 )
 from corral.engines.base import Engine, MasterLost, Send
 from corral.engines.master import (
-    ForgetAgent, MasterConfig, MasterEngine, RecordAgent, RegistryState, apply_to_registry,
+    ForgetAgent, MasterConfig, MasterEngine, RecordAgent, RecordQuota, RecordWeight, RegistryState,
+    apply_to_registry,
 )
 from corral.engines.scheduler import SchedulerConfig, SchedulerEngine
 from corral.executor import Executor, ExecutorEnvironment
@@ -202,7 +203,7 @@ class SimCluster:
                              version="sim", start_time=self.clock.now)
         master = MasterEngine(info, self.master_config, now=self.clock.now, registry=self.registry)
         registry = partial(apply_to_registry, self.registry)
-        self._add_node(master, MASTER_ADDRESS, Process.MASTER, {RecordAgent: registry, ForgetAgent: registry})
+        self._add_node(master, MASTER_ADDRESS, Process.MASTER, {action: registry for action in (RecordAgent, ForgetAgent, RecordWeight, RecordQuota)})
         return master
 
     def _start_agent(self, address: str) -> AgentEngine:

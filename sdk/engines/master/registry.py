@@ -1,0 +1,97 @@
+"""What the master's registry holds (what must survive a master restart that agents and
+frameworks cannot tell it again) and the actions by which the engine writes it. The
+master daemon performs them on its SQLite registry (`corral.master.registry`), the
+simulator on an in-memory `RegistryState` (`apply_to_registry`)."""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from corral.protos import corral_pb2 as pb
+from corral.resources import Resources
+
+
+class AgentRecordState(enum.Enum):
+    """An agent's entry in the registry."""
+
+    ADMITTED = "admitted"
+    UNREACHABLE = "unreachable"
+    GONE = "gone"
+
+
+@dataclass
+class RegistryState:
+    """What the registry knew when the master started: admitted agents (info), those
+    unreachable (since when), those an operator marked gone, and the role weights and
+    quota limits an operator set."""
+
+    admitted: dict[str, pb.AgentInfo] = field(default_factory=dict)
+    unreachable: dict[str, float] = field(default_factory=dict)
+    gone: set[str] = field(default_factory=set)
+    weights: dict[str, float] = field(default_factory=dict)
+    quotas: dict[str, Resources] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class RecordAgent:
+    """Write the agent's registry entry (before anything that depends on it is sent);
+    `info` None keeps the stored info."""
+
+    agent_id: str
+    info: pb.AgentInfo | None
+    record: AgentRecordState
+    since: float
+
+
+@dataclass(slots=True)
+class ForgetAgent:
+    """Remove the agent from the registry."""
+
+    agent_id: str
+
+
+@dataclass(slots=True)
+class RecordWeight:
+    """Keep a role's weight."""
+
+    role: str
+    weight: float
+
+
+@dataclass(slots=True)
+class RecordQuota:
+    """Keep a role's quota limit (None: the role has none any more)."""
+
+    role: str
+    quota: Resources | None
+
+
+REGISTRY_ACTIONS = (RecordAgent, ForgetAgent, RecordWeight, RecordQuota)
+RegistryAction = RecordAgent | ForgetAgent | RecordWeight | RecordQuota
+
+
+def apply_to_registry(state: RegistryState, action: RegistryAction) -> None:
+    """Perform a registry action on an in-memory registry (the simulator keeps one)."""
+    if isinstance(action, RecordWeight):
+        state.weights[action.role] = action.weight
+        return
+    if isinstance(action, RecordQuota):
+        if action.quota is None:
+            state.quotas.pop(action.role, None)
+        else:
+            state.quotas[action.role] = action.quota
+        return
+    agent_id = action.agent_id
+    state.unreachable.pop(agent_id, None)
+    if isinstance(action, ForgetAgent):
+        state.admitted.pop(agent_id, None)
+        state.gone.discard(agent_id)
+    elif action.record is AgentRecordState.ADMITTED:
+        assert action.info is not None
+        state.admitted[agent_id] = action.info
+    elif action.record is AgentRecordState.UNREACHABLE:
+        state.admitted.pop(agent_id, None)
+        state.unreachable[agent_id] = action.since
+    else:
+        state.admitted.pop(agent_id, None)
+        state.gone.add(agent_id)

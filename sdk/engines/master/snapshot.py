@@ -1,0 +1,80 @@
+"""A JSON-able view of the whole master (the daemon's /state and related endpoints)."""
+from __future__ import annotations
+
+from typing import Any
+
+from corral.engines.master.records import Task
+from corral.protos import corral_pb2 as pb
+
+
+class SnapshotMixin:
+    """The master engine's view of itself (a part of `MasterEngine`)."""
+
+    def snapshot(self) -> dict[str, Any]:
+        """A JSON-able view of the whole master (the /state endpoint)."""
+
+        def task_view(task: Task) -> dict[str, Any]:
+            return {
+                "id": task.id,
+                "name": task.name,
+                "framework_id": task.framework_id,
+                "agent_id": task.agent_id,
+                "state": pb.TaskState.Name(task.state),
+                "status_update_state": pb.TaskState.Name(task.status_update_state),
+                "resources": task.resources.to_dict(),
+                "healthy": task.healthy,
+            }
+
+        return {
+            "id": self.id,
+            "hostname": self.info.hostname,
+            "port": self.info.port,
+            "transport": self.info.transport,
+            "version": self.info.version,
+            "start_time": self.info.start_time,
+            "agents": [
+                {
+                    "id": a.id,
+                    "hostname": a.info.hostname,
+                    "transport": a.transport,
+                    "state": a.state.value,
+                    "resources": a.total.to_dict(),
+                    "used_resources": a.used.to_dict(),
+                    "offered_resources": a.offered.to_dict(),
+                    "registered_time": a.registered_at,
+                    "task_count": len(a.tasks),
+                }
+                for a in self.agents.values()
+            ],
+            "frameworks": [
+                {
+                    "id": f.id,
+                    "name": f.info.name,
+                    "user": f.info.user,
+                    "roles": f.roles,
+                    "connected": f.connected,
+                    "active": f.connected,
+                    "checkpoint": f.info.checkpoint,
+                    "failover_timeout": f.info.failover_timeout,
+                    "registered_time": f.registered_at,
+                    "offers": len(f.offers),
+                    "used_resources": _sum_scalars(self.allocator.allocated(f.id).values()),
+                    "tasks": [task_view(t) for t in f.tasks.values()],
+                    "completed_tasks": [task_view(t) for t in f.completed],
+                }
+                for f in self.frameworks.values()
+            ],
+            "counters": dict(self.counters),
+        }
+
+
+def _sum_scalars(resources: Any) -> dict[str, float]:
+    """{name: total} of the scalars in several agents' resources (ranges and sets are
+    per agent and do not add up across agents)."""
+    totals: dict[str, float] = {}
+    for r in resources:
+        for name in r.names():
+            value = r.scalar(name)
+            if value:
+                totals[name] = round(totals.get(name, 0.0) + value, 3)
+    return totals
