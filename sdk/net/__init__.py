@@ -1,0 +1,1 @@
+"""corral.net: what crosses the network below the engines."""
