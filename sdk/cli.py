@@ -20,7 +20,7 @@ from typing import Sequence
 from corral import __version__, _core
 from corral.agent.checkpoint import BOOT_ID_PATH, CheckpointError
 from corral.agent.gc import DEFAULT_GC_DELAY, DEFAULT_GC_DISK_HEADROOM
-from corral.detector import MasterAddressError, parse_master
+from corral.detector import MasterAddressError, check_master_address
 from corral.engines.agent import RecoverMode
 from corral.resources import ResourceError, Resources, detect_resources, parse_attributes
 
@@ -75,7 +75,7 @@ def _fraction(text: str) -> float:
 
 def _master_address(text: str) -> str:
     try:
-        parse_master(text)
+        check_master_address(text)
     except MasterAddressError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text

@@ -8,7 +8,7 @@ import pwd
 import random
 from typing import Any, Callable, Iterable, Sequence
 
-from corral.detector import MasterDetector
+from corral.detector import master_detector
 from corral.driver import DriverBase, DriverStatus
 from corral.engines.base import Callback
 from corral.engines.base import MasterLost
@@ -185,7 +185,7 @@ class SchedulerDriver(DriverBase, SchedulerCalls):
         self._framework_info = info
         self._config = config or SchedulerConfig()
         self._config.implicit_acknowledgements = implicit_acknowledgements
-        self._detector = MasterDetector(master, self._master_found)
+        self._detector = master_detector(master, self._master_found)
         #: the ack rows of updates whose callback returned (see `_caught_up`)
         self._implicit_acks: list[tuple[str, str, bytes]] = []
 
