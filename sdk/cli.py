@@ -20,7 +20,8 @@ from typing import Any, Callable, Sequence
 from corral import __version__, _core
 from corral.agent.checkpoint import BOOT_ID_PATH, CheckpointError
 from corral.agent.gc import DEFAULT_GC_DELAY, DEFAULT_GC_DISK_HEADROOM
-from corral.runtime.detector import MasterAddressError, parse_master
+from corral.net.zookeeper import DEFAULT_SESSION_TIMEOUT, ZooKeeperUrlError, parse_zk_url
+from corral.runtime.detector import MasterAddressError, check_master_address
 from corral.engines.agent import RecoverMode
 from corral.resources import ResourceError, Resources, detect_resources, parse_attributes
 
@@ -58,10 +59,26 @@ _fraction = _number(float, "fraction", "not a number", lambda v: 0.0 <= v <= 1.0
 
 def _master_address(text: str) -> str:
     try:
-        parse_master(text)
+        check_master_address(text)
     except MasterAddressError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
+
+
+def _zk_url(text: str) -> str:
+    try:
+        parse_zk_url(text)
+    except ZooKeeperUrlError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _master_flag(parser: argparse.ArgumentParser) -> None:
+    """--master, which defaults to $CORRAL_MASTER (as `corral local --run` sets it)."""
+    default = os.environ.get("CORRAL_MASTER")
+    parser.add_argument("--master", type=_master_address, required=default is None, default=default,
+                        help="the master: HOST:PORT, or zk://HOST:PORT[,HOST:PORT...]/PATH to follow the leader "
+                             "of several (default: $CORRAL_MASTER)")
 
 
 def _resources(text: str) -> Resources:
@@ -90,10 +107,17 @@ def build_parser() -> argparse.ArgumentParser:
     master.add_argument("--offer-timeout", type=_seconds, default=None,
                         help="rescind offers outstanding this long (default: never, as in Mesos)")
     master.add_argument("--agent-reregister-timeout", type=_seconds, default=600.0,
-                        help="after a restart, how long admitted agents have to come back (default 600)")
+                        help="after a restart or a failover, how long admitted agents have to come back before "
+                             "they are marked unreachable (default 600)")
+    master.add_argument("--zk", type=_zk_url, default=None, metavar="zk://HOST:PORT[,HOST:PORT...]/PATH",
+                        help="run as one of several masters: elect the leader through ZooKeeper at this URL and "
+                             "keep the registry there (default: this master alone, its registry in SQLite)")
+    master.add_argument("--zk-session-timeout", type=_seconds, default=DEFAULT_SESSION_TIMEOUT,
+                        help="ZooKeeper session timeout in seconds; a leader stops acting 3/4 of it after "
+                             f"ZooKeeper last answered (default {DEFAULT_SESSION_TIMEOUT:g})")
 
     agent = sub.add_parser("agent", help="run an agent")
-    agent.add_argument("--master", type=_master_address, required=True, help="the master's HOST:PORT")
+    _master_flag(agent)
     agent.add_argument("--ip", default="127.0.0.1")
     agent.add_argument("--port", type=_port, default=5051, help="HTTP port (default 5051)")
     agent.add_argument("--transport-port", type=_port, default=None,
@@ -133,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run CMD (with CORRAL_MASTER set) once the cluster is up, then stop; exit with its status")
 
     execute = sub.add_parser("execute", help="run one shell command as a task")
-    execute.add_argument("--master", type=_master_address, required=True)
+    _master_flag(execute)
     execute.add_argument("--name", default="corral-execute")
     execute.add_argument("--command", required=True)
     execute.add_argument("--resources", type=_resources, default=Resources.parse(DEFAULT_TASK_RESOURCES))
@@ -168,15 +192,16 @@ def run_master(args: argparse.Namespace) -> int:
     from corral.master.daemon import MasterDaemon, MasterFlags
 
     flags = MasterFlags(work_dir=_work_dir(args.work_dir, "master"), host=args.ip, port=args.port,
-                        transport_port=args.transport_port)
+                        transport_port=args.transport_port, zk=args.zk, zk_session_timeout=args.zk_session_timeout)
     daemon = MasterDaemon(flags, MasterConfig(allocation_interval=args.allocation_interval,
                                               ping_interval=args.agent_ping_timeout,
                                               max_missed_pongs=args.max_agent_ping_timeouts,
                                               offer_timeout=args.offer_timeout,
                                               agent_reregister_timeout=args.agent_reregister_timeout))
     daemon.start()
-    print(f"corral master {daemon.master_id} listening on {daemon.address} (transport {daemon.runtime.address})",
-          flush=True)
+    election = f", contending for the leadership at {args.zk}" if args.zk else ""
+    print(f"corral master {daemon.master_id} listening on {daemon.address} (transport {daemon.transport_address})"
+          f"{election}", flush=True)
     _wait_for_signal()
     daemon.stop()
     return 0

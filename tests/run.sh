@@ -7,6 +7,12 @@
 # what the twin changes. Extra arguments go to both pytest runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# system packages the real-component tests start: ZooKeeper (high availability)
+missing=()
+[ -f /usr/share/java/zookeeper.jar ] || missing+=(zookeeper)
+if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+fi
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q '.[test]'

@@ -1,40 +1,67 @@
 """The master daemon: runs the master engine on a transport and serves HTTP on the
-master's one address: `/health`, `/info` (where the transport listens), `/state`,
-`/state.json`, `/frameworks`, `/slaves`, `/tasks`, `/flags`, `/metrics/snapshot`, and the
-operator endpoints `/roles`, `/weights`, `/quota`, `/reserve`, `/unreserve` and
-`/agents/gone`, each a call of the master engine (`corral.engines.master.operator`)
-whose registry writes the daemon performs before it answers."""
+master's one address: `/health`, `/info` (where the transport listens, and who leads),
+`/redirect`, `/state`, `/state.json`, `/frameworks`, `/slaves`, `/tasks`, `/flags`,
+`/metrics/snapshot`, and the operator endpoints `/roles`, `/weights`, `/quota`,
+`/reserve`, `/unreserve` and `/agents/gone`, each a call of the master engine
+(`corral.engines.master.operator`) whose registry writes the daemon performs before it
+answers.
+
+Alone (no `--zk`), a master leads from its start, with its registry in SQLite under its
+work dir. With `--zk zk://.../PATH`, masters elect a leader there (`corral.master.election`)
+and keep their registry there (`corral.master.zk_registry`). A master that is not the
+leader is a standby: it keeps no agents or frameworks and has no transport open; its
+state and operator endpoints answer 307 with the leader's address (503 while none is
+known). Once elected, a master takes over the registry and starts a new engine from
+it (a term: `MasterDaemon.runtime`), whose runtime acts only while the leadership's lease
+holds. A master that stops leading drops its term at once and contends again, as a
+standby with a new id, to start afresh from the registry if elected again.
+"""
 from __future__ import annotations
 
+import enum
 import json
 import logging
 import socket
+import threading
 import time
 import uuid
-from http import HTTPStatus
 from dataclasses import asdict, dataclass, field
+from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+from urllib.parse import urlencode
 
 from corral import __version__
-from corral.engines.master import ForgetAgent, MasterConfig, MasterEngine, RecordAgent, RecordQuota, RecordWeight
-from corral.net.http import HttpServer, Reply
+from corral.engines.master import MasterConfig, MasterEngine, RegistryState
 from corral.engines.master.allocator import AllocatorError, validate_role
-from corral.master.registry import Registry
-from corral.resources import ResourceError, Resources
+from corral.master.registry import Registry, RegistryStore, registry_performers
+from corral.net.http import HttpServer, Reply, Route
+from corral.net.zookeeper import DEFAULT_SESSION_TIMEOUT, Session, encode_master_info, parse_zk_url
 from corral.protos import corral_pb2 as pb
+from corral.resources import ResourceError, Resources
 from corral.runtime import Runtime
+from corral.runtime.actions import Performer
 from corral.runtime.clock import PROCESS_CLOCK
 
 log = logging.getLogger(__name__)
 
 #: the transport listens on the HTTP port plus this, unless --transport-port says otherwise
 TRANSPORT_PORT_OFFSET = 10000
+#: the endpoints a standby answers itself; every other one is the leader's
+STANDBY_ROUTES = frozenset({"/health", "/info", "/redirect", "/metrics/snapshot", "/flags"})
+#: `master/zk_state` in the metrics: the ZooKeeper session as a number
+ZK_STATE_GAUGE = {None: 0, Session.CONNECTED: 1, Session.SUSPENDED: 2, Session.LOST: 3}
 
 
 def default_transport_port(http_port: int) -> int:
     """The documented default: HTTP port + 10000 (any free port when HTTP's is 0)."""
     return http_port + TRANSPORT_PORT_OFFSET if http_port else 0
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
 
 
 @dataclass
@@ -44,6 +71,18 @@ class MasterFlags:
     port: int = 5050
     transport_port: int | None = None
     hostname: str = field(default_factory=socket.gethostname)
+    #: zk://HOST:PORT[,HOST:PORT...]/PATH: elect a leader among the masters there, and
+    #: keep the registry there (None: this master alone, its registry in SQLite)
+    zk: str | None = None
+    #: the ZooKeeper session timeout asked for (the leader's lease is 3/4 of it)
+    zk_session_timeout: float = DEFAULT_SESSION_TIMEOUT
+
+
+class Role(enum.Enum):
+    """What a master is, as /health and /info say."""
+
+    LEADER = "leader"
+    STANDBY = "standby"
 
 
 class MasterDaemon:
@@ -52,65 +91,231 @@ class MasterDaemon:
         self.config = config or MasterConfig()
         flags.work_dir.mkdir(parents=True, exist_ok=True)
         self.http = HttpServer(flags.host, flags.port, {})
+        self.address = self.http.address
         transport_port = flags.transport_port
         if transport_port is None:
             transport_port = default_transport_port(self.http.port if flags.port else 0)
+        self.zk_url = parse_zk_url(flags.zk) if flags.zk else None
+        if self.zk_url is not None and not transport_port:
+            transport_port = _free_port(flags.host)  # one transport address for every term
+        self._transport_port = transport_port
         self.master_id = str(uuid.uuid4())
         #: when the master started, as a date (MasterInfo.start_time)
         self.start_time = time.time()
         self._started = PROCESS_CLOCK()
-
-        self.registry = Registry(flags.work_dir / "registry.sqlite")
-
-        def make_engine(address: str) -> MasterEngine:
-            info = pb.MasterInfo(id=self.master_id, hostname=flags.hostname, port=self.http.port,
-                                 transport=address, version=__version__, start_time=self.start_time)
-            return MasterEngine(info, self.config, now=PROCESS_CLOCK(), registry=self.registry.state())
-
-        self.runtime = Runtime(make_engine, host=flags.host, port=transport_port, clock=PROCESS_CLOCK)
-        self.engine: MasterEngine = self.runtime.engine  # type: ignore[assignment]
-        self.runtime.add_performers({
-            RecordAgent: lambda a: self.registry.record_agent(a.agent_id, a.info, a.record, a.since),
-            ForgetAgent: lambda a: self.registry.forget_agent(a.agent_id),
-            RecordWeight: lambda a: self.registry.set_weight(a.role, a.weight),
-            RecordQuota: lambda a: self.registry.set_quota(a.role, a.quota),
-        })
+        #: guards the swaps of term and contender (the contender's thread, stop())
+        self._swap = threading.Lock()
+        self._stopping = False
+        #: the leader's term: its runtime (and engine); None while this master is a standby
+        self.runtime: Runtime | None = None
+        self.registry: RegistryStore | None = None
+        self.contender: Any = None  # (a corral.master.election.Contender, with --zk)
+        #: why this master last stopped leading
+        self.deposed_reason = ""
+        if self.zk_url is None:
+            self.registry = Registry(flags.work_dir / "registry.sqlite")
+            self.runtime = self._new_term(self.registry, self.registry.state(), registry_performers(self.registry))
         self.http.routes.update({
-            "/health": lambda q, b: Reply(body=b"", content_type="text/plain"),
+            "/health": lambda q, b: Reply.json(self.health()),
             "/info": lambda q, b: Reply.json(self.info()),
+            "/redirect": lambda q, b: self._redirect("/", {}),
+            "/flags": lambda q, b: Reply.json(self.flags_view()),
+            "/metrics/snapshot": lambda q, b: Reply.json(self.metrics()),
+        })
+        leader_routes: dict[str, Route] = {
             "/state": lambda q, b: Reply.json(self.state()),
             "/state.json": lambda q, b: Reply.json(self.state()),
             "/frameworks": lambda q, b: Reply.json({"frameworks": self.state()["frameworks"]}),
             "/slaves": lambda q, b: Reply.json({"slaves": self.state()["agents"]}),
             "/agents": lambda q, b: Reply.json({"agents": self.state()["agents"]}),
             "/tasks": lambda q, b: Reply.json({"tasks": [t for f in self.state()["frameworks"] for t in f["tasks"]]}),
-            "/flags": lambda q, b: Reply.json(self.flags_view()),
-            "/metrics/snapshot": lambda q, b: Reply.json(self.metrics()),
             "/roles": lambda q, b: Reply.json(self.roles()),
             "/weights": self._weights,
             "/quota": self._quota,
             "/reserve": lambda q, b: self._reservation(b, unreserve=False),
             "/unreserve": lambda q, b: self._reservation(b, unreserve=True),
             "/agents/gone": self._mark_gone,
-        })
-        self.address = self.http.address
+        }
+        self.http.routes.update({path: self._leader_only(path, route) for path, route in leader_routes.items()})
+
+    # -- terms: leading, and not --------------------------------------------------------
+    @property
+    def transport_address(self) -> str:
+        """Where the transport listens while this master leads."""
+        return self.runtime.address if self.runtime is not None else f"tcp://{self.flags.host}:{self._transport_port}"
+
+    @property
+    def engine(self) -> MasterEngine:
+        """The leading term's engine (AttributeError on a standby)."""
+        if self.runtime is None:
+            raise AttributeError("a standby master has no engine")
+        return self.runtime.engine  # type: ignore[return-value]
+
+    def _new_term(self, registry: RegistryStore, state: RegistryState, performers: dict[type, Performer],
+                  acting: Callable[[], bool] | None = None) -> Runtime:
+        """A runtime and engine that start from the registry's `state`."""
+        def make_engine(address: str) -> MasterEngine:
+            info = pb.MasterInfo(id=self.master_id, hostname=self.flags.hostname, port=self.http.port,
+                                 transport=address, version=__version__, start_time=self.start_time)
+            return MasterEngine(info, self.config, now=PROCESS_CLOCK(), registry=state)
+
+        runtime = Runtime(make_engine, host=self.flags.host, port=self._transport_port, clock=PROCESS_CLOCK,
+                          acting=acting)
+        runtime.add_performers(performers)
+        return runtime
+
+    def _contend(self) -> None:
+        """Join the election as a new contender (a new master id)."""
+        from corral.master.election import Contender
+
+        assert self.zk_url is not None
+        self.master_id = str(uuid.uuid4())
+        info = encode_master_info(self.master_id, self.flags.hostname, self._advertised_ip(), self.http.port,
+                                  __version__)
+        self.contender = Contender(self.zk_url, info, self._leadership_changed,
+                                   session_timeout=self.flags.zk_session_timeout, clock=PROCESS_CLOCK)
+        self.contender.start()
+
+    def _advertised_ip(self) -> str:
+        host = self.flags.host
+        if host in ("", "0.0.0.0", "::"):
+            return socket.gethostbyname(self.flags.hostname)
+        return host
+
+    def _leadership_changed(self, change: Any) -> None:
+        """The contender's thread: elected (take over the registry, start a term), or
+        deposed (drop the term, contend again)."""
+        from corral.engines.master.leadership import Change
+
+        if change is Change.ELECTED:
+            self._lead(self.contender)
+        else:
+            self._step_down(self.contender)
+
+    def _lead(self, contender: Any) -> None:
+        from corral.master.zk_registry import ZooKeeperRegistry
+
+        with self._swap:
+            if self._stopping or contender is not self.contender:
+                return
+            taken = PROCESS_CLOCK()
+            registry = ZooKeeperRegistry(contender.client, self.zk_url, self.master_id)
+            try:
+                registry.take_over()
+                state = registry.state()
+                performers = {kind: self._guarded(contender, perform)
+                              for kind, perform in registry_performers(registry).items()}
+                runtime = self._new_term(registry, state, performers,
+                                         acting=lambda: contender.leadership.acts(PROCESS_CLOCK()))
+            except Exception as exc:
+                log.error("elected, but cannot take over: %s: %s", type(exc).__name__, exc)
+                contender.registry_failed(f"take-over failed: {exc}")
+                return
+            log.info("leading: registry read in %.3fs (%d admitted, %d unreachable, %d gone agents; %d frameworks)",
+                     PROCESS_CLOCK() - taken, len(state.admitted), len(state.unreachable), len(state.gone),
+                     len(state.frameworks))
+            self.registry = registry
+            self.runtime = runtime
+            runtime.start(name="master-io")
+
+    @staticmethod
+    def _guarded(contender: Any, perform: Performer) -> Performer:
+        """A registry write that, when it fails, ends the leadership at once (the
+        runtime's gate then drops what the engine sends after it)."""
+        def guarded(action: Any) -> None:
+            try:
+                perform(action)
+            except Exception as exc:
+                log.error("registry write %s failed: %s: %s", type(action).__name__, type(exc).__name__, exc)
+                contender.registry_failed(f"{type(action).__name__}: {type(exc).__name__}: {exc}")
+
+        return guarded
+
+    def _step_down(self, contender: Any) -> None:
+        with self._swap:
+            if contender is not self.contender:
+                return
+            runtime, self.runtime = self.runtime, None
+            self.registry = None
+            self.deposed_reason = contender.leadership.reason
+        if runtime is not None:
+            runtime.stop()
+            runtime.join(5.0)
+        contender.stop()
+        with self._swap:
+            if not self._stopping and contender is self.contender:
+                log.info("contending again as a standby")
+                self._contend()
+
+    # -- HTTP --------------------------------------------------------------------------
+    def leading(self) -> bool:
+        """Whether this master leads and may act now."""
+        runtime = self.runtime
+        return runtime is not None and (self.contender is None or self.contender.leadership.acts(PROCESS_CLOCK()))
+
+    def leader_address(self) -> str | None:
+        """The leading master's HTTP address, as far as this master knows."""
+        if self.leading():
+            return self.address
+        info = self.contender.leader_info if self.contender is not None else None
+        if info is None or info.master_id == self.master_id:
+            return None
+        return info.http_address
+
+    def _leader_only(self, path: str, route: Route) -> Route:
+        def serve(query: dict[str, str], body: bytes) -> Reply:
+            if self.leading():
+                return route(query, body)
+            return self._redirect(path, query)
+
+        return serve
+
+    def _redirect(self, path: str, query: dict[str, str]) -> Reply:
+        """307 to the same request at the leader (503 when no leader is known)."""
+        leader = self.leader_address()
+        if leader is None:
+            return Reply.error(HTTPStatus.SERVICE_UNAVAILABLE, "no master leads at the moment; try again shortly")
+        location = f"http://{leader}{path}" + (f"?{urlencode(query)}" if query else "")
+        reply = Reply.json({"leader": leader}, HTTPStatus.TEMPORARY_REDIRECT)
+        reply.headers["Location"] = location
+        return reply
+
+    def zk_session(self) -> Session | None:
+        return self.contender.session if self.contender is not None else None
+
+    def health(self) -> dict[str, Any]:
+        session = self.zk_session()
+        return {"healthy": True, "role": (Role.LEADER if self.leading() else Role.STANDBY).value,
+                "zookeeper": session.value if session is not None else None,
+                "deposed_reason": self.deposed_reason or None}
 
     def info(self) -> dict[str, Any]:
-        return {"id": self.master_id, "transport": self.runtime.address, "version": __version__,
-                "hostname": self.flags.hostname, "port": self.http.port, "leader": True}
+        session = self.zk_session()
+        return {"id": self.master_id, "transport": self.transport_address, "version": __version__,
+                "hostname": self.flags.hostname, "port": self.http.port, "leader": self.leading(),
+                "leader_address": self.leader_address(), "zookeeper": session.value if session is not None else None}
+
+    def _term(self) -> tuple[Runtime, MasterEngine]:
+        runtime = self.runtime
+        if runtime is None:
+            raise RuntimeError("this master no longer leads")
+        return runtime, runtime.engine  # type: ignore[return-value]
 
     def state(self) -> dict[str, Any]:
-        with self.runtime.lock:
-            view = self.engine.snapshot()
+        runtime, engine = self._term()
+        with runtime.lock:
+            view = engine.snapshot()
         view["address"] = self.address
         return view
 
     def roles(self) -> dict[str, Any]:
-        with self.runtime.lock:
-            return self.engine.allocator.snapshot()
+        runtime, engine = self._term()
+        with runtime.lock:
+            return engine.allocator.snapshot()
 
     def _weights(self, query: dict[str, str], body: bytes) -> Reply:
         """GET: every weight set. POST [{"role": R, "weight": W}, ...]: set them."""
+        runtime, engine = self._term()
         if body:
             try:
                 entries = json.loads(body)
@@ -119,16 +324,17 @@ class MasterDaemon:
                 changes = [(str(e["role"]), e["weight"]) for e in entries]
             except (ValueError, KeyError, TypeError) as exc:
                 return Reply.error(HTTPStatus.BAD_REQUEST, f"invalid weights: {exc}")
-            problem = self.runtime.call(lambda: self.engine.set_weights(changes, self.runtime.clock()))
+            problem = runtime.call(lambda: engine.set_weights(changes, runtime.clock()))
             if problem:
                 return Reply.error(HTTPStatus.BAD_REQUEST, f"invalid weights: {problem}")
-        with self.runtime.lock:
-            weights = sorted(self.engine.weights.items())
+        with runtime.lock:
+            weights = sorted(engine.weights.items())
         return Reply.json({"weights": [{"role": r, "weight": w} for r, w in weights]})
 
     def _quota(self, query: dict[str, str], body: bytes) -> Reply:
         """GET: every quota. POST {"role": R, "limit": "cpus:4;mem:1024"} sets one (JSON
         resources accepted too); a null limit removes it."""
+        runtime, engine = self._term()
         if body:
             try:
                 entry = json.loads(body)
@@ -140,16 +346,17 @@ class MasterDaemon:
                     quota = Resources.parse(limit if isinstance(limit, str) else json.dumps(limit))
             except (ValueError, KeyError, TypeError, AttributeError, ResourceError) as exc:
                 return Reply.error(HTTPStatus.BAD_REQUEST, f"invalid quota: {exc}")
-            problem = self.runtime.call(lambda: self.engine.set_quota(role, quota, self.runtime.clock()))
+            problem = runtime.call(lambda: engine.set_quota(role, quota, runtime.clock()))
             if problem:
                 return Reply.error(HTTPStatus.BAD_REQUEST, f"invalid quota: {problem}")
-        with self.runtime.lock:
-            quotas = sorted(self.engine.quotas.items())
+        with runtime.lock:
+            quotas = sorted(engine.quotas.items())
         return Reply.json({"quotas": [{"role": r, "limit": q.to_text()} for r, q in quotas]})
 
     def _reservation(self, body: bytes, unreserve: bool) -> Reply:
         """POST {"agent_id": A, "role": R, "resources": "cpus:1;mem:128"}: (un)reserve
         those resources of agent A for role R, dynamically, outside any offer."""
+        runtime, engine = self._term()
         what = "unreserve" if unreserve else "reserve"
         try:
             request = json.loads(body or b"null")
@@ -160,19 +367,19 @@ class MasterDaemon:
         for r in resources:
             r.reservations.add(type=pb.Resource.ReservationInfo.DYNAMIC, role=role, principal="operator")
             r.role = role
-        problem = self.runtime.call(lambda: self.engine.operator_reservation(agent_id, resources, unreserve,
-                                                                             self.runtime.clock()))
+        problem = runtime.call(lambda: engine.operator_reservation(agent_id, resources, unreserve, runtime.clock()))
         if problem:
             return Reply.error(HTTPStatus.CONFLICT, f"cannot {what}: {problem}")
         return Reply.json({"agent_id": agent_id, what: Resources.from_protos(resources).to_text()})
 
     def _mark_gone(self, query: dict[str, str], body: bytes) -> Reply:
         """POST {"agent_id": A}: agent A will not come back; its tasks are gone."""
+        runtime, engine = self._term()
         try:
             agent_id = str(json.loads(body or b"null")["agent_id"])
         except (ValueError, KeyError, TypeError) as exc:
             return Reply.error(HTTPStatus.BAD_REQUEST, f"invalid request: {exc}")
-        problem = self.runtime.call(lambda: self.engine.mark_gone(agent_id, self.runtime.clock()))
+        problem = runtime.call(lambda: engine.mark_gone(agent_id, runtime.clock()))
         if problem:
             return Reply.error(HTTPStatus.NOT_FOUND, problem)
         return Reply.json({"agent_id": agent_id, "gone": True})
@@ -184,26 +391,45 @@ class MasterDaemon:
         return flags
 
     def metrics(self) -> dict[str, Any]:
-        with self.runtime.lock:
-            engine = self.engine
-            counters: dict[str, Any] = {f"master/{k}": v for k, v in engine.counters.items()}
+        counters: dict[str, Any] = {"master/elected": int(self.leading()),
+                                    "master/zk_state": ZK_STATE_GAUGE[self.zk_session()],
+                                    "master/uptime_secs": PROCESS_CLOCK() - self._started}
+        runtime = self.runtime
+        if runtime is None:
+            return counters
+        engine: MasterEngine = runtime.engine  # type: ignore[assignment]
+        with runtime.lock:
+            counters.update({f"master/{k}": v for k, v in engine.counters.items()})
             counters["master/agents_registered"] = sum(1 for a in engine.agents.values() if a.state.value == "registered")
             counters["master/agents_unreachable"] = sum(1 for a in engine.agents.values() if a.state.value == "unreachable")
             counters["master/frameworks_connected"] = sum(1 for f in engine.frameworks.values() if f.connected)
             counters["master/frameworks_disconnected"] = sum(1 for f in engine.frameworks.values() if not f.connected)
             counters["master/tasks_active"] = sum(len(f.tasks) for f in engine.frameworks.values())
             counters["master/outstanding_offers"] = len(engine.offers)
-            counters["master/uptime_secs"] = self.runtime.clock() - self._started
-        counters.update({f"transport/{k}": v for k, v in self.runtime.metrics().items()})
+        counters.update({f"transport/{k}": v for k, v in runtime.metrics().items()})
         return counters
 
+    # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
         self.http.start()
-        self.runtime.start(name="master-io")
-        log.info("master %s listening on %s (transport %s)", self.master_id, self.address, self.runtime.address)
+        if self.runtime is not None:
+            self.runtime.start(name="master-io")
+            log.info("master %s listening on %s (transport %s)", self.master_id, self.address, self.runtime.address)
+            return
+        with self._swap:
+            self._contend()
+        log.info("master %s listening on %s, contending for the leadership at %s", self.master_id, self.address,
+                 self.zk_url)
 
     def stop(self) -> None:
-        self.runtime.stop()
-        self.runtime.join(5.0)
+        with self._swap:
+            self._stopping = True
+            contender, runtime = self.contender, self.runtime
+        if runtime is not None:
+            runtime.stop()
+            runtime.join(5.0)
+        if contender is not None:
+            contender.stop()  # our znode goes at once: a standby takes over without waiting for a timeout
         self.http.close()
-        self.registry.close()
+        if isinstance(self.registry, Registry):
+            self.registry.close()

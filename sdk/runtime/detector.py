@@ -1,26 +1,49 @@
-"""Finding the leading master: agents and drivers name the master's one HTTP address
-(`HOST:PORT`) and learn from its `/info` endpoint where its message transport listens.
+"""Finding the leading master. Agents, drivers and the CLI name the master by one
+address, and the form of that address picks the detector (`master_detector`):
 
-`MasterDetector` keeps asking, with capped backoff (`DETECTION_BACKOFF`), until a master
-answers, then hands the transport address to a callback. It runs on its own thread,
-never on the I/O loop.
+- `HOST:PORT`: the master's HTTP address; its `/info` says where its message transport
+  listens (`HttpDetector`);
+- `zk://HOST:PORT[,HOST:PORT...]/PATH`: the masters' ZooKeeper path; the lowest
+  `json.info_` contender leads, and its JSON names its HTTP address, whose `/info` says
+  where its transport listens (`ZooKeeperDetector`), as soon as it says it leads.
+
+A detector hands the leader's transport address to a callback, on its own thread, never
+on the I/O loop: once when asked (`detect`, after the connection to the master was
+lost), and, with ZooKeeper, whenever another master takes the lead. Both ask again
+after a failure as `DETECTION_BACKOFF` says.
 """
 from __future__ import annotations
 
+import enum
 import json
 import logging
+import queue
 import threading
 import urllib.error
 import urllib.request
-from typing import Callable
+from typing import Any, Callable, Protocol
 
-from corral.engines.backoff import Backoff, Jitter
+from corral.engines.backoff import Backoff, Jitter, Retry
+from corral.net.zookeeper import (
+    DEFAULT_SESSION_TIMEOUT,
+    MasterInfoError,
+    ZooKeeperUrl,
+    ZooKeeperUrlError,
+    decode_master_info,
+    is_zk_url,
+    leader_of,
+    parse_zk_url,
+)
 
 log = logging.getLogger(__name__)
 
 
 class MasterAddressError(ValueError):
-    """The master address does not have the form HOST:PORT."""
+    """The master address is neither HOST:PORT nor a zk:// URL."""
+
+
+class NoLeader(RuntimeError):
+    """No master leads at the moment (or none could be reached)."""
 
 
 def parse_master(address: str) -> tuple[str, int]:
@@ -31,15 +54,57 @@ def parse_master(address: str) -> tuple[str, int]:
     text = text.rstrip("/")
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise MasterAddressError(f"invalid master address {address!r}: expected HOST:PORT, e.g. 127.0.0.1:5050")
+        raise MasterAddressError(f"invalid master address {address!r}: expected HOST:PORT (e.g. 127.0.0.1:5050) "
+                                 "or zk://HOST:PORT/PATH")
     return host, int(port)
 
 
-def fetch_info(address: str, timeout: float = 2.0) -> dict:
-    """The master's /info document."""
+def check_master_address(address: str) -> str:
+    """`address` if it is a usable master address, else MasterAddressError naming it."""
+    if is_zk_url(address):
+        try:
+            parse_zk_url(address)
+        except ZooKeeperUrlError as exc:
+            raise MasterAddressError(str(exc)) from None
+    else:
+        parse_master(address)
+    return address
+
+
+def fetch_info(address: str, timeout: float = 2.0) -> dict[str, Any]:
+    """The /info document of the master whose HTTP address is `address`."""
     host, port = parse_master(address)
     with urllib.request.urlopen(f"http://{host}:{port}/info", timeout=timeout) as response:
         return json.loads(response.read())
+
+
+def leader_http_address(address: str, timeout: float = 5.0) -> str:
+    """The leading master's HTTP address (for the CLI and tools): `address` itself when
+    it is HOST:PORT, the leading contender's when it is a zk:// URL. NoLeader when
+    ZooKeeper knows no leader or cannot be reached; MasterInfoError when the leading
+    contender's znode holds garbage."""
+    check_master_address(address)
+    if not is_zk_url(address):
+        return address
+    from kazoo.client import KazooClient
+
+    url = parse_zk_url(address)
+    client = KazooClient(hosts=url.connect_string, timeout=timeout)
+    try:
+        client.start(timeout=timeout)
+    except Exception as exc:
+        client.close()
+        raise NoLeader(f"cannot reach ZooKeeper at {url.connect_string}: {exc}") from None
+    try:
+        children = client.get_children(url.path) if client.exists(url.path) else []
+        leader = leader_of(children)
+        if leader is None:
+            raise NoLeader(f"no master leads at {url}")
+        data, _stat = client.get(f"{url.path}/{leader}")
+        return decode_master_info(data, f"{url.path}/{leader}").http_address
+    finally:
+        client.stop()
+        client.close()
 
 
 #: how a detector asks again: 50 ms doubling to 2 s, fully jittered, so that the agents and
@@ -47,7 +112,28 @@ def fetch_info(address: str, timeout: float = 2.0) -> dict:
 DETECTION_BACKOFF = Backoff(0.05, 2.0, jitter=Jitter.FULL)
 
 
-class MasterDetector:
+class MasterDetector(Protocol):
+    """What agents and drivers use: `detect` (find the leader and report it), `stop`."""
+
+    def detect(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def master_detector(address: str, on_master: Callable[[str], None],
+                    backoff: Backoff = DETECTION_BACKOFF) -> MasterDetector:
+    """The detector for `address` (HOST:PORT or zk://...); MasterAddressError when it is
+    neither."""
+    check_master_address(address)
+    if is_zk_url(address):
+        return ZooKeeperDetector(parse_zk_url(address), on_master, backoff)
+    return HttpDetector(address, on_master, backoff)
+
+
+class HttpDetector:
+    """Asks `address`'s /info until a master answers, then hands its transport address
+    to `on_master`."""
+
     def __init__(self, address: str, on_master: Callable[[str], None], backoff: Backoff = DETECTION_BACKOFF) -> None:
         parse_master(address)  # fail fast on a malformed address
         self.address = address
@@ -79,3 +165,122 @@ class MasterDetector:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+class _Wake(enum.Enum):
+    """Why the ZooKeeper detector's thread runs again."""
+
+    ASKED = "asked"  # detect(): report the leader even if it did not change
+    CHANGED = "changed"  # the contenders changed
+    STOP = "stop"
+
+
+class ZooKeeperDetector:
+    """Follows the leading master at a zk:// URL: watches the contenders, and reports
+    the leader's transport address whenever another master leads (or when asked), once
+    that master's /info says it leads. A contender whose znode holds garbage is logged
+    with its path and skipped until the contenders change. While no leader can be
+    found it looks again as `backoff` says; a change of the contenders looks at once."""
+
+    def __init__(self, url: ZooKeeperUrl, on_master: Callable[[str], None], backoff: Backoff = DETECTION_BACKOFF,
+                 *, session_timeout: float = DEFAULT_SESSION_TIMEOUT) -> None:
+        from kazoo.client import KazooClient
+        from kazoo.retry import KazooRetry
+
+        self.url = url
+        self._on_master = on_master
+        self._backoff = backoff
+        self._wakes: queue.SimpleQueue[_Wake] = queue.SimpleQueue()
+        self._stopped = threading.Event()
+        self._reported: str | None = None
+        self.client = KazooClient(hosts=url.connect_string, timeout=session_timeout,
+                                  connection_retry=KazooRetry(max_tries=-1, delay=0.1, max_delay=1.0))
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def detect(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="master-detector-zk", daemon=True)
+                self._thread.start()
+        self._wakes.put(_Wake.ASKED)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._wakes.put(_Wake.STOP)
+        with self._lock:
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(5.0)
+        try:
+            self.client.stop()
+            self.client.close()
+        except Exception:
+            log.debug("closing the ZooKeeper client", exc_info=True)
+
+    def _changed(self, _children: list[str]) -> bool:
+        self._wakes.put(_Wake.CHANGED)  # kazoo's thread: no ZooKeeper calls here
+        return not self._stopped.is_set()
+
+    def _run(self) -> None:
+        from kazoo.recipe.watchers import ChildrenWatch
+
+        self.client.start_async()
+        watching = False
+        force = False
+        retry: Retry | None = None
+        while not self._stopped.is_set():
+            found = False
+            if self.client.connected:
+                try:
+                    if not watching:
+                        self.client.ensure_path(self.url.path)
+                        ChildrenWatch(self.client, self.url.path, self._changed)
+                        watching = True
+                    transport = self._leader_transport()
+                except NoLeader as exc:
+                    log.info("%s; waiting for a leading master", exc)
+                except Exception as exc:
+                    log.warning("cannot find the leading master at %s: %s", self.url, exc)
+                else:
+                    found = True
+                    if transport is not None and (force or transport != self._reported):
+                        self._reported = transport
+                        force = False
+                        log.info("leading master at %s is %s", self.url, transport)
+                        self._on_master(transport)
+            wait: float | None = None
+            if found:
+                retry = None  # a leader (or garbage): wait for the contenders to change
+            else:
+                retry = retry or self._backoff.retry()
+                wait = retry.delay()
+            try:
+                wake = self._wakes.get(timeout=wait)
+            except queue.Empty:
+                continue
+            if wake is _Wake.STOP:
+                return
+            force = force or wake is _Wake.ASKED
+
+    def _leader_transport(self) -> str | None:
+        """The leader's transport address, or None when its znode cannot be read (garbage:
+        logged, and the detector waits for the contenders to change)."""
+        children = self.client.get_children(self.url.path)
+        leader = leader_of(children)
+        if leader is None:
+            raise NoLeader(f"no master leads at {self.url}")
+        where = f"{self.url.path}/{leader}"
+        data, _stat = self.client.get(where)
+        try:
+            contender = decode_master_info(data, where)
+        except MasterInfoError as exc:
+            log.error("%s", exc)
+            return None
+        try:
+            info = fetch_info(contender.http_address)
+        except (OSError, urllib.error.URLError, ValueError) as exc:
+            raise NoLeader(f"the leading master {contender.http_address} does not answer: {exc}") from None
+        if not info.get("leader"):
+            raise NoLeader(f"{contender.http_address} is not leading yet")
+        return str(info["transport"])

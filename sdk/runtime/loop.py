@@ -5,6 +5,11 @@ One I/O thread per process runs `Runtime.run()`. Other threads talk to the engin
 through `call_soon` (queued, then run on the I/O thread) or read it under `lock`
 (HTTP snapshots). Frames whose body does not decode are counted and logged; a handler
 that raises is counted and logged with its traceback; neither stops the loop.
+
+A runtime may be given a gate (`acting`): a leading master's runs only while its
+leadership says it may act. The gate is asked before each turn reads the transport and
+again before the turn's actions are performed and before its messages leave; once it
+says no, the turn's actions are dropped and the loop ends.
 """
 from __future__ import annotations
 
@@ -54,6 +59,7 @@ class Runtime:
         port: int = 0,
         clock: Clock = PROCESS_CLOCK,
         batch: bool = True,
+        acting: Callable[[], bool] | None = None,
     ) -> None:
         """`clock` gives every `now` the engine sees and every deadline the loop waits
         for: monotonic, so that a wall-clock step neither fires nor stalls the engine's
@@ -64,8 +70,12 @@ class Runtime:
         the messages it sends to one peer during one iteration leave as one ZeroMQ frame
         (see `corral.net.transport`). Nothing waits for a batch to fill: each iteration
         sends what it produced. `batch=False` sends every update, ack and message in a
-        frame of its own, as Mesos does."""
+        frame of its own, as Mesos does.
+
+        `acting` (None: always): whether the engine may act at all right now (see the
+        module's docstring)."""
         self.clock = clock
+        self._acting = acting
         self.lock = threading.RLock()
         self.undecodable = 0
         #: how each kind of action other than Send is carried out (`add_performers`: the
@@ -122,7 +132,10 @@ class Runtime:
         covers)."""
         performers = self._performers
         outgoing = []
-        for action in self.engine.take_actions():
+        actions = self.engine.take_actions()
+        if not self.acting():
+            return
+        for action in actions:
             try:
                 if type(action) is Send:
                     body = action.body
@@ -131,6 +144,8 @@ class Runtime:
                     performers[type(action)](action)
             except Exception:
                 log.exception("performing %s failed", type(action).__name__)
+        if outgoing and not self.acting():
+            return
         send = self.transport.send
         for to, type_number, data in outgoing:
             try:
@@ -138,6 +153,15 @@ class Runtime:
             except Exception:
                 log.exception("sending a %d message to %s failed", type_number, to)
         self.transport.flush()
+
+    def acting(self) -> bool:
+        """Whether the gate lets the engine act; once it does not, the loop ends."""
+        if self._acting is None or self._acting():
+            return True
+        if not self._stopping.is_set():
+            log.warning("no longer acting: what the engine wanted done is dropped and the loop ends")
+            self._stopping.set()
+        return False
 
     # -- other threads ------------------------------------------------------------
     def add_performers(self, performers: Performers) -> None:
@@ -210,6 +234,8 @@ class Runtime:
                     timeout = 0.0
                 readable = self.transport.wait(timeout)
                 self._waiting = False
+                if not self.acting():
+                    break
                 with self.lock:
                     if readable:
                         self.transport.drain()

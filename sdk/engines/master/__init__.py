@@ -14,6 +14,8 @@ Where each rule lives:
 - `reconciliation`: the answers to Reconcile calls;
 - `operator`: the operator endpoints' calls;
 - `registry`: what the master's registry keeps and the actions that write it;
+- `leadership`: a candidacy's election rules among several masters (the daemon's
+  contender and the simulator feed it; the engine never sees it);
 - `records`: the master's records of agents, frameworks, offers and tasks;
 - `snapshot`: the JSON view of the whole master.
 
@@ -31,7 +33,9 @@ from corral.engines.master.registry import (
     REGISTRY_ACTIONS,
     AgentRecordState,
     ForgetAgent,
+    ForgetFramework,
     RecordAgent,
+    RecordFramework,
     RecordQuota,
     RecordWeight,
     RegistryState,
@@ -44,12 +48,14 @@ __all__ = [
     "AgentRecordState",
     "AgentState",
     "ForgetAgent",
+    "ForgetFramework",
     "Framework",
     "MasterConfig",
     "MasterEngine",
     "MasterTimer",
     "Offer",
     "RecordAgent",
+    "RecordFramework",
     "RecordQuota",
     "RecordWeight",
     "RegistryState",

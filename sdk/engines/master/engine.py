@@ -13,7 +13,15 @@ from corral.engines.master.offers import OffersMixin
 from corral.engines.master.operator import OperatorMixin
 from corral.engines.master.reconciliation import ReconciliationMixin
 from corral.engines.master.records import Agent, AgentState, Framework, MasterTimer, Offer
-from corral.engines.master.registry import ForgetAgent, RecordAgent, RecordQuota, RecordWeight, RegistryState
+from corral.engines.master.registry import (
+    ForgetAgent,
+    ForgetFramework,
+    RecordAgent,
+    RecordFramework,
+    RecordQuota,
+    RecordWeight,
+    RegistryState,
+)
 from corral.engines.master.snapshot import SnapshotMixin
 from corral.engines.master.status import StatusMixin
 from corral.engines.master.tasks import TasksMixin
@@ -41,7 +49,7 @@ class MasterConfig:
 
 class MasterEngine(FrameworksMixin, AgentsMixin, OffersMixin, TasksMixin, StatusMixin, ReconciliationMixin,
                    OperatorMixin, SnapshotMixin, Engine):
-    ACTIONS = frozenset({Send, RecordAgent, ForgetAgent, RecordWeight, RecordQuota})
+    ACTIONS = frozenset({Send, RecordAgent, ForgetAgent, RecordWeight, RecordQuota, RecordFramework, ForgetFramework})
 
     def __init__(self, master_info: pb.MasterInfo, config: MasterConfig | None = None, now: float = 0.0,
                  registry: RegistryState | None = None) -> None:
@@ -86,6 +94,8 @@ class MasterEngine(FrameworksMixin, AgentsMixin, OffersMixin, TasksMixin, Status
             self.allocator.set_weight(role, weight)
         for role, quota in self.quotas.items():
             self.allocator.set_quota(role, quota)
+        for fid, info in registry.frameworks.items():
+            self._recover_framework(fid, info, now)
         if self.recovering:
             self.set_timer(MasterTimer.REREGISTER_TIMEOUT, self._recovery_deadline)
         self.set_timer(MasterTimer.ALLOCATE, now + self.config.allocation_interval)

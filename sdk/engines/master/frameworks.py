@@ -9,6 +9,7 @@ from corral.engines.base import on, on_timer
 from corral.engines.common import is_terminal
 from corral.engines.master.allocator import RoleError
 from corral.engines.master.records import AgentState, Framework, MasterTimer
+from corral.engines.master.registry import ForgetFramework, RecordFramework
 from corral.net.protocol import MessageType as T
 from corral.protos import corral_pb2 as pb
 
@@ -88,6 +89,10 @@ class FrameworksMixin:
         if not retry:
             # a new attempt ignores the offers made before the Subscribed it waits for
             self._rescind_offers_of(fw, now)
+            # kept before it is answered: a master elected next keeps its failover timer
+            recorded = pb.FrameworkInfo()
+            recorded.CopyFrom(fw.info)
+            self.emit(RecordFramework(fw.id, recorded))
         self.send(
             transport,
             pb.Subscribed(
@@ -113,9 +118,10 @@ class FrameworksMixin:
         return fw
 
     def _recover_framework(self, fid: str, info: pb.FrameworkInfo | None, now: float) -> Framework | None:
-        """A framework known only from a reregistering agent's report (e.g. after a
-        master failover): kept disconnected until its scheduler subscribes again, and
-        removed after its failover timeout if it does not."""
+        """A framework known from the registry or only from a reregistering agent's
+        report (after a master restart or failover): kept disconnected until its
+        scheduler subscribes again, and removed after its failover timeout (counted from
+        `now`) if it does not."""
         if info is None:
             info = pb.FrameworkInfo(user="", name="", id=pb.FrameworkID(value=fid))
         fw = self._add_framework(fid, info, "", "", now, connected=False)
@@ -164,6 +170,7 @@ class FrameworksMixin:
                 self.send(agent.transport, pb.ShutdownFramework(framework_id=pb.FrameworkID(value=fw.id)))
         del self.frameworks[fw.id]
         self.allocator.remove_framework(fw.id)
+        self.emit(ForgetFramework(fw.id))
         self._allocate_soon(now)
 
     @on(T.FRAMEWORK_TO_EXECUTOR)

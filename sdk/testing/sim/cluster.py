@@ -17,8 +17,7 @@ from corral.engines.agent import (
 )
 from corral.engines.base import Engine, MasterLost, Send
 from corral.engines.master import (
-    ForgetAgent, MasterConfig, MasterEngine, RecordAgent, RecordQuota, RecordWeight, RegistryState,
-    apply_to_registry,
+    REGISTRY_ACTIONS, MasterConfig, MasterEngine, RegistryState, apply_to_registry,
 )
 from corral.engines.scheduler import SchedulerConfig, SchedulerEngine
 from corral.executor import Executor, ExecutorEnvironment
@@ -203,7 +202,7 @@ class SimCluster:
                              version="sim", start_time=self.clock.now)
         master = MasterEngine(info, self.master_config, now=self.clock.now, registry=self.registry)
         registry = partial(apply_to_registry, self.registry)
-        self._add_node(master, MASTER_ADDRESS, Process.MASTER, {action: registry for action in (RecordAgent, ForgetAgent, RecordWeight, RecordQuota)})
+        self._add_node(master, MASTER_ADDRESS, Process.MASTER, {action: registry for action in REGISTRY_ACTIONS})
         return master
 
     def _start_agent(self, address: str) -> AgentEngine:
