@@ -147,10 +147,14 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--disk-watch-interval", type=_seconds, default=60.0,
                        help="seconds between checks of the work dir's filesystem usage (default 60)")
 
-    local = sub.add_parser("local", help="run a master and N agents on this machine")
+    local = sub.add_parser("local", help="run a master (or several) and N agents on this machine")
     local.add_argument("--agents", type=_positive_int, default=1)
+    local.add_argument("--masters", type=_positive_int, default=1,
+                       help="masters; several elect their leader through a ZooKeeper server that `corral local` "
+                            "starts (Debian's `zookeeper` package) and agents follow the leader (default 1)")
     local.add_argument("--ip", default="127.0.0.1")
-    local.add_argument("--port", type=_port, default=5050, help="master HTTP port; agents use the next ones")
+    local.add_argument("--port", type=_port, default=5050,
+                       help="master HTTP port; further masters and then agents use the next ones")
     local.add_argument("--work-dir", type=Path, default=None)
     local.add_argument("--resources", type=_resources, default=None, help="each agent's resources")
     local.add_argument("--run", default=None, metavar="CMD",
@@ -237,21 +241,29 @@ def run_agent(args: argparse.Namespace) -> int:
 
 def run_local(args: argparse.Namespace) -> int:
     from corral.testing.cluster import ClusterError, LocalCluster
+    from corral.testing.zookeeper import ZooKeeperError
 
     root = _work_dir(args.work_dir, "local")
     resources = str(args.resources) if args.resources is not None else None
-    cluster = LocalCluster(root, args.agents, port=args.port, ip=args.ip, log_level=args.log_level,
-                           **({"resources": resources} if resources else {}))
+    try:
+        cluster = LocalCluster(root, args.agents, port=args.port, ip=args.ip, log_level=args.log_level,
+                               masters=args.masters, **({"resources": resources} if resources else {}))
+    except ZooKeeperError as exc:
+        raise UsageError(str(exc)) from None
     try:
         cluster.start()
-    except ClusterError as exc:
+    except (ClusterError, ZooKeeperError) as exc:
         cluster.stop()
         raise UsageError(f"{exc} (work dir {root})") from None
     try:
-        print(f"corral local: master at {cluster.master_address} with {len(cluster.agents)} agent(s); "
+        if cluster.zookeeper is not None:
+            masters = ", ".join(m.address for m in cluster.masters)
+            print(f"corral local: {len(cluster.masters)} masters ({masters}) electing their leader at "
+                  f"{cluster.master_url}; leading now: {cluster.master_address}", flush=True)
+        print(f"corral local: master at {cluster.master_url} with {len(cluster.agents)} agent(s); "
               f"state at http://{cluster.master_address}/state; logs in {root}", flush=True)
         if args.run:
-            env = dict(os.environ, CORRAL_MASTER=cluster.master_address)
+            env = dict(os.environ, CORRAL_MASTER=cluster.master_url)
             return subprocess.call(shlex.split(args.run), env=env)
         _wait_for_signal()
         return 0
