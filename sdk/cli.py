@@ -109,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     master.add_argument("--agent-reregister-timeout", type=_seconds, default=600.0,
                         help="after a restart or a failover, how long admitted agents have to come back before "
                              "they are marked unreachable (default 600)")
+    master.add_argument("--framework-reregister-timeout", type=_seconds, default=60.0,
+                        help="after a restart or a failover, the least time frameworks have to resubscribe before "
+                             "their failover timeout removes them (default 60)")
     master.add_argument("--zk", type=_zk_url, default=None, metavar="zk://HOST:PORT[,HOST:PORT...]/PATH",
                         help="run as one of several masters: elect the leader through ZooKeeper at this URL and "
                              "keep the registry there (default: this master alone, its registry in SQLite)")
@@ -201,7 +204,8 @@ def run_master(args: argparse.Namespace) -> int:
                                               ping_interval=args.agent_ping_timeout,
                                               max_missed_pongs=args.max_agent_ping_timeouts,
                                               offer_timeout=args.offer_timeout,
-                                              agent_reregister_timeout=args.agent_reregister_timeout))
+                                              agent_reregister_timeout=args.agent_reregister_timeout,
+                                              framework_reregister_timeout=args.framework_reregister_timeout))
     daemon.start()
     election = f", contending for the leadership at {args.zk}" if args.zk else ""
     print(f"corral master {daemon.master_id} listening on {daemon.address} (transport {daemon.transport_address})"

@@ -45,6 +45,10 @@ class MasterConfig:
     #: are marked unreachable, and the share of them whose return releases offers earlier
     agent_reregister_timeout: float = 600.0
     recovered_agents_ratio: float = 0.8
+    #: after a master restart or failover: the least time a framework the registry or an
+    #: agent names has to resubscribe before its failover timeout may remove it (it must
+    #: first find the new master; a longer failover_timeout of its own is kept)
+    framework_reregister_timeout: float = 60.0
 
 
 class MasterEngine(FrameworksMixin, AgentsMixin, OffersMixin, TasksMixin, StatusMixin, ReconciliationMixin,

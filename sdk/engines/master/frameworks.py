@@ -120,13 +120,15 @@ class FrameworksMixin:
     def _recover_framework(self, fid: str, info: pb.FrameworkInfo | None, now: float) -> Framework | None:
         """A framework known from the registry or only from a reregistering agent's
         report (after a master restart or failover): kept disconnected until its
-        scheduler subscribes again, and removed after its failover timeout (counted from
-        `now`) if it does not."""
+        scheduler subscribes again, and removed if it does not within its failover
+        timeout, counted from `now`, but never before `framework_reregister_timeout`
+        (its scheduler has to find this master first)."""
         if info is None:
             info = pb.FrameworkInfo(user="", name="", id=pb.FrameworkID(value=fid))
         fw = self._add_framework(fid, info, "", "", now, connected=False)
         if fw is not None:
-            self.set_timer(MasterTimer.FAILOVER, now + info.failover_timeout, fid)
+            wait = max(info.failover_timeout, self.config.framework_reregister_timeout)
+            self.set_timer(MasterTimer.FAILOVER, now + wait, fid)
         return fw
 
     @on(T.TEARDOWN)
