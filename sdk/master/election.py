@@ -22,10 +22,9 @@ from corral.net.zookeeper import (
     CONTENDER_PREFIX,
     DEFAULT_SESSION_TIMEOUT,
     ContenderInfo,
-    MasterInfoError,
     Session,
     ZooKeeperUrl,
-    decode_master_info,
+    read_leader,
 )
 
 log = logging.getLogger(__name__)
@@ -63,8 +62,9 @@ class Contender:
     The contender's thread reads the path's children itself (a watch only wakes it),
     so that every observation carries the time its request was sent; a leader reads
     them every `HEARTBEAT_FRACTION` of the session timeout, which renews its lease and
-    notices at once if its znode is gone. It also reads the leading contender's znode,
-    so a standby can name the leader (`leader_info`)."""
+    notices at once if its znode is gone. When the children change it reads the leading
+    contender's MasterInfo, so a standby can name the leader (`leader_info`); a contender
+    holding garbage is skipped (`corral.net.zookeeper.read_leader`)."""
 
     def __init__(self, url: ZooKeeperUrl, info: bytes, on_change: Callable[[Change], None], *,
                  session_timeout: float = DEFAULT_SESSION_TIMEOUT,
@@ -73,9 +73,11 @@ class Contender:
         self.info = info
         self.clock = clock
         self.leadership = Leadership(session_timeout)
-        #: the leading contender's JSON, as last read (None: none leads, or garbage)
+        #: the leading contender's MasterInfo, as last read (None: no contender)
         self.leader_info: ContenderInfo | None = None
-        self._leader_read: str | None = None
+        #: the children last read, and the contenders among them that hold garbage
+        self._children: list[str] | None = None
+        self._garbage: set[str] = set()
         self._on_change = on_change
         self._wakes: queue.SimpleQueue[_Wake | Session] = queue.SimpleQueue()
         self._stopped = threading.Event()
@@ -136,8 +138,10 @@ class Contender:
                         sent_at = self.clock()
                         children = self.client.get_children(self.url.path)
                         look = False
-                        self.leadership.observed(children, sent_at)
-                        self._read_leader()
+                        if self._children != children:
+                            self.leader_info = read_leader(self.client, self.url.path, children, self._garbage)
+                            self._children = children
+                        self.leadership.observed(children, sent_at, self._garbage)
                 except Exception as exc:  # a request failed: the session events say why
                     log.warning("ZooKeeper request to %s failed: %s", self.url.connect_string, exc)
             self.leadership.tick(self.clock())
@@ -167,25 +171,6 @@ class Contender:
         created = self.client.create(f"{self.url.path}/{CONTENDER_PREFIX}", self.info, ephemeral=True, sequence=True)
         self.leadership.submitted(created.rsplit("/", 1)[1])
         log.info("contending for the leadership as %s", created)
-
-    def _read_leader(self) -> None:
-        """Read the leading contender's JSON when another contender leads."""
-        leader = self.leadership.leader
-        if leader == self._leader_read:
-            return
-        self._leader_read = leader
-        self.leader_info = None
-        if leader is None:
-            return
-        where = f"{self.url.path}/{leader}"
-        try:
-            data, _stat = self.client.get(where)
-            self.leader_info = decode_master_info(data, where)
-        except MasterInfoError as exc:
-            log.error("%s", exc)
-        except Exception as exc:  # it went away meanwhile: the watch will say what changed
-            log.info("could not read the leading contender %s: %s", where, exc)
-            self._leader_read = None
 
     def _report(self) -> bool:
         """Report a change of standing; True when the contender is done (deposed)."""

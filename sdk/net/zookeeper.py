@@ -5,15 +5,20 @@ connection states.
 
 A tool that finds a Mesos leader in ZooKeeper finds corral's the same way: the JSON
 carries `id`, `hostname`, `version`, `pid`, and `address` with `hostname`, `ip` and `port`,
-the port being the master's HTTP port, the one address users name.
+the port being the master's HTTP port, the one address users name. A contender znode
+that holds no readable MasterInfo (garbage some tool left) is logged and skipped by
+masters and followers alike: the lowest readable contender leads (`read_leader`).
 """
 from __future__ import annotations
 
 import enum
 import json
+import logging
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Container, Iterable
+
+log = logging.getLogger(__name__)
 
 #: the prefix of a contender's znode; ZooKeeper appends a 10-digit sequence number
 CONTENDER_PREFIX = "json.info_"
@@ -86,10 +91,39 @@ def contender_sequence(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def leader_of(children: Iterable[str]) -> str | None:
-    """The leading contender among a path's children: the lowest sequence number."""
-    contenders = [(seq, name) for name in children if (seq := contender_sequence(name)) is not None]
-    return min(contenders)[1] if contenders else None
+def contenders_in_order(children: Iterable[str]) -> list[str]:
+    """The contender znodes among a path's children, lowest sequence number first."""
+    numbered = [(contender_sequence(name), name) for name in children]
+    return [name for seq, name in sorted((seq, name) for seq, name in numbered if seq is not None)]
+
+
+def leader_of(children: Iterable[str], unreadable: Container[str] = ()) -> str | None:
+    """The leading contender among a path's children: the lowest sequence number, not
+    counting those known to hold no readable MasterInfo (garbage left by some tool)."""
+    return next((name for name in contenders_in_order(children) if name not in unreadable), None)
+
+
+def read_leader(client: Any, path: str, children: Iterable[str], unreadable: set[str]) -> ContenderInfo | None:
+    """The leading contender's MasterInfo, read with `client` (a started KazooClient)
+    from `path`'s `children`: contenders whose znode holds garbage are logged, naming
+    them, added to `unreadable` and skipped (the next one leads). None when no
+    contender is left."""
+    from kazoo.exceptions import NoNodeError
+
+    unreadable.intersection_update(children)
+    for name in contenders_in_order(children):
+        if name in unreadable:
+            continue
+        where = f"{path}/{name}"
+        try:
+            data, _stat = client.get(where)
+            return decode_master_info(data, where)
+        except NoNodeError:
+            continue  # it went away meanwhile (a watch will say so)
+        except MasterInfoError as exc:
+            log.error("%s: skipped, the next contender leads", exc)
+            unreadable.add(name)
+    return None
 
 
 def encode_master_info(master_id: str, hostname: str, ip: str, port: int, version: str) -> bytes:

@@ -26,13 +26,11 @@ from typing import Any, Callable, Protocol
 from corral.engines.backoff import Backoff, Jitter, Retry
 from corral.net.zookeeper import (
     DEFAULT_SESSION_TIMEOUT,
-    MasterInfoError,
     ZooKeeperUrl,
     ZooKeeperUrlError,
-    decode_master_info,
     is_zk_url,
-    leader_of,
     parse_zk_url,
+    read_leader,
 )
 
 log = logging.getLogger(__name__)
@@ -81,8 +79,7 @@ def fetch_info(address: str, timeout: float = 2.0) -> dict[str, Any]:
 def leader_http_address(address: str, timeout: float = 5.0) -> str:
     """The leading master's HTTP address (for the CLI and tools): `address` itself when
     it is HOST:PORT, the leading contender's when it is a zk:// URL. NoLeader when
-    ZooKeeper knows no leader or cannot be reached; MasterInfoError when the leading
-    contender's znode holds garbage."""
+    ZooKeeper knows no leader or cannot be reached."""
     check_master_address(address)
     if not is_zk_url(address):
         return address
@@ -97,11 +94,10 @@ def leader_http_address(address: str, timeout: float = 5.0) -> str:
         raise NoLeader(f"cannot reach ZooKeeper at {url.connect_string}: {exc}") from None
     try:
         children = client.get_children(url.path) if client.exists(url.path) else []
-        leader = leader_of(children)
+        leader = read_leader(client, url.path, children, set())
         if leader is None:
             raise NoLeader(f"no master leads at {url}")
-        data, _stat = client.get(f"{url.path}/{leader}")
-        return decode_master_info(data, f"{url.path}/{leader}").http_address
+        return leader.http_address
     finally:
         client.stop()
         client.close()
@@ -179,8 +175,9 @@ class ZooKeeperDetector:
     """Follows the leading master at a zk:// URL: watches the contenders, and reports
     the leader's transport address whenever another master leads (or when asked), once
     that master's /info says it leads. A contender whose znode holds garbage is logged
-    with its path and skipped until the contenders change. While no leader can be
-    found it looks again as `backoff` says; a change of the contenders looks at once."""
+    with its path and skipped (the next one leads, as the masters agree). While no
+    leader can be found it looks again as `backoff` says; a change of the contenders
+    looks at once."""
 
     def __init__(self, url: ZooKeeperUrl, on_master: Callable[[str], None], backoff: Backoff = DETECTION_BACKOFF,
                  *, session_timeout: float = DEFAULT_SESSION_TIMEOUT) -> None:
@@ -193,6 +190,8 @@ class ZooKeeperDetector:
         self._wakes: queue.SimpleQueue[_Wake] = queue.SimpleQueue()
         self._stopped = threading.Event()
         self._reported: str | None = None
+        #: contenders found to hold garbage (skipped)
+        self._garbage: set[str] = set()
         self.client = KazooClient(hosts=url.connect_string, timeout=session_timeout,
                                   connection_retry=KazooRetry(max_tries=-1, delay=0.1, max_delay=1.0))
         self._thread: threading.Thread | None = None
@@ -244,14 +243,14 @@ class ZooKeeperDetector:
                     log.warning("cannot find the leading master at %s: %s", self.url, exc)
                 else:
                     found = True
-                    if transport is not None and (force or transport != self._reported):
+                    if force or transport != self._reported:
                         self._reported = transport
                         force = False
                         log.info("leading master at %s is %s", self.url, transport)
                         self._on_master(transport)
             wait: float | None = None
             if found:
-                retry = None  # a leader (or garbage): wait for the contenders to change
+                retry = None  # wait for the contenders to change (or to be asked)
             else:
                 retry = retry or self._backoff.retry()
                 wait = retry.delay()
@@ -263,20 +262,13 @@ class ZooKeeperDetector:
                 return
             force = force or wake is _Wake.ASKED
 
-    def _leader_transport(self) -> str | None:
-        """The leader's transport address, or None when its znode cannot be read (garbage:
-        logged, and the detector waits for the contenders to change)."""
+    def _leader_transport(self) -> str:
+        """The leader's transport address, once its /info says it leads (a contender
+        whose znode holds garbage is logged and skipped: the next one leads)."""
         children = self.client.get_children(self.url.path)
-        leader = leader_of(children)
-        if leader is None:
+        contender = read_leader(self.client, self.url.path, children, self._garbage)
+        if contender is None:
             raise NoLeader(f"no master leads at {self.url}")
-        where = f"{self.url.path}/{leader}"
-        data, _stat = self.client.get(where)
-        try:
-            contender = decode_master_info(data, where)
-        except MasterInfoError as exc:
-            log.error("%s", exc)
-            return None
         try:
             info = fetch_info(contender.http_address)
         except (OSError, urllib.error.URLError, ValueError) as exc:

@@ -93,3 +93,11 @@ def test_a_leader_whose_znode_vanished_or_was_fenced_is_deposed():
 def test_a_bad_session_timeout_is_refused():
     with pytest.raises(ValueError, match="-1"):
         Leadership(-1)
+
+
+def test_a_contender_holding_garbage_leads_nobody():
+    lead = connected()
+    lead.submitted(B)
+    assert lead.observed([A, B], sent_at=1.0) is None
+    assert lead.observed([A, B], sent_at=2.0, unreadable={A}) is Change.ELECTED
+    assert lead.leader == B

@@ -18,6 +18,7 @@ once, before ZooKeeper even tells it that its session expired.
 from __future__ import annotations
 
 import enum
+from typing import Container
 
 from corral.net.zookeeper import DEFAULT_SESSION_TIMEOUT, Session, leader_of
 
@@ -65,9 +66,10 @@ class Leadership:
         """Our contender znode `name` (its last path element) was created."""
         self.candidacy = name
 
-    def observed(self, children: list[str], sent_at: float) -> Change | None:
-        """The path's children, read by a request sent at `sent_at`."""
-        self.leader = leader_of(children)
+    def observed(self, children: list[str], sent_at: float, unreadable: Container[str] = ()) -> Change | None:
+        """The path's children, read by a request sent at `sent_at`; `unreadable`: the
+        contenders found to hold garbage (they lead nobody)."""
+        self.leader = leader_of(children, unreadable)
         if self.standing is Standing.DEPOSED:
             return None
         if self.candidacy is not None and self.candidacy not in children:

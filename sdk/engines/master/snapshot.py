@@ -65,6 +65,11 @@ class SnapshotMixin:
                 for f in self.frameworks.values()
             ],
             "counters": dict(self.counters),
+            # agents the registry names that are not registered: admitted but not back yet
+            # since this master started (or was elected), unreachable (since), marked gone
+            "recovering_agents": sorted(self.recovering),
+            "unreachable_agents": dict(sorted(self.unreachable_since.items())),
+            "gone_agents": sorted(self.gone),
         }
 
 
