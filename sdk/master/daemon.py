@@ -170,8 +170,9 @@ class MasterDaemon:
 
         assert self.zk_url is not None
         self.master_id = str(uuid.uuid4())
-        info = encode_master_info(self.master_id, self.flags.hostname, self._advertised_ip(), self.http.port,
-                                  __version__)
+        ip = self._advertised_ip()
+        info = encode_master_info(self.master_id, self.flags.hostname, ip, self.http.port, __version__,
+                                  f"tcp://{ip}:{self._transport_port}")
         self.contender = Contender(self.zk_url, info, self._leadership_changed,
                                    session_timeout=self.flags.zk_session_timeout, clock=PROCESS_CLOCK)
         self.contender.start()

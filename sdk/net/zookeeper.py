@@ -126,9 +126,11 @@ def read_leader(client: Any, path: str, children: Iterable[str], unreadable: set
     return None
 
 
-def encode_master_info(master_id: str, hostname: str, ip: str, port: int, version: str) -> bytes:
-    """A contender's content: Mesos' JSON MasterInfo (`port` is the HTTP port)."""
-    return json.dumps({
+def encode_master_info(master_id: str, hostname: str, ip: str, port: int, version: str, transport: str = "") -> bytes:
+    """A contender's content: Mesos' JSON MasterInfo (`port` is the HTTP port), and
+    corral's own `transport`: where the master's transport listens while it leads (so
+    followers send to a new leader at once: ZeroMQ holds what they send until it binds)."""
+    doc: dict[str, Any] = {
         "id": master_id,
         "hostname": hostname,
         "ip": _ipv4_as_int(ip),
@@ -136,17 +138,22 @@ def encode_master_info(master_id: str, hostname: str, ip: str, port: int, versio
         "pid": f"master@{ip}:{port}",
         "version": version,
         "address": {"hostname": hostname, "ip": ip, "port": port},
-    }, sort_keys=True).encode()
+    }
+    if transport:
+        doc["transport"] = transport
+    return json.dumps(doc, sort_keys=True).encode()
 
 
 @dataclass(frozen=True, slots=True)
 class ContenderInfo:
-    """What followers need from a contender's JSON: who it is and its HTTP address."""
+    """What followers need from a contender's JSON: who it is, its HTTP address, and
+    (corral's masters say) its transport address ("" when the JSON has none)."""
 
     master_id: str
     hostname: str
     ip: str
     port: int
+    transport: str = ""
 
     @property
     def http_address(self) -> str:
@@ -167,7 +174,11 @@ def decode_master_info(data: bytes, where: str) -> ContenderInfo:
     ip, port = address.get("ip"), address.get("port")
     if not isinstance(ip, str) or not ip or isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise MasterInfoError(f"{where}: its MasterInfo address {address!r} has no usable ip and port")
-    return ContenderInfo(str(doc.get("id", "")), str(address.get("hostname") or doc.get("hostname") or ip), ip, port)
+    transport = doc.get("transport", "")
+    if not isinstance(transport, str) or (transport and not transport.startswith("tcp://")):
+        raise MasterInfoError(f"{where}: its MasterInfo transport {transport!r} is not a tcp:// address")
+    return ContenderInfo(str(doc.get("id", "")), str(address.get("hostname") or doc.get("hostname") or ip), ip, port,
+                         transport)
 
 
 def _ipv4_as_int(ip: str) -> int:

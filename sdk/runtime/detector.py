@@ -4,8 +4,11 @@ address, and the form of that address picks the detector (`master_detector`):
 - `HOST:PORT`: the master's HTTP address; its `/info` says where its message transport
   listens (`HttpDetector`);
 - `zk://HOST:PORT[,HOST:PORT...]/PATH`: the masters' ZooKeeper path; the lowest
-  `json.info_` contender leads, and its JSON names its HTTP address, whose `/info` says
-  where its transport listens (`ZooKeeperDetector`), as soon as it says it leads.
+  `json.info_` contender leads, and its JSON names its transport address (corral's
+  masters add it to Mesos' layout), or else its HTTP address, whose `/info` says where
+  its transport listens once it leads (`ZooKeeperDetector`). A follower reports a new
+  leader at once: what it sends waits in ZeroMQ until the new leader, done reading its
+  registry, opens its transport.
 
 A detector hands the leader's transport address to a callback, on its own thread, never
 on the I/O loop: once when asked (`detect`, after the connection to the master was
@@ -173,8 +176,8 @@ class _Wake(enum.Enum):
 
 class ZooKeeperDetector:
     """Follows the leading master at a zk:// URL: watches the contenders, and reports
-    the leader's transport address whenever another master leads (or when asked), once
-    that master's /info says it leads. A contender whose znode holds garbage is logged
+    the leader's transport address whenever another master leads (or when asked). A
+    contender whose znode holds garbage is logged
     with its path and skipped (the next one leads, as the masters agree). While no
     leader can be found it looks again as `backoff` says; a change of the contenders
     looks at once."""
@@ -263,12 +266,15 @@ class ZooKeeperDetector:
             force = force or wake is _Wake.ASKED
 
     def _leader_transport(self) -> str:
-        """The leader's transport address, once its /info says it leads (a contender
-        whose znode holds garbage is logged and skipped: the next one leads)."""
+        """The leader's transport address: as its contender znode names it, or else
+        (a master that does not say) once its /info says it leads. A contender whose
+        znode holds garbage is logged and skipped: the next one leads."""
         children = self.client.get_children(self.url.path)
         contender = read_leader(self.client, self.url.path, children, self._garbage)
         if contender is None:
             raise NoLeader(f"no master leads at {self.url}")
+        if contender.transport:
+            return contender.transport
         try:
             info = fetch_info(contender.http_address)
         except (OSError, urllib.error.URLError, ValueError) as exc:

@@ -45,6 +45,8 @@ def test_tasks_on_agents_not_yet_back_get_no_answer_then_the_truth():
     fid = subscribe(m, S1, framework_id="f1")
     assert reconcile(m, fid, "t1", "a1", 1.0) == []  # nothing yet
     reregister(m, A1, "a1", 2.0, tasks=[("t1", pb.TASK_RUNNING)])
+    (answer,) = [u.status for u in status_updates(m, to=S1)]  # answered once the agent is back
+    assert answer.state == pb.TASK_RUNNING and answer.reason == R.REASON_RECONCILIATION
     (answer,) = reconcile(m, fid, "t1", "a1", 3.0)
     assert answer.state == pb.TASK_RUNNING and answer.reason == R.REASON_RECONCILIATION
 
@@ -274,3 +276,20 @@ def test_a_recovered_framework_has_at_least_the_reregister_timeout_to_come_back(
     assert "f1" in m.frameworks and not others(m.take_actions(), ForgetFramework)
     m.tick(60.0)
     assert "f1" not in m.frameworks and others(m.take_actions(), ForgetFramework)
+
+
+def test_questions_about_tasks_of_agents_not_yet_back_are_answered_once_they_are():
+    m = restarted_master("a1", "a2", "a3")
+    fid = subscribe(m, S1, framework_id="f1", partition_aware=True)
+    assert reconcile(m, fid, "t1", "a1", 1.0) == [] and reconcile(m, fid, "t2", "a2", 1.0) == []
+    assert reconcile(m, fid, "t3", "a3", 1.0) == []
+    reregister(m, A1, "a1", 2.0, tasks=[("t1", pb.TASK_RUNNING)])
+    (answer,) = [u.status for u in status_updates(m, to=S1)]  # the truth, as soon as a1 is back
+    assert (answer.task_id.value, answer.state, answer.reason) == ("t1", pb.TASK_RUNNING, R.REASON_RECONCILIATION)
+    assert m.mark_gone("a2", 3.0) == ""
+    (answer,) = [u.status for u in status_updates(m, to=S1)]
+    assert (answer.task_id.value, answer.state) == ("t2", pb.TASK_GONE_BY_OPERATOR)
+    m.tick(600.0)  # a3 never comes back: unreachable
+    (answer,) = [u.status for u in status_updates(m, to=S1)]
+    assert (answer.task_id.value, answer.state) == ("t3", pb.TASK_UNREACHABLE)
+    assert not m.deferred_answers

@@ -89,6 +89,9 @@ class MasterEngine(FrameworksMixin, AgentsMixin, OffersMixin, TasksMixin, Status
         self.recovering: dict[str, pb.AgentInfo] = dict(registry.admitted)
         self._recovering_total = len(self.recovering)
         self._recovery_deadline = now + self.config.agent_reregister_timeout
+        #: reconcile questions about tasks of agents in `recovering`, answered once each is
+        #: back, unreachable or gone: agent id -> framework id -> task ids
+        self.deferred_answers: dict[str, dict[str, set[str]]] = {}
         self.unreachable_since: dict[str, float] = dict(registry.unreachable)
         self.gone: set[str] = set(registry.gone)
         #: the role weights and quota limits an operator set (`operator`), kept in the registry
