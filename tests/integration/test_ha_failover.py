@@ -106,6 +106,9 @@ def test_sigkill_of_the_leader_fails_over_and_loses_nothing(cluster: LocalCluste
         new = cluster.wait_leader(timeout=60, other_than=old)
         wait_for(lambda: agents_back(cluster, new, 2), 60, "both agents to reregister with the new leader")
         assert sorted(a["id"] for a in leader_state(cluster, new)["agents"]) == agent_ids
+        metrics = {m.name: get_json(m.address, "/metrics/snapshot") for m in cluster.masters if m is not old}
+        assert {name: (v["master/elected"], v["master/zk_state"]) for name, v in metrics.items()} == {
+            m.name: (1 if m is new else 0, 1) for m in cluster.masters if m is not old}
         wait_for(lambda: framework_back(cluster, new, framework_id), 60, "the framework to resubscribe")
         # the short tasks keep coming and finishing through the new leader
         shorts = [f"short-{i}" for i in range(12)]
