@@ -261,7 +261,7 @@ def run_local(args: argparse.Namespace) -> int:
         raise UsageError(f"{exc} (work dir {root})") from None
     try:
         if cluster.zookeeper is not None:
-            masters = ", ".join(m.address for m in cluster.masters)
+            masters = ", ".join(f"{m.address} (pid {m.pid})" for m in cluster.masters)
             print(f"corral local: {len(cluster.masters)} masters ({masters}) electing their leader at "
                   f"{cluster.master_url}; leading now: {cluster.master_address}", flush=True)
         print(f"corral local: master at {cluster.master_url} with {len(cluster.agents)} agent(s); "
