@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from corral.engines.master.leadership import Change, Leadership, Standing
+from corral.engines.master.leadership import HEARTBEAT_FRACTION, Change, Leadership, Standing
 from corral.net.zookeeper import (
     CONTENDER_PREFIX,
     DEFAULT_SESSION_TIMEOUT,
@@ -28,11 +28,6 @@ from corral.net.zookeeper import (
 )
 
 log = logging.getLogger(__name__)
-
-#: how often a leader asks the ensemble for a round trip that renews its lease, as a
-#: share of the session timeout (several renewals fit in one lease)
-HEARTBEAT_FRACTION = 0.15
-
 
 class _Wake(enum.Enum):
     """What other threads hand the contender's own thread."""

@@ -3,14 +3,14 @@ from corral.testing.sim.checkpoints import SimCheckpoints
 from corral.testing.sim.cluster import HEARTBEAT_TIMEOUT, FakeClock, SimCluster
 from corral.testing.sim.drivers import CallbackErrors, SimCommandExecutor, SimExecutorDriver, SimSchedulerDriver
 from corral.testing.sim.faults import (
-    MASTER_ADDRESS, RETRIED_TYPES, Crash, Fault, FaultPlan, FaultRule, Partition, Process, agent_address,
-    scheduler_address,
+    MASTER_ADDRESS, RETRIED_TYPES, ZOOKEEPER_ADDRESS, Crash, Fault, FaultPlan, FaultRule, Partition, Process,
+    agent_address, is_master_address, master_address, scheduler_address,
 )
 from corral.testing.sim.network import Delivery, NetEvent, SimNetwork
 
 __all__ = [
     "HEARTBEAT_TIMEOUT", "MASTER_ADDRESS", "RETRIED_TYPES", "CallbackErrors", "Crash", "Delivery", "FakeClock",
     "Fault", "FaultPlan", "FaultRule", "NetEvent", "Partition", "Process", "SimCheckpoints", "SimCluster",
-    "SimCommandExecutor", "SimExecutorDriver", "SimNetwork", "SimSchedulerDriver", "agent_address",
-    "scheduler_address",
+    "SimCommandExecutor", "SimExecutorDriver", "SimNetwork", "SimSchedulerDriver", "ZOOKEEPER_ADDRESS",
+    "agent_address", "is_master_address", "master_address", "scheduler_address",
 ]

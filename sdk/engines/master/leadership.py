@@ -24,6 +24,9 @@ from corral.net.zookeeper import DEFAULT_SESSION_TIMEOUT, Session, leader_of
 
 #: the share of the session timeout a leader acts for after the ensemble last answered it
 LEASE_FRACTION = 0.75
+#: how often a leader asks the ensemble for a round trip that renews its lease, as a
+#: share of the session timeout (several renewals fit in one lease)
+HEARTBEAT_FRACTION = 0.15
 
 
 class Standing(enum.Enum):
