@@ -28,12 +28,13 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import urlencode
 
 from corral import __version__
 from corral.engines.master import MasterConfig, MasterEngine, RegistryState
 from corral.engines.master.allocator import AllocatorError, validate_role
+from corral.engines.master.leadership import Change
 from corral.master.registry import Registry, RegistryStore, registry_performers
 from corral.net.http import HttpServer, Reply, Route
 from corral.net.zookeeper import DEFAULT_SESSION_TIMEOUT, Session, encode_master_info, parse_zk_url
@@ -42,6 +43,9 @@ from corral.resources import ResourceError, Resources
 from corral.runtime import Runtime
 from corral.runtime.actions import Performer
 from corral.runtime.clock import PROCESS_CLOCK
+
+if TYPE_CHECKING:
+    from corral.master.election import Contender
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +113,8 @@ class MasterDaemon:
         #: the leader's term: its runtime (and engine); None while this master is a standby
         self.runtime: Runtime | None = None
         self.registry: RegistryStore | None = None
-        self.contender: Any = None  # (a corral.master.election.Contender, with --zk)
+        #: this master's candidacy (with --zk; a new one each time it contends again)
+        self.contender: Contender | None = None
         #: why this master last stopped leading
         self.deposed_reason = ""
         if self.zk_url is None:
@@ -183,23 +188,24 @@ class MasterDaemon:
             return socket.gethostbyname(self.flags.hostname)
         return host
 
-    def _leadership_changed(self, change: Any) -> None:
+    def _leadership_changed(self, change: Change) -> None:
         """The contender's thread: elected (take over the registry, start a term), or
         deposed (drop the term, contend again)."""
-        from corral.engines.master.leadership import Change
-
+        contender = self.contender
+        assert contender is not None
         if change is Change.ELECTED:
-            self._lead(self.contender)
+            self._lead(contender)
         else:
-            self._step_down(self.contender)
+            self._step_down(contender)
 
-    def _lead(self, contender: Any) -> None:
+    def _lead(self, contender: Contender) -> None:
         from corral.master.zk_registry import ZooKeeperRegistry
 
         with self._swap:
             if self._stopping or contender is not self.contender:
                 return
             taken = PROCESS_CLOCK()
+            assert self.zk_url is not None
             registry = ZooKeeperRegistry(contender.client, self.zk_url, self.master_id)
             try:
                 registry.take_over()
@@ -220,7 +226,7 @@ class MasterDaemon:
             runtime.start(name="master-io")
 
     @staticmethod
-    def _guarded(contender: Any, perform: Performer) -> Performer:
+    def _guarded(contender: Contender, perform: Performer) -> Performer:
         """A registry write that, when it fails, ends the leadership at once (the
         runtime's gate then drops what the engine sends after it)."""
         def guarded(action: Any) -> None:
@@ -232,7 +238,7 @@ class MasterDaemon:
 
         return guarded
 
-    def _step_down(self, contender: Any) -> None:
+    def _step_down(self, contender: Contender) -> None:
         with self._swap:
             if contender is not self.contender:
                 return

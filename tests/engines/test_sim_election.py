@@ -5,7 +5,9 @@ acts at any time."""
 from __future__ import annotations
 
 from corral import Scheduler, command_task, is_terminal
+from corral.engines.master import MasterEngine
 from corral.protos import corral_pb2 as pb
+from corral.runtime.actions import unhandled
 from corral.testing import ZOOKEEPER_ADDRESS, Partition, SimCluster, master_address
 
 SESSION_TIMEOUT = 10.0
@@ -79,6 +81,8 @@ def test_a_standby_leads_when_the_leader_crashes():
     election = cluster.election
     first = cluster.master
     assert [t.address for t in election.terms] == [master_address(1)]
+    # the elected master's process carries out every action its engine can emit
+    assert unhandled(MasterEngine.ACTIONS, cluster.performs(master_address(1))) == []
     cluster.crash_master()  # no restart
     assert cluster.run_until(lambda: len(election.terms) == 2, 60.0)
     second = election.terms[1]
