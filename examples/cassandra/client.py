@@ -13,7 +13,9 @@ or is unavailable, is sent again to the next candidate (the other replicas, then
 other node), up to `attempts` coordinators. Writes carry a client timestamp, so a
 retried write is the same write: retries are idempotent.
 
-A Client is not thread-safe: use one per thread.
+With `token_aware=False` requests go to the contact points only (to test one
+coordinator, or to pin a client to nearby nodes). A Client is not thread-safe: use one
+per thread.
 """
 from __future__ import annotations
 
@@ -95,7 +97,7 @@ class Client:
 
     def __init__(self, contact_points: Sequence[str] | str, *, consistency: str = "QUORUM",
                  request_timeout: float = 4.0, attempts: int = 3, connect_timeout: float = 3.0,
-                 refresh_interval: float = 10.0) -> None:
+                 refresh_interval: float = 10.0, token_aware: bool = True) -> None:
         if isinstance(contact_points, str):
             contact_points = [p for p in contact_points.split(",") if p.strip()]
         self.contact_points = [parse_address(p) for p in contact_points]
@@ -106,6 +108,8 @@ class Client:
         self.attempts = attempts
         self.connect_timeout = connect_timeout
         self.refresh_interval = refresh_interval
+        #: False: send every request to the contact points only (in turn), never elsewhere
+        self.token_aware = token_aware
         self._context = zmq.Context()
         self._sockets: dict[str, zmq.Socket] = {}
         self._poller = zmq.Poller()
@@ -225,6 +229,10 @@ class Client:
 
     # -- routing ------------------------------------------------------------------------------
     def _candidates(self, op: _Op) -> list[str]:
+        if not self.token_aware:
+            self._turn += 1
+            shift = self._turn % len(self.contact_points)
+            return self.contact_points[shift:] + self.contact_points[:shift]
         if op.token is None:
             return list(self._up) or list(self.contact_points)
         replicas = [self._addresses[h] for h in self._ring.replicas(op.token) if h in self._addresses]

@@ -824,8 +824,7 @@ class Node:
             if others and all(s.alive for s in others):
                 break
         if self.config.replace:
-            yield from self._replace(self.config.replace)
-            return
+            return (yield from self._replace(self.config.replace))
         normal = [h for h, s in self.gossip.endpoints.items()
                   if h != self.host_id and s.status in (Status.NORMAL, Status.LEAVING)]
         taken = [t for s in self.gossip.endpoints.values() for t in (s.get(AppState.TOKENS) or [])]
