@@ -121,6 +121,154 @@ def run_node(args: argparse.Namespace) -> int:
     return server.run()
 
 
+def run_scheduler(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+    from pathlib import Path
+
+    from corral.statestore import StateStore
+
+    from corral.examples.cassandra.api import build_api
+    from corral.examples.cassandra.config import NODE_SETTINGS, ConfigError, ServiceConfig
+    from corral.examples.cassandra.service import CassandraService
+
+    try:
+        settings = {key: parse(key, getattr(args, f"setting_{key}")) for key, (parse, _) in NODE_SETTINGS.items()}
+        config = ServiceConfig(name=args.name, role=args.role, principal=args.name, nodes=args.nodes,
+                               replication=args.replication, num_tokens=args.num_tokens,
+                               node_resources=args.node_resources, settings=settings,
+                               permanent_failure_timeout=args.permanent_failure_timeout,
+                               auto_replace=args.auto_replace).validate()
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    store = StateStore(Path(args.state_dir) / "state.sqlite")
+    service = CassandraService(store, config)
+    if service.config != config and store.framework_id():
+        logging.getLogger(__name__).info("resuming with the stored configuration (%s); flags that differ are "
+                                         "ignored: change it with config update or scale", service.config.config_id)
+    api = build_api(service, args.api_host, args.api_port)
+    api.start()
+    service.start(args.master)
+    print(f"cassandra scheduler: API on {api.address}, master {args.master}, state in {args.state_dir}", flush=True)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.is_set() and not service.finished.is_set():
+        stop.wait(0.2)
+    if service.finished.is_set():
+        service.stop(failover=False)  # uninstalled: the framework goes
+        store.clear()
+        print("uninstalled", flush=True)
+    else:
+        service.stop(failover=True)  # the nodes keep running; a new scheduler takes over
+    api.close()
+    store.close()
+    return 0
+
+
+def _api_call(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
+    import urllib.error
+    import urllib.request
+
+    address = args.api or os.environ.get(API_ENV)
+    if not address:
+        raise UsageError(f"no scheduler: give --api HOST:PORT or set ${API_ENV}")
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"http://{address}{path}", data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read())["error"]
+        except (ValueError, KeyError, TypeError):
+            message = str(exc)
+        raise ApiRefused(message) from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise UsageError(f"cannot reach the scheduler at {address}: {getattr(exc, 'reason', exc)}") from None
+
+
+class ApiRefused(Exception):
+    """The scheduler answered with an error."""
+
+
+def format_plan(plan: dict[str, Any]) -> str:
+    lines = [f"{plan['name']} ({plan['strategy']} strategy) ({plan['status']})"]
+    for phase in plan["phases"]:
+        lines.append(f"└─ {phase['name']} ({phase['strategy']} strategy) ({phase['status']})")
+        for step in phase["steps"]:
+            message = f"  {step['message']}" if step["message"] else ""
+            lines.append(f"   └─ {step['name']} ({step['status']}){message}")
+    lines.extend(f"error: {e}" for e in plan.get("errors", []))
+    return "\n".join(lines)
+
+
+def run_operator(args: argparse.Namespace) -> int:
+    import time
+
+    command = args.command
+    try:
+        if command == "plan":
+            if args.plan_op == "list":
+                print("\n".join(_api_call(args, "GET", "/v1/plans")))
+            elif args.plan_op == "status":
+                plan = _api_call(args, "GET", f"/v1/plans/{args.plan}")
+                print(json.dumps(plan, indent=1) if args.json else format_plan(plan))
+            else:
+                print(_api_call(args, "POST", f"/v1/plans/{args.plan}/{args.plan_op}")["message"])
+        elif command == "pod":
+            if args.pod_op == "list":
+                print("\n".join(_api_call(args, "GET", "/v1/pod")))
+            elif args.pod_op == "status":
+                for node in _api_call(args, "GET", "/v1/pod/status"):
+                    print(f"{node['name']:<8} {'UP' if node['up'] else 'DOWN':<5} {str(node['address']):<22} "
+                          f"{str(node['task_state']):<16} agent {node['agent_id']}")
+            elif args.pod_op == "info":
+                print(json.dumps(_api_call(args, "GET", f"/v1/pod/{args.node}/info"), indent=1, sort_keys=True))
+            else:
+                reply = _api_call(args, "POST", f"/v1/pod/{args.node}/{args.pod_op}")
+                print(f"{args.pod_op} of {reply['pod']} started")
+        elif command == "config":
+            if args.config_op == "show":
+                print(json.dumps(_api_call(args, "GET", "/v1/config"), indent=1, sort_keys=True))
+            else:
+                changes = {}
+                for change in args.changes:
+                    key, sep, value = change.partition("=")
+                    if not sep or not key:
+                        raise UsageError(f"invalid change {change!r}: expected KEY=VALUE")
+                    changes[key.strip()] = value.strip()
+                print(_api_call(args, "PUT", "/v1/config", changes)["message"])
+        elif command == "scale":
+            try:
+                count = int(args.nodes)
+            except ValueError:
+                raise UsageError(f"invalid node count {args.nodes!r}: not a whole number") from None
+            print(_api_call(args, "POST", "/v1/scale", {"nodes": count})["message"])
+        elif command == "endpoints":
+            print("\n".join(_api_call(args, "GET", "/v1/endpoints")["address"]))
+        elif command == "uninstall":
+            print(_api_call(args, "POST", "/v1/uninstall")["message"], flush=True)
+            deadline = time.monotonic() + args.timeout
+            while time.monotonic() < deadline:
+                try:
+                    plan = _api_call(args, "GET", "/v1/plans/uninstall")
+                except UsageError:
+                    break  # the scheduler has exited: uninstalled
+                if plan["status"] == "COMPLETE":
+                    break
+                time.sleep(0.5)
+            else:
+                print(f"uninstall not finished after {args.timeout:g}s", file=sys.stderr)
+                return 1
+            print("uninstalled")
+    except ApiRefused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def format_ring(info: dict[str, Any]) -> str:
     lines = [f"Cluster {info['cluster']}, replication {info['replication']} (as seen by {info['coordinator']})",
              "--  Name        Address               Load        Owns     Tokens  Host ID"]
@@ -184,6 +332,71 @@ def run_client(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_scheduler_parser(sub: Any) -> None:
+    from corral.examples.cassandra.config import NODE_SETTINGS
+
+    scheduler = sub.add_parser("scheduler", help="run the framework's scheduler")
+    scheduler.add_argument("--master", required=True, help="the corral master's HOST:PORT")
+    scheduler.add_argument("--nodes", type=_positive(int), default=3)
+    scheduler.add_argument("--replication", type=_positive(int), default=3)
+    scheduler.add_argument("--num-tokens", type=_positive(int), default=16)
+    scheduler.add_argument("--node-resources", default="cpus:0.5;mem:256;disk:512",
+                           help="each node's resources (reserved, with a persistent volume of all its disk)")
+    scheduler.add_argument("--api-host", default="127.0.0.1")
+    scheduler.add_argument("--api-port", type=int, default=8080)
+    scheduler.add_argument("--state-dir", required=True, help="where the scheduler keeps its state (crash-safe)")
+    scheduler.add_argument("--name", default="cassandra", help="the service (and framework) name")
+    scheduler.add_argument("--role", default="cassandra")
+    scheduler.add_argument("--permanent-failure-timeout", type=_positive(float), default=600.0,
+                           help="seconds a node's agent may stay lost before the node is replaced elsewhere")
+    scheduler.add_argument("--auto-replace", action=argparse.BooleanOptionalAction, default=True,
+                           help="replace nodes whose agent stays lost past the timeout (default on)")
+    for key, (_parse, default) in NODE_SETTINGS.items():
+        flag = "--node-" + key.replace("_", "-")
+        if isinstance(default, bool):
+            scheduler.add_argument(flag, dest=f"setting_{key}", action=argparse.BooleanOptionalAction, default=default)
+        else:
+            scheduler.add_argument(flag, dest=f"setting_{key}", default=default,
+                                   help=f"node setting {key} (default {default})")
+
+
+API_ENV = "CASSANDRA_API"
+
+
+def add_operator_parsers(sub: Any) -> None:
+    def with_api(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        parser.add_argument("--api", default=None, help=f"the scheduler's HOST:PORT (default: ${API_ENV})")
+        return parser
+
+    plan = with_api(sub.add_parser("plan", help="show and steer the scheduler's plans"))
+    plan_ops = plan.add_subparsers(dest="plan_op", required=True, metavar="OP")
+    status = plan_ops.add_parser("status", help="a plan's phases and steps (default: deploy)")
+    status.add_argument("plan", nargs="?", default="deploy")
+    status.add_argument("--json", action="store_true")
+    for op in ("interrupt", "continue"):
+        plan_ops.add_parser(op, help=f"{op} a plan").add_argument("plan")
+    plan_ops.add_parser("list", help="the plans")
+
+    pod = with_api(sub.add_parser("pod", help="the nodes"))
+    pod_ops = pod.add_subparsers(dest="pod_op", required=True, metavar="OP")
+    pod_ops.add_parser("list", help="node names")
+    pod_ops.add_parser("status", help="every node's task, agent, address and state")
+    for op in ("info", "restart", "replace"):
+        pod_ops.add_parser(op, help=f"{op} a node").add_argument("node")
+
+    config = with_api(sub.add_parser("config", help="the service configuration"))
+    config_ops = config.add_subparsers(dest="config_op", required=True, metavar="OP")
+    config_ops.add_parser("show")
+    update = config_ops.add_parser("update", help="change node settings (a rolling update): KEY=VALUE ...")
+    update.add_argument("changes", nargs="+", metavar="KEY=VALUE")
+
+    scale = with_api(sub.add_parser("scale", help="change the number of nodes"))
+    scale.add_argument("nodes")
+    with_api(sub.add_parser("endpoints", help="the nodes' client addresses"))
+    uninstall = with_api(sub.add_parser("uninstall", help="kill the nodes, release everything, remove the framework"))
+    uninstall.add_argument("--timeout", type=_positive(float), default=300.0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m corral.examples.cassandra",
                                      description="A Cassandra-like store and the corral framework that runs it.")
@@ -191,6 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_node_parser(sub)
     add_client_parser(sub)
+    add_scheduler_parser(sub)
+    add_operator_parsers(sub)
     return parser
 
 
@@ -199,7 +414,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=getattr(logging, args.log_level), stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    runners = {"node": run_node, "client": run_client}
+    runners = {"node": run_node, "client": run_client, "scheduler": run_scheduler,
+               **dict.fromkeys(("plan", "pod", "config", "scale", "endpoints", "uninstall"), run_operator)}
     try:
         return runners[args.command](args)
     except UsageError as exc:

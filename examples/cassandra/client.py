@@ -10,7 +10,8 @@ The client learns the ring (nodes, states, tokens) from the first contact point 
 answers and sends each request to a live replica of its key, rotating among them; a
 request that gets no answer in time, or whose coordinator is not serving, times out
 or is unavailable, is sent again to the next candidate (the other replicas, then any
-other node), up to `attempts` coordinators. Writes carry a client timestamp, so a
+other node), up to `attempts` coordinators, pausing between rounds once every candidate
+has been tried. Writes carry a client timestamp, so a
 retried write is the same write: retries are idempotent.
 
 With `token_aware=False` requests go to the contact points only (to test one
@@ -213,8 +214,13 @@ class Client:
             raise op.error
         return op.outcome
 
-    def _on_node(self, node: str, verb: Verb, timeout: float) -> Any:
-        self.refresh_ring()
+    def ring_view(self, node: str, timeout: float | None = None) -> dict[str, Any]:
+        """The ring as one node (name or address) sees it, asked of that node alone."""
+        return self._on_node(node, Verb.RING, timeout or self.connect_timeout, refresh=False)
+
+    def _on_node(self, node: str, verb: Verb, timeout: float, refresh: bool = True) -> Any:
+        if refresh:
+            self.refresh_ring()
         address = self._addresses.get(node, node)
         op = _Op(verb, None, ())
         op.tried = []
@@ -301,6 +307,17 @@ class Client:
         self._outgoing.setdefault(address, []).append((op.verb, op.rid, *op.fields))
         return True
 
+    def _retry_later(self, op: _Op, retry: list[_Op], delayed: list[tuple[float, _Op]],
+                     order: list[str] | None) -> None:
+        """Retry at once on a coordinator not tried yet; once every one has been tried,
+        after a pause that doubles (50 ms to 1 s), giving the ring time to settle."""
+        candidates = order if order is not None else self._candidates(op)
+        rounds = len(op.tried) // max(1, len(set(candidates)))
+        if rounds == 0:
+            retry.append(op)
+        else:
+            delayed.append((time.monotonic() + min(0.05 * 2 ** (rounds - 1), 1.0), op))
+
     def _run(self, ops: list[_Op], window: int, order: list[str] | None = None, only: str | None = None,
              attempts: int | None = None) -> None:
         if order is None and only is None and time.monotonic() - self._refreshed > self.refresh_interval:
@@ -313,9 +330,14 @@ class Client:
         self._outgoing: dict[str, list[Any]] = {}
         exhausted = False
         retry: list[_Op] = []
+        delayed: list[tuple[float, _Op]] = []
         stale = False
         while True:
             now = time.monotonic()
+            if delayed:
+                due = [op for at, op in delayed if at <= now]
+                delayed = [(at, op) for at, op in delayed if at > now]
+                retry.extend(due)
             for op in retry:
                 if len(op.tried) >= attempts or not self._send(op, now, order):
                     active -= 1
@@ -336,7 +358,8 @@ class Client:
             self._outgoing.clear()
             if active == 0:
                 break
-            wait = min(op.deadline for op in self._in_flight.values()) - time.monotonic() if self._in_flight else 0
+            wakeups = [op.deadline for op in self._in_flight.values()] + [at for at, _ in delayed]
+            wait = min(wakeups) - time.monotonic() if wakeups else 0
             events = dict(self._poller.poll(max(0, int(wait * 1000) + 1)))
             for sock in events:
                 while True:
@@ -362,8 +385,8 @@ class Client:
                         kind, text = error
                         op.error = _ERRORS.get(kind, StoreError)(f"{op.coordinator}: {text}")
                         if isinstance(op.error, _RETRIED):
-                            stale = stale or isinstance(op.error, NotReady)
-                            retry.append(op)
+                            stale = True
+                            self._retry_later(op, retry, delayed, order)
                         else:
                             active -= 1
             now = time.monotonic()
@@ -372,6 +395,6 @@ class Client:
                     del self._in_flight[rid]
                     op.error = RequestTimeout(f"{op.coordinator}: no answer within {self.request_timeout:g}s")
                     stale = True
-                    retry.append(op)
+                    self._retry_later(op, retry, delayed, order)
         if stale and order is None:
             self._refreshed = 0.0  # learn the ring again before the next request

@@ -285,6 +285,7 @@ class Node:
             ("writes", "reads", "unavailable", "write_timeouts", "read_timeouts", "hints_written", "hints_delivered",
              "digest_mismatches", "read_repairs", "repaired_cells", "streamed_cells", "malformed"), 0)
         self.fatal: str | None = None
+        self.draining = False
         #: the time of the message or timer being handled
         self.now = now
         self._rid = 0
@@ -322,8 +323,11 @@ class Node:
         self._every(config.gossip_interval, self._deliver_hints, now)
         self._every(config.load_interval, self._publish_load, now)
         if system.get("bootstrapped"):
-            self.mode = Mode.NORMAL
+            # in the ring at once (its replicas get writes), serving clients once it has
+            # heard from the peers it knew, so that it coordinates with the whole ring
+            self.mode = Mode.STARTING
             self.gossip.set_local({AppState.TOKENS: list(system["tokens"]), AppState.STATUS: (Status.NORMAL.value, None)})
+            self.start_flow("settle", self._settle(len(system.get("peers", []))), self._settled_done, now)
         else:
             self.mode = Mode.STARTING
             self.start_flow("join", self._join(), self._join_done, now)
@@ -419,8 +423,11 @@ class Node:
 
     # -- client requests ---------------------------------------------------------------
     def _serving(self, client: Destination, rid: Any) -> bool:
-        if self.mode is Mode.NORMAL or self.mode is Mode.LEAVING:
+        if (self.mode is Mode.NORMAL or self.mode is Mode.LEAVING) and not self.draining:
             return True
+        if self.draining:
+            self.error(client, rid, ErrorKind.NOT_READY, f"node {self.config.name} is shutting down")
+            return False
         self.error(client, rid, ErrorKind.NOT_READY, f"node {self.config.name} is {self.mode.value}, not serving")
         return False
 
@@ -631,11 +638,22 @@ class Node:
         self.gossip.on_shutdown(msg[1], msg[2], now)
 
     def shutdown(self) -> None:
-        """A clean stop: tell every live peer, so that they stop waiting on this node."""
+        """A clean stop begins: tell every live peer (they stop sending this node writes
+        and hint them instead), and answer new client requests NOT_READY (clients retry
+        elsewhere) while the requests under way finish (see `drained`)."""
+        self.draining = True
         message = (Verb.SHUTDOWN, self.host_id, self.gossip.local.generation)
         for host, state in self.gossip.endpoints.items():
             if host != self.host_id and state.alive:
                 self.send_to_host(host, message)
+
+    def drained(self) -> bool:
+        """No client request this node coordinates is still waiting for replicas."""
+        for waiter in self.waiting.values():
+            if isinstance(waiter, _ReadRequest) or (isinstance(waiter, _WriteRequest) and not waiter.responded
+                                                    and waiter.client is not None):
+                return False
+        return True
 
     def _state_changed(self, host: str, keys: set[str]) -> None:
         state = self.gossip.endpoints.get(host)
@@ -675,6 +693,10 @@ class Node:
                 joining[host] = tokens
         future = {h: t for h, t in current.items() if h not in leaving}
         future.update(joining)  # a replacing node's tokens win over the dead node's
+        peers = sorted(h for h in current if h != self.host_id)
+        if peers != self.system.get("peers"):
+            self.system["peers"] = peers
+            self.storage.save_system(self.system)
         self.ring = TokenRing.build(current, self.replication)
         self.future = TokenRing.build(future, self.replication)
         moving = bool(joining or leaving)
@@ -857,6 +879,21 @@ class Node:
         yield from self._await_ring(self.gossip.local.max_version)
         yield from self._stream_in(self.ring, self.future, exclude={dead})
         return tokens
+
+    def _settle(self, peers: int) -> Flow:
+        """Wait (at most ring_delay) until `peers` other ring members are known and up."""
+        waited, step = 0.0, self.config.gossip_interval / 2
+        while waited < self.config.ring_delay:
+            members = [s for h, s in self.gossip.endpoints.items() if h != self.host_id
+                       and s.status in (Status.NORMAL, Status.LEAVING)]
+            if len(members) >= peers and all(s.alive for s in members):
+                break
+            yield Sleep(step)
+            waited += step
+
+    def _settled_done(self, _result: Any, failure: BaseException | None) -> None:
+        self.mode = Mode.NORMAL
+        log.info("%s is NORMAL (restarted with its tokens)", self.config.name)
 
     def _join_done(self, tokens: Any, failure: BaseException | None) -> None:
         if failure is not None:

@@ -11,8 +11,10 @@ DEALER connected to the peer's ROUTER. Peer sockets are `IMMEDIATE` with no ling
 frame for a peer that is not connected is dropped at once (the coordinator's timeouts
 and hints cover it), never queued for a node that may be gone.
 
-SIGTERM (or SIGINT) stops the node cleanly: it tells its peers it is shutting down,
-commits, and exits 0. SIGKILL loses nothing that was acknowledged.
+SIGTERM (or SIGINT) stops the node cleanly: it tells its peers it is shutting down
+(they stop sending it writes and hint them), answers new client requests NOT_READY (the
+client retries on another node), lets the requests it coordinates finish, commits and
+exits 0. SIGKILL loses nothing that was acknowledged.
 """
 from __future__ import annotations
 
@@ -91,7 +93,14 @@ class NodeServer:
         poller = zmq.Poller()
         poller.register(router, zmq.POLLIN)
         self._send(node.take_outbox())
-        while not self.stopping.is_set():
+        drain_deadline = None
+        while True:
+            if self.stopping.is_set():
+                if drain_deadline is None:
+                    node.shutdown()
+                    drain_deadline = time.time() + self.config.write_timeout + self.config.read_timeout
+                elif node.drained() or time.time() > drain_deadline:
+                    break
             wait = node.next_deadline() - time.time()
             timeout_ms = max(0, min(int(wait * 1000) + 1, 200))
             if poller.poll(timeout_ms):
@@ -119,7 +128,6 @@ class NodeServer:
                 log.error("stopping: %s", node.fatal)
                 self.close()
                 return 2
-        node.shutdown()
         storage.commit()
         self._send(node.take_outbox())
         self.close()

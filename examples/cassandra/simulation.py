@@ -128,7 +128,7 @@ class SimCluster:
         return self._boot(address)
 
     def stop(self, address: str) -> None:
-        """A clean shutdown: the node tells its peers, then stops."""
+        """A clean shutdown: the node tells its peers, then stops (without draining)."""
         node = self.nodes[address]
         node.shutdown()
         self._flush(address)

@@ -1,8 +1,14 @@
-"""`LocalRing`: store nodes as real processes on loopback, for tests and benches.
+"""Real processes for tests and benches.
 
-Each node is `python -m corral.examples.cassandra node ...` on a free port with its own
-data directory; `kill` sends SIGKILL, `restart` starts it again on the same port and
-data, and `wait_normal` polls the ring until every running node is UN.
+`LocalRing`: store nodes alone, each `python -m corral.examples.cassandra node ...` on a
+free loopback port with its own data directory; `kill` sends SIGKILL, `restart` starts
+it again on the same port and data, and `wait_normal` polls the ring until every
+running node is UN.
+
+`LocalService`: a corral `LocalCluster` (agents with distinct port ranges, a master
+that notices a lost agent within about a second) and the framework's scheduler as a
+separate process, with helpers over its HTTP API and the master's view of the
+service's reservations and volumes.
 """
 from __future__ import annotations
 
@@ -139,6 +145,133 @@ class LocalRing:
         return "\n".join(out)
 
     def __enter__(self) -> "LocalRing":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class LocalService:
+    """A corral cluster (a master and `agents` agents, each with its own port range) and
+    the framework's scheduler as a separate process; restartable, killable."""
+
+    def __init__(self, root: Path, agents: int = 4, *, nodes: int = 3, replication: int = 3,
+                 node_resources: str = "cpus:0.5;mem:256;disk:256", scheduler_flags: list[str] | None = None,
+                 agent_resources: str = "cpus:2;mem:2048;disk:2048") -> None:
+        from corral.testing.cluster import LocalCluster
+
+        self.root = Path(root)
+        self.cluster = LocalCluster(self.root / "cluster", agents=0, master_flags=[
+            "--agent-ping-timeout", "0.5", "--max-agent-ping-timeouts", "2", "--allocation-interval", "0.2"])
+        self.agent_count = agents
+        self.agent_resources = agent_resources
+        self.api_port = free_port()
+        self.argv = [sys.executable, "-m", "corral.examples.cassandra", "scheduler", "--nodes", str(nodes),
+                     "--replication", str(replication), "--node-resources", node_resources,
+                     "--api-port", str(self.api_port), "--state-dir", str(self.root / "scheduler"),
+                     "--node-gossip-interval", "0.2", "--node-ring-delay", "1.0", "--num-tokens", "8",
+                     *(scheduler_flags or [])]
+        self.scheduler: subprocess.Popen[bytes] | None = None
+        self.env = dict(os.environ, PYTHONUNBUFFERED="1")
+
+    @property
+    def api(self) -> str:
+        return f"127.0.0.1:{self.api_port}"
+
+    def start(self) -> "LocalService":
+        self.cluster.start()
+        for i in range(self.agent_count):
+            self.add_agent(i)
+        self.cluster.wait_agents(self.agent_count)
+        self.start_scheduler()
+        return self
+
+    def add_agent(self, index: int) -> None:
+        ports = f"ports:[{32000 + 100 * index}-{32000 + 100 * index + 99}]"
+        self.cluster.add_agent(resources=f"{self.agent_resources};{ports}")
+
+    def start_scheduler(self) -> None:
+        if "--master" not in self.argv:
+            self.argv += ["--master", self.cluster.master_address]
+        with open(self.root / "scheduler.log", "ab") as log:
+            self.scheduler = subprocess.Popen(self.argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                              env=self.env)
+        wait_for(lambda: self.request("GET", "/v1/plans") is not None, 30, "the scheduler's API")
+
+    def kill_scheduler(self) -> None:
+        assert self.scheduler is not None
+        self.scheduler.send_signal(signal.SIGKILL)
+        self.scheduler.wait(10)
+
+    def request(self, method: str, path: str, body: Any = None) -> Any:
+        """The API's JSON answer; None when the scheduler does not answer; an error
+        answer as {"error": ..., "status": code}."""
+        import json
+        import urllib.error
+        import urllib.request
+
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(f"http://{self.api}{path}", data=data, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return dict(json.loads(exc.read()), status=exc.code)
+        except OSError:
+            return None
+
+    def plan_status(self, name: str = "deploy") -> str | None:
+        plan = self.request("GET", f"/v1/plans/{name}")
+        return plan.get("status") if plan else None
+
+    def wait_plan(self, name: str = "deploy", status: str = "COMPLETE", timeout: float = 90.0) -> None:
+        wait_for(lambda: self.plan_status(name) == status, timeout, f"plan {name} {status}")
+
+    def pod(self, name: str) -> dict[str, Any]:
+        return self.request("GET", f"/v1/pod/{name}/info")
+
+    def endpoints(self) -> list[str]:
+        return self.request("GET", "/v1/endpoints")["address"]
+
+    def agent_of(self, agent_id: str) -> Any:
+        """The `Daemon` of an agent id."""
+        transports = {a["id"]: a["transport"] for a in self.cluster.state()["agents"]}
+        for daemon in self.cluster.agents:
+            if daemon.transport and transports.get(agent_id, "").endswith(daemon.transport.rpartition(":")[2]):
+                return daemon
+        raise KeyError(agent_id)
+
+    def reservations(self, role: str = "cassandra") -> dict[str, dict[str, Any]]:
+        """agent id -> {"volumes": persistence ids, "reserved": what else is reserved}, for
+        every agent holding resources reserved to `role` (the master's view)."""
+        out = {}
+        for agent in self.cluster.state()["agents"]:
+            resources = agent.get("reserved_resources_full", {}).get(role, [])
+            if resources:
+                volumes = sorted(r["disk"]["persistence"]["id"] for r in resources
+                                 if r.get("disk", {}).get("persistence"))
+                out[agent["id"]] = {"volumes": volumes, "reserved": sorted(r["name"] for r in resources)}
+        return out
+
+    def tasks(self) -> list[dict[str, Any]]:
+        state = self.cluster.state()
+        return [t for f in state["frameworks"] for t in f["tasks"]]
+
+    def log_tail(self, lines: int = 60) -> str:
+        path = self.root / "scheduler.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.scheduler is not None and self.scheduler.poll() is None:
+            self.scheduler.send_signal(signal.SIGTERM)
+            try:
+                self.scheduler.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill_scheduler()
+        self.cluster.stop()
+
+    def __enter__(self) -> "LocalService":
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

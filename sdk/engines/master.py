@@ -1176,6 +1176,7 @@ class MasterEngine(Engine):
                     "resources": a.total.to_dict(),
                     "used_resources": a.used.to_dict(),
                     "offered_resources": a.offered.to_dict(),
+                    "reserved_resources_full": _reserved_by_role(a.total),
                     "registered_time": a.registered_at,
                     "task_count": len(a.tasks),
                 }
@@ -1201,6 +1202,17 @@ class MasterEngine(Engine):
             ],
             "counters": dict(self.counters),
         }
+
+
+def _reserved_by_role(total: Resources) -> dict[str, list[dict[str, Any]]]:
+    """Mesos' `reserved_resources_full`: role -> its reserved resources (volumes
+    included) in the protobuf JSON mapping."""
+    from google.protobuf.json_format import MessageToDict
+
+    out: dict[str, list[dict[str, Any]]] = {}
+    for resource in total.reserved().to_protos():
+        out.setdefault(resource.role, []).append(MessageToDict(resource))
+    return out
 
 
 def _sum_scalars(resources: Any) -> dict[str, float]:
