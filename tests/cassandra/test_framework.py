@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -32,6 +34,11 @@ def assert_all_read(service: LocalService, version: int = 0, consistency: str = 
         values = client.get_many(KEYS, consistency=consistency)
     wrong = [k for k, v in zip(KEYS, values) if v != value(k, version)]
     assert not wrong, f"{len(wrong)} keys read back wrong at {consistency}, e.g. {wrong[:3]}: {values[:1]}"
+
+
+def cli(service: LocalService, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "corral.examples.cassandra", args[0], "--api", service.api, *args[1:]],
+                          capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture
@@ -117,15 +124,24 @@ def test_a_rolling_config_update_under_quorum_writes_loses_and_fails_none(servic
     assert not lost, f"{len(lost)} acknowledged writes lost"
 
 
-def test_the_scheduler_killed_mid_deploy_finishes_it_with_no_duplicate_and_no_leak(service):
+def test_the_scheduler_killed_mid_deploy_keeps_the_operators_interrupt_and_finishes_with_no_duplicate_or_leak(
+        service):
     wait_for(lambda: (service.pod("node-1") or {}).get("task_id"), 60, "node-1 launched")
+    assert cli(service, "plan", "interrupt", "deploy").stdout.strip() == "plan deploy interrupted"
     service.kill_scheduler()
     tasks_before = {t["id"] for t in service.tasks()}
     service.start_scheduler()
+    # the override survived the restart: the step under way finishes, no new one starts
+    wait_for(lambda: service.request("GET", "/v1/plans/deploy")["phases"][0]["steps"][1]["status"] == "COMPLETE",
+             60, "node-1 complete")
+    assert service.plan_status() == "WAITING" and service.pod("node-2")["task_id"] is None
+    shown = cli(service, "plan", "status")
+    assert "deploy (serial strategy) (WAITING)" in shown.stdout and "node-2 (PENDING)" in shown.stdout
+    assert cli(service, "plan", "continue", "deploy").returncode == 0
     service.wait_plan("deploy")
     tasks = service.tasks()
     assert len(tasks) == 3 and len({t["agent_id"] for t in tasks}) == 3
-    assert {t["id"] for t in tasks} >= {t for t in tasks_before if t.startswith("node-0")}  # not redeployed
+    assert {t["id"] for t in tasks} >= tasks_before  # nothing relaunched
     reserved = service.reservations()
     pods = [service.pod(n) for n in ("node-0", "node-1", "node-2")]
     assert sorted(reserved) == sorted(p["agent_id"] for p in pods)
@@ -140,33 +156,34 @@ def test_the_scheduler_killed_mid_deploy_finishes_it_with_no_duplicate_and_no_le
 def test_scale_up_and_down_keeps_every_key_then_uninstall_leaves_nothing(service):
     service.wait_plan("deploy")
     # bad input first: clear errors, nothing changes
-    assert service.request("POST", "/v1/scale", {"nodes": 2})["status"] == 400
-    assert "replication factor is 3" in service.request("POST", "/v1/scale", {"nodes": 2})["error"]
-    assert service.request("POST", "/v1/pod/node-9/restart")["status"] == 404
-    assert "unknown pod 'node-9'" in service.request("GET", "/v1/pod/node-9/info")["error"]
-    bad = service.request("PUT", "/v1/config", {"write_timeout": "soon"})
-    assert bad["status"] == 400 and "invalid value 'soon' for write_timeout" in bad["error"]
+    below = cli(service, "scale", "2")
+    assert below.returncode == 1 and "replication factor is 3" in below.stderr
+    unknown = cli(service, "pod", "restart", "node-9")
+    assert unknown.returncode == 1 and "unknown pod 'node-9'" in unknown.stderr
+    bad = cli(service, "config", "update", "write_timeout=soon")
+    assert bad.returncode == 1 and "invalid value 'soon' for write_timeout" in bad.stderr
     assert "cannot change replication" in service.request("PUT", "/v1/config", {"replication": 5})["error"]
-    assert service.request("GET", "/v1/pod") == ["node-0", "node-1", "node-2"]
+    assert service.request("PUT", "/v1/config", "not an object")["status"] == 400
+    assert cli(service, "pod", "list").stdout.split() == ["node-0", "node-1", "node-2"]
     assert service.plan_status() == "COMPLETE"
     write_all(service, version=1)
 
-    assert service.request("POST", "/v1/scale", {"nodes": 4})["message"]
+    assert cli(service, "scale", "4").returncode == 0
     service.wait_plan("deploy")
-    assert len(service.endpoints()) == 4
+    assert len(cli(service, "endpoints").stdout.split()) == 4
     assert_all_read(service, version=1, consistency="QUORUM")
-    assert service.request("POST", "/v1/scale", {"nodes": 3})["message"]
+    assert cli(service, "scale", "3").returncode == 0
     service.wait_plan("decommission")
     wait_for(lambda: service.request("GET", "/v1/pod") == ["node-0", "node-1", "node-2"], 60, "node-3 gone")
     assert_all_read(service, version=1, consistency="ALL")
     wait_for(lambda: len(service.reservations()) == 3, 30, "node-3's reservation released")
 
-    assert service.request("POST", "/v1/uninstall")["message"]
-    wait_for(lambda: service.scheduler.poll() is not None, 90, "the scheduler to finish uninstalling")
+    done = cli(service, "uninstall")
+    assert done.returncode == 0 and "uninstalled" in done.stdout
+    wait_for(lambda: service.scheduler.poll() is not None, 60, "the scheduler to exit")
     assert service.scheduler.returncode == 0
     assert service.reservations() == {}
     assert service.tasks() == []
-    assert not service.cluster.state()["frameworks"] or not any(
-        f["active"] for f in service.cluster.state()["frameworks"])
+    assert not any(f["active"] for f in service.cluster.state()["frameworks"])
     for agent in service.cluster.agents:
         assert not any((agent.work_dir / "volumes" / "roles" / "cassandra").glob("*"))
