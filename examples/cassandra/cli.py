@@ -26,6 +26,7 @@ from corral.examples.cassandra.ring import Consistency
 from corral.examples.cassandra.storage import StorageError, SyncMode
 
 CONTACT_ENV = "CASSANDRA_CONTACT_POINTS"
+API_ENV = "CASSANDRA_API"
 
 
 class UsageError(Exception):
@@ -85,7 +86,9 @@ def add_node_parser(sub: Any) -> None:
 def add_client_parser(sub: Any) -> None:
     client = sub.add_parser("client", help="read and write the store")
     client.add_argument("--contact", type=_addresses, default=None,
-                        help=f"contact points HOST:PORT,... (default: ${CONTACT_ENV})")
+                        help=f"contact points HOST:PORT,... (default: ${CONTACT_ENV}, else the nodes the "
+                             f"scheduler at --api or ${API_ENV} lists)")
+    client.add_argument("--api", default=None, help="the scheduler's HOST:PORT, to find the nodes")
     client.add_argument("--consistency", type=_consistency, default="QUORUM")
     ops = client.add_subparsers(dest="op", required=True, metavar="OP")
     put = ops.add_parser("put", help="write a value")
@@ -222,8 +225,8 @@ def run_operator(args: argparse.Namespace) -> int:
                 print("\n".join(_api_call(args, "GET", "/v1/pod")))
             elif args.pod_op == "status":
                 for node in _api_call(args, "GET", "/v1/pod/status"):
-                    print(f"{node['name']:<8} {'UP' if node['up'] else 'DOWN':<5} {str(node['address']):<22} "
-                          f"{str(node['task_state']):<16} agent {node['agent_id']}")
+                    print(f"{node['name']:<8} {'UP' if node['up'] else 'DOWN':<5} {str(node['address']):<16} "
+                          f"{str(node['task_state']):<13} pid {str(node['pid']):<7} agent {node['agent_id']}")
             elif args.pod_op == "info":
                 print(json.dumps(_api_call(args, "GET", f"/v1/pod/{args.node}/info"), indent=1, sort_keys=True))
             else:
@@ -295,8 +298,14 @@ def run_client(args: argparse.Namespace) -> int:
             contact = _addresses(env) if env else None
         except argparse.ArgumentTypeError as exc:
             raise UsageError(f"${CONTACT_ENV}: {exc}") from None
+    if not contact and (args.api or os.environ.get(API_ENV)):
+        try:
+            contact = _api_call(args, "GET", "/v1/endpoints")["address"]
+        except ApiRefused as exc:
+            raise UsageError(f"the scheduler did not list the nodes: {exc}") from None
     if not contact:
-        raise UsageError(f"no contact points: give --contact HOST:PORT or set ${CONTACT_ENV}")
+        raise UsageError(f"no contact points: give --contact HOST:PORT, set ${CONTACT_ENV}, or name the "
+                         f"scheduler with --api HOST:PORT or ${API_ENV}")
     try:
         client = Client(contact, consistency=args.consistency)
     except NoHostAvailable as exc:
@@ -359,8 +368,6 @@ def add_scheduler_parser(sub: Any) -> None:
             scheduler.add_argument(flag, dest=f"setting_{key}", default=default,
                                    help=f"node setting {key} (default {default})")
 
-
-API_ENV = "CASSANDRA_API"
 
 
 def add_operator_parsers(sub: Any) -> None:

@@ -95,6 +95,8 @@ class NodeRecord:
     leaving: str | None = None
     replacements: int = 0
     message: str = ""
+    #: the node process's pid, as its executor reported it
+    pid: int | None = None
 
     @property
     def address(self) -> str | None:
@@ -227,6 +229,9 @@ class CassandraService(corral.Scheduler):
             record.message = status.message
             if state == corral.TASK_RUNNING:
                 record.lost_since = None
+                words = status.message.split()
+                if len(words) == 2 and words[0] == "pid" and words[1].isdigit():
+                    record.pid = int(words[1])
             elif state in (corral.TASK_UNREACHABLE, corral.TASK_UNKNOWN):
                 record.lost_since = record.lost_since or self.clock()
             elif state == corral.TASK_GONE_BY_OPERATOR:
@@ -282,15 +287,15 @@ class CassandraService(corral.Scheduler):
             self.modes = modes
 
     def is_up(self, record: NodeRecord) -> bool:
-        """Every running node (the node itself included) sees it UN at its address."""
+        """It serves, and every serving node (itself included) sees it UN at its address."""
         if not record.task_alive or record.task_state != "TASK_RUNNING":
             return False
         if self.modes.get(record.name) != "NORMAL":
             return False  # it does not serve clients yet (joining, settling) or any more
         seen = self.views.get(record.name, {})
-        observers = [r.name for r in self.records.values() if r.task_state == "TASK_RUNNING" and r.address
-                     and r.goal == Goal.RUNNING.value]
-        return record.name in seen and all(seen.get(o) == "UN" for o in observers)
+        # the observers: the nodes that answered the last poll and serve
+        observers = [name for name, mode in self.modes.items() if mode == "NORMAL"]
+        return all(seen.get(o) == "UN" for o in observers)
 
     # -- plans ------------------------------------------------------------------------------
     def plans(self) -> dict[str, Plan]:

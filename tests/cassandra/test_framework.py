@@ -58,7 +58,7 @@ def test_deploy_then_heal_a_killed_node_in_place_and_replace_a_node_whose_agent_
 
     # the node's process dies: relaunched on the same agent, reservation and volume
     before = service.pod("node-1")
-    os.kill(int(before["message"].split()[-1]), signal.SIGKILL)
+    os.kill(before["pid"], signal.SIGKILL)
     wait_for(lambda: service.pod("node-1")["task_id"] != before["task_id"] and service.pod("node-1")["up"], 60,
              "node-1 relaunched and up")
     after = service.pod("node-1")
