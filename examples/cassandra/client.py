@@ -21,6 +21,7 @@ per thread.
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 from typing import Any, Iterable, Sequence
 
@@ -29,6 +30,8 @@ import zmq
 from corral.examples.cassandra.messages import ErrorKind, Verb, decode_frame, encode_frame
 from corral.examples.cassandra.ring import Consistency, TokenRing, token_of
 from corral.examples.cassandra.server import zmq_endpoint
+
+log = logging.getLogger(__name__)
 
 
 class StoreError(Exception):
@@ -79,7 +82,8 @@ def _as_bytes(value: bytes | str, what: str) -> bytes:
 
 
 class _Op:
-    __slots__ = ("verb", "key", "fields", "token", "tried", "deadline", "rid", "coordinator", "outcome", "error")
+    __slots__ = ("verb", "key", "fields", "token", "tried", "deadline", "rid", "coordinator", "outcome", "error",
+                 "started", "finished")
 
     def __init__(self, verb: Verb, key: bytes | None, fields: tuple[Any, ...]) -> None:
         self.verb, self.key, self.fields = verb, key, fields
@@ -90,6 +94,8 @@ class _Op:
         self.coordinator = ""
         self.outcome: Any = None
         self.error: StoreError | None = None
+        self.started = 0.0
+        self.finished = 0.0
 
 
 class Client:
@@ -137,18 +143,23 @@ class Client:
         return self._one(self._read_op(key, consistency))
 
     def put_many(self, items: Iterable[tuple[bytes | str, bytes | str]], consistency: str | None = None,
-                 window: int = 256) -> list[StoreError | None]:
+                 window: int = 256, latencies: list[float] | None = None) -> list[StoreError | None]:
         """Write every (key, value), keeping up to `window` requests in flight; returns
-        one entry per item: None, or the error that item ended with."""
+        one entry per item: None, or the error that item ended with. `latencies`, when
+        given, gets each request's seconds from its first send to its answer."""
         ops = [self._write_op(k, v, consistency, None) for k, v in items]
         self._run(ops, window)
+        if latencies is not None:
+            latencies.extend(op.finished - op.started for op in ops)
         return [op.error for op in ops]
 
     def get_many(self, keys: Iterable[bytes | str], consistency: str | None = None,
-                 window: int = 256) -> list[bytes | None | StoreError]:
+                 window: int = 256, latencies: list[float] | None = None) -> list[bytes | None | StoreError]:
         """Read every key, pipelined; one entry per key: the value (or None), or an error."""
         ops = [self._read_op(k, consistency) for k in keys]
         self._run(ops, window)
+        if latencies is not None:
+            latencies.extend(op.finished - op.started for op in ops)
         return [op.error if op.error is not None else op.outcome for op in ops]
 
     def ring(self) -> dict[str, Any]:
@@ -247,8 +258,10 @@ class Client:
             self._turn += 1
             shift = self._turn % len(up)
             up = up[shift:] + up[:shift]
-        rest = [a for a in self._up if a not in up] + [a for a in replicas if a not in up]
-        return up + rest or list(self.contact_points)
+        others = [a for a in self._up if a not in up]
+        if up or others:
+            return up + others
+        return replicas or list(self.contact_points)  # nothing is known to be up: try what there is
 
     def _socket(self, address: str) -> zmq.Socket:
         sock = self._sockets.get(address)
@@ -265,18 +278,29 @@ class Client:
         return sock
 
     def refresh_ring(self) -> None:
-        """Ask the nodes (known up ones, then the contact points) for the ring;
-        NoHostAvailable when none answers."""
+        """Ask the nodes (known up ones, then the contact points) for the ring, preferring
+        the view of a node that serves (one that just started may not know the ring
+        yet); NoHostAvailable when none answers."""
         candidates = list(dict.fromkeys([*self._up, *self.contact_points]))
-        op = _Op(Verb.RING, None, ())
+        fallback = None
+        last_error: StoreError | None = None
         saved, self.request_timeout = self.request_timeout, self.connect_timeout
         try:
-            self._run([op], 1, order=candidates, attempts=len(candidates))
+            for address in candidates:
+                op = _Op(Verb.RING, None, ())
+                self._run([op], 1, only=address)
+                if op.error is not None:
+                    last_error = op.error
+                    continue
+                if op.outcome.get("mode") in ("NORMAL", "LEAVING"):
+                    self._apply_ring(op.outcome)
+                    return
+                fallback = fallback or op.outcome
         finally:
             self.request_timeout = saved
-        if op.error is not None:
-            raise NoHostAvailable(f"no node answered among {', '.join(candidates)}: {op.error}")
-        self._apply_ring(op.outcome)
+        if fallback is None:
+            raise NoHostAvailable(f"no node answered among {', '.join(candidates)}: {last_error}")
+        self._apply_ring(fallback)
 
     def _apply_ring(self, info: dict[str, Any]) -> None:
         self.ring_info = info
@@ -300,6 +324,8 @@ class Client:
                 return False
             address = candidates[len(op.tried) % len(candidates)]
         op.tried.append(address)
+        if not op.started:
+            op.started = now
         op.coordinator = address
         op.rid = next(self._rids)
         op.deadline = now + self.request_timeout
@@ -312,6 +338,7 @@ class Client:
         """Retry at once on a coordinator not tried yet; once every one has been tried,
         after a pause that doubles (50 ms to 1 s), giving the ring time to settle."""
         candidates = order if order is not None else self._candidates(op)
+        log.debug("retrying %s %r after attempt %d (%s)", op.verb.name, op.key, len(op.tried), op.error)
         rounds = len(op.tried) // max(1, len(set(candidates)))
         if rounds == 0:
             retry.append(op)
@@ -378,6 +405,7 @@ class Client:
                         if op is None:
                             continue  # a late answer to an attempt already given up on
                         error = message[2]
+                        op.finished = time.monotonic()
                         if error is None:
                             op.outcome, op.error = message[3], None
                             active -= 1

@@ -283,7 +283,7 @@ class Node:
         self.waiting: dict[int, _Waiter] = {}
         self.counters: dict[str, int] = dict.fromkeys(
             ("writes", "reads", "unavailable", "write_timeouts", "read_timeouts", "hints_written", "hints_delivered",
-             "digest_mismatches", "read_repairs", "repaired_cells", "streamed_cells", "malformed"), 0)
+             "digest_mismatches", "read_repairs", "repaired_cells", "streamed_cells", "streamed_bytes", "malformed"), 0)
         self.fatal: str | None = None
         self.draining = False
         #: the time of the message or timer being handled
@@ -917,6 +917,15 @@ class Node:
         """Pull every range this node gains between the two rings: from the replica that
         loses it when it is up (the consistent choice), otherwise from every live one."""
         me = self.host_id
+        started, cells_before, bytes_before = self.now, self.counters["streamed_cells"], self.counters["streamed_bytes"]
+        yield from self._stream_ranges(before, after, exclude)
+        cells = self.counters["streamed_cells"] - cells_before
+        megabytes = (self.counters["streamed_bytes"] - bytes_before) / 1e6
+        elapsed = max(self.now - started, 1e-9)
+        log.info("streamed %d cells (%.1f MB) in %.2f s (%.1f MB/s)", cells, megabytes, elapsed, megabytes / elapsed)
+
+    def _stream_ranges(self, before: TokenRing, after: TokenRing, exclude: set[str]) -> Flow:
+        me = self.host_id
         for rng, old, new in range_movements(before, after):
             if me not in new or me in old:
                 continue
@@ -945,6 +954,7 @@ class Node:
                 continue
             cells, after = reply
             self.counters["streamed_cells"] += len(cells)
+            self.counters["streamed_bytes"] += sum(len(k) + len(v or b"") + 9 for k, _ts, v in cells)
             self.storage.ingest((k, (ts, v)) for k, ts, v in cells)
             if after is None:
                 return

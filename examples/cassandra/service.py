@@ -97,6 +97,8 @@ class NodeRecord:
     message: str = ""
     #: the node process's pid, as its executor reported it
     pid: int | None = None
+    #: when its current task was reported running (a poll of the ring must be newer)
+    running_since: float | None = None
 
     @property
     def address(self) -> str | None:
@@ -150,6 +152,8 @@ class CassandraService(corral.Scheduler):
         self._last_revive = 0.0
         #: node name -> its mode (NORMAL, DECOMMISSIONED...) as it reports it
         self.modes: dict[str, str] = {}
+        #: when the last poll of the ring began
+        self.polled_at = 0.0
         self.errors: list[str] = []
 
     # -- persistence ------------------------------------------------------------------------
@@ -232,6 +236,8 @@ class CassandraService(corral.Scheduler):
                 words = status.message.split()
                 if len(words) == 2 and words[0] == "pid" and words[1].isdigit():
                     record.pid = int(words[1])
+                if record.running_since is None:
+                    record.running_since = self.clock()
             elif state in (corral.TASK_UNREACHABLE, corral.TASK_UNKNOWN):
                 record.lost_since = record.lost_since or self.clock()
             elif state == corral.TASK_GONE_BY_OPERATOR:
@@ -260,6 +266,7 @@ class CassandraService(corral.Scheduler):
     def poll_ring(self) -> None:
         """Ask every node with an address how it sees the ring (outside the lock)."""
         with self.lock:
+            started = self.clock()
             targets = {r.name: r.address for r in self.records.values() if r.address and r.task_alive}
         views: dict[str, dict[str, str]] = {}
         nodes: dict[str, dict[str, Any]] = {}
@@ -275,8 +282,10 @@ class CassandraService(corral.Scheduler):
                         continue
                     modes[name] = info["mode"]
                     for n in info["nodes"]:
-                        views.setdefault(n["name"], {})[name] = n["state"] if n["address"] == \
-                            targets.get(n["name"], n["address"]) else "?" + n["state"]
+                        state = n["state"] if n["address"] == targets.get(n["name"], n["address"]) else "?" + n["state"]
+                        seen = views.setdefault(n["name"], {})
+                        # two entries of one name (a replaced node not yet forgotten): not settled
+                        seen[name] = state if seen.get(name, state) == state else "?" + state
                         if n["address"] == targets.get(n["name"]):
                             nodes[n["name"]] = n
             except StoreError:
@@ -285,17 +294,31 @@ class CassandraService(corral.Scheduler):
             self.views = views
             self.ring_nodes = nodes
             self.modes = modes
+            self.polled_at = started
+
+    def serving(self, record: NodeRecord) -> bool:
+        """The node's current task answered the last poll (one begun after it was
+        reported running) and serves clients (NORMAL)."""
+        return record.task_state == "TASK_RUNNING" and record.running_since is not None and \
+            self.polled_at >= record.running_since and self.modes.get(record.name) == "NORMAL"
 
     def is_up(self, record: NodeRecord) -> bool:
-        """It serves, and every serving node (itself included) sees it UN at its address."""
-        if not record.task_alive or record.task_state != "TASK_RUNNING":
+        """It serves, and every other node whose task runs answered the last poll and
+        sees it UN at its address (a node that is joining or settling does not count)."""
+        if not self.serving(record):
             return False
-        if self.modes.get(record.name) != "NORMAL":
-            return False  # it does not serve clients yet (joining, settling) or any more
         seen = self.views.get(record.name, {})
-        # the observers: the nodes that answered the last poll and serve
-        observers = [name for name, mode in self.modes.items() if mode == "NORMAL"]
-        return all(seen.get(o) == "UN" for o in observers)
+        if seen.get(record.name) != "UN":
+            return False
+        for other in self.records.values():
+            if other is record or other.task_state != "TASK_RUNNING" or not other.address:
+                continue
+            mode = self.modes.get(other.name)
+            if mode is None or other.running_since is None or self.polled_at < other.running_since:
+                return False  # no (fresh) answer: it cannot vouch for the node
+            if mode == "NORMAL" and seen.get(other.name) != "UN":
+                return False
+        return True
 
     # -- plans ------------------------------------------------------------------------------
     def plans(self) -> dict[str, Plan]:
@@ -349,7 +372,7 @@ class CassandraService(corral.Scheduler):
                 Leaving.KILLING.value: Status.STARTED, Leaving.RELEASING.value: Status.STARTED}[record.leaving]
 
     def _needs_recovery(self, record: NodeRecord) -> bool:
-        return record.joined and record.goal == Goal.RUNNING.value and not self.is_up(record)
+        return record.joined and record.goal == Goal.RUNNING.value and not self.serving(record)
 
     def _replacing(self, record: NodeRecord) -> bool:
         return record.replace_address is not None
@@ -502,6 +525,7 @@ class CassandraService(corral.Scheduler):
         task = corral.command_task(record.name, self._command(record), offer.agent_id, task_resources,
                                    task_id=task_id, grace_seconds=KILL_GRACE)
         record.task_id, record.task_state = task_id, None
+        record.running_since = record.pid = None
         record.config_id = self.config.config_id
         record.message = ""
         self._save(record)  # before the launch leaves: a restarted scheduler knows the task
@@ -549,7 +573,7 @@ class CassandraService(corral.Scheduler):
                      record.agent_id, record.volume_id)
             record.replace_address = old if record.joined else None
             record.agent_id = record.hostname = record.port = record.volume_id = None
-            record.task_id = record.task_state = None
+            record.task_id = record.task_state = record.running_since = record.pid = None
             record.lost_since = None
             record.restarting = False
             record.replacements += 1

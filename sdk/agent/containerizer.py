@@ -227,8 +227,8 @@ class Containerizer:
         """SIGTERM: the executor's process group (it stops its tasks itself). SIGKILL:
         the group and every descendant, past and present."""
         if not container.exited.is_set() and (container.process is None or container.process.poll() is None):
-            if sig == signal.SIGKILL:
-                container.descendants.extend(descendants(container.pid))
+            # on SIGTERM too: an executor that dies of it must not leave tasks in other sessions behind
+            container.descendants.extend(descendants(container.pid))
             try:
                 os.killpg(container.pid, sig)
             except ProcessLookupError:

@@ -45,6 +45,19 @@ def cli(service: LocalService, *args: str) -> subprocess.CompletedProcess[str]:
 def service(tmp_path):
     with LocalService(tmp_path, scheduler_flags=["--permanent-failure-timeout", "3"]) as s:
         yield s
+        pids = [p["pid"] for p in (s.request("GET", "/v1/pod/status") or []) if p["pid"] and p["up"]]
+    # the scheduler stopped with failover (the nodes kept running), then every agent
+    # stopped: each took its node down with it, none is left behind
+    for pid in pids:
+        wait_for(lambda: not _alive(pid), 15, f"node process {pid} to be gone")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def test_deploy_then_heal_a_killed_node_in_place_and_replace_a_node_whose_agent_stays_down(service):
