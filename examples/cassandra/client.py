@@ -29,7 +29,7 @@ import zmq
 
 from corral.examples.cassandra.messages import ErrorKind, Verb, decode_frame, encode_frame
 from corral.examples.cassandra.ring import Consistency, TokenRing, token_of
-from corral.examples.cassandra.server import zmq_endpoint
+from corral.examples.cassandra.server import dealer
 
 log = logging.getLogger(__name__)
 
@@ -266,13 +266,10 @@ class Client:
     def _socket(self, address: str) -> zmq.Socket:
         sock = self._sockets.get(address)
         if sock is None:
-            sock = self._context.socket(zmq.DEALER)
-            sock.setsockopt(zmq.LINGER, 0)
-            sock.setsockopt(zmq.SNDHWM, 0)
-            sock.setsockopt(zmq.RCVHWM, 0)
-            sock.setsockopt(zmq.RECONNECT_IVL, 100)
-            sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
-            sock.connect(zmq_endpoint(address))
+            try:
+                sock = dealer(self._context, address, immediate=False, send_hwm=0)
+            except OSError as exc:  # a host name that does not resolve
+                raise NoHostAvailable(f"cannot reach {address}: {exc}") from None
             self._sockets[address] = sock
             self._poller.register(sock, zmq.POLLIN)
         return sock
@@ -288,7 +285,11 @@ class Client:
         try:
             for address in candidates:
                 op = _Op(Verb.RING, None, ())
-                self._run([op], 1, only=address)
+                try:
+                    self._run([op], 1, only=address)
+                except NoHostAvailable as exc:
+                    last_error = exc
+                    continue
                 if op.error is not None:
                     last_error = op.error
                     continue

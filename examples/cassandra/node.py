@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterable
 
 from corral.examples.cassandra.cells import Cell, cell_digest, reconcile
 from corral.examples.cassandra.flows import TIMED_OUT, Ask, Flow, FlowError, Gather, Sleep
-from corral.examples.cassandra.gossip import AppState, EndpointState, Gossiper, Status
+from corral.examples.cassandra.gossip import AppState, Gossiper, Status
 from corral.examples.cassandra.messages import ErrorKind, Verb
 from corral.examples.cassandra.ring import (
     Consistency,
@@ -410,9 +410,6 @@ class Node:
     def error(self, client: Destination | None, rid: Any, kind: ErrorKind, message: str) -> None:
         if client is not None:
             self.send(client, (Verb.RESULT, rid, (kind.value, message), None))
-
-    def host_at(self, address: str) -> str | None:
-        return self._address_host.get(address)
 
     def timestamp(self, now: float) -> int:
         ts = int(now * 1_000_000)
@@ -1084,7 +1081,3 @@ class Node:
                 yield from self._push(self.gossip.address_of(host), missing)  # type: ignore[arg-type]
         self.counters["repaired_cells"] += sent
         return sent
-
-    # -- views ------------------------------------------------------------------------------
-    def endpoint(self, host: str) -> EndpointState | None:
-        return self.gossip.endpoints.get(host)

@@ -173,9 +173,6 @@ class TokenRing:
         """The ranges `node` holds a replica of."""
         return [rng for rng, replicas in self.vnode_ranges() if node in replicas]
 
-    def primary_ranges(self, node: str) -> list[Range]:
-        return [(self.tokens[i - 1], t) for i, t in enumerate(self.tokens) if self.owners[i] == node]
-
     def ownership(self, node: str) -> float:
         """The fraction of all data `node` holds a replica of ("Owns (effective)")."""
         if not self.tokens:

@@ -42,6 +42,21 @@ def zmq_endpoint(address: str) -> str:
     return f"tcp://{socket.gethostbyname(host)}:{port}"
 
 
+def dealer(context: zmq.Context, address: str, *, immediate: bool, send_hwm: int) -> zmq.Socket:
+    """A DEALER connected to the node at `address` (reconnecting within a second).
+    `immediate`: a frame sent while it is not connected fails (zmq.Again) instead of
+    waiting for the connection."""
+    sock = context.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.IMMEDIATE, int(immediate))
+    sock.setsockopt(zmq.SNDHWM, send_hwm)
+    sock.setsockopt(zmq.RCVHWM, 0)
+    sock.setsockopt(zmq.RECONNECT_IVL, 100)
+    sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+    sock.connect(zmq_endpoint(address))
+    return sock
+
+
 class NodeServer:
     def __init__(self, config: NodeConfig, data_dir: str, sync: SyncMode = SyncMode.BATCH) -> None:
         self.config = config
@@ -62,16 +77,13 @@ class NodeServer:
     def _peer(self, address: str) -> zmq.Socket:
         sock = self.peers.get(address)
         if sock is None:
-            sock = self.context.socket(zmq.DEALER)
-            sock.setsockopt(zmq.LINGER, 0)
-            sock.setsockopt(zmq.IMMEDIATE, 1)
-            sock.setsockopt(zmq.SNDHWM, 100_000)
-            sock.setsockopt(zmq.RECONNECT_IVL, 100)
-            sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
             try:
-                sock.connect(zmq_endpoint(address))
+                sock = dealer(self.context, address, immediate=True, send_hwm=100_000)
             except (OSError, zmq.ZMQError) as exc:
                 log.warning("cannot connect to %s: %s", address, exc)
+                sock = self.context.socket(zmq.DEALER)  # unconnected: every send fails, as for a dead peer
+                sock.setsockopt(zmq.LINGER, 0)
+                sock.setsockopt(zmq.IMMEDIATE, 1)
             self.peers[address] = sock
         return sock
 

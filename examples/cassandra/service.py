@@ -99,6 +99,9 @@ class NodeRecord:
     pid: int | None = None
     #: when its current task was reported running (a poll of the ring must be newer)
     running_since: float | None = None
+    #: the node's identity in the ring and its tokens, as the ring reports them
+    host_id: str | None = None
+    tokens: list[int] | None = None
 
     @property
     def address(self) -> str | None:
@@ -388,6 +391,10 @@ class CassandraService(corral.Scheduler):
                 self._evaluate_uninstall()
                 return
             for record in list(self.records.values()):
+                seen = self.ring_nodes.get(record.name)
+                if seen is not None and (seen["host_id"], list(seen["tokens"])) != (record.host_id, record.tokens):
+                    record.host_id, record.tokens = seen["host_id"], list(seen["tokens"])
+                    self._save(record)
                 if record.goal == Goal.RUNNING.value and self.is_up(record):
                     if not record.joined or record.replace_address:
                         record.joined = True

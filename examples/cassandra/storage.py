@@ -179,10 +179,6 @@ class Storage:
         if self._memtable_size >= self.memtable_bytes:
             self.flush()
 
-    @property
-    def uncommitted(self) -> bool:
-        return self.log.dirty
-
     # -- read path ----------------------------------------------------------------------
     def get(self, key: bytes) -> Cell | None:
         mine = self.memtable.get(key)

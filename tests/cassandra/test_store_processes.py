@@ -12,6 +12,8 @@ from corral.examples.cassandra.client import Client, NoHostAvailable, Unavailabl
 from corral.examples.cassandra.testing import LocalRing, free_port
 from corral.testing.cluster import wait_for
 
+pytestmark = pytest.mark.slow
+
 CLI = [sys.executable, "-m", "corral.examples.cassandra"]
 
 
