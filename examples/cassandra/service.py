@@ -88,6 +88,8 @@ class NodeRecord:
     replace_address: str | None = None
     #: when its agent became unreachable (the permanent-failure clock)
     lost_since: float | None = None
+    #: its agent is gone for good (an operator said so): replace at once
+    agent_gone: bool = False
     #: the node was seen UN at least once (so a later failure is a recovery)
     joined: bool = False
     #: the operator asked for a restart (kill, then relaunch in place)
@@ -157,7 +159,6 @@ class CassandraService(corral.Scheduler):
         self.modes: dict[str, str] = {}
         #: when the last poll of the ring began
         self.polled_at = 0.0
-        self.errors: list[str] = []
 
     # -- persistence ------------------------------------------------------------------------
     def _save(self, record: NodeRecord) -> None:
@@ -217,8 +218,6 @@ class CassandraService(corral.Scheduler):
 
     def error(self, driver, message):  # type: ignore[no-untyped-def]
         log.error("framework error: %s", message)
-        with self.lock:
-            self.errors.append(message)
 
     def status_update(self, driver, status):  # type: ignore[no-untyped-def]
         with self.lock:
@@ -244,7 +243,7 @@ class CassandraService(corral.Scheduler):
             elif state in (corral.TASK_UNREACHABLE, corral.TASK_UNKNOWN):
                 record.lost_since = record.lost_since or self.clock()
             elif state == corral.TASK_GONE_BY_OPERATOR:
-                record.lost_since = 0.0  # the agent is gone for good: replace at once
+                record.agent_gone = True
             elif corral.is_terminal(state):
                 record.restarting = False
             self._save(record)
@@ -400,13 +399,14 @@ class CassandraService(corral.Scheduler):
                         record.joined = True
                         record.replace_address = None  # joined: never pass --replace again
                         self._save(record)
-                if record.lost_since is not None and record.goal == Goal.RUNNING.value:
-                    timeout = 0.0 if record.lost_since == 0.0 else self.config.permanent_failure_timeout
-                    if self.config.auto_replace or record.lost_since == 0.0:
-                        if now - record.lost_since >= timeout:
-                            log.info("%s: agent %s lost for %.0fs; replacing the node", record.name,
-                                     record.agent_id, now - record.lost_since)
-                            self.replace(record.name, f"agent lost past {timeout:g}s")
+                if record.goal != Goal.RUNNING.value:
+                    continue
+                if record.agent_gone:
+                    self.replace(record.name, f"agent {record.agent_id} is gone")
+                elif record.lost_since is not None and self.config.auto_replace and \
+                        now - record.lost_since >= self.config.permanent_failure_timeout:
+                    self.replace(record.name, f"agent {record.agent_id} lost for {now - record.lost_since:.0f}s, "
+                                              f"past the permanent-failure timeout")
             plans = self.plans()
             allowed = {s.name for s in plans["deploy"].candidates()}
             target = self.config.config_id
@@ -582,7 +582,7 @@ class CassandraService(corral.Scheduler):
             record.agent_id = record.hostname = record.port = record.volume_id = None
             record.task_id = record.task_state = record.running_since = record.pid = None
             record.lost_since = None
-            record.restarting = False
+            record.agent_gone = record.restarting = False
             record.replacements += 1
             record.message = f"replacing: {why}"
             self._save(record)

@@ -58,6 +58,8 @@ class Container:
     process: subprocess.Popen[bytes] | None = None
     killing: bool = False
     exited: threading.Event = field(default_factory=threading.Event)
+    #: set once what the executor left behind is killed too (what `wait_all` waits for)
+    ended: threading.Event = field(default_factory=threading.Event)
     #: the executor's descendants when the kill began (they outlive it once reparented)
     descendants: list[ProcessStamp] = field(default_factory=list)
 
@@ -187,6 +189,7 @@ class Containerizer:
     def _exited(self, container: Container, status: int, message: str) -> None:
         container.exited.set()
         self._kill_leftovers(container)
+        container.ended.set()
         with self._lock:
             self.containers.pop(container.id, None)
         self._on_exit(container, status, message)
@@ -251,4 +254,4 @@ class Containerizer:
         deadline = time.monotonic() + timeout
         with self._lock:
             containers = list(self.containers.values())
-        return all(c.exited.wait(max(0.0, deadline - time.monotonic())) for c in containers)
+        return all(c.ended.wait(max(0.0, deadline - time.monotonic())) for c in containers)
