@@ -122,6 +122,8 @@ class Client:
         self._poller = zmq.Poller()
         self._rids = itertools.count(1)
         self._in_flight: dict[int, _Op] = {}
+        #: address -> requests to send it, gathered per loop iteration into one frame
+        self._outgoing: dict[str, list[Any]] = {}
         self._last_ts = 0
         self._turn = 0
         self.ring_info: dict[str, Any] = {}
@@ -355,7 +357,7 @@ class Client:
         attempts = attempts or (1 if only is not None else self.attempts)
         queue = iter(ops)
         active = 0
-        self._outgoing: dict[str, list[Any]] = {}
+        self._outgoing.clear()
         exhausted = False
         retry: list[_Op] = []
         delayed: list[tuple[float, _Op]] = []

@@ -50,6 +50,8 @@ from corral.examples.cassandra.storage import Storage
 log = logging.getLogger(__name__)
 
 Destination = str | bytes  # a node's address, or a client connection's identity
+#: what a client may send; every other verb is accepted from nodes only
+CLIENT_VERBS = frozenset({Verb.PUT, Verb.GET, Verb.DELETE, Verb.RING, Verb.REPAIR, Verb.DECOMMISSION})
 HINTS_PER_ROUND = 500
 
 
@@ -354,11 +356,15 @@ class Node:
         """Handle the messages of one frame from `sender`."""
         self.now = now
         handlers = self._handlers
+        from_client = isinstance(sender, bytes)
         for message in messages:
             try:
                 handler = handlers[message[0]]
             except (KeyError, IndexError, TypeError):
                 self._malformed(sender, message, "unknown verb")
+                continue
+            if from_client and message[0] not in CLIENT_VERBS:
+                self._malformed(sender, message, "a verb only nodes send")
                 continue
             try:
                 handler(sender, message, now)

@@ -114,14 +114,19 @@ class LocalRing:
             return {}
 
     def wait_normal(self, timeout: float = 60.0) -> None:
-        """Until every running node sees every running node UN."""
+        """Until every running node serves and sees every running node UN."""
         running = sorted(n.name for n in self.nodes if n.alive())
 
         def settled() -> bool:
             for node in self.nodes:
                 if node.alive():
-                    states = self.states(node.address)
-                    if sorted(k for k, v in states.items() if v == "UN") != running:
+                    try:
+                        with Client([node.address], connect_timeout=1.0, token_aware=False) as client:
+                            info = client.ring_view(node.address)
+                    except StoreError:
+                        return False
+                    if info["mode"] != "NORMAL" or sorted(
+                            n["name"] for n in info["nodes"] if n["state"] == "UN") != running:
                         return False
             return True
         wait_for(settled, timeout, f"nodes {running} all UN")

@@ -94,7 +94,8 @@ def test_deploy_then_heal_a_killed_node_in_place_and_replace_a_node_whose_agent_
     agent.start()
     wait_for(lambda: victim["agent_id"] not in service.reservations(), 60, "the old reservation released")
     assert sorted(service.reservations()) == sorted(service.pod(n)["agent_id"] for n in ("node-0", "node-1", "node-2"))
-    assert not any((agent.work_dir / "volumes" / "roles" / "cassandra").glob("*"))
+    volumes = agent.work_dir / "volumes" / "roles" / "cassandra"
+    wait_for(lambda: not any(volumes.glob("*")), 30, "the old volume's directory deleted on its agent")
 
 
 def test_a_rolling_config_update_under_quorum_writes_loses_and_fails_none(service):
@@ -199,4 +200,5 @@ def test_scale_up_and_down_keeps_every_key_then_uninstall_leaves_nothing(service
     assert service.tasks() == []
     assert not any(f["active"] for f in service.cluster.state()["frameworks"])
     for agent in service.cluster.agents:
-        assert not any((agent.work_dir / "volumes" / "roles" / "cassandra").glob("*"))
+        volumes = agent.work_dir / "volumes" / "roles" / "cassandra"
+        wait_for(lambda: not any(volumes.glob("*")), 30, f"no volume left on {agent.name}")

@@ -63,6 +63,8 @@ def test_a_node_killed_with_sigkill_loses_no_acknowledged_write(ring):
     # every write acknowledged at ALL was acknowledged by the victim itself
     with Client([victim.address], token_aware=False, consistency="ONE") as one:
         values = one.get_many([b"s%d" % j for j in acked])
+    errors = {str(v) for v in values if not isinstance(v, (bytes, type(None)))}
+    assert not errors, errors
     missing = [j for j, v in zip(acked, values) if v != b"v%d" % j]
     assert not missing, f"{len(missing)} acknowledged writes lost, e.g. {missing[:5]}"
 

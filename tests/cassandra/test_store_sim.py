@@ -210,9 +210,11 @@ def test_bad_requests_get_a_clear_error_and_change_nothing(tmp_path):
     assert error[0] == ErrorKind.INVALID.value and "TWO" in error[1]
     error, _ = client.wait(client._request(ADDR[0], Verb.PUT, b"", b"v", "ONE", None))
     assert error[0] == ErrorKind.INVALID.value and "key" in error[1]
-    cluster.deliver(b"client", ADDR[0], [(Verb.GET,), ("nonsense", 1), (99, 2)])
+    cluster.deliver(b"client", ADDR[0], [(Verb.GET,), ("nonsense", 1), (99, 2), (Verb.SHUTDOWN, "x", 1),
+                                         (Verb.MUTATE, 9, b"k", 1, b"forged")])
     cluster.run_for(0.1)
-    assert cluster.nodes[ADDR[0]].counters["malformed"] == 5  # the two above, and these three
+    assert cluster.nodes[ADDR[0]].counters["malformed"] == 7  # the two above, and these five
+    assert local(cluster, 0, b"k") is None  # a client cannot send what only nodes send
     error, _ = client.wait(client.request(ADDR[0], Verb.DECOMMISSION))
     assert error[0] == ErrorKind.INVALID.value and "replication factor 3" in error[1]
     assert cluster.nodes[ADDR[0]].mode is Mode.NORMAL
