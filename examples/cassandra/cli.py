@@ -63,6 +63,38 @@ def _positive(kind: type) -> Any:
     return parse
 
 
+def _setting(key: str, parse: Any) -> Any:
+    """An argparse type for node setting `key` (config.NODE_SETTINGS' parser)."""
+    from corral.examples.cassandra.config import ConfigError
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(key, text)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return convert
+
+
+def add_setting_flags(parser: argparse.ArgumentParser, prefix: str) -> None:
+    """A flag per node setting (config.NODE_SETTINGS: one list of settings and defaults
+    for the node command and for the scheduler, which passes them on to its nodes)."""
+    from corral.examples.cassandra.config import NODE_SETTINGS
+
+    for key, (parse, default) in NODE_SETTINGS.items():
+        flag = prefix + key.replace("_", "-")
+        if isinstance(default, bool):
+            parser.add_argument(flag, dest=f"setting_{key}", action=argparse.BooleanOptionalAction, default=default)
+        else:
+            parser.add_argument(flag, dest=f"setting_{key}", type=_setting(key, parse), default=default,
+                                metavar=key.upper(), help=f"node setting {key} (default {default})")
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    from corral.examples.cassandra.config import NODE_SETTINGS
+
+    return {key: getattr(args, f"setting_{key}") for key in NODE_SETTINGS}
+
+
 def add_node_parser(sub: Any) -> None:
     node = sub.add_parser("node", help="run one store node")
     node.add_argument("--name", required=True)
@@ -73,14 +105,7 @@ def add_node_parser(sub: Any) -> None:
     node.add_argument("--replication", type=_positive(int), default=3)
     node.add_argument("--num-tokens", type=_positive(int), default=16)
     node.add_argument("--replace", default=None, help="address or name of the dead node whose place this node takes")
-    node.add_argument("--gossip-interval", type=_positive(float), default=1.0)
-    node.add_argument("--ring-delay", type=_positive(float), default=5.0)
-    node.add_argument("--phi-threshold", type=_positive(float), default=8.0)
-    node.add_argument("--write-timeout", type=_positive(float), default=2.0)
-    node.add_argument("--read-timeout", type=_positive(float), default=2.0)
-    node.add_argument("--hinted-handoff", action=argparse.BooleanOptionalAction, default=True)
-    node.add_argument("--commitlog-sync", choices=[m.value for m in SyncMode], default=SyncMode.BATCH.value,
-                      help="batch: fdatasync before acknowledging (default); periodic: at memtable flushes")
+    add_setting_flags(node, "--")  # commitlog-sync: batch fdatasyncs before acknowledging, periodic at flushes
 
 
 def add_client_parser(sub: Any) -> None:
@@ -109,14 +134,13 @@ def run_node(args: argparse.Namespace) -> int:
     from corral.examples.cassandra.node import NodeConfig, NodeError
     from corral.examples.cassandra.server import NodeServer
 
+    settings = _settings(args)
+    sync = SyncMode(settings.pop("commitlog_sync"))
     config = NodeConfig(name=args.name, address=args.listen, seeds=args.seeds or [args.listen], cluster=args.cluster,
-                        replication=args.replication, num_tokens=args.num_tokens, replace=args.replace,
-                        gossip_interval=args.gossip_interval, ring_delay=args.ring_delay,
-                        phi_threshold=args.phi_threshold, write_timeout=args.write_timeout,
-                        read_timeout=args.read_timeout, hinted_handoff=args.hinted_handoff)
+                        replication=args.replication, num_tokens=args.num_tokens, replace=args.replace, **settings)
     try:
         config.validate()
-        server = NodeServer(config, os.path.abspath(args.data), SyncMode(args.commitlog_sync))
+        server = NodeServer(config, os.path.abspath(args.data), sync)
     except (ValueError, NodeError, StorageError) as exc:
         raise UsageError(str(exc)) from None
     server.install_signal_handlers()
@@ -132,11 +156,11 @@ def run_scheduler(args: argparse.Namespace) -> int:
     from corral.framework.statestore import StateStore
 
     from corral.examples.cassandra.api import build_api
-    from corral.examples.cassandra.config import NODE_SETTINGS, ConfigError, ServiceConfig
+    from corral.examples.cassandra.config import ConfigError, ServiceConfig
     from corral.examples.cassandra.service import CassandraService
 
     try:
-        settings = {key: parse(key, getattr(args, f"setting_{key}")) for key, (parse, _) in NODE_SETTINGS.items()}
+        settings = _settings(args)
         config = ServiceConfig(name=args.name, role=args.role, principal=args.name, nodes=args.nodes,
                                replication=args.replication, num_tokens=args.num_tokens,
                                node_resources=args.node_resources, settings=settings,
@@ -342,8 +366,6 @@ def run_client(args: argparse.Namespace) -> int:
 
 
 def add_scheduler_parser(sub: Any) -> None:
-    from corral.examples.cassandra.config import NODE_SETTINGS
-
     scheduler = sub.add_parser("scheduler", help="run the framework's scheduler")
     scheduler.add_argument("--master", required=True, help="the corral master's HOST:PORT")
     scheduler.add_argument("--nodes", type=_positive(int), default=3)
@@ -360,14 +382,7 @@ def add_scheduler_parser(sub: Any) -> None:
                            help="seconds a node's agent may stay lost before the node is replaced elsewhere")
     scheduler.add_argument("--auto-replace", action=argparse.BooleanOptionalAction, default=True,
                            help="replace nodes whose agent stays lost past the timeout (default on)")
-    for key, (_parse, default) in NODE_SETTINGS.items():
-        flag = "--node-" + key.replace("_", "-")
-        if isinstance(default, bool):
-            scheduler.add_argument(flag, dest=f"setting_{key}", action=argparse.BooleanOptionalAction, default=default)
-        else:
-            scheduler.add_argument(flag, dest=f"setting_{key}", default=default,
-                                   help=f"node setting {key} (default {default})")
-
+    add_setting_flags(scheduler, "--node-")
 
 
 def add_operator_parsers(sub: Any) -> None:

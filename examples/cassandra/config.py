@@ -3,7 +3,9 @@ rolling update can change.
 
 `ServiceConfig` is what the scheduler deploys; `config_id` names a version of what
 each node runs (its resources and settings), so the deploy plan can tell which nodes
-run an older one. `ServiceConfig.updated(changes)` validates an operator's changes (a
+run an older one. A node's resources may change in an update (cpus, mem and other
+scalars; the service reserves more or gives back the excess as it restarts each node
+in place), except its disk: a persistent volume keeps its size. `ServiceConfig.updated(changes)` validates an operator's changes (a
 JSON object of setting -> value) and returns the new config, or raises ConfigError
 naming the bad key or value; nothing changes on an error.
 """
@@ -61,6 +63,8 @@ NODE_SETTINGS: dict[str, tuple[Any, Any]] = {
     "read_timeout": (_positive_float, 2.0),
     "hinted_handoff": (_boolean, True),
     "commitlog_sync": (_sync, SyncMode.BATCH.value),
+    "gc_grace": (_positive_float, 864000.0),
+    "compaction_interval": (_positive_float, 60.0),
 }
 #: scheduler settings an update may change (they need no restart of any node)
 SCHEDULER_SETTINGS: dict[str, tuple[Any, Any]] = {
@@ -70,7 +74,6 @@ SCHEDULER_SETTINGS: dict[str, tuple[Any, Any]] = {
 IMMUTABLE = {
     "replication": "the replication factor is fixed once the ring exists",
     "num_tokens": "a node's tokens are fixed once it joined",
-    "node_resources": "the nodes' reservations and volumes are fixed once made",
     "nodes": "use scale to change the number of nodes",
     "name": "the service name is fixed", "role": "the service role is fixed",
 }
@@ -84,6 +87,10 @@ def parse_node_resources(text: str) -> Resources:
     for name in ("cpus", "mem", "disk"):
         if resources.scalar(name) <= 0:
             raise ConfigError(f"invalid node resources {text!r}: {name} is required")
+    for name in sorted(resources.names()):
+        if resources.scalar(name) <= 0:
+            raise ConfigError(f"invalid node resources {text!r}: {name} is not a scalar; give scalars only "
+                              "(the service picks each node's port)")
     if resources.reserved():
         raise ConfigError(f"invalid node resources {text!r}: give unreserved amounts; the service reserves them")
     return resources
@@ -108,7 +115,7 @@ class ServiceConfig:
         if self.nodes < self.replication:
             raise ConfigError(f"cannot run {self.nodes} node(s) with replication factor {self.replication}: "
                               f"at least {self.replication} are needed")
-        parse_node_resources(self.node_resources)
+        self.node_resources = parse_node_resources(self.node_resources).to_text()
         for key, value in self.settings.items():
             if key not in NODE_SETTINGS:
                 raise ConfigError(f"unknown setting {key!r}")
@@ -138,18 +145,30 @@ class ServiceConfig:
         if not isinstance(changes, dict) or not changes:
             raise ConfigError(f"a config update is a non-empty JSON object of setting: value, not {changes!r}")
         settings = dict(self.settings)
-        scheduler = {}
+        scheduler: dict[str, Any] = {}
         for key, value in changes.items():
             if key in IMMUTABLE:
                 raise ConfigError(f"cannot change {key}: {IMMUTABLE[key]}")
-            if key in NODE_SETTINGS:
+            if key == "node_resources":
+                scheduler[key] = self._resized(value)
+            elif key in NODE_SETTINGS:
                 settings[key] = NODE_SETTINGS[key][0](key, value)
             elif key in SCHEDULER_SETTINGS:
                 scheduler[key] = SCHEDULER_SETTINGS[key][0](key, value)
             else:
-                known = ", ".join(sorted([*NODE_SETTINGS, *SCHEDULER_SETTINGS]))
+                known = ", ".join(sorted([*NODE_SETTINGS, *SCHEDULER_SETTINGS, "node_resources"]))
                 raise ConfigError(f"unknown setting {key!r}: the settings are {known}")
         return dataclasses.replace(self, settings=settings, **scheduler).validate()
+
+    def _resized(self, text: Any) -> str:
+        """New node resources, checked: the disk (each node's volume) keeps its size."""
+        if not isinstance(text, str):
+            raise ConfigError(f"invalid node resources {text!r}: expected text such as 'cpus:1;mem:512;disk:512'")
+        resources = parse_node_resources(text)
+        if resources.disk != self.resources.disk:
+            raise ConfigError(f"cannot change the nodes' disk from {self.resources.disk:g} to {resources.disk:g} MB: "
+                              "a persistent volume keeps its size (scale out onto new nodes instead)")
+        return resources.to_text()
 
     def node_flags(self) -> list[str]:
         """The `node` command's flags for these settings."""

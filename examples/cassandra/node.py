@@ -19,6 +19,14 @@ with the newest cell and first writes that cell back to the replicas that lacked
 
 Hints are replayed to their replica when it is up again (to whoever took its place if
 it was replaced, or to the key's current replicas if it left the ring).
+
+Tombstones are kept `gc_grace` seconds after this node stored them (Cassandra's
+gc_grace_seconds, default 10 days), long enough for hints, read repair and an operator's
+repair to bring the delete to every replica; a compaction pass every
+`compaction_interval` then drops older ones, a batch per timer so that it never holds up
+requests. A replica that missed a delete and comes back after its tombstones were
+dropped would bring the deleted value back: as in Cassandra, repair every node within
+gc_grace, and replace, do not restart, a node down longer than that.
 """
 from __future__ import annotations
 
@@ -78,13 +86,20 @@ class NodeConfig:
     stream_chunk_bytes: int = 1 << 20
     repair_segments: int = 16
     load_interval: float = 5.0
+    #: seconds a tombstone is kept after this node stored it (Cassandra: 864000, 10 days)
+    gc_grace: float = 864000.0
+    #: seconds between compaction passes, which drop the tombstones past gc_grace
+    compaction_interval: float = 60.0
+    #: stored cells one compaction step looks at before it lets the node serve again
+    compaction_batch: int = 5000
 
     def validate(self) -> None:
         if self.replication < 1:
             raise ValueError(f"replication factor {self.replication} must be at least 1")
         if not 1 <= self.num_tokens <= 256:
             raise ValueError(f"num_tokens {self.num_tokens} must be between 1 and 256")
-        for name in ("gossip_interval", "ring_delay", "write_timeout", "read_timeout", "request_timeout"):
+        for name in ("gossip_interval", "ring_delay", "write_timeout", "read_timeout", "request_timeout",
+                     "gc_grace", "compaction_interval"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} {getattr(self, name)!r} must be positive")
 
@@ -285,7 +300,8 @@ class Node:
         self.waiting: dict[int, _Waiter] = {}
         self.counters: dict[str, int] = dict.fromkeys(
             ("writes", "reads", "unavailable", "write_timeouts", "read_timeouts", "hints_written", "hints_delivered",
-             "digest_mismatches", "read_repairs", "repaired_cells", "streamed_cells", "streamed_bytes", "malformed"), 0)
+             "digest_mismatches", "read_repairs", "repaired_cells", "streamed_cells", "streamed_bytes", "malformed",
+             "compactions", "tombstones_purged"), 0)
         self.fatal: str | None = None
         self.draining = False
         #: the time of the message or timer being handled
@@ -324,6 +340,8 @@ class Node:
         self._every(config.gossip_interval, self._gossip_round, now)
         self._every(config.gossip_interval, self._deliver_hints, now)
         self._every(config.load_interval, self._publish_load, now)
+        self._compacting = False
+        self._every(config.compaction_interval, self._compact, now)
         if system.get("bootstrapped"):
             # in the ring at once (its replicas get writes), serving clients once it has
             # heard from the peers it knew, so that it coordinates with the whole ring
@@ -715,6 +733,28 @@ class Node:
 
     def _publish_load(self, now: float) -> None:
         self.gossip.set_local({AppState.LOAD: self.storage.load_bytes()})
+
+    # -- compaction -----------------------------------------------------------------------
+    def _compact(self, now: float) -> None:
+        if not self._compacting:
+            self._compacting = True
+            self.start_flow("compaction", self._compaction(now - self.config.gc_grace), self._compacted, now)
+
+    def _compaction(self, deleted_before: float) -> Flow:
+        """One pass over the stored cells, dropping tombstones deleted before
+        `deleted_before`, a batch at a time with the node serving in between."""
+        self.storage.flush()  # tombstones in the memtable reach LMDB, with their deletion time
+        after = None
+        while True:
+            purged, after = self.storage.purge_tombstones(deleted_before, after, self.config.compaction_batch)
+            self.counters["tombstones_purged"] += purged
+            if after is None:
+                return
+            yield Sleep(0.001)  # the next batch after the messages and timers due now
+
+    def _compacted(self, _result: Any, failure: BaseException | None) -> None:
+        self._compacting = False
+        self.counters["compactions"] += 1
 
     # -- hints ----------------------------------------------------------------------------
     def hint(self, host: str, key: bytes, cell: Cell, now: float) -> None:

@@ -14,7 +14,11 @@ Plans (`corral.framework.plans`) pace the work:
 - `deploy` (serial): a step per node; complete when the node runs the target config and
   every node's view of the ring shows it UN. Seeds (node-0, node-1) come first. A config
   update makes the steps of nodes on the old config pending again: they are restarted
-  one at a time, each only while every other node is UN.
+  one at a time, each only while every other node is UN. When the update gives the
+  nodes more of a resource, the node's agent reserves the extra while the node still
+  runs, and the node is restarted only once that is done (an agent that lacks it leaves
+  the node running and the step waiting, saying what lacks); what a node no longer
+  needs is unreserved as it is relaunched on its volume.
 - `recovery` (parallel): a step per deployed node that is not up: relaunched in place
   (same agent, reservation and volume) when its task died, replaced (a new agent, a new
   volume, the node started with `--replace` and streaming its data from the replicas)
@@ -43,7 +47,7 @@ from typing import Any, Callable
 import corral
 from corral.framework import plans
 from corral.framework.plans import Plan, Phase, Status, Step, Strategy
-from corral.framework.reservations import OfferView, create_volume, reserve, reserved_to, volume
+from corral.framework.reservations import OfferView, create_volume, reserve, reserved_to, unreserve, volume
 from corral.resources import Resources
 from corral.framework.statestore import StateStore
 
@@ -104,6 +108,9 @@ class NodeRecord:
     #: the node's identity in the ring and its tokens, as the ring reports them
     host_id: str | None = None
     tokens: list[int] | None = None
+    #: the scalars reserved for the node on its agent beside its port and volume
+    #: (e.g. "cpus:0.5;mem:256"), as the scheduler last reserved them
+    reserved: str | None = None
 
     @property
     def address(self) -> str | None:
@@ -159,6 +166,8 @@ class CassandraService(corral.Scheduler):
         self.modes: dict[str, str] = {}
         #: when the last poll of the ring began
         self.polled_at = 0.0
+        #: node name -> why its agent cannot give it what a config update adds (not kept)
+        self.shortfalls: dict[str, str] = {}
 
     # -- persistence ------------------------------------------------------------------------
     def _save(self, record: NodeRecord) -> None:
@@ -327,7 +336,7 @@ class CassandraService(corral.Scheduler):
         target = self.config.config_id
         deploy_steps = []
         for record in self._ordered(Goal.RUNNING):
-            deploy_steps.append(Step(record.name, self._deploy_status(record, target), record.message))
+            deploy_steps.append(Step(record.name, self._deploy_status(record, target), self._deploy_message(record)))
         deploy_phase = Phase("node-deploy", deploy_steps, Strategy.SERIAL)
         deploying = {s.name for s in deploy_phase.candidates()}
         # a node the deploy plan is working on (a rolling update) is not also recovered
@@ -359,6 +368,13 @@ class CassandraService(corral.Scheduler):
         if status is Status.COMPLETE and record.config_id != target:
             return Status.PENDING  # up, on an older config: the update will restart it
         return status
+
+    def _deploy_message(self, record: NodeRecord) -> str:
+        growth = self._growth(record) if record.config_id != self.config.config_id else None
+        if growth:
+            return self.shortfalls.get(record.name) or \
+                f"reserving {growth} more on agent {record.agent_id} before the restart"
+        return record.message
 
     def _launch_status(self, record: NodeRecord) -> Status:
         if record.task_id is None or (record.task_state and not record.task_alive):
@@ -413,6 +429,9 @@ class CassandraService(corral.Scheduler):
             for record in self._ordered(Goal.RUNNING):
                 if record.name in allowed and record.config_id != target and record.task_alive \
                         and not record.restarting and self._others_up(record):
+                    if self._growth(record):
+                        self._revive(now)  # an offer of its agent reserves the extra (_grow), then it restarts
+                        continue
                     log.info("%s: rolling to config %s", record.name, target)
                     self._kill(record, restarting=True)
             for step in plans["decommission"].candidates():
@@ -470,6 +489,8 @@ class CassandraService(corral.Scheduler):
                 return self._place(driver, offer, view)
             return False
         if owner not in self._launchable():
+            if self._grow(driver, offer, view, owner):
+                return True
             stale = [pid for pid in view.volumes if pid != owner.volume_id]
             if stale:
                 driver.accept_offers([offer.id], OfferView(Resources(), Resources(), {
@@ -504,6 +525,38 @@ class CassandraService(corral.Scheduler):
     def _node_resources(self, record: NodeRecord) -> Resources:
         return self.config.resources + Resources.parse(f"ports:[{record.port}-{record.port}]")
 
+    def _scalars(self) -> Resources:
+        """What the target config reserves for a node beside its port and volume."""
+        resources = self.config.resources
+        return resources - Resources.parse(f"disk:{resources.disk:g}")
+
+    def _growth(self, record: NodeRecord) -> Resources:
+        """What the target config needs reserved for the node beyond its reservation."""
+        if record.reserved is None:
+            return Resources()
+        return _beyond(self._scalars(), Resources.parse(record.reserved))
+
+    def _grow(self, driver: corral.SchedulerDriver, offer: corral.Offer, view: OfferView,
+              record: NodeRecord) -> bool:
+        """RESERVE on the node's agent what its next config needs beyond its reservation,
+        while it still runs, when the deploy plan is about to roll it."""
+        growth = self._growth(record)
+        if not growth or not record.task_alive or record.name not in {
+                s.name for s in self.plans()["deploy"].candidates()}:
+            return False
+        if not view.unreserved.contains(growth):
+            self.shortfalls[record.name] = (f"agent {record.agent_id} lacks {growth} to grow {record.name} (it "
+                                            f"offers {view.unreserved or 'nothing'}); the node runs on meanwhile")
+            return False
+        self.shortfalls.pop(record.name, None)
+        record.reserved = (Resources.parse(record.reserved or "") + growth).to_text()
+        record.message = ""
+        self._save(record)  # before the reservation is asked for
+        log.info("%s: reserving %s more on agent %s before it restarts", record.name, growth, record.agent_id)
+        driver.accept_offers([offer.id], [reserve(growth, self.config.role, self.config.principal)],
+                             corral.Filters(refuse_seconds=1.0))
+        return True
+
     def _launch(self, driver: corral.SchedulerDriver, offer: corral.Offer, view: OfferView,
                 record: NodeRecord) -> bool:
         role, principal = self.config.role, self.config.principal
@@ -516,9 +569,16 @@ class CassandraService(corral.Scheduler):
         if stale:
             ops += OfferView(Resources(), Resources(), stale).releasing()
         if record.volume_id in view.volumes:
-            needed = reserved_to(plain - Resources.parse(f"disk:{disk:g}"), role, principal)
-            if not view.reserved.contains(needed):
+            beside = plain - Resources.parse(f"disk:{disk:g}")
+            lacking = _beyond(beside, view.reserved)
+            excess = _beyond(view.reserved, beside)
+            if lacking and not view.unreserved.contains(lacking):
+                record.message = f"agent {offer.agent_id.value} lacks {lacking} for {record.name}"
                 return False
+            if lacking:
+                ops.append(reserve(lacking, role, principal))
+            if excess:
+                ops.append(unreserve(reserved_to(excess, role, principal)))
         elif view.reserved.contains(wanted):
             ops.append(create_volume(data))
         elif view.unreserved.contains(plain):
@@ -534,6 +594,7 @@ class CassandraService(corral.Scheduler):
         record.task_id, record.task_state = task_id, None
         record.running_since = record.pid = None
         record.config_id = self.config.config_id
+        record.reserved = self._scalars().to_text()
         record.message = ""
         self._save(record)  # before the launch leaves: a restarted scheduler knows the task
         ops.append(Op(type=Op.LAUNCH, launch=Op.Launch(task_infos=[task])))
@@ -579,7 +640,7 @@ class CassandraService(corral.Scheduler):
             log.info("%s: replacing (%s); its old agent %s keeps volume %s until it is released", name, why,
                      record.agent_id, record.volume_id)
             record.replace_address = old if record.joined else None
-            record.agent_id = record.hostname = record.port = record.volume_id = None
+            record.agent_id = record.hostname = record.port = record.volume_id = record.reserved = None
             record.task_id = record.task_state = record.running_since = record.pid = None
             record.lost_since = None
             record.agent_gone = record.restarting = False
@@ -682,6 +743,17 @@ class CassandraService(corral.Scheduler):
             view = dict(asdict(record), address=record.address, up=self.is_up(record),
                         ring=self.ring_nodes.get(name), seen_by=self.views.get(name, {}))
             return view
+
+
+def _beyond(wanted: Resources, held: Resources) -> Resources:
+    """The scalars (disk apart: volumes keep their size) of `wanted` beyond what `held`
+    has of each, unreserved."""
+    parts = []
+    for name in sorted((wanted.names() | held.names()) - {"disk"}):
+        extra = round(wanted.scalar(name) - held.scalar(name), 3)
+        if extra > 0:
+            parts.append(f"{name}:{extra:g}")
+    return Resources.parse(";".join(parts)) if parts else Resources()
 
 
 def node_index(name: str) -> int:

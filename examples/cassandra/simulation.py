@@ -109,7 +109,7 @@ class SimCluster:
 
     def _boot(self, address: str) -> Node:
         config = self.configs[address]
-        storage = Storage(self.root / config.name, sync=SyncMode.PERIODIC)
+        storage = Storage(self.root / config.name, sync=SyncMode.PERIODIC, clock=lambda: self.now)
         node = Node(config, storage, self.now, random.Random(self.rng.getrandbits(64)))
         self.storages[address] = storage
         self.nodes[address] = node

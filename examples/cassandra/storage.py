@@ -19,6 +19,13 @@ LMDB keys are the 8-byte big-endian unsigned token followed by the key, so a tok
 range is one cursor scan; scans (streaming, repair) flush the memtable first. Hints
 (mutations kept for a replica that was down) and the node's own identity (host id,
 tokens, whether it finished joining) live in their own LMDB databases.
+
+Tombstones: a tombstone stored in LMDB carries its local deletion time (when this node
+stored it, by the storage's clock; Cassandra's `localDeletionTime`), which never leaves
+the node: digests, scans and streams see the cell alone. `purge_tombstones` is the
+compaction that drops tombstones deleted before a cut-off (the node's `gc_grace` ago),
+a bounded batch at a time; a key the memtable holds is left for the next pass, so a
+purge never lets an older write come back from the memtable.
 """
 from __future__ import annotations
 
@@ -26,9 +33,10 @@ import enum
 import hashlib
 import os
 import struct
+import time
 import zlib
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import lmdb
 import msgpack
@@ -38,6 +46,8 @@ from corral.examples.cassandra.ring import MIN_TOKEN, Range, split_wrapping, tok
 
 _RECORD = struct.Struct(">II")  # payload length, crc32 of the payload
 _TOKEN = struct.Struct(">Q")
+_DELETED_AT = struct.Struct(">d")  # a stored tombstone's local deletion time, seconds
+_CELL_HEADER = 9  # pack_cell's header: timestamp, tombstone flag
 MAP_SIZE = 64 << 30  # address space only: the file grows as data does
 DEFAULT_MEMTABLE_BYTES = 32 << 20
 
@@ -60,6 +70,24 @@ def storage_key(key: bytes, token: int | None = None) -> bytes:
 
 def _token_bound(token: int) -> bytes:
     return _TOKEN.pack(token - MIN_TOKEN)
+
+
+def _stored(cell: Cell, now: float) -> bytes:
+    """A cell as LMDB keeps it: a tombstone gets its local deletion time, `now`."""
+    packed = pack_cell(cell)
+    return packed if cell[1] is not None else packed + _DELETED_AT.pack(now)
+
+
+def _canonical(value: bytes) -> bytes:
+    """A stored value without what only this node knows (a tombstone's deletion time)."""
+    return value[:_CELL_HEADER] if value[_CELL_HEADER - 1] else value
+
+
+def _deleted_at(value: bytes) -> float | None:
+    """A stored tombstone's local deletion time; None for a live cell."""
+    if not value[_CELL_HEADER - 1]:
+        return None
+    return _DELETED_AT.unpack_from(value, _CELL_HEADER)[0]
 
 
 class CommitLog:
@@ -137,9 +165,11 @@ class Storage:
     """One node's cells, hints and identity under `directory` (see the module docstring)."""
 
     def __init__(self, directory: str | os.PathLike[str], sync: SyncMode = SyncMode.BATCH,
-                 memtable_bytes: int = DEFAULT_MEMTABLE_BYTES) -> None:
+                 memtable_bytes: int = DEFAULT_MEMTABLE_BYTES, clock: Callable[[], float] = time.time) -> None:
         self.directory = Path(directory)
         self.memtable_bytes = memtable_bytes
+        #: what stamps a tombstone's local deletion time as it reaches LMDB
+        self.clock = clock
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             self.env = lmdb.open(str(self.directory / "lmdb"), map_size=MAP_SIZE, max_dbs=4, subdir=True,
@@ -231,7 +261,7 @@ class Storage:
                         if high is not None and skey[:8] > high:
                             break
                         digest.update(skey)
-                        digest.update(value)
+                        digest.update(_canonical(value))
                 out.append(digest.digest())
         return out
 
@@ -239,6 +269,7 @@ class Storage:
         """Streamed cells straight into LMDB (merged, last write wins), durably; returns
         how many changed what was stored."""
         changed = 0
+        now = self.clock()
         with self.env.begin(write=True, db=self.cells_db) as txn:
             for key, cell in cells:
                 skey = storage_key(key)
@@ -247,9 +278,35 @@ class Storage:
                     old = unpack_cell(stored)
                     if old == cell or not wins(cell, old):
                         continue
-                txn.put(skey, pack_cell(cell))
+                txn.put(skey, _stored(cell, now))
                 changed += 1
         return changed
+
+    def purge_tombstones(self, deleted_before: float, after: bytes | None = None,
+                         limit: int = 10_000) -> tuple[int, bytes | None]:
+        """Compaction: drop the stored tombstones deleted before `deleted_before` (local
+        deletion time), looking at up to `limit` stored cells after storage key `after`.
+        Returns (how many were dropped, the storage key to go on after, or None when the
+        whole store has been looked at). Keys the memtable holds are kept (see the module
+        docstring)."""
+        purged = 0
+        last: bytes | None = None
+        with self.env.begin(write=True, db=self.cells_db) as txn:
+            cursor = txn.cursor()
+            positioned = cursor.set_range(after + b"\0") if after is not None else cursor.first()
+            for _ in range(limit):
+                if not positioned:
+                    return purged, None
+                skey, value = cursor.item()
+                last = skey
+                deleted = _deleted_at(value)
+                if deleted is not None and deleted < deleted_before and skey[8:] not in self.memtable:
+                    cursor.delete()  # moves to the next cell
+                    positioned = bool(cursor.key())
+                    purged += 1
+                else:
+                    positioned = cursor.next()
+            return purged, last if positioned else None
 
     def load_bytes(self) -> int:
         """About how many bytes of data the node holds (nodetool's Load)."""
@@ -310,13 +367,16 @@ class Storage:
         if not self.memtable and not self._hints and not self._hints_done:
             return
         old_segments = self.log.rotate()
+        now = self.clock()
         with self.env.begin(write=True) as txn:
             for key, cell in self.memtable.items():
                 skey = storage_key(key)
                 stored = txn.get(skey, db=self.cells_db)
                 if stored is not None:
-                    cell = reconcile(cell, unpack_cell(stored))  # type: ignore[assignment]
-                txn.put(skey, pack_cell(cell), db=self.cells_db)
+                    old = unpack_cell(stored)
+                    if old == cell or not wins(cell, old):
+                        continue  # what is stored stays, with its deletion time if a tombstone
+                txn.put(skey, _stored(cell, now), db=self.cells_db)
             for target, hints in self._hints.items():
                 prefix = target.encode() + b"\0"
                 for hint_id, (key, cell) in hints.items():

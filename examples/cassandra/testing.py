@@ -247,15 +247,21 @@ class LocalService:
         raise KeyError(agent_id)
 
     def reservations(self, role: str = "cassandra") -> dict[str, dict[str, Any]]:
-        """agent id -> {"volumes": persistence ids, "reserved": what else is reserved}, for
-        every agent holding resources reserved to `role` (the master's view)."""
+        """agent id -> {"volumes": persistence ids, "reserved": the names of what is
+        reserved, "scalars": name -> amount reserved beside the volumes}, for every agent
+        holding resources reserved to `role` (the master's view)."""
         out = {}
         for agent in self.cluster.state()["agents"]:
             resources = agent.get("reserved_resources_full", {}).get(role, [])
             if resources:
                 volumes = sorted(r["disk"]["persistence"]["id"] for r in resources
                                  if r.get("disk", {}).get("persistence"))
-                out[agent["id"]] = {"volumes": volumes, "reserved": sorted(r["name"] for r in resources)}
+                scalars: dict[str, float] = {}
+                for r in resources:
+                    if "scalar" in r and not r.get("disk", {}).get("persistence"):
+                        scalars[r["name"]] = round(scalars.get(r["name"], 0.0) + r["scalar"]["value"], 3)
+                out[agent["id"]] = {"volumes": volumes, "reserved": sorted(r["name"] for r in resources),
+                                    "scalars": scalars}
         return out
 
     def tasks(self) -> list[dict[str, Any]]:

@@ -98,8 +98,11 @@ def test_deploy_then_heal_a_killed_node_in_place_and_replace_a_node_whose_agent_
     wait_for(lambda: not any(volumes.glob("*")), 30, "the old volume's directory deleted on its agent")
 
 
-def test_a_rolling_config_update_under_quorum_writes_loses_and_fails_none(service):
+def test_a_rolling_update_of_settings_and_resources_under_quorum_writes_loses_and_fails_none(service):
     service.wait_plan("deploy")
+    nodes = ("node-0", "node-1", "node-2")
+    placed = {n: (service.pod(n)["agent_id"], service.pod(n)["volume_id"]) for n in nodes}
+    assert {r["scalars"]["cpus"] for r in service.reservations().values()} == {0.5}
     endpoints = service.endpoints()
     acked: dict[bytes, int] = {}
     failures: list[object] = []
@@ -121,8 +124,10 @@ def test_a_rolling_config_update_under_quorum_writes_loses_and_fails_none(servic
     thread.start()
     try:
         config_before = service.request("GET", "/v1/config")["config_id"]
-        tasks_before = {n: service.pod(n)["task_id"] for n in ("node-0", "node-1", "node-2")}
-        reply = service.request("PUT", "/v1/config", {"write_timeout": 3.0, "hinted_handoff": True})
+        tasks_before = {n: service.pod(n)["task_id"] for n in nodes}
+        # more cpus (reserved on each agent before its node restarts), less memory (given back)
+        reply = service.request("PUT", "/v1/config", {"write_timeout": 3.0, "hinted_handoff": True,
+                                                      "node_resources": "cpus:0.6;mem:200;disk:256"})
         assert reply["config_id"] != config_before
         wait_for(lambda: service.plan_status() != "COMPLETE", 30, "the update to start")
         service.wait_plan("deploy", timeout=120)
@@ -136,6 +141,25 @@ def test_a_rolling_config_update_under_quorum_writes_loses_and_fails_none(servic
         values = client.get_many(list(acked), consistency="QUORUM")
     lost = [k for k, v in zip(acked, values) if v is None or int(v) < acked[k]]
     assert not lost, f"{len(lost)} acknowledged writes lost"
+    # each node restarted in place, on its volume, with exactly the new reservation
+    assert {n: (service.pod(n)["agent_id"], service.pod(n)["volume_id"]) for n in nodes} == placed
+    reserved = service.reservations()
+    assert sorted(reserved) == sorted(agent for agent, _ in placed.values())
+    assert all(r["scalars"] == {"cpus": 0.6, "mem": 200.0} for r in reserved.values()), reserved
+    assert {t["resources"]["cpus"] for t in service.tasks()} == {0.6}
+
+    # more than an agent has: the first node's step says so, and no node goes down for it
+    tasks = {n: service.pod(n)["task_id"] for n in nodes}
+    grown = service.request("PUT", "/v1/config", {"node_resources": "cpus:5;mem:200;disk:256"})
+    wait_for(lambda: "lacks cpus:4.4" in service.request("GET", "/v1/plans/deploy")["phases"][0]["steps"][0][
+        "message"], 30, "the shortfall reported")
+    assert {n: service.pod(n)["task_id"] for n in nodes} == tasks and service.plan_status() != "COMPLETE"
+    # back to what the nodes run: complete again at once, nothing restarted or left reserved
+    back = service.request("PUT", "/v1/config", {"node_resources": "cpus:0.6;mem:200;disk:256"})
+    assert back["config_id"] == reply["config_id"] != grown["config_id"]
+    service.wait_plan("deploy", timeout=30)
+    assert {n: service.pod(n)["task_id"] for n in nodes} == tasks
+    assert all(r["scalars"] == {"cpus": 0.6, "mem": 200.0} for r in service.reservations().values())
 
 
 def test_the_scheduler_killed_mid_deploy_keeps_the_operators_interrupt_and_finishes_with_no_duplicate_or_leak(
@@ -177,6 +201,10 @@ def test_scale_up_and_down_keeps_every_key_then_uninstall_leaves_nothing(service
     bad = cli(service, "config", "update", "write_timeout=soon")
     assert bad.returncode == 1 and "invalid value 'soon' for write_timeout" in bad.stderr
     assert "cannot change replication" in service.request("PUT", "/v1/config", {"replication": 5})["error"]
+    resize = cli(service, "config", "update", "node_resources=cpus:0.5;mem:256;disk:1024")
+    assert resize.returncode == 1 and "cannot change the nodes' disk from 256 to 1024 MB" in resize.stderr
+    ports = service.request("PUT", "/v1/config", {"node_resources": "cpus:1;mem:256;disk:256;ports:[80-80]"})
+    assert ports["status"] == 400 and "ports is not a scalar" in ports["error"]
     assert service.request("PUT", "/v1/config", "not an object")["status"] == 400
     assert cli(service, "pod", "list").stdout.split() == ["node-0", "node-1", "node-2"]
     assert service.plan_status() == "COMPLETE"

@@ -226,3 +226,37 @@ def test_bad_requests_get_a_clear_error_and_change_nothing(tmp_path):
     assert error[0] == ErrorKind.UNAVAILABLE.value and "needs 2 live replicas" in error[1]
     assert local(cluster, 0, b"k") is None  # refused before anything was written
     cluster.close()
+
+
+def test_tombstones_outlive_the_gc_grace_so_repair_spreads_them_then_compaction_drops_them(tmp_path):
+    cluster = ring_of_three(tmp_path, 11, hinted_handoff=False, gc_grace=60.0, compaction_interval=5.0)
+    client = cluster.client()
+    keys = [b"t%d" % i for i in range(100)]
+    deleted, kept = keys[:50], keys[50:]
+    for k in keys:
+        assert client.wait(client.put(ADDR[0], k, b"v")) == (None, None)
+    cluster.run_for(1.0)  # every replica has every write (QUORUM answered, the third followed)
+    cluster.isolate(ADDR[2])  # n2 misses the deletes, and hints are off
+    for k in deleted:
+        assert client.wait(client.delete(ADDR[0], k)) == (None, None)
+    cluster.heal()
+    cluster.run_until(lambda: cluster.all_normal(), 60)
+    cluster.run_for(30.0)  # compactions run, within the grace
+    stored = {n: cluster.storages[ADDR[n]] for n in range(3)}
+    assert all(cluster.nodes[ADDR[n]].counters["compactions"] >= 5 for n in range(3))
+    assert all(stored[n].get(k) is not None and stored[n].get(k)[1] is None for n in (0, 1) for k in deleted)
+    assert all(local(cluster, 2, k) == b"v" for k in deleted)
+    # repair within the grace brings n2 the tombstones
+    error, stats = client.wait(client.request(ADDR[2], Verb.REPAIR), 120)
+    assert error is None and stats["cells_sent"] >= len(deleted)
+    assert all(stored[2].get(k)[1] is None for k in deleted)
+    assert sum(cluster.nodes[ADDR[n]].counters["tombstones_purged"] for n in range(3)) == 0
+    # past the grace of every replica's tombstones (n2 stored its own at the repair): dropped
+    cluster.run_for(60.0 + 2 * 5.0)
+    assert all(stored[n].get(k) is None for n in range(3) for k in deleted)
+    assert sum(cluster.nodes[ADDR[n]].counters["tombstones_purged"] for n in range(3)) == 3 * len(deleted)
+    for k in keys:
+        expected = None if k in deleted else b"v"
+        assert client.wait(client.get(ADDR[int(k[1:]) % 3], k, "ALL")) == (None, expected), k
+    assert all(stored[n].get(k) == stored[0].get(k) for n in range(3) for k in kept)
+    cluster.close()

@@ -152,3 +152,56 @@ def test_scans_follow_token_order_in_chunks_and_digests_tell_equal_data(tmp_path
     assert differing == [i for i, p in enumerate(pieces) if in_range(token_of(b"key7"), p)]
     a.close()
     b.close()
+
+
+def test_compaction_drops_tombstones_past_the_grace_and_keeps_everything_else(tmp_path):
+    clock = [100.0]
+    storage = Storage(tmp_path, SyncMode.PERIODIC, clock=lambda: clock[0])
+    for i in range(20):
+        storage.apply(b"live%d" % i, (i, b"v"))
+        storage.apply(b"dead%d" % i, (i, None))
+    storage.flush()  # the tombstones reach LMDB at local time 100
+    clock[0] = 200.0
+    storage.apply(b"late", (1, None))
+    storage.flush()  # and this one at 200
+    everything = (MIN_TOKEN, MIN_TOKEN)
+    assert storage.purge_tombstones(deleted_before=100.0) == (0, None)  # none deleted before 100
+    # past the grace of the first twenty only, in batches of 7 cells looked at
+    purged, after, rounds = 0, None, 0
+    while True:
+        count, after = storage.purge_tombstones(150.0, after, limit=7)
+        purged, rounds = purged + count, rounds + 1
+        if after is None:
+            break
+    assert purged == 20 and rounds == 6  # 41 cells looked at, 7 a batch
+    cells, _ = storage.scan(everything)
+    assert sorted(k for k, _ in cells) == sorted([b"live%d" % i for i in range(20)] + [b"late"])
+    assert storage.get(b"dead3") is None and storage.get(b"late") == (1, None)
+    storage.close()
+
+
+def test_compaction_leaves_a_key_the_memtable_holds_and_a_rewritten_tombstone_keeps_its_time(tmp_path):
+    clock = [100.0]
+    storage = Storage(tmp_path, SyncMode.PERIODIC, clock=lambda: clock[0])
+    storage.apply(b"k", (10, None))
+    storage.flush()
+    clock[0] = 500.0
+    storage.apply(b"k", (5, b"older write arriving late"))  # loses to the tombstone
+    assert storage.purge_tombstones(deleted_before=400.0) == (0, None)  # the memtable holds k: kept
+    storage.flush()  # the tombstone stays as it was stored, deletion time 100, not 500
+    assert storage.get(b"k") == (10, None)
+    assert storage.purge_tombstones(deleted_before=400.0) == (1, None)
+    assert storage.get(b"k") is None
+    storage.close()
+
+
+def test_digests_ignore_when_each_replica_stored_a_tombstone(tmp_path):
+    a = Storage(tmp_path / "a", clock=lambda: 1.0)
+    b = Storage(tmp_path / "b", clock=lambda: 2.0)
+    for storage in (a, b):
+        storage.apply(b"gone", (7, None))
+        storage.apply(b"here", (8, b"v"))
+    pieces = split_range((MIN_TOKEN, MIN_TOKEN), 4)
+    assert a.digests(pieces) == b.digests(pieces)
+    a.close()
+    b.close()
