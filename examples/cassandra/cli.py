@@ -165,7 +165,7 @@ def run_scheduler(args: argparse.Namespace) -> int:
                                replication=args.replication, num_tokens=args.num_tokens,
                                node_resources=args.node_resources, settings=settings,
                                permanent_failure_timeout=args.permanent_failure_timeout,
-                               auto_replace=args.auto_replace).validate()
+                               auto_replace=args.auto_replace, placement=args.placement).validate()
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     store = StateStore(Path(args.state_dir) / "state.sqlite")
@@ -382,6 +382,9 @@ def add_scheduler_parser(sub: Any) -> None:
                            help="seconds a node's agent may stay lost before the node is replaced elsewhere")
     scheduler.add_argument("--auto-replace", action=argparse.BooleanOptionalAction, default=True,
                            help="replace nodes whose agent stays lost past the timeout (default on)")
+    scheduler.add_argument("--placement", default="[]", metavar="JSON",
+                           help='constraints on where nodes go, beside one per agent, e.g. '
+                                '\'[["zone", "UNLIKE", "z3"], ["rack", "GROUP_BY", "3"]]\'')
     add_setting_flags(scheduler, "--node-")
 
 

@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from corral.constraints import Constraint, ConstraintError
 from corral.resources import ResourceError, Resources
 
 from corral.examples.cassandra.storage import SyncMode
@@ -54,6 +55,25 @@ def _sync(key: str, value: Any) -> str:
                           f"{', '.join(m.value for m in SyncMode)}") from None
 
 
+def _placement(key: str, value: Any) -> list[list[str]]:
+    """Marathon-style constraints, as JSON text or a list: [["zone", "UNLIKE", "z3"], ...]."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else []
+        except ValueError as exc:
+            raise ConfigError(f"invalid value {value!r} for {key}: not JSON ({exc})") from None
+    if not isinstance(value, list) or not all(isinstance(c, list) and all(isinstance(p, str) for p in c)
+                                              for c in value):
+        raise ConfigError(f"invalid value {value!r} for {key}: expected a list of constraints such as "
+                          '[["hostname", "UNIQUE"], ["zone", "LIKE", "us-.*"]]')
+    try:
+        for spec in value:
+            Constraint.parse(spec)
+    except ConstraintError as exc:
+        raise ConfigError(f"invalid value for {key}: {exc}") from None
+    return [list(c) for c in value]
+
+
 #: node settings a rolling update may change: name -> (parser, default)
 NODE_SETTINGS: dict[str, tuple[Any, Any]] = {
     "gossip_interval": (_positive_float, 0.5),
@@ -66,10 +86,12 @@ NODE_SETTINGS: dict[str, tuple[Any, Any]] = {
     "gc_grace": (_positive_float, 864000.0),
     "compaction_interval": (_positive_float, 60.0),
 }
-#: scheduler settings an update may change (they need no restart of any node)
+#: scheduler settings an update may change (they need no restart of any node; a new
+#: placement applies to the nodes placed from then on)
 SCHEDULER_SETTINGS: dict[str, tuple[Any, Any]] = {
     "permanent_failure_timeout": (_positive_float, 600.0),
     "auto_replace": (_boolean, True),
+    "placement": (_placement, []),
 }
 IMMUTABLE = {
     "replication": "the replication factor is fixed once the ring exists",
@@ -108,6 +130,8 @@ class ServiceConfig:
     settings: dict[str, Any] = field(default_factory=lambda: {k: d for k, (_, d) in NODE_SETTINGS.items()})
     permanent_failure_timeout: float = 600.0
     auto_replace: bool = True
+    #: constraints over agent attributes (and `hostname`) on top of one node per agent
+    placement: list[list[str]] = field(default_factory=list)
 
     def validate(self) -> "ServiceConfig":
         if self.replication < 1:
@@ -116,11 +140,16 @@ class ServiceConfig:
             raise ConfigError(f"cannot run {self.nodes} node(s) with replication factor {self.replication}: "
                               f"at least {self.replication} are needed")
         self.node_resources = parse_node_resources(self.node_resources).to_text()
+        self.placement = _placement("placement", self.placement)
         for key, value in self.settings.items():
             if key not in NODE_SETTINGS:
                 raise ConfigError(f"unknown setting {key!r}")
             NODE_SETTINGS[key][0](key, value)
         return self
+
+    @property
+    def constraints(self) -> list[Constraint]:
+        return [Constraint.parse(spec) for spec in self.placement]
 
     @property
     def resources(self) -> Resources:

@@ -6,9 +6,11 @@ written before anything is done on its behalf: its agent, port and volume, its c
 task, the config it runs. Offers are matched to records, dcos-commons style, by making
 what an agent has match what the node needs: an offer from a node's agent that lacks
 its reservation gets RESERVE, one without its volume CREATE, and a node without a live
-task a LAUNCH, in one accept. Reserved resources and volumes of the service's role that
-belong to no node (a replaced node's, a decommissioned node's) are given back with
-DESTROY and UNRESERVE when their agent offers them.
+task a LAUNCH, in one accept. A node is placed on an agent that holds no other node
+and meets the config's placement constraints (`corral.constraints`). Reserved resources
+and volumes of the service's role that belong to no node (a replaced node's, a
+decommissioned node's) are given back with DESTROY and UNRESERVE when their agent
+offers them.
 
 Plans (`corral.framework.plans`) pace the work:
 - `deploy` (serial): a step per node; complete when the node runs the target config and
@@ -36,6 +38,7 @@ lock around the service's state.
 from __future__ import annotations
 
 import enum
+import json
 import logging
 import sys
 import threading
@@ -45,6 +48,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 import corral
+from corral.constraints import Placement, allows, offer_attributes
 from corral.framework import plans
 from corral.framework.plans import Plan, Phase, Status, Step, Strategy
 from corral.framework.reservations import OfferView, create_volume, reserve, reserved_to, unreserve, volume
@@ -108,6 +112,8 @@ class NodeRecord:
     #: the node's identity in the ring and its tokens, as the ring reports them
     host_id: str | None = None
     tokens: list[int] | None = None
+    #: its agent's attributes (and hostname) when it was placed, for placement constraints
+    attributes: dict[str, str] | None = None
     #: the scalars reserved for the node on its agent beside its port and volume
     #: (e.g. "cpus:0.5;mem:256"), as the scheduler last reserved them
     reserved: str | None = None
@@ -504,11 +510,18 @@ class CassandraService(corral.Scheduler):
         if not waiting:
             return False
         record = waiting[0]
+        attributes = offer_attributes(offer)
+        placed = Placement([r.attributes for r in self._ordered(Goal.RUNNING) if r.attributes and r.agent_id])
+        if not allows(self.config.constraints, offer, placed):
+            record.message = f"agent {offer.agent_id.value} ({offer.hostname}) is ruled out by the placement " \
+                             f"{json.dumps(self.config.placement)}"
+            return False
         port = self._free_port(offer, view)
         if port is None or not view.unreserved.contains(self.config.resources + Resources.parse(f"ports:[{port}-{port}]")):
             return False
         record.agent_id = offer.agent_id.value
         record.hostname = offer.hostname
+        record.attributes = attributes
         record.port = port
         record.volume_id = f"{self.config.name}-{record.name}-{uuid.uuid4().hex[:8]}"
         log.info("%s: placed on agent %s (%s:%d)", record.name, record.agent_id, record.hostname, port)
@@ -641,6 +654,7 @@ class CassandraService(corral.Scheduler):
                      record.agent_id, record.volume_id)
             record.replace_address = old if record.joined else None
             record.agent_id = record.hostname = record.port = record.volume_id = record.reserved = None
+            record.attributes = None
             record.task_id = record.task_state = record.running_since = record.pid = None
             record.lost_since = None
             record.agent_gone = record.restarting = False
