@@ -18,7 +18,9 @@ with the newest cell and first writes that cell back to the replicas that lacked
 (blocking read repair). Fewer live replicas than the level needs: Unavailable at once.
 
 Hints are replayed to their replica when it is up again (to whoever took its place if
-it was replaced, or to the key's current replicas if it left the ring).
+it was replaced, or to the key's current replicas if it left the ring). A hint older
+than `gc_grace` is dropped instead (as Cassandra's hints live gc_grace_seconds): the
+tombstones that would shadow what it carries may be gone by then.
 
 Tombstones are kept `gc_grace` seconds after this node stored them (Cassandra's
 gc_grace_seconds, default 10 days), long enough for hints, read repair and an operator's
@@ -102,6 +104,16 @@ class NodeConfig:
                      "gc_grace", "compaction_interval"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} {getattr(self, name)!r} must be positive")
+
+
+def _hint_id(now: float, nonce: int) -> bytes:
+    """A hint's id: when it was written (whole seconds, so a target's hints are stored
+    oldest first) and 32 random bits."""
+    return (int(now) << 32 | nonce).to_bytes(8, "big")
+
+
+def _hint_written_at(hint_id: bytes) -> int:
+    return int.from_bytes(hint_id[:4], "big")
 
 
 class Mode(enum.Enum):
@@ -301,7 +313,7 @@ class Node:
         self.counters: dict[str, int] = dict.fromkeys(
             ("writes", "reads", "unavailable", "write_timeouts", "read_timeouts", "hints_written", "hints_delivered",
              "digest_mismatches", "read_repairs", "repaired_cells", "streamed_cells", "streamed_bytes", "malformed",
-             "compactions", "tombstones_purged"), 0)
+             "compactions", "tombstones_purged", "hints_expired"), 0)
         self.fatal: str | None = None
         self.draining = False
         #: the time of the message or timer being handled
@@ -763,7 +775,7 @@ class Node:
         down = self._down_since.get(host)
         if down is not None and now - down > self.config.max_hint_window:
             return
-        hint_id = self.rng.getrandbits(64).to_bytes(8, "big")
+        hint_id = _hint_id(now, self.rng.getrandbits(32))
         self.storage.add_hint(host, hint_id, key, cell)
         self._hint_targets.add(host)
         self.counters["hints_written"] += 1
@@ -785,8 +797,13 @@ class Node:
             else:
                 recipients = None  # left the ring: the key's current replicas get it
             sent = 0
+            expired_before = now - self.config.gc_grace
             for hint_id, key, cell in hints:
                 if (target, hint_id) in self._hints_in_flight:
+                    continue
+                if _hint_written_at(hint_id) < expired_before:
+                    self.storage.hint_done(target, hint_id)
+                    self.counters["hints_expired"] += 1
                     continue
                 if sent >= HINTS_PER_ROUND:
                     break

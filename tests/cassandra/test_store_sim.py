@@ -260,3 +260,22 @@ def test_tombstones_outlive_the_gc_grace_so_repair_spreads_them_then_compaction_
         assert client.wait(client.get(ADDR[int(k[1:]) % 3], k, "ALL")) == (None, expected), k
     assert all(stored[n].get(k) == stored[0].get(k) for n in range(3) for k in kept)
     cluster.close()
+
+
+def test_hints_older_than_the_gc_grace_are_dropped_not_delivered(tmp_path):
+    cluster = ring_of_three(tmp_path, 13, gc_grace=20.0)
+    client = cluster.client()
+    cluster.isolate(ADDR[2])
+    cluster.run_until(lambda: cluster.states(ADDR[0]).get("n2") == "DN", 60)
+    keys = [b"h%d" % i for i in range(30)]
+    for k in keys:
+        assert client.wait(client.put(ADDR[0], k, b"v")) == (None, None)
+    assert cluster.nodes[ADDR[0]].counters["hints_written"] == len(keys)
+    cluster.run_for(25.0)  # n2 stays cut off past the grace
+    cluster.heal()
+    cluster.run_until(lambda: cluster.nodes[ADDR[0]].counters["hints_expired"] == len(keys), 30)
+    cluster.run_for(5.0)
+    assert cluster.nodes[ADDR[0]].counters["hints_delivered"] == 0
+    assert all(local(cluster, 2, k) is None for k in keys)
+    assert cluster.storages[ADDR[0]].hint_targets() == set()
+    cluster.close()
