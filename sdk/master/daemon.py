@@ -261,10 +261,14 @@ class MasterDaemon:
         return runtime is not None and (self.contender is None or self.contender.leadership.acts(PROCESS_CLOCK()))
 
     def leader_address(self) -> str | None:
-        """The leading master's HTTP address, as far as this master knows."""
+        """The leading master's HTTP address, as far as this master knows (a standby
+        whose ZooKeeper session is not connected knows none)."""
         if self.leading():
             return self.address
-        info = self.contender.leader_info if self.contender is not None else None
+        contender = self.contender
+        if contender is None or contender.session is not Session.CONNECTED:
+            return None
+        info = contender.leader_info
         if info is None or info.master_id == self.master_id:
             return None
         return info.http_address

@@ -101,3 +101,12 @@ def test_a_contender_holding_garbage_leads_nobody():
     assert lead.observed([A, B], sent_at=1.0) is None
     assert lead.observed([A, B], sent_at=2.0, unreadable={A}) is Change.ELECTED
     assert lead.leader == B
+
+
+def test_no_election_before_the_session_is_connected():
+    lead = Leadership(10.0)
+    assert lead.session is Session.LOST  # as a kazoo client starts
+    lead.submitted(A)
+    assert lead.observed([A], sent_at=0.0) is None and not lead.acts(0.0)
+    lead.session_changed(Session.CONNECTED, 1.0)
+    assert lead.observed([A], sent_at=1.0) is Change.ELECTED

@@ -188,6 +188,14 @@ def test_masters_survive_a_zookeeper_restart(cluster: LocalCluster) -> None:
         wait_for(lambda: all(get_json(m.address, "/health")["role"] == "standby" for m in cluster.masters), 30,
                  "every master to stop leading without ZooKeeper")
         assert all(get_json(m.address, "/metrics/snapshot")["master/elected"] == 0 for m in cluster.masters)
+        # no leader known: state and operator calls answer 503, /redirect too
+        wait_for(lambda: all(get_json(m.address, "/health")["zookeeper"] != "connected" for m in cluster.masters),
+                 30, "every master to see ZooKeeper gone")
+        for m in cluster.masters:
+            for path in ("/state", "/redirect"):
+                with pytest.raises(urllib.error.HTTPError) as unavailable:
+                    urllib.request.build_opener(NoRedirect).open(f"http://{m.address}{path}", timeout=5)
+                assert unavailable.value.code == 503
         cluster.zookeeper.start()
         leader = cluster.wait_leader(timeout=60)
         wait_for(lambda: agents_back(cluster, leader, 2), 60, "both agents registered with the leader")

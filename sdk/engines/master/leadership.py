@@ -51,7 +51,8 @@ class Leadership:
             raise ValueError(f"session timeout {session_timeout!r} is not a positive number of seconds")
         self.session_timeout = session_timeout
         self.standing = Standing.CONTENDING
-        self.session = Session.CONNECTED
+        #: the client's session, as last reported (none yet: LOST, as kazoo starts)
+        self.session = Session.LOST
         #: our contender znode's name, once created
         self.candidacy: str | None = None
         #: the leading contender's znode name, as last observed
