@@ -115,11 +115,15 @@ setup(
         *(f"corral.{p}" for p in (
             "engines", "master", "agent", "executors", "testing",
         )),
+        "corral.examples",
+        "corral.examples.spark",
     ],
     package_dir={
         "corral": "sdk",
         "corral._core": "_core",
         "corral.protos": "protos",
+        "corral.examples": "examples",
+        "corral.examples.spark": "examples/spark",
     },
     package_data={
         "corral": ["py.typed", "master/webui/*"],
