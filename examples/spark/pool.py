@@ -194,10 +194,10 @@ class ExecutorPool:
         never_registered = record.phase is ExecutorPhase.LAUNCHING
         record.phase = ExecutorPhase.ENDED
         record.end = reason
+        if self.stopping:
+            return record  # the framework's teardown ends what is left
         if not corral_knows:
             self._emit(KillExecutor(executor_id))  # in case its process lingers
-        if self.stopping:
-            return record
         self.recent_ends = (self.recent_ends + [f"{executor_id} on {record.hostname or record.agent_id}: {reason}"])[-3:]
         self._strike(record.agent_id, now)
         if never_registered:
