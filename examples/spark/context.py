@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, TextIO
 
 import corral
 from corral.examples.spark import serde
-from corral.examples.spark.core import DriverCore, EngineConfig, ExecutorUp
+from corral.examples.spark.core import DriverCore, EngineConfig, ExecutorUp, ExecutorView
 from corral.examples.spark.dag import Job, JobEnded
 from corral.examples.spark.driver import ClusterBackend
 from corral.examples.spark.local import LocalBackend
@@ -278,7 +278,11 @@ class Context:
 
     def executor_pids(self) -> dict[str, int]:
         """Executor id -> process id, of the executors registered now."""
-        return self._loop.call(lambda now: {e.id: e.pid for e in self._core.executors.values()})
+        return {view.id: view.pid for view in self.executor_status()}
+
+    def executor_status(self) -> list[ExecutorView]:
+        """The executors registered now: where they run and what they hold."""
+        return self._loop.call(lambda now: self._core.executor_views())
 
     # --------------------------------------------------------------------- the end
     def stop(self) -> None:

@@ -13,6 +13,7 @@ is given `prefetch` extra tasks per core, so that it never waits for the round t
 the driver between two of them."""
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -21,6 +22,10 @@ from corral.examples.spark.dag import DagScheduler, Job, JobEnded, JobError, Kil
 from corral.examples.spark.pool import ExecutorPool, PoolConfig, PoolGaveUp
 from corral.examples.spark.taskset import Attempt, SchedulingConfig, TaskSet
 from corral.examples.spark.wire import Msg, Outcome
+
+
+#: a deadline this close is due (clocks that add a delay to now may land just short of it)
+DUE_SLACK = 1e-6
 
 
 @dataclass
@@ -62,6 +67,20 @@ class ExecutorState:
     running: dict[int, Attempt] = field(default_factory=dict)
     blobs: set[int] = field(default_factory=set)
     broadcasts: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class ExecutorView:
+    id: str
+    pid: int
+    #: the corral agent it runs on ("" in local mode)
+    agent_id: str
+    #: where it serves shuffle blocks
+    address: str
+    running_tasks: int
+    #: map outputs it holds, over every shuffle
+    map_outputs: int
+    cached_partitions: int
 
 
 class DriverCore:
@@ -249,6 +268,17 @@ class DriverCore:
             self.dag.fail_all(JobError(f"no executors: {event.message}"), self._now)
         self._actions.append(event)
 
+    def executor_views(self) -> list[ExecutorView]:
+        outputs = Counter(status.executor_id for statuses in self.dag.outputs.values() for status in statuses
+                          if status is not None)
+        cached = Counter(e for locs in self.dag.cache_locs.values() for e in locs)
+        views = []
+        for executor in self.executors.values():
+            record = self.pool.records.get(executor.id) if self.pool is not None else None
+            views.append(ExecutorView(executor.id, executor.pid, record.agent_id if record else "", executor.address,
+                                      len(executor.running), outputs[executor.id], cached[executor.id]))
+        return views
+
     # ----------------------------------------------------------- housekeeping
     def tell_executors(self, message: tuple[Any, ...]) -> None:
         """Send `message` to every executor (unpersist, dropped shuffles and broadcasts)."""
@@ -263,7 +293,7 @@ class DriverCore:
                 if self.pool is not None:
                     self.pool.ended(executor.id, "it stopped sending heartbeats", now)
                 self._lost(executor.id, f"no heartbeat for {self.config.executor_timeout:g}s", now)
-            elif now - executor.last_sent >= self.config.heartbeat_interval and executor.id not in self._outbox:
+            elif executor.last_sent + self.config.heartbeat_interval <= now + DUE_SLACK and executor.id not in self._outbox:
                 self._outbox[executor.id] = [(int(Msg.HEARTBEAT),)]
         if self.config.speculation:
             for taskset in self.dag.tasksets:

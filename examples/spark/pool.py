@@ -65,6 +65,7 @@ class LaunchExecutors:
 @dataclass
 class DeclineOffer:
     offer_id: corral.OfferID
+    agent_id: str
     refuse_seconds: float
 
 
@@ -154,7 +155,7 @@ class ExecutorPool:
                 self._emit(LaunchExecutors(offer.id, tasks))
             else:
                 ban = self.banned(offer.agent_id.value, now)
-                self._emit(DeclineOffer(offer.id, ban if ban else self.config.refuse_seconds))
+                self._emit(DeclineOffer(offer.id, offer.agent_id.value, ban if ban else self.config.refuse_seconds))
         if need == 0 and not self.suppressed:
             self.suppressed = True
             self._emit(SuppressOffers())

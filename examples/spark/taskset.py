@@ -101,7 +101,7 @@ class TaskSet:
                 self.last_local_launch = now
                 return split, False
         split = self._pop(self._no_prefs, executor_id, alive)
-        if split is None and self._anywhere and now - self.last_local_launch >= self.config.locality_wait:
+        if split is None and self._anywhere and self.last_local_launch + self.config.locality_wait <= now + 1e-6:
             split = self._pop(self._anywhere, executor_id, alive)
         if split is not None:
             return split, False
