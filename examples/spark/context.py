@@ -122,7 +122,7 @@ class Context:
             settings = {"compress_shuffle": compress_shuffle, "heartbeat_interval": config.heartbeat_interval,
                         "driver_timeout": config.executor_timeout, "py_files": [os.path.basename(p) for p in py_files]}
             environment = {"PYTHONHASHSEED": str(secrets.randbelow(1 << 31)), **(executor_environment or {})}
-            uris = [corral.CommandInfo.URI(value=p, extract=False) for p in py_files] if py_files else []
+            uris = [corral.uri(p, extract=False) for p in py_files]
             self._backend = ClusterBackend(master, app_name, secrets.token_hex(16), resources, cores, settings,
                                            environment, uris, self._on_action, role)
             pool = PoolConfig(executors, resources, blacklist_seconds=blacklist_seconds)

@@ -74,9 +74,7 @@ class ClusterBackend:
     # -- what the pool launches -------------------------------------------------------
     def make_executor_task(self, executor_id: str, offer: corral.Offer) -> corral.TaskInfo:
         info = corral.executor_info(executor_id, EXECUTOR_PROGRAM, environment=self._environment,
-                                    name=f"{self.app_name} executor")
-        if self._uris:
-            info.command.uris.extend(self._uris)
+                                    name=f"{self.app_name} executor", uris=self._uris)
         data = corral.pack({"driver": self.address, "token": self._token, "executor_id": executor_id,
                             "cores": self._cores, **self._settings})
         return corral.executor_task(f"{self.app_name} {executor_id}", info, offer.agent_id, self._resources,

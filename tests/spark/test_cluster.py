@@ -84,3 +84,26 @@ def test_broadcasts_accumulators_and_cache_across_executor_processes(ctx: Contex
     assert rdd.map(len).sum() == sum(len(str(i % 100)) * 2 for i in range(1000))
     assert computed.value == 1000  # the second job read the executors' cached partitions
     assert ctx.last_job.tasks == 8
+
+
+def test_py_files_ship_the_programs_modules_to_the_executors(cluster: LocalCluster, tmp_path: Path) -> None:
+    import sys
+    import zipfile
+
+    (tmp_path / "spark_test_shapes.py").write_text("def area(side):\n    return side * side\n")
+    with zipfile.ZipFile(tmp_path / "deps.zip", "w") as z:
+        z.writestr("spark_test_units/__init__.py", "def label(x):\n    return f'{x} m2'\n")
+    sys.path[:0] = [str(tmp_path), str(tmp_path / "deps.zip")]
+    try:
+        import spark_test_shapes
+        import spark_test_units
+
+        with Context(cluster.master_address, executors=1, progress=False) as bare:
+            with pytest.raises(ModuleNotFoundError, match="spark_test_shapes"):
+                bare.parallelize([1, 2], 2).map(spark_test_shapes.area).collect()
+        py_files = [str(tmp_path / "spark_test_shapes.py"), str(tmp_path / "deps.zip")]
+        with Context(cluster.master_address, executors=1, progress=False, py_files=py_files) as shipped:
+            squares = shipped.parallelize([1, 2, 3], 2).map(spark_test_shapes.area).map(spark_test_units.label)
+            assert squares.collect() == ["1 m2", "4 m2", "9 m2"]
+    finally:
+        del sys.path[:2]
