@@ -33,7 +33,8 @@ from corral.examples.spark.shuffle import Aggregation, Aggregator, ShuffleDepend
 if TYPE_CHECKING:
     from corral.examples.spark.context import Context
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+#: the engine's own modules, skipped when naming the user's line that made an RDD
+_ENGINE_FILES = {os.path.join(os.path.dirname(os.path.abspath(__file__)), name) for name in ("rdd.py", "context.py")}
 #: keys sampled per partition to find the range bounds of a sort
 SORT_SAMPLE_PER_PARTITION = 60
 #: bytes read from a text file at a time
@@ -43,7 +44,7 @@ TEXT_CHUNK = 4 << 20
 def callsite() -> str:
     """file:line of the user's code that called into the engine."""
     frame = sys._getframe(1)
-    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == _PACKAGE_DIR:
+    while frame is not None and os.path.abspath(frame.f_code.co_filename) in _ENGINE_FILES:
         frame = frame.f_back
     if frame is None:
         return "?"
