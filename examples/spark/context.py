@@ -191,7 +191,13 @@ class Context:
                 accumulator.merge(update)
 
     def _unpersist(self, rdd_id: int) -> None:
-        self._loop.post(self._forget_cached, rdd_id)
+        if not self._stopped:
+            self._loop.post(self._forget_cached, rdd_id)
+
+    def _drop_shuffle(self, shuffle_id: int) -> None:
+        """A ShuffledRDD was garbage-collected: its map outputs are of no more use."""
+        if not self._stopped:
+            self._loop.post(self._core.drop_shuffle, shuffle_id)
 
     def _forget_cached(self, rdd_id: int, now: float) -> None:
         for key in [k for k in self._core.dag.cache_locs if k[0] == rdd_id]:

@@ -285,6 +285,11 @@ class DriverCore:
         for executor in self.executors.values():
             self._outbox.setdefault(executor.id, []).append(message)
 
+    def drop_shuffle(self, shuffle_id: int, now: float) -> None:
+        """Forget a shuffle nothing can read any more; the executors delete its files."""
+        if self.dag.forget_shuffle(shuffle_id):
+            self.tell_executors((int(Msg.DROP_SHUFFLE), shuffle_id))
+
     def tick(self, now: float) -> None:
         """Heartbeats both ways, speculation, delay-scheduling deadlines."""
         self._now = now

@@ -473,6 +473,18 @@ class DagScheduler:
             else:
                 taskset.add(stage.pending, lambda split, stage=stage: self._prefs(stage, split))
 
+    def forget_shuffle(self, shuffle_id: int) -> bool:
+        """Drop a shuffle's map stage and outputs, unless an active stage still needs them."""
+        stage = self.shuffle_stages.get(shuffle_id)
+        if stage is None:
+            return False
+        active = [*self.waiting, *(ts.stage for ts in self.tasksets)]
+        if stage in active or any(shuffle_id in s.reads for s in active):
+            return False
+        del self.shuffle_stages[shuffle_id]
+        del self.outputs[shuffle_id]
+        return True
+
     # -------------------------------------------------------------- endings
     def _abort(self, stage: Stage, error: JobError, now: float) -> None:
         for job in self._jobs_of(stage):
@@ -497,6 +509,7 @@ class DagScheduler:
                 self._retire(stage)
         if job.final_stage is not None:
             self._retire(job.final_stage)
+            job.final_stage.job = None  # no cycle: the job's RDDs go as soon as the program drops them
         self._emit(JobEnded(job))
 
 

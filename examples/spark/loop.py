@@ -38,7 +38,8 @@ class DriverLoop:
         self._queue.put((fn, args, None))
 
     def call(self, fn: Callable[..., Any], *args: Any, timeout: float = 30.0) -> Any:
-        """Run fn(*args, now) on the loop thread and return its result."""
+        """Run fn(*args, now) on the loop thread and return its result, once the actions
+        of its turn have been performed."""
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self._queue.put((fn, args, future))
         return future.result(timeout)
@@ -64,29 +65,34 @@ class DriverLoop:
                 except queue.Empty:
                     break
             now = self.clock()
+            answers: list[tuple[Any, Any]] = []
             for event in batch:
                 if event is None:
                     self._flush()
                     return
                 if event:
-                    self._handle(event, now)
+                    self._handle(event, now, answers)
             deadline = core.next_deadline()
             if deadline is not None and deadline <= now:
                 self._guarded(core.tick, now)
             self._flush()
+            for future, result in answers:  # once what the calls caused has been done
+                if isinstance(result, Exception):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
 
-    def _handle(self, event: tuple[Callable[..., Any], tuple[Any, ...], Any], now: float) -> None:
+    def _handle(self, event: tuple[Callable[..., Any], tuple[Any, ...], Any], now: float,
+                answers: list[tuple[Any, Any]]) -> None:
         fn, args, future = event
         try:
             result = fn(*args, now)
         except Exception as exc:
             log.exception("the driver failed handling %s", getattr(fn, "__name__", fn))
-            if future is not None:
-                future.set_exception(exc)
+            result = exc
             self._fail_everything(exc, now)
-            return
         if future is not None:
-            future.set_result(result)
+            answers.append((future, result))
 
     def _guarded(self, fn: Callable[[float], None], now: float) -> None:
         try:

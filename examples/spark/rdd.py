@@ -19,10 +19,12 @@ import functools
 import glob
 import heapq
 import itertools
+import math
 import operator
 import os
 import random
 import sys
+import weakref
 from itertools import chain
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
@@ -119,8 +121,11 @@ class RDD:
 
     # -- persistence ----------------------------------------------------------------
     def cache(self) -> "RDD":
-        """Keep computed partitions in the executors' memory (recomputed if lost)."""
-        self.persisted = True
+        """Keep computed partitions in the executors' memory (recomputed if lost; dropped
+        when this RDD is garbage-collected in the driver, or unpersisted)."""
+        if not self.persisted:
+            self.persisted = True
+            weakref.finalize(self, self._ctx._unpersist, self.id).atexit = False
         return self
 
     persist = cache
@@ -408,7 +413,7 @@ def text_splits(files: list[str], min_partitions: int, block_size: int, multiple
     target = max(1, -(-total // wanted))
     splits = []
     for path, size in sizes:
-        pieces = max(1, round(size / target)) if size else 1
+        pieces = max(1, math.ceil(size / target - 0.05))  # (a file a hair over the target stays whole)
         bounds = [size * i // pieces for i in range(pieces + 1)]
         splits += [(path, bounds[i], bounds[i + 1] - bounds[i]) for i in range(pieces)]
     return splits
@@ -499,6 +504,8 @@ class ShuffledRDD(RDD):
         dep = ShuffleDependency(parent, ctx._new_shuffle_id(), partitioner, aggregator, map_side_combine,
                                 sort_ascending)
         super().__init__(ctx, [dep], partitioner.num_partitions, name, partitioner)
+        # nothing can read the shuffle once this RDD is gone: its outputs are deleted then
+        weakref.finalize(self, ctx._drop_shuffle, dep.shuffle_id).atexit = False
 
     def compute(self, split: int, task: Any) -> Iterator[Any]:
         dep: ShuffleDependency = self.deps[0]

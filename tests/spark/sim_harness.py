@@ -163,6 +163,12 @@ class SimSpark(corral.Scheduler):
     def _new_shuffle_id(self) -> int:
         return next(self._shuffle_ids)
 
+    def _drop_shuffle(self, shuffle_id: int) -> None:
+        self.cluster.schedule(0.0, lambda: self._run(self.core.drop_shuffle, shuffle_id))
+
+    def _unpersist(self, rdd_id: int) -> None:
+        pass
+
     def _broadcast_blob(self, broadcast_id: str) -> bytes:
         raise KeyError(broadcast_id)
 

@@ -195,3 +195,22 @@ def test_an_exception_that_does_not_pickle_still_fails_the_job_clearly(ctx: Cont
 
     with pytest.raises(JobFailed, match="Local"):
         ctx.parallelize([1], 1).foreach(fail)
+
+
+def test_shuffles_and_caches_of_garbage_collected_rdds_are_dropped(ctx: Context) -> None:
+    import gc
+
+    def held() -> tuple[int, int, int]:
+        views = ctx.executor_status()  # (answered once the drops queued before it are done)
+        files = len(list(ctx._backend.work_dir.glob("*/shuffle/*.data")))
+        return sum(v.map_outputs for v in views), sum(v.cached_partitions for v in views), files
+
+    def counts() -> tuple[int, int, int]:
+        rdd = ctx.parallelize(range(100), 4).map(lambda x: (x % 3, 1)).reduce_by_key(operator.add).cache()
+        assert dict(rdd.collect()) == {0: 34, 1: 33, 2: 33}
+        return held()
+
+    gc.collect()  # what earlier tests left
+    outputs, cached, files = held()
+    assert counts() == (outputs + 4, cached + 4, files + 4)
+    assert held() == (outputs, cached, files)  # freed by reference counting: no cycle holds a job's RDDs
