@@ -14,14 +14,14 @@ Same machine, same run, same input:
 - wordcount with one executor SIGKILLed once half the map outputs exist, against the
   same wordcount without: at most 1.5x.
 
-Each system's session (cluster, context) is started once, outside the timings; corral's
-benchmarks run first, before PySpark's JVM and Dask's processes exist (they stay up once
-started, idle but not free). The
+Every system's session (cluster, context, JVM, worker processes) is started before the
+first timing and stays up to the end, so each runs with the others idle beside it. The
 200 MB input is generated once into $CORRAL_BENCH_DATA (default /tmp/corral-bench-data).
 Needs the `bench` extra (pip install '.[bench]') and Java 17 (openjdk-17-jre-headless).
 
 Run: python -m pytest benches/bench_spark.py --benchmark-only -s
-(CORRAL_BENCH_ROUNDS=N for N rounds of each, default 3.)
+(CORRAL_BENCH_ROUNDS=N for N rounds of each, default 3. In each round every system runs
+once, the order rotated round by round; ratios are per round, then their median.)
 """
 from __future__ import annotations
 
@@ -29,12 +29,13 @@ import operator
 import os
 import shutil
 import signal
+import statistics
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import cloudpickle
 import pytest
@@ -49,6 +50,7 @@ ROUNDS = int(os.environ.get("CORRAL_BENCH_ROUNDS", "3"))
 PARTITIONS = 8
 NOOP_TASKS = 10_000
 _RESULTS: dict[str, list[float]] = {}
+_RATIOS: dict[str, list[float]] = {}
 
 
 def noop(x: Any) -> None:
@@ -100,7 +102,8 @@ def spark_context() -> Iterator[Any]:
         pytest.skip("PySpark needs Java: apt-get install -y openjdk-17-jre-headless")
     os.environ.setdefault("PYTHONHASHSEED", "0")
     os.environ["PYSPARK_PYTHON"] = sys.executable
-    conf = pyspark.SparkConf().setMaster("local[2]").setAppName("bench").set("spark.ui.enabled", "false")
+    conf = (pyspark.SparkConf().setMaster("local[2]").setAppName("bench").set("spark.ui.enabled", "false")
+            .set("spark.ui.showConsoleProgress", "false"))
     sc = pyspark.SparkContext(conf=conf)
     sc.setLogLevel("ERROR")
     yield sc
@@ -115,6 +118,13 @@ def dask_client() -> Iterator[Any]:
     yield client
     client.close()
     cluster.close()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def sessions(request: pytest.FixtureRequest) -> None:
+    """All three up before anything is timed (the same background for every system)."""
+    for name in ("corral_ctx", "spark_context", "dask_client"):
+        request.getfixturevalue(name)
 
 
 # ------------------------------------------------------------------------ wordcount
@@ -135,30 +145,75 @@ def dask_wordcount(client: Any, text: Path, out: Path) -> None:
     bag.str.split().flatten().frequencies().map(lambda kv: f"{kv[0]}\t{kv[1]}").to_textfiles(f"{out}/part-*")
 
 
-def _record(name: str, benchmark: Any) -> None:
-    _RESULTS[name] = sorted(benchmark.stats.stats.data)
+def alternate(benchmark: Any, runs: dict[str, Callable[[], None]]) -> dict[str, list[float]]:
+    """ROUNDS rounds; in each, every run once, the order rotated from round to round, so
+    that the load of the machine weighs on all alike; their wall times by name."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+
+    def rounds() -> None:
+        names = list(runs)
+        for index in range(ROUNDS):
+            for name in names[index % len(names):] + names[:index % len(names)]:
+                start = time.perf_counter()
+                runs[name]()
+                times[name].append(time.perf_counter() - start)
+
+    benchmark.pedantic(rounds, rounds=1, iterations=1)
+    benchmark.extra_info.update({name: values for name, values in times.items()})
+    _RESULTS.update(times)
+    return times
 
 
-def test_wordcount_corral(benchmark: Any, corral_ctx: Context, text: Path, outputs: Path) -> None:
-    benchmark.pedantic(lambda: corral_wordcount(corral_ctx, text, fresh(outputs, "corral")), rounds=ROUNDS,
-                       iterations=1)
-    _record("wordcount corral", benchmark)
+def ratios(times: dict[str, list[float]], name: str, baseline: str) -> list[float]:
+    """Per-round ratios of `name` to `baseline`."""
+    return [a / b for a, b in zip(times[name], times[baseline])]
+
+
+@pytest.mark.timeout(3600)
+def test_wordcount(benchmark: Any, corral_ctx: Context, spark_context: Any, dask_client: Any, text: Path,
+                   outputs: Path) -> None:
+    times = alternate(benchmark, {
+        "wordcount corral": lambda: corral_wordcount(corral_ctx, text, fresh(outputs, "corral")),
+        "wordcount pyspark local[2]": lambda: pyspark_wordcount(spark_context, text, fresh(outputs, "pyspark")),
+        "wordcount dask": lambda: dask_wordcount(dask_client, text, fresh(outputs, "dask")),
+    })
+    _RATIOS["corral / pyspark wordcount (target <= 1.0)"] = ratios(times, "wordcount corral", "wordcount pyspark local[2]")
+    _RATIOS["corral / dask wordcount (target <= 1.0)"] = ratios(times, "wordcount corral", "wordcount dask")
     counts = sum(int(line.split("\t")[1]) for p in (outputs / "corral").glob("part-*") for line in open(p))
     assert counts == sum(len(line.split()) for p in text.glob("part-*") for line in open(p))
 
 
-def test_wordcount_corral_with_an_executor_killed_half_way(benchmark: Any, corral_ctx: Context, text: Path,
-                                                           outputs: Path) -> None:
-    def run() -> None:
-        wait_for_executors(corral_ctx, 2)
+@pytest.mark.timeout(3600)
+def test_wordcount_with_an_executor_killed_half_way(benchmark: Any, corral_ctx: Context, text: Path,
+                                                    outputs: Path) -> None:
+    def killed() -> None:
+        wait_for_executors(corral_ctx, 2)  # (the replacement of the last round's victim)
         killer = threading.Thread(target=kill_half_way, args=(corral_ctx,), daemon=True)
         killer.start()
         corral_wordcount(corral_ctx, text, fresh(outputs, "corral-killed"))
         killer.join()
         assert corral_ctx.last_job.recomputed >= 1
 
-    benchmark.pedantic(run, rounds=ROUNDS, iterations=1)
-    _record("wordcount corral, an executor killed half way", benchmark)
+    def undisturbed() -> None:
+        wait_for_executors(corral_ctx, 2)
+        corral_wordcount(corral_ctx, text, fresh(outputs, "corral"))
+
+    times = alternate(benchmark, {"wordcount corral (for the kill)": undisturbed,
+                                  "wordcount corral, an executor killed half way": killed})
+    _RATIOS["killed half way / undisturbed (target <= 1.5)"] = ratios(
+        times, "wordcount corral, an executor killed half way", "wordcount corral (for the kill)")
+
+
+@pytest.mark.timeout(3600)
+def test_noop_tasks(benchmark: Any, corral_ctx: Context, dask_client: Any) -> None:
+    wait_for_executors(corral_ctx, 2)
+    times = alternate(benchmark, {
+        "10k no-op tasks corral": lambda: corral_ctx.parallelize(range(NOOP_TASKS), NOOP_TASKS).foreach(noop),
+        "10k no-op tasks dask": lambda: dask_client.gather(dask_client.map(noop, range(NOOP_TASKS), pure=False)),
+    })
+    assert corral_ctx.last_job.tasks == NOOP_TASKS
+    _RATIOS["dask time / corral time for 10k no-op tasks (target >= 1.0)"] = ratios(
+        times, "10k no-op tasks dask", "10k no-op tasks corral")
 
 
 def wait_for_executors(ctx: Context, count: int) -> None:
@@ -179,48 +234,17 @@ def kill_half_way(ctx: Context) -> None:
         time.sleep(0.02)
 
 
-def test_noop_tasks_corral(benchmark: Any, corral_ctx: Context) -> None:
-    wait_for_executors(corral_ctx, 2)
-    benchmark.pedantic(lambda: corral_ctx.parallelize(range(NOOP_TASKS), NOOP_TASKS).foreach(noop), rounds=ROUNDS,
-                       iterations=1)
-    _record("10k no-op tasks corral", benchmark)
-    assert corral_ctx.last_job.tasks == NOOP_TASKS
-
-
-def test_wordcount_pyspark(benchmark: Any, spark_context: Any, text: Path, outputs: Path) -> None:
-    benchmark.pedantic(lambda: pyspark_wordcount(spark_context, text, fresh(outputs, "pyspark")), rounds=ROUNDS,
-                       iterations=1)
-    _record("wordcount pyspark local[2]", benchmark)
-
-
-def test_wordcount_dask(benchmark: Any, dask_client: Any, text: Path, outputs: Path) -> None:
-    benchmark.pedantic(lambda: dask_wordcount(dask_client, text, fresh(outputs, "dask")), rounds=ROUNDS,
-                       iterations=1)
-    _record("wordcount dask", benchmark)
-
-
 # ----------------------------------------------------------------- no-op tasks
-def test_noop_tasks_dask(benchmark: Any, dask_client: Any) -> None:
-    benchmark.pedantic(lambda: dask_client.gather(dask_client.map(noop, range(NOOP_TASKS), pure=False)),
-                       rounds=ROUNDS, iterations=1)
-    _record("10k no-op tasks dask", benchmark)
-
-
 def teardown_module() -> None:
     if not _RESULTS:
         return
-    median = {name: times[len(times) // 2] for name, times in _RESULTS.items()}
-    lines = ["", "corral.examples.spark against PySpark and Dask (medians, same run):"]
-    for name, value in median.items():
-        lines.append(f"  {name}: {value:.2f}s ({', '.join(f'{t:.2f}' for t in _RESULTS[name])})")
-    corral_wc = median.get("wordcount corral")
-    for other in ("wordcount pyspark local[2]", "wordcount dask"):
-        if corral_wc and other in median:
-            lines.append(f"  corral / {other}: {corral_wc / median[other]:.2f}x (target <= 1.0x)")
-    killed = median.get("wordcount corral, an executor killed half way")
-    if corral_wc and killed:
-        lines.append(f"  killed half way / undisturbed: {killed / corral_wc:.2f}x (target <= 1.5x)")
+    lines = ["", "corral.examples.spark against PySpark and Dask (wall seconds per round, same run, "
+                 "rounds alternated):"]
+    for name, times in _RESULTS.items():
+        lines.append(f"  {name}: median {statistics.median(times):.2f}s ({', '.join(f'{t:.2f}' for t in times)})")
+    for name, values in _RATIOS.items():
+        lines.append(f"  {name}: median {statistics.median(values):.2f} ({', '.join(f'{v:.2f}' for v in values)})")
     for name in ("10k no-op tasks corral", "10k no-op tasks dask"):
-        if name in median:
-            lines.append(f"  {name}: {NOOP_TASKS / median[name]:.0f} tasks/s")
+        if name in _RESULTS:
+            lines.append(f"  {name}: {NOOP_TASKS / statistics.median(_RESULTS[name]):.0f} tasks/s (median round)")
     print("\n".join(lines))

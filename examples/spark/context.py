@@ -11,6 +11,7 @@ once every executor has registered, or stops what it started and raises
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import itertools
 import logging
 import math
@@ -63,6 +64,9 @@ class RemoteTraceback(Exception):
 
 
 class Context:
+    """A driver program's connection to its executors; make RDDs with it, stop it when
+    done (or use it as a context manager)."""
+
     def __init__(self, master: str = "local[2]", app_name: str = "corral-spark", executors: int = 2,
                  executor_resources: str = "cpus:1;mem:512", *, py_files: Iterable[str] = (),
                  speculation: bool = False, progress: bool | None = None, stream: TextIO | None = None,
@@ -109,8 +113,8 @@ class Context:
         self.job_summaries: list[JobSummary] = []
         self.progress = Progress(stream or sys.stderr, progress)
 
-        config = engine or EngineConfig(max_task_failures=max_task_failures, locality_wait=locality_wait,
-                                        speculation=speculation)
+        config = dataclasses.replace(engine) if engine else EngineConfig(
+            max_task_failures=max_task_failures, locality_wait=locality_wait, speculation=speculation)
         if local:
             count = int(local.group(1) or executors)
             self.executors_wanted, cores = count, 1

@@ -50,11 +50,12 @@ def generate_text(directory: str | os.PathLike[str], size: int, seed: int, files
     for index in range(files):
         target = size // files + (1 if index < size % files else 0)
         path = out / f"part-{index:05d}.txt"
+        chunk = min(CHUNK_WORDS, target // 4 + 16)  # (words are 6.5 bytes on average)
         with open(path, "w", encoding="ascii") as f:
             written = 0
             while written < target:
-                drawn = rng.choices(words, cum_weights=cumulative, k=CHUNK_WORDS)
-                lengths = rng.choices(range(5, 16), k=CHUNK_WORDS // 5)
+                drawn = rng.choices(words, cum_weights=cumulative, k=chunk)
+                lengths = rng.choices(range(5, 16), k=chunk // 5)
                 lines, start = [], 0
                 for length in lengths:
                     if start + length > len(drawn):

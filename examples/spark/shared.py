@@ -9,9 +9,10 @@ which travel back with its result and are merged into the driver's value once pe
 successful partition."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from corral.examples.spark import serde
 
@@ -27,17 +28,16 @@ def set_current_task(task: Any) -> None:
     _local.task = task
 
 
-class collect_broadcasts:
-    """Within this block, every Broadcast pickled records its id in `ids`."""
-
-    def __enter__(self) -> set[str]:
-        self.ids: set[str] = set()
-        self._outer = getattr(_local, "broadcasts", None)
-        _local.broadcasts = self.ids
-        return self.ids
-
-    def __exit__(self, *exc: object) -> None:
-        _local.broadcasts = self._outer
+@contextlib.contextmanager
+def collect_broadcasts() -> Iterator[set[str]]:
+    """Within this block, every Broadcast pickled records its id in the set it yields."""
+    outer = getattr(_local, "broadcasts", None)
+    ids: set[str] = set()
+    _local.broadcasts = ids
+    try:
+        yield ids
+    finally:
+        _local.broadcasts = outer
 
 
 class BroadcastStore:
