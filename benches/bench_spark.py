@@ -42,7 +42,7 @@ import pytest
 
 from corral.examples.spark import Context, programs
 from corral.examples.spark.generate import generate_text
-from corral.testing.cluster import LocalCluster
+from corral.testing import LocalCluster
 
 DATA = Path(os.environ.get("CORRAL_BENCH_DATA", "/tmp/corral-bench-data"))
 SIZE = 200 * 1000 * 1000

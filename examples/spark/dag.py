@@ -70,6 +70,7 @@ class StageState(enum.Enum):
 class JobCounters:
     tasks: int = 0
     retries: int = 0
+    fetch_failures: int = 0
     recomputed: int = 0
     shuffle_written: int = 0
     shuffle_read: int = 0
@@ -424,6 +425,7 @@ class DagScheduler:
             return
         for job in self._jobs_of(stage):
             job.counters.retries += 1
+            job.counters.fetch_failures += 1
         if shuffle_id in self.shuffle_stages:
             self._forget_outputs(lambda sid, status: sid == shuffle_id and status.executor_id == source)
             stage.extra_waits.add(shuffle_id)

@@ -26,6 +26,8 @@ class JobSummary:
     tasks: int
     #: task attempts run again (failures, lost executors, fetch failures)
     retries: int
+    #: of which after a shuffle block could not be read
+    fetch_failures: int
     #: map partitions computed again because their output was lost
     recomputed: int
     shuffle_written: int
@@ -35,12 +37,15 @@ class JobSummary:
     def of(cls, job: Job) -> "JobSummary":
         c = job.counters
         return cls(job.id, job.description, job.error is None, (job.finished or job.submitted) - job.submitted,
-                   len(job.stages), c.tasks, c.retries, c.recomputed, c.shuffle_written, c.shuffle_read)
+                   len(job.stages), c.tasks, c.retries, c.fetch_failures, c.recomputed, c.shuffle_written,
+                   c.shuffle_read)
 
     def line(self) -> str:
         outcome = "finished" if self.succeeded else "failed"
         return (f"job {self.job_id} ({self.description}) {outcome} in {self.seconds:.2f}s: {self.stages} stage(s), "
-                f"{self.tasks} task(s), {self.retries} retried, {self.recomputed} partition(s) recomputed, "
+                f"{self.tasks} task(s), {self.retries} retried"
+                + (f" ({self.fetch_failures} after fetch failures)" if self.fetch_failures else "")
+                + f", {self.recomputed} partition(s) recomputed, "
                 f"shuffle {_size(self.shuffle_written)} written / {_size(self.shuffle_read)} read")
 
 

@@ -11,7 +11,8 @@ import pytest
 
 from corral.examples.spark import Context, programs
 from corral.examples.spark.generate import generate_graph, generate_text
-from corral.testing.cluster import LocalCluster, get_json
+from corral.testing import LocalCluster
+from corral.testing.cluster import get_json
 
 import reference
 

@@ -16,7 +16,8 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from corral.examples.spark import Context
-from corral.testing.cluster import LocalCluster, get_json, wait_for
+from corral.testing import LocalCluster, wait_for
+from corral.testing.cluster import get_json
 
 from gate import Gate, GatedPartition
 
@@ -82,6 +83,26 @@ def test_an_executor_killed_mid_shuffle_loses_only_its_map_outputs(cluster: Loca
         # a replacement executor was launched from new offers
         wait_for(lambda: len(ctx.executor_status()) == 2, 30, "a replacement executor")
         assert victim.id not in ctx.executor_pids()
+    gate.close()
+
+
+def test_a_reducer_that_cannot_fetch_from_a_killed_executor_gets_the_lost_outputs_recomputed(
+        cluster: LocalCluster) -> None:
+    """Without an aggregator the reduce side reads its blocks lazily: the tasks held at
+    the gate read them only after the kill, and find the victim gone (a fetch failure)."""
+    gate = Gate()
+    with Context(cluster.master_address, executors=2, progress=False) as ctx:
+        rdd = ctx.parallelize(RECORDS, 8).partition_by(4).map_partitions(GatedPartition(gate.address))
+        thread, box = run_in_background(rdd.collect)
+        assert gate.wait_arrivals(2), "the reduce tasks did not start"
+        victim = max(ctx.executor_status(), key=lambda e: e.map_outputs)
+        os.kill(victim.pid, signal.SIGKILL)
+        gate.open()
+        thread.join(120)
+        assert box and sorted(box[0]) == sorted(RECORDS)
+        summary = ctx.last_job
+        assert summary.succeeded and summary.recomputed == victim.map_outputs
+        assert summary.fetch_failures >= 1, summary  # the survivor's held task read from the victim
     gate.close()
 
 

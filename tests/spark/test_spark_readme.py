@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from corral.examples.spark.generate import generate_text
-from corral.testing.cluster import LocalCluster
+from corral.testing import LocalCluster
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
