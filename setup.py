@@ -52,11 +52,15 @@ PACKAGES = [
         "engines.scheduler",
         "master", "agent", "executors", "net", "resources", "runtime", "testing", "testing.sim",
     )),
+    "corral.examples",
+    "corral.examples.spark",
 ]
 PACKAGE_DIR = {
     "corral": "sdk",
     "corral._core": "_core",
     "corral.protos": "protos",
+    "corral.examples": "examples",
+    "corral.examples.spark": "examples/spark",
 }
 
 

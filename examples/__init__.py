@@ -1,0 +1,1 @@
+"""Example frameworks built on corral's public SDK (installed as `corral.examples`)."""
