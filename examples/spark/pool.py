@@ -3,7 +3,10 @@
 The pool wants `executors` executors of `resources` each. From a batch of offers it
 launches them spread across agents (in rounds: at most one per agent per round, agents
 with the fewest of ours first), declines the rest with a long filter, and suppresses
-offers once it has them all; when one ends it revives offers for a replacement.
+offers once it has them all; when one ends it revives offers for a replacement, and
+again when corral's terminal status for it comes after its link closed (the master
+frees its resources only then; the replacement would otherwise wait for the next
+allocation cycle).
 
 An agent whose executors keep failing (`blacklist_strikes` unplanned ends within
 `blacklist_seconds`) is avoided for `blacklist_seconds`, then tried again: its offers
@@ -126,7 +129,7 @@ class ExecutorPool:
     # -------------------------------------------------------------------- offers
     def offers(self, offers: list[corral.Offer], now: float) -> None:
         self.offers_seen += len(offers)
-        need = 0 if self.stopping or self.gave_up else self.config.executors - len(self.live())
+        need = self._missing()
         per_agent = Counter(r.agent_id for r in self.live())
         room = {o.id.value: corral.Resources.from_protos(o.resources) for o in offers}
         chosen: dict[str, list[corral.TaskInfo]] = {}
@@ -179,8 +182,20 @@ class ExecutorPool:
         """A status of an executor's task; the record if this ended the executor now."""
         if not (corral.is_terminal(status.state) or status.state == corral.TASK_UNREACHABLE):
             return None
+        record = self.records.get(status.task_id.value)
+        if record is not None and record.phase is ExecutorPhase.ENDED:
+            if corral.is_terminal(status.state) and self._missing() > 0:
+                # it was given up for lost before (its link closed): the master frees its
+                # resources only now, so ask for them at once rather than at the next
+                # allocation cycle
+                self._emit(ReviveOffers())
+            return None
         reason = f"{corral.state_name(status.state)}" + (f": {status.message}" if status.message else "")
         return self.ended(status.task_id.value, reason, now, corral_knows=True)
+
+    def _missing(self) -> int:
+        """How many executors the pool wants launched now."""
+        return 0 if self.stopping or self.gave_up else self.config.executors - len(self.live())
 
     def agent_lost(self, agent_id: str, now: float) -> list[ExecutorRecord]:
         return [r for r in list(self.live()) if r.agent_id == agent_id

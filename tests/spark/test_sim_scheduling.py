@@ -68,9 +68,24 @@ def test_a_crashed_executor_is_replaced_and_only_its_map_outputs_recomputed() ->
     spark.crash(victim.id)
     assert results_of(cluster, job) == EXPECTED
     assert job.counters.recomputed == victim.map_outputs
-    assert len(spark.record.revived) == 1 and len(spark.record.launches) == 3
+    # revived when the link closed and again when corral's status freed its resources
+    assert len(spark.record.revived) == 2 and len(spark.record.launches) == 3
     assert cluster.run_until(lambda: len(spark.core.executors) == 2, 60)
     assert victim.id not in spark.core.executors
+
+
+def test_a_replacement_is_launched_as_soon_as_the_master_frees_the_lost_executors_resources() -> None:
+    # the driver learns of the loss from its link first and revives then, while the master
+    # still counts the executor's resources as used; it revives again on corral's status,
+    # which comes once they are free, instead of waiting for the next allocation cycle
+    cluster, spark = started(2, 2, "cpus:1;mem:1024")
+    victim = spark.core.executor_views()[0]
+    crashed_at = cluster.clock.now
+    spark.crash(victim.id)
+    assert cluster.run_until(lambda: len(spark.record.launches) == 3, 60)
+    launched_at, _, agent = spark.record.launches[-1]
+    assert agent == victim.agent_id
+    assert launched_at - crashed_at < 0.1 * cluster.master.config.allocation_interval
 
 
 def test_a_crashed_agent_takes_its_executors_and_the_job_still_ends_exactly() -> None:
