@@ -1,1 +1,1 @@
-"""Example frameworks built on corral's public SDK (installed as `corral.examples`)."""
+"""Example frameworks written against corral's public SDK, installed as `corral.examples`."""

@@ -3,7 +3,9 @@
 Routes are plain functions `(query: dict[str, str], body: bytes) -> Reply`, registered
 by the daemon; they run on the server's threads, so they must only read snapshots the
 daemon's runtime hands them. A route that raises becomes a 500 with the error text,
-never a dead server.
+never a dead server. A `fallback`, if given, answers every request no route serves,
+seeing its method and path (how a framework's API routes by method and path pattern:
+corral.framework.apiserver); without one such a request is a 404.
 """
 from __future__ import annotations
 
@@ -38,11 +40,25 @@ class Reply:
 Route = Callable[[dict[str, str], bytes], Reply]
 
 
-class HttpServer:
-    """Serves `routes` (path -> Route) on host:port in background threads."""
+@dataclass(frozen=True)
+class Request:
+    """A request as a `Fallback` sees it (path without a trailing slash)."""
 
-    def __init__(self, host: str, port: int, routes: dict[str, Route]) -> None:
+    method: str
+    path: str
+    query: dict[str, str]
+    body: bytes
+
+
+Fallback = Callable[[Request], Reply]
+
+
+class HttpServer:
+    """Serves `routes` (path -> Route), then `fallback`, on host:port in background threads."""
+
+    def __init__(self, host: str, port: int, routes: dict[str, Route], *, fallback: Fallback | None = None) -> None:
         self.routes = routes
+        self.fallback = fallback
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -52,15 +68,19 @@ class HttpServer:
                 url = urlsplit(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                route = server.routes.get(url.path.rstrip("/") or "/")
-                if route is None:
-                    reply = Reply.error(HTTPStatus.NOT_FOUND, f"no such endpoint: {url.path}")
-                else:
-                    try:
-                        reply = route(dict(parse_qsl(url.query)), body)
-                    except Exception as exc:  # a route bug must not kill the server
-                        log.exception("HTTP %s failed", url.path)
-                        reply = Reply.error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(exc).__name__}: {exc}")
+                path = url.path.rstrip("/") or "/"
+                query = dict(parse_qsl(url.query))
+                route = server.routes.get(path)
+                try:
+                    if route is not None:
+                        reply = route(query, body)
+                    elif server.fallback is not None:
+                        reply = server.fallback(Request(self.command, path, query, body))
+                    else:
+                        reply = Reply.error(HTTPStatus.NOT_FOUND, f"no such endpoint: {url.path}")
+                except Exception as exc:  # a route bug must not kill the server
+                    log.exception("HTTP %s %s failed", self.command, url.path)
+                    reply = Reply.error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(exc).__name__}: {exc}")
                 self.send_response(reply.status)
                 self.send_header("Content-Type", reply.content_type)
                 self.send_header("Content-Length", str(len(reply.body)))
@@ -71,7 +91,7 @@ class HttpServer:
                 if self.command != "HEAD":
                     self.wfile.write(reply.body)
 
-            do_GET = do_POST = do_HEAD = _serve
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve
 
             def log_message(self, fmt: str, *args: Any) -> None:
                 log.debug("http: " + fmt, *args)
