@@ -53,6 +53,7 @@ PACKAGES = [
         "master", "agent", "executors", "framework", "net", "resources", "runtime", "testing", "testing.sim",
     )),
     "corral.examples",
+    "corral.examples.spark",
     "corral.examples.cassandra",
 ]
 PACKAGE_DIR = {

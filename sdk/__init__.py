@@ -59,6 +59,7 @@ from corral.tasks import (
     pack,
     task_status,
     unpack,
+    uri,
 )
 
 __all__ = [
@@ -71,5 +72,5 @@ __all__ = [
     "TASK_KILLED", "TASK_KILLING", "TASK_LOST", "TASK_RUNNING", "TASK_STAGING", "TASK_STARTING", "TASK_UNKNOWN",
     "TASK_UNREACHABLE", "TERMINAL_STATES",
     "command_task", "executor_info", "executor_task", "is_terminal", "new_task_id", "pack", "state_name",
-    "task_status", "unpack",
+    "task_status", "unpack", "uri",
 ]

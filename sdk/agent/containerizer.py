@@ -114,8 +114,9 @@ class Containerizer:
         return self.sandboxes_root / framework_id / executor_id / container_id
 
     def launch(self, container_id: str, framework_id: str, executor: pb.ExecutorInfo, environment: dict[str, str],
-               argv_prefix: list[str] | None = None) -> Container:
-        """Start the executor in a new sandbox; `argv_prefix` runs before it (and execs it)."""
+               argv_prefix: list[str] | None = None, fetched: bool = False) -> Container:
+        """Start the executor in a new sandbox (`fetched`: made already, holding the
+        command's fetched URIs); `argv_prefix` runs before it (and execs it)."""
         sandbox = self.sandbox_path(framework_id, executor.executor_id.value, container_id)
         env = dict(os.environ)
         env.update(environment)
@@ -123,7 +124,7 @@ class Containerizer:
             env[var.name] = var.value
         env["CORRAL_SANDBOX"] = str(sandbox)
         try:
-            sandbox.mkdir(parents=True, exist_ok=False)
+            sandbox.mkdir(parents=True, exist_ok=fetched)
             with open(sandbox / "stdout", "wb") as out, open(sandbox / "stderr", "wb") as err:
                 process = subprocess.Popen(
                     [*(argv_prefix or []), *executor_argv(executor.command)], env=env, cwd=sandbox, stdin=subprocess.DEVNULL,
