@@ -9,6 +9,7 @@ from corral.net import wire
 from corral.engines.base import Engine, Send
 from corral.net.protocol import TYPE_NUMBER
 from corral.runtime import Runtime
+from corral.runtime.loop import NotActing
 
 
 class Note:
@@ -116,3 +117,28 @@ def test_a_gate_that_closes_while_the_turn_is_performed_keeps_its_messages_in():
         assert log == [("note", "registry write")]
     finally:
         rt.transport.close()
+
+
+def test_a_call_whose_actions_the_gate_dropped_is_not_reported_done():
+    acting = [True]
+    rt = Runtime(lambda _address: Quiet(), acting=lambda: acting[0])
+    log: list = []
+    recording(rt, log)
+    # the registry write fails and ends the leadership: the operator's change is not done
+    rt.add_performers({Note: lambda note: (log.append(("note", note.text)), acting.__setitem__(0, False))})
+    rt.start()
+    try:
+        assert rt.call(lambda: "nothing to do") == "nothing to do"
+        with pytest.raises(NotActing, match="set_weight"):
+            def set_weight() -> str:
+                rt.engine.emit(Note("registry write"))
+                rt.engine.emit(Send("tcp://a:1", wire.Updates([])))
+                return ""
+            rt.call(set_weight)
+        assert log == [("note", "registry write")]
+        assert rt.join(5.0)
+        with pytest.raises(NotActing, match="stopped before it ran"):
+            rt.call(lambda: "too late", timeout=5.0)
+    finally:
+        rt.stop()
+        rt.join(5.0)

@@ -41,6 +41,7 @@ from corral.net.zookeeper import DEFAULT_SESSION_TIMEOUT, Session, encode_master
 from corral.protos import corral_pb2 as pb
 from corral.resources import ResourceError, Resources
 from corral.runtime import Runtime
+from corral.runtime.loop import NotActing
 from corral.runtime.actions import Performer
 from corral.runtime.clock import PROCESS_CLOCK
 
@@ -274,10 +275,17 @@ class MasterDaemon:
         return info.http_address
 
     def _leader_only(self, path: str, route: Route) -> Route:
+        """`route` while this master leads; otherwise the same request at the leader.
+        One that loses the leadership while it serves the request answers 503: what the
+        request changed may not have been kept (its registry write was dropped)."""
         def serve(query: dict[str, str], body: bytes) -> Reply:
-            if self.leading():
+            if not self.leading():
+                return self._redirect(path, query)
+            try:
                 return route(query, body)
-            return self._redirect(path, query)
+            except NotActing as exc:
+                return Reply.error(HTTPStatus.SERVICE_UNAVAILABLE, f"this master stopped leading meanwhile ({exc}): "
+                                                                    "nothing was changed; ask the leader")
 
         return serve
 
@@ -309,7 +317,7 @@ class MasterDaemon:
     def _term(self) -> tuple[Runtime, MasterEngine]:
         runtime = self.runtime
         if runtime is None:
-            raise RuntimeError("this master no longer leads")
+            raise NotActing("this master no longer leads")
         return runtime, runtime.engine  # type: ignore[return-value]
 
     def state(self) -> dict[str, Any]:

@@ -9,7 +9,9 @@ that raises is counted and logged with its traceback; neither stops the loop.
 A runtime may be given a gate (`acting`): a leading master's runs only while its
 leadership says it may act. The gate is asked before each turn reads the transport and
 again before the turn's actions are performed and before its messages leave; once it
-says no, the turn's actions are dropped and the loop ends.
+says no, the turn's actions are dropped and the loop ends, and a `call` whose actions
+were not all carried out raises `NotActing` (an operator's change is never reported
+done when its registry write was dropped).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import collections
 import gc
 import logging
 import threading
+import time
 from typing import Any, Callable
 
 from google.protobuf.message import DecodeError
@@ -29,6 +32,21 @@ from corral.runtime.actions import Performer, Performers
 from corral.runtime.clock import PROCESS_CLOCK, Clock
 
 log = logging.getLogger(__name__)
+
+
+class NotActing(RuntimeError):
+    """The runtime stopped acting (its gate closed, or it was stopped) before what a
+    `call` asked for was carried out."""
+
+
+class _Waiter:
+    """A `call` waiting for its turn's actions to be carried out."""
+
+    __slots__ = ("done", "performed")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.performed = False
 
 #: longest the loop sleeps without looking at its command queue (a safety net only:
 #: commands wake the loop)
@@ -85,7 +103,7 @@ class Runtime:
         #: the loop may be blocked in `wait` (set before it looks at the commands) and no
         #: command has woken it yet: only then does a new command need to wake it
         self._waiting = False
-        self._after_perform: list[threading.Event] = []
+        self._after_perform: list[_Waiter] = []
         self._stopping = threading.Event()
         self.stopped = threading.Event()
         self.dispatcher = Dispatcher(max_frame_size=MAX_FRAME_SIZE, on_error=self._dispatch_error)
@@ -122,19 +140,19 @@ class Runtime:
             log.warning("dropped frame (%s): %s", kind.name, detail)
 
     # -- outbound -----------------------------------------------------------------
-    def _perform(self) -> None:
+    def _perform(self) -> bool:
         """Carry out the engine's actions in order, except that the messages leave
         together once the others are done: serialised in turn, then handed to the
         transport back to back (one wake-up of ZeroMQ's I/O thread for several
         messages, instead of one per message while the next is being serialised), and
         with batching packed into one frame per peer. No action ever runs before one
         the engine emitted ahead of it (a journal write still precedes the ack it
-        covers)."""
+        covers). False when the gate dropped them (see the module's docstring)."""
         performers = self._performers
         outgoing = []
         actions = self.engine.take_actions()
         if not self.acting():
-            return
+            return False
         for action in actions:
             try:
                 if type(action) is Send:
@@ -144,8 +162,8 @@ class Runtime:
                     performers[type(action)](action)
             except Exception:
                 log.exception("performing %s failed", type(action).__name__)
-        if outgoing and not self.acting():
-            return
+        if self._acting is not None and not self.acting():
+            return False  # a performer ended the leadership (its registry write failed)
         send = self.transport.send
         for to, type_number, data in outgoing:
             try:
@@ -153,6 +171,7 @@ class Runtime:
             except Exception:
                 log.exception("sending a %d message to %s failed", type_number, to)
         self.transport.flush()
+        return True
 
     def acting(self) -> bool:
         """Whether the gate lets the engine act; once it does not, the loop ends."""
@@ -188,8 +207,9 @@ class Runtime:
     def call(self, fn: Callable[..., Any], *args: Any, timeout: float = 10.0) -> Any:
         """Thread-safe: run fn(*args) on the I/O thread and return its result once the
         actions it caused have been performed (e.g. an operator request answered only
-        after what it changed is in the registry)."""
-        done = threading.Event()
+        after what it changed is in the registry). NotActing when the runtime stopped
+        before they were."""
+        waiter = _Waiter()
         outcome: list[Any] = []
 
         def run() -> None:
@@ -197,11 +217,18 @@ class Runtime:
                 outcome.append((True, fn(*args)))
             except Exception as exc:
                 outcome.append((False, exc))
-            self._after_perform.append(done)
+            self._after_perform.append(waiter)
 
         self.call_soon(run)
-        if not done.wait(timeout):
-            raise TimeoutError(f"the I/O thread did not run {getattr(fn, '__name__', fn)} within {timeout:g}s")
+        name = getattr(fn, "__name__", fn)
+        deadline = time.monotonic() + timeout
+        while not waiter.done.wait(min(0.05, max(0.0, deadline - time.monotonic()))):
+            if self.stopped.is_set() and not waiter.done.is_set():
+                raise NotActing(f"the runtime stopped before it ran {name}")
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"the I/O thread did not run {name} within {timeout:g}s")
+        if not waiter.performed:
+            raise NotActing(f"the runtime stopped acting before what {name} caused was carried out")
         ok, value = outcome[0]
         if not ok:
             raise value
@@ -222,7 +249,7 @@ class Runtime:
         tune_gc()
         try:
             with self.lock:
-                self._perform()
+                self._release(self._perform())
             while not self._stopping.is_set():
                 deadline = self.engine.next_deadline()
                 now = self.clock()
@@ -241,12 +268,19 @@ class Runtime:
                         self.transport.drain()
                     self._run_commands()
                     self.engine.tick(self.clock())
-                    self._perform()
-                    while self._after_perform:
-                        self._after_perform.pop().set()
+                    self._release(self._perform())
         finally:
             self.transport.close()
+            self._release(False)
             self.stopped.set()
+
+    def _release(self, performed: bool) -> None:
+        """Wake the calls waiting for this turn: `performed` says whether their actions
+        were carried out."""
+        while self._after_perform:
+            waiter = self._after_perform.pop()
+            waiter.performed = performed
+            waiter.done.set()
 
     def start(self, name: str = "corral-io") -> None:
         """Run the loop on a new daemon thread."""
