@@ -121,6 +121,7 @@ mark_acknowledged = _impl.relay.mark_acknowledged
 track_updates = _impl.relay.track_updates
 Callback = _impl.relay.Callback
 MasterTask = _impl.relay.MasterTask
+MAX_TASK_STATUSES = _impl.relay.MAX_TASK_STATUSES
 AgentTask = _impl.relay.AgentTask
 TrackedTask = _impl.relay.TrackedTask
 UpdateSource = _impl.relay.UpdateSource
@@ -191,6 +192,7 @@ __all__ = [
     "track_updates",
     "Callback",
     "MasterTask",
+    "MAX_TASK_STATUSES",
     "AgentTask",
     "TrackedTask",
     "UpdateSource",

@@ -41,6 +41,7 @@ cdef class MasterTask:
     cdef public str framework_id
     cdef public object resources
     cdef public str role
+    cdef public list statuses
 
 
 @cython.final
@@ -81,7 +82,7 @@ cpdef tuple agent_acks(list rows, AckTracker tracker, dict tasks, frozenset term
 cpdef tuple executor_acks(list rows, AckTracker tracker, double now)
 
 @cython.locals(relayed=dict, reacks=list, unknown=Py_ssize_t, row=tuple, out=list, agent_tasks=dict, fw_tasks=dict,
-               task=MasterTask, uuid=bytes)
+               task=MasterTask, uuid=bytes, statuses=list)
 cpdef tuple master_updates(list rows, agent, dict frameworks, dict healthy_of, set_latest)
 
 @cython.locals(forwarded=dict, finished=list, invalid=Py_ssize_t, row=tuple, out=list, task=MasterTask, uuid=bytes)

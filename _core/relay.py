@@ -106,6 +106,8 @@ class UpdateSource:
 
 #: TASK_STAGING (protos/corral.proto): a task's state until an update says otherwise
 _STAGING = 6
+#: the statuses a MasterTask keeps (its history: the first, then the latest ones)
+MAX_TASK_STATUSES = 32
 
 
 class MasterTask:
@@ -115,11 +117,14 @@ class MasterTask:
     the update at the head of the agent's stream (what reconciliation answers);
     `acked_uuid`: the last update whose acknowledgement the framework sent and the
     master forwarded; `healthy`: what the last update reported (None: not reported);
-    `role`: the role whose allocation its resources count against. (Here, so that
-    `master_updates` and `master_acks` read and write these as C struct fields.)"""
+    `role`: the role whose allocation its resources count against; `statuses`: the
+    serialised TaskStatus of each update that changed the head's state or health (at
+    most MAX_TASK_STATUSES: the first and the latest), its history for operators.
+    (Here, so that `master_updates` and `master_acks` read and write these as C struct
+    fields.)"""
 
     __slots__ = ("state", "status_update_state", "status_update_uuid", "acked_uuid", "healthy", "agent_id", "id",
-                 "name", "framework_id", "resources", "role")
+                 "name", "framework_id", "resources", "role", "statuses")
 
     def __init__(self, id, name, framework_id, resources, *, agent_id, state=_STAGING, role="*"):
         self.id = id
@@ -133,6 +138,7 @@ class MasterTask:
         self.acked_uuid = b""
         self.healthy = None
         self.role = role
+        self.statuses = []
 
     def __repr__(self):
         return f"MasterTask({self.id!r} of {self.framework_id!r} on {self.agent_id!r}, state {self.state})"
@@ -297,8 +303,9 @@ def master_updates(rows, agent, frameworks, healthy_of, set_latest):
     """The master's share of a StatusUpdateMessage from `agent` (its tasks by (framework
     id, task id) in `agent.tasks`; `frameworks` the master's by id, each with its tasks by
     task id in `tasks`): each update of a task the master knows on that agent sets the
-    task's head state, uuid and health, and `set_latest(task, agent, state)` is called
-    when it brings a new latest state (that frees resources). A task is looked up by its
+    task's head state, uuid and health (and, when it changes either, joins the task's
+    `statuses`), and `set_latest(task, agent, state)` is called when it brings a new
+    latest state (that frees resources). A task is looked up by its
     id among its framework's (a str key, compared by identity: the decoder hands out one
     str per task id), and in `agent.tasks` only when that finds none of this agent's.
     Returns (relayed, reacks, unknown): the rows to relay by framework id, the (framework
@@ -335,9 +342,15 @@ def master_updates(rows, agent, frameworks, healthy_of, set_latest):
         else:
             if row[7] != task.state:
                 set_latest(task, agent, row[7])
+            healthy = healthy_of.get(row[6])
+            if row[3] != task.status_update_state or healthy is not task.healthy:
+                statuses = task.statuses
+                if len(statuses) >= MAX_TASK_STATUSES:
+                    del statuses[1]
+                statuses.append(row[5])
             task.status_update_state = row[3]
             task.status_update_uuid = uuid
-            task.healthy = healthy_of.get(row[6])
+            task.healthy = healthy
         if fid is not out_fid:
             out_fid = fid
             out = relayed.get(fid)

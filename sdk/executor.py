@@ -71,6 +71,7 @@ class ExecutorDriver(DriverBase):
         self.framework_id = env["CORRAL_FRAMEWORK_ID"]
         self.executor_id = env["CORRAL_EXECUTOR_ID"]
         self.sandbox = env.get("CORRAL_SANDBOX", os.getcwd())
+        self.container_id = env.get("CORRAL_CONTAINER_ID", "")
         self._backoff = float(env.get("CORRAL_STATUS_UPDATE_BACKOFF", "10"))
         self.checkpoint = env.get("CORRAL_CHECKPOINT") == "1"
         self.recovery_timeout = float(env.get("CORRAL_RECOVERY_TIMEOUT", "900"))
@@ -81,7 +82,8 @@ class ExecutorDriver(DriverBase):
     def _make_engine(self, address: str) -> ExecutorEngine:
         return ExecutorEngine(self.framework_id, self.executor_id, self._agent, address,
                               status_update_backoff=self._backoff, rng=random.Random(),
-                              checkpoint=self.checkpoint, recovery_timeout=self.recovery_timeout)
+                              checkpoint=self.checkpoint, recovery_timeout=self.recovery_timeout,
+                              container_id=self.container_id)
 
     def _on_started(self, runtime: Runtime) -> None:
         runtime.add_performer(Stop, self._perform_stop)

@@ -946,12 +946,22 @@ class Resources:
     def to_dict(self) -> dict[str, object]:
         """The JSON view Mesos' `/state` gives, summed over roles: scalars as numbers, ranges
         and sets in their text form, e.g. `{"cpus": 4.0, "ports": "[31000-32000]"}`."""
-        merged: _Items = {}
+        merged: dict[tuple[int, str, int], _Value] = {}  # by (sort rank, name, kind)
         for key, value in self._items.items():
-            _merge(merged, _simple_key(key.name, key.kind, UNRESERVED), value)
+            name = key.name
+            slot = (_FIRST_NAMES.get(name, len(_FIRST_NAMES)), name, int(key.kind))
+            mine = merged.get(slot)
+            if mine is None:
+                merged[slot] = value
+            elif type(value) is int:
+                merged[slot] = mine + value  # type: ignore[operator]
+            elif type(value) is tuple:
+                merged[slot] = _spans_union(mine, value)  # type: ignore[arg-type]
+            else:
+                merged[slot] = mine | value  # type: ignore[operator]
         return {
-            key.name: value / _MILLI if isinstance(value, int) else _value_text(value)
-            for key, value in sorted(merged.items(), key=lambda entry: _sort_key(entry[0]))
+            slot[1]: value / _MILLI if type(value) is int else _value_text(value)
+            for slot, value in sorted(merged.items())
         }
 
     def names(self) -> frozenset[str]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 import itertools
 import logging
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -22,6 +23,7 @@ from corral import _core, wire
 from corral.engines.base import Engine, on
 from corral.engines.common import (TERMINAL_STATES, PARTITION_AWARE_STATES, for_framework, is_terminal, new_status,
                                    partition_aware)
+from corral.engines.master_operator import OperatorEvent, state_view
 from corral.engines.status import (
     HEALTH_UNREPORTED, HEALTHY, HEALTHY_OF, UNHEALTHY, Batch, status_row,
 )
@@ -38,6 +40,8 @@ Reason = pb.TaskStatus.Reason
 SOURCE_MASTER = pb.TaskStatus.SOURCE_MASTER
 #: the kind of batch updates to a framework travel in (see `Engine.send_row`)
 _UPDATES = (wire.Updates,)
+#: one status-update message in this many leaves a relay sample (`relay_samples`)
+RELAY_SAMPLE_EVERY = 64
 
 
 @dataclass
@@ -51,6 +55,8 @@ class MasterConfig:
     offer_timeout: float | None = None
     #: completed tasks kept per framework for the state endpoint and UI
     max_completed_tasks: int = 1000
+    #: removed frameworks kept (with their tasks) for the state endpoint and UI
+    max_completed_frameworks: int = 50
     #: after a master restart: how long admitted agents have to come back before they
     #: are marked unreachable, and the share of them whose return releases offers earlier
     agent_reregister_timeout: float = 600.0
@@ -177,6 +183,13 @@ class Framework:
     tasks: dict[str, Task] = field(default_factory=dict)
     completed: list[Task] = field(default_factory=list)
     offers: set[str] = field(default_factory=set)
+    #: for operators: updates relayed to it, acknowledgements it sent, reconcile calls
+    #: it made (and when it last did), when it was removed (0: it was not)
+    status_updates: int = 0
+    acknowledgements: int = 0
+    reconcile_calls: int = 0
+    last_reconcile: float = 0.0
+    removed_at: float = 0.0
 
     def answered(self, transport: str, session: bytes) -> bool:
         """Whether a Subscribe from `transport` with `session` retries the attempt we
@@ -222,6 +235,16 @@ class MasterEngine(Engine):
             "allocation_conflicts": 0,
             "invalid_operations": 0,
         }
+        #: removed frameworks, the latest last (operators see them as completed)
+        self.completed_frameworks: deque[Framework] = deque(maxlen=self.config.max_completed_frameworks)
+        #: how many tasks reached each terminal state (state -> count)
+        self.task_ends: dict[int, int] = {}
+        #: while operators listen: the events for them (see `corral.engines.master_operator`)
+        self.operator_events: list[tuple[OperatorEvent, Any]] | None = None
+        #: (time relayed, serialised TaskStatus) of the first update of one status-update
+        #: message in RELAY_SAMPLE_EVERY, the latest 1024 (the relay latency metric's)
+        self.relay_samples: deque[tuple[float, bytes]] = deque(maxlen=1024)
+        self._until_sample = 1
         registry = registry or RegistryState()
         #: admitted agents that have not reregistered since this master started
         self.recovering: dict[str, pb.AgentInfo] = dict(registry.admitted)
@@ -240,6 +263,11 @@ class MasterEngine(Engine):
 
     def _allocate_soon(self, now: float) -> None:
         self.set_timer(("allocate",), now)
+
+    def _tell(self, event: OperatorEvent, subject: Any) -> None:
+        """An event for operators, if any listen."""
+        if self.operator_events is not None:
+            self.operator_events.append((event, subject))
 
     # ------------------------------------------------------------ frameworks
     def _framework_from(self, sender: str, framework_id: str) -> Framework | None:
@@ -334,6 +362,7 @@ class MasterEngine(Engine):
             self.send(sender, pb.Error(message=f"framework rejected: {exc}", fatal=True))
             return None
         self.frameworks[fid] = fw
+        self._tell(OperatorEvent.FRAMEWORK_ADDED, fw)
         return fw
 
     def _recover_framework(self, fid: str, info: pb.FrameworkInfo | None, now: float) -> Framework | None:
@@ -368,6 +397,8 @@ class MasterEngine(Engine):
         self.set_timer(("failover", fw.id), now + fw.info.failover_timeout)
 
     def _remove_framework(self, fw: Framework, now: float) -> None:
+        """The framework is gone: its agents shut its executors down; it and its tasks
+        are kept as completed, those still running as TASK_KILLED (as Mesos does)."""
         log.info("framework %s removed (%d task(s) known)", fw.id, len(fw.tasks))
         self._rescind_offers_of(fw, now)
         self.cancel_timer(("failover", fw.id))
@@ -377,11 +408,23 @@ class MasterEngine(Engine):
                 agent.tasks.pop((fw.id, task.id), None)
                 if not is_terminal(task.state):
                     agent.used = agent.used - task.resources
+            if not is_terminal(task.state):
+                self.task_ends[pb.TASK_KILLED] = self.task_ends.get(pb.TASK_KILLED, 0) + 1
+                task.state = task.status_update_state = pb.TASK_KILLED
+                self._record_status(task, pb.TASK_KILLED, Reason.REASON_FRAMEWORK_REMOVED,
+                                    f"framework {fw.id} was removed", now)
+        fw.completed.extend(fw.tasks.values())
+        del fw.completed[: -self.config.max_completed_tasks]
+        fw.tasks.clear()
         for agent in self.agents.values():
             if agent.state is AgentState.REGISTERED:
                 self.send(agent.transport, pb.ShutdownFramework(framework_id=pb.FrameworkID(value=fw.id)))
         del self.frameworks[fw.id]
         self.allocator.remove_framework(fw.id)
+        fw.connected = False
+        fw.removed_at = now
+        self.completed_frameworks.append(fw)
+        self._tell(OperatorEvent.FRAMEWORK_REMOVED, fw)
         self._allocate_soon(now)
 
     def peer_event(self, address: str, event: PeerEvent, now: float) -> None:
@@ -456,6 +499,7 @@ class MasterEngine(Engine):
             self.allocator.add_agent(agent_id, total)
             log.info("agent %s registered from %s with %s", agent_id, sender, total)
             self.emit(RecordAgent(agent_id, info, AgentRecordState.ADMITTED, now))
+            self._tell(OperatorEvent.AGENT_ADDED, agent)
             self._allocate_soon(now)
         self.send(
             sender,
@@ -488,6 +532,7 @@ class MasterEngine(Engine):
             agent = Agent(agent_id, info, sender, total, registered_at=now)
             self.agents[agent_id] = agent
             self.allocator.add_agent(agent_id, total)
+            self._tell(OperatorEvent.AGENT_ADDED, agent)
         else:
             self.agents_by_transport.pop(agent.transport, None)
             agent.transport = sender
@@ -564,6 +609,7 @@ class MasterEngine(Engine):
                     task.status_update_state = report.state
                 agent.tasks[(fid, tid)] = task
                 fw.tasks[tid] = task
+                self._tell(OperatorEvent.TASK_ADDED, task)
                 if not is_terminal(task.state):
                     learned.setdefault((fid, task.role), []).append(task)
             else:
@@ -600,10 +646,14 @@ class MasterEngine(Engine):
                 self.counters["allocation_conflicts"] += 1
                 log.error("task %s of framework %s on agent %s: %s", task.id, fid, agent.id, exc)
 
-    def _set_latest_state(self, task: Task, agent: Agent, state: int) -> None:
+    def _set_latest_state(self, task: Task, agent: Agent | None, state: int) -> None:
+        """The newest state known of `task`: a terminal one frees its resources on
+        `agent` (None: its agent is gone) and is counted."""
         if not is_terminal(task.state) and is_terminal(state):
-            agent.used = agent.used - task.resources
-            self.allocator.recover(task.framework_id, agent.id, task.resources, role=task.role)
+            self.task_ends[state] = self.task_ends.get(state, 0) + 1
+            if agent is not None:
+                agent.used = agent.used - task.resources
+                self.allocator.recover(task.framework_id, agent.id, task.resources, role=task.role)
         task.state = state
 
     @on(T.UNREGISTER_AGENT)
@@ -628,6 +678,7 @@ class MasterEngine(Engine):
         self.agents_by_transport.pop(agent.transport, None)
         self.allocator.remove_agent(agent.id)
         self.emit(ForgetAgent(agent.id))
+        self._tell(OperatorEvent.AGENT_REMOVED, agent)
         for fw in self.frameworks.values():
             if fw.connected:
                 self.send(fw.transport, pb.Failure(agent_id=pb.AgentID(value=agent.id)))
@@ -646,6 +697,35 @@ class MasterEngine(Engine):
         self.unreachable_since.pop(agent_id, None)
         self.gone.add(agent_id)
         self.emit(RecordAgent(agent_id, None, AgentRecordState.GONE, now))
+        return ""
+
+    def operator_teardown(self, framework_id: str, now: float) -> str:
+        """An operator removes a framework (as if its scheduler had torn it down): its
+        agents kill its tasks. '' or the reason it cannot be done."""
+        fw = self.frameworks.get(framework_id)
+        if fw is None:
+            return f"unknown framework {framework_id!r}"
+        if fw.connected:
+            self.send(fw.transport, pb.Error(message=f"framework {framework_id} was torn down by an operator",
+                                             fatal=True))
+        self._remove_framework(fw, now)
+        return ""
+
+    def operator_kill(self, framework_id: str, task_id: str, now: float) -> str:
+        """An operator kills a task, as its framework would (the framework is told how it
+        ends by the task's updates). '' or the reason it cannot be done."""
+        fw = self.frameworks.get(framework_id)
+        task = fw.tasks.get(task_id) if fw is not None else None
+        if task is None or is_terminal(task.state):
+            return f"no live task {task_id!r} of framework {framework_id!r}"
+        agent = self.agents.get(task.agent_id)
+        if agent is None:
+            return f"the agent of task {task_id!r} is gone"
+        if agent.state is not AgentState.REGISTERED:
+            agent.pending_kills.add((fw.id, task_id))  # sent when the agent is back
+        else:
+            self.send(agent.transport, pb.KillTask(framework_id=pb.FrameworkID(value=fw.id),
+                                                   task_id=pb.TaskID(value=task_id)))
         return ""
 
     def operator_reservation(self, agent_id: str, resources: list[pb.Resource], unreserve: bool, now: float) -> str:
@@ -924,6 +1004,7 @@ class MasterEngine(Engine):
         agent.tasks[(fw.id, task.id)] = task
         agent.used = agent.used + resources
         self.counters["tasks_launched"] += 1
+        self._tell(OperatorEvent.TASK_ADDED, task)
         self.send(agent.transport, pb.RunTask(framework=fw.info, task=info, framework_transport=fw.transport))
 
     # ------------------------------------------------------------------ kill
@@ -962,10 +1043,18 @@ class MasterEngine(Engine):
             self.counters["invalid_status_updates"] += len(rows)
             return
         relayed, reacks, unknown = _core.master_updates(rows, agent, self.frameworks, HEALTHY_OF, self._set_latest_state)
+        if self.operator_events is not None:
+            self.operator_events.append((OperatorEvent.TASK_UPDATED, rows))
+        self._until_sample -= 1
+        if not self._until_sample:
+            self._until_sample = RELAY_SAMPLE_EVERY
+            if rows:
+                self.relay_samples.append((now, rows[0][5]))
         frameworks = self.frameworks
         for fid, fw_rows in relayed.items():
             fw = frameworks.get(fid)
             if fw is not None and fw.connected:
+                fw.status_updates += len(fw_rows)
                 if len(fw_rows) == len(rows):  # every row, to one framework: the bytes as they came
                     self.send(fw.transport, wire.Updates.relay(msg))
                 else:
@@ -995,6 +1084,7 @@ class MasterEngine(Engine):
             agent = agents[agent_id]
             if agent.state is _AGENT_REGISTERED:
                 self.send_rows(agent.transport, agent.ack_kind, acks)
+        fw.acknowledgements += len(msg.rows) - invalid
         counters = self.counters
         counters["acknowledgements"] += len(msg.rows) - invalid
         if invalid:
@@ -1011,17 +1101,25 @@ class MasterEngine(Engine):
             del fw.completed[: -self.config.max_completed_tasks]
 
     def _master_update(self, task: Task, state: int, reason: int, message: str, now: float, *, forget: bool) -> None:
-        """A master-generated (unacknowledged, at-most-once) update about a known task."""
-        agent = self.agents.get(task.agent_id)
-        if agent is not None:
-            self._set_latest_state(task, agent, state)
-        else:
-            task.state = state
+        """A master-generated (unacknowledged, at-most-once) update about a known task;
+        it joins the task's history."""
+        self._set_latest_state(task, self.agents.get(task.agent_id), state)
+        self._record_status(task, state, reason, message, now)
         fw = self.frameworks.get(task.framework_id)
         if fw is not None:
             self._reply_status(fw, task.id, for_framework(fw.info, state), reason, message, now, agent_id=task.agent_id)
         if forget:
             self._forget_task(task)
+
+    def _record_status(self, task: Task, state: int, reason: int, message: str, now: float) -> None:
+        """A status of the master's own joins the task's history (and operators are told)."""
+        status = new_status(task.id, state, SOURCE_MASTER, now, reason=reason, message=message, agent_id=task.agent_id)
+        row = status_row(task.framework_id, status)
+        statuses = task.statuses
+        if len(statuses) >= _core.MAX_TASK_STATUSES:
+            del statuses[1]
+        statuses.append(row[5])
+        self._tell(OperatorEvent.TASK_UPDATED, [row])
 
     def _reply_status(self, fw: Framework, task_id: str, state: int, reason: int, message: str, now: float,
                       *, agent_id: str | None = None) -> None:
@@ -1042,6 +1140,8 @@ class MasterEngine(Engine):
         if fw is None:
             return
         self.counters["reconcile_calls"] += 1
+        fw.reconcile_calls += 1
+        fw.last_reconcile = now
         if not fw.connected or not fw.transport:
             return  # answers go to a connected framework only: nothing else to do
         answers = _Answers(self.send, fw.transport, fw.id)
@@ -1147,72 +1247,7 @@ class MasterEngine(Engine):
     # ------------------------------------------------------------------ views
     def snapshot(self) -> dict[str, Any]:
         """A JSON-able view of the whole master (the /state endpoint)."""
-
-        def task_view(task: Task) -> dict[str, Any]:
-            return {
-                "id": task.id,
-                "name": task.name,
-                "framework_id": task.framework_id,
-                "agent_id": task.agent_id,
-                "state": pb.TaskState.Name(task.state),
-                "status_update_state": pb.TaskState.Name(task.status_update_state),
-                "resources": task.resources.to_dict(),
-                "healthy": task.healthy,
-            }
-
-        return {
-            "id": self.id,
-            "hostname": self.info.hostname,
-            "port": self.info.port,
-            "transport": self.info.transport,
-            "version": self.info.version,
-            "start_time": self.info.start_time,
-            "agents": [
-                {
-                    "id": a.id,
-                    "hostname": a.info.hostname,
-                    "transport": a.transport,
-                    "state": a.state.value,
-                    "resources": a.total.to_dict(),
-                    "used_resources": a.used.to_dict(),
-                    "offered_resources": a.offered.to_dict(),
-                    "registered_time": a.registered_at,
-                    "task_count": len(a.tasks),
-                }
-                for a in self.agents.values()
-            ],
-            "frameworks": [
-                {
-                    "id": f.id,
-                    "name": f.info.name,
-                    "user": f.info.user,
-                    "roles": f.roles,
-                    "connected": f.connected,
-                    "active": f.connected,
-                    "checkpoint": f.info.checkpoint,
-                    "failover_timeout": f.info.failover_timeout,
-                    "registered_time": f.registered_at,
-                    "offers": len(f.offers),
-                    "used_resources": _sum_scalars(self.allocator.allocated(f.id).values()),
-                    "tasks": [task_view(t) for t in f.tasks.values()],
-                    "completed_tasks": [task_view(t) for t in f.completed],
-                }
-                for f in self.frameworks.values()
-            ],
-            "counters": dict(self.counters),
-        }
-
-
-def _sum_scalars(resources: Any) -> dict[str, float]:
-    """{name: total} of the scalars in several agents' resources (ranges and sets are
-    per agent and do not add up across agents)."""
-    totals: dict[str, float] = {}
-    for r in resources:
-        for name in r.names():
-            value = r.scalar(name)
-            if value:
-                totals[name] = round(totals.get(name, 0.0) + value, 3)
-    return totals
+        return state_view(self)
 
 
 #: reconcile answers travel in Updates messages of at most this many updates each

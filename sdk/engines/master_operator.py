@@ -1,0 +1,216 @@
+"""What the master engine shows operators: the events it emits for the operator event
+stream, and JSON-able views of its agents, frameworks, tasks and statuses (`/state`,
+the event stream, the CLI and the web UI read these).
+
+Events: while someone listens, the daemon sets `MasterEngine.operator_events` to a
+list and the engine appends `(OperatorEvent, subject)` pairs to it (nobody listening:
+None, and the engine skips them at the cost of one attribute test). The subject of a
+TASK_ADDED is the task, of TASK_UPDATED the status-path rows of the updates (`corral.
+engines.status`; rows of tasks the master does not know are to be skipped), of an
+AGENT_* event the agent and of a FRAMEWORK_* event the framework.
+
+Views are plain functions of the engine's records, read under the daemon's runtime
+lock; none of them changes anything.
+"""
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING, Any, Iterable
+
+from corral.engines.agent import persistent_volumes
+from corral.protos import corral_pb2 as pb
+from corral.resources import attributes_to_dict
+
+if TYPE_CHECKING:
+    from corral.engines.master import Agent, Framework, MasterEngine, Task
+
+
+class OperatorEvent(enum.Enum):
+    TASK_ADDED = "TASK_ADDED"
+    TASK_UPDATED = "TASK_UPDATED"
+    AGENT_ADDED = "AGENT_ADDED"
+    AGENT_REMOVED = "AGENT_REMOVED"
+    FRAMEWORK_ADDED = "FRAMEWORK_ADDED"
+    FRAMEWORK_REMOVED = "FRAMEWORK_REMOVED"
+
+
+#: state number -> name, reason number -> name, source number -> name (a list index
+#: instead of protobuf's enum lookup: views of 100 000 tasks make many)
+STATE_NAMES = {v.number: v.name for v in pb.TaskState.DESCRIPTOR.values}
+REASON_NAMES = {v.number: v.name for v in pb.TaskStatus.Reason.DESCRIPTOR.values}
+SOURCE_NAMES = {v.number: v.name for v in pb.TaskStatus.Source.DESCRIPTOR.values}
+
+
+def state_label(state: int) -> str:
+    return STATE_NAMES.get(state, str(state))
+
+
+def reason_name(reason: int) -> str:
+    """A status's `reason` by name, e.g. "REASON_EXECUTOR_TERMINATED"."""
+    return REASON_NAMES.get(reason, str(reason))
+
+
+def source_name(source: int) -> str:
+    """A status's `source` by name, e.g. "SOURCE_EXECUTOR"."""
+    return SOURCE_NAMES.get(source, str(source))
+
+
+# ---------------------------------------------------------------------- statuses
+def status_view(data: bytes) -> dict[str, Any]:
+    """One entry of a task's history, from the serialised TaskStatus the master kept."""
+    status = pb.TaskStatus.FromString(data)
+    return {
+        "state": STATE_NAMES.get(status.state, str(status.state)),
+        "timestamp": status.timestamp,
+        "source": SOURCE_NAMES.get(status.source, ""),
+        "reason": REASON_NAMES.get(status.reason, "") if status.HasField("reason") else "",
+        "message": status.message,
+        "healthy": status.healthy if status.HasField("healthy") else None,
+        "executor_id": status.executor_id.value,
+        "container_id": status.container_id,
+    }
+
+
+def sandbox_path(framework_id: str, executor_id: str, container_id: str) -> str:
+    """A run's sandbox, relative to its agent's sandboxes folder (what the agent's
+    `/files/browse` and `/files/read` take)."""
+    return f"{framework_id}/{executor_id}/{container_id}"
+
+
+# ---------------------------------------------------------------------- tasks
+def task_view(task: Task) -> dict[str, Any]:
+    """A task with its history, executor and sandbox (from its latest status that
+    names a container)."""
+    statuses = [status_view(data) for data in task.statuses]
+    executor_id = container_id = ""
+    for status in reversed(statuses):
+        if status["container_id"]:
+            executor_id, container_id = status["executor_id"], status["container_id"]
+            break
+        if not executor_id:
+            executor_id = status["executor_id"]
+    return {
+        "id": task.id,
+        "name": task.name,
+        "framework_id": task.framework_id,
+        "agent_id": task.agent_id,
+        "state": STATE_NAMES[task.state],
+        "status_update_state": STATE_NAMES[task.status_update_state],
+        "resources": task.resources.to_dict(),
+        "role": task.role,
+        "healthy": task.healthy,
+        "executor_id": executor_id,
+        "sandbox": sandbox_path(task.framework_id, executor_id, container_id) if container_id else "",
+        "statuses": statuses,
+    }
+
+
+def task_update_view(task: Task) -> dict[str, Any]:
+    """What the event stream says of an updated task: its ids, states, health, sandbox
+    and history (`task_view` without what does not change)."""
+    view = task_view(task)
+    del view["resources"], view["name"], view["role"]
+    return view
+
+
+# ---------------------------------------------------------------------- agents
+def _reservations(resources: Iterable[pb.Resource]) -> dict[str, dict[str, float]]:
+    """Scalars reserved to each role (dynamic and static reservations alike)."""
+    out: dict[str, dict[str, float]] = {}
+    for r in resources:
+        role = r.reservations[-1].role if r.reservations else (r.role if r.role not in ("", "*") else "")
+        if role and r.type == pb.Value.SCALAR:
+            scalars = out.setdefault(role, {})
+            scalars[r.name] = round(scalars.get(r.name, 0.0) + r.scalar.value, 3)
+    return out
+
+
+def agent_view(agent: Agent) -> dict[str, Any]:
+    resources = agent.info.resources
+    sizes = {r.disk.persistence.id: r.scalar.value for r in resources
+             if r.HasField("disk") and r.disk.HasField("persistence")}
+    return {
+        "id": agent.id,
+        "hostname": agent.info.hostname,
+        "port": agent.info.port,
+        "transport": agent.transport,
+        "state": agent.state.value,
+        "resources": agent.total.to_dict(),
+        "used_resources": agent.used.to_dict(),
+        "offered_resources": agent.offered.to_dict(),
+        "attributes": attributes_to_dict(agent.info.attributes),
+        "reservations": _reservations(resources),
+        "volumes": [{"role": role, "persistence_id": pid, "container_path": path, "disk": sizes.get(pid, 0.0)}
+                    for role, pid, path in persistent_volumes(resources)],
+        "registered_time": agent.registered_at,
+        "task_count": len(agent.tasks),
+    }
+
+
+# ---------------------------------------------------------------------- frameworks
+def framework_view(engine: MasterEngine, fw: Framework, *, tasks: bool = True) -> dict[str, Any]:
+    """A framework; with `tasks`, its active and completed tasks too."""
+    staging = sum(1 for t in fw.tasks.values() if t.status_update_state == pb.TASK_STAGING)
+    view = {
+        "id": fw.id,
+        "name": fw.info.name,
+        "user": fw.info.user,
+        "principal": fw.info.principal,
+        "roles": fw.roles,
+        "connected": fw.connected,
+        "active": fw.connected,
+        "checkpoint": fw.info.checkpoint,
+        "failover_timeout": fw.info.failover_timeout,
+        "registered_time": fw.registered_at,
+        "unregistered_time": fw.removed_at,
+        "offers": len(fw.offers),
+        "used_resources": _sum_scalars(engine.allocator.allocated(fw.id).values()) if fw.id in engine.frameworks else {},
+        "counters": {"status_updates": fw.status_updates, "acknowledgements": fw.acknowledgements},
+        "reconciliation": {"calls": fw.reconcile_calls, "last": fw.last_reconcile, "staging": staging},
+        "task_count": len(fw.tasks),
+    }
+    if tasks:
+        view["tasks"] = [task_view(t) for t in fw.tasks.values()]
+        view["completed_tasks"] = [task_view(t) for t in fw.completed]
+    return view
+
+
+def _sum_scalars(resources: Any) -> dict[str, float]:
+    """{name: total} of the scalars in several agents' resources (ranges and sets are
+    per agent and do not add up across agents)."""
+    totals: dict[str, float] = {}
+    for r in resources:
+        for name in r.names():
+            value = r.scalar(name)
+            if value:
+                totals[name] = round(totals.get(name, 0.0) + value, 3)
+    return totals
+
+
+# ---------------------------------------------------------------------- the master
+#: the terminal states counted in `task_counters` (Mesos' master/tasks_<state>)
+COUNTED_ENDS = (pb.TASK_FINISHED, pb.TASK_FAILED, pb.TASK_KILLED, pb.TASK_ERROR, pb.TASK_LOST, pb.TASK_DROPPED,
+                pb.TASK_GONE, pb.TASK_GONE_BY_OPERATOR)
+
+
+def task_counters(engine: MasterEngine) -> dict[str, int]:
+    """Tasks that reached each terminal state since the master started, by state name."""
+    return {STATE_NAMES[s]: engine.task_ends.get(s, 0) for s in COUNTED_ENDS}
+
+
+def state_view(engine: MasterEngine) -> dict[str, Any]:
+    """A JSON-able view of the whole master (the /state endpoint and the event stream's
+    SUBSCRIBED event)."""
+    return {
+        "id": engine.id,
+        "hostname": engine.info.hostname,
+        "port": engine.info.port,
+        "transport": engine.info.transport,
+        "version": engine.info.version,
+        "start_time": engine.info.start_time,
+        "agents": [agent_view(a) for a in engine.agents.values()],
+        "frameworks": [framework_view(engine, f) for f in engine.frameworks.values()],
+        "completed_frameworks": [framework_view(engine, f) for f in engine.completed_frameworks],
+        "counters": dict(engine.counters),
+        "task_counters": task_counters(engine),
+    }
