@@ -55,13 +55,15 @@ class Runtime:
         port: int = 0,
         clock: Callable[[], float] = time.time,
         batch: bool = True,
+        advertise: str | None = None,
     ) -> None:
         """`batch` (on by default): the engine collects the status path's updates and
         acks for one peer during one loop iteration in one message (`Engine.batch`), and
         the messages it sends to one peer during one iteration leave as one ZeroMQ frame
         (see `corral.transport`). Nothing waits for a batch to fill: each iteration
         sends what it produced. `batch=False` sends every update, ack and message in a
-        frame of its own, as Mesos does."""
+        frame of its own, as Mesos does. `advertise`: the host peers are told to send
+        to, when it is not `host` (see `Transport`)."""
         self.clock = clock
         self.lock = threading.RLock()
         self.undecodable = 0
@@ -76,7 +78,8 @@ class Runtime:
         self._stopping = threading.Event()
         self.stopped = threading.Event()
         self.dispatcher = _core.Dispatcher(max_frame_size=MAX_FRAME_SIZE, on_error=self._dispatch_error)
-        self.transport = Transport(host, port, self.dispatcher, on_peer=self._peer_event, batch=batch)
+        self.transport = Transport(host, port, self.dispatcher, on_peer=self._peer_event, batch=batch,
+                                   advertise=advertise)
         self.address = self.transport.address
         #: the engine, built for this runtime's transport address
         self.engine = engine_factory(self.address)
