@@ -3,17 +3,26 @@
 
 `MasterDetector` keeps asking, with capped backoff, until a master answers, then hands
 the transport address to a callback. It runs on its own thread, never on the I/O loop.
+A master that cannot be reached (or an address where something else answers) is logged
+as a warning when it starts failing and every UNREACHABLE_LOG_INTERVAL seconds while it
+goes on, and reported once per outage to `on_unreachable` (the scheduler driver's
+`error` callback).
 """
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import threading
+import time
 import urllib.error
 import urllib.request
-from typing import Callable
+from typing import Any, Callable
 
 log = logging.getLogger(__name__)
+
+#: seconds between two warnings that the master is still unreachable
+UNREACHABLE_LOG_INTERVAL = 30.0
 
 
 class MasterAddressError(ValueError):
@@ -32,19 +41,39 @@ def parse_master(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def fetch_info(address: str, timeout: float = 2.0) -> dict:
-    """The master's /info document."""
+class MasterUnreachable(OSError):
+    """The master's /info could not be read, or what answered is not a corral master;
+    the message says which and why."""
+
+
+def fetch_info(address: str, timeout: float = 2.0) -> dict[str, Any]:
+    """The master's /info document; MasterUnreachable when there is none."""
     host, port = parse_master(address)
-    with urllib.request.urlopen(f"http://{host}:{port}/info", timeout=timeout) as response:
-        return json.loads(response.read())
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/info", timeout=timeout) as response:
+            info = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        raise MasterUnreachable(f"{address} is not a corral master: its /info answered HTTP {exc.code}") from None
+    except urllib.error.URLError as exc:
+        raise MasterUnreachable(f"cannot reach the master at {address}: {exc.reason}") from None
+    except http.client.HTTPException as exc:  # something that does not speak HTTP
+        raise MasterUnreachable(f"{address} is not a corral master: {type(exc).__name__} {exc}") from None
+    except (OSError, ValueError) as exc:  # a timeout, a reset, or an answer that is not JSON
+        what = "not a corral master (its /info is not JSON)" if isinstance(exc, ValueError) else f"unreachable: {exc}"
+        raise MasterUnreachable(f"{address} is {what}") from None
+    if not isinstance(info, dict) or not isinstance(info.get("transport"), str):
+        raise MasterUnreachable(f"{address} is not a corral master: its /info names no transport")
+    return info
 
 
 class MasterDetector:
     def __init__(self, address: str, on_master: Callable[[str], None],
-                 initial_backoff: float = 0.05, max_backoff: float = 2.0) -> None:
+                 initial_backoff: float = 0.05, max_backoff: float = 2.0,
+                 on_unreachable: Callable[[str], None] | None = None) -> None:
         parse_master(address)  # fail fast on a malformed address
         self.address = address
         self._on_master = on_master
+        self._on_unreachable = on_unreachable
         self._initial = initial_backoff
         self._max = max_backoff
         self._stop = threading.Event()
@@ -61,12 +90,25 @@ class MasterDetector:
 
     def _run(self) -> None:
         backoff = self._initial
+        failing_since: float | None = None
+        next_warning = 0.0
         while not self._stop.is_set():
             try:
                 info = fetch_info(self.address)
-            except (OSError, urllib.error.URLError, ValueError) as exc:
-                log.debug("master %s not reachable yet: %s", self.address, exc)
+            except MasterUnreachable as exc:
+                now = time.monotonic()
+                if failing_since is None:
+                    failing_since = now
+                    if self._on_unreachable is not None:
+                        self._on_unreachable(f"{exc}; retrying")
+                if now >= next_warning:
+                    next_warning = now + UNREACHABLE_LOG_INTERVAL
+                    log.warning("%s (retrying for %.0fs so far)", exc, now - failing_since)
+                else:
+                    log.debug("%s", exc)
             else:
+                if failing_since is not None:
+                    log.info("master %s reached after %.1fs", self.address, time.monotonic() - failing_since)
                 self._on_master(info["transport"])
                 return
             self._stop.wait(backoff)
