@@ -61,8 +61,8 @@ def fetch_info(address: str, timeout: float = 2.0) -> dict[str, Any]:
     except (OSError, ValueError) as exc:  # a timeout, a reset, or an answer that is not JSON
         what = "not a corral master (its /info is not JSON)" if isinstance(exc, ValueError) else f"unreachable: {exc}"
         raise MasterUnreachable(f"{address} is {what}") from None
-    if not isinstance(info, dict) or not isinstance(info.get("transport"), str):
-        raise MasterUnreachable(f"{address} is not a corral master: its /info names no transport")
+    if not isinstance(info, dict) or not isinstance(info.get("transport"), str) or "leader" not in info:
+        raise MasterUnreachable(f"{address} is not a corral master: its /info does not describe one")
     return info
 
 

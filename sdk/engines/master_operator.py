@@ -34,25 +34,11 @@ class OperatorEvent(enum.Enum):
     FRAMEWORK_REMOVED = "FRAMEWORK_REMOVED"
 
 
-#: state number -> name, reason number -> name, source number -> name (a list index
+#: state number -> name, reason number -> name, source number -> name (a dict lookup
 #: instead of protobuf's enum lookup: views of 100 000 tasks make many)
 STATE_NAMES = {v.number: v.name for v in pb.TaskState.DESCRIPTOR.values}
 REASON_NAMES = {v.number: v.name for v in pb.TaskStatus.Reason.DESCRIPTOR.values}
 SOURCE_NAMES = {v.number: v.name for v in pb.TaskStatus.Source.DESCRIPTOR.values}
-
-
-def state_label(state: int) -> str:
-    return STATE_NAMES.get(state, str(state))
-
-
-def reason_name(reason: int) -> str:
-    """A status's `reason` by name, e.g. "REASON_EXECUTOR_TERMINATED"."""
-    return REASON_NAMES.get(reason, str(reason))
-
-
-def source_name(source: int) -> str:
-    """A status's `source` by name, e.g. "SOURCE_EXECUTOR"."""
-    return SOURCE_NAMES.get(source, str(source))
 
 
 # ---------------------------------------------------------------------- statuses

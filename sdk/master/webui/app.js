@@ -59,13 +59,14 @@ function loadState(state) {
 
 const handlers = {
   SUBSCRIBED(data) { loadState(data.state); },
-  TASK_ADDED(data) { model.tasks.set(taskKey(data.task.framework_id, data.task.id), data.task); },
+  TASK_ADDED(data) { for (const t of data.tasks) model.tasks.set(taskKey(t.framework_id, t.id), t); },
   TASK_UPDATED(data) {
     for (const u of data.tasks) {
-      const key = taskKey(u.framework_id, u.id);
-      const task = model.tasks.get(key);
-      if (task === undefined) { model.tasks.set(key, u); continue; }
-      Object.assign(task, u);
+      const task = model.tasks.get(taskKey(u.framework_id, u.id));
+      if (task === undefined) continue;  // (a late update of a task this master forgot)
+      task.state = u.state;
+      task.healthy = u.healthy;
+      task.rev = (task.rev || 0) + 1;  // the task page reads the rest (history, sandbox) from /task
     }
   },
   AGENT_ADDED(data) { model.agents.set(data.agent.id, data.agent); },
@@ -146,7 +147,8 @@ function countBy(items, key) {
   return out;
 }
 
-const agentName = id => { const a = model.agents.get(id); return a ? a.hostname : id; };
+// an agent by host and the end of its id (agents of `corral local` share one host)
+const agentName = id => { const a = model.agents.get(id); return a ? `${a.hostname} (${id.slice(id.lastIndexOf("-") + 1)})` : id; };
 const frameworkOf = id => model.frameworks.get(id) || model.completed.get(id);
 const frameworkName = id => { const f = frameworkOf(id); return f && f.name ? f.name : id; };
 const agentLink = id => `<a href="#/agents/${enc(id)}">${esc(agentName(id))}</a>`;
@@ -390,18 +392,36 @@ views.tasks = {
 views.task = {
   mount(fid, tid) {
     this.fid = fid; this.tid = tid;
+    this.detail = null; this.rev = undefined; this.loading = false;
     main().innerHTML = `<div id="task"></div><h2>State history</h2><div id="history"></div>
       <h2>Output</h2><div class="tabs"><button data-file="stdout" class="active">stdout</button><button data-file="stderr">stderr</button>
       <span class="muted" id="log-note"></span></div><pre class="log" id="log"></pre>`;
     this.log = null;
+    this.file = "stdout";
     for (const b of document.querySelectorAll(".tabs button")) b.addEventListener("click", () => {
       for (const other of document.querySelectorAll(".tabs button")) other.classList.toggle("active", other === b);
       this.follow(b.dataset.file);
     });
-    this.file = "stdout";
   },
   update() {
     const t = model.tasks.get(taskKey(this.fid, this.tid));
+    if (t && (this.detail === null || this.rev !== t.rev)) { this.rev = t.rev; this.load(); }
+    this.render(this.detail || t);
+  },
+  async load() {
+    if (this.loading) { this.again = true; return; }
+    this.loading = true;
+    try {
+      this.detail = await getJSON(`/task?framework_id=${enc(this.fid)}&task_id=${enc(this.tid)}`);
+      if (current === this) this.render(this.detail);
+    } catch (err) {
+      document.getElementById("log-note").textContent = err.message;
+    } finally {
+      this.loading = false;
+      if (this.again) { this.again = false; this.load(); }
+    }
+  },
+  render(t) {
     if (!t) { document.getElementById("task").innerHTML = `<h1>Task ${esc(this.tid)}</h1><p class="muted">unknown to this master</p>`; return; }
     const health = t.healthy === null || t.healthy === undefined ? "<span class=muted>not reported</span>" : (t.healthy ? "healthy" : "unhealthy");
     document.getElementById("task").innerHTML = `<h1>Task ${esc(t.id)}</h1>` + kv([
@@ -414,13 +434,14 @@ views.task = {
     document.getElementById("history").innerHTML = table(["Time", "State", "Source", "Reason", "Message", "Healthy"],
       (t.statuses || []).map(s => [td(fmtTime(s.timestamp)), td(stateBadge(s.state)), td(esc(s.source)), td(esc(s.reason)),
         td(esc(s.message)), td(s.healthy === null || s.healthy === undefined ? "" : String(s.healthy))]), "no status updates yet");
-    if (t.sandbox && (!this.log || this.log.agent !== t.agent_id)) this.follow(this.file, t);
+    if (t.sandbox && !this.log) this.follow(this.file, t);
     if (!t.sandbox) document.getElementById("log-note").textContent = "waiting for the task's sandbox";
   },
   follow(file, task) {
     this.file = file;
-    const t = task || model.tasks.get(taskKey(this.fid, this.tid));
+    const t = task || this.detail || model.tasks.get(taskKey(this.fid, this.tid));
     if (this.log) this.log.stop();
+    this.log = null;
     if (!t || !t.sandbox) return;
     this.log = new LogTail(t.agent_id, t.sandbox + "/" + file, document.getElementById("log"), document.getElementById("log-note"));
   },
