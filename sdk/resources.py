@@ -635,7 +635,9 @@ class Resources:
     `Resources()` is empty.
     """
 
-    __slots__ = ("_items",)
+    #: `_view`: `to_dict`'s answer, made at its first call (the master's /state asks it of
+    #: every task's resources)
+    __slots__ = ("_items", "_view")
     _items: _Items
 
     def __init__(self) -> None:
@@ -946,6 +948,14 @@ class Resources:
     def to_dict(self) -> dict[str, object]:
         """The JSON view Mesos' `/state` gives, summed over roles: scalars as numbers, ranges
         and sets in their text form, e.g. `{"cpus": 4.0, "ports": "[31000-32000]"}`."""
+        try:
+            view = self._view
+        except AttributeError:
+            view = self._make_view()
+            object.__setattr__(self, "_view", view)
+        return dict(view)
+
+    def _make_view(self) -> dict[str, object]:
         merged: dict[tuple[int, str, int], _Value] = {}  # by (sort rank, name, kind)
         for key, value in self._items.items():
             name = key.name

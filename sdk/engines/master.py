@@ -23,7 +23,7 @@ from corral import _core, wire
 from corral.engines.base import Engine, on
 from corral.engines.common import (TERMINAL_STATES, PARTITION_AWARE_STATES, for_framework, is_terminal, new_status,
                                    partition_aware)
-from corral.engines.master_operator import OperatorEvent, state_view
+from corral.engines.master_operator import OperatorEvent, OperatorEvents, state_view
 from corral.engines.status import (
     HEALTH_UNREPORTED, HEALTHY, HEALTHY_OF, UNHEALTHY, Batch, status_row,
 )
@@ -240,7 +240,7 @@ class MasterEngine(Engine):
         #: how many tasks reached each terminal state (state -> count)
         self.task_ends: dict[int, int] = {}
         #: while operators listen: the events for them (see `corral.engines.master_operator`)
-        self.operator_events: list[tuple[OperatorEvent, Any]] | None = None
+        self.operator_events: OperatorEvents | None = None
         #: (time relayed, serialised TaskStatus) of the first update of one status-update
         #: message in RELAY_SAMPLE_EVERY, the latest 1024 (the relay latency metric's)
         self.relay_samples: deque[tuple[float, bytes]] = deque(maxlen=1024)
@@ -267,7 +267,7 @@ class MasterEngine(Engine):
     def _tell(self, event: OperatorEvent, subject: Any) -> None:
         """An event for operators, if any listen."""
         if self.operator_events is not None:
-            self.operator_events.append((event, subject))
+            self.operator_events.log.append((event, subject))
 
     # ------------------------------------------------------------ frameworks
     def _framework_from(self, sender: str, framework_id: str) -> Framework | None:
@@ -1044,7 +1044,7 @@ class MasterEngine(Engine):
             return
         relayed, reacks, unknown = _core.master_updates(rows, agent, self.frameworks, HEALTHY_OF, self._set_latest_state)
         if self.operator_events is not None:
-            self.operator_events.append((OperatorEvent.TASK_UPDATED, rows))
+            self.operator_events.rows(rows)
         self._until_sample -= 1
         if not self._until_sample:
             self._until_sample = RELAY_SAMPLE_EVERY
@@ -1119,7 +1119,8 @@ class MasterEngine(Engine):
         if len(statuses) >= _core.MAX_TASK_STATUSES:
             del statuses[1]
         statuses.append(row[5])
-        self._tell(OperatorEvent.TASK_UPDATED, [row])
+        if self.operator_events is not None:
+            self.operator_events.rows([row])
 
     def _reply_status(self, fw: Framework, task_id: str, state: int, reason: int, message: str, now: float,
                       *, agent_id: str | None = None) -> None:

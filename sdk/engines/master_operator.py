@@ -2,12 +2,12 @@
 stream, and JSON-able views of its agents, frameworks, tasks and statuses (`/state`,
 the event stream, the CLI and the web UI read these).
 
-Events: while someone listens, the daemon sets `MasterEngine.operator_events` to a
-list and the engine appends `(OperatorEvent, subject)` pairs to it (nobody listening:
-None, and the engine skips them at the cost of one attribute test). The subject of a
-TASK_ADDED is the task, of TASK_UPDATED the status-path rows of the updates (`corral.
-engines.status`; rows of tasks the master does not know are to be skipped), of an
-AGENT_* event the agent and of a FRAMEWORK_* event the framework.
+Events: while someone listens, the daemon sets `MasterEngine.operator_events` to an
+`OperatorEvents` (nobody listening: None, and the engine skips them at the cost of one
+attribute test). Tasks added, agents and frameworks added and removed are logged as
+`(OperatorEvent, the task, agent or framework)`; updates are not logged one by one (the
+status path makes many): the ids of the tasks updated are collected, and whoever tells
+operators reads those tasks' states then.
 
 Views are plain functions of the engine's records, read under the daemon's runtime
 lock; none of them changes anything.
@@ -15,6 +15,7 @@ lock; none of them changes anything.
 from __future__ import annotations
 
 import enum
+import operator
 from typing import TYPE_CHECKING, Any, Iterable
 
 from corral.engines.agent import persistent_volumes
@@ -32,6 +33,27 @@ class OperatorEvent(enum.Enum):
     AGENT_REMOVED = "AGENT_REMOVED"
     FRAMEWORK_ADDED = "FRAMEWORK_ADDED"
     FRAMEWORK_REMOVED = "FRAMEWORK_REMOVED"
+
+
+#: an update row's task id
+_TASK_ID = operator.itemgetter(2)
+
+
+class OperatorEvents:
+    """What the master engine has to tell operators since they were last told: `log`,
+    the (OperatorEvent, subject) of tasks added and agents and frameworks added and
+    removed, in order; `updated`, the ids of the tasks that had updates (of any
+    framework: a task id names a task within its framework only)."""
+
+    __slots__ = ("log", "updated")
+
+    def __init__(self) -> None:
+        self.log: list[tuple[OperatorEvent, Any]] = []
+        self.updated: set[str] = set()
+
+    def rows(self, rows: list[tuple[Any, ...]]) -> None:
+        """Updates (status-path rows) of tasks; one set update, no object made per row."""
+        self.updated.update(map(_TASK_ID, rows))
 
 
 #: state number -> name, reason number -> name, source number -> name (a dict lookup
@@ -136,7 +158,6 @@ def agent_view(agent: Agent) -> dict[str, Any]:
 # ---------------------------------------------------------------------- frameworks
 def framework_view(engine: MasterEngine, fw: Framework, *, tasks: bool = True) -> dict[str, Any]:
     """A framework; with `tasks`, its active and completed tasks too."""
-    staging = sum(1 for t in fw.tasks.values() if t.status_update_state == pb.TASK_STAGING)
     view = {
         "id": fw.id,
         "name": fw.info.name,
@@ -152,7 +173,7 @@ def framework_view(engine: MasterEngine, fw: Framework, *, tasks: bool = True) -
         "offers": len(fw.offers),
         "used_resources": _sum_scalars(engine.allocator.allocated(fw.id).values()) if fw.id in engine.frameworks else {},
         "counters": {"status_updates": fw.status_updates, "acknowledgements": fw.acknowledgements},
-        "reconciliation": {"calls": fw.reconcile_calls, "last": fw.last_reconcile, "staging": staging},
+        "reconciliation": {"calls": fw.reconcile_calls, "last": fw.last_reconcile},
         "task_count": len(fw.tasks),
     }
     if tasks:

@@ -5,9 +5,11 @@ Each event is `event: NAME` and `data: JSON`:
 - SUBSCRIBED `{"state": <the /state document>}`, first, taken together with the
   subscription, so that the events after it are exactly what changed since;
 - TASK_ADDED `{"tasks": [<task>, ...]}` (tasks launched, or learned from an agent);
-- TASK_UPDATED `{"tasks": [{"framework_id", "id", "state", "healthy"}, ...]}`: the
-  latest state of each task that had updates since the last event (several updates of
-  one task in that time are one entry; `GET /task` has its whole history);
+- TASK_UPDATED `{"framework_id": ID, "tasks": [[task id, state, healthy], ...]}`, one
+  per framework: the latest state of each of its tasks that had updates since the last
+  event (several updates of one task in that time are one entry; `GET /task` has its
+  whole history; healthy is null when not reported; a late update of a task the master
+  no longer knows may be among them: subscribers ignore tasks they do not know);
 - AGENT_ADDED / AGENT_UPDATED `{"agent": <agent>}`, AGENT_REMOVED `{"agent_id": ID}`;
 - FRAMEWORK_ADDED / FRAMEWORK_UPDATED / FRAMEWORK_REMOVED `{"framework": <framework
   without its tasks>}`;
@@ -15,7 +17,7 @@ Each event is `event: NAME` and `data: JSON`:
   REFRESH_INTERVAL, which is also when agents and frameworks whose numbers (resources
   used and offered, offers, connection, counters) changed are sent as *_UPDATED.
 
-The engine appends its events to `engine.operator_events` while anyone subscribes
+The engine records its events in `engine.operator_events` while anyone subscribes
 (None otherwise: nothing is produced); a pump on the HTTP server's loop takes them
 every FLUSH_INTERVAL under the runtime lock, turns them into views, and writes them to
 every subscriber. A subscriber that falls MAX_BACKLOG events behind is disconnected
@@ -34,19 +36,19 @@ from aiohttp import web
 
 from corral.engines.master import MasterEngine
 from corral.engines.master_operator import (
-    STATE_NAMES, OperatorEvent, agent_view, framework_view, state_view, task_counters, task_view,
+    STATE_NAMES, OperatorEvent, OperatorEvents, agent_view, framework_view, task_counters, task_view,
 )
 
 log = logging.getLogger(__name__)
 
-#: seconds between two takes of the engine's events
-FLUSH_INTERVAL = 0.2
+#: seconds between two takes of the engine's events (the longer, the more updates of one
+#: task become one entry: issue 24 wants a new task shown within 2 s)
+FLUSH_INTERVAL = 0.5
 #: seconds between two refreshes of the agents' and frameworks' numbers (and heartbeats)
 REFRESH_INTERVAL = 1.0
 #: events a subscriber may have unsent before it is disconnected
 MAX_BACKLOG = 1000
 
-_HEALTH = {1: True, 2: False}
 
 
 def sse(name: str, data: Any) -> bytes:
@@ -54,7 +56,10 @@ def sse(name: str, data: Any) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
-class _Subscriber:
+class Subscriber:
+    """One subscription: the events for it (None: it was dropped) wait in `queue`, which
+    the HTTP server's loop reads."""
+
     __slots__ = ("queue", "dropped")
 
     def __init__(self) -> None:
@@ -63,8 +68,8 @@ class _Subscriber:
 
 
 class EventStream:
-    """Serves `/events` for the master engine run by `lock`'s runtime; `extras` adds the
-    daemon's own fields (its address, its clock) to the SUBSCRIBED state."""
+    """Serves `/events` for the master engine run by `lock`'s runtime; `state` makes the
+    SUBSCRIBED event's state (the daemon's /state)."""
 
     def __init__(self, engine: MasterEngine, lock: threading.RLock, state: Callable[[], dict[str, Any]],
                  clock: Callable[[], float] = time.time) -> None:
@@ -73,7 +78,7 @@ class EventStream:
         self._state = state
         self._clock = clock
         #: guarded by `lock` (the runtime's): events taken under it go to these
-        self._subscribers: set[_Subscriber] = set()
+        self._subscribers: set[Subscriber] = set()
         self._pump: asyncio.Task[None] | None = None
         self._agents: dict[str, dict[str, Any]] = {}
         self._frameworks: dict[str, dict[str, Any]] = {}
@@ -86,8 +91,8 @@ class EventStream:
     # -- the route -------------------------------------------------------------------
     async def serve(self, request: web.Request, closing: asyncio.Event) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
-        subscriber = _Subscriber()
-        first = await loop.run_in_executor(None, self._subscribe, subscriber)
+        subscriber = Subscriber()
+        first = await loop.run_in_executor(None, self.subscribe, subscriber)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                                "Access-Control-Allow-Origin": "*", "X-Accel-Buffering": "no"})
         try:
@@ -112,19 +117,22 @@ class EventStream:
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
-            with self.lock:
-                self._subscribers.discard(subscriber)
+            self.unsubscribe(subscriber)
         return response
 
-    def _subscribe(self, subscriber: _Subscriber) -> bytes:
-        """Under the lock: the SUBSCRIBED event, and the subscriber joins (so it gets
-        every event taken from now on)."""
+    def subscribe(self, subscriber: Subscriber) -> bytes:
+        """The SUBSCRIBED event, made under the lock as the subscriber joins (so that it
+        gets every event taken from then on)."""
         with self.lock:
             if self.engine.operator_events is None:
-                self.engine.operator_events = []
+                self.engine.operator_events = OperatorEvents()
             state = self._state()
             self._subscribers.add(subscriber)
         return sse("SUBSCRIBED", {"state": state})
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        with self.lock:
+            self._subscribers.discard(subscriber)
 
     # -- the pump ------------------------------------------------------------------------
     async def _run_pump(self, closing: asyncio.Event) -> None:
@@ -148,7 +156,7 @@ class EventStream:
             if not subscribers:
                 return
 
-    def take(self) -> tuple[list[bytes], list[_Subscriber]]:
+    def take(self) -> tuple[list[bytes], list[Subscriber]]:
         """The events since the last take, as server-sent events, and who gets them. With
         nobody subscribed the engine stops producing events."""
         with self.lock:
@@ -158,8 +166,8 @@ class EventStream:
                 self._agents.clear()
                 self._frameworks.clear()
                 return [], []
-            events = self.engine.operator_events or []
-            self.engine.operator_events = []
+            events = self.engine.operator_events or OperatorEvents()
+            self.engine.operator_events = OperatorEvents()
             chunks = self._events(events)
             now = self._clock()
             if now >= self._next_refresh:
@@ -167,18 +175,14 @@ class EventStream:
                 chunks.extend(self._refresh(now))
         return chunks, subscribers
 
-    def _events(self, events: list[tuple[OperatorEvent, Any]]) -> list[bytes]:
-        """`events` (under the lock) as server-sent events: tasks added and updated
-        collected into one event each, a task added and updated in one take sent as
-        added only, with its latest state."""
+    def _events(self, events: OperatorEvents) -> list[bytes]:
+        """`events` (under the lock) as server-sent events: tasks added collected into one
+        event, updated ones into one per framework, a task added and updated in one take
+        sent as added only, with its latest state."""
         added: dict[tuple[str, str], Any] = {}
-        updated: dict[tuple[str, str], Any] = {}
         chunks: list[bytes] = []
-        for kind, subject in events:
-            if kind is OperatorEvent.TASK_UPDATED:
-                for row in subject:
-                    updated[(row[0], row[2])] = row
-            elif kind is OperatorEvent.TASK_ADDED:
+        for kind, subject in events.log:
+            if kind is OperatorEvent.TASK_ADDED:
                 added[(subject.framework_id, subject.id)] = subject
             elif kind is OperatorEvent.AGENT_ADDED:
                 view = agent_view(subject)
@@ -189,15 +193,44 @@ class EventStream:
                 chunks.append(sse(kind.value, {"agent_id": subject.id}))
             else:  # FRAMEWORK_ADDED, FRAMEWORK_REMOVED
                 view = framework_view(self.engine, subject, tasks=False)
-                self._frameworks[subject.id] = view
+                if kind is OperatorEvent.FRAMEWORK_ADDED:
+                    self._frameworks[subject.id] = view
+                else:
+                    self._frameworks.pop(subject.id, None)
                 chunks.append(sse(kind.value, {"framework": view}))
         if added:
             chunks.append(sse(OperatorEvent.TASK_ADDED.value, {"tasks": [task_view(t) for t in added.values()]}))
-        tasks = [{"framework_id": row[0], "id": row[2], "state": STATE_NAMES[row[7]], "healthy": _HEALTH.get(row[6])}
-                 for key, row in updated.items() if key not in added]
-        if tasks:
-            chunks.append(sse(OperatorEvent.TASK_UPDATED.value, {"tasks": tasks}))
+        for fid, tasks in self._updated(events.updated, added).items():
+            chunks.append(sse(OperatorEvent.TASK_UPDATED.value, {"framework_id": fid, "tasks": tasks}))
         return chunks
+
+    def _updated(self, task_ids: set[str], added: dict[tuple[str, str], Any]) -> dict[str, list[Any]]:
+        """[task id, state, healthy] of each task of `task_ids` (under the lock), by
+        framework: the tasks of those ids of the active frameworks (active or completed
+        tasks), and of the completed frameworks for ids no active one has; those in
+        `added` are told there. (Set operations: a take may have 10 000 tasks.)"""
+        out: dict[str, list[Any]] = {}
+        left = task_ids
+        for frameworks in (self.engine.frameworks.values(), self.engine.completed_frameworks):
+            found: set[str] = set()
+            for fw in frameworks:
+                if not left:
+                    break
+                tasks = fw.tasks
+                hits = left & tasks.keys()
+                entries = [(tid, STATE_NAMES[tasks[tid].state], tasks[tid].healthy) for tid in hits]
+                if fw.completed and len(hits) < len(left):
+                    done = {t.id: t for t in fw.completed}
+                    more = (left - hits) & done.keys()
+                    entries += [(tid, STATE_NAMES[done[tid].state], done[tid].healthy) for tid in more]
+                    hits |= more
+                found |= hits
+                if added:
+                    entries = [e for e in entries if (fw.id, e[0]) not in added]
+                if entries:
+                    out[fw.id] = entries
+            left = left - found
+        return out
 
     def _refresh(self, now: float) -> list[bytes]:
         """AGENT_UPDATED and FRAMEWORK_UPDATED for those whose view changed, and a

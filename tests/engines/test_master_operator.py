@@ -8,7 +8,7 @@ import json
 import pytest
 
 from corral import _core, wire
-from corral.engines.master_operator import OperatorEvent, state_view, status_view, task_view
+from corral.engines.master_operator import OperatorEvent, OperatorEvents, state_view, status_view, task_view
 from corral.protos import corral_pb2 as pb
 
 from engine_helpers import accept, bodies, command_task, feed, new_master, offers, register_agent, status_update
@@ -127,18 +127,16 @@ def test_operator_events_are_made_only_while_someone_listens(running):
     m, aid, fid = running
     assert m.operator_events is None
     feed(m, A1, update(fid, aid, "t1", pb.TASK_FINISHED, b"u9"), 5.0)
-    m.operator_events = []
+    m.operator_events = events = OperatorEvents()
     (offer,) = offers(m, 6.0, to=S1)
     feed(m, S1, accept(fid, [offer.id.value], [command_task("t2", aid)]), 6.0)
-    feed(m, A1, status_update(fid, aid, "t2", pb.TASK_RUNNING, b"v1"), 7.0)
+    feed(m, A1, status_update(fid, aid, "t2", pb.TASK_STARTING, b"v1"), 7.0)
+    feed(m, A1, update(fid, aid, "t2", pb.TASK_RUNNING, b"v2", healthy=True), 7.5)
     agent2 = register_agent(m, "tcp://agent2", now=8.0)
     m.operator_teardown(fid, 9.0)
-    kinds = [(kind, getattr(subject, "id", None)) for kind, subject in m.operator_events]
-    assert kinds[:2] == [(OperatorEvent.TASK_ADDED, "t2"), (OperatorEvent.TASK_UPDATED, None)]
-    assert (OperatorEvent.AGENT_ADDED, agent2) in kinds
-    assert kinds[-1] == (OperatorEvent.FRAMEWORK_REMOVED, fid)
-    rows = m.operator_events[1][1]
-    assert [(r[0], r[2], r[3]) for r in rows] == [(fid, "t2", pb.TASK_RUNNING)]
+    assert [(kind, subject.id) for kind, subject in events.log] == [
+        (OperatorEvent.TASK_ADDED, "t2"), (OperatorEvent.AGENT_ADDED, agent2), (OperatorEvent.FRAMEWORK_REMOVED, fid)]
+    assert events.updated == {"t2"}  # (running, then killed with its framework)
 
 
 def test_one_status_message_in_sixty_four_is_sampled_for_the_relay_latency(running):

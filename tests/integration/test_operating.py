@@ -89,8 +89,14 @@ def test_the_event_stream_starts_with_the_state_and_follows_tasks(cluster: Local
         scheduler.pending.append((task_id, "while [ ! -e go ]; do sleep 0.05; done"))
 
         def seen(kind: str, state: str | None = None):
-            return lambda events: any(n == kind and any(t["id"] == task_id and (state is None or t["state"] == state)
-                                                        for t in d["tasks"]) for n, d in events)
+            def check(events):
+                for name, data in events:
+                    if name == kind == "TASK_ADDED" and any(t["id"] == task_id for t in data["tasks"]):
+                        return True
+                    if name == kind == "TASK_UPDATED" and [task_id, state, None] in data["tasks"]:
+                        return data["framework_id"] == scheduler.framework_id
+                return False
+            return check
 
         reader.wait(seen("TASK_ADDED"))
         assert scheduler.wait(lambda: "TASK_RUNNING" in scheduler.states(task_id)), scheduler

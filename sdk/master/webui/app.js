@@ -61,11 +61,11 @@ const handlers = {
   SUBSCRIBED(data) { loadState(data.state); },
   TASK_ADDED(data) { for (const t of data.tasks) model.tasks.set(taskKey(t.framework_id, t.id), t); },
   TASK_UPDATED(data) {
-    for (const u of data.tasks) {
-      const task = model.tasks.get(taskKey(u.framework_id, u.id));
+    for (const [id, state, healthy] of data.tasks) {
+      const task = model.tasks.get(taskKey(data.framework_id, id));
       if (task === undefined) continue;  // (a late update of a task this master forgot)
-      task.state = u.state;
-      task.healthy = u.healthy;
+      task.state = state;
+      task.healthy = healthy;
       task.rev = (task.rev || 0) + 1;  // the task page reads the rest (history, sandbox) from /task
     }
   },
@@ -290,6 +290,12 @@ views.frameworks = {
   },
 };
 
+function countState(fid, state) {
+  let n = 0;
+  for (const t of model.tasks.values()) if (t.framework_id === fid && t.state === state) n++;
+  return n;
+}
+
 function countTasks(fid, terminal) {
   let n = 0;
   for (const t of model.tasks.values()) if (t.framework_id === fid && TERMINAL.has(t.state) === terminal) n++;
@@ -316,7 +322,7 @@ views.framework = {
       ["Outstanding offers", esc(f.offers)], ["Used", esc(fmtResources(f.used_resources))],
       ["Status updates", `${c.status_updates || 0} relayed, ${c.acknowledgements || 0} acknowledged`],
       ["Reconciliation", `${rec.calls || 0} call(s)` + (rec.last ? `, last ${fmtTime(rec.last)}` : "") +
-        (rec.staging ? `, ${rec.staging} task(s) still staging` : "")],
+        `, ${countState(f.id, "TASK_STAGING")} task(s) still staging`],
     ]);
     this.tasks.update();
   },
