@@ -105,6 +105,9 @@ class MasterMetrics(Metrics):
         with daemon.runtime.lock:
             samples = list(engine.relay_samples)
             engine.relay_samples.clear()
+            # (the engine's clock may not be wall time: each sample's age on that clock
+            # says when it was relayed, in the wall time of the status's timestamp)
+            runtime_now, wall_now = daemon.runtime.clock(), time.time()
             agents = list(engine.agents.values())
             frameworks = list(engine.frameworks.values())
             active: dict[int, int] = {}
@@ -120,7 +123,8 @@ class MasterMetrics(Metrics):
             used = sum((a.used for a in agents), start=Resources())
             offered = sum((a.offered for a in agents), start=Resources())
         for relayed_at, status in samples:
-            self.relay_latency.observe(max(0.0, relayed_at - pb.TaskStatus.FromString(status).timestamp))
+            relayed_wall = wall_now - (runtime_now - relayed_at)
+            self.relay_latency.observe(max(0.0, relayed_wall - pb.TaskStatus.FromString(status).timestamp))
         prefix = "corral_master"
         tasks = GaugeMetricFamily(f"{prefix}_tasks", "active tasks by state", labels=["state"])
         for state in (pb.TASK_STAGING, pb.TASK_STARTING, pb.TASK_RUNNING, pb.TASK_KILLING, pb.TASK_UNREACHABLE):

@@ -48,6 +48,8 @@ FLUSH_INTERVAL = 0.5
 REFRESH_INTERVAL = 1.0
 #: events a subscriber may have unsent before it is disconnected
 MAX_BACKLOG = 1000
+#: tasks read from the engine per hold of the runtime lock
+TAKE_SLICE = 1000
 
 
 
@@ -158,7 +160,9 @@ class EventStream:
 
     def take(self) -> tuple[list[bytes], list[Subscriber]]:
         """The events since the last take, as server-sent events, and who gets them. With
-        nobody subscribed the engine stops producing events."""
+        nobody subscribed the engine stops producing events. The engine is read under
+        the lock in slices of at most TAKE_SLICE tasks (the I/O thread goes on between
+        them: a take may have 10 000 tasks); events are encoded outside it."""
         with self.lock:
             subscribers = list(self._subscribers)
             if not subscribers:
@@ -168,41 +172,51 @@ class EventStream:
                 return [], []
             events = self.engine.operator_events or OperatorEvents()
             self.engine.operator_events = OperatorEvents()
-            chunks = self._events(events)
+            payloads, added = self._logged(events)
             now = self._clock()
             if now >= self._next_refresh:
                 self._next_refresh = now + REFRESH_INTERVAL
-                chunks.extend(self._refresh(now))
-        return chunks, subscribers
+                payloads.extend(self._refresh(now))
+        tasks = list(added.values())
+        views: list[dict[str, Any]] = []
+        for start in range(0, len(tasks), TAKE_SLICE):
+            with self.lock:
+                views.extend(task_view(t) for t in tasks[start:start + TAKE_SLICE])
+        if views:
+            payloads.append((OperatorEvent.TASK_ADDED.value, {"tasks": views}))
+        updated: dict[str, list[Any]] = {}
+        ids = list(events.updated)
+        for start in range(0, len(ids), TAKE_SLICE):
+            with self.lock:
+                for fid, entries in self._updated(set(ids[start:start + TAKE_SLICE]), added).items():
+                    updated.setdefault(fid, []).extend(entries)
+        for fid, entries in updated.items():
+            payloads.append((OperatorEvent.TASK_UPDATED.value, {"framework_id": fid, "tasks": entries}))
+        return [sse(name, data) for name, data in payloads], subscribers
 
-    def _events(self, events: OperatorEvents) -> list[bytes]:
-        """`events` (under the lock) as server-sent events: tasks added collected into one
-        event, updated ones into one per framework, a task added and updated in one take
-        sent as added only, with its latest state."""
+    def _logged(self, events: OperatorEvents) -> tuple[list[tuple[str, Any]], dict[tuple[str, str], Any]]:
+        """(Under the lock) the events of agents and frameworks, and the tasks added by
+        (framework id, task id)."""
         added: dict[tuple[str, str], Any] = {}
-        chunks: list[bytes] = []
+        payloads: list[tuple[str, Any]] = []
         for kind, subject in events.log:
             if kind is OperatorEvent.TASK_ADDED:
                 added[(subject.framework_id, subject.id)] = subject
             elif kind is OperatorEvent.AGENT_ADDED:
                 view = agent_view(subject)
                 self._agents[subject.id] = view
-                chunks.append(sse(kind.value, {"agent": view}))
+                payloads.append((kind.value, {"agent": view}))
             elif kind is OperatorEvent.AGENT_REMOVED:
                 self._agents.pop(subject.id, None)
-                chunks.append(sse(kind.value, {"agent_id": subject.id}))
+                payloads.append((kind.value, {"agent_id": subject.id}))
             else:  # FRAMEWORK_ADDED, FRAMEWORK_REMOVED
                 view = framework_view(self.engine, subject, tasks=False)
                 if kind is OperatorEvent.FRAMEWORK_ADDED:
                     self._frameworks[subject.id] = view
                 else:
                     self._frameworks.pop(subject.id, None)
-                chunks.append(sse(kind.value, {"framework": view}))
-        if added:
-            chunks.append(sse(OperatorEvent.TASK_ADDED.value, {"tasks": [task_view(t) for t in added.values()]}))
-        for fid, tasks in self._updated(events.updated, added).items():
-            chunks.append(sse(OperatorEvent.TASK_UPDATED.value, {"framework_id": fid, "tasks": tasks}))
-        return chunks
+                payloads.append((kind.value, {"framework": view}))
+        return payloads, added
 
     def _updated(self, task_ids: set[str], added: dict[tuple[str, str], Any]) -> dict[str, list[Any]]:
         """[task id, state, healthy] of each task of `task_ids` (under the lock), by
@@ -232,21 +246,21 @@ class EventStream:
             left = left - found
         return out
 
-    def _refresh(self, now: float) -> list[bytes]:
+    def _refresh(self, now: float) -> list[tuple[str, Any]]:
         """AGENT_UPDATED and FRAMEWORK_UPDATED for those whose view changed, and a
         HEARTBEAT (under the lock)."""
         engine = self.engine
-        chunks = []
+        payloads: list[tuple[str, Any]] = []
         for agent in engine.agents.values():
             view = agent_view(agent)
             if self._agents.get(agent.id) != view:
                 self._agents[agent.id] = view
-                chunks.append(sse("AGENT_UPDATED", {"agent": view}))
+                payloads.append(("AGENT_UPDATED", {"agent": view}))
         for fw in engine.frameworks.values():
             view = framework_view(engine, fw, tasks=False)
             if self._frameworks.get(fw.id) != view:
                 self._frameworks[fw.id] = view
-                chunks.append(sse("FRAMEWORK_UPDATED", {"framework": view}))
-        chunks.append(sse("HEARTBEAT", {"now": now, "counters": dict(engine.counters),
-                                        "task_counters": task_counters(engine)}))
-        return chunks
+                payloads.append(("FRAMEWORK_UPDATED", {"framework": view}))
+        payloads.append(("HEARTBEAT", {"now": now, "counters": dict(engine.counters),
+                                       "task_counters": task_counters(engine)}))
+        return payloads
