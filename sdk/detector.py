@@ -97,15 +97,16 @@ class MasterDetector:
                 info = fetch_info(self.address)
             except MasterUnreachable as exc:
                 now = time.monotonic()
-                if failing_since is None:
+                first = failing_since is None
+                if first:
                     failing_since = now
-                    if self._on_unreachable is not None:
-                        self._on_unreachable(f"{exc}; retrying")
                 if now >= next_warning:
                     next_warning = now + UNREACHABLE_LOG_INTERVAL
                     log.warning("%s (retrying for %.0fs so far)", exc, now - failing_since)
                 else:
                     log.debug("%s", exc)
+                if first and self._on_unreachable is not None:
+                    self._on_unreachable(f"{exc}; retrying")
             else:
                 if failing_since is not None:
                     log.info("master %s reached after %.1fs", self.address, time.monotonic() - failing_since)

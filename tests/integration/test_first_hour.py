@@ -18,6 +18,8 @@ import pytest
 import corral
 from corral.testing.cluster import LocalCluster, get_json, wait_for
 
+pytestmark = pytest.mark.slow
+
 
 def corral_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
                timeout: float = 60) -> subprocess.CompletedProcess[str]:

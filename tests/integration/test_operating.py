@@ -21,6 +21,8 @@ from corral.testing.cluster import LocalCluster, get_json, wait_for
 
 from support import RecordingScheduler, start_driver
 
+pytestmark = pytest.mark.slow
+
 
 def corral_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "corral", *args], capture_output=True, text=True, timeout=timeout,
