@@ -122,6 +122,29 @@ def test_the_task_page_shows_its_history_and_follows_its_log(browser, ui_cluster
     assert console_errors(browser) == []
 
 
+def test_every_page_shows_the_cluster_without_console_errors(browser, ui_cluster: LocalCluster,
+                                                           framework: RecordingScheduler) -> None:
+    state = ui_cluster.state()
+    agent = state["agents"][0]
+    fid = framework.framework_id
+    task = get_json(ui_cluster.master_address, f"/task?task_id=warm-up")
+    pages = {
+        "agents": lambda: agent["id"] in text_of(browser, "#agents"),
+        f"agents/{agent['id']}": lambda: agent["transport"] in text_of(browser, "#agent"),
+        "frameworks": lambda: "ui-test" in text_of(browser, "#active"),
+        f"frameworks/{fid}": lambda: "ui-test" in text_of(browser, "#framework") and "warm-up" in text_of(
+            browser, "#fw-tasks"),
+        "roles": lambda: "*" in text_of(browser, "#roles"),
+        f"browse/{task['agent_id']}?path={task['sandbox']}": lambda: "stdout" in text_of(browser, "#listing"),
+        f"browse/{task['agent_id']}?path={task['sandbox']}&file=stdout": lambda: "warm" in text_of(browser, "#file"),
+    }
+    open_page(browser, ui_cluster.master_address)
+    for route, shown in pages.items():
+        browser.get(f"http://{ui_cluster.master_address}/#/{route}")
+        wait_for(shown, 10, f"the page #/{route}")
+    assert console_errors(browser) == []
+
+
 # ------------------------------------------------------------------ 10 000 tasks
 def master_with_tasks(work_dir: Path, n_tasks: int, per_agent: int = 500) -> MasterDaemon:
     """A master daemon (not started) whose engine holds `n_tasks` RUNNING tasks of one
