@@ -39,24 +39,8 @@ class UsageError(Exception):
     """A flag value that cannot be used; the message names it."""
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid port {text!r}: not a whole number") from None
-    if not 0 <= value < 65536:
-        raise argparse.ArgumentTypeError(f"invalid port {text!r}: must be between 0 and 65535")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid count {text!r}: not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"invalid count {text!r}: must be at least 1")
-    return value
+_port = cli_operator.whole_number("port", 0, 65535)
+_positive_int = cli_operator.whole_number("count", 1)
 
 
 def _seconds(text: str) -> float:

@@ -240,19 +240,22 @@ def add_commands(sub: Any) -> None:
 
     task = sub.add_parser("task", help="a task's logs, or kill it", description="Act on one task.")
     task_sub = task.add_subparsers(dest="action", required=True, metavar="ACTION")
-    p = task_sub.add_parser("logs", help="print a task's stdout (or stderr)",
-                            description="Print a task's stdout or stderr, read from its sandbox through the master.")
-    _common(p)
-    p.add_argument("task_id", metavar="TASK_ID")
-    p.add_argument("--framework", metavar="ID", help="the task's framework, when several use the id")
+
+    def task_command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
+        p = task_sub.add_parser(name, help=summary, description=description)
+        _common(p)
+        p.add_argument("task_id", metavar="TASK_ID")
+        p.add_argument("--framework", metavar="ID", help="the task's framework, when several use the id")
+        return p
+
+    p = task_command("logs", "print a task's stdout (or stderr)",
+                     "Print a task's stdout or stderr, read from its sandbox through the master.")
     p.add_argument("--stderr", action="store_true", help="stderr instead of stdout")
     p.add_argument("--follow", "-f", action="store_true",
                    help="keep printing what the task writes, until it has ended")
-    p.add_argument("--tail", type=_lines, default=None, metavar="N", help="only the last N lines")
-    p = task_sub.add_parser("kill", help="kill a task", description="Kill a task, as its framework would.")
-    _common(p)
-    p.add_argument("task_id", metavar="TASK_ID")
-    p.add_argument("--framework", metavar="ID", help="the task's framework, when several use the id")
+    p.add_argument("--tail", type=whole_number("line count", 0), default=None, metavar="N",
+                   help="only the last N lines")
+    task_command("kill", "kill a task", "Kill a task, as its framework would.")
 
     framework = sub.add_parser("framework", help="tear a framework down", description="Act on one framework.")
     fw_sub = framework.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -262,14 +265,20 @@ def add_commands(sub: Any) -> None:
     p.add_argument("framework_id", metavar="ID")
 
 
-def _lines(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid line count {text!r}: not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"invalid line count {text!r}: must not be negative")
-    return value
+def whole_number(kind: str, low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number from `low` to `high`; the error names the value."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {kind} {text!r}: not a whole number") from None
+        if value < low or (high is not None and value > high):
+            bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"invalid {kind} {text!r}: must be {bounds}")
+        return value
+
+    return parse
 
 
 def command_of(args: argparse.Namespace) -> str | None:
