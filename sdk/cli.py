@@ -258,7 +258,7 @@ def run_local(args: argparse.Namespace) -> int:
             cluster.start()
         except ClusterError as exc:
             raise UsageError(f"{exc} (work dir {root})") from None
-        kept = "removed on exit (pass --work-dir to keep one)" if temporary else "kept on exit"
+        kept = "removed on exit; --work-dir keeps one" if temporary else "kept on exit"
         print(f"corral local: master at {cluster.master_address} with {len(cluster.agents)} agent(s)\n"
               f"  web UI:   http://{cluster.master_address}/\n"
               f"  state:    http://{cluster.master_address}/state\n"
