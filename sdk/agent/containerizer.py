@@ -185,8 +185,10 @@ class Containerizer:
         self._exited(container, UNKNOWN_STATUS, f"recovered executor (pid {stamp.pid}) exited")
 
     def _exited(self, container: Container, status: int, message: str) -> None:
-        container.exited.set()
+        # what the executor left behind is killed before the container counts as exited
+        # (`wait_all`: an agent that stops leaves no process of its containers behind)
         self._kill_leftovers(container)
+        container.exited.set()
         with self._lock:
             self.containers.pop(container.id, None)
         self._on_exit(container, status, message)
