@@ -62,6 +62,7 @@ from corral.tasks import (
     pack,
     task_status,
     unpack,
+    uri,
 )
 
 __all__ = [
@@ -75,5 +76,5 @@ __all__ = [
     "TASK_KILLED", "TASK_KILLING", "TASK_LOST", "TASK_RUNNING", "TASK_STAGING", "TASK_STARTING", "TASK_UNKNOWN",
     "TASK_UNREACHABLE", "TERMINAL_STATES",
     "command_task", "executor_info", "executor_task", "is_terminal", "new_task_id", "pack", "reason_name",
-    "source_name", "state_name", "task_status", "unpack",
+    "source_name", "state_name", "task_status", "unpack", "uri",
 ]

@@ -58,6 +58,8 @@ class Container:
     process: subprocess.Popen[bytes] | None = None
     killing: bool = False
     exited: threading.Event = field(default_factory=threading.Event)
+    #: set once what the executor left behind is killed too (what `wait_all` waits for)
+    ended: threading.Event = field(default_factory=threading.Event)
     #: the executor's descendants when the kill began (they outlive it once reparented)
     descendants: list[ProcessStamp] = field(default_factory=list)
 
@@ -112,8 +114,9 @@ class Containerizer:
         return self.sandboxes_root / framework_id / executor_id / container_id
 
     def launch(self, container_id: str, framework_id: str, executor: pb.ExecutorInfo, environment: dict[str, str],
-               argv_prefix: list[str] | None = None) -> Container:
-        """Start the executor in a new sandbox; `argv_prefix` runs before it (and execs it)."""
+               argv_prefix: list[str] | None = None, fetched: bool = False) -> Container:
+        """Start the executor in a new sandbox (`fetched`: made already, holding the
+        command's fetched URIs); `argv_prefix` runs before it (and execs it)."""
         sandbox = self.sandbox_path(framework_id, executor.executor_id.value, container_id)
         env = dict(os.environ)
         env.update(environment)
@@ -121,7 +124,7 @@ class Containerizer:
             env[var.name] = var.value
         env["CORRAL_SANDBOX"] = str(sandbox)
         try:
-            sandbox.mkdir(parents=True, exist_ok=False)
+            sandbox.mkdir(parents=True, exist_ok=fetched)
             with open(sandbox / "stdout", "wb") as out, open(sandbox / "stderr", "wb") as err:
                 process = subprocess.Popen(
                     [*(argv_prefix or []), *executor_argv(executor.command)], env=env, cwd=sandbox, stdin=subprocess.DEVNULL,
@@ -185,10 +188,9 @@ class Containerizer:
         self._exited(container, UNKNOWN_STATUS, f"recovered executor (pid {stamp.pid}) exited")
 
     def _exited(self, container: Container, status: int, message: str) -> None:
-        # what the executor left behind is killed before the container counts as exited
-        # (`wait_all`: an agent that stops leaves no process of its containers behind)
-        self._kill_leftovers(container)
         container.exited.set()
+        self._kill_leftovers(container)
+        container.ended.set()
         with self._lock:
             self.containers.pop(container.id, None)
         self._on_exit(container, status, message)
@@ -229,8 +231,8 @@ class Containerizer:
         """SIGTERM: the executor's process group (it stops its tasks itself). SIGKILL:
         the group and every descendant, past and present."""
         if not container.exited.is_set() and (container.process is None or container.process.poll() is None):
-            if sig == signal.SIGKILL:
-                container.descendants.extend(descendants(container.pid))
+            # on SIGTERM too: an executor that dies of it must not leave tasks in other sessions behind
+            container.descendants.extend(descendants(container.pid))
             try:
                 os.killpg(container.pid, sig)
             except ProcessLookupError:
@@ -253,4 +255,4 @@ class Containerizer:
         deadline = time.monotonic() + timeout
         with self._lock:
             containers = list(self.containers.values())
-        return all(c.exited.wait(max(0.0, deadline - time.monotonic())) for c in containers)
+        return all(c.ended.wait(max(0.0, deadline - time.monotonic())) for c in containers)

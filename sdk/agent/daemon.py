@@ -19,6 +19,11 @@ against the limits the engine gives (cgroup v2 where usable, else process-tree R
 sandbox disk); one over a limit is killed with SIGKILL and its exit carries the reason
 (REASON_CONTAINER_LIMITATION_MEMORY / _DISK) to the engine.
 
+Fetching: an executor whose command has `uris` is started only once the fetcher
+(`corral.agent.fetcher`) has put them in its sandbox, on a thread of its own; a URI that
+cannot be fetched fails the executor's tasks (REASON_CONTAINER_LAUNCH_FAILED) with a
+message naming it.
+
 Sandbox GC: the sandbox of a container that exited is scheduled for deletion after
 `gc_delay`; a housekeeping thread deletes what is due and, every
 `disk_watch_interval`, the oldest completed sandboxes while the work dir's filesystem
@@ -42,6 +47,7 @@ from typing import Any
 from corral import __version__
 from corral.agent.checkpoint import BOOT_ID_PATH, Checkpointer, ProcessStamp, read_boot_id
 from corral.agent.containerizer import Container, Containerizer, LaunchError
+from corral.agent.fetcher import Fetcher, FetchError
 from corral.agent.gc import DEFAULT_GC_DELAY, DEFAULT_GC_DISK_HEADROOM, SandboxGC, filesystem_usage, iter_sandboxes, \
     remove_sandbox
 from corral.agent.limits import Limitation, LimitEnforcer, detect_host_cgroup2, limits_enforcer
@@ -116,6 +122,9 @@ class AgentDaemon:
         self.engine: AgentEngine = self.runtime.engine  # type: ignore[assignment]
         self._started = self.runtime.clock()
         self.containerizer = Containerizer(flags.work_dir, self._container_exited)
+        self.fetcher = Fetcher(flags.work_dir / "fetch-cache")
+        #: containers whose URIs are being fetched -> killed meanwhile
+        self._fetching: dict[str, bool] = {}
         self.enforcer: LimitEnforcer | None = None
         if flags.enforce_limits:
             self.enforcer = limits_enforcer(self._limit_exceeded, self._current_limits, flags.limit_check_interval,
@@ -129,7 +138,7 @@ class AgentDaemon:
         self.volumes = Volumes(flags.work_dir)
         self.runtime.add_performers({
             LaunchExecutor: self._launch,
-            KillContainer: lambda a: self.containerizer.kill(a.container_id, a.grace),
+            KillContainer: self._kill,
             MasterLost: lambda _a: self.detector.detect(),
             UpdateVolumes: self._update_volumes,
             LinkVolumes: self._link_volumes,
@@ -153,10 +162,50 @@ class AgentDaemon:
 
     # -- actions ------------------------------------------------------------------
     def _launch(self, action: LaunchExecutor) -> None:
+        if action.executor.command.uris:  # fetched first, off the I/O thread (see corral.agent.fetcher)
+            self._fetching[action.container_id] = False
+            threading.Thread(target=self._fetch, args=(action,), name=f"fetch-{action.container_id}",
+                             daemon=True).start()
+        else:
+            self._start(action)
+
+    def _fetch(self, action: LaunchExecutor) -> None:
+        sandbox = self.containerizer.sandbox_path(action.framework_id, action.executor.executor_id.value,
+                                                  action.container_id)
+        try:
+            sandbox.mkdir(parents=True, exist_ok=False)
+            self.fetcher.fetch(action.executor.command.uris, sandbox)
+        except (FetchError, OSError) as exc:
+            log.error("container %s: %s", action.container_id, exc)
+            with self._gc_lock:
+                self.gc.schedule(sandbox)
+            message = str(exc)
+            self.runtime.call_soon(lambda: self._fetched(action, message))
+            return
+        self.runtime.call_soon(lambda: self._fetched(action, None))
+
+    def _fetched(self, action: LaunchExecutor, error: str | None) -> None:
+        """On the I/O thread, once the URIs are in the sandbox (or could not be)."""
+        killed = self._fetching.pop(action.container_id, False)
+        now = self.runtime.clock()
+        if error is not None:
+            self.engine.executor_launch_failed(action.container_id, error, now)
+        elif killed:
+            self.engine.executor_exited(action.container_id, -9, "killed while its URIs were being fetched", now)
+        else:
+            self._start(action, fetched=True)
+
+    def _kill(self, action: KillContainer) -> None:
+        if action.container_id in self._fetching:
+            self._fetching[action.container_id] = True  # it will not start
+        else:
+            self.containerizer.kill(action.container_id, action.grace)
+
+    def _start(self, action: LaunchExecutor, fetched: bool = False) -> None:
         try:
             prefix = self.enforcer.prepare(action.container_id) if self.enforcer is not None else []
             container = self.containerizer.launch(action.container_id, action.framework_id, action.executor,
-                                                  action.environment, prefix)
+                                                  action.environment, prefix, fetched)
         except (LaunchError, OSError) as exc:
             log.error("%s", exc)
             self.engine.executor_launch_failed(action.container_id, str(exc), self.runtime.clock())

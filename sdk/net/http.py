@@ -6,7 +6,10 @@ daemon's runtime lock, which must not block the server's event loop). A route th
 raises becomes a 500 with the error text, never a dead server. Streams (`streams`)
 are coroutines that write a long-lived response (the master's event stream); they run
 on the server's event loop and end when the server closes. Static files (`static`:
-URL prefix -> folder, and `index` for `/`) are served from the package.
+URL prefix -> folder, and `index` for `/`) are served from the package. A `fallback`,
+if given, answers every request no route or stream serves, seeing its method and path
+(how a framework's API routes by method and path pattern: corral.framework.apiserver);
+without one such a request is a 404.
 
 The server listens from its constructor on, so a port that is taken is an error there
 (naming the address), and `port` is the real one when 0 was asked for.
@@ -19,6 +22,7 @@ import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -51,6 +55,19 @@ class Reply:
 
 
 Route = Callable[[dict[str, str], bytes], Reply]
+
+
+@dataclass(frozen=True)
+class Request:
+    """A request as a `Fallback` sees it (path without a trailing slash)."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    body: bytes
+
+
+Fallback = Callable[[Request], Reply]
 #: a long-lived response: gets the request and an event set when the server closes
 Stream = Callable[[web.Request, asyncio.Event], Awaitable[web.StreamResponse]]
 
@@ -60,8 +77,10 @@ class HttpServer:
     host:port, from an event loop on a thread of its own."""
 
     def __init__(self, host: str, port: int, routes: dict[str, Route], *, streams: dict[str, Stream] | None = None,
-                 static: dict[str, Path] | None = None, index: Path | None = None) -> None:
+                 static: dict[str, Path] | None = None, index: Path | None = None,
+                 fallback: Fallback | None = None) -> None:
         self.routes = routes
+        self.fallback = fallback
         self.streams = dict(streams or {})
         self._static = dict(static or {})
         self._index = index
@@ -134,23 +153,28 @@ class HttpServer:
             assert self._closing is not None
             return await stream(request, self._closing)
         route = self.routes.get(path)
-        if route is None:
+        if route is None and self.fallback is None:
             reply = Reply.error(HTTPStatus.NOT_FOUND, f"no such endpoint: {request.path}")
         else:
             body = await request.read()
             query = dict(request.query)
-            reply = await self.loop.run_in_executor(self._workers, _call, route, path, query, body)
+            if route is not None:
+                call = partial(route, query, body)
+            else:
+                assert self.fallback is not None
+                call = partial(self.fallback, Request(request.method, path, query, body))
+            reply = await self.loop.run_in_executor(self._workers, _call, call, request.method, path)
         response = web.Response(status=reply.status, body=reply.body, headers=reply.headers)
         response.content_type = reply.content_type
         response.headers["Access-Control-Allow-Origin"] = "*"
         return response
 
 
-def _call(route: Route, path: str, query: dict[str, str], body: bytes) -> Reply:
+def _call(call: Callable[[], Reply], method: str, path: str) -> Reply:
     try:
-        return route(query, body)
+        return call()
     except Exception as exc:  # a route bug must not kill the server
-        log.exception("HTTP %s failed", path)
+        log.exception("HTTP %s %s failed", method, path)
         return Reply.error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(exc).__name__}: {exc}")
 
 

@@ -58,6 +58,7 @@ class TasksMixin:
             info.command.shell = False
             info.command.value = self.config.command_executor[0]
             info.command.arguments.extend(self.config.command_executor)
+            info.command.uris.extend(task.command.uris)  # fetched into the command's sandbox
             command_executor = True
         else:
             info = pb.ExecutorInfo()

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Iterable
 
+from google.protobuf.json_format import MessageToDict
+
 from corral.engines.agent import persistent_volumes
 from corral.engines.master.records import Agent, Framework, Task
 from corral.protos import corral_pb2 as pb
-from corral.resources import attributes_to_dict
+from corral.resources import Resources, attributes_to_dict
 
 if TYPE_CHECKING:
     from corral.engines.master.engine import MasterEngine
@@ -115,6 +117,7 @@ def agent_view(agent: Agent) -> dict[str, Any]:
         "offered_resources": agent.offered.to_dict(),
         "attributes": attributes_to_dict(agent.info.attributes),
         "reservations": _reservations(resources),
+        "reserved_resources_full": _reserved_by_role(agent.total),
         "volumes": [{"role": role, "persistence_id": pid, "container_path": path, "disk": sizes.get(pid, 0.0)}
                     for role, pid, path in persistent_volumes(resources)],
         "registered_time": agent.registered_at,
@@ -147,6 +150,15 @@ def framework_view(engine: MasterEngine, fw: Framework, *, tasks: bool = True) -
         view["tasks"] = [task_view(t) for t in fw.tasks.values()]
         view["completed_tasks"] = [task_view(t) for t in fw.completed]
     return view
+
+
+def _reserved_by_role(total: Resources) -> dict[str, list[dict[str, Any]]]:
+    """Mesos' `reserved_resources_full`: role -> its reserved resources (volumes
+    included) in the protobuf JSON mapping."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for resource in total.reserved().to_protos():
+        out.setdefault(resource.role, []).append(MessageToDict(resource))
+    return out
 
 
 def _sum_scalars(resources: Any) -> dict[str, float]:
