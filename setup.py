@@ -151,6 +151,7 @@ setup(
     package_data={
         "": ["*.pxd", "*.pyi"],  # the compiled modules' declarations and type stubs
         "corral": ["py.typed"],
+        "corral.master": ["webui/*"],  # the web UI the master serves
         "corral.protos": ["*.proto"],
     },
     ext_modules=compiled_extensions(),

@@ -1,7 +1,7 @@
 """The agent daemon: runs the agent engine on a transport, performs its actions with
 the containerizer and the checkpointer, follows the master through the detector, and
 serves HTTP on the agent's one address (`/health`, `/state`, `/info`, `/flags`,
-`/metrics/snapshot`).
+`/metrics` (Prometheus), `/metrics/snapshot`, `/files/browse`, `/files/read`).
 
 Checkpoint actions are performed synchronously on the I/O thread, in the order the
 engine emitted them, so each is on disk before the sends that follow it. A checkpoint
@@ -39,7 +39,7 @@ import sys
 import threading
 import time
 from http import HTTPStatus
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -66,8 +66,9 @@ from corral.engines.agent import (
 )
 from corral.engines.base import MasterLost
 from corral.net.http import HttpServer, Reply
+from corral.metrics import AgentMetrics
 from corral.protos import corral_pb2 as pb
-from corral.resources import Resources
+from corral.resources import Resources, attributes_to_dict
 from corral.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -100,19 +101,26 @@ class AgentFlags:
     gc_disk_headroom: float = DEFAULT_GC_DISK_HEADROOM
     #: seconds between checks of the work dir's filesystem usage
     disk_watch_interval: float = 60.0
+    #: the address the master and executors are told to reach the agent at, when it is
+    #: not `host` (e.g. listening on 0.0.0.0)
+    advertise_ip: str | None = None
 
 
 class AgentDaemon:
     def __init__(self, flags: AgentFlags, config: AgentConfig | None = None) -> None:
-        self.flags = flags
+        # absolute: executors run in their sandboxes, where a relative path means another place
+        self.flags = flags = replace(flags, work_dir=flags.work_dir.absolute())
         self.config = replace(config or AgentConfig(command_executor=(sys.executable, "-m", "corral.executors.command")),
                               recovery_timeout=flags.recovery_timeout)
         flags.work_dir.mkdir(parents=True, exist_ok=True)
-        info = pb.AgentInfo(hostname=flags.hostname, resources=flags.resources.to_protos(),
+        self.http = HttpServer(flags.host, flags.port, {})
+        # the master reaches our HTTP (sandbox files) at our transport's host and this port
+        info = pb.AgentInfo(hostname=flags.hostname, port=self.http.port, resources=flags.resources.to_protos(),
                             attributes=flags.attributes)
         self.runtime = Runtime(lambda address: AgentEngine(info, address, self.config), host=flags.host,
-                               port=flags.transport_port)
+                               port=flags.transport_port, advertise=flags.advertise_ip)
         self.engine: AgentEngine = self.runtime.engine  # type: ignore[assignment]
+        self._started = self.runtime.clock()
         self.containerizer = Containerizer(flags.work_dir, self._container_exited)
         self.fetcher = Fetcher(flags.work_dir / "fetch-cache")
         #: containers whose URIs are being fetched -> killed meanwhile
@@ -137,18 +145,20 @@ class AgentDaemon:
             **{kind: partial(self._durably, write) for kind, write in self.checkpointer.performers().items()},
         })
         self.detector = master_detector(flags.master, self._master_found)
-        self.http = HttpServer(flags.host, flags.port, {
+        self.prometheus = AgentMetrics(self)
+        self.http.routes.update({
             "/health": lambda q, b: Reply(body=b"", content_type="text/plain"),
             "/state": lambda q, b: Reply.json(self.state()),
             "/info": lambda q, b: Reply.json({"id": self.engine.agent_id, "transport": self.runtime.address,
                                               "version": __version__}),
             "/flags": lambda q, b: Reply.json(self.flags_view()),
+            "/metrics": lambda q, b: Reply(body=self.prometheus.text(), content_type="text/plain; version=0.0.4"),
             "/metrics/snapshot": lambda q, b: Reply.json(self.metrics()),
             "/files/browse": self._browse,
             "/files/read": self._read,
         })
         self.files = SandboxFiles(self.containerizer.sandboxes_root)
-        self.address = self.http.address
+        self.address = f"{flags.advertise_ip}:{self.http.port}" if flags.advertise_ip else self.http.address
 
     # -- actions ------------------------------------------------------------------
     def _launch(self, action: LaunchExecutor) -> None:
@@ -315,13 +325,17 @@ class AgentDaemon:
                     work_dir=str(self.flags.work_dir))
         return view
 
+    def uptime(self) -> float:
+        """Seconds since the agent started."""
+        return self.runtime.clock() - self._started
+
     def flags_view(self) -> dict[str, Any]:
-        flags = asdict(self.flags)
+        flags = {f.name: getattr(self.flags, f.name) for f in fields(self.flags)}  # (no deep copy of Resources)
         flags["work_dir"] = str(self.flags.work_dir)
         flags["boot_id_file"] = str(self.flags.boot_id_file)
         flags["recover"] = self.flags.recover.value
         flags["resources"] = str(self.flags.resources)
-        flags["attributes"] = [a.name for a in self.flags.attributes]
+        flags["attributes"] = attributes_to_dict(self.flags.attributes)
         return flags
 
     def metrics(self) -> dict[str, Any]:

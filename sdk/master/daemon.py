@@ -1,10 +1,12 @@
 """The master daemon: runs the master engine on a transport and serves HTTP on the
-master's one address: `/health`, `/info` (where the transport listens, and who leads),
-`/redirect`, `/state`, `/state.json`, `/frameworks`, `/slaves`, `/tasks`, `/flags`,
-`/metrics/snapshot`, and the operator endpoints `/roles`, `/weights`, `/quota`,
-`/reserve`, `/unreserve` and `/agents/gone`, each a call of the master engine
-(`corral.engines.master.operator`) whose registry writes the daemon performs before it
-answers.
+master's one address: the web UI (`/`), `/health`, `/info` (where the transport listens,
+and who leads), `/redirect`, `/state`, `/state.json`, `/frameworks`, `/slaves`,
+`/agents`, `/tasks`, `/task`, `/events` (the operator event stream), `/flags`, `/metrics`
+(Prometheus), `/metrics/snapshot`, `/files/browse` and `/files/read` (an agent's
+sandboxes, through the master), and the operator endpoints `/roles`, `/weights`,
+`/quota`, `/reserve`, `/unreserve`, `/agents/gone`, `/teardown` and `/tasks/kill`, each a
+call of the master engine (`corral.engines.master.operator`) whose actions (registry
+writes, messages) the daemon performs before it answers.
 
 Alone (no `--zk`), a master leads from its start, with its registry in SQLite under its
 work dir. With `--zk zk://.../PATH`, masters elect a leader there (`corral.master.election`)
@@ -19,11 +21,15 @@ standby with a new id, to start afresh from the registry if elected again.
 from __future__ import annotations
 
 import enum
+import asyncio
 import json
 import logging
 import socket
 import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 import uuid
 from dataclasses import asdict, dataclass, field
 from http import HTTPStatus
@@ -35,7 +41,10 @@ from corral import __version__
 from corral.engines.master import MasterConfig, MasterEngine, RegistryState
 from corral.engines.master.allocator import AllocatorError, validate_role
 from corral.engines.master.leadership import Change
+from corral.engines.master.snapshot import STATE_NAMES, task_counters, task_view, tasks_view
+from corral.master.events import EventStream
 from corral.master.registry import Registry, RegistryStore, registry_performers
+from corral.metrics import MasterMetrics
 from corral.net.http import HttpServer, Reply, Route
 from corral.net.zookeeper import DEFAULT_SESSION_TIMEOUT, Session, encode_master_info, parse_zk_url
 from corral.protos import corral_pb2 as pb
@@ -52,6 +61,10 @@ log = logging.getLogger(__name__)
 
 #: the transport listens on the HTTP port plus this, unless --transport-port says otherwise
 TRANSPORT_PORT_OFFSET = 10000
+#: the web UI's files (index.html, app.js, style.css), served at / and /ui/
+WEBUI = Path(__file__).with_name("webui")
+#: seconds the master waits for an agent's file endpoints
+AGENT_FILES_TIMEOUT = 5.0
 #: the endpoints a standby answers itself; every other one is the leader's
 STANDBY_ROUTES = frozenset({"/health", "/info", "/redirect", "/metrics/snapshot", "/flags"})
 #: `master/zk_state` in the metrics: the ZooKeeper session as a number
@@ -76,6 +89,9 @@ class MasterFlags:
     port: int = 5050
     transport_port: int | None = None
     hostname: str = field(default_factory=socket.gethostname)
+    #: the address agents and frameworks are told to reach the master at, when it is not
+    #: `host` (e.g. listening on 0.0.0.0)
+    advertise_ip: str | None = None
     #: zk://HOST:PORT[,HOST:PORT...]/PATH: elect a leader among the masters there, and
     #: keep the registry there (None: this master alone, its registry in SQLite)
     zk: str | None = None
@@ -95,8 +111,8 @@ class MasterDaemon:
         self.flags = flags
         self.config = config or MasterConfig()
         flags.work_dir.mkdir(parents=True, exist_ok=True)
-        self.http = HttpServer(flags.host, flags.port, {})
-        self.address = self.http.address
+        self.http = HttpServer(flags.host, flags.port, {}, static={"/ui/": WEBUI}, index=WEBUI / "index.html")
+        self.address = f"{flags.advertise_ip}:{self.http.port}" if flags.advertise_ip else self.http.address
         transport_port = flags.transport_port
         if transport_port is None:
             transport_port = default_transport_port(self.http.port if flags.port else 0)
@@ -118,9 +134,13 @@ class MasterDaemon:
         self.contender: Contender | None = None
         #: why this master last stopped leading
         self.deposed_reason = ""
+        #: the operator event stream and the Prometheus metrics of the leading term
+        self.events: EventStream | None = None
+        self.prometheus: MasterMetrics | None = None
         if self.zk_url is None:
             self.registry = Registry(flags.work_dir / "registry.sqlite")
-            self.runtime = self._new_term(self.registry, self.registry.state(), registry_performers(self.registry))
+            self._begin(self._new_term(self.registry, self.registry.state(), registry_performers(self.registry)))
+        self.http.streams["/events"] = self._events
         self.http.routes.update({
             "/health": lambda q, b: Reply.json(self.health()),
             "/info": lambda q, b: Reply.json(self.info()),
@@ -134,7 +154,13 @@ class MasterDaemon:
             "/frameworks": lambda q, b: Reply.json({"frameworks": self.state()["frameworks"]}),
             "/slaves": lambda q, b: Reply.json({"slaves": self.state()["agents"]}),
             "/agents": lambda q, b: Reply.json({"agents": self.state()["agents"]}),
-            "/tasks": lambda q, b: Reply.json({"tasks": [t for f in self.state()["frameworks"] for t in f["tasks"]]}),
+            "/tasks": self._tasks,
+            "/task": self._task,
+            "/metrics": lambda q, b: Reply(body=self._prometheus().text(), content_type="text/plain; version=0.0.4"),
+            "/files/browse": lambda q, b: self._agent_files("browse", q),
+            "/files/read": lambda q, b: self._agent_files("read", q),
+            "/teardown": self._teardown,
+            "/tasks/kill": self._kill,
             "/roles": lambda q, b: Reply.json(self.roles()),
             "/weights": self._weights,
             "/quota": self._quota,
@@ -152,10 +178,8 @@ class MasterDaemon:
 
     @property
     def engine(self) -> MasterEngine:
-        """The leading term's engine (AttributeError on a standby)."""
-        if self.runtime is None:
-            raise AttributeError("a standby master has no engine")
-        return self.runtime.engine  # type: ignore[return-value]
+        """The leading term's engine (NotActing on a standby)."""
+        return self._term()[1]
 
     def _new_term(self, registry: RegistryStore, state: RegistryState, performers: dict[type, Performer],
                   acting: Callable[[], bool] | None = None) -> Runtime:
@@ -166,9 +190,32 @@ class MasterDaemon:
             return MasterEngine(info, self.config, now=PROCESS_CLOCK(), registry=state)
 
         runtime = Runtime(make_engine, host=self.flags.host, port=self._transport_port, clock=PROCESS_CLOCK,
-                          acting=acting)
+                          acting=acting, advertise=self.flags.advertise_ip)
         runtime.add_performers(performers)
         return runtime
+
+    def _begin(self, runtime: Runtime) -> None:
+        """Make `runtime` the leading term, with its event stream and metrics."""
+        self.runtime = runtime
+        self.events = EventStream(runtime.engine, runtime.lock, self.state)  # type: ignore[arg-type]
+        self.prometheus = MasterMetrics(self)
+
+    def _prometheus(self) -> MasterMetrics:
+        if self.prometheus is None:
+            raise NotActing("this master no longer leads")
+        return self.prometheus
+
+    async def _events(self, request: Any, closing: asyncio.Event) -> Any:
+        """The operator event stream of the leading term; a standby answers as its other
+        leader's endpoints do (307 to the leader, or 503)."""
+        from aiohttp import web
+
+        events = self.events
+        if self.leading() and events is not None:
+            return await events.serve(request, closing)
+        reply = self._redirect("/events", dict(request.query))
+        return web.Response(status=int(reply.status), body=reply.body, headers=reply.headers,
+                            content_type=reply.content_type)
 
     def _contend(self) -> None:
         """Join the election as a new contender (a new master id)."""
@@ -223,7 +270,7 @@ class MasterDaemon:
                      PROCESS_CLOCK() - taken, len(state.admitted), len(state.unreachable), len(state.gone),
                      len(state.frameworks))
             self.registry = registry
-            self.runtime = runtime
+            self._begin(runtime)
             runtime.start(name="master-io")
 
     @staticmethod
@@ -245,6 +292,7 @@ class MasterDaemon:
                 return
             runtime, self.runtime = self.runtime, None
             self.registry = None
+            self.events = self.prometheus = None
             self.deposed_reason = contender.leadership.reason
         if runtime is not None:
             runtime.stop()
@@ -324,8 +372,85 @@ class MasterDaemon:
         runtime, engine = self._term()
         with runtime.lock:
             view = engine.snapshot()
-        view["address"] = self.address
+        view.update(address=self.address, leader=self.address, elected=True, now=runtime.clock())
         return view
+
+    # -- tasks ------------------------------------------------------------------------
+    def _tasks(self, query: dict[str, str], body: bytes) -> Reply:
+        """GET [?framework_id=F][&state=TASK_RUNNING][&all=1]: the tasks of every (or
+        one) framework, active ones only unless `all` (then completed ones and those of
+        completed frameworks too), in one state or all."""
+        wanted = query.get("state", "").upper()
+        if wanted and not wanted.startswith("TASK_"):
+            wanted = "TASK_" + wanted
+        if wanted and wanted not in STATE_NAMES.values():
+            return Reply.error(HTTPStatus.BAD_REQUEST, f"invalid state {query['state']!r}: not a task state")
+        every = query.get("all", "") not in ("", "0", "false")
+        with self._term()[0].lock:
+            tasks = tasks_view(self.engine, query.get("framework_id"), wanted, every)
+        return Reply.json({"tasks": tasks})
+
+    def _task(self, query: dict[str, str], body: bytes) -> Reply:
+        """GET ?task_id=T[&framework_id=F]: one task, with its whole history."""
+        if not query.get("task_id"):
+            return Reply.error(HTTPStatus.BAD_REQUEST, "missing 'task_id'")
+        with self._term()[0].lock:
+            task, problem = self.engine.find_task(query.get("framework_id"), query["task_id"])
+            if task is None:
+                return Reply.error(HTTPStatus.NOT_FOUND, problem)
+            return Reply.json(task_view(task))
+
+    def _kill(self, query: dict[str, str], body: bytes) -> Reply:
+        """POST {"task_id": T[, "framework_id": F]}: kill the task, as its framework would."""
+        try:
+            request = json.loads(body or b"null")
+            task_id = str(request["task_id"])
+            framework_id = str(request["framework_id"]) if request.get("framework_id") else None
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            return Reply.error(HTTPStatus.BAD_REQUEST, f"invalid kill request: {exc!r}; expected {{\"task_id\": ...}}")
+
+        def kill() -> str:
+            task, problem = self.engine.find_task(framework_id, task_id)
+            if task is None:
+                return problem
+            return self.engine.operator_kill(task.framework_id, task.id, PROCESS_CLOCK())
+
+        problem = self._term()[0].call(kill)
+        if problem:
+            return Reply.error(HTTPStatus.NOT_FOUND, f"cannot kill: {problem}")
+        return Reply.json({"task_id": task_id, "killing": True})
+
+    def _teardown(self, query: dict[str, str], body: bytes) -> Reply:
+        """POST {"framework_id": F}: remove the framework; its tasks are killed."""
+        try:
+            framework_id = str(json.loads(body or b"null")["framework_id"])
+        except (ValueError, KeyError, TypeError) as exc:
+            return Reply.error(HTTPStatus.BAD_REQUEST, f"invalid teardown request: {exc!r}; "
+                                                       "expected {\"framework_id\": ...}")
+        problem = self._term()[0].call(lambda: self.engine.operator_teardown(framework_id, PROCESS_CLOCK()))
+        if problem:
+            return Reply.error(HTTPStatus.NOT_FOUND, f"cannot tear down: {problem}")
+        return Reply.json({"framework_id": framework_id, "torn_down": True})
+
+    # -- sandboxes, through the master --------------------------------------------------
+    def _agent_files(self, what: str, query: dict[str, str]) -> Reply:
+        """GET /files/browse|read?agent_id=A&path=P[&offset=O&length=L]: the agent's own
+        /files endpoint (paths are under its sandboxes), asked by the master."""
+        agent_id = query.get("agent_id", "")
+        with self._term()[0].lock:
+            agent = self.engine.agents.get(agent_id)
+            address = agent_http_address(agent.transport, agent.info.port) if agent is not None else None
+        if address is None:
+            return Reply.error(HTTPStatus.NOT_FOUND, f"unknown agent {agent_id!r}")
+        forwarded = {k: v for k, v in query.items() if k in ("path", "offset", "length")}
+        url = f"http://{address}/files/{what}?{urllib.parse.urlencode(forwarded)}"
+        try:
+            with urllib.request.urlopen(url, timeout=AGENT_FILES_TIMEOUT) as response:
+                return Reply(HTTPStatus(response.status), response.read())
+        except urllib.error.HTTPError as exc:
+            return Reply(HTTPStatus(exc.code), exc.read())
+        except (OSError, ValueError) as exc:
+            return Reply.error(HTTPStatus.BAD_GATEWAY, f"agent {agent_id} at {address} did not answer: {exc}")
 
     def roles(self) -> dict[str, Any]:
         runtime, engine = self._term()
@@ -412,7 +537,7 @@ class MasterDaemon:
     def metrics(self) -> dict[str, Any]:
         counters: dict[str, Any] = {"master/elected": int(self.leading()),
                                     "master/zk_state": ZK_STATE_GAUGE[self.zk_session()],
-                                    "master/uptime_secs": PROCESS_CLOCK() - self._started}
+                                    "master/uptime_secs": self.uptime()}
         runtime = self.runtime
         if runtime is None:
             return counters
@@ -424,9 +549,16 @@ class MasterDaemon:
             counters["master/frameworks_connected"] = sum(1 for f in engine.frameworks.values() if f.connected)
             counters["master/frameworks_disconnected"] = sum(1 for f in engine.frameworks.values() if not f.connected)
             counters["master/tasks_active"] = sum(len(f.tasks) for f in engine.frameworks.values())
+            counters.update({f"master/tasks_{name.removeprefix('TASK_').lower()}": n
+                             for name, n in task_counters(engine).items()})
+            counters["master/frameworks_completed"] = len(engine.completed_frameworks)
             counters["master/outstanding_offers"] = len(engine.offers)
         counters.update({f"transport/{k}": v for k, v in runtime.metrics().items()})
         return counters
+
+    def uptime(self) -> float:
+        """Seconds since the master started."""
+        return PROCESS_CLOCK() - self._started
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -452,3 +584,9 @@ class MasterDaemon:
         self.http.close()
         if isinstance(self.registry, Registry):
             self.registry.close()
+
+
+def agent_http_address(transport: str, port: int) -> str:
+    """An agent's HTTP address: the host of its transport, and the port it registered."""
+    host = transport.removeprefix("tcp://").rpartition(":")[0]
+    return f"{host}:{port}"

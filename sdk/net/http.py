@@ -1,24 +1,41 @@
-"""The small HTTP server every daemon runs on its one user-facing `HOST:PORT`.
+"""The HTTP server every daemon runs on its one user-facing `HOST:PORT` (aiohttp).
 
 Routes are plain functions `(query: dict[str, str], body: bytes) -> Reply`, registered
-by the daemon; they run on the server's threads, so they must only read snapshots the
-daemon's runtime hands them. A route that raises becomes a 500 with the error text,
-never a dead server. A `fallback`, if given, answers every request no route serves,
-seeing its method and path (how a framework's API routes by method and path pattern:
-corral.framework.apiserver); without one such a request is a 404.
+by the daemon; they run on the server's worker threads (they read snapshots under the
+daemon's runtime lock, which must not block the server's event loop). A route that
+raises becomes a 500 with the error text, never a dead server. Streams (`streams`)
+are coroutines that write a long-lived response (the master's event stream); they run
+on the server's event loop and end when the server closes. Static files (`static`:
+URL prefix -> folder, and `index` for `/`) are served from the package. A `fallback`,
+if given, answers every request no route or stream serves, seeing its method and path
+(how a framework's API routes by method and path pattern: corral.framework.apiserver);
+without one such a request is a 404.
+
+The server listens from its constructor on, so a port that is taken is an error there
+(naming the address), and `port` is the real one when 0 was asked for.
 """
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
+import socket
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
-from urllib.parse import parse_qsl, urlsplit
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+import orjson
+from aiohttp import web
 
 log = logging.getLogger(__name__)
+
+#: worker threads that run routes (each holds the runtime lock only while it reads)
+ROUTE_THREADS = 4
+#: seconds `close` gives open requests and streams to finish
+SHUTDOWN_GRACE = 2.0
 
 
 @dataclass
@@ -30,7 +47,7 @@ class Reply:
 
     @classmethod
     def json(cls, value: Any, status: HTTPStatus = HTTPStatus.OK) -> "Reply":
-        return cls(status, json.dumps(value, indent=1, sort_keys=True).encode())
+        return cls(status, orjson.dumps(value))
 
     @classmethod
     def error(cls, status: HTTPStatus, message: str) -> "Reply":
@@ -51,64 +68,130 @@ class Request:
 
 
 Fallback = Callable[[Request], Reply]
+#: a long-lived response: gets the request and an event set when the server closes
+Stream = Callable[[web.Request, asyncio.Event], Awaitable[web.StreamResponse]]
 
 
 class HttpServer:
-    """Serves `routes` (path -> Route), then `fallback`, on host:port in background threads."""
+    """Serves `routes` (path -> Route), `streams` (path -> Stream) and static files on
+    host:port, from an event loop on a thread of its own."""
 
-    def __init__(self, host: str, port: int, routes: dict[str, Route], *, fallback: Fallback | None = None) -> None:
+    def __init__(self, host: str, port: int, routes: dict[str, Route], *, streams: dict[str, Stream] | None = None,
+                 static: dict[str, Path] | None = None, index: Path | None = None,
+                 fallback: Fallback | None = None) -> None:
         self.routes = routes
         self.fallback = fallback
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _serve(self) -> None:
-                url = urlsplit(self.path)
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                path = url.path.rstrip("/") or "/"
-                query = dict(parse_qsl(url.query))
-                route = server.routes.get(path)
-                try:
-                    if route is not None:
-                        reply = route(query, body)
-                    elif server.fallback is not None:
-                        reply = server.fallback(Request(self.command, path, query, body))
-                    else:
-                        reply = Reply.error(HTTPStatus.NOT_FOUND, f"no such endpoint: {url.path}")
-                except Exception as exc:  # a route bug must not kill the server
-                    log.exception("HTTP %s %s failed", self.command, url.path)
-                    reply = Reply.error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(exc).__name__}: {exc}")
-                self.send_response(reply.status)
-                self.send_header("Content-Type", reply.content_type)
-                self.send_header("Content-Length", str(len(reply.body)))
-                self.send_header("Access-Control-Allow-Origin", "*")
-                for name, value in reply.headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(reply.body)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve
-
-            def log_message(self, fmt: str, *args: Any) -> None:
-                log.debug("http: " + fmt, *args)
-
-        self._httpd = ThreadingHTTPServer((host, port), Handler)
-        self._httpd.daemon_threads = True
+        self.streams = dict(streams or {})
+        self._static = dict(static or {})
+        self._index = index
+        self._socket = _listen(host, port)
         self.host = host
-        self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="http", daemon=True)
+        self.port = self._socket.getsockname()[1]
+        self._workers = ThreadPoolExecutor(ROUTE_THREADS, thread_name_prefix="http")
+        self.loop = asyncio.new_event_loop()
+        self._closing: asyncio.Event | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread = threading.Thread(target=self._run, name="http", daemon=True)
+        self._started = threading.Event()
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
+    # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
         self._thread.start()
+        self._started.wait()
 
     def close(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        """Stop serving: streams are told to end, open requests get SHUTDOWN_GRACE."""
+        if self._thread.is_alive():
+            future = asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop)
+            try:
+                future.result(SHUTDOWN_GRACE + 5.0)
+            except Exception:
+                log.exception("HTTP server shutdown failed")
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(5.0)
+        else:
+            self._socket.close()
+        self._workers.shutdown(wait=False, cancel_futures=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self._serve())
+        self._started.set()
+        self.loop.run_forever()
+        self.loop.close()
+
+    async def _serve(self) -> None:
+        self._closing = asyncio.Event()
+        app = web.Application(client_max_size=16 * 1024 * 1024)
+        if self._index is not None:
+            app.router.add_get("/", self._serve_index)
+        for prefix, folder in self._static.items():
+            app.router.add_static(prefix, folder)
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE)
+        await self._runner.setup()
+        await web.SockSite(self._runner, self._socket).start()
+
+    async def _shutdown(self) -> None:
+        assert self._closing is not None and self._runner is not None
+        self._closing.set()
+        await self._runner.cleanup()
+
+    # -- requests --------------------------------------------------------------------
+    async def _serve_index(self, request: web.Request) -> web.StreamResponse:
+        assert self._index is not None
+        return web.FileResponse(self._index, headers={"Cache-Control": "no-cache"})
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.path.rstrip("/") or "/"
+        stream = self.streams.get(path)
+        if stream is not None:
+            assert self._closing is not None
+            return await stream(request, self._closing)
+        route = self.routes.get(path)
+        if route is None and self.fallback is None:
+            reply = Reply.error(HTTPStatus.NOT_FOUND, f"no such endpoint: {request.path}")
+        else:
+            body = await request.read()
+            query = dict(request.query)
+            if route is not None:
+                call = partial(route, query, body)
+            else:
+                assert self.fallback is not None
+                call = partial(self.fallback, Request(request.method, path, query, body))
+            reply = await self.loop.run_in_executor(self._workers, _call, call, request.method, path)
+        response = web.Response(status=reply.status, body=reply.body, headers=reply.headers)
+        response.content_type = reply.content_type
+        response.headers["Access-Control-Allow-Origin"] = "*"
+        return response
+
+
+def _call(call: Callable[[], Reply], method: str, path: str) -> Reply:
+    try:
+        return call()
+    except Exception as exc:  # a route bug must not kill the server
+        log.exception("HTTP %s %s failed", method, path)
+        return Reply.error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(exc).__name__}: {exc}")
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port; OSError naming the address when it is taken."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise OSError(f"cannot listen on {host}:{port}: {exc}") from None
+    family, kind, proto, _name, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.setblocking(False)
+    return sock

@@ -79,7 +79,10 @@ class Transport:
     """Receives frames on `address` and sends frames to peers' addresses."""
 
     def __init__(self, host: str, port: int, dispatcher: Dispatcher,
-                 on_peer: PeerCallback | None = None, batch: bool = False) -> None:
+                 on_peer: PeerCallback | None = None, batch: bool = False, advertise: str | None = None) -> None:
+        """Listen on host:port (any free port when 0); peers are told to send to
+        `advertise` (an address they can reach, when `host` is e.g. 0.0.0.0) at that
+        port, else to `host`. OSError naming the address when it cannot listen."""
         self._ctx = zmq.Context.instance()
         #: batching on: envelopes waiting for `flush`, per peer (in send order)
         self._queued: dict[str, list[bytes]] | None = {} if batch else None
@@ -88,11 +91,15 @@ class Transport:
         self._pull.setsockopt(zmq.RCVHWM, 0)
         self._pull.setsockopt(zmq.LINGER, 0)
         self._pull.setsockopt(zmq.MAXMSGSIZE, HARD_FRAME_LIMIT)
-        if port:
-            self._pull.bind(f"tcp://{host}:{port}")
-        else:
-            port = self._pull.bind_to_random_port(f"tcp://{host}")
-        self.address = f"tcp://{host}:{port}"
+        try:
+            if port:
+                self._pull.bind(f"tcp://{host}:{port}")
+            else:
+                port = self._pull.bind_to_random_port(f"tcp://{host}")
+        except zmq.ZMQError as exc:
+            self._pull.close()
+            raise OSError(exc.errno, f"cannot listen on tcp://{host}:{port}: {exc.strerror}") from None
+        self.address = f"tcp://{advertise or host}:{port}"
         self._sender = self.address.encode()
         self._pushes: dict[str, zmq.Socket] = {}
         self._monitors: dict[zmq.Socket, str] = {}

@@ -13,11 +13,16 @@ address, and the form of that address picks the detector (`master_detector`):
 A detector hands the leader's transport address to a callback, on its own thread, never
 on the I/O loop: once when asked (`detect`, after the connection to the master was
 lost), and, with ZooKeeper, whenever another master takes the lead. Both ask again
-after a failure as `DETECTION_BACKOFF` says.
+after a failure as `DETECTION_BACKOFF` says. A master that cannot be reached (or an
+address where something else answers), or no leader at a zk:// URL, is logged as a
+warning when it starts failing and every UNREACHABLE_LOG_INTERVAL seconds while it goes
+on, and reported once per outage to `on_unreachable` (the scheduler driver's `error`
+callback).
 """
 from __future__ import annotations
 
 import enum
+import http.client
 import json
 import logging
 import queue
@@ -38,9 +43,17 @@ from corral.net.zookeeper import (
 
 log = logging.getLogger(__name__)
 
+#: seconds between two warnings that the master is still unreachable
+UNREACHABLE_LOG_INTERVAL = 30.0
+
 
 class MasterAddressError(ValueError):
     """The master address is neither HOST:PORT nor a zk:// URL."""
+
+
+class MasterUnreachable(OSError):
+    """The master's /info could not be read, or what answered is not a corral master;
+    the message says which and why."""
 
 
 class NoLeader(RuntimeError):
@@ -73,10 +86,23 @@ def check_master_address(address: str) -> str:
 
 
 def fetch_info(address: str, timeout: float = 2.0) -> dict[str, Any]:
-    """The /info document of the master whose HTTP address is `address`."""
+    """The master's /info document; MasterUnreachable when there is none."""
     host, port = parse_master(address)
-    with urllib.request.urlopen(f"http://{host}:{port}/info", timeout=timeout) as response:
-        return json.loads(response.read())
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/info", timeout=timeout) as response:
+            info = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        raise MasterUnreachable(f"{address} is not a corral master: its /info answered HTTP {exc.code}") from None
+    except urllib.error.URLError as exc:
+        raise MasterUnreachable(f"cannot reach the master at {address}: {exc.reason}") from None
+    except http.client.HTTPException as exc:  # something that does not speak HTTP
+        raise MasterUnreachable(f"{address} is not a corral master: {type(exc).__name__} {exc}") from None
+    except (OSError, ValueError) as exc:  # a timeout, a reset, or an answer that is not JSON
+        what = "not a corral master (its /info is not JSON)" if isinstance(exc, ValueError) else f"unreachable: {exc}"
+        raise MasterUnreachable(f"{address} is {what}") from None
+    if not isinstance(info, dict) or not isinstance(info.get("transport"), str) or "leader" not in info:
+        raise MasterUnreachable(f"{address} is not a corral master: its /info does not describe one")
+    return info
 
 
 def leader_http_address(address: str, timeout: float = 5.0) -> str:
@@ -119,25 +145,58 @@ class MasterDetector(Protocol):
     def stop(self) -> None: ...
 
 
-def master_detector(address: str, on_master: Callable[[str], None],
-                    backoff: Backoff = DETECTION_BACKOFF) -> MasterDetector:
+def master_detector(address: str, on_master: Callable[[str], None], backoff: Backoff = DETECTION_BACKOFF,
+                    on_unreachable: Callable[[str], None] | None = None) -> MasterDetector:
     """The detector for `address` (HOST:PORT or zk://...); MasterAddressError when it is
     neither."""
     check_master_address(address)
     if is_zk_url(address):
-        return ZooKeeperDetector(parse_zk_url(address), on_master, backoff)
-    return HttpDetector(address, on_master, backoff)
+        return ZooKeeperDetector(parse_zk_url(address), on_master, backoff, on_unreachable=on_unreachable)
+    return HttpDetector(address, on_master, backoff, on_unreachable)
+
+
+class _Outage:
+    """How a detector reports that it cannot find the master: a warning when it starts
+    and every UNREACHABLE_LOG_INTERVAL seconds while it goes on, `on_unreachable` once
+    per outage, a note when it ends."""
+
+    def __init__(self, clock: Callable[[], float], on_unreachable: Callable[[str], None] | None) -> None:
+        self._clock = clock
+        self._on_unreachable = on_unreachable
+        self._since: float | None = None
+        self._next_warning = 0.0
+
+    def failed(self, problem: str) -> None:
+        now = self._clock()
+        first = self._since is None
+        if first:
+            self._since = now
+        if now >= self._next_warning:
+            self._next_warning = now + UNREACHABLE_LOG_INTERVAL
+            log.warning("%s (retrying for %.0fs so far)", problem, now - (self._since or now))
+        else:
+            log.debug("%s", problem)
+        if first and self._on_unreachable is not None:
+            self._on_unreachable(f"{problem}; retrying")
+
+    def ended(self, what: str) -> None:
+        if self._since is not None:
+            log.info("%s found after %.1fs", what, self._clock() - self._since)
+        self._since = None
+        self._next_warning = 0.0
 
 
 class HttpDetector:
     """Asks `address`'s /info until a master answers, then hands its transport address
     to `on_master`."""
 
-    def __init__(self, address: str, on_master: Callable[[str], None], backoff: Backoff = DETECTION_BACKOFF) -> None:
+    def __init__(self, address: str, on_master: Callable[[str], None], backoff: Backoff = DETECTION_BACKOFF,
+                 on_unreachable: Callable[[str], None] | None = None) -> None:
         parse_master(address)  # fail fast on a malformed address
         self.address = address
         self._on_master = on_master
         self._backoff = backoff
+        self._on_unreachable = on_unreachable
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -151,16 +210,19 @@ class HttpDetector:
             self._thread.start()
 
     def _run(self) -> None:
+        clock = self._backoff.clock
         retry = self._backoff.retry()
+        outage = _Outage(clock, self._on_unreachable)
         while not self._stop.is_set():
             try:
                 info = fetch_info(self.address)
-            except (OSError, urllib.error.URLError, ValueError) as exc:
-                log.debug("master %s not reachable yet: %s", self.address, exc)
+            except MasterUnreachable as exc:
+                outage.failed(str(exc))
             else:
+                outage.ended(f"master {self.address}")
                 self._on_master(info["transport"])
                 return
-            self._stop.wait(max(0.0, retry.next_deadline() - self._backoff.clock()))
+            self._stop.wait(max(0.0, retry.next_deadline() - clock()))
 
     def stop(self) -> None:
         self._stop.set()
@@ -183,13 +245,15 @@ class ZooKeeperDetector:
     looks at once."""
 
     def __init__(self, url: ZooKeeperUrl, on_master: Callable[[str], None], backoff: Backoff = DETECTION_BACKOFF,
-                 *, session_timeout: float = DEFAULT_SESSION_TIMEOUT) -> None:
+                 *, session_timeout: float = DEFAULT_SESSION_TIMEOUT,
+                 on_unreachable: Callable[[str], None] | None = None) -> None:
         from kazoo.client import KazooClient
         from kazoo.retry import KazooRetry
 
         self.url = url
         self._on_master = on_master
         self._backoff = backoff
+        self._outage = _Outage(backoff.clock, on_unreachable)
         self._wakes: queue.SimpleQueue[_Wake] = queue.SimpleQueue()
         self._stopped = threading.Event()
         self._reported: str | None = None
@@ -233,7 +297,7 @@ class ZooKeeperDetector:
         retry: Retry | None = None
         while not self._stopped.is_set():
             found = False
-            if self.client.connected:
+            if self.client.connected:  # (kazoo logs its own connection attempts)
                 try:
                     if not watching:
                         self.client.ensure_path(self.url.path)
@@ -241,11 +305,12 @@ class ZooKeeperDetector:
                         watching = True
                     transport = self._leader_transport()
                 except NoLeader as exc:
-                    log.info("%s; waiting for a leading master", exc)
+                    self._outage.failed(f"{exc}; waiting for a leading master")
                 except Exception as exc:
-                    log.warning("cannot find the leading master at %s: %s", self.url, exc)
+                    self._outage.failed(f"cannot find the leading master at {self.url}: {exc}")
                 else:
                     found = True
+                    self._outage.ended(f"the leading master at {self.url}")
                     if force or transport != self._reported:
                         self._reported = transport
                         force = False
@@ -277,7 +342,7 @@ class ZooKeeperDetector:
             return contender.transport
         try:
             info = fetch_info(contender.http_address)
-        except (OSError, urllib.error.URLError, ValueError) as exc:
+        except MasterUnreachable as exc:
             raise NoLeader(f"the leading master {contender.http_address} does not answer: {exc}") from None
         if not info.get("leader"):
             raise NoLeader(f"{contender.http_address} is not leading yet")
