@@ -173,8 +173,10 @@ class MasterDaemon:
     # -- terms: leading, and not --------------------------------------------------------
     @property
     def transport_address(self) -> str:
-        """Where the transport listens while this master leads."""
-        return self.runtime.address if self.runtime is not None else f"tcp://{self.flags.host}:{self._transport_port}"
+        """Where peers reach the transport while this master leads."""
+        if self.runtime is not None:
+            return self.runtime.address
+        return f"tcp://{self.flags.advertise_ip or self.flags.host}:{self._transport_port}"
 
     @property
     def engine(self) -> MasterEngine:
@@ -231,6 +233,10 @@ class MasterDaemon:
         self.contender.start()
 
     def _advertised_ip(self) -> str:
+        """What the contender's JSON tells followers: --advertise-ip, else --ip (the
+        host's address when that is a wildcard)."""
+        if self.flags.advertise_ip:
+            return self.flags.advertise_ip
         host = self.flags.host
         if host in ("", "0.0.0.0", "::"):
             return socket.gethostbyname(self.flags.hostname)
