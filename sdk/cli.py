@@ -87,6 +87,14 @@ def _zk_url(text: str) -> str:
     return text
 
 
+def _quorum(text: str) -> int:
+    """Mesos' --quorum sizes its replicated log; corral has none to size."""
+    raise argparse.ArgumentTypeError(
+        f"--quorum {text} is not taken: Mesos needs it with --zk to size its replicated log, but corral keeps "
+        "the registry in ZooKeeper (--zk), whose ensemble quorum plays that role (3 ZooKeeper servers survive 1 "
+        f"failure, 5 survive 2); drop --quorum {text} and size the ZooKeeper ensemble instead")
+
+
 def _resources(text: str) -> Resources:
     try:
         return Resources.parse(text)
@@ -126,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     master.add_argument("--zk", type=_zk_url, default=None, metavar="zk://HOST:PORT[,HOST:PORT...]/PATH",
                         help="run as one of several masters: elect the leader through ZooKeeper at this URL and "
                              "keep the registry there (default: this master alone, its registry in SQLite)")
+    master.add_argument("--quorum", type=_quorum, default=None, metavar="N",
+                        help="not taken (an error naming N): Mesos' replicated-log quorum; corral's registry lives "
+                             "in ZooKeeper (--zk), whose ensemble quorum plays that role")
     master.add_argument("--zk-session-timeout", type=_seconds, default=DEFAULT_SESSION_TIMEOUT,
                         help="ZooKeeper session timeout in seconds; a leader stops acting 3/4 of it after "
                              f"ZooKeeper last answered (default {DEFAULT_SESSION_TIMEOUT:g})")

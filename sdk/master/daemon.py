@@ -44,7 +44,7 @@ from corral.engines.master.leadership import Change
 from corral.engines.master.snapshot import STATE_NAMES, task_counters, task_view, tasks_view
 from corral.master.events import EventStream
 from corral.master.registry import Registry, RegistryStore, registry_performers
-from corral.metrics import MasterMetrics
+from corral.metrics import ZK_STATE_GAUGE, MasterMetrics, Metrics, master_standing
 from corral.net.http import HttpServer, Reply, Route
 from corral.net.zookeeper import DEFAULT_SESSION_TIMEOUT, Session, encode_master_info, parse_zk_url
 from corral.protos import corral_pb2 as pb
@@ -66,9 +66,7 @@ WEBUI = Path(__file__).with_name("webui")
 #: seconds the master waits for an agent's file endpoints
 AGENT_FILES_TIMEOUT = 5.0
 #: the endpoints a standby answers itself; every other one is the leader's
-STANDBY_ROUTES = frozenset({"/health", "/info", "/redirect", "/metrics/snapshot", "/flags"})
-#: `master/zk_state` in the metrics: the ZooKeeper session as a number
-ZK_STATE_GAUGE = {None: 0, Session.CONNECTED: 1, Session.SUSPENDED: 2, Session.LOST: 3}
+STANDBY_ROUTES = frozenset({"/health", "/info", "/redirect", "/metrics", "/metrics/snapshot", "/flags"})
 
 
 def default_transport_port(http_port: int) -> int:
@@ -137,6 +135,9 @@ class MasterDaemon:
         #: the operator event stream and the Prometheus metrics of the leading term
         self.events: EventStream | None = None
         self.prometheus: MasterMetrics | None = None
+        #: a standby's /metrics (Prometheus scrapes every master): whether it leads, its
+        #: ZooKeeper session, its uptime
+        self.standby_prometheus = Metrics(lambda: master_standing(self))
         if self.zk_url is None:
             self.registry = Registry(flags.work_dir / "registry.sqlite")
             self._begin(self._new_term(self.registry, self.registry.state(), registry_performers(self.registry)))
@@ -146,6 +147,7 @@ class MasterDaemon:
             "/info": lambda q, b: Reply.json(self.info()),
             "/redirect": lambda q, b: self._redirect("/", {}),
             "/flags": lambda q, b: Reply.json(self.flags_view()),
+            "/metrics": lambda q, b: Reply(body=self.prometheus_text(), content_type="text/plain; version=0.0.4"),
             "/metrics/snapshot": lambda q, b: Reply.json(self.metrics()),
         })
         leader_routes: dict[str, Route] = {
@@ -156,7 +158,6 @@ class MasterDaemon:
             "/agents": lambda q, b: Reply.json({"agents": self.state()["agents"]}),
             "/tasks": self._tasks,
             "/task": self._task,
-            "/metrics": lambda q, b: Reply(body=self._prometheus().text(), content_type="text/plain; version=0.0.4"),
             "/files/browse": lambda q, b: self._agent_files("browse", q),
             "/files/read": lambda q, b: self._agent_files("read", q),
             "/teardown": self._teardown,
@@ -200,12 +201,14 @@ class MasterDaemon:
         """Make `runtime` the leading term, with its event stream and metrics."""
         self.runtime = runtime
         self.events = EventStream(runtime.engine, runtime.lock, self.state)  # type: ignore[arg-type]
-        self.prometheus = MasterMetrics(self)
+        self.prometheus = MasterMetrics(self, runtime)
 
-    def _prometheus(self) -> MasterMetrics:
-        if self.prometheus is None:
-            raise NotActing("this master no longer leads")
-        return self.prometheus
+    def prometheus_text(self) -> bytes:
+        """/metrics: the leading term's, or a standby's (elected 0, no leader's figures)."""
+        prometheus = self.prometheus
+        if prometheus is not None and self.leading():
+            return prometheus.text()
+        return self.standby_prometheus.text()
 
     async def _events(self, request: Any, closing: asyncio.Event) -> Any:
         """The operator event stream of the leading term; a standby answers as its other
