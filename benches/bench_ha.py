@@ -13,6 +13,13 @@ timeout plus 2 s; 10 000 agents read in at most 1 s).
 - `test_registry_read_of_10k_agents`: a registry of 10 000 agents (and a framework,
   weights, quota) written through `ZooKeeperRegistry`, then read by a new leader's
   take-over (`take_over` + `state`), as many times as the bench runs it.
+- `test_agents_admitted_into_the_registry`: a brand-new cluster of 10 000 agents
+  registering with a leader whose registry is in ZooKeeper: the master engine handles
+  their RegisterAgent messages in turns of the transport's DRAIN_BATCH (as the I/O loop
+  drains them), its RecordAgent actions are performed on `ZooKeeperRegistry`, and the
+  registry commits either once per turn (`per_turn`, what the master daemon does) or
+  after each action (`per_action`: one fenced transaction per write, main's path before
+  writes were coalesced). Reported as agents admitted per second, both in the same run.
 
 Run: python -m pytest benches/bench_ha.py --benchmark-only -s
 """
@@ -28,8 +35,13 @@ import pytest
 from kazoo.client import KazooClient
 
 import corral
+from cluster_state import new_master, wire
+from corral.engines.base import Send
 from corral.engines.master import AgentRecordState
+from corral.master.registry import registry_performers
 from corral.master.zk_registry import ZooKeeperRegistry
+from corral.net.protocol import MessageType
+from corral.net.transport import DRAIN_BATCH
 from corral.net.zookeeper import parse_zk_url
 from corral.protos import corral_pb2 as pb
 from corral.resources import Resources
@@ -42,6 +54,9 @@ TASKS_PER_AGENT = 10
 #: ZooKeeper session timeouts the failover is measured with (10 s: Mesos' default)
 SESSION_TIMEOUTS = [4.0, 10.0]
 REGISTRY_AGENTS = 10_000
+#: agents registering with a brand-new leader, and when its registry commits
+ADMITTED_AGENTS = 10_000
+COMMITS = ["per_action", "per_turn"]
 
 
 class Holding(corral.Scheduler):
@@ -174,31 +189,45 @@ def test_failover_of_the_leading_master(benchmark, tmp_path, session_timeout):
           f"then reregistration {parts['reregistration']:.2f} / reconciliation {parts['reconciliation']:.2f}")
 
 
+AGENT_RESOURCES = "cpus:32;mem:131072;disk:1048576;ports:[31000-32000]"
+
+
+def agent_info(a: int) -> pb.AgentInfo:
+    """What agent number `a` says of itself (a rack attribute, a port range)."""
+    info = pb.AgentInfo(hostname=f"host{a}.example.org", resources=Resources.parse(AGENT_RESOURCES).to_protos(),
+                        transport=f"tcp://10.0.{a // 250}.{a % 250}:15051")
+    info.attributes.add(name="rack", type=pb.Value.TEXT, text=pb.Value.Text(value=f"r{a % 40}"))
+    return info
+
+
 @pytest.fixture(scope="module")
-def big_registry(tmp_path_factory):
-    """A ZooKeeper server holding a registry of REGISTRY_AGENTS agents."""
+def zookeeper_server(tmp_path_factory):
     with ZooKeeperServer(tmp_path_factory.mktemp("zookeeper")) as server:
-        url = parse_zk_url(server.url())
         client = KazooClient(hosts=server.connect_string, timeout=10.0)
         client.start(timeout=30)
-        writer = ZooKeeperRegistry(client, url, "writer")
-        writer.take_over()
-        resources = Resources.parse("cpus:32;mem:131072;disk:1048576;ports:[31000-32000]").to_protos()
-        started = time.perf_counter()
-        for a in range(REGISTRY_AGENTS):
-            agent_id = f"0f5c0a6e-2d1b-4c7e-9a51-3b8e61f2d9c4-S{a:05d}"
-            info = pb.AgentInfo(hostname=f"host{a}.example.org", id=pb.AgentID(value=agent_id), resources=resources,
-                                transport=f"tcp://10.0.{a // 250}.{a % 250}:15051")
-            info.attributes.add(name="rack", type=pb.Value.TEXT, text=pb.Value.Text(value=f"r{a % 40}"))
-            writer.record_agent(agent_id, info, AgentRecordState.ADMITTED, 0.0)
-        writes = time.perf_counter() - started
-        writer.record_framework("fw-1", pb.FrameworkInfo(user="u", name="fw", failover_timeout=3600.0))
-        writer.set_weight("web", 2.0)
-        writer.set_quota("web", Resources.parse("cpus:100"))
-        print(f"\nregistry: {REGISTRY_AGENTS} agents written in {writes:.1f} s ({REGISTRY_AGENTS / writes:,.0f} "
-              f"writes/s, one fenced transaction each)")
-        yield client, url
+        yield server, client
         client.stop()
+
+
+@pytest.fixture(scope="module")
+def big_registry(zookeeper_server):
+    """A ZooKeeper server holding a registry of REGISTRY_AGENTS agents."""
+    server, client = zookeeper_server
+    url = parse_zk_url(server.url("/big"))
+    writer = ZooKeeperRegistry(client, url, "writer")
+    writer.take_over()
+    for a in range(REGISTRY_AGENTS):
+        agent_id = f"0f5c0a6e-2d1b-4c7e-9a51-3b8e61f2d9c4-S{a:05d}"
+        info = agent_info(a)
+        info.id.value = agent_id
+        writer.record_agent(agent_id, info, AgentRecordState.ADMITTED, 0.0)
+        if a % DRAIN_BATCH == 0:
+            writer.commit()
+    writer.record_framework("fw-1", pb.FrameworkInfo(user="u", name="fw", failover_timeout=3600.0))
+    writer.set_weight("web", 2.0)
+    writer.set_quota("web", Resources.parse("cpus:100"))
+    writer.commit()
+    return client, url
 
 
 def test_registry_read_of_10k_agents(benchmark, big_registry):
@@ -214,3 +243,41 @@ def test_registry_read_of_10k_agents(benchmark, big_registry):
     median = benchmark.stats.stats.median
     benchmark.extra_info.update(agents=REGISTRY_AGENTS, seconds=median)
     print(f"\nregistry read by a new leader, {REGISTRY_AGENTS} agents: {median:.3f} s (target 1 s)")
+
+
+@pytest.mark.parametrize("commit", COMMITS)
+def test_agents_admitted_into_the_registry(benchmark, zookeeper_server, commit):
+    server, client = zookeeper_server
+    messages = [(f"tcp://10.0.{a // 250}.{a % 250}:15051", wire(pb.RegisterAgent(agent=agent_info(a))))
+                for a in range(ADMITTED_AGENTS)]
+    rounds: list[int] = []
+
+    def setup():
+        rounds.append(len(rounds))
+        registry = ZooKeeperRegistry(client, parse_zk_url(server.url(f"/admit-{commit}-{rounds[-1]}")), "leader")
+        registry.take_over()
+        return (registry, new_master()), {}
+
+    def admit(registry: ZooKeeperRegistry, master) -> None:
+        performers = registry_performers(registry)
+        register = master.handler(MessageType.REGISTER_AGENT)
+        for turn in range(0, len(messages), DRAIN_BATCH):
+            for sender, message in messages[turn:turn + DRAIN_BATCH]:
+                register(sender, message, 1.0)
+            for action in master.take_actions():
+                if type(action) is not Send:
+                    performers[type(action)](action)
+                    if commit == "per_action":
+                        registry.commit()
+            registry.commit()  # once the turn's actions are performed, before its messages leave
+        assert len(master.agents) == ADMITTED_AGENTS and registry.staged == 0
+
+    benchmark.group = "registry: agents admitted"
+    benchmark.pedantic(admit, setup=setup, rounds=3 if commit == "per_turn" else 1, iterations=1)
+    reread = ZooKeeperRegistry(client, parse_zk_url(server.url(f"/admit-{commit}-{rounds[-1]}")), "reader")
+    reread.take_over()
+    assert len(reread.state().admitted) == ADMITTED_AGENTS
+    median = benchmark.stats.stats.median
+    benchmark.extra_info.update(agents=ADMITTED_AGENTS, commit=commit, agents_per_second=ADMITTED_AGENTS / median)
+    print(f"\n{ADMITTED_AGENTS} agents admitted into a ZooKeeper registry, commit {commit}: {median:.2f} s "
+          f"({ADMITTED_AGENTS / median:,.0f} agents/s)")

@@ -56,6 +56,7 @@ from corral.runtime.clock import PROCESS_CLOCK
 
 if TYPE_CHECKING:
     from corral.master.election import Contender
+    from corral.master.zk_registry import ZooKeeperRegistry
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ class MasterDaemon:
         self.standby_prometheus = Metrics(lambda: master_standing(self))
         if self.zk_url is None:
             self.registry = Registry(flags.work_dir / "registry.sqlite")
-            self._begin(self._new_term(self.registry, self.registry.state(), registry_performers(self.registry)))
+            self._begin(self._new_term(self.registry.state(), registry_performers(self.registry)))
         self.http.streams["/events"] = self._events
         self.http.routes.update({
             "/health": lambda q, b: Reply.json(self.health()),
@@ -184,7 +185,7 @@ class MasterDaemon:
         """The leading term's engine (NotActing on a standby)."""
         return self._term()[1]
 
-    def _new_term(self, registry: RegistryStore, state: RegistryState, performers: dict[type, Performer],
+    def _new_term(self, state: RegistryState, performers: dict[type, Performer],
                   acting: Callable[[], bool] | None = None) -> Runtime:
         """A runtime and engine that start from the registry's `state`."""
         def make_engine(address: str) -> MasterEngine:
@@ -267,10 +268,9 @@ class MasterDaemon:
             try:
                 registry.take_over()
                 state = registry.state()
-                performers = {kind: self._guarded(contender, perform)
-                              for kind, perform in registry_performers(registry).items()}
-                runtime = self._new_term(registry, state, performers,
+                runtime = self._new_term(state, registry_performers(registry),
                                          acting=lambda: contender.leadership.acts(PROCESS_CLOCK()))
+                runtime.add_commit(self._guarded_commit(contender, registry))
             except Exception as exc:
                 log.error("elected, but cannot take over: %s: %s", type(exc).__name__, exc)
                 contender.registry_failed(f"take-over failed: {exc}")
@@ -283,17 +283,18 @@ class MasterDaemon:
             runtime.start(name="master-io")
 
     @staticmethod
-    def _guarded(contender: Contender, perform: Performer) -> Performer:
-        """A registry write that, when it fails, ends the leadership at once (the
-        runtime's gate then drops what the engine sends after it)."""
-        def guarded(action: Any) -> None:
+    def _guarded_commit(contender: Contender, registry: ZooKeeperRegistry) -> Callable[[], None]:
+        """The commit of a turn's registry writes that, when it fails, ends the
+        leadership at once (the runtime's gate then drops the turn's messages)."""
+        def commit() -> None:
+            staged = registry.staged
             try:
-                perform(action)
+                registry.commit()
             except Exception as exc:
-                log.error("registry write %s failed: %s: %s", type(action).__name__, type(exc).__name__, exc)
-                contender.registry_failed(f"{type(action).__name__}: {type(exc).__name__}: {exc}")
+                log.error("registry write of %d znodes failed: %s: %s", staged, type(exc).__name__, exc)
+                contender.registry_failed(f"{type(exc).__name__}: {exc}")
 
-        return guarded
+        return commit
 
     def _step_down(self, contender: Contender) -> None:
         with self._swap:

@@ -7,7 +7,8 @@ subscribed (for their failover timeouts).
 Every change is committed before the caller applies it, so a crash never leaves the
 master running with a setting it would forget. `registry_performers` is how a master
 daemon performs its engine's registry actions on a `RegistryStore`: this one, or the
-registry in ZooKeeper (`corral.master.zk_registry`).
+registry in ZooKeeper (`corral.master.zk_registry`), which stages them until the daemon
+commits them, once per turn of its I/O loop.
 """
 from __future__ import annotations
 
@@ -55,6 +56,9 @@ class RegistryStore(Protocol):
     def set_weight(self, role: str, weight: float) -> None: ...
 
     def set_quota(self, role: str, quota: Resources | None) -> None: ...
+
+    def commit(self) -> None:
+        """Make the writes since the last commit durable (a store may stage them)."""
 
     def close(self) -> None: ...
 
@@ -151,6 +155,9 @@ class Registry:
                 self._db.execute("DELETE FROM quotas WHERE role = ?", (role,))
             else:
                 self._db.execute("INSERT OR REPLACE INTO quotas VALUES (?, ?)", (role, quota.to_text()))
+
+    def commit(self) -> None:
+        """Nothing to do: each write above is committed as it is made."""
 
     def close(self) -> None:
         with self._lock:
