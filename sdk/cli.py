@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 from corral import __version__, _core, cli_operator
 from corral.agent.checkpoint import BOOT_ID_PATH, CheckpointError
 from corral.agent.gc import DEFAULT_GC_DELAY, DEFAULT_GC_DISK_HEADROOM
-from corral.net.zookeeper import DEFAULT_SESSION_TIMEOUT, ZooKeeperUrlError, parse_zk_url
+from corral.net.zookeeper import DEFAULT_SESSION_TIMEOUT, ZooKeeperUrlError, mask_credentials, parse_zk_url
 from corral.runtime.detector import (
     MasterAddressError,
     MasterUnreachable,
@@ -250,7 +250,7 @@ def run_master(args: argparse.Namespace) -> int:
                                               agent_reregister_timeout=args.agent_reregister_timeout,
                                               framework_reregister_timeout=args.framework_reregister_timeout))
     daemon.start()
-    election = f", contending for the leadership at {args.zk}" if args.zk else ""
+    election = f", contending for the leadership at {mask_credentials(args.zk)}" if args.zk else ""
     print(f"corral master {daemon.master_id} listening on {daemon.address} (transport {daemon.transport_address}); "
           f"web UI at http://{daemon.address}/{election}", flush=True)
     _wait_for_signal()

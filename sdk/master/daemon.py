@@ -46,7 +46,7 @@ from corral.master.events import EventStream
 from corral.master.registry import Registry, RegistryStore, registry_performers
 from corral.metrics import ZK_STATE_GAUGE, MasterMetrics, Metrics, master_standing
 from corral.net.http import HttpServer, Reply, Route
-from corral.net.zookeeper import DEFAULT_SESSION_TIMEOUT, Session, encode_master_info, parse_zk_url
+from corral.net.zookeeper import DEFAULT_SESSION_TIMEOUT, Session, encode_master_info, mask_credentials, parse_zk_url
 from corral.protos import corral_pb2 as pb
 from corral.resources import ResourceError, Resources
 from corral.runtime import Runtime
@@ -541,6 +541,7 @@ class MasterDaemon:
     def flags_view(self) -> dict[str, Any]:
         flags = asdict(self.flags)
         flags["work_dir"] = str(self.flags.work_dir)
+        flags["zk"] = mask_credentials(self.flags.zk) if self.flags.zk else None
         flags.update({f"config.{k}": v for k, v in asdict(self.config).items()})
         return flags
 

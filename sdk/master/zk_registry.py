@@ -2,7 +2,8 @@
 can read it: admitted agents and their states, agents marked gone, role weights and
 quota, and the frameworks a new leader keeps failover timers for.
 
-Layout under the election path PATH:
+Layout under the election path PATH (with credentials in the URL, every znode here is
+readable and writable by the masters' user only: `corral.net.zookeeper.Acl.PRIVATE`):
   PATH/registry/epoch             the leader epoch: its version is the fencing token
   PATH/registry/agents/NNN        agents, in buckets by a hash of their id (msgpack maps)
   PATH/registry/frameworks/NNN    frameworks, the same way
@@ -38,7 +39,7 @@ from typing import Any
 import msgpack
 
 from corral.engines.master import AgentRecordState, RegistryState
-from corral.net.zookeeper import ZooKeeperUrl
+from corral.net.zookeeper import Acl, ZooKeeperUrl
 from corral.protos import corral_pb2 as pb
 from corral.resources import ResourceError, Resources
 
@@ -81,6 +82,8 @@ class ZooKeeperRegistry:
         self.root = f"{url.path}/registry"
         self.master_id = master_id
         self.write_timeout = write_timeout
+        #: every registry znode's: only the masters' credentials read or write it
+        self._acl = url.acl(Acl.PRIVATE)
         self._epoch_path = f"{self.root}/epoch"
         self._epoch_version: int | None = None
         self._lock = threading.Lock()
@@ -103,9 +106,9 @@ class ZooKeeperRegistry:
         from kazoo.exceptions import NodeExistsError
 
         for path in (self.root, self._agents.path, self._frameworks.path):
-            self.client.ensure_path(path)
+            self.client.ensure_path(path, acl=self._acl)
         try:
-            self.client.create(self._epoch_path, self.master_id.encode())
+            self.client.create(self._epoch_path, self.master_id.encode(), acl=self._acl)
         except NodeExistsError:
             pass
         stat = self.client.set(self._epoch_path, self.master_id.encode())
@@ -281,7 +284,7 @@ class ZooKeeperRegistry:
                 if path in self._stored:
                     transaction.set_data(path, data)
                 else:
-                    transaction.create(path, data)
+                    transaction.create(path, data, acl=self._acl)
             results = transaction.commit_async().get(timeout=self.write_timeout)
             failed = next((i for i, r in enumerate(results)
                            if isinstance(r, Exception) and not isinstance(r, RolledBackError)), None)
