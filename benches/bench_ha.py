@@ -20,12 +20,22 @@ timeout plus 2 s; 10 000 agents read in at most 1 s).
   registry commits either once per turn (`per_turn`, what the master daemon does) or
   after each action (`per_action`: one fenced transaction per write, main's path before
   writes were coalesced). Reported as agents admitted per second, both in the same run.
+- `test_failover_with_many_agents`: real processes at scale: a ZooKeeper server, 3
+  masters (session timeout 4 s), and one process playing SWARM_AGENTS agents over real
+  ZeroMQ (benches/programs/agent_swarm.py: an identity and a PULL socket each, no
+  tasks). The leader is SIGKILLed; timed until the swarm has every identity
+  reregistered with the new leader, with the parts as above.
+  `CORRAL_SWARM_AGENTS=N[,N...]` picks the sizes.
 
 Run: python -m pytest benches/bench_ha.py --benchmark-only -s
 """
 from __future__ import annotations
 
+import json
+import os
+import queue
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -49,6 +59,10 @@ from corral.testing.cluster import LocalCluster, get_json, wait_for
 from corral.testing.zookeeper import ZooKeeperServer
 
 EXECUTOR = Path(__file__).parent / "programs" / "holding_executor.py"
+SWARM = Path(__file__).parent / "programs" / "agent_swarm.py"
+#: agents the swarm plays (the open-files limit bounds it: a master holds ~4 descriptors
+#: per agent, the swarm ~3)
+SWARM_AGENTS = [int(n) for n in os.environ.get("CORRAL_SWARM_AGENTS", "1000,3000").split(",")]
 AGENTS = 20
 TASKS_PER_AGENT = 10
 #: ZooKeeper session timeouts the failover is measured with (10 s: Mesos' default)
@@ -96,13 +110,43 @@ def _log_line_time(line: str) -> float:
     return time.mktime(time.strptime(stamp, "%Y-%m-%d %H:%M:%S")) + int(millis) / 1000
 
 
+class ContenderWatch:
+    """When the first of the contenders now under /corral goes (the dead leader's
+    session expired)."""
+
+    def __init__(self, connect_string: str) -> None:
+        self.client = KazooClient(hosts=connect_string, timeout=10.0)
+        self.client.start(timeout=30)
+        self.gone_at: list[float] = []
+        before = set(self.client.get_children("/corral"))
+
+        def changed(children: list[str]) -> bool:
+            if not self.gone_at and before - set(children):
+                self.gone_at.append(time.time())
+            return not self.gone_at
+
+        self.client.ChildrenWatch("/corral", changed)
+
+    def stop(self) -> None:
+        self.client.stop()
+
+
+def registry_read_after(master, since: float) -> float:
+    """The registry read time the master logged after `since` (0 when none)."""
+    seconds = 0.0
+    for line in (master.work_dir / f"{master.name}.log").read_text().splitlines():
+        if (match := _REGISTRY_READ.search(line)) and _log_line_time(line) >= since - 1:
+            seconds = float(match.group(1))
+    return seconds
+
+
 def fail_over_once(tmp_path: Path, session_timeout: float) -> dict[str, float]:
     cluster = LocalCluster(tmp_path, agents=AGENTS, masters=3, zk_session_timeout=session_timeout,
                            resources="cpus:2;mem:1024;disk:1024", log_level="INFO",
                            master_flags=["--allocation-interval", "0.2"])
     scheduler = Holding()
     driver = None
-    watcher = None
+    watch = None
     try:
         cluster.start(timeout=120)
         info = corral.FrameworkInfo(name="hold", user="", checkpoint=True, failover_timeout=3600.0)
@@ -112,20 +156,8 @@ def fail_over_once(tmp_path: Path, session_timeout: float) -> dict[str, float]:
         old = cluster.wait_leader()
         old_id = get_json(old.address, "/info")["id"]
         round_before = driver.reconciliation_progress().round
-        # when the dead leader's contender znode goes (its session expired)
         assert cluster.zookeeper is not None
-        watcher = KazooClient(hosts=cluster.zookeeper.connect_string, timeout=10.0)
-        watcher.start(timeout=30)
-        gone_at: list[float] = []
-        before = set(watcher.get_children("/corral"))
-
-        def changed(children: list[str]) -> bool:
-            if not gone_at and before - set(children):
-                gone_at.append(time.time())
-            return not gone_at
-
-        watcher.ChildrenWatch("/corral", changed)
-
+        watch = ContenderWatch(cluster.zookeeper.connect_string)
         killed_at = time.time()
         old.kill()
         points: dict[str, float] = {}
@@ -152,22 +184,18 @@ def fail_over_once(tmp_path: Path, session_timeout: float) -> dict[str, float]:
             time.sleep(0.01)
         assert get_json(new.address, "/info")["id"] != old_id
         assert len(scheduler.running) == AGENTS * TASKS_PER_AGENT
-        registry_read = 0.0
-        for line in (new.work_dir / f"{new.name}.log").read_text().splitlines():
-            if (match := _REGISTRY_READ.search(line)) and _log_line_time(line) >= killed_at - 1:
-                registry_read = float(match.group(1))
-        detected = (gone_at[0] if gone_at else points["elected"]) - killed_at
+        detected = (watch.gone_at[0] if watch.gone_at else points["elected"]) - killed_at
         return {
             "total": max(points["agents"], points["reconciled"]) - killed_at,
             "detection": detected,
             "election": points["elected"] - killed_at - detected,
-            "registry_read": registry_read,
+            "registry_read": registry_read_after(new, killed_at),
             "reregistration": points["agents"] - points["elected"],
             "reconciliation": points["reconciled"] - points["elected"],
         }
     finally:
-        if watcher is not None:
-            watcher.stop()
+        if watch is not None:
+            watch.stop()
         if driver is not None:
             driver.stop(failover=True)
         cluster.stop()
@@ -281,3 +309,70 @@ def test_agents_admitted_into_the_registry(benchmark, zookeeper_server, commit):
     benchmark.extra_info.update(agents=ADMITTED_AGENTS, commit=commit, agents_per_second=ADMITTED_AGENTS / median)
     print(f"\n{ADMITTED_AGENTS} agents admitted into a ZooKeeper registry, commit {commit}: {median:.2f} s "
           f"({ADMITTED_AGENTS / median:,.0f} agents/s)")
+
+
+def swarm_failover(tmp_path: Path, agents: int, session_timeout: float = 4.0) -> dict[str, float]:
+    cluster = LocalCluster(tmp_path, agents=0, masters=3, zk_session_timeout=session_timeout, log_level="INFO")
+    swarm = None
+    watch = None
+    try:
+        cluster.start(timeout=120)
+        swarm = subprocess.Popen([sys.executable, str(SWARM), cluster.master_url, str(agents)],
+                                 stdout=subprocess.PIPE, stderr=open(tmp_path / "swarm.log", "wb"), text=True)
+        events: queue.SimpleQueue[dict] = queue.SimpleQueue()
+        threading.Thread(target=lambda: [events.put(json.loads(line)) for line in swarm.stdout], daemon=True).start()
+
+        def next_event(key: str, timeout: float) -> dict:
+            deadline = time.monotonic() + timeout
+            while True:
+                event = events.get(timeout=max(0.01, deadline - time.monotonic()))
+                if key in event:
+                    return event
+
+        old = cluster.wait_leader()
+        started = time.time()
+        next_event("registered", 600)
+        first_registration = time.time() - started
+        wait_for(lambda: get_json(old.address, "/metrics/snapshot")["master/agents_registered"] == agents, 60,
+                 f"{agents} agents registered with the leader")
+        watch = ContenderWatch(cluster.zookeeper.connect_string)
+        killed_at = time.time()
+        old.kill()
+        leader = next_event("leader", 120)
+        back = next_event("registered", 600)
+        new = cluster.wait_leader(10, other_than=old)
+        assert get_json(new.address, "/info")["transport"] == leader["leader"] == back["leader"]
+        wait_for(lambda: get_json(new.address, "/metrics/snapshot")["master/agents_registered"] == agents, 60,
+                 f"{agents} agents registered with the new leader")
+        detected = (watch.gone_at[0] if watch.gone_at else leader["at"]) - killed_at
+        return {
+            "total": back["at"] - killed_at,
+            "detection": detected,
+            "election": leader["at"] - killed_at - detected,
+            "registry_read": registry_read_after(new, killed_at),
+            "reregistration": back["at"] - leader["at"],
+            "first_registration": first_registration,
+        }
+    finally:
+        if watch is not None:
+            watch.stop()
+        if swarm is not None:
+            swarm.kill()
+            swarm.wait()
+        cluster.stop()
+
+
+@pytest.mark.parametrize("agents", SWARM_AGENTS, ids=[f"{n}agents" for n in SWARM_AGENTS])
+def test_failover_with_many_agents(benchmark, tmp_path, agents):
+    runs = []
+
+    def run():
+        runs.append(swarm_failover(tmp_path / f"run{len(runs)}", agents))
+
+    benchmark.pedantic(run, rounds=1, iterations=1, warmup_rounds=0)
+    parts = runs[-1]
+    benchmark.extra_info.update(agents=agents, session_timeout=4.0, **parts)
+    print(f"\nfailover, 3 masters, {agents} agents (one swarm process), session timeout 4 s: {parts['total']:.2f} s "
+          f"(target 6 s) = detection {parts['detection']:.2f} + election {parts['election']:.2f} (registry read "
+          f"{parts['registry_read']:.3f}) + reregistration {parts['reregistration']:.2f}; first registration of all "
+          f"{agents}: {parts['first_registration']:.2f} s")
