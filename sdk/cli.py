@@ -284,7 +284,7 @@ def run_agent(args: argparse.Namespace) -> int:
     except CheckpointError as exc:
         raise UsageError(f"cannot recover: {exc} (remove {daemon.checkpointer.root} to start as a new agent)") from None
     print(f"corral agent listening on {daemon.address} (transport {daemon.runtime.address}), "
-          f"master {args.master}, resources {resources}, work dir {work_dir}", flush=True)
+          f"master {mask_credentials(args.master)}, resources {resources}, work dir {work_dir}", flush=True)
     _wait_for_signal()
     daemon.stop()
     return 0

@@ -88,6 +88,8 @@ def test_masters_with_credentials_keep_the_election_and_registry_theirs_and_fail
         detector.detect()
         wait_for(lambda: found and found[-1] == leader.transport_address, 15, "the detector to find the leader")
         assert leader_http_address(url) == leader.address
+        # (and so does a follower without them: the contenders are readable by everyone)
+        assert leader_http_address(f"zk://{zookeeper.connect_string}/corral") == leader.address
 
         for m in masters:  # the password shows nowhere
             assert get_json(m.address, "/flags")["zk"] == f"zk://corral:****@{zookeeper.connect_string}/corral"
