@@ -116,8 +116,12 @@ class MasterDaemon:
         if transport_port is None:
             transport_port = default_transport_port(self.http.port if flags.port else 0)
         self.zk_url = parse_zk_url(flags.zk) if flags.zk else None
-        if self.zk_url is not None and not transport_port:
-            transport_port = _free_port(flags.host)  # one transport address for every term
+        #: no transport port given: a free one is picked, and kept for every term (a
+        #: standby does not hold it, so another socket may take it meanwhile: then a
+        #: take-over that cannot listen picks another, `_lead`)
+        self._any_transport_port = self.zk_url is not None and not transport_port
+        if self._any_transport_port:
+            transport_port = _free_port(flags.host)
         self._transport_port = transport_port
         self.master_id = str(uuid.uuid4())
         #: when the master started, as a date (MasterInfo.start_time)
@@ -273,6 +277,8 @@ class MasterDaemon:
                 runtime.add_commit(self._guarded_commit(contender, registry))
             except Exception as exc:
                 log.error("elected, but cannot take over: %s: %s", type(exc).__name__, exc)
+                if isinstance(exc, OSError) and self._any_transport_port:
+                    self._transport_port = _free_port(self.flags.host)  # (it contends again with this one)
                 contender.registry_failed(f"take-over failed: {exc}")
                 return
             log.info("leading: registry read in %.3fs (%d admitted, %d unreachable, %d gone agents; %d frameworks)",
