@@ -311,8 +311,32 @@ def test_agents_admitted_into_the_registry(benchmark, zookeeper_server, commit):
           f"({ADMITTED_AGENTS / median:,.0f} agents/s)")
 
 
+def ports_below_the_ephemeral_range(count: int) -> int:
+    """A base port B with B..B+count-1 and their transport ports (+10000) free, below
+    Linux's ephemeral range (32768-60999): thousands of agent connections take ephemeral
+    ports, and would take a standby's free-picked transport port before it is elected."""
+    import random
+    import socket
+
+    while True:
+        base = random.randrange(12000, 22000)
+        try:
+            probes = []
+            for port in [*range(base, base + count), *range(base + 10000, base + 10000 + count)]:
+                probe = socket.socket()
+                probes.append(probe)
+                probe.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for probe in probes:
+                probe.close()
+
+
 def swarm_failover(tmp_path: Path, agents: int, session_timeout: float = 4.0) -> dict[str, float]:
-    cluster = LocalCluster(tmp_path, agents=0, masters=3, zk_session_timeout=session_timeout, log_level="INFO")
+    cluster = LocalCluster(tmp_path, agents=0, masters=3, zk_session_timeout=session_timeout, log_level="INFO",
+                           port=ports_below_the_ephemeral_range(3))
     swarm = None
     watch = None
     try:
