@@ -8,8 +8,8 @@ address: where masters send to it); what they send goes through one PUSH socket 
 leading master's transport, each envelope naming its identity as the sender. The swarm
 follows the leader through MASTER_URL (a zk:// URL, corral's ZooKeeperDetector). For
 each leader it (re)registers every identity, RegisterAgent before it has an id and
-ReregisterAgent with it after, each after a random wait in [0, 1 s) (a real agent's first
-registration backoff) and again every RETRY seconds while unanswered; it answers pings.
+ReregisterAgent with it after, on a real agent's registration backoff (the first wait
+uniform in [0, 1 s), each next bound twice as long, up to 60 s); it answers pings.
 It runs no executors and holds no tasks.
 
 Prints JSON lines on stdout: {"leader": TRANSPORT, "at": T} for each leader it finds,
@@ -22,13 +22,13 @@ import heapq
 import json
 import os
 import queue
-import random
 import sys
 import time
 
 import zmq
 
 from corral._core.envelope import BATCH_TYPE, decode, encode, encode_batch
+from corral.engines.backoff import Backoff, Jitter, Retry
 from corral.net.protocol import BODY_CLASS, TYPE_NUMBER, MessageType
 from corral.net.transport import context
 from corral.net.zookeeper import parse_zk_url
@@ -36,8 +36,8 @@ from corral.protos import corral_pb2 as pb
 from corral.resources import Resources
 from corral.runtime.detector import ZooKeeperDetector
 
-#: seconds between two registration attempts of an identity the leader has not answered
-RETRY = 2.0
+#: a real agent's registration backoff (corral.engines.agent.AgentConfig's defaults)
+REGISTRATION = Backoff(1.0, 60.0, jitter=Jitter.FULL)
 HEADER = len(encode_batch([]))
 
 
@@ -82,6 +82,7 @@ def main(url: str, count: int) -> None:
     push = None
     pending: set[int] = set()
     due: list[tuple[float, int]] = []
+    retries: list[Retry] = []
     seq = 0
 
     def send(i: int, body) -> None:
@@ -106,7 +107,8 @@ def main(url: str, count: int) -> None:
             push.connect(leader)
             now = time.monotonic()
             pending = set(range(count))
-            due = [(now + random.random(), i) for i in range(count)]
+            retries = [REGISTRATION.retry() for _ in range(count)]
+            due = [(retries[i].next_deadline(now), i) for i in range(count)]
             heapq.heapify(due)
         now = time.monotonic()
         while due and due[0][0] <= now:
@@ -119,7 +121,7 @@ def main(url: str, count: int) -> None:
             else:
                 info.id.value = agent_ids[i]
                 send(i, pb.ReregisterAgent(agent=info, version="swarm"))
-            heapq.heappush(due, (now + RETRY, i))
+            heapq.heappush(due, (retries[i].next_deadline(now), i))
         wait = 50 if not due else max(0, min(50, int((due[0][0] - time.monotonic()) * 1000)))
         for sock, _ in poller.poll(wait):
             i = index[sock]
