@@ -57,9 +57,6 @@ class RegistryStore(Protocol):
 
     def set_quota(self, role: str, quota: Resources | None) -> None: ...
 
-    def commit(self) -> None:
-        """Make the writes since the last commit durable (a store may stage them)."""
-
     def close(self) -> None: ...
 
 
@@ -155,9 +152,6 @@ class Registry:
                 self._db.execute("DELETE FROM quotas WHERE role = ?", (role,))
             else:
                 self._db.execute("INSERT OR REPLACE INTO quotas VALUES (?, ?)", (role, quota.to_text()))
-
-    def commit(self) -> None:
-        """Nothing to do: each write above is committed as it is made."""
 
     def close(self) -> None:
         with self._lock:

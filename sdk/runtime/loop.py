@@ -174,7 +174,7 @@ class Runtime:
             except Exception:
                 log.exception("committing the turn's writes failed")
         if self._acting is not None and not self.acting():
-            return False  # a performer ended the leadership (its registry write failed)
+            return False  # a performer or a commit ended the leadership (a registry write failed)
         send = self.transport.send
         for to, type_number, data in outgoing:
             try:
