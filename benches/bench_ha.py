@@ -40,6 +40,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 from kazoo.client import KazooClient
@@ -140,6 +141,13 @@ def registry_read_after(master, since: float) -> float:
     return seconds
 
 
+def measure_once(benchmark, fail_over: Callable[[], dict[str, float]]) -> dict[str, float]:
+    """One failover under the benchmark (one round: each is a whole cluster's life); its parts."""
+    runs: list[dict[str, float]] = []
+    benchmark.pedantic(lambda: runs.append(fail_over()), rounds=1, iterations=1, warmup_rounds=0)
+    return runs[-1]
+
+
 def fail_over_once(tmp_path: Path, session_timeout: float) -> dict[str, float]:
     cluster = LocalCluster(tmp_path, agents=AGENTS, masters=3, zk_session_timeout=session_timeout,
                            resources="cpus:2;mem:1024;disk:1024", log_level="INFO",
@@ -203,13 +211,7 @@ def fail_over_once(tmp_path: Path, session_timeout: float) -> dict[str, float]:
 
 @pytest.mark.parametrize("session_timeout", SESSION_TIMEOUTS, ids=[f"session{t:g}s" for t in SESSION_TIMEOUTS])
 def test_failover_of_the_leading_master(benchmark, tmp_path, session_timeout):
-    runs = []
-
-    def run():
-        runs.append(fail_over_once(tmp_path / f"run{len(runs)}", session_timeout))
-
-    benchmark.pedantic(run, rounds=1, iterations=1, warmup_rounds=0)
-    parts = runs[-1]
+    parts = measure_once(benchmark, lambda: fail_over_once(tmp_path / "run", session_timeout))
     benchmark.extra_info.update(session_timeout=session_timeout, agents=AGENTS, tasks=AGENTS * TASKS_PER_AGENT, **parts)
     print(f"\nfailover, 3 masters, {AGENTS} agents, {AGENTS * TASKS_PER_AGENT} tasks, session timeout "
           f"{session_timeout:g} s: {parts['total']:.2f} s (target {session_timeout + 2:g} s) = detection "
@@ -388,13 +390,7 @@ def swarm_failover(tmp_path: Path, agents: int, session_timeout: float = 4.0) ->
 
 @pytest.mark.parametrize("agents", SWARM_AGENTS, ids=[f"{n}agents" for n in SWARM_AGENTS])
 def test_failover_with_many_agents(benchmark, tmp_path, agents):
-    runs = []
-
-    def run():
-        runs.append(swarm_failover(tmp_path / f"run{len(runs)}", agents))
-
-    benchmark.pedantic(run, rounds=1, iterations=1, warmup_rounds=0)
-    parts = runs[-1]
+    parts = measure_once(benchmark, lambda: swarm_failover(tmp_path / "run", agents))
     benchmark.extra_info.update(agents=agents, session_timeout=4.0, **parts)
     print(f"\nfailover, 3 masters, {agents} agents (one swarm process), session timeout 4 s: {parts['total']:.2f} s "
           f"(target 6 s) = detection {parts['detection']:.2f} + election {parts['election']:.2f} (registry read "
