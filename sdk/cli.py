@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 from corral import __version__, _core, cli_operator
 from corral.agent.checkpoint import BOOT_ID_PATH, CheckpointError
 from corral.agent.gc import DEFAULT_GC_DELAY, DEFAULT_GC_DISK_HEADROOM
-from corral.net.zookeeper import DEFAULT_SESSION_TIMEOUT, ZooKeeperUrlError, parse_zk_url
+from corral.net.zookeeper import DEFAULT_SESSION_TIMEOUT, ZooKeeperUrlError, mask_credentials, parse_zk_url
 from corral.runtime.detector import (
     MasterAddressError,
     MasterUnreachable,
@@ -87,6 +87,14 @@ def _zk_url(text: str) -> str:
     return text
 
 
+def _quorum(text: str) -> int:
+    """Mesos' --quorum sizes its replicated log; corral has none to size."""
+    raise argparse.ArgumentTypeError(
+        f"--quorum {text} is not taken: Mesos needs it with --zk to size its replicated log, but corral keeps "
+        "the registry in ZooKeeper (--zk), whose ensemble quorum plays that role (3 ZooKeeper servers survive 1 "
+        f"failure, 5 survive 2); drop --quorum {text} and size the ZooKeeper ensemble instead")
+
+
 def _resources(text: str) -> Resources:
     try:
         return Resources.parse(text)
@@ -126,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     master.add_argument("--zk", type=_zk_url, default=None, metavar="zk://HOST:PORT[,HOST:PORT...]/PATH",
                         help="run as one of several masters: elect the leader through ZooKeeper at this URL and "
                              "keep the registry there (default: this master alone, its registry in SQLite)")
+    master.add_argument("--quorum", type=_quorum, default=None, metavar="N",
+                        help="not taken (an error naming N): Mesos' replicated-log quorum; corral's registry lives "
+                             "in ZooKeeper (--zk), whose ensemble quorum plays that role")
     master.add_argument("--zk-session-timeout", type=_seconds, default=DEFAULT_SESSION_TIMEOUT,
                         help="ZooKeeper session timeout in seconds; a leader stops acting 3/4 of it after "
                              f"ZooKeeper last answered (default {DEFAULT_SESSION_TIMEOUT:g})")
@@ -239,7 +250,7 @@ def run_master(args: argparse.Namespace) -> int:
                                               agent_reregister_timeout=args.agent_reregister_timeout,
                                               framework_reregister_timeout=args.framework_reregister_timeout))
     daemon.start()
-    election = f", contending for the leadership at {args.zk}" if args.zk else ""
+    election = f", contending for the leadership at {mask_credentials(args.zk)}" if args.zk else ""
     print(f"corral master {daemon.master_id} listening on {daemon.address} (transport {daemon.transport_address}); "
           f"web UI at http://{daemon.address}/{election}", flush=True)
     _wait_for_signal()
@@ -273,7 +284,7 @@ def run_agent(args: argparse.Namespace) -> int:
     except CheckpointError as exc:
         raise UsageError(f"cannot recover: {exc} (remove {daemon.checkpointer.root} to start as a new agent)") from None
     print(f"corral agent listening on {daemon.address} (transport {daemon.runtime.address}), "
-          f"master {args.master}, resources {resources}, work dir {work_dir}", flush=True)
+          f"master {mask_credentials(args.master)}, resources {resources}, work dir {work_dir}", flush=True)
     _wait_for_signal()
     daemon.stop()
     return 0

@@ -14,6 +14,12 @@ allocator) and `corral_master_status_update_relay_seconds` (from an update's tim
 set where it was sent, to the master relaying it; the master samples one status-update
 message in RELAY_SAMPLE_EVERY, and the samples are observed at the next scrape).
 
+A standby master (with --zk) answers `/metrics` too, as Mesos' standbys do (Prometheus
+scrapes every master): `corral_master_elected` 0, `corral_master_zk_state` and
+`corral_master_uptime_seconds`, what a master knows whether it leads or not
+(`master_standing`); the figures of agents, frameworks, tasks and offers are the leader's
+only.
+
 Each daemon has a registry of its own, so that several run in one process (tests).
 """
 from __future__ import annotations
@@ -27,6 +33,7 @@ from prometheus_client.registry import Collector
 
 from corral.engines.common import TERMINAL_STATES
 from corral.engines.master.snapshot import COUNTED_ENDS, STATE_NAMES
+from corral.net.zookeeper import Session
 from corral.protos import corral_pb2 as pb
 from corral.resources import Resources
 
@@ -39,6 +46,9 @@ if TYPE_CHECKING:
 #: the scalar resources reported (total, used, offered)
 SCALARS = ("cpus", "mem", "disk", "gpus")
 ALLOCATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+#: `master/zk_state` (and `corral_master_zk_state`): the ZooKeeper session as a number
+#: (0: no ZooKeeper, the master runs alone)
+ZK_STATE_GAUGE = {None: 0, Session.CONNECTED: 1, Session.SUSPENDED: 2, Session.LOST: 3}
 RELAY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -88,26 +98,39 @@ class _Collector(Collector):
 
 
 # ------------------------------------------------------------------------ master
+def master_standing(daemon: MasterDaemon) -> Iterator[Metric]:
+    """What a master knows whether it leads or stands by: whether it leads, its
+    ZooKeeper session, its uptime (a standby's whole `/metrics`)."""
+    prefix = "corral_master"
+    yield GaugeMetricFamily(f"{prefix}_elected", "1 if this master is the leader", value=int(daemon.leading()))
+    yield GaugeMetricFamily(f"{prefix}_zk_state", "the ZooKeeper session: 0 none (no --zk), 1 connected, "
+                            "2 suspended, 3 lost", value=ZK_STATE_GAUGE[daemon.zk_session()])
+    yield GaugeMetricFamily(f"{prefix}_uptime_seconds", "seconds since the master started", value=daemon.uptime())
+
+
 class MasterMetrics(Metrics):
-    def __init__(self, daemon: MasterDaemon) -> None:
+    """A leading term's `/metrics` (`runtime`: the term's, whose engine it reads)."""
+
+    def __init__(self, daemon: MasterDaemon, runtime: Runtime) -> None:
         self.daemon = daemon
+        self.runtime = runtime
         super().__init__(self._collect)
         self.allocation_cycle = Histogram("corral_master_allocation_cycle_seconds", "time of one allocation cycle",
                                           registry=self.registry, buckets=ALLOCATION_BUCKETS)
         self.relay_latency = Histogram("corral_master_status_update_relay_seconds",
                                        "from a status update's timestamp to the master relaying it (sampled)",
                                        registry=self.registry, buckets=RELAY_BUCKETS)
-        time_allocation_cycles(daemon.engine.allocator, self.allocation_cycle.observe)
+        time_allocation_cycles(runtime.engine.allocator, self.allocation_cycle.observe)  # type: ignore[attr-defined]
 
     def _collect(self) -> Iterator[Metric]:
-        daemon = self.daemon
-        engine = daemon.engine
-        with daemon.runtime.lock:
+        runtime = self.runtime
+        engine: Any = runtime.engine
+        with runtime.lock:
             samples = list(engine.relay_samples)
             engine.relay_samples.clear()
             # (the engine's clock may not be wall time: each sample's age on that clock
             # says when it was relayed, in the wall time of the status's timestamp)
-            runtime_now, wall_now = daemon.runtime.clock(), time.time()
+            runtime_now, wall_now = runtime.clock(), time.time()
             agents = list(engine.agents.values())
             frameworks = list(engine.frameworks.values())
             active: dict[int, int] = {}
@@ -148,11 +171,9 @@ class MasterMetrics(Metrics):
         yield _resources(prefix, [("total", total), ("used", used), ("offered", offered)])
         yield GaugeMetricFamily(f"{prefix}_outstanding_offers", "offers not yet accepted, declined or rescinded",
                                 value=offers)
-        yield GaugeMetricFamily(f"{prefix}_elected", "1 if this master is the leader", value=1)
-        yield GaugeMetricFamily(f"{prefix}_uptime_seconds", "seconds since the master started",
-                                value=daemon.uptime())
+        yield from master_standing(self.daemon)
         yield from _counters(prefix, counters)
-        yield from _transport(daemon.runtime)
+        yield from _transport(runtime)
 
 
 def time_allocation_cycles(allocator: Allocator, observe: Callable[[float], None]) -> None:

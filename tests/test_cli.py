@@ -39,6 +39,7 @@ def test_version_names_the_core_in_use() -> None:
         (["master", "--zk", "zk://127.0.0.1:2181"], "zk://127.0.0.1:2181"),
         (["master", "--zk", "zk://127.0.0.1:two/corral"], "127.0.0.1:two"),
         (["master", "--zk-session-timeout", "0"], "0"),
+        (["master", "--zk", "zk://127.0.0.1:2181/corral", "--quorum", "2"], "--quorum 2 is not taken"),
         (["agent", "--master", "zk://host/corral", "--resources", "cpus:1"], "zk://host/corral"),
         (["execute", "--master", "zk:/127.0.0.1:2181/corral", "--command", "true"], "zk:/127.0.0.1:2181/corral"),
         (["execute", "--master", "127.0.0.1:5050", "--command", "true", "--resources", "mem:-5"], "-5"),
@@ -50,6 +51,14 @@ def test_bad_input_exits_2_naming_the_value(args: list[str], named: str) -> None
     assert result.returncode == 2, result.stdout + result.stderr
     assert named in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_quorum_says_zookeeper_plays_that_role() -> None:
+    result = corral("master", "--zk", "zk://127.0.0.1:2181/corral", "--quorum=3")
+    assert result.returncode == 2
+    message = result.stderr.strip().splitlines()[-1]
+    assert "--quorum 3" in message and "replicated log" in message and "ZooKeeper" in message
+    assert "unrecognized arguments" not in result.stderr
 
 
 def test_port_in_use_is_a_clear_error(tmp_path) -> None:

@@ -142,3 +142,34 @@ def test_a_call_whose_actions_the_gate_dropped_is_not_reported_done():
     finally:
         rt.stop()
         rt.join(5.0)
+
+
+def test_the_commit_runs_once_a_turn_after_its_actions_and_before_its_messages(runtime):
+    log: list = []
+    recording(runtime, log)
+    runtime.add_commit(lambda: log.append(("commit",)))
+    body = wire.Updates([])
+    for action in (Note("write 1"), Send("tcp://a:1", body), Note("write 2")):
+        runtime.engine.emit(action)
+    runtime._perform()
+    assert [entry[0] for entry in log] == ["note", "note", "commit", "send"]
+
+
+def test_a_commit_that_fails_and_ends_the_gate_keeps_the_turns_messages_in():
+    acting = [True]
+    rt = Runtime(lambda _address: Quiet(), acting=lambda: acting[0])
+    log: list = []
+    recording(rt, log)
+
+    def commit() -> None:  # the registry's transaction failed: the leadership ends
+        log.append(("commit",))
+        acting[0] = False
+
+    rt.add_commit(commit)
+    try:
+        rt.engine.emit(Note("write"))
+        rt.engine.emit(Send("tcp://a:1", wire.Updates([])))
+        assert rt._perform() is False
+        assert log == [("note", "write"), ("commit",)]
+    finally:
+        rt.transport.close()

@@ -35,3 +35,27 @@ def test_new_connections_keep_working_after_many_closed_ones() -> None:
         receiver.close()
     # closed sockets and their monitors are really gone
     assert len(os.listdir("/proc/self/fd")) < fds_before + 30
+
+
+PEERS_PROGRAM = """
+import sys
+from corral._core.envelope import Dispatcher
+from corral.net.transport import Transport
+
+# a master talking to 700 agents: a PUSH socket and its monitor each (1400 ZeroMQ
+# sockets, past libzmq's default limit of 1023)
+sender = Transport("127.0.0.1", 0, Dispatcher(), on_peer=lambda a, e: None)
+for port in range(1, 701):
+    sender.send(f"tcp://127.0.0.1:{port}", 58, b"x")
+print(sender.counters.sent, sender.counters.dropped)
+sender.close()
+"""
+
+
+def test_a_transport_talks_to_more_peers_than_zeromqs_default_socket_limit() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", PEERS_PROGRAM], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["700", "0"], result.stdout + result.stderr[-2000:]

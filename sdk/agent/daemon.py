@@ -66,6 +66,7 @@ from corral.engines.agent import (
 )
 from corral.engines.base import MasterLost
 from corral.net.http import HttpServer, Reply
+from corral.net.zookeeper import mask_credentials
 from corral.metrics import AgentMetrics
 from corral.protos import corral_pb2 as pb
 from corral.resources import Resources, attributes_to_dict
@@ -333,6 +334,7 @@ class AgentDaemon:
         flags = {f.name: getattr(self.flags, f.name) for f in fields(self.flags)}  # (no deep copy of Resources)
         flags["work_dir"] = str(self.flags.work_dir)
         flags["boot_id_file"] = str(self.flags.boot_id_file)
+        flags["master"] = mask_credentials(self.flags.master)
         flags["recover"] = self.flags.recover.value
         flags["resources"] = str(self.flags.resources)
         flags["attributes"] = attributes_to_dict(self.flags.attributes)

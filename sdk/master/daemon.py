@@ -44,9 +44,9 @@ from corral.engines.master.leadership import Change
 from corral.engines.master.snapshot import STATE_NAMES, task_counters, task_view, tasks_view
 from corral.master.events import EventStream
 from corral.master.registry import Registry, RegistryStore, registry_performers
-from corral.metrics import MasterMetrics
+from corral.metrics import ZK_STATE_GAUGE, MasterMetrics, Metrics, master_standing
 from corral.net.http import HttpServer, Reply, Route
-from corral.net.zookeeper import DEFAULT_SESSION_TIMEOUT, Session, encode_master_info, parse_zk_url
+from corral.net.zookeeper import DEFAULT_SESSION_TIMEOUT, Session, encode_master_info, mask_credentials, parse_zk_url
 from corral.protos import corral_pb2 as pb
 from corral.resources import ResourceError, Resources
 from corral.runtime import Runtime
@@ -56,6 +56,7 @@ from corral.runtime.clock import PROCESS_CLOCK
 
 if TYPE_CHECKING:
     from corral.master.election import Contender
+    from corral.master.zk_registry import ZooKeeperRegistry
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +67,7 @@ WEBUI = Path(__file__).with_name("webui")
 #: seconds the master waits for an agent's file endpoints
 AGENT_FILES_TIMEOUT = 5.0
 #: the endpoints a standby answers itself; every other one is the leader's
-STANDBY_ROUTES = frozenset({"/health", "/info", "/redirect", "/metrics/snapshot", "/flags"})
-#: `master/zk_state` in the metrics: the ZooKeeper session as a number
-ZK_STATE_GAUGE = {None: 0, Session.CONNECTED: 1, Session.SUSPENDED: 2, Session.LOST: 3}
+STANDBY_ROUTES = frozenset({"/health", "/info", "/redirect", "/metrics", "/metrics/snapshot", "/flags"})
 
 
 def default_transport_port(http_port: int) -> int:
@@ -117,8 +116,12 @@ class MasterDaemon:
         if transport_port is None:
             transport_port = default_transport_port(self.http.port if flags.port else 0)
         self.zk_url = parse_zk_url(flags.zk) if flags.zk else None
-        if self.zk_url is not None and not transport_port:
-            transport_port = _free_port(flags.host)  # one transport address for every term
+        #: no transport port given: a free one is picked, and kept for every term (a
+        #: standby does not hold it, so another socket may take it meanwhile: then a
+        #: take-over that cannot listen picks another, `_lead`)
+        self._any_transport_port = self.zk_url is not None and not transport_port
+        if self._any_transport_port:
+            transport_port = _free_port(flags.host)
         self._transport_port = transport_port
         self.master_id = str(uuid.uuid4())
         #: when the master started, as a date (MasterInfo.start_time)
@@ -137,15 +140,19 @@ class MasterDaemon:
         #: the operator event stream and the Prometheus metrics of the leading term
         self.events: EventStream | None = None
         self.prometheus: MasterMetrics | None = None
+        #: a standby's /metrics (Prometheus scrapes every master): whether it leads, its
+        #: ZooKeeper session, its uptime
+        self.standby_prometheus = Metrics(lambda: master_standing(self))
         if self.zk_url is None:
             self.registry = Registry(flags.work_dir / "registry.sqlite")
-            self._begin(self._new_term(self.registry, self.registry.state(), registry_performers(self.registry)))
+            self._begin(self._new_term(self.registry.state(), registry_performers(self.registry)))
         self.http.streams["/events"] = self._events
         self.http.routes.update({
             "/health": lambda q, b: Reply.json(self.health()),
             "/info": lambda q, b: Reply.json(self.info()),
             "/redirect": lambda q, b: self._redirect("/", {}),
             "/flags": lambda q, b: Reply.json(self.flags_view()),
+            "/metrics": lambda q, b: Reply(body=self.prometheus_text(), content_type="text/plain; version=0.0.4"),
             "/metrics/snapshot": lambda q, b: Reply.json(self.metrics()),
         })
         leader_routes: dict[str, Route] = {
@@ -156,7 +163,6 @@ class MasterDaemon:
             "/agents": lambda q, b: Reply.json({"agents": self.state()["agents"]}),
             "/tasks": self._tasks,
             "/task": self._task,
-            "/metrics": lambda q, b: Reply(body=self._prometheus().text(), content_type="text/plain; version=0.0.4"),
             "/files/browse": lambda q, b: self._agent_files("browse", q),
             "/files/read": lambda q, b: self._agent_files("read", q),
             "/teardown": self._teardown,
@@ -183,7 +189,7 @@ class MasterDaemon:
         """The leading term's engine (NotActing on a standby)."""
         return self._term()[1]
 
-    def _new_term(self, registry: RegistryStore, state: RegistryState, performers: dict[type, Performer],
+    def _new_term(self, state: RegistryState, performers: dict[type, Performer],
                   acting: Callable[[], bool] | None = None) -> Runtime:
         """A runtime and engine that start from the registry's `state`."""
         def make_engine(address: str) -> MasterEngine:
@@ -200,12 +206,14 @@ class MasterDaemon:
         """Make `runtime` the leading term, with its event stream and metrics."""
         self.runtime = runtime
         self.events = EventStream(runtime.engine, runtime.lock, self.state)  # type: ignore[arg-type]
-        self.prometheus = MasterMetrics(self)
+        self.prometheus = MasterMetrics(self, runtime)
 
-    def _prometheus(self) -> MasterMetrics:
-        if self.prometheus is None:
-            raise NotActing("this master no longer leads")
-        return self.prometheus
+    def prometheus_text(self) -> bytes:
+        """/metrics: the leading term's, or a standby's (elected 0, no leader's figures)."""
+        prometheus = self.prometheus
+        if prometheus is not None and self.leading():
+            return prometheus.text()
+        return self.standby_prometheus.text()
 
     async def _events(self, request: Any, closing: asyncio.Event) -> Any:
         """The operator event stream of the leading term; a standby answers as its other
@@ -264,12 +272,13 @@ class MasterDaemon:
             try:
                 registry.take_over()
                 state = registry.state()
-                performers = {kind: self._guarded(contender, perform)
-                              for kind, perform in registry_performers(registry).items()}
-                runtime = self._new_term(registry, state, performers,
+                runtime = self._new_term(state, registry_performers(registry),
                                          acting=lambda: contender.leadership.acts(PROCESS_CLOCK()))
+                runtime.add_commit(self._guarded_commit(contender, registry))
             except Exception as exc:
                 log.error("elected, but cannot take over: %s: %s", type(exc).__name__, exc)
+                if isinstance(exc, OSError) and self._any_transport_port:
+                    self._transport_port = _free_port(self.flags.host)  # (it contends again with this one)
                 contender.registry_failed(f"take-over failed: {exc}")
                 return
             log.info("leading: registry read in %.3fs (%d admitted, %d unreachable, %d gone agents; %d frameworks)",
@@ -280,17 +289,18 @@ class MasterDaemon:
             runtime.start(name="master-io")
 
     @staticmethod
-    def _guarded(contender: Contender, perform: Performer) -> Performer:
-        """A registry write that, when it fails, ends the leadership at once (the
-        runtime's gate then drops what the engine sends after it)."""
-        def guarded(action: Any) -> None:
+    def _guarded_commit(contender: Contender, registry: ZooKeeperRegistry) -> Callable[[], None]:
+        """The commit of a turn's registry writes that, when it fails, ends the
+        leadership at once (the runtime's gate then drops the turn's messages)."""
+        def commit() -> None:
+            staged = registry.staged
             try:
-                perform(action)
+                registry.commit()
             except Exception as exc:
-                log.error("registry write %s failed: %s: %s", type(action).__name__, type(exc).__name__, exc)
-                contender.registry_failed(f"{type(action).__name__}: {type(exc).__name__}: {exc}")
+                log.error("registry write of %d znodes failed: %s: %s", staged, type(exc).__name__, exc)
+                contender.registry_failed(f"{type(exc).__name__}: {exc}")
 
-        return guarded
+        return commit
 
     def _step_down(self, contender: Contender) -> None:
         with self._swap:
@@ -537,6 +547,7 @@ class MasterDaemon:
     def flags_view(self) -> dict[str, Any]:
         flags = asdict(self.flags)
         flags["work_dir"] = str(self.flags.work_dir)
+        flags["zk"] = mask_credentials(self.flags.zk) if self.flags.zk else None
         flags.update({f"config.{k}": v for k, v in asdict(self.config).items()})
         return flags
 

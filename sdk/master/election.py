@@ -21,9 +21,11 @@ from corral.engines.master.leadership import HEARTBEAT_FRACTION, Change, Leaders
 from corral.net.zookeeper import (
     CONTENDER_PREFIX,
     DEFAULT_SESSION_TIMEOUT,
+    Acl,
     ContenderInfo,
     Session,
     ZooKeeperUrl,
+    kazoo_client,
     read_leader,
 )
 
@@ -38,14 +40,13 @@ class _Wake(enum.Enum):
 
 
 def zookeeper_client(url: ZooKeeperUrl, session_timeout: float) -> Any:
-    """A kazoo client for `url` that reconnects for ever (a master waits out an outage
-    of the ensemble) and retries a failed request a few times."""
-    from kazoo.client import KazooClient
+    """A kazoo client for `url` (authenticated with its credentials, if any) that
+    reconnects for ever (a master waits out an outage of the ensemble) and retries a
+    failed request a few times."""
     from kazoo.retry import KazooRetry
 
-    return KazooClient(hosts=url.connect_string, timeout=session_timeout,
-                       connection_retry=KazooRetry(max_tries=-1, delay=0.1, max_delay=1.0),
-                       command_retry=KazooRetry(max_tries=3, delay=0.1, max_delay=1.0))
+    return kazoo_client(url, session_timeout, connection_retry=KazooRetry(max_tries=-1, delay=0.1, max_delay=1.0),
+                        command_retry=KazooRetry(max_tries=3, delay=0.1, max_delay=1.0))
 
 
 class Contender:
@@ -163,9 +164,27 @@ class Contender:
 
     def _submit(self) -> None:
         self.client.ensure_path(self.url.path)
+        if self.url.user:
+            self._guard_path()
         created = self.client.create(f"{self.url.path}/{CONTENDER_PREFIX}", self.info, ephemeral=True, sequence=True)
         self.leadership.submitted(created.rsplit("/", 1)[1])
         log.info("contending for the leadership as %s", created)
+
+    def _guard_path(self) -> None:
+        """With credentials: make the election path `Acl.READABLE` if it is not (a
+        follower without them may have created it open, letting anyone add contenders)."""
+        from kazoo.exceptions import NoAuthError
+
+        wanted = self.url.acl(Acl.READABLE)
+        current, _stat = self.client.get_acls(self.url.path)
+        if set(current) == set(wanted):
+            return
+        try:
+            self.client.set_acls(self.url.path, wanted)
+            log.info("made %s readable by everyone, writable by %s only", self.url.path, self.url.user)
+        except NoAuthError:
+            log.warning("cannot set the ACL of %s (it is not %s's): anyone it lets in may add contenders",
+                        self.url.path, self.url.user)
 
     def _report(self) -> bool:
         """Report a change of standing; True when the contender is done (deposed)."""

@@ -7,7 +7,8 @@ subscribed (for their failover timeouts).
 Every change is committed before the caller applies it, so a crash never leaves the
 master running with a setting it would forget. `registry_performers` is how a master
 daemon performs its engine's registry actions on a `RegistryStore`: this one, or the
-registry in ZooKeeper (`corral.master.zk_registry`).
+registry in ZooKeeper (`corral.master.zk_registry`), which stages them until the daemon
+commits them, once per turn of its I/O loop.
 """
 from __future__ import annotations
 

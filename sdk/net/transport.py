@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import resource
 import threading
 from dataclasses import dataclass
 from typing import Callable
@@ -58,6 +59,23 @@ HEARTBEAT_TIMEOUT_MS = 5000
 #: with batching on, the envelopes queued for one peer go out in frames of at most this
 #: size (a few hundred envelopes each)
 BATCH_MAX_BYTES = 32 * 1024
+#: ZeroMQ sockets a process may open: libzmq's default, 1023, would cap a master near 500
+#: agents (it opens a PUSH socket and its monitor per peer); the open-files limit (each
+#: peer costs about three descriptors) is then what bounds it
+MAX_SOCKETS = 65535
+
+
+def context() -> zmq.Context:
+    """The process's ZeroMQ context, allowed MAX_SOCKETS sockets (libzmq takes the limit
+    when the context's first socket is made, so every socket of the process comes from
+    here), with the open-files limit raised to the hard limit."""
+    ctx = zmq.Context.instance()
+    if ctx.get(zmq.MAX_SOCKETS) < MAX_SOCKETS:
+        ctx.set(zmq.MAX_SOCKETS, MAX_SOCKETS)
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and hard != resource.RLIM_INFINITY and soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return ctx
 
 
 PeerCallback = Callable[[str, PeerEvent], None]
@@ -83,7 +101,7 @@ class Transport:
         """Listen on host:port (any free port when 0); peers are told to send to
         `advertise` (an address they can reach, when `host` is e.g. 0.0.0.0) at that
         port, else to `host`. OSError naming the address when it cannot listen."""
-        self._ctx = zmq.Context.instance()
+        self._ctx = context()
         #: batching on: envelopes waiting for `flush`, per peer (in send order)
         self._queued: dict[str, list[bytes]] | None = {} if batch else None
         self._dispatcher = dispatcher

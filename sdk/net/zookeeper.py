@@ -8,6 +8,15 @@ carries `id`, `hostname`, `version`, `pid`, and `address` with `hostname`, `ip` 
 the port being the master's HTTP port, the one address users name. A contender znode
 that holds no readable MasterInfo (garbage some tool left) is logged and skipped by
 masters and followers alike: the lowest readable contender leads (`read_leader`).
+
+Authentication, Mesos' way: `zk://USER:PASSWORD@HOST:PORT/PATH` makes every client of
+that URL (masters, agents, drivers, the CLI) authenticate with ZooKeeper's digest scheme
+(`kazoo_client`), and the znodes corral creates get ACLs: the election path and the
+contenders `READABLE_ACL` (everyone reads, only USER writes: tools and followers find
+the leader), the registry `PRIVATE_ACL` (only USER reads or writes: it holds what the
+masters know of agents and frameworks, which Mesos keeps on its masters' disks, not
+readable by anyone else either). Credentials never show: a URL prints as
+`zk://USER:****@...`, and `mask_credentials` masks them in any text (flags, errors).
 """
 from __future__ import annotations
 
@@ -15,7 +24,7 @@ import enum
 import json
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Container, Iterable
 
 log = logging.getLogger(__name__)
@@ -25,6 +34,17 @@ CONTENDER_PREFIX = "json.info_"
 _CONTENDER = re.compile(re.escape(CONTENDER_PREFIX) + r"(\d{10})")
 #: ZooKeeper's session timeout when a URL or flag does not say (Mesos' default)
 DEFAULT_SESSION_TIMEOUT = 10.0
+#: what stands for a password wherever a URL is shown
+MASK = "****"
+_CREDENTIALS = re.compile(r"(zk://[^:/@,\s]*):\S*@", re.IGNORECASE)
+
+
+class Acl(enum.Enum):
+    """Who may do what with a znode corral creates, when its URL has credentials
+    (without, every znode is open, as ZooKeeper's default)."""
+
+    READABLE = "readable"  # everyone reads, the credentials' user does everything
+    PRIVATE = "private"  # the credentials' user only
 
 
 class ZooKeeperUrlError(ValueError):
@@ -47,17 +67,50 @@ class Session(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class ZooKeeperUrl:
-    """`zk://HOST:PORT[,HOST:PORT...]/PATH`."""
+    """`zk://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]/PATH`. Shown (str, repr) with
+    the password masked."""
 
     hosts: tuple[tuple[str, int], ...]
     path: str
+    user: str = ""
+    password: str = field(default="", repr=False)
 
     @property
     def connect_string(self) -> str:
         return ",".join(f"{host}:{port}" for host, port in self.hosts)
 
     def __str__(self) -> str:
-        return f"zk://{self.connect_string}{self.path}"
+        credentials = f"{self.user}:{MASK}@" if self.user else ""
+        return f"zk://{credentials}{self.connect_string}{self.path}"
+
+    def auth_data(self) -> list[tuple[str, str]]:
+        """kazoo's `auth_data`: the digest credentials ([] without)."""
+        return [("digest", f"{self.user}:{self.password}")] if self.user else []
+
+    def acl(self, kind: Acl) -> list[Any]:
+        """The ACL of a znode of `kind` created through this URL (open without credentials)."""
+        from kazoo.security import OPEN_ACL_UNSAFE, make_acl, make_digest_acl
+
+        if not self.user:
+            return list(OPEN_ACL_UNSAFE)
+        mine = make_digest_acl(self.user, self.password, all=True)
+        if kind is Acl.PRIVATE:
+            return [mine]
+        return [mine, make_acl("world", "anyone", read=True)]
+
+
+def mask_credentials(text: str) -> str:
+    """`text` with the password of every zk://USER:PASSWORD@ in it masked."""
+    return _CREDENTIALS.sub(rf"\1:{MASK}@", text)
+
+
+def kazoo_client(url: ZooKeeperUrl, timeout: float, **options: Any) -> Any:
+    """A KazooClient for `url`: authenticated with its credentials, and creating its
+    znodes `Acl.READABLE` unless told otherwise (`options`: kazoo's own, e.g. retries)."""
+    from kazoo.client import KazooClient
+
+    return KazooClient(hosts=url.connect_string, timeout=timeout, auth_data=url.auth_data() or None,
+                       default_acl=url.acl(Acl.READABLE), **options)
 
 
 def is_zk_url(text: str) -> bool:
@@ -65,24 +118,31 @@ def is_zk_url(text: str) -> bool:
 
 
 def parse_zk_url(text: str) -> ZooKeeperUrl:
-    """Parse `zk://host:port[,host:port...]/path`; ZooKeeperUrlError names what is wrong."""
+    """Parse `zk://[user:password@]host:port[,host:port...]/path`; ZooKeeperUrlError
+    names what is wrong (the password masked)."""
     raw = text.strip()
+    shown = repr(mask_credentials(text))
     if not is_zk_url(raw):
-        raise ZooKeeperUrlError(f"invalid ZooKeeper URL {text!r}: it must start with zk://")
+        raise ZooKeeperUrlError(f"invalid ZooKeeper URL {shown}: it must start with zk://")
     rest = raw[len("zk://"):]
-    hosts_part, slash, path = rest.partition("/")
+    authority, slash, path = rest.partition("/")
     if not slash or not path.strip("/"):
-        raise ZooKeeperUrlError(f"invalid ZooKeeper URL {text!r}: it names no path, e.g. zk://127.0.0.1:2181/corral")
-    if "@" in hosts_part:
-        raise ZooKeeperUrlError(f"invalid ZooKeeper URL {text!r}: credentials in the URL are not supported")
+        raise ZooKeeperUrlError(f"invalid ZooKeeper URL {shown}: it names no path, e.g. zk://127.0.0.1:2181/corral")
+    credentials, at, hosts_part = authority.rpartition("@")
+    user, colon, password = credentials.partition(":")
+    if not at and "@" in rest:
+        raise ZooKeeperUrlError(f"invalid ZooKeeper URL {shown}: a password cannot contain '/'")
+    if at and (not user or not colon or not password):
+        raise ZooKeeperUrlError(f"invalid ZooKeeper URL {shown}: credentials must be USER:PASSWORD@, "
+                                "both non-empty")
     hosts = []
     for item in hosts_part.split(","):
         host, sep, port = item.strip().rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ZooKeeperUrlError(f"invalid ZooKeeper URL {text!r}: {item.strip()!r} is not HOST:PORT")
+            raise ZooKeeperUrlError(f"invalid ZooKeeper URL {shown}: {item.strip()!r} is not HOST:PORT")
         hosts.append((host, int(port)))
     clean = "/" + "/".join(part for part in path.split("/") if part)
-    return ZooKeeperUrl(tuple(hosts), clean)
+    return ZooKeeperUrl(tuple(hosts), clean, user, password)
 
 
 def contender_sequence(name: str) -> int | None:

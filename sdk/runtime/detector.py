@@ -37,6 +37,7 @@ from corral.net.zookeeper import (
     ZooKeeperUrl,
     ZooKeeperUrlError,
     is_zk_url,
+    kazoo_client,
     parse_zk_url,
     read_leader,
 )
@@ -112,10 +113,8 @@ def leader_http_address(address: str, timeout: float = 5.0) -> str:
     check_master_address(address)
     if not is_zk_url(address):
         return address
-    from kazoo.client import KazooClient
-
     url = parse_zk_url(address)
-    client = KazooClient(hosts=url.connect_string, timeout=timeout)
+    client = kazoo_client(url, timeout)
     try:
         client.start(timeout=timeout)
     except Exception as exc:
@@ -247,7 +246,6 @@ class ZooKeeperDetector:
     def __init__(self, url: ZooKeeperUrl, on_master: Callable[[str], None], backoff: Backoff = DETECTION_BACKOFF,
                  *, session_timeout: float = DEFAULT_SESSION_TIMEOUT,
                  on_unreachable: Callable[[str], None] | None = None) -> None:
-        from kazoo.client import KazooClient
         from kazoo.retry import KazooRetry
 
         self.url = url
@@ -259,8 +257,8 @@ class ZooKeeperDetector:
         self._reported: str | None = None
         #: contenders found to hold garbage (skipped)
         self._garbage: set[str] = set()
-        self.client = KazooClient(hosts=url.connect_string, timeout=session_timeout,
-                                  connection_retry=KazooRetry(max_tries=-1, delay=0.1, max_delay=1.0))
+        self.client = kazoo_client(url, session_timeout,
+                                   connection_retry=KazooRetry(max_tries=-1, delay=0.1, max_delay=1.0))
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 

@@ -101,6 +101,8 @@ class Runtime:
         #: how each kind of action other than Send is carried out (`add_performers`: the
         #: daemon's or driver's own; see `corral.runtime.actions`)
         self._performers: dict[type, Performer] = {}
+        #: run after each turn's other actions, before its messages leave (`add_commit`)
+        self._commits: list[Callable[[], None]] = []
         self._commands: collections.deque[tuple[Callable[..., Any], tuple[Any, ...]]] = collections.deque()
         #: the loop may be blocked in `wait` (set before it looks at the commands) and no
         #: command has woken it yet: only then does a new command need to wake it
@@ -150,7 +152,8 @@ class Runtime:
         messages, instead of one per message while the next is being serialised), and
         with batching packed into one frame per peer. No action ever runs before one
         the engine emitted ahead of it (a journal write still precedes the ack it
-        covers). False when the gate dropped them (see the module's docstring)."""
+        covers; a commit added by `add_commit` runs after the others, before the messages).
+        False when the gate dropped them (see the module's docstring)."""
         performers = self._performers
         outgoing = []
         actions = self.engine.take_actions()
@@ -165,8 +168,13 @@ class Runtime:
                     performers[type(action)](action)
             except Exception:
                 log.exception("performing %s failed", type(action).__name__)
+        for commit in self._commits:
+            try:
+                commit()
+            except Exception:
+                log.exception("committing the turn's writes failed")
         if self._acting is not None and not self.acting():
-            return False  # a performer ended the leadership (its registry write failed)
+            return False  # a performer or a commit ended the leadership (a registry write failed)
         send = self.transport.send
         for to, type_number, data in outgoing:
             try:
@@ -192,6 +200,13 @@ class Runtime:
         if Send in performers:
             raise ValueError("Send actions are the runtime's own")
         self._performers.update(performers)
+
+    def add_commit(self, commit: Callable[[], None]) -> None:
+        """Call `commit` (on the I/O thread) once each turn's actions other than Send
+        are performed and before its messages leave: a store that stages its writes
+        (the master's registry in ZooKeeper) makes a whole turn's durable at once, and
+        none of the turn's messages acknowledges what it did not keep."""
+        self._commits.append(commit)
 
     def performs(self) -> frozenset[type]:
         """Every action type this runtime carries out, Send included."""

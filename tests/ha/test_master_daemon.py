@@ -49,3 +49,22 @@ def test_a_fenced_leader_reports_the_change_undone_and_rejoins_as_a_standby(zook
     finally:
         kz.stop()
         daemon.stop()
+
+
+def test_a_master_whose_free_transport_port_was_taken_meanwhile_leads_on_another(zookeeper, tmp_path):
+    import socket
+
+    daemon = MasterDaemon(MasterFlags(work_dir=tmp_path / "master", port=0, zk=zookeeper.url(),
+                                      zk_session_timeout=4.0))
+    taken = daemon.transport_address
+    squatter = socket.socket()  # another socket took the port picked for the transport (a standby does not hold it)
+    squatter.bind(("127.0.0.1", int(taken.rpartition(":")[2])))
+    squatter.listen()
+    daemon.start()
+    try:
+        info = wait_for(lambda: (i := get_json(daemon.address, "/info"))["leader"] and i, 30, "the master to lead")
+        assert info["transport"] != taken
+        assert "cannot listen" in get_json(daemon.address, "/health")["deposed_reason"]
+    finally:
+        squatter.close()
+        daemon.stop()

@@ -121,6 +121,7 @@ def test_the_registry_survives_a_take_over_and_fences_the_old_leader(zookeeper):
         for action in actions:  # as the master daemon performs them
             performers[type(action)](action)
             apply_to_registry(memory, action)
+        old.commit()  # (the daemon commits once per turn)
 
         new = ZooKeeperRegistry(kz2, url, "m2")
         new.take_over()
@@ -131,11 +132,14 @@ def test_the_registry_survives_a_take_over_and_fences_the_old_leader(zookeeper):
         assert {f: i.failover_timeout for f, i in state.frameworks.items()} == {"f1": 60.0}
 
         # the old leader is fenced off: its writes fail and change nothing
+        old.record_agent("a9", pb.AgentInfo(hostname="h9"), AgentRecordState.ADMITTED, 3.0)
         with pytest.raises(RegistryFenced):
-            old.record_agent("a9", pb.AgentInfo(hostname="h9"), AgentRecordState.ADMITTED, 3.0)
+            old.commit()
+        old.set_weight("web", 9.0)
         with pytest.raises(RegistryFenced):
-            old.set_weight("web", 9.0)
+            old.commit()
         new.set_weight("db", 3.0)
+        new.commit()
         third = ZooKeeperRegistry(kz3, url, "m3")
         third.take_over()
         assert set(third.state().admitted) == {"a1"} and third.state().weights == {"web": 2.5, "db": 3.0}
@@ -152,6 +156,7 @@ def test_garbage_in_a_registry_znode_is_logged_and_skipped(zookeeper, caplog):
         writer = ZooKeeperRegistry(kz, url, "m1")
         writer.take_over()
         writer.record_agent("a1", pb.AgentInfo(hostname="h1"), AgentRecordState.ADMITTED, 1.0)
+        writer.commit()
         kz.create("/ha/registry/agents/nonsense", b"\xc1 not msgpack")
         kz.create("/ha/registry/weights", b"\x93\x01\x02\x03")  # a msgpack list, not a map
         registry = ZooKeeperRegistry(kz, url, "m2")
@@ -162,6 +167,7 @@ def test_garbage_in_a_registry_znode_is_logged_and_skipped(zookeeper, caplog):
         assert any("/ha/registry/weights" in p and "list" in p for p in registry.unreadable)
         assert "/ha/registry/agents/nonsense" in caplog.text
         registry.set_weight("web", 2.0)  # the next write replaces the garbage
+        registry.commit()
         again = ZooKeeperRegistry(kz, url, "m3")
         again.take_over()
         assert again.state().weights == {"web": 2.0} and not any("weights" in p for p in again.unreadable)
