@@ -418,6 +418,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     runners = {"master": run_master, "agent": run_agent, "local": run_local, "execute": run_execute}
     name = cli_operator.command_of(args) or args.subcommand
+    if name not in ("master", "agent", "local"):
+        # a one-shot command that asks ZooKeeper for the leader: kazoo's connection
+        # chatter is not the user's business
+        logging.getLogger("kazoo").setLevel(logging.WARNING)
     try:
         if name in runners:
             return runners[name](args)

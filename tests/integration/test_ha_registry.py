@@ -86,6 +86,7 @@ def test_the_registry_survives_two_failovers_and_garbage_is_skipped(tmp_path: Pa
                                "--command", "true", "--timeout", "60"], capture_output=True, text=True, timeout=90)
         assert done.returncode == 0, done.stdout + done.stderr
         assert "TASK_FINISHED" in done.stdout
+        assert "kazoo" not in done.stderr, done.stderr  # no ZooKeeper client chatter for a user
     finally:
         kz.stop()
         cluster.stop()
