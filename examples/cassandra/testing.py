@@ -5,18 +5,25 @@ free loopback port with its own data directory; `kill` sends SIGKILL, `restart` 
 it again on the same port and data, and `wait_normal` polls the ring until every
 running node is UN.
 
-`LocalService`: a corral `LocalCluster` (agents with distinct port ranges, a master
+`LocalService`: a corral `LocalCluster` (agents with port ranges of their own, a master
 that notices a lost agent within about a second) and the framework's scheduler as a
 separate process, with helpers over its HTTP API and the master's view of the
 service's reservations and volumes.
+
+Every port a test run uses is found free at run time, so that two runs on one machine
+never collide: single ports are the kernel's pick (`free_port`), and an agent's range
+of ports, from which its nodes take theirs, is claimed with `PortRangeClaim`.
 """
 from __future__ import annotations
 
+import fcntl
 import os
+import random
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +36,64 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+#: where agents' port ranges are taken from: below the kernel's ephemeral ports (which
+#: `free_port` and outgoing connections use) and clear of the fixed ranges older
+#: test code offers (31000 and up)
+RANGE_FLOOR, RANGE_CEILING = 20000, 31000
+#: the folder of the lock files that claim ranges, shared by every test run on the machine
+CLAIMS_DIR = Path(tempfile.gettempdir()) / "corral-port-ranges"
+
+
+class PortRangeClaim:
+    """A range of `width` loopback ports that no other process listens on and no other
+    test run holding a claim can take while this one lives: each candidate range has a
+    lock file in `CLAIMS_DIR`, held with flock (released by the kernel when the process
+    ends, even by SIGKILL), and every port of it must bind. `close` releases it."""
+
+    def __init__(self, width: int = 100, host: str = "127.0.0.1") -> None:
+        CLAIMS_DIR.mkdir(exist_ok=True)
+        low, high = _clear_of_ephemeral(RANGE_FLOOR, RANGE_CEILING)
+        starts = list(range(low, high - width + 1, width))
+        random.shuffle(starts)
+        for first in starts:
+            lock = open(CLAIMS_DIR / f"{first}-{first + width - 1}.lock", "a")
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.close()
+                continue
+            if all(_bindable(host, port) for port in range(first, first + width)):
+                self.first, self.last, self._lock = first, first + width - 1, lock
+                return
+            lock.close()
+        raise RuntimeError(f"no free range of {width} ports between {low} and {high} on {host}")
+
+    @property
+    def resource(self) -> str:
+        return f"ports:[{self.first}-{self.last}]"
+
+    def close(self) -> None:
+        self._lock.close()
+
+
+def _clear_of_ephemeral(low: int, high: int) -> tuple[int, int]:
+    """[low, high) cut short where the kernel's ephemeral port range begins."""
+    try:
+        first, _last = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        return low, high
+    return low, max(low, min(high, first))
+
+
+def _bindable(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 @dataclass
@@ -157,8 +222,8 @@ class LocalRing:
 
 
 class LocalService:
-    """A corral cluster (a master and `agents` agents, each with its own port range) and
-    the framework's scheduler as a separate process; restartable, killable."""
+    """A corral cluster (a master and `agents` agents, each with a port range claimed
+    for it) and the framework's scheduler as a separate process; restartable, killable."""
 
     def __init__(self, root: Path, agents: int = 4, *, nodes: int = 3, replication: int = 3,
                  node_resources: str = "cpus:0.5;mem:256;disk:256", scheduler_flags: list[str] | None = None,
@@ -178,6 +243,8 @@ class LocalService:
                      *(scheduler_flags or [])]
         self.scheduler: subprocess.Popen[bytes] | None = None
         self.env = dict(os.environ, PYTHONUNBUFFERED="1")
+        #: agent index -> the port range claimed for it (kept if the agent is started again)
+        self.port_ranges: dict[int, PortRangeClaim] = {}
 
     @property
     def api(self) -> str:
@@ -192,8 +259,9 @@ class LocalService:
         return self
 
     def add_agent(self, index: int) -> None:
-        ports = f"ports:[{32000 + 100 * index}-{32000 + 100 * index + 99}]"
-        self.cluster.add_agent(resources=f"{self.agent_resources};{ports}")
+        if index not in self.port_ranges:
+            self.port_ranges[index] = PortRangeClaim()
+        self.cluster.add_agent(resources=f"{self.agent_resources};{self.port_ranges[index].resource}")
 
     def start_scheduler(self) -> None:
         if "--master" not in self.argv:
@@ -281,6 +349,8 @@ class LocalService:
             except subprocess.TimeoutExpired:
                 self.kill_scheduler()
         self.cluster.stop()
+        for claim in self.port_ranges.values():
+            claim.close()
 
     def __enter__(self) -> "LocalService":
         return self.start()
