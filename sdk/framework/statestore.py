@@ -1,10 +1,15 @@
-"""`StateStore`: a framework's crash-safe state, as JSON values under string keys, in one
-SQLite file (WAL journal, synchronous=FULL: a write that returned survives SIGKILL and
-power loss). Several writes made in one `transaction()` land together or not at all.
+"""`StateStore`: a framework's crash-safe state, as JSON values under string keys. Several
+writes made in one `transaction()` land together or not at all.
 
 A scheduler keeps here what it must not forget across a restart (its framework id, what
 it reserved and where, its plans' progress and the operator's overrides), writes it
 before acting on it, and reads it back when it starts again.
+
+Two implementations of the one interface: `SqliteStateStore`, in one SQLite file on the
+scheduler's machine (WAL journal, synchronous=FULL: a write that returned survives
+SIGKILL and power loss), and `corral.framework.zkstore.ZooKeeperStateStore`, in
+ZooKeeper, where a scheduler started on another machine finds it (one instance at a
+time, fenced). `open_state_store` picks one from a scheduler's flags.
 """
 from __future__ import annotations
 
@@ -12,14 +17,72 @@ import json
 import os
 import sqlite3
 import threading
-from contextlib import contextmanager
+from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 FRAMEWORK_ID_KEY = "framework_id"
+#: the SQLite file's name in a scheduler's state directory
+SQLITE_FILE = "state.sqlite"
 
 
-class StateStore:
+class StateStoreError(RuntimeError):
+    """Stored state that cannot be read or written; the message names where."""
+
+
+class StateStore(ABC):
+    """JSON values under string keys that survive the scheduler's process."""
+
+    @abstractmethod
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+    @abstractmethod
+    def put(self, key: str, value: Any) -> None:
+        """Store `value` (TypeError, before anything is written, if it is not JSON)."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None: ...
+
+    @abstractmethod
+    def items(self, prefix: str = "") -> dict[str, Any]:
+        """Every key starting with `prefix`, with its value, in key order."""
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[None]:
+        """Writes inside happen together or not at all (nested transactions join the
+        outer one); reads inside see them."""
+
+    @abstractmethod
+    def clear(self) -> None:
+        """Forget everything (after an uninstall)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    # the framework id, the one value every scheduler keeps
+    def framework_id(self) -> str | None:
+        return self.get(FRAMEWORK_ID_KEY)
+
+    def save_framework_id(self, framework_id: str) -> None:
+        self.put(FRAMEWORK_ID_KEY, framework_id)
+
+
+def open_state_store(state_dir: str | os.PathLike[str] | None, zk: str | None = None, **zk_options: Any) -> StateStore:
+    """The store a scheduler's flags name: in ZooKeeper at `zk` (a zk://HOST:PORT/PATH
+    URL; `zk_options` go to `ZooKeeperStateStore`) when given, else in `state_dir`."""
+    if zk:
+        from corral.framework.zkstore import ZooKeeperStateStore
+
+        return ZooKeeperStateStore(zk, **zk_options)
+    if state_dir is None:
+        raise ValueError("no state store: give a state directory or a zk:// URL")
+    return SqliteStateStore(Path(state_dir) / SQLITE_FILE)
+
+
+class SqliteStateStore(StateStore):
+    """The state in the SQLite file `path` (made, with its folder, when missing)."""
+
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -45,7 +108,6 @@ class StateStore:
             self._db.execute("DELETE FROM state WHERE key = ?", (key,))
 
     def items(self, prefix: str = "") -> dict[str, Any]:
-        """Every key starting with `prefix`, with its value, in key order."""
         with self._lock:
             rows = self._db.execute("SELECT key, value FROM state WHERE substr(key, 1, ?) = ? ORDER BY key",
                                     (len(prefix), prefix)).fetchall()
@@ -53,7 +115,6 @@ class StateStore:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """Writes inside happen together (nested transactions join the outer one)."""
         with self._lock:
             if self._depth == 0:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -69,15 +130,7 @@ class StateStore:
             if self._depth == 0:
                 self._db.execute("COMMIT")
 
-    # the framework id, the one value every scheduler keeps
-    def framework_id(self) -> str | None:
-        return self.get(FRAMEWORK_ID_KEY)
-
-    def save_framework_id(self, framework_id: str) -> None:
-        self.put(FRAMEWORK_ID_KEY, framework_id)
-
     def clear(self) -> None:
-        """Forget everything (after an uninstall)."""
         with self.transaction():
             self._db.execute("DELETE FROM state")
 
