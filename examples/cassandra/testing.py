@@ -227,19 +227,32 @@ class LocalService:
 
     def __init__(self, root: Path, agents: int = 4, *, nodes: int = 3, replication: int = 3,
                  node_resources: str = "cpus:0.5;mem:256;disk:256", scheduler_flags: list[str] | None = None,
-                 agent_resources: str = "cpus:2;mem:2048;disk:2048") -> None:
+                 agent_resources: str = "cpus:2;mem:2048;disk:2048", masters: int = 1, zk: bool = False,
+                 zk_session_timeout: float = 3.0) -> None:
+        """`masters` > 1: masters elected through a ZooKeeper server of the cluster's own,
+        which the scheduler follows (--master zk://...). `zk`: the scheduler keeps its
+        state in ZooKeeper (--zk; the cluster's server, else one of the service's own)."""
         from corral.testing.cluster import LocalCluster
+        from corral.testing.zookeeper import ZooKeeperServer
 
         self.root = Path(root)
-        self.cluster = LocalCluster(self.root / "cluster", agents=0, master_flags=[
+        self.cluster = LocalCluster(self.root / "cluster", agents=0, masters=masters, master_flags=[
             "--agent-ping-timeout", "0.5", "--max-agent-ping-timeouts", "2", "--allocation-interval", "0.2"])
         self.agent_count = agents
         self.agent_resources = agent_resources
         self.api_port = free_port()
+        #: the service's own ZooKeeper server (None: none, or the cluster's)
+        self.own_zookeeper = ZooKeeperServer(self.root / "zookeeper") if zk and self.cluster.zookeeper is None else None
+        zookeeper = self.cluster.zookeeper or self.own_zookeeper
+        #: where the scheduler keeps its state: --zk URL (None: in `state_dir`)
+        self.zk_url = zookeeper.url("/cassandra") if zk and zookeeper is not None else None
+        #: the scheduler's --state-dir, as its next start is given it (None: none)
+        self.state_dir: Path | None = self.root / "scheduler"
         self.argv = [sys.executable, "-m", "corral.examples.cassandra", "scheduler", "--nodes", str(nodes),
                      "--replication", str(replication), "--node-resources", node_resources,
-                     "--api-port", str(self.api_port), "--state-dir", str(self.root / "scheduler"),
+                     "--api-port", str(self.api_port),
                      "--node-gossip-interval", "0.2", "--node-ring-delay", "1.0", "--num-tokens", "8",
+                     *(["--zk", self.zk_url, "--zk-session-timeout", str(zk_session_timeout)] if self.zk_url else []),
                      *(scheduler_flags or [])]
         self.scheduler: subprocess.Popen[bytes] | None = None
         self.env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -251,6 +264,8 @@ class LocalService:
         return f"127.0.0.1:{self.api_port}"
 
     def start(self) -> "LocalService":
+        if self.own_zookeeper is not None:
+            self.own_zookeeper.start()
         self.cluster.start()
         for i in range(self.agent_count):
             self.add_agent(i)
@@ -263,12 +278,19 @@ class LocalService:
             self.port_ranges[index] = PortRangeClaim()
         self.cluster.add_agent(resources=f"{self.agent_resources};{self.port_ranges[index].resource}")
 
+    def scheduler_argv(self) -> list[str]:
+        """The scheduler's command line for its next start."""
+        argv = list(self.argv)
+        if "--master" not in argv:
+            argv += ["--master", self.cluster.master_url]
+        if self.state_dir is not None:
+            argv += ["--state-dir", str(self.state_dir)]
+        return argv
+
     def start_scheduler(self) -> None:
-        if "--master" not in self.argv:
-            self.argv += ["--master", self.cluster.master_address]
         with open(self.root / "scheduler.log", "ab") as log:
-            self.scheduler = subprocess.Popen(self.argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                                              env=self.env)
+            self.scheduler = subprocess.Popen(self.scheduler_argv(), stdout=log, stderr=log,
+                                              stdin=subprocess.DEVNULL, env=self.env)
         wait_for(lambda: self.request("GET", "/v1/plans") is not None, 30, "the scheduler's API")
 
     def kill_scheduler(self) -> None:
@@ -349,6 +371,8 @@ class LocalService:
             except subprocess.TimeoutExpired:
                 self.kill_scheduler()
         self.cluster.stop()
+        if self.own_zookeeper is not None:
+            self.own_zookeeper.stop()
         for claim in self.port_ranges.values():
             claim.close()
 
