@@ -4,6 +4,7 @@ mid-deploy, started again with a fresh --state-dir. Real processes: a ZooKeeper 
 2 masters, 4 agents, the nodes and the scheduler."""
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 
@@ -86,3 +87,29 @@ def test_a_scheduler_given_no_store_or_a_bad_zk_url_or_master_says_so():
     for flags, message in cases:
         run = subprocess.run([*base, *flags], capture_output=True, text=True, timeout=60)
         assert run.returncode == 2 and message in run.stderr, (flags, run.stderr)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_scheduler_paused_past_its_session_while_another_took_over_exits_and_changes_nothing(tmp_path):
+    with LocalService(tmp_path, zk=True) as service:
+        service.wait_plan("deploy")
+        tasks = {t["id"] for t in service.tasks()}
+        paused = service.scheduler
+        assert paused is not None
+        paused.send_signal(signal.SIGSTOP)  # a scheduler frozen (or cut off) past its ZooKeeper session
+        # its replacement, started elsewhere, waits for the lock until that session expires
+        service.api_port = free_port()
+        service.argv[service.argv.index("--api-port") + 1] = str(service.api_port)
+        service.state_dir = tmp_path / "another-machine"
+        service.start_scheduler()
+        service.wait_plan("deploy")
+        paused.send_signal(signal.SIGCONT)
+        assert paused.wait(30) == 3  # it finds out and stops at once, doing nothing more
+        assert "cassandra scheduler: exiting: this scheduler instance can no longer write the store" in \
+            service.log_tail(200)
+        assert service.scheduler.poll() is None and service.plan_status() == "COMPLETE"
+        assert {t["id"] for t in service.tasks()} == tasks
+        assert cli(service, "pod", "restart", "node-0").returncode == 0  # the new instance writes on
+        wait_for(lambda: service.pod("node-0")["task_id"] not in tasks and service.pod("node-0")["up"], 90,
+                 "node-0 restarted by the new instance")
