@@ -264,19 +264,11 @@ class ZooKeeperStateStore(StateStore):
                 # the transaction may or may not have been applied: look, then go on
                 written = self._written(changes, deadline, exc)
                 if written is None:
-                    self._values.update({k: t for k, t in changes.items() if t is not None})
-                    for key in (k for k, t in changes.items() if t is None):
-                        self._values.pop(key, None)
-                    return
+                    return self._applied(changes)
                 present = written
                 continue
             if not any(isinstance(r, Exception) for r in results):
-                for key, text in changes.items():
-                    if text is None:
-                        self._values.pop(key, None)
-                    else:
-                        self._values[key] = text
-                return
+                return self._applied(changes)
             if isinstance(results[0], (NoNodeError, BadVersionError)):
                 raise self._fenced(f"it no longer holds {self.lock_path} (its session ended, or its lock znode "
                                    "was removed)")
@@ -287,6 +279,13 @@ class ZooKeeperStateStore(StateStore):
                 raise self._give_up(f"ZooKeeper refused a write under {self.state_path}: {failure!r}")
             reread = True  # a znode someone added or removed by hand: look, then go on
             present = self._existing(changes)
+
+    def _applied(self, changes: dict[str, str | None]) -> None:
+        for key, text in changes.items():
+            if text is None:
+                self._values.pop(key, None)
+            else:
+                self._values[key] = text
 
     def _written(self, changes: dict[str, str | None], deadline: float, cause: Exception) -> set[str] | None:
         """After a lost reply: None when ZooKeeper holds `changes` already (the
