@@ -172,8 +172,7 @@ def test_framework_scheduler_failover(benchmark, tmp_path, store):
         assert {t["id"] for t in service.tasks()} == tasks  # nothing relaunched
     benchmark.extra_info.update({k: round(v, 2) for k, v in figures.items()})
     lock = f"holding the store {figures['kill_to_lock_s']:.2f} s, " if "kill_to_lock_s" in figures else ""
-    print(f"
-scheduler failover ({store}): SIGKILL to {lock}API answering {figures['kill_to_api_s']:.2f} s, "
+    print(f"\nscheduler failover ({store}): SIGKILL to {lock}API answering {figures['kill_to_api_s']:.2f} s, "
           f"registered again {figures['kill_to_registered_s']:.2f} s")
 
 
