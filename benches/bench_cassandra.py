@@ -163,7 +163,8 @@ def test_framework_scheduler_failover(benchmark, tmp_path, store):
             figures["kill_to_api_s"] = time.monotonic() - killed
             wait_for(lambda: len(_log_lines(service, "registered as framework")) > registered, 60,
                      "registered again", interval=0.02)
-            figures["kill_to_registered_s"] = _logged_at(_log_lines(service, "registered as framework")[-1]) - killed_wall
+            registered_at = _logged_at(_log_lines(service, "registered as framework")[-1])
+            figures["kill_to_registered_s"] = registered_at - killed_wall
             if store == "zookeeper":
                 figures["kill_to_lock_s"] = _logged_at(_log_lines(service, "holding /cassandra/lock")[-1]) - killed_wall
             service.wait_plan("deploy", timeout=60)

@@ -208,7 +208,11 @@ def run_scheduler(args: argparse.Namespace) -> int:
                                  lock_timeout=args.zk_lock_timeout, on_lost=_state_lost)
     except (StateStoreError, ValueError) as exc:
         raise UsageError(str(exc)) from None
-    service = CassandraService(store, config)
+    try:
+        service = CassandraService(store, config)
+    except StateStoreError as exc:
+        store.close()
+        raise UsageError(str(exc)) from None
     if service.config != config and store.framework_id():
         logging.getLogger(__name__).info("resuming with the stored configuration (%s); flags that differ are "
                                          "ignored: change it with config update or scale", service.config.config_id)

@@ -60,6 +60,10 @@ class StateStore(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    @abstractmethod
+    def location(self, key: str) -> str:
+        """Where `key` is kept, for a message about its value."""
+
     # the framework id, the one value every scheduler keeps
     def framework_id(self) -> str | None:
         return self.get(FRAMEWORK_ID_KEY)
@@ -133,6 +137,9 @@ class SqliteStateStore(StateStore):
     def clear(self) -> None:
         with self.transaction():
             self._db.execute("DELETE FROM state")
+
+    def location(self, key: str) -> str:
+        return f"key {key!r} in {self.path}"
 
     def close(self) -> None:
         with self._lock:

@@ -98,7 +98,8 @@ class ZooKeeperStateStore(StateStore):
             self.client.start(timeout=max(lock_timeout, session_timeout))
         except Exception as exc:
             self.client.close()
-            raise StateStoreError(f"cannot reach ZooKeeper at {self.url.connect_string} for {self.url}: {exc}") from None
+            raise StateStoreError(f"cannot reach ZooKeeper at {self.url.connect_string} for {self.url}: "
+                                  f"{exc}") from None
         self.client.add_listener(self._session_changed)
         try:
             self._take_lock(lock_timeout)
@@ -142,7 +143,7 @@ class ZooKeeperStateStore(StateStore):
         for name, result in reads.items():
             where = f"{self.state_path}/{name}"
             key = unquote(name)
-            if znode_name(key) != name:
+            if not key or znode_name(key) != name:
                 raise StateStoreError(f"znode {where} is not a key of this store (keys are percent-encoded): "
                                       "remove it, then start again")
             data, _stat = result.get(timeout=self.write_timeout)
@@ -205,6 +206,9 @@ class ZooKeeperStateStore(StateStore):
             if self._depth == 0:
                 pending, self._pending = self._pending or {}, None
                 self._commit(pending)
+
+    def location(self, key: str) -> str:
+        return f"znode {self.state_path}/{znode_name(key)}"
 
     def close(self) -> None:
         """Let the lock go (a next instance starts at once) and disconnect."""

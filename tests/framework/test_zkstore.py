@@ -179,6 +179,8 @@ def test_garbage_in_a_znode_is_a_clear_error_naming_it_and_the_lock_is_let_go(zo
     kz.delete("/svc/state/some.thing")
     store = open_store(zookeeper)  # each failed opening let the lock go: no wait
     assert store.items() == {"node/node-0": {"agent": "a1"}}
+    # JSON that does not fit is for the store's user to name: where it is kept
+    assert store.location("node/node-0") == "znode /svc/state/node%2Fnode-0"
     store.close()
 
 
