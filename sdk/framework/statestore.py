@@ -100,7 +100,7 @@ class SqliteStateStore(StateStore):
     def get(self, key: str, default: Any = None) -> Any:
         with self._lock:
             row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
-        return default if row is None else json.loads(row[0])
+        return default if row is None else self._decode(key, row[0])
 
     def put(self, key: str, value: Any) -> None:
         text = json.dumps(value, sort_keys=True)  # fails before anything is written
@@ -115,7 +115,13 @@ class SqliteStateStore(StateStore):
         with self._lock:
             rows = self._db.execute("SELECT key, value FROM state WHERE substr(key, 1, ?) = ? ORDER BY key",
                                     (len(prefix), prefix)).fetchall()
-        return {key: json.loads(value) for key, value in rows}
+        return {key: self._decode(key, value) for key, value in rows}
+
+    def _decode(self, key: str, text: str) -> Any:
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise StateStoreError(f"{self.location(key)} does not hold a JSON value: {exc}") from None
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from corral.framework.statestore import SqliteStateStore
+from corral.framework.statestore import SqliteStateStore, StateStoreError
 
 
 def test_values_survive_a_sigkilled_writer_and_prefixes_list_them(tmp_path):
@@ -35,3 +35,13 @@ def test_a_failed_transaction_writes_nothing(tmp_path):
     with pytest.raises(TypeError):
         store.put("bad", object())  # not JSON: refused before anything is written
     assert store.get("bad") is None
+
+
+def test_a_value_that_is_not_json_is_named(tmp_path):
+    path = tmp_path / "s.sqlite"
+    store = SqliteStateStore(path)
+    store._db.execute("INSERT INTO state (key, value) VALUES ('node/a', '{oops')")  # as a hand edit would
+    for read in (lambda: store.get("node/a"), lambda: store.items("node/")):
+        with pytest.raises(StateStoreError, match=rf"key 'node/a' in {path} does not hold a JSON value"):
+            read()
+    store.close()
