@@ -26,7 +26,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from corral.examples.cassandra.client import Client, StoreError
 from corral.testing.cluster import wait_for
@@ -353,6 +353,20 @@ class LocalService:
                 out[agent["id"]] = {"volumes": volumes, "reserved": sorted(r["name"] for r in resources),
                                     "scalars": scalars}
         return out
+
+    def assert_deployed_once(self, nodes: Sequence[str]) -> list[dict[str, Any]]:
+        """Assert that `nodes` run one task each, each on an agent of its own, and that the
+        role's reservations and volumes are exactly the nodes' (none doubled, none leaked);
+        return the tasks."""
+        tasks = self.tasks()
+        agents = {t["agent_id"] for t in tasks}
+        assert len(tasks) == len(agents) == len(nodes), f"tasks {tasks} for nodes {nodes}"
+        reserved = self.reservations()
+        pods = [self.pod(n) for n in nodes]
+        assert sorted(reserved) == sorted(p["agent_id"] for p in pods), f"reservations {reserved}, pods {pods}"
+        volumes = sorted(v for r in reserved.values() for v in r["volumes"])
+        assert volumes == sorted(p["volume_id"] for p in pods), f"volumes {volumes}, pods {pods}"
+        return tasks
 
     def tasks(self) -> list[dict[str, Any]]:
         state = self.cluster.state()

@@ -18,7 +18,7 @@ import os
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -34,6 +34,10 @@ class StateStoreError(RuntimeError):
 class StateStore(ABC):
     """JSON values under string keys that survive the scheduler's process."""
 
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._depth = 0
+
     @abstractmethod
     def get(self, key: str, default: Any = None) -> Any: ...
 
@@ -48,10 +52,33 @@ class StateStore(ABC):
     def items(self, prefix: str = "") -> dict[str, Any]:
         """Every key starting with `prefix`, with its value, in key order."""
 
-    @abstractmethod
-    def transaction(self) -> AbstractContextManager[None]:
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
         """Writes inside happen together or not at all (nested transactions join the
-        outer one); reads inside see them."""
+        outer one); reads inside see them. One thread at a time."""
+        with self._lock:
+            if self._depth == 0:
+                self._begin()
+            self._depth += 1
+            try:
+                yield
+            except BaseException:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._rollback()
+                raise
+            self._depth -= 1
+            if self._depth == 0:
+                self._commit()
+
+    @abstractmethod
+    def _begin(self) -> None: ...
+
+    @abstractmethod
+    def _rollback(self) -> None: ...
+
+    @abstractmethod
+    def _commit(self) -> None: ...
 
     @abstractmethod
     def clear(self) -> None:
@@ -88,14 +115,13 @@ class SqliteStateStore(StateStore):
     """The state in the SQLite file `path` (made, with its folder, when missing)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
+        super().__init__()
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        self._depth = 0
 
     def get(self, key: str, default: Any = None) -> Any:
         with self._lock:
@@ -123,22 +149,14 @@ class SqliteStateStore(StateStore):
         except ValueError as exc:
             raise StateStoreError(f"{self.location(key)} does not hold a JSON value: {exc}") from None
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        with self._lock:
-            if self._depth == 0:
-                self._db.execute("BEGIN IMMEDIATE")
-            self._depth += 1
-            try:
-                yield
-            except BaseException:
-                self._depth -= 1
-                if self._depth == 0:
-                    self._db.execute("ROLLBACK")
-                raise
-            self._depth -= 1
-            if self._depth == 0:
-                self._db.execute("COMMIT")
+    def _begin(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def _rollback(self) -> None:
+        self._db.execute("ROLLBACK")
+
+    def _commit(self) -> None:
+        self._db.execute("COMMIT")
 
     def clear(self) -> None:
         with self.transaction():

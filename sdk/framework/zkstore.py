@@ -35,8 +35,7 @@ import os
 import socket
 import threading
 import time
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 from urllib.parse import quote, unquote
 
 from corral.framework.statestore import StateStore, StateStoreError
@@ -76,6 +75,7 @@ class ZooKeeperStateStore(StateStore):
         from kazoo.client import KazooClient
         from kazoo.retry import KazooRetry
 
+        super().__init__()
         self.url = parse_zk_url(url) if isinstance(url, str) else url
         root = self.url.path
         self.lock_path, self.epoch_path, self.state_path = f"{root}/lock", f"{root}/epoch", f"{root}/state"
@@ -85,12 +85,10 @@ class ZooKeeperStateStore(StateStore):
         self.lost: str | None = None
         self._lost_lock = threading.Lock()
         self._closed = False
-        self._lock = threading.RLock()
         #: key -> its JSON text, as ZooKeeper holds it
         self._values: dict[str, str] = {}
         #: the open transaction's writes: key -> JSON text, None to delete
         self._pending: dict[str, str | None] | None = None
-        self._depth = 0
         self._identity = json.dumps({"hostname": socket.gethostname(), "pid": os.getpid(), "since": time.time()})
         self.client = KazooClient(hosts=self.url.connect_string, timeout=session_timeout,
                                   connection_retry=KazooRetry(max_tries=-1, delay=0.1, max_delay=1.0))
@@ -189,23 +187,15 @@ class ZooKeeperStateStore(StateStore):
             assert self._pending is not None
             self._pending.update(dict.fromkeys(self._values))
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        with self._lock:
-            if self._depth == 0:
-                self._pending = {}
-            self._depth += 1
-            try:
-                yield
-            except BaseException:
-                self._depth -= 1
-                if self._depth == 0:
-                    self._pending = None
-                raise
-            self._depth -= 1
-            if self._depth == 0:
-                pending, self._pending = self._pending or {}, None
-                self._commit(pending)
+    def _begin(self) -> None:
+        self._pending = {}
+
+    def _rollback(self) -> None:
+        self._pending = None
+
+    def _commit(self) -> None:
+        pending, self._pending = self._pending or {}, None
+        self._write(pending)
 
     def location(self, key: str) -> str:
         return f"znode {self.state_path}/{znode_name(key)}"
@@ -227,7 +217,7 @@ class ZooKeeperStateStore(StateStore):
         self.client.close()
 
     # -- writing ---------------------------------------------------------------------------
-    def _commit(self, pending: dict[str, str | None]) -> None:
+    def _write(self, pending: dict[str, str | None]) -> None:
         """Write `pending` in one ZooKeeper transaction, fenced; see the module docstring."""
         from kazoo.exceptions import (
             BadVersionError,
