@@ -10,6 +10,12 @@
   plan COMPLETE (3 nodes, every node seeing every node UN); then from SIGKILL of
   node-1's process until it answers a read again (as coordinator and replica: a ONE
   read sent to it alone). Target: at most 10 s.
+- `test_framework_scheduler_failover[sqlite|zookeeper]`: 3 nodes deployed, the scheduler
+  SIGKILLed and started again at once (as a supervisor would), with its state in SQLite
+  (the same --state-dir) or in ZooKeeper (--zk, a fresh --state-dir: another machine;
+  the default 10 s session timeout, which a killed instance's lock outlasts). Timed from
+  the SIGKILL: the new instance holding the store (ZooKeeper), its API answering, and it
+  registered again with its framework id. No node may be relaunched.
 - `test_framework_replace_100mb`: each node holds 100 MB (100 000 keys of 1 KiB at
   RF 3 on 3 nodes); `pod replace node-2` until the deploy plan is COMPLETE again (the
   new node streamed its ranges from the two live replicas and is UN everywhere).
@@ -125,6 +131,50 @@ def test_framework_deploy_and_kill_to_serving(benchmark, tmp_path):
     benchmark.extra_info.update({k: round(v, 2) for k, v in figures.items()})
     print(f"\ndeploy of 3 nodes: {figures['deploy_s']:.1f} s; SIGKILL of a node to serving again: "
           f"{figures['kill_to_serving_s']:.2f} s (UN in every node's view: {figures['kill_to_up_everywhere_s']:.2f} s)")
+
+
+def _log_lines(service: LocalService, marker: str) -> list[str]:
+    path = service.root / "scheduler.log"
+    return [line for line in path.read_text(errors="replace").splitlines() if marker in line]
+
+
+def _logged_at(line: str) -> float:
+    """The wall-clock time of a scheduler log line (logging's asctime, local time)."""
+    stamp, millis = line[:23].split(",")
+    return time.mktime(time.strptime(stamp, "%Y-%m-%d %H:%M:%S")) + int(millis) / 1000
+
+
+@pytest.mark.parametrize("store", ["sqlite", "zookeeper"])
+def test_framework_scheduler_failover(benchmark, tmp_path, store):
+    service = LocalService(tmp_path, zk=store == "zookeeper", zk_session_timeout=10.0,
+                           scheduler_flags=DEFAULT_NODE_SETTINGS)
+    figures = {}
+    with service:
+        service.wait_plan("deploy", timeout=120)
+        tasks = {t["id"] for t in service.tasks()}
+
+        def once():
+            registered = len(_log_lines(service, "registered as framework"))
+            killed_wall, killed = time.time(), time.monotonic()
+            service.kill_scheduler()
+            if store == "zookeeper":
+                service.state_dir = tmp_path / "another-machine"
+            service.start_scheduler()  # returns once its API answers
+            figures["kill_to_api_s"] = time.monotonic() - killed
+            wait_for(lambda: len(_log_lines(service, "registered as framework")) > registered, 60,
+                     "registered again", interval=0.02)
+            registered_at = _logged_at(_log_lines(service, "registered as framework")[-1])
+            figures["kill_to_registered_s"] = registered_at - killed_wall
+            if store == "zookeeper":
+                figures["kill_to_lock_s"] = _logged_at(_log_lines(service, "holding /cassandra/lock")[-1]) - killed_wall
+            service.wait_plan("deploy", timeout=60)
+
+        benchmark.pedantic(once, rounds=1, iterations=1)
+        assert {t["id"] for t in service.tasks()} == tasks  # nothing relaunched
+    benchmark.extra_info.update({k: round(v, 2) for k, v in figures.items()})
+    lock = f"holding the store {figures['kill_to_lock_s']:.2f} s, " if "kill_to_lock_s" in figures else ""
+    print(f"\nscheduler failover ({store}): SIGKILL to {lock}API answering {figures['kill_to_api_s']:.2f} s, "
+          f"registered again {figures['kill_to_registered_s']:.2f} s")
 
 
 def test_framework_replace_100mb(benchmark, tmp_path):

@@ -4,7 +4,8 @@ framework's scheduler, and operate the service through the scheduler's HTTP API.
     node --name N --listen HOST:PORT --data DIR --seeds A,B [--replace ADDRESS] ...
     client --contact HOST:PORT[,...] put KEY VALUE | get KEY | delete KEY | ring
                                      | repair NODE | decommission NODE
-    scheduler --master HOST:PORT --nodes 3 --replication 3 --node-resources R --api-port P --state-dir D
+    scheduler --master HOST:PORT|zk://... --nodes 3 --replication 3 --node-resources R --api-port P
+              (--state-dir D | --zk zk://HOST:PORT[,...]/PATH)
     plan status [NAME] | plan interrupt|continue NAME     pod list | pod info|restart|replace NODE
     config show | config update KEY=VALUE...               scale N     endpoints     uninstall
 
@@ -42,6 +43,24 @@ def _address(text: str) -> str:
 
 def _addresses(text: str) -> list[str]:
     return [_address(part) for part in text.split(",") if part.strip()]
+
+
+def _master(text: str) -> str:
+    from corral.runtime.detector import MasterAddressError, check_master_address
+
+    try:
+        return check_master_address(text)
+    except MasterAddressError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _zk_url(text: str) -> str:
+    from corral.net.zookeeper import ZooKeeperUrlError, parse_zk_url
+
+    try:
+        return str(parse_zk_url(text))
+    except ZooKeeperUrlError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _consistency(text: str) -> str:
@@ -148,12 +167,23 @@ def run_node(args: argparse.Namespace) -> int:
     return server.run()
 
 
+#: the scheduler's exit status when it lost its ZooKeeper state store to another instance
+LOST_STATE_STORE = 3
+
+
+def _state_lost(reason: str) -> None:
+    """The ZooKeeper store can no longer be written by this instance: stop at once, doing
+    nothing more (no teardown: the framework and its nodes carry on under whichever
+    instance holds the store now, or the next one started)."""
+    print(f"cassandra scheduler: exiting: {reason}", file=sys.stderr, flush=True)
+    os._exit(LOST_STATE_STORE)
+
+
 def run_scheduler(args: argparse.Namespace) -> int:
     import signal
     import threading
-    from pathlib import Path
 
-    from corral.framework.statestore import StateStore
+    from corral.framework.statestore import StateStoreError, open_state_store
 
     from corral.examples.cassandra.api import build_api
     from corral.examples.cassandra.config import ConfigError, ServiceConfig
@@ -168,15 +198,29 @@ def run_scheduler(args: argparse.Namespace) -> int:
                                auto_replace=args.auto_replace, placement=args.placement).validate()
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
-    store = StateStore(Path(args.state_dir) / "state.sqlite")
-    service = CassandraService(store, config)
+    if not args.zk and not args.state_dir:
+        raise UsageError("no state store: give --state-dir DIR, or --zk zk://HOST:PORT/PATH")
+    if args.zk and args.state_dir:
+        logging.getLogger(__name__).info("the state is kept in %s; --state-dir %s is not used", args.zk, args.state_dir)
+    print(f"cassandra scheduler: opening the state in {args.zk or args.state_dir}", flush=True)
+    try:
+        store = open_state_store(args.state_dir, args.zk, session_timeout=args.zk_session_timeout,
+                                 lock_timeout=args.zk_lock_timeout, on_lost=_state_lost)
+    except (StateStoreError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        service = CassandraService(store, config)
+    except StateStoreError as exc:
+        store.close()
+        raise UsageError(str(exc)) from None
     if service.config != config and store.framework_id():
         logging.getLogger(__name__).info("resuming with the stored configuration (%s); flags that differ are "
                                          "ignored: change it with config update or scale", service.config.config_id)
     api = build_api(service, args.api_host, args.api_port)
     api.start()
     service.start(args.master)
-    print(f"cassandra scheduler: API on {api.address}, master {args.master}, state in {args.state_dir}", flush=True)
+    print(f"cassandra scheduler: API on {api.address}, master {args.master}, state in {args.zk or args.state_dir}",
+          flush=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -367,7 +411,9 @@ def run_client(args: argparse.Namespace) -> int:
 
 def add_scheduler_parser(sub: Any) -> None:
     scheduler = sub.add_parser("scheduler", help="run the framework's scheduler")
-    scheduler.add_argument("--master", required=True, help="the corral master's HOST:PORT")
+    scheduler.add_argument("--master", required=True, type=_master,
+                           help="the corral master's HOST:PORT, or zk://HOST:PORT[,...]/PATH to follow the leader "
+                                "of several masters")
     scheduler.add_argument("--nodes", type=_positive(int), default=3)
     scheduler.add_argument("--replication", type=_positive(int), default=3)
     scheduler.add_argument("--num-tokens", type=_positive(int), default=16)
@@ -375,7 +421,15 @@ def add_scheduler_parser(sub: Any) -> None:
                            help="each node's resources (reserved, with a persistent volume of all its disk)")
     scheduler.add_argument("--api-host", default="127.0.0.1")
     scheduler.add_argument("--api-port", type=int, default=8080)
-    scheduler.add_argument("--state-dir", required=True, help="where the scheduler keeps its state (crash-safe)")
+    scheduler.add_argument("--state-dir", default=None,
+                           help="where the scheduler keeps its state (crash-safe, on this machine)")
+    scheduler.add_argument("--zk", type=_zk_url, default=None, metavar="zk://HOST:PORT[,...]/PATH",
+                           help="keep the state in ZooKeeper instead, so that the scheduler can be started again on "
+                                "another machine; one instance at a time holds PATH/lock")
+    scheduler.add_argument("--zk-session-timeout", type=_positive(float), default=10.0,
+                           help="seconds; also how long a killed instance's lock outlives it")
+    scheduler.add_argument("--zk-lock-timeout", type=_positive(float), default=30.0,
+                           help="seconds to wait for another instance's lock before exiting with an error")
     scheduler.add_argument("--name", default="cassandra", help="the service (and framework) name")
     scheduler.add_argument("--role", default="cassandra")
     scheduler.add_argument("--permanent-failure-timeout", type=_positive(float), default=600.0,

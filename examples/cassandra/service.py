@@ -37,6 +37,7 @@ lock around the service's state.
 """
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 import logging
@@ -53,7 +54,7 @@ from corral.framework import plans
 from corral.framework.plans import Plan, Phase, Status, Step, Strategy
 from corral.framework.reservations import OfferView, create_volume, reserve, reserved_to, unreserve, volume
 from corral.resources import Resources
-from corral.framework.statestore import StateStore
+from corral.framework.statestore import FRAMEWORK_ID_KEY, StateStore, StateStoreError
 
 from corral.examples.cassandra.client import Client, StoreError
 from corral.examples.cassandra.config import ConfigError, ServiceConfig
@@ -118,6 +119,20 @@ class NodeRecord:
     #: (e.g. "cpus:0.5;mem:256"), as the scheduler last reserved them
     reserved: str | None = None
 
+    @classmethod
+    def from_stored(cls, value: Any) -> "NodeRecord":
+        """A record from its stored JSON; TypeError naming what does not fit."""
+        if not isinstance(value, dict):
+            raise TypeError(f"a {type(value).__name__}, not a JSON object")
+        fields = {f.name: f.type for f in dataclasses.fields(cls)}
+        for name, item in value.items():
+            if name not in fields:
+                raise TypeError(f"unknown field {name!r}")
+            allowed = tuple(_JSON_TYPES[part.strip()] for part in str(fields[name]).split("|"))
+            if not isinstance(item, allowed) or (isinstance(item, bool) and bool not in allowed):
+                raise TypeError(f"field {name!r} is {item!r}, not {fields[name]}")
+        return cls(**value)
+
     @property
     def address(self) -> str | None:
         return f"{self.hostname}:{self.port}" if self.hostname and self.port else None
@@ -133,6 +148,28 @@ class NodeRecord:
         return self.task_id is not None and self.task_state is None
 
 
+#: a NodeRecord field's annotation part -> the JSON types it takes
+_JSON_TYPES: dict[str, type | tuple[type, ...]] = {
+    "str": str, "int": int, "float": (int, float), "bool": bool, "None": type(None), "list[int]": list,
+    "dict[str, str]": dict}
+
+
+def _typed(value: Any, kind: type) -> Any:
+    if not isinstance(value, kind):
+        raise TypeError(f"a {type(value).__name__}, not a {kind.__name__}")
+    return value
+
+
+def _stored(store: StateStore, key: str, parse: Callable[[Any], Any]) -> Any:
+    """`parse` of the value stored under `key`; StateStoreError naming where it is kept
+    when the value does not fit (a store edited by hand, or garbage)."""
+    try:
+        return parse(store.get(key))
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise StateStoreError(f"{store.location(key)} does not hold what the scheduler keeps there: {exc}. "
+                              "Fix or remove it, then start again") from None
+
+
 class CassandraService(corral.Scheduler):
     """See the module docstring."""
 
@@ -143,22 +180,27 @@ class CassandraService(corral.Scheduler):
         self.poll_interval = poll_interval
         self.python = python
         self.lock = threading.RLock()
-        saved = store.get("config")
+        saved = _stored(store, "config", lambda v: v if v is None else ServiceConfig.from_dict(v).validate())
         if saved is None:
             self.config = config.validate()
             store.put("config", self.config.to_dict())
         else:
-            self.config = ServiceConfig.from_dict(saved)
-        self.records: dict[str, NodeRecord] = {
-            value["name"]: NodeRecord(**value) for value in store.items("node/").values()}
+            self.config = saved
+        self.records: dict[str, NodeRecord] = {}
+        for key in store.items("node/"):
+            record = _stored(store, key, NodeRecord.from_stored)
+            if key != f"node/{record.name}":
+                raise StateStoreError(f"{store.location(key)} holds the record of another node, {record.name!r}")
+            self.records[record.name] = record
         if not self.records:
             with store.transaction():
                 for i in range(self.config.nodes):
                     self._save(NodeRecord(f"node-{i}", i))
-        self.interrupted: dict[str, bool] = store.get("interrupted", {})
-        self.uninstalling: bool = store.get("uninstalling", False)
+        self.interrupted: dict[str, bool] = _stored(store, "interrupted",
+                                                    lambda v: {} if v is None else _typed(v, dict))
+        self.uninstalling: bool = _stored(store, "uninstalling", lambda v: False if v is None else _typed(v, bool))
         self.driver: corral.SchedulerDriver | None = None
-        self.framework_id: str | None = store.framework_id()
+        self.framework_id: str | None = _stored(store, FRAMEWORK_ID_KEY, lambda v: v if v is None else _typed(v, str))
         #: node name -> {observer name -> state}, from the last poll of the ring
         self.views: dict[str, dict[str, str]] = {}
         #: node name -> (address, host id) as the ring reports it

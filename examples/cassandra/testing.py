@@ -5,21 +5,28 @@ free loopback port with its own data directory; `kill` sends SIGKILL, `restart` 
 it again on the same port and data, and `wait_normal` polls the ring until every
 running node is UN.
 
-`LocalService`: a corral `LocalCluster` (agents with distinct port ranges, a master
+`LocalService`: a corral `LocalCluster` (agents with port ranges of their own, a master
 that notices a lost agent within about a second) and the framework's scheduler as a
 separate process, with helpers over its HTTP API and the master's view of the
 service's reservations and volumes.
+
+Every port a test run uses is found free at run time, so that two runs on one machine
+never collide: single ports are the kernel's pick (`free_port`), and an agent's range
+of ports, from which its nodes take theirs, is claimed with `PortRangeClaim`.
 """
 from __future__ import annotations
 
+import fcntl
 import os
+import random
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from corral.examples.cassandra.client import Client, StoreError
 from corral.testing.cluster import wait_for
@@ -29,6 +36,64 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+#: where agents' port ranges are taken from: below the kernel's ephemeral ports (which
+#: `free_port` and outgoing connections use) and clear of the fixed ranges older
+#: test code offers (31000 and up)
+RANGE_FLOOR, RANGE_CEILING = 20000, 31000
+#: the folder of the lock files that claim ranges, shared by every test run on the machine
+CLAIMS_DIR = Path(tempfile.gettempdir()) / "corral-port-ranges"
+
+
+class PortRangeClaim:
+    """A range of `width` loopback ports that no other process listens on and no other
+    test run holding a claim can take while this one lives: each candidate range has a
+    lock file in `CLAIMS_DIR`, held with flock (released by the kernel when the process
+    ends, even by SIGKILL), and every port of it must bind. `close` releases it."""
+
+    def __init__(self, width: int = 100, host: str = "127.0.0.1") -> None:
+        CLAIMS_DIR.mkdir(exist_ok=True)
+        low, high = _clear_of_ephemeral(RANGE_FLOOR, RANGE_CEILING)
+        starts = list(range(low, high - width + 1, width))
+        random.shuffle(starts)
+        for first in starts:
+            lock = open(CLAIMS_DIR / f"{first}-{first + width - 1}.lock", "a")
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.close()
+                continue
+            if all(_bindable(host, port) for port in range(first, first + width)):
+                self.first, self.last, self._lock = first, first + width - 1, lock
+                return
+            lock.close()
+        raise RuntimeError(f"no free range of {width} ports between {low} and {high} on {host}")
+
+    @property
+    def resource(self) -> str:
+        return f"ports:[{self.first}-{self.last}]"
+
+    def close(self) -> None:
+        self._lock.close()
+
+
+def _clear_of_ephemeral(low: int, high: int) -> tuple[int, int]:
+    """[low, high) cut short where the kernel's ephemeral port range begins."""
+    try:
+        first, _last = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        return low, high
+    return low, max(low, min(high, first))
+
+
+def _bindable(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 @dataclass
@@ -157,33 +222,50 @@ class LocalRing:
 
 
 class LocalService:
-    """A corral cluster (a master and `agents` agents, each with its own port range) and
-    the framework's scheduler as a separate process; restartable, killable."""
+    """A corral cluster (a master and `agents` agents, each with a port range claimed
+    for it) and the framework's scheduler as a separate process; restartable, killable."""
 
     def __init__(self, root: Path, agents: int = 4, *, nodes: int = 3, replication: int = 3,
                  node_resources: str = "cpus:0.5;mem:256;disk:256", scheduler_flags: list[str] | None = None,
-                 agent_resources: str = "cpus:2;mem:2048;disk:2048") -> None:
+                 agent_resources: str = "cpus:2;mem:2048;disk:2048", masters: int = 1, zk: bool = False,
+                 zk_session_timeout: float = 3.0) -> None:
+        """`masters` > 1: masters elected through a ZooKeeper server of the cluster's own,
+        which the scheduler follows (--master zk://...). `zk`: the scheduler keeps its
+        state in ZooKeeper (--zk; the cluster's server, else one of the service's own)."""
         from corral.testing.cluster import LocalCluster
+        from corral.testing.zookeeper import ZooKeeperServer
 
         self.root = Path(root)
-        self.cluster = LocalCluster(self.root / "cluster", agents=0, master_flags=[
+        self.cluster = LocalCluster(self.root / "cluster", agents=0, masters=masters, master_flags=[
             "--agent-ping-timeout", "0.5", "--max-agent-ping-timeouts", "2", "--allocation-interval", "0.2"])
         self.agent_count = agents
         self.agent_resources = agent_resources
         self.api_port = free_port()
+        #: the service's own ZooKeeper server (None: none, or the cluster's)
+        self.own_zookeeper = ZooKeeperServer(self.root / "zookeeper") if zk and self.cluster.zookeeper is None else None
+        zookeeper = self.cluster.zookeeper or self.own_zookeeper
+        #: where the scheduler keeps its state: --zk URL (None: in `state_dir`)
+        self.zk_url = zookeeper.url("/cassandra") if zk and zookeeper is not None else None
+        #: the scheduler's --state-dir, as its next start is given it (None: none)
+        self.state_dir: Path | None = self.root / "scheduler"
         self.argv = [sys.executable, "-m", "corral.examples.cassandra", "scheduler", "--nodes", str(nodes),
                      "--replication", str(replication), "--node-resources", node_resources,
-                     "--api-port", str(self.api_port), "--state-dir", str(self.root / "scheduler"),
+                     "--api-port", str(self.api_port),
                      "--node-gossip-interval", "0.2", "--node-ring-delay", "1.0", "--num-tokens", "8",
+                     *(["--zk", self.zk_url, "--zk-session-timeout", str(zk_session_timeout)] if self.zk_url else []),
                      *(scheduler_flags or [])]
         self.scheduler: subprocess.Popen[bytes] | None = None
         self.env = dict(os.environ, PYTHONUNBUFFERED="1")
+        #: agent index -> the port range claimed for it (kept if the agent is started again)
+        self.port_ranges: dict[int, PortRangeClaim] = {}
 
     @property
     def api(self) -> str:
         return f"127.0.0.1:{self.api_port}"
 
     def start(self) -> "LocalService":
+        if self.own_zookeeper is not None:
+            self.own_zookeeper.start()
         self.cluster.start()
         for i in range(self.agent_count):
             self.add_agent(i)
@@ -192,15 +274,23 @@ class LocalService:
         return self
 
     def add_agent(self, index: int) -> None:
-        ports = f"ports:[{32000 + 100 * index}-{32000 + 100 * index + 99}]"
-        self.cluster.add_agent(resources=f"{self.agent_resources};{ports}")
+        if index not in self.port_ranges:
+            self.port_ranges[index] = PortRangeClaim()
+        self.cluster.add_agent(resources=f"{self.agent_resources};{self.port_ranges[index].resource}")
+
+    def scheduler_argv(self) -> list[str]:
+        """The scheduler's command line for its next start."""
+        argv = list(self.argv)
+        if "--master" not in argv:
+            argv += ["--master", self.cluster.master_url]
+        if self.state_dir is not None:
+            argv += ["--state-dir", str(self.state_dir)]
+        return argv
 
     def start_scheduler(self) -> None:
-        if "--master" not in self.argv:
-            self.argv += ["--master", self.cluster.master_address]
         with open(self.root / "scheduler.log", "ab") as log:
-            self.scheduler = subprocess.Popen(self.argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                                              env=self.env)
+            self.scheduler = subprocess.Popen(self.scheduler_argv(), stdout=log, stderr=log,
+                                              stdin=subprocess.DEVNULL, env=self.env)
         wait_for(lambda: self.request("GET", "/v1/plans") is not None, 30, "the scheduler's API")
 
     def kill_scheduler(self) -> None:
@@ -264,6 +354,20 @@ class LocalService:
                                     "scalars": scalars}
         return out
 
+    def assert_deployed_once(self, nodes: Sequence[str]) -> list[dict[str, Any]]:
+        """Assert that `nodes` run one task each, each on an agent of its own, and that the
+        role's reservations and volumes are exactly the nodes' (none doubled, none leaked);
+        return the tasks."""
+        tasks = self.tasks()
+        agents = {t["agent_id"] for t in tasks}
+        assert len(tasks) == len(agents) == len(nodes), f"tasks {tasks} for nodes {nodes}"
+        reserved = self.reservations()
+        pods = [self.pod(n) for n in nodes]
+        assert sorted(reserved) == sorted(p["agent_id"] for p in pods), f"reservations {reserved}, pods {pods}"
+        volumes = sorted(v for r in reserved.values() for v in r["volumes"])
+        assert volumes == sorted(p["volume_id"] for p in pods), f"volumes {volumes}, pods {pods}"
+        return tasks
+
     def tasks(self) -> list[dict[str, Any]]:
         state = self.cluster.state()
         return [t for f in state["frameworks"] for t in f["tasks"]]
@@ -281,6 +385,10 @@ class LocalService:
             except subprocess.TimeoutExpired:
                 self.kill_scheduler()
         self.cluster.stop()
+        if self.own_zookeeper is not None:
+            self.own_zookeeper.stop()
+        for claim in self.port_ranges.values():
+            claim.close()
 
     def __enter__(self) -> "LocalService":
         return self.start()

@@ -5,7 +5,8 @@
   interruptible by the operator;
 - `corral.framework.reservations`: RESERVE / CREATE / UNRESERVE / DESTROY operations, and
   `OfferView` to find a role's reservations and persistent volumes in an offer;
-- `corral.framework.statestore`: crash-safe JSON state in SQLite (framework id, what was
+- `corral.framework.statestore`: crash-safe JSON state, in SQLite or (`zkstore`) in ZooKeeper
+  for a scheduler that fails over to another machine (framework id, what was
   reserved where, plan progress and operator overrides);
 - `corral.framework.apiserver`: the scheduler's HTTP API, routed by method and path pattern.
 """

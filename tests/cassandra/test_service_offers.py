@@ -11,7 +11,7 @@ import pytest
 
 import corral
 from corral.framework.reservations import reserved_to, volume
-from corral.framework.statestore import StateStore
+from corral.framework.statestore import SqliteStateStore
 from corral.resources import Resources, parse_attributes
 
 from corral.examples.cassandra.config import ConfigError, ServiceConfig
@@ -61,7 +61,7 @@ def make_service(tmp_path):
     def make(**config: Any) -> tuple[CassandraService, RecordingDriver]:
         settings = dict(nodes=1, replication=1, node_resources="cpus:0.5;mem:256;disk:256")
         settings.update(config)
-        service = CassandraService(StateStore(tmp_path / f"state-{len(made)}.sqlite"),
+        service = CassandraService(SqliteStateStore(tmp_path / f"state-{len(made)}.sqlite"),
                                    ServiceConfig(**settings).validate(), clock=lambda: 1000.0)
         driver = RecordingDriver()
         service.driver = driver  # as start() would, without a master

@@ -4,16 +4,16 @@ import sys
 
 import pytest
 
-from corral.framework.statestore import StateStore
+from corral.framework.statestore import SqliteStateStore, StateStoreError
 
 
 def test_values_survive_a_sigkilled_writer_and_prefixes_list_them(tmp_path):
     path = tmp_path / "state.sqlite"
-    program = (f"from corral.framework.statestore import StateStore; s = StateStore({str(path)!r}); "
+    program = (f"from corral.framework.statestore import SqliteStateStore; s = SqliteStateStore({str(path)!r}); "
                "s.save_framework_id('fw-1'); s.put('node/a', {'agent': 'x'}); s.put('node/b', [1, 2]); "
                "import os, signal; os.kill(os.getpid(), signal.SIGKILL)")
     assert subprocess.run([sys.executable, "-c", program]).returncode == -9
-    store = StateStore(path)
+    store = SqliteStateStore(path)
     assert store.framework_id() == "fw-1"
     assert store.items("node/") == {"node/a": {"agent": "x"}, "node/b": [1, 2]}
     assert store.get("missing", 7) == 7
@@ -24,7 +24,7 @@ def test_values_survive_a_sigkilled_writer_and_prefixes_list_them(tmp_path):
 
 
 def test_a_failed_transaction_writes_nothing(tmp_path):
-    store = StateStore(tmp_path / "s.sqlite")
+    store = SqliteStateStore(tmp_path / "s.sqlite")
     store.put("k", 1)
     with pytest.raises(RuntimeError):
         with store.transaction():
@@ -35,3 +35,13 @@ def test_a_failed_transaction_writes_nothing(tmp_path):
     with pytest.raises(TypeError):
         store.put("bad", object())  # not JSON: refused before anything is written
     assert store.get("bad") is None
+
+
+def test_a_value_that_is_not_json_is_named(tmp_path):
+    path = tmp_path / "s.sqlite"
+    store = SqliteStateStore(path)
+    store._db.execute("INSERT INTO state (key, value) VALUES ('node/a', '{oops')")  # as a hand edit would
+    for read in (lambda: store.get("node/a"), lambda: store.items("node/")):
+        with pytest.raises(StateStoreError, match=rf"key 'node/a' in {path} does not hold a JSON value"):
+            read()
+    store.close()
