@@ -85,6 +85,10 @@ class TasksMixin:
             self.emit(CheckpointTask(fid, eid, executor.container_id, task))
         self.tasks[(fid, tid)] = Task(task, fid, eid, container_id=executor.container_id, checkpoint=checkpoint)
         executor.task_ids.add(tid)
+        # the task's run (its sandbox), for the master: once here, never in its updates
+        self.send(self.master, pb.TaskContainer(framework_id=pb.FrameworkID(value=fid), task_id=pb.TaskID(value=tid),
+                                                executor_id=pb.ExecutorID(value=eid),
+                                                container_id=pb.ContainerID(value=executor.container_id)))
         if executor.phase is ExecutorPhase.REGISTERED:
             self.send(executor.transport, pb.RunExecutorTask(framework=msg.framework, task=task))
         else:

@@ -1,5 +1,6 @@
 """The master engine's launches and kills: an Accept's offer operations and task launches
-(each validated, resources taken from the offers), and kill requests relayed to agents."""
+(each validated, resources taken from the offers), the executor run each launched task
+went to (its sandbox, from its agent), and kill requests relayed to agents."""
 from __future__ import annotations
 
 from typing import Any
@@ -135,6 +136,18 @@ class TasksMixin:
         self.counters["tasks_launched"] += 1
         self._tell(OperatorEvent.TASK_ADDED, task)
         self.send(agent.transport, pb.RunTask(framework=fw.info, task=info, framework_transport=fw.transport))
+
+    @on(T.TASK_CONTAINER)
+    def _task_container(self, sender: str, msg: pb.TaskContainer, now: float) -> None:
+        """The agent put a task of ours in an executor run: the task's sandbox is that run's."""
+        agent = self.agents.get(self.agents_by_transport.get(sender, ""))
+        if agent is None:
+            self.counters["messages_from_unknown"] += 1
+            return
+        task = agent.tasks.get((msg.framework_id.value, canonical_task_id(msg.task_id.value)))
+        if task is not None:  # (else it is gone already: killed, or its framework removed)
+            task.executor_id = msg.executor_id.value
+            task.container_id = msg.container_id.value
 
     @on(T.KILL)
     def _kill(self, sender: str, msg: pb.Kill, now: float) -> None:
