@@ -35,8 +35,7 @@ def running():
 
 
 def task_container(fid, tid, eid, cid):
-    return pb.TaskContainer(framework_id=pb.FrameworkID(value=fid), task_id=pb.TaskID(value=tid),
-                            executor_id=pb.ExecutorID(value=eid), container_id=pb.ContainerID(value=cid))
+    return pb.TaskContainers(framework_ids=[fid], task_ids=[tid], executor_ids=[eid], container_ids=[cid])
 
 
 def update(fid, aid, tid, state, uuid, *, healthy=None, now=0.0):
@@ -72,12 +71,13 @@ def test_a_task_keeps_the_updates_that_changed_its_state_or_health(running):
 def test_the_sandbox_is_the_run_the_tasks_own_agent_named(running):
     m, aid, fid = running
     task = m.frameworks[fid].tasks["t1"]
-    assert (task.executor_id, task.container_id) == ("t1", "c1")  # from the TaskContainer, not the updates
+    assert (task.executor_id, task.container_id) == ("t1", "c1")  # from the TaskContainers, not the updates
     feed(m, "tcp://stranger", task_container(fid, "t1", "t1", "evil"), 4.0)  # not an agent
     assert m.counters["messages_from_unknown"] == 1
     register_agent(m, "tcp://agent2", now=4.0)
     feed(m, "tcp://agent2", task_container(fid, "t1", "t1", "evil"), 4.0)  # not its task
     feed(m, A1, task_container(fid, "gone", "gone", "c9"), 4.0)  # a task the master no longer has
+    feed(m, A1, pb.TaskContainers(framework_ids=[fid], task_ids=["t1"], executor_ids=["t1"]), 4.0)  # malformed
     assert m.counters["messages_from_unknown"] == 1
     assert (task_view(task)["executor_id"], task_view(task)["sandbox"]) == ("t1", f"{fid}/t1/c1")
 

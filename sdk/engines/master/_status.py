@@ -28,7 +28,7 @@ class MasterTask:
     serialised TaskStatus of each update that changed the head's state or health (at
     most MAX_TASK_STATUSES: the first and the latest), its history for operators;
     `executor_id`, `container_id`: the executor run the agent put it in (its sandbox;
-    "" until the agent's TaskContainer or report names it)."""
+    "" until the agent's TaskContainers or report names it)."""
 
     __slots__ = ("state", "status_update_state", "status_update_uuid", "acked_uuid", "healthy", "agent_id", "id",
                  "name", "framework_id", "resources", "role", "statuses", "executor_id", "container_id")

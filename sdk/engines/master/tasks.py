@@ -3,6 +3,7 @@
 went to (its sandbox, from its agent), and kill requests relayed to agents."""
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from corral._core.decoding import canonical_task_id
@@ -16,6 +17,7 @@ from corral.protos import corral_pb2 as pb
 from corral.resources import ResourceError, Resources
 
 Reason = pb.TaskStatus.Reason
+log = logging.getLogger(__name__)
 
 
 class TasksMixin:
@@ -137,17 +139,24 @@ class TasksMixin:
         self._tell(OperatorEvent.TASK_ADDED, task)
         self.send(agent.transport, pb.RunTask(framework=fw.info, task=info, framework_transport=fw.transport))
 
-    @on(T.TASK_CONTAINER)
-    def _task_container(self, sender: str, msg: pb.TaskContainer, now: float) -> None:
-        """The agent put a task of ours in an executor run: the task's sandbox is that run's."""
+    @on(T.TASK_CONTAINERS)
+    def _task_containers(self, sender: str, msg: pb.TaskContainers, now: float) -> None:
+        """The agent put tasks of ours in executor runs: each task's sandbox is its run's."""
         agent = self.agents.get(self.agents_by_transport.get(sender, ""))
         if agent is None:
             self.counters["messages_from_unknown"] += 1
             return
-        task = agent.tasks.get((msg.framework_id.value, canonical_task_id(msg.task_id.value)))
-        if task is not None:  # (else it is gone already: killed, or its framework removed)
-            task.executor_id = msg.executor_id.value
-            task.container_id = msg.container_id.value
+        columns = (msg.framework_ids, msg.task_ids, msg.executor_ids, msg.container_ids)
+        if len({len(c) for c in columns}) != 1:
+            log.warning("TaskContainers from agent %s dropped: its columns differ in length (%s)", agent.id,
+                        ", ".join(str(len(c)) for c in columns))
+            return
+        tasks = agent.tasks
+        for fid, tid, eid, cid in zip(*columns):
+            task = tasks.get((fid, canonical_task_id(tid)))
+            if task is not None:  # (else it is gone already: killed, or its framework removed)
+                task.executor_id = eid
+                task.container_id = cid
 
     @on(T.KILL)
     def _kill(self, sender: str, msg: pb.Kill, now: float) -> None:
