@@ -95,9 +95,10 @@ def agent_id_suffix(agent_id: str) -> bytes:
 # -- batches ---------------------------------------------------------------------------
 class Batch:
     """The rows of one status-path message to `to`. `kind` is the message's class (a
-    `corral.net.wire` class) followed by the values of the fields all its rows share: the
-    framework id of an Acknowledge, the agent id of a StatusUpdateAck, the agent and
-    framework ids of an ExecutorStatusUpdateAck."""
+    `corral.net.wire` class, or a function that makes the message of its rows) followed
+    by the values of the fields all its rows share: the framework id of an Acknowledge,
+    the agent id of a StatusUpdateAck, the agent and framework ids of an
+    ExecutorStatusUpdateAck."""
 
     __slots__ = ("to", "kind", "rows")
 

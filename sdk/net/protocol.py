@@ -56,6 +56,7 @@ _BODY_NAMES: dict[str, str] = {
     "UNREGISTER_AGENT": "UnregisterAgent",
     "CHECKPOINT_RESOURCES": "CheckpointResources",
     "RECONCILE_TASKS": "ReconcileTasks",
+    "TASK_CONTAINERS": "TaskContainers",
     "REGISTER_EXECUTOR": "RegisterExecutor",
     "REREGISTER_EXECUTOR": "ReregisterExecutor",
     "EXECUTOR_REGISTERED": "ExecutorRegistered",

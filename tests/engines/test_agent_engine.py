@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from corral._core.rows import STATUS
 from corral.net import wire
 from corral.engines.agent import AgentConfig, AgentEngine, Connection, KillContainer, LaunchExecutor
 from corral.engines.agent import Task, TaskTable
@@ -254,6 +255,45 @@ def test_sending_pauses_while_disconnected_and_heads_are_resent_on_reregistratio
 # ------------------------------------------------------------ launch and kill
 def kill(tid: str = "t1") -> pb.KillTask:
     return pb.KillTask(framework_id=pb.FrameworkID(value=FID), task_id=pb.TaskID(value=tid))
+
+
+def test_a_launch_names_the_tasks_run_to_the_master_once_and_no_update_carries_it():
+    """The master learns a task's executor run (its sandbox) from one TaskContainers entry sent
+    with the launch, before any update; neither the executor's updates nor the agent's
+    own carry the container id; a reregistration report names it again."""
+    agent = registered_agent()
+    feed(agent, MASTER, pb.RunTask(framework=framework_info(framework_id=FID), task=command_task("t1", AID)), 1.0)
+    actions = agent.take_actions()
+    (launch,) = others(actions, LaunchExecutor)
+    sends = [(a.to, a.body) for a in actions if hasattr(a, "body")]
+    assert sends == [(MASTER, pb.TaskContainers(framework_ids=[FID], task_ids=["t1"], executor_ids=["t1"],
+                                                container_ids=[launch.container_id]))]
+    feed(agent, EXEC, pb.RegisterExecutor(framework_id=pb.FrameworkID(value=FID),
+                                          executor_id=pb.ExecutorID(value="t1"), transport=EXEC), 1.0)
+    for i, state in enumerate((pb.TASK_STARTING, pb.TASK_RUNNING)):
+        feed(agent, EXEC, executor_update(state, b"u%d" % i), 2.0 + i)
+        feed(agent, MASTER, ack(b"u%d" % i), 2.5 + i)
+    agent.executor_exited(launch.container_id, -9, "", 5.0)  # the agent's own TASK_FAILED
+    out = sent(agent)
+    statuses = [row[STATUS] for _, b in out if isinstance(b, wire.StatusUpdateMessage) for row in b.rows]
+    assert [pb.TaskStatus.FromString(s).state for s in statuses] == [pb.TASK_STARTING, pb.TASK_RUNNING, pb.TASK_FAILED]
+    assert not any(launch.container_id.encode() in s for s in statuses)
+    assert not [b for _, b in out if isinstance(b, pb.TaskContainers)]  # once per launch
+    agent.connect(MASTER, 6.0)  # a new master (or the same one, restarted): a report
+    advance(agent, 10.0)
+    (report,) = bodies(agent, pb.ReregisterAgent, to=MASTER)[-1].tasks
+    assert (report.executor_id.value, report.container_id.value) == ("t1", launch.container_id)
+
+
+def test_a_turns_launches_name_their_runs_in_one_message_when_batching():
+    agent = registered_agent()
+    agent.batch = True
+    for tid in ("t1", "t2"):
+        feed(agent, MASTER, pb.RunTask(framework=framework_info(framework_id=FID), task=command_task(tid, AID)), 1.0)
+    actions = agent.take_actions()
+    runs = [launch.container_id for launch in others(actions, LaunchExecutor)]
+    assert [(a.to, a.body) for a in actions if hasattr(a, "body")] == [(MASTER, pb.TaskContainers(
+        framework_ids=[FID, FID], task_ids=["t1", "t2"], executor_ids=["t1", "t2"], container_ids=runs))]
 
 
 def test_kill_before_the_executor_registers_is_killed_during_launch():

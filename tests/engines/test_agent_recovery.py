@@ -178,6 +178,7 @@ def test_streams_are_rebuilt_from_journals_and_sent_on_reregistration() -> None:
     assert rereg.agent.id.value == AID
     (report,) = rereg.tasks
     assert report.state == pb.TASK_FINISHED and [u.uuid for u in report.unacknowledged] == [b"u1", b"u2"]
+    assert (report.executor_id.value, report.container_id.value) == ("t1", "t1.1.abc")  # its run, from the checkpoint
 
 
 def test_new_updates_in_the_reregistration_are_journalled_before_they_are_acked() -> None:

@@ -13,7 +13,8 @@ from corral.engines.master.snapshot import state_view, status_view, task_view
 from corral.net import wire
 from corral.protos import corral_pb2 as pb
 
-from engine_helpers import accept, bodies, command_task, feed, new_master, offers, register_agent, status_update
+from engine_helpers import accept, bodies, command_task, feed, new_master, offers, register_agent, resources
+from engine_helpers import status_update
 from engine_helpers import subscribe, wire_updates
 
 S1, A1 = "tcp://sched1", "tcp://agent1"
@@ -27,18 +28,23 @@ def running():
     fid = subscribe(m, S1)
     (offer,) = offers(m, 1.0, to=S1)
     feed(m, S1, accept(fid, [offer.id.value], [command_task("t1", aid)]), 2.0)
+    feed(m, A1, task_container(fid, "t1", "t1", "c1"), 2.5)
     feed(m, A1, update(fid, aid, "t1", pb.TASK_RUNNING, b"u1", now=3.0), 3.0)
     m.take_actions()
     return m, aid, fid
 
 
-def update(fid, aid, tid, state, uuid, *, healthy=None, container="c1", now=0.0):
+def task_container(fid, tid, eid, cid):
+    return pb.TaskContainers(framework_ids=[fid], task_ids=[tid], executor_ids=[eid], container_ids=[cid])
+
+
+def update(fid, aid, tid, state, uuid, *, healthy=None, now=0.0):
     status = pb.StatusUpdate(timestamp=now, uuid=uuid)
     status.framework_id.value = fid
     status.agent_id.value = aid
     s = status.status
     s.task_id.value, s.state, s.uuid, s.timestamp, s.source = tid, state, uuid, now, pb.TaskStatus.SOURCE_EXECUTOR
-    s.executor_id.value, s.container_id = tid, container
+    s.executor_id.value = tid
     if healthy is not None:
         s.healthy = healthy
     return wire_updates(wire.StatusUpdateMessage, status)
@@ -60,6 +66,38 @@ def test_a_task_keeps_the_updates_that_changed_its_state_or_health(running):
     view = task_view(m.frameworks[fid].tasks["t1"])
     assert view["sandbox"] == f"{fid}/t1/c1" and view["executor_id"] == "t1"
     assert [s["timestamp"] for s in view["statuses"]] == [3.0, 4.0, 6.0]
+
+
+def test_the_sandbox_is_the_run_the_tasks_own_agent_named(running):
+    m, aid, fid = running
+    task = m.frameworks[fid].tasks["t1"]
+    assert (task.executor_id, task.container_id) == ("t1", "c1")  # from the TaskContainers, not the updates
+    feed(m, "tcp://stranger", task_container(fid, "t1", "t1", "evil"), 4.0)  # not an agent
+    assert m.counters["messages_from_unknown"] == 1
+    register_agent(m, "tcp://agent2", now=4.0)
+    feed(m, "tcp://agent2", task_container(fid, "t1", "t1", "evil"), 4.0)  # not its task
+    feed(m, A1, task_container(fid, "gone", "gone", "c9"), 4.0)  # a task the master no longer has
+    feed(m, A1, pb.TaskContainers(framework_ids=[fid], task_ids=["t1"], executor_ids=["t1"]), 4.0)  # malformed
+    assert m.counters["messages_from_unknown"] == 1
+    assert (task_view(task)["executor_id"], task_view(task)["sandbox"]) == ("t1", f"{fid}/t1/c1")
+
+
+def test_a_new_master_learns_each_tasks_sandbox_from_the_agents_report():
+    """After a failover the master's tasks come from the agents' reports, which name each
+    task's run: the sandbox is known before (and without) any further update."""
+    m = new_master()
+    fid = subscribe(m, S1, failover_timeout=60.0)
+    info = pb.AgentInfo(hostname="h", id=pb.AgentID(value="a-1"), resources=resources("cpus:4;mem:4096"))
+    report = pb.TaskReport(task=command_task("t1", "a-1"), state=pb.TASK_RUNNING,
+                           executor_id=pb.ExecutorID(value="t1"), container_id=pb.ContainerID(value="t1.1.0abc"))
+    report.framework_id.value = fid
+    held = pb.TaskReport(task=command_task("t2", "a-1"), state=pb.TASK_STAGING)  # no run (answers ReconcileTasks)
+    held.framework_id.value = fid
+    feed(m, A1, pb.ReregisterAgent(agent=info, tasks=[report, held]), 1.0)
+    views = {t["id"]: t for t in state_view(m)["frameworks"][0]["tasks"]}
+    assert (views["t1"]["executor_id"], views["t1"]["sandbox"]) == ("t1", f"{fid}/t1/t1.1.0abc")
+    assert (views["t2"]["executor_id"], views["t2"]["sandbox"]) == ("", "")
+    assert views["t1"]["statuses"] == []  # no update came: the run is not learned from updates
 
 
 def test_the_history_keeps_the_first_and_the_latest_statuses(running):

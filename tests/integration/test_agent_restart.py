@@ -1,10 +1,14 @@
 """Real processes: an agent SIGKILLed while a checkpointing framework's tasks run and
 their updates flow, then restarted on the same work dir: recovery with reconnecting
-executors, `--recover cleanup`, and a new boot id (a rebooted machine: a fresh agent)."""
+executors, `--recover cleanup`, a new boot id (a rebooted machine: a fresh agent), and
+a task's sandbox still found through a new master after the agent recovered."""
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import urllib.error
 from pathlib import Path
 from typing import Iterator
 
@@ -98,6 +102,50 @@ def test_restarted_agent_recovers_executors_and_loses_no_update(cluster: LocalCl
         checkpoints = Checkpointer(cluster.agents[0].work_dir)
         wait_for(lambda: checkpoints.read().runs == [], 20, "the finished runs' checkpoints to go")
         assert checkpoints.read().frameworks  # the framework's own stays while it is registered
+    finally:
+        driver.stop()
+
+
+def task_view(cluster: LocalCluster, task_id: str) -> dict | None:
+    """The master's /task of `task_id`; None while the master does not know it."""
+    try:
+        return get_json(cluster.master_address, f"/task?task_id={task_id}")
+    except (urllib.error.URLError, ConnectionError):
+        return None
+
+
+def test_a_tasks_sandbox_is_found_after_agent_recovery_through_a_new_master(cluster: LocalCluster) -> None:
+    """The agent names a task's executor run (its sandbox) to the master once, at launch;
+    no update carries it. The agent is SIGKILLed, the master restarted while it is down
+    (a new master process: it knows the task only from the agent's report), and the
+    agent restarted to recover from its checkpoints: /task names the same sandbox and
+    `corral task logs` reads what the task printed."""
+    scheduler = RecordingScheduler([("talker", "echo said-before; sleep 60")])
+    info = corral.FrameworkInfo(name="checkpointing", user="", checkpoint=True, failover_timeout=120.0)
+    driver = corral.SchedulerDriver(scheduler, info, cluster.master_address)
+    driver.start()
+    try:
+        wait_running(scheduler, ["talker"])
+        before = task_view(cluster, "talker")
+        assert before is not None and before["sandbox"], before
+        stdout = cluster.agents[0].work_dir / "sandboxes" / before["sandbox"] / "stdout"
+        wait_for(lambda: stdout.is_file() and stdout.read_text() == "said-before\n", 10, "the task's output")
+        container_id = before["sandbox"].rsplit("/", 1)[1].encode()
+        assert not any(container_id in u.SerializeToString() for u in scheduler.updates)
+        pid = task_pid(scheduler, "talker")
+
+        cluster.agents[0].kill()
+        cluster.master.kill()
+        cluster.master.start()
+        cluster.agents[0].start()
+        after = wait_for(lambda: (v := task_view(cluster, "talker")) and v["sandbox"] and v, 30,
+                         "the new master to learn the task and its sandbox from the recovered agent")
+        assert (after["agent_id"], after["executor_id"], after["sandbox"], after["state"]) == (
+            before["agent_id"], before["executor_id"], before["sandbox"], "TASK_RUNNING")
+        assert alive(pid)  # recovered, not relaunched
+        logs = subprocess.run([sys.executable, "-m", "corral", "task", "logs", "talker"], capture_output=True,
+                              text=True, timeout=60, env=dict(os.environ, CORRAL_MASTER=cluster.master_address))
+        assert (logs.returncode, logs.stdout) == (0, "said-before\n"), logs.stderr
     finally:
         driver.stop()
 

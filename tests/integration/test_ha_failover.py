@@ -92,6 +92,11 @@ def framework_back(cluster: LocalCluster, leader: Daemon, framework_id: str) -> 
     return [f["id"] for f in leader_state(cluster, leader)["frameworks"] if f["connected"]] == [framework_id]
 
 
+def long_sandboxes(state: dict) -> dict[str, tuple[str, str]]:
+    """(agent id, sandbox) of each long task in a master's /state."""
+    return {t["id"]: (t["agent_id"], t["sandbox"]) for f in state["frameworks"] for t in f["tasks"] if t["id"] in LONG}
+
+
 def test_sigkill_of_the_leader_fails_over_and_loses_nothing(cluster: LocalCluster) -> None:
     scheduler = Streaming(LONG, short=12)
     driver = start(cluster, scheduler)
@@ -101,6 +106,8 @@ def test_sigkill_of_the_leader_fails_over_and_loses_nothing(cluster: LocalCluste
         pids = {t: task_pid(scheduler, t) for t in LONG}
         old = cluster.wait_leader()
         agent_ids = sorted(a["id"] for a in leader_state(cluster, old)["agents"])
+        sandboxes = long_sandboxes(leader_state(cluster, old))
+        assert sorted(sandboxes) == LONG and all(sandbox for _agent, sandbox in sandboxes.values()), sandboxes
 
         old.kill()
         new = cluster.wait_leader(timeout=60, other_than=old)
@@ -128,6 +135,8 @@ def test_sigkill_of_the_leader_fails_over_and_loses_nothing(cluster: LocalCluste
         assert_updates_once_and_in_order(scheduler)
         tasks = {t["id"]: t["state"] for f in leader_state(cluster, new)["frameworks"] for t in f["tasks"]}
         assert {t: tasks.get(t) for t in LONG} == dict.fromkeys(LONG, "TASK_RUNNING")
+        # the new leader knows each long task's sandbox from the agents' reports
+        assert long_sandboxes(leader_state(cluster, new)) == sandboxes
     finally:
         driver.stop()
 

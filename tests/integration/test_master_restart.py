@@ -1,7 +1,7 @@
 """The master SIGKILLed and restarted on the same work dir and address: agents come back
 (the registry remembers them), the framework resubscribes with its id, its running task
-is reconciled as RUNNING without having been touched, and an agent the operator marks
-gone is remembered across the restart."""
+is reconciled as RUNNING without having been touched (its sandbox still known), and an
+agent the operator marks gone is remembered across the restart."""
 from __future__ import annotations
 
 import json
@@ -30,9 +30,13 @@ def test_master_restart_loses_nothing(tmp_path: Path) -> None:
             assert scheduler.wait(lambda: "TASK_RUNNING" in scheduler.states("survivor"))
             framework_id = scheduler.framework_id
             agents_before = sorted(a["id"] for a in cluster.state()["agents"])
+            sandbox = get_json(cluster.master_address, "/task?task_id=survivor")["sandbox"]
+            assert sandbox
             cluster.master.kill()
             cluster.master.start()
             cluster.wait_agents(2)
+            # the restarted master has the task's sandbox from its agent's report
+            assert get_json(cluster.master_address, "/task?task_id=survivor")["sandbox"] == sandbox
             assert sorted(a["id"] for a in cluster.state()["agents"]) == agents_before  # same agents, same ids
             wait_for(lambda: [f["id"] for f in cluster.state()["frameworks"] if f["connected"]] == [framework_id],
                      30, "the framework to resubscribe with its id")

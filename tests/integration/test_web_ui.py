@@ -178,10 +178,12 @@ def master_with_tasks(work_dir: Path, n_tasks: int, per_agent: int = 500) -> Mas
         engine.handle(scheduler, accept, now)
         rows = []
         for info in launch.task_infos:
+            engine.handle(transports[offer.agent_id.value], pb.TaskContainers(
+                framework_ids=[fid], task_ids=[info.task_id.value], executor_ids=[info.task_id.value],
+                container_ids=[f"{info.task_id.value}.1.0"]), now)
             status = pb.TaskStatus(task_id=info.task_id, state=pb.TASK_RUNNING, source=pb.TaskStatus.SOURCE_EXECUTOR,
                                    timestamp=now, agent_id=offer.agent_id, uuid=uuid.uuid4().bytes)
             status.executor_id.value = info.task_id.value
-            status.container_id = f"{info.task_id.value}.1.0"
             update = pb.StatusUpdate(framework_id=pb.FrameworkID(value=fid), status=status, uuid=status.uuid)
             rows.append(row_of(update))
         engine.handle(transports[offer.agent_id.value], StatusUpdateMessage(rows), now)

@@ -53,6 +53,9 @@ class RegistrationMixin:
         for (fid, tid), task in self.tasks.items():
             report = msg.tasks.add(task=task.info, state=task.state)
             report.framework_id.value = fid
+            if task.container_id:
+                report.executor_id.value = task.executor_id
+                report.container_id.value = task.container_id
             report.unacknowledged.extend(update_of(row, self.agent_id) for _, row in self.updates.pending((fid, tid)))
         for executor in self.executors.values():
             state = msg.executors.add(executor_info=executor.info)

@@ -21,6 +21,17 @@ Reason = pb.TaskStatus.Reason
 log = logging.getLogger(__name__)
 
 
+def task_containers(rows: list[tuple[str, str, str, str]]) -> pb.TaskContainers:
+    """The TaskContainers message of rows (framework id, task id, executor id, container id)."""
+    framework_ids, task_ids, executor_ids, container_ids = zip(*rows)
+    return pb.TaskContainers(framework_ids=framework_ids, task_ids=task_ids, executor_ids=executor_ids,
+                             container_ids=container_ids)
+
+
+#: the kind of batch the runs of launched tasks travel in (see `Engine.send_row`)
+_TASK_CONTAINERS = (task_containers,)
+
+
 class TasksMixin:
     """The agent engine's launches and kills (a part of `AgentEngine`)."""
 
@@ -85,6 +96,8 @@ class TasksMixin:
             self.emit(CheckpointTask(fid, eid, executor.container_id, task))
         self.tasks[(fid, tid)] = Task(task, fid, eid, container_id=executor.container_id, checkpoint=checkpoint)
         executor.task_ids.add(tid)
+        # the task's run (its sandbox), for the master: once here, never in its updates
+        self.send_row(self.master, _TASK_CONTAINERS, (fid, tid, eid, executor.container_id))
         if executor.phase is ExecutorPhase.REGISTERED:
             self.send(executor.transport, pb.RunExecutorTask(framework=msg.framework, task=task))
         else:

@@ -21,6 +21,8 @@ cdef class MasterTask:
     cdef public object resources
     cdef public str role
     cdef public list statuses
+    cdef public str executor_id
+    cdef public str container_id
 
 
 @cython.locals(relayed=dict, reacks=list, unknown=Py_ssize_t, row=tuple, out=list, agent_tasks=dict, fw_tasks=dict,

@@ -26,10 +26,12 @@ class MasterTask:
     master forwarded; `healthy`: what the last update reported (None: not reported);
     `role`: the role whose allocation its resources count against; `statuses`: the
     serialised TaskStatus of each update that changed the head's state or health (at
-    most MAX_TASK_STATUSES: the first and the latest), its history for operators."""
+    most MAX_TASK_STATUSES: the first and the latest), its history for operators;
+    `executor_id`, `container_id`: the executor run the agent put it in (its sandbox;
+    "" until the agent's TaskContainers or report names it)."""
 
     __slots__ = ("state", "status_update_state", "status_update_uuid", "acked_uuid", "healthy", "agent_id", "id",
-                 "name", "framework_id", "resources", "role", "statuses")
+                 "name", "framework_id", "resources", "role", "statuses", "executor_id", "container_id")
 
     def __init__(self, id, name, framework_id, resources, *, agent_id, state=_STAGING, role="*"):
         self.id = id
@@ -44,6 +46,8 @@ class MasterTask:
         self.healthy = None
         self.role = role
         self.statuses = []
+        self.executor_id = ""
+        self.container_id = ""
 
     def __repr__(self):
         return f"MasterTask({self.id!r} of {self.framework_id!r} on {self.agent_id!r}, state {self.state})"

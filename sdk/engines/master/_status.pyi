@@ -20,6 +20,8 @@ class MasterTask:
     resources: Resources
     role: str
     statuses: list[bytes]
+    executor_id: str
+    container_id: str
     def __init__(self, id: str, name: str, framework_id: str, resources: Resources, *, agent_id: str,
                  state: int = ..., role: str = "*") -> None: ...
 

@@ -170,6 +170,9 @@ class AgentsMixin:
                     learned.setdefault((fid, task.role), []).append(task)
             else:
                 self._set_latest_state(task, agent, report.state)
+            if report.HasField("container_id"):  # the task's run: a failover learns it here
+                task.executor_id = report.executor_id.value
+                task.container_id = report.container_id.value
         for (fid, role), tasks in learned.items():
             self._hold_reported(agent, fid, role, tasks)
         unreported: dict[str, list[str]] = {}

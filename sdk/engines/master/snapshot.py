@@ -44,7 +44,6 @@ def status_view(data: bytes) -> dict[str, Any]:
         "message": status.message,
         "healthy": status.healthy if status.HasField("healthy") else None,
         "executor_id": status.executor_id.value,
-        "container_id": status.container_id,
     }
 
 
@@ -56,16 +55,8 @@ def sandbox_path(framework_id: str, executor_id: str, container_id: str) -> str:
 
 # ---------------------------------------------------------------------- tasks
 def task_view(task: Task) -> dict[str, Any]:
-    """A task with its history, executor and sandbox (from its latest status that
-    names a container)."""
-    statuses = [status_view(data) for data in task.statuses]
-    executor_id = container_id = ""
-    for status in reversed(statuses):
-        if status["container_id"]:
-            executor_id, container_id = status["executor_id"], status["container_id"]
-            break
-        if not executor_id:
-            executor_id = status["executor_id"]
+    """A task with its history, executor and sandbox (the executor run its agent put it
+    in; "" until the agent named it)."""
     return {
         "id": task.id,
         "name": task.name,
@@ -76,9 +67,9 @@ def task_view(task: Task) -> dict[str, Any]:
         "resources": task.resources.to_dict(),
         "role": task.role,
         "healthy": task.healthy,
-        "executor_id": executor_id,
-        "sandbox": sandbox_path(task.framework_id, executor_id, container_id) if container_id else "",
-        "statuses": statuses,
+        "executor_id": task.executor_id,
+        "sandbox": sandbox_path(task.framework_id, task.executor_id, task.container_id) if task.container_id else "",
+        "statuses": [status_view(data) for data in task.statuses],
     }
 
 

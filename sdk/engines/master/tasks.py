@@ -1,7 +1,9 @@
 """The master engine's launches and kills: an Accept's offer operations and task launches
-(each validated, resources taken from the offers), and kill requests relayed to agents."""
+(each validated, resources taken from the offers), the executor run each launched task
+went to (its sandbox, from its agent), and kill requests relayed to agents."""
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from corral._core.decoding import canonical_task_id
@@ -15,6 +17,7 @@ from corral.protos import corral_pb2 as pb
 from corral.resources import ResourceError, Resources
 
 Reason = pb.TaskStatus.Reason
+log = logging.getLogger(__name__)
 
 
 class TasksMixin:
@@ -135,6 +138,25 @@ class TasksMixin:
         self.counters["tasks_launched"] += 1
         self._tell(OperatorEvent.TASK_ADDED, task)
         self.send(agent.transport, pb.RunTask(framework=fw.info, task=info, framework_transport=fw.transport))
+
+    @on(T.TASK_CONTAINERS)
+    def _task_containers(self, sender: str, msg: pb.TaskContainers, now: float) -> None:
+        """The agent put tasks of ours in executor runs: each task's sandbox is its run's."""
+        agent = self.agents.get(self.agents_by_transport.get(sender, ""))
+        if agent is None:
+            self.counters["messages_from_unknown"] += 1
+            return
+        columns = (msg.framework_ids, msg.task_ids, msg.executor_ids, msg.container_ids)
+        if len({len(c) for c in columns}) != 1:
+            log.warning("TaskContainers from agent %s dropped: its columns differ in length (%s)", agent.id,
+                        ", ".join(str(len(c)) for c in columns))
+            return
+        tasks = agent.tasks
+        for fid, tid, eid, cid in zip(*columns):
+            task = tasks.get((fid, canonical_task_id(tid)))
+            if task is not None:  # (else it is gone already: killed, or its framework removed)
+                task.executor_id = eid
+                task.container_id = cid
 
     @on(T.KILL)
     def _kill(self, sender: str, msg: pb.Kill, now: float) -> None:
