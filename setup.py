@@ -113,7 +113,7 @@ setup(
         "corral._core",
         "corral.protos",
         *(f"corral.{p}" for p in (
-            "engines", "master", "agent", "executors", "testing",
+            "engines", "master", "agent", "executors", "testing", "security",
         )),
     ],
     package_dir={
