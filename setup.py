@@ -50,7 +50,7 @@ PACKAGES = [
     *(f"corral.{p}" for p in (
         "engines", "engines.agent", "engines.executor", "engines.master", "engines.master.allocator",
         "engines.scheduler",
-        "master", "agent", "executors", "net", "resources", "runtime", "testing", "testing.sim",
+        "master", "agent", "executors", "net", "resources", "runtime", "security", "testing", "testing.sim",
     )),
 ]
 PACKAGE_DIR = {
