@@ -222,6 +222,7 @@ class DispatchError(enum.IntEnum):
     UNKNOWN_TYPE = 2
     OVERSIZED = 3
     HANDLER_FAILED = 4
+    REFUSED = 5
 
 
 class DrainPath(enum.Enum):
@@ -288,7 +289,9 @@ class Dispatcher:
     returned; ``malformed`` frames or batch members that failed to parse (a truncated
     batch counts once, after its intact members were dispatched); ``unknown_type``
     envelopes with no handler; ``oversized`` wire frames longer than max_frame_size
-    (dropped unread); ``handler_failed`` envelopes whose handler raised.
+    (dropped unread); ``handler_failed`` envelopes whose handler raised; ``refused``
+    frames ``drain`` dropped unread because their connection's principal is missing or
+    not admitted (see ``authenticate``).
     """
 
     def __init__(self, max_frame_size=DEFAULT_MAX_FRAME_SIZE, on_error=None):
@@ -303,6 +306,11 @@ class Dispatcher:
         self._unknown_type = 0
         self._oversized = 0
         self._handler_failed = 0
+        self._refused = 0
+        self._sink = None
+        self._admitted = None
+        self._peer = None
+        self._peer_ok = False
 
     @property
     def max_frame_size(self):
@@ -328,7 +336,44 @@ class Dispatcher:
             "unknown_type": self._unknown_type,
             "oversized": self._oversized,
             "handler_failed": self._handler_failed,
+            "refused": self._refused,
         }
+
+    def authenticate(self, sink, admitted=None):
+        """From now on ``drain`` takes each frame's sender from its connection: the
+        principal the connection authenticated as (ZeroMQ's User-Id property, which a
+        ZAP handler sets during a CurveZMQ handshake). Before a frame's envelopes are
+        dispatched, ``sink.principal`` is set to that principal (a str). A frame without
+        one, or whose principal is not in ``admitted`` (a set of str; None: any), is
+        dropped unread and counted as ``refused``. ``dispatch`` is not affected."""
+        self._sink = sink
+        self.admit(admitted)
+
+    def admit(self, admitted):
+        """Replace the principals ``drain`` admits (None: any), e.g. after keys were
+        revoked: frames of a connection made before the revocation are refused too."""
+        self._admitted = None if admitted is None else frozenset(admitted)
+        self._peer = None
+        self._peer_ok = False
+
+    def _new_peer(self, user_id):
+        """A frame from another connection than the last (``user_id``: its User-Id as
+        bytes, b"" when it has none): whether its principal is admitted; if so, the sink
+        gets it, else the refusal is reported (once for a run of frames from one
+        connection: each is counted)."""
+        self._peer = user_id
+        try:
+            principal = user_id.decode("utf-8")
+        except UnicodeDecodeError:
+            principal = ""
+        admitted = self._admitted
+        self._peer_ok = bool(principal) and (admitted is None or principal in admitted)
+        if self._peer_ok:
+            self._sink.principal = principal
+        else:
+            self._report(DispatchError.REFUSED, f"frames from principal {principal!r}, which is not admitted"
+                         if principal else "frames without an authenticated principal", None)
+        return self._peer_ok
 
     def dispatch(self, frame):
         """Handle one wire frame; return how many envelopes were handled (handler returned)."""
@@ -362,6 +407,25 @@ class Dispatcher:
         recv = socket.recv
         n = 0
         used = 0
+        if self._sink is not None:
+            while used < limit:
+                try:
+                    message = recv(noblock, copy=False)
+                except again:
+                    break
+                n += 1
+                try:
+                    user_id = message.get("User-Id").encode("utf-8")
+                except zmq.ZMQError:  # no such property: not an authenticated connection
+                    user_id = b""
+                if not (self._peer_ok if user_id == self._peer else self._new_peer(user_id)):
+                    self._received += 1
+                    self._refused += 1
+                    used += 1
+                    continue
+                frame = message.bytes
+                used += max(self._receive(frame), len(frame) >> _BYTES_PER_UNIT_SHIFT, 1)
+            return n
         while used < limit:
             try:
                 frame = recv(noblock)
@@ -392,6 +456,21 @@ class Dispatcher:
                     return n
                 return -n - 1
             n += 1
+            if self._sink is not None:
+                user_id = api.msg_gets(cython.address(msg), b"User-Id")
+                id_len = 0 if user_id == cython.NULL else strlen(user_id)
+                peer = self._peer
+                if peer is not None and id_len == len(peer) and (
+                        id_len == 0 or memcmp(user_id, PyBytes_AS_STRING(peer), id_len) == 0):
+                    admitted = self._peer_ok
+                else:
+                    admitted = self._new_peer(user_id[:id_len] if id_len else b"")
+                if not admitted:
+                    api.msg_close(cython.address(msg))
+                    self._received += 1
+                    self._refused += 1
+                    used += 1
+                    continue
             if size > self._max_frame_size:
                 api.msg_close(cython.address(msg))
                 self._received += 1

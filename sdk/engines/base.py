@@ -92,6 +92,11 @@ class Engine:
     #: collect the status path's rows for one peer and turn in one message (`send_row`);
     #: runtimes set it from their `batch` flag
     batch = False
+    #: who sent the message being handled, as its connection proved it (the principal
+    #: of the CurveZMQ key it connected with; set by the runtime's dispatcher before a
+    #: frame's messages are handled); None when links are not authenticated. Handlers
+    #: authorise by it, never by the sender address a message's header claims.
+    principal: str | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -12,7 +12,7 @@ import collections
 import gc
 import logging
 import threading
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from google.protobuf.message import DecodeError
 
@@ -22,6 +22,9 @@ from corral.net.protocol import BODY_CLASS, PARSE, TYPE_NUMBER, MessageType, Pee
 from corral.net.transport import MAX_FRAME_SIZE, Transport
 from corral.runtime.actions import Performer, Performers
 from corral.runtime.clock import PROCESS_CLOCK, Clock
+
+if TYPE_CHECKING:
+    from corral.security.links import CurveLinks
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,7 @@ class Runtime:
         port: int = 0,
         clock: Clock = PROCESS_CLOCK,
         batch: bool = True,
+        curve: CurveLinks | None = None,
     ) -> None:
         """`clock` gives every `now` the engine sees and every deadline the loop waits
         for: monotonic, so that a wall-clock step neither fires nor stalls the engine's
@@ -64,7 +68,11 @@ class Runtime:
         the messages it sends to one peer during one iteration leave as one ZeroMQ frame
         (see `corral.net.transport`). Nothing waits for a batch to fill: each iteration
         sends what it produced. `batch=False` sends every update, ack and message in a
-        frame of its own, as Mesos does."""
+        frame of its own, as Mesos does.
+
+        `curve`: every link over CurveZMQ (see `corral.net.transport`); the engine then
+        learns each message's sender from its connection, as `engine.principal` (the
+        principal its key belongs to), and authorises by it (`corral.engines.base`)."""
         self.clock = clock
         self.lock = threading.RLock()
         self.undecodable = 0
@@ -79,11 +87,13 @@ class Runtime:
         self._stopping = threading.Event()
         self.stopped = threading.Event()
         self.dispatcher = Dispatcher(max_frame_size=MAX_FRAME_SIZE, on_error=self._dispatch_error)
-        self.transport = Transport(host, port, self.dispatcher, on_peer=self._peer_event, batch=batch)
+        self.transport = Transport(host, port, self.dispatcher, on_peer=self._peer_event, batch=batch, curve=curve)
         self.address = self.transport.address
         #: the engine, built for this runtime's transport address
         self.engine = engine_factory(self.address)
         self.engine.batch = batch
+        if curve is not None:
+            self.dispatcher.authenticate(self.engine)
         for msg_type in self.engine.handled_types():
             self.dispatcher.register(int(msg_type), self._route(msg_type))
         self._thread: threading.Thread | None = None
@@ -240,6 +250,11 @@ class Runtime:
     def metrics(self) -> dict[str, int]:
         counters = dict(self.dispatcher.counters())
         counters["undecodable"] = self.undecodable
-        counters["sent"] = self.transport.counters.sent
-        counters["send_dropped"] = self.transport.counters.dropped
+        transport = self.transport
+        counters["sent"] = transport.counters.sent
+        counters["send_dropped"] = transport.counters.dropped
+        if transport.gate is not None:
+            counters["curve_refused"] = transport.curve_refused
+            counters["curve_failed"] = transport.counters.curve_failed
+            counters["no_server_key"] = transport.counters.no_server_key
         return counters

@@ -37,13 +37,13 @@ class Unauthenticated(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class Credential:
+class HttpCredential:
     principal: str
     secret: str | None = None
     token: str | None = None
 
 
-def parse_credentials(doc: object, where: str) -> list[Credential]:
+def parse_credentials(doc: object, where: str) -> list[HttpCredential]:
     if not isinstance(doc, dict) or not isinstance(doc.get("credentials"), list):
         raise CredentialsError(f"{where}: expected {{\"credentials\": [{{\"principal\": ..., \"secret\": ...}}]}}")
     found = []
@@ -59,7 +59,7 @@ def parse_credentials(doc: object, where: str) -> list[Credential]:
         for name, value in (("secret", secret), ("token", token)):
             if value is not None and (not isinstance(value, str) or not value):
                 raise CredentialsError(f"{at}: the {name} of {principal!r} must be a non-empty string")
-        found.append(Credential(principal, secret, token))
+        found.append(HttpCredential(principal, secret, token))
     return found
 
 
@@ -70,7 +70,7 @@ class HttpCredentials:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._stamp: float | None = None
-        self._credentials: list[Credential] = []
+        self._credentials: list[HttpCredential] = []
         self.reload()
 
     def reload(self) -> None:
@@ -86,7 +86,7 @@ class HttpCredentials:
             self._credentials = credentials
             self._stamp = stamp
 
-    def _current(self) -> list[Credential]:
+    def _current(self) -> list[HttpCredential]:
         try:
             if self.path.stat().st_mtime_ns != self._stamp:
                 self.reload()

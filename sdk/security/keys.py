@@ -11,15 +11,25 @@ key and deleting it revokes the key, from the next connection on, without a rest
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 #: a principal: what ACLs and logs name (letters, digits and ._-, as file names allow)
 _PRINCIPAL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+log = logging.getLogger(__name__)
 _Z85_KEY = re.compile(r"[0-9A-Za-z.\-:+=^!/*?&<>()\[\]{}@%$#]{40}")
+
+
+class KeyDirectory(Protocol):
+    """Who holds a public key: what a ZAP gate asks for each CurveZMQ handshake."""
+
+    def principal_of(self, public_key: bytes) -> str | None:
+        """The principal of a Z85 public key; None when the key is not admitted."""
 
 
 class KeyFileError(ValueError):
@@ -129,16 +139,34 @@ class KeyRing:
             self._principals = principals
             self._stamp = stamp
 
+    def refresh(self) -> bool:
+        """Read the ring again if it changed; True when it was read (an unreadable
+        change keeps the last good ring, and is logged)."""
+        try:
+            if self._current_stamp() == self._stamp:
+                return False
+            self.reload()
+            return True
+        except KeyFileError as exc:
+            log.error("key ring unchanged: %s", exc)
+            return False
+
     def principal_of(self, public_key: bytes) -> str | None:
         """The principal of a Z85 public key (None: unknown); the ring is read again
-        first if it changed (an unreadable change keeps the last good ring)."""
-        try:
-            if self._current_stamp() != self._stamp:
-                self.reload()
-        except KeyFileError:
-            pass
+        first if it changed."""
+        self.refresh()
         with self._lock:
             return self._principals.get(public_key)
+
+    def principals(self) -> frozenset[str]:
+        """Every principal the ring holds a key of (as last read)."""
+        with self._lock:
+            return frozenset(self._principals.values())
+
+    def keys_of(self, principal: str) -> list[bytes]:
+        """The Z85 public keys of `principal` (as last read), in the ring's order."""
+        with self._lock:
+            return [key for key, owner in self._principals.items() if owner == principal]
 
     def __len__(self) -> int:
         with self._lock:

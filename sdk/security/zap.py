@@ -1,10 +1,11 @@
 """The ZAP handler that admits CurveZMQ peers by their public key (pyzmq's `zmq.auth`).
 
 One `CurveGate` per ZeroMQ context (ZeroMQ allows one ZAP handler a context). A peer
-whose key is in the `KeyRing` is admitted, and ZeroMQ stamps every frame it sends with
-the key's principal as its User-Id, which the transport hands to the engines. Any other
-peer is refused during the handshake: nothing it sends is ever received. Refusals are
-counted and logged with the peer's address.
+whose key is in the gate's directory (a `KeyRing`, or a `corral.security.links.KeyTable`)
+is admitted, and ZeroMQ stamps every frame it sends with the key's principal as its
+User-Id, which the transport hands to the engines. Any other peer is refused during the
+handshake: nothing it sends is ever received. Refusals are counted and logged with the
+peer's address.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import zmq
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 
-from corral.security.keys import KeyRing
+from corral.security.keys import KeyDirectory
 
 log = logging.getLogger(__name__)
 
@@ -34,23 +35,27 @@ class _RingAuthenticator(ThreadAuthenticator):
         await super().handle_zap_message(msg)
 
     def callback(self, _domain: str, z85_key: bytes) -> bool:  # the credentials provider
-        if self._gate.ring.principal_of(z85_key) is not None:
+        principal = self._gate.directory.principal_of(z85_key)
+        if principal is not None:
+            self._gate.last_key[principal] = z85_key
             return True
         self._gate.refused(self._address, z85_key)
         return False
 
     def curve_user_id(self, client_public_key: bytes) -> str:
-        return self._gate.ring.principal_of(z85.encode(client_public_key)) or ""
+        return self._gate.directory.principal_of(z85.encode(client_public_key)) or ""
 
 
 class CurveGate:
-    """Admits the ring's keys on every CURVE server socket of `context`."""
+    """Admits the keys `directory` knows on every CURVE server socket of `context`."""
 
-    def __init__(self, context: zmq.Context, ring: KeyRing) -> None:
-        self.ring = ring
+    def __init__(self, context: zmq.Context, directory: KeyDirectory) -> None:
+        self.directory = directory
         self._lock = threading.Lock()
         #: handshakes refused (unknown key)
         self.refusals = 0
+        #: principal -> the Z85 key it last connected with
+        self.last_key: dict[str, bytes] = {}
         self._auth = _RingAuthenticator(context, self)
 
     def start(self) -> "CurveGate":
