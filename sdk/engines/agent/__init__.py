@@ -73,6 +73,7 @@ from corral.engines.agent.containers import (
     resource_limits,
 )
 from corral.engines.agent.engine import AgentConfig, AgentEngine
+from corral.engines.agent.executors import executor_principal
 from corral.engines.agent.records import AgentTimer, Connection, Executor, ExecutorPhase, Task, TaskTable
 from corral.engines.agent.recovery import RecoverMode
 from corral.engines.agent.registration import PINGS_BEFORE_MASTER_LOST
@@ -107,6 +108,7 @@ __all__ = [
     "Task",
     "TaskTable",
     "UpdateVolumes",
+    "executor_principal",
     "persistent_volumes",
     "resource_limits",
 ]

@@ -102,7 +102,11 @@ class AgentEngine(RegistrationMixin, TasksMixin, ExecutorsMixin, RecoveryMixin, 
             "tasks_launched": 0,
             "executors_recovered": 0,
             "executors_reregistered": 0,
+            "forged_senders": 0,
         }
+        #: on authenticated links: an executor's transport -> the principal of the
+        #: executor that registered from it (the only one that speaks for it)
+        self.executor_principals: dict[str, str] = {}
 
     def next_deadline(self) -> float | None:
         return earliest(super().next_deadline(), self.updates.next_deadline())

@@ -17,12 +17,45 @@ Reason = pb.TaskStatus.Reason
 log = logging.getLogger(__name__)
 
 
+def executor_principal(framework_id: str, executor_id: str) -> str:
+    """The principal of an executor's own key: on authenticated links each executor
+    connects with a key of its own (the agent daemon gives it one), so it can speak only
+    for itself."""
+    return f"executor:{len(framework_id)}:{framework_id}/{executor_id}"
+
+
 class ExecutorsMixin:
     """The agent engine's handling of executors (a part of `AgentEngine`)."""
 
+    def _executor_speaks(self, sender: str) -> bool:
+        """Whether a message naming `sender` comes over the connection of the executor
+        registered there (always, on links that are not authenticated); a forgery is
+        counted."""
+        if self.principal is None or self.executor_principals.get(sender) == self.principal:
+            return True
+        self.counters["forged_senders"] += 1
+        log.warning("dropped a message naming %s from principal %r", sender, self.principal)
+        return False
+
+    def _executor_registers_itself(self, sender: str, msg: pb.RegisterExecutor | pb.ReregisterExecutor) -> bool:
+        """Whether a (re)registration names the connection it came from and, on
+        authenticated links, comes over the named executor's own connection: the
+        executor is known by that connection from then on."""
+        if not self._from_itself(sender, msg.transport):
+            return False
+        if self.principal is None:
+            return True
+        if self.principal != executor_principal(msg.framework_id.value, msg.executor_id.value):
+            self.counters["forged_senders"] += 1
+            log.warning("dropped the registration of executor %s of framework %s from principal %r",
+                        msg.executor_id.value, msg.framework_id.value, self.principal)
+            return False
+        self.executor_principals[msg.transport] = self.principal
+        return True
+
     @on(T.REGISTER_EXECUTOR)
     def _register_executor(self, sender: str, msg: pb.RegisterExecutor, now: float) -> None:
-        if not self._from_itself(sender, msg.transport):
+        if not self._executor_registers_itself(sender, msg):
             return
         key = (msg.framework_id.value, msg.executor_id.value)
         executor = self.executors.get(key)
@@ -78,7 +111,7 @@ class ExecutorsMixin:
 
     @on(T.REREGISTER_EXECUTOR)
     def _reregister_executor(self, sender: str, msg: pb.ReregisterExecutor, now: float) -> None:
-        if not self._from_itself(sender, msg.transport):
+        if not self._executor_registers_itself(sender, msg):
             return
         key = (msg.framework_id.value, msg.executor_id.value)
         executor = self.executors.get(key)
@@ -122,6 +155,7 @@ class ExecutorsMixin:
         self.cancel_timer(AgentTimer.EXECUTOR_REGISTRATION, key)
         self._fail_tasks(executor, reason, message or f"executor exited with status {status}", now)
         del self.executors[key]
+        self.executor_principals.pop(executor.transport, None)
         framework = self.frameworks.get(key[0])
         if framework is not None and framework.checkpoint:
             self.emit(CheckpointExecutorExited(key[0], key[1], container_id))
@@ -157,7 +191,8 @@ class ExecutorsMixin:
     @on(T.EXECUTOR_TO_AGENT_MESSAGE)
     def _executor_to_agent(self, sender: str, msg: pb.ExecutorToAgentMessage, now: float) -> None:
         executor = self.executors.get((msg.framework_id.value, msg.executor_id.value))
-        if executor is None or executor.transport != sender or self.connection is not Connection.REGISTERED:
+        if executor is None or executor.transport != sender or self.connection is not Connection.REGISTERED \
+                or not self._executor_speaks(sender):
             return
         self.send(self.master, pb.ExecutorToFramework(
             framework_id=msg.framework_id, agent_id=pb.AgentID(value=self.agent_id or ""),

@@ -5,12 +5,14 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
+from corral.engines.authorization import Authorizer
 from corral.engines.base import Engine, Send
 from corral.engines.master.agents import AgentsMixin
 from corral.engines.master.allocator import Allocator, AllocatorConfig
 from corral.engines.master.frameworks import FrameworksMixin
 from corral.engines.master.offers import OffersMixin
 from corral.engines.master.operator import OperatorMixin
+from corral.engines.master.peers import PeersMixin
 from corral.engines.master.reconciliation import ReconciliationMixin
 from corral.engines.master.records import Agent, AgentState, Framework, MasterTimer, Offer
 from corral.engines.master.registry import ForgetAgent, RecordAgent, RecordQuota, RecordWeight, RegistryState
@@ -20,6 +22,7 @@ from corral.engines.master.tasks import TasksMixin
 from corral.net.protocol import PeerEvent
 from corral.protos import corral_pb2 as pb
 from corral.resources import Resources
+from corral.security.acls import Acls
 
 
 @dataclass
@@ -40,11 +43,12 @@ class MasterConfig:
 
 
 class MasterEngine(FrameworksMixin, AgentsMixin, OffersMixin, TasksMixin, StatusMixin, ReconciliationMixin,
-                   OperatorMixin, SnapshotMixin, Engine):
+                   OperatorMixin, SnapshotMixin, PeersMixin, Engine):
     ACTIONS = frozenset({Send, RecordAgent, ForgetAgent, RecordWeight, RecordQuota})
 
     def __init__(self, master_info: pb.MasterInfo, config: MasterConfig | None = None, now: float = 0.0,
-                 registry: RegistryState | None = None) -> None:
+                 registry: RegistryState | None = None, acls: Acls | None = None) -> None:
+        """`acls`: what each principal may do (None: everything, as Mesos without ACLs)."""
         super().__init__()
         self.info = master_info
         self.config = config or MasterConfig()
@@ -71,7 +75,11 @@ class MasterEngine(FrameworksMixin, AgentsMixin, OffersMixin, TasksMixin, Status
             "reconcile_calls": 0,
             "allocation_conflicts": 0,
             "invalid_operations": 0,
+            "forged_senders": 0,
         }
+        self.authorizer = Authorizer(acls)
+        #: transport address -> the principal that registered (or tried to) from it
+        self.peer_principals: dict[str, str] = {}
         registry = registry or RegistryState()
         #: admitted agents that have not reregistered since this master started
         self.recovering: dict[str, pb.AgentInfo] = dict(registry.admitted)

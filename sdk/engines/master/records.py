@@ -53,6 +53,9 @@ class Agent:
     #: kills that could not be sent while the agent was away; sent when it is back
     pending_kills: set[tuple[str, str]] = field(default_factory=set)
     tasks: dict[tuple[str, str], Task] = field(default_factory=dict)
+    #: who registered it, as its connection proved (None: links not authenticated);
+    #: only that principal speaks for it
+    principal: str | None = None
     #: the batch kind of the acks relayed to it (see `Engine.send_row`)
     ack_kind: tuple[Any, ...] = field(init=False, repr=False, compare=False)
 
@@ -85,6 +88,9 @@ class Framework:
     tasks: dict[str, Task] = field(default_factory=dict)
     completed: list[Task] = field(default_factory=list)
     offers: set[str] = field(default_factory=set)
+    #: who subscribed it, as its connection proved (None: links not authenticated);
+    #: only that principal speaks for it
+    principal: str | None = None
 
     def answered(self, transport: str, session: bytes) -> bool:
         """Whether a Subscribe from `transport` with `session` retries the attempt we
