@@ -78,9 +78,9 @@ cdef class Dispatcher:
     cdef unsigned long long _handler_failed
     cdef unsigned long long _refused
     #: authenticated drains (`authenticate`): who learns each frame's principal, the
-    #: principals admitted (None: any), and the last connection's User-Id and verdict
+    #: principals refused, and the last connection's User-Id and verdict
     cdef object _sink
-    cdef frozenset _admitted
+    cdef frozenset _revoked
     cdef bytes _peer
     cdef bint _peer_ok
 
@@ -94,10 +94,10 @@ cdef class Dispatcher:
 
     @cython.locals(sock="void*", n=Py_ssize_t, used=Py_ssize_t, size=int, msg=zmq_msg_t, data="char*",
                    frame=bytes, closed_attr=str, api="Libzmq*", user_id="const char*", id_len=size_t,
-                   peer=bytes, admitted=bint)
+                   peer=bytes, taken=bint)
     cdef Py_ssize_t _drain_libzmq(self, socket, size_t handle, Py_ssize_t limit) except? -1
 
-    @cython.locals(principal=str, admitted=frozenset)
+    @cython.locals(principal=str)
     cdef bint _new_peer(self, bytes user_id) except -1
 
     @cython.locals(end=Py_ssize_t)

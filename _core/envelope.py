@@ -291,7 +291,7 @@ class Dispatcher:
     envelopes with no handler; ``oversized`` wire frames longer than max_frame_size
     (dropped unread); ``handler_failed`` envelopes whose handler raised; ``refused``
     frames ``drain`` dropped unread because their connection's principal is missing or
-    not admitted (see ``authenticate``).
+    revoked (see ``authenticate``).
     """
 
     def __init__(self, max_frame_size=DEFAULT_MAX_FRAME_SIZE, on_error=None):
@@ -308,7 +308,7 @@ class Dispatcher:
         self._handler_failed = 0
         self._refused = 0
         self._sink = None
-        self._admitted = None
+        self._revoked = frozenset()
         self._peer = None
         self._peer_ok = False
 
@@ -339,39 +339,38 @@ class Dispatcher:
             "refused": self._refused,
         }
 
-    def authenticate(self, sink, admitted=None):
+    def authenticate(self, sink, revoked=()):
         """From now on ``drain`` takes each frame's sender from its connection: the
         principal the connection authenticated as (ZeroMQ's User-Id property, which a
         ZAP handler sets during a CurveZMQ handshake). Before a frame's envelopes are
         dispatched, ``sink.principal`` is set to that principal (a str). A frame without
-        one, or whose principal is not in ``admitted`` (a set of str; None: any), is
-        dropped unread and counted as ``refused``. ``dispatch`` is not affected."""
+        one, or whose principal is in ``revoked`` (a set of str), is dropped unread and
+        counted as ``refused``. ``dispatch`` is not affected."""
         self._sink = sink
-        self.admit(admitted)
+        self.revoke(revoked)
 
-    def admit(self, admitted):
-        """Replace the principals ``drain`` admits (None: any), e.g. after keys were
-        revoked: frames of a connection made before the revocation are refused too."""
-        self._admitted = None if admitted is None else frozenset(admitted)
+    def revoke(self, revoked):
+        """Replace the principals whose frames are refused, e.g. once their keys were
+        revoked: the connections they made before are refused too."""
+        self._revoked = frozenset(revoked)
         self._peer = None
         self._peer_ok = False
 
     def _new_peer(self, user_id):
         """A frame from another connection than the last (``user_id``: its User-Id as
-        bytes, b"" when it has none): whether its principal is admitted; if so, the sink
-        gets it, else the refusal is reported (once for a run of frames from one
+        bytes, b"" when it has none): whether it is taken; if so, the sink gets its
+        principal, else the refusal is reported (once for a run of frames from one
         connection: each is counted)."""
         self._peer = user_id
         try:
             principal = user_id.decode("utf-8")
         except UnicodeDecodeError:
             principal = ""
-        admitted = self._admitted
-        self._peer_ok = bool(principal) and (admitted is None or principal in admitted)
+        self._peer_ok = bool(principal) and principal not in self._revoked
         if self._peer_ok:
             self._sink.principal = principal
         else:
-            self._report(DispatchError.REFUSED, f"frames from principal {principal!r}, which is not admitted"
+            self._report(DispatchError.REFUSED, f"frames from principal {principal!r}, whose keys were revoked"
                          if principal else "frames without an authenticated principal", None)
         return self._peer_ok
 
@@ -462,10 +461,10 @@ class Dispatcher:
                 peer = self._peer
                 if peer is not None and id_len == len(peer) and (
                         id_len == 0 or memcmp(user_id, PyBytes_AS_STRING(peer), id_len) == 0):
-                    admitted = self._peer_ok
+                    taken = self._peer_ok
                 else:
-                    admitted = self._new_peer(user_id[:id_len] if id_len else b"")
-                if not admitted:
+                    taken = self._new_peer(user_id[:id_len] if id_len else b"")
+                if not taken:
                     api.msg_close(cython.address(msg))
                     self._received += 1
                     self._refused += 1

@@ -51,6 +51,7 @@ from corral.engines.common import TERMINAL_STATES, is_terminal, state_name
 from corral.engines.executor import InvalidStatusUpdate
 from corral.resources import Resources, ResourceError
 from corral.scheduler import FrameworkIdStore, Scheduler, SchedulerDriver
+from corral.security.links import Credential
 from corral.tasks import (
     command_task,
     executor_info,
@@ -63,7 +64,7 @@ from corral.tasks import (
 
 __all__ = [
     "__version__",
-    "AgentID", "AgentInfo", "Attribute", "CommandInfo", "DriverStatus", "Executor", "ExecutorDriver",
+    "AgentID", "AgentInfo", "Attribute", "CommandInfo", "Credential", "DriverStatus", "Executor", "ExecutorDriver",
     "ExecutorID", "ExecutorInfo", "Filters", "FrameworkID", "FrameworkIdStore", "FrameworkInfo", "HealthCheck", "InvalidStatusUpdate", "KillPolicy",
     "MasterInfo", "Offer", "OfferID", "Resource", "ResourceError", "Resources", "Scheduler", "SchedulerDriver",
     "TaskID", "TaskInfo", "TaskState", "TaskStatus", "Value",

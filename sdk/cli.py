@@ -1,4 +1,4 @@
-"""The `corral` command: `master`, `agent`, `local`, `execute`, `version`.
+"""The `corral` command: `master`, `agent`, `local`, `execute`, `keys`, `version`.
 
 Every user-facing error (a bad flag, a resource string that does not parse, an address
 that is not HOST:PORT) exits with status 2 and a message that names the bad value.
@@ -6,6 +6,7 @@ that is not HOST:PORT) exits with status 2 and a message that names the bad valu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import shlex
@@ -15,7 +16,7 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from corral import __version__, _core
 from corral.agent.checkpoint import BOOT_ID_PATH, CheckpointError
@@ -23,6 +24,10 @@ from corral.agent.gc import DEFAULT_GC_DELAY, DEFAULT_GC_DISK_HEADROOM
 from corral.runtime.detector import MasterAddressError, parse_master
 from corral.engines.agent import RecoverMode
 from corral.resources import ResourceError, Resources, detect_resources, parse_attributes
+from corral.security.acls import AclError
+from corral.security.credentials import CredentialsError
+from corral.security.keys import KeyFileError, generate
+from corral.security.links import Credential
 
 log = logging.getLogger("corral")
 
@@ -91,6 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="rescind offers outstanding this long (default: never, as in Mesos)")
     master.add_argument("--agent-reregister-timeout", type=_seconds, default=600.0,
                         help="after a restart, how long admitted agents have to come back (default 600)")
+    master.add_argument("--key", type=Path, default=None,
+                        help="the master's key pair (NAME.key_secret, `corral keys generate`); with --keys, every "
+                             "link is CurveZMQ-encrypted and authenticated")
+    master.add_argument("--keys", type=Path, default=None,
+                        help="who may connect: a folder of public NAME.key files or a JSON file "
+                             '{"principal": "public key"}; read again when it changes')
+    _add_http_security(master)
 
     agent = sub.add_parser("agent", help="run an agent")
     agent.add_argument("--master", type=_master_address, required=True, help="the master's HOST:PORT")
@@ -122,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "sandboxes early (default 0.1)")
     agent.add_argument("--disk-watch-interval", type=_seconds, default=60.0,
                        help="seconds between checks of the work dir's filesystem usage (default 60)")
+    _add_client_keys(agent, "agent")
+    _add_http_security(agent)
 
     local = sub.add_parser("local", help="run a master and N agents on this machine")
     local.add_argument("--agents", type=_positive_int, default=1)
@@ -131,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--resources", type=_resources, default=None, help="each agent's resources")
     local.add_argument("--run", default=None, metavar="CMD",
                        help="run CMD (with CORRAL_MASTER set) once the cluster is up, then stop; exit with its status")
+    local.add_argument("--secure", action="store_true",
+                       help="generate keys, HTTP credentials and ACLs under the work dir and start every daemon "
+                            "secured; --run gets CORRAL_KEY and CORRAL_MASTER_KEY too")
 
     execute = sub.add_parser("execute", help="run one shell command as a task")
     execute.add_argument("--master", type=_master_address, required=True)
@@ -138,9 +155,37 @@ def build_parser() -> argparse.ArgumentParser:
     execute.add_argument("--command", required=True)
     execute.add_argument("--resources", type=_resources, default=Resources.parse(DEFAULT_TASK_RESOURCES))
     execute.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
+    _add_client_keys(execute, "framework")
+
+    keys = sub.add_parser("keys", help="manage CurveZMQ keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    generate = keys_sub.add_parser("generate", help="write a key pair for each NAME")
+    generate.add_argument("--out", type=Path, required=True, help="the folder to write NAME.key and NAME.key_secret in")
+    generate.add_argument("names", nargs="+", metavar="NAME", help="a principal (letters, digits, '.', '_', '-')")
 
     sub.add_parser("version", help="print the version and the core in use")
     return parser
+
+
+def _add_client_keys(parser: argparse.ArgumentParser, who: str) -> None:
+    """--key and --master-key, defaulting to CORRAL_KEY and CORRAL_MASTER_KEY."""
+    parser.add_argument("--key", type=Path, default=_env_path("CORRAL_KEY"),
+                        help=f"the {who}'s key pair (NAME.key_secret) for a secured master (default $CORRAL_KEY)")
+    parser.add_argument("--master-key", type=Path, default=_env_path("CORRAL_MASTER_KEY"),
+                        help="the master's public key (its .key file) (default $CORRAL_MASTER_KEY)")
+
+
+def _add_http_security(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--acls", type=Path, default=None,
+                        help="what each principal may do: Mesos-shaped JSON ACLs (default: everything)")
+    parser.add_argument("--http-credentials", type=Path, default=None,
+                        help='HTTP credentials, {"credentials": [{"principal": ..., "secret": ...}]}: every endpoint '
+                             "but /health and /info then asks for basic or bearer credentials")
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value) if value else None
 
 
 # ------------------------------------------------------------------ daemons
@@ -168,12 +213,14 @@ def run_master(args: argparse.Namespace) -> int:
     from corral.master.daemon import MasterDaemon, MasterFlags
 
     flags = MasterFlags(work_dir=_work_dir(args.work_dir, "master"), host=args.ip, port=args.port,
-                        transport_port=args.transport_port)
-    daemon = MasterDaemon(flags, MasterConfig(allocation_interval=args.allocation_interval,
-                                              ping_interval=args.agent_ping_timeout,
-                                              max_missed_pongs=args.max_agent_ping_timeouts,
-                                              offer_timeout=args.offer_timeout,
-                                              agent_reregister_timeout=args.agent_reregister_timeout))
+                        transport_port=args.transport_port, key=args.key, keys=args.keys, acls=args.acls,
+                        http_credentials=args.http_credentials)
+    with _security_files():
+        daemon = MasterDaemon(flags, MasterConfig(allocation_interval=args.allocation_interval,
+                                                  ping_interval=args.agent_ping_timeout,
+                                                  max_missed_pongs=args.max_agent_ping_timeouts,
+                                                  offer_timeout=args.offer_timeout,
+                                                  agent_reregister_timeout=args.agent_reregister_timeout))
     daemon.start()
     print(f"corral master {daemon.master_id} listening on {daemon.address} (transport {daemon.runtime.address})",
           flush=True)
@@ -197,8 +244,11 @@ def run_agent(args: argparse.Namespace) -> int:
                        boot_id_file=args.boot_id_file, enforce_limits=args.enforce_limits,
                        limit_check_interval=args.limit_check_interval,
                        container_disk_watch_interval=args.container_disk_watch_interval, gc_delay=args.gc_delay,
-                       gc_disk_headroom=args.gc_disk_headroom, disk_watch_interval=args.disk_watch_interval)
-    daemon = AgentDaemon(flags)
+                       gc_disk_headroom=args.gc_disk_headroom, disk_watch_interval=args.disk_watch_interval,
+                       key=args.key, master_key=args.master_key, acls=args.acls,
+                       http_credentials=args.http_credentials)
+    with _security_files():
+        daemon = AgentDaemon(flags)
     try:
         daemon.start()
     except CheckpointError as exc:
@@ -215,7 +265,7 @@ def run_local(args: argparse.Namespace) -> int:
 
     root = _work_dir(args.work_dir, "local")
     resources = str(args.resources) if args.resources is not None else None
-    cluster = LocalCluster(root, args.agents, port=args.port, ip=args.ip, log_level=args.log_level,
+    cluster = LocalCluster(root, args.agents, port=args.port, ip=args.ip, log_level=args.log_level, secure=args.secure,
                            **({"resources": resources} if resources else {}))
     try:
         cluster.start()
@@ -225,8 +275,13 @@ def run_local(args: argparse.Namespace) -> int:
     try:
         print(f"corral local: master at {cluster.master_address} with {len(cluster.agents)} agent(s); "
               f"state at http://{cluster.master_address}/state; logs in {root}", flush=True)
+        if cluster.secure is not None:
+            print(f"corral local: secured: keys in {cluster.secure.keys}; a framework's key pair "
+                  f"CORRAL_KEY={cluster.secure.framework_key} CORRAL_MASTER_KEY={cluster.secure.master_public}; "
+                  f"HTTP credentials in {cluster.secure.http_credentials} (operator: {cluster.secure.operator_auth})",
+                  flush=True)
         if args.run:
-            env = dict(os.environ, CORRAL_MASTER=cluster.master_address)
+            env = dict(os.environ, **cluster.client_env())
             return subprocess.call(shlex.split(args.run), env=env)
         _wait_for_signal()
         return 0
@@ -271,7 +326,13 @@ def run_execute(args: argparse.Namespace) -> int:
 
     scheduler = Execute()
     framework = pb.FrameworkInfo(name=args.name, user="")
-    driver = SchedulerDriver(scheduler, framework, args.master)
+    credential = None
+    if args.key is not None or args.master_key is not None:
+        if args.key is None or args.master_key is None:
+            raise UsageError("a secured master needs both --key (this client's key pair) and --master-key")
+        with _security_files():
+            credential = Credential.load(args.key, args.master_key)
+    driver = SchedulerDriver(scheduler, framework, args.master, credential=credential)
     driver.start()
     finished = scheduler.done.wait(args.timeout)
     driver.stop()
@@ -279,6 +340,23 @@ def run_execute(args: argparse.Namespace) -> int:
         print(f"timed out after {args.timeout:g}s", file=sys.stderr)
         return 124
     return 0 if scheduler.final == pb.TASK_FINISHED else 1
+
+
+def run_keys(args: argparse.Namespace) -> int:
+    with _security_files():
+        written = generate(args.out, args.names)
+    for public in written:
+        print(f"{public} (public: hand it to the master's --keys) and {public}_secret (keep it private)")
+    return 0
+
+
+@contextlib.contextmanager
+def _security_files() -> Iterator[None]:
+    """A key, ACL or credentials file that cannot be used is a usage error naming it."""
+    try:
+        yield
+    except (KeyFileError, AclError, CredentialsError) as exc:
+        raise UsageError(str(exc)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -290,7 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"corral {__version__}")
         print(f"core: {_core.CORE}")
         return 0
-    runners = {"master": run_master, "agent": run_agent, "local": run_local, "execute": run_execute}
+    runners = {"master": run_master, "agent": run_agent, "local": run_local, "execute": run_execute, "keys": run_keys}
     try:
         return runners[args.subcommand](args)
     except UsageError as exc:

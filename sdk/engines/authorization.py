@@ -7,15 +7,16 @@ everything is allowed (Mesos' default); a denial changes nothing.
 """
 from __future__ import annotations
 
+from corral.net.http import Forbidden
 from corral.security.acls import Acls, Action
 
 #: the ACLs when none are given: permissive, no rules
 ALLOW_ALL = Acls()
 
 
-class Denied(Exception):
+class Denied(Forbidden):
     """An action the ACLs do not allow; the message names the principal, the action and
-    its object."""
+    its object (an HTTP route that raises it answers 403)."""
 
     def __init__(self, action: Action, principal: str | None, obj: str | None) -> None:
         self.action = action

@@ -3,12 +3,22 @@ master's one address: `/health`, `/info` (where the transport listens), `/state`
 `/state.json`, `/frameworks`, `/slaves`, `/tasks`, `/flags`, `/metrics/snapshot`, and the
 operator endpoints `/roles`, `/weights`, `/quota`, `/reserve`, `/unreserve` and
 `/agents/gone`, each a call of the master engine (`corral.engines.master.operator`)
-whose registry writes the daemon performs before it answers."""
+whose registry writes the daemon performs before it answers.
+
+Security (`MasterFlags.key` and `keys`; off without them): every link runs over CurveZMQ
+with the master's key pair, admitting the keys of the key ring (read again when it
+changes: a key added is admitted from its next connection, a principal whose keys are
+all removed is refused within KEY_RING_POLL, also on the connections it has open); the master
+reaches each registered peer with the key of the principal that registered there.
+`acls` are the engine's; `http_credentials` makes every endpoint but `/health` and
+`/info` ask for HTTP credentials, whose principal the operator calls are authorised
+for (401 without, 403 when the ACLs deny)."""
 from __future__ import annotations
 
 import json
 import logging
 import socket
+import threading
 import time
 import uuid
 from http import HTTPStatus
@@ -18,13 +28,17 @@ from typing import Any
 
 from corral import __version__
 from corral.engines.master import ForgetAgent, MasterConfig, MasterEngine, RecordAgent, RecordQuota, RecordWeight
-from corral.net.http import HttpServer, Reply
+from corral.net.http import REQUEST_PRINCIPAL, HttpServer, Reply
 from corral.engines.master.allocator import AllocatorError, validate_role
 from corral.master.registry import Registry
 from corral.resources import ResourceError, Resources
 from corral.protos import corral_pb2 as pb
 from corral.runtime import Runtime
 from corral.runtime.clock import PROCESS_CLOCK
+from corral.security.acls import Acls
+from corral.security.credentials import HttpCredentials, HttpGuard
+from corral.security.keys import KeyFileError, KeyRing, load_pair
+from corral.security.links import CurveLinks, principal_key
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +58,42 @@ class MasterFlags:
     port: int = 5050
     transport_port: int | None = None
     hostname: str = field(default_factory=socket.gethostname)
+    #: the master's CurveZMQ key pair (NAME.key_secret); with `keys`, turns security on
+    key: Path | None = None
+    #: who may connect: a folder of public .key files or a JSON file of principal -> key
+    keys: Path | None = None
+    #: what each principal may do (Mesos-shaped JSON; None: everything)
+    acls: Path | None = None
+    #: HTTP credentials (basic secrets, bearer tokens); None: HTTP is not authenticated
+    http_credentials: Path | None = None
+
+
+#: seconds between looks at the key ring for added or revoked keys
+KEY_RING_POLL = 1.0
 
 
 class MasterDaemon:
     def __init__(self, flags: MasterFlags, config: MasterConfig | None = None) -> None:
+        """KeyFileError, AclError or CredentialsError (naming the file) when a security
+        file cannot be used."""
         self.flags = flags
         self.config = config or MasterConfig()
         flags.work_dir.mkdir(parents=True, exist_ok=True)
-        self.http = HttpServer(flags.host, flags.port, {})
+        curve = None
+        #: the key ring (None: links are plaintext)
+        self.ring: KeyRing | None = None
+        if flags.key is not None or flags.keys is not None:
+            if flags.key is None or flags.keys is None:
+                raise KeyFileError("a secured master needs both --key (its key pair) and --keys (the key ring of "
+                                   "the principals it admits)")
+            pair = load_pair(flags.key)
+            if pair.secret is None:
+                raise KeyFileError(f"key file {flags.key} holds no secret key: give the master's NAME.key_secret file")
+            self.ring = KeyRing(flags.keys)
+            curve = CurveLinks(pair, self.ring, self._server_key)
+        acls = Acls.load(flags.acls) if flags.acls is not None else None
+        guard = HttpGuard(HttpCredentials(flags.http_credentials)) if flags.http_credentials is not None else None
+        self.http = HttpServer(flags.host, flags.port, {}, authenticate=guard)
         transport_port = flags.transport_port
         if transport_port is None:
             transport_port = default_transport_port(self.http.port if flags.port else 0)
@@ -65,10 +107,13 @@ class MasterDaemon:
         def make_engine(address: str) -> MasterEngine:
             info = pb.MasterInfo(id=self.master_id, hostname=flags.hostname, port=self.http.port,
                                  transport=address, version=__version__, start_time=self.start_time)
-            return MasterEngine(info, self.config, now=PROCESS_CLOCK(), registry=self.registry.state())
+            return MasterEngine(info, self.config, now=PROCESS_CLOCK(), registry=self.registry.state(), acls=acls)
 
-        self.runtime = Runtime(make_engine, host=flags.host, port=transport_port, clock=PROCESS_CLOCK)
+        self.runtime = Runtime(make_engine, host=flags.host, port=transport_port, clock=PROCESS_CLOCK, curve=curve)
         self.engine: MasterEngine = self.runtime.engine  # type: ignore[assignment]
+        self._stopping = threading.Event()
+        #: principals whose keys were all removed from the ring (their frames are refused)
+        self.revoked: frozenset[str] = frozenset()
         self.runtime.add_performers({
             RecordAgent: lambda a: self.registry.record_agent(a.agent_id, a.info, a.record, a.since),
             ForgetAgent: lambda a: self.registry.forget_agent(a.agent_id),
@@ -95,6 +140,35 @@ class MasterDaemon:
         })
         self.address = self.http.address
 
+    def _server_key(self, address: str) -> bytes | None:
+        """On the I/O thread: the CurveZMQ key of the peer at `address`: that of the
+        principal that registered there (the one it last connected with)."""
+        principal = self.engine.principal_at(address)
+        gate = self.runtime.transport.gate
+        if principal is None or self.ring is None or gate is None:
+            return None
+        return principal_key(self.ring, gate, principal)
+
+    def _watch_key_ring(self) -> None:
+        """Follow the key ring: a principal none of whose keys it holds any more is
+        revoked (its frames refused, also on the connections it has open) until a key
+        of it is back. (The gate reads the ring at every handshake too, so new keys are
+        admitted at once.)"""
+        ring = self.ring
+        assert ring is not None
+        revoked: frozenset[str] = frozenset()
+        while not self._stopping.wait(KEY_RING_POLL):
+            ring.refresh()
+            now = ring.revoked()
+            if now != revoked:
+                revoked = now
+                self.runtime.call_soon(self._revoke, revoked)
+
+    def _revoke(self, principals: frozenset[str]) -> None:
+        """On the I/O thread: refuse the frames of these principals from now on."""
+        self.runtime.dispatcher.revoke(principals)
+        self.revoked = principals
+
     def info(self) -> dict[str, Any]:
         return {"id": self.master_id, "transport": self.runtime.address, "version": __version__,
                 "hostname": self.flags.hostname, "port": self.http.port, "leader": True}
@@ -119,7 +193,8 @@ class MasterDaemon:
                 changes = [(str(e["role"]), e["weight"]) for e in entries]
             except (ValueError, KeyError, TypeError) as exc:
                 return Reply.error(HTTPStatus.BAD_REQUEST, f"invalid weights: {exc}")
-            problem = self.runtime.call(lambda: self.engine.set_weights(changes, self.runtime.clock()))
+            principal = REQUEST_PRINCIPAL.get()
+            problem = self.runtime.call(lambda: self.engine.set_weights(changes, self.runtime.clock(), principal))
             if problem:
                 return Reply.error(HTTPStatus.BAD_REQUEST, f"invalid weights: {problem}")
         with self.runtime.lock:
@@ -140,7 +215,8 @@ class MasterDaemon:
                     quota = Resources.parse(limit if isinstance(limit, str) else json.dumps(limit))
             except (ValueError, KeyError, TypeError, AttributeError, ResourceError) as exc:
                 return Reply.error(HTTPStatus.BAD_REQUEST, f"invalid quota: {exc}")
-            problem = self.runtime.call(lambda: self.engine.set_quota(role, quota, self.runtime.clock()))
+            principal = REQUEST_PRINCIPAL.get()
+            problem = self.runtime.call(lambda: self.engine.set_quota(role, quota, self.runtime.clock(), principal))
             if problem:
                 return Reply.error(HTTPStatus.BAD_REQUEST, f"invalid quota: {problem}")
         with self.runtime.lock:
@@ -157,11 +233,12 @@ class MasterDaemon:
             resources = Resources.parse(str(request["resources"])).to_protos()
         except (ValueError, KeyError, TypeError, ResourceError, AllocatorError) as exc:
             return Reply.error(HTTPStatus.BAD_REQUEST, f"invalid {what} request: {exc}")
+        principal = REQUEST_PRINCIPAL.get()
         for r in resources:
-            r.reservations.add(type=pb.Resource.ReservationInfo.DYNAMIC, role=role, principal="operator")
+            r.reservations.add(type=pb.Resource.ReservationInfo.DYNAMIC, role=role, principal=principal or "operator")
             r.role = role
         problem = self.runtime.call(lambda: self.engine.operator_reservation(agent_id, resources, unreserve,
-                                                                             self.runtime.clock()))
+                                                                             self.runtime.clock(), principal))
         if problem:
             return Reply.error(HTTPStatus.CONFLICT, f"cannot {what}: {problem}")
         return Reply.json({"agent_id": agent_id, what: Resources.from_protos(resources).to_text()})
@@ -172,14 +249,17 @@ class MasterDaemon:
             agent_id = str(json.loads(body or b"null")["agent_id"])
         except (ValueError, KeyError, TypeError) as exc:
             return Reply.error(HTTPStatus.BAD_REQUEST, f"invalid request: {exc}")
-        problem = self.runtime.call(lambda: self.engine.mark_gone(agent_id, self.runtime.clock()))
+        principal = REQUEST_PRINCIPAL.get()
+        problem = self.runtime.call(lambda: self.engine.mark_gone(agent_id, self.runtime.clock(), principal))
         if problem:
             return Reply.error(HTTPStatus.NOT_FOUND, problem)
         return Reply.json({"agent_id": agent_id, "gone": True})
 
     def flags_view(self) -> dict[str, Any]:
         flags = asdict(self.flags)
-        flags["work_dir"] = str(self.flags.work_dir)
+        for name in ("work_dir", "key", "keys", "acls", "http_credentials"):
+            value = getattr(self.flags, name)
+            flags[name] = None if value is None else str(value)
         flags.update({f"config.{k}": v for k, v in asdict(self.config).items()})
         return flags
 
@@ -194,15 +274,22 @@ class MasterDaemon:
             counters["master/tasks_active"] = sum(len(f.tasks) for f in engine.frameworks.values())
             counters["master/outstanding_offers"] = len(engine.offers)
             counters["master/uptime_secs"] = self.runtime.clock() - self._started
+            counters.update({f"master/denied/{action}": n for action, n in engine.authorizer.denials.items()})
+            if self.ring is not None:
+                counters["master/key_ring/principals"] = len(self.ring.principals())
+                counters["master/key_ring/revoked"] = len(self.revoked)
         counters.update({f"transport/{k}": v for k, v in self.runtime.metrics().items()})
         return counters
 
     def start(self) -> None:
         self.http.start()
         self.runtime.start(name="master-io")
+        if self.ring is not None:
+            threading.Thread(target=self._watch_key_ring, name="key-ring", daemon=True).start()
         log.info("master %s listening on %s (transport %s)", self.master_id, self.address, self.runtime.address)
 
     def stop(self) -> None:
+        self._stopping.set()
         self.runtime.stop()
         self.runtime.join(5.0)
         self.http.close()

@@ -3,13 +3,22 @@
 Routes are plain functions `(query: dict[str, str], body: bytes) -> Reply`, registered
 by the daemon; they run on the server's threads, so they must only read snapshots the
 daemon's runtime hands them. A route that raises becomes a 500 with the error text,
-never a dead server.
+never a dead server; one that raises `Forbidden` (an ACL's denial) a 403 with its
+message.
+
+Authentication (`authenticate`, optional): called with each request's path and
+`Authorization` header before its route, it returns the principal the request proves
+(None: a public path), which the route reads as `REQUEST_PRINCIPAL.get()`, or raises
+`AuthenticationRequired`: a 401 asking for HTTP basic credentials. TLS: with
+`ssl_context`, the port speaks HTTPS only.
 """
 from __future__ import annotations
 
 import json
 import logging
+import ssl
 import threading
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,13 +45,51 @@ class Reply:
 
 
 Route = Callable[[dict[str, str], bytes], Reply]
+#: (path, Authorization header) -> the principal the request proves (None: a public path)
+Authenticate = Callable[[str, "str | None"], "str | None"]
+
+#: the principal the request being served authenticated as (None: none, or a public path)
+REQUEST_PRINCIPAL: ContextVar[str | None] = ContextVar("corral_request_principal", default=None)
+
+
+class AuthenticationRequired(Exception):
+    """A request that must prove a principal and did not; the message says why."""
+
+
+class Forbidden(Exception):
+    """What a request's principal may not do; the message says what."""
+
+
+def _serve_route(route: Route, path: str, query: dict[str, str], body: bytes, authorization: str | None,
+                 authenticate: Authenticate | None) -> Reply:
+    """Authenticate the request, then run its route: 401 when it must prove a principal
+    and does not, 403 when the route's ACLs deny it, 500 (and the server goes on) when
+    the route fails."""
+    try:
+        principal = authenticate(path, authorization) if authenticate is not None else None
+    except AuthenticationRequired as exc:
+        reply = Reply.error(HTTPStatus.UNAUTHORIZED, f"authentication required: {exc}")
+        reply.headers["WWW-Authenticate"] = 'Basic realm="corral"'
+        return reply
+    token = REQUEST_PRINCIPAL.set(principal)
+    try:
+        return route(query, body)
+    except Forbidden as exc:
+        return Reply.error(HTTPStatus.FORBIDDEN, str(exc))
+    except Exception as exc:  # a route bug must not kill the server
+        log.exception("HTTP %s failed", path)
+        return Reply.error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(exc).__name__}: {exc}")
+    finally:
+        REQUEST_PRINCIPAL.reset(token)
 
 
 class HttpServer:
     """Serves `routes` (path -> Route) on host:port in background threads."""
 
-    def __init__(self, host: str, port: int, routes: dict[str, Route]) -> None:
+    def __init__(self, host: str, port: int, routes: dict[str, Route], authenticate: Authenticate | None = None,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.routes = routes
+        self.authenticate = authenticate
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -52,15 +99,13 @@ class HttpServer:
                 url = urlsplit(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                route = server.routes.get(url.path.rstrip("/") or "/")
+                path = url.path.rstrip("/") or "/"
+                route = server.routes.get(path)
                 if route is None:
                     reply = Reply.error(HTTPStatus.NOT_FOUND, f"no such endpoint: {url.path}")
                 else:
-                    try:
-                        reply = route(dict(parse_qsl(url.query)), body)
-                    except Exception as exc:  # a route bug must not kill the server
-                        log.exception("HTTP %s failed", url.path)
-                        reply = Reply.error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(exc).__name__}: {exc}")
+                    reply = _serve_route(route, path, dict(parse_qsl(url.query)), body,
+                                         self.headers.get("Authorization"), server.authenticate)
                 self.send_response(reply.status)
                 self.send_header("Content-Type", reply.content_type)
                 self.send_header("Content-Length", str(len(reply.body)))
@@ -78,6 +123,11 @@ class HttpServer:
 
         self._httpd = ThreadingHTTPServer((host, port), Handler)
         self._httpd.daemon_threads = True
+        if ssl_context is not None:
+            # the handshake happens on the request's thread, at its first read
+            self._httpd.socket = ssl_context.wrap_socket(self._httpd.socket, server_side=True,
+                                                         do_handshake_on_connect=False)
+        self.scheme = "https" if ssl_context is not None else "http"
         self.host = host
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="http", daemon=True)

@@ -11,7 +11,9 @@ constant time. The file is read again when it changes.
 
 Executor tokens: an agent gives each executor it launches a token of its own, an HMAC of
 the executor's identity under a key only the agent holds; an executor's registration
-must present it, so no process can register as another executor.
+must present it, so no process can register as another executor. On CurveZMQ links the
+token is the executor's secret key (`ExecutorTokens.key_pair`): its registration proves
+it in the handshake, and every message after it comes over that key's connection.
 """
 from __future__ import annotations
 
@@ -26,12 +28,15 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from corral.net.http import AuthenticationRequired
+from corral.security.keys import KeyPair
+
 
 class CredentialsError(ValueError):
     """A credentials file that cannot be used; the message names it and the bad part."""
 
 
-class Unauthenticated(Exception):
+class Unauthenticated(AuthenticationRequired):
     """A request without valid credentials; the message says what was wrong (for the
     log, never the secret)."""
 
@@ -152,5 +157,34 @@ class ExecutorTokens:
         message = f"{len(framework_id)}:{framework_id}/{executor_id}".encode()
         return hmac.new(self._key, message, hashlib.sha256).hexdigest()
 
+    def key_pair(self, framework_id: str, executor_id: str) -> KeyPair:
+        """The executor's CurveZMQ key pair, made from its token: the agent can make it
+        again after a restart, and no other executor's key is of any use for it."""
+        import zmq
+        from zmq.utils import z85
+
+        secret = z85.encode(bytes.fromhex(self.mint(framework_id, executor_id)))
+        return KeyPair(zmq.curve_public(secret), secret)
+
     def valid(self, framework_id: str, executor_id: str, token: str) -> bool:
         return hmac.compare_digest(self.mint(framework_id, executor_id).encode(), token.encode())
+
+
+#: what any caller may read without credentials: what agents, drivers and load
+#: balancers need to find and probe a daemon (its health, its transport address)
+PUBLIC_PATHS = frozenset({"/health", "/info"})
+
+
+class HttpGuard:
+    """The `authenticate` hook of a daemon's HTTP server (`corral.net.http`): every path
+    but `public` needs HTTP basic or bearer credentials of `credentials`; what the
+    principal may then do is for the ACLs to say."""
+
+    def __init__(self, credentials: HttpCredentials, public: frozenset[str] = PUBLIC_PATHS) -> None:
+        self.credentials = credentials
+        self.public = public
+
+    def __call__(self, path: str, authorization: str | None) -> str | None:
+        if path in self.public:
+            return None
+        return self.credentials.authenticate(authorization)

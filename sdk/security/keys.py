@@ -104,6 +104,9 @@ class KeyRing:
         self._lock = threading.Lock()
         self._stamp: tuple[float, int] | None = None
         self._principals: dict[bytes, str] = {}
+        #: every principal the ring has held a key of since it was first read
+        self._ever: set[str] = set()
+        self._read_once = False
         self.reload()
 
     def _current_stamp(self) -> tuple[float, int]:
@@ -136,8 +139,15 @@ class KeyRing:
                                        "Z85 public key")
                 principals[key.encode()] = check_principal(principal)
         with self._lock:
+            before = set(self._principals.values())
             self._principals = principals
             self._stamp = stamp
+            now = set(principals.values())
+            self._ever |= now
+        if self._read_once and now != before:
+            log.info("key ring %s changed: %d principal(s); added %s, removed %s", self.path, len(now),
+                     sorted(now - before) or "none", sorted(before - now) or "none")
+        self._read_once = True
 
     def refresh(self) -> bool:
         """Read the ring again if it changed; True when it was read (an unreadable
@@ -162,6 +172,11 @@ class KeyRing:
         """Every principal the ring holds a key of (as last read)."""
         with self._lock:
             return frozenset(self._principals.values())
+
+    def revoked(self) -> frozenset[str]:
+        """The principals the ring held a key of and holds none of now (as last read)."""
+        with self._lock:
+            return frozenset(self._ever - set(self._principals.values()))
 
     def keys_of(self, principal: str) -> list[bytes]:
         """The Z85 public keys of `principal` (as last read), in the ring's order."""

@@ -15,9 +15,12 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
-from corral.security.keys import KeyDirectory, KeyFileError, KeyPair, load_pair
+from corral.security.keys import KeyDirectory, KeyFileError, KeyPair, KeyRing, load_pair
+
+if TYPE_CHECKING:
+    from corral.security.zap import CurveGate
 
 #: the principal under which agents, drivers and CLIs admit the master's key
 MASTER_PRINCIPAL = "master"
@@ -26,6 +29,10 @@ AGENT_PRINCIPAL = "agent"
 #: the environment variables that name a process's key pair and the master's public key
 KEY_ENV = "CORRAL_KEY"
 MASTER_KEY_ENV = "CORRAL_MASTER_KEY"
+#: what an agent hands each executor it launches: the executor's own key pair (its
+#: secret key, Z85) and the agent's public key (Z85)
+EXECUTOR_KEY_ENV = "CORRAL_EXECUTOR_KEY"
+AGENT_KEY_ENV = "CORRAL_AGENT_KEY"
 
 
 class KeyTable:
@@ -109,3 +116,14 @@ class Credential:
         master_key = self.master_key
         return CurveLinks(self.pair, admits or KeyTable({master_key: MASTER_PRINCIPAL}),
                           server_key or (lambda _address: master_key))
+
+
+def principal_key(ring: KeyRing, gate: CurveGate, principal: str) -> bytes | None:
+    """The key to reach a process of `principal` with: the one it last connected with
+    while the ring still holds it, else the ring's first key of the principal (None:
+    the ring holds none)."""
+    keys = ring.keys_of(principal)
+    last = gate.last_key.get(principal)
+    if last is not None and last in keys:
+        return last
+    return keys[0] if keys else None

@@ -3,12 +3,20 @@
 It is what `corral local` runs and what integration tests use: every daemon is a
 `python -m corral ...` process listening on loopback, so killing one (SIGKILL, SIGTERM)
 and restarting it on the same work dir exercises the real failure paths.
+
+`secure=True` (`corral local --secure`): keys, HTTP credentials and the key ring are
+made under the work dir (`SecureSetup`), every daemon starts secured, and
+`client_env()` gives a driver what it needs (CORRAL_MASTER, CORRAL_KEY,
+CORRAL_MASTER_KEY).
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
+import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +26,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
+
+from corral.security.keys import generate
 
 _LISTENING = re.compile(r"listening on (\S+:\d+) \(transport (\S+)\)")
 
@@ -39,9 +49,82 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: 
         interval = min(interval * 1.5, 0.25)
 
 
-def get_json(address: str, path: str, timeout: float = 5.0) -> Any:
-    with urllib.request.urlopen(f"http://{address}{path}", timeout=timeout) as response:
+def get_json(address: str, path: str, timeout: float = 5.0, authorization: str | None = None) -> Any:
+    request = urllib.request.Request(f"http://{address}{path}")
+    if authorization is not None:
+        request.add_header("Authorization", authorization)
+    with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.loads(response.read())
+
+
+def basic_auth(principal: str, secret: str) -> str:
+    """An `Authorization` header value for HTTP basic credentials."""
+    return "Basic " + base64.b64encode(f"{principal}:{secret}".encode()).decode()
+
+
+@dataclass
+class SecureSetup:
+    """The keys and credentials of a secured local cluster, under `root`: key pairs in
+    `keys/` (the master's, each agent's, and "framework" for the programs that run
+    against it), the key ring the master admits in `keys/ring/` (every public key but
+    the master's), and HTTP credentials for the principal "operator". Made once and
+    reused, so a cluster restarted on its work dir keeps its keys."""
+
+    root: Path
+    operator_secret: str = ""
+
+    @property
+    def keys(self) -> Path:
+        return self.root / "keys"
+
+    @property
+    def ring(self) -> Path:
+        return self.keys / "ring"
+
+    @property
+    def master_secret(self) -> Path:
+        return self.keys / "master.key_secret"
+
+    @property
+    def master_public(self) -> Path:
+        return self.keys / "master.key"
+
+    @property
+    def framework_key(self) -> Path:
+        return self.key_of("framework")
+
+    @property
+    def http_credentials(self) -> Path:
+        return self.root / "http-credentials.json"
+
+    @property
+    def operator_auth(self) -> str:
+        return f"operator:{self.operator_secret}"
+
+    def authorization(self) -> str:
+        return basic_auth("operator", self.operator_secret)
+
+    @classmethod
+    def create(cls, root: Path) -> "SecureSetup":
+        setup = cls(Path(root))
+        setup.ring.mkdir(parents=True, exist_ok=True)
+        if not setup.master_secret.exists():
+            generate(setup.keys, ["master"])
+        setup.key_of("framework")
+        if not setup.http_credentials.exists():
+            fd = os.open(setup.http_credentials, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                json.dump({"credentials": [{"principal": "operator", "secret": secrets.token_urlsafe(24)}]}, out)
+        setup.operator_secret = json.loads(setup.http_credentials.read_text())["credentials"][0]["secret"]
+        return setup
+
+    def key_of(self, name: str) -> Path:
+        """`name`'s key pair (its secret file), made and admitted in the ring if new."""
+        secret = self.keys / f"{name}.key_secret"
+        if not secret.exists():
+            (public,) = generate(self.keys, [name])
+            shutil.copyfile(public, self.ring / public.name)
+        return secret
 
 
 @dataclass
@@ -141,8 +224,14 @@ class LocalCluster:
 
     def __init__(self, work_dir: Path, agents: int = 1, *, resources: str = "cpus:2;mem:1024;disk:1024;ports:[31000-31100]",
                  port: int = 0, ip: str = "127.0.0.1", log_level: str = "INFO", extra_env: dict[str, str] | None = None,
-                 master_flags: list[str] | None = None, agent_flags: list[str] | None = None) -> None:
+                 master_flags: list[str] | None = None, agent_flags: list[str] | None = None,
+                 secure: bool = False) -> None:
         self.work_dir = Path(work_dir)
+        #: the keys and credentials of a secured cluster (None: plaintext)
+        self.secure = SecureSetup.create(self.work_dir / "security") if secure else None
+        if self.secure is not None:
+            master_flags = ["--key", str(self.secure.master_secret), "--keys", str(self.secure.ring),
+                            "--http-credentials", str(self.secure.http_credentials), *(master_flags or [])]
         self.ip = ip
         self.port = port
         self.resources = resources
@@ -170,6 +259,9 @@ class LocalCluster:
         argv = [*(wrapper or []), *self._base, "agent", "--master", self.master.address, "--ip", ip or self.ip,
                 "--port", str(port), "--work-dir", str(self.work_dir / f"agent-{index}"),
                 "--resources", resources or self.resources, *self.agent_flags]
+        if self.secure is not None:
+            argv += ["--key", str(self.secure.key_of(f"agent-{index}")), "--master-key", str(self.secure.master_public),
+                     "--http-credentials", str(self.secure.http_credentials)]
         if attributes:
             argv += ["--attributes", attributes]
         agent = Daemon(f"agent-{index}", argv, self.work_dir / f"agent-{index}", self.env)
@@ -185,7 +277,19 @@ class LocalCluster:
         return self
 
     def state(self) -> dict[str, Any]:
-        return get_json(self.master.address, "/state")
+        return self.get(self.master.address, "/state")
+
+    def get(self, address: str, path: str) -> Any:
+        """A daemon's JSON endpoint, with the operator's credentials on a secured cluster."""
+        return get_json(address, path, authorization=self.secure.authorization() if self.secure else None)
+
+    def client_env(self) -> dict[str, str]:
+        """What a program that drives a framework needs in its environment: the master's
+        address and, on a secured cluster, the framework's key pair and the master's key."""
+        env = {"CORRAL_MASTER": self.master.address}
+        if self.secure is not None:
+            env.update(CORRAL_KEY=str(self.secure.framework_key), CORRAL_MASTER_KEY=str(self.secure.master_public))
+        return env
 
     def diagnostics(self, lines: int = 40) -> str:
         """What a failed test needs to see: the master's frameworks (connected or not,

@@ -9,6 +9,7 @@ from typing import Any
 
 from corral.engines.agent.records import Executor, ExecutorPhase
 from corral.protos import corral_pb2 as pb
+from corral.security.acls import Action
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +81,14 @@ def persistent_volumes(resources: Any) -> list[tuple[str, str, str]]:
 
 
 class ContainersMixin:
-    """The limits of the agent's containers (a part of `AgentEngine`)."""
+    """The limits of the agent's containers, and who may read their sandboxes (a part of
+    `AgentEngine`)."""
+
+    def authorize_sandbox(self, framework_id: str | None, principal: str | None) -> None:
+        """access_sandboxes: Denied unless the ACLs let `principal` read the sandboxes
+        of the framework's user (None: the sandboxes of every framework)."""
+        info = self.frameworks.get(framework_id) if framework_id is not None else None
+        self.authorizer.check(Action.ACCESS_SANDBOXES, principal, info.user if info is not None else None)
 
     def container_limits(self) -> dict[str, ContainerLimits]:
         """What each running container may use now (not those being killed)."""

@@ -14,10 +14,12 @@ from corral.engines.agent.recovery import RecoveryMixin
 from corral.engines.agent.registration import RegistrationMixin
 from corral.engines.agent.status import StatusMixin
 from corral.engines.agent.tasks import TasksMixin
+from corral.engines.authorization import Authorizer
 from corral.engines.backoff import Backoff, Jitter
 from corral.engines.base import Engine, MasterLost, Send, earliest
 from corral.engines.status import ack_tracker
 from corral.protos import corral_pb2 as pb
+from corral.security.acls import Acls
 
 
 @dataclass
@@ -56,8 +58,10 @@ class AgentEngine(RegistrationMixin, TasksMixin, ExecutorsMixin, RecoveryMixin, 
                          *CHECKPOINT_ACTIONS})
 
     def __init__(self, info: pb.AgentInfo, transport: str, config: AgentConfig | None = None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, acls: Acls | None = None) -> None:
+        """`acls`: what each HTTP principal may read (None: everything)."""
         super().__init__()
+        self.authorizer = Authorizer(acls)
         self.info = info
         self.transport = transport
         self.config = config or AgentConfig()

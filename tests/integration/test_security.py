@@ -1,0 +1,259 @@
+"""A secured cluster of real processes (`LocalCluster(secure=True)`: CurveZMQ on every
+link, a key ring, HTTP credentials, ACLs): strangers without a known key get nothing in
+and are counted; a known principal cannot act for another, even naming its address;
+the ACLs refuse with a message naming the principal and the action; HTTP asks for
+credentials; a revoked key is locked out without a restart; random bytes at the
+transport port never stop the master."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import corral
+from corral._core.envelope import encode
+from corral._core.envelope import Dispatcher
+from corral.net import wire
+from corral.net.protocol import MessageType
+from corral.net.transport import Transport
+from corral.protos import corral_pb2 as pb
+from corral.security.keys import generate, load_pair
+from corral.security.links import Credential, KeyTable
+from corral.testing.cluster import Daemon, LocalCluster, basic_auth, wait_for
+
+from support import RecordingScheduler
+
+ACLS = {
+    "register_frameworks": [
+        {"principals": {"values": ["framework", "alice", "mallory", "carol"]}, "roles": {"values": ["*", "web"]}},
+        {"principals": {"type": "ANY"}, "roles": {"type": "NONE"}},
+    ],
+    "update_weights": [
+        {"principals": {"values": ["operator"]}, "roles": {"type": "ANY"}},
+        {"principals": {"type": "ANY"}, "roles": {"type": "NONE"}},
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def secure(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("secure")
+    (root / "acls.json").write_text(json.dumps(ACLS))
+    cluster = LocalCluster(root, agents=1, secure=True, master_flags=["--acls", str(root / "acls.json")])
+    assert cluster.secure is not None
+    credentials = json.loads(cluster.secure.http_credentials.read_text())
+    credentials["credentials"].append({"principal": "viewer", "secret": "read-only"})
+    cluster.secure.http_credentials.write_text(json.dumps(credentials))
+    with cluster:
+        yield cluster
+
+
+def metric(cluster: LocalCluster, name: str) -> int:
+    return cluster.get(cluster.master_address, "/metrics/snapshot").get(name, 0)
+
+
+def credential(cluster: LocalCluster, name: str) -> Credential:
+    """The credential of a principal the master admits (made if new)."""
+    assert cluster.secure is not None
+    return Credential.load(cluster.secure.key_of(name), cluster.secure.master_public)
+
+
+def stranger(tmp_path: Path, cluster: LocalCluster, name: str = "stranger") -> Credential:
+    """A well-formed key pair the master's ring does not hold."""
+    assert cluster.secure is not None
+    (public,) = generate(tmp_path / "elsewhere", [name])
+    return Credential.load(Path(f"{public}_secret"), cluster.secure.master_public)
+
+
+def start(cluster: LocalCluster, scheduler: corral.Scheduler, name: str, credential: Credential | None,
+          role: str = "") -> corral.SchedulerDriver:
+    info = corral.FrameworkInfo(name=name, user="")
+    if role:
+        info.role = role
+    driver = corral.SchedulerDriver(scheduler, info, cluster.master_address, credential=credential)
+    driver.start()
+    return driver
+
+
+def frameworks(cluster: LocalCluster) -> dict[str, dict]:
+    return {f["name"]: f for f in cluster.state()["frameworks"]}
+
+
+def test_the_readme_framework_runs_against_a_secured_cluster(secure: LocalCluster):
+    scheduler = RecordingScheduler([("hello", "echo hello")])
+    driver = start(secure, scheduler, "hello", credential(secure, "framework"))
+    try:
+        assert scheduler.wait_terminal(["hello"]), scheduler
+        assert scheduler.states("hello")[-1] == "TASK_FINISHED"
+        assert frameworks(secure)["hello"]["principal"] == "framework"
+    finally:
+        driver.stop()
+
+
+def test_processes_without_a_known_key_get_nothing_in_and_are_counted(secure: LocalCluster, tmp_path: Path):
+    refused, failed = metric(secure, "transport/curve_refused"), metric(secure, "transport/curve_failed")
+    unknown = RecordingScheduler()
+    plain = RecordingScheduler()
+    drivers = [start(secure, unknown, "unknown-key", stranger(tmp_path, secure)),
+               start(secure, plain, "plaintext", None)]
+    # an agent whose key the ring does not hold
+    (public,) = generate(tmp_path / "rogue", ["rogue-agent"])
+    rogue = Daemon("rogue-agent", [*secure._base, "agent", "--master", secure.master_address, "--port", "0",
+                                   "--work-dir", str(tmp_path / "rogue-agent"), "--resources", "cpus:8;mem:8192",
+                                   "--key", f"{public}_secret", "--master-key", str(secure.secure.master_public)],
+                   tmp_path / "rogue-agent", secure.env)
+    rogue.start()
+    # and a status update injected over a connection with an unknown key
+    injector = Transport("127.0.0.1", 0, Dispatcher(), curve=stranger(tmp_path, secure, "injector").links())
+    try:
+        agent_address = secure.state()["agents"][0]["transport"]
+        update = wire.StatusUpdateMessage([])
+        injector.send_frame(secure.master.transport, encode(int(MessageType.STATUS_UPDATE), 1, agent_address.encode(),
+                                                            update.SerializeToString()))
+        wait_for(lambda: metric(secure, "transport/curve_refused") >= refused + 3
+                 and metric(secure, "transport/curve_failed") > failed, 20, "the refusals counted")
+        state = secure.state()
+        assert {f["name"] for f in state["frameworks"]}.isdisjoint({"unknown-key", "plaintext"})
+        assert len(state["agents"]) == 1
+        assert unknown.framework_id is None and plain.framework_id is None
+        assert "unknown CurveZMQ key" in secure.master.log_tail(200)
+    finally:
+        injector.close()
+        rogue.stop()
+        for driver in drivers:
+            driver.abort()
+
+
+def test_a_framework_cannot_act_on_anothers_tasks_even_naming_its_address(secure: LocalCluster):
+    alice = RecordingScheduler([("alice-task", "sleep 60")])
+    driver = start(secure, alice, "alice", credential(secure, "alice"))
+    mallory = Transport("127.0.0.1", 0, Dispatcher(), curve=credential(secure, "mallory").links())
+    try:
+        assert alice.wait(lambda: "TASK_RUNNING" in alice.states("alice-task")), alice
+        forged = metric(secure, "master/forged_senders")
+        victim = frameworks(secure)["alice"]
+        fid = pb.FrameworkID(value=victim["id"])
+        forgeries = [
+            (MessageType.KILL, pb.Kill(framework_id=fid, task_id=pb.TaskID(value="alice-task"))),
+            (MessageType.RECONCILE, pb.Reconcile(framework_id=fid)),
+            (MessageType.ACKNOWLEDGE, wire.Acknowledge(victim["id"], [(victim["tasks"][0]["agent_id"], "alice-task",
+                                                                       b"\0" * 16)])),
+            (MessageType.TEARDOWN, pb.Teardown(framework_id=fid)),
+        ]
+        transport = driver._runtime.transport.address.encode()  # the header names alice's own address
+        for seq, (kind, body) in enumerate(forgeries):
+            mallory.send_frame(secure.master.transport, encode(int(kind), seq, transport, body.SerializeToString()))
+        wait_for(lambda: metric(secure, "master/forged_senders") >= forged + len(forgeries), 20,
+                 "the forgeries counted")
+        assert frameworks(secure)["alice"]["tasks"][0]["state"] == "TASK_RUNNING"
+        assert alice.states("alice-task")[-1] == "TASK_RUNNING" and not alice.errors
+    finally:
+        mallory.close()
+        driver.stop()
+
+
+def test_a_role_outside_the_acls_is_refused_with_a_message(secure: LocalCluster):
+    scheduler = RecordingScheduler()
+    driver = start(secure, scheduler, "wrong-role", credential(secure, "alice"), role="prod")
+    try:
+        assert scheduler.wait(lambda: scheduler.errors), scheduler
+        assert ("framework rejected: principal 'alice' is not authorized to register_frameworks for role 'prod'"
+                in scheduler.errors[0])
+        assert "wrong-role" not in frameworks(secure)
+        assert metric(secure, "master/denied/register_frameworks") >= 1
+    finally:
+        driver.abort()
+
+
+def http(address: str, path: str, body: object | None = None, authorization: str | None = None) -> tuple[int, dict]:
+    request = urllib.request.Request(f"http://{address}{path}", method="POST" if body is not None else "GET",
+                                     data=json.dumps(body).encode() if body is not None else None)
+    if authorization:
+        request.add_header("Authorization", authorization)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def test_http_asks_for_credentials_then_the_acls(secure: LocalCluster):
+    master = secure.master_address
+    agent = secure.agents[0].address
+    assert http(master, "/health")[0] == 200 and http(master, "/info")[0] == 200  # what discovery needs
+    for address, path in ((master, "/state"), (master, "/metrics/snapshot"), (agent, "/state"),
+                          (agent, "/files/browse?path=nothing-here")):
+        assert http(address, path)[0] == 401, path
+        assert http(address, path, authorization=basic_auth("viewer", "wrong"))[0] == 401, path
+        assert http(address, path, authorization=basic_auth("viewer", "read-only"))[0] in (200, 404), path
+    status, reply = http(master, "/weights", [{"role": "web", "weight": 2}])
+    assert status == 401 and "authentication required" in reply["error"]
+    status, reply = http(master, "/weights", [{"role": "web", "weight": 2}], basic_auth("viewer", "read-only"))
+    assert status == 403 and reply["error"] == "principal 'viewer' is not authorized to update_weights for role 'web'"
+    assert http(master, "/weights", authorization=basic_auth("viewer", "read-only"))[1]["weights"] == []
+    status, _ = http(master, "/weights", [{"role": "web", "weight": 2}], secure.secure.authorization())
+    assert status == 200
+
+
+def test_a_revoked_key_is_locked_out_without_a_restart(secure: LocalCluster, tmp_path: Path):
+    first = RecordingScheduler([("before", "echo before")])
+    driver = start(secure, first, "revocable", credential(secure, "carol"))
+    try:
+        assert first.wait_terminal(["before"]), first
+        refused, revoked = metric(secure, "transport/refused"), metric(secure, "master/key_ring/revoked")
+        os.remove(secure.secure.ring / "carol.key")
+        wait_for(lambda: metric(secure, "master/key_ring/revoked") > revoked, 20, "carol revoked")
+        # its open connection: what it sends from now on is refused and counted
+        first.pending.append(("after", "echo after"))
+        driver.revive_offers()
+        wait_for(lambda: metric(secure, "transport/refused") > refused, 20, "carol's frames refused")
+        # and a new connection with the key is refused at the handshake
+        curve_refused = metric(secure, "transport/curve_refused")
+        again = RecordingScheduler()
+        second = start(secure, again, "revoked-again", credential_from(secure, "carol"))
+        wait_for(lambda: metric(secure, "transport/curve_refused") > curve_refused, 20, "the new connection refused")
+        assert again.framework_id is None
+        second.abort()
+        assert "after" not in {t["id"] for f in secure.state()["frameworks"] for t in f["tasks"]}
+    finally:
+        driver.abort()
+
+
+def credential_from(cluster: LocalCluster, name: str) -> Credential:
+    """The credential of an existing key pair, whether the ring holds it or not."""
+    assert cluster.secure is not None
+    return Credential.load(cluster.secure.keys / f"{name}.key_secret", cluster.secure.master_public)
+
+
+def test_random_handshake_and_envelope_bytes_never_stop_the_master(secure: LocalCluster):
+    host, port = secure.master.transport.removeprefix("tcp://").rsplit(":", 1)
+    rng = random.Random(25)
+    for _ in range(1000):  # handshakes: ZMTP greetings and garbage
+        with socket.create_connection((host, int(port)), timeout=5) as conn:
+            greeting = b"\xff" + bytes(8) + b"\x7f\x03" + bytes([rng.randrange(3)]) + b"CURVE".ljust(20, b"\0")
+            conn.sendall(greeting if rng.random() < 0.5 else rng.randbytes(rng.randrange(1, 200)))
+    fuzzer = Transport("127.0.0.1", 0, Dispatcher(), curve=credential(secure, "fuzzer").links())
+    try:
+        for seq in range(2000):  # envelopes of a known principal: random types, senders and bodies
+            if rng.random() < 0.5:
+                frame = rng.randbytes(rng.randrange(0, 300))
+            else:
+                frame = encode(rng.choice(list(MessageType)).value, seq, rng.randbytes(rng.randrange(0, 40)),
+                               rng.randbytes(rng.randrange(0, 200)))
+            fuzzer.send_frame(secure.master.transport, frame)
+        wait_for(lambda: metric(secure, "transport/received") >= 2000, 30, "the fuzz received")
+    finally:
+        fuzzer.close()
+    scheduler = RecordingScheduler([("after-fuzz", "echo ok")])
+    driver = start(secure, scheduler, "after-fuzz", credential(secure, "framework"))
+    try:
+        assert scheduler.wait_terminal(["after-fuzz"]), scheduler
+        assert secure.master.alive() and secure.agents[0].alive()
+    finally:
+        driver.stop()
