@@ -40,7 +40,7 @@ import time
 
 import pytest
 
-from corral.engines.agent import AgentConfig, AgentEngine, KillContainer, LaunchExecutor
+from corral.engines.agent import AgentConfig, AgentEngine, KillContainer, LaunchExecutor, executor_principal
 from corral.engines.base import Callback, MasterLost, on
 from corral.engines.executor import AllAcknowledged, ExecutorEngine, ExecutorEvent, Stop, serialise_status
 from corral.engines.master import MasterConfig, MasterEngine
@@ -53,6 +53,9 @@ from corral.protos import corral_pb2 as pb
 from corral.resources import Resources
 from corral.runtime import Runtime
 from corral.runtime.loop import COMMANDS_PER_ITERATION
+from corral.security.keys import KeyPair
+from corral.security.links import (AGENT_KEY_ENV, AGENT_PRINCIPAL, EXECUTOR_KEY_ENV, MASTER_PRINCIPAL, Credential,
+                                   CurveLinks, KeyTable)
 from corral.tasks import executor_info, executor_task
 
 TASKS = 10_000
@@ -87,11 +90,22 @@ def _ignore(_action) -> None:
     pass
 
 
-class Host:
-    """The runtimes of one process and the commands the parent sends them."""
+def curve_keys() -> dict[str, tuple[bytes, bytes]]:
+    """A CurveZMQ key pair (public, secret) for each role, made in the parent and handed
+    to every process."""
+    import zmq
 
-    def __init__(self, batch: bool) -> None:
+    return {role: zmq.curve_keypair() for role in ("master", "agent", "scheduler", "executor")}
+
+
+class Host:
+    """The runtimes of one process and the commands the parent sends them; with `keys`
+    (role -> key pair), every link over CurveZMQ, each role admitting only its peers."""
+
+    def __init__(self, batch: bool, keys: dict[str, tuple[bytes, bytes]] | None = None) -> None:
         self.batch = batch
+        self.keys = keys
+        self.agent_admits = KeyTable()
         self.runtimes: dict[str, Runtime] = {}
         self.launched = 0
         self.ready = threading.Event()
@@ -99,13 +113,52 @@ class Host:
         self._acks: list[tuple[str, str, bytes]] = []
         self.drivers: dict[str, SchedulerDriver | ExecutorDriver] = {}
 
+    # -- CurveZMQ --------------------------------------------------------------------
+    def _pair(self, role: str) -> KeyPair:
+        assert self.keys is not None
+        return KeyPair(*self.keys[role])
+
+    def _links(self, role: str, runtime: list[Runtime]) -> CurveLinks | None:
+        """`role`'s links (None: plaintext); `runtime` gets the role's runtime, which the
+        master's and the agent's key lookups read."""
+        if self.keys is None:
+            return None
+        public = {r: pair[0] for r, pair in self.keys.items()}
+        if role == "master":
+            def master_server_key(address: str) -> bytes | None:
+                return {"agent": public["agent"], "framework": public["scheduler"]}.get(
+                    runtime[0].engine.principal_at(address))
+
+            return CurveLinks(self._pair("master"), KeyTable({public["agent"]: "agent",
+                                                              public["scheduler"]: "framework"}), master_server_key)
+        if role == "agent":
+            self.agent_admits.add(public["master"], MASTER_PRINCIPAL)
+
+            def agent_server_key(address: str) -> bytes:
+                executors = runtime[0].engine.executors.values()
+                return public["executor"] if any(e.transport == address for e in executors) else public["master"]
+
+            return CurveLinks(self._pair("agent"), self.agent_admits, agent_server_key)
+        if role == "scheduler":
+            return Credential(self._pair("scheduler"), public["master"]).links()
+        return CurveLinks(self._pair("executor"), KeyTable({public["agent"]: AGENT_PRINCIPAL}),
+                          lambda _address: public["agent"])
+
+    def admit_executor(self, framework_id: str) -> None:
+        """The agent admits the executor's key as that executor (the agent daemon makes
+        one key per executor; here the bench's executor has one, given)."""
+        if self.keys is not None:
+            self.agent_admits.add(self.keys["executor"][0], executor_principal(framework_id, EXECUTOR_ID))
+
     # -- builders ------------------------------------------------------------------
     def master(self) -> str:
         def make(address: str) -> MasterEngine:
             info = pb.MasterInfo(id="m1", hostname="master", port=5050, transport=address)
             return MasterEngine(info, MasterConfig(allocation_interval=0.2, ping_interval=1e6))
 
-        rt = Runtime(make, batch=self.batch)
+        holder: list[Runtime] = []
+        rt = Runtime(make, batch=self.batch, curve=self._links("master", holder))
+        holder.append(rt)
         return self._start("master", rt)
 
     def master_info_endpoint(self) -> str:
@@ -118,7 +171,7 @@ class Host:
 
     def scheduler(self, master: str, tasks: int) -> str:
         info = pb.FrameworkInfo(user="bench", name="bench")
-        rt = Runtime(lambda a: SchedulerEngine(info, a), batch=self.batch)
+        rt = Runtime(lambda a: SchedulerEngine(info, a), batch=self.batch, curve=self._links("scheduler", []))
         engine: SchedulerEngine = rt.engine
         launched = []
 
@@ -167,7 +220,9 @@ class Host:
             def status_update(self, driver, status):
                 host.sched_updates += 1
 
-        driver = SchedulerDriver(BenchScheduler(), pb.FrameworkInfo(user="bench", name="bench"), master)
+        credential = Credential(self._pair("scheduler"), self.keys["master"][0]) if self.keys is not None else None
+        driver = SchedulerDriver(BenchScheduler(), pb.FrameworkInfo(user="bench", name="bench"), master,
+                                 credential=credential)
         self.drivers["scheduler"] = driver
         driver.start()
         return ""
@@ -184,6 +239,8 @@ class Host:
                     host.ready.set()
 
         env = {"CORRAL_AGENT_ENDPOINT": agent, "CORRAL_FRAMEWORK_ID": framework_id, "CORRAL_EXECUTOR_ID": EXECUTOR_ID}
+        if self.keys is not None:
+            env.update({EXECUTOR_KEY_ENV: self.keys["executor"][1].decode(), AGENT_KEY_ENV: self.keys["agent"][0].decode()})
         driver = ExecutorDriver(BenchExecutor(), env)
         self.drivers["executor"] = driver
         driver.start()
@@ -196,7 +253,9 @@ class Host:
     def agent(self, master: str) -> str:
         info = pb.AgentInfo(hostname="bench-agent", resources=Resources.parse("cpus:100;mem:100000").to_protos())
         config = AgentConfig(registration_backoff=0.01)
-        rt = Runtime(lambda a: BenchAgent(info, a, config), batch=self.batch)
+        holder: list[Runtime] = []
+        rt = Runtime(lambda a: BenchAgent(info, a, config), batch=self.batch, curve=self._links("agent", holder))
+        holder.append(rt)
         rt.engine.done = threading.Event()
         rt.add_performers({kind: lambda _a: None for kind in (LaunchExecutor, KillContainer, MasterLost)})
         self._start("agent", rt)
@@ -204,7 +263,8 @@ class Host:
         return rt.address
 
     def executor(self, agent: str, framework_id: str, tasks: int) -> str:
-        rt = Runtime(lambda a: ExecutorEngine(framework_id, EXECUTOR_ID, agent, a), batch=self.batch)
+        rt = Runtime(lambda a: ExecutorEngine(framework_id, EXECUTOR_ID, agent, a), batch=self.batch,
+                     curve=self._links("executor", []))
 
         def callback(cb: Callback) -> None:
             if cb.event is ExecutorEvent.LAUNCH_TASK:
@@ -325,9 +385,9 @@ def _box_busy() -> tuple[int, int]:
     return sum(values), values[3] + values[4]
 
 
-def _serve(batch: bool, conn) -> None:
+def _serve(batch: bool, keys, conn) -> None:
     """Child process: run a Host, answering (method, args) calls from the parent."""
-    host = Host(batch)
+    host = Host(batch, keys)
     while True:
         name, args = conn.recv()
         if name == "exit":
@@ -338,9 +398,9 @@ def _serve(batch: bool, conn) -> None:
 
 
 class Remote:
-    def __init__(self, ctx, batch: bool) -> None:
+    def __init__(self, ctx, batch: bool, keys: dict[str, tuple[bytes, bytes]] | None = None) -> None:
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_serve, args=(batch, child), daemon=True)
+        self.proc = ctx.Process(target=_serve, args=(batch, keys, child), daemon=True)
         self.proc.start()
 
     def __getattr__(self, name):
@@ -371,9 +431,22 @@ LAYOUTS = {
 def test_status_updates_end_to_end(benchmark, layout, batch, api):
     if api == "drivers" and (layout != "4proc" or not batch):
         pytest.skip("the drivers run batched (their default), one process each")
+    run_cluster(layout, batch, api, benchmark.extra_info, benchmark.pedantic)
+
+
+def _rounds(once, rounds: int, warmup_rounds: int) -> None:
+    for _ in range(warmup_rounds + rounds):
+        once()
+
+
+def run_cluster(layout: str, batch: bool, api: str, info: dict, timer=_rounds,
+                keys: dict[str, tuple[bytes, bytes]] | None = None, rounds: int = 3) -> float:
+    """Set the cluster up (over CurveZMQ with `keys`), run `rounds` timed rounds after a
+    warm-up through `timer` (pytest-benchmark's `pedantic`, or plain calls); the median
+    updates per second. What was measured goes in `info`."""
     ctx = multiprocessing.get_context("spawn")
     placement = LAYOUTS[layout]
-    hosts = [Remote(ctx, batch) for _ in range(max(placement.values()) + 1)]
+    hosts = [Remote(ctx, batch, keys) for _ in range(max(placement.values()) + 1)]
     h = {role: hosts[i] for role, i in placement.items()}
     try:
         master = h["master"].master()
@@ -410,19 +483,21 @@ def test_status_updates_end_to_end(benchmark, layout, batch, api):
         # it does not know yet with a shutdown)
         while h["agent"].agent_launched() < TASKS and time.time() < deadline + 60:
             time.sleep(0.05)
+        h["agent"].admit_executor(fid)
         if api == "drivers":
             h["executor"].executor_driver(agent_address, fid, TASKS)
         else:
             h["executor"].executor(agent_address, fid, TASKS)
         assert h["executor"].wait_ready(120), "the executor did not get its tasks"
 
-        benchmark.extra_info.update(tasks=TASKS, updates_per_task=UPDATES_PER_TASK, layout=layout, batch=batch, api=api)
-        benchmark.pedantic(once, rounds=3, warmup_rounds=1)
+        info.update(tasks=TASKS, updates_per_task=UPDATES_PER_TASK, layout=layout, batch=batch, api=api,
+                    curve=keys is not None)
+        timer(once, rounds=rounds, warmup_rounds=1)
         # the timed span is measured inside the processes (executor start -> agent done)
         spans = sorted(results[1:] or results)
         median = spans[len(spans) // 2]
-        benchmark.extra_info["span_median_s"] = median
-        benchmark.extra_info["updates_per_s"] = total / median
+        info["span_median_s"] = median
+        info["updates_per_s"] = total / median
         metrics = {}
         for host in hosts:
             metrics.update(host.metrics())
@@ -432,13 +507,15 @@ def test_status_updates_end_to_end(benchmark, layout, batch, api):
         per_update = {name: round(sum(r[0][n] for r in timed) / (total * len(timed)) * 1e6, 2)
                       for n, name in enumerate(names)}
         busy = 1 - sum(r[1][1] for r in timed) / max(1, sum(r[1][0] for r in timed))
-        benchmark.extra_info["cpu_us_per_update"] = per_update
-        benchmark.extra_info["box_busy"] = round(busy, 2)
-        benchmark.extra_info["send_dropped"] = {r: m["send_dropped"] for r, m in metrics.items()}
-        benchmark.extra_info["frames_received"] = {r: m["received"] for r, m in metrics.items()}
-        print(f"\n{layout} batch={batch} {api}: {total} updates, median {median:.3f} s, {total / median:,.0f} updates/s, "
-              f"dropped {benchmark.extra_info['send_dropped']}, frames {benchmark.extra_info['frames_received']}; "
+        info["cpu_us_per_update"] = per_update
+        info["box_busy"] = round(busy, 2)
+        info["send_dropped"] = {r: m["send_dropped"] for r, m in metrics.items()}
+        info["frames_received"] = {r: m["received"] for r, m in metrics.items()}
+        print(f"\n{layout} batch={batch} {api}{' curve' if keys else ''}: {total} updates, median {median:.3f} s, "
+              f"{total / median:,.0f} updates/s, "
+              f"dropped {info['send_dropped']}, frames {info['frames_received']}; "
               f"CPU us per update {per_update} (sum {sum(per_update.values()):.1f}), box {busy:.0%} busy")
+        return total / median
     finally:
         for host in hosts:
             host.close()

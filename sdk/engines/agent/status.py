@@ -50,7 +50,7 @@ class StatusMixin:
         """Updates from an executor: each is queued on its task's stream (journalled
         first when the framework checkpoints) and acked to the executor; the new heads
         go to the master."""
-        if not self._executor_speaks(sender):
+        if self.principal is not None and not self._executor_speaks(sender):
             return
         agent_id = self.agent_id or ""
         heads, journal, acks, unknown, duplicates = agent_intake(
@@ -111,7 +111,7 @@ class StatusMixin:
         first when the framework checkpoints, before the stream's next update is
         forwarded); a stream left with nothing pending ends with its task when the
         update just acked was the task's terminal one."""
-        if not self._from_master(sender):
+        if (sender != self.master or self.principal is not None) and not self._from_master(sender):
             return
         heads, journal, ended, stale = agent_acks(
             msg.rows, self.updates, self.tasks.by_framework, TERMINAL_STATES, now)

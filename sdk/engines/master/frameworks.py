@@ -28,7 +28,7 @@ class FrameworksMixin:
         ignores calls of frameworks that have not subscribed, too)."""
         fw = self.frameworks.get(framework_id)
         if fw is not None and fw.transport == sender:
-            return fw if self._speaks_for(fw, sender) else None
+            return fw if fw.principal is self.principal or self._speaks_for(fw, sender) else None
         self.counters["messages_from_unknown"] += 1
         if fw is None:
             self.send(sender, pb.Error(message=f"unknown framework {framework_id!r}"))
