@@ -134,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "sandboxes early (default 0.1)")
     agent.add_argument("--disk-watch-interval", type=_seconds, default=60.0,
                        help="seconds between checks of the work dir's filesystem usage (default 60)")
+    agent.add_argument("--switch-user", action=argparse.BooleanOptionalAction, default=True,
+                       help="when the agent runs as root, run each task as its command's user, else its framework's "
+                            "(default on, as in Mesos)")
     _add_client_keys(agent, "agent")
     _add_http_security(agent)
 
@@ -246,7 +249,7 @@ def run_agent(args: argparse.Namespace) -> int:
                        container_disk_watch_interval=args.container_disk_watch_interval, gc_delay=args.gc_delay,
                        gc_disk_headroom=args.gc_disk_headroom, disk_watch_interval=args.disk_watch_interval,
                        key=args.key, master_key=args.master_key, acls=args.acls,
-                       http_credentials=args.http_credentials)
+                       http_credentials=args.http_credentials, switch_user=args.switch_user)
     with _security_files():
         daemon = AgentDaemon(flags)
     try:

@@ -116,6 +116,9 @@ class AgentFlags:
     acls: Path | None = None
     #: HTTP credentials (basic secrets, bearer tokens); None: HTTP is not authenticated
     http_credentials: Path | None = None
+    #: when the agent runs as root, run each container as its user (its executor's
+    #: command user, else its framework's), as Mesos' --switch_user
+    switch_user: bool = True
 
 
 class AgentDaemon:
@@ -216,7 +219,7 @@ class AgentDaemon:
         try:
             prefix = self.enforcer.prepare(action.container_id) if self.enforcer is not None else []
             container = self.containerizer.launch(action.container_id, action.framework_id, action.executor,
-                                                  environment, prefix)
+                                                  environment, prefix, self._user_of(action))
         except (LaunchError, OSError) as exc:
             log.error("%s", exc)
             self._forget_executor_key(action.container_id)
@@ -228,6 +231,13 @@ class AgentDaemon:
         if action.checkpoint and stamp is not None:
             self._durably(self.checkpointer.write_pid, action.framework_id, action.executor.executor_id.value,
                           action.container_id, stamp)
+
+    def _user_of(self, action: LaunchExecutor) -> str | None:
+        """The user a container runs as: its own when the agent switches users (as
+        root), else the agent's (None)."""
+        if self.flags.switch_user and action.user and os.geteuid() == 0:
+            return action.user
+        return None
 
     @staticmethod
     def _durably(write: Any, *args: Any) -> None:

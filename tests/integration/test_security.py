@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import random
+import shutil
 import socket
+import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -42,16 +45,22 @@ ACLS = {
 
 
 @pytest.fixture(scope="module")
-def secure(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("secure")
+def secure():
+    # a work dir other users can pass through (pytest's are private to root): tasks run
+    # as other users in their sandboxes under it
+    root = Path(tempfile.mkdtemp(prefix="corral-secure-"))
+    root.chmod(0o711)
     (root / "acls.json").write_text(json.dumps(ACLS))
     cluster = LocalCluster(root, agents=1, secure=True, master_flags=["--acls", str(root / "acls.json")])
     assert cluster.secure is not None
     credentials = json.loads(cluster.secure.http_credentials.read_text())
     credentials["credentials"].append({"principal": "viewer", "secret": "read-only"})
     cluster.secure.http_credentials.write_text(json.dumps(credentials))
-    with cluster:
-        yield cluster
+    try:
+        with cluster:
+            yield cluster
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def metric(cluster: LocalCluster, name: str) -> int:
@@ -255,5 +264,41 @@ def test_random_handshake_and_envelope_bytes_never_stop_the_master(secure: Local
     try:
         assert scheduler.wait_terminal(["after-fuzz"]), scheduler
         assert secure.master.alive() and secure.agents[0].alive()
+    finally:
+        driver.stop()
+
+
+def test_tasks_run_as_their_user_and_an_unknown_user_fails_the_task(secure: LocalCluster):
+    """The agent runs as root and switches users (its default): a task runs as its
+    command's user, else its framework's, in a sandbox of that user's."""
+
+    class AsUsers(RecordingScheduler):
+        def make_task(self, task_id, command, offer):
+            task = super().make_task(task_id, command, offer)
+            if task_id == "as-command-user":
+                task.command.user = "daemon"
+            if task_id == "as-nobody-knows":
+                task.command.user = "no-such-user-25"
+            return task
+
+    assert os.geteuid() == 0, "the agent switches users only as root"
+    scheduler = AsUsers([("as-framework-user", "id -un"), ("as-command-user", "id -un"),
+                         ("as-nobody-knows", "id -un")])
+    info = corral.FrameworkInfo(name="users", user="nobody")
+    driver = corral.SchedulerDriver(scheduler, info, secure.master_address, credential=credential(secure, "framework"))
+    driver.start()
+    try:
+        tasks = ["as-framework-user", "as-command-user", "as-nobody-knows"]
+        assert scheduler.wait_terminal(tasks), scheduler
+        assert scheduler.states("as-framework-user")[-1] == "TASK_FINISHED"
+        assert scheduler.states("as-command-user")[-1] == "TASK_FINISHED"
+        (failed,) = [u for u in scheduler.updates if u.task_id.value == "as-nobody-knows" and corral.is_terminal(u.state)]
+        assert corral.state_name(failed.state) == "TASK_FAILED"
+        assert "user 'no-such-user-25'" in failed.message and "no such user" in failed.message
+        sandboxes = secure.work_dir / "agent-1" / "sandboxes" / scheduler.framework_id
+        for task_id, user in (("as-framework-user", "nobody"), ("as-command-user", "daemon")):
+            (sandbox,) = (sandboxes / task_id).iterdir()
+            assert (sandbox / "stdout").read_text().strip().splitlines()[-1] == user
+            assert sandbox.stat().st_uid == pwd.getpwnam(user).pw_uid
     finally:
         driver.stop()

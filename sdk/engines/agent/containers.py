@@ -42,6 +42,9 @@ class LaunchExecutor:
     checkpoint: bool = False
     #: what the container may use at first (with the task it is launched for)
     limits: ContainerLimits = ContainerLimits()
+    #: the user it runs as, when the agent switches users: its executor's command user,
+    #: else its framework's ("": the agent's own)
+    user: str = ""
 
 
 @dataclass(slots=True)
