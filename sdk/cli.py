@@ -28,6 +28,7 @@ from corral.security.acls import AclError
 from corral.security.credentials import CredentialsError
 from corral.security.keys import KeyFileError, generate
 from corral.security.links import Credential
+from corral.security.tls import TlsError
 
 log = logging.getLogger("corral")
 
@@ -184,6 +185,8 @@ def _add_http_security(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--http-credentials", type=Path, default=None,
                         help='HTTP credentials, {"credentials": [{"principal": ..., "secret": ...}]}: every endpoint '
                              "but /health and /info then asks for basic or bearer credentials")
+    parser.add_argument("--tls-cert", type=Path, default=None, help="serve HTTPS with this certificate (PEM)")
+    parser.add_argument("--tls-key", type=Path, default=None, help="the key of --tls-cert (PEM)")
 
 
 def _env_path(name: str) -> Path | None:
@@ -217,7 +220,7 @@ def run_master(args: argparse.Namespace) -> int:
 
     flags = MasterFlags(work_dir=_work_dir(args.work_dir, "master"), host=args.ip, port=args.port,
                         transport_port=args.transport_port, key=args.key, keys=args.keys, acls=args.acls,
-                        http_credentials=args.http_credentials)
+                        http_credentials=args.http_credentials, tls_cert=args.tls_cert, tls_key=args.tls_key)
     with _security_files():
         daemon = MasterDaemon(flags, MasterConfig(allocation_interval=args.allocation_interval,
                                                   ping_interval=args.agent_ping_timeout,
@@ -249,7 +252,8 @@ def run_agent(args: argparse.Namespace) -> int:
                        container_disk_watch_interval=args.container_disk_watch_interval, gc_delay=args.gc_delay,
                        gc_disk_headroom=args.gc_disk_headroom, disk_watch_interval=args.disk_watch_interval,
                        key=args.key, master_key=args.master_key, acls=args.acls,
-                       http_credentials=args.http_credentials, switch_user=args.switch_user)
+                       http_credentials=args.http_credentials, switch_user=args.switch_user, tls_cert=args.tls_cert,
+                       tls_key=args.tls_key)
     with _security_files():
         daemon = AgentDaemon(flags)
     try:
@@ -358,7 +362,7 @@ def _security_files() -> Iterator[None]:
     """A key, ACL or credentials file that cannot be used is a usage error naming it."""
     try:
         yield
-    except (KeyFileError, AclError, CredentialsError) as exc:
+    except (KeyFileError, AclError, CredentialsError, TlsError) as exc:
         raise UsageError(str(exc)) from None
 
 

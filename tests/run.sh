@@ -7,6 +7,11 @@
 # what the twin changes. Extra arguments go to both pytest runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# the security tests make a TLS certificate (openssl) and run tasks as other users
+# (util-linux's setpriv)
+if ! command -v openssl >/dev/null || ! command -v setpriv >/dev/null; then
+    apt-get update -q && apt-get install -y -q openssl util-linux
+fi
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q '.[test]'

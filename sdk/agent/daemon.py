@@ -74,6 +74,7 @@ from corral.protos import corral_pb2 as pb
 from corral.resources import Resources
 from corral.runtime import Runtime
 from corral.security.acls import Acls
+from corral.security.tls import https
 from corral.security.credentials import ExecutorTokens, HttpCredentials, HttpGuard
 from corral.security.keys import KeyFileError
 from corral.security.links import AGENT_KEY_ENV, EXECUTOR_KEY_ENV, MASTER_PRINCIPAL, Credential, KeyTable
@@ -116,6 +117,9 @@ class AgentFlags:
     acls: Path | None = None
     #: HTTP credentials (basic secrets, bearer tokens); None: HTTP is not authenticated
     http_credentials: Path | None = None
+    #: HTTPS on the HTTP port: the certificate (PEM, with its chain) and its key
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
     #: when the agent runs as root, run each container as its user (its executor's
     #: command user, else its framework's), as Mesos' --switch_user
     switch_user: bool = True
@@ -123,8 +127,8 @@ class AgentFlags:
 
 class AgentDaemon:
     def __init__(self, flags: AgentFlags, config: AgentConfig | None = None) -> None:
-        """KeyFileError, AclError or CredentialsError (naming the file) when a security
-        file cannot be used."""
+        """KeyFileError, AclError, CredentialsError or TlsError (naming the file) when a
+        security file cannot be used."""
         self.flags = flags
         self.config = replace(config or AgentConfig(command_executor=(sys.executable, "-m", "corral.executors.command")),
                               recovery_timeout=flags.recovery_timeout)
@@ -172,7 +176,8 @@ class AgentDaemon:
         })
         self.detector = MasterDetector(flags.master, self._master_found)
         guard = HttpGuard(HttpCredentials(flags.http_credentials)) if flags.http_credentials is not None else None
-        self.http = HttpServer(flags.host, flags.port, authenticate=guard, routes={
+        self.http = HttpServer(flags.host, flags.port, authenticate=guard,
+                               ssl_context=https(flags.tls_cert, flags.tls_key), routes={
             "/health": lambda q, b: Reply(body=b"", content_type="text/plain"),
             "/state": lambda q, b: Reply.json(self.state()),
             "/info": lambda q, b: Reply.json({"id": self.engine.agent_id, "transport": self.runtime.address,
@@ -358,7 +363,8 @@ class AgentDaemon:
 
     def flags_view(self) -> dict[str, Any]:
         flags = asdict(self.flags)
-        for name in ("work_dir", "boot_id_file", "key", "master_key", "acls", "http_credentials"):
+        for name in ("work_dir", "boot_id_file", "key", "master_key", "acls", "http_credentials", "tls_cert",
+                     "tls_key"):
             value = getattr(self.flags, name)
             flags[name] = None if value is None else str(value)
         flags["recover"] = self.flags.recover.value

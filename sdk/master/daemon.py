@@ -36,6 +36,7 @@ from corral.protos import corral_pb2 as pb
 from corral.runtime import Runtime
 from corral.runtime.clock import PROCESS_CLOCK
 from corral.security.acls import Acls
+from corral.security.tls import https
 from corral.security.credentials import HttpCredentials, HttpGuard
 from corral.security.keys import KeyFileError, KeyRing, load_pair
 from corral.security.links import CurveLinks, principal_key
@@ -66,6 +67,9 @@ class MasterFlags:
     acls: Path | None = None
     #: HTTP credentials (basic secrets, bearer tokens); None: HTTP is not authenticated
     http_credentials: Path | None = None
+    #: HTTPS on the HTTP port: the certificate (PEM, with its chain) and its key
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
 
 #: seconds between looks at the key ring for added or revoked keys
@@ -74,8 +78,8 @@ KEY_RING_POLL = 1.0
 
 class MasterDaemon:
     def __init__(self, flags: MasterFlags, config: MasterConfig | None = None) -> None:
-        """KeyFileError, AclError or CredentialsError (naming the file) when a security
-        file cannot be used."""
+        """KeyFileError, AclError, CredentialsError or TlsError (naming the file) when a
+        security file cannot be used."""
         self.flags = flags
         self.config = config or MasterConfig()
         flags.work_dir.mkdir(parents=True, exist_ok=True)
@@ -93,7 +97,8 @@ class MasterDaemon:
             curve = CurveLinks(pair, self.ring, self._server_key)
         acls = Acls.load(flags.acls) if flags.acls is not None else None
         guard = HttpGuard(HttpCredentials(flags.http_credentials)) if flags.http_credentials is not None else None
-        self.http = HttpServer(flags.host, flags.port, {}, authenticate=guard)
+        self.http = HttpServer(flags.host, flags.port, {}, authenticate=guard,
+                               ssl_context=https(flags.tls_cert, flags.tls_key))
         transport_port = flags.transport_port
         if transport_port is None:
             transport_port = default_transport_port(self.http.port if flags.port else 0)
@@ -257,7 +262,7 @@ class MasterDaemon:
 
     def flags_view(self) -> dict[str, Any]:
         flags = asdict(self.flags)
-        for name in ("work_dir", "key", "keys", "acls", "http_credentials"):
+        for name in ("work_dir", "key", "keys", "acls", "http_credentials", "tls_cert", "tls_key"):
             value = getattr(self.flags, name)
             flags[name] = None if value is None else str(value)
         flags.update({f"config.{k}": v for k, v in asdict(self.config).items()})

@@ -15,6 +15,7 @@ import urllib.request
 from typing import Callable
 
 from corral.engines.backoff import Backoff, Jitter
+from corral.security.tls import client_context
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +25,11 @@ class MasterAddressError(ValueError):
 
 
 def parse_master(address: str) -> tuple[str, int]:
-    """Split "HOST:PORT" (an http:// prefix is tolerated) into host and port."""
+    """Split "HOST:PORT" (an http:// or https:// prefix is tolerated) into host and port."""
     text = address.strip()
-    if text.startswith("http://"):
-        text = text[len("http://"):]
+    for scheme in ("http://", "https://"):
+        if text.startswith(scheme):
+            text = text[len(scheme):]
     text = text.rstrip("/")
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
@@ -36,8 +38,13 @@ def parse_master(address: str) -> tuple[str, int]:
 
 
 def fetch_info(address: str, timeout: float = 2.0) -> dict:
-    """The master's /info document."""
+    """The master's /info document (over HTTPS, its certificate checked, when the
+    address says https://)."""
     host, port = parse_master(address)
+    if address.strip().startswith("https://"):
+        with urllib.request.urlopen(f"https://{host}:{port}/info", timeout=timeout,
+                                    context=client_context()) as response:
+            return json.loads(response.read())
     with urllib.request.urlopen(f"http://{host}:{port}/info", timeout=timeout) as response:
         return json.loads(response.read())
 

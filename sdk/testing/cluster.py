@@ -18,6 +18,7 @@ import re
 import secrets
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from corral.security.keys import generate
+from corral.security.tls import CA_ENV
 
 _LISTENING = re.compile(r"listening on (\S+:\d+) \(transport (\S+)\)")
 
@@ -49,11 +51,13 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: 
         interval = min(interval * 1.5, 0.25)
 
 
-def get_json(address: str, path: str, timeout: float = 5.0, authorization: str | None = None) -> Any:
-    request = urllib.request.Request(f"http://{address}{path}")
+def get_json(address: str, path: str, timeout: float = 5.0, authorization: str | None = None,
+             tls: ssl.SSLContext | None = None) -> Any:
+    """A daemon's JSON endpoint (over HTTPS with `tls`, the context that checks it)."""
+    request = urllib.request.Request(f"{'https' if tls else 'http'}://{address}{path}")
     if authorization is not None:
         request.add_header("Authorization", authorization)
-    with urllib.request.urlopen(request, timeout=timeout) as response:
+    with urllib.request.urlopen(request, timeout=timeout, context=tls) as response:
         return json.loads(response.read())
 
 
@@ -225,8 +229,15 @@ class LocalCluster:
     def __init__(self, work_dir: Path, agents: int = 1, *, resources: str = "cpus:2;mem:1024;disk:1024;ports:[31000-31100]",
                  port: int = 0, ip: str = "127.0.0.1", log_level: str = "INFO", extra_env: dict[str, str] | None = None,
                  master_flags: list[str] | None = None, agent_flags: list[str] | None = None,
-                 secure: bool = False) -> None:
+                 secure: bool = False, tls: tuple[Path, Path] | None = None) -> None:
+        """`tls`: a certificate and its key (PEM) every daemon serves HTTPS with; the
+        agents and `get` check it as their CA."""
         self.work_dir = Path(work_dir)
+        self.tls = tls
+        tls_flags = ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])] if tls else []
+        master_flags = [*tls_flags, *(master_flags or [])]
+        agent_flags = [*tls_flags, *(agent_flags or [])]
+        extra_env = {**(extra_env or {}), **({CA_ENV: str(tls[0])} if tls else {})}
         #: the keys and credentials of a secured cluster (None: plaintext)
         self.secure = SecureSetup.create(self.work_dir / "security") if secure else None
         if self.secure is not None:
@@ -256,7 +267,8 @@ class LocalCluster:
         run it on another test host), `ip` is where it listens."""
         index = len(self.agents) + 1
         port = self.port + index if self.port else 0
-        argv = [*(wrapper or []), *self._base, "agent", "--master", self.master.address, "--ip", ip or self.ip,
+        master = f"https://{self.master.address}" if self.tls else self.master.address
+        argv = [*(wrapper or []), *self._base, "agent", "--master", master, "--ip", ip or self.ip,
                 "--port", str(port), "--work-dir", str(self.work_dir / f"agent-{index}"),
                 "--resources", resources or self.resources, *self.agent_flags]
         if self.secure is not None:
@@ -281,12 +293,16 @@ class LocalCluster:
 
     def get(self, address: str, path: str) -> Any:
         """A daemon's JSON endpoint, with the operator's credentials on a secured cluster."""
-        return get_json(address, path, authorization=self.secure.authorization() if self.secure else None)
+        return get_json(address, path, authorization=self.secure.authorization() if self.secure else None,
+                        tls=ssl.create_default_context(cafile=str(self.tls[0])) if self.tls else None)
 
     def client_env(self) -> dict[str, str]:
         """What a program that drives a framework needs in its environment: the master's
-        address and, on a secured cluster, the framework's key pair and the master's key."""
-        env = {"CORRAL_MASTER": self.master.address}
+        address (and the CA of its certificate, with TLS) and, on a secured cluster, the
+        framework's key pair and the master's key."""
+        env = {"CORRAL_MASTER": f"https://{self.master.address}" if self.tls else self.master.address}
+        if self.tls:
+            env[CA_ENV] = str(self.tls[0])
         if self.secure is not None:
             env.update(CORRAL_KEY=str(self.secure.framework_key), CORRAL_MASTER_KEY=str(self.secure.master_public))
         return env

@@ -12,7 +12,9 @@ import pwd
 import random
 import shutil
 import socket
+import subprocess
 import tempfile
+import http.client as http_client
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -302,3 +304,28 @@ def test_tasks_run_as_their_user_and_an_unknown_user_fails_the_task(secure: Loca
             assert sandbox.stat().st_uid == pwd.getpwnam(user).pw_uid
     finally:
         driver.stop()
+
+
+def test_https_on_the_http_port(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """--tls-cert/--tls-key: the master and the agent serve HTTPS only; agents and
+    drivers find the master at https://HOST:PORT, checking its certificate against
+    CORRAL_TLS_CA."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    with LocalCluster(tmp_path / "cluster", agents=1, tls=(cert, key)) as cluster:
+        assert cluster.registered_agents() == 1  # the agent found the master over HTTPS
+        with pytest.raises((urllib.error.URLError, ConnectionError, http_client.HTTPException)):
+            urllib.request.urlopen(f"http://{cluster.master_address}/state", timeout=5).read()
+        with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+            urllib.request.urlopen(f"https://{cluster.master_address}/state", timeout=5)  # not the system's CAs
+        monkeypatch.setenv("CORRAL_TLS_CA", str(cert))
+        scheduler = RecordingScheduler([("over-https", "true")])
+        driver = corral.SchedulerDriver(scheduler, corral.FrameworkInfo(name="tls", user=""),
+                                        cluster.client_env()["CORRAL_MASTER"])
+        driver.start()
+        try:
+            assert scheduler.wait_terminal(["over-https"]), scheduler
+        finally:
+            driver.stop()
