@@ -179,8 +179,10 @@ class MasterDaemon:
                 "hostname": self.flags.hostname, "port": self.http.port, "leader": True}
 
     def state(self) -> dict[str, Any]:
+        """The master's view, as the request's principal may see it."""
+        viewer = REQUEST_PRINCIPAL.get()
         with self.runtime.lock:
-            view = self.engine.snapshot()
+            view = self.engine.snapshot(viewer)
         view["address"] = self.address
         return view
 

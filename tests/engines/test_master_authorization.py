@@ -271,3 +271,21 @@ def test_without_authentication_every_principal_is_none_and_nothing_is_refused()
     assert master.frameworks[fid].principal is None and master.agents[agent_id].principal is None
     assert master.principal_at(ALICE) is None
     assert not master.frameworks[fid].info.principal
+
+
+def test_state_shows_the_frameworks_and_tasks_the_viewer_may_see():
+    master = new_master({"view_frameworks": [{"principals": {"values": ["ops"]}, "users": {"type": "ANY"}},
+                                             {"principals": {"type": "ANY"}, "users": {"values": ["u"]}},
+                                             {"principals": {"type": "ANY"}, "users": {"type": "NONE"}}],
+                         "view_tasks": [{"principals": {"values": ["ops"]}, "users": {"type": "ANY"}},
+                                        {"principals": {"type": "ANY"}, "users": {"type": "NONE"}}]})
+    agent_id = register_agent_as(master)
+    alice = subscribe_as(master, "alice", ALICE, name="a")  # user "u"
+    as_(master, "bob", BOB, pb.Subscribe(framework_info=pb.FrameworkInfo(user="root", name="b"), transport=BOB))
+    (offer, *_) = offers(master, 1.0, to=ALICE)
+    as_(master, "alice", ALICE, accept(alice, [offer.id.value], [command_task("t1", agent_id)]))
+    ops = master.snapshot("ops")
+    assert {f["name"]: len(f["tasks"]) for f in ops["frameworks"]} == {"a": 1, "b": 0}
+    viewer = master.snapshot("viewer")
+    assert {f["name"]: len(f["tasks"]) for f in viewer["frameworks"]} == {"a": 0}
+    assert master.authorizer.denials == {}  # what a view hides is not a denial

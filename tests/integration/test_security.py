@@ -29,7 +29,7 @@ from corral.net.protocol import MessageType
 from corral.net.transport import Transport
 from corral.protos import corral_pb2 as pb
 from corral.security.keys import generate, load_pair
-from corral.security.links import Credential, KeyTable
+from corral.security.links import Credential, CurveLinks, KeyTable
 from corral.testing.cluster import Daemon, LocalCluster, basic_auth, wait_for
 
 from support import RecordingScheduler
@@ -242,30 +242,41 @@ def credential_from(cluster: LocalCluster, name: str) -> Credential:
     return Credential.load(cluster.secure.keys / f"{name}.key_secret", cluster.secure.master_public)
 
 
-def test_random_handshake_and_envelope_bytes_never_stop_the_master(secure: LocalCluster):
-    host, port = secure.master.transport.removeprefix("tcp://").rsplit(":", 1)
+def test_random_handshake_and_envelope_bytes_never_stop_a_daemon(secure: LocalCluster):
+    assert secure.secure is not None
+    agent_public = load_pair(secure.secure.keys / "agent-1.key").public
+    targets = [  # (transport, a key pair it admits, its public key, its metrics endpoint)
+        (secure.master.transport, load_pair(secure.secure.key_of("fuzzer")),
+         load_pair(secure.secure.master_public).public, secure.master_address),
+        (secure.agents[0].transport, load_pair(secure.secure.master_secret), agent_public, secure.agents[0].address),
+    ]
     rng = random.Random(25)
-    for _ in range(1000):  # handshakes: ZMTP greetings and garbage
-        with socket.create_connection((host, int(port)), timeout=5) as conn:
-            greeting = b"\xff" + bytes(8) + b"\x7f\x03" + bytes([rng.randrange(3)]) + b"CURVE".ljust(20, b"\0")
-            conn.sendall(greeting if rng.random() < 0.5 else rng.randbytes(rng.randrange(1, 200)))
-    fuzzer = Transport("127.0.0.1", 0, Dispatcher(), curve=credential(secure, "fuzzer").links())
-    try:
-        for seq in range(2000):  # envelopes of a known principal: random types, senders and bodies
-            if rng.random() < 0.5:
-                frame = rng.randbytes(rng.randrange(0, 300))
-            else:
-                frame = encode(rng.choice(list(MessageType)).value, seq, rng.randbytes(rng.randrange(0, 40)),
-                               rng.randbytes(rng.randrange(0, 200)))
-            fuzzer.send_frame(secure.master.transport, frame)
-        wait_for(lambda: metric(secure, "transport/received") >= 2000, 30, "the fuzz received")
-    finally:
-        fuzzer.close()
+    for transport, pair, server_key, http_address in targets:
+        host, port = transport.removeprefix("tcp://").rsplit(":", 1)
+        for _ in range(1000):  # handshakes: ZMTP greetings and garbage
+            with socket.create_connection((host, int(port)), timeout=5) as conn:
+                greeting = b"\xff" + bytes(8) + b"\x7f\x03" + bytes([rng.randrange(3)]) + b"CURVE".ljust(20, b"\0")
+                conn.sendall(greeting if rng.random() < 0.5 else rng.randbytes(rng.randrange(1, 200)))
+        received = secure.get(http_address, "/metrics/snapshot")["transport/received"]
+        fuzzer = Transport("127.0.0.1", 0, Dispatcher(), curve=CurveLinks(pair, KeyTable(), lambda _to: server_key))
+        try:
+            for seq in range(2000):  # envelopes over an admitted key: random types, senders and bodies
+                if rng.random() < 0.5:
+                    frame = rng.randbytes(rng.randrange(0, 300))
+                else:
+                    frame = encode(rng.choice(list(MessageType)).value, seq, rng.randbytes(rng.randrange(0, 40)),
+                                   rng.randbytes(rng.randrange(0, 200)))
+                fuzzer.send_frame(transport, frame)
+            wait_for(lambda: secure.get(http_address, "/metrics/snapshot")["transport/received"] >= received + 2000,
+                     30, f"the fuzz received at {transport}")
+        finally:
+            fuzzer.close()
+    assert secure.master.alive() and secure.agents[0].alive()
     scheduler = RecordingScheduler([("after-fuzz", "echo ok")])
     driver = start(secure, scheduler, "after-fuzz", credential(secure, "framework"))
     try:
         assert scheduler.wait_terminal(["after-fuzz"]), scheduler
-        assert secure.master.alive() and secure.agents[0].alive()
+        assert scheduler.states("after-fuzz")[-1] == "TASK_FINISHED"
     finally:
         driver.stop()
 

@@ -5,13 +5,16 @@ from typing import Any
 
 from corral.engines.master.records import Task
 from corral.protos import corral_pb2 as pb
+from corral.security.acls import Action
 
 
 class SnapshotMixin:
     """The master engine's view of itself (a part of `MasterEngine`)."""
 
-    def snapshot(self) -> dict[str, Any]:
-        """A JSON-able view of the whole master (the /state endpoint)."""
+    def snapshot(self, viewer: str | None = None) -> dict[str, Any]:
+        """A JSON-able view of the whole master (the /state endpoint), as `viewer` (the
+        HTTP principal) may see it: the frameworks the ACLs' view_frameworks and the
+        tasks their view_tasks let it see, by the framework's user."""
 
         def task_view(task: Task) -> dict[str, Any]:
             return {
@@ -61,10 +64,12 @@ class SnapshotMixin:
                     "registered_time": f.registered_at,
                     "offers": len(f.offers),
                     "used_resources": _sum_scalars(self.allocator.allocated(f.id).values()),
-                    "tasks": [task_view(t) for t in f.tasks.values()],
-                    "completed_tasks": [task_view(t) for t in f.completed],
+                    "tasks": [task_view(t) for t in f.tasks.values()] if tasks_visible else [],
+                    "completed_tasks": [task_view(t) for t in f.completed] if tasks_visible else [],
                 }
                 for f in self.frameworks.values()
+                if self.authorizer.may_view(Action.VIEW_FRAMEWORKS, viewer, f.info.user)
+                for tasks_visible in (self.authorizer.may_view(Action.VIEW_TASKS, viewer, f.info.user),)
             ],
             "counters": dict(self.counters),
         }
