@@ -10,9 +10,11 @@ import json
 import os
 import pwd
 import random
+import re
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import http.client as http_client
 import urllib.error
@@ -33,6 +35,8 @@ from corral.security.links import Credential, CurveLinks, KeyTable
 from corral.testing.cluster import Daemon, LocalCluster, basic_auth, wait_for
 
 from support import RecordingScheduler
+
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 ACLS = {
     "register_frameworks": [
@@ -96,15 +100,28 @@ def frameworks(cluster: LocalCluster) -> dict[str, dict]:
     return {f["name"]: f for f in cluster.state()["frameworks"]}
 
 
-def test_the_readme_framework_runs_against_a_secured_cluster(secure: LocalCluster):
-    scheduler = RecordingScheduler([("hello", "echo hello")])
-    driver = start(secure, scheduler, "hello", credential(secure, "framework"))
-    try:
-        assert scheduler.wait_terminal(["hello"]), scheduler
-        assert scheduler.states("hello")[-1] == "TASK_FINISHED"
-        assert frameworks(secure)["hello"]["principal"] == "framework"
-    finally:
-        driver.stop()
+def test_the_readmes_first_framework_runs_unchanged_against_a_secured_cluster(secure: LocalCluster, tmp_path: Path):
+    text = README.read_text()
+    code = re.search(r"```python\n(.*?)```", text[text.index("## Your first framework"):], re.S).group(1)
+    program = tmp_path / "first.py"
+    program.write_text(code.replace('"127.0.0.1:5050"', repr(secure.master_address)))
+    env = dict(os.environ, **secure.client_env())
+    result = subprocess.run([sys.executable, str(program)], capture_output=True, text=True, timeout=90, env=env)
+    assert result.returncode == 0, result.stderr
+    assert [line.split()[1] for line in result.stdout.splitlines()] == ["TASK_STARTING", "TASK_RUNNING",
+                                                                         "TASK_FINISHED"]
+
+
+def test_corral_local_secure_runs_the_example_framework(tmp_path: Path):
+    """`corral local --secure --run ...`, as the README shows it."""
+    example = README.parent / "examples" / "hello_framework.py"
+    result = subprocess.run([sys.executable, "-m", "corral", "local", "--secure", "--agents", "1", "--port", "0",
+                             "--work-dir", str(tmp_path), "--run", f"{sys.executable} {example}"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "secured: keys in" in result.stdout and "4/4 tasks finished" in result.stdout
+    assert sorted(p.name for p in (tmp_path / "security" / "keys" / "ring").iterdir()) == ["agent-1.key",
+                                                                                           "framework.key"]
 
 
 def test_processes_without_a_known_key_get_nothing_in_and_are_counted(secure: LocalCluster, tmp_path: Path):
