@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 class NoServerKey(LookupError):
     """CurveZMQ is on and no server key is known for a peer's address."""
 
+
 #: envelopes handled per drain before the loop sends what they caused and looks at
 #: timers and commands again: small enough that the processes along a path work at once
 #: instead of in turns (bench_status_updates, batched: 256 KiB frames drained 4096 at a
