@@ -50,13 +50,17 @@ PACKAGES = [
     *(f"corral.{p}" for p in (
         "engines", "engines.agent", "engines.executor", "engines.master", "engines.master.allocator",
         "engines.scheduler",
-        "master", "agent", "executors", "net", "resources", "runtime", "security", "testing", "testing.sim",
+        "master", "agent", "executors", "framework", "net", "resources", "runtime", "security", "testing",
+        "testing.sim",
     )),
+    "corral.examples",
+    "corral.examples.cassandra",
 ]
 PACKAGE_DIR = {
     "corral": "sdk",
     "corral._core": "_core",
     "corral.protos": "protos",
+    "corral.examples": "examples",
 }
 
 

@@ -64,6 +64,8 @@ class Container:
     process: subprocess.Popen[bytes] | None = None
     killing: bool = False
     exited: threading.Event = field(default_factory=threading.Event)
+    #: set once what the executor left behind is killed too (what `wait_all` waits for)
+    ended: threading.Event = field(default_factory=threading.Event)
     #: the executor's descendants when the kill began (they outlive it once reparented)
     descendants: list[ProcessStamp] = field(default_factory=list)
 
@@ -207,6 +209,7 @@ class Containerizer:
     def _exited(self, container: Container, status: int, message: str) -> None:
         container.exited.set()
         self._kill_leftovers(container)
+        container.ended.set()
         with self._lock:
             self.containers.pop(container.id, None)
         self._on_exit(container, status, message)
@@ -247,8 +250,8 @@ class Containerizer:
         """SIGTERM: the executor's process group (it stops its tasks itself). SIGKILL:
         the group and every descendant, past and present."""
         if not container.exited.is_set() and (container.process is None or container.process.poll() is None):
-            if sig == signal.SIGKILL:
-                container.descendants.extend(descendants(container.pid))
+            # on SIGTERM too: an executor that dies of it must not leave tasks in other sessions behind
+            container.descendants.extend(descendants(container.pid))
             try:
                 os.killpg(container.pid, sig)
             except ProcessLookupError:
@@ -271,4 +274,4 @@ class Containerizer:
         deadline = time.monotonic() + timeout
         with self._lock:
             containers = list(self.containers.values())
-        return all(c.exited.wait(max(0.0, deadline - time.monotonic())) for c in containers)
+        return all(c.ended.wait(max(0.0, deadline - time.monotonic())) for c in containers)

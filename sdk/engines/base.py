@@ -96,7 +96,7 @@ class Engine:
     #: of the CurveZMQ key it connected with; set by the runtime's dispatcher before a
     #: frame's messages are handled); None when links are not authenticated. Handlers
     #: authorise by it, never by the sender address a message's header claims.
-    principal: str | None = None
+    principal: str | None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -114,6 +114,8 @@ class Engine:
         cls._timer_handlers = timers
 
     def __init__(self) -> None:
+        # (an instance attribute: handlers on the status path read it per message)
+        self.principal = None
         self._actions: list[Any] = []
         self._timers = TimerQueue()
         #: (timer kind, subject) -> the timer queue's handle

@@ -4,13 +4,15 @@ Routes are plain functions `(query: dict[str, str], body: bytes) -> Reply`, regi
 by the daemon; they run on the server's threads, so they must only read snapshots the
 daemon's runtime hands them. A route that raises becomes a 500 with the error text,
 never a dead server; one that raises `Forbidden` (an ACL's denial) a 403 with its
-message.
+message. A `fallback`, if given, answers every request no route serves, seeing its
+method and path (how a framework's API routes by method and path pattern:
+corral.framework.apiserver); without one such a request is a 404.
 
 Authentication (`authenticate`, optional): called with each request's path and
-`Authorization` header before its route, it returns the principal the request proves
-(None: a public path), which the route reads as `REQUEST_PRINCIPAL.get()`, or raises
-`AuthenticationRequired`: a 401 asking for HTTP basic credentials. TLS: with
-`ssl_context`, the port speaks HTTPS only.
+`Authorization` header before its route (or the fallback), it returns the principal the
+request proves (None: a public path), which the route reads as
+`REQUEST_PRINCIPAL.get()`, or raises `AuthenticationRequired`: a 401 asking for HTTP
+basic credentials. TLS: with `ssl_context`, the port speaks HTTPS only.
 """
 from __future__ import annotations
 
@@ -60,11 +62,11 @@ class Forbidden(Exception):
     """What a request's principal may not do; the message says what."""
 
 
-def _serve_route(route: Route, path: str, query: dict[str, str], body: bytes, authorization: str | None,
-                 authenticate: Authenticate | None) -> Reply:
-    """Authenticate the request, then run its route: 401 when it must prove a principal
-    and does not, 403 when the route's ACLs deny it, 500 (and the server goes on) when
-    the route fails."""
+def _serve(call: Callable[[], Reply], method: str, path: str, authorization: str | None,
+           authenticate: Authenticate | None) -> Reply:
+    """Authenticate the request, then run its route (`call`): 401 when it must prove a
+    principal and does not, 403 when the route's ACLs deny it, 500 (and the server goes
+    on) when the route fails."""
     try:
         principal = authenticate(path, authorization) if authenticate is not None else None
     except AuthenticationRequired as exc:
@@ -73,22 +75,36 @@ def _serve_route(route: Route, path: str, query: dict[str, str], body: bytes, au
         return reply
     token = REQUEST_PRINCIPAL.set(principal)
     try:
-        return route(query, body)
+        return call()
     except Forbidden as exc:
         return Reply.error(HTTPStatus.FORBIDDEN, str(exc))
     except Exception as exc:  # a route bug must not kill the server
-        log.exception("HTTP %s failed", path)
+        log.exception("HTTP %s %s failed", method, path)
         return Reply.error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(exc).__name__}: {exc}")
     finally:
         REQUEST_PRINCIPAL.reset(token)
 
 
-class HttpServer:
-    """Serves `routes` (path -> Route) on host:port in background threads."""
+@dataclass(frozen=True)
+class Request:
+    """A request as a `Fallback` sees it (path without a trailing slash)."""
 
-    def __init__(self, host: str, port: int, routes: dict[str, Route], authenticate: Authenticate | None = None,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+    method: str
+    path: str
+    query: dict[str, str]
+    body: bytes
+
+
+Fallback = Callable[[Request], Reply]
+
+
+class HttpServer:
+    """Serves `routes` (path -> Route), then `fallback`, on host:port in background threads."""
+
+    def __init__(self, host: str, port: int, routes: dict[str, Route], *, fallback: Fallback | None = None,
+                 authenticate: Authenticate | None = None, ssl_context: ssl.SSLContext | None = None) -> None:
         self.routes = routes
+        self.fallback = fallback
         self.authenticate = authenticate
         server = self
 
@@ -100,12 +116,18 @@ class HttpServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 path = url.path.rstrip("/") or "/"
+                query = dict(parse_qsl(url.query))
                 route = server.routes.get(path)
-                if route is None:
-                    reply = Reply.error(HTTPStatus.NOT_FOUND, f"no such endpoint: {url.path}")
+                if route is not None:
+                    reply = _serve(lambda: route(query, body), self.command, path, self.headers.get("Authorization"),
+                                   server.authenticate)
+                elif server.fallback is not None:
+                    fallback = server.fallback
+                    request = Request(self.command, path, query, body)
+                    reply = _serve(lambda: fallback(request), self.command, path, self.headers.get("Authorization"),
+                                   server.authenticate)
                 else:
-                    reply = _serve_route(route, path, dict(parse_qsl(url.query)), body,
-                                         self.headers.get("Authorization"), server.authenticate)
+                    reply = Reply.error(HTTPStatus.NOT_FOUND, f"no such endpoint: {url.path}")
                 self.send_response(reply.status)
                 self.send_header("Content-Type", reply.content_type)
                 self.send_header("Content-Length", str(len(reply.body)))
@@ -116,7 +138,7 @@ class HttpServer:
                 if self.command != "HEAD":
                     self.wfile.write(reply.body)
 
-            do_GET = do_POST = do_HEAD = _serve
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve
 
             def log_message(self, fmt: str, *args: Any) -> None:
                 log.debug("http: " + fmt, *args)
@@ -127,7 +149,6 @@ class HttpServer:
             # the handshake happens on the request's thread, at its first read
             self._httpd.socket = ssl_context.wrap_socket(self._httpd.socket, server_side=True,
                                                          do_handshake_on_connect=False)
-        self.scheme = "https" if ssl_context is not None else "http"
         self.host = host
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="http", daemon=True)

@@ -105,3 +105,18 @@ def test_destroy_and_unreserve_give_the_disk_back_unreserved():
                Op(type=Op.UNRESERVE, unreserve=Op.Unreserve(resources=reserved("disk:100", "db"))), now=4.0)
     assert not bodies(m, pb.Error, to=S1)
     assert m.agents[aid].total == Resources.parse("cpus:4;mem:4096;disk:1000")
+
+
+def test_the_snapshot_lists_each_agents_reservations_and_volumes_by_role():
+    m, aid, fid, offer = setup()
+    assert m.snapshot()["agents"][0]["reserved_resources_full"] == {}
+    accept_ops(m, fid, offer,
+               Op(type=Op.RESERVE, reserve=Op.Reserve(resources=reserved("cpus:1;disk:200", "db"))),
+               Op(type=Op.CREATE, create=Op.Create(volumes=[volume(200, "db", "vol-1")])), now=2.0)
+    (agent,) = m.snapshot()["agents"]
+    full = agent["reserved_resources_full"]
+    assert list(full) == ["db"]
+    by_name = {r["name"]: r for r in full["db"]}
+    assert by_name["cpus"]["scalar"]["value"] == 1
+    assert by_name["disk"]["disk"]["persistence"]["id"] == "vol-1"
+    assert by_name["disk"]["reservations"][0]["role"] == "db"

@@ -111,8 +111,13 @@ def test_a_task_ignoring_sigterm_is_sigkilled_after_its_grace_period(cluster: Lo
         assert "-9" in last(aware, "stubborn-aware").message  # the shell died of SIGKILL
         assert last(aware, "stubborn-aware").timestamp - killing.timestamp >= 0.9
         # nothing of either task (the shell and its sleep, one session each) is left running
-        left = [p.pid for p in scan_processes().values() if p.session in pids.values()]
-        assert not [pid for pid in left if not zombie(pid)]
+        # (SIGKILLed processes leave /proc when the kernel has torn them down, a moment after
+        # the agent saw the shell die: poll until then)
+        def running() -> list[int]:
+            left = [p.pid for p in scan_processes().values() if p.session in pids.values()]
+            return [pid for pid in left if not zombie(pid)]
+
+        wait_for(lambda: not running(), 10, "the stubborn tasks' processes to be gone")
     finally:
         for driver in drivers:
             driver.stop()

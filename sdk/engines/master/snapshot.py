@@ -3,8 +3,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from google.protobuf.json_format import MessageToDict
+
 from corral.engines.master.records import Task
 from corral.protos import corral_pb2 as pb
+from corral.resources import Resources
 from corral.security.acls import Action
 
 
@@ -45,6 +48,7 @@ class SnapshotMixin:
                     "resources": a.total.to_dict(),
                     "used_resources": a.used.to_dict(),
                     "offered_resources": a.offered.to_dict(),
+                    "reserved_resources_full": _reserved_by_role(a.total),
                     "registered_time": a.registered_at,
                     "task_count": len(a.tasks),
                 }
@@ -73,6 +77,15 @@ class SnapshotMixin:
             ],
             "counters": dict(self.counters),
         }
+
+
+def _reserved_by_role(total: Resources) -> dict[str, list[dict[str, Any]]]:
+    """Mesos' `reserved_resources_full`: role -> its reserved resources (volumes
+    included) in the protobuf JSON mapping."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for resource in total.reserved().to_protos():
+        out.setdefault(resource.role, []).append(MessageToDict(resource))
+    return out
 
 
 def _sum_scalars(resources: Any) -> dict[str, float]:

@@ -1,0 +1,1 @@
+"""Example frameworks written against corral's public SDK, installed as `corral.examples`."""
