@@ -66,8 +66,10 @@ from corral.engines.agent import (
     KillContainer,
     LaunchExecutor,
     RecoverMode,
+    authorize_sandbox,
     executor_principal,
 )
+from corral.engines.authorization import Authorizer
 from corral.engines.base import MasterLost
 from corral.net.http import REQUEST_PRINCIPAL, HttpServer, Reply
 from corral.protos import corral_pb2 as pb
@@ -151,7 +153,9 @@ class AgentDaemon:
             self.tokens = ExecutorTokens.for_work_dir(flags.work_dir / "executor-token.key")
             curve = self.credential.links(self.admitted, self._server_key)
         acls = Acls.load(flags.acls) if flags.acls is not None else None
-        self.runtime = Runtime(lambda address: AgentEngine(info, address, self.config, acls=acls), host=flags.host,
+        #: what each HTTP principal may read (access_sandboxes), and the denials counted
+        self.authorizer = Authorizer(acls)
+        self.runtime = Runtime(lambda address: AgentEngine(info, address, self.config), host=flags.host,
                                port=flags.transport_port, curve=curve)
         self.engine: AgentEngine = self.runtime.engine  # type: ignore[assignment]
         self.containerizer = Containerizer(flags.work_dir, self._container_exited)
@@ -336,7 +340,7 @@ class AgentDaemon:
         """access_sandboxes for the request's principal (Denied: a 403)."""
         framework_id = self.files.framework_of(path)
         with self.runtime.lock:
-            self.engine.authorize_sandbox(framework_id, REQUEST_PRINCIPAL.get())
+            authorize_sandbox(self.authorizer, self.engine.frameworks, framework_id, REQUEST_PRINCIPAL.get())
 
     def _browse(self, query: dict[str, str], body: bytes) -> Reply:
         try:
@@ -379,7 +383,7 @@ class AgentDaemon:
             counters["agent/executors"] = len(self.engine.executors)
             counters["agent/tasks"] = len(self.engine.tasks)
             counters["agent/pending_status_updates"] = len(self.engine.updates)
-            counters.update({f"agent/denied/{action}": n for action, n in self.engine.authorizer.denials.items()})
+            counters.update({f"agent/denied/{action}": n for action, n in self.authorizer.denials.items()})
         counters.update({f"transport/{k}": v for k, v in self.runtime.metrics().items()})
         return counters
 

@@ -86,4 +86,4 @@ def test_without_authentication_addresses_decide_as_before():
     assert bodies(agent, pb.RunExecutorTask, to=E1)
     feed(agent, E1, update_of("t1", pb.TASK_RUNNING, b"z" * 16), 2.0)
     assert bodies(agent, wire.ExecutorStatusUpdateAck, to=E1)
-    assert agent.counters["forged_senders"] == 0 and agent.executor_principals == {}
+    assert agent.counters["forged_senders"] == 0 and [e.principal for e in agent.executors.values()] == [None]

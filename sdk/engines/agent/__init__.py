@@ -69,6 +69,7 @@ from corral.engines.agent.containers import (
     LaunchExecutor,
     LinkVolumes,
     UpdateVolumes,
+    authorize_sandbox,
     persistent_volumes,
     resource_limits,
 )
@@ -108,6 +109,7 @@ __all__ = [
     "Task",
     "TaskTable",
     "UpdateVolumes",
+    "authorize_sandbox",
     "executor_principal",
     "persistent_volumes",
     "resource_limits",

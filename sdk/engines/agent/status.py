@@ -50,7 +50,7 @@ class StatusMixin:
         """Updates from an executor: each is queued on its task's stream (journalled
         first when the framework checkpoints) and acked to the executor; the new heads
         go to the master."""
-        if self.principal is not None and not self._executor_speaks(sender):
+        if self.principal is not None and not self._executors_speak(msg.rows):
             return
         agent_id = self.agent_id or ""
         heads, journal, acks, unknown, duplicates = agent_intake(
