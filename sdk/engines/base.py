@@ -91,7 +91,7 @@ class Engine:
     ACTIONS: frozenset[type] = frozenset()
     #: collect the status path's rows for one peer and turn in one message (`send_row`);
     #: runtimes set it from their `batch` flag
-    batch = False
+    batch: bool
     #: who sent the message being handled, as its connection proved it (the principal
     #: of the CurveZMQ key it connected with; set by the runtime's dispatcher before a
     #: frame's messages are handled); None when links are not authenticated. Handlers
@@ -114,7 +114,8 @@ class Engine:
         cls._timer_handlers = timers
 
     def __init__(self) -> None:
-        # (an instance attribute: handlers on the status path read it per message)
+        # (instance attributes: handlers on the status path read them per message)
+        self.batch = False
         self.principal = None
         self._actions: list[Any] = []
         self._timers = TimerQueue()

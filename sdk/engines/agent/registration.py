@@ -32,7 +32,7 @@ class RegistrationMixin:
         self.master = master
         self.connection = Connection.REGISTERING
         self.updates.pause()
-        self._registration = self._registration_policy.retry()
+        self._registration = self._registration.policy.retry()
         if not self.recovering:  # else: once recovered executors are back (_finish_recovery)
             self.set_timer(AgentTimer.REGISTER, self._registration.next_deadline(now))
 
