@@ -54,6 +54,7 @@ PACKAGES = [
         "testing.sim",
     )),
     "corral.examples",
+    "corral.examples.spark",
     "corral.examples.cassandra",
 ]
 PACKAGE_DIR = {
@@ -151,6 +152,7 @@ setup(
     package_data={
         "": ["*.pxd", "*.pyi"],  # the compiled modules' declarations and type stubs
         "corral": ["py.typed"],
+        "corral.master": ["webui/*"],  # the web UI the master serves
         "corral.protos": ["*.proto"],
     },
     ext_modules=compiled_extensions(),

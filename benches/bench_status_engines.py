@@ -138,3 +138,70 @@ def test_status_path_engines_in_one_thread(benchmark, batch):
     benchmark.extra_info["us_per_update"] = per_update * 1e6
     print(f"\nengines, one thread, {'batched' if batch else 'unbatched'}: {per_update * 1e6:.1f} us of CPU per acknowledged update "
           f"(at most {1 / per_update:,.0f} updates/s per core)")
+
+
+#: rounds of each kind in the event stream's comparison, alternated
+EVENT_ROUNDS = 7
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["unbatched", "batched"])
+def test_event_stream_share_of_the_engines_cpu(benchmark, batch):
+    """Rounds with a subscriber to the master's operator event stream (its events taken,
+    as server-sent events, once at the end of each round: a round takes about as long as
+    the daemon's FLUSH_INTERVAL) alternated with rounds without: the median CPU per
+    update of the first over the second (issue 24: the stream may add at most 5%)."""
+    import threading
+    import time
+
+    from corral.master.events import EventStream, Subscriber
+
+    wire = Wire()
+    executor = wire.set_up()
+    for engine in wire.engines.values():
+        engine.batch = batch  # type: ignore[attr-defined]
+    stream = EventStream(wire.master, threading.RLock(), wire.master.snapshot, clock=lambda: 0.0)
+    statuses = []
+    for i in range(TASKS):
+        status = pb.TaskStatus(state=pb.TASK_RUNNING)
+        status.task_id.value = f"t{i}"
+        statuses.append(status)
+    now = [4.0]
+    cpu: dict[bool, list[float]] = {False: [], True: []}
+    made = [0]
+
+    def one_round(events: bool) -> None:
+        subscriber = Subscriber()
+        if events:
+            stream.subscribe(subscriber)
+        now[0] += 1.0
+        started = time.process_time()
+        for _ in range(UPDATES_PER_TASK):
+            for status in statuses:
+                executor.send_status_update(serialise_status(status), now[0])
+        wire.run(now[0])
+        if events:
+            chunks, _subscribers = stream.take()
+            made[0] += sum(len(c) for c in chunks)
+        cpu[events].append((time.process_time() - started) / (TASKS * UPDATES_PER_TASK) * 1e6)
+        if events:
+            stream.unsubscribe(subscriber)
+            stream.take()  # nobody left: the engine stops making events
+
+    def alternate() -> None:
+        one_round(False)  # warm-up
+        for _ in range(EVENT_ROUNDS):
+            one_round(False)
+            one_round(True)
+
+    young, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+    try:
+        benchmark.pedantic(alternate, rounds=1, iterations=1)
+    finally:
+        gc.set_threshold(young, middle, old)
+    assert made[0] > 0 and wire.master.operator_events is None
+    off, on = sorted(cpu[False][1:]), sorted(cpu[True])
+    ratio = on[len(on) // 2] / off[len(off) // 2]
+    benchmark.extra_info.update(us_per_update_off=off, us_per_update_on=on, ratio=round(ratio, 3))
+    print(f"\nengines, one thread, {'batched' if batch else 'unbatched'}: event stream off {off[len(off) // 2]:.2f} us, "
+          f"on {on[len(on) // 2]:.2f} us per update: ratio {ratio:.3f}")

@@ -25,6 +25,13 @@ With `api="drivers"`, the two ends are what a framework runs instead: a real
 thread, implicit acknowledgements) and a real `ExecutorDriver` with an `Executor`
 subclass, whose `send_status_update` calls come from a thread of the user's.
 
+`test_event_stream_cpu_overhead`: the same 4-process run (engines, batched and not) with
+and without a subscriber to the master's operator event stream in the master's process
+(`corral.master.events.EventStream`, taken every FLUSH_INTERVAL as the master daemon's
+pump does, the server-sent events made and dropped instead of written to a socket),
+alternated in one run: the CPU per update of all four processes with it on over the
+same with it off (issue 24: at most 1.05).
+
 Layouts (the machine has 2 cores):
 - `4proc`: each runtime in its own process (spawned), so no two engines share a GIL;
 - `2proc`: executor + agent in one process, master + scheduler in the other (two
@@ -112,6 +119,8 @@ class Host:
         self.sched_updates = 0
         self._acks: list[tuple[str, str, bytes]] = []
         self.drivers: dict[str, SchedulerDriver | ExecutorDriver] = {}
+        #: bytes of server-sent events made (`subscribe_events`)
+        self.event_bytes = 0
 
     # -- CurveZMQ --------------------------------------------------------------------
     def _pair(self, role: str) -> KeyPair:
@@ -160,6 +169,26 @@ class Host:
         rt = Runtime(make, batch=self.batch, curve=self._links("master", holder))
         holder.append(rt)
         return self._start("master", rt)
+
+    def subscribe_events(self) -> None:
+        """A subscriber to the master's operator event stream, in this process, taken
+        every FLUSH_INTERVAL on a thread of its own (the master daemon's pump, without
+        the socket)."""
+        from corral.master.events import FLUSH_INTERVAL, EventStream, Subscriber
+
+        rt = self.runtimes["master"]
+        stream = EventStream(rt.engine, rt.lock, rt.engine.snapshot)
+        stream.subscribe(Subscriber())
+
+        def pump() -> None:
+            while not rt.stopped.wait(FLUSH_INTERVAL):
+                chunks, _subscribers = stream.take()
+                self.event_bytes += sum(len(c) for c in chunks)
+
+        threading.Thread(target=pump, name="bench-events", daemon=True).start()
+
+    def events_made(self) -> int:
+        return self.event_bytes
 
     def master_info_endpoint(self) -> str:
         """HOST:PORT of an HTTP server whose /info names the master's transport, as the
@@ -425,31 +454,19 @@ LAYOUTS = {
 }
 
 
-@pytest.mark.parametrize("api", ["engines", "drivers"])
-@pytest.mark.parametrize("batch", [False, True], ids=["unbatched", "batched"])
-@pytest.mark.parametrize("layout", list(LAYOUTS))
-def test_status_updates_end_to_end(benchmark, layout, batch, api):
-    if api == "drivers" and (layout != "4proc" or not batch):
-        pytest.skip("the drivers run batched (their default), one process each")
-    run_cluster(layout, batch, api, benchmark.extra_info, benchmark.pedantic)
-
-
-def _rounds(once, rounds: int, warmup_rounds: int) -> None:
-    for _ in range(warmup_rounds + rounds):
-        once()
-
-
-def run_cluster(layout: str, batch: bool, api: str, info: dict, timer=_rounds,
-                keys: dict[str, tuple[bytes, bytes]] | None = None, rounds: int = 3) -> float:
-    """Set the cluster up (over CurveZMQ with `keys`), run `rounds` timed rounds after a
-    warm-up through `timer` (pytest-benchmark's `pedantic`, or plain calls); the median
-    updates per second. What was measured goes in `info`."""
+def run_rounds(layout: str, batch: bool, api: str, rounds: int = 3, events: bool = False,
+               benchmark=None) -> tuple[float, dict[str, float], float, dict]:
+    """Set up a cluster in `layout` and time `rounds` rounds (after a warm-up); returns the
+    median span, the CPU microseconds per update of each process, how busy the box was,
+    and the runtimes' metrics. `events`: a subscriber to the master's event stream."""
     ctx = multiprocessing.get_context("spawn")
     placement = LAYOUTS[layout]
     hosts = [Remote(ctx, batch, keys) for _ in range(max(placement.values()) + 1)]
     h = {role: hosts[i] for role, i in placement.items()}
     try:
         master = h["master"].master()
+        if events:
+            h["master"].subscribe_events()
         agent_address = h["agent"].agent(master)
         if api == "drivers":
             h["scheduler"].scheduler_driver(h["master"].master_info_endpoint(), TASKS)
@@ -490,14 +507,16 @@ def run_cluster(layout: str, batch: bool, api: str, info: dict, timer=_rounds,
             h["executor"].executor(agent_address, fid, TASKS)
         assert h["executor"].wait_ready(120), "the executor did not get its tasks"
 
-        info.update(tasks=TASKS, updates_per_task=UPDATES_PER_TASK, layout=layout, batch=batch, api=api,
-                    curve=keys is not None)
-        timer(once, rounds=rounds, warmup_rounds=1)
+        if benchmark is not None:
+            benchmark.pedantic(once, rounds=rounds, warmup_rounds=1)
+        else:
+            for _ in range(rounds + 1):
+                once()
+        if events:
+            assert h["master"].events_made() > 0, "the event stream made no events"
         # the timed span is measured inside the processes (executor start -> agent done)
         spans = sorted(results[1:] or results)
         median = spans[len(spans) // 2]
-        info["span_median_s"] = median
-        info["updates_per_s"] = total / median
         metrics = {}
         for host in hosts:
             metrics.update(host.metrics())
@@ -507,15 +526,51 @@ def run_cluster(layout: str, batch: bool, api: str, info: dict, timer=_rounds,
         per_update = {name: round(sum(r[0][n] for r in timed) / (total * len(timed)) * 1e6, 2)
                       for n, name in enumerate(names)}
         busy = 1 - sum(r[1][1] for r in timed) / max(1, sum(r[1][0] for r in timed))
-        info["cpu_us_per_update"] = per_update
-        info["box_busy"] = round(busy, 2)
-        info["send_dropped"] = {r: m["send_dropped"] for r, m in metrics.items()}
-        info["frames_received"] = {r: m["received"] for r, m in metrics.items()}
-        print(f"\n{layout} batch={batch} {api}{' curve' if keys else ''}: {total} updates, median {median:.3f} s, "
-              f"{total / median:,.0f} updates/s, "
-              f"dropped {info['send_dropped']}, frames {info['frames_received']}; "
-              f"CPU us per update {per_update} (sum {sum(per_update.values()):.1f}), box {busy:.0%} busy")
-        return total / median
+        return median, per_update, busy, metrics
     finally:
         for host in hosts:
             host.close()
+
+
+@pytest.mark.parametrize("api", ["engines", "drivers"])
+@pytest.mark.parametrize("batch", [False, True], ids=["unbatched", "batched"])
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_status_updates_end_to_end(benchmark, layout, batch, api):
+    if api == "drivers" and (layout != "4proc" or not batch):
+        pytest.skip("the drivers run batched (their default), one process each")
+    total = TASKS * UPDATES_PER_TASK
+    benchmark.extra_info.update(tasks=TASKS, updates_per_task=UPDATES_PER_TASK, layout=layout, batch=batch, api=api)
+    median, per_update, busy, metrics = run_rounds(layout, batch, api, benchmark=benchmark)
+    benchmark.extra_info["span_median_s"] = median
+    benchmark.extra_info["updates_per_s"] = total / median
+    benchmark.extra_info["cpu_us_per_update"] = per_update
+    benchmark.extra_info["box_busy"] = round(busy, 2)
+    benchmark.extra_info["send_dropped"] = {r: m["send_dropped"] for r, m in metrics.items()}
+    benchmark.extra_info["frames_received"] = {r: m["received"] for r, m in metrics.items()}
+    print(f"\n{layout} batch={batch} {api}: {total} updates, median {median:.3f} s, {total / median:,.0f} updates/s, "
+          f"dropped {benchmark.extra_info['send_dropped']}, frames {benchmark.extra_info['frames_received']}; "
+          f"CPU us per update {per_update} (sum {sum(per_update.values()):.1f}), box {busy:.0%} busy")
+
+
+#: alternations of (off, on) in the event stream's comparison
+EVENT_ALTERNATIONS = 4
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("batch", [False, True], ids=["unbatched", "batched"])
+def test_event_stream_cpu_overhead(benchmark, batch):
+    """CPU per update with a subscriber to the operator event stream over without, the
+    two alternated in this run (issue 24: at most 1.05)."""
+    cpu: dict[bool, list[float]] = {False: [], True: []}
+
+    def alternate() -> None:
+        for _ in range(EVENT_ALTERNATIONS):
+            for events in (False, True):
+                _median, per_update, _busy, _metrics = run_rounds("4proc", batch, "engines", events=events)
+                cpu[events].append(sum(per_update.values()))
+
+    benchmark.pedantic(alternate, rounds=1, iterations=1)
+    off, on = sorted(cpu[False]), sorted(cpu[True])
+    ratio = (sum(on) / len(on)) / (sum(off) / len(off))
+    benchmark.extra_info.update(batch=batch, cpu_us_per_update_off=off, cpu_us_per_update_on=on, ratio=round(ratio, 3))
+    print(f"\nevent stream, batch={batch}: CPU us per update off {off}, on {on}: mean ratio {ratio:.3f}")

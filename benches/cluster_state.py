@@ -43,10 +43,12 @@ def new_master() -> MasterEngine:
 
 
 def build_master(n_tasks: int, scheduler: str = SCHEDULER, per_agent: int = PER_AGENT,
-                 running: bool = True) -> tuple[MasterEngine, str, list[tuple[str, str]]]:
-    """A master with `n_tasks` active tasks of one framework served at `scheduler`.
-    Returns (master, framework id, [(task id, agent id)])."""
-    m = new_master()
+                 running: bool = True, master: MasterEngine | None = None) -> tuple[MasterEngine, str, list[tuple[str, str]]]:
+    """A master (`master`, or a new one) with `n_tasks` active tasks of one framework
+    served at `scheduler`. Returns (master, framework id, [(task id, agent id)]). The
+    agents' addresses are on loopback (a master daemon serving this state sends to
+    nobody else)."""
+    m = master or new_master()
     m.handle(scheduler, wire(pb.Subscribe(framework_info=pb.FrameworkInfo(user="bench", name="bench"),
                                           transport=scheduler)), 0.0)
     (_, subscribed), = sends(m, pb.Subscribed)
@@ -56,7 +58,7 @@ def build_master(n_tasks: int, scheduler: str = SCHEDULER, per_agent: int = PER_
     total = Resources.parse(f"cpus:{scalars.cpus * per_agent:.2f};mem:{scalars.mem * per_agent:.0f}")
     agent_transport: dict[str, str] = {}
     for i in range(n_agents):
-        address = f"tcp://10.0.{i // 250}.{i % 250 + 1}:5051"
+        address = f"tcp://127.0.{i // 250}.{i % 250 + 1}:5051"
         m.handle(address, wire(pb.RegisterAgent(agent=pb.AgentInfo(hostname=f"agent{i}", resources=total.to_protos()))), 0.0)
         (_, reply), = sends(m, pb.AgentRegistered)
         agent_transport[reply.agent_id.value] = address

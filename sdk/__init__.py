@@ -47,8 +47,11 @@ from corral.protos.corral_pb2 import (
     TASK_UNKNOWN,
     TASK_UNREACHABLE,
 )
-from corral.engines.common import TERMINAL_STATES, is_terminal, state_name
+from corral.engines.agent import AgentConfig
+from corral.engines.common import TERMINAL_STATES, is_terminal, reason_name, source_name, state_name
 from corral.engines.executor import InvalidStatusUpdate
+from corral.engines.scheduler import SchedulerConfig
+from corral.engines.scheduler.reconcile import Progress, RoundKind
 from corral.resources import Resources, ResourceError
 from corral.scheduler import FrameworkIdStore, Scheduler, SchedulerDriver
 from corral.security.links import Credential
@@ -60,17 +63,19 @@ from corral.tasks import (
     pack,
     task_status,
     unpack,
+    uri,
 )
 
 __all__ = [
     "__version__",
-    "AgentID", "AgentInfo", "Attribute", "CommandInfo", "Credential", "DriverStatus", "Executor", "ExecutorDriver",
+    "AgentConfig", "AgentID", "AgentInfo", "Attribute", "CommandInfo", "Credential", "DriverStatus", "Executor", "ExecutorDriver",
     "ExecutorID", "ExecutorInfo", "Filters", "FrameworkID", "FrameworkIdStore", "FrameworkInfo", "HealthCheck", "InvalidStatusUpdate", "KillPolicy",
-    "MasterInfo", "Offer", "OfferID", "Resource", "ResourceError", "Resources", "Scheduler", "SchedulerDriver",
+    "MasterInfo", "Offer", "OfferID", "Progress", "Resource", "ResourceError", "Resources", "RoundKind", "Scheduler",
+    "SchedulerConfig", "SchedulerDriver",
     "TaskID", "TaskInfo", "TaskState", "TaskStatus", "Value",
     "TASK_DROPPED", "TASK_ERROR", "TASK_FAILED", "TASK_FINISHED", "TASK_GONE", "TASK_GONE_BY_OPERATOR",
     "TASK_KILLED", "TASK_KILLING", "TASK_LOST", "TASK_RUNNING", "TASK_STAGING", "TASK_STARTING", "TASK_UNKNOWN",
     "TASK_UNREACHABLE", "TERMINAL_STATES",
-    "command_task", "executor_info", "executor_task", "is_terminal", "new_task_id", "pack", "state_name",
-    "task_status", "unpack",
+    "command_task", "executor_info", "executor_task", "is_terminal", "new_task_id", "pack", "reason_name",
+    "source_name", "state_name", "task_status", "unpack", "uri",
 ]

@@ -1,7 +1,10 @@
-"""The `corral` command: `master`, `agent`, `local`, `execute`, `keys`, `version`.
+"""The `corral` command: `master`, `agent`, `local`, `execute`, `version`, and the
+operator commands (`agents`, `frameworks`, `tasks`, `task logs|kill`, `framework
+teardown`: `corral.cli_operator`), and `keys generate`.
 
 Every user-facing error (a bad flag, a resource string that does not parse, an address
-that is not HOST:PORT) exits with status 2 and a message that names the bad value.
+that is not HOST:PORT) exits with status 2 and a message that names the bad value; a
+master that cannot be reached, a port that is taken, exit with status 1 and say so.
 """
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import contextlib
 import logging
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,10 +22,10 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from corral import __version__, _core
+from corral import __version__, _core, cli_operator
 from corral.agent.checkpoint import BOOT_ID_PATH, CheckpointError
 from corral.agent.gc import DEFAULT_GC_DELAY, DEFAULT_GC_DISK_HEADROOM
-from corral.runtime.detector import MasterAddressError, parse_master
+from corral.runtime.detector import MasterAddressError, MasterUnreachable, fetch_info, parse_master
 from corral.engines.agent import RecoverMode
 from corral.resources import ResourceError, Resources, detect_resources, parse_attributes
 from corral.security.acls import AclError
@@ -33,6 +37,8 @@ from corral.security.tls import TlsError
 log = logging.getLogger("corral")
 
 DEFAULT_TASK_RESOURCES = "cpus:0.1;mem:32"
+#: what each agent of `corral local` has unless --resources says otherwise
+LOCAL_RESOURCES = "cpus:2;mem:1024;disk:1024;ports:[31000-31099]"
 
 
 class UsageError(Exception):
@@ -60,6 +66,7 @@ _port = _number(int, "port", "not a whole number", lambda v: 0 <= v < 65536, "mu
 _positive_int = _number(int, "count", "not a whole number", lambda v: v >= 1, "must be at least 1")
 _seconds = _number(float, "duration", "not a number of seconds", lambda v: v > 0, "must be positive")
 _fraction = _number(float, "fraction", "not a number", lambda v: 0.0 <= v <= 1.0, "must be between 0 and 1")
+_line_count = _number(int, "line count", "not a whole number", lambda v: v >= 0, "must be at least 0")
 
 
 def _master_address(text: str) -> str:
@@ -79,11 +86,16 @@ def _resources(text: str) -> Resources:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="corral", description="A Mesos-style cluster manager.")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    sub = parser.add_subparsers(dest="subcommand", required=True, metavar="COMMAND")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="what the daemons log (default INFO)")
+    # not required here, so that an unknown option is named before a missing command (see main)
+    sub = parser.add_subparsers(dest="subcommand", metavar="COMMAND")
 
     master = sub.add_parser("master", help="run a master")
     master.add_argument("--ip", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    master.add_argument("--advertise-ip", default=None, metavar="IP",
+                        help="the address agents and frameworks are told to reach the master at, when it is not "
+                             "--ip (e.g. with --ip 0.0.0.0)")
     master.add_argument("--port", type=_port, default=5050, help="HTTP port, the address users name (default 5050)")
     master.add_argument("--transport-port", type=_port, default=None,
                         help="message transport port (default: --port + 10000; any free port if --port is 0)")
@@ -106,12 +118,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_http_security(master)
 
     agent = sub.add_parser("agent", help="run an agent")
-    agent.add_argument("--master", type=_master_address, required=True, help="the master's HOST:PORT")
-    agent.add_argument("--ip", default="127.0.0.1")
+    agent.add_argument("--master", type=_master_address, required=True, metavar="HOST:PORT",
+                       help="the master's address (its HTTP HOST:PORT)")
+    agent.add_argument("--ip", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    agent.add_argument("--advertise-ip", default=None, metavar="IP",
+                       help="the address the master and executors are told to reach the agent at, when it is not "
+                            "--ip (e.g. with --ip 0.0.0.0)")
     agent.add_argument("--port", type=_port, default=5051, help="HTTP port (default 5051)")
     agent.add_argument("--transport-port", type=_port, default=None,
                        help="message transport port (default: --port + 10000; any free port if --port is 0)")
-    agent.add_argument("--work-dir", type=Path, default=None)
+    agent.add_argument("--work-dir", type=Path, default=None,
+                       help="sandboxes, checkpoints and volumes; created if missing (default: a temporary dir)")
     agent.add_argument("--resources", type=_resources, default=None,
                        help='e.g. "cpus:2;mem:1024;disk:4096;ports:[31000-32000]" (default: detected)')
     agent.add_argument("--attributes", default="", help='e.g. "rack:r1;zone:z2"')
@@ -142,11 +159,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_http_security(agent)
 
     local = sub.add_parser("local", help="run a master and N agents on this machine")
-    local.add_argument("--agents", type=_positive_int, default=1)
-    local.add_argument("--ip", default="127.0.0.1")
+    local.add_argument("--agents", type=_positive_int, default=1, help="how many agents (default 1)")
+    local.add_argument("--ip", default="127.0.0.1", help="address every daemon listens on (default 127.0.0.1)")
     local.add_argument("--port", type=_port, default=5050, help="master HTTP port; agents use the next ones")
-    local.add_argument("--work-dir", type=Path, default=None)
-    local.add_argument("--resources", type=_resources, default=None, help="each agent's resources")
+    local.add_argument("--work-dir", type=Path, default=None,
+                       help="where the daemons keep their state and logs, kept on exit (default: a temporary dir, "
+                            "removed on exit)")
+    local.add_argument("--resources", type=_resources, default=None,
+                       help="each agent's resources; each agent gets its own slice of the ports (default "
+                            f"{LOCAL_RESOURCES!r})")
     local.add_argument("--run", default=None, metavar="CMD",
                        help="run CMD (with CORRAL_MASTER set) once the cluster is up, then stop; exit with its status")
     local.add_argument("--secure", action="store_true",
@@ -154,11 +175,13 @@ def build_parser() -> argparse.ArgumentParser:
                             "secured; --run gets CORRAL_KEY and CORRAL_MASTER_KEY too")
 
     execute = sub.add_parser("execute", help="run one shell command as a task")
-    execute.add_argument("--master", type=_master_address, required=True)
-    execute.add_argument("--name", default="corral-execute")
-    execute.add_argument("--command", required=True)
-    execute.add_argument("--resources", type=_resources, default=Resources.parse(DEFAULT_TASK_RESOURCES))
-    execute.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
+    execute.add_argument("--master", default=None, metavar="HOST:PORT",
+                         help="the master's address (default: $CORRAL_MASTER)")
+    execute.add_argument("--name", default="corral-execute", help="the framework's and the task's name")
+    execute.add_argument("--command", required=True, help="the shell command to run")
+    execute.add_argument("--resources", type=_resources, default=Resources.parse(DEFAULT_TASK_RESOURCES),
+                         help=f"what the task uses (default {DEFAULT_TASK_RESOURCES!r})")
+    execute.add_argument("--timeout", type=_seconds, default=None, help="give up after this many seconds")
     _add_client_keys(execute, "framework")
 
     keys = sub.add_parser("keys", help="manage CurveZMQ keys")
@@ -167,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--out", type=Path, required=True, help="the folder to write NAME.key and NAME.key_secret in")
     generate.add_argument("names", nargs="+", metavar="NAME", help="a principal (letters, digits, '.', '_', '-')")
 
+    cli_operator.add_commands(sub, line_count=_line_count)
     sub.add_parser("version", help="print the version and the core in use")
     return parser
 
@@ -203,9 +227,16 @@ def _wait_for_signal() -> None:
 
 
 def _work_dir(given: Path | None, name: str) -> Path:
-    if given is not None:
-        return given
-    return Path(tempfile.mkdtemp(prefix=f"corral-{name}-"))
+    """`given` (absolute, created with its parents when missing), or a new temporary
+    folder; UsageError naming it when it cannot be made."""
+    if given is None:
+        return Path(tempfile.mkdtemp(prefix=f"corral-{name}-"))
+    path = given.absolute()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot use --work-dir {str(given)!r}: {exc.strerror or exc}") from None
+    return path
 
 
 def _transport_port(given: int | None, port: int) -> int:
@@ -220,7 +251,8 @@ def run_master(args: argparse.Namespace) -> int:
 
     flags = MasterFlags(work_dir=_work_dir(args.work_dir, "master"), host=args.ip, port=args.port,
                         transport_port=args.transport_port, key=args.key, keys=args.keys, acls=args.acls,
-                        http_credentials=args.http_credentials, tls_cert=args.tls_cert, tls_key=args.tls_key)
+                        http_credentials=args.http_credentials, tls_cert=args.tls_cert, tls_key=args.tls_key,
+                        advertise_ip=args.advertise_ip)
     with _security_files():
         daemon = MasterDaemon(flags, MasterConfig(allocation_interval=args.allocation_interval,
                                                   ping_interval=args.agent_ping_timeout,
@@ -228,8 +260,8 @@ def run_master(args: argparse.Namespace) -> int:
                                                   offer_timeout=args.offer_timeout,
                                                   agent_reregister_timeout=args.agent_reregister_timeout))
     daemon.start()
-    print(f"corral master {daemon.master_id} listening on {daemon.address} (transport {daemon.runtime.address})",
-          flush=True)
+    print(f"corral master {daemon.master_id} listening on {daemon.address} (transport {daemon.runtime.address}); "
+          f"web UI at http://{daemon.address}/", flush=True)
     _wait_for_signal()
     daemon.stop()
     return 0
@@ -243,7 +275,10 @@ def run_agent(args: argparse.Namespace) -> int:
     except ResourceError as exc:
         raise UsageError(f"--attributes: {exc}") from None
     work_dir = _work_dir(args.work_dir, "agent")
-    resources = args.resources if args.resources is not None else detect_resources(str(work_dir))
+    try:
+        resources = args.resources if args.resources is not None else detect_resources(str(work_dir))
+    except ResourceError as exc:
+        raise UsageError(f"{exc}; pass --resources") from None
     flags = AgentFlags(master=args.master, work_dir=work_dir, resources=resources, attributes=attributes,
                        host=args.ip, port=args.port, transport_port=_transport_port(args.transport_port, args.port),
                        recover=RecoverMode(args.recover), recovery_timeout=args.recovery_timeout,
@@ -253,7 +288,7 @@ def run_agent(args: argparse.Namespace) -> int:
                        gc_disk_headroom=args.gc_disk_headroom, disk_watch_interval=args.disk_watch_interval,
                        key=args.key, master_key=args.master_key, acls=args.acls,
                        http_credentials=args.http_credentials, switch_user=args.switch_user, tls_cert=args.tls_cert,
-                       tls_key=args.tls_key)
+                       tls_key=args.tls_key, advertise_ip=args.advertise_ip)
     with _security_files():
         daemon = AgentDaemon(flags)
     try:
@@ -261,7 +296,7 @@ def run_agent(args: argparse.Namespace) -> int:
     except CheckpointError as exc:
         raise UsageError(f"cannot recover: {exc} (remove {daemon.checkpointer.root} to start as a new agent)") from None
     print(f"corral agent listening on {daemon.address} (transport {daemon.runtime.address}), "
-          f"master {args.master}, resources {resources}", flush=True)
+          f"master {args.master}, resources {resources}, work dir {work_dir}", flush=True)
     _wait_for_signal()
     daemon.stop()
     return 0
@@ -270,18 +305,21 @@ def run_agent(args: argparse.Namespace) -> int:
 def run_local(args: argparse.Namespace) -> int:
     from corral.testing.cluster import ClusterError, LocalCluster
 
+    temporary = args.work_dir is None
     root = _work_dir(args.work_dir, "local")
-    resources = str(args.resources) if args.resources is not None else None
-    cluster = LocalCluster(root, args.agents, port=args.port, ip=args.ip, log_level=args.log_level, secure=args.secure,
-                           **({"resources": resources} if resources else {}))
+    resources = str(args.resources) if args.resources is not None else LOCAL_RESOURCES
+    cluster = LocalCluster(root, args.agents, port=args.port, ip=args.ip, log_level=args.log_level,
+                           resources=resources, secure=args.secure)
     try:
-        cluster.start()
-    except ClusterError as exc:
-        cluster.stop()
-        raise UsageError(f"{exc} (work dir {root})") from None
-    try:
-        print(f"corral local: master at {cluster.master_address} with {len(cluster.agents)} agent(s); "
-              f"state at http://{cluster.master_address}/state; logs in {root}", flush=True)
+        try:
+            cluster.start()
+        except ClusterError as exc:
+            raise UsageError(f"{exc} (work dir {root})") from None
+        kept = "removed on exit; --work-dir keeps one" if temporary else "kept on exit"
+        print(f"corral local: master at {cluster.master_address} with {len(cluster.agents)} agent(s)\n"
+              f"  web UI:   http://{cluster.master_address}/\n"
+              f"  state:    http://{cluster.master_address}/state\n"
+              f"  work dir: {root} (logs and sandboxes; {kept})", flush=True)
         if cluster.secure is not None:
             print(f"corral local: secured: keys in {cluster.secure.keys}; a framework's key pair "
                   f"CORRAL_KEY={cluster.secure.framework_key} CORRAL_MASTER_KEY={cluster.secure.master_public}; "
@@ -294,18 +332,29 @@ def run_local(args: argparse.Namespace) -> int:
         return 0
     finally:
         cluster.stop()
+        if temporary:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def run_execute(args: argparse.Namespace) -> int:
-    from corral.tasks import command_task
+    from corral.tasks import command_task, unpack
     from corral.scheduler import Scheduler, SchedulerDriver
     from corral.protos import corral_pb2 as pb
     from corral.engines.common import is_terminal, state_name
 
+    try:
+        master = cli_operator.master_from_environment(args.master)
+    except argparse.ArgumentTypeError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        fetch_info(master)  # (a master that is down is an error now, not a silent wait)
+    except MasterUnreachable as exc:
+        raise cli_operator.OperatorError(str(exc)) from None
+
     class Execute(Scheduler):
         def __init__(self) -> None:
             self.launched = False
-            self.final: int | None = None
+            self.final: pb.TaskStatus | None = None
             self.done = threading.Event()
 
         def resource_offers(self, driver, offers):  # type: ignore[no-untyped-def]
@@ -325,7 +374,7 @@ def run_execute(args: argparse.Namespace) -> int:
                 line += f" ({status.message})"
             print(line, flush=True)
             if is_terminal(status.state):
-                self.final = status.state
+                self.final = status
                 self.done.set()
 
         def error(self, driver, message):  # type: ignore[no-untyped-def]
@@ -339,14 +388,36 @@ def run_execute(args: argparse.Namespace) -> int:
             raise UsageError("a secured master needs both --key (this client's key pair) and --master-key")
         with _security_files():
             credential = Credential.load(args.key, args.master_key)
-    driver = SchedulerDriver(scheduler, framework, args.master, credential=credential)
+    driver = SchedulerDriver(scheduler, framework, master, credential=credential)
     driver.start()
     finished = scheduler.done.wait(args.timeout)
+    framework_id = driver.framework_id
     driver.stop()
-    if not finished:
+    if not finished or scheduler.final is None:
         print(f"timed out after {args.timeout:g}s", file=sys.stderr)
         return 124
-    return 0 if scheduler.final == pb.TASK_FINISHED else 1
+    final = scheduler.final
+    _print_output(cli_operator.Master(master), framework_id, final.task_id.value)
+    exit_status = unpack(final.data).get("exit_status") if final.data else None
+    if isinstance(exit_status, int):
+        return exit_status if exit_status >= 0 else 128 - exit_status  # (negative: the signal, as a shell says)
+    return 0 if final.state == pb.TASK_FINISHED else 1
+
+
+def _print_output(master: cli_operator.Master, framework_id: str | None, task_id: str) -> None:
+    """The sandbox of an ended task, then its stdout (on stdout) and stderr (on stderr)."""
+    try:
+        task = master.request("/task", query={"task_id": task_id, "framework_id": framework_id})
+        if not task["sandbox"]:
+            return
+        print(f"sandbox: {task['sandbox']} on agent {task['agent_id']} "
+              f"(corral task logs {task_id} --framework {framework_id})", flush=True)
+        for name, out in (("stdout", sys.stdout), ("stderr", sys.stderr)):
+            log = cli_operator.LogReader(master, task["agent_id"], f"{task['sandbox']}/{name}")
+            log.copy(0, lambda data: out.write(data.decode("utf-8", errors="replace")))
+            out.flush()
+    except cli_operator.OperatorError as exc:
+        print(f"cannot show the task's output: {exc}", file=sys.stderr)
 
 
 def run_keys(args: argparse.Namespace) -> int:
@@ -369,6 +440,8 @@ def _security_files() -> Iterator[None]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.subcommand is None:
+        parser.error("a COMMAND is required: " + ", ".join(parser._subparsers._group_actions[0].choices))  # type: ignore[union-attr]
     logging.basicConfig(level=getattr(logging, args.log_level),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     if args.subcommand == "version":
@@ -376,12 +449,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"core: {_core.CORE}")
         return 0
     runners = {"master": run_master, "agent": run_agent, "local": run_local, "execute": run_execute, "keys": run_keys}
+    name = cli_operator.command_of(args) or args.subcommand
     try:
-        return runners[args.subcommand](args)
-    except UsageError as exc:
-        parser.exit(2, f"corral {args.subcommand}: error: {exc}\n")
+        if name in runners:
+            return runners[name](args)
+        return cli_operator.run(name, args)
+    except (UsageError, argparse.ArgumentTypeError) as exc:
+        parser.exit(2, f"corral {name}: error: {exc}\n")
+    except cli_operator.OperatorError as exc:
+        parser.exit(1, f"corral {name}: error: {exc}\n")
     except OSError as exc:  # e.g. a port already in use
-        parser.exit(1, f"corral {args.subcommand}: error: {exc}\n")
+        parser.exit(1, f"corral {name}: error: {exc}\n")
     return 1
 
 

@@ -42,6 +42,8 @@ class ExecutorEnvironment:
     framework_id: str
     executor_id: str
     sandbox: str
+    #: the run (container) the agent started the executor in: its updates name it
+    container_id: str
     status_update_backoff: float
     checkpoint: bool
     recovery_timeout: float
@@ -61,6 +63,7 @@ class ExecutorEnvironment:
             framework_id=env["CORRAL_FRAMEWORK_ID"],
             executor_id=env["CORRAL_EXECUTOR_ID"],
             sandbox=env.get("CORRAL_SANDBOX", os.getcwd()),
+            container_id=env.get("CORRAL_CONTAINER_ID", ""),
             status_update_backoff=float(env.get("CORRAL_STATUS_UPDATE_BACKOFF", "10")),
             checkpoint=env.get("CORRAL_CHECKPOINT") == "1",
             recovery_timeout=float(env.get("CORRAL_RECOVERY_TIMEOUT", "900")),
@@ -88,7 +91,8 @@ class ExecutorEnvironment:
         """The executor engine this environment describes, listening at `transport`."""
         return ExecutorEngine(self.framework_id, self.executor_id, self.agent_endpoint, transport,
                               status_update_backoff=self.status_update_backoff, rng=rng,
-                              checkpoint=self.checkpoint, recovery_timeout=self.recovery_timeout)
+                              checkpoint=self.checkpoint, recovery_timeout=self.recovery_timeout,
+                              container_id=self.container_id)
 
 
 class Executor:

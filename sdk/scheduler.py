@@ -221,7 +221,7 @@ class SchedulerDriver(DriverBase, SchedulerCalls):
         self._framework_info = info
         self._config = config or SchedulerConfig()
         self._config.implicit_acknowledgements = implicit_acknowledgements
-        self._detector = MasterDetector(master, self._master_found)
+        self._detector = MasterDetector(master, self._master_found, on_unreachable=self._master_unreachable)
         self._implicit_acks = []
 
     def _make_engine(self, address: str) -> SchedulerEngine:
@@ -239,6 +239,10 @@ class SchedulerDriver(DriverBase, SchedulerCalls):
 
     def _master_found(self, transport: str) -> None:
         self._call(lambda: self.engine.connect(transport, self._now()))
+
+    def _master_unreachable(self, message: str) -> None:
+        """The detector cannot reach the master (once per outage): the user's `error`."""
+        self._callbacks.put(Callback(SchedulerEvent.ERROR, message))
 
     def _before_callback(self, callback: Callback) -> None:
         if callback.event is _REGISTERED and self._id_store is not None:

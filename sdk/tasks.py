@@ -29,8 +29,21 @@ def _agent_id(agent_id: pb.AgentID | str) -> pb.AgentID:
     return agent_id if isinstance(agent_id, pb.AgentID) else pb.AgentID(value=agent_id)
 
 
-def command_info(command: str | Iterable[str], environment: Mapping[str, str] | None = None) -> pb.CommandInfo:
-    """A shell string (run by /bin/sh -c) or an argv list."""
+URILike = pb.CommandInfo.URI | str
+
+
+def uri(value: str, *, executable: bool = False, extract: bool = True, cache: bool = False,
+        output_file: str = "") -> pb.CommandInfo.URI:
+    """Something the agent fetches into the sandbox before the command runs (see
+    `corral.agent.fetcher`): a local path, file://, http:// or https:// URL."""
+    return pb.CommandInfo.URI(value=value, executable=executable, extract=extract, cache=cache,
+                              output_file=output_file)
+
+
+def command_info(command: str | Iterable[str], environment: Mapping[str, str] | None = None,
+                 uris: Iterable[URILike] = ()) -> pb.CommandInfo:
+    """A shell string (run by /bin/sh -c) or an argv list; `uris` (strings or `uri(...)`)
+    are fetched into the sandbox first."""
     if isinstance(command, str):
         info = pb.CommandInfo(shell=True, value=command)
     else:
@@ -38,6 +51,7 @@ def command_info(command: str | Iterable[str], environment: Mapping[str, str] | 
         info = pb.CommandInfo(shell=False, value=argv[0], arguments=argv)
     for name, value in (environment or {}).items():
         info.environment.variables.add(name=name, value=value)
+    info.uris.extend(u if isinstance(u, pb.CommandInfo.URI) else uri(u) for u in uris)
     return info
 
 
@@ -56,10 +70,11 @@ def command_task(
     grace_seconds: float | None = None,
     health_check: pb.HealthCheck | None = None,
     data: bytes | None = None,
+    uris: Iterable[URILike] = (),
 ) -> pb.TaskInfo:
     """A task run by the built-in command executor."""
     task = pb.TaskInfo(name=name, agent_id=_agent_id(agent_id), resources=as_resources(resources).to_protos(),
-                       command=command_info(command, environment))
+                       command=command_info(command, environment, uris))
     _finish_task(task, task_id, grace_seconds, health_check, data)
     return task
 
@@ -71,10 +86,11 @@ def executor_info(
     resources: ResourcesLike = "",
     environment: Mapping[str, str] | None = None,
     name: str = "",
+    uris: Iterable[URILike] = (),
 ) -> pb.ExecutorInfo:
     """A custom executor: `command` starts a program that runs an `ExecutorDriver`."""
-    info = pb.ExecutorInfo(executor_id=pb.ExecutorID(value=executor_id), command=command_info(command, environment),
-                           name=name or executor_id)
+    info = pb.ExecutorInfo(executor_id=pb.ExecutorID(value=executor_id),
+                           command=command_info(command, environment, uris), name=name or executor_id)
     if resources:
         info.resources.extend(as_resources(resources).to_protos())
     return info

@@ -7,10 +7,17 @@
 # what the twin changes. Extra arguments go to both pytest runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# the web UI's tests drive Debian's chromium with chromium-driver (selenium)
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    echo "== installing chromium and chromium-driver (apt-get)"
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver >/dev/null
+fi
 # the security tests make a TLS certificate (openssl) and run tasks as other users
 # (util-linux's setpriv)
 if ! command -v openssl >/dev/null || ! command -v setpriv >/dev/null; then
-    apt-get update -q && apt-get install -y -q openssl util-linux
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssl util-linux >/dev/null
 fi
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip

@@ -59,6 +59,93 @@ def test_port_in_use_is_a_clear_error(tmp_path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_an_unknown_option_is_named_before_a_missing_command() -> None:
+    result = corral("--bogus")
+    assert result.returncode == 2
+    assert "unrecognized arguments: --bogus" in result.stderr
+    assert "COMMAND" not in result.stderr.splitlines()[-1]
+    result = corral()
+    assert result.returncode == 2 and "a COMMAND is required" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["local", "execute", "agent", "master", "tasks", "agents", "frameworks"])
+def test_every_flag_has_help_text(command: str) -> None:
+    import argparse
+
+    from corral.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    missing = [a.option_strings for a in sub._actions if a.option_strings and not a.help]
+    assert missing == []
+
+
+def test_a_taken_http_port_is_named(tmp_path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = corral("agent", "--master", "127.0.0.1:1", "--port", str(port), "--work-dir", str(tmp_path),
+                        "--resources", "cpus:1;mem:64")
+    assert result.returncode == 1
+    assert f"127.0.0.1:{port}" in result.stderr and "Address already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_taken_transport_port_is_named(tmp_path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = corral("master", "--port", "0", "--transport-port", str(port), "--work-dir", str(tmp_path))
+    assert result.returncode == 1
+    assert f"tcp://127.0.0.1:{port}" in result.stderr and "Address already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_agent_work_dir_that_cannot_be_made_is_a_usage_error_naming_it(tmp_path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = corral("agent", "--master", "127.0.0.1:1", "--work-dir", str(blocker / "sub"), "--port", "0")
+    assert result.returncode == 2
+    assert str(blocker / "sub") in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_execute_against_a_master_that_is_down_fails_at_once_saying_so() -> None:
+    result = corral("execute", "--master", "127.0.0.1:1", "--command", "true")
+    assert result.returncode == 1
+    assert "cannot reach the master at 127.0.0.1:1" in result.stderr
+
+
+def test_execute_against_something_that_is_not_a_master_says_so() -> None:
+    import http.server
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = corral("execute", "--master", f"127.0.0.1:{server.server_address[1]}", "--command", "true")
+    finally:
+        server.shutdown()
+    assert result.returncode == 1
+    assert "is not a corral master" in result.stderr
+
+
+def test_execute_takes_the_master_from_corral_master() -> None:
+    result = subprocess.run([sys.executable, "-m", "corral", "execute", "--command", "true"], capture_output=True,
+                            text=True, timeout=60, env=dict(os.environ, CORRAL_MASTER="127.0.0.1:1"))
+    assert result.returncode == 1 and "127.0.0.1:1" in result.stderr
+    env = {k: v for k, v in os.environ.items() if k != "CORRAL_MASTER"}
+    result = subprocess.run([sys.executable, "-m", "corral", "execute", "--command", "true"], capture_output=True,
+                            text=True, timeout=60, env=env)
+    assert result.returncode == 2 and "CORRAL_MASTER" in result.stderr
+
+
 def test_keys_generate_writes_pairs_and_refuses_to_overwrite(tmp_path) -> None:
     result = corral("keys", "generate", "--out", str(tmp_path / "keys"), "master", "agent-1")
     assert result.returncode == 0, result.stderr

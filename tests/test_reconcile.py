@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from corral.protos import corral_pb2 as pb
-from corral.engines.scheduler.reconcile import Escalation, Query, ReconcileConfig, Reconciler, RoundKind
+from corral.engines.scheduler.reconcile import Escalation, Progress, Query, ReconcileConfig, Reconciler, RoundKind
 
 
 def make(**kwargs) -> Reconciler:
@@ -134,3 +134,15 @@ def test_updates_of_one_message_apply_in_order():
     assert r.agent_of("a") == "agent-2" and r.agent_of("nope") == ""
     r.updated([("a", "", pb.TASK_RUNNING, False), ("a", "", pb.TASK_FINISHED, True)], 2.0)
     assert not r.tracks("a") and r.tracks("b") and r.agent_of("a") == ""
+
+
+def test_progress_between_rounds_tells_of_the_last_round_instead_of_inventing_one() -> None:
+    r = make()
+    assert r.progress(5.0) == Progress(0, RoundKind.EXPLICIT, None, 0, 0, None, True)  # no round yet
+    r.track("a", "agent-1", pb.TASK_RUNNING, 0.0)
+    r.start(10.0)
+    r.updated([("a", "agent-1", pb.TASK_RUNNING, False)], 11.0)
+    assert r.converged
+    idle = r.progress(50.0)
+    assert idle == r.progress(99.0)  # the same, whenever asked
+    assert (idle.started_at, idle.remaining, idle.converged, idle.attempts) == (10.0, 0, True, 1)

@@ -120,9 +120,10 @@ class Containerizer:
         return self.sandboxes_root / framework_id / executor_id / container_id
 
     def launch(self, container_id: str, framework_id: str, executor: pb.ExecutorInfo, environment: dict[str, str],
-               argv_prefix: list[str] | None = None, user: str | None = None) -> Container:
-        """Start the executor in a new sandbox; `argv_prefix` runs before it (and execs
-        it); `user`: the user it runs as (None: the agent's)."""
+               argv_prefix: list[str] | None = None, fetched: bool = False, user: str | None = None) -> Container:
+        """Start the executor in a new sandbox (`fetched`: made already, holding the
+        command's fetched URIs); `argv_prefix` runs before it (and execs it); `user`: the
+        user it runs as (None: the agent's)."""
         sandbox = self.sandbox_path(framework_id, executor.executor_id.value, container_id)
         env = dict(os.environ)
         env.update(environment)
@@ -140,7 +141,7 @@ class Containerizer:
             env.update(HOME=account.pw_dir, USER=user, LOGNAME=user)
             argv = ["setpriv", f"--reuid={account.pw_uid}", f"--regid={account.pw_gid}", "--init-groups", "--", *argv]
         try:
-            sandbox.mkdir(parents=True, exist_ok=False)
+            sandbox.mkdir(parents=True, exist_ok=fetched)
             with open(sandbox / "stdout", "wb") as out, open(sandbox / "stderr", "wb") as err:
                 if account is not None:  # the sandbox and its files are the user's
                     for path in (sandbox, sandbox / "stdout", sandbox / "stderr"):

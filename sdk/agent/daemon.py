@@ -1,7 +1,7 @@
 """The agent daemon: runs the agent engine on a transport, performs its actions with
 the containerizer and the checkpointer, follows the master through the detector, and
 serves HTTP on the agent's one address (`/health`, `/state`, `/info`, `/flags`,
-`/metrics/snapshot`).
+`/metrics` (Prometheus), `/metrics/snapshot`, `/files/browse`, `/files/read`).
 
 Checkpoint actions are performed synchronously on the I/O thread, in the order the
 engine emitted them, so each is on disk before the sends that follow it. A checkpoint
@@ -18,6 +18,11 @@ Limits (`--enforce-limits`, on by default): a `LimitEnforcer` watches every cont
 against the limits the engine gives (cgroup v2 where usable, else process-tree RSS, and
 sandbox disk); one over a limit is killed with SIGKILL and its exit carries the reason
 (REASON_CONTAINER_LIMITATION_MEMORY / _DISK) to the engine.
+
+Fetching: an executor whose command has `uris` is started only once the fetcher
+(`corral.agent.fetcher`) has put them in its sandbox, on a thread of its own; a URI that
+cannot be fetched fails the executor's tasks (REASON_CONTAINER_LAUNCH_FAILED) with a
+message naming it.
 
 Sandbox GC: the sandbox of a container that exited is scheduled for deletion after
 `gc_delay`; a housekeeping thread deletes what is due and, every
@@ -43,7 +48,7 @@ import sys
 import threading
 import time
 from http import HTTPStatus
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -51,6 +56,7 @@ from typing import Any
 from corral import __version__
 from corral.agent.checkpoint import BOOT_ID_PATH, Checkpointer, ProcessStamp, read_boot_id
 from corral.agent.containerizer import Container, Containerizer, LaunchError
+from corral.agent.fetcher import Fetcher, FetchError
 from corral.agent.gc import DEFAULT_GC_DELAY, DEFAULT_GC_DISK_HEADROOM, SandboxGC, filesystem_usage, iter_sandboxes, \
     remove_sandbox
 from corral.agent.limits import Limitation, LimitEnforcer, detect_host_cgroup2, limits_enforcer
@@ -72,8 +78,9 @@ from corral.engines.agent import (
 from corral.engines.authorization import Authorizer
 from corral.engines.base import MasterLost
 from corral.net.http import REQUEST_PRINCIPAL, HttpServer, Reply
+from corral.metrics import AgentMetrics
 from corral.protos import corral_pb2 as pb
-from corral.resources import Resources
+from corral.resources import Resources, attributes_to_dict
 from corral.runtime import Runtime
 from corral.security.acls import Acls
 from corral.security.tls import https
@@ -111,6 +118,9 @@ class AgentFlags:
     gc_disk_headroom: float = DEFAULT_GC_DISK_HEADROOM
     #: seconds between checks of the work dir's filesystem usage
     disk_watch_interval: float = 60.0
+    #: the address the master and executors are told to reach the agent at, when it is
+    #: not `host` (e.g. listening on 0.0.0.0)
+    advertise_ip: str | None = None
     #: the agent's CurveZMQ key pair (NAME.key_secret) and the master's public key
     #: (its .key file): both turn security on
     key: Path | None = None
@@ -131,11 +141,16 @@ class AgentDaemon:
     def __init__(self, flags: AgentFlags, config: AgentConfig | None = None) -> None:
         """KeyFileError, AclError, CredentialsError or TlsError (naming the file) when a
         security file cannot be used."""
-        self.flags = flags
+        # absolute: executors run in their sandboxes, where a relative path means another place
+        self.flags = flags = replace(flags, work_dir=flags.work_dir.absolute())
         self.config = replace(config or AgentConfig(command_executor=(sys.executable, "-m", "corral.executors.command")),
                               recovery_timeout=flags.recovery_timeout)
         flags.work_dir.mkdir(parents=True, exist_ok=True)
-        info = pb.AgentInfo(hostname=flags.hostname, resources=flags.resources.to_protos(),
+        guard = HttpGuard(HttpCredentials(flags.http_credentials)) if flags.http_credentials is not None else None
+        self.http = HttpServer(flags.host, flags.port, {}, authenticate=guard,
+                               ssl_context=https(flags.tls_cert, flags.tls_key))
+        # the master reaches our HTTP (sandbox files) at our transport's host and this port
+        info = pb.AgentInfo(hostname=flags.hostname, port=self.http.port, resources=flags.resources.to_protos(),
                             attributes=flags.attributes)
         curve = None
         #: security on: the keys the agent admits (the master's, its executors'), how its
@@ -156,9 +171,13 @@ class AgentDaemon:
         #: what each HTTP principal may read (access_sandboxes), and the denials counted
         self.authorizer = Authorizer(acls)
         self.runtime = Runtime(lambda address: AgentEngine(info, address, self.config), host=flags.host,
-                               port=flags.transport_port, curve=curve)
+                               port=flags.transport_port, advertise=flags.advertise_ip, curve=curve)
         self.engine: AgentEngine = self.runtime.engine  # type: ignore[assignment]
+        self._started = self.runtime.clock()
         self.containerizer = Containerizer(flags.work_dir, self._container_exited)
+        self.fetcher = Fetcher(flags.work_dir / "fetch-cache")
+        #: containers whose URIs are being fetched -> killed meanwhile
+        self._fetching: dict[str, bool] = {}
         self.enforcer: LimitEnforcer | None = None
         if flags.enforce_limits:
             self.enforcer = limits_enforcer(self._limit_exceeded, self._current_limits, flags.limit_check_interval,
@@ -172,27 +191,27 @@ class AgentDaemon:
         self.volumes = Volumes(flags.work_dir)
         self.runtime.add_performers({
             LaunchExecutor: self._launch,
-            KillContainer: lambda a: self.containerizer.kill(a.container_id, a.grace),
+            KillContainer: self._kill,
             MasterLost: lambda _a: self.detector.detect(),
             UpdateVolumes: self._update_volumes,
             LinkVolumes: self._link_volumes,
             **{kind: partial(self._durably, write) for kind, write in self.checkpointer.performers().items()},
         })
         self.detector = MasterDetector(flags.master, self._master_found)
-        guard = HttpGuard(HttpCredentials(flags.http_credentials)) if flags.http_credentials is not None else None
-        self.http = HttpServer(flags.host, flags.port, authenticate=guard,
-                               ssl_context=https(flags.tls_cert, flags.tls_key), routes={
+        self.prometheus = AgentMetrics(self)
+        self.http.routes.update({
             "/health": lambda q, b: Reply(body=b"", content_type="text/plain"),
             "/state": lambda q, b: Reply.json(self.state()),
             "/info": lambda q, b: Reply.json({"id": self.engine.agent_id, "transport": self.runtime.address,
                                               "version": __version__}),
             "/flags": lambda q, b: Reply.json(self.flags_view()),
+            "/metrics": lambda q, b: Reply(body=self.prometheus.text(), content_type="text/plain; version=0.0.4"),
             "/metrics/snapshot": lambda q, b: Reply.json(self.metrics()),
             "/files/browse": self._browse,
             "/files/read": self._read,
         })
         self.files = SandboxFiles(self.containerizer.sandboxes_root)
-        self.address = self.http.address
+        self.address = f"{flags.advertise_ip}:{self.http.port}" if flags.advertise_ip else self.http.address
 
     # -- CurveZMQ keys --------------------------------------------------------------
     def _server_key(self, address: str) -> bytes | None:
@@ -221,6 +240,46 @@ class AgentDaemon:
 
     # -- actions ------------------------------------------------------------------
     def _launch(self, action: LaunchExecutor) -> None:
+        if action.executor.command.uris:  # fetched first, off the I/O thread (see corral.agent.fetcher)
+            self._fetching[action.container_id] = False
+            threading.Thread(target=self._fetch, args=(action,), name=f"fetch-{action.container_id}",
+                             daemon=True).start()
+        else:
+            self._start(action)
+
+    def _fetch(self, action: LaunchExecutor) -> None:
+        sandbox = self.containerizer.sandbox_path(action.framework_id, action.executor.executor_id.value,
+                                                  action.container_id)
+        try:
+            sandbox.mkdir(parents=True, exist_ok=False)
+            self.fetcher.fetch(action.executor.command.uris, sandbox)
+        except (FetchError, OSError) as exc:
+            log.error("container %s: %s", action.container_id, exc)
+            with self._gc_lock:
+                self.gc.schedule(sandbox)
+            message = str(exc)
+            self.runtime.call_soon(lambda: self._fetched(action, message))
+            return
+        self.runtime.call_soon(lambda: self._fetched(action, None))
+
+    def _fetched(self, action: LaunchExecutor, error: str | None) -> None:
+        """On the I/O thread, once the URIs are in the sandbox (or could not be)."""
+        killed = self._fetching.pop(action.container_id, False)
+        now = self.runtime.clock()
+        if error is not None:
+            self.engine.executor_launch_failed(action.container_id, error, now)
+        elif killed:
+            self.engine.executor_exited(action.container_id, -9, "killed while its URIs were being fetched", now)
+        else:
+            self._start(action, fetched=True)
+
+    def _kill(self, action: KillContainer) -> None:
+        if action.container_id in self._fetching:
+            self._fetching[action.container_id] = True  # it will not start
+        else:
+            self.containerizer.kill(action.container_id, action.grace)
+
+    def _start(self, action: LaunchExecutor, fetched: bool = False) -> None:
         environment = action.environment
         if self.credential is not None:
             environment = {**environment, **self._admit_executor(action.container_id, action.framework_id,
@@ -228,7 +287,7 @@ class AgentDaemon:
         try:
             prefix = self.enforcer.prepare(action.container_id) if self.enforcer is not None else []
             container = self.containerizer.launch(action.container_id, action.framework_id, action.executor,
-                                                  environment, prefix, self._user_of(action))
+                                                  environment, prefix, fetched, self._user_of(action))
         except (LaunchError, OSError) as exc:
             log.error("%s", exc)
             self._forget_executor_key(action.container_id)
@@ -365,15 +424,20 @@ class AgentDaemon:
                     work_dir=str(self.flags.work_dir))
         return view
 
+    def uptime(self) -> float:
+        """Seconds since the agent started."""
+        return self.runtime.clock() - self._started
+
     def flags_view(self) -> dict[str, Any]:
-        flags = asdict(self.flags)
-        for name in ("work_dir", "boot_id_file", "key", "master_key", "acls", "http_credentials", "tls_cert",
-                     "tls_key"):
+        flags = {f.name: getattr(self.flags, f.name) for f in fields(self.flags)}  # (no deep copy of Resources)
+        flags["work_dir"] = str(self.flags.work_dir)
+        flags["boot_id_file"] = str(self.flags.boot_id_file)
+        for name in ("key", "master_key", "acls", "http_credentials", "tls_cert", "tls_key"):
             value = getattr(self.flags, name)
             flags[name] = None if value is None else str(value)
         flags["recover"] = self.flags.recover.value
         flags["resources"] = str(self.flags.resources)
-        flags["attributes"] = [a.name for a in self.flags.attributes]
+        flags["attributes"] = attributes_to_dict(self.flags.attributes)
         return flags
 
     def metrics(self) -> dict[str, Any]:

@@ -68,19 +68,20 @@ class SandboxFiles:
 
     def read(self, path: str, offset: int = -1, length: int = MAX_READ) -> dict[str, Any]:
         """Mesos' /files/read: offset -1 answers just the size; otherwise up to `length`
-        bytes from `offset` (text, undecodable bytes replaced)."""
+        bytes from `offset` (text, undecodable bytes replaced), and how many bytes that
+        was (`length`: the next read starts at offset + length)."""
         real = self.resolve(path)
         if not real.is_file():
             raise FileAccessError(400, f"{path!r} is not a regular file")
         size = real.stat().st_size
         if offset < 0:
-            return {"offset": size, "data": ""}
+            return {"offset": size, "data": "", "length": 0}
         if length < 0:
             raise FileAccessError(400, f"invalid 'length' {length}: must not be negative")
         with open(real, "rb") as f:
             f.seek(min(offset, size))
             data = f.read(min(length, MAX_READ))
-        return {"offset": min(offset, size), "data": data.decode("utf-8", errors="replace")}
+        return {"offset": min(offset, size), "data": data.decode("utf-8", errors="replace"), "length": len(data)}
 
 
 def int_param(query: dict[str, str], name: str, default: int) -> int:

@@ -26,7 +26,18 @@ def is_terminal(state: int) -> bool:
 
 
 def state_name(state: int) -> str:
+    """A task state by name, e.g. "TASK_RUNNING"."""
     return pb.TaskState.Name(state)
+
+
+def reason_name(reason: int) -> str:
+    """A status's `reason` by name, e.g. "REASON_EXECUTOR_TERMINATED"."""
+    return pb.TaskStatus.Reason.Name(reason)
+
+
+def source_name(source: int) -> str:
+    """A status's `source` by name, e.g. "SOURCE_EXECUTOR"."""
+    return pb.TaskStatus.Source.Name(source)
 
 
 def has_capability(info: pb.FrameworkInfo, capability: int) -> bool:

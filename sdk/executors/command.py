@@ -2,7 +2,9 @@
 argv) as a child process in the sandbox and reports its life as status updates.
 
 States: TASK_STARTING, TASK_RUNNING, then TASK_FINISHED (exit 0), TASK_FAILED (non-zero
-exit, signal, or a command that cannot start), or TASK_KILLED (after a kill). Kill
+exit, signal, or a command that cannot start), or TASK_KILLED (after a kill); the data
+of the FINISHED or FAILED update of a command that ran is `pack({"exit_status": N})`
+(its exit status; minus the signal's number when a signal ended it). Kill
 policy: SIGTERM to the task's process group, the task's grace period (default 3 s),
 then SIGKILL; TASK_KILLING first for frameworks that declare TASK_KILLING_STATE.
 A task with a `health_check` is checked while it runs (see corral.executors.health):
@@ -23,6 +25,7 @@ from corral.executor import Executor, ExecutorDriver
 from corral.security.links import EXECUTOR_KEY_ENV
 from corral.executors.health import CheckResult, HealthChecker, validate
 from corral.protos import corral_pb2 as pb
+from corral.tasks import pack
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +63,11 @@ class CommandExecutor(Executor):
         self.framework = framework_info
 
     def _status(self, driver: ExecutorDriver, state: int, message: str = "", reason: int | None = None,
-                healthy: bool | None = None) -> None:
+                healthy: bool | None = None, data: bytes = b"") -> None:
         assert self.task is not None
         status = pb.TaskStatus(task_id=self.task.task_id, state=state)
+        if data:
+            status.data = data
         if message:
             status.message = message
         if reason is not None:
@@ -130,7 +135,7 @@ class CommandExecutor(Executor):
                          healthy=False if self.kill_reason else self.last_health)
         else:
             state, message = describe_exit(returncode)
-            self._status(driver, state, message)
+            self._status(driver, state, message, data=pack({"exit_status": returncode}))
         self._finish(driver)
 
     def _finish(self, driver: ExecutorDriver) -> None:

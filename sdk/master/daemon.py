@@ -1,9 +1,12 @@
 """The master daemon: runs the master engine on a transport and serves HTTP on the
-master's one address: `/health`, `/info` (where the transport listens), `/state`,
-`/state.json`, `/frameworks`, `/slaves`, `/tasks`, `/flags`, `/metrics/snapshot`, and the
-operator endpoints `/roles`, `/weights`, `/quota`, `/reserve`, `/unreserve` and
-`/agents/gone`, each a call of the master engine (`corral.engines.master.operator`)
-whose registry writes the daemon performs before it answers.
+master's one address: the web UI (`/`), `/health`, `/info` (where the transport
+listens), `/state`, `/state.json`, `/frameworks`, `/slaves`, `/agents`, `/tasks`,
+`/task`, `/events` (the operator event stream), `/flags`, `/metrics` (Prometheus),
+`/metrics/snapshot`, `/files/browse` and `/files/read` (an agent's sandboxes, through
+the master), and the operator endpoints `/roles`, `/weights`, `/quota`, `/reserve`,
+`/unreserve`, `/agents/gone`, `/teardown` and `/tasks/kill`, each a call of the master
+engine (`corral.engines.master.operator`) whose actions (registry writes, messages) the
+daemon performs before it answers.
 
 Security (`MasterFlags.key` and `keys`; off without them): every link runs over CurveZMQ
 with the master's key pair, admitting the keys of the key ring (read again when it
@@ -20,6 +23,9 @@ import logging
 import socket
 import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 import uuid
 from http import HTTPStatus
 from dataclasses import asdict, dataclass, field
@@ -28,8 +34,12 @@ from typing import Any
 
 from corral import __version__
 from corral.engines.master import ForgetAgent, MasterConfig, MasterEngine, RecordAgent, RecordQuota, RecordWeight
-from corral.net.http import REQUEST_PRINCIPAL, HttpServer, Reply
+
 from corral.engines.master.allocator import AllocatorError, validate_role
+from corral.engines.master.snapshot import STATE_NAMES, task_counters, task_view, tasks_view
+from corral.master.events import EventStream
+from corral.metrics import MasterMetrics
+from corral.net.http import REQUEST_PRINCIPAL, HttpServer, Reply
 from corral.master.registry import Registry
 from corral.resources import ResourceError, Resources
 from corral.protos import corral_pb2 as pb
@@ -52,6 +62,12 @@ def default_transport_port(http_port: int) -> int:
     return http_port + TRANSPORT_PORT_OFFSET if http_port else 0
 
 
+#: the web UI's files (index.html, app.js, style.css), served at / and /ui/
+WEBUI = Path(__file__).with_name("webui")
+#: seconds the master waits for an agent's file endpoints
+AGENT_FILES_TIMEOUT = 5.0
+
+
 @dataclass
 class MasterFlags:
     work_dir: Path
@@ -59,6 +75,9 @@ class MasterFlags:
     port: int = 5050
     transport_port: int | None = None
     hostname: str = field(default_factory=socket.gethostname)
+    #: the address agents and frameworks are told to reach the master at, when it is not
+    #: `host` (e.g. listening on 0.0.0.0)
+    advertise_ip: str | None = None
     #: the master's CurveZMQ key pair (NAME.key_secret); with `keys`, turns security on
     key: Path | None = None
     #: who may connect: a folder of public .key files or a JSON file of principal -> key
@@ -97,8 +116,8 @@ class MasterDaemon:
             curve = CurveLinks(pair, self.ring, self._server_key)
         acls = Acls.load(flags.acls) if flags.acls is not None else None
         guard = HttpGuard(HttpCredentials(flags.http_credentials)) if flags.http_credentials is not None else None
-        self.http = HttpServer(flags.host, flags.port, {}, authenticate=guard,
-                               ssl_context=https(flags.tls_cert, flags.tls_key))
+        self.http = HttpServer(flags.host, flags.port, {}, static={"/ui/": WEBUI}, index=WEBUI / "index.html",
+                               authenticate=guard, ssl_context=https(flags.tls_cert, flags.tls_key))
         transport_port = flags.transport_port
         if transport_port is None:
             transport_port = default_transport_port(self.http.port if flags.port else 0)
@@ -114,7 +133,8 @@ class MasterDaemon:
                                  transport=address, version=__version__, start_time=self.start_time)
             return MasterEngine(info, self.config, now=PROCESS_CLOCK(), registry=self.registry.state(), acls=acls)
 
-        self.runtime = Runtime(make_engine, host=flags.host, port=transport_port, clock=PROCESS_CLOCK, curve=curve)
+        self.runtime = Runtime(make_engine, host=flags.host, port=transport_port, clock=PROCESS_CLOCK,
+                               advertise=flags.advertise_ip, curve=curve)
         self.engine: MasterEngine = self.runtime.engine  # type: ignore[assignment]
         self._stopping = threading.Event()
         #: principals whose keys were all removed from the ring (their frames are refused)
@@ -125,6 +145,9 @@ class MasterDaemon:
             RecordWeight: lambda a: self.registry.set_weight(a.role, a.weight),
             RecordQuota: lambda a: self.registry.set_quota(a.role, a.quota),
         })
+        self.events = EventStream(self.engine, self.runtime.lock, self.state)
+        self.prometheus = MasterMetrics(self)
+        self.http.streams["/events"] = self.events.serve
         self.http.routes.update({
             "/health": lambda q, b: Reply(body=b"", content_type="text/plain"),
             "/info": lambda q, b: Reply.json(self.info()),
@@ -133,9 +156,15 @@ class MasterDaemon:
             "/frameworks": lambda q, b: Reply.json({"frameworks": self.state()["frameworks"]}),
             "/slaves": lambda q, b: Reply.json({"slaves": self.state()["agents"]}),
             "/agents": lambda q, b: Reply.json({"agents": self.state()["agents"]}),
-            "/tasks": lambda q, b: Reply.json({"tasks": [t for f in self.state()["frameworks"] for t in f["tasks"]]}),
+            "/tasks": self._tasks,
+            "/task": self._task,
             "/flags": lambda q, b: Reply.json(self.flags_view()),
+            "/metrics": lambda q, b: Reply(body=self.prometheus.text(), content_type="text/plain; version=0.0.4"),
             "/metrics/snapshot": lambda q, b: Reply.json(self.metrics()),
+            "/files/browse": lambda q, b: self._agent_files("browse", q),
+            "/files/read": lambda q, b: self._agent_files("read", q),
+            "/teardown": self._teardown,
+            "/tasks/kill": self._kill,
             "/roles": lambda q, b: Reply.json(self.roles()),
             "/weights": self._weights,
             "/quota": self._quota,
@@ -143,7 +172,7 @@ class MasterDaemon:
             "/unreserve": lambda q, b: self._reservation(b, unreserve=True),
             "/agents/gone": self._mark_gone,
         })
-        self.address = self.http.address
+        self.address = f"{flags.advertise_ip}:{self.http.port}" if flags.advertise_ip else self.http.address
 
     def _server_key(self, address: str) -> bytes | None:
         """On the I/O thread: the CurveZMQ key of the peer at `address`: that of the
@@ -183,8 +212,88 @@ class MasterDaemon:
         viewer = REQUEST_PRINCIPAL.get()
         with self.runtime.lock:
             view = self.engine.snapshot(viewer)
-        view["address"] = self.address
+        view.update(address=self.address, leader=self.address, elected=True, now=self.runtime.clock())
         return view
+
+    # -- tasks ------------------------------------------------------------------------
+    def _tasks(self, query: dict[str, str], body: bytes) -> Reply:
+        """GET [?framework_id=F][&state=TASK_RUNNING][&all=1]: the tasks of every (or
+        one) framework, active ones only unless `all` (then completed ones and those of
+        completed frameworks too), in one state or all."""
+        wanted = query.get("state", "").upper()
+        if wanted and not wanted.startswith("TASK_"):
+            wanted = "TASK_" + wanted
+        if wanted and wanted not in STATE_NAMES.values():
+            return Reply.error(HTTPStatus.BAD_REQUEST, f"invalid state {query['state']!r}: not a task state")
+        every = query.get("all", "") not in ("", "0", "false")
+        with self.runtime.lock:
+            tasks = tasks_view(self.engine, query.get("framework_id"), wanted, every)
+        return Reply.json({"tasks": tasks})
+
+    def _task(self, query: dict[str, str], body: bytes) -> Reply:
+        """GET ?task_id=T[&framework_id=F]: one task, with its whole history."""
+        if not query.get("task_id"):
+            return Reply.error(HTTPStatus.BAD_REQUEST, "missing 'task_id'")
+        with self.runtime.lock:
+            task, problem = self.engine.find_task(query.get("framework_id"), query["task_id"])
+            if task is None:
+                return Reply.error(HTTPStatus.NOT_FOUND, problem)
+            return Reply.json(task_view(task))
+
+    def _kill(self, query: dict[str, str], body: bytes) -> Reply:
+        """POST {"task_id": T[, "framework_id": F]}: kill the task, as its framework would."""
+        try:
+            request = json.loads(body or b"null")
+            task_id = str(request["task_id"])
+            framework_id = str(request["framework_id"]) if request.get("framework_id") else None
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            return Reply.error(HTTPStatus.BAD_REQUEST, f"invalid kill request: {exc!r}; expected {{\"task_id\": ...}}")
+
+        principal = REQUEST_PRINCIPAL.get()
+
+        def kill() -> str:
+            task, problem = self.engine.find_task(framework_id, task_id)
+            if task is None:
+                return problem
+            return self.engine.operator_kill(task.framework_id, task.id, self.runtime.clock(), principal)
+
+        problem = self.runtime.call(kill)
+        if problem:
+            return Reply.error(HTTPStatus.NOT_FOUND, f"cannot kill: {problem}")
+        return Reply.json({"task_id": task_id, "killing": True})
+
+    def _teardown(self, query: dict[str, str], body: bytes) -> Reply:
+        """POST {"framework_id": F}: remove the framework; its tasks are killed."""
+        try:
+            framework_id = str(json.loads(body or b"null")["framework_id"])
+        except (ValueError, KeyError, TypeError) as exc:
+            return Reply.error(HTTPStatus.BAD_REQUEST, f"invalid teardown request: {exc!r}; "
+                                                       "expected {\"framework_id\": ...}")
+        principal = REQUEST_PRINCIPAL.get()
+        problem = self.runtime.call(lambda: self.engine.operator_teardown(framework_id, self.runtime.clock(), principal))
+        if problem:
+            return Reply.error(HTTPStatus.NOT_FOUND, f"cannot tear down: {problem}")
+        return Reply.json({"framework_id": framework_id, "torn_down": True})
+
+    # -- sandboxes, through the master --------------------------------------------------
+    def _agent_files(self, what: str, query: dict[str, str]) -> Reply:
+        """GET /files/browse|read?agent_id=A&path=P[&offset=O&length=L]: the agent's own
+        /files endpoint (paths are under its sandboxes), asked by the master."""
+        agent_id = query.get("agent_id", "")
+        with self.runtime.lock:
+            agent = self.engine.agents.get(agent_id)
+            address = agent_http_address(agent.transport, agent.info.port) if agent is not None else None
+        if address is None:
+            return Reply.error(HTTPStatus.NOT_FOUND, f"unknown agent {agent_id!r}")
+        forwarded = {k: v for k, v in query.items() if k in ("path", "offset", "length")}
+        url = f"http://{address}/files/{what}?{urllib.parse.urlencode(forwarded)}"
+        try:
+            with urllib.request.urlopen(url, timeout=AGENT_FILES_TIMEOUT) as response:
+                return Reply(HTTPStatus(response.status), response.read())
+        except urllib.error.HTTPError as exc:
+            return Reply(HTTPStatus(exc.code), exc.read())
+        except (OSError, ValueError) as exc:
+            return Reply.error(HTTPStatus.BAD_GATEWAY, f"agent {agent_id} at {address} did not answer: {exc}")
 
     def roles(self) -> dict[str, Any]:
         with self.runtime.lock:
@@ -279,14 +388,21 @@ class MasterDaemon:
             counters["master/frameworks_connected"] = sum(1 for f in engine.frameworks.values() if f.connected)
             counters["master/frameworks_disconnected"] = sum(1 for f in engine.frameworks.values() if not f.connected)
             counters["master/tasks_active"] = sum(len(f.tasks) for f in engine.frameworks.values())
+            counters.update({f"master/tasks_{name.removeprefix('TASK_').lower()}": n
+                             for name, n in task_counters(engine).items()})
+            counters["master/frameworks_completed"] = len(engine.completed_frameworks)
             counters["master/outstanding_offers"] = len(engine.offers)
-            counters["master/uptime_secs"] = self.runtime.clock() - self._started
+            counters["master/uptime_secs"] = self.uptime()
             counters.update({f"master/denied/{action}": n for action, n in engine.authorizer.denials.items()})
             if self.ring is not None:
                 counters["master/key_ring/principals"] = len(self.ring.principals())
                 counters["master/key_ring/revoked"] = len(self.revoked)
         counters.update({f"transport/{k}": v for k, v in self.runtime.metrics().items()})
         return counters
+
+    def uptime(self) -> float:
+        """Seconds since the master started."""
+        return self.runtime.clock() - self._started
 
     def start(self) -> None:
         self.http.start()
@@ -301,3 +417,9 @@ class MasterDaemon:
         self.runtime.join(5.0)
         self.http.close()
         self.registry.close()
+
+
+def agent_http_address(transport: str, port: int) -> str:
+    """An agent's HTTP address: the host of its transport, and the port it registered."""
+    host = transport.removeprefix("tcp://").rpartition(":")[0]
+    return f"{host}:{port}"

@@ -1,33 +1,51 @@
-"""The small HTTP server every daemon runs on its one user-facing `HOST:PORT`.
+"""The HTTP server every daemon runs on its one user-facing `HOST:PORT` (aiohttp).
 
 Routes are plain functions `(query: dict[str, str], body: bytes) -> Reply`, registered
-by the daemon; they run on the server's threads, so they must only read snapshots the
-daemon's runtime hands them. A route that raises becomes a 500 with the error text,
-never a dead server; one that raises `Forbidden` (an ACL's denial) a 403 with its
-message. A `fallback`, if given, answers every request no route serves, seeing its
-method and path (how a framework's API routes by method and path pattern:
-corral.framework.apiserver); without one such a request is a 404.
+by the daemon; they run on the server's worker threads (they read snapshots under the
+daemon's runtime lock, which must not block the server's event loop). A route that
+raises becomes a 500 with the error text, never a dead server. Streams (`streams`)
+are coroutines that write a long-lived response (the master's event stream); they run
+on the server's event loop and end when the server closes. Static files (`static`:
+URL prefix -> folder, and `index` for `/`) are served from the package. A `fallback`,
+if given, answers every request no route or stream serves, seeing its method and path
+(how a framework's API routes by method and path pattern: corral.framework.apiserver);
+without one such a request is a 404.
+
+The server listens from its constructor on, so a port that is taken is an error there
+(naming the address), and `port` is the real one when 0 was asked for.
 
 Authentication (`authenticate`, optional): called with each request's path and
-`Authorization` header before its route (or the fallback), it returns the principal the
-request proves (None: a public path), which the route reads as
-`REQUEST_PRINCIPAL.get()`, or raises `AuthenticationRequired`: a 401 asking for HTTP
-basic credentials. TLS: with `ssl_context`, the port speaks HTTPS only.
+`Authorization` header before anything answers it (routes, streams, the fallback, the
+web UI's static files), it returns the principal the request proves (None: a public
+path), which a route reads as `REQUEST_PRINCIPAL.get()` (a stream as
+`request["principal"]`), or raises `AuthenticationRequired`: a 401 asking for HTTP basic
+credentials. A route that raises `Forbidden` (an ACL's denial) answers 403 with its
+message. TLS: with `ssl_context`, the port speaks HTTPS only.
 """
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
+import socket
 import ssl
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import partial
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
-from urllib.parse import parse_qsl, urlsplit
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+import orjson
+from aiohttp import web
 
 log = logging.getLogger(__name__)
+
+#: worker threads that run routes (each holds the runtime lock only while it reads)
+ROUTE_THREADS = 4
+#: seconds `close` gives open requests and streams to finish
+SHUTDOWN_GRACE = 2.0
 
 
 @dataclass
@@ -39,7 +57,7 @@ class Reply:
 
     @classmethod
     def json(cls, value: Any, status: HTTPStatus = HTTPStatus.OK) -> "Reply":
-        return cls(status, json.dumps(value, indent=1, sort_keys=True).encode())
+        return cls(status, orjson.dumps(value))
 
     @classmethod
     def error(cls, status: HTTPStatus, message: str) -> "Reply":
@@ -62,17 +80,139 @@ class Forbidden(Exception):
     """What a request's principal may not do; the message says what."""
 
 
-def _serve(call: Callable[[], Reply], method: str, path: str, authorization: str | None,
-           authenticate: Authenticate | None) -> Reply:
-    """Authenticate the request, then run its route (`call`): 401 when it must prove a
-    principal and does not, 403 when the route's ACLs deny it, 500 (and the server goes
-    on) when the route fails."""
-    try:
-        principal = authenticate(path, authorization) if authenticate is not None else None
-    except AuthenticationRequired as exc:
-        reply = Reply.error(HTTPStatus.UNAUTHORIZED, f"authentication required: {exc}")
-        reply.headers["WWW-Authenticate"] = 'Basic realm="corral"'
-        return reply
+@dataclass(frozen=True)
+class Request:
+    """A request as a `Fallback` sees it (path without a trailing slash)."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    body: bytes
+
+
+Fallback = Callable[[Request], Reply]
+#: a long-lived response: gets the request and an event set when the server closes
+Stream = Callable[[web.Request, asyncio.Event], Awaitable[web.StreamResponse]]
+
+
+class HttpServer:
+    """Serves `routes` (path -> Route), `streams` (path -> Stream) and static files on
+    host:port, from an event loop on a thread of its own."""
+
+    def __init__(self, host: str, port: int, routes: dict[str, Route], *, streams: dict[str, Stream] | None = None,
+                 static: dict[str, Path] | None = None, index: Path | None = None,
+                 fallback: Fallback | None = None, authenticate: Authenticate | None = None,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        self.routes = routes
+        self.fallback = fallback
+        self.authenticate = authenticate
+        self._ssl_context = ssl_context
+        self.streams = dict(streams or {})
+        self._static = dict(static or {})
+        self._index = index
+        self._socket = _listen(host, port)
+        self.host = host
+        self.port = self._socket.getsockname()[1]
+        self._workers = ThreadPoolExecutor(ROUTE_THREADS, thread_name_prefix="http")
+        self.loop = asyncio.new_event_loop()
+        self._closing: asyncio.Event | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread = threading.Thread(target=self._run, name="http", daemon=True)
+        self._started = threading.Event()
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+        self._started.wait()
+
+    def close(self) -> None:
+        """Stop serving: streams are told to end, open requests get SHUTDOWN_GRACE."""
+        if self._thread.is_alive():
+            future = asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop)
+            try:
+                future.result(SHUTDOWN_GRACE + 5.0)
+            except Exception:
+                log.exception("HTTP server shutdown failed")
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(5.0)
+        else:
+            self._socket.close()
+        self._workers.shutdown(wait=False, cancel_futures=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self._serve())
+        self._started.set()
+        self.loop.run_forever()
+        self.loop.close()
+
+    async def _serve(self) -> None:
+        self._closing = asyncio.Event()
+        app = web.Application(client_max_size=16 * 1024 * 1024,
+                              middlewares=[self._authenticate] if self.authenticate is not None else [])
+        if self._index is not None:
+            app.router.add_get("/", self._serve_index)
+        for prefix, folder in self._static.items():
+            app.router.add_static(prefix, folder)
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE)
+        await self._runner.setup()
+        await web.SockSite(self._runner, self._socket, ssl_context=self._ssl_context).start()
+
+    async def _shutdown(self) -> None:
+        assert self._closing is not None and self._runner is not None
+        self._closing.set()
+        await self._runner.cleanup()
+
+    # -- requests --------------------------------------------------------------------
+    @web.middleware
+    async def _authenticate(self, request: web.Request, handler: Callable[[web.Request], Awaitable[Any]]) -> Any:
+        """Every request (routes, streams, static files) proves its principal first."""
+        assert self.authenticate is not None
+        try:
+            request["principal"] = self.authenticate(request.path.rstrip("/") or "/",
+                                                     request.headers.get("Authorization"))
+        except AuthenticationRequired as exc:
+            return web.json_response({"error": f"authentication required: {exc}"}, status=HTTPStatus.UNAUTHORIZED,
+                                     headers={"WWW-Authenticate": 'Basic realm="corral"'})
+        return await handler(request)
+
+    async def _serve_index(self, request: web.Request) -> web.StreamResponse:
+        assert self._index is not None
+        return web.FileResponse(self._index, headers={"Cache-Control": "no-cache"})
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.path.rstrip("/") or "/"
+        stream = self.streams.get(path)
+        if stream is not None:
+            assert self._closing is not None
+            return await stream(request, self._closing)
+        route = self.routes.get(path)
+        if route is None and self.fallback is None:
+            reply = Reply.error(HTTPStatus.NOT_FOUND, f"no such endpoint: {request.path}")
+        else:
+            body = await request.read()
+            query = dict(request.query)
+            if route is not None:
+                call = partial(route, query, body)
+            else:
+                assert self.fallback is not None
+                call = partial(self.fallback, Request(request.method, path, query, body))
+            reply = await self.loop.run_in_executor(self._workers, _call, call, request.method, path,
+                                                    request.get("principal"))
+        response = web.Response(status=reply.status, body=reply.body, headers=reply.headers)
+        response.content_type = reply.content_type
+        response.headers["Access-Control-Allow-Origin"] = "*"
+        return response
+
+
+def _call(call: Callable[[], Reply], method: str, path: str, principal: str | None = None) -> Reply:
+    """Run a route (or the fallback) on a worker thread, as `principal`: 403 when the ACLs
+    deny it, 500 (and the server goes on) when it fails."""
     token = REQUEST_PRINCIPAL.set(principal)
     try:
         return call()
@@ -85,81 +225,20 @@ def _serve(call: Callable[[], Reply], method: str, path: str, authorization: str
         REQUEST_PRINCIPAL.reset(token)
 
 
-@dataclass(frozen=True)
-class Request:
-    """A request as a `Fallback` sees it (path without a trailing slash)."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    body: bytes
-
-
-Fallback = Callable[[Request], Reply]
-
-
-class HttpServer:
-    """Serves `routes` (path -> Route), then `fallback`, on host:port in background threads."""
-
-    def __init__(self, host: str, port: int, routes: dict[str, Route], *, fallback: Fallback | None = None,
-                 authenticate: Authenticate | None = None, ssl_context: ssl.SSLContext | None = None) -> None:
-        self.routes = routes
-        self.fallback = fallback
-        self.authenticate = authenticate
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _serve(self) -> None:
-                url = urlsplit(self.path)
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                path = url.path.rstrip("/") or "/"
-                query = dict(parse_qsl(url.query))
-                route = server.routes.get(path)
-                if route is not None:
-                    reply = _serve(lambda: route(query, body), self.command, path, self.headers.get("Authorization"),
-                                   server.authenticate)
-                elif server.fallback is not None:
-                    fallback = server.fallback
-                    request = Request(self.command, path, query, body)
-                    reply = _serve(lambda: fallback(request), self.command, path, self.headers.get("Authorization"),
-                                   server.authenticate)
-                else:
-                    reply = Reply.error(HTTPStatus.NOT_FOUND, f"no such endpoint: {url.path}")
-                self.send_response(reply.status)
-                self.send_header("Content-Type", reply.content_type)
-                self.send_header("Content-Length", str(len(reply.body)))
-                self.send_header("Access-Control-Allow-Origin", "*")
-                for name, value in reply.headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(reply.body)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve
-
-            def log_message(self, fmt: str, *args: Any) -> None:
-                log.debug("http: " + fmt, *args)
-
-        self._httpd = ThreadingHTTPServer((host, port), Handler)
-        self._httpd.daemon_threads = True
-        if ssl_context is not None:
-            # the handshake happens on the request's thread, at its first read
-            self._httpd.socket = ssl_context.wrap_socket(self._httpd.socket, server_side=True,
-                                                         do_handshake_on_connect=False)
-        self.host = host
-        self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="http", daemon=True)
-
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def close(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port; OSError naming the address when it is taken."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise OSError(f"cannot listen on {host}:{port}: {exc}") from None
+    family, kind, proto, _name, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.setblocking(False)
+    return sock

@@ -106,7 +106,11 @@ class Transport:
     """Receives frames on `address` and sends frames to peers' addresses."""
 
     def __init__(self, host: str, port: int, dispatcher: Dispatcher,
-                 on_peer: PeerCallback | None = None, batch: bool = False, curve: CurveLinks | None = None) -> None:
+                 on_peer: PeerCallback | None = None, batch: bool = False, advertise: str | None = None,
+                 curve: CurveLinks | None = None) -> None:
+        """Listen on host:port (any free port when 0); peers are told to send to
+        `advertise` (an address they can reach, when `host` is e.g. 0.0.0.0) at that
+        port, else to `host`. OSError naming the address when it cannot listen."""
         self._curve = curve
         #: the ZAP gate of a CurveZMQ transport (None: plaintext)
         self.gate: CurveGate | None = None
@@ -132,11 +136,15 @@ class Transport:
             self._pull_monitor = self._pull.get_monitor_socket(
                 zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
                 addr=f"inproc://corral-monitor-{next(_INPROC_NAMES)}")
-        if port:
-            self._pull.bind(f"tcp://{host}:{port}")
-        else:
-            port = self._pull.bind_to_random_port(f"tcp://{host}")
-        self.address = f"tcp://{host}:{port}"
+        try:
+            if port:
+                self._pull.bind(f"tcp://{host}:{port}")
+            else:
+                port = self._pull.bind_to_random_port(f"tcp://{host}")
+        except zmq.ZMQError as exc:
+            self._pull.close()
+            raise OSError(exc.errno, f"cannot listen on tcp://{host}:{port}: {exc.strerror}") from None
+        self.address = f"tcp://{advertise or host}:{port}"
         self._sender = self.address.encode()
         self._pushes: dict[str, zmq.Socket] = {}
         #: CurveZMQ: the server key each PUSH socket was made with, and the addresses

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from google.protobuf import json_format
 
 from corral.protos import corral_pb2
-from corral.resources.protos import _describe, _items_from_protos, _proto_from_entry, _sort_key
+from corral.resources.protos import _FIRST_NAMES, _describe, _items_from_protos, _proto_from_entry, _sort_key
 from corral.resources.syntax import _check_role, _parse_entry
 from corral.resources.values import (ResourceError, ResourceKey, UNRESERVED, ValueKind, _Invalid, _Items, _MILLI,
                                      _Span, _Value, _coalesce, _error, _is_persistent, _is_simple, _items_text,
@@ -23,7 +23,9 @@ class Resources:
     `Resources()` is empty.
     """
 
-    __slots__ = ("_items",)
+    #: `_view`: `to_dict`'s answer, made at its first call (the master's /state asks it of
+    #: every task's resources)
+    __slots__ = ("_items", "_view")
     _items: _Items
 
     def __init__(self) -> None:
@@ -334,12 +336,30 @@ class Resources:
     def to_dict(self) -> dict[str, object]:
         """The JSON view Mesos' `/state` gives, summed over roles: scalars as numbers, ranges
         and sets in their text form, e.g. `{"cpus": 4.0, "ports": "[31000-32000]"}`."""
-        merged: _Items = {}
+        try:
+            view = self._view
+        except AttributeError:
+            view = self._make_view()
+            object.__setattr__(self, "_view", view)
+        return dict(view)
+
+    def _make_view(self) -> dict[str, object]:
+        merged: dict[tuple[int, str, int], _Value] = {}  # by (sort rank, name, kind)
         for key, value in self._items.items():
-            _merge(merged, _simple_key(key.name, key.kind, UNRESERVED), value)
+            name = key.name
+            slot = (_FIRST_NAMES.get(name, len(_FIRST_NAMES)), name, int(key.kind))
+            mine = merged.get(slot)
+            if mine is None:
+                merged[slot] = value
+            elif type(value) is int:
+                merged[slot] = mine + value  # type: ignore[operator]
+            elif type(value) is tuple:
+                merged[slot] = _spans_union(mine, value)  # type: ignore[arg-type]
+            else:
+                merged[slot] = mine | value  # type: ignore[operator]
         return {
-            key.name: value / _MILLI if isinstance(value, int) else _value_text(value)
-            for key, value in sorted(merged.items(), key=lambda entry: _sort_key(entry[0]))
+            slot[1]: value / _MILLI if type(value) is int else _value_text(value)
+            for slot, value in sorted(merged.items())
         }
 
     def names(self) -> frozenset[str]:

@@ -58,6 +58,7 @@ class Runtime:
         clock: Clock = PROCESS_CLOCK,
         batch: bool = True,
         curve: CurveLinks | None = None,
+        advertise: str | None = None,
     ) -> None:
         """`clock` gives every `now` the engine sees and every deadline the loop waits
         for: monotonic, so that a wall-clock step neither fires nor stalls the engine's
@@ -68,7 +69,8 @@ class Runtime:
         the messages it sends to one peer during one iteration leave as one ZeroMQ frame
         (see `corral.net.transport`). Nothing waits for a batch to fill: each iteration
         sends what it produced. `batch=False` sends every update, ack and message in a
-        frame of its own, as Mesos does.
+        frame of its own, as Mesos does. `advertise`: the host peers are told to send
+        to, when it is not `host` (see `Transport`).
 
         `curve`: every link over CurveZMQ (see `corral.net.transport`); the engine then
         learns each message's sender from its connection, as `engine.principal` (the
@@ -87,7 +89,8 @@ class Runtime:
         self._stopping = threading.Event()
         self.stopped = threading.Event()
         self.dispatcher = Dispatcher(max_frame_size=MAX_FRAME_SIZE, on_error=self._dispatch_error)
-        self.transport = Transport(host, port, self.dispatcher, on_peer=self._peer_event, batch=batch, curve=curve)
+        self.transport = Transport(host, port, self.dispatcher, on_peer=self._peer_event, batch=batch,
+                                   advertise=advertise, curve=curve)
         self.address = self.transport.address
         #: the engine, built for this runtime's transport address
         self.engine = engine_factory(self.address)

@@ -223,8 +223,28 @@ def _pin_ports(argv: list[str], address: str, transport: str) -> list[str]:
     return pinned
 
 
+def agent_ports(resources: str, index: int) -> str:
+    """`resources` for the `index`-th agent (from 0) on one host: its `ports` moved up by
+    `index` times the span they cover, so that no two agents offer the same port.
+    ValueError when that goes past port 65535."""
+    from corral.resources import Resources
+
+    parsed = Resources.parse(resources)
+    spans = parsed.ports
+    if not spans or index == 0:
+        return resources
+    width = spans[-1][1] - spans[0][0] + 1
+    shift = index * width
+    if spans[-1][1] + shift > 65535:
+        raise ValueError(f"agent {index + 1} would need ports past 65535 (resources {resources!r})")
+    moved = ",".join(f"{b + shift}-{e + shift}" for b, e in spans)
+    return str(parsed - Resources.parse("ports:[" + ",".join(f"{b}-{e}" for b, e in spans) + "]")
+               + Resources.parse(f"ports:[{moved}]"))
+
+
 class LocalCluster:
-    """A master and `agents` agents, each a separate process, on loopback."""
+    """A master and `agents` agents, each a separate process, on loopback. Agents started
+    with the cluster's `resources` get ports of their own (`agent_ports`)."""
 
     def __init__(self, work_dir: Path, agents: int = 1, *, resources: str = "cpus:2;mem:1024;disk:1024;ports:[31000-31100]",
                  port: int = 0, ip: str = "127.0.0.1", log_level: str = "INFO", extra_env: dict[str, str] | None = None,
@@ -232,7 +252,7 @@ class LocalCluster:
                  secure: bool = False, tls: tuple[Path, Path] | None = None) -> None:
         """`tls`: a certificate and its key (PEM) every daemon serves HTTPS with; the
         agents and `get` check it as their CA."""
-        self.work_dir = Path(work_dir)
+        self.work_dir = Path(work_dir).absolute()
         self.tls = tls
         tls_flags = ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])] if tls else []
         master_flags = [*tls_flags, *(master_flags or [])]
@@ -270,7 +290,7 @@ class LocalCluster:
         master = f"https://{self.master.address}" if self.tls else self.master.address
         argv = [*(wrapper or []), *self._base, "agent", "--master", master, "--ip", ip or self.ip,
                 "--port", str(port), "--work-dir", str(self.work_dir / f"agent-{index}"),
-                "--resources", resources or self.resources, *self.agent_flags]
+                "--resources", resources or agent_ports(self.resources, index - 1), *self.agent_flags]
         if self.secure is not None:
             argv += ["--key", str(self.secure.key_of(f"agent-{index}")), "--master-key", str(self.secure.master_public),
                      "--http-credentials", str(self.secure.http_credentials)]

@@ -51,9 +51,9 @@ def test_browse_lists_the_sandbox(sandbox) -> None:
 def test_read_with_offset_and_length(sandbox) -> None:
     address, path = sandbox
     status, whole = fetch(address, "/files/read", path=f"{path}/data.txt")
-    assert (status, whole) == (200, {"offset": 10, "data": ""})  # no offset: just the size
+    assert (status, whole) == (200, {"offset": 10, "data": "", "length": 0})  # no offset: just the size
     status, part = fetch(address, "/files/read", path=f"{path}/data.txt", offset=3, length=4)
-    assert (status, part) == (200, {"offset": 3, "data": "3456"})
+    assert (status, part) == (200, {"offset": 3, "data": "3456", "length": 4})
 
 
 @pytest.mark.parametrize("escape", ["/etc/passwd", "{sandbox}/../../../../../../etc/passwd", "{sandbox}/leak",

@@ -170,7 +170,11 @@ def test_a_stopped_agent_leaves_no_task_behind_and_collects_old_sandboxes_after_
             cluster.agents[0].stop()  # kills the task; the agent is gone before the GC delay passes
             assert sandbox.exists()
             # the executor died of the agent's SIGTERM: its task (in a session of its own) went with it
-            assert not [p.pid for p in scan_processes().values() if p.session == task_pid and not zombie(p.pid)]
+            # (SIGKILLed before the agent exited; it leaves /proc once the kernel has torn it down)
+            def running() -> list[int]:
+                return [p.pid for p in scan_processes().values() if p.session == task_pid and not zombie(p.pid)]
+
+            wait_for(lambda: not running(), 10, "the task's processes to be gone")
             cluster.agents[0].start()
             wait_for(lambda: not sandbox.exists(), 15, "the earlier run's sandbox to be collected")
         finally:

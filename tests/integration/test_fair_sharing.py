@@ -12,11 +12,17 @@ TOTAL = corral.Resources.parse("cpus:8;mem:8192")
 
 
 class OnePerOffer(corral.Scheduler):
-    def __init__(self, task: str) -> None:
+    def __init__(self, task: str, everyone_registered: threading.Barrier) -> None:
         self.need = corral.Resources.parse(task)
         self.running: set[str] = set()
         self.launched = 0
         self.lock = threading.Lock()
+        self.everyone_registered = everyone_registered
+
+    def registered(self, driver, framework_id, master_info):
+        # callbacks run in order: no offer is taken before both frameworks are there (the
+        # first to subscribe could otherwise fill the agents before the other competes)
+        self.everyone_registered.wait(30)
 
     def resource_offers(self, driver, offers):
         for offer in offers:
@@ -45,7 +51,8 @@ class OnePerOffer(corral.Scheduler):
 
 def test_cpu_heavy_and_memory_heavy_frameworks_converge_to_drf_shares(tmp_path: Path) -> None:
     with LocalCluster(tmp_path, agents=2, resources="cpus:4;mem:4096") as cluster:
-        cpu_heavy, mem_heavy = OnePerOffer("cpus:1;mem:256"), OnePerOffer("cpus:0.25;mem:1024")
+        both = threading.Barrier(2)
+        cpu_heavy, mem_heavy = OnePerOffer("cpus:1;mem:256", both), OnePerOffer("cpus:0.25;mem:1024", both)
         drivers = [corral.SchedulerDriver(s, corral.FrameworkInfo(name=n, user=""), cluster.master_address)
                    for s, n in ((cpu_heavy, "cpu-heavy"), (mem_heavy, "mem-heavy"))]
         for driver in drivers:

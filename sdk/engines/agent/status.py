@@ -35,8 +35,10 @@ class StatusMixin:
         """An agent-generated, reliable update (it carries a uuid and waits for an ack)."""
         status = new_status(tid, state, SOURCE_AGENT, now, reason=reason, message=message,
                             agent_id=self.agent_id, executor_id=eid or None, uuid=self.rng.randbytes(16))
-        row = status_row(fid, status)
         task = self.tasks.get((fid, tid)) if known else None
+        if task is not None and task.container_id:
+            status.container_id = task.container_id
+        row = status_row(fid, status)
         if task is None:
             # no task record: forward once, best effort
             if self.connection is Connection.REGISTERED:

@@ -58,6 +58,7 @@ class TasksMixin:
             info.command.shell = False
             info.command.value = self.config.command_executor[0]
             info.command.arguments.extend(self.config.command_executor)
+            info.command.uris.extend(task.command.uris)  # fetched into the command's sandbox
             if task.command.user:  # the command executor runs as its task's user
                 info.command.user = task.command.user
             command_executor = True

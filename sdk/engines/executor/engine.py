@@ -118,8 +118,10 @@ class ExecutorEngine(Engine):
 
     def __init__(self, framework_id: str, executor_id: str, agent: str, transport: str,
                  status_update_backoff: float = 10.0, rng: random.Random | None = None, *,
-                 checkpoint: bool = False, recovery_timeout: float = 900.0) -> None:
+                 checkpoint: bool = False, recovery_timeout: float = 900.0, container_id: str = "") -> None:
         super().__init__()
+        #: the run the agent started us in (CORRAL_CONTAINER_ID): our updates name it
+        self.container_id = container_id
         self.checkpoint = checkpoint
         self.recovery_timeout = recovery_timeout
         self.framework_id = framework_id
@@ -284,9 +286,11 @@ class ExecutorEngine(Engine):
 
     def _stamp_for(self, agent_id: str) -> bytes:
         """What to append to a user's serialised status, up to the timestamp's value:
-        our source, executor and agent ids, and the timestamp's key."""
+        our source, executor, container and agent ids, and the timestamp's key."""
         stamp = pb.TaskStatus(source=pb.TaskStatus.SOURCE_EXECUTOR)
         stamp.executor_id.value = self.executor_id
+        if self.container_id:
+            stamp.container_id = self.container_id
         if agent_id:
             stamp.agent_id.value = agent_id
         return stamp.SerializePartialToString() + _TIMESTAMP_KEY

@@ -12,10 +12,12 @@ Where each rule lives:
 - `status`: how the master relays an update and its acknowledgement (the per-row
   loops are in `_status`, compiled);
 - `reconciliation`: the answers to Reconcile calls;
-- `operator`: the operator endpoints' calls;
+- `operator`: the operator endpoints' calls, and the events the engine keeps for
+  operators while someone listens (the daemon's event stream);
 - `registry`: what the master's registry keeps and the actions that write it;
-- `records`: the master's records of agents, frameworks, offers and tasks;
-- `snapshot`: the JSON view of the whole master.
+- `records`: the master's records of agents, frameworks (active and completed), offers
+  and tasks (each with its status history);
+- `snapshot`: the JSON views of tasks, agents, frameworks and the whole master.
 
 Invariants:
 - a resource of an agent is in exactly one place: available, offered (one offer), or

@@ -4,7 +4,7 @@ cimport cython
 
 cdef int _STAGING
 # C copies of the row layout (corral._core.rows)
-cdef Py_ssize_t ACK_ID, ACK_TASK_ID, ACK_UUID, FRAMEWORK_ID, HEALTH, LATEST_STATE, STATE, TASK_ID, UUID
+cdef Py_ssize_t ACK_ID, ACK_TASK_ID, ACK_UUID, FRAMEWORK_ID, HEALTH, LATEST_STATE, STATE, STATUS, TASK_ID, UUID
 
 
 @cython.final
@@ -20,10 +20,11 @@ cdef class MasterTask:
     cdef public str framework_id
     cdef public object resources
     cdef public str role
+    cdef public list statuses
 
 
 @cython.locals(relayed=dict, reacks=list, unknown=Py_ssize_t, row=tuple, out=list, agent_tasks=dict, fw_tasks=dict,
-               task=MasterTask, uuid=bytes)
+               task=MasterTask, uuid=bytes, statuses=list)
 cpdef tuple master_updates(list rows, agent, dict frameworks, dict healthy_of, set_latest)
 
 @cython.locals(forwarded=dict, finished=list, invalid=Py_ssize_t, row=tuple, out=list, task=MasterTask, uuid=bytes)

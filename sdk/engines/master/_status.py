@@ -6,11 +6,15 @@ One source for both builds: plain Python as is; compiled by Cython with _status.
 """
 from __future__ import annotations
 
-from corral._core.rows import ACK_ID, ACK_TASK_ID, ACK_UUID, FRAMEWORK_ID, HEALTH, LATEST_STATE, STATE, TASK_ID, UUID
+from corral._core.rows import (
+    ACK_ID, ACK_TASK_ID, ACK_UUID, FRAMEWORK_ID, HEALTH, LATEST_STATE, STATE, STATUS, TASK_ID, UUID,
+)
 from corral.protos import corral_pb2 as pb
 
 #: a task's state until an update says otherwise
 _STAGING = pb.TASK_STAGING
+#: the statuses a MasterTask keeps (its history: the first, then the latest ones)
+MAX_TASK_STATUSES = 32
 
 
 class MasterTask:
@@ -20,10 +24,12 @@ class MasterTask:
     the update at the head of the agent's stream (what reconciliation answers);
     `acked_uuid`: the last update whose acknowledgement the framework sent and the
     master forwarded; `healthy`: what the last update reported (None: not reported);
-    `role`: the role whose allocation its resources count against."""
+    `role`: the role whose allocation its resources count against; `statuses`: the
+    serialised TaskStatus of each update that changed the head's state or health (at
+    most MAX_TASK_STATUSES: the first and the latest), its history for operators."""
 
     __slots__ = ("state", "status_update_state", "status_update_uuid", "acked_uuid", "healthy", "agent_id", "id",
-                 "name", "framework_id", "resources", "role")
+                 "name", "framework_id", "resources", "role", "statuses")
 
     def __init__(self, id, name, framework_id, resources, *, agent_id, state=_STAGING, role="*"):
         self.id = id
@@ -37,6 +43,7 @@ class MasterTask:
         self.acked_uuid = b""
         self.healthy = None
         self.role = role
+        self.statuses = []
 
     def __repr__(self):
         return f"MasterTask({self.id!r} of {self.framework_id!r} on {self.agent_id!r}, state {self.state})"
@@ -46,10 +53,11 @@ def master_updates(rows, agent, frameworks, healthy_of, set_latest):
     """The master's share of a StatusUpdateMessage from `agent` (its tasks by (framework
     id, task id) in `agent.tasks`; `frameworks` the master's by id, each with its tasks by
     task id in `tasks`): each update of a task the master knows on that agent sets the
-    task's head state, uuid and health, and `set_latest(task, agent, state)` is called
-    when it brings a new latest state (that frees resources). A task is looked up by its
-    id among its framework's (a str key, compared by identity: the decoder hands out one
-    str per task id), and in `agent.tasks` only when that finds none of this agent's.
+    task's head state, uuid and health (and, when it changes either, joins the task's
+    `statuses`), and `set_latest(task, agent, state)` is called when it brings a new
+    latest state (that frees resources). A task is looked up by its id among its
+    framework's (a str key, compared by identity: the decoder hands out one str per task
+    id), and in `agent.tasks` only when that finds none of this agent's.
     Returns (relayed, reacks, unknown): the rows to relay by framework id, the (framework
     id, task id, uuid) of retries of updates already acknowledged (to ack again, not
     relay), and the updates of unknown tasks (relayed when they carry a uuid: a retry of
@@ -84,9 +92,15 @@ def master_updates(rows, agent, frameworks, healthy_of, set_latest):
         else:
             if row[LATEST_STATE] != task.state:
                 set_latest(task, agent, row[LATEST_STATE])
+            healthy = healthy_of.get(row[HEALTH])
+            if row[STATE] != task.status_update_state or healthy is not task.healthy:
+                statuses = task.statuses
+                if len(statuses) >= MAX_TASK_STATUSES:
+                    del statuses[1]
+                statuses.append(row[STATUS])
             task.status_update_state = row[STATE]
             task.status_update_uuid = uuid
-            task.healthy = healthy_of.get(row[HEALTH])
+            task.healthy = healthy
         if fid is not out_fid:
             out_fid = fid
             out = relayed.get(fid)

@@ -4,6 +4,8 @@ from typing import Any, final
 
 from corral.resources import Resources
 
+MAX_TASK_STATUSES: int
+
 @final
 class MasterTask:
     state: int
@@ -17,6 +19,7 @@ class MasterTask:
     framework_id: str
     resources: Resources
     role: str
+    statuses: list[bytes]
     def __init__(self, id: str, name: str, framework_id: str, resources: Resources, *, agent_id: str,
                  state: int = ..., role: str = "*") -> None: ...
 

@@ -9,6 +9,7 @@ from corral.engines.authorization import denial
 from corral.engines.base import on, on_timer
 from corral.engines.common import is_terminal
 from corral.engines.master.allocator import AllocatorError
+from corral.engines.master.operator import OperatorEvent
 from corral.engines.master.records import Agent, AgentState, MasterTimer, Task
 from corral.engines.master.registry import AgentRecordState, ForgetAgent, RecordAgent
 from corral.net.protocol import MessageType as T
@@ -74,6 +75,7 @@ class AgentsMixin:
             self.allocator.add_agent(agent_id, total)
             log.info("agent %s registered from %s with %s", agent_id, sender, total)
             self.emit(RecordAgent(agent_id, info, AgentRecordState.ADMITTED, now))
+            self._tell(OperatorEvent.AGENT_ADDED, agent)
             self._allocate_soon(now)
         self.send(
             sender,
@@ -115,6 +117,7 @@ class AgentsMixin:
             agent = Agent(agent_id, info, sender, total, registered_at=now, principal=self.principal)
             self.agents[agent_id] = agent
             self.allocator.add_agent(agent_id, total)
+            self._tell(OperatorEvent.AGENT_ADDED, agent)
         else:
             self.agents_by_transport.pop(agent.transport, None)
             agent.transport = sender
@@ -192,6 +195,7 @@ class AgentsMixin:
                     task.status_update_state = report.state
                 agent.tasks[(fid, tid)] = task
                 fw.tasks[tid] = task
+                self._tell(OperatorEvent.TASK_ADDED, task)
                 if not is_terminal(task.state):
                     learned.setdefault((fid, task.role), []).append(task)
             else:
@@ -250,6 +254,7 @@ class AgentsMixin:
         self.agents_by_transport.pop(agent.transport, None)
         self.allocator.remove_agent(agent.id)
         self.emit(ForgetAgent(agent.id))
+        self._tell(OperatorEvent.AGENT_REMOVED, agent)
         for fw in self.frameworks.values():
             if fw.connected:
                 self.send(fw.transport, pb.Failure(agent_id=pb.AgentID(value=agent.id)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections import deque
 from dataclasses import dataclass
 
 from corral.engines.authorization import Authorizer
@@ -11,7 +12,7 @@ from corral.engines.master.agents import AgentsMixin
 from corral.engines.master.allocator import Allocator, AllocatorConfig
 from corral.engines.master.frameworks import FrameworksMixin
 from corral.engines.master.offers import OffersMixin
-from corral.engines.master.operator import OperatorMixin
+from corral.engines.master.operator import OperatorEvents, OperatorMixin
 from corral.engines.master.peers import PeersMixin
 from corral.engines.master.reconciliation import ReconciliationMixin
 from corral.engines.master.records import Agent, AgentState, Framework, MasterTimer, Offer
@@ -36,6 +37,8 @@ class MasterConfig:
     offer_timeout: float | None = None
     #: completed tasks kept per framework for the state endpoint and UI
     max_completed_tasks: int = 1000
+    #: removed frameworks kept (with their tasks) for the state endpoint and UI
+    max_completed_frameworks: int = 50
     #: after a master restart: how long admitted agents have to come back before they
     #: are marked unreachable, and the share of them whose return releases offers earlier
     agent_reregister_timeout: float = 600.0
@@ -77,6 +80,16 @@ class MasterEngine(FrameworksMixin, AgentsMixin, OffersMixin, TasksMixin, Status
             "invalid_operations": 0,
             "forged_senders": 0,
         }
+        #: removed frameworks, the latest last (operators see them as completed)
+        self.completed_frameworks: deque[Framework] = deque(maxlen=self.config.max_completed_frameworks)
+        #: how many tasks reached each terminal state (state -> count)
+        self.task_ends: dict[int, int] = {}
+        #: while operators listen: the events for them (see `corral.engines.master.operator`)
+        self.operator_events: OperatorEvents | None = None
+        #: (time relayed, serialised TaskStatus) of the first update of one status-update
+        #: message in RELAY_SAMPLE_EVERY, the latest 1024 (the relay latency metric's; `status`)
+        self.relay_samples: deque[tuple[float, bytes]] = deque(maxlen=1024)
+        self._until_sample = 1
         self.authorizer = Authorizer(acls)
         #: transport address -> the principal that registered (or tried to) from it
         self.peer_principals: dict[str, str] = {}

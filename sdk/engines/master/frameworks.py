@@ -9,12 +9,14 @@ from corral.engines.authorization import denial
 from corral.engines.base import on, on_timer
 from corral.engines.common import is_terminal
 from corral.engines.master.allocator import RoleError
+from corral.engines.master.operator import OperatorEvent
 from corral.engines.master.records import AgentState, Framework, MasterTimer
 from corral.net.protocol import MessageType as T
 from corral.protos import corral_pb2 as pb
 from corral.security.acls import Action
 
 log = logging.getLogger(__name__)
+Reason = pb.TaskStatus.Reason
 
 
 class FrameworksMixin:
@@ -145,6 +147,7 @@ class FrameworksMixin:
             self.send(sender, pb.Error(message=f"framework rejected: {exc}", fatal=True))
             return None
         self.frameworks[fid] = fw
+        self._tell(OperatorEvent.FRAMEWORK_ADDED, fw)
         return fw
 
     def _recover_framework(self, fid: str, info: pb.FrameworkInfo | None, now: float) -> Framework | None:
@@ -185,6 +188,8 @@ class FrameworksMixin:
             self._remove_framework(fw, now)
 
     def _remove_framework(self, fw: Framework, now: float) -> None:
+        """The framework is gone: its agents shut its executors down; it and its tasks
+        are kept as completed, those still running as TASK_KILLED (as Mesos does)."""
         log.info("framework %s removed (%d task(s) known)", fw.id, len(fw.tasks))
         self._rescind_offers_of(fw, now)
         self.cancel_timer(MasterTimer.FAILOVER, fw.id)
@@ -194,11 +199,23 @@ class FrameworksMixin:
                 agent.tasks.pop((fw.id, task.id), None)
                 if not is_terminal(task.state):
                     agent.used = agent.used - task.resources
+            if not is_terminal(task.state):
+                self.task_ends[pb.TASK_KILLED] = self.task_ends.get(pb.TASK_KILLED, 0) + 1
+                task.state = task.status_update_state = pb.TASK_KILLED
+                self._record_status(task, pb.TASK_KILLED, Reason.REASON_FRAMEWORK_REMOVED,
+                                    f"framework {fw.id} was removed", now)
+        fw.completed.extend(fw.tasks.values())
+        del fw.completed[: -self.config.max_completed_tasks]
+        fw.tasks.clear()
         for agent in self.agents.values():
             if agent.state is AgentState.REGISTERED:
                 self.send(agent.transport, pb.ShutdownFramework(framework_id=pb.FrameworkID(value=fw.id)))
         del self.frameworks[fw.id]
         self.allocator.remove_framework(fw.id)
+        fw.connected = False
+        fw.removed_at = now
+        self.completed_frameworks.append(fw)
+        self._tell(OperatorEvent.FRAMEWORK_REMOVED, fw)
         self._allocate_soon(now)
 
     @on(T.FRAMEWORK_TO_EXECUTOR)

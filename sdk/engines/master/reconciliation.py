@@ -31,6 +31,8 @@ class ReconciliationMixin:
         if fw is None:
             return
         self.counters["reconcile_calls"] += 1
+        fw.reconcile_calls += 1
+        fw.last_reconcile = now
         if not fw.connected or not fw.transport:
             return  # answers go to a connected framework only: nothing else to do
         answers = _Answers(self.send, fw.transport, fw.id)

@@ -88,6 +88,13 @@ class Framework:
     tasks: dict[str, Task] = field(default_factory=dict)
     completed: list[Task] = field(default_factory=list)
     offers: set[str] = field(default_factory=set)
+    #: for operators: updates relayed to it, acknowledgements it sent, reconcile calls
+    #: it made (and when it last did), when it was removed (0: it was not)
+    status_updates: int = 0
+    acknowledgements: int = 0
+    reconcile_calls: int = 0
+    last_reconcile: float = 0.0
+    removed_at: float = 0.0
     #: who subscribed it, as its connection proved (None: links not authenticated);
     #: only that principal speaks for it
     principal: str | None = None

@@ -9,6 +9,7 @@ from corral.engines.authorization import Denied, denial
 from corral.engines.base import on
 from corral.engines.common import is_terminal
 from corral.engines.master import operations
+from corral.engines.master.operator import OperatorEvent
 from corral.engines.master.records import Agent, AgentState, Framework, Offer, Task
 from corral.net.protocol import MessageType as T
 from corral.protos import corral_pb2 as pb
@@ -151,6 +152,7 @@ class TasksMixin:
         agent.tasks[(fw.id, task.id)] = task
         agent.used = agent.used + resources
         self.counters["tasks_launched"] += 1
+        self._tell(OperatorEvent.TASK_ADDED, task)
         self.send(agent.transport, pb.RunTask(framework=fw.info, task=info, framework_transport=fw.transport))
 
     @on(T.KILL)
@@ -171,10 +173,14 @@ class TasksMixin:
         agent = self.agents.get(task.agent_id)
         if agent is None:
             return  # best effort: the framework retries; reconciliation tells the truth
-        if agent.state is not AgentState.REGISTERED:
-            agent.pending_kills.add((fw.id, tid))  # sent when the agent is back
-            return
         kill = pb.KillTask(framework_id=pb.FrameworkID(value=fw.id), task_id=msg.task_id)
         if msg.HasField("kill_policy"):
             kill.kill_policy.CopyFrom(msg.kill_policy)
-        self.send(agent.transport, kill)
+        self._kill_on(agent, kill)
+
+    def _kill_on(self, agent: Agent, kill: pb.KillTask) -> None:
+        """Send `kill` to the task's agent now, or when the agent is back."""
+        if agent.state is not AgentState.REGISTERED:
+            agent.pending_kills.add((kill.framework_id.value, kill.task_id.value))
+        else:
+            self.send(agent.transport, kill)

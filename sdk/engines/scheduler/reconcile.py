@@ -48,11 +48,13 @@ class RoundKind(enum.Enum):
 
 @dataclass(frozen=True)
 class Progress:
-    """What a framework can see of the current round."""
+    """What a framework can see of the current round or, between rounds, of the last
+    one (converged, nothing remaining); `round` 0 and `started_at` None before the
+    first."""
 
     round: int
     kind: RoundKind
-    started_at: float
+    started_at: float | None
     attempts: int
     remaining: int
     oldest_pending: float | None
@@ -101,6 +103,8 @@ class Reconciler:
         self._backoff = Backoff(self.config.initial_backoff, self.config.max_backoff)
         self._round: _Round | None = None
         self._rounds = 0
+        #: the last round that converged (what `progress` tells between rounds)
+        self._last: _Round | None = None
         self._first_converged = False
         self._next_implicit: float | None = None
         self._stuck_checked: dict[str, float] = {}
@@ -158,6 +162,7 @@ class Reconciler:
                            for tid in sorted(current.pending)), RoundKind.EXPLICIT)
 
     def _finish_round(self, now: float) -> None:
+        self._last = self._round
         self._round = None
         self._first_converged = True
         if self.config.periodic_interval > 0:
@@ -218,7 +223,10 @@ class Reconciler:
     def progress(self, now: float) -> Progress:
         current = self._round
         if current is None:
-            return Progress(self._rounds, RoundKind.EXPLICIT, now, 0, 0, None, True)
+            last = self._last
+            if last is None:
+                return Progress(0, RoundKind.EXPLICIT, None, 0, 0, None, True)
+            return Progress(last.number, last.kind, last.started_at, last.attempts, 0, None, True)
         oldest = min(current.pending.values()) if current.pending else None
         return Progress(current.number, current.kind, current.started_at, current.attempts,
                         len(current.pending), oldest, False)

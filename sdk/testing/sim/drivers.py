@@ -69,6 +69,18 @@ class SimSchedulerDriver(SchedulerCalls):
     def _now(self) -> float:
         return self.cluster.clock.now
 
+    def call_later(self, delay: float, fn: Callable[[], None]) -> None:
+        """Run `fn` after `delay` simulated seconds while this scheduler runs, and send
+        what it asked of the driver (for frameworks with I/O of their own to simulate,
+        such as a data path to their executors)."""
+
+        def fire() -> None:
+            if self.status is DriverStatus.RUNNING:
+                fn()
+                self.cluster._pump(self.cluster._node_of(self.engine))
+
+        self.cluster.schedule(delay, fire)
+
     def stop(self, failover: bool = False) -> DriverStatus:
         """Tear the framework down, or (failover=True) leave its tasks running for a
         successor; the driver stops receiving either way."""
