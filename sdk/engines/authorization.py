@@ -7,7 +7,7 @@ everything is allowed (Mesos' default); a denial changes nothing.
 """
 from __future__ import annotations
 
-from corral.net.http import Forbidden
+from corral.security.errors import Forbidden
 from corral.security.acls import Acls, Action
 
 #: the ACLs when none are given: permissive, no rules
@@ -39,6 +39,10 @@ class Authorizer:
     def __init__(self, acls: Acls | None = None) -> None:
         self.acls = acls or ALLOW_ALL
         self.denials: dict[str, int] = {}
+        #: (the master's) transport address -> the principal that registered, or tried
+        #: to, from it (see `corral.engines.master.peers`); kept here so that the master
+        #: engine stays within its attribute budget (tests/engines/test_engine_attributes.py)
+        self.principals_at: dict[str, str] = {}
 
     def allows(self, action: Action, principal: str | None, obj: str | None) -> bool:
         """Whether the ACLs allow it; a denial is counted."""

@@ -40,6 +40,8 @@ from typing import Any, Awaitable, Callable
 import orjson
 from aiohttp import web
 
+from corral.security.errors import AuthenticationRequired, Forbidden
+
 log = logging.getLogger(__name__)
 
 #: worker threads that run routes (each holds the runtime lock only while it reads)
@@ -70,14 +72,6 @@ Authenticate = Callable[[str, "str | None"], "str | None"]
 
 #: the principal the request being served authenticated as (None: none, or a public path)
 REQUEST_PRINCIPAL: ContextVar[str | None] = ContextVar("corral_request_principal", default=None)
-
-
-class AuthenticationRequired(Exception):
-    """A request that must prove a principal and did not; the message says why."""
-
-
-class Forbidden(Exception):
-    """What a request's principal may not do; the message says what."""
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from corral.net.http import AuthenticationRequired
+from corral.security.errors import AuthenticationRequired
 from corral.security.keys import KeyPair
 
 

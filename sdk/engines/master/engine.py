@@ -91,8 +91,6 @@ class MasterEngine(FrameworksMixin, AgentsMixin, OffersMixin, TasksMixin, Status
         self.relay_samples: deque[tuple[float, bytes]] = deque(maxlen=1024)
         self._until_sample = 1
         self.authorizer = Authorizer(acls)
-        #: transport address -> the principal that registered (or tried to) from it
-        self.peer_principals: dict[str, str] = {}
         registry = registry or RegistryState()
         #: admitted agents that have not reregistered since this master started
         self.recovering: dict[str, pb.AgentInfo] = dict(registry.admitted)

@@ -38,7 +38,7 @@ class PeersMixin:
         to it, so that the answer (an acceptance or a refusal) reaches that principal's
         process only."""
         principal = self.principal
-        principals = self.peer_principals
+        principals = self.authorizer.principals_at
         holder = principals.get(address)
         if principal is None or holder == principal:
             return True
@@ -64,4 +64,4 @@ class PeersMixin:
     def principal_at(self, address: str) -> str | None:
         """The principal whose process listens at `address`, as registrations proved
         (None: unknown, or links not authenticated)."""
-        return self.peer_principals.get(address)
+        return self.authorizer.principals_at.get(address)
