@@ -182,8 +182,8 @@ class Host:
 
         def pump() -> None:
             while not rt.stopped.wait(FLUSH_INTERVAL):
-                chunks, _subscribers = stream.take()
-                self.event_bytes += sum(len(c) for c in chunks)
+                by_principal, _subscribers = stream.take()
+                self.event_bytes += sum(len(c) for chunks in by_principal.values() for c in chunks)
 
         threading.Thread(target=pump, name="bench-events", daemon=True).start()
 

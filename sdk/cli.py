@@ -29,6 +29,7 @@ from corral.runtime.detector import MasterAddressError, MasterUnreachable, fetch
 from corral.engines.agent import RecoverMode
 from corral.resources import ResourceError, Resources, detect_resources, parse_attributes
 from corral.security.acls import AclError
+from corral.security.client import AGENT_CREDENTIAL_ENV
 from corral.security.credentials import CredentialsError
 from corral.security.keys import KeyFileError, generate
 from corral.security.links import Credential
@@ -115,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     master.add_argument("--keys", type=Path, default=None,
                         help="who may connect: a folder of public NAME.key files or a JSON file "
                              '{"principal": "public key"}; read again when it changes')
+    master.add_argument("--agent-http-credential", type=Path, default=_env_path(AGENT_CREDENTIAL_ENV), metavar="FILE",
+                        help='the master\'s HTTP credential for agents started with --http-credentials (it reads '
+                             'their sandboxes for the callers the ACLs allow), {"principal": ..., "secret": ...} '
+                             f"(default ${AGENT_CREDENTIAL_ENV})")
     _add_http_security(master)
 
     agent = sub.add_parser("agent", help="run an agent")
@@ -172,17 +177,19 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run CMD (with CORRAL_MASTER set) once the cluster is up, then stop; exit with its status")
     local.add_argument("--secure", action="store_true",
                        help="generate keys, HTTP credentials and ACLs under the work dir and start every daemon "
-                            "secured; --run gets CORRAL_KEY and CORRAL_MASTER_KEY too")
+                            "secured; --run gets CORRAL_KEY, CORRAL_MASTER_KEY and the operator's "
+                            "CORRAL_HTTP_PRINCIPAL and CORRAL_HTTP_SECRET too")
 
     execute = sub.add_parser("execute", help="run one shell command as a task")
     execute.add_argument("--master", default=None, metavar="HOST:PORT",
-                         help="the master's address (default: $CORRAL_MASTER)")
+                         help="the master's address, https://HOST:PORT when it serves HTTPS (default: $CORRAL_MASTER)")
     execute.add_argument("--name", default="corral-execute", help="the framework's and the task's name")
     execute.add_argument("--command", required=True, help="the shell command to run")
     execute.add_argument("--resources", type=_resources, default=Resources.parse(DEFAULT_TASK_RESOURCES),
                          help=f"what the task uses (default {DEFAULT_TASK_RESOURCES!r})")
     execute.add_argument("--timeout", type=_seconds, default=None, help="give up after this many seconds")
     _add_client_keys(execute, "framework")
+    cli_operator.add_http_client_flags(execute)
 
     keys = sub.add_parser("keys", help="manage CurveZMQ keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
@@ -252,7 +259,7 @@ def run_master(args: argparse.Namespace) -> int:
     flags = MasterFlags(work_dir=_work_dir(args.work_dir, "master"), host=args.ip, port=args.port,
                         transport_port=args.transport_port, key=args.key, keys=args.keys, acls=args.acls,
                         http_credentials=args.http_credentials, tls_cert=args.tls_cert, tls_key=args.tls_key,
-                        advertise_ip=args.advertise_ip)
+                        advertise_ip=args.advertise_ip, agent_http_credential=args.agent_http_credential)
     with _security_files():
         daemon = MasterDaemon(flags, MasterConfig(allocation_interval=args.allocation_interval,
                                                   ping_interval=args.agent_ping_timeout,
@@ -323,7 +330,8 @@ def run_local(args: argparse.Namespace) -> int:
         if cluster.secure is not None:
             print(f"corral local: secured: keys in {cluster.secure.keys}; a framework's key pair "
                   f"CORRAL_KEY={cluster.secure.framework_key} CORRAL_MASTER_KEY={cluster.secure.master_public}; "
-                  f"HTTP credentials in {cluster.secure.http_credentials} (operator: {cluster.secure.operator_auth})",
+                  f"HTTP credentials in {cluster.secure.http_credentials} (operator: {cluster.secure.operator_auth}; "
+                  f"the CLI takes CORRAL_HTTP_PRINCIPAL=operator CORRAL_HTTP_SECRET=..., which --run gets)",
                   flush=True)
         if args.run:
             env = dict(os.environ, **cluster.client_env())
@@ -346,6 +354,7 @@ def run_execute(args: argparse.Namespace) -> int:
         master = cli_operator.master_from_environment(args.master)
     except argparse.ArgumentTypeError as exc:
         raise UsageError(str(exc)) from None
+    http_credential = cli_operator.http_client_security(args)
     try:
         fetch_info(master)  # (a master that is down is an error now, not a silent wait)
     except MasterUnreachable as exc:
@@ -397,7 +406,7 @@ def run_execute(args: argparse.Namespace) -> int:
         print(f"timed out after {args.timeout:g}s", file=sys.stderr)
         return 124
     final = scheduler.final
-    _print_output(cli_operator.Master(master), framework_id, final.task_id.value)
+    _print_output(cli_operator.Master(master, http_credential), framework_id, final.task_id.value)
     exit_status = unpack(final.data).get("exit_status") if final.data else None
     if isinstance(exit_status, int):
         return exit_status if exit_status >= 0 else 128 - exit_status  # (negative: the signal, as a shell says)

@@ -395,22 +395,29 @@ class AgentDaemon:
         self.runtime.call_soon(lambda: self.engine.connect(transport, self.runtime.clock()))
 
     # -- sandbox files ------------------------------------------------------------------
-    def _authorize_sandbox(self, path: str) -> None:
-        """access_sandboxes for the request's principal (Denied: a 403)."""
+    def _authorize_sandbox(self, query: dict[str, str]) -> None:
+        """access_sandboxes for the request's principal (Denied: a 403); with
+        `framework_id` (the master asking for a caller it authorised for that framework's
+        sandboxes), a path that leads out of them (through a link) is refused too."""
+        path = query.get("path", "")
         framework_id = self.files.framework_of(path)
+        confined = query.get("framework_id")
+        if confined is not None and framework_id != confined:
+            raise FileAccessError(HTTPStatus.FORBIDDEN, f"path {path!r} leads out of the sandboxes of framework "
+                                                        f"{confined}")
         with self.runtime.lock:
             authorize_sandbox(self.authorizer, self.engine.frameworks, framework_id, REQUEST_PRINCIPAL.get())
 
     def _browse(self, query: dict[str, str], body: bytes) -> Reply:
         try:
-            self._authorize_sandbox(query.get("path", ""))
+            self._authorize_sandbox(query)
             return Reply.json(self.files.browse(query.get("path", "")))
         except FileAccessError as exc:
             return Reply.error(HTTPStatus(exc.status), str(exc))
 
     def _read(self, query: dict[str, str], body: bytes) -> Reply:
         try:
-            self._authorize_sandbox(query.get("path", ""))
+            self._authorize_sandbox(query)
             return Reply.json(self.files.read(query.get("path", ""), int_param(query, "offset", -1),
                                               int_param(query, "length", MAX_READ)))
         except FileAccessError as exc:

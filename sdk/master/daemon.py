@@ -14,8 +14,10 @@ changes: a key added is admitted from its next connection, a principal whose key
 all removed is refused within KEY_RING_POLL, also on the connections it has open); the master
 reaches each registered peer with the key of the principal that registered there.
 `acls` are the engine's; `http_credentials` makes every endpoint but `/health` and
-`/info` ask for HTTP credentials, whose principal the operator calls are authorised
-for (401 without, 403 when the ACLs deny)."""
+`/info` ask for HTTP credentials, whose principal the operator calls, the views
+(view_frameworks, view_tasks, also in the event stream) and the sandboxes read through
+the master (access_sandboxes; the master then asks the agent with its own
+`agent_http_credential`) are authorised for (401 without, 403 when the ACLs deny)."""
 from __future__ import annotations
 
 import json
@@ -23,9 +25,6 @@ import logging
 import socket
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 import uuid
 from http import HTTPStatus
 from dataclasses import asdict, dataclass, field
@@ -36,7 +35,7 @@ from corral import __version__
 from corral.engines.master import ForgetAgent, MasterConfig, MasterEngine, RecordAgent, RecordQuota, RecordWeight
 
 from corral.engines.master.allocator import AllocatorError, validate_role
-from corral.engines.master.snapshot import STATE_NAMES, task_counters, task_view, tasks_view
+from corral.engines.master.snapshot import STATE_NAMES, check_task_view, task_counters, task_view, tasks_view
 from corral.master.events import EventStream
 from corral.metrics import MasterMetrics
 from corral.net.http import REQUEST_PRINCIPAL, HttpServer, Reply
@@ -46,7 +45,9 @@ from corral.protos import corral_pb2 as pb
 from corral.runtime import Runtime
 from corral.runtime.clock import PROCESS_CLOCK
 from corral.security.acls import Acls
-from corral.security.tls import https
+from corral.security.tls import client_context, https
+from corral.security.client import ClientCredential
+from corral.master.sandboxes import SandboxProxy
 from corral.security.credentials import HttpCredentials, HttpGuard
 from corral.security.keys import KeyFileError, KeyRing, load_pair
 from corral.security.links import CurveLinks, principal_key
@@ -64,8 +65,6 @@ def default_transport_port(http_port: int) -> int:
 
 #: the web UI's files (index.html, app.js, style.css), served at / and /ui/
 WEBUI = Path(__file__).with_name("webui")
-#: seconds the master waits for an agent's file endpoints
-AGENT_FILES_TIMEOUT = 5.0
 
 
 @dataclass
@@ -89,6 +88,9 @@ class MasterFlags:
     #: HTTPS on the HTTP port: the certificate (PEM, with its chain) and its key
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    #: the master's own HTTP credential for the agents' endpoints (it reads their
+    #: sandboxes for its callers), a JSON file {"principal": ..., "secret"|"token": ...}
+    agent_http_credential: Path | None = None
 
 
 #: seconds between looks at the key ring for added or revoked keys
@@ -115,6 +117,10 @@ class MasterDaemon:
             self.ring = KeyRing(flags.keys)
             curve = CurveLinks(pair, self.ring, self._server_key)
         acls = Acls.load(flags.acls) if flags.acls is not None else None
+        agent_credential = ClientCredential.load(flags.agent_http_credential) \
+            if flags.agent_http_credential is not None else None
+        #: /files/*: agents' sandboxes read for the master's callers
+        self.sandbox_proxy = SandboxProxy(agent_credential, client_context() if flags.tls_cert is not None else None)
         guard = HttpGuard(HttpCredentials(flags.http_credentials)) if flags.http_credentials is not None else None
         self.http = HttpServer(flags.host, flags.port, {}, static={"/ui/": WEBUI}, index=WEBUI / "index.html",
                                authenticate=guard, ssl_context=https(flags.tls_cert, flags.tls_key))
@@ -161,8 +167,8 @@ class MasterDaemon:
             "/flags": lambda q, b: Reply.json(self.flags_view()),
             "/metrics": lambda q, b: Reply(body=self.prometheus.text(), content_type="text/plain; version=0.0.4"),
             "/metrics/snapshot": lambda q, b: Reply.json(self.metrics()),
-            "/files/browse": lambda q, b: self._agent_files("browse", q),
-            "/files/read": lambda q, b: self._agent_files("read", q),
+            "/files/browse": lambda q, b: self._sandboxes("browse", q),
+            "/files/read": lambda q, b: self._sandboxes("read", q),
             "/teardown": self._teardown,
             "/tasks/kill": self._kill,
             "/roles": lambda q, b: Reply.json(self.roles()),
@@ -226,18 +232,22 @@ class MasterDaemon:
         if wanted and wanted not in STATE_NAMES.values():
             return Reply.error(HTTPStatus.BAD_REQUEST, f"invalid state {query['state']!r}: not a task state")
         every = query.get("all", "") not in ("", "0", "false")
+        viewer = REQUEST_PRINCIPAL.get()
         with self.runtime.lock:
-            tasks = tasks_view(self.engine, query.get("framework_id"), wanted, every)
+            tasks = tasks_view(self.engine, query.get("framework_id"), wanted, every, viewer)
         return Reply.json({"tasks": tasks})
 
     def _task(self, query: dict[str, str], body: bytes) -> Reply:
-        """GET ?task_id=T[&framework_id=F]: one task, with its whole history."""
+        """GET ?task_id=T[&framework_id=F]: one task, with its whole history (403 when
+        the ACLs do not let the caller view it)."""
         if not query.get("task_id"):
             return Reply.error(HTTPStatus.BAD_REQUEST, "missing 'task_id'")
+        viewer = REQUEST_PRINCIPAL.get()
         with self.runtime.lock:
             task, problem = self.engine.find_task(query.get("framework_id"), query["task_id"])
             if task is None:
                 return Reply.error(HTTPStatus.NOT_FOUND, problem)
+            check_task_view(self.engine, task, viewer)
             return Reply.json(task_view(task))
 
     def _kill(self, query: dict[str, str], body: bytes) -> Reply:
@@ -275,25 +285,10 @@ class MasterDaemon:
             return Reply.error(HTTPStatus.NOT_FOUND, f"cannot tear down: {problem}")
         return Reply.json({"framework_id": framework_id, "torn_down": True})
 
-    # -- sandboxes, through the master --------------------------------------------------
-    def _agent_files(self, what: str, query: dict[str, str]) -> Reply:
-        """GET /files/browse|read?agent_id=A&path=P[&offset=O&length=L]: the agent's own
-        /files endpoint (paths are under its sandboxes), asked by the master."""
-        agent_id = query.get("agent_id", "")
-        with self.runtime.lock:
-            agent = self.engine.agents.get(agent_id)
-            address = agent_http_address(agent.transport, agent.info.port) if agent is not None else None
-        if address is None:
-            return Reply.error(HTTPStatus.NOT_FOUND, f"unknown agent {agent_id!r}")
-        forwarded = {k: v for k, v in query.items() if k in ("path", "offset", "length")}
-        url = f"http://{address}/files/{what}?{urllib.parse.urlencode(forwarded)}"
-        try:
-            with urllib.request.urlopen(url, timeout=AGENT_FILES_TIMEOUT) as response:
-                return Reply(HTTPStatus(response.status), response.read())
-        except urllib.error.HTTPError as exc:
-            return Reply(HTTPStatus(exc.code), exc.read())
-        except (OSError, ValueError) as exc:
-            return Reply.error(HTTPStatus.BAD_GATEWAY, f"agent {agent_id} at {address} did not answer: {exc}")
+    def _sandboxes(self, what: str, query: dict[str, str]) -> Reply:
+        """/files/browse and /files/read: an agent's sandboxes, for the caller the ACLs
+        let read them (corral.master.sandboxes)."""
+        return self.sandbox_proxy.serve(what, query, REQUEST_PRINCIPAL.get(), self.engine, self.runtime.lock)
 
     def roles(self) -> dict[str, Any]:
         with self.runtime.lock:
@@ -373,7 +368,8 @@ class MasterDaemon:
 
     def flags_view(self) -> dict[str, Any]:
         flags = asdict(self.flags)
-        for name in ("work_dir", "key", "keys", "acls", "http_credentials", "tls_cert", "tls_key"):
+        for name in ("work_dir", "key", "keys", "acls", "http_credentials", "tls_cert", "tls_key",
+                     "agent_http_credential"):
             value = getattr(self.flags, name)
             flags[name] = None if value is None else str(value)
         flags.update({f"config.{k}": v for k, v in asdict(self.config).items()})
@@ -417,9 +413,3 @@ class MasterDaemon:
         self.runtime.join(5.0)
         self.http.close()
         self.registry.close()
-
-
-def agent_http_address(transport: str, port: int) -> str:
-    """An agent's HTTP address: the host of its transport, and the port it registered."""
-    host = transport.removeprefix("tcp://").rpartition(":")[0]
-    return f"{host}:{port}"

@@ -21,6 +21,12 @@ path), which a route reads as `REQUEST_PRINCIPAL.get()` (a stream as
 `request["principal"]`), or raises `AuthenticationRequired`: a 401 asking for HTTP basic
 credentials. A route that raises `Forbidden` (an ACL's denial) answers 403 with its
 message. TLS: with `ssl_context`, the port speaks HTTPS only.
+
+A browser sends the basic credentials it was given (at its prompt) with every request
+to the daemon, also those another site's page makes it send: so, with authentication
+on, a request that may change something (not GET, HEAD or OPTIONS) coming from another
+site's page (its `Sec-Fetch-Site` or `Origin` says so) is refused with 403 before it
+is served. Clients that are not browsers send neither header.
 """
 from __future__ import annotations
 
@@ -48,6 +54,8 @@ log = logging.getLogger(__name__)
 ROUTE_THREADS = 4
 #: seconds `close` gives open requests and streams to finish
 SHUTDOWN_GRACE = 2.0
+#: methods that change nothing (a browser may send them from any site's page)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass
@@ -167,6 +175,10 @@ class HttpServer:
     async def _authenticate(self, request: web.Request, handler: Callable[[web.Request], Awaitable[Any]]) -> Any:
         """Every request (routes, streams, static files) proves its principal first."""
         assert self.authenticate is not None
+        if request.method not in SAFE_METHODS and _from_another_site(request):
+            return web.json_response({"error": f"{request.method} {request.path} from another site's page refused "
+                                               "(the browser would have sent its credentials for it)"},
+                                     status=HTTPStatus.FORBIDDEN)
         try:
             request["principal"] = self.authenticate(request.path.rstrip("/") or "/",
                                                      request.headers.get("Authorization"))
@@ -202,6 +214,15 @@ class HttpServer:
         response.content_type = reply.content_type
         response.headers["Access-Control-Allow-Origin"] = "*"
         return response
+
+
+def _from_another_site(request: web.Request) -> bool:
+    """Whether a browser sent `request` for a page of another origin."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None and site not in ("same-origin", "none"):
+        return True
+    origin = request.headers.get("Origin")
+    return origin is not None and origin != f"{request.scheme}://{request.host}"
 
 
 def _call(call: Callable[[], Reply], method: str, path: str, principal: str | None = None) -> Reply:

@@ -6,8 +6,8 @@ and restarting it on the same work dir exercises the real failure paths.
 
 `secure=True` (`corral local --secure`): keys, HTTP credentials and the key ring are
 made under the work dir (`SecureSetup`), every daemon starts secured, and
-`client_env()` gives a driver what it needs (CORRAL_MASTER, CORRAL_KEY,
-CORRAL_MASTER_KEY).
+`client_env()` gives a driver and the operator CLI what they need (CORRAL_MASTER,
+CORRAL_KEY, CORRAL_MASTER_KEY, CORRAL_HTTP_PRINCIPAL, CORRAL_HTTP_SECRET).
 """
 from __future__ import annotations
 
@@ -71,8 +71,9 @@ class SecureSetup:
     """The keys and credentials of a secured local cluster, under `root`: key pairs in
     `keys/` (the master's, each agent's, and "framework" for the programs that run
     against it), the key ring the master admits in `keys/ring/` (every public key but
-    the master's), and HTTP credentials for the principal "operator". Made once and
-    reused, so a cluster restarted on its work dir keeps its keys."""
+    the master's), and HTTP credentials for the principal "operator" and for "master"
+    (the master's own, which it reads the agents' sandboxes with). Made once and reused,
+    so a cluster restarted on its work dir keeps its keys."""
 
     root: Path
     operator_secret: str = ""
@@ -105,6 +106,11 @@ class SecureSetup:
     def operator_auth(self) -> str:
         return f"operator:{self.operator_secret}"
 
+    @property
+    def master_http_credential(self) -> Path:
+        """The master's `--agent-http-credential`."""
+        return self.root / "master-http-credential.json"
+
     def authorization(self) -> str:
         return basic_auth("operator", self.operator_secret)
 
@@ -116,9 +122,10 @@ class SecureSetup:
             generate(setup.keys, ["master"])
         setup.key_of("framework")
         if not setup.http_credentials.exists():
-            fd = os.open(setup.http_credentials, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as out:
-                json.dump({"credentials": [{"principal": "operator", "secret": secrets.token_urlsafe(24)}]}, out)
+            master = {"principal": "master", "secret": secrets.token_urlsafe(24)}
+            _write_private(setup.master_http_credential, master)
+            _write_private(setup.http_credentials, {"credentials": [
+                {"principal": "operator", "secret": secrets.token_urlsafe(24)}, master]})
         setup.operator_secret = json.loads(setup.http_credentials.read_text())["credentials"][0]["secret"]
         return setup
 
@@ -129,6 +136,13 @@ class SecureSetup:
             (public,) = generate(self.keys, [name])
             shutil.copyfile(public, self.ring / public.name)
         return secret
+
+
+def _write_private(path: Path, doc: Any) -> None:
+    """A new JSON file only its owner can read."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(doc, out)
 
 
 @dataclass
@@ -262,7 +276,8 @@ class LocalCluster:
         self.secure = SecureSetup.create(self.work_dir / "security") if secure else None
         if self.secure is not None:
             master_flags = ["--key", str(self.secure.master_secret), "--keys", str(self.secure.ring),
-                            "--http-credentials", str(self.secure.http_credentials), *(master_flags or [])]
+                            "--http-credentials", str(self.secure.http_credentials),
+                            "--agent-http-credential", str(self.secure.master_http_credential), *(master_flags or [])]
         self.ip = ip
         self.port = port
         self.resources = resources
@@ -317,14 +332,16 @@ class LocalCluster:
                         tls=ssl.create_default_context(cafile=str(self.tls[0])) if self.tls else None)
 
     def client_env(self) -> dict[str, str]:
-        """What a program that drives a framework needs in its environment: the master's
-        address (and the CA of its certificate, with TLS) and, on a secured cluster, the
-        framework's key pair and the master's key."""
+        """What a program that drives a framework, or the operator CLI, needs in its
+        environment: the master's address (and the CA of its certificate, with TLS) and,
+        on a secured cluster, the framework's key pair, the master's key and the
+        operator's HTTP credentials."""
         env = {"CORRAL_MASTER": f"https://{self.master.address}" if self.tls else self.master.address}
         if self.tls:
             env[CA_ENV] = str(self.tls[0])
         if self.secure is not None:
-            env.update(CORRAL_KEY=str(self.secure.framework_key), CORRAL_MASTER_KEY=str(self.secure.master_public))
+            env.update(CORRAL_KEY=str(self.secure.framework_key), CORRAL_MASTER_KEY=str(self.secure.master_public),
+                       CORRAL_HTTP_PRINCIPAL="operator", CORRAL_HTTP_SECRET=self.secure.operator_secret)
         return env
 
     def diagnostics(self, lines: int = 40) -> str:

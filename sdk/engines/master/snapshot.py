@@ -188,6 +188,29 @@ def task_counters(engine: MasterEngine) -> dict[str, int]:
     return {STATE_NAMES[s]: engine.task_ends.get(s, 0) for s in COUNTED_ENDS}
 
 
+def framework_record(engine: MasterEngine, framework_id: str) -> Framework | None:
+    """An active or completed framework (None: one the master does not know)."""
+    fw = engine.frameworks.get(framework_id)
+    if fw is None:
+        fw = next((f for f in engine.completed_frameworks if f.id == framework_id), None)
+    return fw
+
+
+def may_view_tasks(engine: MasterEngine, user: str | None, viewer: str | None) -> bool:
+    """Whether `viewer` may see the tasks of a framework of `user` (view_frameworks and
+    view_tasks; what a view hides is not a denial)."""
+    may_view = engine.authorizer.may_view
+    return may_view(Action.VIEW_FRAMEWORKS, viewer, user) and may_view(Action.VIEW_TASKS, viewer, user)
+
+
+def check_task_view(engine: MasterEngine, task: Task, viewer: str | None) -> None:
+    """Denied (counted; a 403) unless `viewer` may see `task` (asked for by name)."""
+    fw = framework_record(engine, task.framework_id)
+    user = fw.info.user if fw is not None else None
+    engine.authorizer.check(Action.VIEW_FRAMEWORKS, viewer, user)
+    engine.authorizer.check(Action.VIEW_TASKS, viewer, user)
+
+
 def _visible(engine: MasterEngine, frameworks: Iterable[Framework], viewer: str | None) -> list[dict[str, Any]]:
     """The views of the frameworks (and their tasks) `viewer` may see (view_frameworks,
     view_tasks; what a view hides is not a denial)."""
@@ -220,12 +243,14 @@ def state_view(engine: MasterEngine, viewer: str | None = None) -> dict[str, Any
     }
 
 
-def tasks_view(engine: MasterEngine, framework_id: str | None, state: str, every: bool) -> list[dict[str, Any]]:
+def tasks_view(engine: MasterEngine, framework_id: str | None, state: str, every: bool,
+               viewer: str | None = None) -> list[dict[str, Any]]:
     """The tasks of every framework (of `framework_id`'s only, when given), active ones
     only unless `every` (then completed ones and those of completed frameworks too), in
-    `state` (a state's name; '': in any)."""
+    `state` (a state's name; '': in any), that `viewer` may see."""
     frameworks = [*engine.frameworks.values(), *(engine.completed_frameworks if every else ())]
     return [task_view(task)
-            for fw in frameworks if not framework_id or fw.id == framework_id
+            for fw in frameworks
+            if (not framework_id or fw.id == framework_id) and may_view_tasks(engine, fw.info.user, viewer)
             for task in (*fw.tasks.values(), *(fw.completed if every else ()))
             if not state or STATE_NAMES[task.state] == state]
