@@ -15,7 +15,7 @@ import urllib.parse
 import urllib.request
 from typing import Any, Callable, Sequence, TextIO
 
-from corral.runtime.detector import MasterAddressError, parse_master
+from corral.runtime.detector import MasterAddressError, NoLeader, check_master_address, leader_http_address
 
 #: seconds an HTTP request to the master may take
 REQUEST_TIMEOUT = 30.0
@@ -32,10 +32,13 @@ class OperatorError(Exception):
 
 
 class Master:
-    """The master's operator endpoints, over HTTP."""
+    """The master's operator endpoints, over HTTP (a zk:// URL: the leading master's)."""
 
     def __init__(self, address: str) -> None:
-        self.address = address
+        try:
+            self.address = leader_http_address(address)
+        except NoLeader as exc:
+            raise OperatorError(str(exc)) from None
 
     def request(self, path: str, body: Any = None, query: dict[str, Any] | None = None) -> Any:
         url = f"http://{self.address}{path}"
@@ -211,17 +214,17 @@ def master_from_environment(text: str | None) -> str:
     """`--master`, else CORRAL_MASTER; argparse.ArgumentTypeError naming the bad value."""
     address = text or os.environ.get("CORRAL_MASTER", "")
     if not address:
-        raise argparse.ArgumentTypeError("no master: pass --master HOST:PORT or set CORRAL_MASTER")
+        raise argparse.ArgumentTypeError("no master: pass --master HOST:PORT (or a zk:// URL) or set CORRAL_MASTER")
     try:
-        parse_master(address)
+        check_master_address(address)
     except MasterAddressError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return address
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--master", default=None, metavar="HOST:PORT",
-                        help="the master's address (default: $CORRAL_MASTER)")
+    parser.add_argument("--master", default=None, metavar="HOST:PORT|zk://...",
+                        help="the master's address, or a zk:// URL to ask the leader (default: $CORRAL_MASTER)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
