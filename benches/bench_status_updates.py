@@ -455,10 +455,12 @@ LAYOUTS = {
 
 
 def run_rounds(layout: str, batch: bool, api: str, rounds: int = 3, events: bool = False,
-               benchmark=None) -> tuple[float, dict[str, float], float, dict]:
+               benchmark=None, keys: dict[str, tuple[bytes, bytes]] | None = None,
+               ) -> tuple[float, dict[str, float], float, dict]:
     """Set up a cluster in `layout` and time `rounds` rounds (after a warm-up); returns the
     median span, the CPU microseconds per update of each process, how busy the box was,
-    and the runtimes' metrics. `events`: a subscriber to the master's event stream."""
+    and the runtimes' metrics. `events`: a subscriber to the master's event stream.
+    `keys` (`curve_keys()`): every link over CurveZMQ (None: plaintext)."""
     ctx = multiprocessing.get_context("spawn")
     placement = LAYOUTS[layout]
     hosts = [Remote(ctx, batch, keys) for _ in range(max(placement.values()) + 1)]

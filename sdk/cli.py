@@ -25,7 +25,15 @@ from typing import Any, Callable, Iterator, Sequence
 from corral import __version__, _core, cli_operator
 from corral.agent.checkpoint import BOOT_ID_PATH, CheckpointError
 from corral.agent.gc import DEFAULT_GC_DELAY, DEFAULT_GC_DISK_HEADROOM
-from corral.runtime.detector import MasterAddressError, MasterUnreachable, fetch_info, parse_master
+from corral.net.zookeeper import DEFAULT_SESSION_TIMEOUT, ZooKeeperUrlError, parse_zk_url
+from corral.runtime.detector import (
+    MasterAddressError,
+    MasterUnreachable,
+    NoLeader,
+    check_master_address,
+    fetch_info,
+    leader_http_address,
+)
 from corral.engines.agent import RecoverMode
 from corral.resources import ResourceError, Resources, detect_resources, parse_attributes
 from corral.security.acls import AclError
@@ -72,8 +80,16 @@ _line_count = _number(int, "line count", "not a whole number", lambda v: v >= 0,
 
 def _master_address(text: str) -> str:
     try:
-        parse_master(text)
+        check_master_address(text)
     except MasterAddressError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _zk_url(text: str) -> str:
+    try:
+        parse_zk_url(text)
+    except ZooKeeperUrlError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
 
@@ -109,7 +125,17 @@ def build_parser() -> argparse.ArgumentParser:
     master.add_argument("--offer-timeout", type=_seconds, default=None,
                         help="rescind offers outstanding this long (default: never, as in Mesos)")
     master.add_argument("--agent-reregister-timeout", type=_seconds, default=600.0,
-                        help="after a restart, how long admitted agents have to come back (default 600)")
+                        help="after a restart or a failover, how long admitted agents have to come back before "
+                             "they are marked unreachable (default 600)")
+    master.add_argument("--framework-reregister-timeout", type=_seconds, default=60.0,
+                        help="after a restart or a failover, the least time frameworks have to resubscribe before "
+                             "their failover timeout removes them (default 60)")
+    master.add_argument("--zk", type=_zk_url, default=None, metavar="zk://HOST:PORT[,HOST:PORT...]/PATH",
+                        help="run as one of several masters: elect the leader through ZooKeeper at this URL and "
+                             "keep the registry there (default: this master alone, its registry in SQLite)")
+    master.add_argument("--zk-session-timeout", type=_seconds, default=DEFAULT_SESSION_TIMEOUT,
+                        help="ZooKeeper session timeout in seconds; a leader stops acting 3/4 of it after "
+                             f"ZooKeeper last answered (default {DEFAULT_SESSION_TIMEOUT:g})")
     master.add_argument("--key", type=Path, default=None,
                         help="the master's key pair (NAME.key_secret, `corral keys generate`); with --keys, every "
                              "link is CurveZMQ-encrypted and authenticated")
@@ -123,8 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_http_security(master)
 
     agent = sub.add_parser("agent", help="run an agent")
-    agent.add_argument("--master", type=_master_address, required=True, metavar="HOST:PORT",
-                       help="the master's address (its HTTP HOST:PORT)")
+    agent.add_argument("--master", type=_master_address, required=True, metavar="HOST:PORT|zk://...",
+                       help="the master's address (its HTTP HOST:PORT), or zk://HOST:PORT[,HOST:PORT...]/PATH to "
+                            "follow the leader of several masters")
     agent.add_argument("--ip", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     agent.add_argument("--advertise-ip", default=None, metavar="IP",
                        help="the address the master and executors are told to reach the agent at, when it is not "
@@ -163,10 +190,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_client_keys(agent, "agent")
     _add_http_security(agent)
 
-    local = sub.add_parser("local", help="run a master and N agents on this machine")
+    local = sub.add_parser("local", help="run a master (or several) and N agents on this machine")
     local.add_argument("--agents", type=_positive_int, default=1, help="how many agents (default 1)")
+    local.add_argument("--masters", type=_positive_int, default=1,
+                       help="masters; several elect their leader through a ZooKeeper server that `corral local` "
+                            "starts (Debian's `zookeeper` package) and agents follow the leader (default 1)")
     local.add_argument("--ip", default="127.0.0.1", help="address every daemon listens on (default 127.0.0.1)")
-    local.add_argument("--port", type=_port, default=5050, help="master HTTP port; agents use the next ones")
+    local.add_argument("--port", type=_port, default=5050,
+                       help="master HTTP port; further masters and then agents use the next ones")
     local.add_argument("--work-dir", type=Path, default=None,
                        help="where the daemons keep their state and logs, kept on exit (default: a temporary dir, "
                             "removed on exit)")
@@ -181,8 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "CORRAL_HTTP_PRINCIPAL and CORRAL_HTTP_SECRET too")
 
     execute = sub.add_parser("execute", help="run one shell command as a task")
-    execute.add_argument("--master", default=None, metavar="HOST:PORT",
-                         help="the master's address, https://HOST:PORT when it serves HTTPS (default: $CORRAL_MASTER)")
+    execute.add_argument("--master", default=None, metavar="HOST:PORT|zk://...",
+                         help="the master's address (https://HOST:PORT when it serves HTTPS), or a zk:// URL "
+                              "(default: $CORRAL_MASTER)")
     execute.add_argument("--name", default="corral-execute", help="the framework's and the task's name")
     execute.add_argument("--command", required=True, help="the shell command to run")
     execute.add_argument("--resources", type=_resources, default=Resources.parse(DEFAULT_TASK_RESOURCES),
@@ -259,16 +291,19 @@ def run_master(args: argparse.Namespace) -> int:
     flags = MasterFlags(work_dir=_work_dir(args.work_dir, "master"), host=args.ip, port=args.port,
                         transport_port=args.transport_port, key=args.key, keys=args.keys, acls=args.acls,
                         http_credentials=args.http_credentials, tls_cert=args.tls_cert, tls_key=args.tls_key,
-                        advertise_ip=args.advertise_ip, agent_http_credential=args.agent_http_credential)
+                        advertise_ip=args.advertise_ip, zk=args.zk, zk_session_timeout=args.zk_session_timeout,
+                        agent_http_credential=args.agent_http_credential)
     with _security_files():
         daemon = MasterDaemon(flags, MasterConfig(allocation_interval=args.allocation_interval,
                                                   ping_interval=args.agent_ping_timeout,
                                                   max_missed_pongs=args.max_agent_ping_timeouts,
                                                   offer_timeout=args.offer_timeout,
-                                                  agent_reregister_timeout=args.agent_reregister_timeout))
+                                                  agent_reregister_timeout=args.agent_reregister_timeout,
+                                                  framework_reregister_timeout=args.framework_reregister_timeout))
     daemon.start()
-    print(f"corral master {daemon.master_id} listening on {daemon.address} (transport {daemon.runtime.address}); "
-          f"web UI at http://{daemon.address}/", flush=True)
+    election = f", contending for the leadership at {args.zk}" if args.zk else ""
+    print(f"corral master {daemon.master_id} listening on {daemon.address} (transport {daemon.transport_address}); "
+          f"web UI at http://{daemon.address}/{election}", flush=True)
     _wait_for_signal()
     daemon.stop()
     return 0
@@ -311,19 +346,27 @@ def run_agent(args: argparse.Namespace) -> int:
 
 def run_local(args: argparse.Namespace) -> int:
     from corral.testing.cluster import ClusterError, LocalCluster
+    from corral.testing.zookeeper import ZooKeeperError
 
     temporary = args.work_dir is None
     root = _work_dir(args.work_dir, "local")
     resources = str(args.resources) if args.resources is not None else LOCAL_RESOURCES
-    cluster = LocalCluster(root, args.agents, port=args.port, ip=args.ip, log_level=args.log_level,
-                           resources=resources, secure=args.secure)
+    try:
+        cluster = LocalCluster(root, args.agents, port=args.port, ip=args.ip, log_level=args.log_level,
+                               resources=resources, masters=args.masters, secure=args.secure)
+    except ZooKeeperError as exc:
+        raise UsageError(str(exc)) from None
     try:
         try:
             cluster.start()
-        except ClusterError as exc:
+        except (ClusterError, ZooKeeperError) as exc:
             raise UsageError(f"{exc} (work dir {root})") from None
         kept = "removed on exit; --work-dir keeps one" if temporary else "kept on exit"
-        print(f"corral local: master at {cluster.master_address} with {len(cluster.agents)} agent(s)\n"
+        if cluster.zookeeper is not None:
+            masters = ", ".join(f"{m.address} (pid {m.pid})" for m in cluster.masters)
+            print(f"corral local: {len(cluster.masters)} masters ({masters}) electing their leader at "
+                  f"{cluster.master_url}; leading now: {cluster.master_address}", flush=True)
+        print(f"corral local: master at {cluster.master_url} with {len(cluster.agents)} agent(s)\n"
               f"  web UI:   http://{cluster.master_address}/\n"
               f"  state:    http://{cluster.master_address}/state\n"
               f"  work dir: {root} (logs and sandboxes; {kept})", flush=True)
@@ -356,8 +399,8 @@ def run_execute(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     http_credential = cli_operator.http_client_security(args)
     try:
-        fetch_info(master)  # (a master that is down is an error now, not a silent wait)
-    except MasterUnreachable as exc:
+        fetch_info(leader_http_address(master))  # (a master that is down is an error now, not a silent wait)
+    except (MasterUnreachable, NoLeader) as exc:
         raise cli_operator.OperatorError(str(exc)) from None
 
     class Execute(Scheduler):

@@ -25,7 +25,7 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Callable, Sequence, TextIO
 
-from corral.runtime.detector import MasterAddressError, parse_master
+from corral.runtime.detector import MasterAddressError, NoLeader, check_master_address, leader_http_address
 from corral.security.client import PRINCIPAL_ENV, SECRET_ENV, TOKEN_ENV, ClientCredential
 from corral.security.credentials import CredentialsError
 from corral.security.tls import CA_ENV, TlsError, client_context
@@ -46,16 +46,17 @@ class OperatorError(Exception):
 
 class Master:
     """The master's operator endpoints, over HTTP, or HTTPS when `address` says
-    https://; with `credential` when the master asks for HTTP credentials."""
+    https://; with `credential` when the master asks for HTTP credentials (a zk://
+    URL: the leading master's, over HTTP)."""
 
     def __init__(self, address: str, credential: ClientCredential | None = None) -> None:
         address = address.strip()
         self.https = address.startswith("https://")
-        self.address = address.removeprefix("https://").removeprefix("http://")
         self.credential = credential
         try:
+            self.address = leader_http_address(address).removeprefix("https://").removeprefix("http://")
             self._tls: ssl.SSLContext | None = client_context() if self.https else None
-        except TlsError as exc:
+        except (NoLeader, TlsError) as exc:
             raise OperatorError(str(exc)) from None
 
     def request(self, path: str, body: Any = None, query: dict[str, Any] | None = None) -> Any:
@@ -255,9 +256,9 @@ def master_from_environment(text: str | None) -> str:
     """`--master`, else CORRAL_MASTER; argparse.ArgumentTypeError naming the bad value."""
     address = text or os.environ.get("CORRAL_MASTER", "")
     if not address:
-        raise argparse.ArgumentTypeError("no master: pass --master HOST:PORT or set CORRAL_MASTER")
+        raise argparse.ArgumentTypeError("no master: pass --master HOST:PORT (or a zk:// URL) or set CORRAL_MASTER")
     try:
-        parse_master(address)
+        check_master_address(address)
     except MasterAddressError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return address
@@ -293,8 +294,9 @@ def http_client_security(args: argparse.Namespace) -> ClientCredential | None:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--master", default=None, metavar="HOST:PORT",
-                        help="the master's address, https://HOST:PORT when it serves HTTPS (default: $CORRAL_MASTER)")
+    parser.add_argument("--master", default=None, metavar="HOST:PORT|zk://...",
+                        help="the master's address (https://HOST:PORT when it serves HTTPS), or a zk:// URL to ask "
+                             "the leader (default: $CORRAL_MASTER)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     add_http_client_flags(parser)
 

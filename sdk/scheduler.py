@@ -8,7 +8,7 @@ import pwd
 import random
 from typing import Any, Callable, Iterable, Sequence
 
-from corral.runtime.detector import MasterDetector
+from corral.runtime.detector import master_detector
 from corral.runtime.driver import DriverBase, DriverStatus
 from corral.engines.base import Callback
 from corral.engines.base import MasterLost
@@ -221,7 +221,7 @@ class SchedulerDriver(DriverBase, SchedulerCalls):
         self._framework_info = info
         self._config = config or SchedulerConfig()
         self._config.implicit_acknowledgements = implicit_acknowledgements
-        self._detector = MasterDetector(master, self._master_found, on_unreachable=self._master_unreachable)
+        self._detector = master_detector(master, self._master_found, on_unreachable=self._master_unreachable)
         self._implicit_acks = []
 
     def _make_engine(self, address: str) -> SchedulerEngine:

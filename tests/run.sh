@@ -7,6 +7,12 @@
 # what the twin changes. Extra arguments go to both pytest runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# system packages the real-component tests start: ZooKeeper (high availability)
+missing=()
+[ -f /usr/share/java/zookeeper.jar ] || missing+=(zookeeper)
+if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+fi
 # the web UI's tests drive Debian's chromium with chromium-driver (selenium)
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
     echo "== installing chromium and chromium-driver (apt-get)"

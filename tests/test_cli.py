@@ -35,6 +35,12 @@ def test_version_names_the_core_in_use() -> None:
         (["master", "--offer-timeout", "soon"], "soon"),
         (["master", "--agent-ping-timeout", "-1"], "-1"),
         (["local", "--agents", "0"], "0"),
+        (["local", "--masters", "0"], "0"),
+        (["master", "--zk", "zk://127.0.0.1:2181"], "zk://127.0.0.1:2181"),
+        (["master", "--zk", "zk://127.0.0.1:two/corral"], "127.0.0.1:two"),
+        (["master", "--zk-session-timeout", "0"], "0"),
+        (["agent", "--master", "zk://host/corral", "--resources", "cpus:1"], "zk://host/corral"),
+        (["execute", "--master", "zk:/127.0.0.1:2181/corral", "--command", "true"], "zk:/127.0.0.1:2181/corral"),
         (["execute", "--master", "127.0.0.1:5050", "--command", "true", "--resources", "mem:-5"], "-5"),
         (["frobnicate"], "frobnicate"),
     ],
@@ -57,6 +63,26 @@ def test_port_in_use_is_a_clear_error(tmp_path) -> None:
     assert result.returncode == 1
     assert "Address already in use" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_master_address_defaults_to_corral_master_and_is_checked() -> None:
+    result = subprocess.run([sys.executable, "-m", "corral", "execute", "--command", "true"], capture_output=True,
+                            text=True, timeout=60, env=dict(os.environ, CORRAL_MASTER="nonsense"))
+    assert result.returncode == 2 and "nonsense" in result.stderr
+    result = subprocess.run([sys.executable, "-m", "corral", "execute", "--command", "true"], capture_output=True,
+                            text=True, timeout=60, env={k: v for k, v in os.environ.items() if k != "CORRAL_MASTER"})
+    assert result.returncode == 2 and "--master" in result.stderr
+
+
+def test_several_local_masters_without_zookeeper_installed_name_the_package(monkeypatch, capsys, tmp_path) -> None:
+    from corral import cli
+    from corral.testing import zookeeper
+
+    monkeypatch.setattr(zookeeper, "ZOOKEEPER_JAR", tmp_path / "no-such.jar")
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["local", "--masters", "3", "--work-dir", str(tmp_path / "local")])
+    assert exited.value.code == 2
+    assert "apt-get install zookeeper" in capsys.readouterr().err
 
 
 def test_an_unknown_option_is_named_before_a_missing_command() -> None:

@@ -4,7 +4,7 @@ import random
 import socket
 import threading
 
-from corral.runtime.detector import DETECTION_BACKOFF, MasterDetector
+from corral.runtime.detector import DETECTION_BACKOFF, HttpDetector
 from corral.engines.backoff import Backoff, Jitter
 from corral.testing.cluster import wait_for
 
@@ -30,7 +30,7 @@ def test_the_detector_asks_again_with_fully_jittered_capped_backoff():
         port = unused.getsockname()[1]
     draws = RecordingRandom()
     found: list[str] = []
-    detector = MasterDetector(f"127.0.0.1:{port}", found.append, Backoff(0.001, 0.004, jitter=Jitter.FULL, random=draws))
+    detector = HttpDetector(f"127.0.0.1:{port}", found.append, Backoff(0.001, 0.004, jitter=Jitter.FULL, random=draws))
     detector.detect()
     try:
         wait_for(lambda: len(draws.bounds) >= 5, 10, "five asks")

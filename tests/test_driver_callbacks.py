@@ -161,9 +161,9 @@ def test_a_flood_of_commands_runs_a_bounded_number_per_iteration(runtime):
     seen_by_perform: list[int] = []
     perform = runtime._perform
 
-    def counting_perform() -> None:
+    def counting_perform() -> bool:
         seen_by_perform.append(len(ran))
-        perform()
+        return perform()
 
     def flood() -> None:  # on the I/O thread: the commands it queues run after it
         runtime._perform = counting_perform

@@ -62,7 +62,7 @@ from corral.agent.gc import DEFAULT_GC_DELAY, DEFAULT_GC_DISK_HEADROOM, SandboxG
 from corral.agent.limits import Limitation, LimitEnforcer, detect_host_cgroup2, limits_enforcer
 from corral.agent.volumes import VolumeError, Volumes
 from corral.agent.files import MAX_READ, FileAccessError, SandboxFiles, int_param
-from corral.runtime.detector import MasterDetector
+from corral.runtime.detector import master_detector
 from corral.engines.agent import (
     LinkVolumes,
     UpdateVolumes,
@@ -197,7 +197,7 @@ class AgentDaemon:
             LinkVolumes: self._link_volumes,
             **{kind: partial(self._durably, write) for kind, write in self.checkpointer.performers().items()},
         })
-        self.detector = MasterDetector(flags.master, self._master_found)
+        self.detector = master_detector(flags.master, self._master_found)
         self.prometheus = AgentMetrics(self)
         self.http.routes.update({
             "/health": lambda q, b: Reply(body=b"", content_type="text/plain"),

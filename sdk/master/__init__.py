@@ -1,2 +1,4 @@
-"""corral.master: the master daemon (`daemon`) and its SQLite registry (`registry`); the
-master's logic is the master engine, `corral.engines.master`."""
+"""corral.master: the master daemon (`daemon`), its SQLite registry (`registry`) and, with
+several masters, its candidacy in the ZooKeeper election (`election`) and the registry
+in ZooKeeper (`zk_registry`); the master's logic is the master engine,
+`corral.engines.master`."""

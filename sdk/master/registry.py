@@ -1,18 +1,32 @@
 """The master's registry in an embedded SQLite file under --work-dir (used when there is
 no ZooKeeper): what must survive a master restart that agents and frameworks cannot
 tell it again: the admitted agents (and which are unreachable, and since when, or
-marked gone by an operator), role weights and quota limits.
+marked gone by an operator), role weights and quota limits, and the frameworks that
+subscribed (for their failover timeouts).
 
 Every change is committed before the caller applies it, so a crash never leaves the
-master running with a setting it would forget.
+master running with a setting it would forget. `registry_performers` is how a master
+daemon performs its engine's registry actions on a `RegistryStore`: this one, or the
+registry in ZooKeeper (`corral.master.zk_registry`).
 """
 from __future__ import annotations
 
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Protocol
 
-from corral.engines.master import AgentRecordState, RegistryState
+from corral.engines.master import (
+    AgentRecordState,
+    ForgetAgent,
+    ForgetFramework,
+    RecordAgent,
+    RecordFramework,
+    RecordQuota,
+    RecordWeight,
+    RegistryState,
+)
+from corral.runtime.actions import Performer
 from corral.protos import corral_pb2 as pb
 from corral.resources import Resources
 
@@ -20,7 +34,41 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS agents (id TEXT PRIMARY KEY, info BLOB NOT NULL, state TEXT NOT NULL, since REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS weights (role TEXT PRIMARY KEY, weight REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS quotas (role TEXT PRIMARY KEY, resources TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS frameworks (id TEXT PRIMARY KEY, info BLOB NOT NULL);
 """
+
+
+class RegistryStore(Protocol):
+    """Where a master keeps its registry (SQLite, or ZooKeeper with several masters)."""
+
+    def state(self) -> RegistryState: ...
+
+    def record_agent(self, agent_id: str, info: pb.AgentInfo | None, record: AgentRecordState,
+                     since: float) -> None: ...
+
+    def forget_agent(self, agent_id: str) -> None: ...
+
+    def record_framework(self, framework_id: str, info: pb.FrameworkInfo) -> None: ...
+
+    def forget_framework(self, framework_id: str) -> None: ...
+
+    def set_weight(self, role: str, weight: float) -> None: ...
+
+    def set_quota(self, role: str, quota: Resources | None) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def registry_performers(store: RegistryStore) -> dict[type, Performer]:
+    """How each registry action of the master engine is carried out on `store`."""
+    return {
+        RecordAgent: lambda a: store.record_agent(a.agent_id, a.info, a.record, a.since),
+        ForgetAgent: lambda a: store.forget_agent(a.agent_id),
+        RecordWeight: lambda a: store.set_weight(a.role, a.weight),
+        RecordQuota: lambda a: store.set_quota(a.role, a.quota),
+        RecordFramework: lambda a: store.record_framework(a.framework_id, a.info),
+        ForgetFramework: lambda a: store.forget_framework(a.framework_id),
+    }
 
 
 class Registry:
@@ -37,6 +85,7 @@ class Registry:
         state = self.agents()
         state.weights.update(self.weights())
         state.quotas.update(self.quotas())
+        state.frameworks.update(self.frameworks())
         return state
 
     def agents(self) -> RegistryState:
@@ -68,6 +117,20 @@ class Registry:
     def forget_agent(self, agent_id: str) -> None:
         with self._lock:
             self._db.execute("DELETE FROM agents WHERE id = ?", (agent_id,))
+
+    def frameworks(self) -> dict[str, pb.FrameworkInfo]:
+        with self._lock:
+            rows = list(self._db.execute("SELECT id, info FROM frameworks ORDER BY id"))
+        return {framework_id: pb.FrameworkInfo.FromString(blob) for framework_id, blob in rows}
+
+    def record_framework(self, framework_id: str, info: pb.FrameworkInfo) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO frameworks VALUES (?, ?)",
+                             (framework_id, info.SerializeToString(deterministic=True)))
+
+    def forget_framework(self, framework_id: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM frameworks WHERE id = ?", (framework_id,))
 
     def weights(self) -> dict[str, float]:
         with self._lock:

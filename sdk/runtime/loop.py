@@ -5,6 +5,13 @@ One I/O thread per process runs `Runtime.run()`. Other threads talk to the engin
 through `call_soon` (queued, then run on the I/O thread) or read it under `lock`
 (HTTP snapshots). Frames whose body does not decode are counted and logged; a handler
 that raises is counted and logged with its traceback; neither stops the loop.
+
+A runtime may be given a gate (`acting`): a leading master's runs only while its
+leadership says it may act. The gate is asked before each turn reads the transport and
+again before the turn's actions are performed and before its messages leave; once it
+says no, the turn's actions are dropped and the loop ends, and a `call` whose actions
+were not all carried out raises `NotActing` (an operator's change is never reported
+done when its registry write was dropped).
 """
 from __future__ import annotations
 
@@ -12,6 +19,7 @@ import collections
 import gc
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from google.protobuf.message import DecodeError
@@ -27,6 +35,21 @@ if TYPE_CHECKING:
     from corral.security.links import CurveLinks
 
 log = logging.getLogger(__name__)
+
+
+class NotActing(RuntimeError):
+    """The runtime stopped acting (its gate closed, or it was stopped) before what a
+    `call` asked for was carried out."""
+
+
+class _Waiter:
+    """A `call` waiting for its turn's actions to be carried out."""
+
+    __slots__ = ("done", "performed")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.performed = False
 
 #: longest the loop sleeps without looking at its command queue (a safety net only:
 #: commands wake the loop)
@@ -58,6 +81,7 @@ class Runtime:
         clock: Clock = PROCESS_CLOCK,
         batch: bool = True,
         curve: CurveLinks | None = None,
+        acting: Callable[[], bool] | None = None,
         advertise: str | None = None,
     ) -> None:
         """`clock` gives every `now` the engine sees and every deadline the loop waits
@@ -74,8 +98,12 @@ class Runtime:
 
         `curve`: every link over CurveZMQ (see `corral.net.transport`); the engine then
         learns each message's sender from its connection, as `engine.principal` (the
-        principal its key belongs to), and authorises by it (`corral.engines.base`)."""
+        principal its key belongs to), and authorises by it (`corral.engines.base`).
+
+        `acting` (None: always): whether the engine may act at all right now (see the
+        module's docstring)."""
         self.clock = clock
+        self._acting = acting
         self.lock = threading.RLock()
         self.undecodable = 0
         #: how each kind of action other than Send is carried out (`add_performers`: the
@@ -85,7 +113,7 @@ class Runtime:
         #: the loop may be blocked in `wait` (set before it looks at the commands) and no
         #: command has woken it yet: only then does a new command need to wake it
         self._waiting = False
-        self._after_perform: list[threading.Event] = []
+        self._after_perform: list[_Waiter] = []
         self._stopping = threading.Event()
         self.stopped = threading.Event()
         self.dispatcher = Dispatcher(max_frame_size=MAX_FRAME_SIZE, on_error=self._dispatch_error)
@@ -125,17 +153,20 @@ class Runtime:
             log.warning("dropped frame (%s): %s", kind.name, detail)
 
     # -- outbound -----------------------------------------------------------------
-    def _perform(self) -> None:
+    def _perform(self) -> bool:
         """Carry out the engine's actions in order, except that the messages leave
         together once the others are done: serialised in turn, then handed to the
         transport back to back (one wake-up of ZeroMQ's I/O thread for several
         messages, instead of one per message while the next is being serialised), and
         with batching packed into one frame per peer. No action ever runs before one
         the engine emitted ahead of it (a journal write still precedes the ack it
-        covers)."""
+        covers). False when the gate dropped them (see the module's docstring)."""
         performers = self._performers
         outgoing = []
-        for action in self.engine.take_actions():
+        actions = self.engine.take_actions()
+        if not self.acting():
+            return False
+        for action in actions:
             try:
                 if type(action) is Send:
                     body = action.body
@@ -144,6 +175,8 @@ class Runtime:
                     performers[type(action)](action)
             except Exception:
                 log.exception("performing %s failed", type(action).__name__)
+        if self._acting is not None and not self.acting():
+            return False  # a performer ended the leadership (its registry write failed)
         send = self.transport.send
         for to, type_number, data in outgoing:
             try:
@@ -151,6 +184,16 @@ class Runtime:
             except Exception:
                 log.exception("sending a %d message to %s failed", type_number, to)
         self.transport.flush()
+        return True
+
+    def acting(self) -> bool:
+        """Whether the gate lets the engine act; once it does not, the loop ends."""
+        if self._acting is None or self._acting():
+            return True
+        if not self._stopping.is_set():
+            log.warning("no longer acting: what the engine wanted done is dropped and the loop ends")
+            self._stopping.set()
+        return False
 
     # -- other threads ------------------------------------------------------------
     def add_performers(self, performers: Performers) -> None:
@@ -177,8 +220,9 @@ class Runtime:
     def call(self, fn: Callable[..., Any], *args: Any, timeout: float = 10.0) -> Any:
         """Thread-safe: run fn(*args) on the I/O thread and return its result once the
         actions it caused have been performed (e.g. an operator request answered only
-        after what it changed is in the registry)."""
-        done = threading.Event()
+        after what it changed is in the registry). NotActing when the runtime stopped
+        before they were."""
+        waiter = _Waiter()
         outcome: list[Any] = []
 
         def run() -> None:
@@ -186,11 +230,18 @@ class Runtime:
                 outcome.append((True, fn(*args)))
             except Exception as exc:
                 outcome.append((False, exc))
-            self._after_perform.append(done)
+            self._after_perform.append(waiter)
 
         self.call_soon(run)
-        if not done.wait(timeout):
-            raise TimeoutError(f"the I/O thread did not run {getattr(fn, '__name__', fn)} within {timeout:g}s")
+        name = getattr(fn, "__name__", fn)
+        deadline = time.monotonic() + timeout
+        while not waiter.done.wait(min(0.05, max(0.0, deadline - time.monotonic()))):
+            if self.stopped.is_set() and not waiter.done.is_set():
+                raise NotActing(f"the runtime stopped before it ran {name}")
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"the I/O thread did not run {name} within {timeout:g}s")
+        if not waiter.performed:
+            raise NotActing(f"the runtime stopped acting before what {name} caused was carried out")
         ok, value = outcome[0]
         if not ok:
             raise value
@@ -211,7 +262,7 @@ class Runtime:
         tune_gc()
         try:
             with self.lock:
-                self._perform()
+                self._release(self._perform())
             while not self._stopping.is_set():
                 deadline = self.engine.next_deadline()
                 now = self.clock()
@@ -223,17 +274,26 @@ class Runtime:
                     timeout = 0.0
                 readable = self.transport.wait(timeout)
                 self._waiting = False
+                if not self.acting():
+                    break
                 with self.lock:
                     if readable:
                         self.transport.drain()
                     self._run_commands()
                     self.engine.tick(self.clock())
-                    self._perform()
-                    while self._after_perform:
-                        self._after_perform.pop().set()
+                    self._release(self._perform())
         finally:
             self.transport.close()
+            self._release(False)
             self.stopped.set()
+
+    def _release(self, performed: bool) -> None:
+        """Wake the calls waiting for this turn: `performed` says whether their actions
+        were carried out."""
+        while self._after_perform:
+            waiter = self._after_perform.pop()
+            waiter.performed = performed
+            waiter.done.set()
 
     def start(self, name: str = "corral-io") -> None:
         """Run the loop on a new daemon thread."""

@@ -1,13 +1,18 @@
-"""`LocalCluster`: a real master and real agents as separate processes on this machine.
+"""`LocalCluster`: a real master (or several) and real agents as separate processes on
+this machine.
 
 It is what `corral local` runs and what integration tests use: every daemon is a
-`python -m corral ...` process listening on loopback, so killing one (SIGKILL, SIGTERM)
-and restarting it on the same work dir exercises the real failure paths.
+`python -m corral ...` process listening on loopback, so killing one (SIGKILL, SIGTERM,
+SIGSTOP) and restarting it on the same work dir exercises the real failure paths. With
+`masters` above 1 it also runs a ZooKeeper server of its own (`corral.testing.zookeeper`,
+from the system's `zookeeper` package): the masters elect their leader there and keep
+the registry there, and the agents follow the leader through its `zk://` URL.
 
 `secure=True` (`corral local --secure`): keys, HTTP credentials and the key ring are
-made under the work dir (`SecureSetup`), every daemon starts secured, and
-`client_env()` gives a driver and the operator CLI what they need (CORRAL_MASTER,
-CORRAL_KEY, CORRAL_MASTER_KEY, CORRAL_HTTP_PRINCIPAL, CORRAL_HTTP_SECRET).
+made under the work dir (`SecureSetup`), every daemon starts secured (the masters of
+one cluster share one key pair), and `client_env()` gives a driver and the operator CLI
+what they need (CORRAL_MASTER, CORRAL_KEY, CORRAL_MASTER_KEY, CORRAL_HTTP_PRINCIPAL,
+CORRAL_HTTP_SECRET).
 """
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ from typing import Any, Callable
 
 from corral.security.keys import generate
 from corral.security.tls import CA_ENV
+from corral.testing.zookeeper import ZooKeeperServer
 
 _LISTENING = re.compile(r"listening on (\S+:\d+) \(transport (\S+)\)")
 
@@ -257,13 +263,15 @@ def agent_ports(resources: str, index: int) -> str:
 
 
 class LocalCluster:
-    """A master and `agents` agents, each a separate process, on loopback. Agents started
-    with the cluster's `resources` get ports of their own (`agent_ports`)."""
+    """`masters` masters (several: with a ZooKeeper server of their own) and `agents`
+    agents, each a separate process, on loopback. Agents started with the cluster's
+    `resources` get ports of their own (`agent_ports`)."""
 
     def __init__(self, work_dir: Path, agents: int = 1, *, resources: str = "cpus:2;mem:1024;disk:1024;ports:[31000-31100]",
                  port: int = 0, ip: str = "127.0.0.1", log_level: str = "INFO", extra_env: dict[str, str] | None = None,
-                 master_flags: list[str] | None = None, agent_flags: list[str] | None = None,
-                 secure: bool = False, tls: tuple[Path, Path] | None = None) -> None:
+                 master_flags: list[str] | None = None, agent_flags: list[str] | None = None, masters: int = 1,
+                 zk_session_timeout: float | None = None, secure: bool = False,
+                 tls: tuple[Path, Path] | None = None) -> None:
         """`tls`: a certificate and its key (PEM) every daemon serves HTTPS with; the
         agents and `get` check it as their CA."""
         self.work_dir = Path(work_dir).absolute()
@@ -284,26 +292,69 @@ class LocalCluster:
         self.env = dict(os.environ, **(extra_env or {}))
         self.env.setdefault("PYTHONUNBUFFERED", "1")
         self._base = [sys.executable, "-m", "corral", "--log-level", log_level]
-        self.master = Daemon("master", [*self._base, "master", "--ip", ip, "--port", str(port),
-                                        "--work-dir", str(self.work_dir / "master"), *(master_flags or [])],
-                             self.work_dir / "master", self.env)
+        #: the cluster's own ZooKeeper server, with several masters
+        self.zookeeper: ZooKeeperServer | None = None
+        election: list[str] = []
+        if masters > 1:
+            self.zookeeper = ZooKeeperServer(self.work_dir / "zookeeper")
+            election = ["--zk", self.zookeeper.url()]
+            if zk_session_timeout is not None:
+                election += ["--zk-session-timeout", str(zk_session_timeout)]
+        self.masters = [
+            Daemon(name, [*self._base, "master", "--ip", ip, "--port", str(port + i if port else 0),
+                          "--work-dir", str(self.work_dir / name), *election, *(master_flags or [])],
+                   self.work_dir / name, self.env)
+            for i, name in enumerate(["master"] if masters == 1 else [f"master-{n + 1}" for n in range(masters)])
+        ]
         self.agents: list[Daemon] = []
         #: extra `corral agent` flags for every agent (e.g. ["--gc-delay", "1"])
         self.agent_flags = list(agent_flags or [])
         self._agent_count = agents
 
     @property
+    def master_url(self) -> str:
+        """What agents, drivers and the CLI name to find the (leading) master: its
+        HOST:PORT, or with several masters the zk:// URL."""
+        if self.zookeeper is not None:
+            return self.zookeeper.url()
+        return f"https://{self.masters[0].address}" if self.tls else self.masters[0].address
+
+    @property
+    def master(self) -> Daemon:
+        """The master (with several: the one whose /info says it leads, or the first
+        when none does)."""
+        return self.leader() or self.masters[0]
+
+    @property
     def master_address(self) -> str:
+        """The HTTP address of the (leading) master."""
         return self.master.address
+
+    def leader(self) -> Daemon | None:
+        """The master that says it leads (None when none does)."""
+        if len(self.masters) == 1:
+            return self.masters[0]
+        for daemon in self.masters:
+            if daemon.alive() and daemon.address:
+                try:
+                    if get_json(daemon.address, "/info", timeout=1.0, tls=self._tls_context()).get("leader"):
+                        return daemon
+                except (OSError, ValueError):
+                    continue
+        return None
+
+    def wait_leader(self, timeout: float = 30.0, other_than: Daemon | None = None) -> Daemon:
+        """Wait until a master (other than `other_than`) leads; that master."""
+        return wait_for(lambda: (d := self.leader()) is not None and d is not other_than and d, timeout,
+                        "a leading master" + (f" other than {other_than.name}" if other_than else ""))
 
     def add_agent(self, resources: str | None = None, attributes: str = "", *, ip: str | None = None,
                   wrapper: list[str] | None = None) -> Daemon:
         """Start one more agent; `wrapper` prefixes its command (e.g. `ip netns exec NS` to
         run it on another test host), `ip` is where it listens."""
         index = len(self.agents) + 1
-        port = self.port + index if self.port else 0
-        master = f"https://{self.master.address}" if self.tls else self.master.address
-        argv = [*(wrapper or []), *self._base, "agent", "--master", master, "--ip", ip or self.ip,
+        port = self.port + len(self.masters) - 1 + index if self.port else 0
+        argv = [*(wrapper or []), *self._base, "agent", "--master", self.master_url, "--ip", ip or self.ip,
                 "--port", str(port), "--work-dir", str(self.work_dir / f"agent-{index}"),
                 "--resources", resources or agent_ports(self.resources, index - 1), *self.agent_flags]
         if self.secure is not None:
@@ -317,7 +368,12 @@ class LocalCluster:
         return agent
 
     def start(self, timeout: float = 30.0) -> "LocalCluster":
-        self.master.start(timeout)
+        if self.zookeeper is not None:
+            self.zookeeper.start()
+        for master in self.masters:
+            master.start(timeout)
+        if self.zookeeper is not None:
+            self.wait_leader(timeout)
         for _ in range(self._agent_count):
             self.add_agent()
         self.wait_agents(len(self.agents), timeout)
@@ -329,14 +385,17 @@ class LocalCluster:
     def get(self, address: str, path: str) -> Any:
         """A daemon's JSON endpoint, with the operator's credentials on a secured cluster."""
         return get_json(address, path, authorization=self.secure.authorization() if self.secure else None,
-                        tls=ssl.create_default_context(cafile=str(self.tls[0])) if self.tls else None)
+                        tls=self._tls_context())
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        return ssl.create_default_context(cafile=str(self.tls[0])) if self.tls else None
 
     def client_env(self) -> dict[str, str]:
         """What a program that drives a framework, or the operator CLI, needs in its
         environment: the master's address (and the CA of its certificate, with TLS) and,
         on a secured cluster, the framework's key pair, the master's key and the
         operator's HTTP credentials."""
-        env = {"CORRAL_MASTER": f"https://{self.master.address}" if self.tls else self.master.address}
+        env = {"CORRAL_MASTER": self.master_url}
         if self.tls:
             env[CA_ENV] = str(self.tls[0])
         if self.secure is not None:
@@ -356,7 +415,7 @@ class LocalCluster:
                              f"offers={fw['offers']} tasks: {tasks}")
         except Exception as exc:  # the master may be the thing that failed
             parts.append(f"(master /state unavailable: {exc})")
-        for daemon in [self.master, *self.agents]:
+        for daemon in [*self.masters, *self.agents]:
             parts.append(f"--- {daemon.name} log (last {lines} lines) ---\n{daemon.log_tail(lines)}")
         return "\n".join(parts)
 
@@ -369,7 +428,12 @@ class LocalCluster:
     def stop(self) -> None:
         for agent in self.agents:
             agent.stop()
-        self.master.stop()
+        for master in self.masters:
+            if master.process is not None and master.alive():
+                master.signal(signal.SIGCONT)  # (a test may have left one stopped)
+            master.stop()
+        if self.zookeeper is not None:
+            self.zookeeper.stop()
 
     def __enter__(self) -> "LocalCluster":
         return self.start()

@@ -27,6 +27,4 @@ MAX_ATTRIBUTES = 29
 ], ids=["agent", "master", "scheduler", "executor"])
 def test_engines_keep_few_enough_attributes_for_shared_keys(make):
     engine = make()
-    # the master has 30 since issue 24's attributes met issue 25's (to bring back to 29)
-    limit = MAX_ATTRIBUTES + 1 if isinstance(engine, MasterEngine) else MAX_ATTRIBUTES
-    assert len(vars(engine)) <= limit, sorted(vars(engine))
+    assert len(vars(engine)) <= MAX_ATTRIBUTES, sorted(vars(engine))

@@ -3,8 +3,9 @@ by an operator, kills held for absent agents, and operator reservations."""
 from __future__ import annotations
 
 from corral.net import wire
-from corral.engines.master import (AgentRecordState, MasterConfig, MasterEngine, RecordAgent, RecordQuota, RecordWeight,
-                                  RegistryState, apply_to_registry)
+from corral.engines.base import Send
+from corral.engines.master import (AgentRecordState, ForgetFramework, MasterConfig, MasterEngine, RecordAgent,
+                                  RecordFramework, RecordQuota, RecordWeight, RegistryState, apply_to_registry)
 from corral.protos import corral_pb2 as pb
 from corral.resources import Resources
 
@@ -44,6 +45,8 @@ def test_tasks_on_agents_not_yet_back_get_no_answer_then_the_truth():
     fid = subscribe(m, S1, framework_id="f1")
     assert reconcile(m, fid, "t1", "a1", 1.0) == []  # nothing yet
     reregister(m, A1, "a1", 2.0, tasks=[("t1", pb.TASK_RUNNING)])
+    (answer,) = [u.status for u in status_updates(m, to=S1)]  # answered once the agent is back
+    assert answer.state == pb.TASK_RUNNING and answer.reason == R.REASON_RECONCILIATION
     (answer,) = reconcile(m, fid, "t1", "a1", 3.0)
     assert answer.state == pb.TASK_RUNNING and answer.reason == R.REASON_RECONCILIATION
 
@@ -226,3 +229,67 @@ def test_a_restarted_master_applies_the_weights_and_quotas_its_registry_kept():
     m = MasterEngine(info, MasterConfig(), now=0.0, registry=state)
     assert role_view(m, "web")["weight"] == 3.0 and role_view(m, "web")["quota"] == {"mem": 64.0}
     assert role_view(m, "db")["weight"] == 2.0 and role_view(m, "db")["quota"] is None
+
+
+def test_frameworks_are_kept_in_the_registry_when_they_subscribe_and_forgotten_when_removed():
+    m = new_master()
+    feed(m, S1, pb.Subscribe(framework_info=pb.FrameworkInfo(user="u", name="fw", failover_timeout=30.0),
+                             transport=S1), 0.0)
+    actions = m.take_actions()
+    (recorded,) = others(actions, RecordFramework)
+    (subscribed,) = [a.body for a in actions if isinstance(a, Send) and isinstance(a.body, pb.Subscribed)]
+    # recorded before it is answered, with its id and failover timeout
+    assert actions.index(recorded) < next(i for i, a in enumerate(actions) if isinstance(a, Send))
+    assert recorded.framework_id == subscribed.framework_id.value == recorded.info.id.value
+    assert recorded.info.failover_timeout == 30.0
+    feed(m, S1, pb.Teardown(framework_id=subscribed.framework_id), 1.0)
+    assert [a.framework_id for a in others(m.take_actions(), ForgetFramework)] == [recorded.framework_id]
+
+
+def test_a_new_master_removes_a_framework_of_its_registry_that_never_comes_back_in_time():
+    state = RegistryState(frameworks={"f1": pb.FrameworkInfo(user="u", name="gone", id=pb.FrameworkID(value="f1"),
+                                                            failover_timeout=30.0),
+                                      "f2": pb.FrameworkInfo(user="u", name="back", id=pb.FrameworkID(value="f2"),
+                                                            failover_timeout=30.0)},
+                          admitted={"a1": pb.AgentInfo(hostname="a1", id=pb.AgentID(value="a1"))})
+    info = pb.MasterInfo(id="m2", hostname="master", port=5050, transport=MASTER)
+    m = MasterEngine(info, MasterConfig(framework_reregister_timeout=10.0), now=100.0, registry=state)
+    assert {fid: fw.connected for fid, fw in m.frameworks.items()} == {"f1": False, "f2": False}
+    reregister(m, A1, "a1", 101.0, tasks=[("t1", pb.TASK_RUNNING)], fid="f1")
+    m.take_actions()
+    assert subscribe(m, S1, 110.0, framework_id="f2") == "f2"
+    m.tick(129.9)
+    assert not others(m.take_actions(), ForgetFramework)
+    m.tick(130.0)  # the failover timeout, counted from the new master's start
+    actions = m.take_actions()
+    assert [a.framework_id for a in others(actions, ForgetFramework)] == ["f1"]
+    assert [b.framework_id.value for a in actions if isinstance(a, Send)
+            for b in [a.body] if isinstance(b, pb.ShutdownFramework)] == ["f1"]
+    assert set(m.frameworks) == {"f2"} and not m.agents["a1"].tasks
+
+
+def test_a_recovered_framework_has_at_least_the_reregister_timeout_to_come_back():
+    state = RegistryState(frameworks={"f1": pb.FrameworkInfo(user="u", name="no timeout", id=pb.FrameworkID(value="f1"))})
+    info = pb.MasterInfo(id="m2", hostname="master", port=5050, transport=MASTER)
+    m = MasterEngine(info, MasterConfig(framework_reregister_timeout=60.0), now=0.0, registry=state)
+    m.tick(59.9)
+    assert "f1" in m.frameworks and not others(m.take_actions(), ForgetFramework)
+    m.tick(60.0)
+    assert "f1" not in m.frameworks and others(m.take_actions(), ForgetFramework)
+
+
+def test_questions_about_tasks_of_agents_not_yet_back_are_answered_once_they_are():
+    m = restarted_master("a1", "a2", "a3")
+    fid = subscribe(m, S1, framework_id="f1", partition_aware=True)
+    assert reconcile(m, fid, "t1", "a1", 1.0) == [] and reconcile(m, fid, "t2", "a2", 1.0) == []
+    assert reconcile(m, fid, "t3", "a3", 1.0) == []
+    reregister(m, A1, "a1", 2.0, tasks=[("t1", pb.TASK_RUNNING)])
+    (answer,) = [u.status for u in status_updates(m, to=S1)]  # the truth, as soon as a1 is back
+    assert (answer.task_id.value, answer.state, answer.reason) == ("t1", pb.TASK_RUNNING, R.REASON_RECONCILIATION)
+    assert m.mark_gone("a2", 3.0) == ""
+    (answer,) = [u.status for u in status_updates(m, to=S1)]
+    assert (answer.task_id.value, answer.state) == ("t2", pb.TASK_GONE_BY_OPERATOR)
+    m.tick(600.0)  # a3 never comes back: unreachable
+    (answer,) = [u.status for u in status_updates(m, to=S1)]
+    assert (answer.task_id.value, answer.state) == ("t3", pb.TASK_UNREACHABLE)
+    assert not m.deferred_answers

@@ -15,6 +15,8 @@ Where each rule lives:
 - `operator`: the operator endpoints' calls, and the events the engine keeps for
   operators while someone listens (the daemon's event stream);
 - `registry`: what the master's registry keeps and the actions that write it;
+- `leadership`: a candidacy's election rules among several masters (the daemon's
+  contender and the simulator feed it; the engine never sees it);
 - `records`: the master's records of agents, frameworks (active and completed), offers
   and tasks (each with its status history);
 - `snapshot`: the JSON views of tasks, agents, frameworks and the whole master.
@@ -33,7 +35,9 @@ from corral.engines.master.registry import (
     REGISTRY_ACTIONS,
     AgentRecordState,
     ForgetAgent,
+    ForgetFramework,
     RecordAgent,
+    RecordFramework,
     RecordQuota,
     RecordWeight,
     RegistryState,
@@ -46,12 +50,14 @@ __all__ = [
     "AgentRecordState",
     "AgentState",
     "ForgetAgent",
+    "ForgetFramework",
     "Framework",
     "MasterConfig",
     "MasterEngine",
     "MasterTimer",
     "Offer",
     "RecordAgent",
+    "RecordFramework",
     "RecordQuota",
     "RecordWeight",
     "RegistryState",

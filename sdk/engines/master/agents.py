@@ -161,6 +161,7 @@ class AgentsMixin:
             if fw is not None:
                 msg_out.framework.CopyFrom(fw.info)
             self.send(sender, msg_out)
+        self._answer_deferred(agent_id, now)
         self._allocate_soon(now)
 
     def _reconcile_agent(self, agent: Agent, msg: pb.ReregisterAgent, now: float) -> dict[str, list[str]]:
@@ -268,10 +269,13 @@ class AgentsMixin:
     def _reregister_timeout(self, _subject: None, now: float) -> None:
         """After a master restart, the admitted agents that did not come back in time are
         unreachable."""
-        for agent_id in list(self.recovering):
+        late = list(self.recovering)
+        for agent_id in late:
             self.unreachable_since[agent_id] = now
             self.emit(RecordAgent(agent_id, None, AgentRecordState.UNREACHABLE, now))
         self.recovering.clear()
+        for agent_id in late:
+            self._answer_deferred(agent_id, now)
 
     def _ping_agents(self, now: float) -> None:
         for agent in list(self.agents.values()):

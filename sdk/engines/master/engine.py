@@ -15,8 +15,16 @@ from corral.engines.master.offers import OffersMixin
 from corral.engines.master.operator import OperatorEvents, OperatorMixin
 from corral.engines.master.peers import PeersMixin
 from corral.engines.master.reconciliation import ReconciliationMixin
-from corral.engines.master.records import Agent, AgentState, Framework, MasterTimer, Offer
-from corral.engines.master.registry import ForgetAgent, RecordAgent, RecordQuota, RecordWeight, RegistryState
+from corral.engines.master.records import Agent, AgentState, Framework, MasterTimer, Offer, RecoveryWindow
+from corral.engines.master.registry import (
+    ForgetAgent,
+    ForgetFramework,
+    RecordAgent,
+    RecordFramework,
+    RecordQuota,
+    RecordWeight,
+    RegistryState,
+)
 from corral.engines.master.snapshot import SnapshotMixin
 from corral.engines.master.status import StatusMixin
 from corral.engines.master.tasks import TasksMixin
@@ -43,11 +51,15 @@ class MasterConfig:
     #: are marked unreachable, and the share of them whose return releases offers earlier
     agent_reregister_timeout: float = 600.0
     recovered_agents_ratio: float = 0.8
+    #: after a master restart or failover: the least time a framework the registry or an
+    #: agent names has to resubscribe before its failover timeout may remove it (it must
+    #: first find the new master; a longer failover_timeout of its own is kept)
+    framework_reregister_timeout: float = 60.0
 
 
 class MasterEngine(FrameworksMixin, AgentsMixin, OffersMixin, TasksMixin, StatusMixin, ReconciliationMixin,
                    OperatorMixin, SnapshotMixin, PeersMixin, Engine):
-    ACTIONS = frozenset({Send, RecordAgent, ForgetAgent, RecordWeight, RecordQuota})
+    ACTIONS = frozenset({Send, RecordAgent, ForgetAgent, RecordWeight, RecordQuota, RecordFramework, ForgetFramework})
 
     def __init__(self, master_info: pb.MasterInfo, config: MasterConfig | None = None, now: float = 0.0,
                  registry: RegistryState | None = None, acls: Acls | None = None) -> None:
@@ -55,7 +67,6 @@ class MasterEngine(FrameworksMixin, AgentsMixin, OffersMixin, TasksMixin, Status
         super().__init__()
         self.info = master_info
         self.config = config or MasterConfig()
-        self.id = master_info.id
         self.agents: dict[str, Agent] = {}
         self.agents_by_transport: dict[str, str] = {}
         self.frameworks: dict[str, Framework] = {}
@@ -94,8 +105,10 @@ class MasterEngine(FrameworksMixin, AgentsMixin, OffersMixin, TasksMixin, Status
         registry = registry or RegistryState()
         #: admitted agents that have not reregistered since this master started
         self.recovering: dict[str, pb.AgentInfo] = dict(registry.admitted)
-        self._recovering_total = len(self.recovering)
-        self._recovery_deadline = now + self.config.agent_reregister_timeout
+        self._recovery = RecoveryWindow(len(self.recovering), now + self.config.agent_reregister_timeout)
+        #: reconcile questions about tasks of agents in `recovering`, answered once each is
+        #: back, unreachable or gone: agent id -> framework id -> task ids
+        self.deferred_answers: dict[str, dict[str, set[str]]] = {}
         self.unreachable_since: dict[str, float] = dict(registry.unreachable)
         self.gone: set[str] = set(registry.gone)
         #: the role weights and quota limits an operator set (`operator`), kept in the registry
@@ -105,10 +118,17 @@ class MasterEngine(FrameworksMixin, AgentsMixin, OffersMixin, TasksMixin, Status
             self.allocator.set_weight(role, weight)
         for role, quota in self.quotas.items():
             self.allocator.set_quota(role, quota)
+        for fid, info in registry.frameworks.items():
+            self._recover_framework(fid, info, now)
         if self.recovering:
-            self.set_timer(MasterTimer.REREGISTER_TIMEOUT, self._recovery_deadline)
+            self.set_timer(MasterTimer.REREGISTER_TIMEOUT, self._recovery.deadline)
         self.set_timer(MasterTimer.ALLOCATE, now + self.config.allocation_interval)
         self.set_timer(MasterTimer.PING, now + self.config.ping_interval)
+
+    @property
+    def id(self) -> str:
+        """The master's id (its MasterInfo's)."""
+        return self.info.id
 
     def _new_id(self, kind: str) -> str:
         return f"{self.id}-{kind}{next(self._ids):04d}"

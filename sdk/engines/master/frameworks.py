@@ -11,6 +11,7 @@ from corral.engines.common import is_terminal
 from corral.engines.master.allocator import RoleError
 from corral.engines.master.operator import OperatorEvent
 from corral.engines.master.records import AgentState, Framework, MasterTimer
+from corral.engines.master.registry import ForgetFramework, RecordFramework
 from corral.net.protocol import MessageType as T
 from corral.protos import corral_pb2 as pb
 from corral.security.acls import Action
@@ -103,6 +104,10 @@ class FrameworksMixin:
         if not retry:
             # a new attempt ignores the offers made before the Subscribed it waits for
             self._rescind_offers_of(fw, now)
+            # kept before it is answered: a master elected next keeps its failover timer
+            recorded = pb.FrameworkInfo()
+            recorded.CopyFrom(fw.info)
+            self.emit(RecordFramework(fw.id, recorded))
         self.send(
             transport,
             pb.Subscribed(
@@ -151,14 +156,17 @@ class FrameworksMixin:
         return fw
 
     def _recover_framework(self, fid: str, info: pb.FrameworkInfo | None, now: float) -> Framework | None:
-        """A framework known only from a reregistering agent's report (e.g. after a
-        master failover): kept disconnected until its scheduler subscribes again, and
-        removed after its failover timeout if it does not."""
+        """A framework known from the registry or only from a reregistering agent's
+        report (after a master restart or failover): kept disconnected until its
+        scheduler subscribes again, and removed if it does not within its failover
+        timeout, counted from `now`, but never before `framework_reregister_timeout`
+        (its scheduler has to find this master first)."""
         if info is None:
             info = pb.FrameworkInfo(user="", name="", id=pb.FrameworkID(value=fid))
         fw = self._add_framework(fid, info, "", "", now, connected=False)
         if fw is not None:
-            self.set_timer(MasterTimer.FAILOVER, now + info.failover_timeout, fid)
+            wait = max(info.failover_timeout, self.config.framework_reregister_timeout)
+            self.set_timer(MasterTimer.FAILOVER, now + wait, fid)
         return fw
 
     @on(T.TEARDOWN)
@@ -216,6 +224,7 @@ class FrameworksMixin:
         fw.removed_at = now
         self.completed_frameworks.append(fw)
         self._tell(OperatorEvent.FRAMEWORK_REMOVED, fw)
+        self.emit(ForgetFramework(fw.id))
         self._allocate_soon(now)
 
     @on(T.FRAMEWORK_TO_EXECUTOR)

@@ -116,6 +116,7 @@ class OperatorMixin:
         self.unreachable_since.pop(agent_id, None)
         self.gone.add(agent_id)
         self.emit(RecordAgent(agent_id, None, AgentRecordState.GONE, now))
+        self._answer_deferred(agent_id, now)
         return ""
 
     def operator_reservation(self, agent_id: str, resources: list[pb.Resource], unreserve: bool, now: float,

@@ -1,6 +1,9 @@
 """The master engine's answers to reconciliation: the latest state of each task a framework
 asks about (or of all its tasks), the Mesos answer for tasks it does not know, and
-agents asked about tasks still STAGING."""
+agents asked about tasks still STAGING. A task whose agent has not reregistered since
+this master started gets no answer yet, as in Mesos; unlike Mesos, it is answered as
+soon as its agent is back (or unreachable, or gone), so that a framework's round after
+a failover converges when the agents are back, not a retry later."""
 from __future__ import annotations
 
 from typing import Any, Callable, Iterable
@@ -43,23 +46,34 @@ class ReconciliationMixin:
             answers.flush()
             self._ask_agents_about_staging(fw, fw.tasks.values())
             return
+        entries = [(e.task_id.value, e.agent_id.value if e.HasField("agent_id") else None) for e in msg.tasks]
+        known = self._answer_explicitly(fw, entries, answers, answer, now)
+        answers.flush()
+        self._ask_agents_about_staging(fw, known)
+
+    def _answer_explicitly(self, fw: Framework, entries: list[tuple[str, str | None]], answers: _Answers,
+                           answer: Callable[[Task], None], now: float) -> list[Task]:
+        """Answer each (task id, agent id) asked about; a task whose agent has not
+        reregistered since this master started gets no answer yet: it is answered once
+        the agent is back, or is unreachable, or gone (`_answer_deferred`). The known
+        tasks answered, returned."""
         tasks = fw.tasks
         known: list[Task] = []
         unknown = _answer_fields(now, "reconciliation: task unknown to the master")
         aware = partition_aware(fw.info)
-        for entry in msg.tasks:
-            tid = entry.task_id.value
+        for tid, agent_id in entries:
             task = tasks.get(tid)
             if task is not None:
                 answer(task)
                 known.append(task)
                 continue
-            agent_id = entry.agent_id.value if entry.HasField("agent_id") else None
             agent = self.agents.get(agent_id) if agent_id else None
             if agent is not None:
                 state = pb.TASK_UNREACHABLE if agent.state is AgentState.UNREACHABLE else pb.TASK_GONE
             elif agent_id in self.recovering:
-                continue  # its agent has not reregistered since this master started: nothing yet
+                # its agent has not reregistered since this master started: nothing yet
+                self.deferred_answers.setdefault(agent_id, {}).setdefault(fw.id, set()).add(tid)
+                continue
             elif agent_id in self.gone:
                 state = pb.TASK_GONE_BY_OPERATOR
             elif agent_id in self.unreachable_since:
@@ -68,8 +82,21 @@ class ReconciliationMixin:
                 state = pb.TASK_UNKNOWN
             answers.add(unknown, tid, state if aware or state not in PARTITION_AWARE_STATES else pb.TASK_LOST,
                         agent_id, HEALTH_UNREPORTED)
-        answers.flush()
-        self._ask_agents_about_staging(fw, known)
+        return known
+
+    def _answer_deferred(self, agent_id: str, now: float) -> None:
+        """The agent whose tasks got no answer yet (it had not reregistered since this
+        master started) is back, unreachable or gone: answer what was asked about it,
+        to each framework still connected, as a reconcile call would now."""
+        for fid, tids in sorted(self.deferred_answers.pop(agent_id, {}).items()):
+            fw = self.frameworks.get(fid)
+            if fw is None or not fw.connected or not fw.transport:
+                continue
+            answers = _Answers(self.send, fw.transport, fw.id)
+            known = self._answer_explicitly(fw, [(tid, agent_id) for tid in sorted(tids)], answers,
+                                            self._known_task_answerer(fw, answers, now), now)
+            answers.flush()
+            self._ask_agents_about_staging(fw, known)
 
     def _ask_agents_about_staging(self, fw: Framework, tasks: Iterable[Task]) -> None:
         """Tasks still STAGING that a framework asks about: their agents never reported

@@ -38,6 +38,15 @@ Task = MasterTask
 
 
 @dataclass(slots=True)
+class RecoveryWindow:
+    """After a master restart or failover: how many agents the registry admitted, and
+    until when they have to come back before offers go out regardless."""
+
+    admitted: int
+    deadline: float
+
+
+@dataclass(slots=True)
 class Agent:
     id: str
     info: pb.AgentInfo

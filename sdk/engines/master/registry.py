@@ -1,7 +1,9 @@
-"""What the master's registry holds (what must survive a master restart that agents and
-frameworks cannot tell it again) and the actions by which the engine writes it. The
-master daemon performs them on its SQLite registry (`corral.master.registry`), the
-simulator on an in-memory `RegistryState` (`apply_to_registry`)."""
+"""What the master's registry holds (what must survive a master restart, or a failover
+to another master, that agents and frameworks cannot tell it again) and the actions by
+which the engine writes it. The master daemon performs them on its SQLite registry
+(`corral.master.registry`) or, with several masters, on the registry in ZooKeeper
+(`corral.master.zk_registry`); the simulator on an in-memory `RegistryState`
+(`apply_to_registry`)."""
 from __future__ import annotations
 
 import enum
@@ -21,15 +23,17 @@ class AgentRecordState(enum.Enum):
 
 @dataclass
 class RegistryState:
-    """What the registry knew when the master started: admitted agents (info), those
-    unreachable (since when), those an operator marked gone, and the role weights and
-    quota limits an operator set."""
+    """What the registry knew when the master started (or was elected): admitted agents
+    (info), those unreachable (since when), those an operator marked gone, the role
+    weights and quota limits an operator set, and the frameworks that subscribed (their
+    info: a new master keeps a failover timer for each until it subscribes again)."""
 
     admitted: dict[str, pb.AgentInfo] = field(default_factory=dict)
     unreachable: dict[str, float] = field(default_factory=dict)
     gone: set[str] = field(default_factory=set)
     weights: dict[str, float] = field(default_factory=dict)
     quotas: dict[str, Resources] = field(default_factory=dict)
+    frameworks: dict[str, pb.FrameworkInfo] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -66,8 +70,23 @@ class RecordQuota:
     quota: Resources | None
 
 
-REGISTRY_ACTIONS = (RecordAgent, ForgetAgent, RecordWeight, RecordQuota)
-RegistryAction = RecordAgent | ForgetAgent | RecordWeight | RecordQuota
+@dataclass(slots=True)
+class RecordFramework:
+    """Keep a subscribed framework's info (its failover timeout above all)."""
+
+    framework_id: str
+    info: pb.FrameworkInfo
+
+
+@dataclass(slots=True)
+class ForgetFramework:
+    """The framework was removed (torn down, or its failover timeout passed)."""
+
+    framework_id: str
+
+
+REGISTRY_ACTIONS = (RecordAgent, ForgetAgent, RecordWeight, RecordQuota, RecordFramework, ForgetFramework)
+RegistryAction = RecordAgent | ForgetAgent | RecordWeight | RecordQuota | RecordFramework | ForgetFramework
 
 
 def apply_to_registry(state: RegistryState, action: RegistryAction) -> None:
@@ -80,6 +99,12 @@ def apply_to_registry(state: RegistryState, action: RegistryAction) -> None:
             state.quotas.pop(action.role, None)
         else:
             state.quotas[action.role] = action.quota
+        return
+    if isinstance(action, RecordFramework):
+        state.frameworks[action.framework_id] = action.info
+        return
+    if isinstance(action, ForgetFramework):
+        state.frameworks.pop(action.framework_id, None)
         return
     agent_id = action.agent_id
     state.unreachable.pop(agent_id, None)

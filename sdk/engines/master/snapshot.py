@@ -240,6 +240,11 @@ def state_view(engine: MasterEngine, viewer: str | None = None) -> dict[str, Any
         "completed_frameworks": _visible(engine, engine.completed_frameworks, viewer),
         "counters": dict(engine.counters),
         "task_counters": task_counters(engine),
+        # agents the registry names that are not registered: admitted but not back yet
+        # since this master started (or was elected), unreachable (since), marked gone
+        "recovering_agents": sorted(engine.recovering),
+        "unreachable_agents": dict(sorted(engine.unreachable_since.items())),
+        "gone_agents": sorted(engine.gone),
     }
 
 

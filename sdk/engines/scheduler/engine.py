@@ -90,7 +90,11 @@ class SchedulerEngine(StatusMixin, CallsMixin, Engine):
         return self.info.id.value if self.info.HasField("id") else None
 
     def connect(self, master: str, now: float) -> None:
-        """Subscribe (again) through the master at transport address `master`."""
+        """Subscribe (again) through the master at transport address `master`. Another
+        master than the one we were subscribed with (a new leader) means we were
+        disconnected from the old one: its offers are void and its round is over."""
+        if self.master and master != self.master and self.subscription is Subscription.SUBSCRIBED:
+            self._master_changed()
         self.master = master
         self.subscription = Subscription.SUBSCRIBING
         self._session = self.rng.randbytes(8)
@@ -120,12 +124,16 @@ class SchedulerEngine(StatusMixin, CallsMixin, Engine):
         if address != self.master or event is not PeerEvent.DISCONNECTED:
             return
         if self.subscription in (Subscription.SUBSCRIBED, Subscription.SUBSCRIBING):
-            self.subscription = Subscription.DISCONNECTED
-            self.cancel_timer(SchedulerTimer.SUBSCRIBE)
-            self.reconciler.reset()
-            self._held_offers.clear()
-            self.emit(Callback(SchedulerEvent.DISCONNECTED))
+            self._master_changed()
             self.emit(MasterLost())
+
+    def _master_changed(self) -> None:
+        """The master we were subscribed with is lost: its offers are void."""
+        self.subscription = Subscription.DISCONNECTED
+        self.cancel_timer(SchedulerTimer.SUBSCRIBE)
+        self.reconciler.reset()
+        self._held_offers.clear()
+        self.emit(Callback(SchedulerEvent.DISCONNECTED))
 
     def _reconcile_actions(self, items: list[Query | Escalation], now: float) -> None:
         for item in items:

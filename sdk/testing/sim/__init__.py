@@ -5,7 +5,8 @@ every `Send` between engines registered under their transport addresses (seriali
 and re-parsed on delivery, so nothing passes that would not survive the wire), a
 `FaultPlan` the network consults for each message (drop, duplicate, delay) and for
 partitions, and that the cluster follows for process crashes and restarts, and a
-`SimCluster`: one `MasterEngine`, N `AgentEngine`s, schedulers run by
+`SimCluster`: one `MasterEngine` (or several masters electing their leader through a
+simulated ZooKeeper, `election`), N `AgentEngine`s, schedulers run by
 `SimSchedulerDriver` around a user's `corral.Scheduler`, and executors run by
 `SimExecutorDriver` around a `corral.Executor` (by default `SimCommandExecutor`, which
 plays out a task's shell command in simulated time).
@@ -41,10 +42,14 @@ Invariants:
   engine's timers do not fire; a restarted process is a new engine at the same address
   (a scheduler: at a new address on the same host, as a new program would bind);
 - user callbacks run synchronously, like the real drivers' callback thread would run
-  them, and calls they make into their driver take effect before the next event.
+  them, and calls they make into their driver take effect before the next event;
+- with several masters, at most one acts at any simulated time (`SimElection.overlaps`
+  records any instant where two could): a master acts only under its lease, and
+  nothing it emits past it is carried out.
 
 Modules: `faults` (the fault plan and the addresses it names), `network` (the
 simulated network), `drivers` (the simulated scheduler and executor drivers and the
 simulated command executor), `checkpoints` (an agent's checkpoints, in memory) and
-`cluster` (`SimCluster`, the clock, and the processes it starts, crashes and restarts).
+`cluster` (`SimCluster`, the clock, and the processes it starts, crashes and restarts)
+and `election` (several masters: the simulated ZooKeeper and the masters' candidacies).
 """

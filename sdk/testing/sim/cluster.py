@@ -17,8 +17,7 @@ from corral.engines.agent import (
 )
 from corral.engines.base import Engine, MasterLost, Send
 from corral.engines.master import (
-    ForgetAgent, MasterConfig, MasterEngine, RecordAgent, RecordQuota, RecordWeight, RegistryState,
-    apply_to_registry,
+    REGISTRY_ACTIONS, MasterConfig, MasterEngine, RegistryState, apply_to_registry,
 )
 from corral.engines.scheduler import SchedulerConfig, SchedulerEngine
 from corral.executor import Executor, ExecutorEnvironment
@@ -33,8 +32,10 @@ from corral.testing.sim.drivers import (
     CallbackErrors, ExecutorFactory, SimCommandExecutor, SimExecutorDriver, SimSchedulerDriver,
 )
 from corral.testing.sim.faults import (
-    MASTER_ADDRESS, Crash, FaultPlan, Partition, Process, address_matches, agent_address, scheduler_address,
+    MASTER_ADDRESS, Crash, FaultPlan, Partition, Process, address_matches, agent_address, master_address,
+    scheduler_address,
 )
+from corral.testing.sim.election import SimElection
 from corral.testing.sim.network import NetEvent, SimNetwork
 
 #: seconds after which the peers cut off by a partition learn it (PeerEvent.DISCONNECTED),
@@ -81,6 +82,9 @@ class _Node:
     #: which engine it runs, for errors ("agent", ...)
     kind: str
     performers: dict[type, Performer]
+    #: whether the process may act at all (a master of several: while its leadership
+    #: says so); what its engine emits otherwise is dropped
+    acting: Callable[[], bool] | None = None
 
 
 class SimCluster:
@@ -92,7 +96,10 @@ class SimCluster:
     Processes crash and restart as the fault plan's `crashes` say, or when a test calls
     `crash_master`, `crash_agent`, `crash_executor` or `crash_scheduler`:
     - master: a fresh `MasterEngine` (a new master id, the registry the old one left,
-      nothing else) starts at the same address; agents and schedulers reregister;
+      nothing else) starts at the same address; agents and schedulers reregister. With
+      `masters` above 1 the masters elect a leader through a simulated ZooKeeper
+      (`corral.testing.sim.election`): a crash hits the leader, whose session expires
+      after `zk_session_timeout`, and the next master leads, from the registry;
     - agent: a fresh `AgentEngine` at the same address recovers from its checkpoints
       (`AgentEngine.recover`, reconnecting to the executors still running) when it has
       any; executors of frameworks that checkpoint wait for it, the others shut down
@@ -117,6 +124,8 @@ class SimCluster:
         callback_errors: CallbackErrors = CallbackErrors.RAISE,
         record: bool = False,
         batch: bool = False,
+        masters: int = 1,
+        zk_session_timeout: float = 10.0,
     ) -> None:
         self.clock = FakeClock()
         #: every engine collects the status path's rows per peer and turn (`Engine.batch`),
@@ -142,7 +151,17 @@ class SimCluster:
         #: each agent's persistent volumes (role, persistence id), by agent address
         self.volumes: dict[str, set[tuple[str, str]]] = {}
         self._masters = 0
-        self.master = self._start_master()
+        #: with several masters, their election (None: one master, always leading)
+        self.election: SimElection | None = None
+        #: the (last) leading master's engine
+        self.master: MasterEngine
+        #: what masters emitted while they could not act (dropped)
+        self.dropped_actions = 0
+        if masters == 1:
+            self.master = self._start_master()
+        else:
+            self.election = SimElection(self, [master_address(i) for i in range(1, masters + 1)], zk_session_timeout)
+            self.election.start()
 
         resources = Resources.parse(agent_resources).to_protos()
         self._agent_infos: dict[str, pb.AgentInfo] = {}
@@ -203,7 +222,7 @@ class SimCluster:
                              version="sim", start_time=self.clock.now)
         master = MasterEngine(info, self.master_config, now=self.clock.now, registry=self.registry)
         registry = partial(apply_to_registry, self.registry)
-        self._add_node(master, MASTER_ADDRESS, Process.MASTER, {action: registry for action in (RecordAgent, ForgetAgent, RecordWeight, RecordQuota)})
+        self._add_node(master, MASTER_ADDRESS, Process.MASTER, {action: registry for action in REGISTRY_ACTIONS})
         return master
 
     def _start_agent(self, address: str) -> AgentEngine:
@@ -217,7 +236,7 @@ class SimCluster:
         if state is not None:
             live = {d.container_id for d in self.live_executors() if d.agent_address == address}
             agent.recover(state, live, RecoverMode.RECONNECT, self.clock.now)
-        agent.connect(MASTER_ADDRESS, self.clock.now)
+        self.find_master(agent.connect)
         self._pump(node)
         return agent
 
@@ -238,7 +257,7 @@ class SimCluster:
     def _start_scheduler(self, driver: SimSchedulerDriver) -> None:
         node = self._add_node(driver.engine, driver.address, Process.SCHEDULER, driver._performers())
         driver.status = DriverStatus.RUNNING
-        driver.engine.connect(MASTER_ADDRESS, self.clock.now)
+        self.find_master(driver.engine.connect)
         self._pump(node)
 
     def _finish_scheduler(self, driver: SimSchedulerDriver, status: DriverStatus) -> None:
@@ -249,7 +268,7 @@ class SimCluster:
     def crash(self, crash: Crash) -> None:
         """Perform one `Crash` now (its `at` is the plan's business)."""
         if crash.process is Process.MASTER:
-            self.crash_master(crash.restart_after)
+            self.crash_master(crash.restart_after, crash.target)
         elif crash.process is Process.AGENT:
             self.crash_agent(crash.target, crash.restart_after)
         elif crash.process is Process.SCHEDULER:
@@ -264,8 +283,9 @@ class SimCluster:
 
     def _kill_process(self, address: str) -> None:
         """The process at `address` dies now: what it had not done is lost, nothing
-        reaches it any more, and every peer with a connection to it learns at once."""
-        del self._nodes[address]
+        reaches it any more, and every peer with a connection to it learns at once (a
+        standby master has no engine on the network)."""
+        self._nodes.pop(address, None)
         self.network.detach(address)
         self.down.add(address)
         self._disconnect(lambda sender, to: to == address)
@@ -285,19 +305,63 @@ class SimCluster:
 
         self.schedule(max(0.0, part.start + HEARTBEAT_TIMEOUT - self.clock.now), heartbeats_fail)
 
-    def crash_master(self, restart_after: float | None = None) -> None:
-        """The master process dies now; with `restart_after`, a fresh one starts at the
-        same address that many seconds later (`restart_master`)."""
-        if MASTER_ADDRESS in self.down:
+    def crash_master(self, restart_after: float | None = None, target: str = "") -> None:
+        """The master process dies now (of several: the one at `target`, or the leading
+        one); with `restart_after`, a fresh one starts at the same address that many
+        seconds later (`restart_master`)."""
+        address = target or self._leading_master()
+        if address is None or address in self.down:
             return
-        self._kill_process(MASTER_ADDRESS)
+        if self.election is not None:
+            self.election.crashed(address)
+        self._kill_process(address)
         if restart_after is not None:
-            self.schedule(restart_after, self.restart_master)
+            self.schedule(restart_after, lambda: self.restart_master(address))
 
-    def restart_master(self) -> None:
-        if MASTER_ADDRESS in self.down:
-            self.down.discard(MASTER_ADDRESS)
-            self.master = self._start_master()
+    def restart_master(self, address: str = MASTER_ADDRESS) -> None:
+        if address in self.down:
+            self.down.discard(address)
+            if self.election is None:
+                self.master = self._start_master()
+            else:
+                self.election.restarted(address)  # a standby until it is elected
+
+    def _leading_master(self) -> str | None:
+        if self.election is None:
+            return MASTER_ADDRESS
+        acting = [a for a in self.election.candidates if self.election.acting(a)]
+        return acting[0] if acting else self.election.leader_address()
+
+    # ------------------------------------------------------- several masters
+    def find_master(self, connect: Callable[[str, float], None]) -> None:
+        """A follower (agent, scheduler) looks for the master: `connect` to the leading
+        one, now or (several masters, none leading) once one is known."""
+        if self.election is None:
+            connect(MASTER_ADDRESS, self.clock.now)
+        else:
+            self.election.find_master(connect)
+
+    def followers(self) -> list[Engine]:
+        """The engines of the live agents and schedulers."""
+        return [n.engine for n in self._nodes.values() if n.kind in (Process.AGENT.value, Process.SCHEDULER.value)]
+
+    def pump(self, engine: Engine) -> None:
+        """Carry out what `engine` asked for (after a call made on it from outside)."""
+        self._pump(self._node_of(engine))
+
+    def add_master_node(self, engine: MasterEngine, address: str, performers: dict[type, Performer],
+                        acting: Callable[[], bool]) -> None:
+        """An elected master's engine goes on the network; it acts while `acting()`."""
+        node = self._add_node(engine, address, Process.MASTER, performers)
+        node.acting = acting
+        self.master = engine
+
+    def drop_master_node(self, address: str) -> None:
+        """A deposed master drops its engine: it is off the network (its transport
+        closed), and its peers learn it; the process lives on as a standby."""
+        if self._nodes.pop(address, None) is not None:
+            self.network.detach(address)
+            self._disconnect(lambda sender, to: to == address)
 
     def crash_agent(self, address: str, restart_after: float | None = None) -> None:
         """The agent process at `address` dies now (its executors keep running); with
@@ -343,6 +407,9 @@ class SimCluster:
         """Perform everything `node`'s engine asked for, including what the callbacks
         it triggers ask for in turn."""
         while actions := node.engine.take_actions():
+            if node.acting is not None and not node.acting():
+                self.dropped_actions += len(actions)
+                continue
             for action in actions:
                 perform(node.performers, action, node.kind)
 
@@ -364,7 +431,7 @@ class SimCluster:
         return {
             LaunchExecutor: partial(self._launch_executor, agent),
             KillContainer: kill,
-            MasterLost: lambda _action: agent.connect(MASTER_ADDRESS, self.clock.now),
+            MasterLost: lambda _action: self.find_master(agent.connect),
             UpdateVolumes: update_volumes,
             LinkVolumes: lambda _action: None,
             **self.checkpoints[agent.transport].performers(),

@@ -18,7 +18,6 @@ from corral.protos import corral_pb2 as pb
 from corral.runtime.actions import Performer
 from corral.runtime.driver import DriverStatus, report_callback_error
 from corral.scheduler import Scheduler, SchedulerCalls
-from corral.testing.sim.faults import MASTER_ADDRESS
 
 if TYPE_CHECKING:
     from corral.testing.sim.cluster import SimCluster
@@ -97,7 +96,7 @@ class SimSchedulerDriver(SchedulerCalls):
     def _performers(self) -> dict[type, Performer]:
         """What the driver does with its engine's actions (as `SchedulerDriver`'s)."""
         return {Callback: self._deliver, Abort: lambda _action: self.abort(),
-                MasterLost: lambda _action: self.engine.connect(MASTER_ADDRESS, self.cluster.clock.now)}
+                MasterLost: lambda _action: self.cluster.find_master(self.engine.connect)}
 
     def _deliver(self, callback: Callback) -> None:
         """What the real driver's callback thread does with a callback: run it, then

@@ -1,6 +1,7 @@
 """What goes wrong in a simulated cluster: a `FaultPlan` of rules applied to each
 message (drop, duplicate, delay), partitions, and process crashes and restarts, and the
-addresses the plans name (`MASTER_ADDRESS`, `agent_address`, `scheduler_address`)."""
+addresses the plans name (`MASTER_ADDRESS`, `master_address`, `ZOOKEEPER_ADDRESS`,
+`agent_address`, `scheduler_address`)."""
 from __future__ import annotations
 
 import enum
@@ -12,6 +13,17 @@ from typing import Iterable
 from corral.net.protocol import MessageType
 
 MASTER_ADDRESS = "sim://master"
+#: where the simulated ZooKeeper ensemble is, for partitions (with several masters)
+ZOOKEEPER_ADDRESS = "sim://zookeeper"
+
+
+def master_address(index: int) -> str:
+    """The address of the `index`-th master (from 1) of a cluster of several."""
+    return f"sim://master-{index}"
+
+
+def is_master_address(address: str) -> bool:
+    return address == MASTER_ADDRESS or address.startswith("sim://master-")
 
 
 def agent_address(index: int) -> str:
@@ -66,8 +78,9 @@ class Crash:
     `target` names which one: an agent's or a scheduler's address (`agent_address`,
     `scheduler_address`); for executors an address prefix (an agent's address: one of
     its executors) or "" (any), the executor being drawn from the cluster's RNG among
-    the live ones that match (none live: nothing happens). The master needs no target.
-    Executors never restart (their agent reports their tasks failed)."""
+    the live ones that match (none live: nothing happens). A master crash needs no
+    target: it hits the master (of several: the leading one, or the one `target`
+    names). Executors never restart (their agent reports their tasks failed)."""
 
     process: Process
     at: float
@@ -137,19 +150,21 @@ class FaultPlan:
 
     @classmethod
     def random(cls, rng: random.Random, *, agents: int, schedulers: int = 1, duration: float = 300.0,
-               crashes: int = 3, partitions: int = 2) -> FaultPlan:
+               crashes: int = 3, partitions: int = 2, masters: int = 1) -> FaultPlan:
         """A plan drawn from `rng`, every fault of it over by `duration` (partitions healed,
         crashed processes restarted): up to 20% of the retried messages dropped, up to 10%
         duplicated, up to 10% of all messages delayed by up to 5 s; up to `partitions`
-        partitions (an agent, a scheduler or the master cut off for 1 s to 2 min); and
-        up to `crashes` crashes of processes of any kind, restarted after 0.1 s to 1 min."""
+        partitions (an agent, a scheduler or a master cut off for 1 s to 2 min: with
+        several masters, from ZooKeeper too); and up to `crashes` crashes of processes of
+        any kind (a master: the leading one), restarted after 0.1 s to 1 min."""
         end = duration
         rules = [
             FaultRule(Fault.DROP, rng.uniform(0.0, 0.2), types=RETRIED_TYPES, end=end),
             FaultRule(Fault.DUPLICATE, rng.uniform(0.0, 0.1), types=RETRIED_TYPES, end=end),
             FaultRule(Fault.DELAY, rng.uniform(0.0, 0.1), delay=rng.uniform(0.01, 5.0), end=end),
         ]
-        hosts = ([MASTER_ADDRESS] + [agent_address(i) for i in range(1, agents + 1)]
+        masters_at = [MASTER_ADDRESS] if masters == 1 else [master_address(i) for i in range(1, masters + 1)]
+        hosts = (masters_at + [agent_address(i) for i in range(1, agents + 1)]
                  + [scheduler_address(i) for i in range(1, schedulers + 1)])
         cuts = []
         for _ in range(rng.randint(0, partitions)):
