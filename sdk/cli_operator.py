@@ -83,12 +83,18 @@ class Master:
                 raise OperatorError(f"cannot trust the certificate of the master at {self.address} "
                                     f"({exc.reason.verify_message}): pass --tls-ca with the CA that signed it, or set "
                                     f"{CA_ENV}") from None
-            raise OperatorError(f"cannot reach the master at {self.address}: {exc.reason}") from None
+            hint = self._https_hint() if isinstance(exc.reason, ConnectionResetError) else ""
+            raise OperatorError(f"cannot reach the master at {self.address}: {exc.reason}{hint}") from None
         except (ConnectionError, http_client.BadStatusLine) as exc:
-            hint = "" if self.https else " (if it serves HTTPS, name it https://HOST:PORT)"
-            raise OperatorError(f"cannot read {path} from the master at {self.address}: {exc!r}{hint}") from None
+            raise OperatorError(f"cannot read {path} from the master at {self.address}: {exc!r}"
+                                f"{self._https_hint()}") from None
         except (OSError, ValueError) as exc:
             raise OperatorError(f"cannot read {path} from the master at {self.address}: {exc}") from None
+
+    def _https_hint(self) -> str:
+        """What to say when a plain HTTP request found the line dropped (as a daemon
+        serving HTTPS drops it)."""
+        return "" if self.https else " (if it serves HTTPS, name it https://HOST:PORT)"
 
     def _refusal(self, status: int, path: str, message: str) -> str:
         """What to say of a 401 or a 403 (the master's message for other errors)."""
