@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import json
 import ssl
+import subprocess
 import threading
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import corral
@@ -115,6 +117,15 @@ class EventReader:
 
     def close(self) -> None:
         self.response.close()
+
+
+def make_certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key (openssl)."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    return cert, key
 
 
 def start_driver(scheduler: corral.Scheduler, cluster: LocalCluster, name: str, **kwargs) -> corral.SchedulerDriver:

@@ -30,7 +30,7 @@ import corral
 from corral.security.links import Credential
 from corral.testing.cluster import LocalCluster, basic_auth, wait_for
 
-from support import EventReader, RecordingScheduler
+from support import EventReader, RecordingScheduler, make_certificate
 
 pytestmark = pytest.mark.slow
 
@@ -45,15 +45,6 @@ ACLS = {
                    {"principals": {"type": "ANY"}, "framework_principals": {"type": "NONE"}}],
 }
 SECRETS = {"alice-viewer": "alice-viewer-secret", "nobody": "nobody-secret"}
-
-
-def make_certificate(folder: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 and its key (openssl)."""
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)
-    return cert, key
 
 
 def secured_cluster(root: Path, acls: dict[str, Any]) -> LocalCluster:
