@@ -20,10 +20,11 @@ these objects"). When no rule applies, `permissive` decides (true unless set).
 from __future__ import annotations
 
 import enum
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from corral.security.jsonfile import read_json
 
 
 class AclError(ValueError):
@@ -156,10 +157,4 @@ class Acls:
     @classmethod
     def load(cls, path: str | Path) -> "Acls":
         """Read an ACL file; AclError naming the file and what is wrong."""
-        try:
-            doc = json.loads(Path(path).read_text())
-        except OSError as exc:
-            raise AclError(f"cannot read ACL file {path}: {exc.strerror or exc}") from None
-        except ValueError as exc:
-            raise AclError(f"ACL file {path} is not JSON: {exc}") from None
-        return cls.parse(doc, f"ACL file {path}")
+        return cls.parse(read_json(path, "ACL file", AclError), f"ACL file {path}")

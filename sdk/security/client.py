@@ -11,13 +11,13 @@ CORRAL_AGENT_HTTP_CREDENTIAL), shaped like an entry of `--http-credentials`:
 from __future__ import annotations
 
 import base64
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
 from corral.security.credentials import CredentialsError, HttpCredential, parse_credentials
+from corral.security.jsonfile import read_json
 
 PRINCIPAL_ENV = "CORRAL_HTTP_PRINCIPAL"
 SECRET_ENV = "CORRAL_HTTP_SECRET"
@@ -72,12 +72,7 @@ class ClientCredential:
     @classmethod
     def load(cls, path: str | Path) -> "ClientCredential":
         """One credential from a file; CredentialsError naming the file and what is wrong."""
-        try:
-            doc = json.loads(Path(path).read_text())
-        except OSError as exc:
-            raise CredentialsError(f"cannot read credential file {path}: {exc.strerror or exc}") from None
-        except ValueError as exc:
-            raise CredentialsError(f"credential file {path} is not JSON: {exc}") from None
+        doc = read_json(path, "credential file", CredentialsError)
         (entry,) = parse_credentials({"credentials": [doc]}, f"credential file {path}")
         return cls.of_entry(entry)
 

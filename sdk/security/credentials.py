@@ -21,7 +21,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import os
 import secrets
 import threading
@@ -29,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from corral.security.errors import AuthenticationRequired
+from corral.security.jsonfile import read_json
 from corral.security.keys import KeyPair
 
 
@@ -81,11 +81,9 @@ class HttpCredentials:
     def reload(self) -> None:
         try:
             stamp = self.path.stat().st_mtime_ns
-            doc = json.loads(self.path.read_text())
         except OSError as exc:
             raise CredentialsError(f"cannot read credentials file {self.path}: {exc.strerror or exc}") from None
-        except ValueError as exc:
-            raise CredentialsError(f"credentials file {self.path} is not JSON: {exc}") from None
+        doc = read_json(self.path, "credentials file", CredentialsError)
         credentials = parse_credentials(doc, f"credentials file {self.path}")
         with self._lock:
             self._credentials = credentials
