@@ -8,6 +8,7 @@ agent was admitted by, kept in the registry in ZooKeeper, is the only one that m
 reregister it on the new leader."""
 from __future__ import annotations
 
+import http.client
 import signal
 from pathlib import Path
 from typing import Iterator
@@ -53,6 +54,19 @@ def registered_agents(cluster: LocalCluster, master: Daemon) -> dict[str, str]:
             if a["state"] == "registered"}
 
 
+def standby_answer(standby: Daemon, authorization: str | None) -> tuple[int, str | None]:
+    """A standby's answer to GET /state (redirects not followed): status, Location."""
+    host, port = standby.address.rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=5)
+    try:
+        connection.request("GET", "/state", headers={"Authorization": authorization} if authorization else {})
+        response = connection.getresponse()
+        response.read()
+        return response.status, response.getheader("Location")
+    finally:
+        connection.close()
+
+
 def task_pid(scheduler: RecordingScheduler, task_id: str) -> int:
     (running,) = [u for u in scheduler.updates if u.task_id.value == task_id and u.state == corral.TASK_RUNNING
                   and u.uuid]
@@ -73,6 +87,10 @@ def test_secured_masters_fail_over_and_stay_secured(cluster: LocalCluster, tmp_p
         pids = {t: task_pid(scheduler, t) for t in LONG}
         old = cluster.wait_leader()
         agents = registered_agents(cluster, old)
+        # a standby asks for credentials too, before it sends the caller to the leader
+        standby = next(m for m in cluster.masters if m is not old)
+        assert standby_answer(standby, None)[0] == 401
+        assert standby_answer(standby, cluster.secure.authorization()) == (307, f"http://{old.address}/state")
         assert len(agents) == 2
         # agent-2 is frozen through the failover: the new leader knows it only from the
         # registry until it is back
