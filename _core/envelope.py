@@ -19,6 +19,7 @@ from __future__ import annotations
 import enum
 import logging
 import struct
+import sys
 
 try:
     import cython
@@ -35,6 +36,8 @@ VERSION = 1
 HEADER_SIZE = 12
 BATCH_TYPE = 0xFFFF
 DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024
+#: the connections an authenticated drain remembers as taken, besides the last one
+PEERS_TAKEN = 8
 
 # C-typed copies of the constants above (module-level C globals in the compiled build).
 _MAGIC = MAGIC
@@ -311,6 +314,8 @@ class Dispatcher:
         self._revoked = frozenset()
         self._peer = None
         self._peer_ok = False
+        self._taken_ids = []
+        self._taken_principals = []
 
     @property
     def max_frame_size(self):
@@ -355,12 +360,16 @@ class Dispatcher:
         self._revoked = frozenset(revoked)
         self._peer = None
         self._peer_ok = False
+        self._taken_ids = []
+        self._taken_principals = []
 
     def _new_peer(self, user_id):
-        """A frame from another connection than the last (``user_id``: its User-Id as
-        bytes, b"" when it has none): whether it is taken; if so, the sink gets its
-        principal, else the refusal is reported (once for a run of frames from one
-        connection: each is counted)."""
+        """A frame from a connection that is neither the last one nor one of the last
+        taken (``user_id``: its User-Id as bytes, b"" when it has none): whether it is
+        taken; if so, the sink gets its principal (interned: the same str object for
+        every frame of a principal, which the engines compare by identity first) and the
+        connection is remembered among the last PEERS_TAKEN taken, else the refusal is
+        reported (once for a run of frames from one connection: each is counted)."""
         self._peer = user_id
         try:
             principal = user_id.decode("utf-8")
@@ -368,11 +377,26 @@ class Dispatcher:
             principal = ""
         self._peer_ok = bool(principal) and principal not in self._revoked
         if self._peer_ok:
+            principal = sys.intern(principal)
             self._sink.principal = principal
+            if len(self._taken_ids) >= PEERS_TAKEN:
+                del self._taken_ids[0]
+                del self._taken_principals[0]
+            self._taken_ids.append(user_id)
+            self._taken_principals.append(principal)
         else:
             self._report(DispatchError.REFUSED, f"frames from principal {principal!r}, whose keys were revoked"
                          if principal else "frames without an authenticated principal", None)
         return self._peer_ok
+
+    def _taken_peer(self, index):
+        """A frame from the connection remembered at ``index`` among the last taken
+        (frames of a few connections interleave: a PULL socket takes them in turn)."""
+        principal = self._taken_principals[index]
+        self._peer = self._taken_ids[index]
+        self._peer_ok = True
+        self._sink.principal = principal
+        return True
 
     def dispatch(self, frame):
         """Handle one wire frame; return how many envelopes were handled (handler returned)."""
@@ -417,7 +441,13 @@ class Dispatcher:
                     user_id = message.get("User-Id").encode("utf-8")
                 except zmq.ZMQError:  # no such property: not an authenticated connection
                     user_id = b""
-                if not (self._peer_ok if user_id == self._peer else self._new_peer(user_id)):
+                if user_id == self._peer:
+                    taken = self._peer_ok
+                elif user_id in self._taken_ids:
+                    taken = self._taken_peer(self._taken_ids.index(user_id))
+                else:
+                    taken = self._new_peer(user_id)
+                if not taken:
                     self._received += 1
                     self._refused += 1
                     used += 1
@@ -463,7 +493,17 @@ class Dispatcher:
                         id_len == 0 or memcmp(user_id, PyBytes_AS_STRING(peer), id_len) == 0):
                     taken = self._peer_ok
                 else:
-                    taken = self._new_peer(user_id[:id_len] if id_len else b"")
+                    ids = self._taken_ids
+                    i = 0
+                    while i < len(ids):
+                        peer = ids[i]
+                        if id_len == len(peer) and memcmp(user_id, PyBytes_AS_STRING(peer), id_len) == 0:
+                            break
+                        i += 1
+                    if i < len(ids):
+                        taken = self._taken_peer(i)
+                    else:
+                        taken = self._new_peer(user_id[:id_len] if id_len else b"")
                 if not taken:
                     api.msg_close(cython.address(msg))
                     self._received += 1

@@ -8,6 +8,7 @@ VERSION: int
 HEADER_SIZE: int
 BATCH_TYPE: int
 DEFAULT_MAX_FRAME_SIZE: int
+PEERS_TAKEN: int
 
 class EnvelopeError(ValueError): ...
 

@@ -83,6 +83,29 @@ def test_each_frame_carries_its_connections_principal(path, curve):
     assert d.counters()["refused"] == 0 and errors == []
 
 
+def test_interleaved_connections_keep_their_principals_as_one_object_each(path, curve):
+    """More connections than the drain remembers (PEERS_TAKEN), their frames taken in
+    turn: each frame gets its own connection's principal, always the same str object
+    for a principal (the engines compare principals by identity first)."""
+    from corral._core.envelope import PEERS_TAKEN
+
+    pull, connect, gate = curve
+    sink = Sink()
+    seen = []
+    d = Dispatcher()
+    d.register(7, lambda env: seen.append((sink.principal, env.body)))
+    d.authenticate(sink)
+    names = ["alice" if i % 2 else "bob" for i in range(PEERS_TAKEN + 3)]
+    clients = [connect(name) for name in names]
+    for round_ in range(20):
+        for i, client in enumerate(clients):
+            client.send(encode(7, round_, b"", b"%s/%d/%d" % (names[i].encode(), i, round_)))
+    drain_until(d, pull, 20 * len(clients), seen)
+    assert all(body.startswith(principal.encode() + b"/") for principal, body in seen)
+    assert len({id(principal) for principal, _ in seen}) == 2
+    assert d.counters()["refused"] == 0
+
+
 def test_a_revoked_principal_is_refused_on_its_open_connection(path, curve):
     pull, connect, gate = curve
     sink = Sink()

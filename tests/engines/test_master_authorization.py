@@ -113,6 +113,50 @@ def test_another_principal_cannot_take_over_a_framework_or_an_agent(cluster):
     assert master.agents[agent_id].transport == AGENT
 
 
+def test_after_a_failover_an_agent_reregisters_only_under_the_principal_that_was_admitted():
+    """A new leader starts from the registry, which kept who admitted each agent: the
+    same agent id from another principal's connection is refused (counted, nothing
+    changes, the agent is still awaited), from its own principal it comes back."""
+    from corral.engines.master import RecordAgent, RegistryState, apply_to_registry
+
+    old = new_master()
+    as_(old, "agent1", AGENT, pb.RegisterAgent(agent=pb.AgentInfo(hostname="host1",
+                                                                  resources=resources("cpus:4;mem:4096;disk:1000"))))
+    registry = RegistryState()
+    for action in old.take_actions():
+        if isinstance(action, RecordAgent):
+            apply_to_registry(registry, action)
+    (agent_id,) = registry.admitted
+    assert registry.principals == {agent_id: "agent1"}
+    info = pb.MasterInfo(id="m2", hostname="master2", port=5050, transport=MASTER)
+    new = MasterEngine(info, MasterConfig(), now=10.0, registry=registry)
+    mallory = "tcp://mallory"
+    reregister = pb.ReregisterAgent(agent=pb.AgentInfo(hostname="host1", id=pb.AgentID(value=agent_id),
+                                                       resources=resources("cpus:4;mem:4096;disk:1000")))
+    as_(new, "mallory", mallory, reregister, 11.0)
+    (error,) = bodies(new, pb.Error, to=mallory)
+    assert error.fatal and f"agent {agent_id} was registered by principal 'agent1'" in error.message
+    assert "'mallory' may not reregister it" in error.message
+    assert new.agents == {} and agent_id in new.recovering and new.authorizer.denials == {"register_agents": 1}
+    assert not [a for a in new.take_actions() if isinstance(a, RecordAgent)]
+    as_(new, "agent1", AGENT, reregister, 12.0)
+    assert bodies(new, pb.AgentReregistered, to=AGENT)
+    assert new.agents[agent_id].principal == "agent1" and not new.recovering
+
+
+def test_without_authentication_the_registry_principals_do_not_refuse_an_agent():
+    """A master restarted without authentication (every principal None) takes back an
+    agent a secured master admitted."""
+    from corral.engines.master import RegistryState
+
+    agent_id = "m1-S0001"
+    registry = RegistryState(admitted={agent_id: pb.AgentInfo(hostname="host1")}, principals={agent_id: "agent1"})
+    new = MasterEngine(pb.MasterInfo(id="m2", hostname="m", port=1, transport=MASTER), MasterConfig(), registry=registry)
+    as_(new, None, AGENT, pb.ReregisterAgent(agent=pb.AgentInfo(hostname="host1", id=pb.AgentID(value=agent_id),
+                                                                resources=resources("cpus:4;mem:4096"))))
+    assert bodies(new, pb.AgentReregistered, to=AGENT) and agent_id in new.agents
+
+
 def test_a_framework_info_naming_another_principal_is_refused():
     master = new_master()
     info = framework_info()

@@ -74,7 +74,7 @@ class AgentsMixin:
             self.agents_by_transport[sender] = agent_id
             self.allocator.add_agent(agent_id, total)
             log.info("agent %s registered from %s with %s", agent_id, sender, total)
-            self.emit(RecordAgent(agent_id, info, AgentRecordState.ADMITTED, now))
+            self.emit(RecordAgent(agent_id, info, AgentRecordState.ADMITTED, now, self.principal))
             self._tell(OperatorEvent.AGENT_ADDED, agent)
             self._allocate_soon(now)
         self.send(
@@ -99,9 +99,13 @@ class AgentsMixin:
         if not self._claim(sender):
             return
         agent = self.agents.get(agent_id)
-        if agent is not None and agent.principal is not None and agent.principal != self.principal:
+        # (after a restart or a failover, the registry says who admitted the agent)
+        admitted_by = agent.principal if agent is not None else self._recovery.principals.get(agent_id)
+        if admitted_by is not None and self.principal is not None and admitted_by != self.principal:
             self.authorizer.count(Action.REGISTER_AGENTS)
-            self.send(sender, pb.Error(message=f"agent {agent_id} was registered by principal {agent.principal!r}: "
+            log.warning("refused agent %s reregistering from %s as principal %r: it was admitted by principal %r",
+                        agent_id, sender, self.principal, admitted_by)
+            self.send(sender, pb.Error(message=f"agent {agent_id} was registered by principal {admitted_by!r}: "
                                                f"principal {self.principal!r} may not reregister it", fatal=True))
             return
         if agent is None:
@@ -125,7 +129,8 @@ class AgentsMixin:
         returning = agent.state is AgentState.UNREACHABLE or agent_id in self.unreachable_since
         self.recovering.pop(agent_id, None)
         self.unreachable_since.pop(agent_id, None)
-        self.emit(RecordAgent(agent_id, agent.info, AgentRecordState.ADMITTED, now))
+        self._recovery.principals.pop(agent_id, None)
+        self.emit(RecordAgent(agent_id, agent.info, AgentRecordState.ADMITTED, now, agent.principal))
         if agent.state is not AgentState.REGISTERED:
             self.allocator.activate_agent(agent_id)
         agent.state = AgentState.REGISTERED

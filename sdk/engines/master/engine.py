@@ -15,7 +15,7 @@ from corral.engines.master.offers import OffersMixin
 from corral.engines.master.operator import OperatorEvents, OperatorMixin
 from corral.engines.master.peers import PeersMixin
 from corral.engines.master.reconciliation import ReconciliationMixin
-from corral.engines.master.records import Agent, AgentState, Framework, MasterTimer, Offer, RecoveryWindow
+from corral.engines.master.records import Agent, AgentState, Framework, MasterTimer, Offer, Recovery
 from corral.engines.master.registry import (
     ForgetAgent,
     ForgetFramework,
@@ -105,7 +105,8 @@ class MasterEngine(FrameworksMixin, AgentsMixin, OffersMixin, TasksMixin, Status
         registry = registry or RegistryState()
         #: admitted agents that have not reregistered since this master started
         self.recovering: dict[str, pb.AgentInfo] = dict(registry.admitted)
-        self._recovery = RecoveryWindow(len(self.recovering), now + self.config.agent_reregister_timeout)
+        self._recovery = Recovery(len(self.recovering), now + self.config.agent_reregister_timeout,
+                                  dict(registry.principals))
         #: reconcile questions about tasks of agents in `recovering`, answered once each is
         #: back, unreachable or gone: agent id -> framework id -> task ids
         self.deferred_answers: dict[str, dict[str, set[str]]] = {}

@@ -114,6 +114,7 @@ class OperatorMixin:
             return f"unknown agent {agent_id!r}" if agent_id not in self.gone else ""
         self.recovering.pop(agent_id, None)
         self.unreachable_since.pop(agent_id, None)
+        self._recovery.principals.pop(agent_id, None)
         self.gone.add(agent_id)
         self.emit(RecordAgent(agent_id, None, AgentRecordState.GONE, now))
         self._answer_deferred(agent_id, now)

@@ -38,12 +38,15 @@ Task = MasterTask
 
 
 @dataclass(slots=True)
-class RecoveryWindow:
-    """After a master restart or failover: how many agents the registry admitted, and
-    until when they have to come back before offers go out regardless."""
+class Recovery:
+    """What the registry told a master that started (or was elected) about the agents
+    it has not seen since: how many were admitted, until when they have to come back
+    before offers go out regardless, and the principal each admitted or unreachable one
+    was admitted by (only that principal may reregister it)."""
 
     admitted: int
     deadline: float
+    principals: dict[str, str]
 
 
 @dataclass(slots=True)
