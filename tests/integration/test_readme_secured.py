@@ -33,7 +33,12 @@ def section() -> str:
 
 
 def shell_blocks() -> list[str]:
-    return re.findall(r"```sh\n(.*?)```", section(), re.S)
+    """The set-up's four blocks: keys; HTTP credentials and certificate; the daemons and
+    a framework; an operator's commands (several masters come after them)."""
+    blocks = re.findall(r"```sh\n(.*?)```", section(), re.S)[:4]
+    assert "keys generate" in blocks[0] and "openssl" in blocks[1] and "corral agent" in blocks[2] \
+        and "corral tasks" in blocks[3], blocks
+    return blocks
 
 
 def free_port() -> int:
