@@ -50,7 +50,8 @@ PACKAGES = [
     *(f"corral.{p}" for p in (
         "engines", "engines.agent", "engines.executor", "engines.master", "engines.master.allocator",
         "engines.scheduler",
-        "master", "agent", "executors", "framework", "net", "resources", "runtime", "testing", "testing.sim",
+        "master", "agent", "executors", "framework", "net", "resources", "runtime", "security", "testing",
+        "testing.sim",
     )),
     "corral.examples",
     "corral.examples.spark",

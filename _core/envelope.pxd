@@ -4,7 +4,7 @@
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.errno cimport EAGAIN
-from libc.string cimport memcpy
+from libc.string cimport memcmp, memcpy, strlen
 
 from corral._core.decoding cimport _cached_id
 from corral._core.libzmq cimport Libzmq, ZMQ_DONTWAIT, fallback_reason, libzmq_api, zmq_msg_t
@@ -76,18 +76,35 @@ cdef class Dispatcher:
     cdef unsigned long long _unknown_type
     cdef unsigned long long _oversized
     cdef unsigned long long _handler_failed
+    cdef unsigned long long _refused
+    #: authenticated drains (`authenticate`): who learns each frame's principal, the
+    #: principals refused, the last connection's User-Id and verdict, and the User-Ids
+    #: and principals of the last connections taken
+    cdef object _sink
+    cdef frozenset _revoked
+    cdef bytes _peer
+    cdef bint _peer_ok
+    cdef list _taken_ids
+    cdef list _taken_principals
 
     cpdef Py_ssize_t dispatch(self, bytes frame) except -1
 
     @cython.locals(n=Py_ssize_t)
     cpdef Py_ssize_t drain(self, socket, Py_ssize_t limit) except -1
 
-    @cython.locals(n=Py_ssize_t, used=Py_ssize_t)
+    @cython.locals(n=Py_ssize_t, used=Py_ssize_t, user_id=bytes, frame=bytes, taken=bint)
     cdef Py_ssize_t _drain_pyzmq(self, socket, Py_ssize_t limit) except -1
 
     @cython.locals(sock="void*", n=Py_ssize_t, used=Py_ssize_t, size=int, msg=zmq_msg_t, data="char*",
-                   frame=bytes, closed_attr=str, api="Libzmq*")
+                   frame=bytes, closed_attr=str, api="Libzmq*", user_id="const char*", id_len=size_t,
+                   peer=bytes, taken=bint, i=Py_ssize_t, ids=list)
     cdef Py_ssize_t _drain_libzmq(self, socket, size_t handle, Py_ssize_t limit) except? -1
+
+    @cython.locals(principal=str)
+    cdef bint _new_peer(self, bytes user_id) except -1
+
+    @cython.locals(principal=str)
+    cdef bint _taken_peer(self, Py_ssize_t index) except -1
 
     @cython.locals(end=Py_ssize_t)
     cdef Py_ssize_t _receive(self, bytes frame) except -1

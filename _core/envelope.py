@@ -19,6 +19,7 @@ from __future__ import annotations
 import enum
 import logging
 import struct
+import sys
 
 try:
     import cython
@@ -35,6 +36,8 @@ VERSION = 1
 HEADER_SIZE = 12
 BATCH_TYPE = 0xFFFF
 DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024
+#: the connections an authenticated drain remembers as taken, besides the last one
+PEERS_TAKEN = 8
 
 # C-typed copies of the constants above (module-level C globals in the compiled build).
 _MAGIC = MAGIC
@@ -222,6 +225,7 @@ class DispatchError(enum.IntEnum):
     UNKNOWN_TYPE = 2
     OVERSIZED = 3
     HANDLER_FAILED = 4
+    REFUSED = 5
 
 
 class DrainPath(enum.Enum):
@@ -288,7 +292,9 @@ class Dispatcher:
     returned; ``malformed`` frames or batch members that failed to parse (a truncated
     batch counts once, after its intact members were dispatched); ``unknown_type``
     envelopes with no handler; ``oversized`` wire frames longer than max_frame_size
-    (dropped unread); ``handler_failed`` envelopes whose handler raised.
+    (dropped unread); ``handler_failed`` envelopes whose handler raised; ``refused``
+    frames ``drain`` dropped unread because their connection's principal is missing or
+    revoked (see ``authenticate``).
     """
 
     def __init__(self, max_frame_size=DEFAULT_MAX_FRAME_SIZE, on_error=None):
@@ -303,6 +309,13 @@ class Dispatcher:
         self._unknown_type = 0
         self._oversized = 0
         self._handler_failed = 0
+        self._refused = 0
+        self._sink = None
+        self._revoked = frozenset()
+        self._peer = None
+        self._peer_ok = False
+        self._taken_ids = []
+        self._taken_principals = []
 
     @property
     def max_frame_size(self):
@@ -328,7 +341,62 @@ class Dispatcher:
             "unknown_type": self._unknown_type,
             "oversized": self._oversized,
             "handler_failed": self._handler_failed,
+            "refused": self._refused,
         }
+
+    def authenticate(self, sink, revoked=()):
+        """From now on ``drain`` takes each frame's sender from its connection: the
+        principal the connection authenticated as (ZeroMQ's User-Id property, which a
+        ZAP handler sets during a CurveZMQ handshake). Before a frame's envelopes are
+        dispatched, ``sink.principal`` is set to that principal (a str). A frame without
+        one, or whose principal is in ``revoked`` (a set of str), is dropped unread and
+        counted as ``refused``. ``dispatch`` is not affected."""
+        self._sink = sink
+        self.revoke(revoked)
+
+    def revoke(self, revoked):
+        """Replace the principals whose frames are refused, e.g. once their keys were
+        revoked: the connections they made before are refused too."""
+        self._revoked = frozenset(revoked)
+        self._peer = None
+        self._peer_ok = False
+        self._taken_ids = []
+        self._taken_principals = []
+
+    def _new_peer(self, user_id):
+        """A frame from a connection that is neither the last one nor one of the last
+        taken (``user_id``: its User-Id as bytes, b"" when it has none): whether it is
+        taken; if so, the sink gets its principal (interned: the same str object for
+        every frame of a principal, which the engines compare by identity first) and the
+        connection is remembered among the last PEERS_TAKEN taken, else the refusal is
+        reported (once for a run of frames from one connection: each is counted)."""
+        self._peer = user_id
+        try:
+            principal = user_id.decode("utf-8")
+        except UnicodeDecodeError:
+            principal = ""
+        self._peer_ok = bool(principal) and principal not in self._revoked
+        if self._peer_ok:
+            principal = sys.intern(principal)
+            self._sink.principal = principal
+            if len(self._taken_ids) >= PEERS_TAKEN:
+                del self._taken_ids[0]
+                del self._taken_principals[0]
+            self._taken_ids.append(user_id)
+            self._taken_principals.append(principal)
+        else:
+            self._report(DispatchError.REFUSED, f"frames from principal {principal!r}, whose keys were revoked"
+                         if principal else "frames without an authenticated principal", None)
+        return self._peer_ok
+
+    def _taken_peer(self, index):
+        """A frame from the connection remembered at ``index`` among the last taken
+        (frames of a few connections interleave: a PULL socket takes them in turn)."""
+        principal = self._taken_principals[index]
+        self._peer = self._taken_ids[index]
+        self._peer_ok = True
+        self._sink.principal = principal
+        return True
 
     def dispatch(self, frame):
         """Handle one wire frame; return how many envelopes were handled (handler returned)."""
@@ -362,6 +430,31 @@ class Dispatcher:
         recv = socket.recv
         n = 0
         used = 0
+        if self._sink is not None:
+            while used < limit:
+                try:
+                    message = recv(noblock, copy=False)
+                except again:
+                    break
+                n += 1
+                try:
+                    user_id = message.get("User-Id").encode("utf-8")
+                except zmq.ZMQError:  # no such property: not an authenticated connection
+                    user_id = b""
+                if user_id == self._peer:
+                    taken = self._peer_ok
+                elif user_id in self._taken_ids:
+                    taken = self._taken_peer(self._taken_ids.index(user_id))
+                else:
+                    taken = self._new_peer(user_id)
+                if not taken:
+                    self._received += 1
+                    self._refused += 1
+                    used += 1
+                    continue
+                frame = message.bytes
+                used += max(self._receive(frame), len(frame) >> _BYTES_PER_UNIT_SHIFT, 1)
+            return n
         while used < limit:
             try:
                 frame = recv(noblock)
@@ -392,6 +485,31 @@ class Dispatcher:
                     return n
                 return -n - 1
             n += 1
+            if self._sink is not None:
+                user_id = api.msg_gets(cython.address(msg), b"User-Id")
+                id_len = 0 if user_id == cython.NULL else strlen(user_id)
+                peer = self._peer
+                if peer is not None and id_len == len(peer) and (
+                        id_len == 0 or memcmp(user_id, PyBytes_AS_STRING(peer), id_len) == 0):
+                    taken = self._peer_ok
+                else:
+                    ids = self._taken_ids
+                    i = 0
+                    while i < len(ids):
+                        peer = ids[i]
+                        if id_len == len(peer) and memcmp(user_id, PyBytes_AS_STRING(peer), id_len) == 0:
+                            break
+                        i += 1
+                    if i < len(ids):
+                        taken = self._taken_peer(i)
+                    else:
+                        taken = self._new_peer(user_id[:id_len] if id_len else b"")
+                if not taken:
+                    api.msg_close(cython.address(msg))
+                    self._received += 1
+                    self._refused += 1
+                    used += 1
+                    continue
             if size > self._max_frame_size:
                 api.msg_close(cython.address(msg))
                 self._received += 1

@@ -1,6 +1,6 @@
 """Type stub of corral._core.envelope (compiled from envelope.py + envelope.pxd)."""
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, final
 
 MAGIC: int
@@ -8,6 +8,7 @@ VERSION: int
 HEADER_SIZE: int
 BATCH_TYPE: int
 DEFAULT_MAX_FRAME_SIZE: int
+PEERS_TAKEN: int
 
 class EnvelopeError(ValueError): ...
 
@@ -32,6 +33,7 @@ class DispatchError(enum.IntEnum):
     UNKNOWN_TYPE = 2
     OVERSIZED = 3
     HANDLER_FAILED = 4
+    REFUSED = 5
 
 class DrainPath(enum.Enum):
     UNRESOLVED = "unresolved"
@@ -62,5 +64,7 @@ class Dispatcher:
     def counters(self) -> dict[str, int]: ...
     def dispatch(self, frame: bytes) -> int: ...
     def drain(self, socket: Any, limit: int) -> int: ...
+    def authenticate(self, sink: Any, revoked: Iterable[str] = ()) -> None: ...
+    def revoke(self, revoked: Iterable[str]) -> None: ...
 
 def select_drain_path(prefer_libzmq: bool = True) -> DrainPath: ...

@@ -22,6 +22,7 @@ ctypedef int (*zmq_errno_fn)() noexcept nogil
 ctypedef int (*zmq_send_fn)(void* socket, const void* buf, size_t len, int flags) noexcept nogil
 ctypedef int (*zmq_msg_init_size_fn)(zmq_msg_t* msg, size_t size) noexcept nogil
 ctypedef int (*zmq_msg_send_fn)(zmq_msg_t* msg, void* socket, int flags) noexcept nogil
+ctypedef const char* (*zmq_msg_gets_fn)(const zmq_msg_t* msg, const char* property) noexcept nogil
 ctypedef void (*zmq_version_fn)(int* major, int* minor, int* patch) noexcept nogil
 
 ctypedef struct Libzmq:
@@ -33,6 +34,7 @@ ctypedef struct Libzmq:
     zmq_send_fn send
     zmq_msg_init_size_fn msg_init_size
     zmq_msg_send_fn msg_send
+    zmq_msg_gets_fn msg_gets
 
 cdef enum:
     ZMQ_DONTWAIT = 1
@@ -46,6 +48,6 @@ cpdef str fallback_reason(bint prefer_libzmq, str disabled_by)
 
 @cython.locals(lib="void*", version=zmq_version_fn, init="void*", recv="void*",
                data="void*", close="void*", errno_="void*", send="void*",
-               init_size="void*", msg_send="void*", major=int, minor=int,
+               init_size="void*", msg_send="void*", gets="void*", major=int, minor=int,
                patch=int, encoded=bytes)
 cpdef str load_libzmq()

@@ -54,7 +54,8 @@ def _libzmq_candidates():
 
 
 def load_libzmq():
-    """Compiled build only: fill the table of libzmq's functions (receive and send), once
+    """Compiled build only: fill the table of libzmq's functions (receive, send, and a
+    message's properties: the User-Id of an authenticated connection), once
     zmq is imported. Returns "" or why not."""
     zmq = sys.modules.get("zmq")
     if zmq is None:
@@ -73,11 +74,13 @@ def load_libzmq():
         send = dlsym(lib, b"zmq_send")
         init_size = dlsym(lib, b"zmq_msg_init_size")
         msg_send = dlsym(lib, b"zmq_msg_send")
+        gets = dlsym(lib, b"zmq_msg_gets")
         dlclose(lib)  # pyzmq keeps it loaded; RTLD_NOLOAD only took a reference
         if (
             version == cython.NULL or init == cython.NULL or recv == cython.NULL
             or data == cython.NULL or close == cython.NULL or errno_ == cython.NULL
             or send == cython.NULL or init_size == cython.NULL or msg_send == cython.NULL
+            or gets == cython.NULL
         ):
             continue
         version(cython.address(major), cython.address(minor), cython.address(patch))
@@ -91,5 +94,6 @@ def load_libzmq():
         _API.send = cython.cast(zmq_send_fn, send)
         _API.msg_init_size = cython.cast(zmq_msg_init_size_fn, init_size)
         _API.msg_send = cython.cast(zmq_msg_send_fn, msg_send)
+        _API.msg_gets = cython.cast(zmq_msg_gets_fn, gets)
         return ""
     return "no loaded libzmq matching pyzmq's version was found"

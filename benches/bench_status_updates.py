@@ -47,7 +47,7 @@ import time
 
 import pytest
 
-from corral.engines.agent import AgentConfig, AgentEngine, KillContainer, LaunchExecutor
+from corral.engines.agent import AgentConfig, AgentEngine, KillContainer, LaunchExecutor, executor_principal
 from corral.engines.base import Callback, MasterLost, on
 from corral.engines.executor import AllAcknowledged, ExecutorEngine, ExecutorEvent, Stop, serialise_status
 from corral.engines.master import MasterConfig, MasterEngine
@@ -60,6 +60,9 @@ from corral.protos import corral_pb2 as pb
 from corral.resources import Resources
 from corral.runtime import Runtime
 from corral.runtime.loop import COMMANDS_PER_ITERATION
+from corral.security.keys import KeyPair
+from corral.security.links import (AGENT_KEY_ENV, AGENT_PRINCIPAL, EXECUTOR_KEY_ENV, MASTER_PRINCIPAL, Credential,
+                                   CurveLinks, KeyTable)
 from corral.tasks import executor_info, executor_task
 
 TASKS = 10_000
@@ -94,11 +97,22 @@ def _ignore(_action) -> None:
     pass
 
 
-class Host:
-    """The runtimes of one process and the commands the parent sends them."""
+def curve_keys() -> dict[str, tuple[bytes, bytes]]:
+    """A CurveZMQ key pair (public, secret) for each role, made in the parent and handed
+    to every process."""
+    import zmq
 
-    def __init__(self, batch: bool) -> None:
+    return {role: zmq.curve_keypair() for role in ("master", "agent", "scheduler", "executor")}
+
+
+class Host:
+    """The runtimes of one process and the commands the parent sends them; with `keys`
+    (role -> key pair), every link over CurveZMQ, each role admitting only its peers."""
+
+    def __init__(self, batch: bool, keys: dict[str, tuple[bytes, bytes]] | None = None) -> None:
         self.batch = batch
+        self.keys = keys
+        self.agent_admits = KeyTable()
         self.runtimes: dict[str, Runtime] = {}
         self.launched = 0
         self.ready = threading.Event()
@@ -108,13 +122,52 @@ class Host:
         #: bytes of server-sent events made (`subscribe_events`)
         self.event_bytes = 0
 
+    # -- CurveZMQ --------------------------------------------------------------------
+    def _pair(self, role: str) -> KeyPair:
+        assert self.keys is not None
+        return KeyPair(*self.keys[role])
+
+    def _links(self, role: str, runtime: list[Runtime]) -> CurveLinks | None:
+        """`role`'s links (None: plaintext); `runtime` gets the role's runtime, which the
+        master's and the agent's key lookups read."""
+        if self.keys is None:
+            return None
+        public = {r: pair[0] for r, pair in self.keys.items()}
+        if role == "master":
+            def master_server_key(address: str) -> bytes | None:
+                return {"agent": public["agent"], "framework": public["scheduler"]}.get(
+                    runtime[0].engine.principal_at(address))
+
+            return CurveLinks(self._pair("master"), KeyTable({public["agent"]: "agent",
+                                                              public["scheduler"]: "framework"}), master_server_key)
+        if role == "agent":
+            self.agent_admits.add(public["master"], MASTER_PRINCIPAL)
+
+            def agent_server_key(address: str) -> bytes:
+                executors = runtime[0].engine.executors.values()
+                return public["executor"] if any(e.transport == address for e in executors) else public["master"]
+
+            return CurveLinks(self._pair("agent"), self.agent_admits, agent_server_key)
+        if role == "scheduler":
+            return Credential(self._pair("scheduler"), public["master"]).links()
+        return CurveLinks(self._pair("executor"), KeyTable({public["agent"]: AGENT_PRINCIPAL}),
+                          lambda _address: public["agent"])
+
+    def admit_executor(self, framework_id: str) -> None:
+        """The agent admits the executor's key as that executor (the agent daemon makes
+        one key per executor; here the bench's executor has one, given)."""
+        if self.keys is not None:
+            self.agent_admits.add(self.keys["executor"][0], executor_principal(framework_id, EXECUTOR_ID))
+
     # -- builders ------------------------------------------------------------------
     def master(self) -> str:
         def make(address: str) -> MasterEngine:
             info = pb.MasterInfo(id="m1", hostname="master", port=5050, transport=address)
             return MasterEngine(info, MasterConfig(allocation_interval=0.2, ping_interval=1e6))
 
-        rt = Runtime(make, batch=self.batch)
+        holder: list[Runtime] = []
+        rt = Runtime(make, batch=self.batch, curve=self._links("master", holder))
+        holder.append(rt)
         return self._start("master", rt)
 
     def subscribe_events(self) -> None:
@@ -129,8 +182,8 @@ class Host:
 
         def pump() -> None:
             while not rt.stopped.wait(FLUSH_INTERVAL):
-                chunks, _subscribers = stream.take()
-                self.event_bytes += sum(len(c) for c in chunks)
+                by_principal, _subscribers = stream.take()
+                self.event_bytes += sum(len(c) for chunks in by_principal.values() for c in chunks)
 
         threading.Thread(target=pump, name="bench-events", daemon=True).start()
 
@@ -147,7 +200,7 @@ class Host:
 
     def scheduler(self, master: str, tasks: int) -> str:
         info = pb.FrameworkInfo(user="bench", name="bench")
-        rt = Runtime(lambda a: SchedulerEngine(info, a), batch=self.batch)
+        rt = Runtime(lambda a: SchedulerEngine(info, a), batch=self.batch, curve=self._links("scheduler", []))
         engine: SchedulerEngine = rt.engine
         launched = []
 
@@ -196,7 +249,9 @@ class Host:
             def status_update(self, driver, status):
                 host.sched_updates += 1
 
-        driver = SchedulerDriver(BenchScheduler(), pb.FrameworkInfo(user="bench", name="bench"), master)
+        credential = Credential(self._pair("scheduler"), self.keys["master"][0]) if self.keys is not None else None
+        driver = SchedulerDriver(BenchScheduler(), pb.FrameworkInfo(user="bench", name="bench"), master,
+                                 credential=credential)
         self.drivers["scheduler"] = driver
         driver.start()
         return ""
@@ -213,6 +268,8 @@ class Host:
                     host.ready.set()
 
         env = {"CORRAL_AGENT_ENDPOINT": agent, "CORRAL_FRAMEWORK_ID": framework_id, "CORRAL_EXECUTOR_ID": EXECUTOR_ID}
+        if self.keys is not None:
+            env.update({EXECUTOR_KEY_ENV: self.keys["executor"][1].decode(), AGENT_KEY_ENV: self.keys["agent"][0].decode()})
         driver = ExecutorDriver(BenchExecutor(), env)
         self.drivers["executor"] = driver
         driver.start()
@@ -225,7 +282,9 @@ class Host:
     def agent(self, master: str) -> str:
         info = pb.AgentInfo(hostname="bench-agent", resources=Resources.parse("cpus:100;mem:100000").to_protos())
         config = AgentConfig(registration_backoff=0.01)
-        rt = Runtime(lambda a: BenchAgent(info, a, config), batch=self.batch)
+        holder: list[Runtime] = []
+        rt = Runtime(lambda a: BenchAgent(info, a, config), batch=self.batch, curve=self._links("agent", holder))
+        holder.append(rt)
         rt.engine.done = threading.Event()
         rt.add_performers({kind: lambda _a: None for kind in (LaunchExecutor, KillContainer, MasterLost)})
         self._start("agent", rt)
@@ -233,7 +292,8 @@ class Host:
         return rt.address
 
     def executor(self, agent: str, framework_id: str, tasks: int) -> str:
-        rt = Runtime(lambda a: ExecutorEngine(framework_id, EXECUTOR_ID, agent, a), batch=self.batch)
+        rt = Runtime(lambda a: ExecutorEngine(framework_id, EXECUTOR_ID, agent, a), batch=self.batch,
+                     curve=self._links("executor", []))
 
         def callback(cb: Callback) -> None:
             if cb.event is ExecutorEvent.LAUNCH_TASK:
@@ -354,9 +414,9 @@ def _box_busy() -> tuple[int, int]:
     return sum(values), values[3] + values[4]
 
 
-def _serve(batch: bool, conn) -> None:
+def _serve(batch: bool, keys, conn) -> None:
     """Child process: run a Host, answering (method, args) calls from the parent."""
-    host = Host(batch)
+    host = Host(batch, keys)
     while True:
         name, args = conn.recv()
         if name == "exit":
@@ -367,9 +427,9 @@ def _serve(batch: bool, conn) -> None:
 
 
 class Remote:
-    def __init__(self, ctx, batch: bool) -> None:
+    def __init__(self, ctx, batch: bool, keys: dict[str, tuple[bytes, bytes]] | None = None) -> None:
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_serve, args=(batch, child), daemon=True)
+        self.proc = ctx.Process(target=_serve, args=(batch, keys, child), daemon=True)
         self.proc.start()
 
     def __getattr__(self, name):
@@ -395,13 +455,15 @@ LAYOUTS = {
 
 
 def run_rounds(layout: str, batch: bool, api: str, rounds: int = 3, events: bool = False,
-               benchmark=None) -> tuple[float, dict[str, float], float, dict]:
+               benchmark=None, keys: dict[str, tuple[bytes, bytes]] | None = None,
+               ) -> tuple[float, dict[str, float], float, dict]:
     """Set up a cluster in `layout` and time `rounds` rounds (after a warm-up); returns the
     median span, the CPU microseconds per update of each process, how busy the box was,
-    and the runtimes' metrics. `events`: a subscriber to the master's event stream."""
+    and the runtimes' metrics. `events`: a subscriber to the master's event stream.
+    `keys` (`curve_keys()`): every link over CurveZMQ (None: plaintext)."""
     ctx = multiprocessing.get_context("spawn")
     placement = LAYOUTS[layout]
-    hosts = [Remote(ctx, batch) for _ in range(max(placement.values()) + 1)]
+    hosts = [Remote(ctx, batch, keys) for _ in range(max(placement.values()) + 1)]
     h = {role: hosts[i] for role, i in placement.items()}
     try:
         master = h["master"].master()
@@ -440,6 +502,7 @@ def run_rounds(layout: str, batch: bool, api: str, rounds: int = 3, events: bool
         # it does not know yet with a shutdown)
         while h["agent"].agent_launched() < TASKS and time.time() < deadline + 60:
             time.sleep(0.05)
+        h["agent"].admit_executor(fid)
         if api == "drivers":
             h["executor"].executor_driver(agent_address, fid, TASKS)
         else:

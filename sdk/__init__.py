@@ -54,6 +54,7 @@ from corral.engines.scheduler import SchedulerConfig
 from corral.engines.scheduler.reconcile import Progress, RoundKind
 from corral.resources import Resources, ResourceError
 from corral.scheduler import FrameworkIdStore, Scheduler, SchedulerDriver
+from corral.security.links import Credential
 from corral.tasks import (
     command_task,
     executor_info,
@@ -67,7 +68,7 @@ from corral.tasks import (
 
 __all__ = [
     "__version__",
-    "AgentConfig", "AgentID", "AgentInfo", "Attribute", "CommandInfo", "DriverStatus", "Executor", "ExecutorDriver",
+    "AgentConfig", "AgentID", "AgentInfo", "Attribute", "CommandInfo", "Credential", "DriverStatus", "Executor", "ExecutorDriver",
     "ExecutorID", "ExecutorInfo", "Filters", "FrameworkID", "FrameworkIdStore", "FrameworkInfo", "HealthCheck", "InvalidStatusUpdate", "KillPolicy",
     "MasterInfo", "Offer", "OfferID", "Progress", "Resource", "ResourceError", "Resources", "RoundKind", "Scheduler",
     "SchedulerConfig", "SchedulerDriver",

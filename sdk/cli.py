@@ -1,6 +1,6 @@
 """The `corral` command: `master`, `agent`, `local`, `execute`, `version`, and the
 operator commands (`agents`, `frameworks`, `tasks`, `task logs|kill`, `framework
-teardown`: `corral.cli_operator`).
+teardown`: `corral.cli_operator`), and `keys generate`.
 
 Every user-facing error (a bad flag, a resource string that does not parse, an address
 that is not HOST:PORT) exits with status 2 and a message that names the bad value; a
@@ -9,6 +9,7 @@ master that cannot be reached, a port that is taken, exit with status 1 and say 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import shlex
@@ -19,7 +20,7 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from corral import __version__, _core, cli_operator
 from corral.agent.checkpoint import BOOT_ID_PATH, CheckpointError
@@ -35,6 +36,12 @@ from corral.runtime.detector import (
 )
 from corral.engines.agent import RecoverMode
 from corral.resources import ResourceError, Resources, detect_resources, parse_attributes
+from corral.security.acls import AclError
+from corral.security.client import AGENT_CREDENTIAL_ENV
+from corral.security.credentials import CredentialsError
+from corral.security.keys import KeyFileError, generate
+from corral.security.links import Credential
+from corral.security.tls import TlsError
 
 log = logging.getLogger("corral")
 
@@ -140,6 +147,17 @@ def build_parser() -> argparse.ArgumentParser:
     master.add_argument("--zk-session-timeout", type=_seconds, default=DEFAULT_SESSION_TIMEOUT,
                         help="ZooKeeper session timeout in seconds; a leader stops acting 3/4 of it after "
                              f"ZooKeeper last answered (default {DEFAULT_SESSION_TIMEOUT:g})")
+    master.add_argument("--key", type=Path, default=None,
+                        help="the master's key pair (NAME.key_secret, `corral keys generate`); with --keys, every "
+                             "link is CurveZMQ-encrypted and authenticated")
+    master.add_argument("--keys", type=Path, default=None,
+                        help="who may connect: a folder of public NAME.key files or a JSON file "
+                             '{"principal": "public key"}; read again when it changes')
+    master.add_argument("--agent-http-credential", type=Path, default=_env_path(AGENT_CREDENTIAL_ENV), metavar="FILE",
+                        help='the master\'s HTTP credential for agents started with --http-credentials (it reads '
+                             'their sandboxes for the callers the ACLs allow), {"principal": ..., "secret": ...} '
+                             f"(default ${AGENT_CREDENTIAL_ENV})")
+    _add_http_security(master)
 
     agent = sub.add_parser("agent", help="run an agent")
     agent.add_argument("--master", type=_master_address, required=True, metavar="HOST:PORT|zk://...",
@@ -177,6 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
                             "sandboxes early (default 0.1)")
     agent.add_argument("--disk-watch-interval", type=_seconds, default=60.0,
                        help="seconds between checks of the work dir's filesystem usage (default 60)")
+    agent.add_argument("--switch-user", action=argparse.BooleanOptionalAction, default=True,
+                       help="when the agent runs as root, run each task as its command's user, else its framework's "
+                            "(default on, as in Mesos)")
+    _add_client_keys(agent, "agent")
+    _add_http_security(agent)
 
     local = sub.add_parser("local", help="run a master (or several) and N agents on this machine")
     local.add_argument("--agents", type=_positive_int, default=1, help="how many agents (default 1)")
@@ -194,19 +217,55 @@ def build_parser() -> argparse.ArgumentParser:
                             f"{LOCAL_RESOURCES!r})")
     local.add_argument("--run", default=None, metavar="CMD",
                        help="run CMD (with CORRAL_MASTER set) once the cluster is up, then stop; exit with its status")
+    local.add_argument("--secure", action="store_true",
+                       help="generate keys, HTTP credentials and ACLs under the work dir and start every daemon "
+                            "secured; --run gets CORRAL_KEY, CORRAL_MASTER_KEY and the operator's "
+                            "CORRAL_HTTP_PRINCIPAL and CORRAL_HTTP_SECRET too")
 
     execute = sub.add_parser("execute", help="run one shell command as a task")
     execute.add_argument("--master", default=None, metavar="HOST:PORT|zk://...",
-                         help="the master's address, or a zk:// URL (default: $CORRAL_MASTER)")
+                         help="the master's address (https://HOST:PORT when it serves HTTPS), or a zk:// URL "
+                              "(default: $CORRAL_MASTER)")
     execute.add_argument("--name", default="corral-execute", help="the framework's and the task's name")
     execute.add_argument("--command", required=True, help="the shell command to run")
     execute.add_argument("--resources", type=_resources, default=Resources.parse(DEFAULT_TASK_RESOURCES),
                          help=f"what the task uses (default {DEFAULT_TASK_RESOURCES!r})")
     execute.add_argument("--timeout", type=_seconds, default=None, help="give up after this many seconds")
+    _add_client_keys(execute, "framework")
+    cli_operator.add_http_client_flags(execute)
+
+    keys = sub.add_parser("keys", help="manage CurveZMQ keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    generate = keys_sub.add_parser("generate", help="write a key pair for each NAME")
+    generate.add_argument("--out", type=Path, required=True, help="the folder to write NAME.key and NAME.key_secret in")
+    generate.add_argument("names", nargs="+", metavar="NAME", help="a principal (letters, digits, '.', '_', '-')")
 
     cli_operator.add_commands(sub, line_count=_line_count)
     sub.add_parser("version", help="print the version and the core in use")
     return parser
+
+
+def _add_client_keys(parser: argparse.ArgumentParser, who: str) -> None:
+    """--key and --master-key, defaulting to CORRAL_KEY and CORRAL_MASTER_KEY."""
+    parser.add_argument("--key", type=Path, default=_env_path("CORRAL_KEY"),
+                        help=f"the {who}'s key pair (NAME.key_secret) for a secured master (default $CORRAL_KEY)")
+    parser.add_argument("--master-key", type=Path, default=_env_path("CORRAL_MASTER_KEY"),
+                        help="the master's public key (its .key file) (default $CORRAL_MASTER_KEY)")
+
+
+def _add_http_security(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--acls", type=Path, default=None,
+                        help="what each principal may do: Mesos-shaped JSON ACLs (default: everything)")
+    parser.add_argument("--http-credentials", type=Path, default=None,
+                        help='HTTP credentials, {"credentials": [{"principal": ..., "secret": ...}]}: every endpoint '
+                             "but /health and /info then asks for basic or bearer credentials")
+    parser.add_argument("--tls-cert", type=Path, default=None, help="serve HTTPS with this certificate (PEM)")
+    parser.add_argument("--tls-key", type=Path, default=None, help="the key of --tls-cert (PEM)")
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value) if value else None
 
 
 # ------------------------------------------------------------------ daemons
@@ -241,14 +300,17 @@ def run_master(args: argparse.Namespace) -> int:
     from corral.master.daemon import MasterDaemon, MasterFlags
 
     flags = MasterFlags(work_dir=_work_dir(args.work_dir, "master"), host=args.ip, port=args.port,
-                        transport_port=args.transport_port, advertise_ip=args.advertise_ip, zk=args.zk,
-                        zk_session_timeout=args.zk_session_timeout)
-    daemon = MasterDaemon(flags, MasterConfig(allocation_interval=args.allocation_interval,
-                                              ping_interval=args.agent_ping_timeout,
-                                              max_missed_pongs=args.max_agent_ping_timeouts,
-                                              offer_timeout=args.offer_timeout,
-                                              agent_reregister_timeout=args.agent_reregister_timeout,
-                                              framework_reregister_timeout=args.framework_reregister_timeout))
+                        transport_port=args.transport_port, key=args.key, keys=args.keys, acls=args.acls,
+                        http_credentials=args.http_credentials, tls_cert=args.tls_cert, tls_key=args.tls_key,
+                        advertise_ip=args.advertise_ip, zk=args.zk, zk_session_timeout=args.zk_session_timeout,
+                        agent_http_credential=args.agent_http_credential)
+    with _security_files():
+        daemon = MasterDaemon(flags, MasterConfig(allocation_interval=args.allocation_interval,
+                                                  ping_interval=args.agent_ping_timeout,
+                                                  max_missed_pongs=args.max_agent_ping_timeouts,
+                                                  offer_timeout=args.offer_timeout,
+                                                  agent_reregister_timeout=args.agent_reregister_timeout,
+                                                  framework_reregister_timeout=args.framework_reregister_timeout))
     daemon.start()
     election = f", contending for the leadership at {mask_credentials(args.zk)}" if args.zk else ""
     print(f"corral master {daemon.master_id} listening on {daemon.address} (transport {daemon.transport_address}); "
@@ -277,8 +339,11 @@ def run_agent(args: argparse.Namespace) -> int:
                        limit_check_interval=args.limit_check_interval,
                        container_disk_watch_interval=args.container_disk_watch_interval, gc_delay=args.gc_delay,
                        gc_disk_headroom=args.gc_disk_headroom, disk_watch_interval=args.disk_watch_interval,
-                       advertise_ip=args.advertise_ip)
-    daemon = AgentDaemon(flags)
+                       key=args.key, master_key=args.master_key, acls=args.acls,
+                       http_credentials=args.http_credentials, switch_user=args.switch_user, tls_cert=args.tls_cert,
+                       tls_key=args.tls_key, advertise_ip=args.advertise_ip)
+    with _security_files():
+        daemon = AgentDaemon(flags)
     try:
         daemon.start()
     except CheckpointError as exc:
@@ -299,7 +364,7 @@ def run_local(args: argparse.Namespace) -> int:
     resources = str(args.resources) if args.resources is not None else LOCAL_RESOURCES
     try:
         cluster = LocalCluster(root, args.agents, port=args.port, ip=args.ip, log_level=args.log_level,
-                               resources=resources, masters=args.masters)
+                               resources=resources, masters=args.masters, secure=args.secure)
     except ZooKeeperError as exc:
         raise UsageError(str(exc)) from None
     try:
@@ -316,8 +381,14 @@ def run_local(args: argparse.Namespace) -> int:
               f"  web UI:   http://{cluster.master_address}/\n"
               f"  state:    http://{cluster.master_address}/state\n"
               f"  work dir: {root} (logs and sandboxes; {kept})", flush=True)
+        if cluster.secure is not None:
+            print(f"corral local: secured: keys in {cluster.secure.keys}; a framework's key pair "
+                  f"CORRAL_KEY={cluster.secure.framework_key} CORRAL_MASTER_KEY={cluster.secure.master_public}; "
+                  f"HTTP credentials in {cluster.secure.http_credentials} (operator: {cluster.secure.operator_auth}; "
+                  f"the CLI takes CORRAL_HTTP_PRINCIPAL=operator CORRAL_HTTP_SECRET=..., which --run gets)",
+                  flush=True)
         if args.run:
-            env = dict(os.environ, CORRAL_MASTER=cluster.master_url)
+            env = dict(os.environ, **cluster.client_env())
             return subprocess.call(shlex.split(args.run), env=env)
         _wait_for_signal()
         return 0
@@ -337,6 +408,7 @@ def run_execute(args: argparse.Namespace) -> int:
         master = cli_operator.master_from_environment(args.master)
     except argparse.ArgumentTypeError as exc:
         raise UsageError(str(exc)) from None
+    http_credential = cli_operator.http_client_security(args)
     try:
         fetch_info(leader_http_address(master))  # (a master that is down is an error now, not a silent wait)
     except (MasterUnreachable, NoLeader) as exc:
@@ -373,7 +445,13 @@ def run_execute(args: argparse.Namespace) -> int:
 
     scheduler = Execute()
     framework = pb.FrameworkInfo(name=args.name, user="")
-    driver = SchedulerDriver(scheduler, framework, master)
+    credential = None
+    if args.key is not None or args.master_key is not None:
+        if args.key is None or args.master_key is None:
+            raise UsageError("a secured master needs both --key (this client's key pair) and --master-key")
+        with _security_files():
+            credential = Credential.load(args.key, args.master_key)
+    driver = SchedulerDriver(scheduler, framework, master, credential=credential)
     driver.start()
     finished = scheduler.done.wait(args.timeout)
     framework_id = driver.framework_id
@@ -382,7 +460,7 @@ def run_execute(args: argparse.Namespace) -> int:
         print(f"timed out after {args.timeout:g}s", file=sys.stderr)
         return 124
     final = scheduler.final
-    _print_output(cli_operator.Master(master), framework_id, final.task_id.value)
+    _print_output(cli_operator.Master(master, http_credential), framework_id, final.task_id.value)
     exit_status = unpack(final.data).get("exit_status") if final.data else None
     if isinstance(exit_status, int):
         return exit_status if exit_status >= 0 else 128 - exit_status  # (negative: the signal, as a shell says)
@@ -405,6 +483,23 @@ def _print_output(master: cli_operator.Master, framework_id: str | None, task_id
         print(f"cannot show the task's output: {exc}", file=sys.stderr)
 
 
+def run_keys(args: argparse.Namespace) -> int:
+    with _security_files():
+        written = generate(args.out, args.names)
+    for public in written:
+        print(f"{public} (public: hand it to the master's --keys) and {public}_secret (keep it private)")
+    return 0
+
+
+@contextlib.contextmanager
+def _security_files() -> Iterator[None]:
+    """A key, ACL or credentials file that cannot be used is a usage error naming it."""
+    try:
+        yield
+    except (KeyFileError, AclError, CredentialsError, TlsError) as exc:
+        raise UsageError(str(exc)) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -416,7 +511,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"corral {__version__}")
         print(f"core: {_core.CORE}")
         return 0
-    runners = {"master": run_master, "agent": run_agent, "local": run_local, "execute": run_execute}
+    runners = {"master": run_master, "agent": run_agent, "local": run_local, "execute": run_execute, "keys": run_keys}
     name = cli_operator.command_of(args) or args.subcommand
     if name not in ("master", "agent", "local"):
         # a one-shot command that asks ZooKeeper for the leader: kazoo's connection

@@ -2,20 +2,33 @@
 `task kill`, `framework teardown`. Each asks the master named by `--master` (or
 CORRAL_MASTER) over HTTP and prints an aligned table, or JSON with `--json`; a master
 that cannot be reached, and what the master refuses, are errors that say so (exit 1).
+
+A secured master: name it `https://HOST:PORT` when it serves HTTPS (its certificate is
+checked against `--tls-ca` or CORRAL_TLS_CA, else the system's CAs), and give HTTP
+credentials with `--http-principal` and `--http-secret`, or `--http-token` (defaults:
+CORRAL_HTTP_PRINCIPAL, CORRAL_HTTP_SECRET, CORRAL_HTTP_TOKEN). A 401 or a 403 is an
+error naming the principal and what it was refused.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import ssl
 import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import http.client as http_client
+from http import HTTPStatus
+from pathlib import Path
 from typing import Any, Callable, Sequence, TextIO
 
 from corral.runtime.detector import MasterAddressError, NoLeader, check_master_address, leader_http_address
+from corral.security.client import PRINCIPAL_ENV, SECRET_ENV, TOKEN_ENV, ClientCredential
+from corral.security.credentials import CredentialsError
+from corral.security.tls import CA_ENV, TlsError, client_context
 
 #: seconds an HTTP request to the master may take
 REQUEST_TIMEOUT = 30.0
@@ -32,32 +45,67 @@ class OperatorError(Exception):
 
 
 class Master:
-    """The master's operator endpoints, over HTTP (a zk:// URL: the leading master's)."""
+    """The master's operator endpoints, over HTTP, or HTTPS when `address` says
+    https://; with `credential` when the master asks for HTTP credentials (a zk://
+    URL: the leading master's, over HTTP)."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, credential: ClientCredential | None = None) -> None:
+        address = address.strip()
+        self.https = address.startswith("https://")
+        self.credential = credential
         try:
-            self.address = leader_http_address(address)
-        except NoLeader as exc:
+            self.address = leader_http_address(address).removeprefix("https://").removeprefix("http://")
+            self._tls: ssl.SSLContext | None = client_context() if self.https else None
+        except (NoLeader, TlsError) as exc:
             raise OperatorError(str(exc)) from None
 
     def request(self, path: str, body: Any = None, query: dict[str, Any] | None = None) -> Any:
-        url = f"http://{self.address}{path}"
+        url = f"{'https' if self.https else 'http'}://{self.address}{path}"
         if query:
             url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
         data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(url, data=data)
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        if self.credential is not None:
+            request.add_header("Authorization", self.credential.authorization())
         try:
-            with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=REQUEST_TIMEOUT) as response:
+            with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT, context=self._tls) as response:
                 return json.loads(response.read())
         except urllib.error.HTTPError as exc:
             try:
                 message = json.loads(exc.read())["error"]
             except (ValueError, KeyError, TypeError):
                 message = f"HTTP {exc.code} from {path}: is {self.address} a corral master?"
-            raise OperatorError(message) from None
+            raise OperatorError(self._refusal(exc.code, path, message)) from None
         except urllib.error.URLError as exc:
-            raise OperatorError(f"cannot reach the master at {self.address}: {exc.reason}") from None
+            if isinstance(exc.reason, ssl.SSLCertVerificationError):
+                raise OperatorError(f"cannot trust the certificate of the master at {self.address} "
+                                    f"({exc.reason.verify_message}): pass --tls-ca with the CA that signed it, or set "
+                                    f"{CA_ENV}") from None
+            hint = self._https_hint() if isinstance(exc.reason, ConnectionResetError) else ""
+            raise OperatorError(f"cannot reach the master at {self.address}: {exc.reason}{hint}") from None
+        except (ConnectionError, http_client.BadStatusLine) as exc:
+            raise OperatorError(f"cannot read {path} from the master at {self.address}: {exc!r}"
+                                f"{self._https_hint()}") from None
         except (OSError, ValueError) as exc:
             raise OperatorError(f"cannot read {path} from the master at {self.address}: {exc}") from None
+
+    def _https_hint(self) -> str:
+        """What to say when a plain HTTP request found the line dropped (as a daemon
+        serving HTTPS drops it)."""
+        return "" if self.https else " (if it serves HTTPS, name it https://HOST:PORT)"
+
+    def _refusal(self, status: int, path: str, message: str) -> str:
+        """What to say of a 401 or a 403 (the master's message for other errors)."""
+        if status == HTTPStatus.UNAUTHORIZED:
+            if self.credential is None:
+                return (f"the master at {self.address} asks for HTTP credentials ({path}): pass --http-principal and "
+                        f"--http-secret (or --http-token), or set {PRINCIPAL_ENV} and {SECRET_ENV} (or {TOKEN_ENV})")
+            return f"the master at {self.address} did not accept the credentials of {self.credential.who} ({message})"
+        if status == HTTPStatus.FORBIDDEN:
+            return f"refused by the master at {self.address}: {message}"
+        return message
 
 
 # ------------------------------------------------------------------ output
@@ -222,10 +270,41 @@ def master_from_environment(text: str | None) -> str:
     return address
 
 
+def add_http_client_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags of a client of a master that asks for HTTP credentials or serves HTTPS."""
+    parser.add_argument("--http-principal", default=None, metavar="NAME",
+                        help=f"the principal to ask the master's HTTP endpoints as (default ${PRINCIPAL_ENV})")
+    parser.add_argument("--http-secret", default=None, metavar="SECRET",
+                        help=f"its secret (HTTP basic); ${SECRET_ENV} keeps it out of `ps` (default ${SECRET_ENV})")
+    parser.add_argument("--http-token", default=None, metavar="TOKEN",
+                        help=f"a bearer token instead of a principal's secret (default ${TOKEN_ENV})")
+    parser.add_argument("--tls-ca", type=Path, default=None, metavar="FILE",
+                        help=f"the CA certificate (PEM) to check an https:// master's certificate with, e.g. a "
+                             f"self-signed one's (default ${CA_ENV}, else the system's CAs)")
+
+
+def http_client_security(args: argparse.Namespace) -> ClientCredential | None:
+    """The HTTP credential the flags (else the CORRAL_HTTP_* variables) give; --tls-ca is
+    set as CORRAL_TLS_CA for this process (what the drivers read too). OperatorError
+    when they do not make one credential or the CA file is not there."""
+    if args.tls_ca is not None:
+        if not args.tls_ca.is_file():
+            raise OperatorError(f"--tls-ca {str(args.tls_ca)!r}: no such file")
+        os.environ[CA_ENV] = str(args.tls_ca.absolute())
+    try:
+        if args.http_principal or args.http_secret or args.http_token:
+            return ClientCredential.of(args.http_principal, args.http_secret, args.http_token)
+        return ClientCredential.from_environment()
+    except CredentialsError as exc:
+        raise OperatorError(str(exc)) from None
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--master", default=None, metavar="HOST:PORT|zk://...",
-                        help="the master's address, or a zk:// URL to ask the leader (default: $CORRAL_MASTER)")
+                        help="the master's address (https://HOST:PORT when it serves HTTPS), or a zk:// URL to ask "
+                             "the leader (default: $CORRAL_MASTER)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_http_client_flags(parser)
 
 
 def add_commands(sub: Any, line_count: Callable[[str], int]) -> None:
@@ -277,5 +356,6 @@ def command_of(args: argparse.Namespace) -> str | None:
 
 def run(name: str, args: argparse.Namespace) -> int:
     """Run operator command `name`; argparse.ArgumentTypeError for a bad master address."""
-    master = Master(master_from_environment(args.master))
+    address = master_from_environment(args.master)
+    master = Master(address, http_client_security(args))
     return COMMANDS[name](master, args)

@@ -19,6 +19,8 @@ from corral.engines.executor import AllAcknowledged, ExecutorEngine, ExecutorEve
 from corral.protos import corral_pb2 as pb
 from corral.runtime import Runtime
 from corral.runtime.actions import Performer
+from corral.security.keys import KeyPair
+from corral.security.links import AGENT_KEY_ENV, AGENT_PRINCIPAL, EXECUTOR_KEY_ENV, CurveLinks, KeyTable
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,9 @@ class ExecutorEnvironment:
     status_update_backoff: float
     checkpoint: bool
     recovery_timeout: float
+    #: on CurveZMQ links: the executor's own secret key and its agent's public key (Z85)
+    executor_key: bytes | None = None
+    agent_key: bytes | None = None
 
     @classmethod
     def parse(cls, env: Mapping[str, str]) -> ExecutorEnvironment:
@@ -59,7 +64,20 @@ class ExecutorEnvironment:
             status_update_backoff=float(env.get("CORRAL_STATUS_UPDATE_BACKOFF", "10")),
             checkpoint=env.get("CORRAL_CHECKPOINT") == "1",
             recovery_timeout=float(env.get("CORRAL_RECOVERY_TIMEOUT", "900")),
+            executor_key=env[EXECUTOR_KEY_ENV].encode() if env.get(EXECUTOR_KEY_ENV) else None,
+            agent_key=env[AGENT_KEY_ENV].encode() if env.get(AGENT_KEY_ENV) else None,
         )
+
+    def links(self) -> CurveLinks | None:
+        """CurveZMQ links with the executor's own key, admitting its agent only (None:
+        the agent gave no key: plaintext)."""
+        if self.executor_key is None or self.agent_key is None:
+            return None
+        import zmq
+
+        agent_key = self.agent_key
+        pair = KeyPair(zmq.curve_public(self.executor_key), self.executor_key)
+        return CurveLinks(pair, KeyTable({agent_key: AGENT_PRINCIPAL}), lambda _address: agent_key)
 
     @property
     def host(self) -> str:
@@ -119,6 +137,9 @@ class ExecutorDriver(DriverBase):
 
     def _make_engine(self, address: str) -> ExecutorEngine:
         return self.environment.engine(address, random.Random())
+
+    def _links(self) -> CurveLinks | None:
+        return self.environment.links()
 
     def _performers(self) -> dict[type, Performer]:
         return {**super()._performers(), Stop: self._perform_stop, AllAcknowledged: lambda _a: self._check_flushed()}

@@ -17,6 +17,7 @@ from corral.engines.scheduler.reconcile import Progress
 from corral.protos import corral_pb2 as pb
 from corral.runtime import Runtime
 from corral.runtime.actions import Performer
+from corral.security.links import Credential, CurveLinks
 
 log = logging.getLogger(__name__)
 
@@ -198,11 +199,16 @@ class SchedulerDriver(DriverBase, SchedulerCalls):
     def __init__(self, scheduler: Scheduler, framework_info: pb.FrameworkInfo, master: str,
                  implicit_acknowledgements: bool = True, host: str = "127.0.0.1",
                  framework_id_file: str | os.PathLike[str] | None = None,
-                 config: SchedulerConfig | None = None) -> None:
+                 config: SchedulerConfig | None = None, credential: Credential | None = None) -> None:
         """`framework_id_file`: where the framework id is kept across restarts. When the
         file exists, the driver subscribes with that id (failing over the previous
-        scheduler of the framework); once registered it writes the id there."""
+        scheduler of the framework); once registered it writes the id there.
+
+        `credential`: the framework's key pair and the master's public key, for a master
+        whose links are secured (`corral.security.links.Credential`); by default read
+        from CORRAL_KEY and CORRAL_MASTER_KEY when they are set (plaintext otherwise)."""
         super().__init__(scheduler, host)
+        self._credential = credential if credential is not None else Credential.from_environment()
         info = pb.FrameworkInfo()
         info.CopyFrom(framework_info)
         if not info.user:
@@ -220,6 +226,9 @@ class SchedulerDriver(DriverBase, SchedulerCalls):
 
     def _make_engine(self, address: str) -> SchedulerEngine:
         return SchedulerEngine(self._framework_info, address, self._config, random.Random())
+
+    def _links(self) -> CurveLinks | None:
+        return self._credential.links() if self._credential is not None else None
 
     def _performers(self) -> dict[type, Performer]:
         return {**super()._performers(), Abort: lambda _action: self.abort(),

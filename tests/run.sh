@@ -19,6 +19,12 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
     apt-get update -q >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver >/dev/null
 fi
+# the security tests make a TLS certificate (openssl) and run tasks as other users
+# (util-linux's setpriv)
+if ! command -v openssl >/dev/null || ! command -v setpriv >/dev/null; then
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssl util-linux >/dev/null
+fi
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q '.[test]'

@@ -179,3 +179,39 @@ def test_execute_takes_the_master_from_corral_master() -> None:
     result = subprocess.run([sys.executable, "-m", "corral", "execute", "--command", "true"], capture_output=True,
                             text=True, timeout=60, env=env)
     assert result.returncode == 2 and "CORRAL_MASTER" in result.stderr
+
+
+def test_keys_generate_writes_pairs_and_refuses_to_overwrite(tmp_path) -> None:
+    result = corral("keys", "generate", "--out", str(tmp_path / "keys"), "master", "agent-1")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == [
+        "agent-1.key", "agent-1.key_secret", "master.key", "master.key_secret"]
+    assert oct((tmp_path / "keys" / "master.key_secret").stat().st_mode & 0o777) == "0o600"
+    again = corral("keys", "generate", "--out", str(tmp_path / "keys"), "master")
+    assert again.returncode == 2 and "master.key exists already" in again.stderr
+    bad = corral("keys", "generate", "--out", str(tmp_path / "keys"), "../evil")
+    assert bad.returncode == 2 and "'../evil'" in bad.stderr
+
+
+@pytest.mark.parametrize("problem, named", [
+    ("key-without-ring", "--keys"),
+    ("public-key-as-own", "holds no secret key"),
+    ("acls-not-json", "acls.json is not JSON"),
+    ("acls-unknown-action", "unknown action 'run_task'"),
+    ("credentials-missing", "cannot read credentials file"),
+])
+def test_unusable_security_files_exit_2_naming_them(tmp_path, problem: str, named: str) -> None:
+    assert corral("keys", "generate", "--out", str(tmp_path), "master").returncode == 0
+    (tmp_path / "ring").mkdir()
+    base = ["master", "--port", "0", "--work-dir", str(tmp_path / "work")]
+    (tmp_path / "acls.json").write_text({"acls-not-json": "{", "acls-unknown-action": '{"run_task": []}'}.get(problem, "{}"))
+    args = {
+        "key-without-ring": ["--key", str(tmp_path / "master.key_secret")],
+        "public-key-as-own": ["--key", str(tmp_path / "master.key"), "--keys", str(tmp_path / "ring")],
+        "acls-not-json": ["--acls", str(tmp_path / "acls.json")],
+        "acls-unknown-action": ["--acls", str(tmp_path / "acls.json")],
+        "credentials-missing": ["--http-credentials", str(tmp_path / "nowhere.json")],
+    }[problem]
+    result = corral(*base, *args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert named in result.stderr and "Traceback" not in result.stderr

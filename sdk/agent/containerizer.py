@@ -15,11 +15,17 @@ where pidfds are missing) and reports its exit the same way, with an unknown sta
 
 Limits are not enforced here (see corral.agent.limits): `launch` takes the argv prefix
 that puts the executor under them, and `kill` is how a container over a limit is ended.
+
+Users (`launch(user=...)`, when the agent switches users): the sandbox is made the
+user's, and the executor drops to the user's uid, gid and groups (util-linux's
+`setpriv`, after the limits' prefix has put it in its cgroup) with HOME, USER and
+LOGNAME set; a user the machine does not know fails the launch, naming it.
 """
 from __future__ import annotations
 
 import logging
 import os
+import pwd
 import select
 import signal
 import subprocess
@@ -114,20 +120,34 @@ class Containerizer:
         return self.sandboxes_root / framework_id / executor_id / container_id
 
     def launch(self, container_id: str, framework_id: str, executor: pb.ExecutorInfo, environment: dict[str, str],
-               argv_prefix: list[str] | None = None, fetched: bool = False) -> Container:
+               argv_prefix: list[str] | None = None, fetched: bool = False, user: str | None = None) -> Container:
         """Start the executor in a new sandbox (`fetched`: made already, holding the
-        command's fetched URIs); `argv_prefix` runs before it (and execs it)."""
+        command's fetched URIs); `argv_prefix` runs before it (and execs it); `user`: the
+        user it runs as (None: the agent's)."""
         sandbox = self.sandbox_path(framework_id, executor.executor_id.value, container_id)
         env = dict(os.environ)
         env.update(environment)
         for var in executor.command.environment.variables:
             env[var.name] = var.value
         env["CORRAL_SANDBOX"] = str(sandbox)
+        argv = executor_argv(executor.command)
+        account = None
+        if user is not None:
+            try:
+                account = pwd.getpwnam(user)
+            except KeyError:
+                raise LaunchError(f"cannot start executor {executor.executor_id.value!r} as user {user!r}: "
+                                  f"no such user on this agent") from None
+            env.update(HOME=account.pw_dir, USER=user, LOGNAME=user)
+            argv = ["setpriv", f"--reuid={account.pw_uid}", f"--regid={account.pw_gid}", "--init-groups", "--", *argv]
         try:
             sandbox.mkdir(parents=True, exist_ok=fetched)
             with open(sandbox / "stdout", "wb") as out, open(sandbox / "stderr", "wb") as err:
+                if account is not None:  # the sandbox and its files are the user's
+                    for path in (sandbox, sandbox / "stdout", sandbox / "stderr"):
+                        os.chown(path, account.pw_uid, account.pw_gid)
                 process = subprocess.Popen(
-                    [*(argv_prefix or []), *executor_argv(executor.command)], env=env, cwd=sandbox, stdin=subprocess.DEVNULL,
+                    [*(argv_prefix or []), *argv], env=env, cwd=sandbox, stdin=subprocess.DEVNULL,
                     stdout=out, stderr=err, start_new_session=True,
                 )
         except OSError as exc:

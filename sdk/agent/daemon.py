@@ -29,7 +29,16 @@ Sandbox GC: the sandbox of a container that exited is scheduled for deletion aft
 `disk_watch_interval`, the oldest completed sandboxes while the work dir's filesystem
 is fuller than `1 - gc_disk_headroom`. Sandboxes left by an earlier run (their
 containers gone) are scheduled at start, aged by their modification time. A live
-container's sandbox is never deleted; persistent volumes live outside the sandboxes."""
+container's sandbox is never deleted; persistent volumes live outside the sandboxes.
+
+Security (`AgentFlags.key` and `master_key`; off without them): every link runs over
+CurveZMQ with the agent's key pair; the agent admits the master's key and its
+executors' keys only. Each executor gets a key pair of its own, made from its token
+(`ExecutorTokens`, keyed by a secret in the work dir, so a restarted agent admits the
+executors it recovers), in its environment (CORRAL_EXECUTOR_KEY) with the agent's
+public key (CORRAL_AGENT_KEY): it can register and speak only as itself.
+`http_credentials` makes every endpoint but `/health` and `/info` ask for HTTP
+credentials; `acls` say whose sandboxes each principal may read (access_sandboxes)."""
 from __future__ import annotations
 
 import logging
@@ -63,14 +72,22 @@ from corral.engines.agent import (
     KillContainer,
     LaunchExecutor,
     RecoverMode,
+    authorize_sandbox,
+    executor_principal,
 )
+from corral.engines.authorization import Authorizer
 from corral.engines.base import MasterLost
-from corral.net.http import HttpServer, Reply
+from corral.net.http import REQUEST_PRINCIPAL, HttpServer, Reply
 from corral.net.zookeeper import mask_credentials
 from corral.metrics import AgentMetrics
 from corral.protos import corral_pb2 as pb
 from corral.resources import Resources, attributes_to_dict
 from corral.runtime import Runtime
+from corral.security.acls import Acls
+from corral.security.tls import https
+from corral.security.credentials import ExecutorTokens, HttpCredentials, HttpGuard
+from corral.security.keys import KeyFileError
+from corral.security.links import AGENT_KEY_ENV, EXECUTOR_KEY_ENV, MASTER_PRINCIPAL, Credential, KeyTable
 
 log = logging.getLogger(__name__)
 
@@ -105,21 +122,57 @@ class AgentFlags:
     #: the address the master and executors are told to reach the agent at, when it is
     #: not `host` (e.g. listening on 0.0.0.0)
     advertise_ip: str | None = None
+    #: the agent's CurveZMQ key pair (NAME.key_secret) and the master's public key
+    #: (its .key file): both turn security on
+    key: Path | None = None
+    master_key: Path | None = None
+    #: whose sandboxes each HTTP principal may read (Mesos-shaped JSON; None: anyone's)
+    acls: Path | None = None
+    #: HTTP credentials (basic secrets, bearer tokens); None: HTTP is not authenticated
+    http_credentials: Path | None = None
+    #: HTTPS on the HTTP port: the certificate (PEM, with its chain) and its key
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    #: when the agent runs as root, run each container as its user (its executor's
+    #: command user, else its framework's), as Mesos' --switch_user
+    switch_user: bool = True
 
 
 class AgentDaemon:
     def __init__(self, flags: AgentFlags, config: AgentConfig | None = None) -> None:
+        """KeyFileError, AclError, CredentialsError or TlsError (naming the file) when a
+        security file cannot be used."""
         # absolute: executors run in their sandboxes, where a relative path means another place
         self.flags = flags = replace(flags, work_dir=flags.work_dir.absolute())
         self.config = replace(config or AgentConfig(command_executor=(sys.executable, "-m", "corral.executors.command")),
                               recovery_timeout=flags.recovery_timeout)
         flags.work_dir.mkdir(parents=True, exist_ok=True)
-        self.http = HttpServer(flags.host, flags.port, {})
+        guard = HttpGuard(HttpCredentials(flags.http_credentials)) if flags.http_credentials is not None else None
+        self.http = HttpServer(flags.host, flags.port, {}, authenticate=guard,
+                               ssl_context=https(flags.tls_cert, flags.tls_key))
         # the master reaches our HTTP (sandbox files) at our transport's host and this port
         info = pb.AgentInfo(hostname=flags.hostname, port=self.http.port, resources=flags.resources.to_protos(),
                             attributes=flags.attributes)
+        curve = None
+        #: security on: the keys the agent admits (the master's, its executors'), how its
+        #: executors' keys are made, and the key each running container's executor has
+        self.credential: Credential | None = None
+        self.admitted = KeyTable()
+        self.tokens: ExecutorTokens | None = None
+        self._container_keys: dict[str, bytes] = {}
+        if flags.key is not None or flags.master_key is not None:
+            if flags.key is None or flags.master_key is None:
+                raise KeyFileError("a secured agent needs both --key (its key pair) and --master-key (the master's "
+                                   "public key)")
+            self.credential = Credential.load(flags.key, flags.master_key)
+            self.admitted.add(self.credential.master_key, MASTER_PRINCIPAL)
+            self.tokens = ExecutorTokens.for_work_dir(flags.work_dir / "executor-token.key")
+            curve = self.credential.links(self.admitted, self._server_key)
+        acls = Acls.load(flags.acls) if flags.acls is not None else None
+        #: what each HTTP principal may read (access_sandboxes), and the denials counted
+        self.authorizer = Authorizer(acls)
         self.runtime = Runtime(lambda address: AgentEngine(info, address, self.config), host=flags.host,
-                               port=flags.transport_port, advertise=flags.advertise_ip)
+                               port=flags.transport_port, advertise=flags.advertise_ip, curve=curve)
         self.engine: AgentEngine = self.runtime.engine  # type: ignore[assignment]
         self._started = self.runtime.clock()
         self.containerizer = Containerizer(flags.work_dir, self._container_exited)
@@ -160,6 +213,31 @@ class AgentDaemon:
         })
         self.files = SandboxFiles(self.containerizer.sandboxes_root)
         self.address = f"{flags.advertise_ip}:{self.http.port}" if flags.advertise_ip else self.http.address
+
+    # -- CurveZMQ keys --------------------------------------------------------------
+    def _server_key(self, address: str) -> bytes | None:
+        """On the I/O thread: the CurveZMQ key of the peer at `address`: an executor's
+        own, else the master's."""
+        assert self.credential is not None and self.tokens is not None
+        for (fid, eid), executor in self.engine.executors.items():
+            if executor.transport == address:
+                return self.tokens.key_pair(fid, eid).public
+        return self.credential.master_key
+
+    def _admit_executor(self, container_id: str, framework_id: str, executor_id: str) -> dict[str, str]:
+        """Admit the executor of a container by its own key; the environment that
+        hands it the key pair and the agent's public key."""
+        assert self.credential is not None and self.tokens is not None
+        pair = self.tokens.key_pair(framework_id, executor_id)
+        self.admitted.add(pair.public, executor_principal(framework_id, executor_id))
+        self._container_keys[container_id] = pair.public
+        return {EXECUTOR_KEY_ENV: (pair.secret or b"").decode("ascii"),
+                AGENT_KEY_ENV: self.credential.pair.public.decode("ascii")}
+
+    def _forget_executor_key(self, container_id: str) -> None:
+        public = self._container_keys.pop(container_id, None)
+        if public is not None and public not in self._container_keys.values():
+            self.admitted.remove(public)
 
     # -- actions ------------------------------------------------------------------
     def _launch(self, action: LaunchExecutor) -> None:
@@ -203,12 +281,17 @@ class AgentDaemon:
             self.containerizer.kill(action.container_id, action.grace)
 
     def _start(self, action: LaunchExecutor, fetched: bool = False) -> None:
+        environment = action.environment
+        if self.credential is not None:
+            environment = {**environment, **self._admit_executor(action.container_id, action.framework_id,
+                                                                 action.executor.executor_id.value)}
         try:
             prefix = self.enforcer.prepare(action.container_id) if self.enforcer is not None else []
             container = self.containerizer.launch(action.container_id, action.framework_id, action.executor,
-                                                  action.environment, prefix, fetched)
+                                                  environment, prefix, fetched, self._user_of(action))
         except (LaunchError, OSError) as exc:
             log.error("%s", exc)
+            self._forget_executor_key(action.container_id)
             self.engine.executor_launch_failed(action.container_id, str(exc), self.runtime.clock())
             return
         if self.enforcer is not None:
@@ -217,6 +300,13 @@ class AgentDaemon:
         if action.checkpoint and stamp is not None:
             self._durably(self.checkpointer.write_pid, action.framework_id, action.executor.executor_id.value,
                           action.container_id, stamp)
+
+    def _user_of(self, action: LaunchExecutor) -> str | None:
+        """The user a container runs as: its own when the agent switches users (as
+        root), else the agent's (None)."""
+        if self.flags.switch_user and action.user and os.geteuid() == 0:
+            return action.user
+        return None
 
     @staticmethod
     def _durably(write: Any, *args: Any) -> None:
@@ -246,6 +336,7 @@ class AgentDaemon:
                 log.error("container %s: %s", action.container_id, exc)
 
     def _container_exited(self, container: Container, status: int, message: str) -> None:
+        self.runtime.call_soon(self._forget_executor_key, container.id)
         limitation = self.enforcer.detach(container.id) if self.enforcer is not None else None
         reason = pb.TaskStatus.REASON_EXECUTOR_TERMINATED
         if limitation is not None:
@@ -305,14 +396,29 @@ class AgentDaemon:
         self.runtime.call_soon(lambda: self.engine.connect(transport, self.runtime.clock()))
 
     # -- sandbox files ------------------------------------------------------------------
+    def _authorize_sandbox(self, query: dict[str, str]) -> None:
+        """access_sandboxes for the request's principal (Denied: a 403); with
+        `framework_id` (the master asking for a caller it authorised for that framework's
+        sandboxes), a path that leads out of them (through a link) is refused too."""
+        path = query.get("path", "")
+        framework_id = self.files.framework_of(path)
+        confined = query.get("framework_id")
+        if confined is not None and framework_id != confined:
+            raise FileAccessError(HTTPStatus.FORBIDDEN, f"path {path!r} leads out of the sandboxes of framework "
+                                                        f"{confined}")
+        with self.runtime.lock:
+            authorize_sandbox(self.authorizer, self.engine.frameworks, framework_id, REQUEST_PRINCIPAL.get())
+
     def _browse(self, query: dict[str, str], body: bytes) -> Reply:
         try:
+            self._authorize_sandbox(query)
             return Reply.json(self.files.browse(query.get("path", "")))
         except FileAccessError as exc:
             return Reply.error(HTTPStatus(exc.status), str(exc))
 
     def _read(self, query: dict[str, str], body: bytes) -> Reply:
         try:
+            self._authorize_sandbox(query)
             return Reply.json(self.files.read(query.get("path", ""), int_param(query, "offset", -1),
                                               int_param(query, "length", MAX_READ)))
         except FileAccessError as exc:
@@ -335,6 +441,9 @@ class AgentDaemon:
         flags["work_dir"] = str(self.flags.work_dir)
         flags["boot_id_file"] = str(self.flags.boot_id_file)
         flags["master"] = mask_credentials(self.flags.master)
+        for name in ("key", "master_key", "acls", "http_credentials", "tls_cert", "tls_key"):
+            value = getattr(self.flags, name)
+            flags[name] = None if value is None else str(value)
         flags["recover"] = self.flags.recover.value
         flags["resources"] = str(self.flags.resources)
         flags["attributes"] = attributes_to_dict(self.flags.attributes)
@@ -347,6 +456,7 @@ class AgentDaemon:
             counters["agent/executors"] = len(self.engine.executors)
             counters["agent/tasks"] = len(self.engine.tasks)
             counters["agent/pending_status_updates"] = len(self.engine.updates)
+            counters.update({f"agent/denied/{action}": n for action, n in self.authorizer.denials.items()})
         counters.update({f"transport/{k}": v for k, v in self.runtime.metrics().items()})
         return counters
 
@@ -370,6 +480,10 @@ class AgentDaemon:
                                                                                  run.info.executor_id.value,
                                                                                  run.container_id))
                 }
+                if self.credential is not None:  # the recovered executors connect again with their keys
+                    for run in state.runs:
+                        if run.container_id in live:
+                            self._admit_executor(run.container_id, run.framework_id, run.info.executor_id.value)
                 if self.enforcer is not None:
                     for run in state.runs:
                         if run.container_id in live:  # limits follow from the engine at the first check

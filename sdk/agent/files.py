@@ -44,6 +44,11 @@ class SandboxFiles:
             raise FileAccessError(404, f"no such file or directory: {path!r}")
         return real
 
+    def framework_of(self, path: str) -> str | None:
+        """The framework whose sandboxes `path` is in (None: the sandboxes root)."""
+        parts = self.resolve(path).relative_to(self.root.resolve()).parts
+        return parts[0] if parts else None
+
     def browse(self, path: str) -> list[dict[str, Any]]:
         real = self.resolve(path)
         if not real.is_dir():

@@ -91,7 +91,12 @@ class Engine:
     ACTIONS: frozenset[type] = frozenset()
     #: collect the status path's rows for one peer and turn in one message (`send_row`);
     #: runtimes set it from their `batch` flag
-    batch = False
+    batch: bool
+    #: who sent the message being handled, as its connection proved it (the principal
+    #: of the CurveZMQ key it connected with; set by the runtime's dispatcher before a
+    #: frame's messages are handled); None when links are not authenticated. Handlers
+    #: authorise by it, never by the sender address a message's header claims.
+    principal: str | None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -109,6 +114,9 @@ class Engine:
         cls._timer_handlers = timers
 
     def __init__(self) -> None:
+        # (instance attributes: handlers on the status path read them per message)
+        self.batch = False
+        self.principal = None
         self._actions: list[Any] = []
         self._timers = TimerQueue()
         #: (timer kind, subject) -> the timer queue's handle

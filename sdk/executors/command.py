@@ -22,6 +22,7 @@ import threading
 
 from corral.engines.common import has_capability
 from corral.executor import Executor, ExecutorDriver
+from corral.security.links import EXECUTOR_KEY_ENV
 from corral.executors.health import CheckResult, HealthChecker, validate
 from corral.protos import corral_pb2 as pb
 from corral.tasks import pack
@@ -90,6 +91,7 @@ class CommandExecutor(Executor):
             return
         self._status(driver, pb.TASK_STARTING)
         env = dict(os.environ)
+        env.pop(EXECUTOR_KEY_ENV, None)  # the executor's own secret: the task never sees it
         for var in task.command.environment.variables:
             env[var.name] = var.value
         try:

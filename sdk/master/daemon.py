@@ -17,6 +17,20 @@ known). Once elected, a master takes over the registry and starts a new engine f
 it (a term: `MasterDaemon.runtime`), whose runtime acts only while the leadership's lease
 holds. A master that stops leading drops its term at once and contends again, as a
 standby with a new id, to start afresh from the registry if elected again.
+
+Security (`MasterFlags.key` and `keys`; off without them): every link runs over CurveZMQ
+with the master's key pair, admitting the keys of the key ring (read again when it
+changes: a key added is admitted from its next connection, a principal whose keys are
+all removed is refused within KEY_RING_POLL, also on the connections it has open); the master
+reaches each registered peer with the key of the principal that registered there.
+The masters of one cluster share one key pair (followers know one master key, whoever
+leads); each leading term builds its transport, ZAP gate and engine (with its
+Authorizer from `acls`) afresh. `http_credentials` makes every endpoint but `/health`
+and `/info` ask for HTTP credentials, on a standby too (before it redirects), whose
+principal the operator calls, the views (view_frameworks, view_tasks, also in the
+event stream) and the sandboxes read through the master (access_sandboxes; the master
+then asks the agent with its own `agent_http_credential`: `corral.master.sandboxes`)
+are authorised for (401 without, 403 when the ACLs deny).
 """
 from __future__ import annotations
 
@@ -27,9 +41,6 @@ import logging
 import socket
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 import uuid
 from dataclasses import asdict, dataclass, field
 from http import HTTPStatus
@@ -41,11 +52,11 @@ from corral import __version__
 from corral.engines.master import MasterConfig, MasterEngine, RegistryState
 from corral.engines.master.allocator import AllocatorError, validate_role
 from corral.engines.master.leadership import Change
-from corral.engines.master.snapshot import STATE_NAMES, task_counters, task_view, tasks_view
+from corral.engines.master.snapshot import STATE_NAMES, check_task_view, task_counters, task_view, tasks_view
 from corral.master.events import EventStream
 from corral.master.registry import Registry, RegistryStore, registry_performers
 from corral.metrics import ZK_STATE_GAUGE, MasterMetrics, Metrics, master_standing
-from corral.net.http import HttpServer, Reply, Route
+from corral.net.http import REQUEST_PRINCIPAL, HttpServer, Reply, Route
 from corral.net.zookeeper import DEFAULT_SESSION_TIMEOUT, Session, encode_master_info, mask_credentials, parse_zk_url
 from corral.protos import corral_pb2 as pb
 from corral.resources import ResourceError, Resources
@@ -53,6 +64,13 @@ from corral.runtime import Runtime
 from corral.runtime.loop import NotActing
 from corral.runtime.actions import Performer
 from corral.runtime.clock import PROCESS_CLOCK
+from corral.security.acls import Acls
+from corral.security.tls import client_context, https
+from corral.security.client import ClientCredential
+from corral.master.sandboxes import SandboxProxy
+from corral.security.credentials import HttpCredentials, HttpGuard
+from corral.security.keys import KeyFileError, KeyPair, KeyRing, load_pair
+from corral.security.links import CurveLinks, principal_key
 
 if TYPE_CHECKING:
     from corral.master.election import Contender
@@ -64,8 +82,6 @@ log = logging.getLogger(__name__)
 TRANSPORT_PORT_OFFSET = 10000
 #: the web UI's files (index.html, app.js, style.css), served at / and /ui/
 WEBUI = Path(__file__).with_name("webui")
-#: seconds the master waits for an agent's file endpoints
-AGENT_FILES_TIMEOUT = 5.0
 #: the endpoints a standby answers itself; every other one is the leader's
 STANDBY_ROUTES = frozenset({"/health", "/info", "/redirect", "/metrics", "/metrics/snapshot", "/flags"})
 
@@ -96,6 +112,20 @@ class MasterFlags:
     zk: str | None = None
     #: the ZooKeeper session timeout asked for (the leader's lease is 3/4 of it)
     zk_session_timeout: float = DEFAULT_SESSION_TIMEOUT
+    #: the master's CurveZMQ key pair (NAME.key_secret); with `keys`, turns security on
+    key: Path | None = None
+    #: who may connect: a folder of public .key files or a JSON file of principal -> key
+    keys: Path | None = None
+    #: what each principal may do (Mesos-shaped JSON; None: everything)
+    acls: Path | None = None
+    #: HTTP credentials (basic secrets, bearer tokens); None: HTTP is not authenticated
+    http_credentials: Path | None = None
+    #: HTTPS on the HTTP port: the certificate (PEM, with its chain) and its key
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    #: the master's own HTTP credential for the agents' endpoints (it reads their
+    #: sandboxes for its callers), a JSON file {"principal": ..., "secret"|"token": ...}
+    agent_http_credential: Path | None = None
 
 
 class Role(enum.Enum):
@@ -105,12 +135,37 @@ class Role(enum.Enum):
     STANDBY = "standby"
 
 
+#: seconds between looks at the key ring for added or revoked keys
+KEY_RING_POLL = 1.0
+
+
 class MasterDaemon:
     def __init__(self, flags: MasterFlags, config: MasterConfig | None = None) -> None:
+        """KeyFileError, AclError, CredentialsError or TlsError (naming the file) when a
+        security file cannot be used."""
         self.flags = flags
         self.config = config or MasterConfig()
         flags.work_dir.mkdir(parents=True, exist_ok=True)
-        self.http = HttpServer(flags.host, flags.port, {}, static={"/ui/": WEBUI}, index=WEBUI / "index.html")
+        #: this master's CurveZMQ key pair and key ring (None: links are plaintext)
+        self.pair: KeyPair | None = None
+        self.ring: KeyRing | None = None
+        if flags.key is not None or flags.keys is not None:
+            if flags.key is None or flags.keys is None:
+                raise KeyFileError("a secured master needs both --key (its key pair) and --keys (the key ring of "
+                                   "the principals it admits)")
+            self.pair = load_pair(flags.key)
+            if self.pair.secret is None:
+                raise KeyFileError(f"key file {flags.key} holds no secret key: give the master's NAME.key_secret file")
+            self.ring = KeyRing(flags.keys)
+        self.acls = Acls.load(flags.acls) if flags.acls is not None else None
+        agent_credential = ClientCredential.load(flags.agent_http_credential) \
+            if flags.agent_http_credential is not None else None
+        #: /files/*: agents' sandboxes read for the master's callers
+        self.sandbox_proxy = SandboxProxy(agent_credential, client_context() if flags.tls_cert is not None else None)
+        guard = HttpGuard(HttpCredentials(flags.http_credentials)) if flags.http_credentials is not None else None
+        self.ssl_context = https(flags.tls_cert, flags.tls_key)
+        self.http = HttpServer(flags.host, flags.port, {}, static={"/ui/": WEBUI}, index=WEBUI / "index.html",
+                               authenticate=guard, ssl_context=self.ssl_context)
         self.address = f"{flags.advertise_ip}:{self.http.port}" if flags.advertise_ip else self.http.address
         transport_port = flags.transport_port
         if transport_port is None:
@@ -129,7 +184,9 @@ class MasterDaemon:
         self._started = PROCESS_CLOCK()
         #: guards the swaps of term and contender (the contender's thread, stop())
         self._swap = threading.Lock()
-        self._stopping = False
+        self._stopping = threading.Event()
+        #: principals whose keys were all removed from the ring (their frames are refused)
+        self.revoked: frozenset[str] = frozenset()
         #: the leader's term: its runtime (and engine); None while this master is a standby
         self.runtime: Runtime | None = None
         self.registry: RegistryStore | None = None
@@ -163,8 +220,8 @@ class MasterDaemon:
             "/agents": lambda q, b: Reply.json({"agents": self.state()["agents"]}),
             "/tasks": self._tasks,
             "/task": self._task,
-            "/files/browse": lambda q, b: self._agent_files("browse", q),
-            "/files/read": lambda q, b: self._agent_files("read", q),
+            "/files/browse": lambda q, b: self._sandboxes("browse", q),
+            "/files/read": lambda q, b: self._sandboxes("read", q),
             "/teardown": self._teardown,
             "/tasks/kill": self._kill,
             "/roles": lambda q, b: Reply.json(self.roles()),
@@ -195,11 +252,16 @@ class MasterDaemon:
         def make_engine(address: str) -> MasterEngine:
             info = pb.MasterInfo(id=self.master_id, hostname=self.flags.hostname, port=self.http.port,
                                  transport=address, version=__version__, start_time=self.start_time)
-            return MasterEngine(info, self.config, now=PROCESS_CLOCK(), registry=state)
+            return MasterEngine(info, self.config, now=PROCESS_CLOCK(), registry=state, acls=self.acls)
 
+        curve = None
+        if self.pair is not None and self.ring is not None:
+            curve = CurveLinks(self.pair, self.ring, lambda address: self._server_key(runtime, address))
         runtime = Runtime(make_engine, host=self.flags.host, port=self._transport_port, clock=PROCESS_CLOCK,
-                          acting=acting, advertise=self.flags.advertise_ip)
+                          curve=curve, acting=acting, advertise=self.flags.advertise_ip)
         runtime.add_performers(performers)
+        if self.revoked:
+            runtime.dispatcher.revoke(self.revoked)
         return runtime
 
     def _begin(self, runtime: Runtime) -> None:
@@ -264,7 +326,7 @@ class MasterDaemon:
         from corral.master.zk_registry import ZooKeeperRegistry
 
         with self._swap:
-            if self._stopping or contender is not self.contender:
+            if self._stopping.is_set() or contender is not self.contender:
                 return
             taken = PROCESS_CLOCK()
             assert self.zk_url is not None
@@ -315,7 +377,7 @@ class MasterDaemon:
             runtime.join(5.0)
         contender.stop()
         with self._swap:
-            if not self._stopping and contender is self.contender:
+            if not self._stopping.is_set() and contender is self.contender:
                 log.info("contending again as a standby")
                 self._contend()
 
@@ -358,7 +420,8 @@ class MasterDaemon:
         leader = self.leader_address()
         if leader is None:
             return Reply.error(HTTPStatus.SERVICE_UNAVAILABLE, "no master leads at the moment; try again shortly")
-        location = f"http://{leader}{path}" + (f"?{urlencode(query)}" if query else "")
+        scheme = "https" if self.ssl_context is not None else "http"
+        location = f"{scheme}://{leader}{path}" + (f"?{urlencode(query)}" if query else "")
         reply = Reply.json({"leader": leader}, HTTPStatus.TEMPORARY_REDIRECT)
         reply.headers["Location"] = location
         return reply
@@ -371,6 +434,34 @@ class MasterDaemon:
         return {"healthy": True, "role": (Role.LEADER if self.leading() else Role.STANDBY).value,
                 "zookeeper": session.value if session is not None else None,
                 "deposed_reason": self.deposed_reason or None}
+
+    def _server_key(self, runtime: Runtime, address: str) -> bytes | None:
+        """On `runtime`'s I/O thread: the CurveZMQ key of the peer at `address`: that of
+        the principal that registered there (the one it last connected with)."""
+        principal = runtime.engine.principal_at(address)  # type: ignore[attr-defined]
+        gate = runtime.transport.gate
+        if principal is None or self.ring is None or gate is None:
+            return None
+        return principal_key(self.ring, gate, principal)
+
+    def _watch_key_ring(self) -> None:
+        """Follow the key ring: a principal none of whose keys it holds any more is
+        revoked (its frames refused, also on the connections it has open) until a key
+        of it is back. (The gate reads the ring at every handshake too, so new keys are
+        admitted at once.)"""
+        ring = self.ring
+        assert ring is not None
+        revoked: frozenset[str] = frozenset()
+        while not self._stopping.wait(KEY_RING_POLL):
+            ring.refresh()
+            now = ring.revoked()
+            if now != revoked:
+                revoked = now
+                with self._swap:  # a term begun from now on starts with them revoked
+                    self.revoked = revoked
+                    runtime = self.runtime
+                if runtime is not None:
+                    runtime.call_soon(runtime.dispatcher.revoke, revoked)
 
     def info(self) -> dict[str, Any]:
         session = self.zk_session()
@@ -385,9 +476,11 @@ class MasterDaemon:
         return runtime, runtime.engine  # type: ignore[return-value]
 
     def state(self) -> dict[str, Any]:
+        """The master's view, as the request's principal may see it."""
+        viewer = REQUEST_PRINCIPAL.get()
         runtime, engine = self._term()
         with runtime.lock:
-            view = engine.snapshot()
+            view = engine.snapshot(viewer)
         view.update(address=self.address, leader=self.address, elected=True, now=runtime.clock())
         return view
 
@@ -402,18 +495,22 @@ class MasterDaemon:
         if wanted and wanted not in STATE_NAMES.values():
             return Reply.error(HTTPStatus.BAD_REQUEST, f"invalid state {query['state']!r}: not a task state")
         every = query.get("all", "") not in ("", "0", "false")
+        viewer = REQUEST_PRINCIPAL.get()
         with self._term()[0].lock:
-            tasks = tasks_view(self.engine, query.get("framework_id"), wanted, every)
+            tasks = tasks_view(self.engine, query.get("framework_id"), wanted, every, viewer)
         return Reply.json({"tasks": tasks})
 
     def _task(self, query: dict[str, str], body: bytes) -> Reply:
-        """GET ?task_id=T[&framework_id=F]: one task, with its whole history."""
+        """GET ?task_id=T[&framework_id=F]: one task, with its whole history (403 when
+        the ACLs do not let the caller view it)."""
         if not query.get("task_id"):
             return Reply.error(HTTPStatus.BAD_REQUEST, "missing 'task_id'")
+        viewer = REQUEST_PRINCIPAL.get()
         with self._term()[0].lock:
             task, problem = self.engine.find_task(query.get("framework_id"), query["task_id"])
             if task is None:
                 return Reply.error(HTTPStatus.NOT_FOUND, problem)
+            check_task_view(self.engine, task, viewer)
             return Reply.json(task_view(task))
 
     def _kill(self, query: dict[str, str], body: bytes) -> Reply:
@@ -425,11 +522,13 @@ class MasterDaemon:
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             return Reply.error(HTTPStatus.BAD_REQUEST, f"invalid kill request: {exc!r}; expected {{\"task_id\": ...}}")
 
+        principal = REQUEST_PRINCIPAL.get()
+
         def kill() -> str:
             task, problem = self.engine.find_task(framework_id, task_id)
             if task is None:
                 return problem
-            return self.engine.operator_kill(task.framework_id, task.id, PROCESS_CLOCK())
+            return self.engine.operator_kill(task.framework_id, task.id, PROCESS_CLOCK(), principal)
 
         problem = self._term()[0].call(kill)
         if problem:
@@ -443,30 +542,17 @@ class MasterDaemon:
         except (ValueError, KeyError, TypeError) as exc:
             return Reply.error(HTTPStatus.BAD_REQUEST, f"invalid teardown request: {exc!r}; "
                                                        "expected {\"framework_id\": ...}")
-        problem = self._term()[0].call(lambda: self.engine.operator_teardown(framework_id, PROCESS_CLOCK()))
+        principal = REQUEST_PRINCIPAL.get()
+        problem = self._term()[0].call(lambda: self.engine.operator_teardown(framework_id, PROCESS_CLOCK(), principal))
         if problem:
             return Reply.error(HTTPStatus.NOT_FOUND, f"cannot tear down: {problem}")
         return Reply.json({"framework_id": framework_id, "torn_down": True})
 
-    # -- sandboxes, through the master --------------------------------------------------
-    def _agent_files(self, what: str, query: dict[str, str]) -> Reply:
-        """GET /files/browse|read?agent_id=A&path=P[&offset=O&length=L]: the agent's own
-        /files endpoint (paths are under its sandboxes), asked by the master."""
-        agent_id = query.get("agent_id", "")
-        with self._term()[0].lock:
-            agent = self.engine.agents.get(agent_id)
-            address = agent_http_address(agent.transport, agent.info.port) if agent is not None else None
-        if address is None:
-            return Reply.error(HTTPStatus.NOT_FOUND, f"unknown agent {agent_id!r}")
-        forwarded = {k: v for k, v in query.items() if k in ("path", "offset", "length")}
-        url = f"http://{address}/files/{what}?{urllib.parse.urlencode(forwarded)}"
-        try:
-            with urllib.request.urlopen(url, timeout=AGENT_FILES_TIMEOUT) as response:
-                return Reply(HTTPStatus(response.status), response.read())
-        except urllib.error.HTTPError as exc:
-            return Reply(HTTPStatus(exc.code), exc.read())
-        except (OSError, ValueError) as exc:
-            return Reply.error(HTTPStatus.BAD_GATEWAY, f"agent {agent_id} at {address} did not answer: {exc}")
+    def _sandboxes(self, what: str, query: dict[str, str]) -> Reply:
+        """/files/browse and /files/read: an agent's sandboxes, for the caller the ACLs
+        let read them (corral.master.sandboxes)."""
+        runtime, engine = self._term()
+        return self.sandbox_proxy.serve(what, query, REQUEST_PRINCIPAL.get(), engine, runtime.lock)
 
     def roles(self) -> dict[str, Any]:
         runtime, engine = self._term()
@@ -484,7 +570,8 @@ class MasterDaemon:
                 changes = [(str(e["role"]), e["weight"]) for e in entries]
             except (ValueError, KeyError, TypeError) as exc:
                 return Reply.error(HTTPStatus.BAD_REQUEST, f"invalid weights: {exc}")
-            problem = runtime.call(lambda: engine.set_weights(changes, runtime.clock()))
+            principal = REQUEST_PRINCIPAL.get()
+            problem = runtime.call(lambda: engine.set_weights(changes, runtime.clock(), principal))
             if problem:
                 return Reply.error(HTTPStatus.BAD_REQUEST, f"invalid weights: {problem}")
         with runtime.lock:
@@ -506,7 +593,8 @@ class MasterDaemon:
                     quota = Resources.parse(limit if isinstance(limit, str) else json.dumps(limit))
             except (ValueError, KeyError, TypeError, AttributeError, ResourceError) as exc:
                 return Reply.error(HTTPStatus.BAD_REQUEST, f"invalid quota: {exc}")
-            problem = runtime.call(lambda: engine.set_quota(role, quota, runtime.clock()))
+            principal = REQUEST_PRINCIPAL.get()
+            problem = runtime.call(lambda: engine.set_quota(role, quota, runtime.clock(), principal))
             if problem:
                 return Reply.error(HTTPStatus.BAD_REQUEST, f"invalid quota: {problem}")
         with runtime.lock:
@@ -524,10 +612,12 @@ class MasterDaemon:
             resources = Resources.parse(str(request["resources"])).to_protos()
         except (ValueError, KeyError, TypeError, ResourceError, AllocatorError) as exc:
             return Reply.error(HTTPStatus.BAD_REQUEST, f"invalid {what} request: {exc}")
+        principal = REQUEST_PRINCIPAL.get()
         for r in resources:
-            r.reservations.add(type=pb.Resource.ReservationInfo.DYNAMIC, role=role, principal="operator")
+            r.reservations.add(type=pb.Resource.ReservationInfo.DYNAMIC, role=role, principal=principal or "operator")
             r.role = role
-        problem = runtime.call(lambda: engine.operator_reservation(agent_id, resources, unreserve, runtime.clock()))
+        problem = runtime.call(lambda: engine.operator_reservation(agent_id, resources, unreserve, runtime.clock(),
+                                                                   principal))
         if problem:
             return Reply.error(HTTPStatus.CONFLICT, f"cannot {what}: {problem}")
         return Reply.json({"agent_id": agent_id, what: Resources.from_protos(resources).to_text()})
@@ -539,14 +629,18 @@ class MasterDaemon:
             agent_id = str(json.loads(body or b"null")["agent_id"])
         except (ValueError, KeyError, TypeError) as exc:
             return Reply.error(HTTPStatus.BAD_REQUEST, f"invalid request: {exc}")
-        problem = runtime.call(lambda: engine.mark_gone(agent_id, runtime.clock()))
+        principal = REQUEST_PRINCIPAL.get()
+        problem = runtime.call(lambda: engine.mark_gone(agent_id, runtime.clock(), principal))
         if problem:
             return Reply.error(HTTPStatus.NOT_FOUND, problem)
         return Reply.json({"agent_id": agent_id, "gone": True})
 
     def flags_view(self) -> dict[str, Any]:
         flags = asdict(self.flags)
-        flags["work_dir"] = str(self.flags.work_dir)
+        for name in ("work_dir", "key", "keys", "acls", "http_credentials", "tls_cert", "tls_key",
+                     "agent_http_credential"):
+            value = getattr(self.flags, name)
+            flags[name] = None if value is None else str(value)
         flags["zk"] = mask_credentials(self.flags.zk) if self.flags.zk else None
         flags.update({f"config.{k}": v for k, v in asdict(self.config).items()})
         return flags
@@ -570,6 +664,10 @@ class MasterDaemon:
                              for name, n in task_counters(engine).items()})
             counters["master/frameworks_completed"] = len(engine.completed_frameworks)
             counters["master/outstanding_offers"] = len(engine.offers)
+            counters.update({f"master/denied/{action}": n for action, n in engine.authorizer.denials.items()})
+        if self.ring is not None:
+            counters["master/key_ring/principals"] = len(self.ring.principals())
+            counters["master/key_ring/revoked"] = len(self.revoked)
         counters.update({f"transport/{k}": v for k, v in runtime.metrics().items()})
         return counters
 
@@ -580,6 +678,8 @@ class MasterDaemon:
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
         self.http.start()
+        if self.ring is not None:
+            threading.Thread(target=self._watch_key_ring, name="key-ring", daemon=True).start()
         if self.runtime is not None:
             self.runtime.start(name="master-io")
             log.info("master %s listening on %s (transport %s)", self.master_id, self.address, self.runtime.address)
@@ -591,7 +691,7 @@ class MasterDaemon:
 
     def stop(self) -> None:
         with self._swap:
-            self._stopping = True
+            self._stopping.set()
             contender, runtime = self.contender, self.runtime
         if runtime is not None:
             runtime.stop()
@@ -601,9 +701,3 @@ class MasterDaemon:
         self.http.close()
         if isinstance(self.registry, Registry):
             self.registry.close()
-
-
-def agent_http_address(transport: str, port: int) -> str:
-    """An agent's HTTP address: the host of its transport, and the port it registered."""
-    host = transport.removeprefix("tcp://").rpartition(":")[0]
-    return f"{host}:{port}"

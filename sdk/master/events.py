@@ -4,7 +4,8 @@ EventSource reads them, and so does `curl -N`), like Mesos' operator SUBSCRIBE.
 Each event is `event: NAME` and `data: JSON`:
 - SUBSCRIBED `{"state": <the /state document>}`, first, taken together with the
   subscription, so that the events after it are exactly what changed since;
-- TASK_ADDED `{"tasks": [<task>, ...]}` (tasks launched, or learned from an agent);
+- TASK_ADDED `{"tasks": [<task>, ...]}`, one per framework (tasks launched, or learned
+  from an agent);
 - TASK_UPDATED `{"framework_id": ID, "tasks": [[task id, state, healthy], ...]}`, one
   per framework: the latest state of each of its tasks that had updates since the last
   event (several updates of one task in that time are one entry; `GET /task` has its
@@ -22,12 +23,19 @@ The engine records its events in `engine.operator_events` while anyone subscribe
 every FLUSH_INTERVAL under the runtime lock, turns them into views, and writes them to
 every subscriber. A subscriber that falls MAX_BACKLOG events behind is disconnected
 (its EventSource reconnects and starts again from a new SUBSCRIBED).
+
+Each subscriber sees what its principal (the request's, on a master with HTTP
+credentials) may: SUBSCRIBED is its /state, and the events of a framework (its
+FRAMEWORK_* events) and of its tasks (TASK_*) go only to the principals the ACLs let
+view that framework (view_frameworks), and its tasks (view_tasks too), by the
+framework's user; agents and heartbeats go to everyone.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import threading
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import orjson
@@ -35,8 +43,11 @@ from aiohttp import web
 
 from corral.engines.master import MasterEngine
 from corral.engines.master.operator import OperatorEvent, OperatorEvents
-from corral.engines.master.snapshot import STATE_NAMES, agent_view, framework_view, task_counters, task_view
+from corral.engines.master.snapshot import STATE_NAMES, agent_view, framework_record, framework_view, task_counters, \
+    task_view
+from corral.net.http import REQUEST_PRINCIPAL
 from corral.runtime.clock import PROCESS_CLOCK, Clock
+from corral.security.acls import Acls, Action
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +67,43 @@ def sse(name: str, data: Any) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
+@dataclass(frozen=True, slots=True)
+class Audience:
+    """Who may receive an event: the principals the ACLs let do each of `actions` to
+    `user` (no actions: everyone)."""
+
+    actions: tuple[Action, ...] = ()
+    user: str | None = None
+
+    def admits(self, acls: Acls, principal: str | None) -> bool:
+        return all(acls.authorized(action, principal, self.user) for action in self.actions)
+
+
+EVERYONE = Audience()
+
+
+def framework_viewers(user: str | None) -> Audience:
+    return Audience((Action.VIEW_FRAMEWORKS,), user)
+
+
+def task_viewers(user: str | None) -> Audience:
+    return Audience((Action.VIEW_FRAMEWORKS, Action.VIEW_TASKS), user)
+
+
+#: an event's name, its data, and who may receive it
+Payload = tuple[str, Any, Audience]
+
+
 class Subscriber:
-    """One subscription: the events for it (None: it was dropped) wait in `queue`, which
-    the HTTP server's loop reads."""
+    """One subscription, by `principal` (None: unauthenticated): the events for it (None:
+    it was dropped) wait in `queue`, which the HTTP server's loop reads."""
 
-    __slots__ = ("queue", "dropped")
+    __slots__ = ("queue", "dropped", "principal")
 
-    def __init__(self) -> None:
+    def __init__(self, principal: str | None = None) -> None:
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.dropped = False
+        self.principal = principal
 
 
 class EventStream:
@@ -91,7 +130,7 @@ class EventStream:
     # -- the route -------------------------------------------------------------------
     async def serve(self, request: web.Request, closing: asyncio.Event) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
-        subscriber = Subscriber()
+        subscriber = Subscriber(request.get("principal"))
         first = await loop.run_in_executor(None, self.subscribe, subscriber)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                                "Access-Control-Allow-Origin": "*", "X-Accel-Buffering": "no"})
@@ -121,13 +160,17 @@ class EventStream:
         return response
 
     def subscribe(self, subscriber: Subscriber) -> bytes:
-        """The SUBSCRIBED event, made under the lock as the subscriber joins (so that it
-        gets every event taken from then on)."""
-        with self.lock:
-            if self.engine.operator_events is None:
-                self.engine.operator_events = OperatorEvents()
-            state = self._state()
-            self._subscribers.add(subscriber)
+        """The SUBSCRIBED event (the state its principal may see), made under the lock
+        as the subscriber joins (so that it gets every event taken from then on)."""
+        token = REQUEST_PRINCIPAL.set(subscriber.principal)
+        try:
+            with self.lock:
+                if self.engine.operator_events is None:
+                    self.engine.operator_events = OperatorEvents()
+                state = self._state()
+                self._subscribers.add(subscriber)
+        finally:
+            REQUEST_PRINCIPAL.reset(token)
         return sse("SUBSCRIBED", {"state": state})
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
@@ -142,10 +185,11 @@ class EventStream:
                 await asyncio.wait_for(closing.wait(), FLUSH_INTERVAL)
             except asyncio.TimeoutError:
                 pass
-            chunks, subscribers = await loop.run_in_executor(None, self.take)
+            by_principal, subscribers = await loop.run_in_executor(None, self.take)
             for subscriber in subscribers:
                 if subscriber.dropped:
                     continue
+                chunks = by_principal[subscriber.principal]
                 if subscriber.queue.qsize() + len(chunks) > MAX_BACKLOG:
                     subscriber.dropped = True
                     subscriber.queue.put_nowait(None)
@@ -156,18 +200,19 @@ class EventStream:
             if not subscribers:
                 return
 
-    def take(self) -> tuple[list[bytes], list[Subscriber]]:
-        """The events since the last take, as server-sent events, and who gets them. With
-        nobody subscribed the engine stops producing events. The engine is read under
-        the lock in slices of at most TAKE_SLICE tasks (the I/O thread goes on between
-        them: a take may have 10 000 tasks); events are encoded outside it."""
+    def take(self) -> tuple[dict[str | None, list[bytes]], list[Subscriber]]:
+        """The events since the last take, as server-sent events for each subscriber's
+        principal (those it may receive), and the subscribers. With nobody subscribed
+        the engine stops producing events. The engine is read under the lock in slices
+        of at most TAKE_SLICE tasks (the I/O thread goes on between them: a take may
+        have 10 000 tasks); events are encoded outside it, each once."""
         with self.lock:
             subscribers = list(self._subscribers)
             if not subscribers:
                 self.engine.operator_events = None
                 self._agents.clear()
                 self._frameworks.clear()
-                return [], []
+                return {}, []
             events = self.engine.operator_events or OperatorEvents()
             self.engine.operator_events = OperatorEvents()
             payloads, added = self._logged(events)
@@ -175,53 +220,73 @@ class EventStream:
             if now >= self._next_refresh:
                 self._next_refresh = now + REFRESH_INTERVAL
                 payloads.extend(self._refresh(now))
-        tasks = list(added.values())
-        views: list[dict[str, Any]] = []
-        for start in range(0, len(tasks), TAKE_SLICE):
-            with self.lock:
-                views.extend(task_view(t) for t in tasks[start:start + TAKE_SLICE])
-        if views:
-            payloads.append((OperatorEvent.TASK_ADDED.value, {"tasks": views}))
+        by_framework: dict[str, list[Any]] = {}
+        for (fid, _), task in added.items():
+            by_framework.setdefault(fid, []).append(task)
+        for fid, tasks in by_framework.items():
+            views: list[dict[str, Any]] = []
+            for start in range(0, len(tasks), TAKE_SLICE):
+                with self.lock:
+                    views.extend(task_view(t) for t in tasks[start:start + TAKE_SLICE])
+            payloads.append((OperatorEvent.TASK_ADDED.value, {"tasks": views}, task_viewers(self._user(fid))))
         updated: dict[str, list[Any]] = {}
+        users: dict[str, str | None] = {}
         ids = list(events.updated)
         for start in range(0, len(ids), TAKE_SLICE):
             with self.lock:
-                for fid, entries in self._updated(set(ids[start:start + TAKE_SLICE]), added).items():
+                for fid, (user, entries) in self._updated(set(ids[start:start + TAKE_SLICE]), added).items():
                     updated.setdefault(fid, []).extend(entries)
+                    users[fid] = user
         for fid, entries in updated.items():
-            payloads.append((OperatorEvent.TASK_UPDATED.value, {"framework_id": fid, "tasks": entries}))
-        return [sse(name, data) for name, data in payloads], subscribers
+            payloads.append((OperatorEvent.TASK_UPDATED.value, {"framework_id": fid, "tasks": entries},
+                             task_viewers(users[fid])))
+        return self._addressed(payloads, subscribers), subscribers
 
-    def _logged(self, events: OperatorEvents) -> tuple[list[tuple[str, Any]], dict[tuple[str, str], Any]]:
+    def _user(self, framework_id: str) -> str | None:
+        with self.lock:
+            fw = framework_record(self.engine, framework_id)
+            return fw.info.user if fw is not None else None
+
+    def _addressed(self, payloads: list[Payload], subscribers: list[Subscriber]) -> dict[str | None, list[bytes]]:
+        """The events each subscriber's principal may receive (each encoded once)."""
+        chunks = [(sse(name, data), audience) for name, data, audience in payloads]
+        acls = self.engine.authorizer.acls
+        if acls.permissive and not acls.rules:
+            everything = [chunk for chunk, _ in chunks]
+            return {s.principal: everything for s in subscribers}
+        return {principal: [chunk for chunk, audience in chunks if audience.admits(acls, principal)]
+                for principal in {s.principal for s in subscribers}}
+
+    def _logged(self, events: OperatorEvents) -> tuple[list[Payload], dict[tuple[str, str], Any]]:
         """(Under the lock) the events of agents and frameworks, and the tasks added by
         (framework id, task id)."""
         added: dict[tuple[str, str], Any] = {}
-        payloads: list[tuple[str, Any]] = []
+        payloads: list[Payload] = []
         for kind, subject in events.log:
             if kind is OperatorEvent.TASK_ADDED:
                 added[(subject.framework_id, subject.id)] = subject
             elif kind is OperatorEvent.AGENT_ADDED:
                 view = agent_view(subject)
                 self._agents[subject.id] = view
-                payloads.append((kind.value, {"agent": view}))
+                payloads.append((kind.value, {"agent": view}, EVERYONE))
             elif kind is OperatorEvent.AGENT_REMOVED:
                 self._agents.pop(subject.id, None)
-                payloads.append((kind.value, {"agent_id": subject.id}))
+                payloads.append((kind.value, {"agent_id": subject.id}, EVERYONE))
             else:  # FRAMEWORK_ADDED, FRAMEWORK_REMOVED
                 view = framework_view(self.engine, subject, tasks=False)
                 if kind is OperatorEvent.FRAMEWORK_ADDED:
                     self._frameworks[subject.id] = view
                 else:
                     self._frameworks.pop(subject.id, None)
-                payloads.append((kind.value, {"framework": view}))
+                payloads.append((kind.value, {"framework": view}, framework_viewers(subject.info.user)))
         return payloads, added
 
-    def _updated(self, task_ids: set[str], added: dict[tuple[str, str], Any]) -> dict[str, list[Any]]:
+    def _updated(self, task_ids: set[str], added: dict[tuple[str, str], Any]) -> dict[str, tuple[str, list[Any]]]:
         """[task id, state, healthy] of each task of `task_ids` (under the lock), by
-        framework: the tasks of those ids of the active frameworks (active or completed
+        framework (with the framework's user): the tasks of those ids of the active frameworks (active or completed
         tasks), and of the completed frameworks for ids no active one has; those in
         `added` are told there. (Set operations: a take may have 10 000 tasks.)"""
-        out: dict[str, list[Any]] = {}
+        out: dict[str, tuple[str, list[Any]]] = {}
         left = task_ids
         for frameworks in (self.engine.frameworks.values(), self.engine.completed_frameworks):
             found: set[str] = set()
@@ -240,25 +305,25 @@ class EventStream:
                 if added:
                     entries = [e for e in entries if (fw.id, e[0]) not in added]
                 if entries:
-                    out[fw.id] = entries
+                    out[fw.id] = (fw.info.user, entries)
             left = left - found
         return out
 
-    def _refresh(self, now: float) -> list[tuple[str, Any]]:
+    def _refresh(self, now: float) -> list[Payload]:
         """AGENT_UPDATED and FRAMEWORK_UPDATED for those whose view changed, and a
         HEARTBEAT (under the lock)."""
         engine = self.engine
-        payloads: list[tuple[str, Any]] = []
+        payloads: list[Payload] = []
         for agent in engine.agents.values():
             view = agent_view(agent)
             if self._agents.get(agent.id) != view:
                 self._agents[agent.id] = view
-                payloads.append(("AGENT_UPDATED", {"agent": view}))
+                payloads.append(("AGENT_UPDATED", {"agent": view}, EVERYONE))
         for fw in engine.frameworks.values():
             view = framework_view(engine, fw, tasks=False)
             if self._frameworks.get(fw.id) != view:
                 self._frameworks[fw.id] = view
-                payloads.append(("FRAMEWORK_UPDATED", {"framework": view}))
+                payloads.append(("FRAMEWORK_UPDATED", {"framework": view}, framework_viewers(fw.info.user)))
         payloads.append(("HEARTBEAT", {"now": now, "counters": dict(engine.counters),
-                                       "task_counters": task_counters(engine)}))
+                                       "task_counters": task_counters(engine)}, EVERYONE))
         return payloads

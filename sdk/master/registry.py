@@ -1,8 +1,8 @@
 """The master's registry in an embedded SQLite file under --work-dir (used when there is
 no ZooKeeper): what must survive a master restart that agents and frameworks cannot
 tell it again: the admitted agents (and which are unreachable, and since when, or
-marked gone by an operator), role weights and quota limits, and the frameworks that
-subscribed (for their failover timeouts).
+marked gone by an operator, and the principal each was admitted by), role weights and
+quota limits, and the frameworks that subscribed (for their failover timeouts).
 
 Every change is committed before the caller applies it, so a crash never leaves the
 master running with a setting it would forget. `registry_performers` is how a master
@@ -32,7 +32,8 @@ from corral.protos import corral_pb2 as pb
 from corral.resources import Resources
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS agents (id TEXT PRIMARY KEY, info BLOB NOT NULL, state TEXT NOT NULL, since REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS agents (id TEXT PRIMARY KEY, info BLOB NOT NULL, state TEXT NOT NULL, since REAL NOT NULL,
+                                   principal TEXT);
 CREATE TABLE IF NOT EXISTS weights (role TEXT PRIMARY KEY, weight REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS quotas (role TEXT PRIMARY KEY, resources TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS frameworks (id TEXT PRIMARY KEY, info BLOB NOT NULL);
@@ -45,7 +46,7 @@ class RegistryStore(Protocol):
     def state(self) -> RegistryState: ...
 
     def record_agent(self, agent_id: str, info: pb.AgentInfo | None, record: AgentRecordState,
-                     since: float) -> None: ...
+                     since: float, principal: str | None = None) -> None: ...
 
     def forget_agent(self, agent_id: str) -> None: ...
 
@@ -63,7 +64,7 @@ class RegistryStore(Protocol):
 def registry_performers(store: RegistryStore) -> dict[type, Performer]:
     """How each registry action of the master engine is carried out on `store`."""
     return {
-        RecordAgent: lambda a: store.record_agent(a.agent_id, a.info, a.record, a.since),
+        RecordAgent: lambda a: store.record_agent(a.agent_id, a.info, a.record, a.since, a.principal),
         ForgetAgent: lambda a: store.forget_agent(a.agent_id),
         RecordWeight: lambda a: store.set_weight(a.role, a.weight),
         RecordQuota: lambda a: store.set_quota(a.role, a.quota),
@@ -80,6 +81,9 @@ class Registry:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(agents)")}
+        if "principal" not in columns:  # a registry written before principals were kept
+            self._db.execute("ALTER TABLE agents ADD COLUMN principal TEXT")
 
     def state(self) -> RegistryState:
         """Everything the registry keeps (what a starting master engine is given)."""
@@ -92,9 +96,11 @@ class Registry:
     def agents(self) -> RegistryState:
         state = RegistryState()
         with self._lock:
-            rows = list(self._db.execute("SELECT id, info, state, since FROM agents"))
-        for agent_id, blob, kind, since in rows:
+            rows = list(self._db.execute("SELECT id, info, state, since, principal FROM agents"))
+        for agent_id, blob, kind, since, principal in rows:
             record = AgentRecordState(kind)
+            if principal is not None and record is not AgentRecordState.GONE:
+                state.principals[agent_id] = principal
             if record is AgentRecordState.ADMITTED:
                 state.admitted[agent_id] = pb.AgentInfo.FromString(blob)
             elif record is AgentRecordState.UNREACHABLE:
@@ -103,17 +109,17 @@ class Registry:
                 state.gone.add(agent_id)
         return state
 
-    def record_agent(self, agent_id: str, info: pb.AgentInfo | None, record: AgentRecordState, since: float) -> None:
-        """Write an agent's registry entry; `info` None keeps the one stored."""
+    def record_agent(self, agent_id: str, info: pb.AgentInfo | None, record: AgentRecordState, since: float,
+                     principal: str | None = None) -> None:
+        """Write an agent's registry entry; `info` None keeps the one stored, `principal`
+        None the principal stored."""
         with self._lock:
-            if info is None:
-                self._db.execute(
-                    "INSERT INTO agents VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT(id) DO UPDATE SET state = excluded.state, since = excluded.since",
-                    (agent_id, b"", record.value, since))
-            else:
-                self._db.execute("INSERT OR REPLACE INTO agents VALUES (?, ?, ?, ?)",
-                                 (agent_id, info.SerializeToString(), record.value, since))
+            self._db.execute(
+                "INSERT INTO agents VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+                "info = CASE WHEN ? THEN excluded.info ELSE agents.info END, state = excluded.state, "
+                "since = excluded.since, principal = COALESCE(excluded.principal, agents.principal)",
+                (agent_id, b"" if info is None else info.SerializeToString(), record.value, since, principal,
+                 info is not None))
 
     def forget_agent(self, agent_id: str) -> None:
         with self._lock:

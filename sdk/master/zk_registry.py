@@ -5,7 +5,8 @@ quota, and the frameworks a new leader keeps failover timers for.
 Layout under the election path PATH (with credentials in the URL, every znode here is
 readable and writable by the masters' user only: `corral.net.zookeeper.Acl.PRIVATE`):
   PATH/registry/epoch             the leader epoch: its version is the fencing token
-  PATH/registry/agents/NNN        agents, in buckets by a hash of their id (msgpack maps)
+  PATH/registry/agents/NNN        agents, in buckets by a hash of their id (msgpack maps of
+                                  id -> [state, since, AgentInfo, principal admitted by])
   PATH/registry/frameworks/NNN    frameworks, the same way
   PATH/registry/weights           {role: weight}
   PATH/registry/quotas            {role: resources text}
@@ -163,7 +164,7 @@ class ZooKeeperRegistry:
             for bucket, entries in self._agents.buckets.items():
                 for agent_id, entry in entries.items():
                     try:
-                        kind, since, blob = entry
+                        kind, since, blob, *rest = entry  # (no principal: written before they were kept)
                         record = AgentRecordState(kind)
                         if record is AgentRecordState.ADMITTED:
                             state.admitted[agent_id] = pb.AgentInfo.FromString(blob)
@@ -171,6 +172,8 @@ class ZooKeeperRegistry:
                             state.unreachable[agent_id] = float(since)
                         else:
                             state.gone.add(agent_id)
+                        if rest and rest[0] is not None and record is not AgentRecordState.GONE:
+                            state.principals[agent_id] = str(rest[0])
                     except Exception as exc:
                         self._skip(f"registry znode {self._agents.path}/{bucket}: agent {agent_id!r} has an "
                                    f"unreadable entry ({exc}): skipped")
@@ -194,13 +197,17 @@ class ZooKeeperRegistry:
         return state
 
     # -- writing: staged, then committed ------------------------------------------------
-    def record_agent(self, agent_id: str, info: pb.AgentInfo | None, record: AgentRecordState, since: float) -> None:
-        """Stage an agent's entry; `info` None keeps the one stored."""
+    def record_agent(self, agent_id: str, info: pb.AgentInfo | None, record: AgentRecordState, since: float,
+                     principal: str | None = None) -> None:
+        """Stage an agent's entry; `info` None keeps the one stored, `principal` None the
+        principal stored."""
         with self._lock:
             bucket = bucket_of(agent_id)
             old = self._agents.buckets.get(bucket, {}).get(agent_id)
             blob = info.SerializeToString(deterministic=True) if info is not None else (old[2] if old else b"")
-            entry = [record.value, float(since) if record is AgentRecordState.UNREACHABLE else 0.0, blob]
+            if principal is None and old is not None and len(old) > 3:
+                principal = old[3]
+            entry = [record.value, float(since) if record is AgentRecordState.UNREACHABLE else 0.0, blob, principal]
             if old != entry:
                 self._stage_entry(self._agents, bucket, agent_id, entry)
 

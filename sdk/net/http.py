@@ -13,14 +13,30 @@ without one such a request is a 404.
 
 The server listens from its constructor on, so a port that is taken is an error there
 (naming the address), and `port` is the real one when 0 was asked for.
+
+Authentication (`authenticate`, optional): called with each request's path and
+`Authorization` header before anything answers it (routes, streams, the fallback, the
+web UI's static files), it returns the principal the request proves (None: a public
+path), which a route reads as `REQUEST_PRINCIPAL.get()` (a stream as
+`request["principal"]`), or raises `AuthenticationRequired`: a 401 asking for HTTP basic
+credentials. A route that raises `Forbidden` (an ACL's denial) answers 403 with its
+message. TLS: with `ssl_context`, the port speaks HTTPS only.
+
+A browser sends the basic credentials it was given (at its prompt) with every request
+to the daemon, also those another site's page makes it send: so, with authentication
+on, a request that may change something (not GET, HEAD or OPTIONS) coming from another
+site's page (its `Sec-Fetch-Site` or `Origin` says so) is refused with 403 before it
+is served. Clients that are not browsers send neither header.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import socket
+import ssl
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import partial
 from http import HTTPStatus
@@ -30,12 +46,16 @@ from typing import Any, Awaitable, Callable
 import orjson
 from aiohttp import web
 
+from corral.security.errors import AuthenticationRequired, Forbidden
+
 log = logging.getLogger(__name__)
 
 #: worker threads that run routes (each holds the runtime lock only while it reads)
 ROUTE_THREADS = 4
 #: seconds `close` gives open requests and streams to finish
 SHUTDOWN_GRACE = 2.0
+#: methods that change nothing (a browser may send them from any site's page)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass
@@ -55,6 +75,11 @@ class Reply:
 
 
 Route = Callable[[dict[str, str], bytes], Reply]
+#: (path, Authorization header) -> the principal the request proves (None: a public path)
+Authenticate = Callable[[str, "str | None"], "str | None"]
+
+#: the principal the request being served authenticated as (None: none, or a public path)
+REQUEST_PRINCIPAL: ContextVar[str | None] = ContextVar("corral_request_principal", default=None)
 
 
 @dataclass(frozen=True)
@@ -78,9 +103,12 @@ class HttpServer:
 
     def __init__(self, host: str, port: int, routes: dict[str, Route], *, streams: dict[str, Stream] | None = None,
                  static: dict[str, Path] | None = None, index: Path | None = None,
-                 fallback: Fallback | None = None) -> None:
+                 fallback: Fallback | None = None, authenticate: Authenticate | None = None,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.routes = routes
         self.fallback = fallback
+        self.authenticate = authenticate
+        self._ssl_context = ssl_context
         self.streams = dict(streams or {})
         self._static = dict(static or {})
         self._index = index
@@ -126,7 +154,8 @@ class HttpServer:
 
     async def _serve(self) -> None:
         self._closing = asyncio.Event()
-        app = web.Application(client_max_size=16 * 1024 * 1024)
+        app = web.Application(client_max_size=16 * 1024 * 1024,
+                              middlewares=[self._authenticate] if self.authenticate is not None else [])
         if self._index is not None:
             app.router.add_get("/", self._serve_index)
         for prefix, folder in self._static.items():
@@ -134,7 +163,7 @@ class HttpServer:
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE)
         await self._runner.setup()
-        await web.SockSite(self._runner, self._socket).start()
+        await web.SockSite(self._runner, self._socket, ssl_context=self._ssl_context).start()
 
     async def _shutdown(self) -> None:
         assert self._closing is not None and self._runner is not None
@@ -142,6 +171,22 @@ class HttpServer:
         await self._runner.cleanup()
 
     # -- requests --------------------------------------------------------------------
+    @web.middleware
+    async def _authenticate(self, request: web.Request, handler: Callable[[web.Request], Awaitable[Any]]) -> Any:
+        """Every request (routes, streams, static files) proves its principal first."""
+        assert self.authenticate is not None
+        if request.method not in SAFE_METHODS and _from_another_site(request):
+            return web.json_response({"error": f"{request.method} {request.path} from another site's page refused "
+                                               "(the browser would have sent its credentials for it)"},
+                                     status=HTTPStatus.FORBIDDEN)
+        try:
+            request["principal"] = self.authenticate(request.path.rstrip("/") or "/",
+                                                     request.headers.get("Authorization"))
+        except AuthenticationRequired as exc:
+            return web.json_response({"error": f"authentication required: {exc}"}, status=HTTPStatus.UNAUTHORIZED,
+                                     headers={"WWW-Authenticate": 'Basic realm="corral"'})
+        return await handler(request)
+
     async def _serve_index(self, request: web.Request) -> web.StreamResponse:
         assert self._index is not None
         return web.FileResponse(self._index, headers={"Cache-Control": "no-cache"})
@@ -163,19 +208,36 @@ class HttpServer:
             else:
                 assert self.fallback is not None
                 call = partial(self.fallback, Request(request.method, path, query, body))
-            reply = await self.loop.run_in_executor(self._workers, _call, call, request.method, path)
+            reply = await self.loop.run_in_executor(self._workers, _call, call, request.method, path,
+                                                    request.get("principal"))
         response = web.Response(status=reply.status, body=reply.body, headers=reply.headers)
         response.content_type = reply.content_type
         response.headers["Access-Control-Allow-Origin"] = "*"
         return response
 
 
-def _call(call: Callable[[], Reply], method: str, path: str) -> Reply:
+def _from_another_site(request: web.Request) -> bool:
+    """Whether a browser sent `request` for a page of another origin."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None and site not in ("same-origin", "none"):
+        return True
+    origin = request.headers.get("Origin")
+    return origin is not None and origin != f"{request.scheme}://{request.host}"
+
+
+def _call(call: Callable[[], Reply], method: str, path: str, principal: str | None = None) -> Reply:
+    """Run a route (or the fallback) on a worker thread, as `principal`: 403 when the ACLs
+    deny it, 500 (and the server goes on) when it fails."""
+    token = REQUEST_PRINCIPAL.set(principal)
     try:
         return call()
+    except Forbidden as exc:
+        return Reply.error(HTTPStatus.FORBIDDEN, str(exc))
     except Exception as exc:  # a route bug must not kill the server
         log.exception("HTTP %s %s failed", method, path)
         return Reply.error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(exc).__name__}: {exc}")
+    finally:
+        REQUEST_PRINCIPAL.reset(token)
 
 
 def _listen(host: str, port: int) -> socket.socket:

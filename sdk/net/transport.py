@@ -1,4 +1,4 @@
-"""ZeroMQ transport: the only module that imports zmq.
+"""ZeroMQ transport: the only module of the network layer that imports zmq.
 
 One PULL socket per process receives every frame addressed to it; one PUSH socket per
 peer sends. Delivery is at-most-once: a frame that cannot be queued (peer's queue full,
@@ -16,6 +16,15 @@ queue as one BATCH frame
 (`corral._core.envelope.encode_batch`, split at BATCH_MAX_BYTES) or, for a single envelope, as itself.
 The receiving dispatcher unpacks batches, so a batching peer can talk to one that does
 not batch. Order per peer is kept; a dropped batch counts each envelope it carried.
+
+CurveZMQ (`curve=CurveLinks(...)`; plaintext without): the PULL socket is a CURVE
+server with the process's key pair, behind a ZAP gate (`corral.security.zap`) that
+admits only the keys the links' directory knows, on a ZeroMQ context of the transport's
+own (one ZAP handler a context); each PUSH socket is a CURVE client of the server key
+`curve.server_key(address)` gives (frames towards an address without one are dropped
+and counted). Handshakes refused by the gate (`curve_refused`) or failing otherwise
+(`curve_failed`: a peer without CurveZMQ, or with the wrong server key) are counted; a
+PUSH socket whose handshake fails is made again if the address's server key changed.
 """
 from __future__ import annotations
 
@@ -24,7 +33,7 @@ import logging
 import resource
 import threading
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
@@ -34,7 +43,16 @@ from corral._core.send import encode_and_send as _encode_and_send
 from corral._core.send import send_frame as _send_frame
 from corral.net.protocol import PeerEvent
 
+if TYPE_CHECKING:
+    from corral.security.links import CurveLinks
+    from corral.security.zap import CurveGate
+
 log = logging.getLogger(__name__)
+
+
+class NoServerKey(LookupError):
+    """CurveZMQ is on and no server key is known for a peer's address."""
+
 
 #: envelopes handled per drain before the loop sends what they caused and looks at
 #: timers and commands again: small enough that the processes along a path work at once
@@ -65,11 +83,12 @@ BATCH_MAX_BYTES = 32 * 1024
 MAX_SOCKETS = 65535
 
 
-def context() -> zmq.Context:
-    """The process's ZeroMQ context, allowed MAX_SOCKETS sockets (libzmq takes the limit
-    when the context's first socket is made, so every socket of the process comes from
-    here), with the open-files limit raised to the hard limit."""
-    ctx = zmq.Context.instance()
+def context(private: bool = False) -> zmq.Context:
+    """The process's ZeroMQ context (or, `private`, a new one: a CurveZMQ transport's ZAP
+    handler serves its own context only), allowed MAX_SOCKETS sockets (libzmq takes the
+    limit when the context's first socket is made, so every socket comes from here), with
+    the open-files limit raised to the hard limit."""
+    ctx = zmq.Context() if private else zmq.Context.instance()
     if ctx.get(zmq.MAX_SOCKETS) < MAX_SOCKETS:
         ctx.set(zmq.MAX_SOCKETS, MAX_SOCKETS)
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -85,6 +104,15 @@ PeerCallback = Callable[[str, PeerEvent], None]
 class TransportCounters:
     sent: int = 0
     dropped: int = 0
+    #: CurveZMQ: handshakes on our server socket that failed without reaching the gate
+    #: (e.g. a peer without CurveZMQ), and frames not sent for want of a server key
+    curve_failed: int = 0
+    no_server_key: int = 0
+
+
+#: the handshake failures a CURVE server or client socket's monitor reports
+_HANDSHAKE_FAILED = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                     | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
 
 
 #: unique inproc endpoint names (wake-up sockets, socket monitors): pyzmq's default
@@ -97,11 +125,19 @@ class Transport:
     """Receives frames on `address` and sends frames to peers' addresses."""
 
     def __init__(self, host: str, port: int, dispatcher: Dispatcher,
-                 on_peer: PeerCallback | None = None, batch: bool = False, advertise: str | None = None) -> None:
+                 on_peer: PeerCallback | None = None, batch: bool = False, advertise: str | None = None,
+                 curve: CurveLinks | None = None) -> None:
         """Listen on host:port (any free port when 0); peers are told to send to
         `advertise` (an address they can reach, when `host` is e.g. 0.0.0.0) at that
         port, else to `host`. OSError naming the address when it cannot listen."""
-        self._ctx = context()
+        self._curve = curve
+        #: the ZAP gate of a CurveZMQ transport (None: plaintext)
+        self.gate: CurveGate | None = None
+        self._ctx = context(private=curve is not None)
+        if curve is not None:
+            from corral.security.zap import CurveGate
+
+            self.gate = CurveGate(self._ctx, curve.admits).start()
         #: batching on: envelopes waiting for `flush`, per peer (in send order)
         self._queued: dict[str, list[bytes]] | None = {} if batch else None
         self._dispatcher = dispatcher
@@ -109,6 +145,14 @@ class Transport:
         self._pull.setsockopt(zmq.RCVHWM, 0)
         self._pull.setsockopt(zmq.LINGER, 0)
         self._pull.setsockopt(zmq.MAXMSGSIZE, HARD_FRAME_LIMIT)
+        self._pull_monitor: zmq.Socket | None = None
+        if curve is not None:
+            self._pull.setsockopt(zmq.CURVE_SERVER, 1)
+            self._pull.setsockopt(zmq.CURVE_SECRETKEY, curve.own.secret)
+            self._pull.setsockopt(zmq.CURVE_PUBLICKEY, curve.own.public)
+            self._pull_monitor = self._pull.get_monitor_socket(
+                zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
+                addr=f"inproc://corral-monitor-{next(_INPROC_NAMES)}")
         try:
             if port:
                 self._pull.bind(f"tcp://{host}:{port}")
@@ -120,6 +164,10 @@ class Transport:
         self.address = f"tcp://{advertise or host}:{port}"
         self._sender = self.address.encode()
         self._pushes: dict[str, zmq.Socket] = {}
+        #: CurveZMQ: the server key each PUSH socket was made with, and the addresses
+        #: frames were dropped towards for want of one
+        self._server_keys: dict[str, bytes] = {}
+        self._keyless: set[str] = set()
         self._monitors: dict[zmq.Socket, str] = {}
         self._on_peer = on_peer
         self._seq = 0
@@ -135,6 +183,8 @@ class Transport:
         self._poller = zmq.Poller()
         self._poller.register(self._pull, zmq.POLLIN)
         self._poller.register(self._wake_rx, zmq.POLLIN)
+        if self._pull_monitor is not None:
+            self._poller.register(self._pull_monitor, zmq.POLLIN)
         self._closed = False
 
     def _push_to(self, to: str) -> zmq.Socket:
@@ -147,10 +197,22 @@ class Transport:
             sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
             sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
             sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
+            curve = self._curve
+            if curve is not None:
+                server_key = curve.server_key(to)
+                if server_key is None:
+                    sock.close(linger=0)
+                    raise NoServerKey(f"no CurveZMQ public key is known for the peer at {to!r}")
+                sock.setsockopt(zmq.CURVE_SERVERKEY, server_key)
+                sock.setsockopt(zmq.CURVE_PUBLICKEY, curve.own.public)
+                sock.setsockopt(zmq.CURVE_SECRETKEY, curve.own.secret)
+                self._server_keys[to] = server_key
             monitor = None
-            if self._on_peer is not None:
-                monitor = sock.get_monitor_socket(zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED,
-                                                  addr=f"inproc://corral-monitor-{next(_INPROC_NAMES)}")
+            if self._on_peer is not None or curve is not None:
+                events = zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED
+                if curve is not None:
+                    events |= _HANDSHAKE_FAILED
+                monitor = sock.get_monitor_socket(events, addr=f"inproc://corral-monitor-{next(_INPROC_NAMES)}")
                 self._monitors[monitor] = to
                 self._poller.register(monitor, zmq.POLLIN)
             try:
@@ -199,9 +261,13 @@ class Transport:
             error = None
         except zmq.ZMQError as exc:  # e.g. an address that does not parse
             error = exc
+        except NoServerKey as exc:
+            self.counters.no_server_key += envelopes
+            error = None if to in self._keyless else exc  # (said once per address)
+            self._keyless.add(to)
         return self._dropped(to, envelopes, error)
 
-    def _dropped(self, to: str, envelopes: int, error: zmq.ZMQError | None) -> bool:
+    def _dropped(self, to: str, envelopes: int, error: Exception | None) -> bool:
         """Count `envelopes` as dropped (full queue or closed transport, or `error`); False."""
         self.counters.dropped += envelopes
         if error is not None:
@@ -255,13 +321,14 @@ class Transport:
         if self._queued:
             self._queued.pop(to, None)
         sock = self._pushes.pop(to, None)
+        self._server_keys.pop(to, None)
         if sock is not None:
             self._close_push(sock, 0)
             self._close_monitor_of(to)
 
     def _close_push(self, sock: zmq.Socket, linger: int) -> None:
         """Stop monitoring `sock` (libzmq's end of the monitor goes with it), then close it."""
-        if self._on_peer is not None:
+        if self._on_peer is not None or self._curve is not None:
             try:
                 sock.disable_monitor()
             except zmq.ZMQError:
@@ -285,10 +352,44 @@ class Transport:
                 except zmq.Again:
                     break
                 kind = event["event"]
-                if kind == zmq.EVENT_CONNECTED:
-                    self._on_peer(peer, PeerEvent.CONNECTED)  # type: ignore[misc]
+                if kind & _HANDSHAKE_FAILED:
+                    if self._handshake_failed(peer):
+                        break  # the socket and its monitor are gone
+                elif self._on_peer is None:
+                    continue
+                elif kind == zmq.EVENT_CONNECTED:
+                    self._on_peer(peer, PeerEvent.CONNECTED)
                 elif kind == zmq.EVENT_DISCONNECTED:
-                    self._on_peer(peer, PeerEvent.DISCONNECTED)  # type: ignore[misc]
+                    self._on_peer(peer, PeerEvent.DISCONNECTED)
+
+    def _handshake_failed(self, peer: str) -> bool:
+        """The CurveZMQ handshake with `peer` failed (the peer refused our key, or its
+        server key is not the one we used): when the address's server key changed
+        (another principal registered there), the socket is made again with the new
+        one at the next send (True); else ZeroMQ keeps retrying."""
+        used = self._server_keys.get(peer)
+        try:
+            current = self._curve.server_key(peer)  # type: ignore[union-attr]
+        except Exception:
+            log.exception("looking up the CurveZMQ key of %s failed", peer)
+            current = used
+        if current == used:
+            log.warning("CurveZMQ handshake with %s failed (it does not admit our key, or its key is not %s)",
+                        peer, (used or b"?").decode("ascii", "replace"))
+            return False
+        log.info("the CurveZMQ key of %s changed: connecting again", peer)
+        self.forget_peer(peer)
+        return True
+
+    def _read_pull_monitor(self) -> None:
+        while True:
+            try:
+                recv_monitor_message(self._pull_monitor, zmq.NOBLOCK)  # type: ignore[arg-type]
+            except zmq.Again:
+                return
+            self.counters.curve_failed += 1
+            log.warning("refused a connection to %s: its handshake failed (no CurveZMQ, or not our server key)",
+                        self.address)
 
     def wait(self, timeout: float | None) -> bool:
         """Block up to `timeout` seconds for frames or a wake-up; True if frames are waiting."""
@@ -296,6 +397,8 @@ class Transport:
         events = dict(self._poller.poll(ms))
         if self._monitors:
             self._read_monitors(events)
+        if self._pull_monitor is not None and self._pull_monitor in events:
+            self._read_pull_monitor()
         if self._wake_rx in events:
             while True:
                 try:
@@ -328,5 +431,21 @@ class Transport:
         for monitor in self._monitors:
             monitor.close(linger=0)
         self._monitors.clear()
+        if self._pull_monitor is not None:
+            try:
+                self._pull.disable_monitor()
+            except zmq.ZMQError:
+                pass
+            self._pull_monitor.close(linger=0)
         for sock in (self._pull, self._wake_rx, self._wake_tx):
             sock.close(linger=0)
+        if self.gate is not None:
+            self.gate.stop()
+            # the context is the transport's own: ended once the PUSH sockets' linger is
+            # over (in the background: close does not wait for it)
+            threading.Thread(target=self._ctx.term, name="corral-zmq-term", daemon=True).start()
+
+    @property
+    def curve_refused(self) -> int:
+        """Handshakes the ZAP gate refused (unknown keys); 0 without CurveZMQ."""
+        return self.gate.refusals if self.gate is not None else 0

@@ -41,6 +41,7 @@ from corral.net.zookeeper import (
     parse_zk_url,
     read_leader,
 )
+from corral.security.tls import client_context
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +63,11 @@ class NoLeader(RuntimeError):
 
 
 def parse_master(address: str) -> tuple[str, int]:
-    """Split "HOST:PORT" (an http:// prefix is tolerated) into host and port."""
+    """Split "HOST:PORT" (an http:// or https:// prefix is tolerated) into host and port."""
     text = address.strip()
-    if text.startswith("http://"):
-        text = text[len("http://"):]
+    for scheme in ("http://", "https://"):
+        if text.startswith(scheme):
+            text = text[len(scheme):]
     text = text.rstrip("/")
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
@@ -87,10 +89,13 @@ def check_master_address(address: str) -> str:
 
 
 def fetch_info(address: str, timeout: float = 2.0) -> dict[str, Any]:
-    """The master's /info document; MasterUnreachable when there is none."""
+    """The master's /info document (over HTTPS, its certificate checked, when the
+    address says https://); MasterUnreachable when there is none."""
     host, port = parse_master(address)
+    https = address.strip().startswith("https://")
     try:
-        with urllib.request.urlopen(f"http://{host}:{port}/info", timeout=timeout) as response:
+        with urllib.request.urlopen(f"{'https' if https else 'http'}://{host}:{port}/info", timeout=timeout,
+                                    context=client_context() if https else None) as response:
             info = json.loads(response.read())
     except urllib.error.HTTPError as exc:
         raise MasterUnreachable(f"{address} is not a corral master: its /info answered HTTP {exc.code}") from None

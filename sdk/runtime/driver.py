@@ -12,11 +12,14 @@ import enum
 import logging
 import queue
 import threading
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from corral.engines.base import Callback, Engine
 from corral.runtime import Runtime
 from corral.runtime.actions import Performer
+
+if TYPE_CHECKING:
+    from corral.security.links import CurveLinks
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,10 @@ class DriverBase:
     def _on_started(self, runtime: Runtime) -> None:
         raise NotImplementedError
 
+    def _links(self) -> CurveLinks | None:
+        """The driver's CurveZMQ links (None: plaintext)."""
+        return None
+
     def _performers(self) -> dict[type, Performer]:
         """How the driver carries out its engine's actions besides Send (one table,
         built once at start): the user's callbacks go to the callback thread; subclasses
@@ -82,7 +89,7 @@ class DriverBase:
         with self._status_lock:
             if self.status is not DriverStatus.NOT_STARTED:
                 return self.status
-            self._runtime = Runtime(self._make_engine, host=self._host)
+            self._runtime = Runtime(self._make_engine, host=self._host, curve=self._links())
             self._runtime.add_performers(self._performers())
             self._callback_thread = threading.Thread(target=self._callback_loop, name="corral-callbacks", daemon=True)
             self._callback_thread.start()

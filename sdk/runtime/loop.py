@@ -20,7 +20,7 @@ import gc
 import logging
 import threading
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from google.protobuf.message import DecodeError
 
@@ -30,6 +30,9 @@ from corral.net.protocol import BODY_CLASS, PARSE, TYPE_NUMBER, MessageType, Pee
 from corral.net.transport import MAX_FRAME_SIZE, Transport
 from corral.runtime.actions import Performer, Performers
 from corral.runtime.clock import PROCESS_CLOCK, Clock
+
+if TYPE_CHECKING:
+    from corral.security.links import CurveLinks
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +80,7 @@ class Runtime:
         port: int = 0,
         clock: Clock = PROCESS_CLOCK,
         batch: bool = True,
+        curve: CurveLinks | None = None,
         acting: Callable[[], bool] | None = None,
         advertise: str | None = None,
     ) -> None:
@@ -91,6 +95,10 @@ class Runtime:
         sends what it produced. `batch=False` sends every update, ack and message in a
         frame of its own, as Mesos does. `advertise`: the host peers are told to send
         to, when it is not `host` (see `Transport`).
+
+        `curve`: every link over CurveZMQ (see `corral.net.transport`); the engine then
+        learns each message's sender from its connection, as `engine.principal` (the
+        principal its key belongs to), and authorises by it (`corral.engines.base`).
 
         `acting` (None: always): whether the engine may act at all right now (see the
         module's docstring)."""
@@ -112,11 +120,13 @@ class Runtime:
         self.stopped = threading.Event()
         self.dispatcher = Dispatcher(max_frame_size=MAX_FRAME_SIZE, on_error=self._dispatch_error)
         self.transport = Transport(host, port, self.dispatcher, on_peer=self._peer_event, batch=batch,
-                                   advertise=advertise)
+                                   advertise=advertise, curve=curve)
         self.address = self.transport.address
         #: the engine, built for this runtime's transport address
         self.engine = engine_factory(self.address)
         self.engine.batch = batch
+        if curve is not None:
+            self.dispatcher.authenticate(self.engine)
         for msg_type in self.engine.handled_types():
             self.dispatcher.register(int(msg_type), self._route(msg_type))
         self._thread: threading.Thread | None = None
@@ -318,6 +328,11 @@ class Runtime:
     def metrics(self) -> dict[str, int]:
         counters = dict(self.dispatcher.counters())
         counters["undecodable"] = self.undecodable
-        counters["sent"] = self.transport.counters.sent
-        counters["send_dropped"] = self.transport.counters.dropped
+        transport = self.transport
+        counters["sent"] = transport.counters.sent
+        counters["send_dropped"] = transport.counters.dropped
+        if transport.gate is not None:
+            counters["curve_refused"] = transport.curve_refused
+            counters["curve_failed"] = transport.counters.curve_failed
+            counters["no_server_key"] = transport.counters.no_server_key
         return counters

@@ -7,13 +7,23 @@ SIGSTOP) and restarting it on the same work dir exercises the real failure paths
 `masters` above 1 it also runs a ZooKeeper server of its own (`corral.testing.zookeeper`,
 from the system's `zookeeper` package): the masters elect their leader there and keep
 the registry there, and the agents follow the leader through its `zk://` URL.
+
+`secure=True` (`corral local --secure`): keys, HTTP credentials and the key ring are
+made under the work dir (`SecureSetup`), every daemon starts secured (the masters of
+one cluster share one key pair), and `client_env()` gives a driver and the operator CLI
+what they need (CORRAL_MASTER, CORRAL_KEY, CORRAL_MASTER_KEY, CORRAL_HTTP_PRINCIPAL,
+CORRAL_HTTP_SECRET).
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
+import secrets
+import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -23,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from corral.security.keys import generate
+from corral.security.tls import CA_ENV
 from corral.testing.zookeeper import ZooKeeperServer
 
 _LISTENING = re.compile(r"listening on (\S+:\d+) \(transport (\S+)\)")
@@ -45,9 +57,98 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: 
         interval = min(interval * 1.5, 0.25)
 
 
-def get_json(address: str, path: str, timeout: float = 5.0) -> Any:
-    with urllib.request.urlopen(f"http://{address}{path}", timeout=timeout) as response:
+def get_json(address: str, path: str, timeout: float = 5.0, authorization: str | None = None,
+             tls: ssl.SSLContext | None = None) -> Any:
+    """A daemon's JSON endpoint (over HTTPS with `tls`, the context that checks it)."""
+    request = urllib.request.Request(f"{'https' if tls else 'http'}://{address}{path}")
+    if authorization is not None:
+        request.add_header("Authorization", authorization)
+    with urllib.request.urlopen(request, timeout=timeout, context=tls) as response:
         return json.loads(response.read())
+
+
+def basic_auth(principal: str, secret: str) -> str:
+    """An `Authorization` header value for HTTP basic credentials."""
+    return "Basic " + base64.b64encode(f"{principal}:{secret}".encode()).decode()
+
+
+@dataclass
+class SecureSetup:
+    """The keys and credentials of a secured local cluster, under `root`: key pairs in
+    `keys/` (the master's, each agent's, and "framework" for the programs that run
+    against it), the key ring the master admits in `keys/ring/` (every public key but
+    the master's), and HTTP credentials for the principal "operator" and for "master"
+    (the master's own, which it reads the agents' sandboxes with). Made once and reused,
+    so a cluster restarted on its work dir keeps its keys."""
+
+    root: Path
+    operator_secret: str = ""
+
+    @property
+    def keys(self) -> Path:
+        return self.root / "keys"
+
+    @property
+    def ring(self) -> Path:
+        return self.keys / "ring"
+
+    @property
+    def master_secret(self) -> Path:
+        return self.keys / "master.key_secret"
+
+    @property
+    def master_public(self) -> Path:
+        return self.keys / "master.key"
+
+    @property
+    def framework_key(self) -> Path:
+        return self.key_of("framework")
+
+    @property
+    def http_credentials(self) -> Path:
+        return self.root / "http-credentials.json"
+
+    @property
+    def operator_auth(self) -> str:
+        return f"operator:{self.operator_secret}"
+
+    @property
+    def master_http_credential(self) -> Path:
+        """The master's `--agent-http-credential`."""
+        return self.root / "master-http-credential.json"
+
+    def authorization(self) -> str:
+        return basic_auth("operator", self.operator_secret)
+
+    @classmethod
+    def create(cls, root: Path) -> "SecureSetup":
+        setup = cls(Path(root))
+        setup.ring.mkdir(parents=True, exist_ok=True)
+        if not setup.master_secret.exists():
+            generate(setup.keys, ["master"])
+        setup.key_of("framework")
+        if not setup.http_credentials.exists():
+            master = {"principal": "master", "secret": secrets.token_urlsafe(24)}
+            _write_private(setup.master_http_credential, master)
+            _write_private(setup.http_credentials, {"credentials": [
+                {"principal": "operator", "secret": secrets.token_urlsafe(24)}, master]})
+        setup.operator_secret = json.loads(setup.http_credentials.read_text())["credentials"][0]["secret"]
+        return setup
+
+    def key_of(self, name: str) -> Path:
+        """`name`'s key pair (its secret file), made and admitted in the ring if new."""
+        secret = self.keys / f"{name}.key_secret"
+        if not secret.exists():
+            (public,) = generate(self.keys, [name])
+            shutil.copyfile(public, self.ring / public.name)
+        return secret
+
+
+def _write_private(path: Path, doc: Any) -> None:
+    """A new JSON file only its owner can read."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(doc, out)
 
 
 @dataclass
@@ -169,8 +270,22 @@ class LocalCluster:
     def __init__(self, work_dir: Path, agents: int = 1, *, resources: str = "cpus:2;mem:1024;disk:1024;ports:[31000-31100]",
                  port: int = 0, ip: str = "127.0.0.1", log_level: str = "INFO", extra_env: dict[str, str] | None = None,
                  master_flags: list[str] | None = None, agent_flags: list[str] | None = None, masters: int = 1,
-                 zk_session_timeout: float | None = None) -> None:
+                 zk_session_timeout: float | None = None, secure: bool = False,
+                 tls: tuple[Path, Path] | None = None) -> None:
+        """`tls`: a certificate and its key (PEM) every daemon serves HTTPS with; the
+        agents and `get` check it as their CA."""
         self.work_dir = Path(work_dir).absolute()
+        self.tls = tls
+        tls_flags = ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])] if tls else []
+        master_flags = [*tls_flags, *(master_flags or [])]
+        agent_flags = [*tls_flags, *(agent_flags or [])]
+        extra_env = {**(extra_env or {}), **({CA_ENV: str(tls[0])} if tls else {})}
+        #: the keys and credentials of a secured cluster (None: plaintext)
+        self.secure = SecureSetup.create(self.work_dir / "security") if secure else None
+        if self.secure is not None:
+            master_flags = ["--key", str(self.secure.master_secret), "--keys", str(self.secure.ring),
+                            "--http-credentials", str(self.secure.http_credentials),
+                            "--agent-http-credential", str(self.secure.master_http_credential), *(master_flags or [])]
         self.ip = ip
         self.port = port
         self.resources = resources
@@ -202,7 +317,7 @@ class LocalCluster:
         HOST:PORT, or with several masters the zk:// URL."""
         if self.zookeeper is not None:
             return self.zookeeper.url()
-        return self.masters[0].address
+        return f"https://{self.masters[0].address}" if self.tls else self.masters[0].address
 
     @property
     def master(self) -> Daemon:
@@ -222,7 +337,7 @@ class LocalCluster:
         for daemon in self.masters:
             if daemon.alive() and daemon.address:
                 try:
-                    if get_json(daemon.address, "/info", timeout=1.0).get("leader"):
+                    if get_json(daemon.address, "/info", timeout=1.0, tls=self._tls_context()).get("leader"):
                         return daemon
                 except (OSError, ValueError):
                     continue
@@ -242,6 +357,9 @@ class LocalCluster:
         argv = [*(wrapper or []), *self._base, "agent", "--master", self.master_url, "--ip", ip or self.ip,
                 "--port", str(port), "--work-dir", str(self.work_dir / f"agent-{index}"),
                 "--resources", resources or agent_ports(self.resources, index - 1), *self.agent_flags]
+        if self.secure is not None:
+            argv += ["--key", str(self.secure.key_of(f"agent-{index}")), "--master-key", str(self.secure.master_public),
+                     "--http-credentials", str(self.secure.http_credentials)]
         if attributes:
             argv += ["--attributes", attributes]
         agent = Daemon(f"agent-{index}", argv, self.work_dir / f"agent-{index}", self.env)
@@ -262,7 +380,28 @@ class LocalCluster:
         return self
 
     def state(self) -> dict[str, Any]:
-        return get_json(self.master.address, "/state")
+        return self.get(self.master.address, "/state")
+
+    def get(self, address: str, path: str) -> Any:
+        """A daemon's JSON endpoint, with the operator's credentials on a secured cluster."""
+        return get_json(address, path, authorization=self.secure.authorization() if self.secure else None,
+                        tls=self._tls_context())
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        return ssl.create_default_context(cafile=str(self.tls[0])) if self.tls else None
+
+    def client_env(self) -> dict[str, str]:
+        """What a program that drives a framework, or the operator CLI, needs in its
+        environment: the master's address (and the CA of its certificate, with TLS) and,
+        on a secured cluster, the framework's key pair, the master's key and the
+        operator's HTTP credentials."""
+        env = {"CORRAL_MASTER": self.master_url}
+        if self.tls:
+            env[CA_ENV] = str(self.tls[0])
+        if self.secure is not None:
+            env.update(CORRAL_KEY=str(self.secure.framework_key), CORRAL_MASTER_KEY=str(self.secure.master_public),
+                       CORRAL_HTTP_PRINCIPAL="operator", CORRAL_HTTP_SECRET=self.secure.operator_secret)
+        return env
 
     def diagnostics(self, lines: int = 40) -> str:
         """What a failed test needs to see: the master's frameworks (connected or not,

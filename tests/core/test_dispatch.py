@@ -8,7 +8,7 @@ from corral._core.envelope import (BATCH_TYPE, DEFAULT_MAX_FRAME_SIZE, DispatchE
 
 SENDER = b"tcp://127.0.0.1:15050"
 ZERO = {"received": 0, "dispatched": 0, "malformed": 0, "unknown_type": 0, "oversized": 0,
-        "handler_failed": 0}
+        "handler_failed": 0, "refused": 0}
 
 
 def counts(d, **changed):

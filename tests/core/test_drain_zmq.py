@@ -180,7 +180,7 @@ def test_drain_bad_input_counted(path, pair):
                       DispatchError.UNKNOWN_TYPE, DispatchError.HANDLER_FAILED,
                       DispatchError.MALFORMED]
     assert d.counters() == {"received": total, "dispatched": 4, "malformed": 2,
-                            "unknown_type": 1, "oversized": 1, "handler_failed": 1}
+                            "unknown_type": 1, "oversized": 1, "handler_failed": 1, "refused": 0}
 
 
 def test_drain_closed_socket_raises_zmq_error(path, pair):

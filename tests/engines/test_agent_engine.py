@@ -360,3 +360,14 @@ def test_a_duplicate_run_task_launches_once():
     assert run_task(agent) is not None
     assert run_task(agent) is None
     assert agent.counters["tasks_launched"] == 1
+
+
+def test_a_container_runs_as_its_command_user_else_its_frameworks():
+    agent = registered_agent()
+    info = framework_info(framework_id=FID)  # user "u"
+    feed(agent, MASTER, pb.RunTask(framework=info, task=command_task("t1", AID)), 1.0)
+    as_user = command_task("t2", AID)
+    as_user.command.user = "www"
+    feed(agent, MASTER, pb.RunTask(framework=info, task=as_user), 1.0)
+    launches = others(agent.take_actions(), LaunchExecutor)
+    assert [(launch.executor.executor_id.value, launch.user) for launch in launches] == [("t1", "u"), ("t2", "www")]

@@ -103,10 +103,11 @@ def test_the_registry_survives_a_take_over_and_fences_the_old_leader(zookeeper):
         memory = RegistryState()
         info = pb.AgentInfo(hostname="h1", id=pb.AgentID(value="a1"))
         actions = [
-            RecordAgent("a1", info, AgentRecordState.ADMITTED, 1.0),
-            RecordAgent("a2", pb.AgentInfo(hostname="h2"), AgentRecordState.ADMITTED, 1.0),
+            RecordAgent("a1", info, AgentRecordState.ADMITTED, 1.0, "agent-1"),
+            RecordAgent("a1", info, AgentRecordState.ADMITTED, 1.5),  # (no principal: the stored one kept)
+            RecordAgent("a2", pb.AgentInfo(hostname="h2"), AgentRecordState.ADMITTED, 1.0, "agent-2"),
             RecordAgent("a2", None, AgentRecordState.UNREACHABLE, 7.5),
-            RecordAgent("a3", pb.AgentInfo(hostname="h3"), AgentRecordState.ADMITTED, 2.0),
+            RecordAgent("a3", pb.AgentInfo(hostname="h3"), AgentRecordState.ADMITTED, 2.0, "agent-3"),
             ForgetAgent("a3"),
             RecordAgent("a3", None, AgentRecordState.GONE, 2.0),
             RecordWeight("web", 2.5),
@@ -128,6 +129,8 @@ def test_the_registry_survives_a_take_over_and_fences_the_old_leader(zookeeper):
         state = new.state()
         assert state == memory
         assert state.admitted == {"a1": info} and state.unreachable == {"a2": 7.5} and state.gone == {"a3"}
+        # who admitted each agent that may come back survives the take-over
+        assert state.principals == {"a1": "agent-1", "a2": "agent-2"}
         assert state.weights == {"web": 2.5} and state.quotas == {"web": Resources.parse("cpus:4;mem:1024")}
         assert {f: i.failover_timeout for f, i in state.frameworks.items()} == {"f1": 60.0}
 

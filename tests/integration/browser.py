@@ -3,9 +3,12 @@ selenium; tests/run.sh installs both) for the web UI's tests: a fresh profile, n
 network of its own beyond loopback, the console's messages collected."""
 from __future__ import annotations
 
+import base64
+import hashlib
 import shutil
+import subprocess
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import pytest
 from selenium import webdriver
@@ -17,15 +20,32 @@ FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-backgroun
          "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,1000"]
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
+def chromium(profile: Path, flags: Sequence[str] = ()) -> webdriver.Chrome:
+    """A headless Chromium on a profile of its own (its cookies, cache and the HTTP
+    credentials it was given stay there), with more `flags`."""
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in [*FLAGS, f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"]:
+    for flag in [*FLAGS, f"--user-data-dir={profile}", *flags]:
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
+    return driver
+
+
+def trusting(cert: Path) -> list[str]:
+    """Chromium's flags to trust this certificate (a self-signed one): the SHA-256 of
+    its public key (openssl)."""
+    public = subprocess.run(["openssl", "x509", "-in", str(cert), "-pubkey", "-noout"], check=True,
+                            capture_output=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=public, check=True,
+                         capture_output=True).stdout
+    return [f"--ignore-certificate-errors-spki-list={base64.b64encode(hashlib.sha256(der).digest()).decode()}"]
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
+    driver = chromium(tmp_path_factory.mktemp("chromium-profile"))
     try:
         yield driver
     finally:

@@ -1,7 +1,13 @@
 """Test helpers for real-cluster tests: a scheduler that records what it sees."""
 from __future__ import annotations
 
+import json
+import ssl
+import subprocess
 import threading
+import urllib.request
+from pathlib import Path
+from typing import Any
 
 import corral
 from corral.testing.cluster import LocalCluster
@@ -73,6 +79,53 @@ class RecordingScheduler(corral.Scheduler):
     def wait_terminal(self, task_ids: list[str], timeout: float = 30.0) -> bool:
         return self.wait(lambda: all(any(corral.is_terminal(u.state) for u in self.updates
                                          if u.task_id.value == t) for t in task_ids), timeout)
+
+
+class EventReader:
+    """The master's /events, read on a thread: (name, data) of every event so far (over
+    HTTPS with `tls`, the context that checks the master; as whoever `authorization`
+    proves)."""
+
+    def __init__(self, address: str, authorization: str | None = None, tls: ssl.SSLContext | None = None) -> None:
+        self.events: list[tuple[str, Any]] = []
+        self.cond = threading.Condition()
+        request = urllib.request.Request(f"{'https' if tls else 'http'}://{address}/events")
+        if authorization is not None:
+            request.add_header("Authorization", authorization)
+        self.response = urllib.request.urlopen(request, timeout=30, context=tls)
+        assert self.response.headers["Content-Type"] == "text/event-stream"
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        name = None
+        try:
+            for raw in self.response:
+                line = raw.decode().rstrip("\n")
+                if line.startswith("event: "):
+                    name = line[7:]
+                elif line.startswith("data: "):
+                    with self.cond:
+                        self.events.append((name, json.loads(line[6:])))
+                        self.cond.notify_all()
+        except (OSError, ValueError, AttributeError):  # (closed: http.client drops its file)
+            return
+
+    def wait(self, predicate, timeout: float = 15.0) -> Any:
+        with self.cond:
+            assert self.cond.wait_for(lambda: predicate(self.events), timeout), self.events[-10:]
+            return predicate(self.events)
+
+    def close(self) -> None:
+        self.response.close()
+
+
+def make_certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key (openssl)."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    return cert, key
 
 
 def start_driver(scheduler: corral.Scheduler, cluster: LocalCluster, name: str, **kwargs) -> corral.SchedulerDriver:

@@ -8,10 +8,9 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import urllib.request
 import uuid
-from typing import Any, Iterator
+from typing import Iterator
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -19,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import corral
 from corral.testing.cluster import LocalCluster, get_json, wait_for
 
-from support import RecordingScheduler, start_driver
+from support import EventReader, RecordingScheduler, start_driver
 
 pytestmark = pytest.mark.slow
 
@@ -36,39 +35,6 @@ def metrics(address: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float
         text = response.read().decode()
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(text) for s in family.samples}
-
-
-class EventReader:
-    """The master's /events, read on a thread: (name, data) of every event so far."""
-
-    def __init__(self, address: str) -> None:
-        self.events: list[tuple[str, Any]] = []
-        self.cond = threading.Condition()
-        self.response = urllib.request.urlopen(f"http://{address}/events", timeout=30)
-        assert self.response.headers["Content-Type"] == "text/event-stream"
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        name = None
-        try:
-            for raw in self.response:
-                line = raw.decode().rstrip("\n")
-                if line.startswith("event: "):
-                    name = line[7:]
-                elif line.startswith("data: "):
-                    with self.cond:
-                        self.events.append((name, json.loads(line[6:])))
-                        self.cond.notify_all()
-        except (OSError, ValueError, AttributeError):  # (closed: http.client drops its file)
-            return
-
-    def wait(self, predicate, timeout: float = 15.0) -> Any:
-        with self.cond:
-            assert self.cond.wait_for(lambda: predicate(self.events), timeout), self.events[-10:]
-            return predicate(self.events)
-
-    def close(self) -> None:
-        self.response.close()
 
 
 @pytest.fixture(scope="module")

@@ -69,10 +69,12 @@ from corral.engines.agent.containers import (
     LaunchExecutor,
     LinkVolumes,
     UpdateVolumes,
+    authorize_sandbox,
     persistent_volumes,
     resource_limits,
 )
 from corral.engines.agent.engine import AgentConfig, AgentEngine
+from corral.engines.agent.executors import executor_principal
 from corral.engines.agent.records import AgentTimer, Connection, Executor, ExecutorPhase, Task, TaskTable
 from corral.engines.agent.recovery import RecoverMode
 from corral.engines.agent.registration import PINGS_BEFORE_MASTER_LOST
@@ -107,6 +109,8 @@ __all__ = [
     "Task",
     "TaskTable",
     "UpdateVolumes",
+    "authorize_sandbox",
+    "executor_principal",
     "persistent_volumes",
     "resource_limits",
 ]

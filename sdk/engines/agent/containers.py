@@ -5,10 +5,12 @@ command executor, as in Mesos)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 from corral.engines.agent.records import Executor, ExecutorPhase
+from corral.engines.authorization import Authorizer
 from corral.protos import corral_pb2 as pb
+from corral.security.acls import Action
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +43,9 @@ class LaunchExecutor:
     checkpoint: bool = False
     #: what the container may use at first (with the task it is launched for)
     limits: ContainerLimits = ContainerLimits()
+    #: the user it runs as, when the agent switches users: its executor's command user,
+    #: else its framework's ("": the agent's own)
+    user: str = ""
 
 
 @dataclass(slots=True)
@@ -79,8 +84,19 @@ def persistent_volumes(resources: Any) -> list[tuple[str, str, str]]:
     return out
 
 
+def authorize_sandbox(authorizer: Authorizer, frameworks: Mapping[str, pb.FrameworkInfo], framework_id: str | None,
+                      principal: str | None) -> None:
+    """access_sandboxes: Denied unless the ACLs let `principal` read the sandboxes of
+    the framework's user (`frameworks`: the agent engine's; framework None: the
+    sandboxes of every framework). (The daemon holds the agent's ACLs and their
+    denials: the engine keeps no more attributes.)"""
+    info = frameworks.get(framework_id) if framework_id is not None else None
+    authorizer.check(Action.ACCESS_SANDBOXES, principal, info.user if info is not None else None)
+
+
 class ContainersMixin:
     """The limits of the agent's containers (a part of `AgentEngine`)."""
+
 
     def container_limits(self) -> dict[str, ContainerLimits]:
         """What each running container may use now (not those being killed)."""

@@ -9,6 +9,7 @@ from corral.engines.agent.checkpoints import CheckpointExecutor, CheckpointExecu
 from corral.engines.agent.containers import KillContainer
 from corral.engines.agent.records import AgentTimer, Connection, Executor, ExecutorPhase
 from corral.engines.base import on, on_timer
+from corral._core.rows import EXECUTOR_ID, FRAMEWORK_ID
 from corral.engines.status import row_of
 from corral.net.protocol import MessageType as T
 from corral.protos import corral_pb2 as pb
@@ -17,12 +18,51 @@ Reason = pb.TaskStatus.Reason
 log = logging.getLogger(__name__)
 
 
+def executor_principal(framework_id: str, executor_id: str) -> str:
+    """The principal of an executor's own key: on authenticated links each executor
+    connects with a key of its own (the agent daemon gives it one), so it can speak only
+    for itself."""
+    return f"executor:{len(framework_id)}:{framework_id}/{executor_id}"
+
+
 class ExecutorsMixin:
     """The agent engine's handling of executors (a part of `AgentEngine`)."""
 
+    def _executors_speak(self, rows: list[tuple]) -> bool:
+        """On authenticated links: whether every executor whose updates `rows` carry is
+        the one whose connection sent them; a forgery is counted."""
+        principal = self.principal
+        seen = None
+        for row in rows:
+            key = (row[FRAMEWORK_ID], row[EXECUTOR_ID])
+            if key == seen:
+                continue
+            executor = self.executors.get(key)
+            if executor is not None and executor.principal != principal:
+                self.counters["forged_senders"] += 1
+                log.warning("dropped updates of executor %s of framework %s from principal %r", key[1], key[0],
+                            principal)
+                return False
+            seen = key
+        return True
+
+    def _executor_registers_itself(self, sender: str, msg: pb.RegisterExecutor | pb.ReregisterExecutor) -> bool:
+        """Whether a (re)registration names the connection it came from and, on
+        authenticated links, comes over the named executor's own connection: the
+        executor is known by that connection from then on."""
+        if not self._from_itself(sender, msg.transport):
+            return False
+        if self.principal is None or self.principal == executor_principal(msg.framework_id.value,
+                                                                           msg.executor_id.value):
+            return True
+        self.counters["forged_senders"] += 1
+        log.warning("dropped the registration of executor %s of framework %s from principal %r",
+                    msg.executor_id.value, msg.framework_id.value, self.principal)
+        return False
+
     @on(T.REGISTER_EXECUTOR)
     def _register_executor(self, sender: str, msg: pb.RegisterExecutor, now: float) -> None:
-        if not self._from_itself(sender, msg.transport):
+        if not self._executor_registers_itself(sender, msg):
             return
         key = (msg.framework_id.value, msg.executor_id.value)
         executor = self.executors.get(key)
@@ -32,6 +72,7 @@ class ExecutorsMixin:
         # (a second registration from the same executor means our reply was lost: answer again;
         # a recovered executor that never registered before the restart registers afresh)
         self._set_transport(executor, msg.transport)
+        executor.principal = self.principal
         executor.phase = ExecutorPhase.REGISTERED
         self.cancel_timer(AgentTimer.EXECUTOR_REGISTRATION, key)
         self.send(
@@ -78,7 +119,7 @@ class ExecutorsMixin:
 
     @on(T.REREGISTER_EXECUTOR)
     def _reregister_executor(self, sender: str, msg: pb.ReregisterExecutor, now: float) -> None:
-        if not self._from_itself(sender, msg.transport):
+        if not self._executor_registers_itself(sender, msg):
             return
         key = (msg.framework_id.value, msg.executor_id.value)
         executor = self.executors.get(key)
@@ -89,6 +130,7 @@ class ExecutorsMixin:
             self.counters["executors_reregistered"] += 1
         executor.phase = ExecutorPhase.REGISTERED
         self._set_transport(executor, msg.transport)
+        executor.principal = self.principal
         agent_id = self.agent_id or ""
         self.send(msg.transport, pb.ExecutorReregistered(agent_id=pb.AgentID(value=agent_id), agent_info=self.info))
         for update in msg.updates:
@@ -158,6 +200,9 @@ class ExecutorsMixin:
     def _executor_to_agent(self, sender: str, msg: pb.ExecutorToAgentMessage, now: float) -> None:
         executor = self.executors.get((msg.framework_id.value, msg.executor_id.value))
         if executor is None or executor.transport != sender or self.connection is not Connection.REGISTERED:
+            return
+        if executor.principal != self.principal:
+            self.counters["forged_senders"] += 1
             return
         self.send(self.master, pb.ExecutorToFramework(
             framework_id=msg.framework_id, agent_id=pb.AgentID(value=self.agent_id or ""),

@@ -48,6 +48,9 @@ class Executor:
     transport: str = ""
     queued: list[pb.TaskInfo] = field(default_factory=list)
     task_ids: set[str] = field(default_factory=set)
+    #: on authenticated links, the principal it registered as (its own key's): the
+    #: only one that speaks for it
+    principal: str | None = None
 
     @property
     def id(self) -> str:

@@ -11,6 +11,7 @@ from corral.engines.status import update_of
 from corral.net.protocol import MessageType as T
 from corral.net.protocol import PeerEvent
 from corral.protos import corral_pb2 as pb
+from corral.security.links import MASTER_PRINCIPAL
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ class RegistrationMixin:
         self.master = master
         self.connection = Connection.REGISTERING
         self.updates.pause()
-        self._registration = self._registration_policy.retry()
+        self._registration = self._registration.policy.retry()
         if not self.recovering:  # else: once recovered executors are back (_finish_recovery)
             self.set_timer(AgentTimer.REGISTER, self._registration.next_deadline(now))
 
@@ -64,8 +65,15 @@ class RegistrationMixin:
         self.send(self.master, msg)
 
     def _from_master(self, sender: str) -> bool:
+        """Whether a message comes from the master: from its address and, on
+        authenticated links, over the master's connection (an executor naming the
+        master's address is a forgery, counted)."""
         if sender != self.master:
             self.counters["messages_from_unknown"] += 1
+            return False
+        if self.principal is not None and self.principal != MASTER_PRINCIPAL:
+            self.counters["forged_senders"] += 1
+            log.warning("dropped a message naming the master's address from principal %r", self.principal)
             return False
         return True
 

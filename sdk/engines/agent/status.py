@@ -17,6 +17,7 @@ from corral.engines.common import TERMINAL_STATES, new_status
 from corral.engines.status import UpdateRow, agent_id_suffix, status_row, update_of, with_latest
 from corral.net.protocol import MessageType as T
 from corral.protos import corral_pb2 as pb
+from corral.security.links import MASTER_PRINCIPAL
 
 Reason = pb.TaskStatus.Reason
 SOURCE_AGENT = pb.TaskStatus.SOURCE_AGENT
@@ -50,6 +51,8 @@ class StatusMixin:
         """Updates from an executor: each is queued on its task's stream (journalled
         first when the framework checkpoints) and acked to the executor; the new heads
         go to the master."""
+        if self.principal is not None and not self._executors_speak(msg.rows):
+            return
         agent_id = self.agent_id or ""
         heads, journal, acks, unknown, duplicates = agent_intake(
             msg.rows, sender, self.executors, self.tasks.by_framework, self.updates, self._status_suffix(agent_id),
@@ -109,8 +112,9 @@ class StatusMixin:
         first when the framework checkpoints, before the stream's next update is
         forwarded); a stream left with nothing pending ends with its task when the
         update just acked was the task's terminal one."""
-        if sender != self.master:
-            self.counters["messages_from_unknown"] += 1
+        principal = self.principal  # (interned by the dispatcher: the master's is MASTER_PRINCIPAL itself)
+        if (sender != self.master or principal is not None and principal is not MASTER_PRINCIPAL) \
+                and not self._from_master(sender):
             return
         heads, journal, ended, stale = agent_acks(
             msg.rows, self.updates, self.tasks.by_framework, TERMINAL_STATES, now)

@@ -70,6 +70,8 @@ class TasksMixin:
             info.command.value = self.config.command_executor[0]
             info.command.arguments.extend(self.config.command_executor)
             info.command.uris.extend(task.command.uris)  # fetched into the command's sandbox
+            if task.command.user:  # the command executor runs as its task's user
+                info.command.user = task.command.user
             command_executor = True
         else:
             info = pb.ExecutorInfo()
@@ -87,7 +89,8 @@ class TasksMixin:
             if checkpoint:
                 self.emit(CheckpointExecutor(fid, info, container_id, command_executor, ""))
             self.emit(LaunchExecutor(container_id, fid, info, self._executor_environment(msg.framework, info, container_id),
-                                     checkpoint, self._limits(executor, [task])))
+                                     checkpoint, self._limits(executor, [task]),
+                                     info.command.user or msg.framework.user))
             self.set_timer(AgentTimer.EXECUTOR_REGISTRATION, now + self.config.executor_registration_timeout, (fid, eid))
         volumes = persistent_volumes(list(task.resources) + list(info.resources))
         if volumes:

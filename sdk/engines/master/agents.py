@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from corral._core.decoding import canonical_task_id
+from corral.engines.authorization import denial
 from corral.engines.base import on, on_timer
 from corral.engines.common import is_terminal
 from corral.engines.master.allocator import AllocatorError
@@ -14,6 +15,7 @@ from corral.engines.master.registry import AgentRecordState, ForgetAgent, Record
 from corral.net.protocol import MessageType as T
 from corral.protos import corral_pb2 as pb
 from corral.resources import ResourceError, Resources
+from corral.security.acls import Action
 
 Reason = pb.TaskStatus.Reason
 log = logging.getLogger(__name__)
@@ -22,8 +24,24 @@ log = logging.getLogger(__name__)
 class AgentsMixin:
     """The master engine's handling of agents (a part of `MasterEngine`)."""
 
+    def _agent_at(self, sender: str, agent_id: str) -> bool:
+        """Whether `sender` is agent `agent_id`'s address and this message comes over its
+        principal's connection."""
+        agent = self.agents.get(agent_id)
+        return agent is not None and agent.transport == sender and self._speaks_for(agent, sender)
+
+    def _may_register_agent(self, sender: str, info: pb.AgentInfo) -> bool:
+        """The ACLs' register_agents, for the agent's hostname; a refusal is a fatal Error."""
+        if self.authorizer.allows(Action.REGISTER_AGENTS, self.principal, info.hostname):
+            return True
+        self.send(sender, pb.Error(message="agent rejected: " + denial(Action.REGISTER_AGENTS, self.principal,
+                                                                         info.hostname), fatal=True))
+        return False
+
     @on(T.REGISTER_AGENT)
     def _register_agent(self, sender: str, msg: pb.RegisterAgent, now: float) -> None:
+        if not self._claim(sender):
+            return
         known = self.agents_by_transport.get(sender)
         existing = None if known is None else self.agents.get(known)
         if existing is not None and existing.session != msg.session:
@@ -39,6 +57,8 @@ class AgentsMixin:
             # the task ended and run the task a second time)
             agent = existing
         else:
+            if not self._may_register_agent(sender, msg.agent):
+                return
             try:
                 total = Resources.from_protos(msg.agent.resources)
             except ResourceError as exc:
@@ -48,12 +68,13 @@ class AgentsMixin:
             info = pb.AgentInfo()
             info.CopyFrom(msg.agent)
             info.id.value = agent_id
-            agent = Agent(agent_id, info, sender, total, registered_at=now, session=msg.session)
+            agent = Agent(agent_id, info, sender, total, registered_at=now, session=msg.session,
+                          principal=self.principal)
             self.agents[agent_id] = agent
             self.agents_by_transport[sender] = agent_id
             self.allocator.add_agent(agent_id, total)
             log.info("agent %s registered from %s with %s", agent_id, sender, total)
-            self.emit(RecordAgent(agent_id, info, AgentRecordState.ADMITTED, now))
+            self.emit(RecordAgent(agent_id, info, AgentRecordState.ADMITTED, now, self.principal))
             self._tell(OperatorEvent.AGENT_ADDED, agent)
             self._allocate_soon(now)
         self.send(
@@ -75,8 +96,21 @@ class AgentsMixin:
             self.send(sender, pb.Error(message=f"agent {agent_id} was marked gone by an operator: start it afresh",
                                        fatal=True))
             return
+        if not self._claim(sender):
+            return
         agent = self.agents.get(agent_id)
+        # (after a restart or a failover, the registry says who admitted the agent)
+        admitted_by = agent.principal if agent is not None else self._recovery.principals.get(agent_id)
+        if admitted_by is not None and self.principal is not None and admitted_by != self.principal:
+            self.authorizer.count(Action.REGISTER_AGENTS)
+            log.warning("refused agent %s reregistering from %s as principal %r: it was admitted by principal %r",
+                        agent_id, sender, self.principal, admitted_by)
+            self.send(sender, pb.Error(message=f"agent {agent_id} was registered by principal {admitted_by!r}: "
+                                               f"principal {self.principal!r} may not reregister it", fatal=True))
+            return
         if agent is None:
+            if not self._may_register_agent(sender, msg.agent):
+                return
             try:
                 total = Resources.from_protos(msg.agent.resources)
             except ResourceError as exc:
@@ -84,17 +118,19 @@ class AgentsMixin:
                 return
             info = pb.AgentInfo()
             info.CopyFrom(msg.agent)
-            agent = Agent(agent_id, info, sender, total, registered_at=now)
+            agent = Agent(agent_id, info, sender, total, registered_at=now, principal=self.principal)
             self.agents[agent_id] = agent
             self.allocator.add_agent(agent_id, total)
             self._tell(OperatorEvent.AGENT_ADDED, agent)
         else:
             self.agents_by_transport.pop(agent.transport, None)
             agent.transport = sender
+            agent.principal = self.principal
         returning = agent.state is AgentState.UNREACHABLE or agent_id in self.unreachable_since
         self.recovering.pop(agent_id, None)
         self.unreachable_since.pop(agent_id, None)
-        self.emit(RecordAgent(agent_id, agent.info, AgentRecordState.ADMITTED, now))
+        self._recovery.principals.pop(agent_id, None)
+        self.emit(RecordAgent(agent_id, agent.info, AgentRecordState.ADMITTED, now, agent.principal))
         if agent.state is not AgentState.REGISTERED:
             self.allocator.activate_agent(agent_id)
         agent.state = AgentState.REGISTERED
@@ -207,11 +243,11 @@ class AgentsMixin:
 
     @on(T.UNREGISTER_AGENT)
     def _unregister_agent(self, sender: str, msg: pb.UnregisterAgent, now: float) -> None:
-        agent = self.agents.get(msg.agent_id.value)
-        if agent is None or agent.transport != sender:
+        if not self._agent_at(sender, msg.agent_id.value):
             self.counters["messages_from_unknown"] += 1
             return
-        self._remove_agent(agent, pb.TASK_LOST, Reason.REASON_AGENT_REMOVED, "agent shut down", now)
+        self._remove_agent(self.agents[msg.agent_id.value], pb.TASK_LOST, Reason.REASON_AGENT_REMOVED,
+                           "agent shut down", now)
 
     def _remove_agent(self, agent: Agent, state: int, reason: int, message: str, now: float) -> None:
         log.info("agent %s removed: %s", agent.id, message)
@@ -275,6 +311,5 @@ class AgentsMixin:
 
     @on(T.PONG)
     def _pong(self, sender: str, msg: pb.Pong, now: float) -> None:
-        agent = self.agents.get(msg.agent_id.value)
-        if agent is not None and agent.transport == sender:
-            agent.missed_pongs = 0
+        if self._agent_at(sender, msg.agent_id.value):
+            self.agents[msg.agent_id.value].missed_pongs = 0

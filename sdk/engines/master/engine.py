@@ -6,14 +6,16 @@ import itertools
 from collections import deque
 from dataclasses import dataclass
 
+from corral.engines.authorization import Authorizer
 from corral.engines.base import Engine, Send
 from corral.engines.master.agents import AgentsMixin
 from corral.engines.master.allocator import Allocator, AllocatorConfig
 from corral.engines.master.frameworks import FrameworksMixin
 from corral.engines.master.offers import OffersMixin
 from corral.engines.master.operator import OperatorEvents, OperatorMixin
+from corral.engines.master.peers import PeersMixin
 from corral.engines.master.reconciliation import ReconciliationMixin
-from corral.engines.master.records import Agent, AgentState, Framework, MasterTimer, Offer
+from corral.engines.master.records import Agent, AgentState, Framework, MasterTimer, Offer, Recovery
 from corral.engines.master.registry import (
     ForgetAgent,
     ForgetFramework,
@@ -29,6 +31,7 @@ from corral.engines.master.tasks import TasksMixin
 from corral.net.protocol import PeerEvent
 from corral.protos import corral_pb2 as pb
 from corral.resources import Resources
+from corral.security.acls import Acls
 
 
 @dataclass
@@ -55,15 +58,15 @@ class MasterConfig:
 
 
 class MasterEngine(FrameworksMixin, AgentsMixin, OffersMixin, TasksMixin, StatusMixin, ReconciliationMixin,
-                   OperatorMixin, SnapshotMixin, Engine):
+                   OperatorMixin, SnapshotMixin, PeersMixin, Engine):
     ACTIONS = frozenset({Send, RecordAgent, ForgetAgent, RecordWeight, RecordQuota, RecordFramework, ForgetFramework})
 
     def __init__(self, master_info: pb.MasterInfo, config: MasterConfig | None = None, now: float = 0.0,
-                 registry: RegistryState | None = None) -> None:
+                 registry: RegistryState | None = None, acls: Acls | None = None) -> None:
+        """`acls`: what each principal may do (None: everything, as Mesos without ACLs)."""
         super().__init__()
         self.info = master_info
         self.config = config or MasterConfig()
-        self.id = master_info.id
         self.agents: dict[str, Agent] = {}
         self.agents_by_transport: dict[str, str] = {}
         self.frameworks: dict[str, Framework] = {}
@@ -86,6 +89,7 @@ class MasterEngine(FrameworksMixin, AgentsMixin, OffersMixin, TasksMixin, Status
             "reconcile_calls": 0,
             "allocation_conflicts": 0,
             "invalid_operations": 0,
+            "forged_senders": 0,
         }
         #: removed frameworks, the latest last (operators see them as completed)
         self.completed_frameworks: deque[Framework] = deque(maxlen=self.config.max_completed_frameworks)
@@ -97,11 +101,12 @@ class MasterEngine(FrameworksMixin, AgentsMixin, OffersMixin, TasksMixin, Status
         #: message in RELAY_SAMPLE_EVERY, the latest 1024 (the relay latency metric's; `status`)
         self.relay_samples: deque[tuple[float, bytes]] = deque(maxlen=1024)
         self._until_sample = 1
+        self.authorizer = Authorizer(acls)
         registry = registry or RegistryState()
         #: admitted agents that have not reregistered since this master started
         self.recovering: dict[str, pb.AgentInfo] = dict(registry.admitted)
-        self._recovering_total = len(self.recovering)
-        self._recovery_deadline = now + self.config.agent_reregister_timeout
+        self._recovery = Recovery(len(self.recovering), now + self.config.agent_reregister_timeout,
+                                  dict(registry.principals))
         #: reconcile questions about tasks of agents in `recovering`, answered once each is
         #: back, unreachable or gone: agent id -> framework id -> task ids
         self.deferred_answers: dict[str, dict[str, set[str]]] = {}
@@ -117,9 +122,14 @@ class MasterEngine(FrameworksMixin, AgentsMixin, OffersMixin, TasksMixin, Status
         for fid, info in registry.frameworks.items():
             self._recover_framework(fid, info, now)
         if self.recovering:
-            self.set_timer(MasterTimer.REREGISTER_TIMEOUT, self._recovery_deadline)
+            self.set_timer(MasterTimer.REREGISTER_TIMEOUT, self._recovery.deadline)
         self.set_timer(MasterTimer.ALLOCATE, now + self.config.allocation_interval)
         self.set_timer(MasterTimer.PING, now + self.config.ping_interval)
+
+    @property
+    def id(self) -> str:
+        """The master's id (its MasterInfo's)."""
+        return self.info.id
 
     def _new_id(self, kind: str) -> str:
         return f"{self.id}-{kind}{next(self._ids):04d}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+from corral.engines.authorization import denial
 from corral.engines.base import on, on_timer
 from corral.engines.common import is_terminal
 from corral.engines.master.allocator import RoleError
@@ -13,6 +14,7 @@ from corral.engines.master.records import AgentState, Framework, MasterTimer
 from corral.engines.master.registry import ForgetFramework, RecordFramework
 from corral.net.protocol import MessageType as T
 from corral.protos import corral_pb2 as pb
+from corral.security.acls import Action
 
 log = logging.getLogger(__name__)
 Reason = pb.TaskStatus.Reason
@@ -29,7 +31,7 @@ class FrameworksMixin:
         ignores calls of frameworks that have not subscribed, too)."""
         fw = self.frameworks.get(framework_id)
         if fw is not None and fw.transport == sender:
-            return fw
+            return fw if fw.principal is self.principal or self._speaks_for(fw, sender) else None
         self.counters["messages_from_unknown"] += 1
         if fw is None:
             self.send(sender, pb.Error(message=f"unknown framework {framework_id!r}"))
@@ -47,8 +49,12 @@ class FrameworksMixin:
             self.send(sender, pb.Error(message=f"Subscribe names transport {transport!r} but comes from {sender!r}",
                                        fatal=True))
             return
+        if not self._claim(transport):
+            return
         info = pb.FrameworkInfo()
         info.CopyFrom(msg.framework_info)
+        if not self._may_subscribe(info, transport):
+            return
         retry = False
         if info.HasField("id") and info.id.value:
             fid = info.id.value
@@ -58,6 +64,12 @@ class FrameworksMixin:
                 fw = self._add_framework(fid, info, transport, sender, now)
                 if fw is None:
                     return
+            elif fw.principal is not None and fw.principal != self.principal:
+                self.authorizer.count(Action.REGISTER_FRAMEWORKS)
+                self.send(transport, pb.Error(message=f"framework {fid} was subscribed by principal {fw.principal!r}: "
+                                                      f"principal {self.principal!r} may not subscribe as it",
+                                              fatal=True))
+                return
             else:
                 retry = fw.answered(transport, msg.session)
                 if fw.transport and fw.transport != transport:
@@ -65,6 +77,7 @@ class FrameworksMixin:
                     log.info("framework %s failed over from %s to %s", fid, fw.transport, transport)
                 fw.info = info
                 fw.transport = transport
+                fw.principal = self.principal
             reregistered = True
         else:
             # a retried subscribe from the same, still unanswered, connection gets the same
@@ -106,11 +119,33 @@ class FrameworksMixin:
         )
         self._allocate_soon(now)
 
+    def _may_subscribe(self, info: pb.FrameworkInfo, transport: str) -> bool:
+        """Whether this message's principal may subscribe the framework `info`
+        describes: the principal the FrameworkInfo names (filled in when empty) must be
+        the authenticated one, and the ACLs must let it register in each of its roles.
+        A refusal is a fatal Error naming the principal, the action and the role."""
+        principal = self.principal
+        if principal is not None:
+            if info.principal and info.principal != principal:
+                self.authorizer.count(Action.REGISTER_FRAMEWORKS)
+                self.send(transport, pb.Error(message=f"framework rejected: its FrameworkInfo names principal "
+                                                      f"{info.principal!r} but it authenticated as {principal!r}",
+                                              fatal=True))
+                return False
+            info.principal = principal
+        for role in (info.roles or [info.role or "*"]):
+            if not self.authorizer.allows(Action.REGISTER_FRAMEWORKS, principal, role):
+                self.send(transport, pb.Error(message="framework rejected: " + denial(
+                    Action.REGISTER_FRAMEWORKS, principal, role), fatal=True))
+                return False
+        return True
+
     def _add_framework(self, fid: str, info: pb.FrameworkInfo, transport: str, sender: str, now: float,
                        *, connected: bool = True) -> Framework | None:
-        """Register a framework with the registry and the allocator; None (and the
-        sender told) when its roles are not valid."""
-        fw = Framework(fid, info, transport, connected=connected, registered_at=now)
+        """Register a framework with the registry and the allocator, bound to this
+        message's principal; None (and the sender told) when its roles are not valid."""
+        fw = Framework(fid, info, transport, connected=connected, registered_at=now,
+                       principal=self.principal if connected else (info.principal or None))
         try:
             self.allocator.add_framework(fid, fw.roles, active=connected)
         except RoleError as exc:
@@ -203,11 +238,11 @@ class FrameworksMixin:
     @on(T.EXECUTOR_TO_FRAMEWORK)
     def _executor_to_framework(self, sender: str, msg: pb.ExecutorToFramework, now: float) -> None:
         fw = self.frameworks.get(msg.framework_id.value)
-        if fw is not None and fw.connected and self.agents_by_transport.get(sender) == msg.agent_id.value:
+        if fw is not None and fw.connected and self._agent_at(sender, msg.agent_id.value):
             self.send(fw.transport, msg)
 
     @on(T.EXITED_EXECUTOR)
     def _exited_executor(self, sender: str, msg: pb.ExitedExecutor, now: float) -> None:
         fw = self.frameworks.get(msg.framework_id.value)
-        if fw is not None and fw.connected and self.agents_by_transport.get(sender) == msg.agent_id.value:
+        if fw is not None and fw.connected and self._agent_at(sender, msg.agent_id.value):
             self.send(fw.transport, pb.Failure(agent_id=msg.agent_id, executor_id=msg.executor_id, status=msg.status))

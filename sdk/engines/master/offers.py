@@ -32,9 +32,10 @@ class OffersMixin:
         one offer (one agent, one role), sent to its framework in one Offers message.
         After a master restart, nothing is offered until most agents are back (or their
         time to come back is over)."""
-        if self.recovering and now < self._recovery_deadline:
-            back = self._recovering_total - len(self.recovering)
-            if back < self.config.recovered_agents_ratio * self._recovering_total:
+        recovery = self._recovery
+        if self.recovering and now < recovery.deadline:
+            back = recovery.admitted - len(self.recovering)
+            if back < self.config.recovered_agents_ratio * recovery.admitted:
                 return
         batches: dict[str, list[pb.Offer]] = {}
         for allocation in self.allocator.allocate(now):

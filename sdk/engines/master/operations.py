@@ -15,8 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
+from corral.engines.authorization import Authorizer
 from corral.protos import corral_pb2 as pb
 from corral.resources import ResourceError, Resources
+from corral.security.acls import Action
 
 Op = pb.Offer.Operation
 DYNAMIC = pb.Resource.ReservationInfo.DYNAMIC
@@ -64,6 +66,42 @@ def _without_volume(resource: pb.Resource) -> pb.Resource:
     plain = _copy(resource)
     plain.ClearField("disk")
     return plain
+
+
+def authorize(op: pb.Offer.Operation, principal: str | None, authorizer: Authorizer) -> None:
+    """Check `op` against the ACLs for `principal` (the framework's); Denied names what
+    is refused. RESERVE and CREATE record the principal as the reservation's or the
+    volume's (OperationError when they name another); UNRESERVE and DESTROY are
+    authorised against the principal that made the reservation or the volume."""
+    if op.type == Op.RESERVE:
+        for r in op.reserve.resources:
+            if r.reservations:
+                _own(r.reservations[-1], principal, "reservation")
+                authorizer.check(Action.RESERVE_RESOURCES, principal, r.reservations[-1].role)
+    elif op.type == Op.UNRESERVE:
+        for r in op.unreserve.resources:
+            reserver = r.reservations[-1].principal if r.reservations else ""
+            authorizer.check(Action.UNRESERVE_RESOURCES, principal, reserver or None)
+    elif op.type == Op.CREATE:
+        for v in op.create.volumes:
+            if v.HasField("disk") and v.disk.HasField("persistence"):
+                _own(v.disk.persistence, principal, "persistent volume")
+            role = v.reservations[-1].role if v.reservations else v.role
+            authorizer.check(Action.CREATE_VOLUMES, principal, role or "*")
+    elif op.type == Op.DESTROY:
+        for v in op.destroy.volumes:
+            creator = v.disk.persistence.principal if v.HasField("disk") and v.disk.HasField("persistence") else ""
+            authorizer.check(Action.DESTROY_VOLUMES, principal, creator or None)
+
+
+def _own(info: pb.Resource.ReservationInfo | pb.Resource.DiskInfo.Persistence, principal: str | None,
+         what: str) -> None:
+    """A reservation or volume made by `principal`: it carries that principal."""
+    if principal is None:
+        return
+    if info.principal and info.principal != principal:
+        raise OperationError(f"the {what} names principal {info.principal!r}, not the framework's {principal!r}")
+    info.principal = principal
 
 
 def conversion(op: pb.Offer.Operation, role: str, agent_total: Resources) -> Conversion:

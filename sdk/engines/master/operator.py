@@ -3,6 +3,8 @@ role weights and quota limits (kept in the registry), marking an agent gone, res
 or unreserving an agent's resources outside any offer, tearing a framework down and
 killing a task. Each returns "" or what is wrong, and changes nothing when something
 is; what it changes elsewhere leaves as the engine's actions (registry writes, messages).
+Each is authorised for the caller's `principal` (the HTTP credentials'; None without
+authentication) by the ACLs first: `Denied` when they refuse it.
 
 And what the engine tells operators as it goes (the daemon's event stream): while
 someone listens, the daemon sets `MasterEngine.operator_events` to an `OperatorEvents`
@@ -26,6 +28,7 @@ from corral.engines.master.records import AgentState, Task
 from corral.engines.master.registry import AgentRecordState, RecordAgent, RecordQuota, RecordWeight
 from corral.protos import corral_pb2 as pb
 from corral.resources import Resources
+from corral.security.acls import Action
 
 Reason = pb.TaskStatus.Reason
 
@@ -68,7 +71,7 @@ class OperatorMixin:
         if self.operator_events is not None:
             self.operator_events.log.append((event, subject))
 
-    def set_weights(self, weights: list[tuple[str, Any]], now: float) -> str:
+    def set_weights(self, weights: list[tuple[str, Any]], now: float, principal: str | None = None) -> str:
         """Set the weights of roles, (role, weight) each: every one is checked before any
         is set; each is kept in the registry (`RecordWeight`) and given to the allocator."""
         try:
@@ -76,15 +79,18 @@ class OperatorMixin:
             checked = [(role, validate_weight(role, weight)) for role, weight in checked]
         except AllocatorError as exc:
             return str(exc)
+        for role, _weight in checked:
+            self.authorizer.check(Action.UPDATE_WEIGHTS, principal, role)
         for role, weight in checked:
             self.emit(RecordWeight(role, weight))
             self.allocator.set_weight(role, weight)
             self.weights[role] = weight
         return ""
 
-    def set_quota(self, role: str, quota: Resources | None, now: float) -> str:
+    def set_quota(self, role: str, quota: Resources | None, now: float, principal: str | None = None) -> str:
         """Limit a role's allocation to `quota` (None: no limit), kept in the registry
         (`RecordQuota`)."""
+        self.authorizer.check(Action.UPDATE_QUOTAS, principal, role)
         try:
             self.allocator.set_quota(role, quota)  # (checks the role and the resources)
         except AllocatorError as exc:
@@ -96,9 +102,10 @@ class OperatorMixin:
             self.quotas[role] = quota
         return ""
 
-    def mark_gone(self, agent_id: str, now: float) -> str:
+    def mark_gone(self, agent_id: str, now: float, principal: str | None = None) -> str:
         """An operator says the agent will not come back: its tasks are reported
         GONE_BY_OPERATOR and it may not reregister. '' or the reason it cannot be done."""
+        self.authorizer.check(Action.MARK_AGENTS_GONE, principal, agent_id)
         agent = self.agents.get(agent_id)
         if agent is not None:
             self._remove_agent(agent, pb.TASK_GONE_BY_OPERATOR, Reason.REASON_AGENT_REMOVED_BY_OPERATOR,
@@ -107,12 +114,14 @@ class OperatorMixin:
             return f"unknown agent {agent_id!r}" if agent_id not in self.gone else ""
         self.recovering.pop(agent_id, None)
         self.unreachable_since.pop(agent_id, None)
+        self._recovery.principals.pop(agent_id, None)
         self.gone.add(agent_id)
         self.emit(RecordAgent(agent_id, None, AgentRecordState.GONE, now))
         self._answer_deferred(agent_id, now)
         return ""
 
-    def operator_reservation(self, agent_id: str, resources: list[pb.Resource], unreserve: bool, now: float) -> str:
+    def operator_reservation(self, agent_id: str, resources: list[pb.Resource], unreserve: bool, now: float,
+                             principal: str | None = None) -> str:
         """Reserve (or unreserve) resources of an agent for the role they name, outside
         any offer: what is offered on the agent is rescinded first; the resources must be
         unallocated. '' or the reason it cannot be done."""
@@ -126,6 +135,7 @@ class OperatorMixin:
         op = (Op(type=Op.UNRESERVE, unreserve=Op.Unreserve(resources=resources)) if unreserve
               else Op(type=Op.RESERVE, reserve=Op.Reserve(resources=resources)))
         try:
+            operations.authorize(op, principal, self.authorizer)
             change = operations.conversion(op, role, agent.total)
         except operations.OperationError as exc:
             return str(exc)
@@ -142,25 +152,27 @@ class OperatorMixin:
         self._allocate_soon(now)
         return ""
 
-    def operator_teardown(self, framework_id: str, now: float) -> str:
+    def operator_teardown(self, framework_id: str, now: float, principal: str | None = None) -> str:
         """An operator removes a framework (as if its scheduler had torn it down): its
         agents kill its tasks. '' or the reason it cannot be done."""
         fw = self.frameworks.get(framework_id)
         if fw is None:
             return f"unknown framework {framework_id!r}"
+        self.authorizer.check(Action.TEARDOWN_FRAMEWORKS, principal, fw.principal)
         if fw.connected:
             self.send(fw.transport, pb.Error(message=f"framework {framework_id} was torn down by an operator",
                                              fatal=True))
         self._remove_framework(fw, now)
         return ""
 
-    def operator_kill(self, framework_id: str, task_id: str, now: float) -> str:
+    def operator_kill(self, framework_id: str, task_id: str, now: float, principal: str | None = None) -> str:
         """An operator kills a task, as its framework would (the framework is told how it
         ends by the task's updates). '' or the reason it cannot be done."""
         fw = self.frameworks.get(framework_id)
         task = fw.tasks.get(task_id) if fw is not None else None
         if task is None or is_terminal(task.state):
             return f"no live task {task_id!r} of framework {framework_id!r}"
+        self.authorizer.check(Action.KILL_TASKS, principal, fw.principal)
         agent = self.agents.get(task.agent_id)
         if agent is None:
             return f"the agent of task {task_id!r} is gone"

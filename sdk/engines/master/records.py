@@ -38,6 +38,18 @@ Task = MasterTask
 
 
 @dataclass(slots=True)
+class Recovery:
+    """What the registry told a master that started (or was elected) about the agents
+    it has not seen since: how many were admitted, until when they have to come back
+    before offers go out regardless, and the principal each admitted or unreachable one
+    was admitted by (only that principal may reregister it)."""
+
+    admitted: int
+    deadline: float
+    principals: dict[str, str]
+
+
+@dataclass(slots=True)
 class Agent:
     id: str
     info: pb.AgentInfo
@@ -53,6 +65,9 @@ class Agent:
     #: kills that could not be sent while the agent was away; sent when it is back
     pending_kills: set[tuple[str, str]] = field(default_factory=set)
     tasks: dict[tuple[str, str], Task] = field(default_factory=dict)
+    #: who registered it, as its connection proved (None: links not authenticated);
+    #: only that principal speaks for it
+    principal: str | None = None
     #: the batch kind of the acks relayed to it (see `Engine.send_row`)
     ack_kind: tuple[Any, ...] = field(init=False, repr=False, compare=False)
 
@@ -92,6 +107,9 @@ class Framework:
     reconcile_calls: int = 0
     last_reconcile: float = 0.0
     removed_at: float = 0.0
+    #: who subscribed it, as its connection proved (None: links not authenticated);
+    #: only that principal speaks for it
+    principal: str | None = None
 
     def answered(self, transport: str, session: bytes) -> bool:
         """Whether a Subscribe from `transport` with `session` retries the attempt we

@@ -26,7 +26,9 @@ class RegistryState:
     """What the registry knew when the master started (or was elected): admitted agents
     (info), those unreachable (since when), those an operator marked gone, the role
     weights and quota limits an operator set, and the frameworks that subscribed (their
-    info: a new master keeps a failover timer for each until it subscribes again)."""
+    info: a new master keeps a failover timer for each until it subscribes again), and the
+    principal each admitted or unreachable agent was admitted by (with authentication on:
+    only that principal may reregister it)."""
 
     admitted: dict[str, pb.AgentInfo] = field(default_factory=dict)
     unreachable: dict[str, float] = field(default_factory=dict)
@@ -34,17 +36,20 @@ class RegistryState:
     weights: dict[str, float] = field(default_factory=dict)
     quotas: dict[str, Resources] = field(default_factory=dict)
     frameworks: dict[str, pb.FrameworkInfo] = field(default_factory=dict)
+    principals: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
 class RecordAgent:
     """Write the agent's registry entry (before anything that depends on it is sent);
-    `info` None keeps the stored info."""
+    `info` None keeps the stored info, `principal` None the stored principal (the one
+    the agent was admitted by)."""
 
     agent_id: str
     info: pb.AgentInfo | None
     record: AgentRecordState
     since: float
+    principal: str | None = None
 
 
 @dataclass(slots=True)
@@ -108,6 +113,10 @@ def apply_to_registry(state: RegistryState, action: RegistryAction) -> None:
         return
     agent_id = action.agent_id
     state.unreachable.pop(agent_id, None)
+    if isinstance(action, ForgetAgent) or action.record is AgentRecordState.GONE:
+        state.principals.pop(agent_id, None)
+    elif action.principal is not None:
+        state.principals[agent_id] = action.principal
     if isinstance(action, ForgetAgent):
         state.admitted.pop(agent_id, None)
         state.gone.discard(agent_id)

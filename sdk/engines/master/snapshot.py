@@ -12,6 +12,7 @@ from corral.engines.agent import persistent_volumes
 from corral.engines.master.records import Agent, Framework, Task
 from corral.protos import corral_pb2 as pb
 from corral.resources import Resources, attributes_to_dict
+from corral.security.acls import Action
 
 if TYPE_CHECKING:
     from corral.engines.master.engine import MasterEngine
@@ -20,9 +21,11 @@ if TYPE_CHECKING:
 class SnapshotMixin:
     """The master engine's view of itself (a part of `MasterEngine`)."""
 
-    def snapshot(self) -> dict[str, Any]:
-        """A JSON-able view of the whole master (the /state endpoint)."""
-        return state_view(self)  # type: ignore[arg-type]
+    def snapshot(self, viewer: str | None = None) -> dict[str, Any]:
+        """A JSON-able view of the whole master (the /state endpoint), as `viewer` (the
+        HTTP principal) may see it: the frameworks the ACLs' view_frameworks and the
+        tasks their view_tasks let it see, by the framework's user."""
+        return state_view(self, viewer)  # type: ignore[arg-type]
 
 
 #: state number -> name, reason number -> name, source number -> name (a dict lookup
@@ -102,6 +105,7 @@ def agent_view(agent: Agent) -> dict[str, Any]:
         "hostname": agent.info.hostname,
         "port": agent.info.port,
         "transport": agent.transport,
+        "principal": agent.principal,
         "state": agent.state.value,
         "resources": agent.total.to_dict(),
         "used_resources": agent.used.to_dict(),
@@ -175,9 +179,46 @@ def task_counters(engine: MasterEngine) -> dict[str, int]:
     return {STATE_NAMES[s]: engine.task_ends.get(s, 0) for s in COUNTED_ENDS}
 
 
-def state_view(engine: MasterEngine) -> dict[str, Any]:
+def framework_record(engine: MasterEngine, framework_id: str) -> Framework | None:
+    """An active or completed framework (None: one the master does not know)."""
+    fw = engine.frameworks.get(framework_id)
+    if fw is None:
+        fw = next((f for f in engine.completed_frameworks if f.id == framework_id), None)
+    return fw
+
+
+def may_view_tasks(engine: MasterEngine, user: str | None, viewer: str | None) -> bool:
+    """Whether `viewer` may see the tasks of a framework of `user` (view_frameworks and
+    view_tasks; what a view hides is not a denial)."""
+    may_view = engine.authorizer.may_view
+    return may_view(Action.VIEW_FRAMEWORKS, viewer, user) and may_view(Action.VIEW_TASKS, viewer, user)
+
+
+def check_task_view(engine: MasterEngine, task: Task, viewer: str | None) -> None:
+    """Denied (counted; a 403) unless `viewer` may see `task` (asked for by name)."""
+    fw = framework_record(engine, task.framework_id)
+    user = fw.info.user if fw is not None else None
+    engine.authorizer.check(Action.VIEW_FRAMEWORKS, viewer, user)
+    engine.authorizer.check(Action.VIEW_TASKS, viewer, user)
+
+
+def _visible(engine: MasterEngine, frameworks: Iterable[Framework], viewer: str | None) -> list[dict[str, Any]]:
+    """The views of the frameworks (and their tasks) `viewer` may see (view_frameworks,
+    view_tasks; what a view hides is not a denial)."""
+    may_view = engine.authorizer.may_view
+    views = []
+    for fw in frameworks:
+        if may_view(Action.VIEW_FRAMEWORKS, viewer, fw.info.user):
+            if may_view(Action.VIEW_TASKS, viewer, fw.info.user):
+                views.append(framework_view(engine, fw))
+            else:
+                views.append({**framework_view(engine, fw, tasks=False), "tasks": [], "completed_tasks": []})
+    return views
+
+
+def state_view(engine: MasterEngine, viewer: str | None = None) -> dict[str, Any]:
     """A JSON-able view of the whole master (the /state endpoint and the event stream's
-    SUBSCRIBED event)."""
+    SUBSCRIBED event), as `viewer` may see it."""
     return {
         "id": engine.id,
         "hostname": engine.info.hostname,
@@ -186,8 +227,8 @@ def state_view(engine: MasterEngine) -> dict[str, Any]:
         "version": engine.info.version,
         "start_time": engine.info.start_time,
         "agents": [agent_view(a) for a in engine.agents.values()],
-        "frameworks": [framework_view(engine, f) for f in engine.frameworks.values()],
-        "completed_frameworks": [framework_view(engine, f) for f in engine.completed_frameworks],
+        "frameworks": _visible(engine, engine.frameworks.values(), viewer),
+        "completed_frameworks": _visible(engine, engine.completed_frameworks, viewer),
         "counters": dict(engine.counters),
         "task_counters": task_counters(engine),
         # agents the registry names that are not registered: admitted but not back yet
@@ -198,12 +239,14 @@ def state_view(engine: MasterEngine) -> dict[str, Any]:
     }
 
 
-def tasks_view(engine: MasterEngine, framework_id: str | None, state: str, every: bool) -> list[dict[str, Any]]:
+def tasks_view(engine: MasterEngine, framework_id: str | None, state: str, every: bool,
+               viewer: str | None = None) -> list[dict[str, Any]]:
     """The tasks of every framework (of `framework_id`'s only, when given), active ones
     only unless `every` (then completed ones and those of completed frameworks too), in
-    `state` (a state's name; '': in any)."""
+    `state` (a state's name; '': in any), that `viewer` may see."""
     frameworks = [*engine.frameworks.values(), *(engine.completed_frameworks if every else ())]
     return [task_view(task)
-            for fw in frameworks if not framework_id or fw.id == framework_id
+            for fw in frameworks
+            if (not framework_id or fw.id == framework_id) and may_view_tasks(engine, fw.info.user, viewer)
             for task in (*fw.tasks.values(), *(fw.completed if every else ()))
             if not state or STATE_NAMES[task.state] == state]

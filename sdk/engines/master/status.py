@@ -38,7 +38,7 @@ class StatusMixin:
         relayed: the framework has it already, also after a failover."""
         rows = msg.rows
         agent = self.agents.get(self.agents_by_transport.get(sender, ""))
-        if agent is None:
+        if agent is None or agent.principal is not self.principal and not self._speaks_for(agent, sender):
             self.counters["invalid_status_updates"] += len(rows)
             return
         relayed, reacks, unknown = master_updates(rows, agent, self.frameworks, HEALTHY_OF, self._set_latest_state)

@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from corral._core.decoding import canonical_task_id
+from corral.engines.authorization import Denied, denial
 from corral.engines.base import on
 from corral.engines.common import is_terminal
 from corral.engines.master import operations
@@ -15,9 +16,20 @@ from corral.engines.master.records import Agent, AgentState, Framework, Offer, T
 from corral.net.protocol import MessageType as T
 from corral.protos import corral_pb2 as pb
 from corral.resources import ResourceError, Resources
+from corral.security.acls import Action
 
 Reason = pb.TaskStatus.Reason
 log = logging.getLogger(__name__)
+
+
+def task_user(framework: pb.FrameworkInfo, task: pb.TaskInfo) -> str:
+    """The user a task runs as: its command's, else its executor's command's, else its
+    framework's (as Mesos)."""
+    if task.HasField("command") and task.command.user:
+        return task.command.user
+    if task.HasField("executor") and task.executor.command.user:
+        return task.executor.command.user
+    return framework.user
 
 
 class TasksMixin:
@@ -45,9 +57,10 @@ class TasksMixin:
         for op in msg.operations:
             if op.type != pb.Offer.Operation.LAUNCH:
                 try:
+                    operations.authorize(op, fw.principal, self.authorizer)
                     change = operations.conversion(op, role, agent.total)
                     remaining = operations.apply(remaining, change, agent.used)
-                except operations.OperationError as exc:
+                except (operations.OperationError, Denied) as exc:
                     self.counters["invalid_operations"] += 1
                     self.send(fw.transport, pb.Error(message=f"{pb.Offer.Operation.Type.Name(op.type)} rejected: {exc}"))
                     continue
@@ -59,6 +72,12 @@ class TasksMixin:
                 problem, resources = self._validate_task(fw, agent, task_info, remaining, seen)
                 tid = task_info.task_id.value
                 seen.add(tid)
+                if not problem and not self.authorizer.allows(Action.RUN_TASKS, fw.principal, task_user(fw.info, task_info)):
+                    self.counters["invalid_tasks"] += 1
+                    self._reply_status(fw, tid, pb.TASK_ERROR, Reason.REASON_TASK_UNAUTHORIZED,
+                                       denial(Action.RUN_TASKS, fw.principal, task_user(fw.info, task_info)), now,
+                                       agent_id=agent.id)
+                    continue
                 if problem:
                     self.counters["invalid_tasks"] += 1
                     self._reply_status(fw, tid, pb.TASK_ERROR, Reason.REASON_TASK_INVALID, problem, now,
@@ -164,6 +183,10 @@ class TasksMixin:
         if fw is None:
             return
         tid = msg.task_id.value
+        if not self.authorizer.allows(Action.KILL_TASKS, self.principal, fw.principal):
+            self.send(fw.transport, pb.Error(message=f"kill of task {tid!r} rejected: "
+                                                     + denial(Action.KILL_TASKS, self.principal, fw.principal)))
+            return
         task = fw.tasks.get(tid)
         if task is None:
             self._reply_status(fw, tid, pb.TASK_LOST, Reason.REASON_RECONCILIATION,

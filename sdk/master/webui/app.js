@@ -613,7 +613,16 @@ function tickFooter() {
   if (up && model.ready) up.textContent = fmtDuration(now() - m.start_time);
 }
 
-window.addEventListener("hashchange", route);
-setInterval(tickFooter, 1000);
-route();
-connect();
+// A master that asks for credentials answers the page itself with 401, and the browser
+// asks for them (its basic-auth prompt) and then sends them with every request of the
+// page, the event stream's included. Opened as https://NAME:SECRET@HOST/, the page has
+// them in its address, where fetch() refuses to send from: it is opened again without
+// them (the browser keeps them, as after its prompt).
+if (location.username || location.password) {
+  location.replace(`${location.protocol}//${location.host}${location.pathname}${location.search}${location.hash}`);
+} else {
+  window.addEventListener("hashchange", route);
+  setInterval(tickFooter, 1000);
+  route();
+  connect();
+}
