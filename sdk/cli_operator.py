@@ -47,14 +47,14 @@ class OperatorError(Exception):
 class Master:
     """The master's operator endpoints, over HTTP, or HTTPS when `address` says
     https://; with `credential` when the master asks for HTTP credentials (a zk://
-    URL: the leading master's, over HTTP)."""
+    URL: the leading master's, over HTTPS when its contender JSON says so)."""
 
     def __init__(self, address: str, credential: ClientCredential | None = None) -> None:
-        address = address.strip()
-        self.https = address.startswith("https://")
         self.credential = credential
         try:
-            self.address = leader_http_address(address).removeprefix("https://").removeprefix("http://")
+            leader = leader_http_address(address.strip())  # (a zk:// URL: says https:// when the leader serves TLS)
+            self.https = leader.startswith("https://")
+            self.address = leader.removeprefix("https://").removeprefix("http://")
             self._tls: ssl.SSLContext | None = client_context() if self.https else None
         except (NoLeader, TlsError) as exc:
             raise OperatorError(str(exc)) from None

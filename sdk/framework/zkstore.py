@@ -39,7 +39,7 @@ from typing import Any, Callable
 from urllib.parse import quote, unquote
 
 from corral.framework.statestore import StateStore, StateStoreError
-from corral.net.zookeeper import DEFAULT_SESSION_TIMEOUT, ZooKeeperUrl, parse_zk_url
+from corral.net.zookeeper import DEFAULT_SESSION_TIMEOUT, ZooKeeperUrl, kazoo_client, parse_zk_url
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,6 @@ class ZooKeeperStateStore(StateStore):
     def __init__(self, url: str | ZooKeeperUrl, *, session_timeout: float = DEFAULT_SESSION_TIMEOUT,
                  lock_timeout: float = LOCK_TIMEOUT, write_timeout: float = WRITE_TIMEOUT,
                  on_lost: Callable[[str], None] | None = None) -> None:
-        from kazoo.client import KazooClient
         from kazoo.retry import KazooRetry
 
         super().__init__()
@@ -90,8 +89,10 @@ class ZooKeeperStateStore(StateStore):
         #: the open transaction's writes: key -> JSON text, None to delete
         self._pending: dict[str, str | None] | None = None
         self._identity = json.dumps({"hostname": socket.gethostname(), "pid": os.getpid(), "since": time.time()})
-        self.client = KazooClient(hosts=self.url.connect_string, timeout=session_timeout,
-                                  connection_retry=KazooRetry(max_tries=-1, delay=0.1, max_delay=1.0))
+        # (credentials in the URL: digest authentication, znodes anyone may read and only
+        # this user may change, as the masters' election znodes)
+        self.client = kazoo_client(self.url, session_timeout,
+                                   connection_retry=KazooRetry(max_tries=-1, delay=0.1, max_delay=1.0))
         try:
             self.client.start(timeout=max(lock_timeout, session_timeout))
         except Exception as exc:

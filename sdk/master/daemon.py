@@ -297,7 +297,7 @@ class MasterDaemon:
         self.master_id = str(uuid.uuid4())
         ip = self._advertised_ip()
         info = encode_master_info(self.master_id, self.flags.hostname, ip, self.http.port, __version__,
-                                  f"tcp://{ip}:{self._transport_port}")
+                                  f"tcp://{ip}:{self._transport_port}", https=self.flags.tls_cert is not None)
         self.contender = Contender(self.zk_url, info, self._leadership_changed,
                                    session_timeout=self.flags.zk_session_timeout, clock=PROCESS_CLOCK)
         self.contender.start()

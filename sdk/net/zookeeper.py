@@ -186,10 +186,12 @@ def read_leader(client: Any, path: str, children: Iterable[str], unreadable: set
     return None
 
 
-def encode_master_info(master_id: str, hostname: str, ip: str, port: int, version: str, transport: str = "") -> bytes:
+def encode_master_info(master_id: str, hostname: str, ip: str, port: int, version: str, transport: str = "",
+                       https: bool = False) -> bytes:
     """A contender's content: Mesos' JSON MasterInfo (`port` is the HTTP port), and
     corral's own `transport`: where the master's transport listens while it leads (so
-    followers send to a new leader at once: ZeroMQ holds what they send until it binds)."""
+    followers send to a new leader at once: ZeroMQ holds what they send until it binds)
+    and `scheme` ("https" when its HTTP port serves TLS; absent: http)."""
     doc: dict[str, Any] = {
         "id": master_id,
         "hostname": hostname,
@@ -201,19 +203,23 @@ def encode_master_info(master_id: str, hostname: str, ip: str, port: int, versio
     }
     if transport:
         doc["transport"] = transport
+    if https:
+        doc["scheme"] = "https"
     return json.dumps(doc, sort_keys=True).encode()
 
 
 @dataclass(frozen=True, slots=True)
 class ContenderInfo:
     """What followers need from a contender's JSON: who it is, its HTTP address, and
-    (corral's masters say) its transport address ("" when the JSON has none)."""
+    (corral's masters say) its transport address ("" when the JSON has none) and whether
+    its HTTP port serves TLS."""
 
     master_id: str
     hostname: str
     ip: str
     port: int
     transport: str = ""
+    https: bool = False
 
     @property
     def http_address(self) -> str:
@@ -237,8 +243,11 @@ def decode_master_info(data: bytes, where: str) -> ContenderInfo:
     transport = doc.get("transport", "")
     if not isinstance(transport, str) or (transport and not transport.startswith("tcp://")):
         raise MasterInfoError(f"{where}: its MasterInfo transport {transport!r} is not a tcp:// address")
+    scheme = doc.get("scheme", "http")
+    if scheme not in ("http", "https"):
+        raise MasterInfoError(f"{where}: its MasterInfo scheme {scheme!r} is neither http nor https")
     return ContenderInfo(str(doc.get("id", "")), str(address.get("hostname") or doc.get("hostname") or ip), ip, port,
-                         transport)
+                         transport, scheme == "https")
 
 
 def _ipv4_as_int(ip: str) -> int:

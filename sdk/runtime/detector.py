@@ -113,8 +113,9 @@ def fetch_info(address: str, timeout: float = 2.0) -> dict[str, Any]:
 
 def leader_http_address(address: str, timeout: float = 5.0) -> str:
     """The leading master's HTTP address (for the CLI and tools): `address` itself when
-    it is HOST:PORT, the leading contender's when it is a zk:// URL. NoLeader when
-    ZooKeeper knows no leader or cannot be reached."""
+    it is HOST:PORT, the leading contender's when it is a zk:// URL (https://HOST:PORT
+    when the leader serves TLS). NoLeader when ZooKeeper knows no leader or cannot be
+    reached."""
     check_master_address(address)
     if not is_zk_url(address):
         return address
@@ -130,7 +131,7 @@ def leader_http_address(address: str, timeout: float = 5.0) -> str:
         leader = read_leader(client, url.path, children, set())
         if leader is None:
             raise NoLeader(f"no master leads at {url}")
-        return leader.http_address
+        return f"https://{leader.http_address}" if leader.https else leader.http_address
     finally:
         client.stop()
         client.close()
@@ -344,7 +345,7 @@ class ZooKeeperDetector:
         if contender.transport:
             return contender.transport
         try:
-            info = fetch_info(contender.http_address)
+            info = fetch_info(("https://" if contender.https else "") + contender.http_address)
         except MasterUnreachable as exc:
             raise NoLeader(f"the leading master {contender.http_address} does not answer: {exc}") from None
         if not info.get("leader"):

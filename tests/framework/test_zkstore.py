@@ -185,7 +185,8 @@ def test_garbage_in_a_znode_is_a_clear_error_naming_it_and_the_lock_is_let_go(zo
 
 
 def test_writes_wait_through_a_zookeeper_restart(zookeeper, kz):
-    store = open_store(zookeeper, session_timeout=10.0, write_timeout=30.0)
+    # a session that outlasts the restart, however slowly the JVM starts on a busy machine
+    store = open_store(zookeeper, session_timeout=30.0, write_timeout=45.0)
     store.put("k", 1)
     zookeeper.stop()
     done = threading.Event()
@@ -193,7 +194,7 @@ def test_writes_wait_through_a_zookeeper_restart(zookeeper, kz):
     writer.start()
     assert not done.wait(0.5)  # no ensemble: the write waits
     zookeeper.start()
-    writer.join(40)
+    writer.join(60)
     assert done.is_set() and store.lost is None
     wait_for(lambda: kz.connected, 30, "the test's client reconnected")
     assert kz.get("/svc/state/k")[0] == b"2"

@@ -114,3 +114,19 @@ def test_garbage_in_the_lowest_contender_is_logged_and_skipped(zookeeper, kz, ca
 def test_no_leader_is_said_clearly(zookeeper):
     with pytest.raises(NoLeader, match="no master leads"):
         leader_http_address(zookeeper.url("/empty"))
+
+
+def test_a_leader_serving_tls_is_named_with_https_and_a_bad_scheme_is_skipped(zookeeper, kz, caplog):
+    # the CLI given zk:// talks HTTPS to a leader whose contender JSON says it serves TLS
+    kz.create(f"/tls/{CONTENDER_PREFIX}", encode_master_info("m1", "localhost", "127.0.0.1", 5050, "0.1.0",
+                                                             "tcp://127.0.0.1:15050", https=True),
+              sequence=True, makepath=True)
+    assert leader_http_address(zookeeper.url("/tls")) == "https://127.0.0.1:5050"
+    plain = encode_master_info("m2", "localhost", "127.0.0.1", 5051, "0.1.0", "tcp://127.0.0.1:15051")
+    assert b"scheme" not in plain  # (Mesos' layout, as before, for a master without TLS)
+    bad = plain.replace(b'"version"', b'"scheme": "gopher", "version"')
+    kz.create(f"/bad/{CONTENDER_PREFIX}", bad, sequence=True, makepath=True)
+    kz.create(f"/bad/{CONTENDER_PREFIX}", plain, sequence=True, makepath=True)
+    with caplog.at_level("ERROR"):
+        assert leader_http_address(zookeeper.url("/bad")) == "127.0.0.1:5051"
+    assert "scheme 'gopher' is neither http nor https" in caplog.text
