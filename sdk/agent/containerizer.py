@@ -19,7 +19,9 @@ that puts the executor under them, and `kill` is how a container over a limit is
 Users (`launch(user=...)`, when the agent switches users): the sandbox is made the
 user's, and the executor drops to the user's uid, gid and groups (util-linux's
 `setpriv`, after the limits' prefix has put it in its cgroup) with HOME, USER and
-LOGNAME set; a user the machine does not know fails the launch, naming it.
+LOGNAME set; a user the machine does not know fails the launch, naming it. corral's own
+command executor (`task_user_only`) stays the agent's user and is told the user in
+TASK_USER_ENV: it runs its task's command as that user.
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ from typing import Callable
 
 from corral.agent.checkpoint import ProcessStamp, process_stamp
 from corral.agent.limits import scan_processes
+from corral.executors import TASK_USER_ENV
 from corral.protos import corral_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -120,10 +123,12 @@ class Containerizer:
         return self.sandboxes_root / framework_id / executor_id / container_id
 
     def launch(self, container_id: str, framework_id: str, executor: pb.ExecutorInfo, environment: dict[str, str],
-               argv_prefix: list[str] | None = None, fetched: bool = False, user: str | None = None) -> Container:
+               argv_prefix: list[str] | None = None, fetched: bool = False, user: str | None = None,
+               task_user_only: bool = False) -> Container:
         """Start the executor in a new sandbox (`fetched`: made already, holding the
         command's fetched URIs); `argv_prefix` runs before it (and execs it); `user`: the
-        user it runs as (None: the agent's)."""
+        user it runs as (None: the agent's), or, `task_user_only`, the user it runs its
+        task's command as."""
         sandbox = self.sandbox_path(framework_id, executor.executor_id.value, container_id)
         env = dict(os.environ)
         env.update(environment)
@@ -138,8 +143,12 @@ class Containerizer:
             except KeyError:
                 raise LaunchError(f"cannot start executor {executor.executor_id.value!r} as user {user!r}: "
                                   f"no such user on this agent") from None
-            env.update(HOME=account.pw_dir, USER=user, LOGNAME=user)
-            argv = ["setpriv", f"--reuid={account.pw_uid}", f"--regid={account.pw_gid}", "--init-groups", "--", *argv]
+            if task_user_only:
+                env[TASK_USER_ENV] = user
+            else:
+                env.update(HOME=account.pw_dir, USER=user, LOGNAME=user)
+                argv = ["setpriv", f"--reuid={account.pw_uid}", f"--regid={account.pw_gid}", "--init-groups", "--",
+                        *argv]
         try:
             sandbox.mkdir(parents=True, exist_ok=fetched)
             with open(sandbox / "stdout", "wb") as out, open(sandbox / "stderr", "wb") as err:

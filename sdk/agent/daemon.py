@@ -288,7 +288,8 @@ class AgentDaemon:
         try:
             prefix = self.enforcer.prepare(action.container_id) if self.enforcer is not None else []
             container = self.containerizer.launch(action.container_id, action.framework_id, action.executor,
-                                                  environment, prefix, fetched, self._user_of(action))
+                                                  environment, prefix, fetched, self._user_of(action),
+                                                  task_user_only=action.command_executor)
         except (LaunchError, OSError) as exc:
             log.error("%s", exc)
             self._forget_executor_key(action.container_id)

@@ -7,7 +7,9 @@ of the FINISHED or FAILED update of a command that ran is `pack({"exit_status": 
 (its exit status; minus the signal's number when a signal ended it). Kill
 policy: SIGTERM to the task's process group, the task's grace period (default 3 s),
 then SIGKILL; TASK_KILLING first for frameworks that declare TASK_KILLING_STATE.
-A task with a `health_check` is checked while it runs (see corral.executors.health):
+When the agent switches users it names the task's user in TASK_USER_ENV: the command
+runs as that user (uid, gid, its groups; HOME, USER, LOGNAME), the executor stays the
+agent's. A task with a `health_check` is checked while it runs (see corral.executors.health):
 changes of health are sent as TASK_RUNNING updates with `healthy` set, and a task that
 fails its checks is killed. Run as `python -m corral.executors.command` by the agent.
 """
@@ -15,15 +17,18 @@ from __future__ import annotations
 
 import logging
 import os
+import pwd
 import signal
 import subprocess
 import sys
 import threading
+from typing import Any
 
 from corral.engines.common import has_capability
 from corral.executor import Executor, ExecutorDriver
+from corral.executors import TASK_USER_ENV
 from corral.security.links import EXECUTOR_KEY_ENV
-from corral.executors.health import CheckResult, HealthChecker, validate
+from corral.executors.health import CheckResult, HealthChecker, probe, validate
 from corral.protos import corral_pb2 as pb
 from corral.tasks import pack
 
@@ -92,12 +97,25 @@ class CommandExecutor(Executor):
         self._status(driver, pb.TASK_STARTING)
         env = dict(os.environ)
         env.pop(EXECUTOR_KEY_ENV, None)  # the executor's own secret: the task never sees it
+        user = env.pop(TASK_USER_ENV, None)
+        as_user: dict[str, Any] = {}
+        if user:
+            try:
+                account = pwd.getpwnam(user)
+            except KeyError:
+                self._status(driver, pb.TASK_FAILED, f"cannot start command as user {user!r}: no such user",
+                             pb.TaskStatus.REASON_CONTAINER_LAUNCH_FAILED)
+                self._finish(driver)
+                return
+            env.update(HOME=account.pw_dir, USER=user, LOGNAME=user)
+            as_user = {"user": account.pw_uid, "group": account.pw_gid,
+                       "extra_groups": os.getgrouplist(user, account.pw_gid)}
         for var in task.command.environment.variables:
             env[var.name] = var.value
         try:
             self.process = subprocess.Popen(
                 command_argv(task.command), env=env, cwd=driver.sandbox,
-                stdin=subprocess.DEVNULL, start_new_session=True,
+                stdin=subprocess.DEVNULL, start_new_session=True, **as_user,  # type: ignore[arg-type]
             )
         except OSError as exc:
             self._status(driver, pb.TASK_FAILED, f"cannot start command: {exc}",
@@ -108,7 +126,8 @@ class CommandExecutor(Executor):
         threading.Thread(target=self._wait, args=(driver,), name="command-wait", daemon=True).start()
         if task.HasField("health_check"):
             self.checker = HealthChecker(task.health_check, lambda r: self._health_changed(driver, r),
-                                         lambda r: self._unhealthy(driver, r), cwd=driver.sandbox)
+                                         lambda r: self._unhealthy(driver, r), cwd=driver.sandbox,
+                                         run_probe=lambda check, cwd: probe(check, cwd, as_user))
             self.checker.start()
 
     def _health_changed(self, driver: ExecutorDriver, result: CheckResult) -> None:

@@ -19,7 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from corral.protos import corral_pb2 as pb
 
@@ -34,14 +34,15 @@ class CheckResult:
     message: str
 
 
-def probe(check: pb.HealthCheck, cwd: str | None = None) -> CheckResult:
-    """Run one check now."""
+def probe(check: pb.HealthCheck, cwd: str | None = None, as_user: dict[str, Any] | None = None) -> CheckResult:
+    """Run one check now (a command check as the task's user: `as_user`, Popen's user,
+    group and extra_groups, when the executor runs its task as another user)."""
     timeout = check.timeout_seconds
     if check.type == CheckType.COMMAND:
         argv = ["/bin/sh", "-c", check.command.value] if check.command.shell else list(check.command.arguments)
         try:
             result = subprocess.run(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL, timeout=timeout)
+                                    stderr=subprocess.DEVNULL, timeout=timeout, **(as_user or {}))
         except subprocess.TimeoutExpired:
             return CheckResult(False, f"command health check timed out after {timeout:g}s")
         except OSError as exc:

@@ -312,8 +312,11 @@ def test_tasks_run_as_their_user_and_an_unknown_user_fails_the_task(secure: Loca
             return task
 
     assert os.geteuid() == 0, "the agent switches users only as root"
-    scheduler = AsUsers([("as-framework-user", "id -un"), ("as-command-user", "id -un"),
-                         ("as-nobody-knows", "id -un")])
+    # each task prints its own user, then its executor's (the owner of its parent's /proc
+    # entry): corral's command executor stays the agent's user (root), so a corral
+    # installed where only root can read (a venv under a 0700 folder) serves any user
+    who = "id -un; stat -c %U /proc/$PPID"
+    scheduler = AsUsers([("as-framework-user", who), ("as-command-user", who), ("as-nobody-knows", who)])
     info = corral.FrameworkInfo(name="users", user="nobody")
     driver = corral.SchedulerDriver(scheduler, info, secure.master_address, credential=credential(secure, "framework"))
     driver.start()
@@ -328,7 +331,7 @@ def test_tasks_run_as_their_user_and_an_unknown_user_fails_the_task(secure: Loca
         sandboxes = secure.work_dir / "agent-1" / "sandboxes" / scheduler.framework_id
         for task_id, user in (("as-framework-user", "nobody"), ("as-command-user", "daemon")):
             (sandbox,) = (sandboxes / task_id).iterdir()
-            assert (sandbox / "stdout").read_text().strip().splitlines()[-1] == user
+            assert (sandbox / "stdout").read_text().strip().splitlines()[-2:] == [user, "root"]
             assert sandbox.stat().st_uid == pwd.getpwnam(user).pw_uid
     finally:
         driver.stop()

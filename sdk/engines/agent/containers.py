@@ -46,6 +46,10 @@ class LaunchExecutor:
     #: the user it runs as, when the agent switches users: its executor's command user,
     #: else its framework's ("": the agent's own)
     user: str = ""
+    #: corral's own command executor: it stays the agent's user and runs its task's
+    #: command as `user` (so a corral installed where only the agent's user can read
+    #: still serves every user's tasks, as Mesos' libexec executor does)
+    command_executor: bool = False
 
 
 @dataclass(slots=True)

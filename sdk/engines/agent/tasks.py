@@ -90,7 +90,7 @@ class TasksMixin:
                 self.emit(CheckpointExecutor(fid, info, container_id, command_executor, ""))
             self.emit(LaunchExecutor(container_id, fid, info, self._executor_environment(msg.framework, info, container_id),
                                      checkpoint, self._limits(executor, [task]),
-                                     info.command.user or msg.framework.user))
+                                     info.command.user or msg.framework.user, command_executor))
             self.set_timer(AgentTimer.EXECUTOR_REGISTRATION, now + self.config.executor_registration_timeout, (fid, eid))
         volumes = persistent_volumes(list(task.resources) + list(info.resources))
         if volumes:
